@@ -1,0 +1,127 @@
+/* api.c -- /api/v1/ handlers: parameter checks and rendering. The SQL and
+ * the JSON of each row are store.c's. */
+#include "api.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "wire.h"
+
+#define API_DEFAULT_LIMIT 1000u
+#define API_DEFAULT_SPAN_MS (3600 * 1000)
+
+int api_parse_time(const char *s, int64_t *out_ms)
+{
+    struct tm tm;
+    const char *p;
+    char *end;
+    long long ms = 0;
+    time_t t;
+
+    if (s[0] == '\0')
+        return -EINVAL;
+    if (strspn(s, "0123456789") == strlen(s)) {
+        errno = 0;
+        ms = strtoll(s, &end, 10);
+        if (errno || strlen(s) > 15)        /* past year 33658: nonsense */
+            return -EINVAL;
+        *out_ms = ms;
+        return 0;
+    }
+    memset(&tm, 0, sizeof(tm));
+    p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!p)
+        return -EINVAL;
+    if (*p == '.') {                        /* up to 3 digits count */
+        int digits = 0;
+        for (p++; isdigit((unsigned char)*p); p++, digits++)
+            if (digits < 3)
+                ms = ms * 10 + (*p - '0');
+        if (digits == 0)
+            return -EINVAL;
+        for (; digits < 3; digits++)
+            ms *= 10;
+    }
+    if (strcmp(p, "Z") != 0)
+        return -EINVAL;
+    t = timegm(&tm);
+    if (t == (time_t)-1)
+        return -EINVAL;
+    *out_ms = (int64_t)t * 1000 + ms;
+    return 0;
+}
+
+static void api_bad_param(struct reply *r, const char *key,
+                          const char *why)
+{
+    char detail[160];
+
+    snprintf(detail, sizeof(detail), "%.40s: %s", key, why);
+    reply_error(r, 400, "bad parameter", detail);
+}
+
+void api_timeline(struct store *st, const struct api_param *params,
+                  size_t n_params, int64_t now_ms, struct reply *r)
+{
+    struct store_timeline_query q = {
+        .from_ms = now_ms - API_DEFAULT_SPAN_MS,
+        .to_ms = now_ms + 1,
+        .limit = API_DEFAULT_LIMIT,
+    };
+    char *json = NULL;
+    size_t len;
+
+    for (size_t i = 0; i < n_params; i++) {
+        const char *k = params[i].key, *v = params[i].value;
+
+        if (!v || !v[0]) {
+            api_bad_param(r, k, "needs a value");
+            return;
+        }
+        if (strcmp(k, "from") == 0 || strcmp(k, "to") == 0) {
+            int64_t *dst = k[0] == 'f' ? &q.from_ms : &q.to_ms;
+            if (api_parse_time(v, dst) < 0) {
+                api_bad_param(r, k, "expected Unix milliseconds or "
+                              "RFC 3339 UTC such as 2026-11-25T17:00:00Z");
+                return;
+            }
+        } else if (strcmp(k, "cluster") == 0) {
+            if (strlen(v) > WIRE_MAX_STR) {
+                api_bad_param(r, k, "too long");
+                return;
+            }
+            q.cluster = v;
+        } else if (strcmp(k, "limit") == 0) {
+            char *end;
+            long n;
+
+            errno = 0;
+            n = strtol(v, &end, 10);
+            if (errno || *end || n < 1 || n > (long)STORE_TIMELINE_MAX_LIMIT) {
+                api_bad_param(r, k, "expected 1 to 10000");
+                return;
+            }
+            q.limit = (unsigned)n;
+        } else {
+            api_bad_param(r, k, "unknown parameter (from, to, cluster, "
+                          "limit)");
+            return;
+        }
+    }
+    if (q.from_ms >= q.to_ms) {
+        api_bad_param(r, "from", "must be before to");
+        return;
+    }
+    if (store_timeline(st, &q, &json, &len) < 0) {
+        reply_error(r, 503, "store unavailable", "query failed; retry");
+        return;
+    }
+    r->status = 200;
+    r->content_type = "application/json";
+    r->body = (uint8_t *)json;
+    r->len = len;
+}

@@ -1,0 +1,29 @@
+/* api.h -- the JSON query API under /api/v1/. Parses and checks query
+ * parameters, runs the query on the store, renders the reply. Knows
+ * nothing of libmicrohttpd: server.c hands it the parameters. */
+#ifndef SEXTANT_API_H
+#define SEXTANT_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reply.h"
+#include "store.h"
+
+/* One query-string parameter, borrowed from the HTTP layer. */
+struct api_param {
+    const char *key;
+    const char *value;      /* NULL for "?flag" without '=' */
+};
+
+/* Parses a time as Unix milliseconds ("1764090000000") or RFC 3339 UTC
+ * ("2026-11-25T17:00:00Z", fraction optional). 0 or -EINVAL. */
+int api_parse_time(const char *s, int64_t *out_ms);
+
+/* GET /api/v1/timeline?from=&to=&cluster=&limit= into @r (200 JSON, or a
+ * 400 naming the bad parameter, or 503). @now_ms sets the defaults: the
+ * last hour. */
+void api_timeline(struct store *st, const struct api_param *params,
+                  size_t n_params, int64_t now_ms, struct reply *r);
+
+#endif

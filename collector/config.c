@@ -1,0 +1,246 @@
+/* config.c -- parse and check collector.yaml. Knows the schema; the YAML
+ * mechanics and error lines are common/yconf.c's. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+#include "wire.h"
+#include "yconf.h"
+
+#define CONFIG_MAX_TOKEN_FILE 4096u
+#define CONFIG_MIN_TOKEN_LEN  16u      /* short tokens are guessable */
+
+static const char *const config_top_keys[] = {
+    "listen", "db", "log_level", "clusters", "limits", NULL
+};
+static const char *const config_cluster_keys[] = {
+    "name", "token", "token_file", NULL
+};
+static const char *const config_limit_keys[] = {
+    "max_body", "max_inflated", "connections", "connections_per_ip",
+    "connection_timeout", "threads", NULL
+};
+
+void collector_config_free(struct collector_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->n_clusters; i++) {
+        free(cfg->clusters[i].name);
+        if (cfg->clusters[i].token) {
+            explicit_bzero(cfg->clusters[i].token,
+                           strlen(cfg->clusters[i].token));
+            free(cfg->clusters[i].token);
+        }
+    }
+    free(cfg->clusters);
+    free(cfg->listen);
+    free(cfg->db_path);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+/* Reads the token of one cluster entry: inline or from a file, not both. */
+static int config_token(struct yconf *yc, yaml_node_t *m, const char *ctx,
+                        char **out)
+{
+    char *tok = NULL, *file = NULL;
+    size_t len;
+    int rc, has_tok, has_file;
+
+    rc = yconf_str(yc, m, ctx, "token", 0, &tok);
+    if (rc < 0)
+        return rc;
+    has_tok = rc == 0;
+    rc = yconf_str(yc, m, ctx, "token_file", 0, &file);
+    if (rc < 0)
+        goto out;
+    has_file = rc == 0;
+    if (has_tok == has_file) {
+        rc = yconf_fail(yc, m, ctx, "token",
+                        "give exactly one of token and token_file");
+        goto out;
+    }
+    if (has_file) {
+        rc = util_read_file(file, CONFIG_MAX_TOKEN_FILE, &tok, &len);
+        if (rc < 0) {
+            rc = yconf_fail(yc, yconf_find(yc, m, "token_file"), ctx,
+                            "token_file", "cannot read %s: %s", file,
+                            strerror(-rc));
+            goto out;
+        }
+        util_rtrim(tok);
+    }
+    if (strlen(tok) < CONFIG_MIN_TOKEN_LEN || strpbrk(tok, " \t\r\n")) {
+        rc = yconf_fail(yc, yconf_find(yc, m, has_file ? "token_file" : "token"),
+                        ctx, has_file ? "token_file" : "token",
+                        "token must be at least %u characters, no spaces",
+                        CONFIG_MIN_TOKEN_LEN);
+        goto out;
+    }
+    *out = tok;
+    tok = NULL;
+    rc = 0;
+out:
+    free(tok);
+    free(file);
+    return rc;
+}
+
+static int config_clusters(struct yconf *yc, yaml_node_t *root,
+                           struct collector_config *cfg)
+{
+    yaml_node_t *seq;
+    size_t n;
+    int rc;
+
+    rc = yconf_seq(yc, root, "", "clusters", 1, &seq);
+    if (rc)
+        return rc;
+    n = yconf_seq_len(seq);
+    if (n == 0)
+        return yconf_fail(yc, seq, "", "clusters", "list is empty");
+    cfg->clusters = calloc(n, sizeof(*cfg->clusters));
+    if (!cfg->clusters)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct collector_cluster *c = &cfg->clusters[i];
+        yaml_node_t *m = yconf_seq_item(yc, seq, i);
+        char ctx[32];
+
+        snprintf(ctx, sizeof(ctx), "clusters[%zu]", i);
+        if (!m || m->type != YAML_MAPPING_NODE)
+            return yconf_fail(yc, m, ctx, NULL, "expected a mapping");
+        cfg->n_clusters = i + 1;        /* so free() sees this entry */
+        rc = yconf_check_keys(yc, m, ctx, config_cluster_keys);
+        if (rc == 0)
+            rc = yconf_str(yc, m, ctx, "name", 1, &c->name);
+        if (rc == 0 && strlen(c->name) > WIRE_MAX_STR)
+            rc = yconf_fail(yc, m, ctx, "name", "longer than %u bytes",
+                            WIRE_MAX_STR);
+        if (rc == 0)
+            rc = config_token(yc, m, ctx, &c->token);
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(cfg->clusters[j].name, c->name) == 0)
+                return yconf_fail(yc, yconf_find(yc, m, "name"), ctx, "name",
+                                  "cluster \"%s\" is listed twice", c->name);
+            if (strcmp(cfg->clusters[j].token, c->token) == 0)
+                return yconf_fail(yc, m, ctx, "token",
+                                  "same token as clusters[%zu]: a token must "
+                                  "name one cluster", j);
+        }
+    }
+    return 0;
+}
+
+static int config_limits(struct yconf *yc, yaml_node_t *root,
+                         struct collector_config *cfg)
+{
+    yaml_node_t *m;
+    int rc;
+
+    rc = yconf_map(yc, root, "", "limits", 0, &m);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    rc = yconf_check_keys(yc, m, "limits", config_limit_keys);
+    if (rc == 0)
+        rc = yconf_size(yc, m, "limits", "max_body", 0, 1024, 1LL << 30,
+                        &cfg->max_body);
+    if (rc >= 0)
+        rc = yconf_size(yc, m, "limits", "max_inflated", 0, 1024, 1LL << 31,
+                        &cfg->max_inflated);
+    if (rc >= 0)
+        rc = yconf_int(yc, m, "limits", "connections", 0, 1, 65536,
+                       &cfg->conn_limit);
+    if (rc >= 0)
+        rc = yconf_int(yc, m, "limits", "connections_per_ip", 0, 1, 65536,
+                       &cfg->per_ip_limit);
+    if (rc >= 0)
+        rc = yconf_duration_ms(yc, m, "limits", "connection_timeout", 0, 1000,
+                               3600 * 1000, &cfg->conn_timeout_ms);
+    if (rc >= 0)
+        rc = yconf_int(yc, m, "limits", "threads", 0, 1, 256, &cfg->threads);
+    if (rc < 0)
+        return rc;
+    if (cfg->max_inflated < cfg->max_body)
+        return yconf_fail(yc, m, "limits", "max_inflated",
+                          "must not be smaller than max_body");
+    return 0;
+}
+
+int collector_config_load(const char *path, struct collector_config *out,
+                          char *err, size_t err_len)
+{
+    struct collector_config cfg = {
+        .max_body = WIRE_MAX_BODY,
+        .max_inflated = WIRE_MAX_RAW,
+        .conn_limit = 1024,
+        .per_ip_limit = 64,
+        .conn_timeout_ms = 30000,
+        .threads = 4,
+        .log_level = LOGL_INFO,
+    };
+    struct yconf yc;
+    yaml_node_t *root;
+    char *level = NULL;
+    char host[256];
+    uint16_t port;
+    int rc;
+
+    rc = yconf_load(&yc, path);
+    if (rc < 0)
+        goto out;
+    rc = -EINVAL;
+    root = yconf_root(&yc);
+    if (!root)
+        goto out;
+    rc = yconf_check_keys(&yc, root, "", config_top_keys);
+    if (rc == 0)
+        rc = yconf_str(&yc, root, "", "listen", 1, &cfg.listen);
+    if (rc == 0 && util_parse_hostport(cfg.listen, host, sizeof(host),
+                                       &port) < 0)
+        rc = yconf_fail(&yc, yconf_find(&yc, root, "listen"), "", "listen",
+                        "expected HOST:PORT, got \"%s\"", cfg.listen);
+    if (rc == 0)
+        rc = yconf_str(&yc, root, "", "db", 1, &cfg.db_path);
+    if (rc == 0)
+        rc = yconf_str(&yc, root, "", "log_level", 0, &level);
+    if (rc == 0 && log_parse_level(level, &cfg.log_level) < 0)
+        rc = yconf_fail(&yc, yconf_find(&yc, root, "log_level"), "",
+                        "log_level", "expected error, warn, info or debug");
+    if (rc >= 0)
+        rc = config_limits(&yc, root, &cfg);
+    if (rc >= 0)
+        rc = config_clusters(&yc, root, &cfg);
+    if (rc == -ENOMEM)
+        yconf_fail(&yc, root, "", NULL, "out of memory");
+out:
+    if (rc < 0) {
+        snprintf(err, err_len, "%s", yc.err);
+        collector_config_free(&cfg);
+    } else {
+        *out = cfg;
+        rc = 0;
+    }
+    free(level);
+    yconf_free(&yc);
+    return rc;
+}
+
+const struct collector_cluster *
+collector_config_cluster_by_token(const struct collector_config *cfg,
+                                  const char *token)
+{
+    const struct collector_cluster *hit = NULL;
+
+    /* Compare against every token, so timing tells nothing of which. */
+    for (size_t i = 0; i < cfg->n_clusters; i++)
+        if (util_consttime_eq(cfg->clusters[i].token, token))
+            hit = &cfg->clusters[i];
+    return hit;
+}

@@ -1,0 +1,42 @@
+/* config.h -- the collector's configuration, read from YAML. A value type:
+ * loading builds a new one, so a later reload can swap it whole. */
+#ifndef SEXTANT_COLLECTOR_CONFIG_H
+#define SEXTANT_COLLECTOR_CONFIG_H
+
+#include <stddef.h>
+
+#include "log.h"
+
+/* A cluster allowed to send, and the bearer token its agents present. */
+struct collector_cluster {
+    char *name;
+    char *token;            /* secret: never logged */
+};
+
+struct collector_config {
+    char *listen;                       /* "HOST:PORT"; port 0 = any free */
+    char *db_path;
+    struct collector_cluster *clusters;
+    size_t n_clusters;
+    long long max_body;                 /* compressed ingest bytes */
+    long long max_inflated;             /* after inflate */
+    long long conn_limit;               /* total connections */
+    long long per_ip_limit;             /* connections per client IP */
+    long long conn_timeout_ms;          /* idle/slow connection timeout */
+    long long threads;                  /* HTTP worker threads */
+    enum log_level log_level;
+};
+
+/* Loads @path. On error returns -EINVAL (or -ENOENT) and writes one line
+ * "FILE:LINE: key: message" to @err; @out is then untouched. */
+int collector_config_load(const char *path, struct collector_config *out,
+                          char *err, size_t err_len);
+void collector_config_free(struct collector_config *cfg);
+
+/* The cluster whose token is @token, compared in constant time; NULL if
+ * none. */
+const struct collector_cluster *
+collector_config_cluster_by_token(const struct collector_config *cfg,
+                                  const char *token);
+
+#endif

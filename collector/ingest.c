@@ -1,0 +1,70 @@
+/* ingest.c -- decode, validate, authorize and store one batch; build the
+ * Ack or the JSON error. The body is hostile: the inflate cap and the
+ * validation limits live in proto/wire.c and the config. */
+#include "ingest.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+#include "wire.h"
+
+void ingest_handle(const struct collector_config *cfg, struct store *st,
+                   const struct collector_cluster *cluster,
+                   const uint8_t *body, size_t len, struct reply *r)
+{
+    Sextant__V1__Batch *b = NULL;
+    Sextant__V1__Ack ack = SEXTANT__V1__ACK__INIT;
+    char err[WIRE_ERR_LEN] = "";
+    char detail[WIRE_ERR_LEN + 64];
+    int64_t recv_ms = util_now_ms();
+    uint64_t acked;
+    int rc;
+
+    rc = wire_batch_decode(body, len, (size_t)cfg->max_inflated, &b, err,
+                           sizeof(err));
+    if (rc == -EMSGSIZE && strncmp(err, "inflate", 7) == 0) {
+        reply_error(r, 413, "body too large", err);
+        goto out;
+    }
+    if (rc == -ENOMEM) {
+        reply_error(r, 503, "out of memory", "try again later");
+        goto out;
+    }
+    if (rc < 0) {
+        reply_error(r, 400, "malformed batch", err);
+        goto out;
+    }
+    if (strcmp(b->cluster, cluster->name) != 0) {
+        snprintf(detail, sizeof(detail),
+                 "token is for cluster \"%s\", batch names another",
+                 cluster->name);
+        reply_error(r, 403, "wrong cluster", detail);
+        goto out;
+    }
+    rc = store_ingest(st, b, recv_ms, &acked);
+    if (rc < 0) {
+        reply_error(r, 503, "store unavailable",
+                     "the batch was not stored; retry");
+        goto out;
+    }
+    ack.epoch = b->epoch;
+    ack.acked_seq = acked;
+    ack.received_unix_ms = recv_ms;
+    if (wire_ack_encode(&ack, &r->body, &r->len) < 0) {
+        reply_error(r, 500, "internal error", "cannot encode ack");
+        goto out;
+    }
+    r->status = 200;
+    r->content_type = "application/x-protobuf";
+    log_msg(LOGL_DEBUG, "ingest", "%s/%s: %zu events, acked %llu",
+            b->cluster, b->node, b->n_events, (unsigned long long)acked);
+out:
+    if (r->status != 200)
+        log_msg(LOGL_WARN, "ingest", "cluster %s: %u: %s", cluster->name,
+                r->status, err[0] ? err : "rejected");
+    wire_batch_free(b);
+}

@@ -1,0 +1,131 @@
+/* main.c -- sextant-collector: parse the command line and the config, open
+ * the store, serve until SIGTERM/SIGINT, then stop cleanly. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+#include "store.h"
+#include "util.h"
+
+#define COLLECTOR_GRACE_MS 10000   /* in-flight requests at shutdown */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: sextant-collector --config FILE [--listen HOST:PORT] "
+        "[--db PATH]\n"
+        "\n"
+        "Receives event batches from Sextant agents, stores them in SQLite\n"
+        "and serves the timeline API.\n"
+        "\n"
+        "  -c, --config FILE      YAML configuration (see "
+        "examples/collector.yaml)\n"
+        "  -l, --listen HOST:PORT override the config's listen address\n"
+        "  -d, --db PATH          override the config's database path\n"
+        "  -h, --help             this text\n"
+        "  -V, --version          print the version\n");
+}
+
+static int replace(char **dst, const char *src)
+{
+    char *s = strdup(src);
+
+    if (!s)
+        return -ENOMEM;
+    free(*dst);
+    *dst = s;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "listen", required_argument, NULL, 'l' },
+        { "db", required_argument, NULL, 'd' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config_path = NULL, *listen = NULL, *db = NULL;
+    struct collector_config cfg;
+    struct store *st = NULL;
+    struct server *srv = NULL;
+    char err[600], host[128];
+    uint16_t port;
+    sigset_t sigs;
+    int opt, sig, rc;
+
+    while ((opt = getopt_long(argc, argv, "c:l:d:hV", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'd': db = optarg; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("sextant-collector %s\n", SEXTANT_VERSION); return 0;
+        default:    /* getopt named the bad option on its own line */
+            return 2;
+        }
+    }
+    if (!config_path || optind != argc) {
+        fprintf(stderr, "sextant-collector: --config FILE is required "
+                        "(try --help)\n");
+        return 2;
+    }
+    if (listen && util_parse_hostport(listen, host, sizeof(host), &port) < 0) {
+        fprintf(stderr, "sextant-collector: --listen: expected HOST:PORT, "
+                        "got \"%s\"\n", listen);
+        return 2;
+    }
+    if (collector_config_load(config_path, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    if ((listen && replace(&cfg.listen, listen) < 0) ||
+        (db && replace(&cfg.db_path, db) < 0)) {
+        collector_config_free(&cfg);
+        return 1;
+    }
+    log_set_level(cfg.log_level);
+
+    /* Signals go to this thread alone, through sigwait below: every thread
+     * started from here on inherits the blocked mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = store_open(cfg.db_path, &st);
+    if (rc < 0) {
+        log_msg(LOGL_ERROR, "main", "cannot open database %s: %s",
+                cfg.db_path, strerror(-rc));
+        goto out;
+    }
+    rc = server_start(&cfg, st, &srv);
+    if (rc < 0)
+        goto out;
+    log_msg(LOGL_INFO, "main", "sextant-collector %s: %zu clusters, db %s",
+            SEXTANT_VERSION, cfg.n_clusters, cfg.db_path);
+    do {
+        rc = sigwait(&sigs, &sig);
+    } while (rc == EINTR);
+    log_msg(LOGL_INFO, "main", "signal %d: stopping", sig);
+    server_stop(srv, COLLECTOR_GRACE_MS);
+    srv = NULL;
+    rc = 0;
+out:
+    server_stop(srv, 0);
+    store_close(st);
+    collector_config_free(&cfg);
+    if (rc == 0)
+        log_msg(LOGL_INFO, "main", "stopped");
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,21 @@
+/* reply.h -- a response built by a handler before server.c sends it: a
+ * status, a content type and an owned body. Errors are always JSON
+ * {"error": ..., "detail": ...}. */
+#ifndef SEXTANT_REPLY_H
+#define SEXTANT_REPLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct reply {
+    unsigned status;
+    uint8_t *body;              /* owned: free() it; may be NULL */
+    size_t len;
+    const char *content_type;   /* static string */
+};
+
+/* Fills @r with a JSON error; on allocation failure the body is empty. */
+void reply_error(struct reply *r, unsigned status, const char *error,
+                 const char *detail);
+
+#endif

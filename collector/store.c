@@ -1,0 +1,633 @@
+/* store.c -- SQLite schema, migrations, ingest and timeline queries.
+ * Does not parse HTTP or protobuf (see server.c, proto/wire.c); it takes
+ * decoded, validated batches. */
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonw.h"
+#include "log.h"
+
+#define STORE_READERS        8           /* idle read connections kept */
+#define STORE_BUSY_MS        5000
+#define STORE_TIMELINE_BYTES (64u << 20) /* reply cap */
+#define STORE_FIELDS_BYTES   (1u << 20)  /* one event's JSON fields */
+
+/* Schema migrations, applied in order; PRAGMA user_version counts how many
+ * ran, and step N sets it to N itself (a pragma takes no bound parameter,
+ * and we never build SQL with printf). Never edit a shipped step: append. */
+static const char *const store_migrations[] = {
+    /* 1: agents with their watermark, and events. */
+    "CREATE TABLE agents ("
+    "  id INTEGER PRIMARY KEY,"
+    "  cluster TEXT NOT NULL,"
+    "  region TEXT NOT NULL,"
+    "  node TEXT NOT NULL,"
+    "  epoch INTEGER NOT NULL,"         /* u64 stored as its i64 bits */
+    "  acked_seq INTEGER NOT NULL DEFAULT 0," /* highest contiguous seq */
+    "  agent_version TEXT NOT NULL DEFAULT '',"
+    "  first_seen_ms INTEGER NOT NULL,"
+    "  last_seen_ms INTEGER NOT NULL,"
+    "  UNIQUE (cluster, node, epoch));"
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
+    "  seq INTEGER,"                    /* NULL for collector-made events */
+    "  unix_ms INTEGER NOT NULL,"       /* agent clock */
+    "  recv_ms INTEGER NOT NULL,"       /* collector clock */
+    "  kind TEXT NOT NULL,"
+    "  target TEXT,"
+    "  data TEXT NOT NULL,"             /* the kind's fields, JSON */
+    "  UNIQUE (agent_id, seq));"
+    "CREATE INDEX events_time ON events (unix_ms);"
+    "PRAGMA user_version = 1;",
+};
+#define STORE_SCHEMA_VERSION \
+    ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
+
+struct store {
+    char *path;
+    pthread_mutex_t wlock;      /* serializes everything on wdb */
+    sqlite3 *wdb;               /* under wlock only; WAL */
+    sqlite3_stmt *agent_get;    /* prepared on wdb */
+    sqlite3_stmt *agent_ins;
+    sqlite3_stmt *agent_upd;
+    sqlite3_stmt *event_ins;
+    sqlite3_stmt *begin, *commit, *rollback;
+
+    pthread_mutex_t rlock;      /* guards the idle reader list */
+    sqlite3 *readers[STORE_READERS];
+    size_t n_readers;
+};
+
+static int store_exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        log_msg(LOGL_ERROR, "store", "%s: %s", sql, msg ? msg : "?");
+        sqlite3_free(msg);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int store_user_version(sqlite3 *db, int *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -EIO;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        *out = sqlite3_column_int(st, 0);
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Applies every migration the file has not seen yet, each in its own
+ * transaction together with the new user_version. */
+static int store_migrate(sqlite3 *db)
+{
+    int v, rc;
+
+    rc = store_user_version(db, &v);
+    if (rc < 0)
+        return rc;
+    if (v > STORE_SCHEMA_VERSION) {
+        log_msg(LOGL_ERROR, "store", "database schema %d is newer than this "
+                "collector (%d)", v, STORE_SCHEMA_VERSION);
+        return -EPROTO;
+    }
+    for (; v < STORE_SCHEMA_VERSION; v++) {
+        int now;
+
+        if (store_exec(db, "BEGIN IMMEDIATE") < 0)
+            return -EIO;
+        if (store_exec(db, store_migrations[v]) < 0 ||
+            store_user_version(db, &now) < 0 || now != v + 1) {
+            log_msg(LOGL_ERROR, "store", "migration %d failed", v + 1);
+            store_exec(db, "ROLLBACK");
+            return -EIO;
+        }
+        if (store_exec(db, "COMMIT") < 0)
+            return -EIO;
+        log_msg(LOGL_INFO, "store", "schema migrated to version %d", v + 1);
+    }
+    return 0;
+}
+
+static int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out,
+                           NULL) != SQLITE_OK) {
+        log_msg(LOGL_ERROR, "store", "prepare: %s", sqlite3_errmsg(db));
+        return -EIO;
+    }
+    return 0;
+}
+
+int store_open(const char *path, struct store **out)
+{
+    struct store *st;
+    int rc = -EIO;
+
+    st = calloc(1, sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    pthread_mutex_init(&st->wlock, NULL);
+    pthread_mutex_init(&st->rlock, NULL);
+    st->path = strdup(path);
+    if (!st->path) {
+        rc = -ENOMEM;
+        goto err;
+    }
+    if (sqlite3_open_v2(path, &st->wdb,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        log_msg(LOGL_ERROR, "store", "open %s: %s", path,
+                st->wdb ? sqlite3_errmsg(st->wdb) : "out of memory");
+        goto err;
+    }
+    sqlite3_busy_timeout(st->wdb, STORE_BUSY_MS);
+    /* WAL: readers never block the writer. synchronous=FULL: a batch is
+     * acked only after its commit is on disk, so not even a power cut
+     * loses an acked event (NORMAL would survive kill -9 only). */
+    if (store_exec(st->wdb, "PRAGMA journal_mode=WAL") < 0 ||
+        store_exec(st->wdb, "PRAGMA synchronous=FULL") < 0 ||
+        store_exec(st->wdb, "PRAGMA foreign_keys=ON") < 0)
+        goto err;
+    rc = store_migrate(st->wdb);
+    if (rc < 0)
+        goto err;
+    rc = -EIO;
+    if (store_prepare(st->wdb,
+                      "SELECT id, acked_seq FROM agents"
+                      " WHERE cluster = ?1 AND node = ?2 AND epoch = ?3",
+                      &st->agent_get) < 0 ||
+        store_prepare(st->wdb,
+                      "INSERT INTO agents (cluster, region, node, epoch,"
+                      " agent_version, first_seen_ms, last_seen_ms)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                      &st->agent_ins) < 0 ||
+        store_prepare(st->wdb,
+                      "UPDATE agents SET acked_seq = ?2, region = ?3,"
+                      " agent_version = ?4, last_seen_ms = ?5 WHERE id = ?1",
+                      &st->agent_upd) < 0 ||
+        store_prepare(st->wdb,
+                      "INSERT INTO events (agent_id, seq, unix_ms, recv_ms,"
+                      " kind, target, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                      &st->event_ins) < 0 ||
+        store_prepare(st->wdb, "BEGIN IMMEDIATE", &st->begin) < 0 ||
+        store_prepare(st->wdb, "COMMIT", &st->commit) < 0 ||
+        store_prepare(st->wdb, "ROLLBACK", &st->rollback) < 0)
+        goto err;
+    *out = st;
+    return 0;
+err:
+    store_close(st);
+    return rc;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    sqlite3_finalize(st->agent_get);
+    sqlite3_finalize(st->agent_ins);
+    sqlite3_finalize(st->agent_upd);
+    sqlite3_finalize(st->event_ins);
+    sqlite3_finalize(st->begin);
+    sqlite3_finalize(st->commit);
+    sqlite3_finalize(st->rollback);
+    /* Readers first: the last connection to close checkpoints and removes
+     * the WAL, and only the writer may. */
+    for (size_t i = 0; i < st->n_readers; i++)
+        sqlite3_close(st->readers[i]);
+    if (st->wdb && sqlite3_close(st->wdb) != SQLITE_OK)
+        log_msg(LOGL_ERROR, "store", "close: %s", sqlite3_errmsg(st->wdb));
+    pthread_mutex_destroy(&st->wlock);
+    pthread_mutex_destroy(&st->rlock);
+    free(st->path);
+    free(st);
+}
+
+/* Runs a prepared statement that returns no rows, then resets it. */
+static int store_step_done(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_DONE) {
+        log_msg(LOGL_ERROR, "store", "%s: %s", sqlite3_sql(s),
+                sqlite3_errmsg(sqlite3_db_handle(s)));
+        return -EIO;
+    }
+    return 0;
+}
+
+static const char *store_health_name(Sextant__V1__Health h)
+{
+    switch (h) {
+    case SEXTANT__V1__HEALTH__HEALTH_HEALTHY:   return "healthy";
+    case SEXTANT__V1__HEALTH__HEALTH_UNHEALTHY: return "unhealthy";
+    default:                                    return "unknown";
+    }
+}
+
+static const char *store_probe_type_name(Sextant__V1__ProbeType t)
+{
+    switch (t) {
+    case SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_HTTP:   return "http";
+    case SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_TCP:    return "tcp";
+    case SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_DNS:    return "dns";
+    case SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_METRIC: return "metric";
+    case SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_KUBE:   return "kube";
+    default:                                         return "unknown";
+    }
+}
+
+static const char *store_phase_name(Sextant__V1__LifecyclePhase p)
+{
+    switch (p) {
+    case SEXTANT__V1__LIFECYCLE_PHASE__LIFECYCLE_PHASE_START:  return "start";
+    case SEXTANT__V1__LIFECYCLE_PHASE__LIFECYCLE_PHASE_STOP:   return "stop";
+    case SEXTANT__V1__LIFECYCLE_PHASE__LIFECYCLE_PHASE_RELOAD: return "reload";
+    default:                                                   return "unknown";
+    }
+}
+
+static void store_answers(struct jsonw *w, const char *key,
+                          Sextant__V1__DnsAnswer **a, size_t n)
+{
+    jsonw_key(w, key);
+    jsonw_arr_begin(w);
+    for (size_t i = 0; i < n; i++) {
+        jsonw_obj_begin(w);
+        jsonw_key(w, "type");
+        jsonw_str(w, a[i]->type);
+        jsonw_key(w, "value");
+        jsonw_str(w, a[i]->value);
+        jsonw_key(w, "ttl");
+        jsonw_uint(w, a[i]->ttl);
+        jsonw_obj_end(w);
+    }
+    jsonw_arr_end(w);
+}
+
+/* Writes the kind-specific fields of @ev as one JSON object and returns the
+ * event's target (borrowed from @ev, NULL when it has none). */
+static const char *store_event_fields(const Sextant__V1__Event *ev,
+                                      struct jsonw *w)
+{
+    const char *target = NULL;
+
+    jsonw_obj_begin(w);
+    switch (ev->kind_case) {
+    case SEXTANT__V1__EVENT__KIND_PROBE: {
+        const Sextant__V1__ProbeResult *p = ev->probe;
+        const Sextant__V1__Timings *t = p->timings;
+
+        target = p->target;
+        jsonw_key(w, "type");
+        jsonw_str(w, store_probe_type_name(p->type));
+        jsonw_key(w, "ok");
+        jsonw_bool(w, p->ok);
+        jsonw_key(w, "status");
+        jsonw_int(w, p->status);
+        jsonw_key(w, "error");
+        jsonw_str(w, p->error);
+        jsonw_key(w, "dns_us");
+        jsonw_uint(w, t ? t->dns_us : 0);
+        jsonw_key(w, "connect_us");
+        jsonw_uint(w, t ? t->connect_us : 0);
+        jsonw_key(w, "tls_us");
+        jsonw_uint(w, t ? t->tls_us : 0);
+        jsonw_key(w, "first_byte_us");
+        jsonw_uint(w, t ? t->first_byte_us : 0);
+        jsonw_key(w, "total_us");
+        jsonw_uint(w, t ? t->total_us : 0);
+        jsonw_key(w, "served_by");
+        jsonw_str(w, p->served_by);
+        jsonw_key(w, "cert_not_after_ms");
+        jsonw_int(w, p->cert_not_after_unix_ms);
+        break;
+    }
+    case SEXTANT__V1__EVENT__KIND_STATE:
+        target = ev->state->target;
+        jsonw_key(w, "from");
+        jsonw_str(w, store_health_name(ev->state->from));
+        jsonw_key(w, "to");
+        jsonw_str(w, store_health_name(ev->state->to));
+        jsonw_key(w, "reason");
+        jsonw_str(w, ev->state->reason);
+        break;
+    case SEXTANT__V1__EVENT__KIND_DNS:
+        target = ev->dns->target[0] ? ev->dns->target : ev->dns->name;
+        jsonw_key(w, "name");
+        jsonw_str(w, ev->dns->name);
+        store_answers(w, "old", ev->dns->old_answers,
+                      ev->dns->n_old_answers);
+        store_answers(w, "new", ev->dns->new_answers,
+                      ev->dns->n_new_answers);
+        break;
+    case SEXTANT__V1__EVENT__KIND_METRIC:
+        target = ev->metric->target[0] ? ev->metric->target : NULL;
+        jsonw_key(w, "name");
+        jsonw_str(w, ev->metric->name);
+        jsonw_key(w, "labels");
+        jsonw_obj_begin(w);
+        for (size_t i = 0; i < ev->metric->n_labels; i++) {
+            jsonw_key(w, ev->metric->labels[i]->name);
+            jsonw_str(w, ev->metric->labels[i]->value);
+        }
+        jsonw_obj_end(w);
+        jsonw_key(w, "value");
+        jsonw_double(w, ev->metric->value);
+        break;
+    case SEXTANT__V1__EVENT__KIND_FAILOVER:
+        jsonw_key(w, "kind");
+        jsonw_str(w, ev->failover->kind);
+        jsonw_key(w, "from");
+        jsonw_str(w, ev->failover->from_region);
+        jsonw_key(w, "to");
+        jsonw_str(w, ev->failover->to_region);
+        jsonw_key(w, "text");
+        jsonw_str(w, ev->failover->text);
+        break;
+    case SEXTANT__V1__EVENT__KIND_LIFECYCLE:
+        jsonw_key(w, "phase");
+        jsonw_str(w, store_phase_name(ev->lifecycle->phase));
+        jsonw_key(w, "version");
+        jsonw_str(w, ev->lifecycle->version);
+        jsonw_key(w, "detail");
+        jsonw_str(w, ev->lifecycle->detail);
+        break;
+    default:                    /* a kind from a newer agent: keep the row */
+        break;
+    }
+    jsonw_obj_end(w);
+    return target && target[0] ? target : NULL;
+}
+
+static int store_insert_event(struct store *st, int64_t agent_id,
+                              uint64_t seq, int64_t unix_ms, int64_t recv_ms,
+                              const char *kind, const char *target,
+                              const char *data)
+{
+    sqlite3_stmt *s = st->event_ins;
+
+    if (sqlite3_bind_int64(s, 1, agent_id) != SQLITE_OK ||
+        (seq ? sqlite3_bind_int64(s, 2, (int64_t)seq)
+             : sqlite3_bind_null(s, 2)) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 3, unix_ms) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 4, recv_ms) != SQLITE_OK ||
+        sqlite3_bind_text(s, 5, kind, -1, SQLITE_STATIC) != SQLITE_OK ||
+        (target ? sqlite3_bind_text(s, 6, target, -1, SQLITE_STATIC)
+                : sqlite3_bind_null(s, 6)) != SQLITE_OK ||
+        sqlite3_bind_text(s, 7, data, -1, SQLITE_STATIC) != SQLITE_OK) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return -EIO;
+    }
+    return store_step_done(s);
+}
+
+/* A jump forward in seq: the agent lost events 'from'..'to'. Stored as an
+ * event of its own so the timeline shows it. */
+static int store_insert_gap(struct store *st, int64_t agent_id,
+                            uint64_t from, uint64_t to, int64_t unix_ms,
+                            int64_t recv_ms)
+{
+    char data[96];
+
+    snprintf(data, sizeof(data),
+             "{\"from_seq\":%llu,\"to_seq\":%llu,\"count\":%llu}",
+             (unsigned long long)from, (unsigned long long)to,
+             (unsigned long long)(to - from + 1));
+    return store_insert_event(st, agent_id, 0, unix_ms, recv_ms, "gap", NULL,
+                              data);
+}
+
+/* Finds or creates the agent row; writes its id and watermark. */
+static int store_agent(struct store *st, const Sextant__V1__Batch *b,
+                       int64_t recv_ms, int64_t *id, uint64_t *acked)
+{
+    sqlite3_stmt *s = st->agent_get;
+    int64_t epoch = (int64_t)b->epoch;   /* same 64 bits */
+    int rc = -EIO, step;
+
+    if (sqlite3_bind_text(s, 1, b->cluster, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(s, 2, b->node, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 3, epoch) != SQLITE_OK)
+        goto out;
+    step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        *id = sqlite3_column_int64(s, 0);
+        *acked = (uint64_t)sqlite3_column_int64(s, 1);
+        rc = 0;
+        goto out;
+    }
+    if (step != SQLITE_DONE)
+        goto out;
+    sqlite3_reset(s);
+    s = st->agent_ins;
+    if (sqlite3_bind_text(s, 1, b->cluster, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(s, 2, b->region, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(s, 3, b->node, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 4, epoch) != SQLITE_OK ||
+        sqlite3_bind_text(s, 5, b->agent_version, -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        sqlite3_bind_int64(s, 6, recv_ms) != SQLITE_OK)
+        goto out;
+    if (sqlite3_step(s) != SQLITE_DONE)
+        goto out;
+    *id = sqlite3_last_insert_rowid(st->wdb);
+    *acked = 0;
+    rc = 0;
+out:
+    if (rc < 0)
+        log_msg(LOGL_ERROR, "store", "agent row: %s",
+                sqlite3_errmsg(st->wdb));
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
+static int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
+                               int64_t recv_ms, uint64_t *acked_seq)
+{
+    struct jsonw w;
+    uint64_t acked;
+    int64_t agent_id;
+    sqlite3_stmt *s;
+    int rc;
+
+    rc = store_agent(st, b, recv_ms, &agent_id, &acked);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < b->n_events; i++) {
+        const Sextant__V1__Event *ev = b->events[i];
+        const char *target;
+
+        if (ev->seq <= acked)           /* replay: stored already */
+            continue;
+        if (ev->seq > acked + 1) {
+            rc = store_insert_gap(st, agent_id, acked + 1, ev->seq - 1,
+                                  ev->unix_ms, recv_ms);
+            if (rc < 0)
+                return rc;
+        }
+        jsonw_init(&w, STORE_FIELDS_BYTES);
+        target = store_event_fields(ev, &w);
+        rc = w.err ? w.err
+                   : store_insert_event(st, agent_id, ev->seq, ev->unix_ms,
+                                        recv_ms, wire_event_kind(ev), target,
+                                        w.buf);
+        jsonw_free(&w);
+        if (rc < 0)
+            return rc;
+        acked = ev->seq;
+    }
+    s = st->agent_upd;
+    if (sqlite3_bind_int64(s, 1, agent_id) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, (int64_t)acked) != SQLITE_OK ||
+        sqlite3_bind_text(s, 3, b->region, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(s, 4, b->agent_version, -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        sqlite3_bind_int64(s, 5, recv_ms) != SQLITE_OK) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return -EIO;
+    }
+    rc = store_step_done(s);
+    if (rc == 0)
+        *acked_seq = acked;
+    return rc;
+}
+
+int store_ingest(struct store *st, const Sextant__V1__Batch *b,
+                 int64_t recv_ms, uint64_t *acked_seq)
+{
+    uint64_t acked = 0;
+    int rc;
+
+    pthread_mutex_lock(&st->wlock);
+    rc = store_step_done(st->begin);
+    if (rc == 0) {
+        rc = store_ingest_locked(st, b, recv_ms, &acked);
+        if (rc == 0)
+            rc = store_step_done(st->commit);
+        if (rc < 0 && !sqlite3_get_autocommit(st->wdb))
+            store_step_done(st->rollback);
+    }
+    pthread_mutex_unlock(&st->wlock);
+    if (rc == 0)
+        *acked_seq = acked;
+    return rc;
+}
+
+/* Takes an idle read-only connection, or opens one. */
+static sqlite3 *store_reader_get(struct store *st)
+{
+    sqlite3 *db = NULL;
+
+    pthread_mutex_lock(&st->rlock);
+    if (st->n_readers > 0)
+        db = st->readers[--st->n_readers];
+    pthread_mutex_unlock(&st->rlock);
+    if (db)
+        return db;
+    if (sqlite3_open_v2(st->path, &db,
+                        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        log_msg(LOGL_ERROR, "store", "read connection: %s",
+                db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, STORE_BUSY_MS);
+    return db;
+}
+
+static void store_reader_put(struct store *st, sqlite3 *db)
+{
+    pthread_mutex_lock(&st->rlock);
+    if (st->n_readers < STORE_READERS) {
+        st->readers[st->n_readers++] = db;
+        db = NULL;
+    }
+    pthread_mutex_unlock(&st->rlock);
+    sqlite3_close(db);
+}
+
+int store_timeline(struct store *st, const struct store_timeline_query *q,
+                   char **out, size_t *out_len)
+{
+    static const char sql[] =
+        "SELECT json_object("
+        "  'cluster', a.cluster, 'region', a.region, 'node', a.node,"
+        "  'epoch', printf('%016x', a.epoch), 'seq', e.seq,"
+        "  'kind', e.kind, 'target', e.target,"
+        "  'time_ms', e.unix_ms,"
+        "  'time', strftime('%Y-%m-%dT%H:%M:%fZ', e.unix_ms / 1000.0,"
+        "                   'unixepoch'),"
+        "  'received_ms', e.recv_ms,"
+        "  'fields', json(e.data))"
+        " FROM events e JOIN agents a ON a.id = e.agent_id"
+        " WHERE e.unix_ms >= ?1 AND e.unix_ms < ?2"
+        "   AND (?3 IS NULL OR a.cluster = ?3)"
+        " ORDER BY e.unix_ms, e.id LIMIT ?4";
+    sqlite3_stmt *s = NULL;
+    struct jsonw w;
+    unsigned count = 0;
+    sqlite3 *db;
+    int rc = -EIO, step;
+
+    db = store_reader_get(st);
+    if (!db)
+        return -EIO;
+    jsonw_init(&w, STORE_TIMELINE_BYTES);
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 1, q->from_ms) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, q->to_ms) != SQLITE_OK ||
+        (q->cluster ? sqlite3_bind_text(s, 3, q->cluster, -1, SQLITE_STATIC)
+                    : sqlite3_bind_null(s, 3)) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 4, (int64_t)q->limit + 1) != SQLITE_OK)
+        goto out;
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "events");
+    jsonw_arr_begin(&w);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW && count < q->limit) {
+        jsonw_value(&w, (const char *)sqlite3_column_text(s, 0));
+        count++;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        goto out;
+    jsonw_arr_end(&w);
+    jsonw_key(&w, "count");
+    jsonw_uint(&w, count);
+    jsonw_key(&w, "truncated");
+    jsonw_bool(&w, step == SQLITE_ROW);  /* a row past the limit exists */
+    jsonw_obj_end(&w);
+    rc = w.err;
+    if (rc == 0) {
+        *out = jsonw_take(&w, out_len);
+        rc = *out ? 0 : -ENOMEM;
+    }
+out:
+    if (rc == -EIO)
+        log_msg(LOGL_ERROR, "store", "timeline: %s", sqlite3_errmsg(db));
+    jsonw_free(&w);
+    sqlite3_finalize(s);
+    store_reader_put(st, db);
+    return rc;
+}

@@ -1,0 +1,144 @@
+/* util.c -- clocks, randomness, host:port parsing and bounded file reads. */
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t util_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t util_mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int util_random_u64(uint64_t *out)
+{
+    uint64_t v;
+    ssize_t n = getrandom(&v, sizeof(v), 0);
+
+    if (n != (ssize_t)sizeof(v))
+        return n < 0 ? -errno : -EIO;
+    *out = v;
+    return 0;
+}
+
+int util_parse_hostport(const char *s, char *host, size_t host_len,
+                        uint16_t *port)
+{
+    const char *colon, *h = s;
+    size_t hl;
+    char *end;
+    long p;
+
+    if (s[0] == '[') {                  /* [v6]:port */
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':')
+            return -EINVAL;
+        h = s + 1;
+        hl = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || memchr(s, ':', (size_t)(colon - s)))
+            return -EINVAL;
+        hl = (size_t)(colon - s);
+    }
+    if (hl == 0 || hl >= host_len || !isdigit((unsigned char)colon[1]))
+        return -EINVAL;
+    errno = 0;
+    p = strtol(colon + 1, &end, 10);
+    if (errno || *end || p < 0 || p > 65535)
+        return -EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+int util_read_file(const char *path, size_t cap, char **out, size_t *out_len)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    struct stat sb;
+    int fd, rc;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &sb) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if ((uint64_t)sb.st_size > cap) {
+        rc = -EFBIG;
+        goto out;
+    }
+    buf = malloc(cap + 1);
+    if (!buf) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (;;) {                          /* size may change under us: cap it */
+        ssize_t n = read(fd, buf + len, cap + 1 - len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > cap) {
+            rc = -EFBIG;
+            goto out;
+        }
+    }
+    buf[len] = '\0';
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int util_consttime_eq(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
+    unsigned char diff = (unsigned char)(la != lb);
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ca = i < la ? (unsigned char)a[i] : 0;
+        unsigned char cb = i < lb ? (unsigned char)b[i] : 0;
+        diff |= (unsigned char)(ca ^ cb);
+    }
+    return diff == 0;
+}
+
+void util_rtrim(char *s)
+{
+    size_t n = strlen(s);
+
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+}

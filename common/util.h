@@ -1,0 +1,28 @@
+/* util.h -- small helpers shared by agent and collector: clocks, random
+ * numbers, host:port parsing, bounded file reads, constant-time compare. */
+#ifndef SEXTANT_UTIL_H
+#define SEXTANT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int64_t util_now_ms(void);           /* wall clock, Unix ms UTC */
+int64_t util_mono_us(void);          /* monotonic clock, microseconds */
+int util_random_u64(uint64_t *out);  /* getrandom(); 0 or -errno */
+
+/* Splits "host:port" or "[v6]:port". Writes host (NUL-terminated, at most
+ * host_len - 1 bytes) and port only on success; -EINVAL otherwise. */
+int util_parse_hostport(const char *s, char *host, size_t host_len,
+                        uint16_t *port);
+
+/* Reads at most @cap bytes of @path into a NUL-terminated buffer; the
+ * caller frees. -EFBIG if the file is larger than @cap. */
+int util_read_file(const char *path, size_t cap, char **out, size_t *out_len);
+
+/* Compares two strings in time that depends only on their lengths. */
+int util_consttime_eq(const char *a, const char *b);
+
+/* Trims trailing whitespace (a token file's newline) in place. */
+void util_rtrim(char *s);
+
+#endif

@@ -1,0 +1,9 @@
+add_executable(test_collector_config test_collector_config.c)
+target_link_libraries(test_collector_config PRIVATE collector_core
+                                                    PkgConfig::CMOCKA)
+add_test(NAME collector_config COMMAND test_collector_config)
+
+add_script_test(collector_cli collector_cli.sh)
+add_script_test(collector_errors collector_errors.sh)
+add_script_test(collector_replay collector_replay.sh)
+add_script_test(collector_timeline collector_timeline.sh)

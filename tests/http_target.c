@@ -1,0 +1,127 @@
+/* http_target.c -- a small HTTP server for tests and the local demo: the
+ * thing agents probe. Listens on 127.0.0.1 (or --listen HOST:PORT, port 0
+ * picks a free one) and prints "PORT\n" on stdout once it is ready.
+ *
+ *   /status/NNN      answers status NNN
+ *   /sleep/MS        answers 200 after MS milliseconds
+ *   /flag?file=PATH  200 while PATH exists, 503 otherwise (a test or the
+ *                    demo flips a target's health by touching a file)
+ *   anything else    200 "ok"
+ * Every response carries "X-Served-By: REGION" when --region is given. */
+#include <errno.h>
+#include <microhttpd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "util.h"
+
+static volatile sig_atomic_t http_target_stop;
+static const char *http_target_region;
+
+static void http_target_on_signal(int sig)
+{
+    (void)sig;
+    http_target_stop = 1;
+}
+
+static enum MHD_Result http_target_answer(void *cls, struct MHD_Connection *c,
+                                          const char *url, const char *method,
+                                          const char *version,
+                                          const char *upload, size_t *upload_len,
+                                          void **con_cls)
+{
+    static const char body[] = "ok\n";
+    struct MHD_Response *r;
+    unsigned status = 200;
+    enum MHD_Result ret;
+
+    (void)cls; (void)method; (void)version; (void)upload;
+    if (*con_cls == NULL) {             /* headers only: wait for the body */
+        *con_cls = c;
+        return MHD_YES;
+    }
+    if (*upload_len) {                  /* discard request bodies */
+        *upload_len = 0;
+        return MHD_YES;
+    }
+    if (strncmp(url, "/status/", 8) == 0) {
+        status = (unsigned)atoi(url + 8);
+        if (status < 100 || status > 599)
+            status = 400;
+    } else if (strncmp(url, "/sleep/", 7) == 0) {
+        usleep((useconds_t)atoi(url + 7) * 1000u);
+    } else if (strcmp(url, "/flag") == 0) {
+        const char *f = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+                                                    "file");
+        status = f && access(f, F_OK) == 0 ? 200 : 503;
+    }
+    r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
+                                        MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    if (http_target_region)
+        MHD_add_response_header(r, "X-Served-By", http_target_region);
+    ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen_at = "127.0.0.1:0";
+    struct sockaddr_in sin;
+    const union MHD_DaemonInfo *info;
+    struct MHD_Daemon *d;
+    char host[64];
+    uint16_t port;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+            listen_at = argv[++i];
+        else if (strcmp(argv[i], "--region") == 0 && i + 1 < argc)
+            http_target_region = argv[++i];
+        else {
+            fprintf(stderr, "usage: http_target [--listen HOST:PORT] "
+                            "[--region NAME]\n");
+            return 2;
+        }
+    }
+    if (util_parse_hostport(listen_at, host, sizeof(host), &port) < 0) {
+        fprintf(stderr, "http_target: bad --listen %s\n", listen_at);
+        return 2;
+    }
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+        fprintf(stderr, "http_target: bad address %s\n", host);
+        return 2;
+    }
+    signal(SIGTERM, http_target_on_signal);
+    signal(SIGINT, http_target_on_signal);
+    /* A thread per connection: /sleep must not hold up other probes. */
+    d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION |
+                         MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+                         http_target_answer, NULL,
+                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                         MHD_OPTION_CONNECTION_LIMIT, 2000u,
+                         MHD_OPTION_END);
+    if (!d) {
+        fprintf(stderr, "http_target: cannot listen on %s\n", listen_at);
+        return 1;
+    }
+    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    printf("%u\n", info ? info->port : 0);
+    fflush(stdout);
+    while (!http_target_stop)
+        pause();
+    MHD_stop_daemon(d);
+    return 0;
+}

@@ -1,0 +1,91 @@
+# lib.sh -- shared helpers for the end-to-end test scripts: a temp folder,
+# servers started on free loopback ports, and cleanup that stops every
+# process a test started, also when the test fails.
+set -euo pipefail
+
+: "${SEXTANT_BIN:?run through ctest}"
+COLLECTOR=$SEXTANT_BIN/collector/sextant-collector
+AGENT=$SEXTANT_BIN/agent/sextant-agent
+TMP=$(mktemp -d)
+PIDS=()
+TOKEN=test-token-0123456789
+OTHER_TOKEN=other-token-0123456789
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    for f in "$TMP"/*.log; do
+        [ -e "$f" ] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }
+    done
+    exit 1
+}
+
+# wait_for FILE PATTERN: until a line matching PATTERN shows up (10 s).
+wait_for() {
+    local i
+    for i in $(seq 1 200); do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    fail "timed out waiting for '$2' in $1"
+}
+
+# start_target [ARGS]: a local HTTP target on a free port; sets TARGET_PORT.
+start_target() {
+    local out=$TMP/target.$RANDOM.port
+    "$HTTP_TARGET" "$@" > "$out" &
+    PIDS+=($!)
+    wait_for "$out" '^[0-9]'
+    TARGET_PORT=$(head -n1 "$out")
+}
+
+# write_collector_config FILE: clusters "test" and "other" with their tokens.
+write_collector_config() {
+    cat > "$1" <<YAML
+listen: 127.0.0.1:0
+db: $TMP/unused.db
+clusters:
+  - name: test
+    token: $TOKEN
+  - name: other
+    token: $OTHER_TOKEN
+YAML
+}
+
+# start_collector DB [ARGS]: sets COLLECTOR_PID, COLLECTOR_PORT and URL.
+start_collector() {
+    local db=$1; shift
+    [ -e "$TMP/collector.yaml" ] || write_collector_config "$TMP/collector.yaml"
+    : > "$TMP/collector.log"
+    "$COLLECTOR" --config "$TMP/collector.yaml" --listen 127.0.0.1:0 \
+        --db "$db" "$@" 2> "$TMP/collector.log" &
+    COLLECTOR_PID=$!
+    PIDS+=($COLLECTOR_PID)
+    wait_for "$TMP/collector.log" 'listening on'
+    COLLECTOR_PORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' \
+                     "$TMP/collector.log" | head -n1)
+    URL=http://127.0.0.1:$COLLECTOR_PORT
+}
+
+# stop_collector: SIGTERM and wait; fails if it does not exit 0.
+stop_collector() {
+    kill -TERM "$COLLECTOR_PID"
+    wait "$COLLECTOR_PID" || fail "collector exited with $?"
+}
+
+# db_digest DB: a fingerprint of every row, to assert "nothing changed".
+db_digest() {
+    sqlite3 "$1" .dump | sha256sum | cut -d' ' -f1
+}
+
+# assert_eq GOT WANT WHAT
+assert_eq() {
+    [ "$1" = "$2" ] || fail "$3: got '$1', want '$2'"
+}

@@ -1,0 +1,217 @@
+/* test_collector_config.c -- collector.yaml parsing: every error path gives
+ * one line naming file, line and key; a valid file gives the values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char cfg_dir[] = "/tmp/sextant-cfg-XXXXXX";
+static char cfg_path[256];
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Loads @yaml and asserts it fails with an error that contains "@want"
+ * after the file name. */
+static void expect_error(const char *yaml, const char *want)
+{
+    struct collector_config cfg;
+    char err[600], full[700];
+
+    write_file(cfg_path, yaml);
+    assert_true(collector_config_load(cfg_path, &cfg, err, sizeof(err)) < 0);
+    snprintf(full, sizeof(full), "%s:%s", cfg_path, want);
+    if (strcmp(err, full) != 0)
+        fail_msg("got  \"%s\"\nwant \"%s\"", err, full);
+    assert_null(strchr(err, '\n'));
+}
+
+#define OK_CLUSTERS \
+    "clusters:\n" \
+    "  - name: eu\n" \
+    "    token: aaaaaaaaaaaaaaaa\n"
+
+static void test_valid_config_loads_with_defaults(void **state)
+{
+    struct collector_config cfg;
+    char err[600];
+
+    (void)state;
+    write_file(cfg_path, "listen: 127.0.0.1:8480\ndb: /tmp/x.db\n" OK_CLUSTERS);
+    assert_int_equal(collector_config_load(cfg_path, &cfg, err, sizeof(err)),
+                     0);
+    assert_string_equal(cfg.listen, "127.0.0.1:8480");
+    assert_string_equal(cfg.db_path, "/tmp/x.db");
+    assert_int_equal(cfg.n_clusters, 1);
+    assert_string_equal(cfg.clusters[0].name, "eu");
+    assert_int_equal(cfg.max_body, 8 << 20);
+    assert_int_equal(cfg.max_inflated, 64 << 20);
+    assert_int_equal(cfg.per_ip_limit, 64);
+    assert_ptr_equal(collector_config_cluster_by_token(&cfg,
+                                                       "aaaaaaaaaaaaaaaa"),
+                     &cfg.clusters[0]);
+    assert_null(collector_config_cluster_by_token(&cfg, "aaaaaaaaaaaaaaab"));
+    assert_null(collector_config_cluster_by_token(&cfg, "aaaaaaaaaaaaaaa"));
+    collector_config_free(&cfg);
+}
+
+static void test_token_file_is_read_and_trimmed(void **state)
+{
+    struct collector_config cfg;
+    char err[600], tok[300], yaml[600];
+
+    (void)state;
+    snprintf(tok, sizeof(tok), "%s/tok", cfg_dir);
+    write_file(tok, "bbbbbbbbbbbbbbbbbbbb\n");
+    snprintf(yaml, sizeof(yaml),
+             "listen: 127.0.0.1:1\ndb: x.db\nlimits:\n  max_body: 1MiB\n"
+             "  connection_timeout: 15s\n"
+             "clusters:\n  - name: us\n    token_file: %s\n", tok);
+    write_file(cfg_path, yaml);
+    assert_int_equal(collector_config_load(cfg_path, &cfg, err, sizeof(err)),
+                     0);
+    assert_string_equal(cfg.clusters[0].token, "bbbbbbbbbbbbbbbbbbbb");
+    assert_int_equal(cfg.max_body, 1 << 20);
+    assert_int_equal(cfg.conn_timeout_ms, 15000);
+    collector_config_free(&cfg);
+}
+
+static void test_unknown_top_level_key_is_an_error(void **state)
+{
+    (void)state;
+    expect_error("listen: 127.0.0.1:1\ndb: x\nport: 9\n" OK_CLUSTERS,
+                 "3: port: unknown key");
+}
+
+static void test_unknown_nested_key_names_its_path(void **state)
+{
+    (void)state;
+    expect_error("listen: 127.0.0.1:1\ndb: x\nclusters:\n"
+                 "  - name: eu\n    token: aaaaaaaaaaaaaaaa\n    color: red\n",
+                 "6: clusters[0].color: unknown key");
+}
+
+static void test_missing_required_key_is_an_error(void **state)
+{
+    (void)state;
+    expect_error("listen: 127.0.0.1:1\n" OK_CLUSTERS,
+                 "1: db: required key is missing");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nclusters:\n"
+                 "  - token: aaaaaaaaaaaaaaaa\n",
+                 "4: clusters[0].name: required key is missing");
+}
+
+static void test_wrong_type_is_an_error(void **state)
+{
+    (void)state;
+    expect_error("listen: 127.0.0.1:1\ndb: x\nclusters: eu\n",
+                 "3: clusters: expected a list");
+    expect_error("listen: 127.0.0.1:1\ndb: [a, b]\n" OK_CLUSTERS,
+                 "2: db: expected a scalar value");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nlimits:\n  max_body: big\n"
+                 OK_CLUSTERS,
+                 "4: limits.max_body: expected a size such as 512KiB or "
+                 "64MiB, got \"big\"");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nlimits:\n  threads: 0\n"
+                 OK_CLUSTERS,
+                 "4: limits.threads: must be between 1 and 256");
+}
+
+static void test_bad_listen_address_is_an_error(void **state)
+{
+    (void)state;
+    expect_error("listen: localhost\ndb: x\n" OK_CLUSTERS,
+                 "1: listen: expected HOST:PORT, got \"localhost\"");
+}
+
+static void test_token_rules_are_enforced(void **state)
+{
+    (void)state;
+    expect_error("listen: 127.0.0.1:1\ndb: x\nclusters:\n  - name: eu\n",
+                 "4: clusters[0].token: give exactly one of token and "
+                 "token_file");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nclusters:\n  - name: eu\n"
+                 "    token: short\n",
+                 "5: clusters[0].token: token must be at least 16 "
+                 "characters, no spaces");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nclusters:\n  - name: eu\n"
+                 "    token_file: /nonexistent/tok\n",
+                 "5: clusters[0].token_file: cannot read /nonexistent/tok: "
+                 "No such file or directory");
+}
+
+static void test_duplicate_cluster_or_token_is_an_error(void **state)
+{
+    (void)state;
+    expect_error("listen: 127.0.0.1:1\ndb: x\n" OK_CLUSTERS
+                 "  - name: eu\n    token: cccccccccccccccc\n",
+                 "6: clusters[1].name: cluster \"eu\" is listed twice");
+    expect_error("listen: 127.0.0.1:1\ndb: x\n" OK_CLUSTERS
+                 "  - name: us\n    token: aaaaaaaaaaaaaaaa\n",
+                 "6: clusters[1].token: same token as clusters[0]: a token "
+                 "must name one cluster");
+}
+
+static void test_duplicate_key_and_bad_yaml_are_errors(void **state)
+{
+    (void)state;
+    expect_error("listen: 127.0.0.1:1\ndb: x\ndb: y\n" OK_CLUSTERS,
+                 "3: db: key given twice");
+    expect_error("listen: 127.0.0.1:1\ndb: [x\n",
+                 "3: YAML syntax: did not find expected ',' or ']'");
+    expect_error("log_level: loud\nlisten: 127.0.0.1:1\ndb: x\n" OK_CLUSTERS,
+                 "1: log_level: expected error, warn, info or debug");
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (!mkdtemp(cfg_dir))
+        return -1;
+    snprintf(cfg_path, sizeof(cfg_path), "%s/collector.yaml", cfg_dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char tok[300];
+
+    (void)state;
+    snprintf(tok, sizeof(tok), "%s/tok", cfg_dir);
+    unlink(tok);
+    unlink(cfg_path);
+    rmdir(cfg_dir);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_config_loads_with_defaults),
+        cmocka_unit_test(test_token_file_is_read_and_trimmed),
+        cmocka_unit_test(test_unknown_top_level_key_is_an_error),
+        cmocka_unit_test(test_unknown_nested_key_names_its_path),
+        cmocka_unit_test(test_missing_required_key_is_an_error),
+        cmocka_unit_test(test_wrong_type_is_an_error),
+        cmocka_unit_test(test_bad_listen_address_is_an_error),
+        cmocka_unit_test(test_token_rules_are_enforced),
+        cmocka_unit_test(test_duplicate_cluster_or_token_is_an_error),
+        cmocka_unit_test(test_duplicate_key_and_bad_yaml_are_errors),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
