@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# deps.sh -- installs the Debian 12 packages that building, running and
+# testing Sextant need, and only those that are missing. Run as root.
+set -euo pipefail
+
+PKGS=(
+    cmake gcc make pkg-config           # build
+    protobuf-c-compiler libprotobuf-c-dev
+    libmicrohttpd-dev libcurl4-openssl-dev libyaml-dev libsqlite3-dev
+    zlib1g-dev
+    libcmocka-dev sqlite3 jq curl       # tests
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' \
+        || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "deps: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}"
+fi
