@@ -9,27 +9,35 @@ BIN=${1:-build}
 REGIONS=(eu-west-1 us-east-1 ap-southeast-1)
 API=http://127.0.0.1:8480
 mkdir -p run
-pids=()
+apps=() agents=() collector=
 
+# Agents first (they flush to the collector), then the collector, then the
+# apps. Children run in their own sessions (setsid), so Ctrl-C reaches only
+# this script and each child gets exactly one SIGTERM.
 stop_all() {
     trap - INT TERM EXIT
     echo
     echo "stopping..."
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    wait 2>/dev/null || true
+    for group in "${agents[*]}" "$collector" "${apps[*]}"; do
+        [ -n "$group" ] || continue
+        kill -TERM $group 2>/dev/null || true
+        for p in $group; do
+            while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
+        done
+    done
 }
 trap stop_all INT TERM EXIT
 
 for i in 0 1 2; do
     r=${REGIONS[$i]}
-    "$BIN/tests/http_target" --listen "127.0.$((i + 1)).1:8081" \
+    setsid "$BIN/tests/http_target" --listen "127.0.$((i + 1)).1:8081" \
         --region "$r" > /dev/null &
-    pids+=($!)
+    apps+=($!)
     echo $! > "run/app-$r.pid"
 done
-"$BIN/collector/sextant-collector" --config examples/collector.yaml \
+setsid "$BIN/collector/sextant-collector" --config examples/collector.yaml \
     2> run/collector.log &
-pids+=($!)
+collector=$!
 for _ in $(seq 50); do
     curl -sf "$API/healthz" > /dev/null && break
     sleep 0.1
@@ -42,9 +50,9 @@ for r in "${REGIONS[@]}"; do
         -e "s/token: demo-token-.*/token: demo-token-$r/" \
         -e "s|path: run/spool-.*|path: run/spool-$r.db|" \
         examples/agent.yaml > "run/agent-$r.yaml"
-    "$BIN/agent/sextant-agent" --config "run/agent-$r.yaml" \
+    setsid "$BIN/agent/sextant-agent" --config "run/agent-$r.yaml" \
         2> "run/agent-$r.log" &
-    pids+=($!)
+    agents+=($!)
 done
 
 cat <<TXT

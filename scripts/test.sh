@@ -9,8 +9,9 @@ for variant in plain sanitize; do
     san=OFF
     [ "$variant" = sanitize ] && san=ON
     echo "== $variant build ($dir)"
-    cmake -S . -B "$dir" -DSEXTANT_SANITIZE=$san > "$dir.cmake.log" 2>&1 \
-        || { cat "$dir.cmake.log"; exit 1; }
+    mkdir -p "$dir"
+    cmake -S . -B "$dir" -DSEXTANT_SANITIZE=$san > "$dir/configure.log" 2>&1 \
+        || { cat "$dir/configure.log"; exit 1; }
     cmake --build "$dir" -j"$(nproc)"
     echo "== $variant tests"
     (cd "$dir" && ctest --output-on-failure -j2)

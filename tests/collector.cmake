@@ -11,3 +11,5 @@ add_script_test(collector_timeline collector_timeline.sh)
 add_executable(test_jsonw test_jsonw.c)
 target_link_libraries(test_jsonw PRIVATE collector_core PkgConfig::CMOCKA)
 add_test(NAME collector_jsonw COMMAND test_jsonw)
+
+add_script_test(e2e_once e2e_once.sh)

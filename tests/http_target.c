@@ -10,6 +10,7 @@
  * Every response carries "X-Served-By: REGION" when --region is given. */
 #include <errno.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,14 +22,7 @@
 
 #include "util.h"
 
-static volatile sig_atomic_t http_target_stop;
 static const char *http_target_region;
-
-static void http_target_on_signal(int sig)
-{
-    (void)sig;
-    http_target_stop = 1;
-}
 
 static enum MHD_Result http_target_answer(void *cls, struct MHD_Connection *c,
                                           const char *url, const char *method,
@@ -80,6 +74,8 @@ int main(int argc, char **argv)
     struct MHD_Daemon *d;
     char host[64];
     uint16_t port;
+    sigset_t sigs;
+    int sig;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
@@ -103,8 +99,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "http_target: bad address %s\n", host);
         return 2;
     }
-    signal(SIGTERM, http_target_on_signal);
-    signal(SIGINT, http_target_on_signal);
+    /* Block the stop signals before MHD starts its threads, so they all
+     * inherit the mask and sigwait() below is the only taker. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     /* A thread per connection: /sleep must not hold up other probes. */
     d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION |
                          MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
@@ -120,8 +120,8 @@ int main(int argc, char **argv)
     info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     printf("%u\n", info ? info->port : 0);
     fflush(stdout);
-    while (!http_target_stop)
-        pause();
+    while (sigwait(&sigs, &sig) != 0)
+        ;
     MHD_stop_daemon(d);
     return 0;
 }

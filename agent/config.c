@@ -1,0 +1,516 @@
+/* config.c -- parse and check agent.yaml into a struct agent_config. Knows
+ * the schema and its defaults; the YAML mechanics and the one-line error
+ * format are common/yconf.c's. Starts nothing and opens no spool. */
+#include "config.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+#include "yconf.h"
+
+#define CONFIG_MAX_TOKEN_FILE 4096u
+#define CONFIG_DEF_INTERVAL   10000LL          /* ms */
+#define CONFIG_DEF_TIMEOUT    5000LL           /* ms */
+#define CONFIG_MIN_INTERVAL   100LL            /* tests probe quickly */
+#define CONFIG_MAX_INTERVAL   (24LL * 3600 * 1000)
+#define CONFIG_MIN_TIMEOUT    10LL
+#define CONFIG_MAX_TIMEOUT    (3600LL * 1000)
+#define CONFIG_INGEST_PATH    "/v1/ingest"
+
+static const char *const config_top_keys[] = {
+    "cluster", "region", "node", "collector", "spool", "interval", "timeout",
+    "log_level", "targets", NULL
+};
+static const char *const config_collector_keys[] = {
+    "url", "token", "token_file", NULL
+};
+static const char *const config_spool_keys[] = { "path", NULL };
+static const char *const config_target_keys[] = {
+    "name", "url", "type", "interval", "timeout", "expect_status", NULL
+};
+
+static void config_target_free(struct agent_target *t)
+{
+    free(t->name);
+    free(t->url);
+    free(t->expect_status);
+}
+
+void agent_config_free(struct agent_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->n_targets; i++)
+        config_target_free(&cfg->targets[i]);
+    free(cfg->targets);
+    free(cfg->cluster);
+    free(cfg->region);
+    free(cfg->node);
+    free(cfg->collector_url);
+    free(cfg->ingest_url);
+    if (cfg->token) {
+        explicit_bzero(cfg->token, strlen(cfg->token));
+        free(cfg->token);
+    }
+    free(cfg->spool_path);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+int agent_target_status_ok(const struct agent_target *t, long status)
+{
+    if (!t->expect_status)
+        return status >= 200 && status <= 399;
+    for (size_t i = 0; i < t->n_expect_status; i++)
+        if (t->expect_status[i] == status)
+            return 1;
+    return 0;
+}
+
+/* Reads a required name-like string and bounds its length, since it ends
+ * up in every event the collector stores. */
+static int config_name(struct yconf *yc, yaml_node_t *map, const char *ctx,
+                       const char *key, int required, char **out)
+{
+    char *s = NULL;
+    int rc = yconf_str(yc, map, ctx, key, required, &s);
+
+    if (rc)
+        return rc;
+    if (strlen(s) > AGENT_CONFIG_MAX_NAME) {
+        free(s);
+        return yconf_fail(yc, yconf_find(yc, map, key), ctx, key,
+                          "longer than %u bytes", AGENT_CONFIG_MAX_NAME);
+    }
+    *out = s;
+    return 0;
+}
+
+/* Parses @url with libcurl's own parser, so that what we accept is exactly
+ * what the transfer will accept later. On success *out is the handle;
+ * the caller frees it with curl_url_cleanup(). */
+static int config_url(struct yconf *yc, yaml_node_t *map, const char *ctx,
+                      const char *key, const char *url, CURLU **out)
+{
+    yaml_node_t *at = yconf_find(yc, map, key);
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    CURLUcode uc;
+    int rc = -EINVAL;
+
+    if (!u)
+        return -ENOMEM;
+    uc = curl_url_set(u, CURLUPART_URL, url, 0);
+    if (uc != CURLUE_OK) {
+        yconf_fail(yc, at, ctx, key, "not a valid URL: %s",
+                   curl_url_strerror(uc));
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        yconf_fail(yc, at, ctx, key, "scheme must be http or https, got "
+                   "\"%s\"", scheme ? scheme : "");
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        host[0] == '\0') {
+        yconf_fail(yc, at, ctx, key, "URL has no host");
+        goto out;
+    }
+    *out = u;
+    u = NULL;
+    rc = 0;
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+/* The collector's ingest URL: its base URL with /v1/ingest appended to the
+ * path, so "http://h:8480" and "http://h:8480/sextant/" both work. */
+static int config_ingest_url(struct yconf *yc, yaml_node_t *map,
+                             struct agent_config *cfg)
+{
+    CURLU *u = NULL;
+    char *path = NULL, *extra = NULL, *full = NULL, *joined = NULL;
+    size_t len;
+    int rc;
+
+    rc = config_url(yc, map, "collector", "url", cfg->collector_url, &u);
+    if (rc < 0)
+        return rc;
+    rc = -EINVAL;
+    if (curl_url_get(u, CURLUPART_QUERY, &extra, 0) == CURLUE_OK ||
+        curl_url_get(u, CURLUPART_FRAGMENT, &extra, 0) == CURLUE_OK) {
+        yconf_fail(yc, yconf_find(yc, map, "url"), "collector", "url",
+                   "base URL must not have a query or fragment");
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    len = strlen(path);
+    while (len > 0 && path[len - 1] == '/')
+        len--;
+    joined = malloc(len + sizeof(CONFIG_INGEST_PATH));
+    if (!joined) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(joined, path, len);
+    memcpy(joined + len, CONFIG_INGEST_PATH, sizeof(CONFIG_INGEST_PATH));
+    if (curl_url_set(u, CURLUPART_PATH, joined, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    cfg->ingest_url = strdup(full);
+    rc = cfg->ingest_url ? 0 : -ENOMEM;
+out:
+    free(joined);
+    curl_free(full);
+    curl_free(path);
+    curl_free(extra);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+/* The bearer token, inline or from a file (a mounted Secret), not both. */
+static int config_token(struct yconf *yc, yaml_node_t *m,
+                        struct agent_config *cfg)
+{
+    char *tok = NULL, *file = NULL;
+    const char *key;
+    size_t len;
+    int rc, has_tok, has_file;
+
+    rc = yconf_str(yc, m, "collector", "token", 0, &tok);
+    if (rc < 0)
+        return rc;
+    has_tok = rc == 0;
+    rc = yconf_str(yc, m, "collector", "token_file", 0, &file);
+    if (rc < 0)
+        goto out;
+    has_file = rc == 0;
+    if (has_tok && has_file) {
+        rc = yconf_fail(yc, yconf_find(yc, m, "token_file"), "collector",
+                        "token_file", "give exactly one of token and "
+                        "token_file, not both");
+        goto out;
+    }
+    if (!has_tok && !has_file) {
+        rc = yconf_fail(yc, m, "collector", "token", "required key is "
+                        "missing (or give token_file)");
+        goto out;
+    }
+    key = has_file ? "token_file" : "token";
+    if (has_file) {
+        rc = util_read_file(file, CONFIG_MAX_TOKEN_FILE, &tok, &len);
+        if (rc < 0) {
+            rc = yconf_fail(yc, yconf_find(yc, m, key), "collector", key,
+                            "cannot read %s: %s", file, strerror(-rc));
+            goto out;
+        }
+        util_rtrim(tok);
+    }
+    /* It goes into an HTTP header: no control bytes, no spaces. */
+    len = strlen(tok);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)tok[i];
+        if (c <= ' ' || c == 0x7f) {
+            len = 0;
+            break;
+        }
+    }
+    if (len == 0) {
+        rc = yconf_fail(yc, yconf_find(yc, m, key), "collector", key,
+                        "token must be non-empty, without spaces or "
+                        "control characters");
+        goto out;
+    }
+    cfg->token = tok;
+    tok = NULL;
+    rc = 0;
+out:
+    if (tok) {
+        explicit_bzero(tok, strlen(tok));
+        free(tok);
+    }
+    free(file);
+    return rc;
+}
+
+static int config_collector(struct yconf *yc, yaml_node_t *root,
+                            struct agent_config *cfg)
+{
+    yaml_node_t *m;
+    int rc;
+
+    rc = yconf_map(yc, root, "", "collector", 1, &m);
+    if (rc)
+        return rc;
+    rc = yconf_check_keys(yc, m, "collector", config_collector_keys);
+    if (rc == 0)
+        rc = yconf_str(yc, m, "collector", "url", 1, &cfg->collector_url);
+    if (rc == 0)
+        rc = config_ingest_url(yc, m, cfg);
+    if (rc == 0)
+        rc = config_token(yc, m, cfg);
+    return rc;
+}
+
+static int config_spool(struct yconf *yc, yaml_node_t *root,
+                        struct agent_config *cfg)
+{
+    yaml_node_t *m;
+    int rc;
+
+    rc = yconf_map(yc, root, "", "spool", 1, &m);
+    if (rc)
+        return rc;
+    rc = yconf_check_keys(yc, m, "spool", config_spool_keys);
+    if (rc == 0)
+        rc = yconf_str(yc, m, "spool", "path", 1, &cfg->spool_path);
+    return rc;
+}
+
+static int config_expect(struct yconf *yc, yaml_node_t *m, const char *ctx,
+                         struct agent_target *t)
+{
+    yaml_node_t *seq;
+    size_t n;
+    int rc;
+
+    rc = yconf_seq(yc, m, ctx, "expect_status", 0, &seq);
+    if (rc)
+        return rc;
+    n = yconf_seq_len(seq);
+    if (n == 0)
+        return yconf_fail(yc, seq, ctx, "expect_status", "list is empty");
+    if (n > AGENT_CONFIG_MAX_EXPECT)
+        return yconf_fail(yc, seq, ctx, "expect_status",
+                          "at most %u codes", AGENT_CONFIG_MAX_EXPECT);
+    t->expect_status = calloc(n, sizeof(*t->expect_status));
+    if (!t->expect_status)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *it = yconf_seq_item(yc, seq, i);
+        const char *s = it && it->type == YAML_SCALAR_NODE
+                            ? (const char *)it->data.scalar.value : NULL;
+        char key[32], *end;
+        long v;
+
+        snprintf(key, sizeof(key), "expect_status[%zu]", i);
+        if (!s)
+            return yconf_fail(yc, it, ctx, key, "expected an HTTP status");
+        errno = 0;
+        v = strtol(s, &end, 10);
+        if (errno || end == s || *end || v < 100 || v > 599)
+            return yconf_fail(yc, it, ctx, key, "expected an HTTP status "
+                              "from 100 to 599, got \"%s\"", s);
+        t->expect_status[i] = (int)v;
+    }
+    t->n_expect_status = n;
+    return 0;
+}
+
+/* Reads one target, inheriting interval and timeout from @cfg. */
+static int config_target(struct yconf *yc, yaml_node_t *m, const char *ctx,
+                         const struct agent_config *cfg,
+                         struct agent_target *t)
+{
+    char *type = NULL;
+    CURLU *u = NULL;
+    int rc;
+
+    rc = yconf_check_keys(yc, m, ctx, config_target_keys);
+    if (rc == 0)
+        rc = config_name(yc, m, ctx, "name", 1, &t->name);
+    if (rc == 0)
+        rc = yconf_str(yc, m, ctx, "url", 1, &t->url);
+    if (rc == 0)
+        rc = config_url(yc, m, ctx, "url", t->url, &u);
+    if (rc == 0)
+        rc = yconf_str(yc, m, ctx, "type", 0, &type);
+    t->type = PROBE_HTTP;
+    if (rc == 0 && probe_type_parse(type, &t->type) < 0)
+        rc = yconf_fail(yc, yconf_find(yc, m, "type"), ctx, "type",
+                        "unknown probe type \"%s\"; known: %s", type,
+                        probe_type_names());
+    t->interval_ms = cfg->interval_ms;
+    if (rc >= 0)
+        rc = yconf_duration_ms(yc, m, ctx, "interval", 0, CONFIG_MIN_INTERVAL,
+                               CONFIG_MAX_INTERVAL, &t->interval_ms);
+    if (rc >= 0)
+        rc = yconf_duration_ms(yc, m, ctx, "timeout", 0, CONFIG_MIN_TIMEOUT,
+                               CONFIG_MAX_TIMEOUT, &t->timeout_ms);
+    /* A probe still running when the next one is due would skip a beat:
+     * an inherited timeout shrinks to the interval, an explicit one must
+     * fit in it. */
+    if (rc == 1)
+        t->timeout_ms = cfg->timeout_ms < t->interval_ms ? cfg->timeout_ms
+                                                         : t->interval_ms;
+    else if (rc == 0 && t->timeout_ms > t->interval_ms)
+        rc = yconf_fail(yc, yconf_find(yc, m, "timeout"), ctx, "timeout",
+                        "must not exceed the target's interval (%lldms)",
+                        t->interval_ms);
+    if (rc >= 0)
+        rc = config_expect(yc, m, ctx, t);
+    free(type);
+    curl_url_cleanup(u);
+    return rc < 0 ? rc : 0;
+}
+
+static int config_targets(struct yconf *yc, yaml_node_t *root,
+                          struct agent_config *cfg)
+{
+    yaml_node_t *seq;
+    size_t n;
+    int rc;
+
+    rc = yconf_seq(yc, root, "", "targets", 1, &seq);
+    if (rc)
+        return rc;
+    n = yconf_seq_len(seq);
+    if (n == 0)
+        return yconf_fail(yc, seq, "", "targets", "list is empty");
+    cfg->targets = calloc(n, sizeof(*cfg->targets));
+    if (!cfg->targets)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct agent_target *t = &cfg->targets[i];
+        yaml_node_t *m = yconf_seq_item(yc, seq, i);
+        char ctx[32];
+
+        snprintf(ctx, sizeof(ctx), "targets[%zu]", i);
+        if (!m || m->type != YAML_MAPPING_NODE)
+            return yconf_fail(yc, m, ctx, NULL, "expected a mapping");
+        cfg->n_targets = i + 1;         /* so free() sees this entry */
+        rc = config_target(yc, m, ctx, cfg, t);
+        if (rc < 0)
+            return rc;
+        /* Quadratic, but a config has hundreds of targets, not millions. */
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->targets[j].name, t->name) == 0)
+                return yconf_fail(yc, yconf_find(yc, m, "name"), ctx, "name",
+                                  "duplicate target name \"%s\" (first "
+                                  "used by targets[%zu])", t->name, j);
+    }
+    return 0;
+}
+
+/* Interval, timeout and log level at the top: defaults for the rest. */
+static int config_defaults(struct yconf *yc, yaml_node_t *root,
+                           struct agent_config *cfg)
+{
+    char *level = NULL;
+    int rc, has_timeout;
+
+    rc = yconf_duration_ms(yc, root, "", "interval", 0, CONFIG_MIN_INTERVAL,
+                           CONFIG_MAX_INTERVAL, &cfg->interval_ms);
+    if (rc < 0)
+        return rc;
+    rc = yconf_duration_ms(yc, root, "", "timeout", 0, CONFIG_MIN_TIMEOUT,
+                           CONFIG_MAX_TIMEOUT, &cfg->timeout_ms);
+    if (rc < 0)
+        return rc;
+    has_timeout = rc == 0;
+    if (!has_timeout && cfg->timeout_ms > cfg->interval_ms)
+        cfg->timeout_ms = cfg->interval_ms;
+    else if (has_timeout && cfg->timeout_ms > cfg->interval_ms)
+        return yconf_fail(yc, yconf_find(yc, root, "timeout"), "", "timeout",
+                          "must not exceed interval (%lldms)",
+                          cfg->interval_ms);
+    rc = yconf_str(yc, root, "", "log_level", 0, &level);
+    if (rc == 0 && log_parse_level(level, &cfg->log_level) < 0)
+        rc = yconf_fail(yc, yconf_find(yc, root, "log_level"), "",
+                        "log_level", "expected error, warn, info or debug, "
+                        "got \"%s\"", level);
+    free(level);
+    return rc < 0 ? rc : 0;
+}
+
+/* node: the file's value unless env NODE_NAME is set (the downward API). */
+static int config_node(struct yconf *yc, yaml_node_t *root,
+                       struct agent_config *cfg)
+{
+    const char *env = getenv("NODE_NAME");
+    char *file_node = NULL;
+    int rc;
+
+    rc = config_name(yc, root, "", "node", 0, &file_node);
+    if (rc < 0)
+        return rc;
+    if (env && env[0]) {
+        free(file_node);
+        if (strlen(env) > AGENT_CONFIG_MAX_NAME)
+            return yconf_fail(yc, root, "", "node", "env NODE_NAME is "
+                              "longer than %u bytes", AGENT_CONFIG_MAX_NAME);
+        /* libyaml checked the file's UTF-8, nobody checked the env's; the
+         * collector refuses bad UTF-8. Node names are DNS names anyway. */
+        for (const char *p = env; *p; p++)
+            if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+                return yconf_fail(yc, root, "", "node", "env NODE_NAME must "
+                                  "be printable ASCII without spaces");
+        cfg->node = strdup(env);
+        return cfg->node ? 0 : -ENOMEM;
+    }
+    if (rc == 1)
+        return yconf_fail(yc, root, "", "node", "required key is missing "
+                          "(or set env NODE_NAME)");
+    cfg->node = file_node;
+    return 0;
+}
+
+int agent_config_load(const char *path, struct agent_config *out, char *err,
+                      size_t err_len)
+{
+    struct agent_config cfg = {
+        .interval_ms = CONFIG_DEF_INTERVAL,
+        .timeout_ms = CONFIG_DEF_TIMEOUT,
+        .log_level = LOGL_INFO,
+    };
+    struct yconf yc;
+    yaml_node_t *root;
+    int rc;
+
+    rc = yconf_load(&yc, path);
+    if (rc < 0)
+        goto out;
+    rc = -EINVAL;
+    root = yconf_root(&yc);
+    if (!root)
+        goto out;
+    rc = yconf_check_keys(&yc, root, "", config_top_keys);
+    if (rc == 0)
+        rc = config_name(&yc, root, "", "cluster", 1, &cfg.cluster);
+    if (rc == 0)
+        rc = config_name(&yc, root, "", "region", 1, &cfg.region);
+    if (rc == 0)
+        rc = config_node(&yc, root, &cfg);
+    if (rc == 0)
+        rc = config_collector(&yc, root, &cfg);
+    if (rc == 0)
+        rc = config_spool(&yc, root, &cfg);
+    if (rc == 0)
+        rc = config_defaults(&yc, root, &cfg);
+    if (rc == 0)
+        rc = config_targets(&yc, root, &cfg);
+    if (rc == -ENOMEM)
+        yconf_fail(&yc, root, "", NULL, "out of memory");
+out:
+    if (rc < 0) {
+        snprintf(err, err_len, "%s", yc.err);
+        agent_config_free(&cfg);
+    } else {
+        *out = cfg;
+        rc = 0;
+    }
+    yconf_free(&yc);
+    return rc;
+}

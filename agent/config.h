@@ -1,0 +1,53 @@
+/* config.h -- the agent's configuration, read from YAML. A value type:
+ * loading builds a new one and touches no running state, so a SIGHUP
+ * reload can load, compare and swap it whole (or refuse it). */
+#ifndef SEXTANT_AGENT_CONFIG_H
+#define SEXTANT_AGENT_CONFIG_H
+
+#include <stddef.h>
+
+#include "log.h"
+#include "probe.h"
+
+#define AGENT_CONFIG_MAX_NAME    256u   /* cluster, region, node, target */
+#define AGENT_CONFIG_MAX_EXPECT  64u    /* codes in one expect_status list */
+
+/* One thing to probe. Every field is filled in: defaults are applied when
+ * the file is loaded, so nothing downstream looks at the top level. */
+struct agent_target {
+    char *name;                 /* unique within the file */
+    char *url;                  /* http:// or https://, checked by libcurl */
+    enum probe_type type;
+    long long interval_ms;
+    long long timeout_ms;       /* <= interval_ms */
+    int *expect_status;         /* NULL: any 2xx or 3xx is ok */
+    size_t n_expect_status;
+};
+
+struct agent_config {
+    char *cluster;
+    char *region;
+    char *node;                 /* env NODE_NAME wins over the file */
+    char *collector_url;        /* base URL as written */
+    char *ingest_url;           /* collector_url + "/v1/ingest" */
+    char *token;                /* secret: never logged */
+    char *spool_path;
+    long long interval_ms;      /* default for targets */
+    long long timeout_ms;       /* default for targets */
+    enum log_level log_level;
+    struct agent_target *targets;
+    size_t n_targets;
+};
+
+/* Loads @path, reading env NODE_NAME too. On error returns -EINVAL (or
+ * -ENOENT, -ENOMEM) and writes one line "FILE:LINE: key: message" to @err;
+ * @out is then untouched. On success @out owns everything it points to. */
+int agent_config_load(const char *path, struct agent_config *out, char *err,
+                      size_t err_len);
+/* Frees what @cfg owns and zeroes it; a zeroed config is a no-op. */
+void agent_config_free(struct agent_config *cfg);
+
+/* Whether @status counts as ok for @t. */
+int agent_target_status_ok(const struct agent_target *t, long status);
+
+#endif

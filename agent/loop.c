@@ -1,0 +1,591 @@
+/* loop.c -- the agent's event loop: schedules probes, collects their
+ * results into the spool, drives the shipper, and stops on a signal. One
+ * thread, one curl multi handle, no thread per target. Does not parse
+ * config, open the spool or know how any probe type works. */
+#include "loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "config.h"
+#include "log.h"
+#include "probe.h"
+#include "shipper.h"
+#include "spool.h"
+#include "util.h"
+#include "wire.h"
+
+#define LOOP_FLUSH_MAX   128        /* results per spool transaction */
+#define LOOP_FLUSH_US    100000LL   /* longest a result waits for the spool */
+#define LOOP_MAX_WAIT_MS 1000L      /* wake at least this often */
+#define LOOP_MAX_JITTER  1000000LL  /* us: first-run jitter per target */
+#define LOOP_NEVER       INT64_MAX
+
+static char loop_version[] = SEXTANT_VERSION;  /* protobuf-c: not const */
+
+struct loop_target {
+    const struct agent_target *t;   /* borrowed from the config */
+    const struct probe_ops *ops;
+    int64_t due_us;                 /* monotonic start of the next run */
+    struct probe_run *run;          /* in flight, or NULL */
+};
+
+enum loop_phase {
+    LOOP_RUNNING,                   /* probing (and shipping) */
+    LOOP_DRAINING,                  /* --once: probed; shipping the rest */
+    LOOP_STOPPING,                  /* signalled: flushing within a grace */
+};
+
+struct loop {
+    const struct agent_config *cfg; /* borrowed */
+    struct spool *sp;               /* borrowed */
+    CURLM *multi;                   /* loop thread only; owns the easies */
+    struct shipper *sh;
+    struct loop_target *targets;
+    size_t n_targets;
+    size_t running;                 /* probes in flight */
+    int64_t next_due_us;            /* min of targets' due_us */
+    int pipe_rd;                    /* self-pipe: a signal makes it readable */
+    int pipe_wr;
+    uint64_t rng;                   /* xorshift state, for jitter only */
+    size_t n_ok;                    /* results since start */
+    size_t n_failed;
+    uint64_t lost;                  /* events the spool refused (/metrics) */
+    enum loop_phase phase;          /* of the current loop_run() */
+    int64_t deadline_us;            /* draining or stopping: give up then */
+    unsigned fail_mark;             /* stopping: shipper failures so far */
+    size_t n_pending;               /* results not yet in the spool */
+    int64_t pending_since_us;       /* when the oldest of them came */
+    struct probe_event pending[LOOP_FLUSH_MAX];
+};
+
+/* Set by the handler, read by the loop; the pipe makes poll return. */
+static volatile sig_atomic_t loop_signal;
+static int loop_signal_fd = -1;
+
+static void loop_on_signal(int sig)
+{
+    int saved = errno;
+    char b = 1;
+    ssize_t n;
+
+    loop_signal = sig;
+    /* write() is async-signal-safe; curl_multi_wakeup() is not. A full
+     * pipe already wakes the loop, so a failed write loses nothing. */
+    n = write(loop_signal_fd, &b, 1);
+    (void)n;
+    errno = saved;
+}
+
+static uint64_t loop_rand(struct loop *lp)
+{
+    uint64_t x = lp->rng;
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    lp->rng = x;
+    return x;
+}
+
+void loop_free(struct loop *lp)
+{
+    if (!lp)
+        return;
+    for (size_t i = 0; i < lp->n_targets; i++) {
+        struct loop_target *lt = &lp->targets[i];
+        if (lt->run)
+            lt->ops->cancel(lt->run, lp->multi);
+    }
+    shipper_free(lp->sh, lp->multi);
+    if (lp->multi)
+        curl_multi_cleanup(lp->multi);
+    if (lp->pipe_rd >= 0)
+        close(lp->pipe_rd);
+    if (lp->pipe_wr >= 0)
+        close(lp->pipe_wr);
+    free(lp->targets);
+    free(lp);
+}
+
+int loop_new(const struct agent_config *cfg, struct spool *sp,
+             struct loop **out)
+{
+    struct loop *lp;
+    int fds[2];
+    int rc;
+
+    lp = calloc(1, sizeof(*lp));
+    if (!lp)
+        return -ENOMEM;
+    lp->cfg = cfg;
+    lp->sp = sp;
+    lp->pipe_rd = lp->pipe_wr = -1;
+    lp->next_due_us = LOOP_NEVER;
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+        rc = -errno;
+        goto err;
+    }
+    lp->pipe_rd = fds[0];
+    lp->pipe_wr = fds[1];
+    if (util_random_u64(&lp->rng) < 0 || lp->rng == 0)
+        lp->rng = (uint64_t)util_mono_us() | 1;  /* jitter needs no secret */
+    rc = -ENOMEM;
+    lp->multi = curl_multi_init();
+    if (!lp->multi)
+        goto err;
+    rc = shipper_new(cfg, sp, &lp->sh);
+    if (rc < 0)
+        goto err;
+    rc = -ENOMEM;
+    lp->targets = calloc(cfg->n_targets, sizeof(*lp->targets));
+    if (!lp->targets)
+        goto err;
+    lp->n_targets = cfg->n_targets;
+    for (size_t i = 0; i < cfg->n_targets; i++) {
+        lp->targets[i].t = &cfg->targets[i];
+        lp->targets[i].ops = probe_ops_find(cfg->targets[i].type);
+        lp->targets[i].due_us = LOOP_NEVER;
+        if (!lp->targets[i].ops) {      /* config.c checked the type */
+            rc = -EINVAL;
+            goto err;
+        }
+    }
+    *out = lp;
+    return 0;
+err:
+    loop_free(lp);
+    return rc;
+}
+
+/* Writes the pending results to the spool in one transaction. */
+static void loop_flush(struct loop *lp)
+{
+    Sextant__V1__Event *evs[LOOP_FLUSH_MAX];
+    int rc;
+
+    if (lp->n_pending == 0)
+        return;
+    for (size_t i = 0; i < lp->n_pending; i++)
+        evs[i] = &lp->pending[i].ev;
+    rc = spool_append_many(lp->sp, evs, lp->n_pending);
+    if (rc < 0) {
+        lp->lost += lp->n_pending;
+        log_msg(LOGL_ERROR, "loop", "spool refused %zu results, lost: %s "
+                "(%s)", lp->n_pending, strerror(-rc), spool_errmsg(lp->sp));
+    }
+    lp->n_pending = 0;
+}
+
+static void loop_lifecycle(struct loop *lp, Sextant__V1__LifecyclePhase ph,
+                           const char *what)
+{
+    Sextant__V1__Event ev = SEXTANT__V1__EVENT__INIT;
+    Sextant__V1__Lifecycle lc = SEXTANT__V1__LIFECYCLE__INIT;
+    char detail[128];
+    int rc;
+
+    loop_flush(lp);                 /* keep the spool in event order */
+    snprintf(detail, sizeof(detail), "%s", what);
+    lc.phase = ph;
+    lc.version = loop_version;
+    lc.detail = detail;
+    ev.kind_case = SEXTANT__V1__EVENT__KIND_LIFECYCLE;
+    ev.lifecycle = &lc;
+    rc = spool_append(lp->sp, &ev);
+    if (rc < 0) {
+        lp->lost++;
+        log_msg(LOGL_ERROR, "loop", "spool refused the lifecycle event: %s "
+                "(%s)", strerror(-rc), spool_errmsg(lp->sp));
+    }
+}
+
+/* Each spool commit is an fsync (spool.c says why), which on a cloud disk
+ * costs milliseconds of a loop that must not stall. So results wait in
+ * memory for up to LOOP_FLUSH_US and go in together: at most ten commits
+ * a second however many targets there are. A kill -9 loses at most that
+ * window of results, none of them acked. */
+static void loop_flush_if_due(struct loop *lp, int64_t now_us)
+{
+    if (lp->n_pending > 0 && now_us - lp->pending_since_us >= LOOP_FLUSH_US)
+        loop_flush(lp);
+}
+
+static void loop_record(struct loop *lp, const struct loop_target *lt,
+                        int64_t start_unix_ms, const struct probe_result *res)
+{
+    if (lp->n_pending == LOOP_FLUSH_MAX)
+        loop_flush(lp);
+    if (lp->n_pending == 0)
+        lp->pending_since_us = util_mono_us();
+    probe_event_init(&lp->pending[lp->n_pending++], lt->t->name, lt->t->type,
+                     start_unix_ms, res);
+    if (res->ok)
+        lp->n_ok++;
+    else
+        lp->n_failed++;
+    log_msg(LOGL_DEBUG, "probe", "%s: %s, status %d, total %" PRIu64 " us%s%s",
+            lt->t->name, res->ok ? "ok" : "FAILED", res->status,
+            res->t.total_us, res->error[0] ? ": " : "", res->error);
+}
+
+/* First runs: each target's first run is spread over its interval by its
+ * place in the list, plus a little jitter, so that a thousand targets do
+ * not all fire in the same millisecond after a restart. --once runs them
+ * all now. */
+static void loop_schedule_first(struct loop *lp, int64_t now_us, int once)
+{
+    lp->next_due_us = LOOP_NEVER;
+    for (size_t i = 0; i < lp->n_targets; i++) {
+        struct loop_target *lt = &lp->targets[i];
+        int64_t slot = lt->t->interval_ms * 1000 / (int64_t)lp->n_targets;
+        int64_t jmax = slot < LOOP_MAX_JITTER ? slot : LOOP_MAX_JITTER;
+
+        lt->due_us = now_us;
+        if (!once)
+            lt->due_us += slot * (int64_t)i +
+                          (int64_t)(loop_rand(lp) % (uint64_t)(jmax + 1));
+        if (lt->due_us < lp->next_due_us)
+            lp->next_due_us = lt->due_us;
+    }
+}
+
+static void loop_start_probe(struct loop *lp, size_t i)
+{
+    struct loop_target *lt = &lp->targets[i];
+    struct probe_run *run;
+    int rc;
+
+    if (lt->run) {
+        /* The timeout fits the interval, so this is a loop that fell
+         * behind; skipping a beat beats piling runs up. */
+        log_msg(LOGL_DEBUG, "loop", "%s: previous run still going, skipped",
+                lt->t->name);
+        return;
+    }
+    rc = lt->ops->start(lt->t, lp->multi, &run);
+    if (rc < 0) {
+        log_msg(LOGL_WARN, "loop", "%s: cannot start a probe: %s",
+                lt->t->name, strerror(-rc));
+        return;
+    }
+    run->slot = i;
+    lt->run = run;
+    lp->running++;
+}
+
+/* Starts every target that is due and finds the next due time. A linear
+ * scan, done only when something is due: 1000 targets at 10 s are 100
+ * scans of 1000 entries a second, noise next to one HTTP request. A heap
+ * would make it O(log n) if that ever shows in a profile. */
+static void loop_start_due(struct loop *lp, int64_t now_us, int once)
+{
+    int64_t next = LOOP_NEVER;
+
+    for (size_t i = 0; i < lp->n_targets; i++) {
+        struct loop_target *lt = &lp->targets[i];
+        int64_t iv = lt->t->interval_ms * 1000;
+
+        if (lt->due_us <= now_us) {
+            loop_start_probe(lp, i);
+            if (once) {
+                lt->due_us = LOOP_NEVER;
+            } else {
+                /* Fixed rate, not fixed delay: no drift by run time. */
+                lt->due_us += iv;
+                if (lt->due_us <= now_us)
+                    lt->due_us = now_us + iv;
+            }
+        }
+        if (lt->due_us < next)
+            next = lt->due_us;
+    }
+    lp->next_due_us = next;
+}
+
+/* Abandons every probe in flight; their results are not recorded. */
+static void loop_cancel_probes(struct loop *lp)
+{
+    for (size_t i = 0; i < lp->n_targets; i++) {
+        struct loop_target *lt = &lp->targets[i];
+        if (lt->run) {
+            lt->ops->cancel(lt->run, lp->multi);
+            lt->run = NULL;
+        }
+        lt->due_us = LOOP_NEVER;
+    }
+    lp->running = 0;
+    lp->next_due_us = LOOP_NEVER;
+}
+
+/* Hands every finished transfer to its owner; results go to the pending
+ * list, and to the spool with loop_flush_if_due(). */
+static void loop_collect(struct loop *lp)
+{
+    int64_t now_us = util_mono_us();
+    int left;
+
+    for (;;) {
+        CURLMsg *m = curl_multi_info_read(lp->multi, &left);
+        struct probe_result res;
+        struct loop_target *lt;
+        struct probe_run *run;
+        char *priv = NULL;
+        int64_t started;
+        CURLcode code;
+        CURL *e;
+
+        if (!m)
+            break;
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        e = m->easy_handle;         /* m dies with the handle's removal */
+        code = m->data.result;
+        if (shipper_owns(lp->sh, e)) {
+            shipper_done(lp->sh, lp->multi, code, now_us);
+            continue;
+        }
+        if (curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv) != CURLE_OK ||
+            !priv) {
+            log_msg(LOGL_ERROR, "loop", "transfer without an owner, dropped");
+            curl_multi_remove_handle(lp->multi, e);
+            curl_easy_cleanup(e);
+            continue;
+        }
+        run = (struct probe_run *)(void *)priv;
+        lt = &lp->targets[run->slot];
+        started = run->start_unix_ms;
+        lt->run = NULL;
+        lp->running--;
+        run->ops->finish(run, lp->multi, e, code, &res);
+        loop_record(lp, lt, started, &res);
+    }
+}
+
+static long loop_min_wait(long w, int64_t until_us, int64_t now_us)
+{
+    int64_t d;
+
+    if (until_us == LOOP_NEVER)
+        return w;
+    d = until_us <= now_us ? 0 : (until_us - now_us + 999) / 1000;
+    return d < w ? (long)d : w;
+}
+
+static void loop_drain_pipe(struct loop *lp)
+{
+    char buf[64];
+
+    while (read(lp->pipe_rd, buf, sizeof(buf)) > 0)
+        ;
+}
+
+static int loop_install_signals(struct loop *lp, struct sigaction *old_term,
+                                struct sigaction *old_int)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = loop_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    loop_signal = 0;
+    loop_signal_fd = lp->pipe_wr;
+    if (sigaction(SIGTERM, &sa, old_term) < 0 ||
+        sigaction(SIGINT, &sa, old_int) < 0)
+        return -errno;
+    return 0;
+}
+
+static void loop_restore_signals(const struct sigaction *old_term,
+                                 const struct sigaction *old_int)
+{
+    sigaction(SIGTERM, old_term, NULL);
+    sigaction(SIGINT, old_int, NULL);
+    loop_signal_fd = -1;
+}
+
+static uint64_t loop_spooled(struct loop *lp)
+{
+    uint64_t n = 0;
+
+    if (spool_count(lp->sp, &n) < 0)
+        return 0;
+    return n;
+}
+
+/* A signal asked us to stop: no more probes, a STOP event, and one prompt
+ * try to ship what is spooled. A failed try ends it; the spool keeps the
+ * rest for the next start. */
+static void loop_begin_stop(struct loop *lp, int sig, int64_t now_us)
+{
+    log_msg(LOGL_INFO, "loop", "signal %d: stopping, flushing for up to %ld "
+            "ms", sig, LOOP_STOP_GRACE_MS);
+    loop_cancel_probes(lp);
+    if (lp->phase == LOOP_RUNNING)      /* --once draining has its STOP */
+        loop_lifecycle(lp,
+                       SEXTANT__V1__LIFECYCLE_PHASE__LIFECYCLE_PHASE_STOP,
+                       "signal");
+    shipper_retry_now(lp->sh);
+    lp->fail_mark = shipper_failures(lp->sh);
+    lp->deadline_us = now_us + LOOP_STOP_GRACE_MS * 1000;
+    lp->phase = LOOP_STOPPING;
+}
+
+/* --once: every target reported. STOP goes in the spool too, so a good
+ * run ends with the spool empty. The collector gets a bounded time; the
+ * shipper's backoff (1 s, 2 s, 4 s, 8 s) fits four or five tries in it. */
+static void loop_begin_drain(struct loop *lp, int64_t now_us)
+{
+    log_msg(LOGL_INFO, "loop", "probed %zu targets: %zu ok, %zu failed; "
+            "shipping", lp->n_targets, lp->n_ok, lp->n_failed);
+    loop_lifecycle(lp, SEXTANT__V1__LIFECYCLE_PHASE__LIFECYCLE_PHASE_STOP,
+                   "once");
+    lp->deadline_us = now_us + LOOP_ONCE_SHIP_MS * 1000;
+    lp->phase = LOOP_DRAINING;
+}
+
+/* After the shipper's poll: 1 when the run is over (with *rc set), else
+ * 0. Only draining and stopping end; running goes on until a signal. */
+static int loop_over(struct loop *lp, int64_t now_us, int *rc)
+{
+    if (lp->phase == LOOP_RUNNING)
+        return 0;
+    if (shipper_drained(lp->sh)) {
+        log_msg(LOGL_INFO, "loop", "every event is acked; spool empty");
+        *rc = 0;
+        return 1;
+    }
+    if (lp->phase == LOOP_DRAINING && now_us >= lp->deadline_us) {
+        log_msg(LOGL_ERROR, "loop", "the collector did not ack every event "
+                "within %ld ms; %" PRIu64 " events stay in the spool for the "
+                "next run", LOOP_ONCE_SHIP_MS, loop_spooled(lp));
+        *rc = -ETIMEDOUT;
+        return 1;
+    }
+    if (lp->phase == LOOP_STOPPING &&
+        (now_us >= lp->deadline_us ||
+         shipper_failures(lp->sh) > lp->fail_mark)) {
+        log_msg(LOGL_WARN, "loop", "could not ship everything before "
+                "stopping; %" PRIu64 " events stay in the spool",
+                loop_spooled(lp));
+        *rc = 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* How long the next poll may sleep: until the next probe is due (or the
+ * deadline), pending results are due in the spool, a backoff ends, or
+ * LOOP_MAX_WAIT_MS -- whichever is first. curl_multi_poll() also wakes for
+ * curl's own timers and sockets. */
+static long loop_wait_ms(const struct loop *lp, int64_t now_us)
+{
+    long w = loop_min_wait(LOOP_MAX_WAIT_MS, lp->phase == LOOP_RUNNING
+                                                 ? lp->next_due_us
+                                                 : lp->deadline_us, now_us);
+    long sw = shipper_wait_ms(lp->sh, now_us);
+
+    if (lp->n_pending > 0)
+        w = loop_min_wait(w, lp->pending_since_us + LOOP_FLUSH_US, now_us);
+
+    return sw >= 0 && sw < w ? sw : w;
+}
+
+/* One turn: sleep until curl, the self-pipe or a timer wakes us, let curl
+ * move its transfers, and collect what finished. */
+static int loop_turn(struct loop *lp, struct curl_waitfd *wfd,
+                     int64_t now_us)
+{
+    CURLMcode mc;
+    int still;
+
+    wfd->revents = 0;
+    mc = curl_multi_poll(lp->multi, wfd, 1, (int)loop_wait_ms(lp, now_us),
+                         NULL);
+    if (mc != CURLM_OK) {
+        log_msg(LOGL_ERROR, "loop", "curl_multi_poll: %s",
+                curl_multi_strerror(mc));
+        return -EIO;
+    }
+    if (wfd->revents)
+        loop_drain_pipe(lp);
+    mc = curl_multi_perform(lp->multi, &still);
+    if (mc != CURLM_OK) {
+        log_msg(LOGL_ERROR, "loop", "curl_multi_perform: %s",
+                curl_multi_strerror(mc));
+        return -EIO;
+    }
+    loop_collect(lp);
+    return 0;
+}
+
+int loop_run(struct loop *lp, int once)
+{
+    struct sigaction old_term, old_int;
+    struct curl_waitfd wfd = { .fd = lp->pipe_rd, .events = CURL_WAIT_POLLIN };
+    int64_t now = util_mono_us();
+    int interrupted = 0, rc;
+
+    memset(&old_term, 0, sizeof(old_term));     /* SIG_DFL if never set */
+    memset(&old_int, 0, sizeof(old_int));
+    rc = loop_install_signals(lp, &old_term, &old_int);
+    if (rc < 0) {
+        log_msg(LOGL_ERROR, "loop", "cannot install signal handlers: %s",
+                strerror(-rc));
+        loop_restore_signals(&old_term, &old_int);
+        return rc;
+    }
+    lp->phase = LOOP_RUNNING;
+    lp->deadline_us = LOOP_NEVER;
+    loop_lifecycle(lp, SEXTANT__V1__LIFECYCLE_PHASE__LIFECYCLE_PHASE_START,
+                   once ? "once" : "");
+    loop_schedule_first(lp, now, once);
+    log_msg(LOGL_INFO, "loop", "sextant-agent %s started: cluster %s, region "
+            "%s, node %s, %zu targets, spool epoch %016" PRIx64 "%s",
+            SEXTANT_VERSION, lp->cfg->cluster, lp->cfg->region, lp->cfg->node,
+            lp->n_targets, spool_epoch(lp->sp), once ? ", once" : "");
+    for (;;) {
+        now = util_mono_us();
+        if (loop_signal) {
+            int sig = loop_signal;
+
+            loop_signal = 0;
+            if (lp->phase == LOOP_STOPPING) {
+                log_msg(LOGL_WARN, "loop", "second signal: stopping now");
+                break;
+            }
+            interrupted = once;
+            loop_begin_stop(lp, sig, now);
+        }
+        if (lp->phase == LOOP_RUNNING) {
+            if (now >= lp->next_due_us)
+                loop_start_due(lp, now, once);
+            if (once && lp->running == 0)
+                loop_begin_drain(lp, now);
+        }
+        loop_flush_if_due(lp, now);
+        shipper_poll(lp->sh, lp->multi, now);   /* logs its own failures */
+        if (loop_over(lp, now, &rc))
+            break;
+        rc = loop_turn(lp, &wfd, now);
+        if (rc < 0)
+            break;
+    }
+    loop_cancel_probes(lp);
+    shipper_abort(lp->sh, lp->multi);           /* its events stay spooled */
+    loop_flush(lp);
+    loop_restore_signals(&old_term, &old_int);
+    if (rc == 0 && interrupted)
+        rc = -EINTR;
+    log_msg(LOGL_INFO, "loop", "stopped");
+    return rc;
+}

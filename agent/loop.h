@@ -1,0 +1,33 @@
+/* loop.h -- the agent's one event loop: a probe scheduler and the shipper
+ * sharing one curl multi handle, waited on with curl_multi_poll() and
+ * woken by SIGTERM/SIGINT through a self-pipe. Every probe result and
+ * lifecycle event goes to the spool first; only the shipper sends.
+ *
+ * The loop borrows its config: a reload (issue 4) will load a new config
+ * beside the running one and hand it to the loop, which keeps the state of
+ * targets that did not change. */
+#ifndef SEXTANT_AGENT_LOOP_H
+#define SEXTANT_AGENT_LOOP_H
+
+struct agent_config;
+struct spool;
+struct loop;                            /* opaque outside loop.c */
+
+#define LOOP_ONCE_SHIP_MS   15000L      /* --once: time allowed to drain */
+#define LOOP_STOP_GRACE_MS  5000L       /* SIGTERM: time allowed to flush */
+
+/* @cfg and @sp are borrowed and must outlive the loop. */
+int loop_new(const struct agent_config *cfg, struct spool *sp,
+             struct loop **out);
+void loop_free(struct loop *lp);        /* NULL is a no-op */
+
+/* Runs until SIGTERM or SIGINT, then records a STOP event and tries to
+ * ship what is spooled within LOOP_STOP_GRACE_MS; returns 0.
+ * With @once: records START, probes every target once (all at the same
+ * time), records STOP and ships until the spool is empty: 0 then,
+ * -ETIMEDOUT if the collector did not ack everything within
+ * LOOP_ONCE_SHIP_MS, -EINTR if a signal cut it short. Other -errno for a
+ * broken loop (curl or the spool failing), all logged here. */
+int loop_run(struct loop *lp, int once);
+
+#endif

@@ -1,0 +1,34 @@
+# Agent tests: cmocka unit tests of its modules, and scripts that run the
+# real sextant-agent binary.
+add_executable(test_agent_config test_agent_config.c)
+target_link_libraries(test_agent_config PRIVATE sextant_agent_core
+                                                PkgConfig::CMOCKA)
+add_test(NAME agent_config COMMAND test_agent_config)
+
+add_executable(test_spool test_spool.c)
+target_link_libraries(test_spool PRIVATE sextant_agent_core
+                                         PkgConfig::CMOCKA)
+add_test(NAME agent_spool COMMAND test_spool)
+
+add_script_test(agent_cli agent_cli.sh)
+
+# The HTTP probe against tests/http_target and a server thread of its own.
+add_executable(test_agent_probe test_agent_probe.c)
+target_link_libraries(test_agent_probe PRIVATE sextant_agent_core
+                                               PkgConfig::CMOCKA
+                                               Threads::Threads)
+add_test(NAME agent_probe COMMAND test_agent_probe)
+set_tests_properties(agent_probe PROPERTIES
+    ENVIRONMENT "HTTP_TARGET=$<TARGET_FILE:http_target>" TIMEOUT 60)
+
+# The shipper against a fake collector (libmicrohttpd) in the test.
+add_executable(test_agent_shipper test_agent_shipper.c)
+target_link_libraries(test_agent_shipper PRIVATE sextant_agent_core
+                                                 PkgConfig::CMOCKA
+                                                 PkgConfig::MHD
+                                                 Threads::Threads)
+add_test(NAME agent_shipper COMMAND test_agent_shipper)
+set_tests_properties(agent_shipper PROPERTIES TIMEOUT 60)
+
+add_script_test(agent_signal agent_signal.sh)
+add_script_test(agent_once_unacked agent_once_unacked.sh)

@@ -1,0 +1,151 @@
+# agent_cli.sh -- sextant-agent's command line: --help and --version exit 0,
+# usage errors exit 2, and every kind of bad config exits 2 with exactly one
+# stderr line "FILE:LINE: key: message" and nothing on stdout. Starts no
+# server and never gets as far as probing.
+set -euo pipefail
+
+: "${SEXTANT_BIN:?run through ctest}"
+: "${SEXTANT_SRC:?run through ctest}"
+AGENT=$SEXTANT_BIN/agent/sextant-agent
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+unset NODE_NAME
+
+fail() {
+    echo "FAIL: $*" >&2
+    echo "--- stdout" >&2; cat "$TMP/out" >&2 || true
+    echo "--- stderr" >&2; cat "$TMP/err" >&2 || true
+    exit 1
+}
+
+# run ARGS...: runs the agent; sets RC, with its output in $TMP/out, err.
+run() {
+    set +e
+    timeout 10 "$AGENT" "$@" > "$TMP/out" 2> "$TMP/err"
+    RC=$?
+    set -e
+}
+
+# usage_error ARGS...: exit 2, one line on stderr, nothing on stdout.
+usage_error() {
+    run "$@"
+    [ "$RC" = 2 ] || fail "'$*' exited $RC, want 2"
+    [ "$(wc -l < "$TMP/err")" = 1 ] || fail "'$*': want one stderr line"
+    [ ! -s "$TMP/out" ] || fail "'$*': stdout not empty"
+}
+
+# bad_config NAME WANT: writes stdin to NAME.yaml, runs the agent on it and
+# wants exit 2 and exactly one stderr line starting "FILE:WANT".
+bad_config() {
+    local file=$TMP/$1.yaml want
+    cat > "$file"
+    want="$file:$2"
+    for once in "" --once; do
+        run --config "$file" $once
+        [ "$RC" = 2 ] || fail "$1: exited $RC, want 2"
+        [ "$(wc -l < "$TMP/err")" = 1 ] || fail "$1: want one stderr line"
+        [ ! -s "$TMP/out" ] || fail "$1: stdout not empty"
+        case "$(cat "$TMP/err")" in
+        "$want"*) ;;
+        *) fail "$1: stderr does not start with '$want'" ;;
+        esac
+    done
+}
+
+VERSION=$(sed -n 's/^project(sextant VERSION \([0-9.]*\).*/\1/p' \
+          "$SEXTANT_SRC/CMakeLists.txt")
+[ -n "$VERSION" ] || fail "no version in CMakeLists.txt"
+
+run --help
+[ "$RC" = 0 ] || fail "--help exited $RC"
+grep -q '^usage: sextant-agent --config FILE \[--once\]' "$TMP/out" \
+    || fail "--help: no usage line"
+[ ! -s "$TMP/err" ] || fail "--help wrote to stderr"
+run -h
+[ "$RC" = 0 ] || fail "-h exited $RC"
+
+run --version
+[ "$RC" = 0 ] || fail "--version exited $RC"
+[ "$(cat "$TMP/out")" = "sextant-agent $VERSION" ] || fail "--version output"
+[ ! -s "$TMP/err" ] || fail "--version wrote to stderr"
+
+usage_error
+grep -q -- '--config FILE is required' "$TMP/err" || fail "no --config hint"
+usage_error --once
+usage_error --config
+usage_error --bogus
+usage_error --config "$TMP/x.yaml" extra-argument
+
+# The first 8 lines of a valid file; tests add to it.
+head8() {
+    cat <<'YAML'
+cluster: c1
+region: eu-west-1
+node: n1
+collector:
+  url: http://127.0.0.1:8480
+  token: test-token-0123456789
+spool:
+  path: /nonexistent/spool.db
+YAML
+}
+
+run --config "$TMP/none.yaml"
+[ "$RC" = 2 ] || fail "missing file exited $RC"
+[ "$(cat "$TMP/err")" = "$TMP/none.yaml:0: cannot open: No such file or directory" ] \
+    || fail "missing file message"
+
+bad_config empty "1: empty configuration" < /dev/null
+
+{ head8; echo "colour: blue"; } | bad_config unknown_top "9: colour: unknown key"
+
+{ head8; cat <<'YAML'; } | bad_config unknown_nested "12: targets[0].retries: unknown key"
+targets:
+  - name: web
+    url: http://127.0.0.1:9/
+    retries: 3
+YAML
+
+{ head8; cat <<'YAML'; } | bad_config wrong_type "9: interval: expected a scalar value"
+interval: [1, 2]
+YAML
+
+{ head8; cat <<'YAML'; } | bad_config bad_duration "9: interval: expected a duration"
+interval: 10 parsecs
+YAML
+
+head -n 3 <(head8) | bad_config missing_required "1: collector: required key is missing"
+
+{ head8; cat <<'YAML'; } | bad_config bad_url "11: targets[0].url: not a valid URL"
+targets:
+  - name: web
+    url: "http://exa mple/"
+YAML
+
+{ head8; cat <<'YAML'; } | bad_config bad_scheme "11: targets[0].url: scheme must be http or https"
+targets:
+  - name: web
+    url: ftp://127.0.0.1/
+YAML
+
+{ head8; cat <<'YAML'; } | bad_config duplicate_name "12: targets[1].name: duplicate target name \"web\""
+targets:
+  - name: web
+    url: http://127.0.0.1:9/a
+  - name: web
+    url: http://127.0.0.1:9/b
+YAML
+
+cat <<'YAML' | bad_config both_tokens "6: collector.token_file: give exactly one"
+cluster: c1
+region: eu-west-1
+node: n1
+collector:
+  url: http://127.0.0.1:8480
+  token_file: /run/secrets/token
+  token: test-token-0123456789
+YAML
+
+{ head8; echo "targets: ["; } | bad_config yaml_syntax "10: YAML syntax:"
+
+echo "agent_cli: all passed"

@@ -1,0 +1,600 @@
+/* test_agent_config.c -- agent.yaml parsing: every error path gives one
+ * line "FILE:LINE: key: message", and a valid file gives every value with
+ * its defaults. YAML goes to a fresh temp folder per run. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+/* The first 8 lines of most files; a target list follows at line 9. */
+#define HEAD                                \
+    "cluster: c1\n"                         \
+    "region: eu-west-1\n"                   \
+    "node: n1\n"                            \
+    "collector:\n"                          \
+    "  url: http://127.0.0.1:8480\n"        \
+    "  token: tok-0123456789abcdef\n"       \
+    "spool:\n"                              \
+    "  path: /tmp/agent-spool.db\n"
+#define TARGETS                             \
+    "targets:\n"                            \
+    "  - name: web\n"                       \
+    "    url: http://127.0.0.1:9/health\n"
+
+static char test_dir[64];
+static char test_path[128];
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int load(const char *yaml, struct agent_config *cfg, char *err,
+                size_t err_len)
+{
+    write_file(test_path, yaml);
+    return agent_config_load(test_path, cfg, err, err_len);
+}
+
+/* Loads @yaml and asserts it fails with exactly "PATH:" + @want. */
+static void expect_error(const char *yaml, const char *want)
+{
+    struct agent_config cfg = { 0 };
+    char err[512], full[512];
+    int rc;
+
+    memset(err, 'x', sizeof(err));
+    err[sizeof(err) - 1] = '\0';
+    rc = load(yaml, &cfg, err, sizeof(err));
+    snprintf(full, sizeof(full), "%s:%s", test_path, want);
+    assert_int_equal(rc, -EINVAL);
+    assert_string_equal(err, full);
+    assert_null(strchr(err, '\n'));
+    assert_null(cfg.cluster);               /* untouched on failure */
+    assert_null(cfg.targets);
+}
+
+/* Asserts @yaml fails with an error that starts with "PATH:" + @prefix. */
+static void expect_error_prefix(const char *yaml, const char *prefix)
+{
+    struct agent_config cfg = { 0 };
+    char err[512], full[512];
+
+    assert_int_equal(load(yaml, &cfg, err, sizeof(err)), -EINVAL);
+    snprintf(full, sizeof(full), "%s:%s", test_path, prefix);
+    if (strncmp(err, full, strlen(full)) != 0)
+        fail_msg("got \"%s\", want prefix \"%s\"", err, full);
+    assert_null(strchr(err, '\n'));
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    unsetenv("NODE_NAME");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unsetenv("NODE_NAME");
+    unlink(test_path);
+    return 0;
+}
+
+static void test_full_config_loads_every_key(void **state)
+{
+    static const char yaml[] =
+        "cluster: prod-eu\n"
+        "region: eu-west-1\n"
+        "node: node-a\n"
+        "collector:\n"
+        "  url: https://collector.example:8480/sextant/\n"
+        "  token: tok-0123456789abcdef\n"
+        "spool:\n"
+        "  path: /var/lib/sextant/spool.db\n"
+        "interval: 30s\n"
+        "timeout: 2s\n"
+        "log_level: debug\n"
+        "targets:\n"
+        "  - name: api\n"
+        "    url: https://api.example/healthz\n"
+        "    type: http\n"
+        "    interval: 5s\n"
+        "    timeout: 1500ms\n"
+        "    expect_status: [200, 204]\n"
+        "  - name: web\n"
+        "    url: http://127.0.0.1:9/\n";
+    struct agent_config cfg = { 0 };
+    char err[512];
+
+    (void)state;
+    assert_int_equal(load(yaml, &cfg, err, sizeof(err)), 0);
+    assert_string_equal(cfg.cluster, "prod-eu");
+    assert_string_equal(cfg.region, "eu-west-1");
+    assert_string_equal(cfg.node, "node-a");
+    assert_string_equal(cfg.collector_url,
+                        "https://collector.example:8480/sextant/");
+    assert_string_equal(cfg.ingest_url,
+                        "https://collector.example:8480/sextant/v1/ingest");
+    assert_string_equal(cfg.token, "tok-0123456789abcdef");
+    assert_string_equal(cfg.spool_path, "/var/lib/sextant/spool.db");
+    assert_int_equal(cfg.interval_ms, 30000);
+    assert_int_equal(cfg.timeout_ms, 2000);
+    assert_int_equal(cfg.log_level, LOGL_DEBUG);
+    assert_int_equal(cfg.n_targets, 2);
+    assert_string_equal(cfg.targets[0].name, "api");
+    assert_string_equal(cfg.targets[0].url, "https://api.example/healthz");
+    assert_int_equal(cfg.targets[0].type, PROBE_HTTP);
+    assert_int_equal(cfg.targets[0].interval_ms, 5000);
+    assert_int_equal(cfg.targets[0].timeout_ms, 1500);
+    assert_int_equal(cfg.targets[0].n_expect_status, 2);
+    assert_int_equal(cfg.targets[0].expect_status[0], 200);
+    assert_int_equal(cfg.targets[0].expect_status[1], 204);
+    assert_true(agent_target_status_ok(&cfg.targets[0], 204));
+    assert_false(agent_target_status_ok(&cfg.targets[0], 301));
+    /* The second target inherits the top-level interval and timeout. */
+    assert_int_equal(cfg.targets[1].interval_ms, 30000);
+    assert_int_equal(cfg.targets[1].timeout_ms, 2000);
+    agent_config_free(&cfg);
+    assert_null(cfg.cluster);
+    agent_config_free(&cfg);                /* a freed config is a no-op */
+}
+
+static void test_defaults_are_applied(void **state)
+{
+    struct agent_config cfg = { 0 };
+    char err[512];
+    const struct agent_target *t;
+
+    (void)state;
+    assert_int_equal(load(HEAD TARGETS, &cfg, err, sizeof(err)), 0);
+    assert_string_equal(cfg.ingest_url, "http://127.0.0.1:8480/v1/ingest");
+    assert_int_equal(cfg.interval_ms, 10000);
+    assert_int_equal(cfg.timeout_ms, 5000);
+    assert_int_equal(cfg.log_level, LOGL_INFO);
+    t = &cfg.targets[0];
+    assert_int_equal(t->type, PROBE_HTTP);
+    assert_int_equal(t->interval_ms, 10000);
+    assert_int_equal(t->timeout_ms, 5000);
+    assert_null(t->expect_status);
+    /* Default verdict: any 2xx or 3xx. */
+    assert_false(agent_target_status_ok(t, 199));
+    assert_true(agent_target_status_ok(t, 200));
+    assert_true(agent_target_status_ok(t, 399));
+    assert_false(agent_target_status_ok(t, 404));
+    assert_false(agent_target_status_ok(t, 503));
+    agent_config_free(&cfg);
+}
+
+static void test_inherited_timeout_shrinks_to_short_interval(void **state)
+{
+    struct agent_config cfg = { 0 };
+    char err[512];
+
+    (void)state;
+    assert_int_equal(load(HEAD TARGETS "    interval: 1s\n", &cfg, err,
+                          sizeof(err)), 0);
+    assert_int_equal(cfg.targets[0].interval_ms, 1000);
+    assert_int_equal(cfg.targets[0].timeout_ms, 1000);
+    agent_config_free(&cfg);
+    assert_int_equal(load(HEAD "interval: 2s\n" TARGETS, &cfg, err,
+                          sizeof(err)), 0);
+    assert_int_equal(cfg.timeout_ms, 2000);
+    assert_int_equal(cfg.targets[0].timeout_ms, 2000);
+    agent_config_free(&cfg);
+}
+
+static void test_unknown_top_level_key_is_an_error(void **state)
+{
+    (void)state;
+    expect_error(HEAD "colector: 1\n" TARGETS, "9: colector: unknown key");
+}
+
+static void test_unknown_key_in_collector_is_an_error(void **state)
+{
+    (void)state;
+    expect_error("cluster: c1\n"
+                 "region: r1\n"
+                 "node: n1\n"
+                 "collector:\n"
+                 "  url: http://127.0.0.1:8480\n"
+                 "  tokn: abc\n"
+                 "  token: tok-0123456789abcdef\n"
+                 "spool:\n"
+                 "  path: /tmp/s.db\n" TARGETS,
+                 "6: collector.tokn: unknown key");
+}
+
+static void test_unknown_key_in_spool_is_an_error(void **state)
+{
+    (void)state;
+    expect_error(HEAD "  max_bytes: 1MiB\n" TARGETS,
+                 "9: spool.max_bytes: unknown key");
+}
+
+static void test_unknown_key_in_target_is_an_error(void **state)
+{
+    (void)state;
+    expect_error(HEAD TARGETS
+                 "  - name: api\n"
+                 "    url: http://127.0.0.1:9/\n"
+                 "    expect: 200\n",
+                 "14: targets[1].expect: unknown key");
+}
+
+static void test_key_given_twice_is_an_error(void **state)
+{
+    (void)state;
+    expect_error(HEAD "cluster: c2\n" TARGETS,
+                 "9: cluster: key given twice");
+}
+
+static void test_wrong_types_are_errors(void **state)
+{
+    (void)state;
+    expect_error("cluster: [a, b]\n", "1: cluster: expected a scalar value");
+    expect_error("cluster: c1\n"
+                 "region: r1\n"
+                 "node: n1\n"
+                 "collector: http://127.0.0.1:8480\n",
+                 "4: collector: expected a mapping");
+    expect_error(HEAD "targets:\n  name: web\n",
+                 "10: targets: expected a list");
+    expect_error(HEAD "targets:\n  - web\n",
+                 "10: targets[0]: expected a mapping");
+    expect_error(HEAD TARGETS "    expect_status: 200\n",
+                 "12: targets[0].expect_status: expected a list");
+    expect_error(HEAD TARGETS "    expect_status: [200, ok]\n",
+                 "12: targets[0].expect_status[1]: expected an HTTP status "
+                 "from 100 to 599, got \"ok\"");
+    expect_error_prefix("- just\n- a list\n", "1: top level must be a "
+                        "mapping");
+}
+
+static void test_missing_required_keys_are_errors(void **state)
+{
+    (void)state;
+    expect_error("region: r1\n", "1: cluster: required key is missing");
+    expect_error("cluster: c1\n", "1: region: required key is missing");
+    expect_error("cluster: c1\nregion: r1\nnode: n1\n",
+                 "1: collector: required key is missing");
+    expect_error("cluster: c1\n"
+                 "region: r1\n"
+                 "node: n1\n"
+                 "collector:\n"
+                 "  token: tok-0123456789abcdef\n",
+                 "5: collector.url: required key is missing");
+    expect_error(HEAD, "1: targets: required key is missing");
+    expect_error("cluster: c1\n"
+                 "region: r1\n"
+                 "node: n1\n"
+                 "collector:\n"
+                 "  url: http://127.0.0.1:8480\n"
+                 "  token: tok-0123456789abcdef\n" TARGETS,
+                 "1: spool: required key is missing");
+    expect_error("cluster: c1\n"
+                 "region: r1\n"
+                 "node: n1\n"
+                 "collector:\n"
+                 "  url: http://127.0.0.1:8480\n"
+                 "  token: tok-0123456789abcdef\n"
+                 "spool:\n"
+                 "  {}\n" TARGETS,
+                 "8: spool.path: required key is missing");
+    expect_error(HEAD "targets:\n  - url: http://127.0.0.1:9/\n",
+                 "10: targets[0].name: required key is missing");
+    expect_error(HEAD "targets:\n  - name: web\n",
+                 "10: targets[0].url: required key is missing");
+    expect_error(HEAD "targets: []\n", "9: targets: list is empty");
+    expect_error("cluster:\nregion: r1\n", "1: cluster: value is empty");
+}
+
+static void test_missing_node_needs_node_name(void **state)
+{
+    (void)state;
+    expect_error("cluster: c1\n"
+                 "region: r1\n"
+                 "collector:\n"
+                 "  url: http://127.0.0.1:8480\n",
+                 "1: node: required key is missing (or set env NODE_NAME)");
+}
+
+static void test_node_name_env_overrides_file(void **state)
+{
+    struct agent_config cfg = { 0 };
+    char err[512];
+
+    (void)state;
+    assert_int_equal(setenv("NODE_NAME", "worker-7", 1), 0);
+    assert_int_equal(load(HEAD TARGETS, &cfg, err, sizeof(err)), 0);
+    assert_string_equal(cfg.node, "worker-7");
+    agent_config_free(&cfg);
+    /* And it stands in for a node the file does not give. */
+    assert_int_equal(load("cluster: c1\n"
+                          "region: r1\n"
+                          "collector:\n"
+                          "  url: http://127.0.0.1:8480\n"
+                          "  token: tok-0123456789abcdef\n"
+                          "spool:\n"
+                          "  path: /tmp/s.db\n" TARGETS,
+                          &cfg, err, sizeof(err)), 0);
+    assert_string_equal(cfg.node, "worker-7");
+    agent_config_free(&cfg);
+    /* An empty NODE_NAME is no override. */
+    assert_int_equal(setenv("NODE_NAME", "", 1), 0);
+    assert_int_equal(load(HEAD TARGETS, &cfg, err, sizeof(err)), 0);
+    assert_string_equal(cfg.node, "n1");
+    agent_config_free(&cfg);
+}
+
+static void test_node_name_env_must_be_a_plain_name(void **state)
+{
+    (void)state;
+    assert_int_equal(setenv("NODE_NAME", "node a", 1), 0);
+    expect_error(HEAD TARGETS, "1: node: env NODE_NAME must be printable "
+                 "ASCII without spaces");
+    assert_int_equal(setenv("NODE_NAME", "n\xc3\xb6" "de", 1), 0);
+    expect_error(HEAD TARGETS, "1: node: env NODE_NAME must be printable "
+                 "ASCII without spaces");
+}
+
+static void test_bad_target_url_is_an_error(void **state)
+{
+    (void)state;
+    expect_error_prefix(HEAD "targets:\n"
+                        "  - name: web\n"
+                        "    url: \"http://exa mple/\"\n",
+                        "11: targets[0].url: not a valid URL: ");
+    expect_error_prefix(HEAD "targets:\n"
+                        "  - name: web\n"
+                        "    url: just-a-host\n",
+                        "11: targets[0].url: not a valid URL: ");
+    expect_error(HEAD "targets:\n"
+                 "  - name: web\n"
+                 "    url: http://\n",
+                 "11: targets[0].url: not a valid URL: No host part in the "
+                 "URL");
+}
+
+static void test_non_http_scheme_is_an_error(void **state)
+{
+    (void)state;
+    expect_error(HEAD "targets:\n"
+                 "  - name: files\n"
+                 "    url: ftp://127.0.0.1/pub/\n",
+                 "11: targets[0].url: scheme must be http or https, got "
+                 "\"ftp\"");
+    expect_error(HEAD "targets:\n"
+                 "  - name: files\n"
+                 "    url: file:///etc/passwd\n",
+                 "11: targets[0].url: scheme must be http or https, got "
+                 "\"file\"");
+}
+
+static void test_bad_collector_url_is_an_error(void **state)
+{
+    (void)state;
+    expect_error("cluster: c1\n"
+                 "region: r1\n"
+                 "node: n1\n"
+                 "collector:\n"
+                 "  url: gopher://127.0.0.1:8480\n",
+                 "5: collector.url: scheme must be http or https, got "
+                 "\"gopher\"");
+    expect_error("cluster: c1\n"
+                 "region: r1\n"
+                 "node: n1\n"
+                 "collector:\n"
+                 "  url: http://127.0.0.1:8480/?x=1\n",
+                 "5: collector.url: base URL must not have a query or "
+                 "fragment");
+}
+
+static void test_duplicate_target_name_names_the_second(void **state)
+{
+    (void)state;
+    expect_error(HEAD TARGETS
+                 "  - name: api\n"
+                 "    url: http://127.0.0.1:9/a\n"
+                 "  - name: web\n"
+                 "    url: http://127.0.0.1:9/b\n",
+                 "14: targets[2].name: duplicate target name \"web\" (first "
+                 "used by targets[0])");
+}
+
+static void test_bad_duration_is_an_error(void **state)
+{
+    (void)state;
+    expect_error(HEAD "interval: 10 parsecs\n" TARGETS,
+                 "9: interval: expected a duration such as 500ms, 10s or 2m, "
+                 "got \"10 parsecs\"");
+    expect_error(HEAD TARGETS "    timeout: soon\n",
+                 "12: targets[0].timeout: expected a duration such as 500ms, "
+                 "10s or 2m, got \"soon\"");
+    expect_error(HEAD "interval: 10ms\n" TARGETS,
+                 "9: interval: must be between 100ms and 86400000ms");
+}
+
+static void test_timeout_longer_than_interval_is_an_error(void **state)
+{
+    (void)state;
+    expect_error(HEAD TARGETS "    interval: 2s\n    timeout: 3s\n",
+                 "13: targets[0].timeout: must not exceed the target's "
+                 "interval (2000ms)");
+    expect_error(HEAD "interval: 1s\ntimeout: 2s\n" TARGETS,
+                 "10: timeout: must not exceed interval (1000ms)");
+}
+
+static void test_token_and_token_file_together_are_an_error(void **state)
+{
+    (void)state;
+    expect_error("cluster: c1\n"
+                 "region: r1\n"
+                 "node: n1\n"
+                 "collector:\n"
+                 "  url: http://127.0.0.1:8480\n"
+                 "  token: tok-0123456789abcdef\n"
+                 "  token_file: /run/secrets/token\n",
+                 "7: collector.token_file: give exactly one of token and "
+                 "token_file, not both");
+}
+
+static void test_no_token_is_an_error(void **state)
+{
+    (void)state;
+    expect_error("cluster: c1\n"
+                 "region: r1\n"
+                 "node: n1\n"
+                 "collector:\n"
+                 "  url: http://127.0.0.1:8480\n",
+                 "5: collector.token: required key is missing (or give "
+                 "token_file)");
+    expect_error("cluster: c1\n"
+                 "region: r1\n"
+                 "node: n1\n"
+                 "collector:\n"
+                 "  url: http://127.0.0.1:8480\n"
+                 "  token: \"two words\"\n",
+                 "6: collector.token: token must be non-empty, without "
+                 "spaces or control characters");
+}
+
+static void test_token_file_is_read_and_trimmed(void **state)
+{
+    struct agent_config cfg = { 0 };
+    char tok[160], yaml[1024], err[512];
+
+    (void)state;
+    snprintf(tok, sizeof(tok), "%s/token", test_dir);
+    write_file(tok, "file-token-0123456789\n\n");
+    snprintf(yaml, sizeof(yaml),
+             "cluster: c1\n"
+             "region: r1\n"
+             "node: n1\n"
+             "collector:\n"
+             "  url: http://127.0.0.1:8480\n"
+             "  token_file: %s\n"
+             "spool:\n"
+             "  path: /tmp/s.db\n" TARGETS, tok);
+    assert_int_equal(load(yaml, &cfg, err, sizeof(err)), 0);
+    assert_string_equal(cfg.token, "file-token-0123456789");
+    agent_config_free(&cfg);
+    unlink(tok);
+    snprintf(yaml, sizeof(yaml),
+             "cluster: c1\n"
+             "region: r1\n"
+             "node: n1\n"
+             "collector:\n"
+             "  url: http://127.0.0.1:8480\n"
+             "  token_file: %s\n", tok);
+    {
+        char want[512];
+
+        snprintf(want, sizeof(want), "6: collector.token_file: cannot read "
+                 "%s: No such file or directory", tok);
+        expect_error(yaml, want);
+    }
+}
+
+static void test_bad_expect_status_is_an_error(void **state)
+{
+    (void)state;
+    expect_error(HEAD TARGETS "    expect_status: [200, 600]\n",
+                 "12: targets[0].expect_status[1]: expected an HTTP status "
+                 "from 100 to 599, got \"600\"");
+    expect_error(HEAD TARGETS "    expect_status: []\n",
+                 "12: targets[0].expect_status: list is empty");
+}
+
+static void test_unknown_probe_type_is_an_error(void **state)
+{
+    (void)state;
+    expect_error(HEAD TARGETS "    type: tcp\n",
+                 "12: targets[0].type: unknown probe type \"tcp\"; known: "
+                 "http");
+}
+
+static void test_bad_log_level_is_an_error(void **state)
+{
+    (void)state;
+    expect_error(HEAD "log_level: loud\n" TARGETS,
+                 "9: log_level: expected error, warn, info or debug, got "
+                 "\"loud\"");
+}
+
+static void test_yaml_syntax_error_is_one_line(void **state)
+{
+    (void)state;
+    expect_error_prefix(HEAD "targets: [\n", "10: YAML syntax: ");
+}
+
+static void test_missing_file_is_an_error(void **state)
+{
+    struct agent_config cfg = { 0 };
+    char err[512], want[512];
+
+    (void)state;
+    snprintf(want, sizeof(want), "%s/none.yaml", test_dir);
+    assert_int_equal(agent_config_load(want, &cfg, err, sizeof(err)),
+                     -ENOENT);
+    strcat(want, ":0: cannot open: No such file or directory");
+    assert_string_equal(err, want);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+        T(test_full_config_loads_every_key),
+        T(test_defaults_are_applied),
+        T(test_inherited_timeout_shrinks_to_short_interval),
+        T(test_unknown_top_level_key_is_an_error),
+        T(test_unknown_key_in_collector_is_an_error),
+        T(test_unknown_key_in_spool_is_an_error),
+        T(test_unknown_key_in_target_is_an_error),
+        T(test_key_given_twice_is_an_error),
+        T(test_wrong_types_are_errors),
+        T(test_missing_required_keys_are_errors),
+        T(test_missing_node_needs_node_name),
+        T(test_node_name_env_overrides_file),
+        T(test_node_name_env_must_be_a_plain_name),
+        T(test_bad_target_url_is_an_error),
+        T(test_non_http_scheme_is_an_error),
+        T(test_bad_collector_url_is_an_error),
+        T(test_duplicate_target_name_names_the_second),
+        T(test_bad_duration_is_an_error),
+        T(test_timeout_longer_than_interval_is_an_error),
+        T(test_token_and_token_file_together_are_an_error),
+        T(test_no_token_is_an_error),
+        T(test_token_file_is_read_and_trimmed),
+        T(test_bad_expect_status_is_an_error),
+        T(test_unknown_probe_type_is_an_error),
+        T(test_bad_log_level_is_an_error),
+        T(test_yaml_syntax_error_is_one_line),
+        T(test_missing_file_is_an_error),
+#undef T
+    };
+    int rc;
+
+    snprintf(test_dir, sizeof(test_dir), "/tmp/test_agent_config.XXXXXX");
+    if (!mkdtemp(test_dir))
+        return 1;
+    snprintf(test_path, sizeof(test_path), "%s/agent.yaml", test_dir);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    rmdir(test_dir);
+    return rc;
+}
