@@ -20,24 +20,36 @@
 #define CONFIG_MIN_TIMEOUT    10LL
 #define CONFIG_MAX_TIMEOUT    (3600LL * 1000)
 #define CONFIG_INGEST_PATH    "/v1/ingest"
+/* Route 53's defaults: 3 failures to fail, and we ask 2 to recover. */
+#define CONFIG_DEF_HEALTHY_AFTER   2u
+#define CONFIG_DEF_UNHEALTHY_AFTER 3u
 
 static const char *const config_top_keys[] = {
     "cluster", "region", "node", "collector", "spool", "interval", "timeout",
-    "log_level", "targets", NULL
+    "healthy_after", "unhealthy_after", "log_level", "targets", NULL
 };
 static const char *const config_collector_keys[] = {
     "url", "token", "token_file", NULL
 };
 static const char *const config_spool_keys[] = { "path", NULL };
+/* Keys every target takes; its type adds its own (probe_ops->keys). */
 static const char *const config_target_keys[] = {
-    "name", "url", "type", "interval", "timeout", "expect_status", NULL
+    "name", "type", "interval", "timeout", "healthy_after", "unhealthy_after",
+    NULL
 };
+#define CONFIG_N_TARGET_KEYS 6u
+#define CONFIG_MAX_TYPE_KEYS 32u
 
 static void config_target_free(struct agent_target *t)
 {
+    const struct probe_ops *ops = probe_ops_find(t->type);
+
+    if (ops && ops->free_opts)
+        ops->free_opts(t->opts);
     free(t->name);
     free(t->url);
     free(t->expect_status);
+    free(t->fingerprint);
 }
 
 void agent_config_free(struct agent_config *cfg)
@@ -128,6 +140,25 @@ out:
     curl_free(host);
     curl_url_cleanup(u);
     return rc;
+}
+
+int agent_config_url(struct yconf *yc, yaml_node_t *m, const char *ctx,
+                     const char *key, int required, char **out)
+{
+    CURLU *u = NULL;
+    char *url = NULL;
+    int rc = yconf_str(yc, m, ctx, key, required, &url);
+
+    if (rc)
+        return rc;
+    rc = config_url(yc, m, ctx, key, url, &u);
+    curl_url_cleanup(u);
+    if (rc < 0) {
+        free(url);
+        return rc;
+    }
+    *out = url;
+    return 0;
 }
 
 /* The collector's ingest URL: its base URL with /v1/ingest appended to the
@@ -319,29 +350,101 @@ static int config_expect(struct yconf *yc, yaml_node_t *m, const char *ctx,
     return 0;
 }
 
-/* Reads one target, inheriting interval and timeout from @cfg. */
-static int config_target(struct yconf *yc, yaml_node_t *m, const char *ctx,
-                         const struct agent_config *cfg,
-                         struct agent_target *t)
+/* Whether @key is one of the NULL-terminated @keys. */
+static int config_has_key(const char *const *keys, const char *key)
+{
+    for (; keys && *keys; keys++)
+        if (strcmp(*keys, key) == 0)
+            return 1;
+    return 0;
+}
+
+/* The target's type, read first: it decides which other keys are valid. */
+static int config_target_type(struct yconf *yc, yaml_node_t *m,
+                              const char *ctx, struct agent_target *t,
+                              const struct probe_ops **ops)
 {
     char *type = NULL;
-    CURLU *u = NULL;
     int rc;
 
-    rc = yconf_check_keys(yc, m, ctx, config_target_keys);
-    if (rc == 0)
-        rc = config_name(yc, m, ctx, "name", 1, &t->name);
-    if (rc == 0)
-        rc = yconf_str(yc, m, ctx, "url", 1, &t->url);
-    if (rc == 0)
-        rc = config_url(yc, m, ctx, "url", t->url, &u);
-    if (rc == 0)
-        rc = yconf_str(yc, m, ctx, "type", 0, &type);
     t->type = PROBE_HTTP;
+    rc = yconf_str(yc, m, ctx, "type", 0, &type);
     if (rc == 0 && probe_type_parse(type, &t->type) < 0)
         rc = yconf_fail(yc, yconf_find(yc, m, "type"), ctx, "type",
                         "unknown probe type \"%s\"; known: %s", type,
                         probe_type_names());
+    free(type);
+    if (rc < 0)
+        return rc;
+    *ops = probe_ops_find(t->type);
+    return *ops ? 0 : yconf_fail(yc, m, ctx, "type", "type not built in");
+}
+
+/* Common keys plus the type's own, as one NULL-terminated list. */
+static int config_target_check_keys(struct yconf *yc, yaml_node_t *m,
+                                    const char *ctx,
+                                    const struct probe_ops *ops)
+{
+    const char *keys[CONFIG_N_TARGET_KEYS + CONFIG_MAX_TYPE_KEYS + 1];
+    size_t n = 0;
+
+    for (size_t i = 0; config_target_keys[i]; i++)
+        keys[n++] = config_target_keys[i];
+    for (size_t i = 0; ops->keys && ops->keys[i] &&
+                       i < CONFIG_MAX_TYPE_KEYS; i++)
+        keys[n++] = ops->keys[i];
+    keys[n] = NULL;
+    return yconf_check_keys(yc, m, ctx, keys);
+}
+
+/* The canonical text of the target's mapping plus the defaults it
+ * inherited: equal fingerprints mean a reload left the target alone. */
+static int config_fingerprint(struct yconf *yc, yaml_node_t *m,
+                              struct agent_target *t)
+{
+    char *text = NULL, *fp = NULL;
+    int rc = yconf_node_text(yc, m, &text);
+
+    if (rc < 0)
+        return rc;
+    if (asprintf(&fp, "%s|%lld|%lld|%u|%u", text, t->interval_ms,
+                 t->timeout_ms, t->healthy_after, t->unhealthy_after) < 0)
+        fp = NULL;
+    free(text);
+    if (!fp)
+        return -ENOMEM;
+    t->fingerprint = fp;
+    return 0;
+}
+
+/* A health threshold: consecutive results to change state. */
+static int config_threshold(struct yconf *yc, yaml_node_t *m, const char *ctx,
+                            const char *key, unsigned *out)
+{
+    long long v;
+    int rc = yconf_int(yc, m, ctx, key, 0, 1, 100, &v);
+
+    if (rc == 0)
+        *out = (unsigned)v;
+    return rc;
+}
+
+/* Reads one target, inheriting interval, timeout and thresholds from
+ * @cfg. */
+static int config_target(struct yconf *yc, yaml_node_t *m, const char *ctx,
+                         const struct agent_config *cfg,
+                         struct agent_target *t)
+{
+    const struct probe_ops *ops = NULL;
+    int rc;
+
+    rc = config_target_type(yc, m, ctx, t, &ops);
+    if (rc == 0)
+        rc = config_target_check_keys(yc, m, ctx, ops);
+    if (rc == 0)
+        rc = config_name(yc, m, ctx, "name", 1, &t->name);
+    if (rc == 0 && config_has_key(ops->keys, "url"))
+        rc = agent_config_url(yc, m, ctx, "url", ops->url_required, &t->url);
     t->interval_ms = cfg->interval_ms;
     if (rc >= 0)
         rc = yconf_duration_ms(yc, m, ctx, "interval", 0, CONFIG_MIN_INTERVAL,
@@ -359,10 +462,19 @@ static int config_target(struct yconf *yc, yaml_node_t *m, const char *ctx,
         rc = yconf_fail(yc, yconf_find(yc, m, "timeout"), ctx, "timeout",
                         "must not exceed the target's interval (%lldms)",
                         t->interval_ms);
+    t->healthy_after = cfg->healthy_after;
+    t->unhealthy_after = cfg->unhealthy_after;
     if (rc >= 0)
+        rc = config_threshold(yc, m, ctx, "healthy_after", &t->healthy_after);
+    if (rc >= 0)
+        rc = config_threshold(yc, m, ctx, "unhealthy_after",
+                              &t->unhealthy_after);
+    if (rc >= 0 && config_has_key(ops->keys, "expect_status"))
         rc = config_expect(yc, m, ctx, t);
-    free(type);
-    curl_url_cleanup(u);
+    if (rc >= 0 && ops->parse)
+        rc = ops->parse(yc, m, ctx, t);
+    if (rc >= 0)
+        rc = config_fingerprint(yc, m, t);
     return rc < 0 ? rc : 0;
 }
 
@@ -426,6 +538,12 @@ static int config_defaults(struct yconf *yc, yaml_node_t *root,
         return yconf_fail(yc, yconf_find(yc, root, "timeout"), "", "timeout",
                           "must not exceed interval (%lldms)",
                           cfg->interval_ms);
+    rc = config_threshold(yc, root, "", "healthy_after", &cfg->healthy_after);
+    if (rc >= 0)
+        rc = config_threshold(yc, root, "", "unhealthy_after",
+                              &cfg->unhealthy_after);
+    if (rc < 0)
+        return rc;
     rc = yconf_str(yc, root, "", "log_level", 0, &level);
     if (rc == 0 && log_parse_level(level, &cfg->log_level) < 0)
         rc = yconf_fail(yc, yconf_find(yc, root, "log_level"), "",
@@ -473,6 +591,8 @@ int agent_config_load(const char *path, struct agent_config *out, char *err,
     struct agent_config cfg = {
         .interval_ms = CONFIG_DEF_INTERVAL,
         .timeout_ms = CONFIG_DEF_TIMEOUT,
+        .healthy_after = CONFIG_DEF_HEALTHY_AFTER,
+        .unhealthy_after = CONFIG_DEF_UNHEALTHY_AFTER,
         .log_level = LOGL_INFO,
     };
     struct yconf yc;

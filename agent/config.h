@@ -6,8 +6,11 @@
 
 #include <stddef.h>
 
+#include <yaml.h>
+
 #include "log.h"
 #include "probe.h"
+#include "yconf.h"
 
 #define AGENT_CONFIG_MAX_NAME    256u   /* cluster, region, node, target */
 #define AGENT_CONFIG_MAX_EXPECT  64u    /* codes in one expect_status list */
@@ -16,12 +19,19 @@
  * the file is loaded, so nothing downstream looks at the top level. */
 struct agent_target {
     char *name;                 /* unique within the file */
-    char *url;                  /* http:// or https://, checked by libcurl */
     enum probe_type type;
+    char *url;                  /* http(s), checked by libcurl; NULL for
+                                   types without "url" in their keys */
     long long interval_ms;
     long long timeout_ms;       /* <= interval_ms */
     int *expect_status;         /* NULL: any 2xx or 3xx is ok */
     size_t n_expect_status;
+    unsigned healthy_after;     /* successes in a row to become healthy */
+    unsigned unhealthy_after;   /* failures in a row to become unhealthy */
+    void *opts;                 /* the type's own options (probe_ops->parse),
+                                   owned; freed with probe_ops->free_opts */
+    char *fingerprint;          /* canonical text of the target's mapping:
+                                   equal means unchanged across a reload */
 };
 
 struct agent_config {
@@ -34,6 +44,8 @@ struct agent_config {
     char *spool_path;
     long long interval_ms;      /* default for targets */
     long long timeout_ms;       /* default for targets */
+    unsigned healthy_after;     /* default for targets */
+    unsigned unhealthy_after;   /* default for targets */
     enum log_level log_level;
     struct agent_target *targets;
     size_t n_targets;
@@ -49,5 +61,11 @@ void agent_config_free(struct agent_config *cfg);
 
 /* Whether @status counts as ok for @t. */
 int agent_target_status_ok(const struct agent_target *t, long status);
+
+/* For probe types' parse(): reads @key of @m as an http(s) URL checked by
+ * libcurl's parser; *out is a copy the caller frees. yconf's returns: 0,
+ * 1 if absent and not @required, -EINVAL with yc->err set. */
+int agent_config_url(struct yconf *yc, yaml_node_t *m, const char *ctx,
+                     const char *key, int required, char **out);
 
 #endif

@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "config.h"
+#include "health.h"
 #include "log.h"
 #include "probe.h"
 #include "shipper.h"
@@ -28,6 +29,7 @@
 #define LOOP_MAX_WAIT_MS 1000L      /* wake at least this often */
 #define LOOP_MAX_JITTER  1000000LL  /* us: first-run jitter per target */
 #define LOOP_NEVER       INT64_MAX
+#define LOOP_MAX_FDS     32         /* extra fds: self-pipe + probe types */
 
 static char loop_version[] = SEXTANT_VERSION;  /* protobuf-c: not const */
 
@@ -36,6 +38,8 @@ struct loop_target {
     const struct probe_ops *ops;
     int64_t due_us;                 /* monotonic start of the next run */
     struct probe_run *run;          /* in flight, or NULL */
+    void *pstate;                   /* the type's per-target state, owned */
+    struct health health;
 };
 
 enum loop_phase {
@@ -104,6 +108,8 @@ void loop_free(struct loop *lp)
         struct loop_target *lt = &lp->targets[i];
         if (lt->run)
             lt->ops->cancel(lt->run, lp->multi);
+        if (lt->pstate && lt->ops->state_free)
+            lt->ops->state_free(lt->pstate);
     }
     shipper_free(lp->sh, lp->multi);
     if (lp->multi)
@@ -154,6 +160,7 @@ int loop_new(const struct agent_config *cfg, struct spool *sp,
         lp->targets[i].t = &cfg->targets[i];
         lp->targets[i].ops = probe_ops_find(cfg->targets[i].type);
         lp->targets[i].due_us = LOOP_NEVER;
+        lp->targets[i].health = (struct health)HEALTH_INIT;
         if (!lp->targets[i].ops) {      /* config.c checked the type */
             rc = -EINVAL;
             goto err;
@@ -219,8 +226,59 @@ static void loop_flush_if_due(struct loop *lp, int64_t now_us)
         loop_flush(lp);
 }
 
-static void loop_record(struct loop *lp, const struct loop_target *lt,
-                        int64_t start_unix_ms, const struct probe_result *res)
+/* Appends @evs to the spool in one transaction, after whatever results
+ * are pending, so the spool keeps the order things happened in. */
+static void loop_append_now(struct loop *lp, Sextant__V1__Event **evs,
+                            size_t n)
+{
+    int rc;
+
+    loop_flush(lp);
+    rc = spool_append_many(lp->sp, evs, n);
+    if (rc < 0) {
+        lp->lost += n;
+        log_msg(LOGL_ERROR, "loop", "spool refused %zu events, lost: %s "
+                "(%s)", n, strerror(-rc), spool_errmsg(lp->sp));
+    }
+}
+
+/* Feeds the result to the target's state machine; a change becomes a
+ * state-change event, stamped with the probe's time. */
+static void loop_health(struct loop *lp, struct loop_target *lt,
+                        int64_t unix_ms, const struct probe_result *res)
+{
+    Sextant__V1__Event ev = SEXTANT__V1__EVENT__INIT;
+    Sextant__V1__StateChange sc = SEXTANT__V1__STATE_CHANGE__INIT;
+    Sextant__V1__Event *evp = &ev;
+    enum health_state from;
+    char reason[PROBE_ERR_LEN + 64];
+
+    if (!health_observe(&lt->health, res->ok, lt->t->healthy_after,
+                        lt->t->unhealthy_after, &from))
+        return;
+    if (res->ok)
+        snprintf(reason, sizeof(reason), "%u successes in a row",
+                 lt->t->healthy_after);
+    else
+        snprintf(reason, sizeof(reason), "%u failures in a row, last: %s",
+                 lt->t->unhealthy_after, res->error);
+    sc.target = lt->t->name;
+    sc.from = (Sextant__V1__Health)from;
+    sc.to = (Sextant__V1__Health)lt->health.state;
+    sc.reason = reason;
+    ev.unix_ms = unix_ms;
+    ev.kind_case = SEXTANT__V1__EVENT__KIND_STATE;
+    ev.state = &sc;
+    log_msg(LOGL_INFO, "health", "%s: %s -> %s (%s)", lt->t->name,
+            health_name(from), health_name(lt->health.state), reason);
+    loop_append_now(lp, &evp, 1);
+}
+
+/* Records a finished run: its probe-result event, then the events it
+ * added (DNS change, metric samples), then a state change if any. Takes
+ * the extra events of @res. */
+static void loop_record(struct loop *lp, struct loop_target *lt,
+                        int64_t start_unix_ms, struct probe_result *res)
 {
     if (lp->n_pending == LOOP_FLUSH_MAX)
         loop_flush(lp);
@@ -235,6 +293,14 @@ static void loop_record(struct loop *lp, const struct loop_target *lt,
     log_msg(LOGL_DEBUG, "probe", "%s: %s, status %d, total %" PRIu64 " us%s%s",
             lt->t->name, res->ok ? "ok" : "FAILED", res->status,
             res->t.total_us, res->error[0] ? ": " : "", res->error);
+    if (res->n_extra > 0) {
+        for (size_t i = 0; i < res->n_extra; i++)
+            if (res->extra[i]->unix_ms == 0)
+                res->extra[i]->unix_ms = start_unix_ms;
+        loop_append_now(lp, res->extra, res->n_extra);
+    }
+    probe_result_clear(res);
+    loop_health(lp, lt, start_unix_ms, res);
 }
 
 /* First runs: each target's first run is spread over its interval by its
@@ -271,7 +337,7 @@ static void loop_start_probe(struct loop *lp, size_t i)
                 lt->t->name);
         return;
     }
-    rc = lt->ops->start(lt->t, lp->multi, &run);
+    rc = lt->ops->start(lt->t, &lt->pstate, lp->multi, &run);
     if (rc < 0) {
         log_msg(LOGL_WARN, "loop", "%s: cannot start a probe: %s",
                 lt->t->name, strerror(-rc));
@@ -500,24 +566,59 @@ static long loop_wait_ms(const struct loop *lp, int64_t now_us)
     return sw >= 0 && sw < w ? sw : w;
 }
 
-/* One turn: sleep until curl, the self-pipe or a timer wakes us, let curl
- * move its transfers, and collect what finished. */
+/* A probe type outside libcurl finished a run (see probe.h). */
+static void loop_complete(struct probe_run *run, struct probe_result *res,
+                          void *arg)
+{
+    struct loop *lp = arg;
+    struct loop_target *lt = &lp->targets[run->slot];
+
+    lt->run = NULL;
+    lp->running--;
+    loop_record(lp, lt, run->start_unix_ms, res);
+}
+
+/* One turn: sleep until curl, the self-pipe, a probe type's fd or a timer
+ * wakes us, let curl and those types move their work, and collect what
+ * finished. wfd[0] is the self-pipe; the probe types' fds follow. */
 static int loop_turn(struct loop *lp, struct curl_waitfd *wfd,
                      int64_t now_us)
 {
+    const struct probe_ops *const *all;
+    size_t n_ops, n_fds = 1, first[16], count[16];
+    long wait = loop_wait_ms(lp, now_us);
     CURLMcode mc;
     int still;
 
-    wfd->revents = 0;
-    mc = curl_multi_poll(lp->multi, wfd, 1, (int)loop_wait_ms(lp, now_us),
-                         NULL);
+    all = probe_ops_all(&n_ops);
+    if (n_ops > 16)
+        n_ops = 16;
+    for (size_t i = 0; i < n_ops; i++) {
+        first[i] = n_fds;
+        count[i] = 0;
+        if (!all[i]->poll_fds)
+            continue;
+        count[i] = all[i]->poll_fds(wfd + n_fds, LOOP_MAX_FDS - n_fds);
+        n_fds += count[i];
+        if (all[i]->poll_timeout_ms) {
+            long t = all[i]->poll_timeout_ms();
+            if (t >= 0 && t < wait)
+                wait = t;
+        }
+    }
+    for (size_t i = 0; i < n_fds; i++)
+        wfd[i].revents = 0;
+    mc = curl_multi_poll(lp->multi, wfd, (unsigned)n_fds, (int)wait, NULL);
     if (mc != CURLM_OK) {
         log_msg(LOGL_ERROR, "loop", "curl_multi_poll: %s",
                 curl_multi_strerror(mc));
         return -EIO;
     }
-    if (wfd->revents)
+    if (wfd[0].revents)
         loop_drain_pipe(lp);
+    for (size_t i = 0; i < n_ops; i++)
+        if (all[i]->poll_process)
+            all[i]->poll_process(wfd + first[i], count[i], loop_complete, lp);
     mc = curl_multi_perform(lp->multi, &still);
     if (mc != CURLM_OK) {
         log_msg(LOGL_ERROR, "loop", "curl_multi_perform: %s",
@@ -531,10 +632,13 @@ static int loop_turn(struct loop *lp, struct curl_waitfd *wfd,
 int loop_run(struct loop *lp, int once)
 {
     struct sigaction old_term, old_int;
-    struct curl_waitfd wfd = { .fd = lp->pipe_rd, .events = CURL_WAIT_POLLIN };
+    struct curl_waitfd wfd[LOOP_MAX_FDS];
     int64_t now = util_mono_us();
     int interrupted = 0, rc;
 
+    memset(wfd, 0, sizeof(wfd));
+    wfd[0].fd = lp->pipe_rd;
+    wfd[0].events = CURL_WAIT_POLLIN;
     memset(&old_term, 0, sizeof(old_term));     /* SIG_DFL if never set */
     memset(&old_int, 0, sizeof(old_int));
     rc = loop_install_signals(lp, &old_term, &old_int);
@@ -576,7 +680,7 @@ int loop_run(struct loop *lp, int once)
         shipper_poll(lp->sh, lp->multi, now);   /* logs its own failures */
         if (loop_over(lp, now, &rc))
             break;
-        rc = loop_turn(lp, &wfd, now);
+        rc = loop_turn(lp, wfd, now);
         if (rc < 0)
             break;
     }

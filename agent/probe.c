@@ -3,12 +3,13 @@
 #include "probe.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "probe_http.h"
 
-/* Adding a type: write probe_<type>.c, add its ops here and its name to
- * probe_type_names(). */
+/* Adding a type: write probe_<type>.c and add its ops here. */
 static const struct probe_ops *const probe_table[] = {
     &probe_http_ops,
 };
@@ -36,7 +37,50 @@ int probe_type_parse(const char *s, enum probe_type *out)
 
 const char *probe_type_names(void)
 {
-    return "http";
+    static char names[128];         /* built once, from the table */
+
+    if (!names[0]) {
+        size_t len = 0;
+
+        for (size_t i = 0; i < PROBE_N_TYPES; i++) {
+            int n = snprintf(names + len, sizeof(names) - len, "%s%s",
+                             i ? ", " : "", probe_table[i]->name);
+            if (n < 0 || (size_t)n >= sizeof(names) - len)
+                break;
+            len += (size_t)n;
+        }
+    }
+    return names;
+}
+
+const struct probe_ops *const *probe_ops_all(size_t *n)
+{
+    *n = PROBE_N_TYPES;
+    return probe_table;
+}
+
+void probe_result_clear(struct probe_result *res)
+{
+    for (size_t i = 0; i < res->n_extra; i++)
+        if (res->extra[i])
+            sextant__v1__event__free_unpacked(res->extra[i], NULL);
+    free(res->extra);
+    res->extra = NULL;
+    res->n_extra = 0;
+}
+
+int probe_result_add_extra(struct probe_result *res, Sextant__V1__Event *ev)
+{
+    Sextant__V1__Event **n;
+
+    n = realloc(res->extra, (res->n_extra + 1) * sizeof(*n));
+    if (!n) {
+        sextant__v1__event__free_unpacked(ev, NULL);
+        return -ENOMEM;
+    }
+    n[res->n_extra++] = ev;
+    res->extra = n;
+    return 0;
 }
 
 void probe_event_init(struct probe_event *pe, char *target,
@@ -49,6 +93,8 @@ void probe_event_init(struct probe_event *pe, char *target,
     static const Sextant__V1__Timings tm0 = SEXTANT__V1__TIMINGS__INIT;
 
     pe->res = *res;
+    pe->res.extra = NULL;           /* the loop keeps those, not the event */
+    pe->res.n_extra = 0;
     pe->tm = tm0;
     pe->tm.dns_us = res->t.dns_us;
     pe->tm.connect_us = res->t.connect_us;
@@ -62,6 +108,8 @@ void probe_event_init(struct probe_event *pe, char *target,
     pe->pr.status = res->status;
     pe->pr.error = pe->res.error;
     pe->pr.timings = &pe->tm;
+    pe->pr.served_by = pe->res.served_by;
+    pe->pr.cert_not_after_unix_ms = res->cert_not_after_ms;
     pe->ev = ev0;
     pe->ev.unix_ms = unix_ms;
     pe->ev.kind_case = SEXTANT__V1__EVENT__KIND_PROBE;

@@ -62,12 +62,13 @@ static int http_setup(struct http_run *r)
     return bad ? -EINVAL : 0;
 }
 
-static int http_start(const struct agent_target *t, CURLM *multi,
-                      struct probe_run **out)
+static int http_start(const struct agent_target *t, void **state,
+                      CURLM *multi, struct probe_run **out)
 {
     struct http_run *r;
     int rc;
 
+    (void)state;                    /* each run stands alone */
     r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
@@ -159,9 +160,13 @@ static void http_cancel(struct probe_run *run, CURLM *multi)
     http_release((struct http_run *)run, multi);
 }
 
+static const char *const http_keys[] = { "url", "expect_status", NULL };
+
 const struct probe_ops probe_http_ops = {
     .type = PROBE_HTTP,
     .name = "http",
+    .keys = http_keys,
+    .url_required = 1,
     .start = http_start,
     .finish = http_finish,
     .cancel = http_cancel,

@@ -354,3 +354,88 @@ yaml_node_t *yconf_seq_item(struct yconf *yc, yaml_node_t *seq, size_t i)
 {
     return yaml_document_get_node(&yc->doc, seq->data.sequence.items.start[i]);
 }
+
+struct yconf_text {
+    char *buf;
+    size_t len, cap;
+};
+
+static int yconf_text_add(struct yconf_text *t, const char *s, size_t n)
+{
+    if (t->len + n + 1 > t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 256;
+        char *nb;
+
+        while (ncap < t->len + n + 1)
+            ncap *= 2;
+        nb = realloc(t->buf, ncap);
+        if (!nb)
+            return -ENOMEM;
+        t->buf = nb;
+        t->cap = ncap;
+    }
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+    return 0;
+}
+
+/* Scalars are written with their length first, so no value can be
+ * mistaken for punctuation and no escaping is needed. */
+static int yconf_text_node(struct yconf *yc, const yaml_node_t *n,
+                           struct yconf_text *t, int depth)
+{
+    char head[32];
+    int rc = 0;
+
+    if (depth > 32)
+        return -ELOOP;
+    if (!n)
+        return yconf_text_add(t, "~", 1);
+    switch (n->type) {
+    case YAML_SCALAR_NODE:
+        snprintf(head, sizeof(head), "%zu:", n->data.scalar.length);
+        rc = yconf_text_add(t, head, strlen(head));
+        if (rc == 0)
+            rc = yconf_text_add(t, (const char *)n->data.scalar.value,
+                                n->data.scalar.length);
+        return rc;
+    case YAML_SEQUENCE_NODE:
+        rc = yconf_text_add(t, "[", 1);
+        for (yaml_node_item_t *i = n->data.sequence.items.start;
+             rc == 0 && i < n->data.sequence.items.top; i++)
+            rc = yconf_text_node(yc, yaml_document_get_node(&yc->doc, *i), t,
+                                 depth + 1);
+        return rc ? rc : yconf_text_add(t, "]", 1);
+    case YAML_MAPPING_NODE:
+        rc = yconf_text_add(t, "{", 1);
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+             rc == 0 && p < n->data.mapping.pairs.top; p++) {
+            rc = yconf_text_node(yc, yaml_document_get_node(&yc->doc, p->key),
+                                 t, depth + 1);
+            if (rc == 0)
+                rc = yconf_text_node(yc,
+                                     yaml_document_get_node(&yc->doc,
+                                                            p->value),
+                                     t, depth + 1);
+        }
+        return rc ? rc : yconf_text_add(t, "}", 1);
+    default:
+        return yconf_text_add(t, "~", 1);
+    }
+}
+
+int yconf_node_text(struct yconf *yc, const yaml_node_t *n, char **out)
+{
+    struct yconf_text t = { NULL, 0, 0 };
+    int rc = yconf_text_node(yc, n, &t, 0);
+
+    if (rc < 0) {
+        free(t.buf);
+        return rc;
+    }
+    if (!t.buf)
+        return -ENOMEM;
+    *out = t.buf;
+    return 0;
+}

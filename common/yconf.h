@@ -59,6 +59,11 @@ int yconf_map(struct yconf *yc, yaml_node_t *map, const char *ctx,
 
 size_t yconf_seq_len(const yaml_node_t *seq);
 yaml_node_t *yconf_seq_item(struct yconf *yc, yaml_node_t *seq, size_t i);
+/* A canonical one-line text of @n and everything under it (scalars
+ * quoted, mappings in file order), for telling whether a piece of config
+ * changed. Caller frees *out. -ENOMEM, or -ELOOP past 32 levels. */
+int yconf_node_text(struct yconf *yc, const yaml_node_t *n, char **out);
+
 /* Line (1-based) where @n starts. */
 int yconf_line(const yaml_node_t *n);
 

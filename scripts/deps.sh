@@ -7,8 +7,9 @@ PKGS=(
     cmake gcc make pkg-config           # build
     protobuf-c-compiler libprotobuf-c-dev
     libmicrohttpd-dev libcurl4-openssl-dev libyaml-dev libsqlite3-dev
-    zlib1g-dev
+    zlib1g-dev libc-ares-dev libjson-c-dev
     libcmocka-dev sqlite3 jq curl       # tests
+    dnsmasq-base openssl prometheus
 )
 
 missing=()

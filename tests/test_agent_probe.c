@@ -108,7 +108,7 @@ static void run_all(struct tgt *ts, size_t n, struct probe_result *res)
     for (size_t i = 0; i < n; i++) {
         struct probe_run *run = NULL;
 
-        assert_int_equal(probe_http_ops.start(&ts[i].t, multi, &run), 0);
+        assert_int_equal(probe_http_ops.start(&ts[i].t, NULL, multi, &run), 0);
         run->slot = i;
         assert_true(run->start_unix_ms > 0);
     }
@@ -348,7 +348,7 @@ static void test_cancel_releases_a_run(void **state)
 
     (void)state;
     tgt_init(&t, "/sleep/2000", 3000);
-    assert_int_equal(probe_http_ops.start(&t.t, multi, &run), 0);
+    assert_int_equal(probe_http_ops.start(&t.t, NULL, multi, &run), 0);
     assert_int_equal(curl_multi_perform(multi, &still), CURLM_OK);
     probe_http_ops.cancel(run, multi);      /* ASan: nothing leaks */
     assert_int_equal(curl_multi_perform(multi, &still), CURLM_OK);
