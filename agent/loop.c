@@ -49,7 +49,10 @@ enum loop_phase {
 };
 
 struct loop {
-    const struct agent_config *cfg; /* borrowed */
+    const struct agent_config *cfg; /* borrowed (see loop_set_reload) */
+    loop_load_fn load;              /* SIGHUP: read the config again */
+    loop_release_fn release;        /* hands back a config we let go */
+    void *reload_arg;
     struct spool *sp;               /* borrowed */
     CURLM *multi;                   /* loop thread only; owns the easies */
     struct shipper *sh;
@@ -73,6 +76,7 @@ struct loop {
 
 /* Set by the handler, read by the loop; the pipe makes poll return. */
 static volatile sig_atomic_t loop_signal;
+static volatile sig_atomic_t loop_hup;
 static int loop_signal_fd = -1;
 
 static void loop_on_signal(int sig)
@@ -81,7 +85,10 @@ static void loop_on_signal(int sig)
     char b = 1;
     ssize_t n;
 
-    loop_signal = sig;
+    if (sig == SIGHUP)
+        loop_hup = 1;
+    else
+        loop_signal = sig;
     /* write() is async-signal-safe; curl_multi_wakeup() is not. A full
      * pipe already wakes the loop, so a failed write loses nothing. */
     n = write(loop_signal_fd, &b, 1);
@@ -197,7 +204,7 @@ static void loop_lifecycle(struct loop *lp, Sextant__V1__LifecyclePhase ph,
 {
     Sextant__V1__Event ev = SEXTANT__V1__EVENT__INIT;
     Sextant__V1__Lifecycle lc = SEXTANT__V1__LIFECYCLE__INIT;
-    char detail[128];
+    char detail[WIRE_MAX_TEXT];
     int rc;
 
     loop_flush(lp);                 /* keep the spool in event order */
@@ -455,7 +462,8 @@ static void loop_drain_pipe(struct loop *lp)
 }
 
 static int loop_install_signals(struct loop *lp, struct sigaction *old_term,
-                                struct sigaction *old_int)
+                                struct sigaction *old_int,
+                                struct sigaction *old_hup)
 {
     struct sigaction sa;
 
@@ -465,17 +473,21 @@ static int loop_install_signals(struct loop *lp, struct sigaction *old_term,
     sa.sa_flags = SA_RESTART;
     loop_signal = 0;
     loop_signal_fd = lp->pipe_wr;
+    loop_hup = 0;
     if (sigaction(SIGTERM, &sa, old_term) < 0 ||
-        sigaction(SIGINT, &sa, old_int) < 0)
+        sigaction(SIGINT, &sa, old_int) < 0 ||
+        sigaction(SIGHUP, &sa, old_hup) < 0)
         return -errno;
     return 0;
 }
 
 static void loop_restore_signals(const struct sigaction *old_term,
-                                 const struct sigaction *old_int)
+                                 const struct sigaction *old_int,
+                                 const struct sigaction *old_hup)
 {
     sigaction(SIGTERM, old_term, NULL);
     sigaction(SIGINT, old_int, NULL);
+    sigaction(SIGHUP, old_hup, NULL);
     loop_signal_fd = -1;
 }
 
@@ -629,9 +641,157 @@ static int loop_turn(struct loop *lp, struct curl_waitfd *wfd,
     return 0;
 }
 
+const struct agent_config *loop_config(const struct loop *lp)
+{
+    return lp->cfg;
+}
+
+void loop_set_reload(struct loop *lp, loop_load_fn load,
+                     loop_release_fn release, void *arg)
+{
+    lp->load = load;
+    lp->release = release;
+    lp->reload_arg = arg;
+}
+
+/* What a reload may not change while the agent runs: who it is, where it
+ * spools and where it ships. NULL if none of it changed. */
+static const char *loop_reload_refused(const struct agent_config *a,
+                                       const struct agent_config *b)
+{
+    if (strcmp(a->cluster, b->cluster) || strcmp(a->region, b->region) ||
+        strcmp(a->node, b->node))
+        return "cluster, region or node";
+    if (strcmp(a->spool_path, b->spool_path))
+        return "spool.path";
+    if (strcmp(a->ingest_url, b->ingest_url) || strcmp(a->token, b->token))
+        return "collector";
+    return NULL;
+}
+
+/* Appends "name" to a comma-separated list in @buf, within its size. */
+static void loop_list_add(char *buf, size_t len, const char *name)
+{
+    size_t used = strlen(buf);
+
+    if (used + strlen(name) + 3 >= len) {
+        if (used + 4 < len)
+            memcpy(buf + used, "...", 4);
+        return;
+    }
+    snprintf(buf + used, len - used, "%s%s", used ? ", " : "", name);
+}
+
+/* Swaps in @ncfg's targets. A target with the same name and fingerprint
+ * keeps its health, its type's state and its schedule; a run of it still
+ * in flight is cancelled and restarted at once, since it points into the
+ * old config. Changed and new targets start afresh within their
+ * interval; removed ones are cancelled. */
+static int loop_swap_targets(struct loop *lp, const struct agent_config *ncfg,
+                             int64_t now_us, char *detail, size_t len)
+{
+    char added[512] = "", removed[512] = "", changed[512] = "";
+    struct loop_target *nt;
+    size_t kept = 0;
+
+    nt = calloc(ncfg->n_targets ? ncfg->n_targets : 1, sizeof(*nt));
+    if (!nt)
+        return -ENOMEM;
+    for (size_t i = 0; i < ncfg->n_targets; i++) {
+        const struct agent_target *t = &ncfg->targets[i];
+        int64_t slot = t->interval_ms * 1000 / (int64_t)ncfg->n_targets;
+        struct loop_target *ot = NULL;
+
+        nt[i].t = t;
+        nt[i].ops = probe_ops_find(t->type);
+        nt[i].health = (struct health)HEALTH_INIT;
+        nt[i].due_us = now_us + (int64_t)(loop_rand(lp) %
+                                          (uint64_t)(slot + 1));
+        for (size_t j = 0; j < lp->n_targets && !ot; j++)
+            if (lp->targets[j].t &&
+                strcmp(lp->targets[j].t->name, t->name) == 0)
+                ot = &lp->targets[j];
+        if (!ot) {
+            loop_list_add(added, sizeof(added), t->name);
+            continue;
+        }
+        if (strcmp(ot->t->fingerprint, t->fingerprint) == 0) {
+            nt[i].health = ot->health;
+            nt[i].pstate = ot->pstate;
+            nt[i].due_us = ot->run ? now_us : ot->due_us;
+            ot->pstate = NULL;
+            kept++;
+        } else {
+            loop_list_add(changed, sizeof(changed), t->name);
+        }
+        ot->t = NULL;               /* matched: not removed */
+    }
+    for (size_t j = 0; j < lp->n_targets; j++) {
+        struct loop_target *ot = &lp->targets[j];
+
+        if (ot->run) {
+            ot->ops->cancel(ot->run, lp->multi);
+            ot->run = NULL;
+            lp->running--;
+        }
+        if (ot->pstate && ot->ops->state_free)
+            ot->ops->state_free(ot->pstate);
+        if (ot->t)
+            loop_list_add(removed, sizeof(removed), ot->t->name);
+    }
+    free(lp->targets);
+    lp->targets = nt;
+    lp->n_targets = ncfg->n_targets;
+    lp->next_due_us = now_us;       /* rescan the schedule */
+    snprintf(detail, len, "%zu targets kept; added: %s; removed: %s; "
+             "changed: %s", kept, added[0] ? added : "none",
+             removed[0] ? removed : "none", changed[0] ? changed : "none");
+    return 0;
+}
+
+/* SIGHUP: load, check, swap, record. Any failure keeps the old config. */
+static void loop_reload(struct loop *lp, int64_t now_us)
+{
+    struct agent_config *ncfg = NULL;
+    const struct agent_config *old = lp->cfg;
+    const char *refused;
+    char detail[2048];
+    int rc;
+
+    if (!lp->load) {
+        log_msg(LOGL_WARN, "loop", "SIGHUP: reload not available, ignored");
+        return;
+    }
+    rc = lp->load(lp->reload_arg, &ncfg);
+    if (rc < 0)
+        return;                     /* the loader logged why */
+    refused = loop_reload_refused(old, ncfg);
+    if (refused) {
+        log_msg(LOGL_ERROR, "loop", "reload refused: %s cannot change while "
+                "the agent runs (restart it); keeping the old config",
+                refused);
+        lp->release(lp->reload_arg, ncfg);
+        return;
+    }
+    rc = loop_swap_targets(lp, ncfg, now_us, detail, sizeof(detail));
+    if (rc < 0) {
+        log_msg(LOGL_ERROR, "loop", "reload failed: %s; keeping the old "
+                "config", strerror(-rc));
+        lp->release(lp->reload_arg, ncfg);
+        return;
+    }
+    lp->cfg = ncfg;
+    shipper_set_config(lp->sh, ncfg);
+    log_set_level(ncfg->log_level);
+    log_msg(LOGL_INFO, "loop", "config reloaded: %s", detail);
+    loop_lifecycle(lp, SEXTANT__V1__LIFECYCLE_PHASE__LIFECYCLE_PHASE_RELOAD,
+                   detail);
+    lp->release(lp->reload_arg, (struct agent_config *)old);
+}
+
 int loop_run(struct loop *lp, int once)
 {
-    struct sigaction old_term, old_int;
+    struct sigaction old_term, old_int, old_hup;
     struct curl_waitfd wfd[LOOP_MAX_FDS];
     int64_t now = util_mono_us();
     int interrupted = 0, rc;
@@ -641,11 +801,12 @@ int loop_run(struct loop *lp, int once)
     wfd[0].events = CURL_WAIT_POLLIN;
     memset(&old_term, 0, sizeof(old_term));     /* SIG_DFL if never set */
     memset(&old_int, 0, sizeof(old_int));
-    rc = loop_install_signals(lp, &old_term, &old_int);
+    memset(&old_hup, 0, sizeof(old_hup));
+    rc = loop_install_signals(lp, &old_term, &old_int, &old_hup);
     if (rc < 0) {
         log_msg(LOGL_ERROR, "loop", "cannot install signal handlers: %s",
                 strerror(-rc));
-        loop_restore_signals(&old_term, &old_int);
+        loop_restore_signals(&old_term, &old_int, &old_hup);
         return rc;
     }
     lp->phase = LOOP_RUNNING;
@@ -670,6 +831,11 @@ int loop_run(struct loop *lp, int once)
             interrupted = once;
             loop_begin_stop(lp, sig, now);
         }
+        if (loop_hup) {
+            loop_hup = 0;
+            if (lp->phase == LOOP_RUNNING)
+                loop_reload(lp, now);
+        }
         if (lp->phase == LOOP_RUNNING) {
             if (now >= lp->next_due_us)
                 loop_start_due(lp, now, once);
@@ -687,7 +853,7 @@ int loop_run(struct loop *lp, int once)
     loop_cancel_probes(lp);
     shipper_abort(lp->sh, lp->multi);           /* its events stay spooled */
     loop_flush(lp);
-    loop_restore_signals(&old_term, &old_int);
+    loop_restore_signals(&old_term, &old_int, &old_hup);
     if (rc == 0 && interrupted)
         rc = -EINTR;
     log_msg(LOGL_INFO, "loop", "stopped");

@@ -21,6 +21,20 @@ int loop_new(const struct agent_config *cfg, struct spool *sp,
              struct loop **out);
 void loop_free(struct loop *lp);        /* NULL is a no-op */
 
+/* SIGHUP: the loop calls @load to read the config again. It returns 0
+ * and a new config (heap, handed to the loop) or -errno, having logged
+ * why; the old config then stays. On success the loop swaps targets
+ * (unchanged ones keep their schedule, health and state), records a
+ * RELOAD event saying what changed, and hands the config it no longer
+ * uses to @release. Without a loader SIGHUP is logged and ignored. */
+typedef int (*loop_load_fn)(void *arg, struct agent_config **out);
+typedef void (*loop_release_fn)(void *arg, struct agent_config *cfg);
+void loop_set_reload(struct loop *lp, loop_load_fn load,
+                     loop_release_fn release, void *arg);
+
+/* The config in use now: the last one a reload swapped in. */
+const struct agent_config *loop_config(const struct loop *lp);
+
 /* Runs until SIGTERM or SIGINT, then records a STOP event and tries to
  * ship what is spooled within LOOP_STOP_GRACE_MS; returns 0.
  * With @once: records START, probes every target once (all at the same

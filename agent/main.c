@@ -7,18 +7,22 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "log.h"
 #include "loop.h"
 #include "spool.h"
+#include "wire.h"
 
 #define AGENT_EXIT_FAIL  1
 #define AGENT_EXIT_USAGE 2
 
 static const char agent_usage[] =
     "usage: sextant-agent --config FILE [--once]\n"
+    "       sextant-agent event --config FILE --kind KIND [--from REGION]\n"
+    "                     [--to REGION] [--text TEXT]\n"
     "       sextant-agent --help | --version\n"
     "\n"
     "Probes the targets in FILE, spools every result on disk and ships\n"
@@ -28,10 +32,125 @@ static const char agent_usage[] =
     "      --once         probe every target once, ship everything,\n"
     "                     exit 0 when the collector acked it, 1 if not\n"
     "  -h, --help         show this help\n"
+    "\n"
+    "event appends a failover or manual event (a promotion, a deploy, a\n"
+    "drill) to the spool of FILE's agent, safely while it runs; the agent\n"
+    "ships it with everything else. KIND: failover, manual, deploy, drill\n"
+    "or another word of yours.\n"
     "  -V, --version      show the version\n"
     "\n"
     "Env NODE_NAME overrides the config's node (Kubernetes downward API).\n"
     "Exit status: 0 ok, 1 runtime failure, 2 usage or config error.\n";
+
+struct agent_reload {
+    const char *path;               /* the --config file */
+};
+
+/* SIGHUP: reads the file again into a new heap config (see loop.h). */
+static int agent_load(void *arg, struct agent_config **out)
+{
+    const struct agent_reload *ar = arg;
+    struct agent_config *cfg = calloc(1, sizeof(*cfg));
+    char err[512];
+
+    if (!cfg)
+        return -ENOMEM;
+    if (agent_config_load(ar->path, cfg, err, sizeof(err)) < 0) {
+        log_msg(LOGL_ERROR, "main", "reload refused, keeping the old "
+                "config: %s", err);
+        free(cfg);
+        return -EINVAL;
+    }
+    *out = cfg;
+    return 0;
+}
+
+static void agent_release(void *arg, struct agent_config *cfg)
+{
+    (void)arg;
+    agent_config_free(cfg);
+    free(cfg);
+}
+
+/* sextant-agent event ...: one Failover event into the spool. The spool
+ * takes writers from several processes (spool.h), so this is safe while
+ * the agent runs. */
+static int agent_event(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "kind", required_argument, NULL, 'k' },
+        { "from", required_argument, NULL, 'f' },
+        { "to", required_argument, NULL, 't' },
+        { "text", required_argument, NULL, 'x' },
+        { NULL, 0, NULL, 0 },
+    };
+    Sextant__V1__Event ev = SEXTANT__V1__EVENT__INIT;
+    Sextant__V1__Failover fo = SEXTANT__V1__FAILOVER__INIT;
+    const char *path = NULL, *kind = NULL, *from = "", *to = "", *text = "";
+    struct agent_config cfg = { 0 };
+    struct spool *sp = NULL;
+    char err[512];
+    int rc;
+
+    optind = 1;
+    for (;;) {
+        int c = getopt_long(argc, argv, "c:", opts, NULL);
+
+        if (c == -1)
+            break;
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'k': kind = optarg; break;
+        case 'f': from = optarg; break;
+        case 't': to = optarg; break;
+        case 'x': text = optarg; break;
+        default:
+            fprintf(stderr, "sextant-agent event: bad option %s; try "
+                    "--help\n", argv[optind - 1]);
+            return AGENT_EXIT_USAGE;
+        }
+    }
+    if (!path || !kind || optind < argc) {
+        fprintf(stderr, "sextant-agent event: --config FILE and --kind KIND "
+                "are required; try --help\n");
+        return AGENT_EXIT_USAGE;
+    }
+    if (!kind[0] || strlen(kind) > WIRE_MAX_STR || strlen(from) > WIRE_MAX_STR
+        || strlen(to) > WIRE_MAX_STR || strlen(text) > WIRE_MAX_TEXT) {
+        fprintf(stderr, "sextant-agent event: --kind must not be empty; "
+                "regions at most %u bytes, text at most %u\n", WIRE_MAX_STR,
+                WIRE_MAX_TEXT);
+        return AGENT_EXIT_USAGE;
+    }
+    if (agent_config_load(path, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return AGENT_EXIT_USAGE;
+    }
+    rc = spool_open(cfg.spool_path, &sp, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "sextant-agent event: cannot open the spool: %s\n",
+                err);
+        agent_config_free(&cfg);
+        return AGENT_EXIT_FAIL;
+    }
+    fo.kind = (char *)kind;
+    fo.from_region = (char *)from;
+    fo.to_region = (char *)to;
+    fo.text = (char *)text;
+    ev.kind_case = SEXTANT__V1__EVENT__KIND_FAILOVER;
+    ev.failover = &fo;
+    rc = spool_append(sp, &ev);
+    if (rc < 0)
+        fprintf(stderr, "sextant-agent event: spool refused it: %s (%s)\n",
+                strerror(-rc), spool_errmsg(sp));
+    else
+        printf("recorded %s event, seq %llu\n", kind,
+               (unsigned long long)ev.seq);
+    spool_close(sp);
+    agent_config_free(&cfg);
+    return rc < 0 ? AGENT_EXIT_FAIL : 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -42,7 +161,8 @@ int main(int argc, char **argv)
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    struct agent_config cfg = { 0 };
+    struct agent_config *cfg = NULL;
+    struct agent_reload reload;
     struct spool *sp = NULL;
     struct loop *lp = NULL;
     const char *path = NULL;
@@ -50,6 +170,8 @@ int main(int argc, char **argv)
     int once = 0, curl_up = 0, status = AGENT_EXIT_FAIL, rc;
 
     opterr = 0;                     /* our message, one line */
+    if (argc > 1 && strcmp(argv[1], "event") == 0)
+        return agent_event(argc - 1, argv + 1);
     for (;;) {
         int c = getopt_long(argc, argv, "c:hV", opts, NULL);
 
@@ -84,11 +206,15 @@ int main(int argc, char **argv)
                 "--help\n");
         return AGENT_EXIT_USAGE;
     }
-    if (agent_config_load(path, &cfg, err, sizeof(err)) < 0) {
+    cfg = calloc(1, sizeof(*cfg));
+    if (!cfg)
+        return AGENT_EXIT_FAIL;
+    if (agent_config_load(path, cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
+        free(cfg);
         return AGENT_EXIT_USAGE;
     }
-    log_set_level(cfg.log_level);
+    log_set_level(cfg->log_level);
     /* A peer closing mid-write must be an error code, not a dead agent;
      * CURLOPT_NOSIGNAL leaves SIGPIPE to us. */
     signal(SIGPIPE, SIG_IGN);
@@ -97,24 +223,29 @@ int main(int argc, char **argv)
         goto out;
     }
     curl_up = 1;
-    rc = spool_open(cfg.spool_path, &sp, err, sizeof(err));
+    rc = spool_open(cfg->spool_path, &sp, err, sizeof(err));
     if (rc < 0) {
         log_msg(LOGL_ERROR, "main", "cannot open the spool: %s", err);
         goto out;
     }
-    rc = loop_new(&cfg, sp, &lp);
+    rc = loop_new(cfg, sp, &lp);
     if (rc < 0) {
         log_msg(LOGL_ERROR, "main", "cannot set up the loop: %s",
                 strerror(-rc));
         goto out;
     }
+    reload.path = path;
+    loop_set_reload(lp, agent_load, agent_release, &reload);
     rc = loop_run(lp, once);
     status = rc == 0 ? 0 : AGENT_EXIT_FAIL;
 out:
+    if (lp)
+        cfg = (struct agent_config *)loop_config(lp);   /* after reloads */
     loop_free(lp);
     spool_close(sp);
     if (curl_up)
         curl_global_cleanup();
-    agent_config_free(&cfg);
+    agent_config_free(cfg);
+    free(cfg);
     return status;
 }

@@ -137,6 +137,11 @@ static int shipper_setup(struct shipper *sh)
     return bad ? -EINVAL : 0;
 }
 
+void shipper_set_config(struct shipper *sh, const struct agent_config *cfg)
+{
+    sh->cfg = cfg;
+}
+
 int shipper_new(const struct agent_config *cfg, struct spool *sp,
                 struct shipper **out)
 {

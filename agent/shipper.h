@@ -30,6 +30,9 @@ struct shipper;                             /* opaque outside shipper.c */
 /* @cfg and @sp are borrowed and must outlive the shipper. */
 int shipper_new(const struct agent_config *cfg, struct spool *sp,
                 struct shipper **out);
+/* Points the shipper at a reloaded config (same collector, token and
+ * identity: a reload refuses to change those); @cfg is borrowed. */
+void shipper_set_config(struct shipper *sh, const struct agent_config *cfg);
 /* Aborts a batch in flight (its events stay in the spool). NULL is a
  * no-op. */
 void shipper_free(struct shipper *sh, CURLM *multi);

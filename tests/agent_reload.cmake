@@ -1,0 +1,1 @@
+add_script_test(agent_reload agent_reload.sh)
