@@ -522,10 +522,13 @@ static void test_bad_expect_status_is_an_error(void **state)
 
 static void test_unknown_probe_type_is_an_error(void **state)
 {
+    char want[256];
+
     (void)state;
-    expect_error(HEAD TARGETS "    type: tcp\n",
-                 "12: targets[0].type: unknown probe type \"tcp\"; known: "
-                 "http");
+    snprintf(want, sizeof(want), "12: targets[0].type: unknown probe type "
+             "\"smtp\"; known: %s", probe_type_names());
+    assert_non_null(strstr(probe_type_names(), "http"));
+    expect_error(HEAD TARGETS "    type: smtp\n", want);
 }
 
 static void test_bad_log_level_is_an_error(void **state)
