@@ -9,11 +9,13 @@
 
 #include "probe_http.h"
 #include "probe_metric.h"
+#include "probe_tcp.h"
 
 /* Adding a type: write probe_<type>.c and add its ops here. */
 static const struct probe_ops *const probe_table[] = {
     &probe_http_ops,
     &probe_metric_ops,
+    &probe_tcp_ops,
 };
 
 #define PROBE_N_TYPES (sizeof(probe_table) / sizeof(probe_table[0]))

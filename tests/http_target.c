@@ -1,13 +1,18 @@
-/* http_target.c -- a small HTTP server for tests and the local demo: the
- * thing agents probe. Listens on 127.0.0.1 (or --listen HOST:PORT, port 0
- * picks a free one) and prints "PORT\n" on stdout once it is ready.
+/* http_target.c -- a small HTTP(S) server for tests and the local demo:
+ * the thing agents probe. Listens on 127.0.0.1 (or --listen HOST:PORT,
+ * port 0 picks a free one) and prints "PORT\n" on stdout once it is ready.
  *
  *   /status/NNN      answers status NNN
  *   /sleep/MS        answers 200 after MS milliseconds
  *   /flag?file=PATH  200 while PATH exists, 503 otherwise (a test or the
  *                    demo flips a target's health by touching a file)
+ *   /redirect?to=URL answers 302 with "Location: URL"
+ *   /body?text=TEXT  answers 200 with TEXT as the body
+ *   /echo            answers 200 with "method: M" and then every request
+ *                    header as "Name: value", one per line
  *   anything else    200 "ok"
- * Every response carries "X-Served-By: REGION" when --region is given. */
+ * Every response carries "X-Served-By: REGION" when --region is given.
+ * With --tls-cert FILE --tls-key FILE (PEM) it speaks HTTPS only. */
 #include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -22,7 +27,75 @@
 
 #include "util.h"
 
+#define HTTP_TARGET_MAX_PEM  (64u << 10)
+#define HTTP_TARGET_MAX_ECHO 16384u
+
 static const char *http_target_region;
+
+struct http_target_echo {
+    char buf[HTTP_TARGET_MAX_ECHO];
+    size_t len;
+};
+
+/* Appends one "Name: value" line; what does not fit is dropped. */
+static enum MHD_Result http_target_echo_header(void *cls,
+                                               enum MHD_ValueKind kind,
+                                               const char *key,
+                                               const char *value)
+{
+    struct http_target_echo *e = cls;
+    int n;
+
+    (void)kind;
+    n = snprintf(e->buf + e->len, sizeof(e->buf) - e->len, "%s: %s\n", key,
+                 value ? value : "");
+    if (n > 0 && (size_t)n < sizeof(e->buf) - e->len)
+        e->len += (size_t)n;
+    return MHD_YES;
+}
+
+/* The response for the routes whose body is not the fixed "ok". */
+static struct MHD_Response *http_target_special(struct MHD_Connection *c,
+                                                const char *url,
+                                                const char *method,
+                                                unsigned *status)
+{
+    struct MHD_Response *r = NULL;
+
+    if (strcmp(url, "/redirect") == 0) {
+        const char *to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+                                                     "to");
+        if (!to)
+            return NULL;
+        r = MHD_create_response_from_buffer(0, (void *)"",
+                                            MHD_RESPMEM_PERSISTENT);
+        if (r && MHD_add_response_header(r, "Location", to) != MHD_YES) {
+            MHD_destroy_response(r);
+            return NULL;
+        }
+        *status = 302;
+    } else if (strcmp(url, "/body") == 0) {
+        const char *text = MHD_lookup_connection_value(c,
+                                                       MHD_GET_ARGUMENT_KIND,
+                                                       "text");
+        if (!text)
+            text = "";
+        r = MHD_create_response_from_buffer(strlen(text), (void *)text,
+                                            MHD_RESPMEM_MUST_COPY);
+    } else if (strcmp(url, "/echo") == 0) {
+        struct http_target_echo *e = calloc(1, sizeof(*e));
+
+        if (!e)
+            return NULL;
+        http_target_echo_header(e, MHD_HEADER_KIND, "method", method);
+        MHD_get_connection_values(c, MHD_HEADER_KIND,
+                                  http_target_echo_header, e);
+        r = MHD_create_response_from_buffer(e->len, e->buf,
+                                            MHD_RESPMEM_MUST_COPY);
+        free(e);
+    }
+    return r;
+}
 
 static enum MHD_Result http_target_answer(void *cls, struct MHD_Connection *c,
                                           const char *url, const char *method,
@@ -31,11 +104,11 @@ static enum MHD_Result http_target_answer(void *cls, struct MHD_Connection *c,
                                           void **con_cls)
 {
     static const char body[] = "ok\n";
-    struct MHD_Response *r;
+    struct MHD_Response *r = NULL;
     unsigned status = 200;
     enum MHD_Result ret;
 
-    (void)cls; (void)method; (void)version; (void)upload;
+    (void)cls; (void)version; (void)upload;
     if (*con_cls == NULL) {             /* headers only: wait for the body */
         *con_cls = c;
         return MHD_YES;
@@ -54,9 +127,15 @@ static enum MHD_Result http_target_answer(void *cls, struct MHD_Connection *c,
         const char *f = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
                                                     "file");
         status = f && access(f, F_OK) == 0 ? 200 : 503;
+    } else if (strcmp(url, "/redirect") == 0 || strcmp(url, "/body") == 0 ||
+               strcmp(url, "/echo") == 0) {
+        r = http_target_special(c, url, method, &status);
+        if (!r)
+            status = 400;
     }
-    r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
-                                        MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
+                                            MHD_RESPMEM_PERSISTENT);
     if (!r)
         return MHD_NO;
     if (http_target_region)
@@ -69,6 +148,10 @@ static enum MHD_Result http_target_answer(void *cls, struct MHD_Connection *c,
 int main(int argc, char **argv)
 {
     const char *listen_at = "127.0.0.1:0";
+    const char *cert_path = NULL, *key_path = NULL;
+    char *cert = NULL, *key = NULL;
+    size_t pem_len;
+    unsigned flags;
     struct sockaddr_in sin;
     const union MHD_DaemonInfo *info;
     struct MHD_Daemon *d;
@@ -82,11 +165,27 @@ int main(int argc, char **argv)
             listen_at = argv[++i];
         else if (strcmp(argv[i], "--region") == 0 && i + 1 < argc)
             http_target_region = argv[++i];
+        else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
+            cert_path = argv[++i];
+        else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
+            key_path = argv[++i];
         else {
             fprintf(stderr, "usage: http_target [--listen HOST:PORT] "
-                            "[--region NAME]\n");
+                            "[--region NAME] [--tls-cert FILE --tls-key "
+                            "FILE]\n");
             return 2;
         }
+    }
+    if (!cert_path != !key_path) {
+        fprintf(stderr, "http_target: give both --tls-cert and --tls-key\n");
+        return 2;
+    }
+    if (cert_path &&
+        (util_read_file(cert_path, HTTP_TARGET_MAX_PEM, &cert, &pem_len) < 0 ||
+         util_read_file(key_path, HTTP_TARGET_MAX_PEM, &key, &pem_len) < 0)) {
+        fprintf(stderr, "http_target: cannot read %s or %s\n", cert_path,
+                key_path);
+        return 2;
     }
     if (util_parse_hostport(listen_at, host, sizeof(host), &port) < 0) {
         fprintf(stderr, "http_target: bad --listen %s\n", listen_at);
@@ -106,13 +205,23 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     /* A thread per connection: /sleep must not hold up other probes. */
-    d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION |
-                         MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
-                         http_target_answer, NULL,
-                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                         MHD_OPTION_CONNECTION_LIMIT, 2000u,
-                         MHD_OPTION_END);
+    flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+    if (cert)
+        d = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL,
+                             http_target_answer, NULL,
+                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+                             MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                             MHD_OPTION_CONNECTION_LIMIT, 2000u,
+                             MHD_OPTION_HTTPS_MEM_CERT, cert,
+                             MHD_OPTION_HTTPS_MEM_KEY, key,
+                             MHD_OPTION_END);
+    else
+        d = MHD_start_daemon(flags, 0, NULL, NULL,
+                             http_target_answer, NULL,
+                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+                             MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                             MHD_OPTION_CONNECTION_LIMIT, 2000u,
+                             MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "http_target: cannot listen on %s\n", listen_at);
         return 1;
@@ -123,5 +232,7 @@ int main(int argc, char **argv)
     while (sigwait(&sigs, &sig) != 0)
         ;
     MHD_stop_daemon(d);
+    free(cert);
+    free(key);
     return 0;
 }
