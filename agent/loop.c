@@ -608,10 +608,10 @@ static int loop_turn(struct loop *lp, struct curl_waitfd *wfd,
     for (size_t i = 0; i < n_ops; i++) {
         first[i] = n_fds;
         count[i] = 0;
-        if (!all[i]->poll_fds)
-            continue;
-        count[i] = all[i]->poll_fds(wfd + n_fds, LOOP_MAX_FDS - n_fds);
-        n_fds += count[i];
+        if (all[i]->poll_fds) {
+            count[i] = all[i]->poll_fds(wfd + n_fds, LOOP_MAX_FDS - n_fds);
+            n_fds += count[i];
+        }
         if (all[i]->poll_timeout_ms) {
             long t = all[i]->poll_timeout_ms();
             if (t >= 0 && t < wait)

@@ -8,12 +8,14 @@
 #include <string.h>
 
 #include "probe_http.h"
+#include "probe_kube.h"
 #include "probe_metric.h"
 #include "probe_tcp.h"
 
 /* Adding a type: write probe_<type>.c and add its ops here. */
 static const struct probe_ops *const probe_table[] = {
     &probe_http_ops,
+    &probe_kube_ops,
     &probe_metric_ops,
     &probe_tcp_ops,
 };
