@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "util.h"
 #include "yconf.h"
 
@@ -26,8 +27,9 @@
 
 static const char *const config_top_keys[] = {
     "cluster", "region", "node", "collector", "spool", "interval", "timeout",
-    "healthy_after", "unhealthy_after", "log_level", "targets", NULL
+    "healthy_after", "unhealthy_after", "log_level", "admin", "targets", NULL
 };
+static const char *const config_admin_keys[] = { "enabled", "listen", NULL };
 static const char *const config_collector_keys[] = {
     "url", "token", "token_file", NULL
 };
@@ -69,6 +71,7 @@ void agent_config_free(struct agent_config *cfg)
         free(cfg->token);
     }
     free(cfg->spool_path);
+    free(cfg->admin_listen);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -307,6 +310,52 @@ static int config_spool(struct yconf *yc, yaml_node_t *root,
     rc = yconf_check_keys(yc, m, "spool", config_spool_keys);
     if (rc == 0)
         rc = yconf_str(yc, m, "spool", "path", 1, &cfg->spool_path);
+    return rc;
+}
+
+/* admin: {enabled: true, listen: "127.0.0.1:9464"}, all optional. An IP
+ * literal only: the listener starts before anything could resolve. */
+static int config_admin(struct yconf *yc, yaml_node_t *root,
+                        struct agent_config *cfg)
+{
+    struct sockaddr_storage ss;
+    yaml_node_t *m = NULL;
+    char *listen = NULL;
+    int enabled = 1, rc;
+
+    rc = yconf_map(yc, root, "", "admin", 0, &m);
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        rc = yconf_check_keys(yc, m, "admin", config_admin_keys);
+        if (rc == 0)
+            rc = yconf_bool(yc, m, "admin", "enabled", 0, &enabled);
+        if (rc >= 0)
+            rc = yconf_str(yc, m, "admin", "listen", 0, &listen);
+        if (rc < 0)
+            goto out;
+        cfg->admin_listen_set = rc == 0 && enabled;
+    }
+    rc = 0;
+    if (!enabled)
+        goto out;
+    if (!listen) {
+        listen = strdup(ADMIN_DEFAULT_LISTEN);
+        if (!listen) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    if (admin_sockaddr(listen, &ss) < 0) {
+        rc = yconf_fail(yc, yconf_find(yc, m, "listen"), "admin", "listen",
+                        "expected IP:PORT or [IPv6]:PORT, got \"%s\"",
+                        listen);
+        goto out;
+    }
+    cfg->admin_listen = listen;
+    listen = NULL;
+out:
+    free(listen);
     return rc;
 }
 
@@ -619,6 +668,8 @@ int agent_config_load(const char *path, struct agent_config *out, char *err,
         rc = config_spool(&yc, root, &cfg);
     if (rc == 0)
         rc = config_defaults(&yc, root, &cfg);
+    if (rc == 0)
+        rc = config_admin(&yc, root, &cfg);
     if (rc == 0)
         rc = config_targets(&yc, root, &cfg);
     if (rc == -ENOMEM)

@@ -47,6 +47,10 @@ struct agent_config {
     unsigned healthy_after;     /* default for targets */
     unsigned unhealthy_after;   /* default for targets */
     enum log_level log_level;
+    char *admin_listen;         /* "IP:PORT" of /healthz, /readyz, /metrics;
+                                   NULL when admin.enabled is false */
+    int admin_listen_set;       /* admin.listen was given: not binding it is
+                                   fatal (the default only warns) */
     struct agent_target *targets;
     size_t n_targets;
 };

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "probe.h"
 #include "shipper.h"
 #include "spool.h"
@@ -191,6 +192,7 @@ static void loop_flush(struct loop *lp)
     for (size_t i = 0; i < lp->n_pending; i++)
         evs[i] = &lp->pending[i].ev;
     rc = spool_append_many(lp->sp, evs, lp->n_pending);
+    metrics_spool_write(rc, lp->n_pending);
     if (rc < 0) {
         lp->lost += lp->n_pending;
         log_msg(LOGL_ERROR, "loop", "spool refused %zu results, lost: %s "
@@ -215,6 +217,7 @@ static void loop_lifecycle(struct loop *lp, Sextant__V1__LifecyclePhase ph,
     ev.kind_case = SEXTANT__V1__EVENT__KIND_LIFECYCLE;
     ev.lifecycle = &lc;
     rc = spool_append(lp->sp, &ev);
+    metrics_spool_write(rc, 1);
     if (rc < 0) {
         lp->lost++;
         log_msg(LOGL_ERROR, "loop", "spool refused the lifecycle event: %s "
@@ -242,6 +245,7 @@ static void loop_append_now(struct loop *lp, Sextant__V1__Event **evs,
 
     loop_flush(lp);
     rc = spool_append_many(lp->sp, evs, n);
+    metrics_spool_write(rc, n);
     if (rc < 0) {
         lp->lost += n;
         log_msg(LOGL_ERROR, "loop", "spool refused %zu events, lost: %s "
@@ -297,6 +301,7 @@ static void loop_record(struct loop *lp, struct loop_target *lt,
         lp->n_ok++;
     else
         lp->n_failed++;
+    metrics_probe_done(lt->t->type, res->ok, res->t.total_us);
     log_msg(LOGL_DEBUG, "probe", "%s: %s, status %d, total %" PRIu64 " us%s%s",
             lt->t->name, res->ok ? "ok" : "FAILED", res->status,
             res->t.total_us, res->error[0] ? ": " : "", res->error);
@@ -507,6 +512,7 @@ static void loop_begin_stop(struct loop *lp, int sig, int64_t now_us)
 {
     log_msg(LOGL_INFO, "loop", "signal %d: stopping, flushing for up to %ld "
             "ms", sig, LOOP_STOP_GRACE_MS);
+    metrics_loop_stopping();
     loop_cancel_probes(lp);
     if (lp->phase == LOOP_RUNNING)      /* --once draining has its STOP */
         loop_lifecycle(lp,
@@ -666,6 +672,9 @@ static const char *loop_reload_refused(const struct agent_config *a,
         return "spool.path";
     if (strcmp(a->ingest_url, b->ingest_url) || strcmp(a->token, b->token))
         return "collector";
+    if ((a->admin_listen == NULL) != (b->admin_listen == NULL) ||
+        (a->admin_listen && strcmp(a->admin_listen, b->admin_listen)))
+        return "admin";
     return NULL;
 }
 
@@ -849,6 +858,7 @@ int loop_run(struct loop *lp, int once)
         rc = loop_turn(lp, wfd, now);
         if (rc < 0)
             break;
+        metrics_loop_turn(lp->sp, lp->n_targets, util_mono_us());
     }
     loop_cancel_probes(lp);
     shipper_abort(lp->sh, lp->multi);           /* its events stay spooled */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "config.h"
 #include "log.h"
 #include "loop.h"
@@ -163,6 +164,7 @@ int main(int argc, char **argv)
     };
     struct agent_config *cfg = NULL;
     struct agent_reload reload;
+    struct admin *adm = NULL;
     struct spool *sp = NULL;
     struct loop *lp = NULL;
     const char *path = NULL;
@@ -236,9 +238,21 @@ int main(int argc, char **argv)
     }
     reload.path = path;
     loop_set_reload(lp, agent_load, agent_release, &reload);
+    /* Not for --once, a short job that may run beside a live agent. A
+     * port the file names must be ours; the default one only warns, so
+     * two agents on one host still probe. */
+    if (!once && cfg->admin_listen &&
+        admin_start(cfg->admin_listen, &adm) < 0) {
+        if (cfg->admin_listen_set)
+            goto out;
+        log_msg(LOGL_WARN, "main", "running without /healthz and /metrics; "
+                "set admin.listen to a free IP:PORT, or admin.enabled: "
+                "false");
+    }
     rc = loop_run(lp, once);
     status = rc == 0 ? 0 : AGENT_EXIT_FAIL;
 out:
+    admin_stop(adm);                /* before the loop it reports on */
     if (lp)
         cfg = (struct agent_config *)loop_config(lp);   /* after reloads */
     loop_free(lp);

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "spool.h"
 #include "util.h"
 #include "wire.h"
@@ -275,6 +276,7 @@ static int shipper_start(struct shipper *sh, CURLM *multi,
     sh->sent_first = c->first_seq;
     sh->sent_last = c->last_seq;
     sh->in_flight = 1;
+    metrics_batch_sent(hdr.sent_unix_ms);
     log_msg(LOGL_DEBUG, "shipper", "sending %zu events (seq %" PRIu64 "-%"
             PRIu64 "), %zu bytes", c->n, c->first_seq, c->last_seq, len);
     return 0;
@@ -364,6 +366,7 @@ static int shipper_take_ack(struct shipper *sh, char *why, size_t why_len)
     }
     log_msg(LOGL_DEBUG, "shipper", "acked up to seq %" PRIu64 ", %" PRIu64
             " events deleted", upto, deleted);
+    metrics_ack_received(ack.received_unix_ms);
     return 0;
 }
 
@@ -399,6 +402,7 @@ void shipper_done(struct shipper *sh, CURLM *multi, CURLcode code,
     }
     if (rc < 0) {
         shipper_backoff(sh, now_us);
+        metrics_batch_failed();
         log_msg(LOGL_WARN, "shipper", "%zu events (seq %" PRIu64 "-%" PRIu64
                 ") not delivered: %s; retry %u in %ld ms", sh->sent_n,
                 sh->sent_first, sh->sent_last, why, sh->failures,
@@ -413,4 +417,5 @@ void shipper_done(struct shipper *sh, CURLM *multi, CURLcode code,
     sh->retry_at_us = 0;
     sh->prev_rtt_us = rtt > (curl_off_t)UINT32_MAX ? UINT32_MAX
                                                    : (uint32_t)rtt;
+    metrics_batch_shipped((int64_t)rtt);
 }

@@ -48,6 +48,10 @@ struct spool {
     sqlite3_stmt *peek;
     sqlite3_stmt *ack;
     sqlite3_stmt *count;
+    sqlite3_stmt *depth;
+    sqlite3_stmt *acked_bytes;
+    uint64_t depth_bytes;       /* packed bytes of rows with seq <= depth_seq */
+    uint64_t depth_seq;         /* highest seq summed into it; 0: none yet */
 };
 
 static int spool_errno(int rc)
@@ -210,6 +214,15 @@ static int spool_prepare_all(struct spool *sp)
                      "ORDER BY seq LIMIT ?" },
         { &sp->ack, "DELETE FROM events WHERE seq <= ?" },
         { &sp->count, "SELECT count(*) FROM events" },
+        /* Three subqueries, not min() and max() side by side: SQLite
+         * answers a lone min() or max() from the rowid b-tree's ends, both
+         * together with a full scan. One statement is one snapshot. */
+        { &sp->depth, "SELECT (SELECT min(seq) FROM events), "
+                      "(SELECT max(seq) FROM events), "
+                      "(SELECT total(length(body)) FROM events "
+                      "WHERE seq > ?)" },
+        { &sp->acked_bytes, "SELECT total(length(body)) FROM events "
+                            "WHERE seq <= ?" },
     };
 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
@@ -317,6 +330,8 @@ void spool_close(struct spool *sp)
     sqlite3_finalize(sp->peek);
     sqlite3_finalize(sp->ack);
     sqlite3_finalize(sp->count);
+    sqlite3_finalize(sp->depth);
+    sqlite3_finalize(sp->acked_bytes);
     /* All statements are finalized, so close cannot be SQLITE_BUSY. */
     sqlite3_close(sp->db);
     free(sp);
@@ -487,13 +502,33 @@ out:
     return rc;
 }
 
+/* Packed bytes of the rows spool_ack(@upto_seq) is about to delete that
+ * spool_depth() has counted; -1 if SQLite cannot say. Costs what the
+ * delete costs: it visits the same rows. */
+static int64_t spool_depth_acked(struct spool *sp, uint64_t upto_seq)
+{
+    sqlite3_stmt *st = sp->acked_bytes;
+    uint64_t upto = upto_seq < sp->depth_seq ? upto_seq : sp->depth_seq;
+    int64_t n = -1;
+
+    if (sqlite3_bind_int64(st, 1, (sqlite3_int64)upto) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = (int64_t)sqlite3_column_double(st, 0);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return n;
+}
+
 int spool_ack(struct spool *sp, uint64_t upto_seq, uint64_t *deleted)
 {
     sqlite3_stmt *st = sp->ack;
+    int64_t gone = 0;
     int rc = -EIO;
 
     if (upto_seq > (uint64_t)INT64_MAX)
         upto_seq = (uint64_t)INT64_MAX;
+    if (sp->depth_seq > 0)
+        gone = spool_depth_acked(sp, upto_seq);
     if (sqlite3_bind_int64(st, 1, (sqlite3_int64)upto_seq) != SQLITE_OK)
         goto out;
     rc = sqlite3_step(st);
@@ -501,6 +536,11 @@ int spool_ack(struct spool *sp, uint64_t upto_seq, uint64_t *deleted)
     if (rc == 0 && deleted)
         *deleted = (uint64_t)sqlite3_changes64(sp->db);
 out:
+    /* Unsure what went: forget the sum, spool_depth() starts it afresh. */
+    if (rc < 0 || gone < 0 || (uint64_t)gone > sp->depth_bytes)
+        sp->depth_seq = sp->depth_bytes = 0;
+    else
+        sp->depth_bytes -= (uint64_t)gone;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc;
@@ -528,5 +568,38 @@ int spool_next_seq(struct spool *sp, uint64_t *out)
 
     if (rc == 0)
         *out = next;
+    return rc;
+}
+
+int spool_depth(struct spool *sp, uint64_t *events, uint64_t *bytes)
+{
+    sqlite3_stmt *st = sp->depth;
+    uint64_t lo = 0, hi = 0;
+    int rc = -EIO;
+
+    if (sqlite3_bind_int64(st, 1, (sqlite3_int64)sp->depth_seq) != SQLITE_OK)
+        goto out;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        rc = spool_errno(rc);
+        goto out;
+    }
+    rc = 0;
+    if (sqlite3_column_type(st, 0) == SQLITE_NULL) {    /* empty */
+        sp->depth_bytes = 0;
+        goto done;
+    }
+    lo = (uint64_t)sqlite3_column_int64(st, 0);
+    hi = (uint64_t)sqlite3_column_int64(st, 1);
+    if (hi > sp->depth_seq) {
+        sp->depth_bytes += (uint64_t)sqlite3_column_double(st, 2);
+        sp->depth_seq = hi;
+    }
+done:
+    *events = hi >= lo && hi > 0 ? hi - lo + 1 : 0;
+    *bytes = sp->depth_bytes;
+out:
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     return rc;
 }

@@ -68,4 +68,12 @@ int spool_count(struct spool *sp, uint64_t *out);
 /* The seq the next appended event will get. */
 int spool_next_seq(struct spool *sp, uint64_t *out);
 
+/* Events and their packed bytes in the spool, cheaply enough for every
+ * second (/metrics): the count comes from the lowest and highest seq, as
+ * seqs in the spool are contiguous (appends take the next seq, acks delete
+ * a prefix); the bytes are kept as rows come and go, each new row summed
+ * once, here, and acked rows taken off by spool_ack(). Sees what other
+ * processes appended. */
+int spool_depth(struct spool *sp, uint64_t *events, uint64_t *bytes);
+
 #endif

@@ -44,8 +44,10 @@ for _ in $(seq 50); do
 done
 curl -sf "$API/healthz" > /dev/null \
     || { echo "collector did not start; see run/collector.log"; exit 1; }
-for r in "${REGIONS[@]}"; do
+for i in 0 1 2; do
+    r=${REGIONS[$i]}
     sed -e "s/^cluster: .*/cluster: $r/" -e "s/^region: .*/region: $r/" \
+        -e "s/listen: 127.0.1.1:9464/listen: 127.0.$((i + 1)).1:9464/" \
         -e "s/^node: .*/node: $r-node-a/" \
         -e "s/token: demo-token-.*/token: demo-token-$r/" \
         -e "s|path: run/spool-.*|path: run/spool-$r.db|" \
@@ -58,6 +60,7 @@ done
 cat <<TXT
 Sextant is running: 3 apps, 3 agents, 1 collector (logs in run/).
   Timeline API: $API/api/v1/timeline
+  Agent metrics: http://127.0.1.1:9464/metrics (127.0.2.1, 127.0.3.1 too)
   e.g.          curl -s '$API/api/v1/timeline?limit=5' | jq .
   Make a region fail: kill \$(cat run/app-eu-west-1.pid)
 Ctrl-C to stop.

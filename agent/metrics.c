@@ -1,0 +1,397 @@
+/* metrics.c -- the agent's self-observability registry: lock-free atomic
+ * counters and gauges the loop updates, and a renderer of the Prometheus
+ * text format the admin thread calls. Allocates nothing, on either side:
+ * the registry is static and the page is written into the caller's
+ * buffer. Does not serve HTTP and reads the spool only when the loop
+ * itself asks (metrics_loop_turn). */
+#include "metrics.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "spool.h"
+#include "util.h"
+
+/* Indexed by enum probe_type, which follows the wire's ProbeType numbers
+ * (1..5 today): room for a few more before this must grow. */
+#define METRICS_MAX_TYPES 8
+_Static_assert(PROBE_KUBE < METRICS_MAX_TYPES, "grow METRICS_MAX_TYPES");
+
+/* Probe duration buckets: 5 ms, where a healthy in-cluster endpoint
+ * answers, to 10 s, the longest timeout worth bucketing (a slower probe
+ * still lands in +Inf). The text is what goes into "le" as written. */
+static const struct {
+    uint64_t us;
+    const char *le;
+} metrics_buckets[] = {
+    { 5000, "0.005" }, { 10000, "0.01" }, { 25000, "0.025" },
+    { 50000, "0.05" }, { 100000, "0.1" }, { 250000, "0.25" },
+    { 500000, "0.5" }, { 1000000, "1" }, { 2500000, "2.5" },
+    { 5000000, "5" }, { 10000000, "10" },
+};
+#define METRICS_N_BUCKETS \
+    (sizeof(metrics_buckets) / sizeof(metrics_buckets[0]))
+
+#define METRICS_ABSENT INT64_MIN    /* a gauge with no value yet */
+
+struct metrics_type {
+    atomic_uint_fast64_t runs;
+    atomic_uint_fast64_t failed;
+    atomic_uint_fast64_t bucket[METRICS_N_BUCKETS + 1];  /* last: > 10 s */
+    atomic_uint_fast64_t sum_us;
+};
+
+/* Static, so it exists before main() and nothing ever frees it. The
+ * loop-thread-only fields need no atomics but are kept apart. */
+static struct {
+    struct metrics_type type[METRICS_MAX_TYPES];
+    atomic_uint_fast64_t dropped;
+    atomic_uint_fast64_t shipped;
+    atomic_uint_fast64_t ship_failed;
+    atomic_uint_fast64_t spool_events;
+    atomic_uint_fast64_t spool_bytes;
+    atomic_uint_fast64_t targets;
+    atomic_int_fast64_t last_ack_us;        /* monotonic; METRICS_ABSENT */
+    atomic_int_fast64_t offset_ms;          /* METRICS_ABSENT until an ack */
+    atomic_int_fast64_t heartbeat_us;       /* 0: no turn yet */
+    atomic_int spool_errno;
+    atomic_int phase;                       /* enum metrics_phase */
+    /* loop thread only */
+    int64_t sent_ms;                        /* batch in flight; 0: none */
+    int64_t received_ms;                    /* its Ack; 0: none yet */
+    int64_t depth_at_us;                    /* last spool_depth(); 0: never */
+    int depth_failing;                      /* spool_depth() failed last */
+} metrics = {
+    .last_ack_us = METRICS_ABSENT,
+    .offset_ms = METRICS_ABSENT,
+};
+
+#define M_ADD(field, n) \
+    atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
+#define M_SET(field, v) \
+    atomic_store_explicit(&(field), (v), memory_order_relaxed)
+#define M_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+void metrics_reset(void)
+{
+    for (size_t i = 0; i < METRICS_MAX_TYPES; i++) {
+        struct metrics_type *t = &metrics.type[i];
+
+        M_SET(t->runs, 0);
+        M_SET(t->failed, 0);
+        M_SET(t->sum_us, 0);
+        for (size_t b = 0; b <= METRICS_N_BUCKETS; b++)
+            M_SET(t->bucket[b], 0);
+    }
+    M_SET(metrics.dropped, 0);
+    M_SET(metrics.shipped, 0);
+    M_SET(metrics.ship_failed, 0);
+    M_SET(metrics.spool_events, 0);
+    M_SET(metrics.spool_bytes, 0);
+    M_SET(metrics.targets, 0);
+    M_SET(metrics.last_ack_us, METRICS_ABSENT);
+    M_SET(metrics.offset_ms, METRICS_ABSENT);
+    M_SET(metrics.heartbeat_us, 0);
+    M_SET(metrics.spool_errno, 0);
+    M_SET(metrics.phase, METRICS_STARTING);
+    metrics.sent_ms = 0;
+    metrics.received_ms = 0;
+    metrics.depth_at_us = 0;
+    metrics.depth_failing = 0;
+}
+
+void metrics_probe_done(enum probe_type type, int ok, uint64_t total_us)
+{
+    struct metrics_type *t;
+    size_t b = 0;
+
+    if ((unsigned)type >= METRICS_MAX_TYPES)
+        return;
+    t = &metrics.type[type];
+    /* Eleven compares: a binary search would save nothing measurable. */
+    while (b < METRICS_N_BUCKETS && total_us > metrics_buckets[b].us)
+        b++;
+    M_ADD(t->bucket[b], 1);
+    M_ADD(t->sum_us, total_us);
+    M_ADD(t->runs, 1);
+    if (!ok)
+        M_ADD(t->failed, 1);
+}
+
+void metrics_spool_write(int rc, size_t n)
+{
+    if (rc < 0)
+        M_ADD(metrics.dropped, n);
+    M_SET(metrics.spool_errno, rc < 0 ? -rc : 0);
+}
+
+void metrics_events_dropped(uint64_t n)
+{
+    M_ADD(metrics.dropped, n);
+}
+
+void metrics_batch_sent(int64_t sent_unix_ms)
+{
+    metrics.sent_ms = sent_unix_ms;
+    metrics.received_ms = 0;
+}
+
+void metrics_ack_received(int64_t received_unix_ms)
+{
+    metrics.received_ms = received_unix_ms;
+}
+
+void metrics_batch_shipped(int64_t rtt_us)
+{
+    M_ADD(metrics.shipped, 1);
+    M_SET(metrics.last_ack_us, util_mono_us());
+    /* The collector's own estimate, seen from this side: an old collector
+     * that leaves received_unix_ms 0 gives no offset rather than a wrong
+     * one. */
+    if (metrics.sent_ms > 0 && metrics.received_ms > 0)
+        M_SET(metrics.offset_ms, metrics.received_ms - metrics.sent_ms -
+                                     rtt_us / 2000);
+    metrics.sent_ms = metrics.received_ms = 0;
+}
+
+void metrics_batch_failed(void)
+{
+    M_ADD(metrics.ship_failed, 1);
+    metrics.sent_ms = metrics.received_ms = 0;
+}
+
+void metrics_loop_turn(struct spool *sp, size_t n_targets, int64_t now_us)
+{
+    int expect = METRICS_STARTING;
+    uint64_t events, bytes;
+    int rc;
+
+    M_SET(metrics.heartbeat_us, now_us);
+    M_SET(metrics.targets, n_targets);
+    /* Only STARTING moves: a turn while stopping must not undo it. */
+    atomic_compare_exchange_strong(&metrics.phase, &expect, METRICS_RUNNING);
+    if (metrics.depth_at_us != 0 &&
+        now_us - metrics.depth_at_us < METRICS_DEPTH_US)
+        return;
+    metrics.depth_at_us = now_us;
+    rc = spool_depth(sp, &events, &bytes);
+    if (rc < 0) {
+        if (!metrics.depth_failing)     /* once, not every second */
+            log_msg(LOGL_WARN, "metrics", "cannot read the spool's depth: "
+                    "%s (%s)", strerror(-rc), spool_errmsg(sp));
+        metrics.depth_failing = 1;
+        return;
+    }
+    metrics.depth_failing = 0;
+    M_SET(metrics.spool_events, events);
+    M_SET(metrics.spool_bytes, bytes);
+}
+
+void metrics_loop_stopping(void)
+{
+    M_SET(metrics.phase, METRICS_STOPPING);
+}
+
+void metrics_get_status(struct metrics_status *out)
+{
+    out->phase = (enum metrics_phase)M_GET(metrics.phase);
+    out->heartbeat_us = M_GET(metrics.heartbeat_us);
+    out->spool_errno = M_GET(metrics.spool_errno);
+}
+
+/* -- rendering -- */
+
+/* A bounded writer: the first overflow sticks, and the page is refused
+ * whole rather than cut in the middle of a line. */
+struct metrics_out {
+    char *buf;
+    size_t cap;
+    size_t len;
+    int full;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void metrics_put(struct metrics_out *o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (o->full)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= o->cap - o->len) {
+        o->full = 1;
+        return;
+    }
+    o->len += (size_t)n;
+}
+
+static void metrics_family(struct metrics_out *o, const char *name,
+                           const char *type, const char *help)
+{
+    metrics_put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value as the format wants it: backslash, quote and newline
+ * escaped. Ours are probe type names and the version, but the renderer
+ * must not depend on that. */
+static void metrics_label(struct metrics_out *o, const char *v)
+{
+    for (; *v && !o->full; v++) {
+        if (*v == '\\')
+            metrics_put(o, "\\\\");
+        else if (*v == '"')
+            metrics_put(o, "\\\"");
+        else if (*v == '\n')
+            metrics_put(o, "\\n");
+        else
+            metrics_put(o, "%c", *v);
+    }
+}
+
+/* "name{type="http"} value" for every probe type built in, zero or not:
+ * a series that exists from the start makes rate() work from the start. */
+static void metrics_per_type(struct metrics_out *o, const char *name,
+                             int failed)
+{
+    const struct probe_ops *const *all;
+    size_t n;
+
+    all = probe_ops_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        const struct metrics_type *t;
+        uint64_t v;
+
+        if ((unsigned)all[i]->type >= METRICS_MAX_TYPES)
+            continue;
+        t = &metrics.type[all[i]->type];
+        v = failed ? M_GET(t->failed) : M_GET(t->runs);
+        metrics_put(o, "%s{type=\"", name);
+        metrics_label(o, all[i]->name);
+        metrics_put(o, "\"} %" PRIu64 "\n", v);
+    }
+}
+
+static void metrics_histogram(struct metrics_out *o, const char *name)
+{
+    const struct probe_ops *const *all;
+    size_t n;
+
+    all = probe_ops_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        const struct metrics_type *t;
+        uint64_t cum = 0, sum_us;
+
+        if ((unsigned)all[i]->type >= METRICS_MAX_TYPES)
+            continue;
+        t = &metrics.type[all[i]->type];
+        for (size_t b = 0; b < METRICS_N_BUCKETS; b++) {
+            cum += M_GET(t->bucket[b]);
+            metrics_put(o, "%s_bucket{type=\"", name);
+            metrics_label(o, all[i]->name);
+            metrics_put(o, "\",le=\"%s\"} %" PRIu64 "\n",
+                        metrics_buckets[b].le, cum);
+        }
+        cum += M_GET(t->bucket[METRICS_N_BUCKETS]);
+        sum_us = M_GET(t->sum_us);
+        metrics_put(o, "%s_bucket{type=\"", name);
+        metrics_label(o, all[i]->name);
+        metrics_put(o, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
+        metrics_put(o, "%s_sum{type=\"", name);
+        metrics_label(o, all[i]->name);
+        metrics_put(o, "\"} %" PRIu64 ".%06" PRIu64 "\n", sum_us / 1000000,
+                    sum_us % 1000000);
+        metrics_put(o, "%s_count{type=\"", name);
+        metrics_label(o, all[i]->name);
+        metrics_put(o, "\"} %" PRIu64 "\n", cum);
+    }
+}
+
+/* Seconds from a signed count of @unit_per_s units, exactly, as text. */
+static void metrics_seconds(struct metrics_out *o, const char *name,
+                            int64_t v, int64_t unit_per_s, int digits)
+{
+    uint64_t a = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    metrics_put(o, "%s %s%" PRIu64 ".%0*" PRIu64 "\n", name,
+                v < 0 ? "-" : "", a / (uint64_t)unit_per_s, digits,
+                a % (uint64_t)unit_per_s);
+}
+
+int metrics_render(char *buf, size_t cap, int64_t now_us, size_t *len)
+{
+    struct metrics_out o = { .buf = buf, .cap = cap };
+    int64_t ack_us = M_GET(metrics.last_ack_us);
+    int64_t off_ms = M_GET(metrics.offset_ms);
+
+    if (cap == 0)
+        return -EMSGSIZE;
+    buf[0] = '\0';
+    metrics_family(&o, "sextant_agent_build_info", "gauge",
+                   "Always 1; the agent's version is in the label.");
+    metrics_put(&o, "sextant_agent_build_info{version=\"");
+    metrics_label(&o, SEXTANT_VERSION);
+    metrics_put(&o, "\"} 1\n");
+
+    metrics_family(&o, "sextant_agent_targets", "gauge",
+                   "Targets in the configuration in use.");
+    metrics_put(&o, "sextant_agent_targets %" PRIu64 "\n",
+                (uint64_t)M_GET(metrics.targets));
+
+    metrics_family(&o, "sextant_agent_probes_total", "counter",
+                   "Probe runs finished, by probe type.");
+    metrics_per_type(&o, "sextant_agent_probes_total", 0);
+    metrics_family(&o, "sextant_agent_probes_failed_total", "counter",
+                   "Probe runs that failed, by probe type.");
+    metrics_per_type(&o, "sextant_agent_probes_failed_total", 1);
+    metrics_family(&o, "sextant_agent_probe_duration_seconds", "histogram",
+                   "Duration of probe runs, by probe type.");
+    metrics_histogram(&o, "sextant_agent_probe_duration_seconds");
+
+    metrics_family(&o, "sextant_agent_spool_events", "gauge",
+                   "Events in the spool not yet acked by the collector.");
+    metrics_put(&o, "sextant_agent_spool_events %" PRIu64 "\n",
+                (uint64_t)M_GET(metrics.spool_events));
+    metrics_family(&o, "sextant_agent_spool_bytes", "gauge",
+                   "Packed bytes of the events in the spool.");
+    metrics_put(&o, "sextant_agent_spool_bytes %" PRIu64 "\n",
+                (uint64_t)M_GET(metrics.spool_bytes));
+    metrics_family(&o, "sextant_agent_events_dropped_total", "counter",
+                   "Events lost before the spool took them.");
+    metrics_put(&o, "sextant_agent_events_dropped_total %" PRIu64 "\n",
+                (uint64_t)M_GET(metrics.dropped));
+
+    metrics_family(&o, "sextant_agent_batches_shipped_total", "counter",
+                   "Batches the collector acked.");
+    metrics_put(&o, "sextant_agent_batches_shipped_total %" PRIu64 "\n",
+                (uint64_t)M_GET(metrics.shipped));
+    metrics_family(&o, "sextant_agent_batches_failed_total", "counter",
+                   "Batches that failed to ship (to be retried).");
+    metrics_put(&o, "sextant_agent_batches_failed_total %" PRIu64 "\n",
+                (uint64_t)M_GET(metrics.ship_failed));
+    /* Absent, not 0 or NaN, before the first ack: "never" is not "just
+     * now", and absent() can alert on it. */
+    metrics_family(&o, "sextant_agent_last_ack_age_seconds", "gauge",
+                   "Seconds since the collector last acked a batch; absent "
+                   "before the first ack.");
+    if (ack_us != METRICS_ABSENT)
+        metrics_seconds(&o, "sextant_agent_last_ack_age_seconds",
+                        now_us > ack_us ? now_us - ack_us : 0, 1000000, 6);
+    metrics_family(&o, "sextant_agent_clock_offset_seconds", "gauge",
+                   "Collector clock minus agent clock, estimated from the "
+                   "last ack (receive - send - RTT/2); absent before it.");
+    if (off_ms != METRICS_ABSENT)
+        metrics_seconds(&o, "sextant_agent_clock_offset_seconds", off_ms,
+                        1000, 3);
+    if (o.full)
+        return -EMSGSIZE;
+    *len = o.len;
+    return 0;
+}

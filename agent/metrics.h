@@ -1,0 +1,80 @@
+/* metrics.h -- the agent's own counters, gauges and histograms in one
+ * process-wide registry, and their rendering in the Prometheus text format
+ * (0.0.4). The loop's thread updates them; the admin server's thread reads
+ * them. Does not serve HTTP (admin.c) or decide what is healthy.
+ *
+ * Threads: every value is a C11 atomic, so an update is a few relaxed
+ * atomic adds or stores: no lock, no allocation, nothing that could stall
+ * the loop while a scrape renders. A render is therefore not one snapshot:
+ * a counter may move between two lines, which Prometheus tolerates. A
+ * histogram's +Inf bucket and _count are derived from the very bucket
+ * values it printed, so each histogram line set stays consistent.
+ *
+ * Functions marked "loop thread" must be called from the thread that owns
+ * the spool; the others are safe from any thread. */
+#ifndef SEXTANT_AGENT_METRICS_H
+#define SEXTANT_AGENT_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "probe.h"
+
+struct spool;
+
+#define METRICS_RENDER_MAX   (32u << 10)    /* bytes of one /metrics page */
+#define METRICS_DEPTH_US     1000000LL      /* spool depth read this often */
+
+enum metrics_phase {
+    METRICS_STARTING,           /* no loop turn has finished yet */
+    METRICS_RUNNING,            /* the loop turns */
+    METRICS_STOPPING,           /* a signal asked it to stop */
+};
+
+/* -- updates (the loop's thread) -- */
+
+/* One finished probe run of @type; @total_us goes into the histogram. */
+void metrics_probe_done(enum probe_type type, int ok, uint64_t total_us);
+/* Outcome @rc of a spool append of @n events: below 0 counts them dropped
+ * and marks the spool unwritable with -@rc, 0 marks it writable again. */
+void metrics_spool_write(int rc, size_t n);
+/* Events lost for any other reason (a full spool). */
+void metrics_events_dropped(uint64_t n);
+
+/* The shipper's side: a batch stamped @sent_unix_ms went out; its Ack said
+ * the collector received it at @received_unix_ms; it completed after
+ * @rtt_us (then the clock offset is received - sent - rtt / 2), or failed
+ * (then the Ack, if any, is forgotten). */
+void metrics_batch_sent(int64_t sent_unix_ms);
+void metrics_ack_received(int64_t received_unix_ms);
+void metrics_batch_shipped(int64_t rtt_us);
+void metrics_batch_failed(void);
+
+/* Loop thread: the end of one turn at @now_us (util_mono_us()). Beats the
+ * heartbeat, moves STARTING to RUNNING, records the target count and, at
+ * most every METRICS_DEPTH_US, reads the spool's depth from @sp (borrowed;
+ * this is why it must run on the spool's thread). */
+void metrics_loop_turn(struct spool *sp, size_t n_targets, int64_t now_us);
+/* The loop is stopping: readiness goes away for good. */
+void metrics_loop_stopping(void);
+
+/* -- reads (any thread) -- */
+
+struct metrics_status {
+    enum metrics_phase phase;
+    int64_t heartbeat_us;       /* util_mono_us() of the last turn; 0: none */
+    int spool_errno;            /* errno of the last failed append; 0: ok */
+};
+
+void metrics_get_status(struct metrics_status *out);
+
+/* Renders every metric into @buf (NUL-terminated) and sets *len to its
+ * length without the NUL. @now_us is util_mono_us(), for ages. -EMSGSIZE
+ * if @cap is too small (METRICS_RENDER_MAX always suffices); @buf is then
+ * garbage and *len untouched. */
+int metrics_render(char *buf, size_t cap, int64_t now_us, size_t *len);
+
+/* Zeroes everything, as at process start; for tests. */
+void metrics_reset(void);
+
+#endif
