@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "probe_dns.h"
 #include "probe_http.h"
 #include "probe_kube.h"
 #include "probe_metric.h"
@@ -14,6 +15,7 @@
 
 /* Adding a type: write probe_<type>.c and add its ops here. */
 static const struct probe_ops *const probe_table[] = {
+    &probe_dns_ops,
     &probe_http_ops,
     &probe_kube_ops,
     &probe_metric_ops,

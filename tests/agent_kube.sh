@@ -127,9 +127,9 @@ probe no-token | jq -e --arg f "$TMP/missing-token" \
 
 # The sample events carry the run's time, after their probe event.
 jq -e '[.events[] | select(.target == "cluster-nodes")] as $e
-    | ($e | map(select(.kind == "probe")) | .[0].unix_ms) as $t
+    | ($e | map(select(.kind == "probe")) | .[0].time_ms) as $t
     | $e | map(select(.kind == "metric")) | length == 3
-      and all(.unix_ms == $t)' "$TMP/tl.json" > /dev/null \
+      and all(.time_ms == $t) and ($t != null)' "$TMP/tl.json" > /dev/null \
     || fail "sample times differ from the probe's"
 
 grep -q "GET /api/v1/nodes resourceVersion=0 -> 200" "$TMP/kas.log" \

@@ -263,7 +263,10 @@ int main(int argc, char **argv)
         snprintf(hdr, sizeof(hdr), "Content-Encoding: %s", enc);
         hdrs = curl_slist_append(hdrs, hdr);
     }
-    hdrs = curl_slist_append(hdrs, "Expect:");
+    /* A padded body stands for a big upload: ask first, as HTTP clients
+     * do, so a 413 comes back before the body is sent (without it, the
+     * server closing early can reset the upload before we read the 413). */
+    hdrs = curl_slist_append(hdrs, pad ? "Expect: 100-continue" : "Expect:");
     if (chunked)
         hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
     curl_easy_setopt(h, CURLOPT_URL, url);
