@@ -193,6 +193,8 @@ static void loop_flush(struct loop *lp)
         evs[i] = &lp->pending[i].ev;
     rc = spool_append_many(lp->sp, evs, lp->n_pending);
     metrics_spool_write(rc, lp->n_pending);
+    for (size_t i = 0; i < lp->n_pending; i++)
+        probe_event_release(&lp->pending[i]);
     if (rc < 0) {
         lp->lost += lp->n_pending;
         log_msg(LOGL_ERROR, "loop", "spool refused %zu results, lost: %s "

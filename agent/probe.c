@@ -67,6 +67,14 @@ const struct probe_ops *const *probe_ops_all(size_t *n)
     return probe_table;
 }
 
+static void probe_answers_free(Sextant__V1__DnsAnswer **a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i])
+            sextant__v1__dns_answer__free_unpacked(a[i], NULL);
+    free(a);
+}
+
 void probe_result_clear(struct probe_result *res)
 {
     for (size_t i = 0; i < res->n_extra; i++)
@@ -75,6 +83,18 @@ void probe_result_clear(struct probe_result *res)
     free(res->extra);
     res->extra = NULL;
     res->n_extra = 0;
+    probe_answers_free(res->answers, res->n_answers);
+    res->answers = NULL;
+    res->n_answers = 0;
+}
+
+void probe_event_release(struct probe_event *pe)
+{
+    probe_answers_free(pe->res.answers, pe->res.n_answers);
+    pe->res.answers = NULL;
+    pe->res.n_answers = 0;
+    pe->pr.answers = NULL;
+    pe->pr.n_answers = 0;
 }
 
 int probe_result_add_extra(struct probe_result *res, Sextant__V1__Event *ev)
@@ -93,7 +113,7 @@ int probe_result_add_extra(struct probe_result *res, Sextant__V1__Event *ev)
 
 void probe_event_init(struct probe_event *pe, char *target,
                       enum probe_type type, int64_t unix_ms,
-                      const struct probe_result *res)
+                      struct probe_result *res)
 {
     static const Sextant__V1__Event ev0 = SEXTANT__V1__EVENT__INIT;
     static const Sextant__V1__ProbeResult pr0 =
@@ -103,6 +123,8 @@ void probe_event_init(struct probe_event *pe, char *target,
     pe->res = *res;
     pe->res.extra = NULL;           /* the loop keeps those, not the event */
     pe->res.n_extra = 0;
+    res->answers = NULL;            /* taken: pe->res owns them now */
+    res->n_answers = 0;
     pe->tm = tm0;
     pe->tm.dns_us = res->t.dns_us;
     pe->tm.connect_us = res->t.connect_us;
@@ -118,6 +140,8 @@ void probe_event_init(struct probe_event *pe, char *target,
     pe->pr.timings = &pe->tm;
     pe->pr.served_by = pe->res.served_by;
     pe->pr.cert_not_after_unix_ms = res->cert_not_after_ms;
+    pe->pr.answers = pe->res.answers;
+    pe->pr.n_answers = pe->res.n_answers;
     pe->ev = ev0;
     pe->ev.unix_ms = unix_ms;
     pe->ev.kind_case = SEXTANT__V1__EVENT__KIND_PROBE;

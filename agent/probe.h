@@ -56,6 +56,11 @@ struct probe_result {
     struct probe_timings t;
     char served_by[PROBE_SERVED_BY_LEN];  /* "" unless configured and seen */
     int64_t cert_not_after_ms;  /* TLS leaf certificate; 0 when unknown */
+    /* DNS probes: the answers this run got, heap trees as for extra
+     * below (sextant__v1__dns_answer__free_unpacked); owned by the
+     * result, then by the probe event built from it. */
+    Sextant__V1__DnsAnswer **answers;
+    size_t n_answers;
     /* Events a run adds after its probe result (a DNS answer change,
      * metric samples), in order. Each is a heap tree that
      * sextant__v1__event__free_unpacked(ev, NULL) frees: every string,
@@ -66,7 +71,7 @@ struct probe_result {
     size_t n_extra;
 };
 
-/* Frees the extra events of @res (if any) and zeroes the list. */
+/* Frees the extra events and answers of @res (if any), zeroing both. */
 void probe_result_clear(struct probe_result *res);
 /* Appends @ev (taken, even on failure) to @res->extra; 0 or -ENOMEM. */
 int probe_result_add_extra(struct probe_result *res, Sextant__V1__Event *ev);
@@ -155,11 +160,15 @@ struct probe_event {
     struct probe_result res;
 };
 
-/* Fills @pe from @res (copied). @target is borrowed, never written (it is
+/* Frees what @pe owns (the answers it took from its result). */
+void probe_event_release(struct probe_event *pe);
+
+/* Fills @pe from @res (copied; the answers are taken: @res no longer owns
+ * them). @target is borrowed, never written (it is
  * not const only because protobuf-c's string fields are not), and must
  * outlive the use of @pe->ev. */
 void probe_event_init(struct probe_event *pe, char *target,
                       enum probe_type type, int64_t unix_ms,
-                      const struct probe_result *res);
+                      struct probe_result *res);
 
 #endif

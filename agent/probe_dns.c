@@ -1052,6 +1052,11 @@ static void dns_track(struct dns_run *r, struct probe_result *res)
     const struct dns_opts *o = r->t->opts;
     struct dns_state *st = r->st;
 
+    /* Every run that got answers carries them, so the collector knows
+     * what the name serves without waiting for a change. */
+    if (dns_answers_pb(&r->got, &res->answers, &res->n_answers) < 0)
+        log_msg(LOGL_WARN, "dns", "%s: answers not recorded: out of memory",
+                r->t->name);
     if (!st)
         return;
     if (st->have && !dns_set_same(&st->last, &r->got)) {

@@ -319,6 +319,8 @@ static const char *store_event_fields(const Sextant__V1__Event *ev,
         jsonw_str(w, p->served_by);
         jsonw_key(w, "cert_not_after_ms");
         jsonw_int(w, p->cert_not_after_unix_ms);
+        if (p->n_answers > 0)
+            store_answers(w, "answers", p->answers, p->n_answers);
         break;
     }
     case SEXTANT__V1__EVENT__KIND_STATE:

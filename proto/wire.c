@@ -342,6 +342,9 @@ static bool enum_ok(const ProtobufCEnumDescriptor *d, int value,
     return protobuf_c_enum_descriptor_get_value(d, value) != NULL;
 }
 
+static int check_answers(struct vctx *v, const char *set, size_t n,
+                         Sextant__V1__DnsAnswer *const *a);
+
 static int check_probe(struct vctx *v, const Sextant__V1__ProbeResult *p)
 {
     int rc;
@@ -358,6 +361,8 @@ static int check_probe(struct vctx *v, const Sextant__V1__ProbeResult *p)
     if (rc == 0)
         rc = check_str(v, "probe.served_by", p->served_by, WIRE_MAX_STR,
                        false);
+    if (rc == 0)
+        rc = check_answers(v, "answers", p->n_answers, p->answers);
     return rc;
 }
 

@@ -119,4 +119,8 @@ jq -e '[.events[] | select(.kind == "probe" and .target == "primary"
     || fail "primary's error names the new answer"
 assert_eq "$(count '.kind == "probe" and .target == "global"
     and (.fields.ok | not)')" 0 "global never failed"
+# Every result carries what it resolved: the first and the last differ.
+assert_eq "$(jq -c '[.events[] | select(.kind == "probe" and .target == "global")
+    | .fields.answers | map(.value) | join(",")] | [first, last]' "$TMP/tl.json")" \
+    '["127.0.1.1","127.0.2.1"]' "answers on every DNS probe result"
 echo "agent_dns_e2e: all passed"
