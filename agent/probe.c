@@ -67,6 +67,31 @@ const struct probe_ops *const *probe_ops_all(size_t *n)
     return probe_table;
 }
 
+static uint64_t probe_curl_us(CURL *e, CURLINFO what)
+{
+    curl_off_t v = 0;
+
+    if (curl_easy_getinfo(e, what, &v) != CURLE_OK || v < 0)
+        return 0;
+    return (uint64_t)v;
+}
+
+void probe_curl_timings(CURL *e, struct probe_timings *t)
+{
+    t->dns_us = probe_curl_us(e, CURLINFO_NAMELOOKUP_TIME_T);
+    t->connect_us = probe_curl_us(e, CURLINFO_CONNECT_TIME_T);
+    t->tls_us = probe_curl_us(e, CURLINFO_APPCONNECT_TIME_T);
+    t->first_byte_us = probe_curl_us(e, CURLINFO_STARTTRANSFER_TIME_T);
+    t->total_us = probe_curl_us(e, CURLINFO_TOTAL_TIME_T);
+}
+
+void probe_printable(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            *s = '?';
+}
+
 static void probe_answers_free(Sextant__V1__DnsAnswer **a, size_t n)
 {
     for (size_t i = 0; i < n; i++)

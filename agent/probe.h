@@ -71,6 +71,14 @@ struct probe_result {
     size_t n_extra;
 };
 
+/* For curl probe types: @t gets libcurl's timing breakdown of @e (each
+ * 0 where the transfer never got that far). */
+void probe_curl_timings(CURL *e, struct probe_timings *t);
+/* Replaces every byte outside printable ASCII in @s with '?': curl's
+ * messages may quote what the peer sent, and the collector takes only
+ * valid UTF-8. */
+void probe_printable(char *s);
+
 /* Frees the extra events and answers of @res (if any), zeroing both. */
 void probe_result_clear(struct probe_result *res);
 /* Appends @ev (taken, even on failure) to @res->extra; 0 or -ENOMEM. */

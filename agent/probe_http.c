@@ -677,24 +677,6 @@ err:
     return rc;
 }
 
-static uint64_t http_time_us(CURL *e, CURLINFO what)
-{
-    curl_off_t v = 0;
-
-    if (curl_easy_getinfo(e, what, &v) != CURLE_OK || v < 0)
-        return 0;
-    return (uint64_t)v;
-}
-
-/* curl's message may quote what the peer sent; the collector accepts only
- * valid UTF-8, so anything outside printable ASCII becomes '?'. */
-static void http_printable(char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
-            *s = '?';
-}
-
 /* A certificate time as libcurl's certinfo prints it: OpenSSL's
  * "Mar  5 12:00:00 2025 GMT" (seconds may carry a fraction), or GnuTLS's
  * "2025-03-05 12:00:00 UTC". Unix ms, or 0 if it is neither. */
@@ -811,12 +793,7 @@ static void http_finish(struct probe_run *run, CURLM *multi, CURL *easy,
         != CURLE_OK)
         status = 0;
     res->status = (int)status;
-    res->t.dns_us = http_time_us(r->easy, CURLINFO_NAMELOOKUP_TIME_T);
-    res->t.connect_us = http_time_us(r->easy, CURLINFO_CONNECT_TIME_T);
-    res->t.tls_us = http_time_us(r->easy, CURLINFO_APPCONNECT_TIME_T);
-    res->t.first_byte_us = http_time_us(r->easy,
-                                        CURLINFO_STARTTRANSFER_TIME_T);
-    res->t.total_us = http_time_us(r->easy, CURLINFO_TOTAL_TIME_T);
+    probe_curl_timings(r->easy, &res->t);
     res->cert_not_after_ms = http_cert_not_after(r->easy);
     memcpy(res->served_by, r->served_by, sizeof(res->served_by));
     /* Stopping a long body is our choice, not the target's failure. */
@@ -833,7 +810,7 @@ static void http_finish(struct probe_run *run, CURLM *multi, CURL *easy,
                  status);
     else if (http_body_ok(r, res->error, sizeof(res->error)))
         res->ok = 1;
-    http_printable(res->error);
+    probe_printable(res->error);
     http_release(r, multi);
 }
 

@@ -503,24 +503,6 @@ err:
     return rc;
 }
 
-static uint64_t kube_time_us(CURL *e, CURLINFO what)
-{
-    curl_off_t v = 0;
-
-    if (curl_easy_getinfo(e, what, &v) != CURLE_OK || v < 0)
-        return 0;
-    return (uint64_t)v;
-}
-
-/* Text from the network or from curl goes into an event the collector
- * checks for valid UTF-8: anything outside printable ASCII becomes '?'. */
-static void kube_printable(char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
-            *s = '?';
-}
-
 /* Error text of a result; cut to fit, which is fine for a message. */
 static void kube_err(struct probe_result *res, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -829,12 +811,7 @@ static void kube_finish(struct probe_run *run, CURLM *multi, CURL *easy,
         != CURLE_OK)
         status = 0;
     res->status = (int)status;
-    res->t.dns_us = kube_time_us(r->easy, CURLINFO_NAMELOOKUP_TIME_T);
-    res->t.connect_us = kube_time_us(r->easy, CURLINFO_CONNECT_TIME_T);
-    res->t.tls_us = kube_time_us(r->easy, CURLINFO_APPCONNECT_TIME_T);
-    res->t.first_byte_us = kube_time_us(r->easy,
-                                        CURLINFO_STARTTRANSFER_TIME_T);
-    res->t.total_us = kube_time_us(r->easy, CURLINFO_TOTAL_TIME_T);
+    probe_curl_timings(r->easy, &res->t);
     /* We stopped reading a body too long or not JSON: the status is
      * known, and a proxy's HTML error page must still say 502. */
     stopped = code == CURLE_WRITE_ERROR && status > 0 &&
@@ -858,7 +835,7 @@ static void kube_finish(struct probe_run *run, CURLM *multi, CURL *easy,
         res->ok = 1;
     if (!res->ok)
         probe_result_clear(res);    /* no samples from a failed run */
-    kube_printable(res->error);
+    probe_printable(res->error);
     kube_release(r, multi);
 }
 
@@ -907,7 +884,7 @@ static void kube_poll_process(const struct curl_waitfd *fds, size_t n,
         list = r->next;
         memset(&res, 0, sizeof(res));
         kube_err(&res, "%s", r->errbuf);
-        kube_printable(res.error);
+        probe_printable(res.error);
         done(&r->base, &res, arg);
         kube_release(r, NULL);
     }

@@ -479,24 +479,6 @@ static void metric_scan_body(const struct metric_run *r,
     res->ok = 1;
 }
 
-static uint64_t metric_time_us(CURL *e, CURLINFO what)
-{
-    curl_off_t v = 0;
-
-    if (curl_easy_getinfo(e, what, &v) != CURLE_OK || v < 0)
-        return 0;
-    return (uint64_t)v;
-}
-
-/* curl's message may quote what the peer sent; the collector accepts only
- * valid UTF-8, so anything outside printable ASCII becomes '?'. */
-static void metric_printable(char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
-            *s = '?';
-}
-
 static int metric_status_ok(const struct agent_target *t, long status)
 {
     if (t->n_expect_status == 0)
@@ -516,12 +498,7 @@ static void metric_finish(struct probe_run *run, CURLM *multi, CURL *easy,
         != CURLE_OK)
         status = 0;
     res->status = (int)status;
-    res->t.dns_us = metric_time_us(r->easy, CURLINFO_NAMELOOKUP_TIME_T);
-    res->t.connect_us = metric_time_us(r->easy, CURLINFO_CONNECT_TIME_T);
-    res->t.tls_us = metric_time_us(r->easy, CURLINFO_APPCONNECT_TIME_T);
-    res->t.first_byte_us = metric_time_us(r->easy,
-                                          CURLINFO_STARTTRANSFER_TIME_T);
-    res->t.total_us = metric_time_us(r->easy, CURLINFO_TOTAL_TIME_T);
+    probe_curl_timings(r->easy, &res->t);
     if (r->body_over || code == CURLE_FILESIZE_EXCEEDED) {
         snprintf(res->error, sizeof(res->error), "body over %u bytes",
                  PROBE_METRIC_MAX_BODY);
@@ -530,7 +507,7 @@ static void metric_finish(struct probe_run *run, CURLM *multi, CURL *easy,
     } else if (code != CURLE_OK) {
         snprintf(res->error, sizeof(res->error), "%s",
                  r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
-        metric_printable(res->error);
+        probe_printable(res->error);
     } else if (!metric_status_ok(r->t, status)) {
         snprintf(res->error, sizeof(res->error), "status %ld not expected",
                  status);

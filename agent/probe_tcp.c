@@ -167,23 +167,6 @@ err:
     return rc;
 }
 
-static uint64_t tcp_time_us(CURL *e, CURLINFO what)
-{
-    curl_off_t v = 0;
-
-    if (curl_easy_getinfo(e, what, &v) != CURLE_OK || v < 0)
-        return 0;
-    return (uint64_t)v;
-}
-
-/* Error text goes into an event; the collector takes only valid UTF-8. */
-static void tcp_printable(char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
-            *s = '?';
-}
-
 /* Cleaning up the easy handle closes the connection CONNECT_ONLY kept. */
 static void tcp_release(struct tcp_run *r, CURLM *multi)
 {
@@ -199,15 +182,15 @@ static void tcp_finish(struct probe_run *run, CURLM *multi, CURL *easy,
 
     (void)easy;                     /* one transfer per run: r->easy */
     memset(res, 0, sizeof(*res));
-    res->t.dns_us = tcp_time_us(r->easy, CURLINFO_NAMELOOKUP_TIME_T);
-    res->t.connect_us = tcp_time_us(r->easy, CURLINFO_CONNECT_TIME_T);
-    res->t.total_us = tcp_time_us(r->easy, CURLINFO_TOTAL_TIME_T);
+    probe_curl_timings(r->easy, &res->t);
+    res->t.tls_us = 0;              /* connect only: nothing after connect */
+    res->t.first_byte_us = 0;
     if (code == CURLE_OK) {
         res->ok = 1;
     } else {
         snprintf(res->error, sizeof(res->error), "%s",
                  r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
-        tcp_printable(res->error);
+        probe_printable(res->error);
     }
     tcp_release(r, multi);
 }
