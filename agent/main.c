@@ -15,6 +15,7 @@
 #include "log.h"
 #include "loop.h"
 #include "spool.h"
+#include "util.h"
 #include "wire.h"
 
 #define AGENT_EXIT_FAIL  1
@@ -73,6 +74,30 @@ static void agent_release(void *arg, struct agent_config *cfg)
     free(cfg);
 }
 
+/* Validates @ev as the collector will: inside a one-event batch. */
+static int agent_event_check(const struct agent_config *cfg,
+                             Sextant__V1__Event *ev, char *err,
+                             size_t err_len)
+{
+    Sextant__V1__Batch b = SEXTANT__V1__BATCH__INIT;
+    Sextant__V1__Event *evs[1] = { ev };
+    int rc;
+
+    b.cluster = cfg->cluster;
+    b.region = cfg->region;
+    b.node = cfg->node;
+    b.epoch = 1;
+    b.first_seq = 1;
+    b.n_events = 1;
+    b.events = evs;
+    ev->seq = 1;
+    ev->unix_ms = util_now_ms();
+    rc = wire_batch_validate(&b, err, err_len);
+    ev->seq = 0;                    /* the spool assigns both */
+    ev->unix_ms = 0;
+    return rc;
+}
+
 /* sextant-agent event ...: one Failover event into the spool. The spool
  * takes writers from several processes (spool.h), so this is safe while
  * the agent runs. */
@@ -128,6 +153,19 @@ static int agent_event(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return AGENT_EXIT_USAGE;
     }
+    fo.kind = (char *)kind;
+    fo.from_region = (char *)from;
+    fo.to_region = (char *)to;
+    fo.text = (char *)text;
+    ev.kind_case = SEXTANT__V1__EVENT__KIND_FAILOVER;
+    ev.failover = &fo;
+    /* The collector refuses a batch with one bad event (invalid UTF-8,
+     * say): refuse it here, where a person can fix the command. */
+    if (agent_event_check(&cfg, &ev, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sextant-agent event: %s\n", err);
+        agent_config_free(&cfg);
+        return AGENT_EXIT_USAGE;
+    }
     rc = spool_open(cfg.spool_path, &sp, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "sextant-agent event: cannot open the spool: %s\n",
@@ -135,12 +173,6 @@ static int agent_event(int argc, char **argv)
         agent_config_free(&cfg);
         return AGENT_EXIT_FAIL;
     }
-    fo.kind = (char *)kind;
-    fo.from_region = (char *)from;
-    fo.to_region = (char *)to;
-    fo.text = (char *)text;
-    ev.kind_case = SEXTANT__V1__EVENT__KIND_FAILOVER;
-    ev.failover = &fo;
     rc = spool_append(sp, &ev);
     if (rc < 0)
         fprintf(stderr, "sextant-agent event: spool refused it: %s (%s)\n",

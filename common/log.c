@@ -4,19 +4,21 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level log_level = LOGL_INFO;
+/* Set on reload by the loop thread, read by every thread that logs. */
+static _Atomic int log_level = LOGL_INFO;
 
 static const char *const log_names[] = { "error", "warn", "info", "debug" };
 
 void log_set_level(enum log_level lvl)
 {
-    log_level = lvl;
+    atomic_store_explicit(&log_level, (int)lvl, memory_order_relaxed);
 }
 
 int log_parse_level(const char *s, enum log_level *out)
@@ -38,7 +40,7 @@ void log_msg(enum log_level lvl, const char *mod, const char *fmt, ...)
     va_list ap;
     int n, m;
 
-    if (lvl > log_level)
+    if ((int)lvl > atomic_load_explicit(&log_level, memory_order_relaxed))
         return;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);

@@ -206,6 +206,8 @@ static int yconf_parse_scaled(const char *s, const char *const *units,
     if (errno || end == s || v < 0)
         return -1;
     if (*end == '\0') {
+        if (v > __LONG_LONG_MAX__ / mult[0])
+            return -1;
         *out = v * mult[0];
         return 0;
     }

@@ -16,6 +16,9 @@
 
 #define BATCH_EVENTS_FIELD  7u
 #define BATCH_EVENTS_KEY    0x3au       /* field 7, length-delimited */
+#define WIRE_SCAN_IDS       32u         /* our field ids are all below */
+#define WIRE_MAX_REPEATED   64u         /* >= WIRE_MAX_ANSWERS, _LABELS */
+#define WIRE_MAX_UNKNOWN    64u         /* unknown fields per message */
 #define INFLATE_FIRST_BUF   (64u << 10)
 #define UNIX_MS_MIN         946684800000LL  /* 2000-01-01 */
 #define UNIX_MS_MAX         4102444800000LL /* 2100-01-01 */
@@ -214,14 +217,20 @@ static int next_field(const uint8_t **p, const uint8_t *end,
 
 /* Checks what unpack would hide or make expensive. protobuf-c hands strings
  * back as C strings, so "a\0b" would arrive silently as "a"; and it would
- * allocate every event before we could count them. Unknown fields are
- * skipped. sextant.proto has no recursive message, so the schema bounds
+ * allocate every repeated element and every unknown field before we could
+ * count them: an empty DnsAnswer is 2 bytes on the wire and some 70 in
+ * memory, so 64 MiB of them would cost gigabytes. Hence every repeated
+ * field is counted against its cap (events: WIRE_MAX_EVENTS, any other:
+ * WIRE_MAX_REPEATED) and unknown fields against WIRE_MAX_UNKNOWN, per
+ * message. sextant.proto has no recursive message, so the schema bounds
  * the depth. @n_events is non-NULL only for the Batch itself. */
 static int scan_msg(const ProtobufCMessageDescriptor *d, const uint8_t *p,
                     size_t len, size_t *n_events, char *err, size_t err_len)
 {
     const uint8_t *end = p + len;
     const ProtobufCFieldDescriptor *fd;
+    unsigned seen[WIRE_SCAN_IDS] = { 0 };   /* repeated fields, by id */
+    unsigned unknown = 0;
     struct pb_field f;
     int rc;
 
@@ -230,6 +239,19 @@ static int scan_msg(const ProtobufCMessageDescriptor *d, const uint8_t *p,
             say(err, err_len, "protobuf: cannot unpack");
             return -EBADMSG;
         }
+        fd = protobuf_c_message_descriptor_get_field(d, f.id);
+        if (fd == NULL && ++unknown > WIRE_MAX_UNKNOWN) {
+            say(err, err_len, "%s: over %u unknown fields", d->name,
+                WIRE_MAX_UNKNOWN);
+            return -EMSGSIZE;
+        }
+        if (fd != NULL && fd->label == PROTOBUF_C_LABEL_REPEATED &&
+            !(n_events != NULL && f.id == BATCH_EVENTS_FIELD) &&
+            (f.id >= WIRE_SCAN_IDS || ++seen[f.id] > WIRE_MAX_REPEATED)) {
+            say(err, err_len, "%s.%s: over %u entries", d->name, fd->name,
+                WIRE_MAX_REPEATED);
+            return -EMSGSIZE;
+        }
         if (n_events != NULL && f.id == BATCH_EVENTS_FIELD) {
             *n_events += 1;
             if (*n_events > WIRE_MAX_EVENTS) {
@@ -237,7 +259,6 @@ static int scan_msg(const ProtobufCMessageDescriptor *d, const uint8_t *p,
                 return -EMSGSIZE;
             }
         }
-        fd = protobuf_c_message_descriptor_get_field(d, f.id);
         if (fd == NULL || f.wire_type != 2)
             continue;                   /* unpack judges wire types */
         if (fd->type == PROTOBUF_C_TYPE_STRING &&

@@ -104,6 +104,13 @@ wait_jq '[.events[] | select(.kind == "failover" and .node == "n1"
 rc=0
 "$AGENT" event --config "$CFG" 2> "$TMP/err" || rc=$?
 assert_eq "$rc" 2 "event without --kind"
+# Text the collector would refuse is refused here, and nothing is spooled.
+rc=0
+"$AGENT" event --config "$CFG" --kind drill --text $'bad \xff byte' \
+    2> "$TMP/err" || rc=$?
+assert_eq "$rc" 2 "event with invalid UTF-8"
+grep -q "failover.text: not valid UTF-8" "$TMP/err" \
+    || fail "invalid text not named: $(cat "$TMP/err")"
 
 kill -TERM $AGENT_PID
 wait $AGENT_PID || fail "agent exit status $?"

@@ -563,6 +563,65 @@ static void test_unknown_field_in_batch_is_accepted(void **state)
     free(z);
 }
 
+static void test_too_many_unknown_fields_fail_before_unpack(void **state)
+{
+    uint8_t tail[3 * 65];
+    struct fixture f;
+    Sextant__V1__Batch *got = NULL;
+    char err[WIRE_ERR_LEN] = "";
+    uint8_t *z;
+    size_t z_len;
+
+    (void)state;
+    for (size_t i = 0; i < 65; i++) {       /* 65 times "99: 1" */
+        tail[3 * i] = 0x98;
+        tail[3 * i + 1] = 0x06;
+        tail[3 * i + 2] = 0x01;
+    }
+    fixture_init(&f);
+    pack_with_tail(&f.b, tail, sizeof(tail), &z, &z_len);
+    assert_int_equal(wire_batch_decode(z, z_len, WIRE_MAX_RAW, &got, err,
+                                       sizeof(err)), -EMSGSIZE);
+    assert_null(got);
+    assert_non_null(strstr(err, "unknown fields"));
+    free(z);
+    /* 64 of them are still fine. */
+    pack_with_tail(&f.b, tail, sizeof(tail) - 3, &z, &z_len);
+    assert_int_equal(wire_batch_decode(z, z_len, WIRE_MAX_RAW, &got, err,
+                                       sizeof(err)), 0);
+    wire_batch_free(got);
+    free(z);
+}
+
+/* An empty DnsAnswer is 2 bytes on the wire and far more in memory: a
+ * long list of them must be refused while counting, not after unpack. */
+static void test_long_nested_lists_fail_before_unpack(void **state)
+{
+    Sextant__V1__DnsAnswer empty = SEXTANT__V1__DNS_ANSWER__INIT;
+    Sextant__V1__DnsAnswer **many;
+    struct fixture f;
+    Sextant__V1__Batch *got = NULL;
+    char err[WIRE_ERR_LEN] = "";
+    uint8_t *z;
+    size_t z_len;
+
+    (void)state;
+    many = calloc(100000, sizeof(*many));
+    assert_non_null(many);
+    for (size_t i = 0; i < 100000; i++)
+        many[i] = &empty;
+    fixture_init(&f);
+    f.ev[EV_PROBE].probe->answers = many;
+    f.ev[EV_PROBE].probe->n_answers = 100000;
+    assert_int_equal(wire_batch_encode(&f.b, &z, &z_len), 0);
+    assert_int_equal(wire_batch_decode(z, z_len, WIRE_MAX_RAW, &got, err,
+                                       sizeof(err)), -EMSGSIZE);
+    assert_null(got);
+    assert_non_null(strstr(err, "answers: over 64 entries"));
+    free(z);
+    free(many);
+}
+
 static void test_unknown_field_in_event_is_accepted(void **state)
 {
     static const uint8_t field99[] = { 0x98, 0x06, 0x01 };
@@ -1144,6 +1203,8 @@ int main(void)
         cmocka_unit_test(test_too_many_events_on_the_wire_fail_before_unpack),
         cmocka_unit_test(test_unknown_field_in_batch_is_accepted),
         cmocka_unit_test(test_unknown_field_in_event_is_accepted),
+        cmocka_unit_test(test_too_many_unknown_fields_fail_before_unpack),
+        cmocka_unit_test(test_long_nested_lists_fail_before_unpack),
         cmocka_unit_test(test_event_of_unknown_kind_is_accepted_as_unknown),
         cmocka_unit_test(test_fixture_batch_is_valid),
         cmocka_unit_test(test_empty_cluster_region_or_node_fails_validation),
