@@ -350,7 +350,10 @@ int server_start(const struct collector_config *cfg, struct store *st,
     srv->cfg = cfg;
     srv->st = st;
     atomic_init(&srv->inflight, 0);
-    flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+    /* epoll: select() would silently drop every socket numbered past
+     * FD_SETSIZE (1024), below our own connection limit. */
+    flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+            MHD_USE_ERROR_LOG |
             MHD_USE_ITC;                /* ITC: quiesce works with a pool */
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
