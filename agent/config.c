@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "admin.h"
 #include "util.h"
+#include "wire.h"
 #include "yconf.h"
 
 #define CONFIG_MAX_TOKEN_FILE 4096u
@@ -24,16 +26,42 @@
 /* Route 53's defaults: 3 failures to fail, and we ask 2 to recover. */
 #define CONFIG_DEF_HEALTHY_AFTER   2u
 #define CONFIG_DEF_UNHEALTHY_AFTER 3u
+/* spool.max_bytes: 64 MiB is hours of a busy agent's events; below 64 KiB
+ * a single batch would not fit. */
+#define CONFIG_DEF_SPOOL_BYTES  (64LL << 20)
+#define CONFIG_MIN_SPOOL_BYTES  (64LL << 10)
+#define CONFIG_MAX_SPOOL_BYTES  (64LL << 30)
+/* shipping.*: a batch must fit the collector's caps (wire.h), whatever
+ * the compression ratio, hence at most 4 MiB of packed events. */
+#define CONFIG_DEF_BATCH_EVENTS 5000LL
+#define CONFIG_DEF_BATCH_BYTES  (1LL << 20)
+#define CONFIG_MIN_BATCH_BYTES  (1LL << 10)
+#define CONFIG_MAX_BATCH_BYTES  (4LL << 20)
+#define CONFIG_DEF_BATCH_AGE    1000LL          /* ms */
+#define CONFIG_MAX_BATCH_AGE    60000LL
+#define CONFIG_DEF_BACKOFF_INIT 1000LL
+#define CONFIG_DEF_BACKOFF_MAX  60000LL
+#define CONFIG_MIN_BACKOFF      10LL            /* tests retry quickly */
+#define CONFIG_MAX_BACKOFF      (3600LL * 1000)
+/* 5 s: Kubernetes gives 30 s between SIGTERM and SIGKILL by default. */
+#define CONFIG_DEF_GRACE        5000LL
+#define CONFIG_MAX_GRACE        (600LL * 1000)
 
 static const char *const config_top_keys[] = {
-    "cluster", "region", "node", "collector", "spool", "interval", "timeout",
-    "healthy_after", "unhealthy_after", "log_level", "admin", "targets", NULL
+    "cluster", "region", "node", "collector", "collectors", "spool",
+    "shipping", "interval", "timeout", "healthy_after", "unhealthy_after",
+    "log_level", "admin", "targets", NULL
 };
 static const char *const config_admin_keys[] = { "enabled", "listen", NULL };
 static const char *const config_collector_keys[] = {
-    "url", "token", "token_file", NULL
+    "url", "token", "token_file",
+    "ca_file", "tls_verify", "client_cert", "client_key", NULL
 };
-static const char *const config_spool_keys[] = { "path", NULL };
+static const char *const config_spool_keys[] = { "path", "max_bytes", NULL };
+static const char *const config_shipping_keys[] = {
+    "batch_max_events", "batch_max_bytes", "batch_max_age", "backoff_initial",
+    "backoff_max", "shutdown_grace", NULL
+};
 /* Keys every target takes; its type adds its own (probe_ops->keys). */
 static const char *const config_target_keys[] = {
     "name", "type", "interval", "timeout", "healthy_after", "unhealthy_after",
@@ -54,6 +82,25 @@ static void config_target_free(struct agent_target *t)
     free(t->fingerprint);
 }
 
+static void config_collector_free(struct agent_collector *c)
+{
+    free(c->url);
+    free(c->ingest_url);
+    if (c->token) {
+        explicit_bzero(c->token, strlen(c->token));
+        free(c->token);
+    }
+    agent_tls_free(&c->tls);
+}
+
+int agent_collector_equal(const struct agent_collector *a,
+                          const struct agent_collector *b)
+{
+    return strcmp(a->ingest_url, b->ingest_url) == 0 &&
+           strcmp(a->token, b->token) == 0 &&
+           agent_tls_equal(&a->tls, &b->tls);
+}
+
 void agent_config_free(struct agent_config *cfg)
 {
     if (!cfg)
@@ -64,12 +111,9 @@ void agent_config_free(struct agent_config *cfg)
     free(cfg->cluster);
     free(cfg->region);
     free(cfg->node);
-    free(cfg->collector_url);
-    free(cfg->ingest_url);
-    if (cfg->token) {
-        explicit_bzero(cfg->token, strlen(cfg->token));
-        free(cfg->token);
-    }
+    for (size_t i = 0; i < cfg->n_collectors; i++)
+        config_collector_free(&cfg->collectors[i]);
+    free(cfg->collectors);
     free(cfg->spool_path);
     free(cfg->admin_listen);
     memset(cfg, 0, sizeof(*cfg));
@@ -167,20 +211,20 @@ int agent_config_url(struct yconf *yc, yaml_node_t *m, const char *ctx,
 /* The collector's ingest URL: its base URL with /v1/ingest appended to the
  * path, so "http://h:8480" and "http://h:8480/sextant/" both work. */
 static int config_ingest_url(struct yconf *yc, yaml_node_t *map,
-                             struct agent_config *cfg)
+                             const char *ctx, struct agent_collector *c)
 {
     CURLU *u = NULL;
     char *path = NULL, *extra = NULL, *full = NULL, *joined = NULL;
     size_t len;
     int rc;
 
-    rc = config_url(yc, map, "collector", "url", cfg->collector_url, &u);
+    rc = config_url(yc, map, ctx, "url", c->url, &u);
     if (rc < 0)
         return rc;
     rc = -EINVAL;
     if (curl_url_get(u, CURLUPART_QUERY, &extra, 0) == CURLUE_OK ||
         curl_url_get(u, CURLUPART_FRAGMENT, &extra, 0) == CURLUE_OK) {
-        yconf_fail(yc, yconf_find(yc, map, "url"), "collector", "url",
+        yconf_fail(yc, yconf_find(yc, map, "url"), ctx, "url",
                    "base URL must not have a query or fragment");
         goto out;
     }
@@ -203,8 +247,8 @@ static int config_ingest_url(struct yconf *yc, yaml_node_t *map,
         rc = -ENOMEM;
         goto out;
     }
-    cfg->ingest_url = strdup(full);
-    rc = cfg->ingest_url ? 0 : -ENOMEM;
+    c->ingest_url = strdup(full);
+    rc = c->ingest_url ? 0 : -ENOMEM;
 out:
     free(joined);
     curl_free(full);
@@ -215,30 +259,30 @@ out:
 }
 
 /* The bearer token, inline or from a file (a mounted Secret), not both. */
-static int config_token(struct yconf *yc, yaml_node_t *m,
-                        struct agent_config *cfg)
+static int config_token(struct yconf *yc, yaml_node_t *m, const char *ctx,
+                        struct agent_collector *col)
 {
     char *tok = NULL, *file = NULL;
     const char *key;
     size_t len;
     int rc, has_tok, has_file;
 
-    rc = yconf_str(yc, m, "collector", "token", 0, &tok);
+    rc = yconf_str(yc, m, ctx, "token", 0, &tok);
     if (rc < 0)
         return rc;
     has_tok = rc == 0;
-    rc = yconf_str(yc, m, "collector", "token_file", 0, &file);
+    rc = yconf_str(yc, m, ctx, "token_file", 0, &file);
     if (rc < 0)
         goto out;
     has_file = rc == 0;
     if (has_tok && has_file) {
-        rc = yconf_fail(yc, yconf_find(yc, m, "token_file"), "collector",
+        rc = yconf_fail(yc, yconf_find(yc, m, "token_file"), ctx,
                         "token_file", "give exactly one of token and "
                         "token_file, not both");
         goto out;
     }
     if (!has_tok && !has_file) {
-        rc = yconf_fail(yc, m, "collector", "token", "required key is "
+        rc = yconf_fail(yc, m, ctx, "token", "required key is "
                         "missing (or give token_file)");
         goto out;
     }
@@ -246,7 +290,7 @@ static int config_token(struct yconf *yc, yaml_node_t *m,
     if (has_file) {
         rc = util_read_file(file, CONFIG_MAX_TOKEN_FILE, &tok, &len);
         if (rc < 0) {
-            rc = yconf_fail(yc, yconf_find(yc, m, key), "collector", key,
+            rc = yconf_fail(yc, yconf_find(yc, m, key), ctx, key,
                             "cannot read %s: %s", file, strerror(-rc));
             goto out;
         }
@@ -262,12 +306,12 @@ static int config_token(struct yconf *yc, yaml_node_t *m,
         }
     }
     if (len == 0) {
-        rc = yconf_fail(yc, yconf_find(yc, m, key), "collector", key,
+        rc = yconf_fail(yc, yconf_find(yc, m, key), ctx, key,
                         "token must be non-empty, without spaces or "
                         "control characters");
         goto out;
     }
-    cfg->token = tok;
+    col->token = tok;
     tok = NULL;
     rc = 0;
 out:
@@ -279,23 +323,172 @@ out:
     return rc;
 }
 
-static int config_collector(struct yconf *yc, yaml_node_t *root,
-                            struct agent_config *cfg)
+#define CONFIG_MAX_PEM_FILE (1u << 20)  /* a long chain is some 10 KiB */
+
+void agent_tls_free(struct agent_tls *tls)
 {
-    yaml_node_t *m;
+    free(tls->ca_file);
+    free(tls->client_cert);
+    free(tls->client_key);
+    memset(tls, 0, sizeof(*tls));
+}
+
+static int config_str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int agent_tls_equal(const struct agent_tls *a, const struct agent_tls *b)
+{
+    return a->verify == b->verify && config_str_eq(a->ca_file, b->ca_file) &&
+           config_str_eq(a->client_cert, b->client_cert) &&
+           config_str_eq(a->client_key, b->client_key);
+}
+
+/* Reads file key @key of @m into *out (the path, as written) after
+ * checking it now, so that a wrong path is a config error with its line
+ * rather than a failed handshake later: readable, and PEM. libcurl reads
+ * the file itself when it connects. */
+static int config_pem_path(struct yconf *yc, yaml_node_t *m, const char *ctx,
+                           const char *key, char **out)
+{
+    char *path = NULL, *text = NULL;
+    size_t len;
     int rc;
 
-    rc = yconf_map(yc, root, "", "collector", 1, &m);
+    rc = yconf_str(yc, m, ctx, key, 0, &path);
     if (rc)
         return rc;
-    rc = yconf_check_keys(yc, m, "collector", config_collector_keys);
-    if (rc == 0)
-        rc = yconf_str(yc, m, "collector", "url", 1, &cfg->collector_url);
-    if (rc == 0)
-        rc = config_ingest_url(yc, m, cfg);
-    if (rc == 0)
-        rc = config_token(yc, m, cfg);
+    rc = util_read_file(path, CONFIG_MAX_PEM_FILE, &text, &len);
+    if (rc < 0) {
+        rc = yconf_fail(yc, yconf_find(yc, m, key), ctx, key,
+                        "cannot read %s: %s", path,
+                        rc == -EFBIG ? "larger than 1 MiB" : strerror(-rc));
+        goto out;
+    }
+    if (!strstr(text, "-----BEGIN ")) {
+        rc = yconf_fail(yc, yconf_find(yc, m, key), ctx, key,
+                        "%s is not PEM (no -----BEGIN line)", path);
+        goto out;
+    }
+    *out = path;
+    path = NULL;
+out:
+    if (text) {
+        explicit_bzero(text, len);  /* may be a private key */
+        free(text);
+    }
+    free(path);
     return rc;
+}
+
+int agent_config_tls(struct yconf *yc, yaml_node_t *m, const char *ctx,
+                     const char *url, struct agent_tls *out)
+{
+    static const char *const keys[] = {
+        "ca_file", "tls_verify", "client_cert", "client_key"
+    };
+    struct agent_tls t = { .verify = 1 };
+    int rc;
+
+    if (strncasecmp(url, "https://", 8) != 0) {
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+            if (yconf_find(yc, m, keys[i]))
+                return yconf_fail(yc, yconf_find(yc, m, keys[i]), ctx,
+                                  keys[i], "TLS options need an https:// "
+                                  "url");
+    }
+    rc = config_pem_path(yc, m, ctx, "ca_file", &t.ca_file);
+    if (rc >= 0)
+        rc = yconf_bool(yc, m, ctx, "tls_verify", 0, &t.verify);
+    if (rc >= 0)
+        rc = config_pem_path(yc, m, ctx, "client_cert", &t.client_cert);
+    if (rc >= 0)
+        rc = config_pem_path(yc, m, ctx, "client_key", &t.client_key);
+    if (rc >= 0 && !t.client_cert != !t.client_key)
+        rc = yconf_fail(yc, m, ctx, t.client_cert ? "client_key"
+                                                  : "client_cert",
+                        "give client_cert and client_key together");
+    if (rc < 0) {
+        agent_tls_free(&t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+/* One collector mapping, under "collector" or an item of "collectors":
+ * every per-collector key is read here (@ctx names where, for errors). */
+static int config_collector_entry(struct yconf *yc, yaml_node_t *m,
+                                  const char *ctx, struct agent_collector *c)
+{
+    int rc;
+
+    if (!m || m->type != YAML_MAPPING_NODE)
+        return yconf_fail(yc, m, ctx, NULL, "expected a mapping");
+    rc = yconf_check_keys(yc, m, ctx, config_collector_keys);
+    if (rc == 0)
+        rc = yconf_str(yc, m, ctx, "url", 1, &c->url);
+    if (rc == 0)
+        rc = config_ingest_url(yc, m, ctx, c);
+    if (rc == 0)
+        rc = config_token(yc, m, ctx, c);
+    if (rc == 0)
+        rc = agent_config_tls(yc, m, ctx, c->url, &c->tls);
+    return rc;
+}
+
+/* collector: {...} or collectors: [{...}, ...], exactly one of them. Each
+ * collector gets every event, so two entries for one ingest URL would be
+ * one collector twice: refused. */
+static int config_collectors(struct yconf *yc, yaml_node_t *root,
+                             struct agent_config *cfg)
+{
+    yaml_node_t *one = yconf_find(yc, root, "collector");
+    yaml_node_t *seq = NULL;
+    size_t n = 1;
+    int rc;
+
+    if (one && yconf_find(yc, root, "collectors"))
+        return yconf_fail(yc, yconf_find(yc, root, "collectors"), "",
+                          "collectors", "give exactly one of collector and "
+                          "collectors, not both");
+    if (!one) {
+        rc = yconf_seq(yc, root, "", "collectors", 0, &seq);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            return yconf_fail(yc, root, "", "collector", "required key is "
+                              "missing (or give collectors)");
+        n = yconf_seq_len(seq);
+        if (n == 0)
+            return yconf_fail(yc, seq, "", "collectors", "list is empty");
+        if (n > AGENT_CONFIG_MAX_COLLECTORS)
+            return yconf_fail(yc, seq, "", "collectors", "at most %u "
+                              "collectors", AGENT_CONFIG_MAX_COLLECTORS);
+    }
+    cfg->collectors = calloc(n, sizeof(*cfg->collectors));
+    if (!cfg->collectors)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct agent_collector *c = &cfg->collectors[i];
+        yaml_node_t *m = seq ? yconf_seq_item(yc, seq, i) : one;
+        char ctx[48];
+
+        if (seq)
+            snprintf(ctx, sizeof(ctx), "collectors[%zu]", i);
+        else
+            snprintf(ctx, sizeof(ctx), "collector");
+        cfg->n_collectors = i + 1;      /* so free() sees this entry */
+        rc = config_collector_entry(yc, m, ctx, c);
+        if (rc < 0)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->collectors[j].ingest_url, c->ingest_url) == 0)
+                return yconf_fail(yc, yconf_find(yc, m, "url"), ctx, "url",
+                                  "same collector as collectors[%zu]", j);
+    }
+    return 0;
 }
 
 static int config_spool(struct yconf *yc, yaml_node_t *root,
@@ -310,7 +503,55 @@ static int config_spool(struct yconf *yc, yaml_node_t *root,
     rc = yconf_check_keys(yc, m, "spool", config_spool_keys);
     if (rc == 0)
         rc = yconf_str(yc, m, "spool", "path", 1, &cfg->spool_path);
-    return rc;
+    if (rc == 0)
+        rc = yconf_size(yc, m, "spool", "max_bytes", 0,
+                        CONFIG_MIN_SPOOL_BYTES, CONFIG_MAX_SPOOL_BYTES,
+                        &cfg->spool_max_bytes);
+    return rc < 0 ? rc : 0;
+}
+
+/* shipping: {batch_max_events: 5000, ...}, every key optional. */
+static int config_shipping(struct yconf *yc, yaml_node_t *root,
+                           struct agent_config *cfg)
+{
+    const char *ctx = "shipping";
+    yaml_node_t *m;
+    int rc;
+
+    rc = yconf_map(yc, root, "", "shipping", 0, &m);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    rc = yconf_check_keys(yc, m, ctx, config_shipping_keys);
+    if (rc >= 0)
+        rc = yconf_int(yc, m, ctx, "batch_max_events", 0, 1, WIRE_MAX_EVENTS,
+                       &cfg->batch_max_events);
+    if (rc >= 0)
+        rc = yconf_size(yc, m, ctx, "batch_max_bytes", 0,
+                        CONFIG_MIN_BATCH_BYTES, CONFIG_MAX_BATCH_BYTES,
+                        &cfg->batch_max_bytes);
+    if (rc >= 0)
+        rc = yconf_duration_ms(yc, m, ctx, "batch_max_age", 0, 0,
+                               CONFIG_MAX_BATCH_AGE, &cfg->batch_max_age_ms);
+    if (rc >= 0)
+        rc = yconf_duration_ms(yc, m, ctx, "backoff_initial", 0,
+                               CONFIG_MIN_BACKOFF, CONFIG_MAX_BACKOFF,
+                               &cfg->backoff_initial_ms);
+    if (rc >= 0)
+        rc = yconf_duration_ms(yc, m, ctx, "backoff_max", 0,
+                               CONFIG_MIN_BACKOFF, CONFIG_MAX_BACKOFF,
+                               &cfg->backoff_max_ms);
+    /* A cap below the start is a mistake when written, and a default cap
+     * below a long backoff_initial just follows it. */
+    if (rc == 0 && cfg->backoff_max_ms < cfg->backoff_initial_ms)
+        rc = yconf_fail(yc, yconf_find(yc, m, "backoff_max"), ctx,
+                        "backoff_max", "must not be below backoff_initial "
+                        "(%lldms)", cfg->backoff_initial_ms);
+    else if (rc == 1 && cfg->backoff_max_ms < cfg->backoff_initial_ms)
+        cfg->backoff_max_ms = cfg->backoff_initial_ms;
+    if (rc >= 0)
+        rc = yconf_duration_ms(yc, m, ctx, "shutdown_grace", 0, 0,
+                               CONFIG_MAX_GRACE, &cfg->shutdown_grace_ms);
+    return rc < 0 ? rc : 0;
 }
 
 /* admin: {enabled: true, listen: "127.0.0.1:9464"}, all optional. An IP
@@ -643,6 +884,13 @@ int agent_config_load(const char *path, struct agent_config *out, char *err,
         .healthy_after = CONFIG_DEF_HEALTHY_AFTER,
         .unhealthy_after = CONFIG_DEF_UNHEALTHY_AFTER,
         .log_level = LOGL_INFO,
+        .spool_max_bytes = CONFIG_DEF_SPOOL_BYTES,
+        .batch_max_events = CONFIG_DEF_BATCH_EVENTS,
+        .batch_max_bytes = CONFIG_DEF_BATCH_BYTES,
+        .batch_max_age_ms = CONFIG_DEF_BATCH_AGE,
+        .backoff_initial_ms = CONFIG_DEF_BACKOFF_INIT,
+        .backoff_max_ms = CONFIG_DEF_BACKOFF_MAX,
+        .shutdown_grace_ms = CONFIG_DEF_GRACE,
     };
     struct yconf yc;
     yaml_node_t *root;
@@ -663,9 +911,11 @@ int agent_config_load(const char *path, struct agent_config *out, char *err,
     if (rc == 0)
         rc = config_node(&yc, root, &cfg);
     if (rc == 0)
-        rc = config_collector(&yc, root, &cfg);
+        rc = config_collectors(&yc, root, &cfg);
     if (rc == 0)
         rc = config_spool(&yc, root, &cfg);
+    if (rc == 0)
+        rc = config_shipping(&yc, root, &cfg);
     if (rc == 0)
         rc = config_defaults(&yc, root, &cfg);
     if (rc == 0)

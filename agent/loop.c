@@ -69,7 +69,6 @@ struct loop {
     uint64_t lost;                  /* events the spool refused (/metrics) */
     enum loop_phase phase;          /* of the current loop_run() */
     int64_t deadline_us;            /* draining or stopping: give up then */
-    unsigned fail_mark;             /* stopping: shipper failures so far */
     size_t n_pending;               /* results not yet in the spool */
     int64_t pending_since_us;       /* when the oldest of them came */
     struct probe_event pending[LOOP_FLUSH_MAX];
@@ -152,6 +151,12 @@ int loop_new(const struct agent_config *cfg, struct spool *sp,
     lp->pipe_wr = fds[1];
     if (util_random_u64(&lp->rng) < 0 || lp->rng == 0)
         lp->rng = (uint64_t)util_mono_us() | 1;  /* jitter needs no secret */
+    rc = spool_set_max_bytes(sp, (uint64_t)cfg->spool_max_bytes);
+    if (rc < 0) {
+        log_msg(LOGL_ERROR, "loop", "cannot set the spool's bound: %s (%s)",
+                strerror(-rc), spool_errmsg(sp));
+        goto err;
+    }
     rc = -ENOMEM;
     lp->multi = curl_multi_init();
     if (!lp->multi)
@@ -430,7 +435,7 @@ static void loop_collect(struct loop *lp)
         e = m->easy_handle;         /* m dies with the handle's removal */
         code = m->data.result;
         if (shipper_owns(lp->sh, e)) {
-            shipper_done(lp->sh, lp->multi, code, now_us);
+            shipper_done(lp->sh, lp->multi, e, code, now_us);
             continue;
         }
         if (curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv) != CURLE_OK ||
@@ -507,34 +512,36 @@ static uint64_t loop_spooled(struct loop *lp)
     return n;
 }
 
-/* A signal asked us to stop: no more probes, a STOP event, and one prompt
- * try to ship what is spooled. A failed try ends it; the spool keeps the
- * rest for the next start. */
+/* A signal asked us to stop: no more probes, a STOP event, and a prompt
+ * flush of what is spooled to every collector, for at most
+ * shipping.shutdown_grace. A collector that fails once is not waited
+ * for; the spool keeps the rest for the next start. */
 static void loop_begin_stop(struct loop *lp, int sig, int64_t now_us)
 {
-    log_msg(LOGL_INFO, "loop", "signal %d: stopping, flushing for up to %ld "
-            "ms", sig, LOOP_STOP_GRACE_MS);
+    log_msg(LOGL_INFO, "loop", "signal %d: stopping, flushing for up to %lld "
+            "ms", sig, lp->cfg->shutdown_grace_ms);
     metrics_loop_stopping();
     loop_cancel_probes(lp);
     if (lp->phase == LOOP_RUNNING)      /* --once draining has its STOP */
         loop_lifecycle(lp,
                        SEXTANT__V1__LIFECYCLE_PHASE__LIFECYCLE_PHASE_STOP,
                        "signal");
-    shipper_retry_now(lp->sh);
-    lp->fail_mark = shipper_failures(lp->sh);
-    lp->deadline_us = now_us + LOOP_STOP_GRACE_MS * 1000;
+    shipper_flush(lp->sh, 1);
+    lp->deadline_us = now_us + lp->cfg->shutdown_grace_ms * 1000;
     lp->phase = LOOP_STOPPING;
 }
 
 /* --once: every target reported. STOP goes in the spool too, so a good
  * run ends with the spool empty. The collector gets a bounded time; the
- * shipper's backoff (1 s, 2 s, 4 s, 8 s) fits four or five tries in it. */
+ * shipper's default backoff (full jitter under 1 s, 2 s, 4 s, 8 s...)
+ * fits at least four tries in it. */
 static void loop_begin_drain(struct loop *lp, int64_t now_us)
 {
     log_msg(LOGL_INFO, "loop", "probed %zu targets: %zu ok, %zu failed; "
             "shipping", lp->n_targets, lp->n_ok, lp->n_failed);
     loop_lifecycle(lp, SEXTANT__V1__LIFECYCLE_PHASE__LIFECYCLE_PHASE_STOP,
                    "once");
+    shipper_flush(lp->sh, 1);           /* no waiting for full batches */
     lp->deadline_us = now_us + LOOP_ONCE_SHIP_MS * 1000;
     lp->phase = LOOP_DRAINING;
 }
@@ -558,8 +565,7 @@ static int loop_over(struct loop *lp, int64_t now_us, int *rc)
         return 1;
     }
     if (lp->phase == LOOP_STOPPING &&
-        (now_us >= lp->deadline_us ||
-         shipper_failures(lp->sh) > lp->fail_mark)) {
+        (now_us >= lp->deadline_us || shipper_settled(lp->sh))) {
         log_msg(LOGL_WARN, "loop", "could not ship everything before "
                 "stopping; %" PRIu64 " events stay in the spool",
                 loop_spooled(lp));
@@ -672,8 +678,11 @@ static const char *loop_reload_refused(const struct agent_config *a,
         return "cluster, region or node";
     if (strcmp(a->spool_path, b->spool_path))
         return "spool.path";
-    if (strcmp(a->ingest_url, b->ingest_url) || strcmp(a->token, b->token))
-        return "collector";
+    if (a->n_collectors != b->n_collectors)
+        return "collectors";
+    for (size_t i = 0; i < a->n_collectors; i++)
+        if (!agent_collector_equal(&a->collectors[i], &b->collectors[i]))
+            return "collectors";
     if ((a->admin_listen == NULL) != (b->admin_listen == NULL) ||
         (a->admin_listen && strcmp(a->admin_listen, b->admin_listen)))
         return "admin";
@@ -791,6 +800,10 @@ static void loop_reload(struct loop *lp, int64_t now_us)
         lp->release(lp->reload_arg, ncfg);
         return;
     }
+    if (ncfg->spool_max_bytes != old->spool_max_bytes &&
+        spool_set_max_bytes(lp->sp, (uint64_t)ncfg->spool_max_bytes) < 0)
+        log_msg(LOGL_ERROR, "loop", "reload: cannot set the spool's new "
+                "bound: %s; the old one stays", spool_errmsg(lp->sp));
     lp->cfg = ncfg;
     shipper_set_config(lp->sh, ncfg);
     log_set_level(ncfg->log_level);

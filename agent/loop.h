@@ -14,7 +14,6 @@ struct spool;
 struct loop;                            /* opaque outside loop.c */
 
 #define LOOP_ONCE_SHIP_MS   15000L      /* --once: time allowed to drain */
-#define LOOP_STOP_GRACE_MS  5000L       /* SIGTERM: time allowed to flush */
 
 /* @cfg and @sp are borrowed and must outlive the loop. */
 int loop_new(const struct agent_config *cfg, struct spool *sp,
@@ -35,8 +34,9 @@ void loop_set_reload(struct loop *lp, loop_load_fn load,
 /* The config in use now: the last one a reload swapped in. */
 const struct agent_config *loop_config(const struct loop *lp);
 
-/* Runs until SIGTERM or SIGINT, then records a STOP event and tries to
- * ship what is spooled within LOOP_STOP_GRACE_MS; returns 0.
+/* Runs until SIGTERM or SIGINT, then stops probing, records a STOP event
+ * and tries to ship what is spooled within shipping.shutdown_grace (a
+ * collector that fails once is not waited for); returns 0.
  * With @once: records START, probes every target once (all at the same
  * time), records STOP and ships until the spool is empty: 0 then,
  * -ETIMEDOUT if the collector did not ack everything within

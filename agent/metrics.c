@@ -46,6 +46,16 @@ struct metrics_type {
     atomic_uint_fast64_t sum_us;
 };
 
+/* The statuses that dead-letter a batch (shipper.c). */
+static const int metrics_reject_status[] = { 400, 413, 415 };
+#define METRICS_N_REJECT \
+    (sizeof(metrics_reject_status) / sizeof(metrics_reject_status[0]))
+
+struct metrics_collector {
+    atomic_uint_fast64_t shipped;
+    atomic_uint_fast64_t failures;          /* in a row, now */
+};
+
 /* Static, so it exists before main() and nothing ever frees it. The
  * loop-thread-only fields need no atomics but are kept apart. */
 static struct {
@@ -55,6 +65,14 @@ static struct {
     atomic_uint_fast64_t ship_failed;
     atomic_uint_fast64_t spool_events;
     atomic_uint_fast64_t spool_bytes;
+    atomic_uint_fast64_t spool_dropped;     /* persisted in the spool */
+    atomic_uint_fast64_t dead_letter;       /* events, from the spool */
+    atomic_uint_fast64_t rejected[METRICS_N_REJECT];
+    struct metrics_collector coll[METRICS_MAX_COLLECTORS];
+    /* Written by metrics_collectors_set() before the admin thread starts,
+     * read-only afterwards: no atomics needed. */
+    char coll_label[METRICS_MAX_COLLECTORS][METRICS_MAX_LABEL];
+    size_t n_coll;
     atomic_uint_fast64_t targets;
     atomic_int_fast64_t last_ack_us;        /* monotonic; METRICS_ABSENT */
     atomic_int_fast64_t offset_ms;          /* METRICS_ABSENT until an ack */
@@ -93,6 +111,15 @@ void metrics_reset(void)
     M_SET(metrics.ship_failed, 0);
     M_SET(metrics.spool_events, 0);
     M_SET(metrics.spool_bytes, 0);
+    M_SET(metrics.spool_dropped, 0);
+    M_SET(metrics.dead_letter, 0);
+    for (size_t i = 0; i < METRICS_N_REJECT; i++)
+        M_SET(metrics.rejected[i], 0);
+    for (size_t i = 0; i < METRICS_MAX_COLLECTORS; i++) {
+        M_SET(metrics.coll[i].shipped, 0);
+        M_SET(metrics.coll[i].failures, 0);
+    }
+    metrics.n_coll = 0;
     M_SET(metrics.targets, 0);
     M_SET(metrics.last_ack_us, METRICS_ABSENT);
     M_SET(metrics.offset_ms, METRICS_ABSENT);
@@ -165,10 +192,39 @@ void metrics_batch_failed(void)
     metrics.sent_ms = metrics.received_ms = 0;
 }
 
+void metrics_batch_rejected(int status)
+{
+    for (size_t i = 0; i < METRICS_N_REJECT; i++)
+        if (metrics_reject_status[i] == status)
+            M_ADD(metrics.rejected[i], 1);
+}
+
+void metrics_collectors_set(const char *const *labels, size_t n)
+{
+    if (n > METRICS_MAX_COLLECTORS)
+        n = METRICS_MAX_COLLECTORS;
+    for (size_t i = 0; i < n; i++)
+        snprintf(metrics.coll_label[i], sizeof(metrics.coll_label[i]), "%s",
+                 labels[i]);
+    metrics.n_coll = n;
+}
+
+void metrics_collector_shipped(unsigned idx)
+{
+    if (idx < METRICS_MAX_COLLECTORS)
+        M_ADD(metrics.coll[idx].shipped, 1);
+}
+
+void metrics_collector_failures(unsigned idx, unsigned in_a_row)
+{
+    if (idx < METRICS_MAX_COLLECTORS)
+        M_SET(metrics.coll[idx].failures, in_a_row);
+}
+
 void metrics_loop_turn(struct spool *sp, size_t n_targets, int64_t now_us)
 {
     int expect = METRICS_STARTING;
-    uint64_t events, bytes;
+    struct spool_stats st;
     int rc;
 
     M_SET(metrics.heartbeat_us, now_us);
@@ -179,7 +235,7 @@ void metrics_loop_turn(struct spool *sp, size_t n_targets, int64_t now_us)
         now_us - metrics.depth_at_us < METRICS_DEPTH_US)
         return;
     metrics.depth_at_us = now_us;
-    rc = spool_depth(sp, &events, &bytes);
+    rc = spool_stats(sp, &st);
     if (rc < 0) {
         if (!metrics.depth_failing)     /* once, not every second */
             log_msg(LOGL_WARN, "metrics", "cannot read the spool's depth: "
@@ -188,8 +244,10 @@ void metrics_loop_turn(struct spool *sp, size_t n_targets, int64_t now_us)
         return;
     }
     metrics.depth_failing = 0;
-    M_SET(metrics.spool_events, events);
-    M_SET(metrics.spool_bytes, bytes);
+    M_SET(metrics.spool_events, st.events);
+    M_SET(metrics.spool_bytes, st.bytes);
+    M_SET(metrics.spool_dropped, st.dropped);
+    M_SET(metrics.dead_letter, st.dead_letter);
 }
 
 void metrics_loop_stopping(void)
@@ -363,10 +421,16 @@ int metrics_render(char *buf, size_t cap, int64_t now_us, size_t *len)
                    "Packed bytes of the events in the spool.");
     metrics_put(&o, "sextant_agent_spool_bytes %" PRIu64 "\n",
                 (uint64_t)M_GET(metrics.spool_bytes));
+    /* Both ways of losing an event in one counter, the one to alert on;
+     * the spool's share (persisted, so it survives restarts) is also on
+     * its own below. */
     metrics_family(&o, "sextant_agent_events_dropped_total", "counter",
-                   "Events lost before the spool took them.");
+                   "Events lost: refused by the spool (a failed write), or "
+                   "dropped from it when full (spool.max_bytes; reported "
+                   "to the collectors as drops).");
     metrics_put(&o, "sextant_agent_events_dropped_total %" PRIu64 "\n",
-                (uint64_t)M_GET(metrics.dropped));
+                (uint64_t)M_GET(metrics.dropped) +
+                    (uint64_t)M_GET(metrics.spool_dropped));
 
     metrics_family(&o, "sextant_agent_batches_shipped_total", "counter",
                    "Batches the collector acked.");
@@ -376,6 +440,41 @@ int metrics_render(char *buf, size_t cap, int64_t now_us, size_t *len)
                    "Batches that failed to ship (to be retried).");
     metrics_put(&o, "sextant_agent_batches_failed_total %" PRIu64 "\n",
                 (uint64_t)M_GET(metrics.ship_failed));
+    metrics_family(&o, "sextant_agent_batches_rejected_total", "counter",
+                   "Batches a collector refused for good (HTTP 400, 413, "
+                   "415), set aside as dead letters, by status.");
+    for (size_t i = 0; i < METRICS_N_REJECT; i++)
+        metrics_put(&o, "sextant_agent_batches_rejected_total{status=\"%d\"} "
+                    "%" PRIu64 "\n", metrics_reject_status[i],
+                    (uint64_t)M_GET(metrics.rejected[i]));
+    metrics_family(&o, "sextant_agent_dead_letter_events", "gauge",
+                   "Events in the spool's dead_letter table.");
+    metrics_put(&o, "sextant_agent_dead_letter_events %" PRIu64 "\n",
+                (uint64_t)M_GET(metrics.dead_letter));
+    metrics_family(&o, "sextant_agent_spool_dropped_events_total", "counter",
+                   "Events the full spool deleted before every collector "
+                   "had them (reported to the collectors as drops); kept "
+                   "in the spool file across restarts.");
+    metrics_put(&o, "sextant_agent_spool_dropped_events_total %" PRIu64
+                "\n", (uint64_t)M_GET(metrics.spool_dropped));
+    metrics_family(&o, "sextant_agent_collector_batches_shipped_total",
+                   "counter", "Batches acked, by collector.");
+    for (size_t i = 0; i < metrics.n_coll; i++) {
+        metrics_put(&o, "sextant_agent_collector_batches_shipped_total"
+                    "{collector=\"");
+        metrics_label(&o, metrics.coll_label[i]);
+        metrics_put(&o, "\"} %" PRIu64 "\n",
+                    (uint64_t)M_GET(metrics.coll[i].shipped));
+    }
+    metrics_family(&o, "sextant_agent_collector_failures", "gauge",
+                   "Failed shipments in a row, by collector; 0 when the "
+                   "last one was delivered.");
+    for (size_t i = 0; i < metrics.n_coll; i++) {
+        metrics_put(&o, "sextant_agent_collector_failures{collector=\"");
+        metrics_label(&o, metrics.coll_label[i]);
+        metrics_put(&o, "\"} %" PRIu64 "\n",
+                    (uint64_t)M_GET(metrics.coll[i].failures));
+    }
     /* Absent, not 0 or NaN, before the first ack: "never" is not "just
      * now", and absent() can alert on it. */
     metrics_family(&o, "sextant_agent_last_ack_age_seconds", "gauge",

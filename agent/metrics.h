@@ -24,6 +24,8 @@ struct spool;
 
 #define METRICS_RENDER_MAX   (32u << 10)    /* bytes of one /metrics page */
 #define METRICS_DEPTH_US     1000000LL      /* spool depth read this often */
+#define METRICS_MAX_COLLECTORS 8u           /* = AGENT_CONFIG_MAX_COLLECTORS */
+#define METRICS_MAX_LABEL    256u           /* bytes of a collector label */
 
 enum metrics_phase {
     METRICS_STARTING,           /* no loop turn has finished yet */
@@ -38,7 +40,8 @@ void metrics_probe_done(enum probe_type type, int ok, uint64_t total_us);
 /* Outcome @rc of a spool append of @n events: below 0 counts them dropped
  * and marks the spool unwritable with -@rc, 0 marks it writable again. */
 void metrics_spool_write(int rc, size_t n);
-/* Events lost for any other reason (a full spool). */
+/* Events lost before the spool took them, for any other reason. (What
+ * the spool drops to stay in its bound is spool_stats().dropped.) */
 void metrics_events_dropped(uint64_t n);
 
 /* The shipper's side: a batch stamped @sent_unix_ms went out; its Ack said
@@ -49,11 +52,23 @@ void metrics_batch_sent(int64_t sent_unix_ms);
 void metrics_ack_received(int64_t received_unix_ms);
 void metrics_batch_shipped(int64_t rtt_us);
 void metrics_batch_failed(void);
+/* A collector refused a batch for good with HTTP @status (400, 413, 415:
+ * dead-lettered). */
+void metrics_batch_rejected(int status);
+
+/* Per collector, by index in the config: call metrics_collectors_set()
+ * before the admin thread starts (it copies the labels, here the ingest
+ * URLs); then the loop reports acked batches and the current streak of
+ * failures. */
+void metrics_collectors_set(const char *const *labels, size_t n);
+void metrics_collector_shipped(unsigned idx);
+void metrics_collector_failures(unsigned idx, unsigned in_a_row);
 
 /* Loop thread: the end of one turn at @now_us (util_mono_us()). Beats the
  * heartbeat, moves STARTING to RUNNING, records the target count and, at
- * most every METRICS_DEPTH_US, reads the spool's depth from @sp (borrowed;
- * this is why it must run on the spool's thread). */
+ * most every METRICS_DEPTH_US, reads the spool's counters (depth, drops,
+ * dead letters) from @sp (borrowed; this is why it must run on the
+ * spool's thread). */
 void metrics_loop_turn(struct spool *sp, size_t n_targets, int64_t now_us);
 /* The loop is stopping: readiness goes away for good. */
 void metrics_loop_stopping(void);

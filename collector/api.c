@@ -71,6 +71,7 @@ void api_timeline(struct store *st, const struct api_param *params,
         .from_ms = now_ms - API_DEFAULT_SPAN_MS,
         .to_ms = now_ms + 1,
         .limit = API_DEFAULT_LIMIT,
+        .order = STORE_ORDER_AGENT,
     };
     char *json = NULL;
     size_t len;
@@ -106,9 +107,18 @@ void api_timeline(struct store *st, const struct api_param *params,
                 return;
             }
             q.limit = (unsigned)n;
+        } else if (strcmp(k, "order") == 0) {
+            if (strcmp(v, "agent") == 0) {
+                q.order = STORE_ORDER_AGENT;
+            } else if (strcmp(v, "corrected") == 0) {
+                q.order = STORE_ORDER_CORRECTED;
+            } else {
+                api_bad_param(r, k, "expected agent or corrected");
+                return;
+            }
         } else {
             api_bad_param(r, k, "unknown parameter (from, to, cluster, "
-                          "limit)");
+                          "limit, order)");
             return;
         }
     }

@@ -3,6 +3,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +15,13 @@
 
 #define CONFIG_MAX_TOKEN_FILE 4096u
 #define CONFIG_MIN_TOKEN_LEN  16u      /* short tokens are guessable */
+#define CONFIG_MAX_PEM_FILE   (1u << 20) /* a long chain is some 10 KiB */
 
 static const char *const config_top_keys[] = {
-    "listen", "db", "log_level", "clusters", "limits", NULL
+    "listen", "db", "log_level", "clusters", "limits", "tls", NULL
+};
+static const char *const config_tls_keys[] = {
+    "cert_file", "key_file", "client_ca_file", NULL
 };
 static const char *const config_cluster_keys[] = {
     "name", "token", "token_file", NULL
@@ -38,6 +44,15 @@ void collector_config_free(struct collector_config *cfg)
         }
     }
     free(cfg->clusters);
+    free(cfg->tls.cert_file);
+    free(cfg->tls.key_file);
+    free(cfg->tls.client_ca_file);
+    free(cfg->tls.cert_pem);
+    if (cfg->tls.key_pem) {
+        explicit_bzero(cfg->tls.key_pem, strlen(cfg->tls.key_pem));
+        free(cfg->tls.key_pem);
+    }
+    free(cfg->tls.client_ca_pem);
     free(cfg->listen);
     free(cfg->db_path);
     memset(cfg, 0, sizeof(*cfg));
@@ -173,6 +188,128 @@ static int config_limits(struct yconf *yc, yaml_node_t *root,
     return 0;
 }
 
+/* Reads the file named by @key of @m: its name to *path, its contents to
+ * *pem. 1 if absent and not @required. */
+static int config_pem_file(struct yconf *yc, yaml_node_t *m, const char *key,
+                           int required, char **path, char **pem)
+{
+    size_t len;
+    int rc;
+
+    rc = yconf_str(yc, m, "tls", key, required, path);
+    if (rc)
+        return rc;
+    rc = util_read_file(*path, CONFIG_MAX_PEM_FILE, pem, &len);
+    if (rc < 0)
+        return yconf_fail(yc, yconf_find(yc, m, key), "tls", key,
+                          "cannot read %s: %s", *path,
+                          rc == -EFBIG ? "larger than 1 MiB"
+                                       : strerror(-rc));
+    if (strlen(*pem) != len)
+        return yconf_fail(yc, yconf_find(yc, m, key), "tls", key,
+                          "%s is not PEM text", *path);
+    return 0;
+}
+
+/* Checks with GnuTLS, as libmicrohttpd will use them, that the certificate
+ * parses, the key parses and belongs to it, and the client CA file holds
+ * at least one certificate. */
+static int config_tls_check(struct yconf *yc, yaml_node_t *m,
+                            const struct collector_tls *t)
+{
+    gnutls_certificate_credentials_t cred = NULL;
+    gnutls_x509_crt_t *crts = NULL;
+    gnutls_x509_privkey_t key = NULL;
+    gnutls_datum_t cert_d, key_d, ca_d;
+    unsigned n_crts = 0;
+    int g, rc = -ENOMEM;
+
+    cert_d.data = (unsigned char *)t->cert_pem;
+    cert_d.size = (unsigned)strlen(t->cert_pem);
+    key_d.data = (unsigned char *)t->key_pem;
+    key_d.size = (unsigned)strlen(t->key_pem);
+    if (gnutls_certificate_allocate_credentials(&cred) < 0 ||
+        gnutls_x509_privkey_init(&key) < 0)
+        goto out;
+    g = gnutls_x509_crt_list_import2(&crts, &n_crts, &cert_d,
+                                     GNUTLS_X509_FMT_PEM, 0);
+    if (g < 0 || n_crts == 0) {
+        rc = yconf_fail(yc, yconf_find(yc, m, "cert_file"), "tls",
+                        "cert_file", "%s: no PEM certificate%s%s",
+                        t->cert_file, g < 0 ? ": " : "",
+                        g < 0 ? gnutls_strerror(g) : "");
+        goto out;
+    }
+    g = gnutls_x509_privkey_import2(key, &key_d, GNUTLS_X509_FMT_PEM, NULL,
+                                    0);
+    if (g < 0) {
+        rc = yconf_fail(yc, yconf_find(yc, m, "key_file"), "tls",
+                        "key_file", "%s: no PEM private key (an encrypted "
+                        "key is not supported): %s", t->key_file,
+                        gnutls_strerror(g));
+        goto out;
+    }
+    g = gnutls_certificate_set_x509_key_mem2(cred, &cert_d, &key_d,
+                                             GNUTLS_X509_FMT_PEM, NULL, 0);
+    if (g < 0) {
+        rc = yconf_fail(yc, yconf_find(yc, m, "key_file"), "tls",
+                        "key_file", "%s does not go with cert_file %s: %s",
+                        t->key_file, t->cert_file, gnutls_strerror(g));
+        goto out;
+    }
+    if (t->client_ca_pem) {
+        ca_d.data = (unsigned char *)t->client_ca_pem;
+        ca_d.size = (unsigned)strlen(t->client_ca_pem);
+        g = gnutls_certificate_set_x509_trust_mem(cred, &ca_d,
+                                                  GNUTLS_X509_FMT_PEM);
+        if (g <= 0) {
+            rc = yconf_fail(yc, yconf_find(yc, m, "client_ca_file"), "tls",
+                            "client_ca_file", "%s: no PEM certificate%s%s",
+                            t->client_ca_file, g < 0 ? ": " : "",
+                            g < 0 ? gnutls_strerror(g) : "");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    for (unsigned i = 0; i < n_crts; i++)
+        gnutls_x509_crt_deinit(crts[i]);
+    gnutls_free(crts);
+    if (key)
+        gnutls_x509_privkey_deinit(key);
+    if (cred)
+        gnutls_certificate_free_credentials(cred);
+    return rc;
+}
+
+/* tls: {cert_file, key_file, client_ca_file}, all optional as a block:
+ * without it the collector speaks plain HTTP (behind a TLS proxy, or in
+ * tests). */
+static int config_tls(struct yconf *yc, yaml_node_t *root,
+                      struct collector_config *cfg)
+{
+    struct collector_tls *t = &cfg->tls;
+    yaml_node_t *m;
+    int rc;
+
+    rc = yconf_map(yc, root, "", "tls", 0, &m);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    rc = yconf_check_keys(yc, m, "tls", config_tls_keys);
+    if (rc == 0)
+        rc = config_pem_file(yc, m, "cert_file", 1, &t->cert_file,
+                             &t->cert_pem);
+    if (rc == 0)
+        rc = config_pem_file(yc, m, "key_file", 1, &t->key_file,
+                             &t->key_pem);
+    if (rc == 0)
+        rc = config_pem_file(yc, m, "client_ca_file", 0, &t->client_ca_file,
+                             &t->client_ca_pem);
+    if (rc < 0)
+        return rc;
+    return config_tls_check(yc, m, t);
+}
+
 int collector_config_load(const char *path, struct collector_config *out,
                           char *err, size_t err_len)
 {
@@ -217,6 +354,8 @@ int collector_config_load(const char *path, struct collector_config *out,
         rc = config_limits(&yc, root, &cfg);
     if (rc >= 0)
         rc = config_clusters(&yc, root, &cfg);
+    if (rc >= 0)
+        rc = config_tls(&yc, root, &cfg);
     if (rc == -ENOMEM)
         yconf_fail(&yc, root, "", NULL, "out of memory");
 out:

@@ -13,6 +13,18 @@ struct collector_cluster {
     char *token;            /* secret: never logged */
 };
 
+/* HTTPS: the files as written (for messages) and their PEM contents, read
+ * and checked when the config is loaded, so a bad file is a config error
+ * with its line, not a failure at start. All NULL: plain HTTP. */
+struct collector_tls {
+    char *cert_file;
+    char *key_file;
+    char *client_ca_file;               /* NULL: no client certificate */
+    char *cert_pem;                     /* server chain, leaf first */
+    char *key_pem;                      /* secret: wiped on free */
+    char *client_ca_pem;                /* CAs that sign agents' certs */
+};
+
 struct collector_config {
     char *listen;                       /* "HOST:PORT"; port 0 = any free */
     char *db_path;
@@ -25,6 +37,7 @@ struct collector_config {
     long long conn_timeout_ms;          /* idle/slow connection timeout */
     long long threads;                  /* HTTP worker threads */
     enum log_level log_level;
+    struct collector_tls tls;           /* tls.cert_pem NULL: plain HTTP */
 };
 
 /* Loads @path. On error returns -EINVAL (or -ENOENT) and writes one line

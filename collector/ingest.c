@@ -12,6 +12,44 @@
 #include "util.h"
 #include "wire.h"
 
+/* What proto/wire.c leaves to us: SQLite integers are signed 64 bit, so
+ * every seq must fit one, and a drop report must be self-consistent (its
+ * count fits its range). 0, or -EINVAL with the reason in @err. */
+static int ingest_check_seqs(const Sextant__V1__Batch *b, char *err,
+                             size_t err_len)
+{
+    const Sextant__V1__Drops *d = b->drops;
+
+    if (b->n_events > 0 &&
+        b->events[b->n_events - 1]->seq > (uint64_t)INT64_MAX) {
+        snprintf(err, err_len, "events: seq %llu over 2^63-1",
+                 (unsigned long long)b->events[b->n_events - 1]->seq);
+        return -EINVAL;
+    }
+    if (b->oldest_seq > (uint64_t)INT64_MAX) {
+        snprintf(err, err_len, "oldest_seq: %llu over 2^63-1",
+                 (unsigned long long)b->oldest_seq);
+        return -EINVAL;
+    }
+    if (!d || d->count == 0)
+        return 0;
+    if (d->first_seq == 0 || d->last_seq > (uint64_t)INT64_MAX) {
+        snprintf(err, err_len, "drops: seqs %llu-%llu not in 1 to 2^63-1",
+                 (unsigned long long)d->first_seq,
+                 (unsigned long long)d->last_seq);
+        return -EINVAL;
+    }
+    if (d->count - 1 > d->last_seq - d->first_seq) {
+        snprintf(err, err_len, "drops: count %llu over the %llu seqs of "
+                 "%llu-%llu", (unsigned long long)d->count,
+                 (unsigned long long)(d->last_seq - d->first_seq + 1),
+                 (unsigned long long)d->first_seq,
+                 (unsigned long long)d->last_seq);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 void ingest_handle(const struct collector_config *cfg, struct store *st,
                    const struct collector_cluster *cluster,
                    const uint8_t *body, size_t len, struct reply *r)
@@ -45,6 +83,10 @@ void ingest_handle(const struct collector_config *cfg, struct store *st,
         reply_error(r, 403, "wrong cluster", detail);
         goto out;
     }
+    if (ingest_check_seqs(b, err, sizeof(err)) < 0) {
+        reply_error(r, 400, "malformed batch", err);
+        goto out;
+    }
     rc = store_ingest(st, b, recv_ms, &acked);
     if (rc < 0) {
         reply_error(r, 503, "store unavailable",
@@ -60,8 +102,11 @@ void ingest_handle(const struct collector_config *cfg, struct store *st,
     }
     r->status = 200;
     r->content_type = "application/x-protobuf";
-    log_msg(LOGL_DEBUG, "ingest", "%s/%s: %zu events, acked %llu",
-            b->cluster, b->node, b->n_events, (unsigned long long)acked);
+    log_msg(LOGL_DEBUG, "ingest", "%s/%s: %zu events, oldest %llu, "
+            "%llu dropped, acked %llu", b->cluster, b->node, b->n_events,
+            (unsigned long long)b->oldest_seq,
+            (unsigned long long)(b->drops ? b->drops->count : 0),
+            (unsigned long long)acked);
 out:
     if (r->status != 200)
         log_msg(LOGL_WARN, "ingest", "cluster %s: %u: %s", cluster->name,

@@ -7,11 +7,21 @@
  * each thread polling its own share of connections. A handler runs on its
  * pool thread; ingest waits there for its SQLite commit, so each thread
  * serves one ingest at a time and a slow commit stalls only that thread's
- * connections. Store handles are thread-safe (see store.h). */
+ * connections. Store handles are thread-safe (see store.h).
+ *
+ * HTTPS (config tls:) is libmicrohttpd's, over GnuTLS. With
+ * tls.client_ca_file, MHD asks every client for a certificate but GnuTLS
+ * does not judge it during the handshake; we do, per request, before an
+ * ingest request's body is read: none is 401, one that does not verify
+ * against that CA is 403, each with a JSON reason. Only ingest asks:
+ * /healthz serves Kubernetes probes and the API has its own tokens, and
+ * neither carries a certificate. */
 #include "server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -32,6 +42,8 @@
 #define SERVER_CONN_MEMORY (64u << 10) /* per-connection pool: headers */
 #define SERVER_MAX_PARAMS  16u
 #define SERVER_INITIAL_BODY (64u << 10)
+/* TLS 1.2 and 1.3 only; GnuTLS picks the ciphers ("NORMAL"). */
+#define SERVER_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 enum server_route {
     ROUTE_NONE,         /* reply already decided at the first call */
@@ -112,6 +124,60 @@ static enum MHD_Result server_fail(struct MHD_Connection *c,
     return server_send(c, rq, &r);
 }
 
+/* With tls.client_ca_file: the client's certificate must verify against
+ * that CA (GnuTLS checks the signature chain up to it, the validity dates
+ * and, where the certificate names its purposes, that client
+ * authentication is one: the collector's own server certificate, signed
+ * by the same CA, is no client certificate). Refusals are logged: a
+ * misconfigured agent shows up here before anywhere else. */
+static enum MHD_Result server_client_cert(struct server *srv,
+                                          struct MHD_Connection *c,
+                                          struct server_req *rq)
+{
+    const union MHD_ConnectionInfo *ci;
+    gnutls_session_t sess;
+    gnutls_datum_t why = { NULL, 0 };
+    gnutls_typed_vdata_st purpose = {
+        .type = GNUTLS_DT_KEY_PURPOSE_OID,
+        .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT,
+    };
+    unsigned n_peer = 0, status = 0;
+    char detail[256];
+    unsigned code;
+    int g;
+
+    if (!srv->cfg->tls.client_ca_pem)
+        return MHD_YES;
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    sess = ci ? (gnutls_session_t)ci->tls_session : NULL;
+    if (!sess || !gnutls_certificate_get_peers(sess, &n_peer) ||
+        n_peer == 0) {
+        code = 401;
+        snprintf(detail, sizeof(detail), "this collector requires a client "
+                 "certificate signed by its tls.client_ca_file");
+    } else {
+        code = 403;
+        g = gnutls_certificate_verify_peers(sess, &purpose, 1, &status);
+        if (g < 0) {
+            snprintf(detail, sizeof(detail), "client certificate not "
+                     "verified: %s", gnutls_strerror(g));
+        } else if (status != 0) {
+            if (gnutls_certificate_verification_status_print(
+                    status, GNUTLS_CRT_X509, &why, 0) < 0)
+                why.data = NULL;
+            snprintf(detail, sizeof(detail), "client certificate not "
+                     "trusted: %s", why.data ? (char *)why.data : "invalid");
+            gnutls_free(why.data);
+        } else {
+            return MHD_YES;
+        }
+    }
+    util_rtrim(detail);             /* GnuTLS ends its text with a blank */
+    log_msg(LOGL_WARN, "http", "ingest refused (%u): %s", code, detail);
+    return server_fail(c, rq, code, code == 401 ? "unauthorized"
+                                                : "forbidden", detail);
+}
+
 /* Checks an ingest request's headers before any of its body is read, so a
  * bad or oversized request is refused without reading the body at all. */
 static enum MHD_Result server_ingest_headers(struct server *srv,
@@ -121,6 +187,8 @@ static enum MHD_Result server_ingest_headers(struct server *srv,
     const char *auth, *ctype, *cenc, *clen;
     char detail[96];
 
+    if (server_client_cert(srv, c, rq) != MHD_YES || rq->replied)
+        return MHD_YES;
     auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                        MHD_HTTP_HEADER_AUTHORIZATION);
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7])
@@ -336,9 +404,12 @@ int server_start(const struct collector_config *cfg, struct store *st,
                  struct server **out)
 {
     struct sockaddr_storage ss;
+    const struct collector_tls *tls = &cfg->tls;
     const union MHD_DaemonInfo *info;
+    struct MHD_OptionItem tls_opts[5];
     struct server *srv;
     unsigned flags;
+    size_t n = 0;
 
     if (server_sockaddr(cfg->listen, &ss) < 0) {
         log_msg(LOGL_ERROR, "http", "listen: %s is not IP:PORT", cfg->listen);
@@ -357,6 +428,20 @@ int server_start(const struct collector_config *cfg, struct store *st,
             MHD_USE_ITC;                /* ITC: quiesce works with a pool */
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* The PEM strings are borrowed from @cfg, which outlives the daemon. */
+    if (tls->cert_pem) {
+        flags |= MHD_USE_TLS;
+        tls_opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0,
+                                                 tls->key_pem };
+        tls_opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT,
+                                                 0, tls->cert_pem };
+        tls_opts[n++] = (struct MHD_OptionItem){
+            MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)SERVER_TLS_PRIORITIES };
+        if (tls->client_ca_pem)     /* makes MHD request a certificate */
+            tls_opts[n++] = (struct MHD_OptionItem){
+                MHD_OPTION_HTTPS_MEM_TRUST, 0, tls->client_ca_pem };
+    }
+    tls_opts[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
     /* Every limit set on purpose: MHD's defaults have no timeout and no
      * per-IP cap. */
     srv->d = MHD_start_daemon(
@@ -370,6 +455,7 @@ int server_start(const struct collector_config *cfg, struct store *st,
         (unsigned)((cfg->conn_timeout_ms + 999) / 1000),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONN_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, server_completed, srv,
+        MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
     if (!srv->d) {
         log_msg(LOGL_ERROR, "http", "cannot listen on %s", cfg->listen);
@@ -378,9 +464,12 @@ int server_start(const struct collector_config *cfg, struct store *st,
     }
     info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
-    log_msg(LOGL_INFO, "http", "listening on %.*s:%u",
+    log_msg(LOGL_INFO, "http", "listening on %.*s:%u (%s)",
             (int)(strrchr(cfg->listen, ':') - cfg->listen), cfg->listen,
-            srv->port);
+            srv->port, !tls->cert_pem ? "http"
+                       : tls->client_ca_pem ? "https, client certificates "
+                                              "required for ingest"
+                       : "https");
     *out = srv;
     return 0;
 }

@@ -1,6 +1,15 @@
 /* store.c -- SQLite schema, migrations, ingest and timeline queries.
  * Does not parse HTTP or protobuf (see server.c, proto/wire.c); it takes
- * decoded, validated batches. */
+ * decoded, validated batches (ingest.c also caps every seq at INT64_MAX,
+ * which SQLite's integers need).
+ *
+ * Delivery, per agent (cluster, node, epoch): events are stored whatever
+ * their order of arrival, once each (UNIQUE (agent_id, seq), INSERT OR
+ * IGNORE), and agents.acked_seq is the highest seq below which nothing is
+ * missing any more: stored, or declared lost by a "gap" or "drop" event.
+ * The agent drains its backlog newest and oldest in alternation, so holes
+ * above the watermark are normal and fill later; only what the batch says
+ * the agent no longer has (below Batch.oldest_seq) is declared lost. */
 #include "store.h"
 
 #include <errno.h>
@@ -17,6 +26,11 @@
 #define STORE_BUSY_MS        5000
 #define STORE_TIMELINE_BYTES (64u << 20) /* reply cap */
 #define STORE_FIELDS_BYTES   (1u << 20)  /* one event's JSON fields */
+#define STORE_MS_MIN         946684800000LL  /* 2000-01-01: a real clock */
+#define STORE_MS_MAX         4102444800000LL /* 2100-01-01 */
+/* Weight of a new clock offset sample: a fifth smooths out one slow round
+ * trip and still follows a clock step within some ten batches. */
+#define STORE_OFFSET_ALPHA   0.2
 
 /* Schema migrations, applied in order; PRAGMA user_version counts how many
  * ran, and step N sets it to N itself (a pragma takes no bound parameter,
@@ -46,6 +60,15 @@ static const char *const store_migrations[] = {
     "  UNIQUE (agent_id, seq));"
     "CREATE INDEX events_time ON events (unix_ms);"
     "PRAGMA user_version = 1;",
+    /* 2: per agent, the smoothed clock offset (collector minus agent, ms;
+     * NULL until the first batch with a send time) and the last drop
+     * report stored, so a repeated report is stored once. */
+    "ALTER TABLE agents ADD COLUMN clock_offset_ms REAL;"
+    "ALTER TABLE agents ADD COLUMN drop_first_seq INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN drop_last_seq INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN drop_count INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN drop_last_ms INTEGER NOT NULL DEFAULT 0;"
+    "PRAGMA user_version = 2;",
 };
 #define STORE_SCHEMA_VERSION \
     ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -58,6 +81,8 @@ struct store {
     sqlite3_stmt *agent_ins;
     sqlite3_stmt *agent_upd;
     sqlite3_stmt *event_ins;
+    sqlite3_stmt *seq_scan;     /* stored seqs above the watermark */
+    sqlite3_stmt *seq_range;    /* stored seqs in a range */
     sqlite3_stmt *begin, *commit, *rollback;
 
     pthread_mutex_t rlock;      /* guards the idle reader list */
@@ -169,7 +194,9 @@ int store_open(const char *path, struct store **out)
         goto err;
     rc = -EIO;
     if (store_prepare(st->wdb,
-                      "SELECT id, acked_seq FROM agents"
+                      "SELECT id, acked_seq, clock_offset_ms,"
+                      " drop_first_seq, drop_last_seq, drop_count,"
+                      " drop_last_ms FROM agents"
                       " WHERE cluster = ?1 AND node = ?2 AND epoch = ?3",
                       &st->agent_get) < 0 ||
         store_prepare(st->wdb,
@@ -179,12 +206,24 @@ int store_open(const char *path, struct store **out)
                       &st->agent_ins) < 0 ||
         store_prepare(st->wdb,
                       "UPDATE agents SET acked_seq = ?2, region = ?3,"
-                      " agent_version = ?4, last_seen_ms = ?5 WHERE id = ?1",
+                      " agent_version = ?4, last_seen_ms = ?5,"
+                      " clock_offset_ms = ?6, drop_first_seq = ?7,"
+                      " drop_last_seq = ?8, drop_count = ?9,"
+                      " drop_last_ms = ?10 WHERE id = ?1",
                       &st->agent_upd) < 0 ||
         store_prepare(st->wdb,
-                      "INSERT INTO events (agent_id, seq, unix_ms, recv_ms,"
-                      " kind, target, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                      "INSERT OR IGNORE INTO events (agent_id, seq, unix_ms,"
+                      " recv_ms, kind, target, data)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                       &st->event_ins) < 0 ||
+        store_prepare(st->wdb,      /* walks the (agent_id, seq) index */
+                      "SELECT seq, unix_ms FROM events"
+                      " WHERE agent_id = ?1 AND seq > ?2 ORDER BY seq",
+                      &st->seq_scan) < 0 ||
+        store_prepare(st->wdb,
+                      "SELECT seq, unix_ms FROM events WHERE agent_id = ?1"
+                      " AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
+                      &st->seq_range) < 0 ||
         store_prepare(st->wdb, "BEGIN IMMEDIATE", &st->begin) < 0 ||
         store_prepare(st->wdb, "COMMIT", &st->commit) < 0 ||
         store_prepare(st->wdb, "ROLLBACK", &st->rollback) < 0)
@@ -204,6 +243,8 @@ void store_close(struct store *st)
     sqlite3_finalize(st->agent_ins);
     sqlite3_finalize(st->agent_upd);
     sqlite3_finalize(st->event_ins);
+    sqlite3_finalize(st->seq_scan);
+    sqlite3_finalize(st->seq_range);
     sqlite3_finalize(st->begin);
     sqlite3_finalize(st->commit);
     sqlite3_finalize(st->rollback);
@@ -403,8 +444,30 @@ static int store_insert_event(struct store *st, int64_t agent_id,
     return store_step_done(s);
 }
 
-/* A jump forward in seq: the agent lost events 'from'..'to'. Stored as an
- * event of its own so the timeline shows it. */
+/* What the store keeps per agent row, read and written once per batch. */
+struct store_agent_row {
+    int64_t id;
+    uint64_t acked;             /* contiguous watermark */
+    int has_offset;             /* clock_offset_ms is not NULL */
+    double offset_ms;           /* collector clock minus agent clock */
+    uint64_t drop_first;        /* the last drop report stored */
+    uint64_t drop_last;         /* highest drop seq reported: 0 = none */
+    uint64_t drop_count;
+    int64_t drop_last_ms;
+};
+
+/* A seq range [first, last] some batch explained as dropped. */
+struct store_range {
+    uint64_t first, last;
+};
+
+static int store_ms_ok(int64_t ms)
+{
+    return ms >= STORE_MS_MIN && ms <= STORE_MS_MAX;
+}
+
+/* Events 'from'..'to' are lost and nobody said why. Stored as an event of
+ * its own so the timeline shows it. */
 static int store_insert_gap(struct store *st, int64_t agent_id,
                             uint64_t from, uint64_t to, int64_t unix_ms,
                             int64_t recv_ms)
@@ -419,22 +482,248 @@ static int store_insert_gap(struct store *st, int64_t agent_id,
                               data);
 }
 
-/* Finds or creates the agent row; writes its id and watermark. */
+/* Stores gap events for [from, to] less the ranges in @drops (those have
+ * their drop event): one per piece that is left. */
+static int store_gaps(struct store *st, int64_t agent_id, uint64_t from,
+                      uint64_t to, const struct store_range *drops,
+                      size_t n_drops, int64_t unix_ms, int64_t recv_ms)
+{
+    uint64_t p = from;
+    int rc;
+
+    while (p <= to) {
+        uint64_t end = to;
+        int skipped = 0;
+
+        for (size_t i = 0; i < n_drops; i++) {
+            if (drops[i].last < p || drops[i].first > to)
+                continue;
+            if (drops[i].first <= p) {      /* p is explained: skip it all */
+                p = drops[i].last + 1;
+                skipped = 1;
+                break;
+            }
+            if (drops[i].first - 1 < end)   /* stop before the next one */
+                end = drops[i].first - 1;
+        }
+        if (skipped) {
+            if (p == 0)                     /* wrapped: nothing above */
+                break;
+            continue;
+        }
+        rc = store_insert_gap(st, agent_id, p, end, unix_ms, recv_ms);
+        if (rc < 0)
+            return rc;
+        if (end == to)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+static int store_insert_drop(struct store *st, int64_t agent_id,
+                             uint64_t from, uint64_t to, uint64_t count,
+                             int64_t from_ms, int64_t to_ms,
+                             int64_t fallback_ms, int64_t recv_ms)
+{
+    char data[192];
+
+    snprintf(data, sizeof(data),
+             "{\"count\":%llu,\"from_seq\":%llu,\"to_seq\":%llu,"
+             "\"from_ms\":%lld,\"to_ms\":%lld}",
+             (unsigned long long)count, (unsigned long long)from,
+             (unsigned long long)to, (long long)from_ms, (long long)to_ms);
+    /* On the timeline where the loss began, if the agent said when. */
+    return store_insert_event(st, agent_id, 0, from_ms ? from_ms : fallback_ms,
+                              recv_ms, "drop", NULL, data);
+}
+
+/* Stores drop report @d unless it was stored already: a report that goes
+ * no further than the last one (a replay, or the next batch repeating it)
+ * adds nothing. A report that extends the last one (the agent kept
+ * counting because the Ack of the first got lost) counts only the new
+ * part: seqs after the last report, and as count the growth when it
+ * counts from the same first seq.
+ *
+ * The agent reports what it dropped unacked, which this collector may
+ * have stored all the same (a batch whose Ack was lost; with several
+ * collectors, one another collector lacked): a drop event says what this
+ * collector lacks. A contiguous report (count = its seqs) gets one drop
+ * event per run of seqs not stored, each exact; any other report, one
+ * event spanning the seqs not stored, its count capped by theirs. The
+ * times of a run inside the report are bounded by its stored neighbours.
+ * Updates @row's drop fields. */
+static int store_drop(struct store *st, struct store_agent_row *row,
+                      const Sextant__V1__Drops *d, int64_t fallback_ms,
+                      int64_t recv_ms)
+{
+    sqlite3_stmt *s = st->seq_range;
+    uint64_t from = d->first_seq, count = d->count, p, missing = 0;
+    uint64_t span_from = 0, span_to = 0;
+    int64_t from_ms = d->first_unix_ms, to_ms = d->last_unix_ms;
+    int64_t prev_ms, span_from_ms = 0, span_to_ms = 0;
+    int contiguous, rc = -EIO, step;
+
+    if (d->last_seq <= row->drop_last)
+        return 0;
+    if (from <= row->drop_last) {
+        from = row->drop_last + 1;
+        if (d->first_seq == row->drop_first && count > row->drop_count)
+            count -= row->drop_count;
+        if (count > d->last_seq - row->drop_last)
+            count = d->last_seq - row->drop_last;
+        from_ms = row->drop_last_ms;        /* the new part is no older */
+    }
+    if (!store_ms_ok(from_ms))
+        from_ms = 0;
+    if (!store_ms_ok(to_ms))
+        to_ms = 0;
+    contiguous = count == d->last_seq - from + 1;
+    if (sqlite3_bind_int64(s, 1, row->id) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, (int64_t)from) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 3, (int64_t)d->last_seq) != SQLITE_OK)
+        goto out;
+    p = from;                       /* the first seq not yet looked at */
+    prev_ms = from_ms;
+    for (;;) {
+        uint64_t next = d->last_seq + 1;    /* past the end: no more rows */
+        int64_t next_ms = to_ms;
+
+        step = sqlite3_step(s);
+        if (step == SQLITE_ROW) {
+            next = (uint64_t)sqlite3_column_int64(s, 0);
+            next_ms = sqlite3_column_int64(s, 1);
+        } else if (step != SQLITE_DONE) {
+            goto out;
+        }
+        if (next > p) {                     /* p .. next-1: not stored */
+            if (contiguous) {
+                rc = store_insert_drop(st, row->id, p, next - 1, next - p,
+                                       prev_ms, next_ms, fallback_ms,
+                                       recv_ms);
+                if (rc < 0)
+                    goto out;
+                rc = -EIO;
+            } else {
+                if (missing == 0) {
+                    span_from = p;
+                    span_from_ms = prev_ms;
+                }
+                span_to = next - 1;
+                span_to_ms = next_ms;
+                missing += next - p;
+            }
+        }
+        if (step == SQLITE_DONE)
+            break;
+        p = next + 1;
+        prev_ms = next_ms;
+    }
+    if (missing > 0) {
+        rc = store_insert_drop(st, row->id, span_from, span_to,
+                               count < missing ? count : missing,
+                               span_from_ms, span_to_ms, fallback_ms,
+                               recv_ms);
+        if (rc < 0)
+            goto out;
+    }
+    row->drop_first = d->first_seq;
+    row->drop_last = d->last_seq;
+    row->drop_count = d->count;
+    row->drop_last_ms = to_ms;
+    rc = 0;
+out:
+    if (rc == -EIO)
+        log_msg(LOGL_ERROR, "store", "drop report: %s",
+                sqlite3_errmsg(st->wdb));
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
+/* Moves @row's watermark over every stored seq that is now contiguous
+ * with it, and over every hole at or below @gone (seqs the agent no
+ * longer has): such a hole gets gap events, less the @drops ranges. Stops
+ * at the first hole above @gone, which the agent can still fill. */
+static int store_advance(struct store *st, struct store_agent_row *row,
+                         uint64_t gone, const struct store_range *drops,
+                         size_t n_drops, int64_t fallback_ms,
+                         int64_t recv_ms)
+{
+    sqlite3_stmt *s = st->seq_scan;
+    uint64_t w = row->acked;
+    int rc = -EIO, step;
+
+    if (sqlite3_bind_int64(s, 1, row->id) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, (int64_t)w) != SQLITE_OK)
+        goto out;
+    for (;;) {
+        uint64_t next = 0;              /* 0: nothing stored above w */
+        int64_t next_ms = fallback_ms;
+        uint64_t hole_end;
+
+        step = sqlite3_step(s);
+        if (step == SQLITE_ROW) {
+            next = (uint64_t)sqlite3_column_int64(s, 0);
+            next_ms = sqlite3_column_int64(s, 1);
+        } else if (step != SQLITE_DONE) {
+            goto out;
+        }
+        if (next != 0 && next == w + 1) {
+            w = next;
+            continue;
+        }
+        /* A hole from w + 1 up to before next (or open-ended): what of it
+         * lies at or below 'gone' is lost for good. */
+        hole_end = next ? next - 1 : gone;
+        if (hole_end > gone)
+            hole_end = gone;
+        if (hole_end > w) {
+            rc = store_gaps(st, row->id, w + 1, hole_end, drops, n_drops,
+                            next_ms, recv_ms);
+            if (rc < 0)
+                goto out;
+            rc = -EIO;
+            w = hole_end;
+        }
+        if (next == 0 || next != w + 1)
+            break;
+        w = next;
+    }
+    row->acked = w;
+    rc = 0;
+out:
+    if (rc < 0)
+        log_msg(LOGL_ERROR, "store", "watermark: %s",
+                sqlite3_errmsg(st->wdb));
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
+/* Finds or creates the agent row. */
 static int store_agent(struct store *st, const Sextant__V1__Batch *b,
-                       int64_t recv_ms, int64_t *id, uint64_t *acked)
+                       int64_t recv_ms, struct store_agent_row *row)
 {
     sqlite3_stmt *s = st->agent_get;
     int64_t epoch = (int64_t)b->epoch;   /* same 64 bits */
     int rc = -EIO, step;
 
+    memset(row, 0, sizeof(*row));
     if (sqlite3_bind_text(s, 1, b->cluster, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_text(s, 2, b->node, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(s, 3, epoch) != SQLITE_OK)
         goto out;
     step = sqlite3_step(s);
     if (step == SQLITE_ROW) {
-        *id = sqlite3_column_int64(s, 0);
-        *acked = (uint64_t)sqlite3_column_int64(s, 1);
+        row->id = sqlite3_column_int64(s, 0);
+        row->acked = (uint64_t)sqlite3_column_int64(s, 1);
+        row->has_offset = sqlite3_column_type(s, 2) != SQLITE_NULL;
+        row->offset_ms = sqlite3_column_double(s, 2);
+        row->drop_first = (uint64_t)sqlite3_column_int64(s, 3);
+        row->drop_last = (uint64_t)sqlite3_column_int64(s, 4);
+        row->drop_count = (uint64_t)sqlite3_column_int64(s, 5);
+        row->drop_last_ms = sqlite3_column_int64(s, 6);
         rc = 0;
         goto out;
     }
@@ -452,8 +741,7 @@ static int store_agent(struct store *st, const Sextant__V1__Batch *b,
         goto out;
     if (sqlite3_step(s) != SQLITE_DONE)
         goto out;
-    *id = sqlite3_last_insert_rowid(st->wdb);
-    *acked = 0;
+    row->id = sqlite3_last_insert_rowid(st->wdb);
     rc = 0;
 out:
     if (rc < 0)
@@ -464,55 +752,118 @@ out:
     return rc;
 }
 
+/* Folds this batch's clock offset sample into @row: collector time at
+ * receipt minus agent time at sending, less half the previous round trip
+ * (the best guess of the one-way delay). Without a send time, no sample. */
+static void store_clock(struct store_agent_row *row,
+                        const Sextant__V1__Batch *b, int64_t recv_ms)
+{
+    double sample;
+
+    if (!store_ms_ok(b->sent_unix_ms))
+        return;
+    sample = (double)(recv_ms - b->sent_unix_ms) -
+             (double)b->prev_rtt_us / 2000.0;
+    if (row->has_offset)
+        row->offset_ms += STORE_OFFSET_ALPHA * (sample - row->offset_ms);
+    else
+        row->offset_ms = sample;
+    row->has_offset = 1;
+}
+
+static int store_agent_update(struct store *st,
+                              const struct store_agent_row *row,
+                              const Sextant__V1__Batch *b, int64_t recv_ms)
+{
+    sqlite3_stmt *s = st->agent_upd;
+
+    if (sqlite3_bind_int64(s, 1, row->id) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, (int64_t)row->acked) != SQLITE_OK ||
+        sqlite3_bind_text(s, 3, b->region, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(s, 4, b->agent_version, -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        sqlite3_bind_int64(s, 5, recv_ms) != SQLITE_OK ||
+        (row->has_offset ? sqlite3_bind_double(s, 6, row->offset_ms)
+                         : sqlite3_bind_null(s, 6)) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 7, (int64_t)row->drop_first) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 8, (int64_t)row->drop_last) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 9, (int64_t)row->drop_count) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 10, row->drop_last_ms) != SQLITE_OK) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return -EIO;
+    }
+    return store_step_done(s);
+}
+
 static int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
                                int64_t recv_ms, uint64_t *acked_seq)
 {
+    const Sextant__V1__Drops *d = b->drops;
+    struct store_agent_row row;
+    struct store_range drops[2];
+    size_t n_drops = 0;
     struct jsonw w;
-    uint64_t acked;
-    int64_t agent_id;
-    sqlite3_stmt *s;
+    uint64_t gone;
+    int64_t fallback_ms;
     int rc;
 
-    rc = store_agent(st, b, recv_ms, &agent_id, &acked);
+    rc = store_agent(st, b, recv_ms, &row);
     if (rc < 0)
         return rc;
+    /* Where a collector-made event goes on the timeline when nothing
+     * better is known: the batch's first event, else its send time. */
+    fallback_ms = b->n_events > 0 ? b->events[0]->unix_ms
+                  : store_ms_ok(b->sent_unix_ms) ? b->sent_unix_ms
+                  : recv_ms;
+    if (d && d->count == 0)
+        d = NULL;
+    /* Dropped ranges are explained losses, never also a gap: this
+     * report's, and the last one stored (its range may lie below a
+     * watermark that only now moves). */
+    if (row.drop_last > 0)
+        drops[n_drops++] = (struct store_range){ row.drop_first,
+                                                 row.drop_last };
+    if (d)
+        drops[n_drops++] = (struct store_range){ d->first_seq, d->last_seq };
+    if (d) {
+        rc = store_drop(st, &row, d, fallback_ms, recv_ms);
+        if (rc < 0)
+            return rc;
+    }
     for (size_t i = 0; i < b->n_events; i++) {
         const Sextant__V1__Event *ev = b->events[i];
         const char *target;
 
-        if (ev->seq <= acked)           /* replay: stored already */
+        if (ev->seq <= row.acked)       /* stored, or declared lost */
             continue;
-        if (ev->seq > acked + 1) {
-            rc = store_insert_gap(st, agent_id, acked + 1, ev->seq - 1,
-                                  ev->unix_ms, recv_ms);
-            if (rc < 0)
-                return rc;
-        }
         jsonw_init(&w, STORE_FIELDS_BYTES);
         target = store_event_fields(ev, &w);
         rc = w.err ? w.err
-                   : store_insert_event(st, agent_id, ev->seq, ev->unix_ms,
+                   : store_insert_event(st, row.id, ev->seq, ev->unix_ms,
                                         recv_ms, wire_event_kind(ev), target,
                                         w.buf);
         jsonw_free(&w);
         if (rc < 0)
             return rc;
-        acked = ev->seq;
     }
-    s = st->agent_upd;
-    if (sqlite3_bind_int64(s, 1, agent_id) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 2, (int64_t)acked) != SQLITE_OK ||
-        sqlite3_bind_text(s, 3, b->region, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(s, 4, b->agent_version, -1, SQLITE_STATIC) !=
-            SQLITE_OK ||
-        sqlite3_bind_int64(s, 5, recv_ms) != SQLITE_OK) {
-        sqlite3_reset(s);
-        sqlite3_clear_bindings(s);
-        return -EIO;
-    }
-    rc = store_step_done(s);
+    /* What the agent no longer has: below oldest_seq when it says so.
+     * Older agents do not: then, as before, any jump forward within or
+     * after the batch is a loss (they ship in seq order). Dropped seqs
+     * are gone either way. */
+    if (b->oldest_seq > 0)
+        gone = b->oldest_seq - 1;
+    else
+        gone = b->n_events > 0 ? b->events[b->n_events - 1]->seq - 1 : 0;
+    if (!b->oldest_seq && d && d->last_seq > gone)
+        gone = d->last_seq;
+    rc = store_advance(st, &row, gone, drops, n_drops, fallback_ms, recv_ms);
+    if (rc < 0)
+        return rc;
+    store_clock(&row, b, recv_ms);
+    rc = store_agent_update(st, &row, b, recv_ms);
     if (rc == 0)
-        *acked_seq = acked;
+        *acked_seq = row.acked;
     return rc;
 }
 
@@ -571,23 +922,50 @@ static void store_reader_put(struct store *st, sqlite3 *db)
     sqlite3_close(db);
 }
 
+/* An event's time on the collector's clock: agent time plus the agent's
+ * current offset estimate (none yet: taken as 0). */
+#define STORE_OFFSET_SQL "CAST(round(a.clock_offset_ms) AS INTEGER)"
+#define STORE_CORRECTED_SQL \
+    "(e.unix_ms + coalesce(" STORE_OFFSET_SQL ", 0))"
+#define STORE_TIMELINE_SELECT \
+    "SELECT json_object(" \
+    "  'cluster', a.cluster, 'region', a.region, 'node', a.node," \
+    "  'epoch', printf('%016x', a.epoch), 'seq', e.seq," \
+    "  'kind', e.kind, 'target', e.target," \
+    "  'time_ms', e.unix_ms," \
+    "  'time', strftime('%Y-%m-%dT%H:%M:%fZ', e.unix_ms / 1000.0," \
+    "                   'unixepoch')," \
+    "  'clock_offset_ms', " STORE_OFFSET_SQL "," \
+    "  'corrected_ms', " STORE_CORRECTED_SQL "," \
+    "  'corrected_time', strftime('%Y-%m-%dT%H:%M:%fZ'," \
+    "                   " STORE_CORRECTED_SQL " / 1000.0, 'unixepoch')," \
+    "  'received_ms', e.recv_ms," \
+    "  'fields', json(e.data))" \
+    " FROM events e JOIN agents a ON a.id = e.agent_id"
+
 int store_timeline(struct store *st, const struct store_timeline_query *q,
                    char **out, size_t *out_len)
 {
-    static const char sql[] =
-        "SELECT json_object("
-        "  'cluster', a.cluster, 'region', a.region, 'node', a.node,"
-        "  'epoch', printf('%016x', a.epoch), 'seq', e.seq,"
-        "  'kind', e.kind, 'target', e.target,"
-        "  'time_ms', e.unix_ms,"
-        "  'time', strftime('%Y-%m-%dT%H:%M:%fZ', e.unix_ms / 1000.0,"
-        "                   'unixepoch'),"
-        "  'received_ms', e.recv_ms,"
-        "  'fields', json(e.data))"
-        " FROM events e JOIN agents a ON a.id = e.agent_id"
+    static const char sql_agent[] =
+        STORE_TIMELINE_SELECT
         " WHERE e.unix_ms >= ?1 AND e.unix_ms < ?2"
         "   AND (?3 IS NULL OR a.cluster = ?3)"
         " ORDER BY e.unix_ms, e.id LIMIT ?4";
+    /* from/to are on the corrected clock too. The time index still
+     * narrows the scan: no event is corrected by more than the largest
+     * offset of any agent (one scalar subquery, run once). */
+    static const char sql_corrected[] =
+        "WITH m AS (SELECT coalesce(max(abs("
+        "    CAST(round(clock_offset_ms) AS INTEGER))), 0) AS ms FROM agents)"
+        STORE_TIMELINE_SELECT
+        " WHERE e.unix_ms >= ?1 - (SELECT ms FROM m)"
+        "   AND e.unix_ms < ?2 + (SELECT ms FROM m)"
+        "   AND " STORE_CORRECTED_SQL " >= ?1"
+        "   AND " STORE_CORRECTED_SQL " < ?2"
+        "   AND (?3 IS NULL OR a.cluster = ?3)"
+        " ORDER BY " STORE_CORRECTED_SQL ", e.id LIMIT ?4";
+    const char *sql = q->order == STORE_ORDER_CORRECTED ? sql_corrected
+                                                        : sql_agent;
     sqlite3_stmt *s = NULL;
     struct jsonw w;
     unsigned count = 0;

@@ -1,8 +1,11 @@
 /* ingest_client.c -- a test client for POST /v1/ingest: builds a batch of
- * probe events with chosen seqs (or a deliberately bad body), sends it with
- * chosen headers, and prints one line: "STATUS ACKED_SEQ" for a 200 with an
- * Ack, "STATUS BODY" otherwise. Exit 0 when a response came back, 1 if the
- * request failed, 2 on bad usage. Not part of the product. */
+ * probe events with chosen seqs (or a deliberately bad body), with chosen
+ * delivery fields (oldest_seq, drops, send time, previous RTT), sends it
+ * with chosen headers, over HTTPS with chosen certificates if asked, and
+ * prints one line: "STATUS ACKED_SEQ" for a 200 with an Ack, "STATUS BODY"
+ * otherwise ("0 transport error: MESSAGE" if no response came). Exit 0
+ * when a response came back, 1 if the request failed, 2 on bad usage. Not
+ * part of the product. */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -39,11 +42,20 @@ static size_t client_write(char *p, size_t sz, size_t n, void *arg)
     return add;
 }
 
+/* Batch header fields beyond the events. */
+struct client_hdr {
+    uint64_t oldest_seq;
+    Sextant__V1__Drops drops;       /* count 0: none */
+    int64_t sent_ms;                /* 0: not sent */
+    uint32_t rtt_us;
+};
+
 /* Builds the batch of probe events seq lo..hi for every range. */
 static int client_batch(const char *cluster, const char *node,
                         uint64_t epoch, const uint64_t (*ranges)[2],
                         size_t n_ranges, int64_t t0, const char *target,
-                        uint8_t **out, size_t *out_len)
+                        struct client_hdr *hdr, uint8_t **out,
+                        size_t *out_len)
 {
     Sextant__V1__Batch b = SEXTANT__V1__BATCH__INIT;
     Sextant__V1__Event *evs, **evp;
@@ -74,7 +86,7 @@ static int client_batch(const char *cluster, const char *node,
             prs[i].status = 200;
             prs[i].timings = &tms[i];
             evs[i].seq = s;
-            evs[i].unix_ms = t0 + (int64_t)s;
+            evs[i].unix_ms = t0 + (int64_t)(s % 1000000); /* huge seqs */
             evs[i].kind_case = SEXTANT__V1__EVENT__KIND_PROBE;
             evs[i].probe = &prs[i];
             evp[i] = &evs[i];
@@ -88,7 +100,11 @@ static int client_batch(const char *cluster, const char *node,
     b.first_seq = n ? evs[0].seq : 0;
     b.n_events = n;
     b.events = evp;
-    b.sent_unix_ms = util_now_ms();
+    b.sent_unix_ms = hdr->sent_ms;
+    b.prev_rtt_us = hdr->rtt_us;
+    b.oldest_seq = hdr->oldest_seq;
+    if (hdr->drops.count > 0)
+        b.drops = &hdr->drops;
     rc = wire_batch_encode(&b, out, out_len);
 out:
     free(evs);
@@ -169,7 +185,11 @@ static void client_usage(void)
         "  [--content-type T] [--encoding E] (\"-\" omits the header)\n"
         "  [--body random|zlib-random|truncated|bomb|corrupt] [--chunked]\n"
         "  (bomb: 64 MiB of zeros, deflated to some 64 KiB)\n"
-        "  [--pad BYTES] (sends BYTES of zeros as an uncompressed body)\n");
+        "  [--pad BYTES] (sends BYTES of zeros as an uncompressed body)\n"
+        "  [--oldest-seq N] [--drops COUNT:FIRST-LAST[@FROM_MS-TO_MS]]\n"
+        "  [--sent-ms MS] (absolute; +MS or -MS: relative to now; 0 omits;\n"
+        "  default now) [--rtt-us N]\n"
+        "  [--cacert PEM] [--cert PEM --key PEM] [--insecure]\n");
 }
 
 int main(int argc, char **argv)
@@ -188,15 +208,28 @@ int main(int argc, char **argv)
         { "body", required_argument, NULL, 'b' },
         { "chunked", no_argument, NULL, 'C' },
         { "pad", required_argument, NULL, 'p' },
+        { "oldest-seq", required_argument, NULL, 'o' },
+        { "drops", required_argument, NULL, 'd' },
+        { "sent-ms", required_argument, NULL, 'S' },
+        { "rtt-us", required_argument, NULL, 'r' },
+        { "cacert", required_argument, NULL, 'A' },
+        { "cert", required_argument, NULL, 'X' },
+        { "key", required_argument, NULL, 'K' },
+        { "insecure", no_argument, NULL, 'I' },
         { NULL, 0, NULL, 0 },
     };
     const char *url = NULL, *token = NULL, *cluster = "test", *node = "n1";
     const char *ctype = "application/x-protobuf", *enc = "deflate";
     const char *bad = NULL, *target = "web";
+    const char *cacert = NULL, *cert = NULL, *key = NULL;
+    struct client_hdr bh = { .drops = SEXTANT__V1__DROPS__INIT };
+    int insecure = 0, n_scan;
+    char errbuf[CURL_ERROR_SIZE] = "";
     uint64_t ranges[CLIENT_MAX_RANGES][2];
     size_t n_ranges = 0, pad = 0;
     uint64_t epoch = 42;
     int64_t t0 = util_now_ms();
+    int64_t now = t0;
     int chunked = 0, opt, rc = 1;
     struct curl_slist *hdrs = NULL;
     struct client_reply reply = { 0 };
@@ -207,6 +240,7 @@ int main(int argc, char **argv)
     long status = 0;
     CURL *h;
 
+    bh.sent_ms = now;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
         case 'u': url = optarg; break;
@@ -221,6 +255,27 @@ int main(int argc, char **argv)
         case 'b': bad = optarg; break;
         case 'C': chunked = 1; break;
         case 'p': pad = strtoull(optarg, NULL, 10); break;
+        case 'o': bh.oldest_seq = strtoull(optarg, NULL, 10); break;
+        case 'r': bh.rtt_us = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 'A': cacert = optarg; break;
+        case 'X': cert = optarg; break;
+        case 'K': key = optarg; break;
+        case 'I': insecure = 1; break;
+        case 'S':
+            bh.sent_ms = strtoll(optarg, NULL, 10);
+            if (optarg[0] == '+' || optarg[0] == '-')
+                bh.sent_ms += now;
+            break;
+        case 'd':
+            n_scan = sscanf(optarg, "%" SCNu64 ":%" SCNu64 "-%" SCNu64
+                            "@%" SCNd64 "-%" SCNd64, &bh.drops.count,
+                            &bh.drops.first_seq, &bh.drops.last_seq,
+                            &bh.drops.first_unix_ms, &bh.drops.last_unix_ms);
+            if (n_scan != 3 && n_scan != 5) {
+                client_usage();
+                return 2;
+            }
+            break;
         case 's':
             if (n_ranges == CLIENT_MAX_RANGES ||
                 sscanf(optarg, "%" SCNu64 "-%" SCNu64, &ranges[n_ranges][0],
@@ -244,7 +299,7 @@ int main(int argc, char **argv)
         len = pad;
     } else if (client_batch(cluster, node, epoch,
                             (const uint64_t (*)[2])ranges, n_ranges, t0,
-                            target, &body, &len) < 0 ||
+                            target, &bh, &body, &len) < 0 ||
                (bad && client_bad_body(bad, &body, &len) < 0)) {
         fprintf(stderr, "ingest_client: cannot build the body\n");
         goto out;
@@ -285,11 +340,22 @@ int main(int argc, char **argv)
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    if (cacert)
+        curl_easy_setopt(h, CURLOPT_CAINFO, cacert);
+    if (cert)
+        curl_easy_setopt(h, CURLOPT_SSLCERT, cert);
+    if (key)
+        curl_easy_setopt(h, CURLOPT_SSLKEY, key);
+    if (insecure) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
     if (curl_easy_perform(h) != CURLE_OK &&
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
         status == 0) {
         /* An early 413 may reset the upload: the status still counts. */
-        printf("0 transport error\n");
+        printf("0 transport error: %s\n", errbuf);
         curl_easy_cleanup(h);
         goto out;
     }

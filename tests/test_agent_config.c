@@ -126,11 +126,12 @@ static void test_full_config_loads_every_key(void **state)
     assert_string_equal(cfg.cluster, "prod-eu");
     assert_string_equal(cfg.region, "eu-west-1");
     assert_string_equal(cfg.node, "node-a");
-    assert_string_equal(cfg.collector_url,
+    assert_int_equal(cfg.n_collectors, 1);
+    assert_string_equal(cfg.collectors[0].url,
                         "https://collector.example:8480/sextant/");
-    assert_string_equal(cfg.ingest_url,
+    assert_string_equal(cfg.collectors[0].ingest_url,
                         "https://collector.example:8480/sextant/v1/ingest");
-    assert_string_equal(cfg.token, "tok-0123456789abcdef");
+    assert_string_equal(cfg.collectors[0].token, "tok-0123456789abcdef");
     assert_string_equal(cfg.spool_path, "/var/lib/sextant/spool.db");
     assert_int_equal(cfg.interval_ms, 30000);
     assert_int_equal(cfg.timeout_ms, 2000);
@@ -162,7 +163,16 @@ static void test_defaults_are_applied(void **state)
 
     (void)state;
     assert_int_equal(load(HEAD TARGETS, &cfg, err, sizeof(err)), 0);
-    assert_string_equal(cfg.ingest_url, "http://127.0.0.1:8480/v1/ingest");
+    assert_string_equal(cfg.collectors[0].ingest_url,
+                        "http://127.0.0.1:8480/v1/ingest");
+    /* spool.max_bytes and shipping.*, as the README gives them. */
+    assert_int_equal(cfg.spool_max_bytes, 64LL << 20);
+    assert_int_equal(cfg.batch_max_events, 5000);
+    assert_int_equal(cfg.batch_max_bytes, 1LL << 20);
+    assert_int_equal(cfg.batch_max_age_ms, 1000);
+    assert_int_equal(cfg.backoff_initial_ms, 1000);
+    assert_int_equal(cfg.backoff_max_ms, 60000);
+    assert_int_equal(cfg.shutdown_grace_ms, 5000);
     assert_int_equal(cfg.interval_ms, 10000);
     assert_int_equal(cfg.timeout_ms, 5000);
     assert_int_equal(cfg.log_level, LOGL_INFO);
@@ -222,8 +232,8 @@ static void test_unknown_key_in_collector_is_an_error(void **state)
 static void test_unknown_key_in_spool_is_an_error(void **state)
 {
     (void)state;
-    expect_error(HEAD "  max_bytes: 1MiB\n" TARGETS,
-                 "9: spool.max_bytes: unknown key");
+    expect_error(HEAD "  maxbytes: 1MiB\n" TARGETS,
+                 "9: spool.maxbytes: unknown key");
 }
 
 static void test_unknown_key_in_target_is_an_error(void **state)
@@ -271,7 +281,8 @@ static void test_missing_required_keys_are_errors(void **state)
     expect_error("region: r1\n", "1: cluster: required key is missing");
     expect_error("cluster: c1\n", "1: region: required key is missing");
     expect_error("cluster: c1\nregion: r1\nnode: n1\n",
-                 "1: collector: required key is missing");
+                 "1: collector: required key is missing (or give "
+                 "collectors)");
     expect_error("cluster: c1\n"
                  "region: r1\n"
                  "node: n1\n"
@@ -491,7 +502,7 @@ static void test_token_file_is_read_and_trimmed(void **state)
              "spool:\n"
              "  path: /tmp/s.db\n" TARGETS, tok);
     assert_int_equal(load(yaml, &cfg, err, sizeof(err)), 0);
-    assert_string_equal(cfg.token, "file-token-0123456789");
+    assert_string_equal(cfg.collectors[0].token, "file-token-0123456789");
     agent_config_free(&cfg);
     unlink(tok);
     snprintf(yaml, sizeof(yaml),
@@ -508,6 +519,142 @@ static void test_token_file_is_read_and_trimmed(void **state)
                  "%s: No such file or directory", tok);
         expect_error(yaml, want);
     }
+}
+
+#define COLL_HEAD                           \
+    "cluster: c1\n"                         \
+    "region: eu-west-1\n"                   \
+    "node: n1\n"
+#define SPOOL_TARGETS                       \
+    "spool:\n"                              \
+    "  path: /tmp/agent-spool.db\n" TARGETS
+
+static void test_collectors_list_gives_every_collector(void **state)
+{
+    struct agent_config cfg = { 0 };
+    char err[512];
+
+    (void)state;
+    assert_int_equal(load(COLL_HEAD
+                          "collectors:\n"
+                          "  - url: http://127.0.0.1:8480\n"
+                          "    token: tok-aaaaaaaaaaaaaaaa\n"
+                          "  - url: http://127.0.0.2:8480/sx/\n"
+                          "    token: tok-bbbbbbbbbbbbbbbb\n"
+                          SPOOL_TARGETS, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(cfg.n_collectors, 2);
+    assert_string_equal(cfg.collectors[0].ingest_url,
+                        "http://127.0.0.1:8480/v1/ingest");
+    assert_string_equal(cfg.collectors[0].token, "tok-aaaaaaaaaaaaaaaa");
+    assert_string_equal(cfg.collectors[1].ingest_url,
+                        "http://127.0.0.2:8480/sx/v1/ingest");
+    assert_string_equal(cfg.collectors[1].token, "tok-bbbbbbbbbbbbbbbb");
+    assert_true(agent_collector_equal(&cfg.collectors[0],
+                                      &cfg.collectors[0]));
+    assert_false(agent_collector_equal(&cfg.collectors[0],
+                                       &cfg.collectors[1]));
+    agent_config_free(&cfg);
+}
+
+static void test_collector_and_collectors_errors(void **state)
+{
+    (void)state;
+    expect_error(COLL_HEAD
+                 "collector:\n"
+                 "  url: http://127.0.0.1:8480\n"
+                 "  token: tok-0123456789abcdef\n"
+                 "collectors:\n"
+                 "  - url: http://127.0.0.1:8481\n"
+                 "    token: tok-0123456789abcdef\n" SPOOL_TARGETS,
+                 "8: collectors: give exactly one of collector and "
+                 "collectors, not both");
+    expect_error(COLL_HEAD "collectors: []\n" SPOOL_TARGETS,
+                 "4: collectors: list is empty");
+    expect_error(COLL_HEAD "collectors:\n  - http://127.0.0.1:8480\n"
+                 SPOOL_TARGETS, "5: collectors[0]: expected a mapping");
+    expect_error(COLL_HEAD
+                 "collectors:\n"
+                 "  - url: http://127.0.0.1:8480\n"
+                 "    token: tok-0123456789abcdef\n"
+                 "  - url: http://127.0.0.1:8480/\n"
+                 "    tokn: x\n" SPOOL_TARGETS,
+                 "8: collectors[1].tokn: unknown key");
+    expect_error(COLL_HEAD
+                 "collectors:\n"
+                 "  - url: http://127.0.0.1:8480\n"
+                 "    token: tok-0123456789abcdef\n"
+                 "  - url: http://127.0.0.1:8480/\n"
+                 "    token: tok-0123456789abcdef\n" SPOOL_TARGETS,
+                 "7: collectors[1].url: same collector as collectors[0]");
+    expect_error(COLL_HEAD
+                 "collectors:\n"
+                 "  - url: http://127.0.0.1:8480\n" SPOOL_TARGETS,
+                 "5: collectors[0].token: required key is missing (or give "
+                 "token_file)");
+    expect_error(COLL_HEAD
+                 "collectors:\n"
+                 "  - {url: \"http://h1\", token: t}\n"
+                 "  - {url: \"http://h2\", token: t}\n"
+                 "  - {url: \"http://h3\", token: t}\n"
+                 "  - {url: \"http://h4\", token: t}\n"
+                 "  - {url: \"http://h5\", token: t}\n"
+                 "  - {url: \"http://h6\", token: t}\n"
+                 "  - {url: \"http://h7\", token: t}\n"
+                 "  - {url: \"http://h8\", token: t}\n"
+                 "  - {url: \"http://h9\", token: t}\n" SPOOL_TARGETS,
+                 "5: collectors: at most 8 collectors");
+}
+
+static void test_spool_bound_and_shipping_keys_load(void **state)
+{
+    struct agent_config cfg = { 0 };
+    char err[512];
+
+    (void)state;
+    assert_int_equal(load(HEAD "  max_bytes: 2MiB\n"
+                          "shipping:\n"
+                          "  batch_max_events: 100\n"
+                          "  batch_max_bytes: 64KiB\n"
+                          "  batch_max_age: 250ms\n"
+                          "  backoff_initial: 200ms\n"
+                          "  backoff_max: 30s\n"
+                          "  shutdown_grace: 20s\n" TARGETS,
+                          &cfg, err, sizeof(err)), 0);
+    assert_int_equal(cfg.spool_max_bytes, 2LL << 20);
+    assert_int_equal(cfg.batch_max_events, 100);
+    assert_int_equal(cfg.batch_max_bytes, 64LL << 10);
+    assert_int_equal(cfg.batch_max_age_ms, 250);
+    assert_int_equal(cfg.backoff_initial_ms, 200);
+    assert_int_equal(cfg.backoff_max_ms, 30000);
+    assert_int_equal(cfg.shutdown_grace_ms, 20000);
+    agent_config_free(&cfg);
+    /* A long backoff_initial lifts the default cap with it. */
+    assert_int_equal(load(HEAD "shipping: {backoff_initial: 2m}\n" TARGETS,
+                          &cfg, err, sizeof(err)), 0);
+    assert_int_equal(cfg.backoff_max_ms, 120000);
+    agent_config_free(&cfg);
+}
+
+static void test_bad_spool_bound_and_shipping_keys_are_errors(void **state)
+{
+    (void)state;
+    expect_error(HEAD "  max_bytes: 1KiB\n" TARGETS,
+                 "9: spool.max_bytes: must be between 65536 and "
+                 "68719476736 bytes");
+    expect_error(HEAD "shipping:\n  batch_max_event: 5\n" TARGETS,
+                 "10: shipping.batch_max_event: unknown key");
+    expect_error(HEAD "shipping:\n  batch_max_events: 0\n" TARGETS,
+                 "10: shipping.batch_max_events: must be between 1 and "
+                 "10000");
+    expect_error(HEAD "shipping:\n  batch_max_bytes: 8MiB\n" TARGETS,
+                 "10: shipping.batch_max_bytes: must be between 1024 and "
+                 "4194304 bytes");
+    expect_error(HEAD "shipping:\n  backoff_initial: 5s\n"
+                 "  backoff_max: 2s\n" TARGETS,
+                 "11: shipping.backoff_max: must not be below "
+                 "backoff_initial (5000ms)");
+    expect_error_prefix(HEAD "shipping:\n  shutdown_grace: soon\n" TARGETS,
+                        "10: shipping.shutdown_grace: expected a duration");
 }
 
 static void test_bad_expect_status_is_an_error(void **state)
@@ -584,6 +731,10 @@ int main(void)
         T(test_token_and_token_file_together_are_an_error),
         T(test_no_token_is_an_error),
         T(test_token_file_is_read_and_trimmed),
+        T(test_collectors_list_gives_every_collector),
+        T(test_collector_and_collectors_errors),
+        T(test_spool_bound_and_shipping_keys_load),
+        T(test_bad_spool_bound_and_shipping_keys_are_errors),
         T(test_bad_expect_status_is_an_error),
         T(test_unknown_probe_type_is_an_error),
         T(test_bad_log_level_is_an_error),

@@ -66,6 +66,8 @@ static void test_valid_config_loads_with_defaults(void **state)
                      &cfg.clusters[0]);
     assert_null(collector_config_cluster_by_token(&cfg, "aaaaaaaaaaaaaaab"));
     assert_null(collector_config_cluster_by_token(&cfg, "aaaaaaaaaaaaaaa"));
+    assert_null(cfg.tls.cert_pem);          /* no tls: plain HTTP */
+    assert_null(cfg.tls.client_ca_pem);
     collector_config_free(&cfg);
 }
 
@@ -177,6 +179,45 @@ static void test_duplicate_key_and_bad_yaml_are_errors(void **state)
                  "1: log_level: expected error, warn, info or debug");
 }
 
+/* Files that do not exist, cannot be read or hold no PEM are config
+ * errors at their key's line (the good case, with certificates made by
+ * openssl, is in tests/collector_tls.sh). */
+static void test_tls_files_are_checked_when_loading(void **state)
+{
+    char yaml[1200], txt[300];
+
+    (void)state;
+    snprintf(txt, sizeof(txt), "%s/tok", cfg_dir);  /* removed by teardown */
+    write_file(txt, "not a certificate\n");
+    expect_error("listen: 127.0.0.1:1\ndb: x\ntls: on\n" OK_CLUSTERS,
+                 "3: tls: expected a mapping");
+    expect_error("listen: 127.0.0.1:1\ndb: x\ntls:\n  key_file: k\n"
+                 OK_CLUSTERS,
+                 "4: tls.cert_file: required key is missing");
+    expect_error("listen: 127.0.0.1:1\ndb: x\ntls:\n"
+                 "  cert_file: /nonexistent/c.pem\n  key_file: k\n"
+                 OK_CLUSTERS,
+                 "4: tls.cert_file: cannot read /nonexistent/c.pem: No such "
+                 "file or directory");
+    snprintf(yaml, sizeof(yaml), "listen: 127.0.0.1:1\ndb: x\ntls:\n"
+             "  cert_file: %s\n  key_file: %s\n" OK_CLUSTERS, txt, txt);
+    write_file(cfg_path, yaml);
+    {
+        struct collector_config cfg;
+        char err[600], want[700];
+
+        assert_true(collector_config_load(cfg_path, &cfg, err,
+                                          sizeof(err)) < 0);
+        snprintf(want, sizeof(want), "%s:4: tls.cert_file: %s: no PEM "
+                 "certificate", cfg_path, txt);
+        if (strncmp(err, want, strlen(want)) != 0)
+            fail_msg("got  \"%s\"\nwant \"%s...\"", err, want);
+    }
+    expect_error("listen: 127.0.0.1:1\ndb: x\ntls:\n  cert_file: c\n"
+                 "  key_file: k\n  cipher: x\n" OK_CLUSTERS,
+                 "6: tls.cipher: unknown key");
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -211,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_token_rules_are_enforced),
         cmocka_unit_test(test_duplicate_cluster_or_token_is_an_error),
         cmocka_unit_test(test_duplicate_key_and_bad_yaml_are_errors),
+        cmocka_unit_test(test_tls_files_are_checked_when_loading),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,6 +1,10 @@
 /* test_spool.c -- the agent's SQLite spool: seqs, epochs, peek limits,
- * acks, reopening, surviving kill -9, and refusing files it cannot use.
- * Each test gets its own spool file in a fresh temp folder. */
+ * acks, reopening, surviving kill -9, moving unusable files aside, the
+ * byte bound with its drop records, per-collector acked ranges (an event
+ * goes only when every collector has it), tentative drops of a batch in
+ * flight, dead letters, and the v1 -> v2 migration. Each test gets its
+ * own spool file in a fresh temp folder; counts are exact, checked
+ * against the file through a connection of the test's own. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -18,6 +22,7 @@
 
 #include "spool.h"
 #include "util.h"
+#include "wire.h"
 
 static char test_dir[64];
 static char test_path[128];
@@ -31,16 +36,21 @@ static int setup(void **state)
     return 0;
 }
 
+static void unlink_db(const char *path)
+{
+    char p[512];                    /* path (< 300) + "-wal" */
+
+    unlink(path);
+    snprintf(p, sizeof(p), "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", path);
+    unlink(p);
+}
+
 static int teardown(void **state)
 {
-    char p[160];
-
     (void)state;
-    unlink(test_path);
-    snprintf(p, sizeof(p), "%s-wal", test_path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", test_path);
-    unlink(p);
+    unlink_db(test_path);
     return 0;
 }
 
@@ -364,35 +374,67 @@ static void test_spool_file_is_in_wal_mode(void **state)
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st,
                                         NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
     sqlite3_finalize(st);
     sqlite3_close(db);
     spool_close(sp);
 }
 
-static void test_newer_schema_is_refused(void **state)
+/* One value from the file, through a connection of the test's own. */
+static int64_t sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void test_newer_schema_is_moved_aside_for_a_new_epoch(void **state)
 {
     struct spool *sp = open_ok();
-    char err[SPOOL_ERR_LEN];
+    uint64_t old_epoch = spool_epoch(sp);
+    char aside[300];
     sqlite3 *db;
 
     (void)state;
+    append_probe(sp, "old", 0);
     spool_close(sp);
     assert_int_equal(sqlite3_open(test_path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL,
                                   NULL), SQLITE_OK);
     sqlite3_close(db);
-    sp = NULL;
-    assert_int_equal(spool_open(test_path, &sp, err, sizeof(err)), -EPROTO);
-    assert_null(sp);
-    assert_string_equal(err, "spool schema v99 is newer than this agent "
-                        "knows (v1)");
+    sp = open_ok();
+    assert_non_null(spool_moved_aside(sp));
+    snprintf(aside, sizeof(aside), "%s", spool_moved_aside(sp));
+    assert_int_equal(strncmp(aside, test_path, strlen(test_path)), 0);
+    assert_int_equal(strncmp(aside + strlen(test_path), ".corrupt-", 9), 0);
+    assert_true(spool_epoch(sp) != old_epoch);
+    assert_int_equal(count(sp), 0);
+    assert_int_equal(append_probe(sp, "new", 0), 1);
+    spool_close(sp);
+    /* The old file is whole where it went: its event and its version. */
+    assert_int_equal(sql_int(aside, "PRAGMA user_version"), 99);
+    assert_int_equal(sql_int(aside, "SELECT count(*) FROM events"), 1);
+    unlink_db(aside);
+    /* A usable spool is never moved. */
+    sp = open_ok();
+    assert_null(spool_moved_aside(sp));
+    spool_close(sp);
 }
 
-static void test_file_that_is_not_a_spool_is_refused(void **state)
+static void test_file_that_is_not_a_spool_is_moved_aside(void **state)
 {
     struct spool *sp = NULL;
-    char junk[4096], err[SPOOL_ERR_LEN];
+    char junk[4096], back[4096], aside[300], wal[320];
     FILE *f;
 
     (void)state;
@@ -401,9 +443,707 @@ static void test_file_that_is_not_a_spool_is_refused(void **state)
     assert_non_null(f);
     assert_int_equal(fwrite(junk, 1, sizeof(junk), f), sizeof(junk));
     fclose(f);
-    assert_int_equal(spool_open(test_path, &sp, err, sizeof(err)), -EBADMSG);
-    assert_null(sp);
-    assert_non_null(strstr(err, "not a database"));
+    /* A stale WAL beside it must not end up in the new spool. */
+    snprintf(wal, sizeof(wal), "%s-wal", test_path);
+    f = fopen(wal, "w");
+    assert_non_null(f);
+    fputs("junk wal", f);
+    fclose(f);
+    sp = open_ok();
+    assert_non_null(spool_moved_aside(sp));
+    snprintf(aside, sizeof(aside), "%s", spool_moved_aside(sp));
+    assert_true(spool_epoch(sp) != 0);
+    assert_int_equal(append_probe(sp, "fresh", 0), 1);
+    spool_close(sp);
+    f = fopen(aside, "r");
+    assert_non_null(f);
+    assert_int_equal(fread(back, 1, sizeof(back), f), sizeof(back));
+    fclose(f);
+    assert_memory_equal(back, junk, sizeof(junk));
+    sp = open_ok();
+    assert_null(spool_moved_aside(sp));
+    assert_int_equal(count(sp), 1);
+    spool_close(sp);
+    snprintf(wal, sizeof(wal), "%s-wal", aside);
+    unlink(wal);
+    unlink(aside);
+}
+
+/* A page overwritten in place (a bad disk, a stray write): SQLite opens
+ * the file, quick_check finds the damage. */
+static void test_corrupt_spool_is_moved_aside(void **state)
+{
+    struct spool *sp = open_ok();
+    uint64_t old_epoch = spool_epoch(sp);
+    char junk[4096], aside[300], p[320];
+    FILE *f;
+
+    (void)state;
+    for (int i = 0; i < 300; i++)
+        append_probe(sp, "a target name long enough to fill some pages", 0);
+    spool_close(sp);                    /* checkpoints: all in the file */
+    memset(junk, 0xA5, sizeof(junk));
+    f = fopen(test_path, "r+");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 3 * 4096, SEEK_SET), 0);
+    assert_int_equal(fwrite(junk, 1, sizeof(junk), f), sizeof(junk));
+    fclose(f);
+    sp = open_ok();
+    assert_non_null(spool_moved_aside(sp));
+    snprintf(aside, sizeof(aside), "%s", spool_moved_aside(sp));
+    assert_true(spool_epoch(sp) != old_epoch);
+    assert_int_equal(count(sp), 0);
+    assert_int_equal(append_probe(sp, "fresh", 0), 1);
+    spool_close(sp);
+    /* The damaged file went aside as it was. */
+    f = fopen(aside, "r");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 3 * 4096, SEEK_SET), 0);
+    memset(p, 0, sizeof(p));
+    assert_int_equal(fread(p, 1, 16, f), 16);
+    fclose(f);
+    assert_memory_equal(p, junk, 16);
+    unlink_db(aside);
+}
+
+
+/* -- the byte bound, drop records, collectors, dead letters -- */
+
+static const char *const two_ids[] = { "http://a/v1/ingest",
+                                       "http://b/v1/ingest" };
+
+/* A target name that makes every probe event the same, large size. */
+#define FAT "a-target-name-of-exactly-sixty-four-bytes-to-fatten-events-0123"
+
+/* 127 lifecycle events, acked and gone: from seq 128 to 16383 a seq is
+ * two varint bytes, so same-content events have one exact size. */
+static void skip_small_seqs(struct spool *sp)
+{
+    Sextant__V1__Event e = SEXTANT__V1__EVENT__INIT;
+    Sextant__V1__Lifecycle lc = SEXTANT__V1__LIFECYCLE__INIT;
+    Sextant__V1__Event *evs[127], batch[127];
+
+    e.kind_case = SEXTANT__V1__EVENT__KIND_LIFECYCLE;
+    e.lifecycle = &lc;
+    for (int i = 0; i < 127; i++) {
+        batch[i] = e;
+        evs[i] = &batch[i];
+    }
+    assert_int_equal(spool_append_many(sp, evs, 127), 0);
+    assert_int_equal(spool_ack(sp, 127, NULL), 0);
+}
+
+/* Appends @n same-size probe events stamped @ms0, @ms0 + 1, ... in one
+ * transaction. */
+static void append_fat(struct spool *sp, size_t n, int64_t ms0)
+{
+    Sextant__V1__Event e[64], *evs[64];
+    Sextant__V1__ProbeResult pr = SEXTANT__V1__PROBE_RESULT__INIT;
+    char name[] = FAT;
+
+    assert_true(n <= 64);
+    pr.target = name;
+    pr.type = SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_HTTP;
+    pr.ok = 1;
+    pr.status = 200;
+    for (size_t i = 0; i < n; i++) {
+        sextant__v1__event__init(&e[i]);
+        e[i].kind_case = SEXTANT__V1__EVENT__KIND_PROBE;
+        e[i].probe = &pr;
+        e[i].unix_ms = ms0 + (int64_t)i;
+        evs[i] = &e[i];
+    }
+    assert_int_equal(spool_append_many(sp, evs, n), 0);
+}
+
+/* The packed size of one fat event at a two-byte seq. */
+static size_t fat_size(struct spool *sp)
+{
+    struct spool_chunk c;
+    uint64_t next;
+    size_t len;
+
+    assert_int_equal(spool_next_seq(sp, &next), 0);
+    append_fat(sp, 1, 1000);            /* times stay two varint bytes */
+    assert_int_equal(spool_peek(sp, next - 1, 1, 1u << 20, &c), 0);
+    assert_int_equal(c.n, 1);
+    len = c.events[0].len;
+    spool_chunk_free(&c);
+    assert_int_equal(spool_ack(sp, next, NULL), 0);
+    return len;
+}
+
+/* The file's own truth against spool_stats(). */
+static void assert_stats_match_file(struct spool *sp)
+{
+    struct spool_stats st;
+
+    assert_int_equal(spool_stats(sp, &st), 0);
+    assert_int_equal(st.events, sql_int(test_path,
+                                        "SELECT count(*) FROM events"));
+    assert_int_equal(st.bytes, sql_int(test_path, "SELECT CAST(total("
+                                       "length(body)) AS INTEGER) FROM "
+                                       "events"));
+}
+
+static uint64_t min_seq(void)
+{
+    return (uint64_t)sql_int(test_path, "SELECT min(seq) FROM events");
+}
+
+static void test_bound_drops_oldest_with_an_exact_drop_record(void **state)
+{
+    struct spool *sp = open_ok();
+    struct spool_chunk c;
+    struct spool_stats st;
+    size_t len, fit;
+    uint64_t first;
+
+    (void)state;
+    assert_int_equal(spool_set_collectors(sp, two_ids, 1), 0);
+    assert_int_equal(spool_set_max_bytes(sp, 1000), -EINVAL);
+    assert_int_equal(spool_set_max_bytes(sp, SPOOL_MIN_MAX_BYTES), 0);
+    skip_small_seqs(sp);
+    len = fat_size(sp);                 /* seq 128, gone again */
+    fit = SPOOL_MIN_MAX_BYTES / len;
+    first = 129;
+    for (size_t left = fit; left > 0;) {
+        size_t k = left < 64 ? left : 64;
+
+        append_fat(sp, k, 10000);
+        left -= k;
+    }
+    assert_int_equal(count(sp), fit);
+    assert_int_equal(spool_stats(sp, &st), 0);
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(st.bytes, fit * len);
+    /* One more: exactly the oldest one goes. */
+    append_fat(sp, 1, 11000);
+    assert_int_equal(count(sp), fit);
+    assert_int_equal(min_seq(), first + 1);
+    /* Ten more in one go: exactly ten more of the oldest. */
+    append_fat(sp, 10, 12000);
+    assert_int_equal(count(sp), fit);
+    assert_int_equal(min_seq(), first + 11);
+    assert_int_equal(spool_stats(sp, &st), 0);
+    assert_int_equal(st.dropped, 11);
+    assert_int_equal(st.bytes, fit * len);
+    assert_true(st.bytes <= SPOOL_MIN_MAX_BYTES);
+    assert_stats_match_file(sp);
+    /* Both drops merged into one record (nothing carried it yet), with
+     * the first and last dropped event's seq and time. */
+    assert_int_equal(spool_peek_for(sp, 0, 0, 5, 1u << 20, &c), 0);
+    assert_int_equal(c.first_seq, first + 11);
+    assert_int_equal(c.drop.count, 11);
+    assert_int_equal(c.drop.first_seq, first);
+    assert_int_equal(c.drop.last_seq, first + 10);
+    assert_int_equal(c.drop.first_unix_ms, 10000);
+    assert_int_equal(c.drop.last_unix_ms, 10000 + 10);
+    assert_int_equal(c.oldest_seq, first + 11);
+    assert_int_equal(sql_int(test_path, "SELECT count(*) FROM drops"), 1);
+    spool_chunk_free(&c);
+    spool_close(sp);
+}
+
+static void test_drop_record_is_per_collector_and_told_once(void **state)
+{
+    struct spool *sp = open_ok();
+    struct spool_chunk a, b;
+    size_t len, fit;
+    uint64_t deleted = 99;
+
+    (void)state;
+    assert_int_equal(spool_set_collectors(sp, two_ids, 2), 0);
+    assert_int_equal(spool_set_max_bytes(sp, SPOOL_MIN_MAX_BYTES), 0);
+    skip_small_seqs(sp);
+    len = fat_size(sp);
+    fit = SPOOL_MIN_MAX_BYTES / len;
+    for (size_t left = fit; left > 0;) {
+        size_t k = left < 64 ? left : 64;
+
+        append_fat(sp, k, 5000);
+        left -= k;
+    }
+    /* a has the oldest 5 (129..133); b has nothing. */
+    assert_int_equal(spool_peek_for(sp, 0, 0, 5, 1u << 20, &a), 0);
+    assert_int_equal(a.first_seq, 129);
+    assert_int_equal(a.last_seq, 133);
+    assert_int_equal(spool_batch_sent(sp, 0, &a), 0);
+    assert_int_equal(spool_batch_acked(sp, 0, &a, &deleted), 0);
+    assert_int_equal(deleted, 0);       /* b still lacks them */
+    spool_chunk_free(&a);
+    /* 8 over the bound: 129..136 go. b lost 8, a only 3 (134..136). */
+    append_fat(sp, 8, 7000);
+    assert_int_equal(min_seq(), 137);
+    assert_int_equal(spool_peek_for(sp, 0, 0, 5, 1u << 20, &a), 0);
+    assert_int_equal(a.drop.count, 3);
+    assert_int_equal(a.drop.first_seq, 134);
+    assert_int_equal(a.drop.last_seq, 136);
+    assert_int_equal(spool_peek_for(sp, 1, 0, 5, 1u << 20, &b), 0);
+    assert_int_equal(b.drop.count, 8);
+    assert_int_equal(b.drop.first_seq, 129);
+    assert_int_equal(b.drop.last_seq, 136);
+    /* a is told (its batch carrying the record is acked); b not yet. */
+    assert_int_equal(spool_batch_sent(sp, 0, &a), 0);
+    assert_int_equal(spool_batch_acked(sp, 0, &a, NULL), 0);
+    spool_chunk_free(&a);
+    assert_int_equal(spool_peek_for(sp, 0, 0, 5, 1u << 20, &a), 0);
+    assert_int_equal(a.drop.count, 0);
+    spool_chunk_free(&a);
+    spool_chunk_free(&b);
+    assert_int_equal(spool_peek_for(sp, 1, 0, 5, 1u << 20, &b), 0);
+    assert_int_equal(b.drop.count, 8);
+    /* A carried record is frozen: a later drop makes a second record,
+     * and the batch says its range is still to come (oldest_seq). (The
+     * batch is abandoned, as by a stop: else 137 and 138 would be
+     * tentative drops of it.) */
+    assert_int_equal(spool_batch_sent(sp, 1, &b), 0);
+    assert_int_equal(spool_batch_abandoned(sp, 1), 0);
+    spool_chunk_free(&b);
+    append_fat(sp, 2, 9000);            /* 137, 138 go */
+    assert_int_equal(spool_peek_for(sp, 1, 0, 5, 1u << 20, &b), 0);
+    assert_int_equal(b.drop.count, 8);
+    assert_int_equal(b.drop.last_seq, 136);
+    assert_int_equal(b.first_seq, 139);
+    assert_int_equal(b.oldest_seq, 137);
+    assert_int_equal(spool_batch_sent(sp, 1, &b), 0);
+    assert_int_equal(spool_batch_acked(sp, 1, &b, NULL), 0);
+    spool_chunk_free(&b);
+    assert_int_equal(spool_peek_for(sp, 1, 0, 5, 1u << 20, &b), 0);
+    assert_int_equal(b.drop.count, 2);
+    assert_int_equal(b.drop.first_seq, 137);
+    assert_int_equal(b.drop.last_seq, 138);
+    assert_int_equal(b.oldest_seq, 144);
+    spool_chunk_free(&b);
+    assert_stats_match_file(sp);
+    spool_close(sp);
+}
+
+static void test_event_goes_only_when_every_collector_acked(void **state)
+{
+    struct spool *sp = open_ok();
+    struct spool_chunk c;
+    uint64_t deleted;
+
+    (void)state;
+    assert_int_equal(spool_set_collectors(sp, two_ids, 2), 0);
+    for (int i = 0; i < 10; i++)
+        append_probe(sp, "x", 0);
+    /* a: 1-4 (oldest first). */
+    assert_int_equal(spool_peek_for(sp, 0, 0, 4, 1u << 20, &c), 0);
+    assert_int_equal(c.first_seq, 1);
+    assert_int_equal(c.last_seq, 4);
+    assert_true(c.more);
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    assert_int_equal(spool_batch_acked(sp, 0, &c, &deleted), 0);
+    assert_int_equal(deleted, 0);
+    spool_chunk_free(&c);
+    /* b: the newest 3, 8-10, in ascending order. */
+    assert_int_equal(spool_peek_for(sp, 1, 1, 3, 1u << 20, &c), 0);
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.first_seq, 8);
+    assert_int_equal(c.last_seq, 10);
+    assert_true(c.more);
+    assert_int_equal(c.oldest_seq, 1);
+    for (size_t i = 0; i < c.n; i++) {
+        Sextant__V1__Event *ev = sextant__v1__event__unpack(
+            NULL, c.events[i].len, c.events[i].data);
+
+        assert_non_null(ev);
+        assert_int_equal(ev->seq, 8 + i);
+        sextant__v1__event__free_unpacked(ev, NULL);
+    }
+    assert_int_equal(spool_batch_sent(sp, 1, &c), 0);
+    assert_int_equal(spool_batch_acked(sp, 1, &c, &deleted), 0);
+    assert_int_equal(deleted, 0);
+    spool_chunk_free(&c);
+    /* a's next oldest skips what it has: 5-10 minus nothing = 5-8. */
+    assert_int_equal(spool_peek_for(sp, 0, 0, 4, 1u << 20, &c), 0);
+    assert_int_equal(c.first_seq, 5);
+    assert_int_equal(c.last_seq, 8);
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    assert_int_equal(spool_batch_acked(sp, 0, &c, &deleted), 0);
+    assert_int_equal(deleted, 1);       /* 8: both have it */
+    spool_chunk_free(&c);
+    assert_int_equal(count(sp), 9);
+    /* b's next: 1-7, skipping 8-10 it has. */
+    assert_int_equal(spool_peek_for(sp, 1, 0, 100, 1u << 20, &c), 0);
+    assert_int_equal(c.n, 7);
+    assert_int_equal(c.first_seq, 1);
+    assert_int_equal(c.last_seq, 7);
+    assert_false(c.more);
+    assert_int_equal(spool_batch_sent(sp, 1, &c), 0);
+    assert_int_equal(spool_batch_acked(sp, 1, &c, &deleted), 0);
+    assert_int_equal(deleted, 7);
+    spool_chunk_free(&c);
+    assert_int_equal(count(sp), 2);     /* 9 and 10: a lacks them */
+    assert_int_equal(min_seq(), 9);
+    assert_stats_match_file(sp);
+    /* b has nothing left to send; a has 9-10. */
+    assert_int_equal(spool_peek_for(sp, 1, 0, 100, 1u << 20, &c), 0);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(spool_peek_for(sp, 0, 1, 100, 1u << 20, &c), 0);
+    assert_int_equal(c.first_seq, 9);
+    assert_int_equal(c.last_seq, 10);
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    assert_int_equal(spool_batch_acked(sp, 0, &c, &deleted), 0);
+    assert_int_equal(deleted, 2);
+    spool_chunk_free(&c);
+    assert_int_equal(count(sp), 0);
+    /* Ranges below the oldest event are forgotten: the table stays
+     * small however long the agent runs. */
+    assert_int_equal(sql_int(test_path, "SELECT count(*) FROM acked"), 0);
+    assert_stats_match_file(sp);
+    spool_close(sp);
+}
+
+static void test_reopen_keeps_ranges_drops_and_events(void **state)
+{
+    struct spool *sp = open_ok();
+    struct spool_chunk c;
+    uint64_t epoch = spool_epoch(sp);
+
+    (void)state;
+    assert_int_equal(spool_set_collectors(sp, two_ids, 2), 0);
+    for (int i = 0; i < 6; i++)
+        append_probe(sp, "x", 0);
+    assert_int_equal(spool_peek_for(sp, 0, 1, 2, 1u << 20, &c), 0);
+    assert_int_equal(c.first_seq, 5);          /* a: newest two */
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    assert_int_equal(spool_batch_acked(sp, 0, &c, NULL), 0);
+    spool_chunk_free(&c);
+    spool_close(sp);
+    sp = open_ok();
+    assert_int_equal(spool_epoch(sp), epoch);
+    /* Before set_collectors it knows the file's collectors already. */
+    assert_int_equal(spool_n_collectors(sp), 2);
+    assert_int_equal(spool_set_collectors(sp, two_ids, 2), 0);
+    assert_int_equal(count(sp), 6);
+    assert_int_equal(spool_peek_for(sp, 0, 1, 100, 1u << 20, &c), 0);
+    assert_int_equal(c.n, 4);                   /* a: 1-4 still */
+    assert_int_equal(c.first_seq, 1);
+    assert_int_equal(c.last_seq, 4);
+    spool_chunk_free(&c);
+    assert_int_equal(spool_peek_for(sp, 1, 0, 100, 1u << 20, &c), 0);
+    assert_int_equal(c.n, 6);                   /* b: everything */
+    spool_chunk_free(&c);
+    spool_close(sp);
+}
+
+static void test_removed_collector_releases_what_it_held(void **state)
+{
+    struct spool *sp = open_ok();
+    struct spool_chunk c;
+    const char *only_a[] = { two_ids[0] };
+    const char *b_then_new[] = { two_ids[1], "http://c/v1/ingest" };
+
+    (void)state;
+    assert_int_equal(spool_set_collectors(sp, two_ids, 2), 0);
+    for (int i = 0; i < 5; i++)
+        append_probe(sp, "x", 0);
+    assert_int_equal(spool_peek_for(sp, 0, 0, 3, 1u << 20, &c), 0);
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    assert_int_equal(spool_batch_acked(sp, 0, &c, NULL), 0);
+    spool_chunk_free(&c);
+    assert_int_equal(count(sp), 5);
+    /* b goes from the config: a's acks now suffice. */
+    assert_int_equal(spool_set_collectors(sp, only_a, 1), 0);
+    assert_int_equal(count(sp), 2);
+    assert_int_equal(spool_n_collectors(sp), 1);
+    /* b comes back as new, beside a newcomer: both get what is left. */
+    assert_int_equal(spool_set_collectors(sp, b_then_new, 2), 0);
+    assert_int_equal(sql_int(test_path, "SELECT count(*) FROM collectors"),
+                     2);
+    for (unsigned k = 0; k < 2; k++) {
+        assert_int_equal(spool_peek_for(sp, k, 0, 100, 1u << 20, &c), 0);
+        assert_int_equal(c.first_seq, 4);
+        assert_int_equal(c.n, 2);
+        spool_chunk_free(&c);
+    }
+    assert_int_equal(spool_set_collectors(sp, b_then_new, 0), -EINVAL);
+    spool_close(sp);
+}
+
+/* The bound drops events of a batch in flight: if the collector stores
+ * the batch they were no loss; if the batch fails they become drops. */
+static void test_drops_of_a_batch_in_flight_are_tentative(void **state)
+{
+    struct spool *sp = open_ok();
+    struct spool_chunk c;
+    struct spool_stats st;
+    size_t len, fit;
+
+    (void)state;
+    assert_int_equal(spool_set_collectors(sp, two_ids, 1), 0);
+    assert_int_equal(spool_set_max_bytes(sp, SPOOL_MIN_MAX_BYTES), 0);
+    skip_small_seqs(sp);
+    len = fat_size(sp);
+    fit = SPOOL_MIN_MAX_BYTES / len;
+    for (size_t left = fit; left > 0;) {
+        size_t k = left < 64 ? left : 64;
+
+        append_fat(sp, k, 1000);
+        left -= k;
+    }
+    /* In flight: 129-138. Four over the bound drop 129-132. */
+    assert_int_equal(spool_peek_for(sp, 0, 0, 10, 1u << 20, &c), 0);
+    assert_int_equal(c.first_seq, 129);
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    append_fat(sp, 4, 2000);
+    assert_int_equal(min_seq(), 133);
+    assert_int_equal(sql_int(test_path, "SELECT count(*) FROM drops "
+                             "WHERE state = 2"), 1);
+    /* Stored: no drop to report. */
+    assert_int_equal(spool_batch_acked(sp, 0, &c, NULL), 0);
+    spool_chunk_free(&c);
+    assert_int_equal(sql_int(test_path, "SELECT count(*) FROM drops"), 0);
+    /* Again, but the batch is abandoned (the agent stops while it is out
+     * there): the ack made room for 6, so 10 more drop 139-142, which
+     * become a drop record then, and only then count as dropped. */
+    assert_int_equal(spool_peek_for(sp, 0, 0, 10, 1u << 20, &c), 0);
+    assert_int_equal(c.first_seq, 139);
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    spool_chunk_free(&c);
+    append_fat(sp, 10, 3000);
+    assert_int_equal(spool_stats(sp, &st), 0);
+    assert_int_equal(st.dropped, 0);    /* 129-132 were acked after all */
+    assert_int_equal(spool_batch_abandoned(sp, 0), 0);
+    assert_int_equal(spool_stats(sp, &st), 0);
+    assert_int_equal(st.dropped, 4);
+    assert_int_equal(spool_peek_for(sp, 0, 0, 10, 1u << 20, &c), 0);
+    assert_int_equal(c.first_seq, 143);
+    assert_int_equal(c.drop.count, 4);
+    assert_int_equal(c.drop.first_seq, 139);
+    assert_int_equal(c.drop.last_seq, 142);
+    spool_chunk_free(&c);
+    assert_stats_match_file(sp);
+    spool_close(sp);
+}
+
+/* A drop record made after the last batch took every event: it goes in
+ * a batch of its own. */
+static void test_drop_record_without_events_is_a_batch_alone(void **state)
+{
+    struct spool *sp = open_ok();
+    struct spool_chunk c;
+    size_t len, fit;
+    uint64_t r1_last, r2_first, r2_last;
+
+    (void)state;
+    assert_int_equal(spool_set_collectors(sp, two_ids, 1), 0);
+    assert_int_equal(spool_set_max_bytes(sp, SPOOL_MIN_MAX_BYTES), 0);
+    skip_small_seqs(sp);
+    len = fat_size(sp);
+    fit = SPOOL_MIN_MAX_BYTES / len;
+    for (size_t left = fit + 5; left > 0;) {
+        size_t k = left < 64 ? left : 64;
+
+        append_fat(sp, k, 1000);
+        left -= k;
+    }
+    /* R1 (129-133) goes out with a batch that fails: frozen. */
+    assert_int_equal(spool_peek_for(sp, 0, 0, 10, 1u << 20, &c), 0);
+    assert_int_equal(c.drop.count, 5);
+    r1_last = c.drop.last_seq;
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    assert_int_equal(spool_batch_abandoned(sp, 0), 0);
+    spool_chunk_free(&c);
+    append_fat(sp, 3, 2000);                    /* R2: 134-136 */
+    /* Every event and R1 in one batch, which says R2 is to come. */
+    assert_int_equal(spool_peek_for(sp, 0, 0, 5000, 1u << 20, &c), 0);
+    assert_int_equal(c.n, fit);
+    assert_int_equal(c.drop.last_seq, r1_last);
+    r2_first = r1_last + 1;
+    assert_int_equal(c.oldest_seq, r2_first);
+    assert_false(c.more);
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    assert_int_equal(spool_batch_acked(sp, 0, &c, NULL), 0);
+    spool_chunk_free(&c);
+    assert_int_equal(count(sp), 0);
+    /* Now R2 alone. */
+    assert_int_equal(spool_peek_for(sp, 0, 1, 5000, 1u << 20, &c), 0);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(c.drop.count, 3);
+    assert_int_equal(c.drop.first_seq, r2_first);
+    r2_last = c.drop.last_seq;
+    assert_int_equal(r2_last, r2_first + 2);
+    assert_int_equal(c.oldest_seq, r2_last + 1);
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    assert_int_equal(spool_batch_acked(sp, 0, &c, NULL), 0);
+    spool_chunk_free(&c);
+    assert_int_equal(spool_peek_for(sp, 0, 0, 5000, 1u << 20, &c), 0);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(c.drop.count, 0);
+    assert_int_equal(sql_int(test_path, "SELECT count(*) FROM drops"), 0);
+    spool_close(sp);
+}
+
+/* Another writer (sextant-agent event) that overflows the spool while
+ * the agent has a batch out there sees it in the file: its drops of that
+ * batch are tentative too. */
+static void test_other_writer_sees_the_batch_out_there(void **state)
+{
+    struct spool *sp = open_ok(), *other;
+    struct spool_chunk c;
+    struct spool_stats st;
+    size_t len, fit;
+
+    (void)state;
+    assert_int_equal(spool_set_collectors(sp, two_ids, 1), 0);
+    assert_int_equal(spool_set_max_bytes(sp, SPOOL_MIN_MAX_BYTES), 0);
+    skip_small_seqs(sp);
+    len = fat_size(sp);
+    fit = SPOOL_MIN_MAX_BYTES / len;
+    for (size_t left = fit; left > 0;) {
+        size_t k = left < 64 ? left : 64;
+
+        append_fat(sp, k, 1000);
+        left -= k;
+    }
+    assert_int_equal(spool_peek_for(sp, 0, 0, 10, 1u << 20, &c), 0);
+    assert_int_equal(c.first_seq, 129);
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    /* The other process drops 129-140: 10 of the batch, 2 beyond it. */
+    other = open_ok();
+    append_fat(other, 12, 2000);
+    spool_close(other);
+    assert_int_equal(min_seq(), 141);
+    assert_int_equal(sql_int(test_path, "SELECT count FROM drops WHERE "
+                             "state = 2"), 10);
+    assert_int_equal(sql_int(test_path, "SELECT count FROM drops WHERE "
+                             "state = 0"), 2);
+    assert_int_equal(spool_stats(sp, &st), 0);
+    assert_int_equal(st.dropped, 2);
+    /* The collector stored the batch: only the 2 are lost. */
+    assert_int_equal(spool_batch_acked(sp, 0, &c, NULL), 0);
+    spool_chunk_free(&c);
+    assert_int_equal(spool_peek_for(sp, 0, 0, 10, 1u << 20, &c), 0);
+    assert_int_equal(c.first_seq, 141);
+    assert_int_equal(c.drop.count, 2);
+    assert_int_equal(c.drop.first_seq, 139);
+    assert_int_equal(c.drop.last_seq, 140);
+    spool_chunk_free(&c);
+    assert_int_equal(sql_int(test_path, "SELECT count(*) FROM drops"), 1);
+    spool_close(sp);
+}
+
+static void test_dead_letter_keeps_the_batch_and_moves_on(void **state)
+{
+    struct spool *sp = open_ok();
+    struct spool_chunk c;
+    struct spool_stats st;
+    Sextant__V1__Batch *b;
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    uint64_t deleted = 0;
+
+    (void)state;
+    assert_int_equal(spool_set_collectors(sp, two_ids, 1), 0);
+    for (int i = 0; i < 5; i++) {
+        char name[16];
+
+        snprintf(name, sizeof(name), "t%d", i);
+        append_probe(sp, name, 100 + i);
+    }
+    assert_int_equal(spool_peek_for(sp, 0, 0, 3, 1u << 20, &c), 0);
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    assert_int_equal(spool_batch_dead(sp, 0, &c, 400, "{\"error\":\"bad "
+                                      "batch\"}", &deleted), 0);
+    assert_int_equal(deleted, 3);
+    spool_chunk_free(&c);
+    assert_int_equal(count(sp), 2);
+    assert_int_equal(spool_stats(sp, &st), 0);
+    assert_int_equal(st.dead_letter, 3);
+    /* The stream goes on after it. */
+    assert_int_equal(spool_peek_for(sp, 0, 0, 3, 1u << 20, &c), 0);
+    assert_int_equal(c.first_seq, 4);
+    spool_chunk_free(&c);
+    spool_close(sp);
+    assert_int_equal(sqlite3_open_v2(test_path, &db, SQLITE_OPEN_READONLY,
+                                     NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT collector, first_seq, "
+                                        "last_seq, count, status, reason, "
+                                        "unix_ms, body FROM dead_letter",
+                                        -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), two_ids[0]);
+    assert_int_equal(sqlite3_column_int64(q, 1), 1);
+    assert_int_equal(sqlite3_column_int64(q, 2), 3);
+    assert_int_equal(sqlite3_column_int64(q, 3), 3);
+    assert_int_equal(sqlite3_column_int(q, 4), 400);
+    assert_string_equal((const char *)sqlite3_column_text(q, 5),
+                        "{\"error\":\"bad batch\"}");
+    assert_true(sqlite3_column_int64(q, 6) > 0);
+    /* The body is a sextant.v1.Batch holding just those events. */
+    b = sextant__v1__batch__unpack(NULL, (size_t)sqlite3_column_bytes(q, 7),
+                                   sqlite3_column_blob(q, 7));
+    assert_non_null(b);
+    assert_int_equal(b->n_events, 3);
+    for (size_t i = 0; i < 3; i++) {
+        char name[16];
+
+        snprintf(name, sizeof(name), "t%zu", i);
+        assert_int_equal(b->events[i]->seq, i + 1);
+        assert_int_equal(b->events[i]->unix_ms, 100 + (int64_t)i);
+        assert_string_equal(b->events[i]->probe->target, name);
+    }
+    sextant__v1__batch__free_unpacked(b, NULL);
+    assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+/* A spool written by the agent before issue 5: schema v1 with events. */
+static void test_v1_spool_is_migrated_with_its_events(void **state)
+{
+    struct spool *sp;
+    struct spool_stats st;
+    sqlite3 *db;
+    uint8_t *body;
+    size_t len;
+    Sextant__V1__Event ev = SEXTANT__V1__EVENT__INIT;
+    Sextant__V1__Lifecycle lc = SEXTANT__V1__LIFECYCLE__INIT;
+    sqlite3_stmt *ins;
+
+    (void)state;
+    assert_int_equal(sqlite3_open(test_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+        "PRAGMA journal_mode = WAL;"
+        "CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1),"
+        "  epoch INTEGER NOT NULL, next_seq INTEGER NOT NULL,"
+        "  created_unix_ms INTEGER NOT NULL);"
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY,"
+        "  unix_ms INTEGER NOT NULL, kind TEXT NOT NULL,"
+        "  body BLOB NOT NULL);"
+        "INSERT INTO meta VALUES (1, 4242, 8, 1);"
+        "PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO events VALUES "
+                                        "(?, 5, 'lifecycle', ?)", -1, &ins,
+                                        NULL), SQLITE_OK);
+    ev.kind_case = SEXTANT__V1__EVENT__KIND_LIFECYCLE;
+    ev.lifecycle = &lc;
+    ev.unix_ms = 5;
+    for (int seq = 5; seq <= 7; seq++) {
+        ev.seq = (uint64_t)seq;
+        assert_int_equal(wire_event_pack(&ev, &body, &len), 0);
+        sqlite3_bind_int(ins, 1, seq);
+        sqlite3_bind_blob(ins, 2, body, (int)len, SQLITE_TRANSIENT);
+        assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+        sqlite3_reset(ins);
+        free(body);
+    }
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+    sp = open_ok();
+    assert_null(spool_moved_aside(sp));
+    assert_int_equal(spool_epoch(sp), 4242);
+    assert_int_equal(spool_stats(sp, &st), 0);
+    assert_int_equal(st.events, 3);
+    assert_int_equal(st.bytes, 3 * len);
+    assert_int_equal(append_probe(sp, "after", 0), 8);
+    assert_stats_match_file(sp);
+    spool_close(sp);
+    assert_int_equal(sql_int(test_path, "PRAGMA user_version"), 2);
 }
 
 static void test_unwritable_path_is_an_error(void **state)
@@ -434,9 +1174,20 @@ int main(void)
         T(test_unacked_events_survive_reopen),
         T(test_events_survive_kill_9),
         T(test_spool_file_is_in_wal_mode),
-        T(test_newer_schema_is_refused),
-        T(test_file_that_is_not_a_spool_is_refused),
+        T(test_newer_schema_is_moved_aside_for_a_new_epoch),
+        T(test_file_that_is_not_a_spool_is_moved_aside),
+        T(test_corrupt_spool_is_moved_aside),
         T(test_unwritable_path_is_an_error),
+        T(test_bound_drops_oldest_with_an_exact_drop_record),
+        T(test_drop_record_is_per_collector_and_told_once),
+        T(test_event_goes_only_when_every_collector_acked),
+        T(test_reopen_keeps_ranges_drops_and_events),
+        T(test_removed_collector_releases_what_it_held),
+        T(test_drops_of_a_batch_in_flight_are_tentative),
+        T(test_drop_record_without_events_is_a_batch_alone),
+        T(test_other_writer_sees_the_batch_out_there),
+        T(test_dead_letter_keeps_the_batch_and_moves_on),
+        T(test_v1_spool_is_migrated_with_its_events),
 #undef T
     };
     int rc;

@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# drain_bench.sh -- backlog drain, measured in one run: a spool holding
+# N (default 1,000,000) probe events, written by bench/spool_fill through
+# the agent's own spool API, is drained by a real sextant-agent into a real
+# sextant-collector on loopback (default shipping settings: batches of
+# 5000 events / 1 MiB). Reports the drain rate (events per second, from the
+# agent's start to the collector's contiguous watermark passing N), the
+# agent's peak RSS (VmHWM) and CPU, the collector's CPU, and, as the
+# yardstick, the raw speed of SQLite inserting the very same rows into the
+# same schema (the collector's own tables and indexes, its pragmas: WAL,
+# synchronous=FULL, foreign keys on), one transaction per 5000 rows, in
+# the same run on the same disk. Checks the drain was complete and exact
+# (N probe events stored, seqs 1..N once each, nothing dropped).
+# Does not judge the spool fill (printed as context) or the dashboard.
+#
+# usage: bench/drain_bench.sh [--build DIR] [--events N] [--keep DIR]
+#   --build DIR   a build folder holding agent/sextant-agent,
+#                 collector/sextant-collector, tests/spool_fill and
+#                 tests/http_target; default: build (Release) into
+#                 ./build-bench of this tree
+#   --events N    events in the backlog (default 1000000)
+#   --keep DIR    keep configs, logs and databases in DIR (large)
+# Exit status: 0 the run was valid, 1 it was not (a process died, the
+# drain was incomplete or inexact, or it took over 30 minutes), 2 usage.
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=
+N=1000000
+KEEP=
+CHUNK=5000                  # rows per transaction, agent batch size too
+DEADLINE_S=1800
+
+usage() { sed -n '/^# usage:/,/^# Exit/p' "$0" | sed 's/^# \{0,1\}//' >&2;
+          exit 2; }
+while [ $# -gt 0 ]; do
+    case $1 in
+    --build) BUILD=$2; shift 2 ;;
+    --events) N=$2; shift 2 ;;
+    --keep) KEEP=$2; shift 2 ;;
+    -h|--help) usage ;;
+    *) echo "drain_bench: unknown argument $1" >&2; usage ;;
+    esac
+done
+[[ $N =~ ^[0-9]+$ ]] && [ "$N" -ge "$CHUNK" ] && [ "$N" -le 100000000 ] ||
+    { echo "drain_bench: --events from $CHUNK to 100000000" >&2; exit 2; }
+
+say() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { say "FAILED: $*"; exit 1; }
+
+for t in sqlite3 cmake curl; do
+    command -v $t > /dev/null || die "$t not found"
+done
+if [ -z "$BUILD" ]; then
+    BUILD=$SRC/build-bench
+    say "building into $BUILD (Release)"
+    cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release > /dev/null
+    cmake --build "$BUILD" -j "$(nproc)" --target sextant-agent \
+        sextant-collector spool_fill http_target > /dev/null
+fi
+AGENT=$BUILD/agent/sextant-agent
+COLLECTOR=$BUILD/collector/sextant-collector
+FILL=$BUILD/tests/spool_fill
+HTTP_TARGET=$BUILD/tests/http_target
+for b in "$AGENT" "$COLLECTOR" "$FILL" "$HTTP_TARGET"; do
+    [ -x "$b" ] || die "$b missing: build first or pass --build DIR"
+done
+BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+
+# --- temp folder and cleanup: every process we start is stopped ---
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+    local p j
+    trap - EXIT INT TERM
+    for p in "${PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null || continue
+        for j in $(seq 100); do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    if [ -n "$KEEP" ]; then
+        mkdir -p "$KEEP" && cp -r "$TMP"/. "$KEEP"/ \
+            && say "kept configs, logs and databases in $KEEP"
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 1' INT TERM
+
+wait_for() {
+    local i
+    for i in $(seq $((${3:-10} * 10))); do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "timed out waiting for '$2' in $1"
+}
+TCK=$(getconf CLK_TCK)
+cpu_ticks() {
+    local stat rest f
+    stat=$(< "/proc/$1/stat") || return 1
+    rest=${stat##*) }
+    read -r -a f <<< "$rest"
+    echo $((f[11] + f[12]))
+}
+status_kb() {
+    local s
+    s=$(< "/proc/$1/status") || return 1
+    [[ $s == *"$2:"* ]] || return 1
+    read -r s _ <<< "${s#*"$2:"}"
+    echo "$s"
+}
+now() { echo "$EPOCHREALTIME"; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
+
+# --- 1. the backlog: N events in a fresh spool ---
+SPOOL=$TMP/spool.db
+say "filling the spool with $N events"
+t0=$(now)
+"$FILL" "$SPOOL" "$N" "$CHUNK" > "$TMP/fill.txt"
+FILL_S=$(secs "$t0" "$(now)")
+SPOOL_MB=$(du -m "$SPOOL" | cut -f1)
+PACKED=$(sqlite3 "$SPOOL" 'SELECT sum(length(body)) FROM events')
+say "$(cat "$TMP/fill.txt") in ${FILL_S}s; spool file ${SPOOL_MB} MiB," \
+    "$PACKED packed bytes"
+
+# --- 2. the drain: collector and agent, watched until seq N is stored ---
+TOKEN=bench-token-0123456789
+cat > "$TMP/collector.yaml" <<YAML
+listen: 127.0.0.1:0
+db: $TMP/collector.db
+clusters:
+  - name: bench
+    token: $TOKEN
+YAML
+"$COLLECTOR" --config "$TMP/collector.yaml" 2> "$TMP/collector.log" &
+COLLECTOR_PID=$!
+PIDS+=($COLLECTOR_PID)
+wait_for "$TMP/collector.log" 'listening on'
+CPORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' \
+        "$TMP/collector.log" | head -n1)
+"$HTTP_TARGET" > "$TMP/target.port" 2> "$TMP/target.log" &
+PIDS+=($!)
+wait_for "$TMP/target.port" '^[0-9]'
+# One target probed hourly: the drain is the whole load. The spool bound
+# is raised so that nothing of the backlog is dropped.
+cat > "$TMP/agent.yaml" <<YAML
+cluster: bench
+region: bench-region
+node: bench-node
+collector:
+  url: http://127.0.0.1:$CPORT
+  token: $TOKEN
+spool:
+  path: $SPOOL
+  max_bytes: 4GiB
+admin: {enabled: false}
+interval: 1h
+targets:
+  - name: one
+    url: http://127.0.0.1:$(head -n1 "$TMP/target.port")/
+YAML
+
+say "draining into the collector"
+C0=$(cpu_ticks "$COLLECTOR_PID")
+t0=$(now)
+"$AGENT" --config "$TMP/agent.yaml" 2> "$TMP/agent.log" &
+AGENT_PID=$!
+PIDS=("$AGENT_PID" "${PIDS[@]}")      # stopped first
+RSS_MAX=0
+stored() {
+    sqlite3 -readonly "$TMP/collector.db" \
+        'SELECT coalesce(max(acked_seq), 0) FROM agents' 2>/dev/null || echo 0
+}
+next=$SECONDS
+while :; do
+    kill -0 "$AGENT_PID" 2>/dev/null || die "the agent died; see its log"
+    kill -0 "$COLLECTOR_PID" 2>/dev/null || die "the collector died"
+    r=$(status_kb "$AGENT_PID" VmRSS || echo 0)
+    [ "$r" -gt "$RSS_MAX" ] && RSS_MAX=$r
+    s=$(stored)
+    [ "$s" -ge "$N" ] && break
+    [ $SECONDS -lt $((next + DEADLINE_S)) ] || die "not drained in ${DEADLINE_S}s"
+    if [ $SECONDS -ge $((next + 15)) ]; then
+        say "stored through seq $s of $N, agent rss ${r} kB"
+        next=$SECONDS
+    fi
+    sleep 0.2
+done
+t1=$(now)
+DRAIN_S=$(secs "$t0" "$t1")
+A_TICKS=$(cpu_ticks "$AGENT_PID")
+A_HWM=$(status_kb "$AGENT_PID" VmHWM)
+C_TICKS=$(($(cpu_ticks "$COLLECTOR_PID") - C0))
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID" || die "the agent exited $? on SIGTERM"
+kill -TERM "$COLLECTOR_PID"
+wait "$COLLECTOR_PID" || die "the collector exited $? on SIGTERM"
+
+# Complete and exact: the backlog's seqs 1..N once each, all probes, no
+# loss. (The agent's own events -- start, its one probe, stop -- follow
+# from N + 1.)
+read -r P_N P_MIN P_MAX P_DISTINCT LOST <<< "$(sqlite3 -separator ' ' \
+    "$TMP/collector.db" "SELECT count(*), min(seq), max(seq),
+        count(DISTINCT seq),
+        (SELECT count(*) FROM events WHERE kind IN ('gap', 'drop'))
+     FROM events WHERE kind = 'probe' AND seq <= $N")"
+[ "$P_N" = "$N" ] && [ "$P_MIN" = 1 ] && [ "$P_MAX" = "$N" ] &&
+    [ "$P_DISTINCT" = "$N" ] && [ "$LOST" = 0 ] ||
+    die "inexact drain: $P_N probe events, seqs $P_MIN..$P_MAX," \
+        "$P_DISTINCT distinct, $LOST gap/drop events"
+
+# --- 3. the yardstick: the same rows into the same schema, raw SQLite ---
+say "raw SQLite: the same $N rows, $CHUNK per transaction"
+RAW=$TMP/raw.db
+{
+    echo "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+    echo "PRAGMA foreign_keys=ON;"
+    sqlite3 "$TMP/collector.db" .schema | grep -v '^CREATE TABLE sqlite_'
+    echo "ATTACH '$TMP/collector.db' AS src;"
+    echo "INSERT INTO agents SELECT * FROM src.agents;"
+} > "$TMP/raw-setup.sql"
+sqlite3 "$RAW" < "$TMP/raw-setup.sql" > /dev/null
+IDS=$(sqlite3 "$TMP/collector.db" \
+      "SELECT min(id), max(id) FROM events WHERE seq <= $N")
+IFS='|' read -r ID0 ID1 <<< "$IDS"
+{
+    echo "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+    echo "ATTACH '$TMP/collector.db' AS src;"
+    for ((lo = ID0; lo <= ID1; lo += CHUNK)); do
+        echo "BEGIN; INSERT INTO events (agent_id, seq, unix_ms, recv_ms,"
+        echo " kind, target, data) SELECT agent_id, seq, unix_ms, recv_ms,"
+        echo " kind, target, data FROM src.events WHERE id >= $lo"
+        echo " AND id < $((lo + CHUNK)) AND seq <= $N; COMMIT;"
+    done
+} > "$TMP/raw-insert.sql"
+t0=$(now)
+sqlite3 "$RAW" < "$TMP/raw-insert.sql" > /dev/null
+RAW_S=$(secs "$t0" "$(now)")
+RAW_N=$(sqlite3 "$RAW" "SELECT count(*) FROM events")
+[ "$RAW_N" = "$N" ] || die "raw insert stored $RAW_N rows, not $N"
+
+# --- report ---
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+pct() { awk -v t="$1" -v hz="$TCK" -v w="$2" \
+        'BEGIN { printf "%.0f", 100 * t / hz / w }'; }
+DRAIN_RATE=$(rate "$N" "$DRAIN_S")
+RAW_RATE=$(rate "$N" "$RAW_S")
+cat <<TXT
+
+drain_bench: $N spooled probe events, agent -> collector on loopback
+$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo |
+    head -n1); build $BUILD_TYPE; SQLite $(sqlite3 --version | cut -d' ' -f1)
+spool: $SPOOL_MB MiB file, $PACKED packed event bytes, filled in ${FILL_S}s
+
+                                   seconds    events/s
+drain (agent start -> seq N stored) $(printf '%8s %11s' "$DRAIN_S" \
+    "$DRAIN_RATE")
+raw SQLite insert, same rows        $(printf '%8s %11s' "$RAW_S" "$RAW_RATE")
+drain / raw: $(awk -v a="$DRAIN_RATE" -v b="$RAW_RATE" \
+    'BEGIN { printf "%.2f", a / b }')
+
+agent:     peak RSS (VmHWM) $(mib "$A_HWM") MiB (sampled max $(mib "$RSS_MAX") \
+MiB), CPU $(pct "$A_TICKS" "$DRAIN_S")% of one core over the drain
+collector: CPU $(pct "$C_TICKS" "$DRAIN_S")% of one core over the drain
+exact: $P_N probe events stored, seqs 1..$N once each, no gap or drop
+TXT

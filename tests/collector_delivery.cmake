@@ -1,0 +1,4 @@
+# The collector's side of durable delivery (issue 5): out-of-order storage,
+# gaps, drops, clock offset; and HTTPS with client certificates.
+add_script_test(collector_delivery collector_delivery.sh)
+add_script_test(collector_tls collector_tls.sh)
