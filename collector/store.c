@@ -975,7 +975,7 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     db = store_reader_get(st);
     if (!db)
         return -EIO;
-    jsonw_init(&w, STORE_TIMELINE_BYTES);
+    jsonw_init(&w, STORE_TIMELINE_BYTES + 64);   /* room to close it */
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK ||
         sqlite3_bind_int64(s, 1, q->from_ms) != SQLITE_OK ||
         sqlite3_bind_int64(s, 2, q->to_ms) != SQLITE_OK ||
@@ -987,6 +987,11 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     jsonw_key(&w, "events");
     jsonw_arr_begin(&w);
     while ((step = sqlite3_step(s)) == SQLITE_ROW && count < q->limit) {
+        /* The reply stops at a whole row before its cap, marked truncated,
+         * rather than failing: the caller narrows the window and goes on. */
+        if (w.len + (size_t)sqlite3_column_bytes(s, 0) + 64 >
+            STORE_TIMELINE_BYTES)
+            break;
         jsonw_value(&w, (const char *)sqlite3_column_text(s, 0));
         count++;
     }

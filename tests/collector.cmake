@@ -13,3 +13,7 @@ target_link_libraries(test_jsonw PRIVATE collector_core PkgConfig::CMOCKA)
 add_test(NAME collector_jsonw COMMAND test_jsonw)
 
 add_script_test(e2e_once e2e_once.sh)
+
+add_executable(test_store test_store.c)
+target_link_libraries(test_store PRIVATE collector_core PkgConfig::CMOCKA)
+add_test(NAME collector_store COMMAND test_store)
