@@ -214,7 +214,7 @@ start_proxy() {
 }
 
 # proxy_mode NAME pass|blackhole|refuse|oneway: switches and waits until it is in
-# force (the proxy logs "mode NAME" once it is).
+# force (the proxy logs "proxy: mode NAME" once it is).
 proxy_mode() {
     local sig before
     case $2 in
@@ -224,15 +224,21 @@ proxy_mode() {
     oneway) sig=WINCH ;;
     *) fail "proxy_mode: $2?" ;;
     esac
-    before=$(grep -c "^mode " "$TMP/$1.plog")
+    before=$(grep -c "proxy: mode " "$TMP/$1.plog")
     kill "-$sig" "${PROXY_PID[$1]}"
     wait_until 5 "proxy $1 did not switch to $2" proxy_switched "$1" "$before"
-    [ "$(grep '^mode ' "$TMP/$1.plog" | tail -n1)" = "mode $2" ] ||
+    grep 'proxy: mode ' "$TMP/$1.plog" | tail -n1 | grep -q "proxy: mode $2\$" ||
         fail "proxy $1 is not in mode $2"
 }
 
+# stop_proxy NAME: SIGTERM; fails unless it exits 0.
+stop_proxy() {
+    kill -TERM "${PROXY_PID[$1]}"
+    wait "${PROXY_PID[$1]}" || fail "proxy $1 exited with $?"
+}
+
 proxy_switched() {
-    [ "$(grep -c "^mode " "$TMP/$1.plog")" -gt "$2" ]
+    [ "$(grep -c "proxy: mode " "$TMP/$1.plog")" -gt "$2" ]
 }
 
 # --- exact checks ---------------------------------------------------------

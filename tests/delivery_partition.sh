@@ -134,5 +134,6 @@ while read -r f t; do
         fail "dropped seqs $f..$t are not the oldest unacked events"
 done < "$TMP/blocks.txt"
 echo "last seq $last = $stored stored + $sum dropped"
+stop_proxy p
 stop_named_collector c
 echo "delivery_partition: all passed"

@@ -79,6 +79,7 @@ check_store "$TMP/a.db" n1 "$last" "collector A"
 check_store "$TMP/b.db" n1 "$last" "collector B"
 assert_eq "$(spool_count n1)" 0 "events left in the spool"
 echo "both collectors: seqs 1..$last once each"
+stop_proxy pb
 stop_named_collector A
 stop_named_collector B
 echo "delivery_two_collectors: all passed"

@@ -23,8 +23,9 @@
  * below Batch.oldest_seq can no longer be filled, so the watermark jumps
  * over it.
  *
- * stderr gets one line per request: its number, the status sent, the
- * seqs it carried, Batch.oldest_seq and drops, and the Ack's seq.
+ * The log (stderr) has one line per request: its number, the status
+ * sent, the seqs it carried, Batch.oldest_seq and drops, and the Ack's
+ * seq (-1: none).
  *
  * Tables (WAL, readable while it runs):
  *   reqs(n, t_ms, status, retry_after, epoch, first_seq, last_seq, events,
@@ -46,6 +47,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "log.h"
 #include "util.h"
 #include "wire.h"
 
@@ -103,15 +105,15 @@ static int fault_parse_script(struct fault *f, char *text)
             else if (tok[0] == 'x')
                 times = strtoul(tok + 1, NULL, 10);
             else
-                return -1;
+                return -EINVAL;
             if (first && (st.status < 200 || st.status > 599))
-                return -1;
+                return -EINVAL;
         }
         if (first)
             continue;           /* blank or comment */
         while (times-- > 0) {
             if (f->n_steps == FAULT_MAX_STEPS)
-                return -1;
+                return -EINVAL;
             f->steps[f->n_steps++] = st;
         }
     }
@@ -147,9 +149,9 @@ static int fault_db_open(struct fault *f, const char *path)
         sqlite3_prepare_v2(f->db, "SELECT 1 FROM stored WHERE epoch = ?1"
                            " AND seq = ?2", -1, &f->has_seq, NULL) !=
             SQLITE_OK) {
-        fprintf(stderr, "fault_collector: %s: %s\n", path,
+        log_msg(LOGL_ERROR, "fault", "%s: %s", path,
                 f->db ? sqlite3_errmsg(f->db) : "out of memory");
-        return -1;
+        return -EIO;
     }
     return 0;
 }
@@ -318,8 +320,8 @@ static enum MHD_Result fault_ingest(struct fault *f, struct MHD_Connection *c,
                  f->n_req);
     }
     fault_log_req(f, st, status, b, body->len, acked);
-    fprintf(stderr, "req %lu: %u, %zu events %" PRIu64 "..%" PRIu64
-            ", oldest %" PRIu64 ", drops %" PRIu64 ", acked %" PRId64 "\n",
+    log_msg(LOGL_INFO, "fault", "req %lu: %u, %zu events %" PRIu64 "..%"
+            PRIu64 ", oldest %" PRIu64 ", drops %" PRIu64 ", acked %" PRId64,
             f->n_req, status, b ? b->n_events : 0,
             b && b->n_events ? b->events[0]->seq : 0,
             b && b->n_events ? b->events[b->n_events - 1]->seq : 0,

@@ -5,7 +5,7 @@
  * PROXY_MAX_CONNS connections at a time.
  *
  * Four modes, switched by signals (the mode a test asks for is in force
- * once the proxy printed "mode NAME" on stderr; wait for that line):
+ * once the proxy logged "proxy: mode NAME"; wait for that line):
  *   SIGHUP   pass       forward both ways (the start mode, or --mode NAME)
  *   SIGUSR1  blackhole  accept, read and discard, never answer: a
  *                       partition as a client sees it (its request hangs
@@ -27,8 +27,9 @@
  * turns open passing ones into one-way ones (and resets blackholed ones).
  * Bytes buffered in a direction that stops are discarded.
  *
- * stderr gets one line per event a test may wait for: "mode NAME",
- * "accept N" (N: connections accepted so far), "upstream failed: ..." */
+ * The log (stderr, common/log.h) has one line per event a test may wait
+ * for, ending in "proxy: mode NAME", "proxy: accept N" (N: connections
+ * accepted so far) or "proxy: upstream failed: REASON". */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -43,6 +44,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 
+#include "log.h"
 #include "util.h"
 
 #define PROXY_MAX_CONNS 256u
@@ -111,7 +113,7 @@ static int proxy_connect_up(struct proxy_conn *c)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (connect(fd, (const struct sockaddr *)&proxy_to, sizeof(proxy_to)) <
             0 && errno != EINPROGRESS) {
-        fprintf(stderr, "upstream failed: %s\n", strerror(errno));
+        log_msg(LOGL_WARN, "proxy", "upstream failed: %s", strerror(errno));
         close(fd);
         return -1;
     }
@@ -129,7 +131,7 @@ static void proxy_accept(int lfd, enum proxy_mode mode)
     if (fd < 0)
         return;
     proxy_accepted++;
-    fprintf(stderr, "accept %lu\n", proxy_accepted);
+    log_msg(LOGL_INFO, "proxy", "accept %lu", proxy_accepted);
     if (mode == PROXY_REFUSE) {
         proxy_reset(fd);
         return;
@@ -138,7 +140,7 @@ static void proxy_accept(int lfd, enum proxy_mode mode)
         if (proxy_conns[i].cfd < 0)
             c = &proxy_conns[i];
     if (!c) {                   /* full: as if the host refused */
-        fprintf(stderr, "too many connections\n");
+        log_msg(LOGL_WARN, "proxy", "too many connections");
         proxy_reset(fd);
         return;
     }
@@ -178,7 +180,7 @@ static void proxy_set_mode(enum proxy_mode *mode, enum proxy_mode to)
         }
     }
     *mode = to;
-    fprintf(stderr, "mode %s\n", proxy_mode_names[to]);
+    log_msg(LOGL_INFO, "proxy", "mode %s", proxy_mode_names[to]);
 }
 
 /* Reads from @from into @p if there is room; 0, or -1 on a hard error. */
@@ -238,7 +240,7 @@ static void proxy_serve(struct proxy_conn *c, short rc, short ru)
             return;
         getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err) {
-            fprintf(stderr, "upstream failed: %s\n", strerror(err));
+            log_msg(LOGL_WARN, "proxy", "upstream failed: %s", strerror(err));
             proxy_conn_close(c, 1);
             return;
         }
@@ -367,7 +369,7 @@ int main(int argc, char **argv)
     }
     printf("%u\n", ntohs(sin.sin_port));
     fflush(stdout);
-    fprintf(stderr, "mode %s\n", proxy_mode_names[mode]);
+    log_msg(LOGL_INFO, "proxy", "mode %s", proxy_mode_names[mode]);
     for (;;) {
         size_t n = 2;
 
@@ -405,7 +407,6 @@ int main(int argc, char **argv)
                 if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
                     break;
                 proxy_set_mode(&mode, proxy_signal_mode(si.ssi_signo));
-                fflush(stderr);
             }
             continue;           /* the fds polled may be closed now */
         }
