@@ -31,12 +31,36 @@ static int ingest_check_seqs(const Sextant__V1__Batch *b, char *err,
                  (unsigned long long)b->oldest_seq);
         return -EINVAL;
     }
+    /* A real agent's oldest_seq is at most its batch's first seq (it
+     * still holds that batch), or one past its drop report when it sends
+     * only the report. Anything higher would make the collector write off
+     * seqs the agent has not sent yet, and ack events it then skips. */
+    if (b->oldest_seq > 0 && b->n_events > 0 &&
+        b->oldest_seq > b->events[0]->seq) {
+        snprintf(err, err_len, "oldest_seq: %llu above the batch's first "
+                 "seq %llu", (unsigned long long)b->oldest_seq,
+                 (unsigned long long)b->events[0]->seq);
+        return -EINVAL;
+    }
+    if (b->oldest_seq > 0 && b->n_events == 0 &&
+        (!d || d->count == 0 || b->oldest_seq > d->last_seq + 1)) {
+        snprintf(err, err_len, "oldest_seq: %llu above what the batch "
+                 "reports", (unsigned long long)b->oldest_seq);
+        return -EINVAL;
+    }
     if (!d || d->count == 0)
         return 0;
     if (d->first_seq == 0 || d->last_seq > (uint64_t)INT64_MAX) {
         snprintf(err, err_len, "drops: seqs %llu-%llu not in 1 to 2^63-1",
                  (unsigned long long)d->first_seq,
                  (unsigned long long)d->last_seq);
+        return -EINVAL;
+    }
+    /* Drops are events the agent no longer has: all below this batch's. */
+    if (b->n_events > 0 && d->last_seq >= b->events[0]->seq) {
+        snprintf(err, err_len, "drops: last seq %llu not below the batch's "
+                 "first seq %llu", (unsigned long long)d->last_seq,
+                 (unsigned long long)b->events[0]->seq);
         return -EINVAL;
     }
     if (d->count - 1 > d->last_seq - d->first_seq) {

@@ -28,6 +28,8 @@
 #define STORE_FIELDS_BYTES   (1u << 20)  /* one event's JSON fields */
 #define STORE_MS_MIN         946684800000LL  /* 2000-01-01: a real clock */
 #define STORE_MS_MAX         4102444800000LL /* 2100-01-01 */
+#define STORE_OFFSET_MAX_MS (24.0 * 3600 * 1000)  /* larger: not a sample */
+
 /* Weight of a new clock offset sample: a fifth smooths out one slow round
  * trip and still follows a clock step within some ten batches. */
 #define STORE_OFFSET_ALPHA   0.2
@@ -764,6 +766,11 @@ static void store_clock(struct store_agent_row *row,
         return;
     sample = (double)(recv_ms - b->sent_unix_ms) -
              (double)b->prev_rtt_us / 2000.0;
+    /* A clock a day off is not skew but a node that booted without time;
+     * such a sample would drag the estimate (and widen every corrected
+     * query's window) for days. */
+    if (sample > STORE_OFFSET_MAX_MS || sample < -STORE_OFFSET_MAX_MS)
+        return;
     if (row->has_offset)
         row->offset_ms += STORE_OFFSET_ALPHA * (sample - row->offset_ms);
     else

@@ -177,6 +177,11 @@ in_range "$(offset ca)" 4985 5300 "first offset sample"
 send --node ca --seq 2-2 --t0 $((T0 + 1000)) --sent-ms -10000 \
     --rtt-us 20000 > /dev/null
 in_range "$(offset ca)" 5985 6300 "smoothed: 5000 + 0.2 * (10000 - 5000)"
+# A clock years off is a node that booted without time, not skew: the
+# sample is ignored, the estimate stays.
+send --node ca --seq 2-2 --t0 $((T0 + 1000)) --sent-ms 946771200000 \
+    > /dev/null
+in_range "$(offset ca)" 5985 6300 "a sample a day or more off is ignored"
 send --node cnone --seq 1-1 --sent-ms 0 > /dev/null
 assert_eq "$(q "SELECT clock_offset_ms IS NULL FROM agents
     WHERE node = 'cnone'")" 1 "no send time: no estimate"
@@ -235,6 +240,16 @@ W2="over 2^63-1"; expect400 --seq 9223372036854775808-9223372036854775808
 W2="oldest_seq"; expect400 --seq 1-2 --oldest-seq 9223372036854775808
 W2="count 11 over the 10 seqs"; expect400 --seq 21-22 --drops 11:11-20
 W2="drops: seqs"; expect400 --seq 21-22 --drops 1:0-5
+# oldest_seq above what the batch holds would write off unsent seqs (and
+# ack events the collector then skips); drops must lie below the batch.
+W2="oldest_seq: 1000000 above the batch's first seq 11"
+expect400 --seq 11-12 --oldest-seq 1000000
+W2="oldest_seq: 50 above what the batch reports"
+expect400 --oldest-seq 50 --drops 1:5-9
+W2="drops: last seq 3 not below the batch's first seq 1"
+expect400 --seq 1-3 --drops 2:2-3
+W2="drops: last seq 9223372036854775807 not below"
+expect400 --seq 11-12 --drops 1:5-9223372036854775807
 assert_eq "$(q .dump | sha256sum)" "$before" "nothing stored for bad input"
 stop_collector
 
