@@ -112,7 +112,7 @@ enum spool_st {
     ST_DROP_LAST, ST_DROP_OLDEST, ST_DROP_INSERT, ST_DROP_UPDATE,
     ST_DROP_FREEZE, ST_DROP_DELETE, ST_DROP_DEL_TENT, ST_DROP_KEEP_TENT,
     ST_DROP_KEEP_ALL_TENT, ST_DROP_DEL_COLL, ST_TENT_SUM, ST_TENT_SUM_ALL,
-    ST_DL_INSERT,
+    ST_DL_INSERT, ST_DL_PRUNE,
     ST_N
 };
 
@@ -186,6 +186,10 @@ static const char *const spool_sql[ST_N] = {
     [ST_DL_INSERT] = "INSERT INTO dead_letter(collector, first_seq, "
                      "last_seq, count, status, reason, unix_ms, body) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    /* Keeps the newest dead letters within ? bytes of bodies. */
+    [ST_DL_PRUNE] = "DELETE FROM dead_letter WHERE id IN (SELECT id FROM "
+                    "(SELECT id, sum(length(body)) OVER (ORDER BY id DESC) "
+                    "AS run FROM dead_letter) WHERE run > ?)",
 };
 
 /* A seq range, both ends included. */
@@ -1737,6 +1741,17 @@ static int spool_dead_insert(struct spool *sp, const struct spool_coll *sc,
     }
     spool_done(sp, ST_DL_INSERT);
     free(body);
+    if (rc == 0) {
+        /* A collector that refuses everything must not fill the disk:
+         * the oldest dead letters go past the cap, and say so. */
+        const int64_t cap[] = { SPOOL_DEAD_MAX_BYTES };
+
+        rc = spool_exec(sp, ST_DL_PRUNE, 1, cap);
+        if (rc == 0 && sqlite3_changes(sp->db) > 0)
+            log_msg(LOGL_WARN, "spool", "dead letters over %u bytes: the "
+                    "%d oldest removed", SPOOL_DEAD_MAX_BYTES,
+                    sqlite3_changes(sp->db));
+    }
     return rc;
 }
 

@@ -25,6 +25,7 @@
 #define SPOOL_MIN_MAX_BYTES  (64ull << 10)
 #define SPOOL_MAX_COLLECTORS 8u
 #define SPOOL_MAX_REASON     1024u          /* bytes of a dead letter's why */
+#define SPOOL_DEAD_MAX_BYTES (16u << 20)    /* dead letters kept, newest */
 
 struct spool;                       /* opaque outside spool.c */
 

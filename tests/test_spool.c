@@ -1027,6 +1027,58 @@ static void test_other_writer_sees_the_batch_out_there(void **state)
     spool_close(sp);
 }
 
+/* A collector refusing everything must not fill the disk: past
+ * SPOOL_DEAD_MAX_BYTES of bodies the oldest dead letters go. */
+static void test_dead_letters_are_capped_newest_kept(void **state)
+{
+    enum { PER = 1000, ROUNDS = 20 };   /* ~1 KiB events: ~20 MiB refused */
+    Sextant__V1__Event ev[PER], *evp[PER];
+    Sextant__V1__ProbeResult pr = SEXTANT__V1__PROBE_RESULT__INIT;
+    struct spool *sp = open_ok();
+    struct spool_chunk c;
+    char target[1001];
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    uint64_t deleted = 0;
+
+    (void)state;
+    assert_int_equal(spool_set_collectors(sp, two_ids, 1), 0);
+    memset(target, 'x', sizeof(target) - 1);
+    target[sizeof(target) - 1] = '\0';
+    pr.target = target;
+    pr.type = SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_HTTP;
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < PER; i++) {
+            sextant__v1__event__init(&ev[i]);
+            ev[i].unix_ms = 1000 + r;
+            ev[i].kind_case = SEXTANT__V1__EVENT__KIND_PROBE;
+            ev[i].probe = &pr;
+            evp[i] = &ev[i];
+        }
+        assert_int_equal(spool_append_many(sp, evp, PER), 0);
+        assert_int_equal(spool_peek_for(sp, 0, 0, PER, 4u << 20, &c), 0);
+        assert_int_equal(c.n, PER);
+        assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+        assert_int_equal(spool_batch_dead(sp, 0, &c, 400, "refused",
+                                          &deleted), 0);
+        spool_chunk_free(&c);
+    }
+    spool_close(sp);
+    assert_int_equal(sqlite3_open_v2(test_path, &db, SQLITE_OPEN_READONLY,
+                                     NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT total(length(body)), "
+                                        "max(last_seq), count(*) FROM "
+                                        "dead_letter", -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_true(sqlite3_column_int64(q, 0) <= SPOOL_DEAD_MAX_BYTES);
+    assert_true(sqlite3_column_int64(q, 0) > SPOOL_DEAD_MAX_BYTES / 2);
+    assert_int_equal(sqlite3_column_int64(q, 1), PER * ROUNDS);  /* newest */
+    assert_true(sqlite3_column_int64(q, 2) < ROUNDS);            /* pruned */
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
 static void test_dead_letter_keeps_the_batch_and_moves_on(void **state)
 {
     struct spool *sp = open_ok();
@@ -1187,6 +1239,7 @@ int main(void)
         T(test_drop_record_without_events_is_a_batch_alone),
         T(test_other_writer_sees_the_batch_out_there),
         T(test_dead_letter_keeps_the_batch_and_moves_on),
+        T(test_dead_letters_are_capped_newest_kept),
         T(test_v1_spool_is_migrated_with_its_events),
 #undef T
     };
