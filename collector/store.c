@@ -470,18 +470,26 @@ static int store_ms_ok(int64_t ms)
 
 /* Events 'from'..'to' are lost and nobody said why. Stored as an event of
  * its own so the timeline shows it. */
-static int store_insert_gap(struct store *st, int64_t agent_id,
-                            uint64_t from, uint64_t to, int64_t unix_ms,
-                            int64_t recv_ms)
+static int store_insert_gap_n(struct store *st, int64_t agent_id,
+                              uint64_t from, uint64_t to, uint64_t count,
+                              int64_t unix_ms, int64_t recv_ms)
 {
     char data[96];
 
     snprintf(data, sizeof(data),
              "{\"from_seq\":%llu,\"to_seq\":%llu,\"count\":%llu}",
              (unsigned long long)from, (unsigned long long)to,
-             (unsigned long long)(to - from + 1));
+             (unsigned long long)count);
     return store_insert_event(st, agent_id, 0, unix_ms, recv_ms, "gap", NULL,
                               data);
+}
+
+static int store_insert_gap(struct store *st, int64_t agent_id,
+                            uint64_t from, uint64_t to, int64_t unix_ms,
+                            int64_t recv_ms)
+{
+    return store_insert_gap_n(st, agent_id, from, to, to - from + 1, unix_ms,
+                              recv_ms);
 }
 
 /* Stores gap events for [from, to] less the ranges in @drops (those have
@@ -626,6 +634,14 @@ static int store_drop(struct store *st, struct store_agent_row *row,
                                count < missing ? count : missing,
                                span_from_ms, span_to_ms, fallback_ms,
                                recv_ms);
+        /* The report explains fewer seqs than are missing in its span
+         * (some went elsewhere, e.g. a dead letter): the rest is a gap of
+         * the same span, so every missing seq is accounted for here. */
+        if (rc == 0 && count < missing)
+            rc = store_insert_gap_n(st, row->id, span_from, span_to,
+                                    missing - count,
+                                    span_to_ms ? span_to_ms : fallback_ms,
+                                    recv_ms);
         if (rc < 0)
             goto out;
     }
