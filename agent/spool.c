@@ -738,6 +738,11 @@ static int spool_open_file(const char *path, struct spool **out, char *err,
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(sp->db, "PRAGMA synchronous = FULL", NULL, NULL,
                           NULL);
+    /* After a checkpoint the WAL shrinks back to 4 MiB, so a burst (a
+     * long drain) does not leave a WAL the size of the spool on disk. */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(sp->db, "PRAGMA journal_size_limit = 4194304",
+                          NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         rc = spool_db_fail(sp->db, rc, path, err, err_len);
         goto out;
