@@ -24,6 +24,11 @@ int yconf_fail(struct yconf *yc, const yaml_node_t *at, const char *ctx,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* Messages quote the user's values, which may hold line breaks: the
+     * error must stay one line. */
+    for (char *c = msg; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     if (key && ctx && ctx[0])
         snprintf(yc->err, sizeof(yc->err), "%s:%d: %s.%s: %s", yc->path,
                  yconf_line(at), ctx, key, msg);

@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
 # test.sh -- builds Sextant twice, plainly and with AddressSanitizer +
-# UndefinedBehaviorSanitizer, and runs every test (ctest) against both.
+# UndefinedBehaviorSanitizer, and runs every test (ctest) against both;
+# first, with CI=true or FUZZ=1, the libFuzzer harnesses (tests/fuzz/run.sh),
+# so that ctest's summary is the last thing printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# A few minutes of fuzzing: CI always runs it, a developer opts in.
+if [ "${CI:-}" = true ] || [ "${FUZZ:-}" = 1 ]; then
+    echo "== fuzz (tests/fuzz/run.sh, ${FUZZ_SECONDS:-60}s per harness)"
+    tests/fuzz/run.sh \
+        || { echo "== fuzz FAILED (inputs in build-fuzz/fuzz-artifacts/)"
+             exit 1; }
+    echo "== fuzz passed"
+else
+    echo "== fuzz skipped (set FUZZ=1 or CI=true to run tests/fuzz/run.sh)"
+fi
 
 for variant in plain sanitize; do
     dir=build-test-$variant

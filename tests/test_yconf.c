@@ -70,6 +70,22 @@ static void test_node_text_differs_exactly_when_the_config_does(void **state)
     free(c);
 }
 
+static void test_errors_stay_one_line_whatever_the_value(void **state)
+{
+    struct yconf yc;
+    yaml_node_t *root;
+    long long v = 0;
+
+    (void)state;
+    /* Found by the config fuzzer: a quoted value holding line breaks. */
+    root = load(&yc, "interval: 'x\n\n  y'\n");
+    assert_int_equal(yconf_duration_ms(&yc, root, "", "interval", 1, 100,
+                                       86400000, &v), -EINVAL);
+    assert_null(strchr(yc.err, '\n'));
+    assert_non_null(strstr(yc.err, "got \"x?y\""));
+    yconf_free(&yc);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -92,6 +108,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_huge_bare_duration_is_an_error_not_a_wrap),
         cmocka_unit_test(test_node_text_differs_exactly_when_the_config_does),
+        cmocka_unit_test(test_errors_stay_one_line_whatever_the_value),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
