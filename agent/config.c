@@ -454,15 +454,12 @@ static int config_collectors(struct yconf *yc, yaml_node_t *root,
                           "collectors", "give exactly one of collector and "
                           "collectors, not both");
     if (!one) {
-        rc = yconf_seq(yc, root, "", "collectors", 0, &seq);
+        rc = yconf_list(yc, root, "", "collectors", 0, &seq, &n);
         if (rc < 0)
             return rc;
         if (rc == 1)
             return yconf_fail(yc, root, "", "collector", "required key is "
                               "missing (or give collectors)");
-        n = yconf_seq_len(seq);
-        if (n == 0)
-            return yconf_fail(yc, seq, "", "collectors", "list is empty");
         if (n > AGENT_CONFIG_MAX_COLLECTORS)
             return yconf_fail(yc, seq, "", "collectors", "at most %u "
                               "collectors", AGENT_CONFIG_MAX_COLLECTORS);
@@ -607,12 +604,9 @@ static int config_expect(struct yconf *yc, yaml_node_t *m, const char *ctx,
     size_t n;
     int rc;
 
-    rc = yconf_seq(yc, m, ctx, "expect_status", 0, &seq);
+    rc = yconf_list(yc, m, ctx, "expect_status", 0, &seq, &n);
     if (rc)
         return rc;
-    n = yconf_seq_len(seq);
-    if (n == 0)
-        return yconf_fail(yc, seq, ctx, "expect_status", "list is empty");
     if (n > AGENT_CONFIG_MAX_EXPECT)
         return yconf_fail(yc, seq, ctx, "expect_status",
                           "at most %u codes", AGENT_CONFIG_MAX_EXPECT);
@@ -623,7 +617,7 @@ static int config_expect(struct yconf *yc, yaml_node_t *m, const char *ctx,
         yaml_node_t *it = yconf_seq_item(yc, seq, i);
         const char *s = it && it->type == YAML_SCALAR_NODE
                             ? (const char *)it->data.scalar.value : NULL;
-        char key[32], *end;
+        char key[48], *end;
         long v;
 
         snprintf(key, sizeof(key), "expect_status[%zu]", i);
@@ -775,23 +769,20 @@ static int config_targets(struct yconf *yc, yaml_node_t *root,
     size_t n;
     int rc;
 
-    rc = yconf_seq(yc, root, "", "targets", 1, &seq);
+    rc = yconf_list(yc, root, "", "targets", 1, &seq, &n);
     if (rc)
         return rc;
-    n = yconf_seq_len(seq);
-    if (n == 0)
-        return yconf_fail(yc, seq, "", "targets", "list is empty");
     cfg->targets = calloc(n, sizeof(*cfg->targets));
     if (!cfg->targets)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         struct agent_target *t = &cfg->targets[i];
-        yaml_node_t *m = yconf_seq_item(yc, seq, i);
         char ctx[32];
+        yaml_node_t *m = yconf_list_map(yc, seq, "targets", i, ctx,
+                                        sizeof(ctx));
 
-        snprintf(ctx, sizeof(ctx), "targets[%zu]", i);
-        if (!m || m->type != YAML_MAPPING_NODE)
-            return yconf_fail(yc, m, ctx, NULL, "expected a mapping");
+        if (!m)
+            return -EINVAL;
         cfg->n_targets = i + 1;         /* so free() sees this entry */
         rc = config_target(yc, m, ctx, cfg, t);
         if (rc < 0)

@@ -183,12 +183,9 @@ static int metric_parse(struct yconf *yc, yaml_node_t *m, const char *ctx,
     size_t n;
     int rc;
 
-    rc = yconf_seq(yc, m, ctx, "series", 1, &seq);
+    rc = yconf_list(yc, m, ctx, "series", 1, &seq, &n);
     if (rc < 0)
         return rc;
-    n = yconf_seq_len(seq);
-    if (n == 0)
-        return yconf_fail(yc, seq, ctx, "series", "list is empty");
     if (n > PROBE_METRIC_MAX_SERIES)
         return yconf_fail(yc, seq, ctx, "series", "%zu entries, at most %u",
                           n, PROBE_METRIC_MAX_SERIES);

@@ -112,23 +112,20 @@ static int config_clusters(struct yconf *yc, yaml_node_t *root,
     size_t n;
     int rc;
 
-    rc = yconf_seq(yc, root, "", "clusters", 1, &seq);
+    rc = yconf_list(yc, root, "", "clusters", 1, &seq, &n);
     if (rc)
         return rc;
-    n = yconf_seq_len(seq);
-    if (n == 0)
-        return yconf_fail(yc, seq, "", "clusters", "list is empty");
     cfg->clusters = calloc(n, sizeof(*cfg->clusters));
     if (!cfg->clusters)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         struct collector_cluster *c = &cfg->clusters[i];
-        yaml_node_t *m = yconf_seq_item(yc, seq, i);
         char ctx[32];
+        yaml_node_t *m = yconf_list_map(yc, seq, "clusters", i, ctx,
+                                        sizeof(ctx));
 
-        snprintf(ctx, sizeof(ctx), "clusters[%zu]", i);
-        if (!m || m->type != YAML_MAPPING_NODE)
-            return yconf_fail(yc, m, ctx, NULL, "expected a mapping");
+        if (!m)
+            return -EINVAL;
         cfg->n_clusters = i + 1;        /* so free() sees this entry */
         rc = yconf_check_keys(yc, m, ctx, config_cluster_keys);
         if (rc == 0)

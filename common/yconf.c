@@ -351,6 +351,35 @@ int yconf_map(struct yconf *yc, yaml_node_t *map, const char *ctx,
                           "mapping", out);
 }
 
+int yconf_list(struct yconf *yc, yaml_node_t *map, const char *ctx,
+               const char *key, int required, yaml_node_t **out, size_t *n)
+{
+    yaml_node_t *seq = NULL;
+    int rc = yconf_seq(yc, map, ctx, key, required, &seq);
+
+    if (rc)
+        return rc;
+    if (yconf_seq_len(seq) == 0)
+        return yconf_fail(yc, seq, ctx, key, "list is empty");
+    *out = seq;
+    *n = yconf_seq_len(seq);
+    return 0;
+}
+
+yaml_node_t *yconf_list_map(struct yconf *yc, yaml_node_t *seq,
+                            const char *key, size_t i, char *ctx,
+                            size_t ctx_len)
+{
+    yaml_node_t *m = yconf_seq_item(yc, seq, i);
+
+    snprintf(ctx, ctx_len, "%s[%zu]", key, i);
+    if (!m || m->type != YAML_MAPPING_NODE) {
+        yconf_fail(yc, m, ctx, NULL, "expected a mapping");
+        return NULL;
+    }
+    return m;
+}
+
 size_t yconf_seq_len(const yaml_node_t *seq)
 {
     return (size_t)(seq->data.sequence.items.top -

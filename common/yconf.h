@@ -57,6 +57,16 @@ int yconf_seq(struct yconf *yc, yaml_node_t *map, const char *ctx,
 int yconf_map(struct yconf *yc, yaml_node_t *map, const char *ctx,
               const char *key, int required, yaml_node_t **out);
 
+/* Like yconf_seq(), but an empty list is an error too; *n gets its
+ * length. */
+int yconf_list(struct yconf *yc, yaml_node_t *map, const char *ctx,
+               const char *key, int required, yaml_node_t **out, size_t *n);
+/* Item @i of list @key as a mapping, with its path ("key[i]") written to
+ * @ctx; NULL (error set) if it is not a mapping. */
+yaml_node_t *yconf_list_map(struct yconf *yc, yaml_node_t *seq,
+                            const char *key, size_t i, char *ctx,
+                            size_t ctx_len);
+
 size_t yconf_seq_len(const yaml_node_t *seq);
 yaml_node_t *yconf_seq_item(struct yconf *yc, yaml_node_t *seq, size_t i);
 /* A canonical one-line text of @n and everything under it (scalars
