@@ -103,7 +103,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    rc = store_open(cfg.db_path, &st);
+    rc = store_open(cfg.db_path, NULL, &st);
     if (rc < 0) {
         log_msg(LOGL_ERROR, "main", "cannot open database %s: %s",
                 cfg.db_path, strerror(-rc));

@@ -161,11 +161,24 @@ static int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
     return 0;
 }
 
-int store_open(const char *path, struct store **out)
+void store_options_default(struct store_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->raw_retention_ms = 14LL * 86400 * 1000;
+    o->minute_retention_ms = 90LL * 86400 * 1000;
+    o->hour_retention_ms = 400LL * 86400 * 1000;
+    o->retention_interval_ms = 60 * 1000;
+    o->queue_max_batches = 1024;
+    o->queue_max_bytes = 64u << 20;
+}
+
+int store_open(const char *path, const struct store_options *opts,
+               struct store **out)
 {
     struct store *st;
     int rc = -EIO;
 
+    (void)opts;
     st = calloc(1, sizeof(*st));
     if (!st)
         return -ENOMEM;
@@ -909,6 +922,56 @@ int store_ingest(struct store *st, const Sextant__V1__Batch *b,
     if (rc == 0)
         *acked_seq = acked;
     return rc;
+}
+
+/* Interim: synchronous until the writer thread lands. */
+int store_submit(struct store *st, const Sextant__V1__Batch *b,
+                 int64_t recv_ms, size_t cost, store_done_fn done,
+                 void *ctx)
+{
+    uint64_t acked = 0;
+    int rc;
+
+    (void)cost;
+    rc = store_ingest(st, b, recv_ms, &acked);
+    done(ctx, rc, acked);
+    return 0;
+}
+
+int store_wait_ready(struct store *st)
+{
+    (void)st;
+    return 0;
+}
+
+const double store_commit_seconds_le[STORE_COMMIT_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+};
+const double store_group_batches_le[STORE_GROUP_BUCKETS] = {
+    1, 2, 4, 8, 16, 32, 64, 128, 256,
+};
+
+void store_stats(struct store *st, struct store_stats *out)
+{
+    (void)st;
+    memset(out, 0, sizeof(*out));
+    out->ready = 1;
+}
+
+int store_clusters_seen(struct store *st,
+                        void (*fn)(void *ctx, const char *cluster,
+                                   int64_t last_seen_ms),
+                        void *ctx)
+{
+    (void)st; (void)fn; (void)ctx;
+    return 0;
+}
+
+int store_latency(struct store *st, const struct store_latency_query *q,
+                  char **out, size_t *out_len)
+{
+    (void)st; (void)q; (void)out; (void)out_len;
+    return -ENOSYS;
 }
 
 /* Takes an idle read-only connection, or opens one. */

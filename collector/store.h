@@ -1,8 +1,8 @@
-/* store.h -- the collector's SQLite store: schema and migrations, ingest of
- * one batch in one transaction (events + per-agent watermark), and the
- * timeline query. Thread-safe: ingest is serialized on the one write
- * connection; queries use a pool of read-only connections (WAL), so a
- * heavy query never blocks ingest. */
+/* store.h -- the collector's SQLite store: schema and migrations, a writer
+ * thread that commits queued batches in group commits (events, rollups and
+ * per-agent watermarks), retention, and the queries. Thread-safe: only the
+ * writer thread writes; queries use a pool of read-only connections (WAL),
+ * so a heavy query never blocks ingest. */
 #ifndef SEXTANT_STORE_H
 #define SEXTANT_STORE_H
 
@@ -13,9 +13,31 @@
 
 struct store;
 
-/* Opens or creates @path, applies migrations. -errno, with a logged reason. */
-int store_open(const char *path, struct store **out);
-void store_close(struct store *st);     /* NULL is a no-op */
+/* What the collector's config sets; store_options_default() fills the
+ * defaults. A retention of 0 keeps rows forever. */
+struct store_options {
+    int64_t raw_retention_ms;       /* events: 14 days */
+    int64_t minute_retention_ms;    /* minute rollups: 90 days */
+    int64_t hour_retention_ms;      /* hour rollups: 400 days */
+    int64_t retention_interval_ms;  /* how often expired rows are looked
+                                     * for: 60 s */
+    size_t queue_max_batches;       /* high-water mark: 1024 batches */
+    size_t queue_max_bytes;         /* and of their memory: 64 MiB */
+};
+void store_options_default(struct store_options *o);
+
+/* Opens or creates @path and starts the writer thread, which applies the
+ * migrations first: until they are done the store is not ready (see
+ * store_stats) and store_submit() refuses with -EAGAIN. @opts NULL: the
+ * defaults. -errno, with a logged reason. */
+int store_open(const char *path, const struct store_options *opts,
+               struct store **out);
+/* Waits until the migrations are done: 0, or -errno when they failed (the
+ * store then refuses every batch; close it). */
+int store_wait_ready(struct store *st);
+/* Stops the writer after the batches already queued (each gets its done
+ * call), closes every connection. NULL is a no-op. */
+void store_close(struct store *st);
 
 /* Stores what is new in @b (borrowed) in one transaction with the agent's
  * row: every event above the agent/epoch's watermark, whatever the order
@@ -30,6 +52,56 @@ void store_close(struct store *st);     /* NULL is a no-op */
  * (nothing is then stored). */
 int store_ingest(struct store *st, const Sextant__V1__Batch *b,
                  int64_t recv_ms, uint64_t *acked_seq);
+
+/* Called once per submitted batch, from the writer thread, when the group
+ * commit that holds it is durable (rc 0, *acked as store_ingest) or failed
+ * (rc -EIO: nothing of that batch is stored). Must not block. */
+typedef void (*store_done_fn)(void *ctx, int rc, uint64_t acked_seq);
+
+/* Queues @b (borrowed until @done runs) for the writer, which stores it as
+ * store_ingest() describes, together with other queued batches in one
+ * transaction. @cost is what the batch holds in memory (counted against
+ * queue_max_bytes). 0: @done will run. -EAGAIN: not queued, the queue is
+ * over its high-water mark or the store is not ready (reply 503 and let
+ * the agent back off); -ESHUTDOWN: closing. @done may run before this
+ * returns. store_ingest() is submit-and-wait. */
+int store_submit(struct store *st, const Sextant__V1__Batch *b,
+                 int64_t recv_ms, size_t cost, store_done_fn done,
+                 void *ctx);
+
+/* Upper bounds of the commit histograms (Prometheus "le"), ascending. */
+#define STORE_COMMIT_BUCKETS 12
+extern const double store_commit_seconds_le[STORE_COMMIT_BUCKETS];
+#define STORE_GROUP_BUCKETS 9
+extern const double store_group_batches_le[STORE_GROUP_BUCKETS];
+
+/* A snapshot of the store's counters, for /metrics and /readyz. Histogram
+ * counts are cumulative per bound; the last slot is +Inf (= commits). */
+struct store_stats {
+    int ready;                      /* migrations done and succeeded */
+    int overloaded;                 /* queue over its high-water mark */
+    uint64_t queue_batches;         /* queued, not yet committed */
+    uint64_t queue_bytes;
+    uint64_t queue_max_batches;
+    uint64_t queue_max_bytes;
+    uint64_t commits;               /* group commits that succeeded */
+    uint64_t commit_failures;
+    uint64_t commit_seconds_le[STORE_COMMIT_BUCKETS + 1];
+    double commit_seconds_sum;
+    uint64_t group_batches_le[STORE_GROUP_BUCKETS + 1];
+    uint64_t group_batches_sum;
+    uint64_t retention_deleted;     /* rows deleted by retention */
+    int64_t db_bytes;               /* main file + WAL on disk */
+};
+void store_stats(struct store *st, struct store_stats *out);
+
+/* Calls @fn for every cluster that ever sent, with the last time (ms,
+ * collector clock) any of its agents did. Reads through a read
+ * connection. 0 or -EIO. */
+int store_clusters_seen(struct store *st,
+                        void (*fn)(void *ctx, const char *cluster,
+                                   int64_t last_seen_ms),
+                        void *ctx);
 
 enum store_order {
     STORE_ORDER_AGENT,      /* by agent time (each agent's own clock) */
@@ -52,5 +124,27 @@ struct store_timeline_query {
  * corrected_ms = time_ms + clock_offset_ms and corrected_time. */
 int store_timeline(struct store *st, const struct store_timeline_query *q,
                    char **out, size_t *out_len);
+
+enum store_step {
+    STORE_STEP_MINUTE,
+    STORE_STEP_HOUR,
+};
+
+struct store_latency_query {
+    int64_t from_ms;            /* inclusive, agent clock */
+    int64_t to_ms;              /* exclusive */
+    const char *target;         /* required */
+    const char *cluster;        /* NULL = every cluster's probes merged */
+    enum store_step step;
+};
+#define STORE_LATENCY_MAX_POINTS 20000u
+
+/* JSON {"target":..,"step_ms":..,"points":[{"t":ms,"count":n,
+ * "failures":n,"p50_ms":x,"p95_ms":x,"p99_ms":x},...]} from the rollups,
+ * one point per step that has probes; percentiles of successful probes'
+ * total time, within 2% (null when none succeeded). -E2BIG: the range
+ * holds more than STORE_LATENCY_MAX_POINTS steps. Caller frees *out. */
+int store_latency(struct store *st, const struct store_latency_query *q,
+                  char **out, size_t *out_len);
 
 #endif

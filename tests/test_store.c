@@ -34,7 +34,7 @@ static void test_timeline_over_the_cap_is_truncated_not_failed(void **state)
     (void)state;
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/c.db", dir);
-    assert_int_equal(store_open(path, &st), 0);
+    assert_int_equal(store_open(path, NULL, &st), 0);
     text = malloc(TEXT_LEN + 1);
     evs = calloc(N_EVENTS, sizeof(*evs));
     evp = calloc(N_EVENTS, sizeof(*evp));
