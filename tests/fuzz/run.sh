@@ -7,12 +7,12 @@
 #
 # Environment:
 #   FUZZ_SECONDS  time per harness, -max_total_time (default 60)
-#   FUZZ_JOBS     harnesses run at once (default: nproc); the four take
-#                 FUZZ_SECONDS * ceil(4 / FUZZ_JOBS) after the build
+#   FUZZ_JOBS     harnesses run at once (default: nproc); the five take
+#                 FUZZ_SECONDS * ceil(5 / FUZZ_JOBS) after the build
 #   FUZZ_BUILD    build directory (default build-fuzz)
 #   FUZZ_CC       compiler (default clang)
 #   FUZZ_ONLY     space-separated subset of: wire_zlib wire_raw
-#                 agent_config collector_config
+#                 agent_config collector_config hist_blob
 # Crash inputs are kept in $FUZZ_BUILD/fuzz-artifacts/ (emptied when a run
 # starts); reproduce one with
 #   $FUZZ_BUILD/tests/fuzz/fuzz_NAME FILE
@@ -23,7 +23,7 @@ seconds=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-$(nproc)}
 build=${FUZZ_BUILD:-build-fuzz}
 cc=${FUZZ_CC:-clang}
-all="wire_zlib wire_raw agent_config collector_config"
+all="wire_zlib wire_raw agent_config collector_config hist_blob"
 read -r -a harnesses <<< "${FUZZ_ONLY:-$all}"
 case "$seconds$jobs" in
     *[!0-9]*) echo "FUZZ_SECONDS and FUZZ_JOBS must be whole numbers" >&2
