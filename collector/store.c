@@ -1,7 +1,16 @@
-/* store.c -- SQLite schema, migrations, ingest and timeline queries.
- * Does not parse HTTP or protobuf (see server.c, proto/wire.c); it takes
- * decoded, validated batches (ingest.c also caps every seq at INT64_MAX,
- * which SQLite's integers need).
+/* store.c -- SQLite schema, migrations, the writer thread, rollups,
+ * retention and the queries. Does not parse HTTP or protobuf (see
+ * server.c, proto/wire.c); it takes decoded, validated batches (ingest.c
+ * also caps every seq at INT64_MAX, which SQLite's integers need).
+ *
+ * Writer: one thread owns the write connection. Batches wait in a queue
+ * (bounded in count and bytes: past it store_submit refuses and agents
+ * back off) and are committed in groups: one transaction holds many
+ * agents' batches, each inside a savepoint so a batch that fails is rolled
+ * back alone, and every batch of the group is answered once the COMMIT is
+ * on disk (synchronous=FULL). One fsync then serves many requests.
+ * Between groups the writer deletes expired rows in small transactions,
+ * so retention never holds the write lock for long.
  *
  * Delivery, per agent (cluster, node, epoch): events are stored whatever
  * their order of arrival, once each (UNIQUE (agent_id, seq), INSERT OR
@@ -9,18 +18,30 @@
  * missing any more: stored, or declared lost by a "gap" or "drop" event.
  * The agent drains its backlog newest and oldest in alternation, so holes
  * above the watermark are normal and fill later; only what the batch says
- * the agent no longer has (below Batch.oldest_seq) is declared lost. */
+ * the agent no longer has (below Batch.oldest_seq) is declared lost.
+ *
+ * Schema: strings that repeat (cluster, kind, target, error text) live
+ * once in dimension tables; an event row holds their ids. Probe results
+ * also feed per cluster, target and minute rollups (count, failures, a
+ * log-bucket latency histogram, see hist.h) and hour rollups, updated in
+ * the same transaction as the events they count. */
 #include "store.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
+#include "hist.h"
 #include "jsonw.h"
 #include "log.h"
+#include "util.h"
 
 #define STORE_READERS        8           /* idle read connections kept */
 #define STORE_BUSY_MS        5000
@@ -29,6 +50,20 @@
 #define STORE_MS_MIN         946684800000LL  /* 2000-01-01: a real clock */
 #define STORE_MS_MAX         4102444800000LL /* 2100-01-01 */
 #define STORE_OFFSET_MAX_MS (24.0 * 3600 * 1000)  /* larger: not a sample */
+#define STORE_MINUTE_MS      60000LL
+#define STORE_HOUR_MS        3600000LL
+
+/* A group commit takes queued batches until it holds this many events or
+ * batches: big enough that one fsync serves many agents, small enough
+ * that the first of them is not kept waiting for long. */
+#define STORE_GROUP_EVENTS   20000u
+#define STORE_GROUP_BATCHES  512u
+/* Retention deletes at most this many rows per transaction, then lets
+ * queued batches in; vacuum frees this many pages per step. */
+#define STORE_DELETE_ROWS    2000
+#define STORE_VACUUM_PAGES   512
+/* Interned strings cached per dimension table (then the cache restarts). */
+#define STORE_DIM_CACHE      4096u
 
 /* Weight of a new clock offset sample: a fifth smooths out one slow round
  * trip and still follows a clock step within some ten batches. */
@@ -71,21 +106,173 @@ static const char *const store_migrations[] = {
     "ALTER TABLE agents ADD COLUMN drop_count INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE agents ADD COLUMN drop_last_ms INTEGER NOT NULL DEFAULT 0;"
     "PRAGMA user_version = 2;",
+    /* 3: dimension tables; events hold ids, with the probe's error (or
+     * the state change's reason) interned in texts and left out of data;
+     * indexes per time, target, kind and agent; minute and hour rollups
+     * (filled from the old events by store_backfill_rollups). */
+    "CREATE TABLE clusters (id INTEGER PRIMARY KEY, name TEXT NOT NULL"
+    "  UNIQUE);"
+    "CREATE TABLE kinds (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE targets (id INTEGER PRIMARY KEY, name TEXT NOT NULL"
+    "  UNIQUE);"
+    "CREATE TABLE texts (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);"
+    "INSERT INTO clusters (name) SELECT DISTINCT cluster FROM agents;"
+    "ALTER TABLE agents ADD COLUMN cluster_id INTEGER REFERENCES clusters(id);"
+    "UPDATE agents SET cluster_id ="
+    "  (SELECT id FROM clusters WHERE name = agents.cluster);"
+    "INSERT INTO kinds (name) SELECT DISTINCT kind FROM events;"
+    "INSERT INTO targets (name) SELECT DISTINCT target FROM events"
+    "  WHERE target IS NOT NULL;"
+    "INSERT OR IGNORE INTO texts (text)"
+    "  SELECT json_extract(data, CASE kind WHEN 'state' THEN '$.reason'"
+    "                                      ELSE '$.error' END) AS x"
+    "  FROM events WHERE kind IN ('probe', 'state') AND x <> '';"
+    "CREATE TABLE events3 ("
+    "  id INTEGER PRIMARY KEY,"
+    "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
+    "  seq INTEGER,"
+    "  unix_ms INTEGER NOT NULL,"
+    "  recv_ms INTEGER NOT NULL,"
+    "  kind_id INTEGER NOT NULL REFERENCES kinds(id),"
+    "  target_id INTEGER REFERENCES targets(id),"
+    "  text_id INTEGER REFERENCES texts(id),"
+    "  data TEXT NOT NULL,"
+    "  UNIQUE (agent_id, seq));"
+    "INSERT INTO events3 SELECT e.id, e.agent_id, e.seq, e.unix_ms,"
+    "  e.recv_ms, k.id, t.id, x.id,"
+    "  CASE WHEN x.id IS NULL THEN e.data"
+    "       WHEN e.kind = 'state' THEN json_remove(e.data, '$.reason')"
+    "       ELSE json_remove(e.data, '$.error') END"
+    "  FROM events e JOIN kinds k ON k.name = e.kind"
+    "  LEFT JOIN targets t ON t.name = e.target"
+    "  LEFT JOIN texts x ON e.kind IN ('probe', 'state') AND x.text ="
+    "    json_extract(e.data, CASE e.kind WHEN 'state' THEN '$.reason'"
+    "                                     ELSE '$.error' END);"
+    "DROP TABLE events;"
+    "ALTER TABLE events3 RENAME TO events;"
+    "CREATE INDEX events_time ON events (unix_ms);"
+    "CREATE INDEX events_target ON events (target_id, unix_ms);"
+    "CREATE INDEX events_kind ON events (kind_id, unix_ms);"
+    "CREATE INDEX events_agent ON events (agent_id, unix_ms);"
+    "CREATE TABLE rollup_minute ("
+    "  target_id INTEGER NOT NULL,"
+    "  cluster_id INTEGER NOT NULL,"
+    "  t INTEGER NOT NULL,"             /* start of the minute, agent ms */
+    "  count INTEGER NOT NULL,"         /* probe results */
+    "  failures INTEGER NOT NULL,"
+    "  hist BLOB NOT NULL,"             /* successful probes' total_us */
+    "  PRIMARY KEY (target_id, cluster_id, t)) WITHOUT ROWID;"
+    "CREATE INDEX rollup_minute_t ON rollup_minute (t);"
+    "CREATE TABLE rollup_hour ("
+    "  target_id INTEGER NOT NULL,"
+    "  cluster_id INTEGER NOT NULL,"
+    "  t INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL,"
+    "  failures INTEGER NOT NULL,"
+    "  hist BLOB NOT NULL,"
+    "  PRIMARY KEY (target_id, cluster_id, t)) WITHOUT ROWID;"
+    "CREATE INDEX rollup_hour_t ON rollup_hour (t);"
+    /* For people with the sqlite3 shell: events with their strings. */
+    "CREATE VIEW events_full AS SELECT e.id, e.agent_id, e.seq, e.unix_ms,"
+    "  e.recv_ms, k.name AS kind, tg.name AS target,"
+    "  CASE WHEN e.text_id IS NULL THEN e.data"
+    "    ELSE json_set(e.data, CASE k.name WHEN 'state' THEN '$.reason'"
+    "                          ELSE '$.error' END, x.text) END AS data"
+    "  FROM events e JOIN kinds k ON k.id = e.kind_id"
+    "  LEFT JOIN targets tg ON tg.id = e.target_id"
+    "  LEFT JOIN texts x ON x.id = e.text_id;"
+    "PRAGMA user_version = 3;",
 };
 #define STORE_SCHEMA_VERSION \
     ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
+/* An interned-string table (clusters, kinds, targets, texts): prepared
+ * lookup and insert, and a cache of recent strings to ids. The cache may
+ * hold ids of rows a rolled-back transaction inserted: store_dims_reset()
+ * empties every cache after any rollback. */
+struct store_dim_slot {
+    char *s;                    /* NULL: empty */
+    int64_t id;
+};
+
+struct store_dim {
+    sqlite3_stmt *sel, *ins;
+    struct store_dim_slot *slots;       /* STORE_DIM_CACHE * 2, open
+                                         * addressing */
+    size_t used;
+};
+
+enum { DIM_CLUSTER, DIM_KIND, DIM_TARGET, DIM_TEXT, DIM_COUNT };
+
+/* One probe result stored in the current group, for the rollups. */
+struct store_sample {
+    int64_t target_id, cluster_id;
+    int64_t minute;             /* start of its minute, ms */
+    uint64_t total_us;
+    int ok;
+};
+
+enum store_job_type {
+    JOB_BATCH,
+    JOB_RETENTION,              /* run retention to the end, at job->now */
+};
+
+/* A queued request for the writer. */
+struct store_job {
+    enum store_job_type type;
+    const Sextant__V1__Batch *b;        /* borrowed until done runs */
+    int64_t recv_ms;                    /* JOB_RETENTION: "now" */
+    size_t cost;
+    store_done_fn done;
+    void *ctx;
+    int rc;
+    uint64_t acked;
+    struct store_job *next;
+};
+
+/* A rollup table's prepared statements. */
+struct store_rollup {
+    sqlite3_stmt *get, *put, *expire;
+};
+
 struct store {
     char *path;
-    pthread_mutex_t wlock;      /* serializes everything on wdb */
-    sqlite3 *wdb;               /* under wlock only; WAL */
-    sqlite3_stmt *agent_get;    /* prepared on wdb */
+    struct store_options opt;
+
+    /* Everything on wdb and below belongs to the writer thread (and to
+     * store_open/store_close before it starts and after it ends). */
+    sqlite3 *wdb;               /* WAL */
+    sqlite3_stmt *agent_get;
     sqlite3_stmt *agent_ins;
     sqlite3_stmt *agent_upd;
     sqlite3_stmt *event_ins;
     sqlite3_stmt *seq_scan;     /* stored seqs above the watermark */
     sqlite3_stmt *seq_range;    /* stored seqs in a range */
     sqlite3_stmt *begin, *commit, *rollback;
+    sqlite3_stmt *sp_begin, *sp_release, *sp_rollback;
+    sqlite3_stmt *events_expire;
+    struct store_dim dims[DIM_COUNT];
+    struct store_rollup minute, hour;
+    struct store_sample *samples;       /* this group's probe results */
+    size_t n_samples, cap_samples;
+    int64_t retention_next_ms;  /* when to look for expired rows again */
+    int64_t retention_now_ms;   /* the pass under way: 0 = none */
+    int retention_done;         /* bit per table done in this pass */
+    int64_t retention_free_pages;   /* free pages before the last vacuum
+                                     * step */
+
+    pthread_t writer;
+    int writer_started;
+
+    /* The queue, and what others read of the writer's state. */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;       /* writer: a job, or closing */
+    pthread_cond_t rcond;       /* waiters: ready changed, a job done */
+    struct store_job *head, *tail;
+    size_t q_batches, q_bytes;
+    int closing;
+    int ready;                  /* 0 migrating, 1 ready, -errno failed */
+    struct store_stats stats;   /* counters, under qlock */
 
     pthread_mutex_t rlock;      /* guards the idle reader list */
     sqlite3 *readers[STORE_READERS];
@@ -104,175 +291,29 @@ static int store_exec(sqlite3 *db, const char *sql)
     return 0;
 }
 
-static int store_user_version(sqlite3 *db, int *out)
+/* The first column of the first row of @sql, an integer pragma. */
+static int store_pragma_int(sqlite3 *db, const char *sql, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = -EIO;
 
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) ==
-            SQLITE_OK &&
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW) {
-        *out = sqlite3_column_int(st, 0);
+        *out = sqlite3_column_int64(st, 0);
         rc = 0;
     }
     sqlite3_finalize(st);
     return rc;
 }
 
-/* Applies every migration the file has not seen yet, each in its own
- * transaction together with the new user_version. */
-static int store_migrate(sqlite3 *db)
+static int store_user_version(sqlite3 *db, int *out)
 {
-    int v, rc;
+    int64_t v;
 
-    rc = store_user_version(db, &v);
-    if (rc < 0)
-        return rc;
-    if (v > STORE_SCHEMA_VERSION) {
-        log_msg(LOGL_ERROR, "store", "database schema %d is newer than this "
-                "collector (%d)", v, STORE_SCHEMA_VERSION);
-        return -EPROTO;
-    }
-    for (; v < STORE_SCHEMA_VERSION; v++) {
-        int now;
-
-        if (store_exec(db, "BEGIN IMMEDIATE") < 0)
-            return -EIO;
-        if (store_exec(db, store_migrations[v]) < 0 ||
-            store_user_version(db, &now) < 0 || now != v + 1) {
-            log_msg(LOGL_ERROR, "store", "migration %d failed", v + 1);
-            store_exec(db, "ROLLBACK");
-            return -EIO;
-        }
-        if (store_exec(db, "COMMIT") < 0)
-            return -EIO;
-        log_msg(LOGL_INFO, "store", "schema migrated to version %d", v + 1);
-    }
-    return 0;
-}
-
-static int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
-{
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out,
-                           NULL) != SQLITE_OK) {
-        log_msg(LOGL_ERROR, "store", "prepare: %s", sqlite3_errmsg(db));
+    if (store_pragma_int(db, "PRAGMA user_version", &v) < 0)
         return -EIO;
-    }
+    *out = (int)v;
     return 0;
-}
-
-void store_options_default(struct store_options *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->raw_retention_ms = 14LL * 86400 * 1000;
-    o->minute_retention_ms = 90LL * 86400 * 1000;
-    o->hour_retention_ms = 400LL * 86400 * 1000;
-    o->retention_interval_ms = 60 * 1000;
-    o->queue_max_batches = 1024;
-    o->queue_max_bytes = 64u << 20;
-}
-
-int store_open(const char *path, const struct store_options *opts,
-               struct store **out)
-{
-    struct store *st;
-    int rc = -EIO;
-
-    (void)opts;
-    st = calloc(1, sizeof(*st));
-    if (!st)
-        return -ENOMEM;
-    pthread_mutex_init(&st->wlock, NULL);
-    pthread_mutex_init(&st->rlock, NULL);
-    st->path = strdup(path);
-    if (!st->path) {
-        rc = -ENOMEM;
-        goto err;
-    }
-    if (sqlite3_open_v2(path, &st->wdb,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        log_msg(LOGL_ERROR, "store", "open %s: %s", path,
-                st->wdb ? sqlite3_errmsg(st->wdb) : "out of memory");
-        goto err;
-    }
-    sqlite3_busy_timeout(st->wdb, STORE_BUSY_MS);
-    /* WAL: readers never block the writer. synchronous=FULL: a batch is
-     * acked only after its commit is on disk, so not even a power cut
-     * loses an acked event (NORMAL would survive kill -9 only). */
-    if (store_exec(st->wdb, "PRAGMA journal_mode=WAL") < 0 ||
-        store_exec(st->wdb, "PRAGMA synchronous=FULL") < 0 ||
-        store_exec(st->wdb, "PRAGMA foreign_keys=ON") < 0)
-        goto err;
-    rc = store_migrate(st->wdb);
-    if (rc < 0)
-        goto err;
-    rc = -EIO;
-    if (store_prepare(st->wdb,
-                      "SELECT id, acked_seq, clock_offset_ms,"
-                      " drop_first_seq, drop_last_seq, drop_count,"
-                      " drop_last_ms FROM agents"
-                      " WHERE cluster = ?1 AND node = ?2 AND epoch = ?3",
-                      &st->agent_get) < 0 ||
-        store_prepare(st->wdb,
-                      "INSERT INTO agents (cluster, region, node, epoch,"
-                      " agent_version, first_seen_ms, last_seen_ms)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                      &st->agent_ins) < 0 ||
-        store_prepare(st->wdb,
-                      "UPDATE agents SET acked_seq = ?2, region = ?3,"
-                      " agent_version = ?4, last_seen_ms = ?5,"
-                      " clock_offset_ms = ?6, drop_first_seq = ?7,"
-                      " drop_last_seq = ?8, drop_count = ?9,"
-                      " drop_last_ms = ?10 WHERE id = ?1",
-                      &st->agent_upd) < 0 ||
-        store_prepare(st->wdb,
-                      "INSERT OR IGNORE INTO events (agent_id, seq, unix_ms,"
-                      " recv_ms, kind, target, data)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                      &st->event_ins) < 0 ||
-        store_prepare(st->wdb,      /* walks the (agent_id, seq) index */
-                      "SELECT seq, unix_ms FROM events"
-                      " WHERE agent_id = ?1 AND seq > ?2 ORDER BY seq",
-                      &st->seq_scan) < 0 ||
-        store_prepare(st->wdb,
-                      "SELECT seq, unix_ms FROM events WHERE agent_id = ?1"
-                      " AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
-                      &st->seq_range) < 0 ||
-        store_prepare(st->wdb, "BEGIN IMMEDIATE", &st->begin) < 0 ||
-        store_prepare(st->wdb, "COMMIT", &st->commit) < 0 ||
-        store_prepare(st->wdb, "ROLLBACK", &st->rollback) < 0)
-        goto err;
-    *out = st;
-    return 0;
-err:
-    store_close(st);
-    return rc;
-}
-
-void store_close(struct store *st)
-{
-    if (!st)
-        return;
-    sqlite3_finalize(st->agent_get);
-    sqlite3_finalize(st->agent_ins);
-    sqlite3_finalize(st->agent_upd);
-    sqlite3_finalize(st->event_ins);
-    sqlite3_finalize(st->seq_scan);
-    sqlite3_finalize(st->seq_range);
-    sqlite3_finalize(st->begin);
-    sqlite3_finalize(st->commit);
-    sqlite3_finalize(st->rollback);
-    /* Readers first: the last connection to close checkpoints and removes
-     * the WAL, and only the writer may. */
-    for (size_t i = 0; i < st->n_readers; i++)
-        sqlite3_close(st->readers[i]);
-    if (st->wdb && sqlite3_close(st->wdb) != SQLITE_OK)
-        log_msg(LOGL_ERROR, "store", "close: %s", sqlite3_errmsg(st->wdb));
-    pthread_mutex_destroy(&st->wlock);
-    pthread_mutex_destroy(&st->rlock);
-    free(st->path);
-    free(st);
 }
 
 /* Runs a prepared statement that returns no rows, then resets it. */
@@ -290,6 +331,26 @@ static int store_step_done(sqlite3_stmt *s)
     return 0;
 }
 
+static int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out,
+                           NULL) != SQLITE_OK) {
+        log_msg(LOGL_ERROR, "store", "prepare: %s", sqlite3_errmsg(db));
+        return -EIO;
+    }
+    return 0;
+}
+
+static int store_ms_ok(int64_t ms)
+{
+    return ms >= STORE_MS_MIN && ms <= STORE_MS_MAX;
+}
+
+/* Floor of @ms to a multiple of @step (ms are positive here: >= 2000). */
+static int64_t store_floor(int64_t ms, int64_t step)
+{
+    return ms - ms % step;
+}
 static const char *store_health_name(Sextant__V1__Health h)
 {
     switch (h) {
@@ -340,12 +401,16 @@ static void store_answers(struct jsonw *w, const char *key,
 }
 
 /* Writes the kind-specific fields of @ev as one JSON object and returns the
- * event's target (borrowed from @ev, NULL when it has none). */
+ * event's target (borrowed from @ev, NULL when it has none). A probe's
+ * error or a state change's reason that is not empty goes to *text
+ * instead (borrowed; interned, and put back into the fields on reading);
+ * otherwise *text is NULL. */
 static const char *store_event_fields(const Sextant__V1__Event *ev,
-                                      struct jsonw *w)
+                                      struct jsonw *w, const char **text)
 {
     const char *target = NULL;
 
+    *text = NULL;
     jsonw_obj_begin(w);
     switch (ev->kind_case) {
     case SEXTANT__V1__EVENT__KIND_PROBE: {
@@ -359,8 +424,12 @@ static const char *store_event_fields(const Sextant__V1__Event *ev,
         jsonw_bool(w, p->ok);
         jsonw_key(w, "status");
         jsonw_int(w, p->status);
-        jsonw_key(w, "error");
-        jsonw_str(w, p->error);
+        if (p->error[0]) {
+            *text = p->error;
+        } else {
+            jsonw_key(w, "error");
+            jsonw_str(w, "");
+        }
         jsonw_key(w, "dns_us");
         jsonw_uint(w, t ? t->dns_us : 0);
         jsonw_key(w, "connect_us");
@@ -385,8 +454,12 @@ static const char *store_event_fields(const Sextant__V1__Event *ev,
         jsonw_str(w, store_health_name(ev->state->from));
         jsonw_key(w, "to");
         jsonw_str(w, store_health_name(ev->state->to));
-        jsonw_key(w, "reason");
-        jsonw_str(w, ev->state->reason);
+        if (ev->state->reason[0]) {
+            *text = ev->state->reason;
+        } else {
+            jsonw_key(w, "reason");
+            jsonw_str(w, "");
+        }
         break;
     case SEXTANT__V1__EVENT__KIND_DNS:
         target = ev->dns->target[0] ? ev->dns->target : ev->dns->name;
@@ -436,32 +509,71 @@ static const char *store_event_fields(const Sextant__V1__Event *ev,
     return target && target[0] ? target : NULL;
 }
 
-static int store_insert_event(struct store *st, int64_t agent_id,
-                              uint64_t seq, int64_t unix_ms, int64_t recv_ms,
-                              const char *kind, const char *target,
-                              const char *data)
+static int store_intern(struct store *st, int dim, const char *s,
+                        int64_t *id);
+
+/* One event row to insert; the strings are borrowed. */
+struct store_event_row {
+    int64_t agent_id;
+    uint64_t seq;               /* 0: a collector-made event */
+    int64_t unix_ms, recv_ms;
+    const char *kind;
+    const char *target;         /* NULL: none */
+    const char *text;           /* NULL: none */
+    const char *data;
+    int64_t target_id;          /* out: 0 when no target */
+};
+
+/* Inserts @e unless its (agent, seq) is stored already: 1 inserted, 0
+ * already there, -EIO. */
+static int store_insert_event(struct store *st, struct store_event_row *e)
 {
     sqlite3_stmt *s = st->event_ins;
+    int64_t kind_id, text_id = 0;
 
-    if (sqlite3_bind_int64(s, 1, agent_id) != SQLITE_OK ||
-        (seq ? sqlite3_bind_int64(s, 2, (int64_t)seq)
-             : sqlite3_bind_null(s, 2)) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 3, unix_ms) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 4, recv_ms) != SQLITE_OK ||
-        sqlite3_bind_text(s, 5, kind, -1, SQLITE_STATIC) != SQLITE_OK ||
-        (target ? sqlite3_bind_text(s, 6, target, -1, SQLITE_STATIC)
-                : sqlite3_bind_null(s, 6)) != SQLITE_OK ||
-        sqlite3_bind_text(s, 7, data, -1, SQLITE_STATIC) != SQLITE_OK) {
+    e->target_id = 0;
+    if (store_intern(st, DIM_KIND, e->kind, &kind_id) < 0 ||
+        (e->target &&
+         store_intern(st, DIM_TARGET, e->target, &e->target_id) < 0) ||
+        (e->text && store_intern(st, DIM_TEXT, e->text, &text_id) < 0))
+        return -EIO;
+    if (sqlite3_bind_int64(s, 1, e->agent_id) != SQLITE_OK ||
+        (e->seq ? sqlite3_bind_int64(s, 2, (int64_t)e->seq)
+                : sqlite3_bind_null(s, 2)) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 3, e->unix_ms) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 4, e->recv_ms) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 5, kind_id) != SQLITE_OK ||
+        (e->target_id ? sqlite3_bind_int64(s, 6, e->target_id)
+                      : sqlite3_bind_null(s, 6)) != SQLITE_OK ||
+        (text_id ? sqlite3_bind_int64(s, 7, text_id)
+                 : sqlite3_bind_null(s, 7)) != SQLITE_OK ||
+        sqlite3_bind_text(s, 8, e->data, -1, SQLITE_STATIC) != SQLITE_OK) {
         sqlite3_reset(s);
         sqlite3_clear_bindings(s);
         return -EIO;
     }
-    return store_step_done(s);
+    if (store_step_done(s) < 0)
+        return -EIO;
+    return sqlite3_changes(st->wdb) > 0;
+}
+
+/* Inserts an event the collector made (gap, drop): no seq, no target. */
+static int store_insert_note(struct store *st, int64_t agent_id,
+                             const char *kind, int64_t unix_ms,
+                             int64_t recv_ms, const char *data)
+{
+    struct store_event_row e = {
+        .agent_id = agent_id, .unix_ms = unix_ms, .recv_ms = recv_ms,
+        .kind = kind, .data = data,
+    };
+
+    return store_insert_event(st, &e) < 0 ? -EIO : 0;
 }
 
 /* What the store keeps per agent row, read and written once per batch. */
 struct store_agent_row {
     int64_t id;
+    int64_t cluster_id;
     uint64_t acked;             /* contiguous watermark */
     int has_offset;             /* clock_offset_ms is not NULL */
     double offset_ms;           /* collector clock minus agent clock */
@@ -476,11 +588,6 @@ struct store_range {
     uint64_t first, last;
 };
 
-static int store_ms_ok(int64_t ms)
-{
-    return ms >= STORE_MS_MIN && ms <= STORE_MS_MAX;
-}
-
 /* Events 'from'..'to' are lost and nobody said why. Stored as an event of
  * its own so the timeline shows it. */
 static int store_insert_gap_n(struct store *st, int64_t agent_id,
@@ -493,8 +600,7 @@ static int store_insert_gap_n(struct store *st, int64_t agent_id,
              "{\"from_seq\":%llu,\"to_seq\":%llu,\"count\":%llu}",
              (unsigned long long)from, (unsigned long long)to,
              (unsigned long long)count);
-    return store_insert_event(st, agent_id, 0, unix_ms, recv_ms, "gap", NULL,
-                              data);
+    return store_insert_note(st, agent_id, "gap", unix_ms, recv_ms, data);
 }
 
 static int store_insert_gap(struct store *st, int64_t agent_id,
@@ -557,8 +663,8 @@ static int store_insert_drop(struct store *st, int64_t agent_id,
              (unsigned long long)count, (unsigned long long)from,
              (unsigned long long)to, (long long)from_ms, (long long)to_ms);
     /* On the timeline where the loss began, if the agent said when. */
-    return store_insert_event(st, agent_id, 0, from_ms ? from_ms : fallback_ms,
-                              recv_ms, "drop", NULL, data);
+    return store_insert_note(st, agent_id, "drop",
+                             from_ms ? from_ms : fallback_ms, recv_ms, data);
 }
 
 /* Stores drop report @d unless it was stored already: a report that goes
@@ -741,6 +847,8 @@ static int store_agent(struct store *st, const Sextant__V1__Batch *b,
     int rc = -EIO, step;
 
     memset(row, 0, sizeof(*row));
+    if (store_intern(st, DIM_CLUSTER, b->cluster, &row->cluster_id) < 0)
+        return -EIO;
     if (sqlite3_bind_text(s, 1, b->cluster, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_text(s, 2, b->node, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(s, 3, epoch) != SQLITE_OK)
@@ -768,7 +876,8 @@ static int store_agent(struct store *st, const Sextant__V1__Batch *b,
         sqlite3_bind_int64(s, 4, epoch) != SQLITE_OK ||
         sqlite3_bind_text(s, 5, b->agent_version, -1, SQLITE_STATIC) !=
             SQLITE_OK ||
-        sqlite3_bind_int64(s, 6, recv_ms) != SQLITE_OK)
+        sqlite3_bind_int64(s, 6, recv_ms) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 7, row->cluster_id) != SQLITE_OK)
         goto out;
     if (sqlite3_step(s) != SQLITE_DONE)
         goto out;
@@ -832,6 +941,10 @@ static int store_agent_update(struct store *st,
     return store_step_done(s);
 }
 
+static int store_sample(struct store *st, const struct store_agent_row *row,
+                        const struct store_event_row *e,
+                        const Sextant__V1__ProbeResult *p);
+
 static int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
                                int64_t recv_ms, uint64_t *acked_seq)
 {
@@ -869,19 +982,26 @@ static int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
     }
     for (size_t i = 0; i < b->n_events; i++) {
         const Sextant__V1__Event *ev = b->events[i];
-        const char *target;
+        struct store_event_row e = {
+            .agent_id = row.id, .seq = ev->seq, .unix_ms = ev->unix_ms,
+            .recv_ms = recv_ms, .kind = wire_event_kind(ev),
+        };
 
         if (ev->seq <= row.acked)       /* stored, or declared lost */
             continue;
         jsonw_init(&w, STORE_FIELDS_BYTES);
-        target = store_event_fields(ev, &w);
-        rc = w.err ? w.err
-                   : store_insert_event(st, row.id, ev->seq, ev->unix_ms,
-                                        recv_ms, wire_event_kind(ev), target,
-                                        w.buf);
+        e.target = store_event_fields(ev, &w, &e.text);
+        e.data = w.buf;
+        rc = w.err ? w.err : store_insert_event(st, &e);
         jsonw_free(&w);
         if (rc < 0)
             return rc;
+        if (rc == 1 && ev->kind_case == SEXTANT__V1__EVENT__KIND_PROBE &&
+            e.target_id) {
+            rc = store_sample(st, &row, &e, ev->probe);
+            if (rc < 0)
+                return rc;
+        }
     }
     /* What the agent no longer has: below oldest_seq when it says so.
      * Older agents do not: then, as before, any jump forward within or
@@ -903,46 +1023,774 @@ static int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
     return rc;
 }
 
-int store_ingest(struct store *st, const Sextant__V1__Batch *b,
-                 int64_t recv_ms, uint64_t *acked_seq)
-{
-    uint64_t acked = 0;
-    int rc;
 
-    pthread_mutex_lock(&st->wlock);
-    rc = store_step_done(st->begin);
-    if (rc == 0) {
-        rc = store_ingest_locked(st, b, recv_ms, &acked);
-        if (rc == 0)
-            rc = store_step_done(st->commit);
-        if (rc < 0 && !sqlite3_get_autocommit(st->wdb))
-            store_step_done(st->rollback);
+/* ---- interned strings ---- */
+
+static const char *const store_dim_sql[DIM_COUNT][2] = {
+    { "SELECT id FROM clusters WHERE name = ?1",
+      "INSERT INTO clusters (name) VALUES (?1)" },
+    { "SELECT id FROM kinds WHERE name = ?1",
+      "INSERT INTO kinds (name) VALUES (?1)" },
+    { "SELECT id FROM targets WHERE name = ?1",
+      "INSERT INTO targets (name) VALUES (?1)" },
+    { "SELECT id FROM texts WHERE text = ?1",
+      "INSERT INTO texts (text) VALUES (?1)" },
+};
+
+static uint64_t store_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;       /* FNV-1a */
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void store_dim_reset(struct store_dim *d)
+{
+    if (!d->slots)
+        return;
+    for (size_t i = 0; i < STORE_DIM_CACHE * 2; i++) {
+        free(d->slots[i].s);
+        d->slots[i].s = NULL;
     }
-    pthread_mutex_unlock(&st->wlock);
+    d->used = 0;
+}
+
+/* After a rollback: ids cached since the last commit may be gone. */
+static void store_dims_reset(struct store *st)
+{
+    for (int i = 0; i < DIM_COUNT; i++)
+        store_dim_reset(&st->dims[i]);
+}
+
+static struct store_dim_slot *store_dim_slot(struct store_dim *d,
+                                             const char *s)
+{
+    size_t mask = STORE_DIM_CACHE * 2 - 1, i = store_hash(s) & mask;
+
+    while (d->slots[i].s && strcmp(d->slots[i].s, s) != 0)
+        i = (i + 1) & mask;
+    return &d->slots[i];
+}
+
+/* The id of @s in dimension @dim, inserted if new. */
+static int store_intern(struct store *st, int dim, const char *s,
+                        int64_t *id)
+{
+    struct store_dim *d = &st->dims[dim];
+    struct store_dim_slot *slot;
+    int step;
+
+    slot = store_dim_slot(d, s);
+    if (slot->s) {
+        *id = slot->id;
+        return 0;
+    }
+    if (sqlite3_bind_text(d->sel, 1, s, -1, SQLITE_STATIC) != SQLITE_OK)
+        return -EIO;
+    step = sqlite3_step(d->sel);
+    if (step == SQLITE_ROW)
+        *id = sqlite3_column_int64(d->sel, 0);
+    sqlite3_reset(d->sel);
+    sqlite3_clear_bindings(d->sel);
+    if (step != SQLITE_ROW) {
+        if (step != SQLITE_DONE ||
+            sqlite3_bind_text(d->ins, 1, s, -1, SQLITE_STATIC) != SQLITE_OK ||
+            store_step_done(d->ins) < 0)
+            return -EIO;
+        *id = sqlite3_last_insert_rowid(st->wdb);
+    }
+    if (d->used >= STORE_DIM_CACHE) {   /* full: start over */
+        store_dim_reset(d);
+        slot = store_dim_slot(d, s);
+    }
+    slot->s = strdup(s);
+    if (slot->s) {                      /* else: not cached, still right */
+        slot->id = *id;
+        d->used++;
+    }
+    return 0;
+}
+
+/* ---- rollups ---- */
+
+/* A new slot at the end of this group's samples; NULL when out of memory. */
+static struct store_sample *store_sample_new(struct store *st)
+{
+    if (st->n_samples == st->cap_samples) {
+        size_t cap = st->cap_samples ? st->cap_samples * 2 : 1024;
+        struct store_sample *n = realloc(st->samples, cap * sizeof(*n));
+
+        if (!n)
+            return NULL;
+        st->samples = n;
+        st->cap_samples = cap;
+    }
+    return &st->samples[st->n_samples++];
+}
+
+static int store_sample(struct store *st, const struct store_agent_row *row,
+                        const struct store_event_row *e,
+                        const Sextant__V1__ProbeResult *p)
+{
+    struct store_sample *sm = store_sample_new(st);
+
+    if (!sm)
+        return -ENOMEM;
+    sm->target_id = e->target_id;
+    sm->cluster_id = row->cluster_id;
+    sm->minute = store_floor(e->unix_ms, STORE_MINUTE_MS);
+    sm->total_us = p->timings ? p->timings->total_us : 0;
+    sm->ok = p->ok;
+    return 0;
+}
+
+static int store_sample_cmp(const void *pa, const void *pb)
+{
+    const struct store_sample *a = pa, *b = pb;
+
+    if (a->target_id != b->target_id)
+        return a->target_id < b->target_id ? -1 : 1;
+    if (a->cluster_id != b->cluster_id)
+        return a->cluster_id < b->cluster_id ? -1 : 1;
+    if (a->minute != b->minute)
+        return a->minute < b->minute ? -1 : 1;
+    return 0;
+}
+
+/* A rollup row's worth of new probe results. */
+struct store_delta {
+    int64_t target_id, cluster_id, t;
+    uint64_t count, failures;
+    struct hist h;
+};
+
+/* Adds @d to its row of @r: read, merge, write back. */
+static int store_rollup_add(struct store_rollup *r,
+                            const struct store_delta *d)
+{
+    sqlite3_stmt *g = r->get, *p = r->put;
+    uint64_t count = d->count, failures = d->failures;
+    struct hist h;
+    uint8_t *blob = NULL;
+    size_t len;
+    int rc = -EIO, step;
+
+    hist_init(&h);
+    if (sqlite3_bind_int64(g, 1, d->target_id) != SQLITE_OK ||
+        sqlite3_bind_int64(g, 2, d->cluster_id) != SQLITE_OK ||
+        sqlite3_bind_int64(g, 3, d->t) != SQLITE_OK)
+        goto out;
+    step = sqlite3_step(g);
+    if (step == SQLITE_ROW) {
+        count += (uint64_t)sqlite3_column_int64(g, 0);
+        failures += (uint64_t)sqlite3_column_int64(g, 1);
+        /* A corrupt blob loses that row's old latencies, not the batch:
+         * the counts stay right and the log says so. */
+        if (hist_merge_blob(&h, sqlite3_column_blob(g, 2),
+                            (size_t)sqlite3_column_bytes(g, 2)) < 0)
+            log_msg(LOGL_WARN, "store", "rollup %lld/%lld/%lld: bad "
+                    "histogram replaced", (long long)d->target_id,
+                    (long long)d->cluster_id, (long long)d->t);
+    } else if (step != SQLITE_DONE) {
+        goto out;
+    }
+    sqlite3_reset(g);
+    rc = hist_merge(&h, &d->h);
     if (rc == 0)
-        *acked_seq = acked;
+        rc = hist_encode(&h, &blob, &len);
+    if (rc < 0)
+        goto out;
+    rc = -EIO;
+    if (sqlite3_bind_int64(p, 1, d->target_id) != SQLITE_OK ||
+        sqlite3_bind_int64(p, 2, d->cluster_id) != SQLITE_OK ||
+        sqlite3_bind_int64(p, 3, d->t) != SQLITE_OK ||
+        sqlite3_bind_int64(p, 4, (int64_t)count) != SQLITE_OK ||
+        sqlite3_bind_int64(p, 5, (int64_t)failures) != SQLITE_OK ||
+        sqlite3_bind_blob(p, 6, blob, (int)len, SQLITE_STATIC) != SQLITE_OK) {
+        sqlite3_reset(p);
+        sqlite3_clear_bindings(p);
+        goto out;
+    }
+    rc = store_step_done(p);
+out:
+    sqlite3_reset(g);
+    sqlite3_clear_bindings(g);
+    hist_free(&h);
+    free(blob);
     return rc;
 }
 
-/* Interim: synchronous until the writer thread lands. */
-int store_submit(struct store *st, const Sextant__V1__Batch *b,
-                 int64_t recv_ms, size_t cost, store_done_fn done,
-                 void *ctx)
+static void store_delta_start(struct store_delta *d,
+                              const struct store_sample *s, int64_t t)
 {
-    uint64_t acked = 0;
+    d->target_id = s->target_id;
+    d->cluster_id = s->cluster_id;
+    d->t = t;
+    d->count = 0;
+    d->failures = 0;
+    hist_reset(&d->h);
+}
+
+static int store_delta_add(struct store_delta *d, const struct store_sample *s)
+{
+    d->count++;
+    if (!s->ok) {
+        d->failures++;
+        return 0;
+    }
+    return hist_add(&d->h, (double)s->total_us, 1);
+}
+
+/* Folds this group's probe results into the minute and hour rollups: one
+ * read and write per row touched, however many results it gets. Results
+ * for minutes already past their retention are not rolled up. */
+static int store_rollups_flush(struct store *st, int64_t now_ms)
+{
+    struct store_delta m, h;
+    int64_t cutoff = st->opt.minute_retention_ms > 0
+                         ? now_ms - st->opt.minute_retention_ms : INT64_MIN;
+    int has_m = 0, has_h = 0, rc = 0;
+
+    if (st->n_samples == 0)
+        return 0;
+    qsort(st->samples, st->n_samples, sizeof(*st->samples),
+          store_sample_cmp);
+    hist_init(&m.h);
+    hist_init(&h.h);
+    for (size_t i = 0; i < st->n_samples && rc == 0; i++) {
+        const struct store_sample *s = &st->samples[i];
+        int64_t hour = store_floor(s->minute, STORE_HOUR_MS);
+
+        if (has_m && (m.target_id != s->target_id ||
+                      m.cluster_id != s->cluster_id || m.t != s->minute)) {
+            rc = m.t >= cutoff ? store_rollup_add(&st->minute, &m) : 0;
+            has_m = 0;
+        }
+        if (rc == 0 && has_h && (h.target_id != s->target_id ||
+                                 h.cluster_id != s->cluster_id ||
+                                 h.t != hour)) {
+            rc = store_rollup_add(&st->hour, &h);
+            has_h = 0;
+        }
+        if (rc < 0)
+            break;
+        if (!has_m) {
+            store_delta_start(&m, s, s->minute);
+            has_m = 1;
+        }
+        if (!has_h) {
+            store_delta_start(&h, s, hour);
+            has_h = 1;
+        }
+        rc = store_delta_add(&m, s);
+        if (rc == 0)
+            rc = store_delta_add(&h, s);
+    }
+    if (rc == 0 && has_m && m.t >= cutoff)
+        rc = store_rollup_add(&st->minute, &m);
+    if (rc == 0 && has_h)
+        rc = store_rollup_add(&st->hour, &h);
+    hist_free(&m.h);
+    hist_free(&h.h);
+    st->n_samples = 0;
+    return rc;
+}
+
+/* Rebuilds the rollups from every stored probe result: migration 3, for
+ * events stored before rollups existed. Runs inside its transaction. */
+static int store_backfill_rollups(struct store *st)
+{
+    static const char sql[] =
+        "SELECT e.target_id, a.cluster_id, e.unix_ms,"
+        " json_extract(e.data, '$.ok'), json_extract(e.data, '$.total_us')"
+        " FROM events e JOIN agents a ON a.id = e.agent_id"
+        " JOIN kinds k ON k.id = e.kind_id"
+        " WHERE k.name = 'probe' AND e.target_id IS NOT NULL";
+    sqlite3_stmt *s = NULL;
+    int rc = -EIO, step;
+
+    if (sqlite3_prepare_v2(st->wdb, sql, -1, &s, NULL) != SQLITE_OK)
+        goto out;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_sample *sm = store_sample_new(st);
+
+        if (!sm) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        sm->target_id = sqlite3_column_int64(s, 0);
+        sm->cluster_id = sqlite3_column_int64(s, 1);
+        sm->minute = store_floor(sqlite3_column_int64(s, 2), STORE_MINUTE_MS);
+        sm->ok = sqlite3_column_int(s, 3);
+        sm->total_us = (uint64_t)sqlite3_column_int64(s, 4);
+    }
+    if (step != SQLITE_DONE)
+        goto out;
+    rc = store_rollups_flush(st, util_now_ms());
+out:
+    if (rc == -EIO)
+        log_msg(LOGL_ERROR, "store", "rollup backfill: %s",
+                sqlite3_errmsg(st->wdb));
+    sqlite3_finalize(s);
+    st->n_samples = 0;
+    return rc;
+}
+
+/* ---- schema and statements ---- */
+
+static int store_prepare_all(struct store *st)
+{
+    static const char *const rollup_sql[2][3] = {
+        { "SELECT count, failures, hist FROM rollup_minute"
+          " WHERE target_id = ?1 AND cluster_id = ?2 AND t = ?3",
+          "INSERT OR REPLACE INTO rollup_minute (target_id, cluster_id, t,"
+          " count, failures, hist) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+          "DELETE FROM rollup_minute WHERE (target_id, cluster_id, t) IN"
+          " (SELECT target_id, cluster_id, t FROM rollup_minute"
+          "  WHERE t < ?1 LIMIT ?2)" },
+        { "SELECT count, failures, hist FROM rollup_hour"
+          " WHERE target_id = ?1 AND cluster_id = ?2 AND t = ?3",
+          "INSERT OR REPLACE INTO rollup_hour (target_id, cluster_id, t,"
+          " count, failures, hist) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+          "DELETE FROM rollup_hour WHERE (target_id, cluster_id, t) IN"
+          " (SELECT target_id, cluster_id, t FROM rollup_hour"
+          "  WHERE t < ?1 LIMIT ?2)" },
+    };
+    struct store_rollup *r[2] = { &st->minute, &st->hour };
+    sqlite3 *db = st->wdb;
+
+    if (st->agent_get)                  /* prepared already */
+        return 0;
+    for (int i = 0; i < DIM_COUNT; i++) {
+        st->dims[i].slots = calloc(STORE_DIM_CACHE * 2,
+                                   sizeof(*st->dims[i].slots));
+        if (!st->dims[i].slots ||
+            store_prepare(db, store_dim_sql[i][0], &st->dims[i].sel) < 0 ||
+            store_prepare(db, store_dim_sql[i][1], &st->dims[i].ins) < 0)
+            return -EIO;
+    }
+    for (int i = 0; i < 2; i++)
+        if (store_prepare(db, rollup_sql[i][0], &r[i]->get) < 0 ||
+            store_prepare(db, rollup_sql[i][1], &r[i]->put) < 0 ||
+            store_prepare(db, rollup_sql[i][2], &r[i]->expire) < 0)
+            return -EIO;
+    if (store_prepare(db,
+                      "SELECT id, acked_seq, clock_offset_ms,"
+                      " drop_first_seq, drop_last_seq, drop_count,"
+                      " drop_last_ms FROM agents"
+                      " WHERE cluster = ?1 AND node = ?2 AND epoch = ?3",
+                      &st->agent_get) < 0 ||
+        store_prepare(db,
+                      "INSERT INTO agents (cluster, region, node, epoch,"
+                      " agent_version, first_seen_ms, last_seen_ms,"
+                      " cluster_id)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+                      &st->agent_ins) < 0 ||
+        store_prepare(db,
+                      "UPDATE agents SET acked_seq = ?2, region = ?3,"
+                      " agent_version = ?4, last_seen_ms = ?5,"
+                      " clock_offset_ms = ?6, drop_first_seq = ?7,"
+                      " drop_last_seq = ?8, drop_count = ?9,"
+                      " drop_last_ms = ?10 WHERE id = ?1",
+                      &st->agent_upd) < 0 ||
+        store_prepare(db,
+                      "INSERT OR IGNORE INTO events (agent_id, seq, unix_ms,"
+                      " recv_ms, kind_id, target_id, text_id, data)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                      &st->event_ins) < 0 ||
+        store_prepare(db,       /* walks the (agent_id, seq) index */
+                      "SELECT seq, unix_ms FROM events"
+                      " WHERE agent_id = ?1 AND seq > ?2 ORDER BY seq",
+                      &st->seq_scan) < 0 ||
+        store_prepare(db,
+                      "SELECT seq, unix_ms FROM events WHERE agent_id = ?1"
+                      " AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
+                      &st->seq_range) < 0 ||
+        store_prepare(db,       /* the time index, oldest first */
+                      "DELETE FROM events WHERE id IN (SELECT id FROM events"
+                      " WHERE unix_ms < ?1 ORDER BY unix_ms LIMIT ?2)",
+                      &st->events_expire) < 0 ||
+        store_prepare(db, "BEGIN IMMEDIATE", &st->begin) < 0 ||
+        store_prepare(db, "COMMIT", &st->commit) < 0 ||
+        store_prepare(db, "ROLLBACK", &st->rollback) < 0 ||
+        store_prepare(db, "SAVEPOINT batch", &st->sp_begin) < 0 ||
+        store_prepare(db, "RELEASE batch", &st->sp_release) < 0 ||
+        store_prepare(db, "ROLLBACK TO batch", &st->sp_rollback) < 0)
+        return -EIO;
+    return 0;
+}
+
+static void store_finalize_all(struct store *st)
+{
+    sqlite3_stmt **all[] = {
+        &st->agent_get, &st->agent_ins, &st->agent_upd, &st->event_ins,
+        &st->seq_scan, &st->seq_range, &st->events_expire, &st->begin,
+        &st->commit, &st->rollback, &st->sp_begin, &st->sp_release,
+        &st->sp_rollback, &st->minute.get, &st->minute.put,
+        &st->minute.expire, &st->hour.get, &st->hour.put, &st->hour.expire,
+    };
+
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        sqlite3_finalize(*all[i]);
+        *all[i] = NULL;
+    }
+    for (int i = 0; i < DIM_COUNT; i++) {
+        sqlite3_finalize(st->dims[i].sel);
+        sqlite3_finalize(st->dims[i].ins);
+        store_dim_reset(&st->dims[i]);
+        free(st->dims[i].slots);
+        memset(&st->dims[i], 0, sizeof(st->dims[i]));
+    }
+}
+
+/* Applies every migration the file has not seen yet, each in its own
+ * transaction together with the new user_version (and, for 3, the
+ * rollups of the events already stored). */
+static int store_migrate(struct store *st)
+{
+    sqlite3 *db = st->wdb;
+    int v, rc;
+
+    rc = store_user_version(db, &v);
+    if (rc < 0)
+        return rc;
+    if (v > STORE_SCHEMA_VERSION) {
+        log_msg(LOGL_ERROR, "store", "database schema %d is newer than this "
+                "collector (%d)", v, STORE_SCHEMA_VERSION);
+        return -EPROTO;
+    }
+    for (; v < STORE_SCHEMA_VERSION; v++) {
+        int now;
+
+        if (store_exec(db, "BEGIN IMMEDIATE") < 0)
+            return -EIO;
+        rc = store_exec(db, store_migrations[v]);
+        if (rc == 0)
+            rc = store_user_version(db, &now);
+        if (rc == 0 && now != v + 1)
+            rc = -EIO;
+        if (rc == 0 && v + 1 == 3 &&
+            (store_prepare_all(st) < 0 || store_backfill_rollups(st) < 0))
+            rc = -EIO;
+        if (rc < 0) {
+            log_msg(LOGL_ERROR, "store", "migration %d failed", v + 1);
+            store_finalize_all(st);
+            store_exec(db, "ROLLBACK");
+            return -EIO;
+        }
+        if (store_exec(db, "COMMIT") < 0)
+            return -EIO;
+        log_msg(LOGL_INFO, "store", "schema migrated to version %d", v + 1);
+    }
+    return 0;
+}
+
+/* Pragmas, incremental vacuum, migrations, statements: the writer's first
+ * work, while the store is not ready yet. */
+static int store_setup(struct store *st)
+{
+    sqlite3 *db = st->wdb;
+    int64_t av, tables;
     int rc;
 
-    (void)cost;
-    rc = store_ingest(st, b, recv_ms, &acked);
-    done(ctx, rc, acked);
+    /* Retention frees pages; incremental vacuum gives them back to the
+     * file system. The mode can only be set before the first table (and
+     * before WAL mode) exists; a database made without it takes one full
+     * VACUUM. */
+    if (store_pragma_int(db, "PRAGMA auto_vacuum", &av) < 0 ||
+        store_pragma_int(db, "SELECT count(*) FROM sqlite_schema",
+                         &tables) < 0)
+        return -EIO;
+    if (av != 2) {
+        if (store_exec(db, "PRAGMA auto_vacuum=INCREMENTAL") < 0)
+            return -EIO;
+        if (tables > 0) {
+            log_msg(LOGL_INFO, "store", "rewriting %s for incremental "
+                    "vacuum (once)", st->path);
+            if (store_exec(db, "VACUUM") < 0)
+                return -EIO;
+        }
+    }
+    /* WAL: readers never block the writer. synchronous=FULL: a batch is
+     * acked only after its commit is on disk, so not even a power cut
+     * loses an acked event (NORMAL would survive kill -9 only). */
+    if (store_exec(db, "PRAGMA journal_mode=WAL") < 0 ||
+        store_exec(db, "PRAGMA synchronous=FULL") < 0 ||
+        store_exec(db, "PRAGMA foreign_keys=ON") < 0)
+        return -EIO;
+    rc = store_migrate(st);
+    if (rc == 0)
+        rc = store_prepare_all(st);
+    return rc;
+}
+
+/* ---- retention ---- */
+
+/* One step of the retention pass under way (st->retention_now_ms): one
+ * small delete transaction, or one incremental vacuum step. 1: more to
+ * do; 0: the pass is over; -EIO. */
+static int store_retention_step(struct store *st)
+{
+    struct {
+        sqlite3_stmt *s;
+        int64_t keep_ms;
+    } t[3] = {
+        { st->events_expire, st->opt.raw_retention_ms },
+        { st->minute.expire, st->opt.minute_retention_ms },
+        { st->hour.expire, st->opt.hour_retention_ms },
+    };
+    int64_t free_pages;
+
+    for (int i = 0; i < 3; i++) {
+        int n;
+
+        if (t[i].keep_ms <= 0 || (st->retention_done & (1 << i)))
+            continue;
+        if (sqlite3_bind_int64(t[i].s, 1,
+                               st->retention_now_ms - t[i].keep_ms) !=
+                SQLITE_OK ||
+            sqlite3_bind_int(t[i].s, 2, STORE_DELETE_ROWS) != SQLITE_OK ||
+            store_step_done(st->begin) < 0)
+            return -EIO;
+        if (store_step_done(t[i].s) < 0) {
+            store_step_done(st->rollback);
+            return -EIO;
+        }
+        n = sqlite3_changes(st->wdb);
+        if (store_step_done(st->commit) < 0) {
+            store_step_done(st->rollback);
+            return -EIO;
+        }
+        pthread_mutex_lock(&st->qlock);
+        st->stats.retention_deleted += (uint64_t)n;
+        pthread_mutex_unlock(&st->qlock);
+        if (n < STORE_DELETE_ROWS)      /* nothing older left there */
+            st->retention_done |= 1 << i;
+        return 1;
+    }
+    if (store_pragma_int(st->wdb, "PRAGMA freelist_count", &free_pages) < 0)
+        return -EIO;
+    /* Stops when nothing is free, or when a step freed nothing (a file
+     * that is not in incremental mode: never loop on it). */
+    if (free_pages > 0 && free_pages != st->retention_free_pages) {
+        char sql[48];
+
+        st->retention_free_pages = free_pages;
+        snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)",
+                 STORE_VACUUM_PAGES);
+        return store_exec(st->wdb, sql) < 0 ? -EIO : 1;
+    }
+    st->retention_free_pages = 0;
+    st->retention_now_ms = 0;
+    st->retention_done = 0;
     return 0;
 }
 
-int store_wait_ready(struct store *st)
+/* ---- the writer ---- */
+
+static int64_t store_mono_ns(void)
 {
-    (void)st;
-    return 0;
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+/* Commits @jobs (batches only) in one transaction, each batch in its own
+ * savepoint, then answers each. */
+static void store_group(struct store *st, struct store_job *jobs)
+{
+    int64_t t0 = store_mono_ns();
+    size_t n = 0, bytes = 0;
+    double secs;
+    int rc;
+
+    rc = store_step_done(st->begin);
+    for (struct store_job *j = jobs; j; j = j->next) {
+        size_t mark = st->n_samples;
+
+        n++;
+        bytes += j->cost;
+        j->rc = rc < 0 ? -EIO : store_step_done(st->sp_begin);
+        if (j->rc == 0)
+            j->rc = store_ingest_locked(st, j->b, j->recv_ms, &j->acked);
+        if (j->rc < 0 && rc == 0) {
+            /* This batch alone is undone; the group goes on. */
+            st->n_samples = mark;
+            store_dims_reset(st);
+            if (store_step_done(st->sp_rollback) < 0)
+                rc = -EIO;
+            j->rc = -EIO;
+        }
+        if (rc == 0 && store_step_done(st->sp_release) < 0)
+            rc = -EIO;
+    }
+    if (rc == 0)
+        rc = store_rollups_flush(st, util_now_ms());
+    if (rc == 0)
+        rc = store_step_done(st->commit);
+    if (rc < 0) {
+        if (!sqlite3_get_autocommit(st->wdb))
+            store_step_done(st->rollback);
+        store_dims_reset(st);
+        st->n_samples = 0;
+        for (struct store_job *j = jobs; j; j = j->next)
+            j->rc = -EIO;
+        log_msg(LOGL_ERROR, "store", "group commit of %zu batches failed", n);
+    }
+    secs = (double)(store_mono_ns() - t0) / 1e9;
+
+    pthread_mutex_lock(&st->qlock);
+    st->q_batches -= n;
+    st->q_bytes -= bytes;
+    if (st->stats.overloaded && st->q_batches <= st->opt.queue_max_batches / 2
+        && st->q_bytes <= st->opt.queue_max_bytes / 2)
+        st->stats.overloaded = 0;
+    if (rc == 0) {
+        st->stats.commits++;
+        for (int i = 0; i < STORE_COMMIT_BUCKETS; i++)
+            if (secs <= store_commit_seconds_le[i])
+                st->stats.commit_seconds_le[i]++;
+        st->stats.commit_seconds_le[STORE_COMMIT_BUCKETS]++;
+        st->stats.commit_seconds_sum += secs;
+        for (int i = 0; i < STORE_GROUP_BUCKETS; i++)
+            if ((double)n <= store_group_batches_le[i])
+                st->stats.group_batches_le[i]++;
+        st->stats.group_batches_le[STORE_GROUP_BUCKETS]++;
+        st->stats.group_batches_sum += n;
+    } else {
+        st->stats.commit_failures++;
+    }
+    pthread_mutex_unlock(&st->qlock);
+
+    while (jobs) {
+        struct store_job *j = jobs;
+
+        jobs = j->next;
+        j->done(j->ctx, j->rc, j->rc == 0 ? j->acked : 0);
+        free(j);
+    }
+}
+
+/* Runs a whole retention pass at job->recv_ms, then answers the job. */
+static void store_retention_job(struct store *st, struct store_job *j)
+{
+    int rc;
+
+    st->retention_now_ms = j->recv_ms;
+    st->retention_done = 0;
+    while ((rc = store_retention_step(st)) > 0)
+        ;
+    st->retention_now_ms = 0;
+    st->retention_done = 0;
+    j->done(j->ctx, rc, 0);
+    free(j);
+}
+
+/* Takes the next group off the queue: batches up to the group limits, or
+ * one retention job alone. Under qlock. */
+static struct store_job *store_take(struct store *st)
+{
+    struct store_job *first = st->head, *last = first;
+    size_t batches = 1, events = first->b ? first->b->n_events : 0;
+
+    if (first->type == JOB_BATCH) {
+        while (last->next && last->next->type == JOB_BATCH &&
+               batches < STORE_GROUP_BATCHES &&
+               events + last->next->b->n_events <= STORE_GROUP_EVENTS) {
+            last = last->next;
+            batches++;
+            events += last->b->n_events;
+        }
+    }
+    st->head = last->next;
+    if (!st->head)
+        st->tail = NULL;
+    last->next = NULL;
+    return first;
+}
+
+/* Starts a retention pass when one is due, or goes on with the one under
+ * way, by one step. */
+static void store_retention_tick(struct store *st, int64_t now)
+{
+    int rc;
+
+    if (!st->retention_now_ms) {
+        if (st->opt.raw_retention_ms <= 0 &&
+            st->opt.minute_retention_ms <= 0 &&
+            st->opt.hour_retention_ms <= 0) {
+            st->retention_next_ms = INT64_MAX / 2;  /* keep everything */
+            return;
+        }
+        st->retention_now_ms = now;
+        st->retention_done = 0;
+    }
+    rc = store_retention_step(st);
+    if (rc > 0)
+        return;
+    if (rc < 0)
+        log_msg(LOGL_ERROR, "store", "retention step failed; retrying in "
+                "%lld ms", (long long)st->opt.retention_interval_ms);
+    st->retention_now_ms = 0;
+    st->retention_done = 0;
+    st->retention_next_ms = now + st->opt.retention_interval_ms;
+}
+
+static void *store_writer(void *arg)
+{
+    struct store *st = arg;
+    int rc;
+
+    rc = store_setup(st);
+    pthread_mutex_lock(&st->qlock);
+    st->ready = rc < 0 ? rc : 1;
+    st->stats.ready = rc == 0;
+    pthread_cond_broadcast(&st->rcond);
+    pthread_mutex_unlock(&st->qlock);
+    if (rc < 0)
+        return NULL;
+    /* The first pass after one interval: a collector that restarts
+     * does not hold up its first batches with deletes. */
+    st->retention_next_ms = util_now_ms() + st->opt.retention_interval_ms;
+    for (;;) {
+        struct store_job *jobs = NULL;
+        int64_t now = util_now_ms();
+
+        pthread_mutex_lock(&st->qlock);
+        while (!st->head && !st->closing && !st->retention_now_ms &&
+               now < st->retention_next_ms) {
+            struct timespec ts = {
+                .tv_sec = st->retention_next_ms / 1000,
+                .tv_nsec = (st->retention_next_ms % 1000) * 1000000,
+            };
+
+            pthread_cond_timedwait(&st->qcond, &st->qlock, &ts);
+            now = util_now_ms();
+        }
+        if (st->head) {
+            jobs = store_take(st);
+        } else if (st->closing) {
+            pthread_mutex_unlock(&st->qlock);
+            break;
+        }
+        pthread_mutex_unlock(&st->qlock);
+
+        if (jobs && jobs->type == JOB_RETENTION)
+            store_retention_job(st, jobs);
+        else if (jobs)
+            store_group(st, jobs);
+        /* One retention step between groups: ingest waits for at most one
+         * small delete, even when the queue never empties. */
+        if (st->retention_now_ms || now >= st->retention_next_ms)
+            store_retention_tick(st, now);
+    }
+    return NULL;
+}
+
+/* ---- public ---- */
 
 const double store_commit_seconds_le[STORE_COMMIT_BUCKETS] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
@@ -951,29 +1799,246 @@ const double store_group_batches_le[STORE_GROUP_BUCKETS] = {
     1, 2, 4, 8, 16, 32, 64, 128, 256,
 };
 
+void store_options_default(struct store_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->raw_retention_ms = 14LL * 86400 * 1000;
+    o->minute_retention_ms = 90LL * 86400 * 1000;
+    o->hour_retention_ms = 400LL * 86400 * 1000;
+    o->retention_interval_ms = 60 * 1000;
+    o->queue_max_batches = 1024;
+    o->queue_max_bytes = 64u << 20;
+}
+
+int store_open(const char *path, const struct store_options *opts,
+               struct store **out)
+{
+    struct store *st;
+    int rc = -EIO;
+
+    st = calloc(1, sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    pthread_mutex_init(&st->qlock, NULL);
+    pthread_cond_init(&st->rcond, NULL);
+    pthread_cond_init(&st->qcond, NULL);    /* timed on the wall clock */
+    pthread_mutex_init(&st->rlock, NULL);
+    if (opts)
+        st->opt = *opts;
+    else
+        store_options_default(&st->opt);
+    if (st->opt.retention_interval_ms <= 0)
+        st->opt.retention_interval_ms = 60 * 1000;
+    st->path = strdup(path);
+    if (!st->path) {
+        rc = -ENOMEM;
+        goto err;
+    }
+    if (sqlite3_open_v2(path, &st->wdb,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        log_msg(LOGL_ERROR, "store", "open %s: %s", path,
+                st->wdb ? sqlite3_errmsg(st->wdb) : "out of memory");
+        goto err;
+    }
+    sqlite3_busy_timeout(st->wdb, STORE_BUSY_MS);
+    st->stats.queue_max_batches = st->opt.queue_max_batches;
+    st->stats.queue_max_bytes = st->opt.queue_max_bytes;
+    if (pthread_create(&st->writer, NULL, store_writer, st) != 0) {
+        rc = -EAGAIN;
+        goto err;
+    }
+    st->writer_started = 1;
+    *out = st;
+    return 0;
+err:
+    store_close(st);
+    return rc;
+}
+
+int store_wait_ready(struct store *st)
+{
+    int rc;
+
+    pthread_mutex_lock(&st->qlock);
+    while (st->ready == 0)
+        pthread_cond_wait(&st->rcond, &st->qlock);
+    rc = st->ready == 1 ? 0 : st->ready;
+    pthread_mutex_unlock(&st->qlock);
+    return rc;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    if (st->writer_started) {
+        pthread_mutex_lock(&st->qlock);
+        st->closing = 1;
+        pthread_cond_signal(&st->qcond);
+        pthread_mutex_unlock(&st->qlock);
+        pthread_join(st->writer, NULL);
+    }
+    store_finalize_all(st);
+    free(st->samples);
+    /* Readers first: the last connection to close checkpoints and removes
+     * the WAL, and only the writer may. */
+    for (size_t i = 0; i < st->n_readers; i++)
+        sqlite3_close(st->readers[i]);
+    if (st->wdb && sqlite3_close(st->wdb) != SQLITE_OK)
+        log_msg(LOGL_ERROR, "store", "close: %s", sqlite3_errmsg(st->wdb));
+    pthread_mutex_destroy(&st->qlock);
+    pthread_cond_destroy(&st->qcond);
+    pthread_cond_destroy(&st->rcond);
+    pthread_mutex_destroy(&st->rlock);
+    free(st->path);
+    free(st);
+}
+
+/* Appends @j to the queue unless closing, not ready or full. */
+static int store_enqueue(struct store *st, struct store_job *j)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&st->qlock);
+    if (st->closing) {
+        rc = -ESHUTDOWN;
+    } else if (st->ready != 1) {
+        rc = -EAGAIN;
+    } else if (j->type == JOB_BATCH && st->q_batches > 0 &&
+               (st->q_batches >= st->opt.queue_max_batches ||
+                st->q_bytes + j->cost > st->opt.queue_max_bytes)) {
+        st->stats.overloaded = 1;       /* cleared when half drained */
+        rc = -EAGAIN;
+    } else {
+        if (st->tail)
+            st->tail->next = j;
+        else
+            st->head = j;
+        st->tail = j;
+        if (j->type == JOB_BATCH) {
+            st->q_batches++;
+            st->q_bytes += j->cost;
+        }
+        pthread_cond_signal(&st->qcond);
+    }
+    pthread_mutex_unlock(&st->qlock);
+    return rc;
+}
+
+int store_submit(struct store *st, const Sextant__V1__Batch *b,
+                 int64_t recv_ms, size_t cost, store_done_fn done,
+                 void *ctx)
+{
+    struct store_job *j = calloc(1, sizeof(*j));
+    int rc;
+
+    if (!j)
+        return -ENOMEM;
+    j->type = JOB_BATCH;
+    j->b = b;
+    j->recv_ms = recv_ms;
+    j->cost = cost;
+    j->done = done;
+    j->ctx = ctx;
+    rc = store_enqueue(st, j);
+    if (rc < 0)
+        free(j);
+    return rc;
+}
+
+/* A caller waiting for its job: store_ingest, store_retention_run. */
+struct store_waiter {
+    struct store *st;
+    int done, rc;
+    uint64_t acked;
+};
+
+static void store_waiter_done(void *ctx, int rc, uint64_t acked)
+{
+    struct store_waiter *w = ctx;
+
+    pthread_mutex_lock(&w->st->qlock);
+    w->rc = rc;
+    w->acked = acked;
+    w->done = 1;
+    pthread_cond_broadcast(&w->st->rcond);
+    pthread_mutex_unlock(&w->st->qlock);
+}
+
+static int store_waiter_wait(struct store_waiter *w)
+{
+    pthread_mutex_lock(&w->st->qlock);
+    while (!w->done)
+        pthread_cond_wait(&w->st->rcond, &w->st->qlock);
+    pthread_mutex_unlock(&w->st->qlock);
+    return w->rc;
+}
+
+int store_ingest(struct store *st, const Sextant__V1__Batch *b,
+                 int64_t recv_ms, uint64_t *acked_seq)
+{
+    struct store_waiter w = { .st = st };
+    int rc;
+
+    rc = store_wait_ready(st);
+    if (rc == 0)
+        rc = store_submit(st, b, recv_ms, 0, store_waiter_done, &w);
+    if (rc == 0)
+        rc = store_waiter_wait(&w);
+    if (rc == 0)
+        *acked_seq = w.acked;
+    return rc;
+}
+
+int store_retention_run(struct store *st, int64_t now_ms)
+{
+    struct store_waiter w = { .st = st };
+    struct store_job *j;
+    int rc;
+
+    rc = store_wait_ready(st);
+    if (rc < 0)
+        return rc;
+    j = calloc(1, sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    j->type = JOB_RETENTION;
+    j->recv_ms = now_ms;
+    j->done = store_waiter_done;
+    j->ctx = &w;
+    rc = store_enqueue(st, j);
+    if (rc < 0) {
+        free(j);
+        return rc;
+    }
+    return store_waiter_wait(&w);
+}
+
+static int64_t store_file_bytes(const char *path, const char *suffix)
+{
+    char p[4096];
+    struct stat sb;
+
+    snprintf(p, sizeof(p), "%s%s", path, suffix);
+    return stat(p, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
 void store_stats(struct store *st, struct store_stats *out)
 {
-    (void)st;
-    memset(out, 0, sizeof(*out));
-    out->ready = 1;
+    pthread_mutex_lock(&st->qlock);
+    *out = st->stats;
+    out->queue_batches = st->q_batches;
+    out->queue_bytes = st->q_bytes;
+    /* Over the mark, or refused a batch and not yet half drained: what
+     * makes store_submit refuse. */
+    out->overloaded = st->stats.overloaded ||
+                      st->q_batches >= st->opt.queue_max_batches ||
+                      st->q_bytes >= st->opt.queue_max_bytes;
+    pthread_mutex_unlock(&st->qlock);
+    out->db_bytes = store_file_bytes(st->path, "") +
+                    store_file_bytes(st->path, "-wal");
 }
-
-int store_clusters_seen(struct store *st,
-                        void (*fn)(void *ctx, const char *cluster,
-                                   int64_t last_seen_ms),
-                        void *ctx)
-{
-    (void)st; (void)fn; (void)ctx;
-    return 0;
-}
-
-int store_latency(struct store *st, const struct store_latency_query *q,
-                  char **out, size_t *out_len)
-{
-    (void)st; (void)q; (void)out; (void)out_len;
-    return -ENOSYS;
-}
-
 /* Takes an idle read-only connection, or opens one. */
 static sqlite3 *store_reader_get(struct store *st)
 {
@@ -1008,6 +2073,15 @@ static void store_reader_put(struct store *st, sqlite3 *db)
     sqlite3_close(db);
 }
 
+/* Hands the finished reply in @w to the caller: 0, or its error. */
+static int store_json_take(struct jsonw *w, char **out, size_t *out_len)
+{
+    if (w->err)
+        return w->err;
+    *out = jsonw_take(w, out_len);
+    return *out ? 0 : -ENOMEM;
+}
+
 /* An event's time on the collector's clock: agent time plus the agent's
  * current offset estimate (none yet: taken as 0). */
 #define STORE_OFFSET_SQL "CAST(round(a.clock_offset_ms) AS INTEGER)"
@@ -1017,7 +2091,7 @@ static void store_reader_put(struct store *st, sqlite3 *db)
     "SELECT json_object(" \
     "  'cluster', a.cluster, 'region', a.region, 'node', a.node," \
     "  'epoch', printf('%016x', a.epoch), 'seq', e.seq," \
-    "  'kind', e.kind, 'target', e.target," \
+    "  'kind', k.name, 'target', tg.name," \
     "  'time_ms', e.unix_ms," \
     "  'time', strftime('%Y-%m-%dT%H:%M:%fZ', e.unix_ms / 1000.0," \
     "                   'unixepoch')," \
@@ -1026,8 +2100,20 @@ static void store_reader_put(struct store *st, sqlite3 *db)
     "  'corrected_time', strftime('%Y-%m-%dT%H:%M:%fZ'," \
     "                   " STORE_CORRECTED_SQL " / 1000.0, 'unixepoch')," \
     "  'received_ms', e.recv_ms," \
-    "  'fields', json(e.data))" \
-    " FROM events e JOIN agents a ON a.id = e.agent_id"
+    "  'fields', CASE WHEN e.text_id IS NULL THEN json(e.data)" \
+    "    ELSE json_set(e.data, CASE k.name WHEN 'state' THEN '$.reason'" \
+    "                          ELSE '$.error' END, x.text) END)" \
+    " FROM events e JOIN agents a ON a.id = e.agent_id" \
+    " JOIN kinds k ON k.id = e.kind_id" \
+    " LEFT JOIN targets tg ON tg.id = e.target_id" \
+    " LEFT JOIN texts x ON x.id = e.text_id"
+/* Filters on cluster, target and kind (NULL: any): the ids are looked up
+ * once, so the target and kind indexes can serve the range. */
+#define STORE_TIMELINE_FILTER \
+    "   AND (?3 IS NULL OR a.cluster = ?3)" \
+    "   AND (?5 IS NULL OR e.target_id =" \
+    "        (SELECT id FROM targets WHERE name = ?5))" \
+    "   AND (?6 IS NULL OR e.kind_id = (SELECT id FROM kinds WHERE name = ?6))"
 
 int store_timeline(struct store *st, const struct store_timeline_query *q,
                    char **out, size_t *out_len)
@@ -1035,7 +2121,7 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     static const char sql_agent[] =
         STORE_TIMELINE_SELECT
         " WHERE e.unix_ms >= ?1 AND e.unix_ms < ?2"
-        "   AND (?3 IS NULL OR a.cluster = ?3)"
+        STORE_TIMELINE_FILTER
         " ORDER BY e.unix_ms, e.id LIMIT ?4";
     /* from/to are on the corrected clock too. The time index still
      * narrows the scan: no event is corrected by more than the largest
@@ -1048,7 +2134,7 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
         "   AND e.unix_ms < ?2 + (SELECT ms FROM m)"
         "   AND " STORE_CORRECTED_SQL " >= ?1"
         "   AND " STORE_CORRECTED_SQL " < ?2"
-        "   AND (?3 IS NULL OR a.cluster = ?3)"
+        STORE_TIMELINE_FILTER
         " ORDER BY " STORE_CORRECTED_SQL ", e.id LIMIT ?4";
     const char *sql = q->order == STORE_ORDER_CORRECTED ? sql_corrected
                                                         : sql_agent;
@@ -1067,7 +2153,11 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
         sqlite3_bind_int64(s, 2, q->to_ms) != SQLITE_OK ||
         (q->cluster ? sqlite3_bind_text(s, 3, q->cluster, -1, SQLITE_STATIC)
                     : sqlite3_bind_null(s, 3)) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 4, (int64_t)q->limit + 1) != SQLITE_OK)
+        sqlite3_bind_int64(s, 4, (int64_t)q->limit + 1) != SQLITE_OK ||
+        (q->target ? sqlite3_bind_text(s, 5, q->target, -1, SQLITE_STATIC)
+                   : sqlite3_bind_null(s, 5)) != SQLITE_OK ||
+        (q->kind ? sqlite3_bind_text(s, 6, q->kind, -1, SQLITE_STATIC)
+                 : sqlite3_bind_null(s, 6)) != SQLITE_OK)
         goto out;
     jsonw_obj_begin(&w);
     jsonw_key(&w, "events");
@@ -1089,15 +2179,155 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     jsonw_key(&w, "truncated");
     jsonw_bool(&w, step == SQLITE_ROW);  /* a row past the limit exists */
     jsonw_obj_end(&w);
-    rc = w.err;
-    if (rc == 0) {
-        *out = jsonw_take(&w, out_len);
-        rc = *out ? 0 : -ENOMEM;
-    }
+    rc = store_json_take(&w, out, out_len);
 out:
     if (rc == -EIO)
         log_msg(LOGL_ERROR, "store", "timeline: %s", sqlite3_errmsg(db));
     jsonw_free(&w);
+    sqlite3_finalize(s);
+    store_reader_put(st, db);
+    return rc;
+}
+
+int store_clusters_seen(struct store *st,
+                        void (*fn)(void *ctx, const char *cluster,
+                                   int64_t last_seen_ms),
+                        void *ctx)
+{
+    sqlite3_stmt *s = NULL;
+    sqlite3 *db;
+    int rc = -EIO, step;
+
+    db = store_reader_get(st);
+    if (!db)
+        return -EIO;
+    if (sqlite3_prepare_v2(db, "SELECT cluster, max(last_seen_ms) FROM agents"
+                           " GROUP BY cluster ORDER BY cluster", -1, &s,
+                           NULL) != SQLITE_OK)
+        goto out;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(s, 0),
+           sqlite3_column_int64(s, 1));
+    if (step == SQLITE_DONE)
+        rc = 0;
+out:
+    if (rc < 0)
+        log_msg(LOGL_ERROR, "store", "clusters: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    store_reader_put(st, db);
+    return rc;
+}
+
+/* Writes one point of a latency series; @h holds its successful probes. */
+static void store_point(struct jsonw *w, int64_t t, uint64_t count,
+                        uint64_t failures, const struct hist *h)
+{
+    static const struct {
+        const char *key;
+        double q;
+    } qs[] = { { "p50_ms", 0.5 }, { "p95_ms", 0.95 }, { "p99_ms", 0.99 } };
+
+    jsonw_obj_begin(w);
+    jsonw_key(w, "t");
+    jsonw_int(w, t);
+    jsonw_key(w, "count");
+    jsonw_uint(w, count);
+    jsonw_key(w, "failures");
+    jsonw_uint(w, failures);
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+        jsonw_key(w, qs[i].key);
+        if (hist_count(h) == 0)
+            jsonw_null(w);
+        else
+            jsonw_double(w, hist_quantile(h, qs[i].q) / 1000.0);
+    }
+    jsonw_obj_end(w);
+}
+
+int store_latency(struct store *st, const struct store_latency_query *q,
+                  char **out, size_t *out_len)
+{
+    static const char *const sql[2] = {
+        "SELECT t, count, failures, hist FROM rollup_minute"
+        " WHERE target_id = (SELECT id FROM targets WHERE name = ?1)"
+        "   AND (?2 IS NULL OR cluster_id ="
+        "        (SELECT id FROM clusters WHERE name = ?2))"
+        "   AND t >= ?3 AND t < ?4 ORDER BY t",
+        "SELECT t, count, failures, hist FROM rollup_hour"
+        " WHERE target_id = (SELECT id FROM targets WHERE name = ?1)"
+        "   AND (?2 IS NULL OR cluster_id ="
+        "        (SELECT id FROM clusters WHERE name = ?2))"
+        "   AND t >= ?3 AND t < ?4 ORDER BY t",
+    };
+    int64_t step_ms = q->step == STORE_STEP_HOUR ? STORE_HOUR_MS
+                                                 : STORE_MINUTE_MS;
+    int64_t from = store_floor(q->from_ms, step_ms), t = 0;
+    uint64_t count = 0, failures = 0;
+    sqlite3_stmt *s = NULL;
+    struct jsonw w;
+    struct hist h;
+    int have = 0, rc = -EIO, step;
+    sqlite3 *db;
+
+    if (q->to_ms <= q->from_ms ||
+        (q->to_ms - from) / step_ms >= (int64_t)STORE_LATENCY_MAX_POINTS)
+        return -E2BIG;
+    db = store_reader_get(st);
+    if (!db)
+        return -EIO;
+    hist_init(&h);
+    jsonw_init(&w, 16u << 20);
+    if (sqlite3_prepare_v2(db, sql[q->step == STORE_STEP_HOUR], -1, &s,
+                           NULL) != SQLITE_OK ||
+        sqlite3_bind_text(s, 1, q->target, -1, SQLITE_STATIC) != SQLITE_OK ||
+        (q->cluster ? sqlite3_bind_text(s, 2, q->cluster, -1, SQLITE_STATIC)
+                    : sqlite3_bind_null(s, 2)) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 3, from) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 4, q->to_ms) != SQLITE_OK)
+        goto out;
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "target");
+    jsonw_str(&w, q->target);
+    jsonw_key(&w, "cluster");
+    if (q->cluster)
+        jsonw_str(&w, q->cluster);
+    else
+        jsonw_null(&w);
+    jsonw_key(&w, "step_ms");
+    jsonw_int(&w, step_ms);
+    jsonw_key(&w, "points");
+    jsonw_arr_begin(&w);
+    /* Rows come by time; with every cluster asked for, the rows of one
+     * step (one per cluster) merge into one point. */
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t rt = sqlite3_column_int64(s, 0);
+
+        if (have && rt != t) {
+            store_point(&w, t, count, failures, &h);
+            hist_reset(&h);
+            count = failures = 0;
+        }
+        t = rt;
+        have = 1;
+        count += (uint64_t)sqlite3_column_int64(s, 1);
+        failures += (uint64_t)sqlite3_column_int64(s, 2);
+        if (hist_merge_blob(&h, sqlite3_column_blob(s, 3),
+                            (size_t)sqlite3_column_bytes(s, 3)) < 0)
+            log_msg(LOGL_WARN, "store", "latency: bad histogram at %lld "
+                    "skipped", (long long)rt);
+    }
+    if (step != SQLITE_DONE)
+        goto out;
+    if (have)
+        store_point(&w, t, count, failures, &h);
+    jsonw_arr_end(&w);
+    jsonw_obj_end(&w);
+    rc = store_json_take(&w, out, out_len);
+out:
+    if (rc == -EIO)
+        log_msg(LOGL_ERROR, "store", "latency: %s", sqlite3_errmsg(db));
+    jsonw_free(&w);
+    hist_free(&h);
     sqlite3_finalize(s);
     store_reader_put(st, db);
     return rc;

@@ -69,6 +69,13 @@ int store_submit(struct store *st, const Sextant__V1__Batch *b,
                  int64_t recv_ms, size_t cost, store_done_fn done,
                  void *ctx);
 
+/* Runs a whole retention pass now, as if the time were @now_ms, on the
+ * writer thread (between group commits) and waits for it: deletes what
+ * is older than each retention, then gives the freed pages back to the
+ * file system. The writer also runs passes on its own, every
+ * retention_interval_ms, one small step at a time. 0 or -errno. */
+int store_retention_run(struct store *st, int64_t now_ms);
+
 /* Upper bounds of the commit histograms (Prometheus "le"), ascending. */
 #define STORE_COMMIT_BUCKETS 12
 extern const double store_commit_seconds_le[STORE_COMMIT_BUCKETS];
@@ -112,6 +119,8 @@ struct store_timeline_query {
     int64_t from_ms;        /* inclusive, on the clock @order names */
     int64_t to_ms;          /* exclusive */
     const char *cluster;    /* NULL = every cluster */
+    const char *target;     /* NULL = every target */
+    const char *kind;       /* NULL = every kind ("probe", "state", ...) */
     unsigned limit;
     enum store_order order;
 };

@@ -41,7 +41,7 @@ one_collector() {
 # stored DB: events the agent sent (not made by the collector) in a
 # collector's db.
 stored() {
-    sqlite3 "$1" "SELECT count(*) FROM events WHERE seq > 0 AND kind NOT IN ('gap', 'drop')"
+    sqlite3 "$1" "SELECT count(*) FROM events_full WHERE seq > 0 AND kind NOT IN ('gap', 'drop')"
 }
 
 # --- A corrupt spool: moved aside, a new epoch, and the agent ships ---
@@ -156,11 +156,11 @@ dropped=$(q 'SELECT dropped_total FROM meta')
 last=$(( $(q 'SELECT next_seq FROM meta') - 1 ))
 # Every seq is stored or counted as dropped, never both, never twice.
 assert_eq "$(stored "$TMP/c2.db")" "$((last - dropped))" "events stored"
-assert_eq "$(sqlite3 "$TMP/c2.db" "SELECT min(seq) || '-' || max(seq) FROM events WHERE seq > 0 AND kind NOT IN ('gap', 'drop')")" \
+assert_eq "$(sqlite3 "$TMP/c2.db" "SELECT min(seq) || '-' || max(seq) FROM events_full WHERE seq > 0 AND kind NOT IN ('gap', 'drop')")" \
     "$((dropped + 1))-$last" "stored seqs"
-assert_eq "$(sqlite3 "$TMP/c2.db" "SELECT total(json_extract(data, '\$.count')) FROM events WHERE kind = 'drop'")" \
+assert_eq "$(sqlite3 "$TMP/c2.db" "SELECT total(json_extract(data, '\$.count')) FROM events_full WHERE kind = 'drop'")" \
     "$dropped.0" "drops the collector was told"
-assert_eq "$(sqlite3 "$TMP/c2.db" "SELECT count(*) FROM events WHERE kind = 'gap'")" \
+assert_eq "$(sqlite3 "$TMP/c2.db" "SELECT count(*) FROM events_full WHERE kind = 'gap'")" \
     0 "gaps (every loss is explained)"
 
 # --- collectors: each gets every event ---

@@ -16,25 +16,25 @@ send() { "$INGEST_CLIENT" --url "$URL/v1/ingest" --token "$TOKEN" \
 q() { sqlite3 "$DB" "$1"; }
 # node_q NODE WHERE: count of events of that node matching WHERE.
 node_count() {
-    q "SELECT count(*) FROM events e JOIN agents a ON a.id = e.agent_id
+    q "SELECT count(*) FROM events_full e JOIN agents a ON a.id = e.agent_id
        WHERE a.node = '$1' AND $2"
 }
 # gaps NODE: "FROM-TO:COUNT" per gap event, in seq order.
 gaps() {
     q "SELECT group_concat(r, ' ') FROM (SELECT json_extract(data,
        '$.from_seq') || '-' || json_extract(data, '$.to_seq') || ':' ||
-       json_extract(data, '$.count') AS r FROM events e JOIN agents a
+       json_extract(data, '$.count') AS r FROM events_full e JOIN agents a
        ON a.id = e.agent_id WHERE a.node = '$1' AND kind = 'gap'
        ORDER BY json_extract(data, '$.from_seq'))"
 }
 drops() {
     q "SELECT group_concat(r, ' ') FROM (SELECT json_extract(data,
        '$.count') || ':' || json_extract(data, '$.from_seq') || '-' ||
-       json_extract(data, '$.to_seq') AS r FROM events e JOIN agents a
+       json_extract(data, '$.to_seq') AS r FROM events_full e JOIN agents a
        ON a.id = e.agent_id WHERE a.node = '$1' AND kind = 'drop'
        ORDER BY e.id)"
 }
-events_digest() { q "SELECT * FROM events ORDER BY id" | sha256sum; }
+events_digest() { q "SELECT * FROM events_full ORDER BY id" | sha256sum; }
 
 # --- Out of order: newest first, then older, then the oldest. The agent
 # still holds everything (oldest_seq 1), so nothing is a gap, and the Ack
@@ -47,7 +47,7 @@ assert_eq "$(node_count ooo "kind = 'probe'")" 75 "stored before the hole fills"
 assert_eq "$(send --node ooo --oldest-seq 1 --seq 1-25)" "200 100" \
     "oldest batch: watermark to the top"
 assert_eq "$(q "SELECT count(*), count(DISTINCT seq), min(seq), max(seq)
-    FROM events e JOIN agents a ON a.id = e.agent_id
+    FROM events_full e JOIN agents a ON a.id = e.agent_id
     WHERE a.node = 'ooo' AND kind = 'probe'")" "100|100|1|100" \
     "every event stored once"
 assert_eq "$(node_count ooo "kind IN ('gap', 'drop')")" 0 "no gap, no drop"
@@ -81,7 +81,7 @@ assert_eq "$(send --node lost --oldest-seq 16 --seq 16-20)" "200 35" \
     "lost: replay"
 assert_eq "$(node_count lost "kind = 'gap'")" 2 "gaps stored once"
 # The gap shows on the timeline next to the event after it.
-gt=$(q "SELECT e.unix_ms - $T0 FROM events e JOIN agents a ON a.id =
+gt=$(q "SELECT e.unix_ms - $T0 FROM events_full e JOIN agents a ON a.id =
     e.agent_id WHERE a.node = 'lost' AND kind = 'gap' ORDER BY e.id LIMIT 1")
 assert_eq "$gt" 16 "gap time: the first event after it"
 
@@ -95,7 +95,7 @@ assert_eq "$(drops drop)" "10:11-20" "drop event"
 assert_eq "$(gaps drop)" "" "no gap for the dropped range"
 assert_eq "$(q "SELECT (json_extract(data, '$.from_ms') - $T0) || ',' ||
     (json_extract(data, '$.to_ms') - $T0) || ',' || (unix_ms - $T0)
-    FROM events WHERE kind = 'drop'")" "11,20,11" "drop times"
+    FROM events_full WHERE kind = 'drop'")" "11,20,11" "drop times"
 before=$(events_digest)
 assert_eq "$(send --node drop --oldest-seq 21 --seq 21-30 \
     --drops "10:11-20@$F-$L")" "200 30" "drop: replay"
@@ -111,7 +111,7 @@ assert_eq "$(send --node drop --oldest-seq 45 --seq 45-46 \
     --drops "6:36-44")" "200 46" "drop: report grown"
 assert_eq "$(gaps drop)" "" "still no gap"
 assert_eq "$(drops drop)" "10:11-20 3:36-38 3:42-44" "grown report: the rest"
-assert_eq "$(q "SELECT sum(json_extract(data, '$.count')) FROM events e
+assert_eq "$(q "SELECT sum(json_extract(data, '$.count')) FROM events_full e
     JOIN agents a ON a.id = e.agent_id WHERE a.node = 'drop'
     AND kind = 'drop'")" 16 "drop counts add up"
 # A drop report alone, before the batch that jumps over it.
@@ -137,7 +137,7 @@ assert_eq "$(send --node dmid --oldest-seq 9 --seq 9-10 \
 assert_eq "$(drops dmid)/$(gaps dmid)" "4:1-4 2:7-8/" "dmid: two runs"
 assert_eq "$(q "SELECT group_concat((json_extract(data, '$.from_ms') - $T0)
     || '-' || (json_extract(data, '$.to_ms') - $T0), ' ') FROM (SELECT data
-    FROM events e JOIN agents a ON a.id = e.agent_id WHERE a.node = 'dmid'
+    FROM events_full e JOIN agents a ON a.id = e.agent_id WHERE a.node = 'dmid'
     AND kind = 'drop' ORDER BY e.id)")" "1-5 6-8" "dmid: run times"
 # A report that is not contiguous (5 of 11-20): one event over what is
 # not stored, its count capped by the report's; what the report does not
@@ -274,9 +274,9 @@ INSERT INTO agents VALUES (1, 'test', 'r', 'n1', 42, 7, 'old', 1, 1);
 PRAGMA user_version = 1;
 SQL
 start_collector "$DB1"
-assert_eq "$(sqlite3 "$DB1" 'PRAGMA user_version')" 2 "migrated"
+assert_eq "$(sqlite3 "$DB1" 'PRAGMA user_version')" 3 "migrated"
 assert_eq "$(send --seq 5-9)" "200 9" "watermark kept across the migration"
-assert_eq "$(sqlite3 "$DB1" "SELECT count(*) FROM events")" 2 \
+assert_eq "$(sqlite3 "$DB1" "SELECT count(*) FROM events_full")" 2 \
     "only 8 and 9 are new"
 stop_collector
 echo "collector_delivery: all passed"

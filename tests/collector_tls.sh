@@ -112,7 +112,7 @@ delivered() {
         || fail "agent $1 exited $?"
     assert_eq "$(sqlite3 "$TMP/$1.spool" 'SELECT count(*) FROM events')" 0 \
         "$1: spool after the ack"
-    assert_eq "$(sqlite3 "$DB" "SELECT count(*) FROM events e JOIN agents a
+    assert_eq "$(sqlite3 "$DB" "SELECT count(*) FROM events_full e JOIN agents a
         ON a.id = e.agent_id WHERE a.node = '$1' AND e.kind = 'probe'")" 1 \
         "$1: probe stored"
 }

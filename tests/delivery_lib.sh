@@ -259,24 +259,24 @@ check_store() {
     local db=$1 node=$2 last=$3 what=$4 epochs missing extra dups n
     epochs=$(q "$db" "SELECT count(*) FROM agents WHERE node = '$node'")
     [ "$epochs" = 1 ] || fail "$what: node $node has $epochs epochs in the store, want 1"
-    dups=$(q "$db" "SELECT group_concat(seq) FROM (SELECT e.seq FROM events e
+    dups=$(q "$db" "SELECT group_concat(seq) FROM (SELECT e.seq FROM events_full e
         JOIN agents a ON a.id = e.agent_id WHERE a.node = '$node'
         AND e.seq IS NOT NULL GROUP BY e.seq HAVING count(*) > 1)")
     [ -z "$dups" ] || fail "$what: node $node: seqs stored twice: $dups"
     missing=$(q "$db" "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL
         SELECT x + 1 FROM s WHERE x < $last)
-        SELECT x FROM s EXCEPT SELECT e.seq FROM events e
+        SELECT x FROM s EXCEPT SELECT e.seq FROM events_full e
         JOIN agents a ON a.id = e.agent_id WHERE a.node = '$node'
         ORDER BY 1" | ranges)
-    extra=$(q "$db" "SELECT e.seq FROM events e JOIN agents a
+    extra=$(q "$db" "SELECT e.seq FROM events_full e JOIN agents a
         ON a.id = e.agent_id WHERE a.node = '$node' AND e.seq > $last
         ORDER BY 1" | ranges)
     [ -z "$missing" ] || fail "$what: node $node: seqs of 1..$last missing from the store: $missing"
     [ -z "$extra" ] || fail "$what: node $node: seqs above the agent's last ($last) stored: $extra"
-    n=$(q "$db" "SELECT count(*) FROM events e JOIN agents a
+    n=$(q "$db" "SELECT count(*) FROM events_full e JOIN agents a
         ON a.id = e.agent_id WHERE a.node = '$node' AND e.seq IS NOT NULL")
     assert_eq "$n" "$last" "$what: node $node: events stored"
-    n=$(q "$db" "SELECT count(*) FROM events e JOIN agents a
+    n=$(q "$db" "SELECT count(*) FROM events_full e JOIN agents a
         ON a.id = e.agent_id WHERE a.node = '$node'
         AND e.kind IN ('gap', 'drop')")
     assert_eq "$n" 0 "$what: node $node: gap and drop events"
@@ -292,7 +292,7 @@ check_cli_events() {
     bad=$(q "$db" "WITH cli(seq, text) AS (VALUES $values)
         SELECT group_concat(c.seq || ': ' || coalesce(e.kind, 'missing')
             || ' ' || coalesce(json_extract(e.data, '\$.text'), ''), ', ')
-        FROM cli c LEFT JOIN (SELECT e.* FROM events e JOIN agents a
+        FROM cli c LEFT JOIN (SELECT e.* FROM events_full e JOIN agents a
             ON a.id = e.agent_id WHERE a.node = '$node') e ON e.seq = c.seq
         WHERE e.kind IS NOT 'failover'
            OR json_extract(e.data, '\$.text') IS NOT c.text")

@@ -65,7 +65,7 @@ partition() {
     last=$(spool_last n1)
     wait_until 30 "partition $round: backlog to seq $last not stored" \
         stored_through "$DB" n1 "$last"
-    n=$(q "$DB" "SELECT count(*) FROM events WHERE kind = 'drop'")
+    n=$(q "$DB" "SELECT count(*) FROM events_full WHERE kind = 'drop'")
     [ "$n" -gt "$DROP_EVENTS" ] || fail "partition $round: no drop event stored"
     DROP_EVENTS=$n
 }
@@ -85,7 +85,7 @@ last=$(spool_last n1)
 assert_eq "$(spool_count n1)" 0 "events left in the spool"
 
 # The store against the spool's history, as sets.
-EV="FROM events e JOIN agents a ON a.id = e.agent_id WHERE a.node = 'n1'"
+EV="FROM events_full e JOIN agents a ON a.id = e.agent_id WHERE a.node = 'n1'"
 assert_eq "$(q "$DB" "SELECT count(*) FROM agents WHERE node = 'n1'")" 1 \
     "epochs"
 assert_eq "$(q "$DB" "SELECT count(*) $EV AND e.kind = 'gap'")" 0 \

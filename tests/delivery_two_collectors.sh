@@ -40,7 +40,7 @@ outage() {
     lost=$(q "$TMP/b.db" "ATTACH '$TMP/n1.spool' AS sp;
         WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL
         SELECT x + 1 FROM s WHERE x < $last)
-        SELECT x FROM s WHERE x NOT IN (SELECT e.seq FROM events e
+        SELECT x FROM s WHERE x NOT IN (SELECT e.seq FROM events_full e
             JOIN agents a ON a.id = e.agent_id WHERE a.node = 'n1'
             AND e.seq IS NOT NULL)
         AND x NOT IN (SELECT seq FROM sp.events) ORDER BY 1" | ranges)
@@ -56,9 +56,9 @@ outage() {
     # Live events are not starved: the newest event at the heal was
     # stored before the backlog was (the collector's row ids give the
     # order of arrival), i.e. it did not wait behind all of it.
-    order=$(q "$TMP/b.db" "SELECT (SELECT e.id FROM events e
+    order=$(q "$TMP/b.db" "SELECT (SELECT e.id FROM events_full e
             WHERE e.agent_id = a.id AND e.seq = $live) || ' ' ||
-        (SELECT max(e.id) FROM events e WHERE e.agent_id = a.id
+        (SELECT max(e.id) FROM events_full e WHERE e.agent_id = a.id
             AND e.seq > $b_wm AND e.seq < $live)
         FROM agents a WHERE a.node = 'n1'")
     read -r id_live id_backlog <<< "$order"
