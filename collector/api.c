@@ -64,6 +64,40 @@ static void api_bad_param(struct reply *r, const char *key,
     reply_error(r, 400, "bad parameter", detail);
 }
 
+/* The parameters both queries share: from, to (times), cluster, target
+ * and, where @kind is not NULL, kind (names, borrowed). 1: @k was one of
+ * them and is stored; 0: not one of them; -EINVAL: a 400 is in @r. */
+static int api_common_param(const char *k, const char *v, int64_t *from,
+                            int64_t *to, const char **cluster,
+                            const char **target, const char **kind,
+                            struct reply *r)
+{
+    const char **name = NULL;
+
+    if (strcmp(k, "from") == 0 || strcmp(k, "to") == 0) {
+        if (api_parse_time(v, k[0] == 'f' ? from : to) < 0) {
+            api_bad_param(r, k, "expected Unix milliseconds or "
+                          "RFC 3339 UTC such as 2026-11-25T17:00:00Z");
+            return -EINVAL;
+        }
+        return 1;
+    }
+    if (strcmp(k, "cluster") == 0)
+        name = cluster;
+    else if (strcmp(k, "target") == 0)
+        name = target;
+    else if (kind && strcmp(k, "kind") == 0)
+        name = kind;
+    if (!name)
+        return 0;
+    if (strlen(v) > WIRE_MAX_STR) {
+        api_bad_param(r, k, "too long");
+        return -EINVAL;
+    }
+    *name = v;
+    return 1;
+}
+
 void api_timeline(struct store *st, const struct api_param *params,
                   size_t n_params, int64_t now_ms, struct reply *r)
 {
@@ -75,6 +109,7 @@ void api_timeline(struct store *st, const struct api_param *params,
     };
     char *json = NULL;
     size_t len;
+    int rc;
 
     for (size_t i = 0; i < n_params; i++) {
         const char *k = params[i].key, *v = params[i].value;
@@ -83,20 +118,13 @@ void api_timeline(struct store *st, const struct api_param *params,
             api_bad_param(r, k, "needs a value");
             return;
         }
-        if (strcmp(k, "from") == 0 || strcmp(k, "to") == 0) {
-            int64_t *dst = k[0] == 'f' ? &q.from_ms : &q.to_ms;
-            if (api_parse_time(v, dst) < 0) {
-                api_bad_param(r, k, "expected Unix milliseconds or "
-                              "RFC 3339 UTC such as 2026-11-25T17:00:00Z");
-                return;
-            }
-        } else if (strcmp(k, "cluster") == 0) {
-            if (strlen(v) > WIRE_MAX_STR) {
-                api_bad_param(r, k, "too long");
-                return;
-            }
-            q.cluster = v;
-        } else if (strcmp(k, "limit") == 0) {
+        rc = api_common_param(k, v, &q.from_ms, &q.to_ms, &q.cluster,
+                              &q.target, &q.kind, r);
+        if (rc < 0)
+            return;
+        if (rc > 0)
+            continue;
+        if (strcmp(k, "limit") == 0) {
             char *end;
             long n;
 
@@ -118,7 +146,7 @@ void api_timeline(struct store *st, const struct api_param *params,
             }
         } else {
             api_bad_param(r, k, "unknown parameter (from, to, cluster, "
-                          "limit, order)");
+                          "target, kind, limit, order)");
             return;
         }
     }
@@ -127,6 +155,70 @@ void api_timeline(struct store *st, const struct api_param *params,
         return;
     }
     if (store_timeline(st, &q, &json, &len) < 0) {
+        reply_error(r, 503, "store unavailable", "query failed; retry");
+        return;
+    }
+    r->status = 200;
+    r->content_type = "application/json";
+    r->body = (uint8_t *)json;
+    r->len = len;
+}
+
+void api_latency(struct store *st, const struct api_param *params,
+                 size_t n_params, int64_t now_ms, struct reply *r)
+{
+    struct store_latency_query q = {
+        .from_ms = now_ms - API_DEFAULT_SPAN_MS,
+        .to_ms = now_ms + 1,
+        .step = STORE_STEP_MINUTE,
+    };
+    char *json = NULL;
+    size_t len;
+    int rc;
+
+    for (size_t i = 0; i < n_params; i++) {
+        const char *k = params[i].key, *v = params[i].value;
+
+        if (!v || !v[0]) {
+            api_bad_param(r, k, "needs a value");
+            return;
+        }
+        rc = api_common_param(k, v, &q.from_ms, &q.to_ms, &q.cluster,
+                              &q.target, NULL, r);
+        if (rc < 0)
+            return;
+        if (rc > 0)
+            continue;
+        if (strcmp(k, "step") == 0) {
+            if (strcmp(v, "minute") == 0) {
+                q.step = STORE_STEP_MINUTE;
+            } else if (strcmp(v, "hour") == 0) {
+                q.step = STORE_STEP_HOUR;
+            } else {
+                api_bad_param(r, k, "expected minute or hour");
+                return;
+            }
+        } else {
+            api_bad_param(r, k, "unknown parameter (target, cluster, from, "
+                          "to, step)");
+            return;
+        }
+    }
+    if (!q.target) {
+        api_bad_param(r, "target", "required");
+        return;
+    }
+    if (q.from_ms >= q.to_ms) {
+        api_bad_param(r, "from", "must be before to");
+        return;
+    }
+    rc = store_latency(st, &q, &json, &len);
+    if (rc == -E2BIG) {
+        api_bad_param(r, "from", "range over 20000 steps: use step=hour or "
+                      "a shorter range");
+        return;
+    }
+    if (rc < 0) {
         reply_error(r, 503, "store unavailable", "query failed; retry");
         return;
     }

@@ -20,12 +20,21 @@ struct api_param {
  * ("2026-11-25T17:00:00Z", fraction optional). 0 or -EINVAL. */
 int api_parse_time(const char *s, int64_t *out_ms);
 
-/* GET /api/v1/timeline?from=&to=&cluster=&limit=&order= into @r (200
+/* GET /api/v1/timeline?from=&to=&cluster=&target=&kind=&limit=&order=
+ * into @r (200
  * JSON, or a 400 naming the bad parameter, or 503). order=agent (default)
  * sorts and filters by each agent's own clock, order=corrected by agent
  * time plus the agent's clock offset. @now_ms sets the defaults: the last
  * hour. */
 void api_timeline(struct store *st, const struct api_param *params,
                   size_t n_params, int64_t now_ms, struct reply *r);
+
+/* GET /api/v1/latency?target=&cluster=&from=&to=&step=minute|hour into
+ * @r: per step, probe count, failures and p50/p95/p99 of the successful
+ * probes' total time (ms), from the rollups (see store_latency). No
+ * cluster: every cluster's probes of the target merged. Defaults: the
+ * last hour, per minute. */
+void api_latency(struct store *st, const struct api_param *params,
+                 size_t n_params, int64_t now_ms, struct reply *r);
 
 #endif
