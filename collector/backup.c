@@ -25,9 +25,12 @@
 #define BACKUP_BUSY_MS   10000      /* a reader waits only on WAL recovery */
 #define BACKUP_TMP_SUFFIX ".tmp-XXXXXX"
 
-/* The temporary file, for the signal handler: a fixed buffer, because the
- * handler may only call async-signal-safe functions. */
+/* The temporary file, and the rollback journal SQLite keeps beside it
+ * while VACUUM INTO writes (left behind when the copy fails), for the
+ * signal handler: fixed buffers, because the handler may only call
+ * async-signal-safe functions. */
 static char backup_tmp[PATH_MAX];
+static char backup_tmp_journal[PATH_MAX + 8];
 static volatile sig_atomic_t backup_tmp_live;
 static const int backup_signals[] = { SIGINT, SIGTERM, SIGHUP };
 #define BACKUP_N_SIGNALS (sizeof(backup_signals) / sizeof(backup_signals[0]))
@@ -48,11 +51,16 @@ static void backup_say(char *err, size_t err_len, const char *fmt, ...)
  * (SA_RESETHAND put the default action back, SA_NODEFER lets it through). */
 static void backup_on_signal(int sig)
 {
-    if (backup_tmp_live)
+    if (backup_tmp_live) {
         unlink(backup_tmp);
+        unlink(backup_tmp_journal);
+    }
     raise(sig);
 }
 
+/* @old has room for BACKUP_N_SIGNALS + 1. A file size limit (ulimit -f)
+ * would kill us with SIGXFSZ and leave the temporary file: ignored, the
+ * write fails instead and the copy fails with a reason. */
 static void backup_trap_signals(struct sigaction *old)
 {
     struct sigaction sa;
@@ -64,6 +72,9 @@ static void backup_trap_signals(struct sigaction *old)
     sigemptyset(&sa.sa_mask);
     for (i = 0; i < BACKUP_N_SIGNALS; i++)
         sigaction(backup_signals[i], &sa, &old[i]);
+    sa.sa_handler = SIG_IGN;
+    sa.sa_flags = 0;
+    sigaction(SIGXFSZ, &sa, &old[i]);
 }
 
 static void backup_restore_signals(const struct sigaction *old)
@@ -72,6 +83,7 @@ static void backup_restore_signals(const struct sigaction *old)
 
     for (i = 0; i < BACKUP_N_SIGNALS; i++)
         sigaction(backup_signals[i], &old[i], NULL);
+    sigaction(SIGXFSZ, &old[i], NULL);
 }
 
 /* Opens @path read-only and checks that a collector made it: the store
@@ -134,7 +146,7 @@ out:
 
 /* VACUUM INTO writes @tmp, which must be empty, from one snapshot. */
 static int backup_vacuum(sqlite3 *db, const char *db_path, const char *tmp,
-                         char *err, size_t err_len)
+                         const char *out_path, char *err, size_t err_len)
 {
     sqlite3_stmt *st = NULL;
     int rc = -EIO;
@@ -145,8 +157,8 @@ static int backup_vacuum(sqlite3 *db, const char *db_path, const char *tmp,
         sqlite3_step(st) == SQLITE_DONE)
         rc = 0;
     else
-        backup_say(err, err_len, "%s: copy failed: %s", db_path,
-                   sqlite3_errmsg(db));
+        backup_say(err, err_len, "%s -> %s: copy failed: %s", db_path,
+                   out_path, sqlite3_errmsg(db));
     sqlite3_finalize(st);
     return rc;
 }
@@ -245,14 +257,58 @@ static int backup_sync_dir(const char *out_path, char *err, size_t err_len)
     return backup_sync(dir, NULL, err, err_len);
 }
 
+/* Everything from opening the source to the rename, signals trapped. */
+static int backup_copy(const char *db_path, const char *out_path,
+                       int64_t *bytes, char *err, size_t err_len)
+{
+    sqlite3 *db = NULL;
+    int fd, rc;
+
+    rc = backup_open_source(db_path, &db, err, err_len);
+    if (rc < 0)
+        return rc;
+    snprintf(backup_tmp, sizeof(backup_tmp), "%s" BACKUP_TMP_SUFFIX,
+             out_path);
+    fd = mkstemp(backup_tmp);
+    if (fd < 0) {
+        rc = -errno;
+        backup_say(err, err_len, "%s: cannot create a temporary file "
+                   "beside it: %s", out_path, strerror(errno));
+        goto out;
+    }
+    snprintf(backup_tmp_journal, sizeof(backup_tmp_journal), "%s-journal",
+             backup_tmp);
+    backup_tmp_live = 1;
+    close(fd);                      /* VACUUM INTO takes an empty file */
+
+    rc = backup_vacuum(db, db_path, backup_tmp, out_path, err, err_len);
+    sqlite3_close(db);              /* ends the snapshot */
+    db = NULL;
+    if (rc == 0)
+        rc = backup_sync(backup_tmp, bytes, err, err_len);
+    if (rc == 0)
+        rc = backup_check(backup_tmp, out_path, err, err_len);
+    if (rc == 0)
+        rc = backup_place(backup_tmp, out_path, err, err_len);
+out:
+    if (backup_tmp_live) {
+        if (rc < 0) {
+            unlink(backup_tmp);
+            unlink(backup_tmp_journal);
+        }
+        backup_tmp_live = 0;
+    }
+    sqlite3_close(db);
+    return rc;
+}
+
 int backup_run(const char *db_path, const char *out_path,
                struct backup_result *res, char *err, size_t err_len)
 {
-    struct sigaction old[BACKUP_N_SIGNALS];
+    struct sigaction old[BACKUP_N_SIGNALS + 1];
     int64_t start = util_mono_us(), bytes = 0;
-    sqlite3 *db = NULL;
     struct stat sb;
-    int fd, rc;
+    int rc;
 
     if (lstat(out_path, &sb) == 0) {
         backup_say(err, err_len, "%s: exists; not overwriting it",
@@ -268,46 +324,15 @@ int backup_run(const char *db_path, const char *out_path,
         backup_say(err, err_len, "%s: path too long", out_path);
         return -ENAMETOOLONG;
     }
-    rc = backup_open_source(db_path, &db, err, err_len);
+    /* From the start: even opening the source writes its -shm file. */
+    backup_trap_signals(old);
+    rc = backup_copy(db_path, out_path, &bytes, err, err_len);
+    if (rc == 0)
+        rc = backup_sync_dir(out_path, err, err_len);
+    backup_restore_signals(old);
     if (rc < 0)
         return rc;
-
-    backup_trap_signals(old);
-    snprintf(backup_tmp, sizeof(backup_tmp), "%s" BACKUP_TMP_SUFFIX,
-             out_path);
-    fd = mkstemp(backup_tmp);
-    if (fd < 0) {
-        rc = -errno;
-        backup_say(err, err_len, "%s: cannot create a temporary file "
-                   "beside it: %s", out_path, strerror(errno));
-        goto out;
-    }
-    backup_tmp_live = 1;
-    close(fd);                      /* VACUUM INTO takes an empty file */
-
-    rc = backup_vacuum(db, db_path, backup_tmp, err, err_len);
-    sqlite3_close(db);              /* ends the snapshot */
-    db = NULL;
-    if (rc == 0)
-        rc = backup_sync(backup_tmp, &bytes, err, err_len);
-    if (rc == 0)
-        rc = backup_check(backup_tmp, out_path, err, err_len);
-    if (rc == 0)
-        rc = backup_place(backup_tmp, out_path, err, err_len);
-    if (rc < 0)
-        goto out;
-    backup_tmp_live = 0;
-    rc = backup_sync_dir(out_path, err, err_len);
-    if (rc < 0)
-        goto out;
     res->bytes = bytes;
     res->duration_us = util_mono_us() - start;
-out:
-    if (backup_tmp_live) {
-        unlink(backup_tmp);
-        backup_tmp_live = 0;
-    }
-    backup_restore_signals(old);
-    sqlite3_close(db);
-    return rc;
+    return 0;
 }
