@@ -10,20 +10,24 @@
  * With --batches N it posts N batches of --batch-size events one after
  * the other on one connection, as fast as the collector acks them, and
  * prints "sent LO-HI" before each and its "200 ACKED" after (line by
- * line, so a test can read what was acked so far); it stops at the first
- * other reply, printed as above. Not part of the product. */
+ * line, so a test can read what was acked so far); it retries a batch
+ * answered 503 and stops at the first other reply, printed as above. Not
+ * part of the product. */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
 #include "wire.h"
 
 #define CLIENT_MAX_RANGES 16
 #define CLIENT_MAX_REPLY  (1u << 20)
+#define CLIENT_MAX_RETRIES 200      /* of a batch answered 503, loop mode */
+#define CLIENT_RETRY_US   50000
 
 struct client_reply {
     char *buf;
@@ -334,7 +338,8 @@ static void client_usage(void)
         "  [--event-ms MS] (every event's unix_ms)\n"
         "  loop: [--batches N [--batch-size M]] (N batches of M events, 10\n"
         "  by default, from the --seq LO or 1; prints \"sent LO-HI\" and\n"
-        "  \"200 ACKED\" per batch, stops at the first other reply)\n");
+        "  \"200 ACKED\" per batch, retries a 503 every 50 ms up to 200\n"
+        "  times, stops at the first other reply)\n");
 }
 
 /* One connection's worth of settings, and the request in flight. */
@@ -347,8 +352,9 @@ struct client_conn {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-/* Posts @body and prints the one line. 0: a 200 with an Ack (*acked), 1:
- * another status (printed), -1: no response or no Ack (printed). */
+/* Posts @body and prints the one line. 0: a 200 with an Ack (*acked), the
+ * status of another reply (printed), -1: no response or no Ack
+ * (printed). */
 static int client_post(struct client_conn *c, const uint8_t *body,
                        size_t len, uint64_t *acked)
 {
@@ -377,7 +383,7 @@ static int client_post(struct client_conn *c, const uint8_t *body,
     curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) {
         printf("%ld %s\n", status, c->reply.buf ? c->reply.buf : "");
-        return 1;
+        return status > 0 ? (int)status : -1;
     }
     if (wire_ack_decode((uint8_t *)c->reply.buf, c->reply.len, &ack) < 0) {
         printf("200 bad-ack\n");
@@ -588,7 +594,14 @@ int main(int argc, char **argv)
             }
             printf("sent %llu-%llu\n", (unsigned long long)r[0][0],
                    (unsigned long long)r[0][1]);
-            rc = client_post(&conn, body, len, &acked);
+            /* 503 stored nothing and asks to retry, as an agent would
+             * (say while the collector's store is not ready yet). */
+            for (int t = 0; t < CLIENT_MAX_RETRIES; t++) {
+                rc = client_post(&conn, body, len, &acked);
+                if (rc != 503)
+                    break;
+                usleep(CLIENT_RETRY_US);
+            }
             if (rc != 0) {
                 rc = rc < 0;        /* 1 only if no response came */
                 goto out;
