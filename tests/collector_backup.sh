@@ -5,6 +5,7 @@
 # from a collector started on it, and ingest never stopped. Then every
 # refusal: exit status, one line naming the file, no file left behind.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ingest_lib.sh"
 
 DB=$TMP/c.db
 N_CLIENTS=4
@@ -16,39 +17,19 @@ start_collector "$DB"
 # time (event time = its t0 + seq), so one timeline query sees only it.
 CLIENT_PIDS=()
 for i in $(seq 0 $((N_CLIENTS - 1))); do
-    "$INGEST_CLIENT" --url "$URL/v1/ingest" --token "$TOKEN" --node "n$i" \
-        --epoch $((100 + i)) --t0 $((T0 + i * WINDOW)) --batches 20000 \
-        --batch-size 5 > "$TMP/client$i.out" &
-    CLIENT_PIDS+=($!)
-    PIDS+=($!)
+    start_loop "c$i" --node "n$i" --epoch $((100 + i)) \
+        --t0 $((T0 + i * WINDOW)) --batches 20000 --batch-size 5
+    CLIENT_PIDS+=($LOOP_PID)
 done
-
-# last_acked i / last_sent i: from what client i has printed so far.
-last_acked() {
-    { grep '^200 ' "$TMP/client$1.out" || echo "200 0"; } | tail -n1 | cut -d' ' -f2
-}
-last_sent() {
-    { grep '^sent ' "$TMP/client$1.out" || echo "sent 0-0"; } | tail -n1 |
-        sed 's/.*-//'
-}
-# wait_acks_above i N: until client i has an ack above N (10 s).
-wait_acks_above() {
-    local k
-    for k in $(seq 1 200); do
-        [ "$(last_acked "$1")" -gt "$2" ] && return 0
-        sleep 0.05
-    done
-    fail "client $1: no ack above $2 (collector stopped ingesting?)"
-}
-for i in $(seq 0 $((N_CLIENTS - 1))); do wait_acks_above "$i" 50; done
+for i in $(seq 0 $((N_CLIENTS - 1))); do wait_acks_above "c$i" 50; done
 
 LO=(); HI=()
-for i in $(seq 0 $((N_CLIENTS - 1))); do LO[i]=$(last_acked "$i"); done
+for i in $(seq 0 $((N_CLIENTS - 1))); do LO[i]=$(last_acked "c$i"); done
 COPY=$TMP/backup/copy.db
 mkdir "$TMP/backup"
 "$COLLECTOR" backup --db "$DB" --out "$COPY" > "$TMP/backup.out" \
     2> "$TMP/backup.err" || fail "backup: $(cat "$TMP/backup.err")"
-for i in $(seq 0 $((N_CLIENTS - 1))); do HI[i]=$(last_sent "$i"); done
+for i in $(seq 0 $((N_CLIENTS - 1))); do HI[i]=$(last_sent "c$i"); done
 grep -Eq "^sextant-collector backup: $COPY: [0-9]+ bytes in [0-9.]+ s$" \
     "$TMP/backup.out" || fail "success line: $(cat "$TMP/backup.out")"
 assert_eq "$(wc -l < "$TMP/backup.out")" 1 "lines printed on success"
@@ -57,10 +38,10 @@ echo "ok backup under ingest: $(cat "$TMP/backup.out")"
 
 # Ingest went on: every client gets acks past what it had sent by the end
 # of the backup.
-for i in $(seq 0 $((N_CLIENTS - 1))); do wait_acks_above "$i" "${HI[i]}"; done
+for i in $(seq 0 $((N_CLIENTS - 1))); do wait_acks_above "c$i" "${HI[i]}"; done
 echo "ok ingest continued past the backup"
 stop_collector
-for p in "${CLIENT_PIDS[@]}"; do wait "$p" || true; done
+for p in "${CLIENT_PIDS[@]}"; do reap "$p"; done
 
 assert_eq "$(sqlite3 "$COPY" 'PRAGMA integrity_check')" "ok" \
     "integrity_check of the copy"
@@ -80,26 +61,10 @@ done
 # ... and a collector started on the copy serves exactly seqs 1..K of each
 # agent, once each: the copy is one snapshot, usable as is.
 start_collector "$COPY"
-# timeline_seqs FROM TO: every seq in that window of agent time, paged.
-timeline_seqs() {
-    local from=$1 to=$2 n last
-    while :; do
-        curl -sf "$URL/api/v1/timeline?cluster=test&from=$from&to=$to&limit=10000" \
-            > "$TMP/page.json" || fail "timeline query"
-        jq -r '.events[].seq' "$TMP/page.json"
-        n=$(jq '.events | length' "$TMP/page.json")
-        [ "$(jq .truncated "$TMP/page.json")" = true ] || break
-        last=$(jq '.events[-1].time_ms' "$TMP/page.json")
-        [ "$n" -gt 0 ] || fail "truncated page without events"
-        from=$((last + 1))
-    done
-}
 for i in $(seq 0 $((N_CLIENTS - 1))); do
     from=$((T0 + i * WINDOW))
-    timeline_seqs "$from" $((from + WINDOW)) > "$TMP/seqs$i"
-    seq 1 "${K[i]}" | cmp -s - "$TMP/seqs$i" ||
-        fail "n$i: timeline of the copy is not seqs 1..${K[i]} once each" \
-             "($(wc -l < "$TMP/seqs$i") rows)"
+    stored_prefix "$from" $((from + WINDOW)) "n$i in the copy"
+    assert_eq "$STORED" "${K[i]}" "n$i: events in the copy"
 done
 echo "ok the copy serves each agent's seqs 1..watermark, once each"
 stop_collector
