@@ -485,7 +485,8 @@ int main(int argc, char **argv)
             target_buf = client_unhex(optarg, &eo.has_nul);
             if (!target_buf) {
                 client_usage();
-                return 2;
+                rc = 2;
+                goto out;
             }
             eo.target = target_buf;
             break;
@@ -506,7 +507,8 @@ int main(int argc, char **argv)
                             &bh.drops.first_unix_ms, &bh.drops.last_unix_ms);
             if (n_scan != 3 && n_scan != 5) {
                 client_usage();
-                return 2;
+                rc = 2;
+                goto out;
             }
             break;
         case 's':
@@ -516,11 +518,15 @@ int main(int argc, char **argv)
                 ranges[n_ranges][0] == 0 ||
                 ranges[n_ranges][1] < ranges[n_ranges][0]) {
                 client_usage();
-                return 2;
+                rc = 2;
+                goto out;
             }
             n_ranges++;
             break;
-        default: client_usage(); return 2;
+        default:
+            client_usage();
+            rc = 2;
+            goto out;
         }
     }
     if (!url || !eo.target ||
