@@ -1,6 +1,8 @@
 # collector_errors.sh -- every error status of POST /v1/ingest and the API:
 # each asserts the status, a JSON {"error","detail"} body, and that the
-# database did not change.
+# database did not change; events with absurd strings or times name the
+# field in the detail. Then what is not an error: values at the caps, and
+# absurd send times (stored, left out of the clock offset).
 . "$(dirname "$0")/lib.sh"
 
 DB=$TMP/c.db
@@ -23,7 +25,19 @@ expect() {
     echo "$body" | jq -e 'has("error") and has("detail")' > /dev/null \
         || fail "not a JSON error for $*: $body"
     assert_eq "$(db_digest "$DB")" "$before" "database after $*"
+    LAST_DETAIL=$(echo "$body" | jq -r .detail)
     echo "ok $want $*"
+}
+
+# expect_detail TEXT ARGS...: expect 400, with TEXT (the field and what
+# is wrong with it, as proto/wire.c words it) in the detail.
+expect_detail() {
+    local text=$1; shift
+    expect 400 --token "$TOKEN" "$@"
+    case "$LAST_DETAIL" in
+    *"$text"*) ;;
+    *) fail "detail for $*: '$LAST_DETAIL' does not name '$text'" ;;
+    esac
 }
 
 expect 401 --seq 6-7
@@ -43,6 +57,40 @@ expect 400 --token "$TOKEN" --body truncated --seq 6-70
 expect 400 --token "$TOKEN" --body corrupt --seq 6-70
 expect 400 --token "$TOKEN" --epoch 0 --seq 6-7
 expect 400 --token "$TOKEN" --t0 1 --seq 6-7
+
+# Absurd strings: over the caps (1024 bytes for a name, 8192 for free
+# text, 32 labels on a metric, 64 entries in any repeated field, counted
+# before unpacking), not UTF-8, or with a NUL inside.
+expect_detail "events[0].probe.target: over 1024 bytes" --seq 6-7 \
+    --target-len 2048
+expect_detail "events[0].probe.target: over 1024 bytes" --seq 6-7 \
+    --target-len 1025
+expect_detail "events[0].probe.target: not valid UTF-8" --seq 6-7 \
+    --target-hex 776562fffe
+expect_detail "events[0].probe.target: not valid UTF-8" --seq 6-7 \
+    --target-hex c0af                       # an overlong '/'
+expect_detail "events[0].probe.target: not valid UTF-8" --seq 6-7 \
+    --target-hex eda080                     # a UTF-16 surrogate
+expect_detail "events[0].probe.target: not valid UTF-8" --seq 6-7 \
+    --target-hex f4908080                   # past U+10FFFF
+expect_detail "ProbeResult.target: NUL byte in string" --seq 6-7 \
+    --target-hex 7765620061646d696e         # "web\0admin"
+expect_detail "events[0].probe.error: over 8192 bytes" --seq 6-7 \
+    --error-len 10240
+expect_detail "MetricSample.labels: over 64 entries" --seq 6-7 --labels 100
+expect_detail "events[0].metric.labels: 33 labels, over 32" --seq 6-7 \
+    --labels 33
+# Absurd event times: agent clocks outside 2000-2100 are refused.
+expect_detail "events[0].unix_ms: 0 not in years 2000-2100" --seq 6-7 \
+    --event-ms 0
+expect_detail "events[0].unix_ms: -1 not in years 2000-2100" --seq 6-7 \
+    --event-ms -1
+expect_detail "events[0].unix_ms: -9223372036854775808 not in years" \
+    --seq 6-7 --event-ms -9223372036854775808
+expect_detail "events[0].unix_ms: 32503680000000 not in years" --seq 6-7 \
+    --event-ms 32503680000000               # 3000-01-01
+expect_detail "events[0].unix_ms: 946684799999 not in years" --seq 6-7 \
+    --event-ms 946684799999                 # 1999-12-31T23:59:59.999Z
 
 # The collector is still healthy and serving after all of that.
 out=$("$INGEST_CLIENT" --url "$URL/v1/ingest" --token "$TOKEN" --seq 6-7)
@@ -68,6 +116,59 @@ http_expect 400 "$URL/api/v1/timeline?limit=0"
 http_expect 400 "$URL/api/v1/timeline?limit=10001"
 http_expect 400 "$URL/api/v1/timeline?color=blue"
 http_expect 400 "$URL/api/v1/timeline?from=2000&to=1000"
+
+# The caps are inclusive, and the flags above send what they say: at the
+# caps, and with valid UTF-8, the same events are stored and shown as sent.
+T=$(( $(date +%s) * 1000 - 60000 ))
+edge() {
+    "$INGEST_CLIENT" --url "$URL/v1/ingest" --token "$TOKEN" --node edge \
+        --t0 "$T" "$@"
+}
+assert_eq "$(edge --seq 1-1 --target-len 1024)" "200 1" "1024-byte target"
+assert_eq "$(edge --seq 2-2 --error-len 8192)" "200 2" "8192-byte error"
+assert_eq "$(edge --seq 3-3 --labels 32)" "200 3" "32 labels"
+assert_eq "$(edge --seq 4-4 --target-hex c3a9f09f9880)" "200 4" "UTF-8 target"
+assert_eq "$(edge --seq 5-5 --event-ms 946684800000)" "200 5" \
+    "an event at 2000-01-01T00:00:00Z"
+curl -sf "$URL/api/v1/timeline?cluster=test&from=$T&to=$((T + 10))" \
+    > "$TMP/edge.json" || fail "timeline of node edge"
+assert_eq "$(jq -r '[.events[] | select(.node == "edge") |
+    if .seq == 1 then (.target | length)
+    elif .seq == 2 then (.fields.error | length)
+    elif .seq == 3 then (.fields.labels | length)
+    else .target end] | join(" ")' "$TMP/edge.json")" "1024 8192 32 é😀" \
+    "what the timeline shows of the events at the caps"
+curl -sf "$URL/api/v1/timeline?cluster=test&from=946684800000&to=946684800001" \
+    | jq -e '.events[0].seq == 5' > /dev/null || fail "event of 2000-01-01"
+echo "ok the caps are inclusive"
+
+# An absurd send time (outside 2000-2100) is no reason to refuse a batch:
+# its events are stored, and only the clock offset sample is left out.
+clock() {
+    "$INGEST_CLIENT" --url "$URL/v1/ingest" --token "$TOKEN" --node clock \
+        --t0 "$T" "$@"
+}
+# offsets: the clock offsets node clock's events show (one: the agent's).
+offsets() {
+    curl -sf "$URL/api/v1/timeline?cluster=test&from=$T&to=$((T + 10))" |
+        jq -c '[.events[] | select(.node == "clock") | .clock_offset_ms]
+               | unique'
+}
+assert_eq "$(clock --seq 1-1 --sent-ms 32503680000000)" "200 1" \
+    "sent in the year 3000"
+assert_eq "$(clock --seq 2-2 --sent-ms 1)" "200 2" "sent in 1970"
+assert_eq "$(clock --seq 3-3 --sent-ms -2000000000000000)" "200 3" \
+    "sent before 0"
+assert_eq "$(offsets)" "[null]" "clock offset after absurd sends"
+assert_eq "$(clock --seq 4-4 --sent-ms -5000)" "200 4" "a clock 5 s behind"
+o=$(offsets)
+echo "$o" | jq -e 'length == 1 and .[0] >= 5000' > /dev/null ||
+    fail "clock offset from a clock 5 s behind: $o"
+assert_eq "$(clock --seq 5-5 --sent-ms 32503680000000)" "200 5" \
+    "the year 3000 again"
+assert_eq "$(clock --seq 6-6 --sent-ms 1)" "200 6" "1970 again"
+assert_eq "$(offsets)" "$o" "clock offset after more absurd sends"
+echo "ok absurd send times: stored, and ignored for the clock ($o)"
 
 # Security headers ride on every response.
 curl -s -D "$TMP/h" -o /dev/null "$URL/healthz"
