@@ -33,6 +33,19 @@ static void usage(FILE *f)
         "  -V, --version          print the version\n");
 }
 
+/* The store's share of the config. */
+static void store_options_from(const struct collector_config *cfg,
+                               struct store_options *o)
+{
+    store_options_default(o);
+    o->raw_retention_ms = cfg->raw_retention_ms;
+    o->minute_retention_ms = cfg->minute_retention_ms;
+    o->hour_retention_ms = cfg->hour_retention_ms;
+    o->retention_interval_ms = cfg->retention_interval_ms;
+    o->queue_max_batches = (size_t)cfg->queue_batches;
+    o->queue_max_bytes = (size_t)cfg->queue_bytes;
+}
+
 static int replace(char **dst, const char *src)
 {
     char *s = strdup(src);
@@ -56,6 +69,7 @@ int main(int argc, char **argv)
     };
     const char *config_path = NULL, *listen = NULL, *db = NULL;
     struct collector_config cfg;
+    struct store_options sopts;
     struct store *st = NULL;
     struct server *srv = NULL;
     char err[600], host[128];
@@ -103,7 +117,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    rc = store_open(cfg.db_path, NULL, &st);
+    store_options_from(&cfg, &sopts);
+    rc = store_open(cfg.db_path, &sopts, &st);
     if (rc < 0) {
         log_msg(LOGL_ERROR, "main", "cannot open database %s: %s",
                 cfg.db_path, strerror(-rc));
