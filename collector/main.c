@@ -1,5 +1,6 @@
 /* main.c -- sextant-collector: parse the command line and the config, open
- * the store, serve until SIGTERM/SIGINT, then stop cleanly. */
+ * the store, serve until SIGTERM/SIGINT, then stop cleanly: the server
+ * first (its last batches still commit), then the store. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -124,11 +125,19 @@ int main(int argc, char **argv)
                 cfg.db_path, strerror(-rc));
         goto out;
     }
+    /* Serve first: /healthz and /readyz answer (503 "migrating") while the
+     * writer thread migrates the database. */
     rc = server_start(&cfg, st, &srv);
     if (rc < 0)
         goto out;
-    log_msg(LOGL_INFO, "main", "sextant-collector %s: %zu clusters, db %s",
-            SEXTANT_VERSION, cfg.n_clusters, cfg.db_path);
+    rc = store_wait_ready(st);
+    if (rc < 0) {
+        log_msg(LOGL_ERROR, "main", "database %s not usable: %s",
+                cfg.db_path, strerror(-rc));
+        goto out;
+    }
+    log_msg(LOGL_INFO, "main", "sextant-collector %s: %zu clusters, db %s, "
+            "ready", SEXTANT_VERSION, cfg.n_clusters, cfg.db_path);
     do {
         rc = sigwait(&sigs, &sig);
     } while (rc == EINTR);
