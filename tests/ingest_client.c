@@ -177,6 +177,21 @@ static size_t client_read(char *buf, size_t sz, size_t n, void *arg)
     return k;
 }
 
+/* Writes the body as sent, for tests that count bytes. */
+static int client_dump(const char *path, const uint8_t *body, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    int rc = 0;
+
+    if (!f)
+        return -1;
+    if (len && fwrite(body, 1, len, f) != len)
+        rc = -1;
+    if (fclose(f) != 0)
+        rc = -1;
+    return rc;
+}
+
 static void client_usage(void)
 {
     fprintf(stderr,
@@ -189,7 +204,8 @@ static void client_usage(void)
         "  [--oldest-seq N] [--drops COUNT:FIRST-LAST[@FROM_MS-TO_MS]]\n"
         "  [--sent-ms MS] (absolute; +MS or -MS: relative to now; 0 omits;\n"
         "  default now) [--rtt-us N]\n"
-        "  [--cacert PEM] [--cert PEM --key PEM] [--insecure]\n");
+        "  [--cacert PEM] [--cert PEM --key PEM] [--insecure]\n"
+        "  [--dump FILE] (writes the body sent there too)\n");
 }
 
 int main(int argc, char **argv)
@@ -216,12 +232,13 @@ int main(int argc, char **argv)
         { "cert", required_argument, NULL, 'X' },
         { "key", required_argument, NULL, 'K' },
         { "insecure", no_argument, NULL, 'I' },
+        { "dump", required_argument, NULL, 'D' },
         { NULL, 0, NULL, 0 },
     };
     const char *url = NULL, *token = NULL, *cluster = "test", *node = "n1";
     const char *ctype = "application/x-protobuf", *enc = "deflate";
     const char *bad = NULL, *target = "web";
-    const char *cacert = NULL, *cert = NULL, *key = NULL;
+    const char *cacert = NULL, *cert = NULL, *key = NULL, *dump = NULL;
     struct client_hdr bh = { .drops = SEXTANT__V1__DROPS__INIT };
     int insecure = 0, n_scan;
     char errbuf[CURL_ERROR_SIZE] = "";
@@ -261,6 +278,7 @@ int main(int argc, char **argv)
         case 'X': cert = optarg; break;
         case 'K': key = optarg; break;
         case 'I': insecure = 1; break;
+        case 'D': dump = optarg; break;
         case 'S':
             bh.sent_ms = strtoll(optarg, NULL, 10);
             if (optarg[0] == '+' || optarg[0] == '-')
@@ -302,6 +320,10 @@ int main(int argc, char **argv)
                             target, &bh, &body, &len) < 0 ||
                (bad && client_bad_body(bad, &body, &len) < 0)) {
         fprintf(stderr, "ingest_client: cannot build the body\n");
+        goto out;
+    }
+    if (dump && client_dump(dump, body, len) < 0) {
+        fprintf(stderr, "ingest_client: cannot write %s\n", dump);
         goto out;
     }
     h = curl_easy_init();
