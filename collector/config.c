@@ -18,7 +18,8 @@
 #define CONFIG_MAX_PEM_FILE   (1u << 20) /* a long chain is some 10 KiB */
 
 static const char *const config_top_keys[] = {
-    "listen", "db", "log_level", "clusters", "limits", "tls", NULL
+    "listen", "db", "log_level", "clusters", "api_tokens", "limits",
+    "retention", "tls", NULL
 };
 static const char *const config_tls_keys[] = {
     "cert_file", "key_file", "client_ca_file", NULL
@@ -26,10 +27,31 @@ static const char *const config_tls_keys[] = {
 static const char *const config_cluster_keys[] = {
     "name", "token", "token_file", NULL
 };
+static const char *const config_api_token_keys[] = {
+    "token", "token_file", NULL
+};
 static const char *const config_limit_keys[] = {
     "max_body", "max_inflated", "connections", "connections_per_ip",
-    "connection_timeout", "threads", NULL
+    "connection_timeout", "request_timeout", "threads", "queue_batches",
+    "queue_bytes", NULL
 };
+static const char *const config_retention_keys[] = {
+    "raw", "minute_rollups", "hour_rollups", "interval", NULL
+};
+
+#define CONFIG_DAY_MS        (86400LL * 1000)
+#define CONFIG_MAX_RETENTION (36500 * CONFIG_DAY_MS)  /* a century */
+#define CONFIG_MIN_RETENTION (60LL * 1000)     /* shorter: nothing to roll */
+#define CONFIG_QUEUE_BYTES   (64LL << 20)
+
+/* Wipes a secret before freeing it. NULL is a no-op. */
+static void config_secret_free(char *s)
+{
+    if (!s)
+        return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
 
 void collector_config_free(struct collector_config *cfg)
 {
@@ -37,28 +59,25 @@ void collector_config_free(struct collector_config *cfg)
         return;
     for (size_t i = 0; i < cfg->n_clusters; i++) {
         free(cfg->clusters[i].name);
-        if (cfg->clusters[i].token) {
-            explicit_bzero(cfg->clusters[i].token,
-                           strlen(cfg->clusters[i].token));
-            free(cfg->clusters[i].token);
-        }
+        config_secret_free(cfg->clusters[i].token);
     }
     free(cfg->clusters);
+    for (size_t i = 0; i < cfg->n_api_tokens; i++)
+        config_secret_free(cfg->api_tokens[i]);
+    free(cfg->api_tokens);
     free(cfg->tls.cert_file);
     free(cfg->tls.key_file);
     free(cfg->tls.client_ca_file);
     free(cfg->tls.cert_pem);
-    if (cfg->tls.key_pem) {
-        explicit_bzero(cfg->tls.key_pem, strlen(cfg->tls.key_pem));
-        free(cfg->tls.key_pem);
-    }
+    config_secret_free(cfg->tls.key_pem);
     free(cfg->tls.client_ca_pem);
     free(cfg->listen);
     free(cfg->db_path);
     memset(cfg, 0, sizeof(*cfg));
 }
 
-/* Reads the token of one cluster entry: inline or from a file, not both. */
+/* Reads the token of one cluster or api_tokens entry: inline or from a
+ * file, not both. */
 static int config_token(struct yconf *yc, yaml_node_t *m, const char *ctx,
                         char **out)
 {
@@ -150,18 +169,71 @@ static int config_clusters(struct yconf *yc, yaml_node_t *root,
     return 0;
 }
 
+/* api_tokens: [{token | token_file}, ...], optional. A read token that is
+ * also a cluster's ingest token would grant both: refused. */
+static int config_api_tokens(struct yconf *yc, yaml_node_t *root,
+                             struct collector_config *cfg)
+{
+    yaml_node_t *seq;
+    size_t n;
+    int rc;
+
+    rc = yconf_list(yc, root, "", "api_tokens", 0, &seq, &n);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    cfg->api_tokens = calloc(n, sizeof(*cfg->api_tokens));
+    if (!cfg->api_tokens)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        char ctx[32];
+        char **tok = &cfg->api_tokens[i];
+        yaml_node_t *m = yconf_list_map(yc, seq, "api_tokens", i, ctx,
+                                        sizeof(ctx));
+
+        if (!m)
+            return -EINVAL;
+        cfg->n_api_tokens = i + 1;      /* so free() sees this entry */
+        rc = yconf_check_keys(yc, m, ctx, config_api_token_keys);
+        if (rc == 0)
+            rc = config_token(yc, m, ctx, tok);
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->api_tokens[j], *tok) == 0)
+                return yconf_fail(yc, m, ctx, "token", "same token as "
+                                  "api_tokens[%zu]", j);
+        for (size_t j = 0; j < cfg->n_clusters; j++)
+            if (strcmp(cfg->clusters[j].token, *tok) == 0)
+                return yconf_fail(yc, m, ctx, "token", "same token as "
+                                  "clusters[%zu]: keep read and ingest "
+                                  "tokens apart", j);
+    }
+    return 0;
+}
+
+/* The optional mapping @key of the top level, its keys checked: 0 with
+ * *out, 1 when absent, or -EINVAL. */
+static int config_section(struct yconf *yc, yaml_node_t *root,
+                          const char *key, const char *const *allowed,
+                          yaml_node_t **out)
+{
+    int rc = yconf_map(yc, root, "", key, 0, out);
+
+    if (rc)
+        return rc;
+    return yconf_check_keys(yc, *out, key, allowed);
+}
+
 static int config_limits(struct yconf *yc, yaml_node_t *root,
                          struct collector_config *cfg)
 {
     yaml_node_t *m;
     int rc;
 
-    rc = yconf_map(yc, root, "", "limits", 0, &m);
+    rc = config_section(yc, root, "limits", config_limit_keys, &m);
     if (rc)
         return rc < 0 ? rc : 0;
-    rc = yconf_check_keys(yc, m, "limits", config_limit_keys);
-    if (rc == 0)
-        rc = yconf_size(yc, m, "limits", "max_body", 0, 1024, 1LL << 30,
+    rc = yconf_size(yc, m, "limits", "max_body", 0, 1024, 1LL << 30,
                         &cfg->max_body);
     if (rc >= 0)
         rc = yconf_size(yc, m, "limits", "max_inflated", 0, 1024, 1LL << 31,
@@ -176,13 +248,93 @@ static int config_limits(struct yconf *yc, yaml_node_t *root,
         rc = yconf_duration_ms(yc, m, "limits", "connection_timeout", 0, 1000,
                                3600 * 1000, &cfg->conn_timeout_ms);
     if (rc >= 0)
+        rc = yconf_duration_ms(yc, m, "limits", "request_timeout", 0, 1000,
+                               3600 * 1000, &cfg->request_timeout_ms);
+    if (rc >= 0)
         rc = yconf_int(yc, m, "limits", "threads", 0, 1, 256, &cfg->threads);
+    if (rc >= 0)
+        rc = yconf_int(yc, m, "limits", "queue_batches", 0, 1, 1 << 20,
+                       &cfg->queue_batches);
+    if (rc >= 0)
+        rc = yconf_size(yc, m, "limits", "queue_bytes", 0, 1 << 20,
+                        1LL << 36, &cfg->queue_bytes);
     if (rc < 0)
         return rc;
     if (cfg->max_inflated < cfg->max_body)
         return yconf_fail(yc, m, "limits", "max_inflated",
                           "must not be smaller than max_body");
+    /* A batch costs the writer queue up to its inflated size: one must
+     * fit, or the largest batches would be refused as "busy" forever. */
+    if (!yconf_find(yc, m, "queue_bytes")) {
+        if (cfg->queue_bytes < cfg->max_inflated)
+            cfg->queue_bytes = cfg->max_inflated;
+    } else if (cfg->queue_bytes < cfg->max_inflated) {
+        return yconf_fail(yc, yconf_find(yc, m, "queue_bytes"), "limits",
+                          "queue_bytes", "must not be smaller than "
+                          "max_inflated: one batch must fit");
+    }
     return 0;
+}
+
+/* One retention period: 0 keeps forever, else at least a minute. */
+static int config_retention_one(struct yconf *yc, yaml_node_t *m,
+                                const char *key, long long *out)
+{
+    int rc = yconf_duration_ms(yc, m, "retention", key, 0, 0,
+                               CONFIG_MAX_RETENTION, out);
+
+    if (rc == 0 && *out != 0 && *out < CONFIG_MIN_RETENTION)
+        return yconf_fail(yc, yconf_find(yc, m, key), "retention", key,
+                          "must be 0 (keep forever) or at least 1m");
+    return rc;
+}
+
+/* @longer must keep rows at least as long as @shorter (0 = forever): a
+ * rollup that expires before the rows it summarizes loses the long view
+ * while the detail is still there. */
+static int config_retention_order(struct yconf *yc, yaml_node_t *m,
+                                  const char *longer, long long l,
+                                  const char *shorter, long long s)
+{
+    yaml_node_t *at;
+
+    if (l == 0 || (s != 0 && l >= s))
+        return 0;
+    at = yconf_find(yc, m, longer);
+    return yconf_fail(yc, at ? at : yconf_find(yc, m, shorter), "retention",
+                      at ? longer : shorter, "%s must not be shorter than "
+                      "%s (0 keeps forever)", longer, shorter);
+}
+
+/* retention: {raw, minute_rollups, hour_rollups, interval}, optional. */
+static int config_retention(struct yconf *yc, yaml_node_t *root,
+                            struct collector_config *cfg)
+{
+    yaml_node_t *m;
+    int rc;
+
+    rc = config_section(yc, root, "retention", config_retention_keys, &m);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    rc = config_retention_one(yc, m, "raw", &cfg->raw_retention_ms);
+    if (rc >= 0)
+        rc = config_retention_one(yc, m, "minute_rollups",
+                                  &cfg->minute_retention_ms);
+    if (rc >= 0)
+        rc = config_retention_one(yc, m, "hour_rollups",
+                                  &cfg->hour_retention_ms);
+    if (rc >= 0)
+        rc = yconf_duration_ms(yc, m, "retention", "interval", 0, 1000,
+                               CONFIG_DAY_MS, &cfg->retention_interval_ms);
+    if (rc >= 0)
+        rc = config_retention_order(yc, m, "minute_rollups",
+                                    cfg->minute_retention_ms, "raw",
+                                    cfg->raw_retention_ms);
+    if (rc >= 0)
+        rc = config_retention_order(yc, m, "hour_rollups",
+                                    cfg->hour_retention_ms, "minute_rollups",
+                                    cfg->minute_retention_ms);
+    return rc < 0 ? rc : 0;
 }
 
 /* Reads the file named by @key of @m: its name to *path, its contents to
@@ -289,12 +441,10 @@ static int config_tls(struct yconf *yc, yaml_node_t *root,
     yaml_node_t *m;
     int rc;
 
-    rc = yconf_map(yc, root, "", "tls", 0, &m);
+    rc = config_section(yc, root, "tls", config_tls_keys, &m);
     if (rc)
         return rc < 0 ? rc : 0;
-    rc = yconf_check_keys(yc, m, "tls", config_tls_keys);
-    if (rc == 0)
-        rc = config_pem_file(yc, m, "cert_file", 1, &t->cert_file,
+    rc = config_pem_file(yc, m, "cert_file", 1, &t->cert_file,
                              &t->cert_pem);
     if (rc == 0)
         rc = config_pem_file(yc, m, "key_file", 1, &t->key_file,
@@ -316,7 +466,14 @@ int collector_config_load(const char *path, struct collector_config *out,
         .conn_limit = 1024,
         .per_ip_limit = 64,
         .conn_timeout_ms = 30000,
+        .request_timeout_ms = 30000,
         .threads = 4,
+        .queue_batches = 1024,
+        .queue_bytes = CONFIG_QUEUE_BYTES,
+        .raw_retention_ms = 14 * CONFIG_DAY_MS,
+        .minute_retention_ms = 90 * CONFIG_DAY_MS,
+        .hour_retention_ms = 400 * CONFIG_DAY_MS,
+        .retention_interval_ms = 60 * 1000,
         .log_level = LOGL_INFO,
     };
     struct yconf yc;
@@ -350,7 +507,11 @@ int collector_config_load(const char *path, struct collector_config *out,
     if (rc >= 0)
         rc = config_limits(&yc, root, &cfg);
     if (rc >= 0)
+        rc = config_retention(&yc, root, &cfg);
+    if (rc >= 0)
         rc = config_clusters(&yc, root, &cfg);
+    if (rc >= 0)
+        rc = config_api_tokens(&yc, root, &cfg);
     if (rc >= 0)
         rc = config_tls(&yc, root, &cfg);
     if (rc == -ENOMEM)
@@ -379,4 +540,15 @@ collector_config_cluster_by_token(const struct collector_config *cfg,
         if (util_consttime_eq(cfg->clusters[i].token, token))
             hit = &cfg->clusters[i];
     return hit;
+}
+
+int collector_config_api_token_ok(const struct collector_config *cfg,
+                                  const char *token)
+{
+    int ok = 0;
+
+    /* Every token compared, as for clusters: timing tells nothing. */
+    for (size_t i = 0; i < cfg->n_api_tokens; i++)
+        ok |= util_consttime_eq(cfg->api_tokens[i], token);
+    return ok;
 }

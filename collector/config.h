@@ -35,7 +35,19 @@ struct collector_config {
     long long conn_limit;               /* total connections */
     long long per_ip_limit;             /* connections per client IP */
     long long conn_timeout_ms;          /* idle/slow connection timeout */
+    long long request_timeout_ms;       /* whole request, headers + body */
     long long threads;                  /* HTTP worker threads */
+    long long queue_batches;            /* store writer queue high-water */
+    long long queue_bytes;              /* and of the memory it holds */
+    /* retention: 0 keeps rows forever (see store.h) */
+    long long raw_retention_ms;
+    long long minute_retention_ms;
+    long long hour_retention_ms;
+    long long retention_interval_ms;
+    /* Bearer tokens that may read /api/ (secrets: never logged). None:
+     * the API is open. Disjoint from the clusters' ingest tokens. */
+    char **api_tokens;
+    size_t n_api_tokens;
     enum log_level log_level;
     struct collector_tls tls;           /* tls.cert_pem NULL: plain HTTP */
 };
@@ -50,6 +62,10 @@ void collector_config_free(struct collector_config *cfg);
  * none. */
 const struct collector_cluster *
 collector_config_cluster_by_token(const struct collector_config *cfg,
+                                  const char *token);
+
+/* 1 if @token is one of cfg->api_tokens, compared in constant time. */
+int collector_config_api_token_ok(const struct collector_config *cfg,
                                   const char *token);
 
 #endif

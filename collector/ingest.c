@@ -1,6 +1,7 @@
-/* ingest.c -- decode, validate, authorize and store one batch; build the
- * Ack or the JSON error. The body is hostile: the inflate cap and the
- * validation limits live in proto/wire.c and the config. */
+/* ingest.c -- decode, validate and authorize one batch; build the Ack or
+ * the JSON error once the store is done with it. The body is hostile: the
+ * inflate cap and the validation limits live in proto/wire.c and the
+ * config. */
 #include "ingest.h"
 
 #include <errno.h>
@@ -9,7 +10,6 @@
 #include <string.h>
 
 #include "log.h"
-#include "util.h"
 #include "wire.h"
 
 /* What proto/wire.c leaves to us: SQLite integers are signed 64 bit, so
@@ -74,55 +74,68 @@ static int ingest_check_seqs(const Sextant__V1__Batch *b, char *err,
     return 0;
 }
 
-void ingest_handle(const struct collector_config *cfg, struct store *st,
-                   const struct collector_cluster *cluster,
-                   const uint8_t *body, size_t len, struct reply *r)
+int ingest_decode(const struct collector_config *cfg,
+                  const struct collector_cluster *cluster,
+                  const uint8_t *body, size_t len, Sextant__V1__Batch **out,
+                  size_t *cost, struct reply *r, enum metrics_reject *why)
 {
     Sextant__V1__Batch *b = NULL;
-    Sextant__V1__Ack ack = SEXTANT__V1__ACK__INIT;
     char err[WIRE_ERR_LEN] = "";
     char detail[WIRE_ERR_LEN + 64];
-    int64_t recv_ms = util_now_ms();
-    uint64_t acked;
     int rc;
 
     rc = wire_batch_decode(body, len, (size_t)cfg->max_inflated, &b, err,
                            sizeof(err));
     if (rc == -EMSGSIZE && strncmp(err, "inflate", 7) == 0) {
+        *why = METRICS_REJ_TOO_LARGE;
         reply_error(r, 413, "body too large", err);
-        goto out;
-    }
-    if (rc == -ENOMEM) {
+    } else if (rc == -ENOMEM) {
+        *why = METRICS_REJ_NO_MEMORY;
         reply_error(r, 503, "out of memory", "try again later");
-        goto out;
-    }
-    if (rc < 0) {
+    } else if (rc < 0) {
+        *why = METRICS_REJ_MALFORMED;
         reply_error(r, 400, "malformed batch", err);
-        goto out;
-    }
-    if (strcmp(b->cluster, cluster->name) != 0) {
+    } else if (strcmp(b->cluster, cluster->name) != 0) {
         snprintf(detail, sizeof(detail),
                  "token is for cluster \"%s\", batch names another",
                  cluster->name);
+        *why = METRICS_REJ_WRONG_CLUSTER;
         reply_error(r, 403, "wrong cluster", detail);
-        goto out;
-    }
-    if (ingest_check_seqs(b, err, sizeof(err)) < 0) {
+    } else if (ingest_check_seqs(b, err, sizeof(err)) < 0) {
+        *why = METRICS_REJ_MALFORMED;
         reply_error(r, 400, "malformed batch", err);
-        goto out;
+    } else {
+        /* The packed size is the inflated size: what the batch came to
+         * before its events were unpacked, a fair share of what it holds
+         * now. */
+        *cost = protobuf_c_message_get_packed_size(&b->base);
+        *out = b;
+        return 0;
     }
-    rc = store_ingest(st, b, recv_ms, &acked);
+    log_msg(LOGL_WARN, "ingest", "cluster %s: %u: %s", cluster->name,
+            r->status, err[0] ? err : "rejected");
+    wire_batch_free(b);
+    return -1;
+}
+
+void ingest_reply(const Sextant__V1__Batch *b, int rc, uint64_t acked_seq,
+                  int64_t recv_ms, struct reply *r)
+{
+    Sextant__V1__Ack ack = SEXTANT__V1__ACK__INIT;
+
     if (rc < 0) {
+        log_msg(LOGL_WARN, "ingest", "%s/%s: not stored: %s", b->cluster,
+                b->node, strerror(-rc));
         reply_error(r, 503, "store unavailable",
-                     "the batch was not stored; retry");
-        goto out;
+                    "the batch was not stored; retry");
+        return;
     }
     ack.epoch = b->epoch;
-    ack.acked_seq = acked;
+    ack.acked_seq = acked_seq;
     ack.received_unix_ms = recv_ms;
     if (wire_ack_encode(&ack, &r->body, &r->len) < 0) {
         reply_error(r, 500, "internal error", "cannot encode ack");
-        goto out;
+        return;
     }
     r->status = 200;
     r->content_type = "application/x-protobuf";
@@ -130,10 +143,5 @@ void ingest_handle(const struct collector_config *cfg, struct store *st,
             "%llu dropped, acked %llu", b->cluster, b->node, b->n_events,
             (unsigned long long)b->oldest_seq,
             (unsigned long long)(b->drops ? b->drops->count : 0),
-            (unsigned long long)acked);
-out:
-    if (r->status != 200)
-        log_msg(LOGL_WARN, "ingest", "cluster %s: %u: %s", cluster->name,
-                r->status, err[0] ? err : "rejected");
-    wire_batch_free(b);
+            (unsigned long long)acked_seq);
 }

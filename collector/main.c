@@ -1,6 +1,7 @@
 /* main.c -- sextant-collector: parse the command line and the config, open
- * the store, serve until SIGTERM/SIGINT, then stop cleanly; or, as
- * "sextant-collector backup", copy a database (see backup.c). */
+ * the store, serve until SIGTERM/SIGINT, then stop cleanly: the server
+ * first (its last batches still commit), then the store. As
+ * "sextant-collector backup", copies a database instead (see backup.c). */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -99,6 +100,19 @@ static int backup_command(int argc, char **argv)
     return 0;
 }
 
+/* The store's share of the config. */
+static void store_options_from(const struct collector_config *cfg,
+                               struct store_options *o)
+{
+    store_options_default(o);
+    o->raw_retention_ms = cfg->raw_retention_ms;
+    o->minute_retention_ms = cfg->minute_retention_ms;
+    o->hour_retention_ms = cfg->hour_retention_ms;
+    o->retention_interval_ms = cfg->retention_interval_ms;
+    o->queue_max_batches = (size_t)cfg->queue_batches;
+    o->queue_max_bytes = (size_t)cfg->queue_bytes;
+}
+
 static int replace(char **dst, const char *src)
 {
     char *s = strdup(src);
@@ -122,6 +136,7 @@ int main(int argc, char **argv)
     };
     const char *config_path = NULL, *listen = NULL, *db = NULL;
     struct collector_config cfg;
+    struct store_options sopts;
     struct store *st = NULL;
     struct server *srv = NULL;
     char err[600], host[128];
@@ -171,17 +186,26 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    rc = store_open(cfg.db_path, NULL, &st);
+    store_options_from(&cfg, &sopts);
+    rc = store_open(cfg.db_path, &sopts, &st);
     if (rc < 0) {
         log_msg(LOGL_ERROR, "main", "cannot open database %s: %s",
                 cfg.db_path, strerror(-rc));
         goto out;
     }
+    /* Serve first: /healthz and /readyz answer (503 "migrating") while the
+     * writer thread migrates the database. */
     rc = server_start(&cfg, st, &srv);
     if (rc < 0)
         goto out;
-    log_msg(LOGL_INFO, "main", "sextant-collector %s: %zu clusters, db %s",
-            SEXTANT_VERSION, cfg.n_clusters, cfg.db_path);
+    rc = store_wait_ready(st);
+    if (rc < 0) {
+        log_msg(LOGL_ERROR, "main", "database %s not usable: %s",
+                cfg.db_path, strerror(-rc));
+        goto out;
+    }
+    log_msg(LOGL_INFO, "main", "sextant-collector %s: %zu clusters, db %s, "
+            "ready", SEXTANT_VERSION, cfg.n_clusters, cfg.db_path);
     do {
         rc = sigwait(&sigs, &sig);
     } while (rc == EINTR);

@@ -1,21 +1,30 @@
 /* server.c -- libmicrohttpd glue: daemon options, routing, body reading,
- * early rejection and response headers. It never parses a body itself
- * and never uses MHD_PostProcessor (where libmicrohttpd's past CVEs were):
- * the ingest body is read raw through the access handler's upload calls.
+ * early rejection, response headers, the wait for the store, the request
+ * deadline and the graceful stop. It never parses a body itself and never
+ * uses MHD_PostProcessor (where libmicrohttpd's past CVEs were): the
+ * ingest body is read raw through the access handler's upload calls.
  *
  * Thread model: MHD's internal thread pool (limits.threads, default 4),
- * each thread polling its own share of connections. A handler runs on its
- * pool thread; ingest waits there for its SQLite commit, so each thread
- * serves one ingest at a time and a slow commit stalls only that thread's
- * connections. Store handles are thread-safe (see store.h).
+ * each thread polling its own share of connections with epoll. No pool
+ * thread ever waits for SQLite to write: ingest decodes and checks a batch
+ * on its thread, queues it for the store's writer thread (store_submit)
+ * and suspends the connection; the writer's done call, once the group
+ * commit that holds the batch is durable, resumes it, and the handler then
+ * sends the Ack. So a few threads serve many agents at once, and many
+ * agents' batches wait in the writer queue together, where one group
+ * commit takes them all. A full queue is a 503 with Retry-After at once,
+ * never a wait. Queries (/api/) run on the pool thread through the store's
+ * read connections (WAL): a long query stalls only that thread's other
+ * connections, never ingest's commits. A reaper thread enforces
+ * limits.request_timeout (see server_reap).
  *
  * HTTPS (config tls:) is libmicrohttpd's, over GnuTLS. With
  * tls.client_ca_file, MHD asks every client for a certificate but GnuTLS
  * does not judge it during the handshake; we do, per request, before an
  * ingest request's body is read: none is 401, one that does not verify
  * against that CA is 403, each with a JSON reason. Only ingest asks:
- * /healthz serves Kubernetes probes and the API has its own tokens, and
- * neither carries a certificate. */
+ * /healthz, /readyz and /metrics serve probes and scrapers, and the API
+ * has its own tokens (api_tokens), and none carries a certificate. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -24,6 +33,7 @@
 #include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,17 +41,23 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "ingest.h"
 #include "log.h"
+#include "metrics.h"
 #include "reply.h"
 #include "util.h"
 
 #define SERVER_CONN_MEMORY (64u << 10) /* per-connection pool: headers */
 #define SERVER_MAX_PARAMS  16u
 #define SERVER_INITIAL_BODY (64u << 10)
+#define SERVER_REAP_TICK_MS 250        /* deadline checks at most this far
+                                        * apart (less for short timeouts) */
+#define SERVER_RETRY_BUSY  1           /* Retry-After, seconds: queue full */
+#define SERVER_RETRY_START 5           /* migrations still running */
 /* TLS 1.2 and 1.3 only; GnuTLS picks the ciphers ("NORMAL"). */
 #define SERVER_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
@@ -49,7 +65,48 @@ enum server_route {
     ROUTE_NONE,         /* reply already decided at the first call */
     ROUTE_INGEST,
     ROUTE_TIMELINE,
+    ROUTE_LATENCY,
     ROUTE_HEALTHZ,
+    ROUTE_READYZ,
+    ROUTE_METRICS,
+};
+
+/* Where a submitted batch is, between the HTTP thread that queued it, the
+ * writer thread's done call and server_stop(). Exactly one of them resumes
+ * a suspended connection: whoever moves the state away from SUSPENDED. */
+enum server_wait {
+    WAIT_QUEUED,        /* submitted; the connection is not suspended yet */
+    WAIT_SUSPENDED,     /* suspended, waiting for the done call */
+    WAIT_DONE,          /* the done call came: rc and acked are set */
+    WAIT_ABANDONED,     /* server_stop() gave up waiting: answer 503 */
+};
+
+/* One submitted batch. Two references: the request's (dropped when the
+ * request completes) and the store's (dropped by the done call), so a
+ * request that ends first (the collector stopping) leaves the batch to
+ * the store, which borrows it until done. */
+struct server_ticket {
+    atomic_int state;                   /* enum server_wait */
+    atomic_int refs;
+    struct server *srv;
+    struct MHD_Connection *conn;        /* resumed through this */
+    Sextant__V1__Batch *batch;          /* owned; freed with the ticket */
+    int64_t recv_ms;
+    int rc;                             /* written before WAIT_DONE */
+    uint64_t acked;
+    struct server_ticket *abandoned_next;   /* server_abandon() only */
+};
+
+/* One TCP connection, for the request deadline and the stop. Created and
+ * freed by MHD's connection notifications; listed in srv->conns. */
+struct server_conn {
+    struct server_conn *prev, *next;    /* under srv->conn_mu */
+    int fd;                             /* MHD's: shutdown(), never close() */
+    atomic_int_fast64_t since_us;       /* monotonic start of the request
+                                         * being read; 0: not reading */
+    int reaped;                         /* under conn_mu */
+    struct server_ticket *ticket;       /* under conn_mu; NULL: none */
+    char peer[INET6_ADDRSTRLEN];
 };
 
 struct server {
@@ -57,7 +114,17 @@ struct server {
     const struct collector_config *cfg;     /* borrowed */
     struct store *st;                       /* borrowed */
     atomic_int inflight;                    /* requests begun, not done */
+    atomic_int suspended;                   /* connections suspended */
+    atomic_int stopping;                    /* server_stop() has begun */
     uint16_t port;
+
+    pthread_mutex_t conn_mu;
+    struct server_conn *conns;              /* under conn_mu */
+    int draining;                           /* under conn_mu: no submits */
+    int reaper_stop;                        /* under conn_mu */
+    pthread_cond_t reaper_cv;               /* CLOCK_MONOTONIC */
+    pthread_t reaper;
+    int reaper_started;
 };
 
 /* Per request; created at the first call of the access handler, freed by
@@ -65,8 +132,12 @@ struct server {
 struct server_req {
     enum server_route route;
     const struct collector_cluster *cluster;  /* ingest: from the token */
+    struct server_conn *conn;               /* NULL: untracked */
     uint8_t *body;
     size_t len, cap;
+    struct server_ticket *ticket;           /* ingest: once submitted */
+    enum metrics_reject why;                /* ingest: why not 200 */
+    unsigned retry_after;                   /* seconds; 0: no header */
     int replied;                            /* a response is queued */
 };
 
@@ -80,14 +151,42 @@ static void server_mhd_log(void *cls, const char *fmt, va_list ap)
     log_msg(LOGL_WARN, "http", "%s", line);
 }
 
+static enum metrics_route server_metrics_route(enum server_route r)
+{
+    switch (r) {
+    case ROUTE_INGEST: return METRICS_ROUTE_INGEST;
+    case ROUTE_TIMELINE: return METRICS_ROUTE_TIMELINE;
+    case ROUTE_LATENCY: return METRICS_ROUTE_LATENCY;
+    case ROUTE_HEALTHZ: return METRICS_ROUTE_HEALTHZ;
+    case ROUTE_READYZ: return METRICS_ROUTE_READYZ;
+    case ROUTE_METRICS: return METRICS_ROUTE_METRICS;
+    case ROUTE_NONE: break;
+    }
+    return METRICS_ROUTE_OTHER;
+}
+
+/* The request is all in, or answered early: its deadline no longer runs
+ * (waiting for the store, or for the client to read, is not slowloris). */
+static void server_clock_stop(struct server_req *rq)
+{
+    if (rq->conn)
+        atomic_store(&rq->conn->since_us, 0);
+}
+
 /* Queues @r with the security headers every response carries; takes the
- * body. */
+ * body. Counts the response. */
 static enum MHD_Result server_send(struct MHD_Connection *c,
                                    struct server_req *rq, struct reply *r)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
+    char retry[16];
 
+    server_clock_stop(rq);
+    metrics_http_request(server_metrics_route(rq->route), r->status);
+    if (rq->route == ROUTE_INGEST && r->status != 200)
+        metrics_ingest_rejected(r->status == 500 ? METRICS_REJ_INTERNAL
+                                                 : rq->why);
     resp = MHD_create_response_from_buffer_with_free_callback(
         r->len, r->body, free);
     if (!resp) {
@@ -108,6 +207,10 @@ static enum MHD_Result server_send(struct MHD_Connection *c,
     if (r->status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                 rq->route == ROUTE_INGEST ? "POST" : "GET");
+    if (rq->retry_after) {
+        snprintf(retry, sizeof(retry), "%u", rq->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+    }
     ret = MHD_queue_response(c, r->status, resp);
     MHD_destroy_response(resp);
     rq->replied = 1;
@@ -122,6 +225,27 @@ static enum MHD_Result server_fail(struct MHD_Connection *c,
 
     reply_error(&r, status, error, detail);
     return server_send(c, rq, &r);
+}
+
+/* An ingest refusal: counted under @why. */
+static enum MHD_Result server_refuse(struct MHD_Connection *c,
+                                     struct server_req *rq,
+                                     enum metrics_reject why, unsigned status,
+                                     const char *error, const char *detail)
+{
+    rq->why = why;
+    return server_fail(c, rq, status, error, detail);
+}
+
+/* The token of "Authorization: Bearer <token>", or NULL. */
+static const char *server_bearer(struct MHD_Connection *c)
+{
+    const char *auth = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7])
+        return NULL;
+    return auth + 7;
 }
 
 /* With tls.client_ca_file: the client's certificate must verify against
@@ -174,8 +298,10 @@ static enum MHD_Result server_client_cert(struct server *srv,
     }
     util_rtrim(detail);             /* GnuTLS ends its text with a blank */
     log_msg(LOGL_WARN, "http", "ingest refused (%u): %s", code, detail);
-    return server_fail(c, rq, code, code == 401 ? "unauthorized"
-                                                : "forbidden", detail);
+    return server_refuse(c, rq, code == 401 ? METRICS_REJ_UNAUTHORIZED
+                                            : METRICS_REJ_FORBIDDEN,
+                         code, code == 401 ? "unauthorized" : "forbidden",
+                         detail);
 }
 
 /* Checks an ingest request's headers before any of its body is read, so a
@@ -184,29 +310,33 @@ static enum MHD_Result server_ingest_headers(struct server *srv,
                                              struct MHD_Connection *c,
                                              struct server_req *rq)
 {
-    const char *auth, *ctype, *cenc, *clen;
+    const char *token, *ctype, *cenc, *clen;
     char detail[96];
 
     if (server_client_cert(srv, c, rq) != MHD_YES || rq->replied)
         return MHD_YES;
-    auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                       MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7])
-        return server_fail(c, rq, 401, "unauthorized",
-                           "Authorization: Bearer <cluster token> required");
-    rq->cluster = collector_config_cluster_by_token(srv->cfg, auth + 7);
+    token = server_bearer(c);
+    if (!token)
+        return server_refuse(c, rq, METRICS_REJ_UNAUTHORIZED, 401,
+                             "unauthorized",
+                             "Authorization: Bearer <cluster token> "
+                             "required");
+    rq->cluster = collector_config_cluster_by_token(srv->cfg, token);
     if (!rq->cluster)
-        return server_fail(c, rq, 401, "unauthorized", "unknown token");
+        return server_refuse(c, rq, METRICS_REJ_UNAUTHORIZED, 401,
+                             "unauthorized", "unknown token");
     ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                         MHD_HTTP_HEADER_CONTENT_TYPE);
     if (!ctype || strcasecmp(ctype, "application/x-protobuf") != 0)
-        return server_fail(c, rq, 415, "unsupported media type",
-                           "Content-Type must be application/x-protobuf");
+        return server_refuse(c, rq, METRICS_REJ_UNSUPPORTED_MEDIA, 415,
+                             "unsupported media type",
+                             "Content-Type must be application/x-protobuf");
     cenc = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                        MHD_HTTP_HEADER_CONTENT_ENCODING);
     if (!cenc || strcasecmp(cenc, "deflate") != 0)
-        return server_fail(c, rq, 415, "unsupported media type",
-                           "Content-Encoding must be deflate");
+        return server_refuse(c, rq, METRICS_REJ_UNSUPPORTED_MEDIA, 415,
+                             "unsupported media type",
+                             "Content-Encoding must be deflate");
     /* libmicrohttpd 0.9.75 (Debian 12) cannot send a response once the
      * body has started, so an over-cap body must be caught here, from its
      * Content-Length. A chunked upload has none: refuse it rather than
@@ -214,14 +344,36 @@ static enum MHD_Result server_ingest_headers(struct server *srv,
     clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                        MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (!clen)
-        return server_fail(c, rq, 411, "length required",
-                           "send Content-Length; chunked uploads are not "
-                           "accepted");
+        return server_refuse(c, rq, METRICS_REJ_LENGTH_REQUIRED, 411,
+                             "length required",
+                             "send Content-Length; chunked uploads are not "
+                             "accepted");
     if (strtoull(clen, NULL, 10) > (unsigned long long)srv->cfg->max_body) {
         snprintf(detail, sizeof(detail), "body over %lld bytes",
                  srv->cfg->max_body);
-        return server_fail(c, rq, 413, "body too large", detail);
+        return server_refuse(c, rq, METRICS_REJ_TOO_LARGE, 413,
+                             "body too large", detail);
     }
+    return MHD_YES;
+}
+
+/* With api_tokens, every /api/ path needs one of them, checked before the
+ * path is: an unknown path under /api/ tells nothing without a token.
+ * Ingest tokens are not read tokens. */
+static enum MHD_Result server_read_token(struct server *srv,
+                                         struct MHD_Connection *c,
+                                         struct server_req *rq)
+{
+    const char *token;
+
+    if (srv->cfg->n_api_tokens == 0)
+        return MHD_YES;
+    token = server_bearer(c);
+    if (!token)
+        return server_fail(c, rq, 401, "unauthorized",
+                           "Authorization: Bearer <api token> required");
+    if (!collector_config_api_token_ok(srv->cfg, token))
+        return server_fail(c, rq, 401, "unauthorized", "unknown token");
     return MHD_YES;
 }
 
@@ -236,6 +388,7 @@ static enum MHD_Result server_body(struct server *srv,
 
     if (*size > max - rq->len) {
         log_msg(LOGL_WARN, "http", "body over %zu bytes: closing", max);
+        metrics_ingest_rejected(METRICS_REJ_TOO_LARGE);
         return MHD_NO;
     }
     if (rq->len + *size > rq->cap) {
@@ -247,8 +400,10 @@ static enum MHD_Result server_body(struct server *srv,
         if (ncap > max)
             ncap = max;
         nb = realloc(rq->body, ncap);
-        if (!nb)
+        if (!nb) {
+            metrics_ingest_rejected(METRICS_REJ_NO_MEMORY);
             return MHD_NO;          /* see above: no response possible */
+        }
         rq->body = nb;
         rq->cap = ncap;
     }
@@ -280,8 +435,9 @@ static enum MHD_Result server_param(void *cls, enum MHD_ValueKind kind,
     return MHD_YES;
 }
 
-/* Picks the route, or replies 404/405 at once. */
-static enum MHD_Result server_route(struct MHD_Connection *c,
+/* Picks the route, or replies 401/404/405 at once. */
+static enum MHD_Result server_route(struct server *srv,
+                                    struct MHD_Connection *c,
                                     struct server_req *rq, const char *url,
                                     const char *method)
 {
@@ -291,17 +447,234 @@ static enum MHD_Result server_route(struct MHD_Connection *c,
     if (strcmp(url, "/v1/ingest") == 0) {
         rq->route = ROUTE_INGEST;
         return is_post ? MHD_YES
-                       : server_fail(c, rq, 405, "method not allowed",
-                                     "use POST");
+                       : server_refuse(c, rq, METRICS_REJ_METHOD, 405,
+                                       "method not allowed", "use POST");
     }
+    if (strncmp(url, "/api/", 5) == 0 &&
+        (server_read_token(srv, c, rq) != MHD_YES || rq->replied))
+        return MHD_YES;
     if (strcmp(url, "/api/v1/timeline") == 0)
         rq->route = ROUTE_TIMELINE;
+    else if (strcmp(url, "/api/v1/latency") == 0)
+        rq->route = ROUTE_LATENCY;
     else if (strcmp(url, "/healthz") == 0)
         rq->route = ROUTE_HEALTHZ;
+    else if (strcmp(url, "/readyz") == 0)
+        rq->route = ROUTE_READYZ;
+    else if (strcmp(url, "/metrics") == 0)
+        rq->route = ROUTE_METRICS;
     else
         return server_fail(c, rq, 404, "not found", "no such path");
     return is_get ? MHD_YES
                   : server_fail(c, rq, 405, "method not allowed", "use GET");
+}
+
+static void server_ticket_put(struct server_ticket *t)
+{
+    if (atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    wire_batch_free(t->batch);
+    free(t);
+}
+
+/* store_done_fn, on the writer thread: records the outcome and resumes the
+ * connection if its handler already suspended it. Touches @srv only then:
+ * server_stop() waits for srv->suspended to reach 0. */
+static void server_store_done(void *ctx, int rc, uint64_t acked_seq)
+{
+    struct server_ticket *t = ctx;
+    struct MHD_Connection *conn = t->conn;
+    struct server *srv = t->srv;
+
+    t->rc = rc;
+    t->acked = acked_seq;
+    if (atomic_exchange(&t->state, WAIT_DONE) == WAIT_SUSPENDED) {
+        MHD_resume_connection(conn);
+        atomic_fetch_sub(&srv->suspended, 1);
+    }
+    server_ticket_put(t);
+}
+
+/* Suspends the connection until the done call (or server_stop) resumes
+ * it. If either came already, between the submit and here, it saw the
+ * state still WAIT_QUEUED and left the resume to us. */
+static void server_suspend(struct server *srv, struct MHD_Connection *c,
+                           struct server_ticket *t)
+{
+    int expect = WAIT_QUEUED;
+
+    atomic_fetch_add(&srv->suspended, 1);
+    MHD_suspend_connection(c);
+    if (!atomic_compare_exchange_strong(&t->state, &expect,
+                                        WAIT_SUSPENDED)) {
+        MHD_resume_connection(c);
+        atomic_fetch_sub(&srv->suspended, 1);
+    }
+}
+
+/* Called again after the suspension: the store's verdict, or the stop. */
+static enum MHD_Result server_ingest_done(struct MHD_Connection *c,
+                                          struct server_req *rq)
+{
+    struct server_ticket *t = rq->ticket;
+    struct reply r = { 0 };
+
+    switch (atomic_load(&t->state)) {
+    case WAIT_DONE:
+        ingest_reply(t->batch, t->rc, t->acked, t->recv_ms, &r);
+        if (r.status == 200)
+            metrics_ingest_stored(t->batch->n_events, rq->len);
+        else if (t->rc < 0)
+            rq->why = METRICS_REJ_STORE_ERROR;
+        return server_send(c, rq, &r);
+    case WAIT_ABANDONED:
+        rq->retry_after = SERVER_RETRY_BUSY;
+        return server_refuse(c, rq, METRICS_REJ_STOPPING, 503,
+                             "collector stopping", "the batch may or may "
+                             "not be stored; retry (a replay is stored "
+                             "once)");
+    default:                /* resumed by nobody: cannot happen */
+        return MHD_NO;
+    }
+}
+
+/* store_submit() refused the batch with @rc: 503, and when to retry. */
+static enum MHD_Result server_not_queued(struct server *srv,
+                                         struct MHD_Connection *c,
+                                         struct server_req *rq, int rc)
+{
+    struct store_stats s;
+
+    rq->retry_after = SERVER_RETRY_BUSY;
+    if (rc != -EAGAIN)
+        return server_refuse(c, rq, METRICS_REJ_STOPPING, 503,
+                             "collector stopping",
+                             "the batch was not stored; retry");
+    store_stats(srv->st, &s);
+    if (!s.ready) {
+        rq->retry_after = SERVER_RETRY_START;
+        return server_refuse(c, rq, METRICS_REJ_BUSY, 503, "collector busy",
+                             "the database is migrating; retry after the "
+                             "Retry-After seconds");
+    }
+    return server_refuse(c, rq, METRICS_REJ_BUSY, 503, "collector busy",
+                         "the store's writer queue is full; retry after "
+                         "the Retry-After seconds");
+}
+
+/* The whole ingest body is in: decode and check it, queue it for the store
+ * and suspend (the Ack goes out from server_ingest_done), or reply now. */
+static enum MHD_Result server_ingest(struct server *srv,
+                                     struct MHD_Connection *c,
+                                     struct server_req *rq)
+{
+    struct server_ticket *t;
+    struct reply r = { 0 };
+    Sextant__V1__Batch *b = NULL;
+    int64_t recv_ms = util_now_ms();
+    size_t cost = 0;
+    int rc, draining;
+
+    if (ingest_decode(srv->cfg, rq->cluster, rq->body, rq->len, &b, &cost,
+                      &r, &rq->why) < 0)
+        return server_send(c, rq, &r);
+    free(rq->body);                     /* not needed while queued */
+    rq->body = NULL;
+    rq->cap = 0;
+    /* Without its connection record (server_notify could not allocate
+     * one) a suspended request could not be found at stop. */
+    t = rq->conn ? calloc(1, sizeof(*t)) : NULL;
+    if (!t) {
+        wire_batch_free(b);
+        return server_refuse(c, rq, METRICS_REJ_NO_MEMORY, 503,
+                             "out of memory", "try again later");
+    }
+    atomic_init(&t->state, WAIT_QUEUED);
+    atomic_init(&t->refs, 2);
+    t->srv = srv;
+    t->conn = c;
+    t->batch = b;
+    t->recv_ms = recv_ms;
+    rq->ticket = t;
+    /* Registered and checked under conn_mu, so server_stop() either sees
+     * this ticket or we see it draining: none is left suspended. */
+    pthread_mutex_lock(&srv->conn_mu);
+    draining = srv->draining;
+    if (!draining)
+        rq->conn->ticket = t;
+    pthread_mutex_unlock(&srv->conn_mu);
+    rc = draining ? -ESHUTDOWN
+                  : store_submit(srv->st, b, recv_ms, cost, server_store_done,
+                                 t);
+    if (rc < 0) {
+        atomic_fetch_sub(&t->refs, 1);  /* no done call will come */
+        return server_not_queued(srv, c, rq, rc);
+    }
+    if (atomic_load(&t->state) != WAIT_QUEUED)  /* done already */
+        return server_ingest_done(c, rq);
+    server_suspend(srv, c, t);
+    return MHD_YES;                     /* called again once resumed */
+}
+
+/* A 200 with a fixed JSON body. */
+static void server_ok_json(struct reply *r, const char *json)
+{
+    r->status = 200;
+    r->content_type = "application/json";
+    r->body = (uint8_t *)strdup(json);
+    r->len = r->body ? strlen(json) : 0;
+}
+
+/* GET /readyz: ready for batches, or 503 naming why (and when to ask
+ * again). */
+static void server_readyz(struct server *srv, struct server_req *rq,
+                          struct reply *r)
+{
+    struct store_stats s;
+    char detail[160];
+
+    store_stats(srv->st, &s);
+    if (atomic_load(&srv->stopping)) {
+        reply_error(r, 503, "not ready", "the collector is stopping");
+    } else if (!s.ready) {
+        rq->retry_after = SERVER_RETRY_START;
+        reply_error(r, 503, "not ready", "the database is migrating");
+    } else if (s.overloaded) {
+        rq->retry_after = SERVER_RETRY_BUSY;
+        snprintf(detail, sizeof(detail), "writer queue over its high-water "
+                 "mark: %llu of %llu batches, %llu of %llu bytes",
+                 (unsigned long long)s.queue_batches,
+                 (unsigned long long)s.queue_max_batches,
+                 (unsigned long long)s.queue_bytes,
+                 (unsigned long long)s.queue_max_bytes);
+        reply_error(r, 503, "not ready", detail);
+    } else {
+        server_ok_json(r, "{\"status\":\"ready\"}");
+    }
+}
+
+static void server_metrics(struct server *srv, struct reply *r)
+{
+    char *page = NULL;
+    size_t len = 0;
+
+    if (metrics_render(srv->st, util_now_ms(), &page, &len) < 0) {
+        reply_error(r, 500, "internal error", "cannot render the metrics");
+        return;
+    }
+    r->status = 200;
+    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r->body = (uint8_t *)page;
+    r->len = len;
+}
+
+/* The request's connection record, made by server_notify. */
+static struct server_conn *server_conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci;
+
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
 }
 
 static enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
@@ -320,8 +693,10 @@ static enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
         if (!rq)
             return MHD_NO;
         *con_cls = rq;
+        rq->conn = server_conn_of(c);
+        rq->why = METRICS_REJ_INTERNAL;
         atomic_fetch_add(&srv->inflight, 1);
-        if (server_route(c, rq, url, method) != MHD_YES || rq->replied)
+        if (server_route(srv, c, rq, url, method) != MHD_YES || rq->replied)
             return MHD_YES;
         if (rq->route == ROUTE_INGEST)
             return server_ingest_headers(srv, c, rq);
@@ -334,23 +709,30 @@ static enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
             return MHD_NO;          /* GET with a body: nothing to say */
         return server_body(srv, rq, upload, upload_len);
     }
-    switch (rq->route) {                /* whole request is in */
+    server_clock_stop(rq);              /* whole request is in */
+    switch (rq->route) {
     case ROUTE_INGEST:
-        ingest_handle(srv->cfg, srv->st, rq->cluster, rq->body, rq->len, &r);
-        break;
+        return rq->ticket ? server_ingest_done(c, rq)
+                          : server_ingest(srv, c, rq);
     case ROUTE_TIMELINE:
+    case ROUTE_LATENCY:
         MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, server_param,
                                   &ps);
         if (ps.overflow)
             reply_error(&r, 400, "bad parameter", "too many parameters");
-        else
+        else if (rq->route == ROUTE_TIMELINE)
             api_timeline(srv->st, ps.p, ps.n, util_now_ms(), &r);
+        else
+            api_latency(srv->st, ps.p, ps.n, util_now_ms(), &r);
         break;
     case ROUTE_HEALTHZ:
-        r.status = 200;
-        r.content_type = "application/json";
-        r.body = (uint8_t *)strdup("{\"status\":\"ok\"}");
-        r.len = r.body ? strlen((char *)r.body) : 0;
+        server_ok_json(&r, "{\"status\":\"ok\"}");
+        break;
+    case ROUTE_READYZ:
+        server_readyz(srv, rq, &r);
+        break;
+    case ROUTE_METRICS:
+        server_metrics(srv, &r);
         break;
     case ROUTE_NONE:
         reply_error(&r, 500, "internal error", "no route");
@@ -370,10 +752,158 @@ static void server_completed(void *cls, struct MHD_Connection *c,
     (void)toe;
     if (!rq)
         return;
+    if (rq->conn) {
+        if (rq->ticket) {
+            pthread_mutex_lock(&srv->conn_mu);
+            rq->conn->ticket = NULL;
+            pthread_mutex_unlock(&srv->conn_mu);
+        }
+        /* A keep-alive connection's clock starts again for the next
+         * request: the idle time before it counts. */
+        atomic_store(&rq->conn->since_us, util_mono_us());
+    }
+    if (rq->ticket)
+        server_ticket_put(rq->ticket);
     free(rq->body);
     free(rq);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->inflight, 1);
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: keeps srv->conns, the table the reaper
+ * walks. An entry goes at CLOSED, before MHD closes the fd, under the
+ * mutex the reaper holds: it never shuts down a reused fd. */
+static void server_notify(void *cls, struct MHD_Connection *c,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct server *srv = cls;
+    struct server_conn *sc = *socket_context;
+    const union MHD_ConnectionInfo *fd, *addr;
+
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (!sc)
+            return;
+        pthread_mutex_lock(&srv->conn_mu);
+        if (sc->prev)
+            sc->prev->next = sc->next;
+        else
+            srv->conns = sc->next;
+        if (sc->next)
+            sc->next->prev = sc->prev;
+        pthread_mutex_unlock(&srv->conn_mu);
+        free(sc);
+        *socket_context = NULL;
+        return;
+    }
+    fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    addr = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    sc = calloc(1, sizeof(*sc));
+    if (!sc || !fd) {
+        /* A connection without a deadline is what the deadline is for:
+         * refuse it rather than serve it unguarded. */
+        if (fd)
+            shutdown(fd->connect_fd, SHUT_RDWR);
+        free(sc);
+        return;
+    }
+    sc->fd = fd->connect_fd;
+    atomic_init(&sc->since_us, util_mono_us());
+    if (!addr || !addr->client_addr ||
+        !inet_ntop(addr->client_addr->sa_family,
+                   addr->client_addr->sa_family == AF_INET6
+                       ? (const void *)&((struct sockaddr_in6 *)
+                                         addr->client_addr)->sin6_addr
+                       : (const void *)&((struct sockaddr_in *)
+                                         addr->client_addr)->sin_addr,
+                   sc->peer, sizeof(sc->peer)))
+        snprintf(sc->peer, sizeof(sc->peer), "?");
+    pthread_mutex_lock(&srv->conn_mu);
+    sc->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = sc;
+    srv->conns = sc;
+    pthread_mutex_unlock(&srv->conn_mu);
+    *socket_context = sc;
+}
+
+/* limits.request_timeout. MHD's connection_timeout is an idle timeout: a
+ * client sending a byte a second is never idle and holds its connection
+ * (and a per-IP slot) forever. libmicrohttpd 0.9.75 has no deadline for a
+ * whole request, so this thread keeps one: a connection whose request
+ * (headers and body) is not all in within the timeout of its start (or of
+ * the previous request's end, on a keep-alive connection) is shut down;
+ * MHD then sees the socket end and closes it itself. Connections waiting
+ * for the store or sending a reply are not reading, and not timed. */
+static void server_reap(struct server *srv, int64_t now_us)
+{
+    int64_t limit_us = srv->cfg->request_timeout_ms * 1000;
+
+    for (struct server_conn *sc = srv->conns; sc; sc = sc->next) {
+        int64_t since = atomic_load(&sc->since_us);
+
+        if (since == 0 || sc->reaped || now_us - since <= limit_us)
+            continue;
+        sc->reaped = 1;
+        shutdown(sc->fd, SHUT_RDWR);
+        log_msg(LOGL_WARN, "http", "%s: request not complete after %lld ms "
+                "(limits.request_timeout): closing", sc->peer,
+                srv->cfg->request_timeout_ms);
+    }
+}
+
+static void *server_reaper(void *arg)
+{
+    struct server *srv = arg;
+    long long tick_ms = srv->cfg->request_timeout_ms / 4;
+    struct timespec ts;
+
+    if (tick_ms > SERVER_REAP_TICK_MS)
+        tick_ms = SERVER_REAP_TICK_MS;
+    pthread_mutex_lock(&srv->conn_mu);
+    while (!srv->reaper_stop) {
+        server_reap(srv, util_mono_us());
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += tick_ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&srv->reaper_cv, &srv->conn_mu, &ts);
+    }
+    pthread_mutex_unlock(&srv->conn_mu);
+    return NULL;
+}
+
+static int server_reaper_start(struct server *srv)
+{
+    pthread_condattr_t ca;
+    int rc;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    rc = pthread_cond_init(&srv->reaper_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0)
+        return -rc;
+    rc = pthread_create(&srv->reaper, NULL, server_reaper, srv);
+    if (rc != 0) {
+        pthread_cond_destroy(&srv->reaper_cv);
+        return -rc;
+    }
+    srv->reaper_started = 1;
+    return 0;
+}
+
+static void server_reaper_stop(struct server *srv)
+{
+    if (!srv->reaper_started)
+        return;
+    pthread_mutex_lock(&srv->conn_mu);
+    srv->reaper_stop = 1;
+    pthread_cond_signal(&srv->reaper_cv);
+    pthread_mutex_unlock(&srv->conn_mu);
+    pthread_join(srv->reaper, NULL);
+    pthread_cond_destroy(&srv->reaper_cv);
+    srv->reaper_started = 0;
 }
 
 /* Fills @ss from "HOST:PORT" (IPv4 or [IPv6]). */
@@ -410,6 +940,7 @@ int server_start(const struct collector_config *cfg, struct store *st,
     struct server *srv;
     unsigned flags;
     size_t n = 0;
+    int rc;
 
     if (server_sockaddr(cfg->listen, &ss) < 0) {
         log_msg(LOGL_ERROR, "http", "listen: %s is not IP:PORT", cfg->listen);
@@ -421,11 +952,20 @@ int server_start(const struct collector_config *cfg, struct store *st,
     srv->cfg = cfg;
     srv->st = st;
     atomic_init(&srv->inflight, 0);
+    atomic_init(&srv->suspended, 0);
+    atomic_init(&srv->stopping, 0);
+    pthread_mutex_init(&srv->conn_mu, NULL);
+    rc = server_reaper_start(srv);
+    if (rc < 0) {
+        log_msg(LOGL_ERROR, "http", "cannot start the reaper: %s",
+                strerror(-rc));
+        goto err;
+    }
     /* epoll: select() would silently drop every socket numbered past
-     * FD_SETSIZE (1024), below our own connection limit. */
+     * FD_SETSIZE (1024), below our own connection limit. Suspend/resume
+     * brings the ITC, which quiesce needs with a pool too. */
     flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-            MHD_USE_ERROR_LOG |
-            MHD_USE_ITC;                /* ITC: quiesce works with a pool */
+            MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* The PEM strings are borrowed from @cfg, which outlives the daemon. */
@@ -455,12 +995,13 @@ int server_start(const struct collector_config *cfg, struct store *st,
         (unsigned)((cfg->conn_timeout_ms + 999) / 1000),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONN_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, server_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, server_notify, srv,
         MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
     if (!srv->d) {
         log_msg(LOGL_ERROR, "http", "cannot listen on %s", cfg->listen);
-        free(srv);
-        return -EADDRINUSE;
+        rc = -EADDRINUSE;
+        goto err;
     }
     info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
@@ -470,13 +1011,62 @@ int server_start(const struct collector_config *cfg, struct store *st,
                        : tls->client_ca_pem ? "https, client certificates "
                                               "required for ingest"
                        : "https");
+    if (cfg->n_api_tokens == 0)
+        log_msg(LOGL_WARN, "http", "no api_tokens: the API under /api/ is "
+                "open to anyone who can reach this port");
     *out = srv;
     return 0;
+err:
+    server_reaper_stop(srv);
+    pthread_mutex_destroy(&srv->conn_mu);
+    free(srv);
+    return rc;
 }
 
 uint16_t server_port(const struct server *srv)
 {
     return srv->port;
+}
+
+/* After the grace: answers every request still waiting for the store with
+ * a 503 (the store keeps the batch and may yet store it: a replay is
+ * stored once) and refuses new submits, so no connection stays
+ * suspended. Resumes outside conn_mu, since MHD takes its own locks; a
+ * ticket moved to ABANDONED from SUSPENDED stays alive until then, as its
+ * request cannot end while suspended. */
+static void server_abandon(struct server *srv)
+{
+    struct server_ticket *resume = NULL;
+    size_t n = 0;
+
+    pthread_mutex_lock(&srv->conn_mu);
+    srv->draining = 1;
+    for (struct server_conn *sc = srv->conns; sc; sc = sc->next) {
+        struct server_ticket *t = sc->ticket;
+        int expect = WAIT_QUEUED;
+
+        if (!t || atomic_compare_exchange_strong(&t->state, &expect,
+                                                 WAIT_ABANDONED))
+            continue;               /* QUEUED: its handler resumes */
+        expect = WAIT_SUSPENDED;
+        if (!atomic_compare_exchange_strong(&t->state, &expect,
+                                            WAIT_ABANDONED))
+            continue;               /* DONE: the done call resumes it */
+        t->abandoned_next = resume;
+        resume = t;
+    }
+    pthread_mutex_unlock(&srv->conn_mu);
+    while (resume) {
+        struct server_ticket *t = resume;
+
+        resume = t->abandoned_next;     /* before t can go */
+        MHD_resume_connection(t->conn);
+        atomic_fetch_sub(&srv->suspended, 1);
+        n++;
+    }
+    if (n)
+        log_msg(LOGL_WARN, "http", "%zu batches still waiting for the store "
+                "at stop: answered 503", n);
 }
 
 void server_stop(struct server *srv, int grace_ms)
@@ -486,6 +1076,7 @@ void server_stop(struct server *srv, int grace_ms)
 
     if (!srv)
         return;
+    atomic_store(&srv->stopping, 1);
     lsock = MHD_quiesce_daemon(srv->d);     /* no new connections */
     deadline = util_mono_us() + (int64_t)grace_ms * 1000;
     while (atomic_load(&srv->inflight) > 0 && util_mono_us() < deadline)
@@ -493,8 +1084,14 @@ void server_stop(struct server *srv, int grace_ms)
     if (atomic_load(&srv->inflight) > 0)
         log_msg(LOGL_WARN, "http", "%d requests still running at stop",
                 atomic_load(&srv->inflight));
+    /* MHD aborts the process if stopped with a suspended connection. */
+    server_abandon(srv);
+    while (atomic_load(&srv->suspended) > 0)
+        usleep(1000);
+    server_reaper_stop(srv);
     MHD_stop_daemon(srv->d);
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
+    pthread_mutex_destroy(&srv->conn_mu);
     free(srv);
 }

@@ -276,8 +276,10 @@ int yconf_duration_ms(struct yconf *yc, yaml_node_t *map, const char *ctx,
                       const char *key, int required, long long min_ms,
                       long long max_ms, long long *out)
 {
-    static const char *const units[] = { "", "ms", "s", "m", "h", NULL };
-    static const long long mult[] = { 1000, 1, 1000, 60000, 3600000 };
+    static const char *const units[] = { "", "ms", "s", "m", "h", "d",
+                                         NULL };
+    static const long long mult[] = { 1000, 1, 1000, 60000, 3600000,
+                                      86400000 };
     yaml_node_t *n;
     const char *s;
     long long v;

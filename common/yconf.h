@@ -43,7 +43,7 @@ int yconf_int(struct yconf *yc, yaml_node_t *map, const char *ctx,
               long long *out);
 int yconf_bool(struct yconf *yc, yaml_node_t *map, const char *ctx,
                const char *key, int required, int *out);
-/* "250ms", "10s", "2m", "1h" or a bare number of seconds. */
+/* "250ms", "10s", "2m", "1h", "14d" or a bare number of seconds. */
 int yconf_duration_ms(struct yconf *yc, yaml_node_t *map, const char *ctx,
                       const char *key, int required, long long min_ms,
                       long long max_ms, long long *out);

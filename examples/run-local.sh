@@ -57,16 +57,18 @@ for i in 0 1 2; do
     agents+=($!)
 done
 
+# The read token of examples/collector.yaml (api_tokens).
+AUTH="Authorization: Bearer demo-read-token-0123"
 cat <<TXT
 Sextant is running: 3 apps, 3 agents, 1 collector (logs in run/).
   Timeline API: $API/api/v1/timeline
   Agent metrics: http://127.0.1.1:9464/metrics (127.0.2.1, 127.0.3.1 too)
-  e.g.          curl -s '$API/api/v1/timeline?limit=5' | jq .
+  e.g.          curl -s -H '$AUTH' '$API/api/v1/timeline?limit=5' | jq .
   Make a region fail: kill \$(cat run/app-eu-west-1.pid)
 Ctrl-C to stop.
 TXT
 while sleep 5; do
-    curl -sf "$API/api/v1/timeline?limit=10000" | jq -r '
+    curl -sf -H "$AUTH" "$API/api/v1/timeline?limit=10000" | jq -r '
         [.events[] | select(.kind == "probe")] as $p
         | "events in the last hour: \(.count)  probes failed: \([$p[] | select(.fields.ok | not)] | length)  "
           + ([$p | group_by(.cluster)[] | "\(.[0].cluster)=\(length)"] | join(" "))' \

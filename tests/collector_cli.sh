@@ -18,9 +18,9 @@ expect_exit2() {
 expect_exit2 "no --config"
 expect_exit2 "unknown option" --config x --frobnicate
 expect_exit2 "missing file" --config "$TMP/none.yaml"
-printf 'listen: 127.0.0.1:0\ndb: x.db\nretention: 3d\n' > "$TMP/bad.yaml"
+printf 'listen: 127.0.0.1:0\ndb: x.db\narchive: 3d\n' > "$TMP/bad.yaml"
 expect_exit2 "unknown key" --config "$TMP/bad.yaml"
-grep -qF "$TMP/bad.yaml:3: retention: unknown key" "$TMP/err" \
+grep -qF "$TMP/bad.yaml:3: archive: unknown key" "$TMP/err" \
     || fail "message names file, line and key: $(cat "$TMP/err")"
 write_collector_config "$TMP/ok.yaml"
 expect_exit2 "bad --listen" --config "$TMP/ok.yaml" --listen nowhere

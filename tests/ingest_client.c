@@ -256,6 +256,21 @@ static char *client_unhex(const char *hex, int *has_nul)
     return s;
 }
 
+/* Writes the body as sent, for tests that count bytes. */
+static int client_dump(const char *path, const uint8_t *body, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    int rc = 0;
+
+    if (!f)
+        return -1;
+    if (len && fwrite(body, 1, len, f) != len)
+        rc = -1;
+    if (fclose(f) != 0)
+        rc = -1;
+    return rc;
+}
+
 /* Replaces the encoded batch with a bad body of the named kind. */
 static int client_bad_body(const char *kind, uint8_t **body, size_t *len)
 {
@@ -332,6 +347,7 @@ static void client_usage(void)
         "  [--sent-ms MS] (absolute; +MS or -MS: relative to now; 0 omits;\n"
         "  default now) [--rtt-us N]\n"
         "  [--cacert PEM] [--cert PEM --key PEM] [--insecure]\n"
+        "  [--dump FILE] (writes the body sent there too)\n"
         "  absurd events: [--target-len N] (N x 'x') [--target-hex HEX]\n"
         "  (raw bytes, 00 allowed) [--error-len N] (a failed probe with N\n"
         "  bytes of error) [--labels N] (metric samples with N labels)\n"
@@ -418,6 +434,7 @@ int main(int argc, char **argv)
         { "cert", required_argument, NULL, 'X' },
         { "key", required_argument, NULL, 'K' },
         { "insecure", no_argument, NULL, 'I' },
+        { "dump", required_argument, NULL, 'D' },
         { "target-len", required_argument, NULL, 'L' },
         { "target-hex", required_argument, NULL, 'H' },
         { "error-len", required_argument, NULL, 'R' },
@@ -430,7 +447,7 @@ int main(int argc, char **argv)
     const char *url = NULL, *token = NULL, *cluster = "test", *node = "n1";
     const char *ctype = "application/x-protobuf", *enc = "deflate";
     const char *bad = NULL;
-    const char *cacert = NULL, *cert = NULL, *key = NULL;
+    const char *cacert = NULL, *cert = NULL, *key = NULL, *dump = NULL;
     struct client_hdr bh = { .drops = SEXTANT__V1__DROPS__INIT };
     struct client_evopt eo = { .target = "web" };
     struct client_conn conn = { 0 };
@@ -467,6 +484,7 @@ int main(int argc, char **argv)
         case 'X': cert = optarg; break;
         case 'K': key = optarg; break;
         case 'I': insecure = 1; break;
+        case 'D': dump = optarg; break;
         case 'B': eo.n_labels = strtoull(optarg, NULL, 10); break;
         case 'N': batches = strtoull(optarg, NULL, 10); break;
         case 'Z': batch_size = strtoull(optarg, NULL, 10); break;
@@ -625,6 +643,10 @@ int main(int argc, char **argv)
                             &bh, &body, &len) < 0 ||
                (bad && client_bad_body(bad, &body, &len) < 0)) {
         fprintf(stderr, "ingest_client: cannot build the body\n");
+        goto out;
+    }
+    if (dump && client_dump(dump, body, len) < 0) {
+        fprintf(stderr, "ingest_client: cannot write %s\n", dump);
         goto out;
     }
     rc = client_post(&conn, body, len, &acked) < 0;

@@ -72,6 +72,9 @@ start_collector() {
     COLLECTOR_PORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' \
                      "$TMP/collector.log" | head -n1)
     URL=http://127.0.0.1:$COLLECTOR_PORT
+    # The store migrates after the server starts (/readyz is 503 until
+    # then); NO_WAIT_READY=1 skips this for tests of that window.
+    [ -n "${NO_WAIT_READY:-}" ] || wait_for "$TMP/collector.log" ', ready$'
 }
 
 # stop_collector: SIGTERM and wait; fails if it does not exit 0.

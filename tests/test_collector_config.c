@@ -68,7 +68,138 @@ static void test_valid_config_loads_with_defaults(void **state)
     assert_null(collector_config_cluster_by_token(&cfg, "aaaaaaaaaaaaaaa"));
     assert_null(cfg.tls.cert_pem);          /* no tls: plain HTTP */
     assert_null(cfg.tls.client_ca_pem);
+    assert_int_equal(cfg.request_timeout_ms, 30000);
+    assert_int_equal(cfg.queue_batches, 1024);
+    assert_int_equal(cfg.queue_bytes, 64 << 20);
+    assert_int_equal(cfg.raw_retention_ms, 14LL * 86400 * 1000);
+    assert_int_equal(cfg.minute_retention_ms, 90LL * 86400 * 1000);
+    assert_int_equal(cfg.hour_retention_ms, 400LL * 86400 * 1000);
+    assert_int_equal(cfg.retention_interval_ms, 60000);
+    assert_int_equal(cfg.n_api_tokens, 0);  /* API open */
+    assert_false(collector_config_api_token_ok(&cfg, "aaaaaaaaaaaaaaaa"));
     collector_config_free(&cfg);
+}
+
+static void test_store_keys_and_api_tokens_load(void **state)
+{
+    struct collector_config cfg;
+    char err[600], tok[300], yaml[900];
+
+    (void)state;
+    snprintf(tok, sizeof(tok), "%s/tok", cfg_dir);
+    write_file(tok, "rrrrrrrrrrrrrrrrrrrr\n");
+    snprintf(yaml, sizeof(yaml),
+             "listen: 127.0.0.1:1\ndb: x.db\n"
+             "limits:\n  request_timeout: 2s\n  queue_batches: 16\n"
+             "  queue_bytes: 128MiB\n"
+             "retention:\n  raw: 0\n  minute_rollups: 0\n"
+             "  hour_rollups: 0\n  interval: 5s\n"
+             OK_CLUSTERS
+             "api_tokens:\n  - token: readreadreadread\n"
+             "  - token_file: %s\n", tok);
+    write_file(cfg_path, yaml);
+    assert_int_equal(collector_config_load(cfg_path, &cfg, err, sizeof(err)),
+                     0);
+    assert_int_equal(cfg.request_timeout_ms, 2000);
+    assert_int_equal(cfg.queue_batches, 16);
+    assert_int_equal(cfg.queue_bytes, 128 << 20);
+    assert_int_equal(cfg.raw_retention_ms, 0);
+    assert_int_equal(cfg.minute_retention_ms, 0);
+    assert_int_equal(cfg.hour_retention_ms, 0);
+    assert_int_equal(cfg.retention_interval_ms, 5000);
+    assert_int_equal(cfg.n_api_tokens, 2);
+    assert_true(collector_config_api_token_ok(&cfg, "readreadreadread"));
+    assert_true(collector_config_api_token_ok(&cfg, "rrrrrrrrrrrrrrrrrrrr"));
+    assert_false(collector_config_api_token_ok(&cfg, "readreadreadreae"));
+    /* Neither kind of token grants the other. */
+    assert_false(collector_config_api_token_ok(&cfg, "aaaaaaaaaaaaaaaa"));
+    assert_null(collector_config_cluster_by_token(&cfg, "readreadreadread"));
+    collector_config_free(&cfg);
+}
+
+/* Without queue_bytes, the queue grows to hold one largest batch. */
+static void test_queue_bytes_follows_max_inflated(void **state)
+{
+    struct collector_config cfg;
+    char err[600];
+
+    (void)state;
+    write_file(cfg_path, "listen: 127.0.0.1:1\ndb: x\nlimits:\n"
+               "  max_inflated: 256MiB\n" OK_CLUSTERS);
+    assert_int_equal(collector_config_load(cfg_path, &cfg, err, sizeof(err)),
+                     0);
+    assert_int_equal(cfg.queue_bytes, 256 << 20);
+    collector_config_free(&cfg);
+}
+
+static void test_bad_store_keys_are_errors(void **state)
+{
+    (void)state;
+    expect_error("listen: 127.0.0.1:1\ndb: x\nretention:\n  raw: soon\n"
+                 OK_CLUSTERS,
+                 "4: retention.raw: expected a duration such as 500ms, 10s "
+                 "or 2m, got \"soon\"");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nretention:\n  raw: 30s\n"
+                 OK_CLUSTERS,
+                 "4: retention.raw: must be 0 (keep forever) or at least 1m");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nretention:\n  raw: 30d\n"
+                 "  minute_rollups: 7d\n" OK_CLUSTERS,
+                 "5: retention.minute_rollups: minute_rollups must not be "
+                 "shorter than raw (0 keeps forever)");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nretention:\n  raw: 0\n"
+                 OK_CLUSTERS,
+                 "4: retention.raw: minute_rollups must not be shorter than "
+                 "raw (0 keeps forever)");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nretention:\n"
+                 "  hour_rollups: 30d\n" OK_CLUSTERS,
+                 "4: retention.hour_rollups: hour_rollups must not be "
+                 "shorter than minute_rollups (0 keeps forever)");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nretention:\n  interval: 0\n"
+                 OK_CLUSTERS,
+                 "4: retention.interval: must be between 1000ms and "
+                 "86400000ms");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nretention:\n  daily: 1d\n"
+                 OK_CLUSTERS, "4: retention.daily: unknown key");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nretention: 14d\n"
+                 OK_CLUSTERS, "3: retention: expected a mapping");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nlimits:\n  queue_batches: 0\n"
+                 OK_CLUSTERS,
+                 "4: limits.queue_batches: must be between 1 and 1048576");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nlimits:\n  queue_bytes: 1MiB\n"
+                 OK_CLUSTERS,
+                 "4: limits.queue_bytes: must not be smaller than "
+                 "max_inflated: one batch must fit");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nlimits:\n"
+                 "  request_timeout: 500ms\n" OK_CLUSTERS,
+                 "4: limits.request_timeout: must be between 1000ms and "
+                 "3600000ms");
+}
+
+static void test_bad_api_tokens_are_errors(void **state)
+{
+    (void)state;
+    expect_error("listen: 127.0.0.1:1\ndb: x\n" OK_CLUSTERS
+                 "api_tokens: []\n", "6: api_tokens: list is empty");
+    expect_error("listen: 127.0.0.1:1\ndb: x\n" OK_CLUSTERS
+                 "api_tokens:\n  - token: short\n",
+                 "7: api_tokens[0].token: token must be at least 16 "
+                 "characters, no spaces");
+    expect_error("listen: 127.0.0.1:1\ndb: x\n" OK_CLUSTERS
+                 "api_tokens:\n  - name: x\n",
+                 "7: api_tokens[0].name: unknown key");
+    expect_error("listen: 127.0.0.1:1\ndb: x\n" OK_CLUSTERS
+                 "api_tokens:\n  - token: readreadreadread\n"
+                 "    token_file: /etc/hostname\n",
+                 "7: api_tokens[0].token: give exactly one of token and "
+                 "token_file");
+    expect_error("listen: 127.0.0.1:1\ndb: x\n" OK_CLUSTERS
+                 "api_tokens:\n  - token: readreadreadread\n"
+                 "  - token: readreadreadread\n",
+                 "8: api_tokens[1].token: same token as api_tokens[0]");
+    expect_error("listen: 127.0.0.1:1\ndb: x\n" OK_CLUSTERS
+                 "api_tokens:\n  - token: aaaaaaaaaaaaaaaa\n",
+                 "7: api_tokens[0].token: same token as clusters[0]: keep "
+                 "read and ingest tokens apart");
 }
 
 static void test_token_file_is_read_and_trimmed(void **state)
@@ -244,6 +375,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_config_loads_with_defaults),
         cmocka_unit_test(test_token_file_is_read_and_trimmed),
+        cmocka_unit_test(test_store_keys_and_api_tokens_load),
+        cmocka_unit_test(test_queue_bytes_follows_max_inflated),
+        cmocka_unit_test(test_bad_store_keys_are_errors),
+        cmocka_unit_test(test_bad_api_tokens_are_errors),
         cmocka_unit_test(test_unknown_top_level_key_is_an_error),
         cmocka_unit_test(test_unknown_nested_key_names_its_path),
         cmocka_unit_test(test_missing_required_key_is_an_error),

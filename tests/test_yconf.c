@@ -47,6 +47,24 @@ static void test_huge_bare_duration_is_an_error_not_a_wrap(void **state)
     yconf_free(&yc);
 }
 
+static void test_duration_takes_days(void **state)
+{
+    struct yconf yc;
+    yaml_node_t *root;
+    long long v = 0;
+
+    (void)state;
+    root = load(&yc, "keep: 14d\n");
+    assert_int_equal(yconf_duration_ms(&yc, root, "", "keep", 1, 0,
+                                       1LL << 50, &v), 0);
+    assert_int_equal(v, 14LL * 86400 * 1000);
+    yconf_free(&yc);
+    root = load(&yc, "keep: 106751991167301d\n");    /* * 86400000 wraps */
+    assert_int_equal(yconf_duration_ms(&yc, root, "", "keep", 1, 0,
+                                       1LL << 50, &v), -EINVAL);
+    yconf_free(&yc);
+}
+
 static void test_node_text_differs_exactly_when_the_config_does(void **state)
 {
     struct yconf yc;
@@ -107,6 +125,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_huge_bare_duration_is_an_error_not_a_wrap),
+        cmocka_unit_test(test_duration_takes_days),
         cmocka_unit_test(test_node_text_differs_exactly_when_the_config_does),
         cmocka_unit_test(test_errors_stay_one_line_whatever_the_value),
     };

@@ -1,0 +1,267 @@
+/* metrics.c -- the collector's counters (static atomics, relaxed adds) and
+ * the renderer of /metrics. The store's figures are read at scrape time,
+ * not mirrored here. The page is built in a jsonw buffer used as plain
+ * capped text. */
+#include "metrics.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "jsonw.h"
+
+/* The statuses the collector answers with; anything else is counted as
+ * code="other". A fixed table keeps counting lock-free. */
+static const unsigned metrics_codes[] = {
+    200, 400, 401, 403, 404, 405, 411, 413, 415, 500, 503,
+};
+#define METRICS_N_CODES (sizeof(metrics_codes) / sizeof(metrics_codes[0]))
+
+static const char *const metrics_route_names[METRICS_N_ROUTES] = {
+    "ingest", "timeline", "latency", "healthz", "readyz", "metrics", "other",
+};
+
+static const char *const metrics_reject_names[METRICS_N_REJECTS] = {
+    "unauthorized", "forbidden", "wrong_cluster", "unsupported_media",
+    "length_required", "too_large", "malformed", "method_not_allowed",
+    "busy", "store_error", "out_of_memory", "stopping", "internal",
+};
+
+/* Static, so it exists before main() and nothing ever frees it. */
+static struct {
+    atomic_uint_fast64_t http[METRICS_N_ROUTES][METRICS_N_CODES + 1];
+    atomic_uint_fast64_t batches;
+    atomic_uint_fast64_t events;
+    atomic_uint_fast64_t bytes;
+    atomic_uint_fast64_t rejected[METRICS_N_REJECTS];
+} metrics;
+
+#define M_ADD(field, n) \
+    atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
+#define M_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+void metrics_http_request(enum metrics_route route, unsigned status)
+{
+    size_t i = 0;
+
+    if ((unsigned)route >= METRICS_N_ROUTES)
+        route = METRICS_ROUTE_OTHER;
+    while (i < METRICS_N_CODES && metrics_codes[i] != status)
+        i++;
+    M_ADD(metrics.http[route][i], 1);       /* i == N: "other" */
+}
+
+void metrics_ingest_stored(size_t events, size_t body_bytes)
+{
+    M_ADD(metrics.batches, 1);
+    M_ADD(metrics.events, events);
+    M_ADD(metrics.bytes, body_bytes);
+}
+
+void metrics_ingest_rejected(enum metrics_reject why)
+{
+    if ((unsigned)why < METRICS_N_REJECTS)
+        M_ADD(metrics.rejected[why], 1);
+}
+
+/* -- rendering -- */
+
+__attribute__((format(printf, 2, 3)))
+static void metrics_put(struct jsonw *w, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        w->err = -EMSGSIZE;             /* never cut a line in half */
+        return;
+    }
+    jsonw_raw(w, line, (size_t)n);
+}
+
+static void metrics_family(struct jsonw *w, const char *name,
+                           const char *type, const char *help)
+{
+    metrics_put(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value as the format wants it: backslash, quote and newline
+ * escaped. Cluster names come from the config, but the page must not
+ * depend on that. */
+static void metrics_label(struct jsonw *w, const char *v)
+{
+    const char *run = v;
+
+    for (; *v; v++) {
+        const char *esc = *v == '\\' ? "\\\\" : *v == '"' ? "\\\""
+                        : *v == '\n' ? "\\n" : NULL;
+
+        if (!esc)
+            continue;
+        jsonw_raw(w, run, (size_t)(v - run));
+        jsonw_raw(w, esc, 2);
+        run = v + 1;
+    }
+    jsonw_raw(w, run, (size_t)(v - run));
+}
+
+static void metrics_one(struct jsonw *w, const char *name, const char *type,
+                        const char *help, uint64_t v)
+{
+    metrics_family(w, name, type, help);
+    metrics_put(w, "%s %" PRIu64 "\n", name, v);
+}
+
+static void metrics_http(struct jsonw *w)
+{
+    metrics_family(w, "sextant_collector_http_requests_total", "counter",
+                   "HTTP responses sent, by route and status code.");
+    for (size_t r = 0; r < METRICS_N_ROUTES; r++) {
+        for (size_t c = 0; c <= METRICS_N_CODES; c++) {
+            uint64_t v = M_GET(metrics.http[r][c]);
+            char code[16];
+
+            /* Only pairs that happened: most of the 84 never do. */
+            if (v == 0)
+                continue;
+            if (c < METRICS_N_CODES)
+                snprintf(code, sizeof(code), "%u", metrics_codes[c]);
+            else
+                snprintf(code, sizeof(code), "other");
+            metrics_put(w, "sextant_collector_http_requests_total{route=\"%s"
+                        "\",code=\"%s\"} %" PRIu64 "\n",
+                        metrics_route_names[r], code, v);
+        }
+    }
+}
+
+static void metrics_ingest(struct jsonw *w)
+{
+    metrics_one(w, "sextant_collector_ingest_batches_total", "counter",
+                "Batches stored (answered 200).", M_GET(metrics.batches));
+    metrics_one(w, "sextant_collector_ingest_events_total", "counter",
+                "Events in the batches stored.", M_GET(metrics.events));
+    metrics_one(w, "sextant_collector_ingest_bytes_total", "counter",
+                "Compressed request body bytes of the batches stored.",
+                M_GET(metrics.bytes));
+    /* Every reason, zero or not: rate() works from the first scrape. */
+    metrics_family(w, "sextant_collector_ingest_rejected_total", "counter",
+                   "Ingest requests refused, by reason.");
+    for (size_t i = 0; i < METRICS_N_REJECTS; i++)
+        metrics_put(w, "sextant_collector_ingest_rejected_total{reason="
+                    "\"%s\"} %" PRIu64 "\n", metrics_reject_names[i],
+                    M_GET(metrics.rejected[i]));
+}
+
+/* A histogram from cumulative counts per bound; the slot after the last
+ * bound is +Inf (= the count). */
+static void metrics_histogram(struct jsonw *w, const char *name,
+                              const char *help, const double *le,
+                              const uint64_t *cum, size_t n_le,
+                              const char *sum)
+{
+    metrics_family(w, name, "histogram", help);
+    for (size_t i = 0; i < n_le; i++)
+        metrics_put(w, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, le[i],
+                    cum[i]);
+    metrics_put(w, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum[n_le]);
+    metrics_put(w, "%s_sum %s\n", name, sum);
+    metrics_put(w, "%s_count %" PRIu64 "\n", name, cum[n_le]);
+}
+
+static void metrics_store(struct jsonw *w, const struct store_stats *s)
+{
+    char sum[64];
+
+    metrics_one(w, "sextant_collector_ready", "gauge",
+                "1 when the database is migrated and the writer queue is "
+                "below its high-water mark (as /readyz).",
+                s->ready && !s->overloaded);
+    snprintf(sum, sizeof(sum), "%" PRIu64, s->group_batches_sum);
+    metrics_histogram(w, "sextant_collector_commit_batches",
+                      "Batches per group commit.", store_group_batches_le,
+                      s->group_batches_le, STORE_GROUP_BUCKETS, sum);
+    snprintf(sum, sizeof(sum), "%.6f", s->commit_seconds_sum);
+    metrics_histogram(w, "sextant_collector_commit_duration_seconds",
+                      "Time of each group commit, durable on disk.",
+                      store_commit_seconds_le, s->commit_seconds_le,
+                      STORE_COMMIT_BUCKETS, sum);
+    metrics_one(w, "sextant_collector_commit_failures_total", "counter",
+                "Group commits that failed (their batches got 503).",
+                s->commit_failures);
+    metrics_one(w, "sextant_collector_writer_queue_batches", "gauge",
+                "Batches waiting for the writer.", s->queue_batches);
+    metrics_one(w, "sextant_collector_writer_queue_bytes", "gauge",
+                "Memory held by the batches waiting for the writer.",
+                s->queue_bytes);
+    metrics_one(w, "sextant_collector_writer_queue_high_water_batches",
+                "gauge", "Queued batches over which ingest answers 503 "
+                "(limits.queue_batches).", s->queue_max_batches);
+    metrics_one(w, "sextant_collector_writer_queue_high_water_bytes",
+                "gauge", "Queued bytes over which ingest answers 503 "
+                "(limits.queue_bytes).", s->queue_max_bytes);
+    metrics_one(w, "sextant_collector_retention_deleted_rows_total",
+                "counter", "Rows deleted by retention.",
+                s->retention_deleted);
+    metrics_family(w, "sextant_collector_database_bytes", "gauge",
+                   "Size of the database file and its WAL on disk.");
+    metrics_put(w, "sextant_collector_database_bytes %" PRId64 "\n",
+                s->db_bytes);
+}
+
+struct metrics_seen {
+    struct jsonw *w;
+    int64_t now_ms;
+};
+
+static void metrics_cluster(void *ctx, const char *cluster,
+                            int64_t last_seen_ms)
+{
+    struct metrics_seen *ms = ctx;
+    int64_t age = ms->now_ms - last_seen_ms;
+
+    if (age < 0)                        /* our clock stepped back */
+        age = 0;
+    metrics_put(ms->w, "sextant_collector_cluster_last_seen_age_seconds"
+                "{cluster=\"");
+    metrics_label(ms->w, cluster);
+    metrics_put(ms->w, "\"} %" PRId64 ".%03" PRId64 "\n", age / 1000,
+                age % 1000);
+}
+
+int metrics_render(struct store *st, int64_t now_ms, char **out,
+                   size_t *out_len)
+{
+    struct store_stats s;
+    struct jsonw w;
+    struct metrics_seen ms = { .w = &w, .now_ms = now_ms };
+    char *page;
+
+    jsonw_init(&w, METRICS_PAGE_MAX);
+    metrics_family(&w, "sextant_collector_build_info", "gauge",
+                   "Always 1; the collector's version is in the label.");
+    metrics_put(&w, "sextant_collector_build_info{version=\"");
+    metrics_label(&w, SEXTANT_VERSION);
+    metrics_put(&w, "\"} 1\n");
+    metrics_http(&w);
+    metrics_ingest(&w);
+    store_stats(st, &s);
+    metrics_store(&w, &s);
+    metrics_family(&w, "sextant_collector_cluster_last_seen_age_seconds",
+                   "gauge", "Seconds since any agent of the cluster last "
+                   "sent a batch.");
+    /* A failed read leaves the family empty; the rest still serves. */
+    store_clusters_seen(st, metrics_cluster, &ms);
+    page = jsonw_take(&w, out_len);
+    if (!page)
+        return w.err ? w.err : -ENOMEM;
+    *out = page;
+    return 0;
+}

@@ -1,0 +1,96 @@
+# collector_busy.sh -- back-pressure: while another process holds the
+# database's write lock, the writer cannot commit and its queue fills to
+# limits.queue_batches; batches past it are answered at once with 503
+# "collector busy" and Retry-After (never a wait), /readyz says why, and
+# the metrics count them. Once the lock goes, the queued batches are
+# answered (the request deadline does not cut off a request waiting for
+# its commit) and the refused ones go through on retry: every batch is
+# then stored.
+. "$(dirname "$0")/lib.sh"
+
+DB=$TMP/c.db
+N=8
+write_collector_config "$TMP/collector.yaml"
+cat >> "$TMP/collector.yaml" <<YAML
+limits:
+  queue_batches: 2
+  request_timeout: 1s
+YAML
+start_collector "$DB"
+for i in $(seq 1 100); do
+    curl -sf -o /dev/null "$URL/readyz" && break
+    sleep 0.1
+done
+hw=$(curl -sS "$URL/metrics" |
+     awk '$1 == "sextant_collector_writer_queue_high_water_batches" { print $2 }')
+if [ "${hw:-0}" = 0 ]; then
+    echo "SKIP: this store reports no writer queue (interim store.c)"
+    exit 77
+fi
+assert_eq "$hw" 2 "high-water gauge"
+
+# Hold the write lock from another connection: sqlite3 reads its commands
+# from a FIFO kept open, so the transaction stays open until we say.
+mkfifo "$TMP/sql"
+sqlite3 "$DB" < "$TMP/sql" > "$TMP/sqlite.log" 2>&1 &
+PIDS+=($!)
+exec 3> "$TMP/sql"
+printf '.timeout 5000\nBEGIN IMMEDIATE;\nSELECT "locked";\n' >&3
+wait_for "$TMP/sqlite.log" locked
+
+# N agents send at once; at most the queue's worth can wait.
+clients=()
+for i in $(seq 1 "$N"); do
+    "$INGEST_CLIENT" --url "$URL/v1/ingest" --token "$TOKEN" --node "n$i" \
+        --seq 1-3 > "$TMP/out.$i" &
+    clients+=($!)
+done
+busy=0
+for i in $(seq 1 200); do
+    busy=$(cat "$TMP"/out.* | grep -c '^503 .*collector busy' || true)
+    [ "$busy" -gt 0 ] && break
+    sleep 0.05
+done
+[ "$busy" -gt 0 ] || fail "no batch was refused as busy with the writer stuck"
+curl -sS -D "$TMP/h" -o "$TMP/body" "$URL/readyz" > /dev/null
+grep -q '^HTTP/1.1 503' "$TMP/h" || fail "/readyz not 503 with a full queue"
+grep -qi '^Retry-After: 1' "$TMP/h" || fail "/readyz without Retry-After"
+jq -e '.detail | test("high-water")' "$TMP/body" > /dev/null \
+    || fail "/readyz does not say why: $(cat "$TMP/body")"
+
+# The refusal carries Retry-After too.
+"$INGEST_CLIENT" --url "$URL/v1/ingest" --token "$TOKEN" --node probe \
+    --seq 1-1 --dump "$TMP/probe.body" > "$TMP/probe.out"
+curl -sS -D "$TMP/h" -o /dev/null -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/x-protobuf' -H 'Content-Encoding: deflate' \
+    --data-binary @"$TMP/probe.body" "$URL/v1/ingest"
+grep -q '^HTTP/1.1 503' "$TMP/h" || fail "ingest not 503 with a full queue"
+grep -qi '^Retry-After: 1' "$TMP/h" || fail "busy 503 without Retry-After"
+
+# Waiting for a commit is not a slow request: the queued batches outlive
+# the request deadline and are still answered.
+sleep 2
+echo 'COMMIT;' >&3
+exec 3>&-
+wait "${clients[@]}"
+for i in $(seq 1 "$N"); do
+    out=$(cat "$TMP/out.$i")
+    case $out in
+    "200 3") ;;
+    503\ *) # refused or failed: the agent retries, and so do we
+        out=$("$INGEST_CLIENT" --url "$URL/v1/ingest" --token "$TOKEN" \
+              --node "n$i" --seq 1-3)
+        assert_eq "$out" "200 3" "retry of n$i" ;;
+    *) fail "n$i: unexpected answer: $out" ;;
+    esac
+done
+curl -sS "$URL/metrics" > "$TMP/m"
+awk '$1 == "sextant_collector_ingest_rejected_total{reason=\"busy\"}" { b = $2 }
+     END { exit !(b >= 2) }' "$TMP/m" \
+    || fail "busy refusals not counted: $(grep busy "$TMP/m")"
+stop_collector
+assert_eq "$(sqlite3 "$DB" "SELECT count(DISTINCT a.node) FROM events e
+                            JOIN agents a ON a.id = e.agent_id
+                            WHERE a.node LIKE 'n%'")" "$N" \
+    "agents with stored events"
+echo "collector_busy: all passed ($busy refused at first)"
