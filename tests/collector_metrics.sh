@@ -122,20 +122,15 @@ delta "$h{route=\"timeline\",code=\"401\"}" 0    # refused before routing
 delta "$h{route=\"other\",code=\"401\"}" 1
 delta "$h{route=\"metrics\",code=\"200\"}" 1    # the first scrape
 
-# The store's figures. The interim store.c reports no stats yet (its
-# high-water gauge is 0): these checks wait for the writer thread.
-if [ "$(value "$TMP/m1" sextant_collector_writer_queue_high_water_batches)" = 0 ]; then
-    echo "note: the store reports no writer-queue stats; store checks skipped"
-else
-    assert_eq "$(value "$TMP/m1" \
-        sextant_collector_writer_queue_high_water_batches)" 77 \
-        "high-water gauge from limits.queue_batches"
-    delta sextant_collector_commit_batches_sum 3
-    grep -q '^sextant_collector_cluster_last_seen_age_seconds{cluster="test"} ' \
-        "$TMP/m1" || fail "no last-seen age for cluster test"
-    [ "$(value "$TMP/m1" sextant_collector_database_bytes)" -gt 0 ] \
-        || fail "database_bytes is not positive"
-fi
+# The store's figures.
+assert_eq "$(value "$TMP/m1" \
+    sextant_collector_writer_queue_high_water_batches)" 77 \
+    "high-water gauge from limits.queue_batches"
+delta sextant_collector_commit_batches_sum 3
+grep -q '^sextant_collector_cluster_last_seen_age_seconds{cluster="test"} ' \
+    "$TMP/m1" || fail "no last-seen age for cluster test"
+[ "$(value "$TMP/m1" sextant_collector_database_bytes)" -gt 0 ] \
+    || fail "database_bytes is not positive"
 
 stop_collector
 echo "collector_metrics: all passed"

@@ -269,7 +269,8 @@ static void truth_of(const struct gen *g, int c, int t, int64_t from,
             out->ok_us[out->n_ok++] = e->total_us;
         }
     }
-    qsort(out->ok_us, out->n_ok, sizeof(*out->ok_us), cmp_u64);
+    if (out->n_ok > 1)
+        qsort(out->ok_us, out->n_ok, sizeof(*out->ok_us), cmp_u64);
 }
 
 static double truth_quantile(const struct truth *t, double q)
