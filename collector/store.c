@@ -1518,7 +1518,10 @@ static int store_setup(struct store *st)
      * loses an acked event (NORMAL would survive kill -9 only). */
     if (store_exec(db, "PRAGMA journal_mode=WAL") < 0 ||
         store_exec(db, "PRAGMA synchronous=FULL") < 0 ||
-        store_exec(db, "PRAGMA foreign_keys=ON") < 0)
+        store_exec(db, "PRAGMA foreign_keys=ON") < 0 ||
+        /* After a burst, the WAL is cut back to this at checkpoints, so
+         * the files on disk stay bounded. */
+        store_exec(db, "PRAGMA journal_size_limit=67108864") < 0)
         return -EIO;
     rc = store_migrate(st);
     if (rc == 0)
