@@ -64,6 +64,20 @@ static void api_bad_param(struct reply *r, const char *key,
     reply_error(r, 400, "bad parameter", detail);
 }
 
+/* A query the store could not answer: 503, saying whether to narrow it. */
+static void api_store_error(struct reply *r, int rc)
+{
+    char detail[96];
+
+    if (rc == -ETIMEDOUT) {
+        snprintf(detail, sizeof(detail), "stopped after %d ms; narrow the "
+                 "time range or add a filter", STORE_QUERY_MS);
+        reply_error(r, 503, "query too long", detail);
+    } else {
+        reply_error(r, 503, "store unavailable", "query failed; retry");
+    }
+}
+
 /* The parameters both queries share: from, to (times), cluster, target
  * and, where @kind is not NULL, kind (names, borrowed). 1: @k was one of
  * them and is stored; 0: not one of them; -EINVAL: a 400 is in @r. */
@@ -154,8 +168,9 @@ void api_timeline(struct store *st, const struct api_param *params,
         api_bad_param(r, "from", "must be before to");
         return;
     }
-    if (store_timeline(st, &q, &json, &len) < 0) {
-        reply_error(r, 503, "store unavailable", "query failed; retry");
+    rc = store_timeline(st, &q, &json, &len);
+    if (rc < 0) {
+        api_store_error(r, rc);
         return;
     }
     r->status = 200;
@@ -219,7 +234,7 @@ void api_latency(struct store *st, const struct api_param *params,
         return;
     }
     if (rc < 0) {
-        reply_error(r, 503, "store unavailable", "query failed; retry");
+        api_store_error(r, rc);
         return;
     }
     r->status = 200;

@@ -12,6 +12,9 @@
 #include "log.h"
 #include "wire.h"
 
+#define INGEST_EVENT_OVERHEAD 320u  /* bytes per decoded event, beyond its
+                                     * packed size */
+
 /* What proto/wire.c leaves to us: SQLite integers are signed 64 bit, so
  * every seq must fit one, and a drop report must be self-consistent (its
  * count fits its range). 0, or -EINVAL with the reason in @err. */
@@ -105,10 +108,12 @@ int ingest_decode(const struct collector_config *cfg,
         *why = METRICS_REJ_MALFORMED;
         reply_error(r, 400, "malformed batch", err);
     } else {
-        /* The packed size is the inflated size: what the batch came to
-         * before its events were unpacked, a fair share of what it holds
-         * now. */
-        *cost = protobuf_c_message_get_packed_size(&b->base);
+        /* What the decoded batch holds in memory: its packed size plus
+         * protobuf-c's structs and pointers per event (measured: some
+         * 260 bytes for a probe result), for the writer queue's byte
+         * limit. */
+        *cost = protobuf_c_message_get_packed_size(&b->base) +
+                b->n_events * INGEST_EVENT_OVERHEAD;
         *out = b;
         return 0;
     }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backup.h"
 #include "config.h"
@@ -198,7 +199,19 @@ int main(int argc, char **argv)
     rc = server_start(&cfg, st, &srv);
     if (rc < 0)
         goto out;
-    rc = store_wait_ready(st);
+    /* A long migration must not make SIGTERM wait: look for signals
+     * while waiting for the store. */
+    while ((rc = store_poll_ready(st)) == 0) {
+        struct timespec tick = { 0, 100 * 1000000 };
+
+        sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig > 0) {
+            log_msg(LOGL_INFO, "main", "signal %d while the database "
+                    "migrates: stopping", sig);
+            rc = 0;
+            goto out;
+        }
+    }
     if (rc < 0) {
         log_msg(LOGL_ERROR, "main", "database %s not usable: %s",
                 cfg.db_path, strerror(-rc));

@@ -64,6 +64,8 @@
 #define STORE_VACUUM_PAGES   512
 /* Interned strings cached per dimension table (then the cache restarts). */
 #define STORE_DIM_CACHE      4096u
+/* Migration 3 rolls up older events this many at a time. */
+#define STORE_BACKFILL_CHUNK 100000u
 
 /* Weight of a new clock offset sample: a fifth smooths out one slow round
  * trip and still follows a clock step within some ten batches. */
@@ -182,6 +184,13 @@ static const char *const store_migrations[] = {
     "  LEFT JOIN targets tg ON tg.id = e.target_id"
     "  LEFT JOIN texts x ON x.id = e.text_id;"
     "PRAGMA user_version = 3;",
+    /* 4: texts no event uses any more are deleted by retention, which
+     * needs events by text (only rows with a text pay for it); latency
+     * over every cluster reads rollups by target and time. */
+    "CREATE INDEX events_text ON events (text_id) WHERE text_id IS NOT NULL;"
+    "CREATE INDEX rollup_minute_target_t ON rollup_minute (target_id, t);"
+    "CREATE INDEX rollup_hour_target_t ON rollup_hour (target_id, t);"
+    "PRAGMA user_version = 4;",
 };
 #define STORE_SCHEMA_VERSION \
     ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -251,6 +260,7 @@ struct store {
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *sp_begin, *sp_release, *sp_rollback;
     sqlite3_stmt *events_expire;
+    sqlite3_stmt *texts_window, *texts_expire;
     struct store_dim dims[DIM_COUNT];
     struct store_rollup minute, hour;
     struct store_sample *samples;       /* this group's probe results */
@@ -260,6 +270,7 @@ struct store {
     int retention_done;         /* bit per table done in this pass */
     int64_t retention_free_pages;   /* free pages before the last vacuum
                                      * step */
+    int64_t retention_text_id;  /* texts looked at up to this id */
 
     pthread_t writer;
     int writer_started;
@@ -1245,12 +1256,15 @@ static int store_delta_add(struct store_delta *d, const struct store_sample *s)
 
 /* Folds this group's probe results into the minute and hour rollups: one
  * read and write per row touched, however many results it gets. Results
- * for minutes already past their retention are not rolled up. */
+ * for minutes (hours) already past their retention are not rolled up
+ * into minute (hour) rows. */
 static int store_rollups_flush(struct store *st, int64_t now_ms)
 {
     struct store_delta m, h;
     int64_t cutoff = st->opt.minute_retention_ms > 0
                          ? now_ms - st->opt.minute_retention_ms : INT64_MIN;
+    int64_t hcutoff = st->opt.hour_retention_ms > 0
+                          ? now_ms - st->opt.hour_retention_ms : INT64_MIN;
     int has_m = 0, has_h = 0, rc = 0;
 
     if (st->n_samples == 0)
@@ -1271,7 +1285,7 @@ static int store_rollups_flush(struct store *st, int64_t now_ms)
         if (rc == 0 && has_h && (h.target_id != s->target_id ||
                                  h.cluster_id != s->cluster_id ||
                                  h.t != hour)) {
-            rc = store_rollup_add(&st->hour, &h);
+            rc = h.t >= hcutoff ? store_rollup_add(&st->hour, &h) : 0;
             has_h = 0;
         }
         if (rc < 0)
@@ -1290,7 +1304,7 @@ static int store_rollups_flush(struct store *st, int64_t now_ms)
     }
     if (rc == 0 && has_m && m.t >= cutoff)
         rc = store_rollup_add(&st->minute, &m);
-    if (rc == 0 && has_h)
+    if (rc == 0 && has_h && h.t >= hcutoff)
         rc = store_rollup_add(&st->hour, &h);
     hist_free(&m.h);
     hist_free(&h.h);
@@ -1307,7 +1321,8 @@ static int store_backfill_rollups(struct store *st)
         " json_extract(e.data, '$.ok'), json_extract(e.data, '$.total_us')"
         " FROM events e JOIN agents a ON a.id = e.agent_id"
         " JOIN kinds k ON k.id = e.kind_id"
-        " WHERE k.name = 'probe' AND e.target_id IS NOT NULL";
+        " WHERE k.name = 'probe' AND e.target_id IS NOT NULL"
+        " ORDER BY e.target_id, e.unix_ms";
     sqlite3_stmt *s = NULL;
     int rc = -EIO, step;
 
@@ -1325,6 +1340,14 @@ static int store_backfill_rollups(struct store *st)
         sm->minute = store_floor(sqlite3_column_int64(s, 2), STORE_MINUTE_MS);
         sm->ok = sqlite3_column_int(s, 3);
         sm->total_us = (uint64_t)sqlite3_column_int64(s, 4);
+        /* Flushed in chunks: memory stays bounded however many events
+         * there are (a row flushed twice is merged, not replaced). */
+        if (st->n_samples >= STORE_BACKFILL_CHUNK) {
+            rc = store_rollups_flush(st, util_now_ms());
+            if (rc < 0)
+                goto out;
+            rc = -EIO;
+        }
     }
     if (step != SQLITE_DONE)
         goto out;
@@ -1412,6 +1435,15 @@ static int store_prepare_all(struct store *st)
                       "DELETE FROM events WHERE id IN (SELECT id FROM events"
                       " WHERE unix_ms < ?1 ORDER BY unix_ms LIMIT ?2)",
                       &st->events_expire) < 0 ||
+        store_prepare(db,       /* the end of the next window of texts */
+                      "SELECT max(id) FROM (SELECT id FROM texts"
+                      " WHERE id > ?1 ORDER BY id LIMIT ?2)",
+                      &st->texts_window) < 0 ||
+        store_prepare(db,       /* events_text answers NOT EXISTS */
+                      "DELETE FROM texts WHERE id > ?1 AND id <= ?2"
+                      " AND NOT EXISTS (SELECT 1 FROM events"
+                      "                 WHERE text_id = texts.id)",
+                      &st->texts_expire) < 0 ||
         store_prepare(db, "BEGIN IMMEDIATE", &st->begin) < 0 ||
         store_prepare(db, "COMMIT", &st->commit) < 0 ||
         store_prepare(db, "ROLLBACK", &st->rollback) < 0 ||
@@ -1426,7 +1458,8 @@ static void store_finalize_all(struct store *st)
 {
     sqlite3_stmt **all[] = {
         &st->agent_get, &st->agent_ins, &st->agent_upd, &st->event_ins,
-        &st->seq_scan, &st->seq_range, &st->events_expire, &st->begin,
+        &st->seq_scan, &st->seq_range, &st->events_expire,
+        &st->texts_window, &st->texts_expire, &st->begin,
         &st->commit, &st->rollback, &st->sp_begin, &st->sp_release,
         &st->sp_rollback, &st->minute.get, &st->minute.put,
         &st->minute.expire, &st->hour.get, &st->hour.put, &st->hour.expire,
@@ -1506,11 +1539,15 @@ static int store_setup(struct store *st)
     if (av != 2) {
         if (store_exec(db, "PRAGMA auto_vacuum=INCREMENTAL") < 0)
             return -EIO;
+        /* The rewrite needs the file's size again in free space: when it
+         * fails, carry on without (retention still deletes; the file just
+         * does not shrink) rather than never start. */
         if (tables > 0) {
             log_msg(LOGL_INFO, "store", "rewriting %s for incremental "
                     "vacuum (once)", st->path);
             if (store_exec(db, "VACUUM") < 0)
-                return -EIO;
+                log_msg(LOGL_WARN, "store", "%s stays without incremental "
+                        "vacuum: its size will not shrink", st->path);
         }
     }
     /* WAL: readers never block the writer. synchronous=FULL: a batch is
@@ -1530,6 +1567,61 @@ static int store_setup(struct store *st)
 }
 
 /* ---- retention ---- */
+
+/* Starts a retention pass at @now_ms, or ends it (0). */
+static void store_retention_reset(struct store *st, int64_t now_ms)
+{
+    st->retention_now_ms = now_ms;
+    st->retention_done = 0;
+    st->retention_free_pages = 0;
+    st->retention_text_id = 0;
+}
+
+/* Deletes the texts no event uses any more (their events expired), a
+ * window of STORE_DELETE_ROWS texts after st->retention_text_id at a
+ * time, so a step stays small however many texts there are. 1: more to
+ * look at; 0: all looked at; -EIO. */
+static int store_texts_step(struct store *st)
+{
+    sqlite3_stmt *w = st->texts_window, *d = st->texts_expire;
+    int64_t end;
+    int n, step;
+
+    if (sqlite3_bind_int64(w, 1, st->retention_text_id) != SQLITE_OK ||
+        sqlite3_bind_int(w, 2, STORE_DELETE_ROWS) != SQLITE_OK)
+        return -EIO;
+    step = sqlite3_step(w);
+    end = sqlite3_column_int64(w, 0);
+    if (step == SQLITE_ROW && sqlite3_column_type(w, 0) == SQLITE_NULL)
+        step = SQLITE_DONE;             /* no texts past the window */
+    sqlite3_reset(w);
+    sqlite3_clear_bindings(w);
+    if (step == SQLITE_DONE) {
+        st->retention_text_id = 0;
+        return 0;
+    }
+    if (step != SQLITE_ROW ||
+        sqlite3_bind_int64(d, 1, st->retention_text_id) != SQLITE_OK ||
+        sqlite3_bind_int64(d, 2, end) != SQLITE_OK ||
+        store_step_done(st->begin) < 0)
+        return -EIO;
+    if (store_step_done(d) < 0) {
+        store_step_done(st->rollback);
+        return -EIO;
+    }
+    n = sqlite3_changes(st->wdb);
+    if (store_step_done(st->commit) < 0) {
+        store_step_done(st->rollback);
+        return -EIO;
+    }
+    if (n > 0)                  /* cached ids may be gone */
+        store_dim_reset(&st->dims[DIM_TEXT]);
+    pthread_mutex_lock(&st->qlock);
+    st->stats.retention_deleted += (uint64_t)n;
+    pthread_mutex_unlock(&st->qlock);
+    st->retention_text_id = end;
+    return 1;
+}
 
 /* One step of the retention pass under way (st->retention_now_ms): one
  * small delete transaction, or one incremental vacuum step. 1: more to
@@ -1573,6 +1665,15 @@ static int store_retention_step(struct store *st)
             st->retention_done |= 1 << i;
         return 1;
     }
+    if (st->opt.raw_retention_ms > 0 && !(st->retention_done & (1 << 3))) {
+        int rc = store_texts_step(st);
+
+        if (rc <= 0)
+            st->retention_done |= 1 << 3;
+        if (rc < 0)
+            return rc;
+        return 1;
+    }
     if (store_pragma_int(st->wdb, "PRAGMA freelist_count", &free_pages) < 0)
         return -EIO;
     /* Stops when nothing is free, or when a step freed nothing (a file
@@ -1585,9 +1686,7 @@ static int store_retention_step(struct store *st)
                  STORE_VACUUM_PAGES);
         return store_exec(st->wdb, sql) < 0 ? -EIO : 1;
     }
-    st->retention_free_pages = 0;
-    st->retention_now_ms = 0;
-    st->retention_done = 0;
+    store_retention_reset(st, 0);
     return 0;
 }
 
@@ -1682,12 +1781,10 @@ static void store_retention_job(struct store *st, struct store_job *j)
 {
     int rc;
 
-    st->retention_now_ms = j->recv_ms;
-    st->retention_done = 0;
+    store_retention_reset(st, j->recv_ms);
     while ((rc = store_retention_step(st)) > 0)
         ;
-    st->retention_now_ms = 0;
-    st->retention_done = 0;
+    store_retention_reset(st, 0);
     j->done(j->ctx, rc, 0);
     free(j);
 }
@@ -1728,8 +1825,7 @@ static void store_retention_tick(struct store *st, int64_t now)
             st->retention_next_ms = INT64_MAX / 2;  /* keep everything */
             return;
         }
-        st->retention_now_ms = now;
-        st->retention_done = 0;
+        store_retention_reset(st, now);
     }
     rc = store_retention_step(st);
     if (rc > 0)
@@ -1737,8 +1833,7 @@ static void store_retention_tick(struct store *st, int64_t now)
     if (rc < 0)
         log_msg(LOGL_ERROR, "store", "retention step failed; retrying in "
                 "%lld ms", (long long)st->opt.retention_interval_ms);
-    st->retention_now_ms = 0;
-    st->retention_done = 0;
+    store_retention_reset(st, 0);
     st->retention_next_ms = now + st->opt.retention_interval_ms;
 }
 
@@ -1871,12 +1966,26 @@ int store_wait_ready(struct store *st)
     return rc;
 }
 
+int store_poll_ready(struct store *st)
+{
+    int rc;
+
+    pthread_mutex_lock(&st->qlock);
+    rc = st->ready;
+    pthread_mutex_unlock(&st->qlock);
+    return rc;
+}
+
 void store_close(struct store *st)
 {
     if (!st)
         return;
     if (st->writer_started) {
         pthread_mutex_lock(&st->qlock);
+        /* Still migrating (a VACUUM can take long): stop it; it rolls
+         * back and the next start begins again. */
+        if (st->ready == 0)
+            sqlite3_interrupt(st->wdb);
         st->closing = 1;
         pthread_cond_signal(&st->qcond);
         pthread_mutex_unlock(&st->qlock);
@@ -2067,6 +2176,7 @@ static sqlite3 *store_reader_get(struct store *st)
 
 static void store_reader_put(struct store *st, sqlite3 *db)
 {
+    sqlite3_progress_handler(db, 0, NULL, NULL);   /* its deadline is gone */
     pthread_mutex_lock(&st->rlock);
     if (st->n_readers < STORE_READERS) {
         st->readers[st->n_readers++] = db;
@@ -2110,57 +2220,87 @@ static int store_json_take(struct jsonw *w, char **out, size_t *out_len)
     " JOIN kinds k ON k.id = e.kind_id" \
     " LEFT JOIN targets tg ON tg.id = e.target_id" \
     " LEFT JOIN texts x ON x.id = e.text_id"
-/* Filters on cluster, target and kind (NULL: any): the ids are looked up
- * once, so the target and kind indexes can serve the range. */
-#define STORE_TIMELINE_FILTER \
-    "   AND (?3 IS NULL OR a.cluster = ?3)" \
-    "   AND (?5 IS NULL OR e.target_id =" \
-    "        (SELECT id FROM targets WHERE name = ?5))" \
-    "   AND (?6 IS NULL OR e.kind_id = (SELECT id FROM kinds WHERE name = ?6))"
+/* Filters on cluster, target and kind, added only when asked for (an
+ * "?5 IS NULL OR ..." would keep SQLite off the target and kind indexes).
+ * The name is bound; the id is looked up once. */
+#define STORE_FILTER_CLUSTER " AND a.cluster = ?3"
+#define STORE_FILTER_TARGET \
+    " AND e.target_id = (SELECT id FROM targets WHERE name = ?5)"
+#define STORE_FILTER_KIND \
+    " AND e.kind_id = (SELECT id FROM kinds WHERE name = ?6)"
+
+/* A reader's query stops when it runs past STORE_QUERY_MS: it holds an
+ * HTTP thread and a read snapshot (which stops checkpoints). */
+static int store_query_progress(void *arg)
+{
+    return store_mono_ns() > *(const int64_t *)arg;
+}
+
+static void store_query_deadline(sqlite3 *db, int64_t *until_ns)
+{
+    *until_ns = store_mono_ns() + (int64_t)STORE_QUERY_MS * 1000000;
+    sqlite3_progress_handler(db, 1000, store_query_progress, until_ns);
+}
+
+/* The error of a failed query step: -ETIMEDOUT past its deadline. */
+static int store_query_error(sqlite3 *db)
+{
+    return sqlite3_errcode(db) == SQLITE_INTERRUPT ? -ETIMEDOUT : -EIO;
+}
 
 int store_timeline(struct store *st, const struct store_timeline_query *q,
                    char **out, size_t *out_len)
 {
-    static const char sql_agent[] =
+    static const char agent_where[] =
         STORE_TIMELINE_SELECT
-        " WHERE e.unix_ms >= ?1 AND e.unix_ms < ?2"
-        STORE_TIMELINE_FILTER
-        " ORDER BY e.unix_ms, e.id LIMIT ?4";
+        " WHERE e.unix_ms >= ?1 AND e.unix_ms < ?2";
+    static const char agent_order[] = " ORDER BY e.unix_ms, e.id LIMIT ?4";
     /* from/to are on the corrected clock too. The time index still
      * narrows the scan: no event is corrected by more than the largest
      * offset of any agent (one scalar subquery, run once). */
-    static const char sql_corrected[] =
+    static const char corrected_where[] =
         "WITH m AS (SELECT coalesce(max(abs("
         "    CAST(round(clock_offset_ms) AS INTEGER))), 0) AS ms FROM agents)"
         STORE_TIMELINE_SELECT
         " WHERE e.unix_ms >= ?1 - (SELECT ms FROM m)"
         "   AND e.unix_ms < ?2 + (SELECT ms FROM m)"
         "   AND " STORE_CORRECTED_SQL " >= ?1"
-        "   AND " STORE_CORRECTED_SQL " < ?2"
-        STORE_TIMELINE_FILTER
+        "   AND " STORE_CORRECTED_SQL " < ?2";
+    static const char corrected_order[] =
         " ORDER BY " STORE_CORRECTED_SQL ", e.id LIMIT ?4";
-    const char *sql = q->order == STORE_ORDER_CORRECTED ? sql_corrected
-                                                        : sql_agent;
+    int corrected = q->order == STORE_ORDER_CORRECTED;
+    char sql[sizeof(corrected_where) + sizeof(corrected_order) + 256];
     sqlite3_stmt *s = NULL;
     struct jsonw w;
     unsigned count = 0;
+    int64_t until;
     sqlite3 *db;
     int rc = -EIO, step;
 
+    /* Only constant fragments: every value is bound. */
+    snprintf(sql, sizeof(sql), "%s%s%s%s%s",
+             corrected ? corrected_where : agent_where,
+             q->cluster ? STORE_FILTER_CLUSTER : "",
+             q->target ? STORE_FILTER_TARGET : "",
+             q->kind ? STORE_FILTER_KIND : "",
+             corrected ? corrected_order : agent_order);
     db = store_reader_get(st);
     if (!db)
         return -EIO;
+    store_query_deadline(db, &until);
     jsonw_init(&w, STORE_TIMELINE_BYTES + 64);   /* room to close it */
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK ||
         sqlite3_bind_int64(s, 1, q->from_ms) != SQLITE_OK ||
         sqlite3_bind_int64(s, 2, q->to_ms) != SQLITE_OK ||
-        (q->cluster ? sqlite3_bind_text(s, 3, q->cluster, -1, SQLITE_STATIC)
-                    : sqlite3_bind_null(s, 3)) != SQLITE_OK ||
+        (q->cluster &&
+         sqlite3_bind_text(s, 3, q->cluster, -1, SQLITE_STATIC) !=
+             SQLITE_OK) ||
         sqlite3_bind_int64(s, 4, (int64_t)q->limit + 1) != SQLITE_OK ||
-        (q->target ? sqlite3_bind_text(s, 5, q->target, -1, SQLITE_STATIC)
-                   : sqlite3_bind_null(s, 5)) != SQLITE_OK ||
-        (q->kind ? sqlite3_bind_text(s, 6, q->kind, -1, SQLITE_STATIC)
-                 : sqlite3_bind_null(s, 6)) != SQLITE_OK)
+        (q->target &&
+         sqlite3_bind_text(s, 5, q->target, -1, SQLITE_STATIC) !=
+             SQLITE_OK) ||
+        (q->kind &&
+         sqlite3_bind_text(s, 6, q->kind, -1, SQLITE_STATIC) != SQLITE_OK))
         goto out;
     jsonw_obj_begin(&w);
     jsonw_key(&w, "events");
@@ -2174,8 +2314,10 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
         jsonw_value(&w, (const char *)sqlite3_column_text(s, 0));
         count++;
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        rc = store_query_error(db);
         goto out;
+    }
     jsonw_arr_end(&w);
     jsonw_key(&w, "count");
     jsonw_uint(&w, count);
@@ -2186,6 +2328,9 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
 out:
     if (rc == -EIO)
         log_msg(LOGL_ERROR, "store", "timeline: %s", sqlite3_errmsg(db));
+    if (rc == -ETIMEDOUT)
+        log_msg(LOGL_WARN, "store", "timeline query stopped after %d ms",
+                STORE_QUERY_MS);
     jsonw_free(&w);
     sqlite3_finalize(s);
     store_reader_put(st, db);
@@ -2250,17 +2395,19 @@ static void store_point(struct jsonw *w, int64_t t, uint64_t count,
 int store_latency(struct store *st, const struct store_latency_query *q,
                   char **out, size_t *out_len)
 {
-    static const char *const sql[2] = {
-        "SELECT t, count, failures, hist FROM rollup_minute"
-        " WHERE target_id = (SELECT id FROM targets WHERE name = ?1)"
-        "   AND (?2 IS NULL OR cluster_id ="
-        "        (SELECT id FROM clusters WHERE name = ?2))"
-        "   AND t >= ?3 AND t < ?4 ORDER BY t",
-        "SELECT t, count, failures, hist FROM rollup_hour"
-        " WHERE target_id = (SELECT id FROM targets WHERE name = ?1)"
-        "   AND (?2 IS NULL OR cluster_id ="
-        "        (SELECT id FROM clusters WHERE name = ?2))"
-        "   AND t >= ?3 AND t < ?4 ORDER BY t",
+    /* [hour][cluster given]: one cluster walks the primary key's range;
+     * every cluster, the (target_id, t) index. */
+#define STORE_LATENCY_SQL(table, cluster) \
+        "SELECT t, count, failures, hist FROM " table \
+        " WHERE target_id = (SELECT id FROM targets WHERE name = ?1)" \
+        cluster " AND t >= ?3 AND t < ?4 ORDER BY t"
+#define STORE_LATENCY_CLUSTER \
+        " AND cluster_id = (SELECT id FROM clusters WHERE name = ?2)"
+    static const char *const sql[2][2] = {
+        { STORE_LATENCY_SQL("rollup_minute", ""),
+          STORE_LATENCY_SQL("rollup_minute", STORE_LATENCY_CLUSTER) },
+        { STORE_LATENCY_SQL("rollup_hour", ""),
+          STORE_LATENCY_SQL("rollup_hour", STORE_LATENCY_CLUSTER) },
     };
     int64_t step_ms = q->step == STORE_STEP_HOUR ? STORE_HOUR_MS
                                                  : STORE_MINUTE_MS;
@@ -2270,6 +2417,7 @@ int store_latency(struct store *st, const struct store_latency_query *q,
     struct jsonw w;
     struct hist h;
     int have = 0, rc = -EIO, step;
+    int64_t until;
     sqlite3 *db;
 
     if (q->to_ms <= q->from_ms ||
@@ -2278,13 +2426,15 @@ int store_latency(struct store *st, const struct store_latency_query *q,
     db = store_reader_get(st);
     if (!db)
         return -EIO;
+    store_query_deadline(db, &until);
     hist_init(&h);
     jsonw_init(&w, 16u << 20);
-    if (sqlite3_prepare_v2(db, sql[q->step == STORE_STEP_HOUR], -1, &s,
-                           NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(db, sql[q->step == STORE_STEP_HOUR][!!q->cluster],
+                           -1, &s, NULL) != SQLITE_OK ||
         sqlite3_bind_text(s, 1, q->target, -1, SQLITE_STATIC) != SQLITE_OK ||
-        (q->cluster ? sqlite3_bind_text(s, 2, q->cluster, -1, SQLITE_STATIC)
-                    : sqlite3_bind_null(s, 2)) != SQLITE_OK ||
+        (q->cluster &&
+         sqlite3_bind_text(s, 2, q->cluster, -1, SQLITE_STATIC) !=
+             SQLITE_OK) ||
         sqlite3_bind_int64(s, 3, from) != SQLITE_OK ||
         sqlite3_bind_int64(s, 4, q->to_ms) != SQLITE_OK)
         goto out;
@@ -2319,8 +2469,10 @@ int store_latency(struct store *st, const struct store_latency_query *q,
             log_msg(LOGL_WARN, "store", "latency: bad histogram at %lld "
                     "skipped", (long long)rt);
     }
-    if (step != SQLITE_DONE)
+    if (step != SQLITE_DONE) {
+        rc = store_query_error(db);
         goto out;
+    }
     if (have)
         store_point(&w, t, count, failures, &h);
     jsonw_arr_end(&w);
@@ -2329,6 +2481,9 @@ int store_latency(struct store *st, const struct store_latency_query *q,
 out:
     if (rc == -EIO)
         log_msg(LOGL_ERROR, "store", "latency: %s", sqlite3_errmsg(db));
+    if (rc == -ETIMEDOUT)
+        log_msg(LOGL_WARN, "store", "latency query stopped after %d ms",
+                STORE_QUERY_MS);
     jsonw_free(&w);
     hist_free(&h);
     sqlite3_finalize(s);

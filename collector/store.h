@@ -36,8 +36,11 @@ int store_open(const char *path, const struct store_options *opts,
  * store then refuses every batch; close it). */
 int store_wait_ready(struct store *st);
 /* Stops the writer after the batches already queued (each gets its done
- * call), closes every connection. NULL is a no-op. */
+ * call), closes every connection; interrupts migrations under way. NULL
+ * is a no-op. */
 void store_close(struct store *st);
+/* Without waiting: 1 ready, 0 still migrating, -errno failed. */
+int store_poll_ready(struct store *st);
 
 /* Stores what is new in @b (borrowed) in one transaction with the agent's
  * row: every event above the agent/epoch's watermark, whatever the order
@@ -109,6 +112,10 @@ int store_clusters_seen(struct store *st,
                         void (*fn)(void *ctx, const char *cluster,
                                    int64_t last_seen_ms),
                         void *ctx);
+
+/* A query running longer is stopped with -ETIMEDOUT: a reader holds an
+ * HTTP thread and a read snapshot. */
+#define STORE_QUERY_MS 10000
 
 enum store_order {
     STORE_ORDER_AGENT,      /* by agent time (each agent's own clock) */

@@ -274,7 +274,7 @@ INSERT INTO agents VALUES (1, 'test', 'r', 'n1', 42, 7, 'old', 1, 1);
 PRAGMA user_version = 1;
 SQL
 start_collector "$DB1"
-assert_eq "$(sqlite3 "$DB1" 'PRAGMA user_version')" 3 "migrated"
+assert_eq "$(sqlite3 "$DB1" 'PRAGMA user_version')" 4 "migrated"
 assert_eq "$(send --seq 5-9)" "200 9" "watermark kept across the migration"
 assert_eq "$(sqlite3 "$DB1" "SELECT count(*) FROM events_full")" 2 \
     "only 8 and 9 are new"

@@ -57,6 +57,7 @@ struct gen_event {
     int cluster, target;
     int probe;                  /* else a state change (not rolled up) */
     int ok;
+    int code;                   /* failures: picks the error text */
     uint64_t total_us;
     int64_t unix_ms;
 };
@@ -65,6 +66,7 @@ struct gen_event {
 struct gen {
     struct gen_event *ev[N_CLUSTERS];
     size_t n[N_CLUSTERS];
+    uint64_t epoch;
 };
 
 /* The protobuf side, kept alive until the store is done with it. */
@@ -75,11 +77,13 @@ struct wire_batch {
     Sextant__V1__ProbeResult *probes;
     Sextant__V1__StateChange *states;
     Sextant__V1__Timings *timings;
+    char (*errors)[64];
 };
 
 static void gen_make(struct gen *g, size_t per_cluster, int64_t from_ms,
                      int64_t span_ms)
 {
+    g->epoch = 42;
     for (int c = 0; c < N_CLUSTERS; c++) {
         g->n[c] = per_cluster;
         g->ev[c] = calloc(per_cluster, sizeof(*g->ev[c]));
@@ -93,6 +97,7 @@ static void gen_make(struct gen *g, size_t per_cluster, int64_t from_ms,
             e->target = (int)(rng() % N_TARGETS);
             e->probe = rng() % 10 != 0;
             e->ok = rng() % 8 != 0;
+            e->code = (int)(rng() % 50);
             /* Log-normal around 20 ms; one in 50 a slow outlier. */
             e->total_us = (uint64_t)exp(10 + 0.8 * z) +
                           (rng() % 50 == 0 ? 2000000 : 0);
@@ -116,14 +121,15 @@ static void wire_build(struct wire_batch *wb, const struct gen *g, int c,
     wb->probes = calloc(n, sizeof(*wb->probes));
     wb->states = calloc(n, sizeof(*wb->states));
     wb->timings = calloc(n, sizeof(*wb->timings));
+    wb->errors = calloc(n, sizeof(*wb->errors));
     assert_true(wb->evs && wb->evp && wb->probes && wb->states &&
-                wb->timings);
+                wb->timings && wb->errors);
     sextant__v1__batch__init(&wb->b);
     wb->b.cluster = (char *)clusters[c];
     wb->b.region = (char *)clusters[c];
     wb->b.node = "n1";
     wb->b.agent_version = "test";
-    wb->b.epoch = 42;
+    wb->b.epoch = g->epoch;
     wb->b.first_seq = first + 1;
     wb->b.oldest_seq = 1;
     wb->b.n_events = n;
@@ -143,7 +149,12 @@ static void wire_build(struct wire_batch *wb, const struct gen *g, int c,
             wb->timings[i].total_us = e->total_us;
             p->target = (char *)targets[e->target];
             p->ok = e->ok;
-            p->error = e->ok ? "" : "connection refused";
+            /* Error texts repeat within a day, differ across days: they
+             * expire with their day's events. */
+            snprintf(wb->errors[i], sizeof(wb->errors[i]),
+                     "connection refused on day %lld, code %d",
+                     (long long)(e->unix_ms / DAY_MS), e->code);
+            p->error = e->ok ? "" : wb->errors[i];
             p->timings = &wb->timings[i];
             ev->kind_case = SEXTANT__V1__EVENT__KIND_PROBE;
             ev->probe = p;
@@ -167,6 +178,7 @@ static void wire_free(struct wire_batch *wb)
     free(wb->probes);
     free(wb->states);
     free(wb->timings);
+    free(wb->errors);
 }
 
 /* Async submits: a count of those still out. */
@@ -549,10 +561,26 @@ static void test_retention_deletes_old_rows_and_shrinks_the_file(void **st_)
                        now - 2 * DAY_MS + MINUTE_MS);
     check_rollup_table(db, &g, "rollup_hour", HOUR_MS,
                        (now - 3 * DAY_MS + HOUR_MS - 1) / HOUR_MS * HOUR_MS);
+    /* Error texts went with the last events that used them. */
+    assert_true(db_int(db, "SELECT count(*) FROM texts") > 0);
+    assert_int_equal(db_int(db, "SELECT count(*) FROM texts WHERE id NOT IN"
+                            " (SELECT text_id FROM events"
+                            "  WHERE text_id IS NOT NULL)"), 0);
     /* Pages went back to the file system. */
     assert_int_equal(db_int(db, "PRAGMA freelist_count"), 0);
     assert_true(db_int(db, "PRAGMA page_count") < pages_before / 2);
     sqlite3_close(db);
+
+    /* A new agent sends the old days' texts again: interned anew (no
+     * stale cached id of a deleted text), every batch stored. */
+    {
+        struct gen g2;
+
+        gen_make(&g2, 2000, now - 5 * DAY_MS, 5 * DAY_MS);
+        g2.epoch = 43;
+        ingest_all(st, &g2, 0);
+        gen_free(&g2);
+    }
 
     store_close(st);
     gen_free(&g);
@@ -638,7 +666,7 @@ static void test_version_2_database_migrates(void **state)
     assert_non_null(strstr(json, "\"count\":2,"));
     free(json);
     db = db_open(path);
-    assert_int_equal(db_int(db, "PRAGMA user_version"), 3);
+    assert_int_equal(db_int(db, "PRAGMA user_version"), 4);
     assert_int_equal(db_int(db, "PRAGMA auto_vacuum"), 2);
     assert_int_equal(db_int(db, "SELECT count FROM rollup_minute"), 2);
     assert_int_equal(db_int(db, "SELECT failures FROM rollup_minute"), 1);
