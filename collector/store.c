@@ -1568,6 +1568,31 @@ static int store_setup(struct store *st)
 
 /* ---- retention ---- */
 
+/* Runs the bound delete @d in a transaction of its own and counts what
+ * it deleted: rows, or -EIO. */
+static int store_delete_txn(struct store *st, sqlite3_stmt *d)
+{
+    int n;
+
+    if (store_step_done(st->begin) < 0) {
+        sqlite3_clear_bindings(d);
+        return -EIO;
+    }
+    if (store_step_done(d) < 0) {
+        store_step_done(st->rollback);
+        return -EIO;
+    }
+    n = sqlite3_changes(st->wdb);
+    if (store_step_done(st->commit) < 0) {
+        store_step_done(st->rollback);
+        return -EIO;
+    }
+    pthread_mutex_lock(&st->qlock);
+    st->stats.retention_deleted += (uint64_t)n;
+    pthread_mutex_unlock(&st->qlock);
+    return n;
+}
+
 /* Starts a retention pass at @now_ms, or ends it (0). */
 static void store_retention_reset(struct store *st, int64_t now_ms)
 {
@@ -1602,23 +1627,13 @@ static int store_texts_step(struct store *st)
     }
     if (step != SQLITE_ROW ||
         sqlite3_bind_int64(d, 1, st->retention_text_id) != SQLITE_OK ||
-        sqlite3_bind_int64(d, 2, end) != SQLITE_OK ||
-        store_step_done(st->begin) < 0)
+        sqlite3_bind_int64(d, 2, end) != SQLITE_OK)
         return -EIO;
-    if (store_step_done(d) < 0) {
-        store_step_done(st->rollback);
-        return -EIO;
-    }
-    n = sqlite3_changes(st->wdb);
-    if (store_step_done(st->commit) < 0) {
-        store_step_done(st->rollback);
-        return -EIO;
-    }
+    n = store_delete_txn(st, d);
+    if (n < 0)
+        return n;
     if (n > 0)                  /* cached ids may be gone */
         store_dim_reset(&st->dims[DIM_TEXT]);
-    pthread_mutex_lock(&st->qlock);
-    st->stats.retention_deleted += (uint64_t)n;
-    pthread_mutex_unlock(&st->qlock);
     st->retention_text_id = end;
     return 1;
 }
@@ -1646,21 +1661,11 @@ static int store_retention_step(struct store *st)
         if (sqlite3_bind_int64(t[i].s, 1,
                                st->retention_now_ms - t[i].keep_ms) !=
                 SQLITE_OK ||
-            sqlite3_bind_int(t[i].s, 2, STORE_DELETE_ROWS) != SQLITE_OK ||
-            store_step_done(st->begin) < 0)
+            sqlite3_bind_int(t[i].s, 2, STORE_DELETE_ROWS) != SQLITE_OK)
             return -EIO;
-        if (store_step_done(t[i].s) < 0) {
-            store_step_done(st->rollback);
-            return -EIO;
-        }
-        n = sqlite3_changes(st->wdb);
-        if (store_step_done(st->commit) < 0) {
-            store_step_done(st->rollback);
-            return -EIO;
-        }
-        pthread_mutex_lock(&st->qlock);
-        st->stats.retention_deleted += (uint64_t)n;
-        pthread_mutex_unlock(&st->qlock);
+        n = store_delete_txn(st, t[i].s);
+        if (n < 0)
+            return n;
         if (n < STORE_DELETE_ROWS)      /* nothing older left there */
             st->retention_done |= 1 << i;
         return 1;
