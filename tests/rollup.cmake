@@ -5,3 +5,4 @@ add_executable(test_rollup test_rollup.c)
 target_link_libraries(test_rollup PRIVATE collector_core PkgConfig::CMOCKA
                       PkgConfig::JSONC PkgConfig::SQLITE m)
 add_test(NAME collector_rollup COMMAND test_rollup)
+add_script_test(collector_latency collector_latency.sh)
