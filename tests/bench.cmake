@@ -7,6 +7,11 @@ add_library(bench_support STATIC ${CMAKE_SOURCE_DIR}/bench/bench_events.c
 target_include_directories(bench_support PUBLIC ${CMAKE_SOURCE_DIR}/bench)
 target_link_libraries(bench_support PUBLIC collector_core m)
 
+# The simulated agents posting pre-encoded batches (libcurl multi).
+add_executable(ingest_load ${CMAKE_SOURCE_DIR}/bench/ingest_load.c)
+target_link_libraries(ingest_load PRIVATE bench_support sextant_wire
+                                          PkgConfig::CURL)
+
 # SQLite alone: the same rows into the collector's schema.
 add_executable(raw_ceiling ${CMAKE_SOURCE_DIR}/bench/raw_ceiling.c)
 target_link_libraries(raw_ceiling PRIVATE bench_support)
