@@ -15,3 +15,7 @@ target_link_libraries(ingest_load PRIVATE bench_support sextant_wire
 # SQLite alone: the same rows into the collector's schema.
 add_executable(raw_ceiling ${CMAKE_SOURCE_DIR}/bench/raw_ceiling.c)
 target_link_libraries(raw_ceiling PRIVATE bench_support)
+
+# A collector database of 50 million events and their rollups.
+add_executable(query_fill ${CMAKE_SOURCE_DIR}/bench/query_fill.c)
+target_link_libraries(query_fill PRIVATE bench_support)
