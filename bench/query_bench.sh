@@ -10,7 +10,7 @@
 # --reps times, each time for another hour or day picked at random within
 # the 14 days (the same picks every run):
 #   timeline, 1 hour: default limit (1000); limit 10000; one cluster; one
-#     target; one target with limit 10000
+#     target; one target with limit 10000; kind=state (health changes)
 #   latency, 24 hours per minute, one target: all clusters merged; one
 #     cluster
 # It reports p50, p99 and max of curl's time_total per query (the whole
@@ -106,8 +106,8 @@ fi
 read -r N_EVENTS FROM_MS TO_MS <<< "$(sqlite3 -readonly -separator ' ' "$DB" \
     "SELECT count(*), min(unix_ms), max(unix_ms) FROM events")"
 DB_MB=$(( $(stat -c %s "$DB") / 1024 / 1024 ))
-say "database: $N_EVENTS events, $DB_MB MiB, $(( (TO_MS - FROM_MS) / 86400000 ))" \
-    "days${FILL_S:+, filled in ${FILL_S}s}"
+DAYS=$(awk -v a="$FROM_MS" -v b="$TO_MS" 'BEGIN { printf "%.1f", (b - a) / 86400000 }')
+say "database: $N_EVENTS events, $DB_MB MiB, $DAYS days${FILL_S:+, filled in ${FILL_S}s}"
 
 # --- 2. the plans: the store's statements (as collector/store.c has
 # them; corrected_time left out), parameters unbound as the store
@@ -225,6 +225,7 @@ QUERIES=(
     "tl_cluster hours $HOUR timeline?cluster=eu-west-1"
     "tl_target hours $HOUR timeline?target=checkout-api"
     "tl_target_10000 hours $HOUR timeline?target=checkout-api&limit=10000"
+    "tl_kind hours $HOUR timeline?kind=state"
     "lat_all days $DAY latency?target=checkout-api&step=minute"
     "lat_cluster days $DAY latency?target=checkout-api&cluster=eu-west-1&step=minute"
 )
@@ -260,8 +261,8 @@ ms_of() { stats "$1" | awk -v f="$2" '{ print $f }'; }
 verdict() { awk -v v="$1" -v lim="$2" 'BEGIN { print v < lim ? "met" : "NOT met" }'; }
 cat <<TXT
 
-query_bench: $N_EVENTS events over $(( (TO_MS - FROM_MS) / 86400000 )) days \
-(200 agents, 3 clusters, 20 targets); database $DB_MB MiB
+query_bench: $N_EVENTS events over $DAYS days (200 agents, 3 clusters,
+20 targets); database $DB_MB MiB${FILL_S:+, filled in ${FILL_S}s}
 $(machine)
 each query $REPS times, a random hour (timeline) or day (latency) each time,
 one keep-alive connection; curl time_total in ms; bytes and items (events
@@ -273,6 +274,7 @@ timeline 1 h, limit 10000               $(stats tl_10000)
 timeline 1 h, cluster=eu-west-1         $(stats tl_cluster)
 timeline 1 h, target=checkout-api       $(stats tl_target)
 timeline 1 h, target, limit 10000       $(stats tl_target_10000)
+timeline 1 h, kind=state                $(stats tl_kind)
 latency 24 h/minute, all clusters       $(stats lat_all)
 latency 24 h/minute, cluster=eu-west-1  $(stats lat_cluster)
 collector peak RSS: $(mib "$HWM") MiB
