@@ -547,7 +547,8 @@ int main(int argc, char **argv)
     t0 = (double)util_mono_us() / 1e6;
     if (load_run(&o, agents, &r) < 0)
         goto out;
-    qsort(r.lat_ms, r.n_lat, sizeof(*r.lat_ms), load_cmp);
+    if (r.n_lat > 0)                    /* qsort must not get NULL */
+        qsort(r.lat_ms, r.n_lat, sizeof(*r.lat_ms), load_cmp);
     valid = !r.exhausted_early && r.ack_mismatch == 0 && r.n_lat > 0;
     printf("mode=%s\nagents=%u\nbatch_events=%u\nrate_batches_per_s=%.1f\n"
            "preencoded_batches=%" PRIu64 "\npreencoded_bytes=%" PRIu64 "\n"
