@@ -8,16 +8,19 @@
 # agent's peak RSS (VmHWM) and CPU, the collector's CPU, when the agent's
 # first live event was stored (not starved behind the backlog), and, as the
 # yardstick, the raw speed of SQLite inserting the very same rows into the
-# same schema (the collector's own tables and indexes, its pragmas: WAL,
-# synchronous=FULL, foreign keys on), one transaction per 5000 rows, in
-# the same run on the same disk. Checks the drain was complete and exact
-# (N probe events stored, seqs 1..N once each, nothing dropped).
+# same schema, one transaction per 5000 rows, in the same run on the same
+# disk: tests/raw_ceiling (bench/raw_ceiling.c) creates its database with
+# the collector's own store code (schema, indexes and pragmas: WAL,
+# synchronous=FULL, foreign keys on) and copies the collector's event rows
+# into it with the store's insert statement. Checks the drain was complete
+# and exact (N probe events stored, seqs 1..N once each, nothing dropped).
 # Does not judge the spool fill (printed as context) or the dashboard.
 #
 # usage: bench/drain_bench.sh [--build DIR] [--events N] [--keep DIR]
 #   --build DIR   a build folder holding agent/sextant-agent,
-#                 collector/sextant-collector, tests/spool_fill and
-#                 tests/http_target; default: build (Release) into
+#                 collector/sextant-collector, tests/spool_fill,
+#                 tests/raw_ceiling and tests/http_target; default: build
+#                 (Release) into
 #                 ./build-bench of this tree
 #   --events N    events in the backlog (default 1000000)
 #   --keep DIR    keep configs, logs and databases in DIR (large)
@@ -26,6 +29,7 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
+. "$SRC/bench/lib.sh"
 BUILD=
 N=1000000
 KEEP=
@@ -46,78 +50,21 @@ done
 [[ $N =~ ^[0-9]+$ ]] && [ "$N" -ge "$CHUNK" ] && [ "$N" -le 100000000 ] ||
     { echo "drain_bench: --events from $CHUNK to 100000000" >&2; exit 2; }
 
-say() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { say "FAILED: $*"; exit 1; }
-
 for t in sqlite3 cmake curl; do
     command -v $t > /dev/null || die "$t not found"
 done
-if [ -z "$BUILD" ]; then
-    BUILD=$SRC/build-bench
-    say "building into $BUILD (Release)"
-    cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release > /dev/null
-    cmake --build "$BUILD" -j "$(nproc)" --target sextant-agent \
-        sextant-collector spool_fill http_target > /dev/null
-fi
+bench_build sextant-agent sextant-collector spool_fill http_target \
+    raw_ceiling
 AGENT=$BUILD/agent/sextant-agent
 COLLECTOR=$BUILD/collector/sextant-collector
 FILL=$BUILD/tests/spool_fill
 HTTP_TARGET=$BUILD/tests/http_target
-for b in "$AGENT" "$COLLECTOR" "$FILL" "$HTTP_TARGET"; do
+CEILING=$BUILD/tests/raw_ceiling
+for b in "$AGENT" "$COLLECTOR" "$FILL" "$HTTP_TARGET" "$CEILING"; do
     [ -x "$b" ] || die "$b missing: build first or pass --build DIR"
 done
-BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
 
-# --- temp folder and cleanup: every process we start is stopped ---
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    local p j
-    trap - EXIT INT TERM
-    for p in "${PIDS[@]}"; do
-        kill -TERM "$p" 2>/dev/null || continue
-        for j in $(seq 100); do
-            kill -0 "$p" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    if [ -n "$KEEP" ]; then
-        mkdir -p "$KEEP" && cp -r "$TMP"/. "$KEEP"/ \
-            && say "kept configs, logs and databases in $KEEP"
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'say "interrupted"; exit 1' INT TERM
-
-wait_for() {
-    local i
-    for i in $(seq $((${3:-10} * 10))); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    die "timed out waiting for '$2' in $1"
-}
-TCK=$(getconf CLK_TCK)
-cpu_ticks() {
-    local stat rest f
-    stat=$(< "/proc/$1/stat") || return 1
-    rest=${stat##*) }
-    read -r -a f <<< "$rest"
-    echo $((f[11] + f[12]))
-}
-status_kb() {
-    local s
-    s=$(< "/proc/$1/status") || return 1
-    [[ $s == *"$2:"* ]] || return 1
-    read -r s _ <<< "${s#*"$2:"}"
-    echo "$s"
-}
-now() { echo "$EPOCHREALTIME"; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
+bench_tmp
 
 # --- 1. the backlog: N events in a fresh spool ---
 SPOOL=$TMP/spool.db
@@ -139,12 +86,8 @@ clusters:
   - name: bench
     token: $TOKEN
 YAML
-"$COLLECTOR" --config "$TMP/collector.yaml" 2> "$TMP/collector.log" &
-COLLECTOR_PID=$!
-PIDS+=($COLLECTOR_PID)
-wait_for "$TMP/collector.log" 'listening on'
-CPORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' \
-        "$TMP/collector.log" | head -n1)
+start_collector "$TMP/collector.yaml" "$TMP/collector.log"
+COLLECTOR_PID=$CPID
 "$HTTP_TARGET" > "$TMP/target.port" 2> "$TMP/target.log" &
 PIDS+=($!)
 wait_for "$TMP/target.port" '^[0-9]'
@@ -208,8 +151,7 @@ A_HWM=$(status_kb "$AGENT_PID" VmHWM)
 C_TICKS=$(($(cpu_ticks "$COLLECTOR_PID") - C0))
 kill -TERM "$AGENT_PID"
 wait "$AGENT_PID" || die "the agent exited $? on SIGTERM"
-kill -TERM "$COLLECTOR_PID"
-wait "$COLLECTOR_PID" || die "the collector exited $? on SIGTERM"
+stop_collector
 
 # Complete and exact: the backlog's seqs 1..N once each, all probes, no
 # loss. (The agent's own events -- start, its one probe, stop -- follow
@@ -217,54 +159,32 @@ wait "$COLLECTOR_PID" || die "the collector exited $? on SIGTERM"
 read -r P_N P_MIN P_MAX P_DISTINCT LOST <<< "$(sqlite3 -separator ' ' \
     "$TMP/collector.db" "SELECT count(*), min(seq), max(seq),
         count(DISTINCT seq),
-        (SELECT count(*) FROM events WHERE kind IN ('gap', 'drop'))
-     FROM events WHERE kind = 'probe' AND seq <= $N")"
+        (SELECT count(*) FROM events_full WHERE kind IN ('gap', 'drop'))
+     FROM events_full WHERE kind = 'probe' AND seq <= $N")"
 [ "$P_N" = "$N" ] && [ "$P_MIN" = 1 ] && [ "$P_MAX" = "$N" ] &&
     [ "$P_DISTINCT" = "$N" ] && [ "$LOST" = 0 ] ||
     die "inexact drain: $P_N probe events, seqs $P_MIN..$P_MAX," \
         "$P_DISTINCT distinct, $LOST gap/drop events"
 
 # --- 3. the yardstick: the same rows into the same schema, raw SQLite ---
+# raw_ceiling creates its database with the collector's store code and
+# copies the backlog's rows, read ahead of each transaction's clock.
 say "raw SQLite: the same $N rows, $CHUNK per transaction"
 RAW=$TMP/raw.db
-{
-    echo "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-    echo "PRAGMA foreign_keys=ON;"
-    sqlite3 "$TMP/collector.db" .schema | grep -v '^CREATE TABLE sqlite_'
-    echo "ATTACH '$TMP/collector.db' AS src;"
-    echo "INSERT INTO agents SELECT * FROM src.agents;"
-} > "$TMP/raw-setup.sql"
-sqlite3 "$RAW" < "$TMP/raw-setup.sql" > /dev/null
-IDS=$(sqlite3 "$TMP/collector.db" \
-      "SELECT min(id), max(id) FROM events WHERE seq <= $N")
-IFS='|' read -r ID0 ID1 <<< "$IDS"
-{
-    echo "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-    echo "ATTACH '$TMP/collector.db' AS src;"
-    for ((lo = ID0; lo <= ID1; lo += CHUNK)); do
-        echo "BEGIN; INSERT INTO events (agent_id, seq, unix_ms, recv_ms,"
-        echo " kind, target, data) SELECT agent_id, seq, unix_ms, recv_ms,"
-        echo " kind, target, data FROM src.events WHERE id >= $lo"
-        echo " AND id < $((lo + CHUNK)) AND seq <= $N; COMMIT;"
-    done
-} > "$TMP/raw-insert.sql"
-t0=$(now)
-sqlite3 "$RAW" < "$TMP/raw-insert.sql" > /dev/null
-RAW_S=$(secs "$t0" "$(now)")
+"$CEILING" "$RAW" --from "$TMP/collector.db" --max-seq "$N" \
+    --txn-events "$CHUNK" > "$TMP/raw.out" 2> "$TMP/raw.log" ||
+    { cat "$TMP/raw.log" >&2; die "raw_ceiling failed"; }
+RAW_S=$(kv "$TMP/raw.out" seconds)
 RAW_N=$(sqlite3 "$RAW" "SELECT count(*) FROM events")
 [ "$RAW_N" = "$N" ] || die "raw insert stored $RAW_N rows, not $N"
 
 # --- report ---
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-pct() { awk -v t="$1" -v hz="$TCK" -v w="$2" \
-        'BEGIN { printf "%.0f", 100 * t / hz / w }'; }
 DRAIN_RATE=$(rate "$N" "$DRAIN_S")
 RAW_RATE=$(rate "$N" "$RAW_S")
 cat <<TXT
 
 drain_bench: $N spooled probe events, agent -> collector on loopback
-$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo |
-    head -n1); build $BUILD_TYPE; SQLite $(sqlite3 --version | cut -d' ' -f1)
+$(machine)
 spool: $SPOOL_MB MiB file, $PACKED packed event bytes, filled in ${FILL_S}s
 
                                    seconds    events/s

@@ -1,0 +1,291 @@
+/* raw_ceiling.c -- the yardstick of the ingest and drain benchmarks: how
+ * fast SQLite alone inserts event rows into the collector's schema, with
+ * the collector's pragmas (WAL, synchronous=FULL) and its very insert
+ * statement, in transactions of a given size. The database is made by the
+ * collector's own store code (bench_db_create), so the schema cannot
+ * drift. No HTTP, protobuf, validation, watermark, agent row update or
+ * rollup: the collector does all of that on top. Not part of the product.
+ *
+ * Two sources of rows:
+ *   generated: the events of bench_events.h, --agents agents taking turns
+ *     with --batch-events events each (as ingest_load sends them), the
+ *     same seed giving the same rows;
+ *   --from DB: every event of another collector database (with seq at most
+ *     --max-seq, if given), in id order, with its agents and strings.
+ * Each transaction's rows are made (or read) before its clock starts; the
+ * figure is rows over the time spent in BEGIN ... COMMIT.
+ *
+ * usage: raw_ceiling NEW_DB [--events N] [--txn-events T] [--agents N]
+ *            [--batch-events B] [--seed S] [--step-ms MS]
+ *        raw_ceiling NEW_DB --from DB [--max-seq N] [--txn-events T]
+ * Prints key=value lines: rows, txn_events (the rows of a transaction:
+ * generated rows go in whole batches, so the first multiple of B at or
+ * above T), txns, seconds, rows_per_s. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_db.h"
+#include "bench_events.h"
+#include "util.h"
+
+#define CEIL_MAX_AGENTS 100000u
+#define CEIL_MAX_TXN    1000000u
+
+struct ceil_opts {
+    const char *path, *from;
+    uint64_t events, max_seq, seed;
+    unsigned txn, agents, batch;
+    int64_t step_ms;
+};
+
+/* The rows of one transaction, made before it is timed. */
+struct ceil_txn {
+    struct bench_row *rows;
+    size_t n, cap;
+};
+
+/* Inserts the rows of @t in one transaction; adds the time it took. */
+static int ceil_commit(sqlite3 *db, sqlite3_stmt *ins,
+                       const struct ceil_txn *t, double *secs)
+{
+    double t0 = bench_now_s();
+
+    if (bench_db_exec(db, "BEGIN IMMEDIATE") < 0)
+        return -1;
+    for (size_t i = 0; i < t->n; i++)
+        if (bench_db_insert(ins, &t->rows[i]) < 0) {
+            bench_db_exec(db, "ROLLBACK");
+            return -1;
+        }
+    if (bench_db_exec(db, "COMMIT") < 0)
+        return -1;
+    *secs += bench_now_s() - t0;
+    return 0;
+}
+
+/* Generated rows: agents take turns, one batch each, as ingest_load
+ * sends them; a transaction ends after the batch that reaches o->txn. */
+static int ceil_generated(sqlite3 *db, sqlite3_stmt *ins,
+                          const struct ceil_opts *o, struct ceil_txn *t,
+                          uint64_t *rows, unsigned *txns, double *secs)
+{
+    struct bench_agent *agents = calloc(o->agents, sizeof(*agents));
+    int64_t *ids = calloc(o->agents, sizeof(*ids));
+    int64_t t0 = util_now_ms();
+    struct bench_ids dims;
+    uint64_t done = 0;
+    unsigned next = 0;
+    int rc = -1;
+
+    if (!agents || !ids)
+        goto out;
+    if (bench_db_exec(db, "BEGIN") < 0 || bench_db_dims(db, &dims) < 0)
+        goto out;
+    for (unsigned i = 0; i < o->agents; i++) {
+        bench_agent_init(&agents[i], i, o->seed, t0, o->step_ms);
+        if (bench_db_agent(db, &agents[i], &dims, t0, &ids[i]) < 0)
+            goto out;
+    }
+    if (bench_db_exec(db, "COMMIT") < 0)
+        goto out;
+    while (done < o->events) {
+        int64_t recv = util_now_ms();
+
+        t->n = 0;
+        while (t->n < o->txn && done < o->events) {
+            struct bench_agent *a = &agents[next];
+            struct bench_event ev;
+
+            for (unsigned k = 0; k < o->batch && done < o->events; k++) {
+                bench_agent_next(a, &ev);
+                bench_db_row(&t->rows[t->n++], &ev, ids[next], recv, &dims);
+                done++;
+            }
+            next = (next + 1) % o->agents;
+        }
+        if (ceil_commit(db, ins, t, secs) < 0)
+            goto out;
+        (*txns)++;
+    }
+    *rows = done;
+    rc = 0;
+out:
+    free(agents);
+    free(ids);
+    return rc;
+}
+
+/* Rows of another collector database: its strings and agents first (not
+ * timed), then its events, o->txn per transaction. */
+static int ceil_copy(sqlite3 *db, sqlite3_stmt *ins,
+                     const struct ceil_opts *o, struct ceil_txn *t,
+                     uint64_t *rows, unsigned *txns, double *secs)
+{
+    static const char *const copy[] = {
+        "INSERT INTO clusters SELECT * FROM src.clusters",
+        "INSERT INTO kinds SELECT * FROM src.kinds",
+        "INSERT INTO targets SELECT * FROM src.targets",
+        "INSERT INTO texts SELECT * FROM src.texts",
+        "INSERT INTO agents SELECT * FROM src.agents",
+    };
+    sqlite3_stmt *sel = NULL, *att = NULL;
+    uint64_t done = 0;
+    int rc = -1, step = SQLITE_ROW;
+
+    if (sqlite3_prepare_v2(db, "ATTACH ?1 AS src", -1, &att, NULL) !=
+            SQLITE_OK ||
+        sqlite3_bind_text(att, 1, o->from, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(att) != SQLITE_DONE) {
+        fprintf(stderr, "raw_ceiling: attach %s: %s\n", o->from,
+                sqlite3_errmsg(db));
+        goto out;
+    }
+    if (bench_db_exec(db, "BEGIN") < 0)
+        goto out;
+    for (size_t i = 0; i < sizeof(copy) / sizeof(copy[0]); i++)
+        if (bench_db_exec(db, copy[i]) < 0)
+            goto out;
+    if (bench_db_exec(db, "COMMIT") < 0)
+        goto out;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT agent_id, seq, unix_ms, recv_ms, kind_id,"
+                           " target_id, text_id, data FROM src.events"
+                           " WHERE ?1 = 0 OR seq <= ?1 ORDER BY id", -1,
+                           &sel, NULL) != SQLITE_OK ||
+        sqlite3_bind_int64(sel, 1, (int64_t)o->max_seq) != SQLITE_OK) {
+        fprintf(stderr, "raw_ceiling: %s\n", sqlite3_errmsg(db));
+        goto out;
+    }
+    while (step == SQLITE_ROW) {
+        t->n = 0;
+        while (t->n < o->txn && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+            struct bench_row *r = &t->rows[t->n++];
+            int len = sqlite3_column_bytes(sel, 7);
+
+            if (len >= (int)sizeof(r->data)) {
+                fprintf(stderr, "raw_ceiling: a row's data is over %zu "
+                        "bytes\n", sizeof(r->data));
+                goto out;
+            }
+            r->agent_id = sqlite3_column_int64(sel, 0);
+            r->seq = sqlite3_column_int64(sel, 1);
+            r->unix_ms = sqlite3_column_int64(sel, 2);
+            r->recv_ms = sqlite3_column_int64(sel, 3);
+            r->kind_id = sqlite3_column_int64(sel, 4);
+            r->target_id = sqlite3_column_int64(sel, 5);
+            r->text_id = sqlite3_column_int64(sel, 6);
+            memcpy(r->data, sqlite3_column_text(sel, 7), (size_t)len);
+            r->data_len = len;
+        }
+        if (step != SQLITE_ROW && step != SQLITE_DONE) {
+            fprintf(stderr, "raw_ceiling: read: %s\n", sqlite3_errmsg(db));
+            goto out;
+        }
+        if (t->n == 0)
+            break;
+        if (ceil_commit(db, ins, t, secs) < 0)
+            goto out;
+        done += t->n;
+        (*txns)++;
+    }
+    *rows = done;
+    rc = 0;
+out:
+    sqlite3_finalize(sel);
+    sqlite3_finalize(att);
+    return rc;
+}
+
+static void ceil_usage(void)
+{
+    fprintf(stderr,
+        "usage: raw_ceiling NEW_DB [--events N] [--txn-events T]\n"
+        "           [--agents N] [--batch-events B] [--seed S] "
+        "[--step-ms MS]\n"
+        "       raw_ceiling NEW_DB --from DB [--max-seq N] "
+        "[--txn-events T]\n");
+}
+
+static int ceil_parse(int argc, char **argv, struct ceil_opts *o)
+{
+    static const struct option lopts[] = {
+        { "events", required_argument, NULL, 'n' },
+        { "txn-events", required_argument, NULL, 't' },
+        { "agents", required_argument, NULL, 'a' },
+        { "batch-events", required_argument, NULL, 'b' },
+        { "seed", required_argument, NULL, 's' },
+        { "step-ms", required_argument, NULL, 'm' },
+        { "from", required_argument, NULL, 'f' },
+        { "max-seq", required_argument, NULL, 'q' },
+        { NULL, 0, NULL, 0 },
+    };
+    int opt;
+
+    *o = (struct ceil_opts){ .events = 1000000, .seed = 1, .txn = 10000,
+                             .agents = 200, .batch = 100, .step_ms = 10 };
+    while ((opt = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
+        switch (opt) {
+        case 'n': o->events = strtoull(optarg, NULL, 10); break;
+        case 't': o->txn = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'a': o->agents = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'b': o->batch = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 's': o->seed = strtoull(optarg, NULL, 10); break;
+        case 'm': o->step_ms = strtoll(optarg, NULL, 10); break;
+        case 'f': o->from = optarg; break;
+        case 'q': o->max_seq = strtoull(optarg, NULL, 10); break;
+        default: return -1;
+        }
+    }
+    if (optind != argc - 1 || o->events == 0 || o->txn == 0 ||
+        o->txn > CEIL_MAX_TXN || o->agents == 0 ||
+        o->agents > CEIL_MAX_AGENTS || o->batch == 0 ||
+        o->batch > CEIL_MAX_TXN || o->step_ms <= 0)
+        return -1;
+    o->path = argv[optind];
+    if (!o->from && o->txn % o->batch)      /* whole batches */
+        o->txn += o->batch - o->txn % o->batch;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct ceil_opts o;
+    struct ceil_txn t = { 0 };
+    sqlite3_stmt *ins = NULL;
+    sqlite3 *db = NULL;
+    uint64_t rows = 0;
+    unsigned txns = 0;
+    double secs = 0;
+    int status = 1;
+
+    if (ceil_parse(argc, argv, &o) < 0) {
+        ceil_usage();
+        return 2;
+    }
+    t.cap = o.txn;
+    t.rows = malloc(t.cap * sizeof(*t.rows));
+    if (!t.rows) {
+        fprintf(stderr, "raw_ceiling: out of memory\n");
+        return 1;
+    }
+    if (bench_db_create(o.path, &db) < 0 ||
+        bench_db_prepare_event(db, &ins) < 0)
+        goto out;
+    if ((o.from ? ceil_copy : ceil_generated)(db, ins, &o, &t, &rows, &txns,
+                                             &secs) < 0)
+        goto out;
+    printf("rows=%" PRIu64 "\ntxn_events=%u\ntxns=%u\nseconds=%.3f\n"
+           "rows_per_s=%.0f\n", rows, o.txn, txns, secs,
+           secs > 0 ? (double)rows / secs : 0.0);
+    status = 0;
+out:
+    sqlite3_finalize(ins);
+    if (db && sqlite3_close(db) != SQLITE_OK)
+        status = 1;
+    free(t.rows);
+    return status;
+}
