@@ -247,7 +247,7 @@ static void test_proxy_environment_is_ignored(void **state)
 static void test_ipv6_literal_in_brackets_connects(void **state)
 {
     struct probe_result r;
-    unsigned port;
+    unsigned port = 0;
     int fd = listen_on(AF_INET6, &port);
 
     (void)state;
