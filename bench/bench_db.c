@@ -53,7 +53,8 @@ int bench_db_create(const char *path, sqlite3 **out)
     }
     if (bench_db_exec(db, "PRAGMA journal_mode=WAL") < 0 ||
         bench_db_exec(db, "PRAGMA synchronous=FULL") < 0 ||
-        bench_db_exec(db, "PRAGMA foreign_keys=ON") < 0) {
+        bench_db_exec(db, "PRAGMA foreign_keys=ON") < 0 ||
+        bench_db_exec(db, "PRAGMA cache_size=-32768") < 0) {
         sqlite3_close(db);
         return -1;
     }
