@@ -36,29 +36,6 @@ static void admin_mhd_log(void *cls, const char *fmt, va_list ap)
     log_msg(LOGL_WARN, "admin", "%s", line);
 }
 
-int admin_sockaddr(const char *listen, struct sockaddr_storage *ss)
-{
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    char host[INET6_ADDRSTRLEN];
-    uint16_t port;
-
-    if (util_parse_hostport(listen, host, sizeof(host), &port) < 0)
-        return -EINVAL;
-    memset(ss, 0, sizeof(*ss));
-    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(port);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(port);
-        return 0;
-    }
-    return -EINVAL;
-}
-
 unsigned admin_health(const struct metrics_status *st, int64_t now_us,
                       char *why, size_t why_len)
 {
@@ -227,7 +204,7 @@ int admin_start(const char *listen, struct admin **out)
     uint16_t port;
     int rc;
 
-    if (admin_sockaddr(listen, &ss) < 0) {
+    if (util_sockaddr(listen, &ss) < 0) {
         log_msg(LOGL_ERROR, "admin", "listen: %s is not IP:PORT", listen);
         return -EINVAL;
     }

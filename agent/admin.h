@@ -29,9 +29,6 @@
 
 struct admin;                               /* opaque outside admin.c */
 
-/* Fills @ss from "IP:PORT" or "[IPv6]:PORT" (no host names: nothing to
- * resolve at start); -EINVAL otherwise. Port 0 asks for a free port. */
-int admin_sockaddr(const char *listen, struct sockaddr_storage *ss);
 
 /* Listens on @listen and serves on its own thread until admin_stop();
  * logs "listening on HOST:PORT" with the bound port, or why it cannot.

@@ -584,7 +584,7 @@ static int config_admin(struct yconf *yc, yaml_node_t *root,
             goto out;
         }
     }
-    if (admin_sockaddr(listen, &ss) < 0) {
+    if (util_sockaddr(listen, &ss) < 0) {
         rc = yconf_fail(yc, yconf_find(yc, m, "listen"), "admin", "listen",
                         "expected IP:PORT or [IPv6]:PORT, got \"%s\"",
                         listen);

@@ -64,8 +64,9 @@ static void api_bad_param(struct reply *r, const char *key,
     reply_error(r, 400, "bad parameter", detail);
 }
 
-/* A query the store could not answer: 503, saying whether to narrow it. */
-static void api_store_error(struct reply *r, int rc)
+/* A query the store answered (@rc 0: takes @json) or could not: 503,
+ * saying whether to narrow it. */
+static void api_answer(struct reply *r, int rc, char *json, size_t len)
 {
     char detail[96];
 
@@ -73,14 +74,20 @@ static void api_store_error(struct reply *r, int rc)
         snprintf(detail, sizeof(detail), "stopped after %d ms; narrow the "
                  "time range or add a filter", STORE_QUERY_MS);
         reply_error(r, 503, "query too long", detail);
-    } else {
+    } else if (rc < 0) {
         reply_error(r, 503, "store unavailable", "query failed; retry");
+    } else {
+        r->status = 200;
+        r->content_type = "application/json";
+        r->body = (uint8_t *)json;
+        r->len = len;
     }
 }
 
-/* The parameters both queries share: from, to (times), cluster, target
- * and, where @kind is not NULL, kind (names, borrowed). 1: @k was one of
- * them and is stored; 0: not one of them; -EINVAL: a 400 is in @r. */
+/* Every parameter needs a value; these are the ones both queries share:
+ * from, to (times), cluster, target and, where @kind is not NULL, kind
+ * (names, borrowed). 1: @k was one of them and is stored; 0: not one of
+ * them; -EINVAL: a 400 is in @r. */
 static int api_common_param(const char *k, const char *v, int64_t *from,
                             int64_t *to, const char **cluster,
                             const char **target, const char **kind,
@@ -88,6 +95,10 @@ static int api_common_param(const char *k, const char *v, int64_t *from,
 {
     const char **name = NULL;
 
+    if (!v || !v[0]) {
+        api_bad_param(r, k, "needs a value");
+        return -EINVAL;
+    }
     if (strcmp(k, "from") == 0 || strcmp(k, "to") == 0) {
         if (api_parse_time(v, k[0] == 'f' ? from : to) < 0) {
             api_bad_param(r, k, "expected Unix milliseconds or "
@@ -128,10 +139,6 @@ void api_timeline(struct store *st, const struct api_param *params,
     for (size_t i = 0; i < n_params; i++) {
         const char *k = params[i].key, *v = params[i].value;
 
-        if (!v || !v[0]) {
-            api_bad_param(r, k, "needs a value");
-            return;
-        }
         rc = api_common_param(k, v, &q.from_ms, &q.to_ms, &q.cluster,
                               &q.target, &q.kind, r);
         if (rc < 0)
@@ -169,14 +176,7 @@ void api_timeline(struct store *st, const struct api_param *params,
         return;
     }
     rc = store_timeline(st, &q, &json, &len);
-    if (rc < 0) {
-        api_store_error(r, rc);
-        return;
-    }
-    r->status = 200;
-    r->content_type = "application/json";
-    r->body = (uint8_t *)json;
-    r->len = len;
+    api_answer(r, rc, json, len);
 }
 
 void api_latency(struct store *st, const struct api_param *params,
@@ -194,10 +194,6 @@ void api_latency(struct store *st, const struct api_param *params,
     for (size_t i = 0; i < n_params; i++) {
         const char *k = params[i].key, *v = params[i].value;
 
-        if (!v || !v[0]) {
-            api_bad_param(r, k, "needs a value");
-            return;
-        }
         rc = api_common_param(k, v, &q.from_ms, &q.to_ms, &q.cluster,
                               &q.target, NULL, r);
         if (rc < 0)
@@ -233,12 +229,5 @@ void api_latency(struct store *st, const struct api_param *params,
                       "a shorter range");
         return;
     }
-    if (rc < 0) {
-        api_store_error(r, rc);
-        return;
-    }
-    r->status = 200;
-    r->content_type = "application/json";
-    r->body = (uint8_t *)json;
-    r->len = len;
+    api_answer(r, rc, json, len);
 }

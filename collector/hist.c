@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 #define VARINT_MAX 10               /* bytes of a 64-bit LEB128 varint */
 
 void hist_init(struct hist *h)
@@ -184,21 +186,9 @@ int hist_merge(struct hist *dst, const struct hist *src)
 
 /* ---- encoding ---- */
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
 /* Reads one varint at *pos. -1 when truncated, longer than 64 bits, or
- * not minimal (a final 0x00 byte): what put_varint() writes is the only
- * accepted form, so a blob has exactly one encoding. */
+ * not minimal (a final 0x00 byte): what util_put_varint() writes is the
+ * only accepted form, so a blob has exactly one encoding. */
 static int get_varint(const uint8_t *p, size_t len, size_t *pos,
                       uint64_t *out)
 {
@@ -240,14 +230,14 @@ int hist_encode(const struct hist *h, uint8_t **out, size_t *len)
     if (buf == NULL)
         return -ENOMEM;
     buf[p++] = HIST_BLOB_VERSION;
-    p += put_varint(buf + p, h->zero);
-    p += put_varint(buf + p, h->n);
+    p += util_put_varint(buf + p, h->zero);
+    p += util_put_varint(buf + p, h->n);
     for (k = 0; k < h->n; k++) {
         uint64_t d = k == 0 ? zigzag(h->idx[0])
                             : (uint64_t)(h->idx[k] - h->idx[k - 1]);
 
-        p += put_varint(buf + p, d);
-        p += put_varint(buf + p, h->cnt[k]);
+        p += util_put_varint(buf + p, d);
+        p += util_put_varint(buf + p, h->cnt[k]);
     }
     *out = buf;
     *len = p;

@@ -906,30 +906,6 @@ static void server_reaper_stop(struct server *srv)
     srv->reaper_started = 0;
 }
 
-/* Fills @ss from "HOST:PORT" (IPv4 or [IPv6]). */
-static int server_sockaddr(const char *listen, struct sockaddr_storage *ss)
-{
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    char host[128];
-    uint16_t port;
-
-    if (util_parse_hostport(listen, host, sizeof(host), &port) < 0)
-        return -EINVAL;
-    memset(ss, 0, sizeof(*ss));
-    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(port);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(port);
-        return 0;
-    }
-    return -EINVAL;
-}
-
 int server_start(const struct collector_config *cfg, struct store *st,
                  struct server **out)
 {
@@ -942,7 +918,7 @@ int server_start(const struct collector_config *cfg, struct store *st,
     size_t n = 0;
     int rc;
 
-    if (server_sockaddr(cfg->listen, &ss) < 0) {
+    if (util_sockaddr(cfg->listen, &ss) < 0) {
         log_msg(LOGL_ERROR, "http", "listen: %s is not IP:PORT", cfg->listen);
         return -EINVAL;
     }

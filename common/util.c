@@ -1,9 +1,11 @@
 /* util.c -- clocks, randomness, host:port parsing and bounded file reads. */
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,4 +143,39 @@ void util_rtrim(char *s)
 
     while (n > 0 && isspace((unsigned char)s[n - 1]))
         s[--n] = '\0';
+}
+
+int util_sockaddr(const char *hostport, struct sockaddr_storage *ss)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    char host[INET6_ADDRSTRLEN];
+    uint16_t port;
+
+    if (util_parse_hostport(hostport, host, sizeof(host), &port) < 0)
+        return -EINVAL;
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+size_t util_put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
 }

@@ -1,10 +1,11 @@
 /* util.h -- small helpers shared by agent and collector: clocks, random
- * numbers, host:port parsing, bounded file reads, constant-time compare. */
+ * numbers, host:port parsing and socket addresses, varints, bounded file reads, constant-time compare. */
 #ifndef SEXTANT_UTIL_H
 #define SEXTANT_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 int64_t util_now_ms(void);           /* wall clock, Unix ms UTC */
 int64_t util_mono_us(void);          /* monotonic clock, microseconds */
@@ -14,6 +15,14 @@ int util_random_u64(uint64_t *out);  /* getrandom(); 0 or -errno */
  * host_len - 1 bytes) and port only on success; -EINVAL otherwise. */
 int util_parse_hostport(const char *s, char *host, size_t host_len,
                         uint16_t *port);
+
+/* Fills @ss from "IP:PORT" or "[IPv6]:PORT" (no host names: nothing to
+ * resolve at start); -EINVAL otherwise. Port 0 asks for a free port. */
+int util_sockaddr(const char *hostport, struct sockaddr_storage *ss);
+
+/* Writes @v as a protobuf varint at @p (room for 10 bytes); returns the
+ * bytes written. */
+size_t util_put_varint(uint8_t *p, uint64_t v);
 
 /* Reads at most @cap bytes of @path into a NUL-terminated buffer; the
  * caller frees. -EFBIG if the file is larger than @cap. */

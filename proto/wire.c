@@ -14,6 +14,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "util.h"
+
 #define BATCH_EVENTS_FIELD  7u
 #define BATCH_EVENTS_KEY    0x3au       /* field 7, length-delimited */
 #define WIRE_SCAN_IDS       32u         /* our field ids are all below */
@@ -682,18 +684,6 @@ int wire_event_pack(const Sextant__V1__Event *ev, uint8_t **out,
     return 0;
 }
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
 int wire_batch_encode_packed(const Sextant__V1__Batch *hdr,
                              const struct wire_buf *events, size_t n,
                              uint8_t **out, size_t *out_len)
@@ -718,7 +708,7 @@ int wire_batch_encode_packed(const Sextant__V1__Batch *hdr,
      * events after the header decode as if packed in place. */
     for (i = 0; i < n; i++) {
         raw[raw_len++] = BATCH_EVENTS_KEY;
-        raw_len += put_varint(raw + raw_len, events[i].len);
+        raw_len += util_put_varint(raw + raw_len, events[i].len);
         if (events[i].len > 0)
             memcpy(raw + raw_len, events[i].data, events[i].len);
         raw_len += events[i].len;

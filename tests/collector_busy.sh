@@ -25,14 +25,8 @@ hw=$(curl -sS "$URL/metrics" |
      awk '$1 == "sextant_collector_writer_queue_high_water_batches" { print $2 }')
 assert_eq "$hw" 2 "high-water gauge"
 
-# Hold the write lock from another connection: sqlite3 reads its commands
-# from a FIFO kept open, so the transaction stays open until we say.
-mkfifo "$TMP/sql"
-sqlite3 "$DB" < "$TMP/sql" > "$TMP/sqlite.log" 2>&1 &
-PIDS+=($!)
-exec 3> "$TMP/sql"
-printf '.timeout 5000\nBEGIN IMMEDIATE;\nSELECT "locked";\n' >&3
-wait_for "$TMP/sqlite.log" locked
+# Hold the write lock from another connection until we say.
+hold_write_lock "$DB"
 
 # N agents send at once; at most the queue's worth can wait.
 clients=()
@@ -66,8 +60,7 @@ grep -qi '^Retry-After: 1' "$TMP/h" || fail "busy 503 without Retry-After"
 # Waiting for a commit is not a slow request: the queued batches outlive
 # the request deadline and are still answered.
 sleep 2
-echo 'COMMIT;' >&3
-exec 3>&-
+release_write_lock
 wait "${clients[@]}"
 for i in $(seq 1 "$N"); do
     out=$(cat "$TMP/out.$i")

@@ -259,20 +259,9 @@ stop_collector
 # --- A version 1 database (before this change) is migrated in place and
 # its agents keep their watermark.
 DB1=$TMP/v1.db
-sqlite3 "$DB1" <<'SQL'
-CREATE TABLE agents (id INTEGER PRIMARY KEY, cluster TEXT NOT NULL,
-  region TEXT NOT NULL, node TEXT NOT NULL, epoch INTEGER NOT NULL,
-  acked_seq INTEGER NOT NULL DEFAULT 0,
-  agent_version TEXT NOT NULL DEFAULT '', first_seen_ms INTEGER NOT NULL,
-  last_seen_ms INTEGER NOT NULL, UNIQUE (cluster, node, epoch));
-CREATE TABLE events (id INTEGER PRIMARY KEY,
-  agent_id INTEGER NOT NULL REFERENCES agents(id), seq INTEGER,
-  unix_ms INTEGER NOT NULL, recv_ms INTEGER NOT NULL, kind TEXT NOT NULL,
-  target TEXT, data TEXT NOT NULL, UNIQUE (agent_id, seq));
-CREATE INDEX events_time ON events (unix_ms);
-INSERT INTO agents VALUES (1, 'test', 'r', 'n1', 42, 7, 'old', 1, 1);
-PRAGMA user_version = 1;
-SQL
+make_v1_db "$DB1"
+sqlite3 "$DB1" \
+    "INSERT INTO agents VALUES (1, 'test', 'r', 'n1', 42, 7, 'old', 1, 1)"
 start_collector "$DB1"
 assert_eq "$(sqlite3 "$DB1" 'PRAGMA user_version')" 4 "migrated"
 assert_eq "$(send --seq 5-9)" "200 9" "watermark kept across the migration"

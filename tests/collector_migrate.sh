@@ -6,26 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 
 DB=$TMP/v1.db
-sqlite3 "$DB" <<'SQL'
-CREATE TABLE agents (id INTEGER PRIMARY KEY, cluster TEXT NOT NULL,
-  region TEXT NOT NULL, node TEXT NOT NULL, epoch INTEGER NOT NULL,
-  acked_seq INTEGER NOT NULL DEFAULT 0,
-  agent_version TEXT NOT NULL DEFAULT '', first_seen_ms INTEGER NOT NULL,
-  last_seen_ms INTEGER NOT NULL, UNIQUE (cluster, node, epoch));
-CREATE TABLE events (id INTEGER PRIMARY KEY,
-  agent_id INTEGER NOT NULL REFERENCES agents(id), seq INTEGER,
-  unix_ms INTEGER NOT NULL, recv_ms INTEGER NOT NULL, kind TEXT NOT NULL,
-  target TEXT, data TEXT NOT NULL, UNIQUE (agent_id, seq));
-PRAGMA user_version = 1;
-SQL
-
-# Hold the write lock: sqlite3 reads its commands from a FIFO kept open.
-mkfifo "$TMP/sql"
-sqlite3 "$DB" < "$TMP/sql" > "$TMP/sqlite.log" 2>&1 &
-PIDS+=($!)
-exec 3> "$TMP/sql"
-printf 'BEGIN IMMEDIATE;\nSELECT "locked";\n' >&3
-wait_for "$TMP/sqlite.log" locked
+make_v1_db "$DB"
+hold_write_lock "$DB"
 
 NO_WAIT_READY=1 start_collector "$DB"
 code=$(curl -sS -D "$TMP/h" -o "$TMP/body" -w '%{http_code}' "$URL/readyz")
@@ -41,8 +23,7 @@ esac
 assert_eq "$(curl -sS -o /dev/null -w '%{http_code}' "$URL/healthz")" 200 \
     "/healthz while migrating (the process is alive)"
 
-printf 'COMMIT;\n.quit\n' >&3
-exec 3>&-
+release_write_lock
 wait_for "$TMP/collector.log" ', ready$'
 assert_eq "$(curl -sS -o /dev/null -w '%{http_code}' "$URL/readyz")" 200 \
     "/readyz once migrated"

@@ -77,6 +77,40 @@ start_collector() {
     [ -n "${NO_WAIT_READY:-}" ] || wait_for "$TMP/collector.log" ', ready$'
 }
 
+# make_v1_db FILE: an empty collector database as schema version 1 made
+# it, for migration tests.
+make_v1_db() {
+    sqlite3 "$1" <<'SQL'
+CREATE TABLE agents (id INTEGER PRIMARY KEY, cluster TEXT NOT NULL,
+  region TEXT NOT NULL, node TEXT NOT NULL, epoch INTEGER NOT NULL,
+  acked_seq INTEGER NOT NULL DEFAULT 0,
+  agent_version TEXT NOT NULL DEFAULT '', first_seen_ms INTEGER NOT NULL,
+  last_seen_ms INTEGER NOT NULL, UNIQUE (cluster, node, epoch));
+CREATE TABLE events (id INTEGER PRIMARY KEY,
+  agent_id INTEGER NOT NULL REFERENCES agents(id), seq INTEGER,
+  unix_ms INTEGER NOT NULL, recv_ms INTEGER NOT NULL, kind TEXT NOT NULL,
+  target TEXT, data TEXT NOT NULL, UNIQUE (agent_id, seq));
+CREATE INDEX events_time ON events (unix_ms);
+PRAGMA user_version = 1;
+SQL
+}
+
+# hold_write_lock DB: another connection takes DB's write lock and keeps
+# it (sqlite3 reads its commands from a FIFO held open on fd 3) until
+# release_write_lock.
+hold_write_lock() {
+    mkfifo "$TMP/sql"
+    sqlite3 "$1" < "$TMP/sql" > "$TMP/sqlite.log" 2>&1 &
+    PIDS+=($!)
+    exec 3> "$TMP/sql"
+    printf '.timeout 5000\nBEGIN IMMEDIATE;\nSELECT "locked";\n' >&3
+    wait_for "$TMP/sqlite.log" locked
+}
+release_write_lock() {
+    printf 'COMMIT;\n.quit\n' >&3
+    exec 3>&-
+}
+
 # stop_collector: SIGTERM and wait; fails if it does not exit 0.
 stop_collector() {
     kill -TERM "$COLLECTOR_PID"

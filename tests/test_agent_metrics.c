@@ -251,13 +251,13 @@ static void test_admin_address_forms(void **st)
     struct sockaddr_storage ss;
 
     (void)st;
-    assert_int_equal(admin_sockaddr("127.0.0.1:9464", &ss), 0);
+    assert_int_equal(util_sockaddr("127.0.0.1:9464", &ss), 0);
     assert_int_equal(ss.ss_family, AF_INET);
-    assert_int_equal(admin_sockaddr("[::1]:0", &ss), 0);
+    assert_int_equal(util_sockaddr("[::1]:0", &ss), 0);
     assert_int_equal(ss.ss_family, AF_INET6);
-    assert_int_equal(admin_sockaddr("localhost:9464", &ss), -EINVAL);
-    assert_int_equal(admin_sockaddr("127.0.0.1", &ss), -EINVAL);
-    assert_int_equal(admin_sockaddr("127.0.0.1:99999", &ss), -EINVAL);
+    assert_int_equal(util_sockaddr("localhost:9464", &ss), -EINVAL);
+    assert_int_equal(util_sockaddr("127.0.0.1", &ss), -EINVAL);
+    assert_int_equal(util_sockaddr("127.0.0.1:99999", &ss), -EINVAL);
 }
 
 /* -- the spool's depth -- */
