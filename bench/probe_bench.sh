@@ -59,8 +59,7 @@ done
     || { echo "probe_bench: need --duration >= 10, 1..9999 targets," \
               "1..250 servers" >&2; exit 2; }
 
-say() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { say "FAILED: $*"; exit 1; }
+. "$SRC/bench/lib.sh"      # say, die, bench_build, wait_for, /proc readers
 
 # --- tools: the peer is installed if missing; the rest we only check ---
 if ! command -v prometheus-blackbox-exporter > /dev/null; then
@@ -80,13 +79,7 @@ for t in curl jq sqlite3 cmake; do
 done
 
 # --- the build: given, or made here in Release ---
-if [ -z "$BUILD" ]; then
-    BUILD=$SRC/build-bench
-    say "building into $BUILD (Release)"
-    cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release > /dev/null
-    cmake --build "$BUILD" -j "$(nproc)" --target sextant-agent \
-        sextant-collector http_target > /dev/null
-fi
+bench_build sextant-agent sextant-collector http_target
 AGENT=$BUILD/agent/sextant-agent
 COLLECTOR=$BUILD/collector/sextant-collector
 HTTP_TARGET=$BUILD/tests/http_target
@@ -122,16 +115,6 @@ trap cleanup EXIT
 trap 'say "unexpected failure at line $LINENO: $BASH_COMMAND"' ERR
 trap 'say "interrupted (SIGINT)"; exit 1' INT
 trap 'say "interrupted (SIGTERM)"; exit 1' TERM
-
-# wait_for FILE PATTERN [SECONDS]
-wait_for() {
-    local i
-    for i in $(seq $((${3:-10} * 10))); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    die "timed out waiting for '$2' in $1"
-}
 
 # free_port HOST: a port the kernel calls free right now (TESTING.md).
 free_port() {
@@ -261,25 +244,6 @@ say "running: $NTARGETS targets on ${SERVERS[*]}, every ${INTERVAL}s;" \
     "warm-up ${WARMUP}s, then ${DURATION}s measured"
 
 # --- sampling: /proc only, no process started per sample ---
-TCK=$(getconf CLK_TCK)
-# cpu_ticks PID: utime+stime of the whole process (all threads).
-cpu_ticks() {
-    local stat rest f
-    stat=$(< "/proc/$1/stat") || return 1
-    rest=${stat##*) }               # comm may hold spaces and ')'
-    read -r -a f <<< "$rest"
-    echo $((f[11] + f[12]))          # fields 14 and 15 of stat(5)
-}
-# status_kb PID FIELD: VmRSS or VmHWM in kB. Read whole in one go: a
-# line-by-line read seeks back into the file, and /proc makes it anew,
-# shifted whenever another field changed length meanwhile.
-status_kb() {
-    local s
-    s=$(< "/proc/$1/status") || return 1
-    [[ $s == *"$2:"* ]] || return 1
-    read -r s _ <<< "${s#*"$2:"}"
-    echo "$s"
-}
 alive() {
     local p
     for p in "$AGENT_PID" "$BLACKBOX_PID" "$PROM_PID" "$COLLECTOR_PID" \
