@@ -319,7 +319,7 @@ q_agent() {
     sqlite3 -readonly "$TMP/collector.db" \
         "SELECT count(*), coalesce(sum(json_extract(data, '\$.ok')), 0),
                 count(DISTINCT target)
-         FROM events WHERE kind = 'probe'
+         FROM events_full WHERE kind = 'probe'
            AND unix_ms >= $W0_MS AND unix_ms < $W1_MS" 2>/dev/null
 }
 prev= cur=
