@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,6 +286,79 @@ static int http_parse_pattern(struct yconf *yc, yaml_node_t *m,
     return 0;
 }
 
+/* glibc's regcomp copies a repeated subexpression once per repeat (x{3}
+ * becomes xxx, x+ becomes xx*), so stacked or nested repetition grows its
+ * tree exponentially: "u++++...+" took gigabytes (found by the config
+ * fuzzer). This estimates the expanded size: an atom counts 1, a group
+ * its contents, and a repetition multiplies what it follows by its upper
+ * bound (at least 2). Malformed patterns are left to regcomp. */
+#define HTTP_REGEX_MAX_COST  65536.0
+#define HTTP_REGEX_MAX_DEPTH 32
+
+static double http_regex_cost(const char *s)
+{
+    double sum[HTTP_REGEX_MAX_DEPTH + 1] = { 0 };
+    double last = 0;            /* what a repetition here would repeat */
+    int d = 0;
+
+    for (const char *p = s; *p; p++) {
+        double mult = 0;
+
+        if (*p == '(') {
+            if (d == HTTP_REGEX_MAX_DEPTH)
+                return INFINITY;
+            sum[++d] = 0;
+            last = 0;
+            continue;
+        }
+        if (*p == ')' && d > 0) {
+            last = sum[d--];
+            sum[d] += last;
+            continue;
+        }
+        if (*p == '*' || *p == '+' || *p == '?') {
+            mult = 2;
+        } else if (*p == '{' && isdigit((unsigned char)p[1])) {
+            char *end;
+            double lo = (double)strtoul(p + 1, &end, 10), hi = lo;
+
+            if (*end == ',' && end[1] == '}')
+                hi = lo + 1;            /* {m,}: m copies and a star */
+            else if (*end == ',')
+                hi = (double)strtoul(end + 1, &end, 10);
+            if (*end == '}') {
+                mult = hi > 2 ? hi : 2;
+                p = end;
+            }
+        }
+        if (mult > 0) {
+            sum[d] += last * (mult - 1);
+            last *= mult;
+            continue;
+        }
+        if (*p == '[') {                /* a bracket expression: one atom */
+            p++;
+            if (*p == '^')
+                p++;
+            if (*p == ']')
+                p++;
+            while (*p && *p != ']')
+                p++;
+            if (!*p)
+                break;
+        } else if (*p == '\\' && p[1]) {
+            p++;
+        }
+        last = 1;
+        sum[d] += 1;
+    }
+    while (d > 0) {
+        sum[d - 1] += sum[d];
+        d--;
+    }
+    return sum[0];
+}
+
 static int http_parse_regex(struct yconf *yc, yaml_node_t *m,
                             const char *ctx, struct http_opts *o)
 {
@@ -294,6 +368,13 @@ static int http_parse_regex(struct yconf *yc, yaml_node_t *m,
 
     if (rc)
         return rc;
+    if (http_regex_cost(s) > HTTP_REGEX_MAX_COST) {
+        free(s);
+        return yconf_fail(yc, yconf_find(yc, m, "body_regex"), ctx,
+                          "body_regex", "too complex: its stacked or nested "
+                          "repetitions expand to over %.0f pieces",
+                          HTTP_REGEX_MAX_COST);
+    }
     /* REG_NEWLINE: ^ and $ work per line, as with grep -E. */
     erc = regcomp(&o->re, s, REG_EXTENDED | REG_NOSUB | REG_NEWLINE);
     if (erc != 0) {

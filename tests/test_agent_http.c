@@ -939,6 +939,12 @@ static void test_config_errors_name_the_key_and_line(void **state)
                "regular expression: ", URL "    body_regex: 'a(b'\n");
     load_fails("12: targets[0].body_regex: not a valid POSIX extended "
                "regular expression: ", URL "    body_regex: 'x{2,1}'\n");
+    load_fails("12: targets[0].body_regex: too complex: its stacked or "
+               "nested repetitions expand to over 65536 pieces",
+               URL "    body_regex: '^(ok|u++++++++++++++++++++++++p)$'\n");
+    load_fails("12: targets[0].body_regex: too complex: its stacked or "
+               "nested repetitions expand to over 65536 pieces",
+               URL "    body_regex: '((a{50}){50}){50}'\n");
     load_fails("12: targets[0].follow_redirects: expected true or false, "
                "got \"sometimes\"", URL "    follow_redirects: sometimes\n");
     load_fails("12: targets[0].tls_verify: expected true or false, got "
