@@ -24,11 +24,6 @@ int yconf_fail(struct yconf *yc, const yaml_node_t *at, const char *ctx,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    /* Messages quote the user's values, which may hold line breaks: the
-     * error must stay one line. */
-    for (char *c = msg; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = '?';
     if (key && ctx && ctx[0])
         snprintf(yc->err, sizeof(yc->err), "%s:%d: %s.%s: %s", yc->path,
                  yconf_line(at), ctx, key, msg);
@@ -38,6 +33,11 @@ int yconf_fail(struct yconf *yc, const yaml_node_t *at, const char *ctx,
     else
         snprintf(yc->err, sizeof(yc->err), "%s:%d: %s", yc->path,
                  yconf_line(at), msg);
+    /* Messages quote the user's values and keys, which may hold line
+     * breaks: the error must stay one line. */
+    for (char *c = yc->err; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     return -EINVAL;
 }
 

@@ -102,6 +102,19 @@ static void test_errors_stay_one_line_whatever_the_value(void **state)
     assert_null(strchr(yc.err, '\n'));
     assert_non_null(strstr(yc.err, "got \"x?y\""));
     yconf_free(&yc);
+
+    /* ... and a key holding them, in the unknown-key error. */
+    {
+        static const char *const allowed[] = { "x", NULL };
+        yaml_node_t *m = NULL;
+
+        root = load(&yc, "m: {a\n\n b, x: 1}\n");
+        assert_int_equal(yconf_map(&yc, root, "", "m", 1, &m), 0);
+        assert_int_equal(yconf_check_keys(&yc, m, "m", allowed), -EINVAL);
+        assert_null(strchr(yc.err, '\n'));
+        assert_non_null(strstr(yc.err, "a?b: unknown key"));
+        yconf_free(&yc);
+    }
 }
 
 static int setup(void **state)
