@@ -80,6 +80,7 @@ static void config_target_free(struct agent_target *t)
     free(t->url);
     free(t->expect_status);
     free(t->fingerprint);
+    free(t->identity);
 }
 
 static void config_collector_free(struct agent_collector *c)
@@ -701,6 +702,41 @@ static int config_fingerprint(struct yconf *yc, yaml_node_t *m,
     return 0;
 }
 
+/* What the target is, as opposed to how it is probed: its type, name and
+ * where it points (the text of url, address or query, whichever it has).
+ * Equal identities mean a reload probes the same thing, so its health
+ * stays meaningful whatever else changed (interval, timeout, thresholds,
+ * expect_status...). The texts are canonical (quoted), so the separator
+ * cannot be faked by a name or URL. */
+static int config_identity(struct yconf *yc, yaml_node_t *m,
+                           struct agent_target *t)
+{
+    static const char *const where[] = { "url", "address", "query" };
+    char *text[3] = { NULL, NULL, NULL };
+    char *id = NULL;
+    int rc = 0;
+
+    for (size_t i = 0; i < 3 && rc == 0; i++) {
+        yaml_node_t *n = yconf_find(yc, m, where[i]);
+
+        if (n)
+            rc = yconf_node_text(yc, n, &text[i]);
+    }
+    if (rc < 0)
+        goto out;
+    if (asprintf(&id, "%d|%s|%s|%s|%s", (int)t->type, t->name,
+                 text[0] ? text[0] : "", text[1] ? text[1] : "",
+                 text[2] ? text[2] : "") < 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    t->identity = id;
+out:
+    for (size_t i = 0; i < 3; i++)
+        free(text[i]);
+    return rc;
+}
+
 /* A health threshold: consecutive results to change state. */
 static int config_threshold(struct yconf *yc, yaml_node_t *m, const char *ctx,
                             const char *key, unsigned *out)
@@ -759,6 +795,8 @@ static int config_target(struct yconf *yc, yaml_node_t *m, const char *ctx,
         rc = ops->parse(yc, m, ctx, t);
     if (rc >= 0)
         rc = config_fingerprint(yc, m, t);
+    if (rc >= 0)
+        rc = config_identity(yc, m, t);
     return rc < 0 ? rc : 0;
 }
 

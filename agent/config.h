@@ -32,6 +32,8 @@ struct agent_target {
                                    owned; freed with probe_ops->free_opts */
     char *fingerprint;          /* canonical text of the target's mapping:
                                    equal means unchanged across a reload */
+    char *identity;             /* type, name and url/address/query: equal
+                                   means a reload keeps the target's health */
 };
 
 /* TLS to one collector (keys of its mapping; only for https:// URLs). */

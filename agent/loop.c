@@ -41,6 +41,8 @@ struct loop_target {
     struct probe_run *run;          /* in flight, or NULL */
     void *pstate;                   /* the type's per-target state, owned */
     struct health health;
+    enum health_state reset_from;   /* a reload reset it from this state:
+                                       HEALTH_UNKNOWN when it did not */
 };
 
 enum loop_phase {
@@ -702,11 +704,15 @@ static void loop_list_add(char *buf, size_t len, const char *name)
     snprintf(buf + used, len - used, "%s%s", used ? ", " : "", name);
 }
 
-/* Swaps in @ncfg's targets. A target with the same name and fingerprint
- * keeps its health, its type's state and its schedule; a run of it still
- * in flight is cancelled and restarted at once, since it points into the
- * old config. Changed and new targets start afresh within their
- * interval; removed ones are cancelled. */
+/* Swaps in @ncfg's targets. A target with the same name and identity
+ * (type and url/address/query: config.h) keeps its health whatever else
+ * changed, since it still probes the same thing; one that also has the
+ * same fingerprint keeps its type's state and its schedule too. A run in
+ * flight is cancelled and restarted at once, since it points into the old
+ * config. A target whose identity changed starts afresh; if it had a
+ * health state, reset_from says which (loop_reset_events() records the
+ * reset). New targets start within their interval; removed
+ * ones are cancelled. */
 static int loop_swap_targets(struct loop *lp, const struct agent_config *ncfg,
                              int64_t now_us, char *detail, size_t len)
 {
@@ -725,6 +731,7 @@ static int loop_swap_targets(struct loop *lp, const struct agent_config *ncfg,
         nt[i].t = t;
         nt[i].ops = probe_ops_find(t->type);
         nt[i].health = (struct health)HEALTH_INIT;
+        nt[i].reset_from = HEALTH_UNKNOWN;
         nt[i].due_us = now_us + (int64_t)(loop_rand(lp) %
                                           (uint64_t)(slot + 1));
         for (size_t j = 0; j < lp->n_targets && !ot; j++)
@@ -735,13 +742,18 @@ static int loop_swap_targets(struct loop *lp, const struct agent_config *ncfg,
             loop_list_add(added, sizeof(added), t->name);
             continue;
         }
-        if (strcmp(ot->t->fingerprint, t->fingerprint) == 0) {
+        if (strcmp(ot->t->identity, t->identity) == 0)
             nt[i].health = ot->health;
+        else
+            nt[i].reset_from = ot->health.state;
+        if (strcmp(ot->t->fingerprint, t->fingerprint) == 0) {
             nt[i].pstate = ot->pstate;
             nt[i].due_us = ot->run ? now_us : ot->due_us;
             ot->pstate = NULL;
             kept++;
         } else {
+            if (ot->run)
+                nt[i].due_us = now_us;  /* its run is cut short below */
             loop_list_add(changed, sizeof(changed), t->name);
         }
         ot->t = NULL;               /* matched: not removed */
@@ -767,6 +779,34 @@ static int loop_swap_targets(struct loop *lp, const struct agent_config *ncfg,
              "changed: %s", kept, added[0] ? added : "none",
              removed[0] ? removed : "none", changed[0] ? changed : "none");
     return 0;
+}
+
+/* After a reload: each target whose identity changed and so lost a known
+ * health state gets a state change to unknown, so that the timeline says
+ * why its next verdict comes (a reset is never silent). */
+static void loop_reset_events(struct loop *lp)
+{
+    for (size_t i = 0; i < lp->n_targets; i++) {
+        struct loop_target *lt = &lp->targets[i];
+        Sextant__V1__Event ev = SEXTANT__V1__EVENT__INIT;
+        Sextant__V1__StateChange sc = SEXTANT__V1__STATE_CHANGE__INIT;
+        Sextant__V1__Event *evp = &ev;
+        char reason[] = "config reload: the target's type, url, address or "
+                        "query changed";
+
+        if (lt->reset_from == HEALTH_UNKNOWN)
+            continue;
+        sc.target = lt->t->name;
+        sc.from = (Sextant__V1__Health)lt->reset_from;
+        sc.to = (Sextant__V1__Health)HEALTH_UNKNOWN;
+        sc.reason = reason;
+        ev.kind_case = SEXTANT__V1__EVENT__KIND_STATE;
+        ev.state = &sc;
+        log_msg(LOGL_INFO, "health", "%s: %s -> unknown (%s)", lt->t->name,
+                health_name(lt->reset_from), reason);
+        loop_append_now(lp, &evp, 1);
+        lt->reset_from = HEALTH_UNKNOWN;
+    }
 }
 
 /* SIGHUP: load, check, swap, record. Any failure keeps the old config. */
@@ -810,6 +850,7 @@ static void loop_reload(struct loop *lp, int64_t now_us)
     log_msg(LOGL_INFO, "loop", "config reloaded: %s", detail);
     loop_lifecycle(lp, SEXTANT__V1__LIFECYCLE_PHASE__LIFECYCLE_PHASE_RELOAD,
                    detail);
+    loop_reset_events(lp);
     lp->release(lp->reload_arg, (struct agent_config *)old);
 }
 

@@ -23,8 +23,10 @@ void loop_free(struct loop *lp);        /* NULL is a no-op */
 /* SIGHUP: the loop calls @load to read the config again. It returns 0
  * and a new config (heap, handed to the loop) or -errno, having logged
  * why; the old config then stays. On success the loop swaps targets
- * (unchanged ones keep their schedule, health and state), records a
- * RELOAD event saying what changed, and hands the config it no longer
+ * (unchanged ones keep their schedule, health and state; changed ones of
+ * the same name, type and url/address/query keep their health), records
+ * a RELOAD event saying what changed, then a state change to unknown for
+ * each target whose health it had to reset, and hands the config it no longer
  * uses to @release. Without a loader SIGHUP is logged and ignored. */
 typedef int (*loop_load_fn)(void *arg, struct agent_config **out);
 typedef void (*loop_release_fn)(void *arg, struct agent_config *cfg);

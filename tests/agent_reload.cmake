@@ -1,1 +1,2 @@
 add_script_test(agent_reload agent_reload.sh)
+add_script_test(agent_reload_health agent_reload_health.sh)

@@ -70,7 +70,7 @@ late_b=$(tl | jq --argjson r "$reload_ms" '[.events[] | select(.kind == "probe"
     and .target == "b" and .time_ms > $r)] | length')
 assert_eq "$late_b" 0 "no probe of b after the reload"
 
-# Change a: it starts afresh.
+# Change a's url: it starts afresh.
 config a:/status/204 c:/status/200
 kill -HUP $AGENT_PID
 wait_jq '[.events[] | select(.kind == "lifecycle" and .fields.phase == "reload")]
@@ -79,7 +79,10 @@ tl | jq -e '[.events[] | select(.kind == "lifecycle"
     and .fields.phase == "reload")][1].fields.detail
     == "1 targets kept; added: none; removed: none; changed: a"' > /dev/null \
     || fail "changed target named"
-wait_jq '[.events[] | select(.kind == "state" and .target == "a")] | length == 2'
+# Its url changed, so its health is reset: a state change says so.
+wait_jq '[.events[] | select(.kind == "state" and .target == "a")] | length == 3'
+assert_eq "$(states_of a)" "unknown>healthy healthy>unknown unknown>healthy" \
+    "a's reset recorded"
 
 # Invalid file and a change of identity are refused; probing goes on.
 printf 'cluster: test\nbogus: 1\n' > "$CFG"
