@@ -1,7 +1,7 @@
 /* main.c -- sextant-agent's command line: parse arguments, load the
  * config, open the spool, run the loop, and map the outcome to an exit
- * status (0 ok, 1 runtime failure, 2 usage or config error). Holds no
- * logic of its own beyond that. */
+ * status (0 ok, 1 runtime failure, 2 usage or config error, or a spool
+ * another agent owns). Holds no logic of its own beyond that. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
@@ -42,7 +42,8 @@ static const char agent_usage[] =
     "  -V, --version      show the version\n"
     "\n"
     "Env NODE_NAME overrides the config's node (Kubernetes downward API).\n"
-    "Exit status: 0 ok, 1 runtime failure, 2 usage or config error.\n";
+    "Exit status: 0 ok, 1 runtime failure, 2 usage or config error, or\n"
+    "the spool is another running agent's.\n";
 
 struct agent_reload {
     const char *path;               /* the --config file */
@@ -201,7 +202,8 @@ int main(int argc, char **argv)
     struct loop *lp = NULL;
     const char *path = NULL;
     char err[512];
-    int once = 0, curl_up = 0, status = AGENT_EXIT_FAIL, rc;
+    int once = 0, curl_up = 0, status = AGENT_EXIT_FAIL, own_fd = -1, rc;
+    long holder;
 
     opterr = 0;                     /* our message, one line */
     if (argc > 1 && strcmp(argv[1], "event") == 0)
@@ -257,6 +259,13 @@ int main(int argc, char **argv)
         goto out;
     }
     curl_up = 1;
+    /* Before opening it: a second owner must not write even a START. */
+    rc = spool_own(cfg->spool_path, &own_fd, &holder, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "sextant-agent: %s\n", err);
+        status = rc == -EBUSY ? AGENT_EXIT_USAGE : AGENT_EXIT_FAIL;
+        goto out;
+    }
     rc = spool_open(cfg->spool_path, &sp, err, sizeof(err));
     if (rc < 0) {
         log_msg(LOGL_ERROR, "main", "cannot open the spool: %s", err);
@@ -289,6 +298,7 @@ out:
         cfg = (struct agent_config *)loop_config(lp);   /* after reloads */
     loop_free(lp);
     spool_close(sp);
+    spool_disown(own_fd);
     if (curl_up)
         curl_global_cleanup();
     agent_config_free(cfg);

@@ -10,6 +10,7 @@
 #include "spool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -870,6 +871,70 @@ int spool_open(const char *path, struct spool **out, char *err,
     sp->moved_aside = aside;
     *out = sp;
     return 0;
+}
+
+/* A POSIX record lock, not flock(): F_GETLK names the holder's pid,
+ * which is what a person needs to find the other agent. The kernel drops
+ * it when the holder exits, however it exits, so a lock file left behind
+ * never blocks a restart. */
+int spool_own(const char *path, int *fd_out, long *holder, char *err,
+              size_t err_len)
+{
+    struct flock fl;
+    char *lock_path = NULL;
+    int fd = -1, rc;
+
+    *holder = 0;
+    if (asprintf(&lock_path, "%s.lock", path) < 0) {
+        lock_path = NULL;
+        rc = -ENOMEM;
+        snprintf(err, err_len, "%s.lock: out of memory", path);
+        goto out;
+    }
+    fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, err_len, "%s: %s", lock_path, strerror(errno));
+        goto out;
+    }
+    /* The holder may exit between a failed set and the get: try again. */
+    for (int tries = 0; tries < 3; tries++) {
+        memset(&fl, 0, sizeof(fl));
+        fl.l_type = F_WRLCK;
+        fl.l_whence = SEEK_SET;
+        if (fcntl(fd, F_SETLK, &fl) == 0) {
+            rc = 0;
+            goto out;
+        }
+        if (errno != EACCES && errno != EAGAIN) {
+            rc = -errno;
+            snprintf(err, err_len, "%s: cannot lock: %s", lock_path,
+                     strerror(errno));
+            goto out;
+        }
+        if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
+            *holder = (long)fl.l_pid;
+            break;
+        }
+    }
+    rc = -EBUSY;
+    snprintf(err, err_len, "spool %s is in use by another sextant-agent "
+             "(pid %ld); one agent per spool", path, *holder);
+out:
+    if (rc == 0) {
+        *fd_out = fd;
+        fd = -1;                    /* now the caller's */
+    }
+    if (fd >= 0)
+        close(fd);
+    free(lock_path);
+    return rc;
+}
+
+void spool_disown(int fd)
+{
+    if (fd >= 0)
+        close(fd);                  /* and with it, the lock */
 }
 
 void spool_close(struct spool *sp)

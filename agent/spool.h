@@ -46,6 +46,18 @@ int spool_open(const char *path, struct spool **out, char *err,
                size_t err_len);
 void spool_close(struct spool *sp);             /* NULL is a no-op */
 
+/* The owner lock of the spool at @path, on PATH.lock (created if need
+ * be): the running agent and --once take it before spool_open(), so two
+ * of them never share a spool; "sextant-agent event" does not, it only
+ * appends (SQLite's own locking keeps that safe). Returns 0 and an fd
+ * for spool_disown() in *fd_out; -EBUSY when another process holds it,
+ * with its pid in *holder (0 if it could not be told); other -errno when
+ * the lock file cannot be had. On failure @err gets one line naming the
+ * spool (and the holder's pid). */
+int spool_own(const char *path, int *fd_out, long *holder, char *err,
+              size_t err_len);
+void spool_disown(int fd);                      /* -1 is a no-op */
+
 uint64_t spool_epoch(const struct spool *sp);
 /* Where spool_open() moved an unusable file, or NULL. Borrowed. */
 const char *spool_moved_aside(const struct spool *sp);

@@ -1,0 +1,1 @@
+add_script_test(agent_spool_owner agent_spool_owner.sh)
