@@ -68,7 +68,6 @@ struct loop {
     uint64_t rng;                   /* xorshift state, for jitter only */
     size_t n_ok;                    /* results since start */
     size_t n_failed;
-    uint64_t lost;                  /* events the spool refused (/metrics) */
     enum loop_phase phase;          /* of the current loop_run() */
     int64_t deadline_us;            /* draining or stopping: give up then */
     size_t n_pending;               /* results not yet in the spool */
@@ -188,25 +187,43 @@ err:
     return rc;
 }
 
+/* Every write to the spool goes through here. A failed append loses
+ * nothing silently: the spool counts its events and records them as a
+ * drop once an append commits again (spool.h), /metrics counts them
+ * dropped now, and the log says so once per outage, not per result. */
+static void loop_spool(struct loop *lp, Sextant__V1__Event *const *evs,
+                       size_t n)
+{
+    struct spool_drop before;
+    int rc;
+
+    spool_refused(lp->sp, &before);
+    rc = spool_append_many(lp->sp, evs, n);
+    metrics_spool_write(rc, n);
+    if (rc < 0 && before.count == 0)
+        log_msg(LOGL_ERROR, "loop", "the spool refuses writes: %s (%s); "
+                "events are counted as dropped until it takes writes again, "
+                "then reported to the collectors as one drop",
+                strerror(-rc), spool_errmsg(lp->sp));
+    else if (rc == 0 && before.count > 0)
+        log_msg(LOGL_WARN, "loop", "the spool takes writes again; the %"
+                PRIu64 " events it refused (agent clock %" PRId64 " to %"
+                PRId64 " ms) are recorded as a drop", before.count,
+                before.first_unix_ms, before.last_unix_ms);
+}
+
 /* Writes the pending results to the spool in one transaction. */
 static void loop_flush(struct loop *lp)
 {
     Sextant__V1__Event *evs[LOOP_FLUSH_MAX];
-    int rc;
 
     if (lp->n_pending == 0)
         return;
     for (size_t i = 0; i < lp->n_pending; i++)
         evs[i] = &lp->pending[i].ev;
-    rc = spool_append_many(lp->sp, evs, lp->n_pending);
-    metrics_spool_write(rc, lp->n_pending);
+    loop_spool(lp, evs, lp->n_pending);
     for (size_t i = 0; i < lp->n_pending; i++)
         probe_event_release(&lp->pending[i]);
-    if (rc < 0) {
-        lp->lost += lp->n_pending;
-        log_msg(LOGL_ERROR, "loop", "spool refused %zu results, lost: %s "
-                "(%s)", lp->n_pending, strerror(-rc), spool_errmsg(lp->sp));
-    }
     lp->n_pending = 0;
 }
 
@@ -215,8 +232,8 @@ static void loop_lifecycle(struct loop *lp, Sextant__V1__LifecyclePhase ph,
 {
     Sextant__V1__Event ev = SEXTANT__V1__EVENT__INIT;
     Sextant__V1__Lifecycle lc = SEXTANT__V1__LIFECYCLE__INIT;
+    Sextant__V1__Event *evp = &ev;
     char detail[WIRE_MAX_TEXT];
-    int rc;
 
     loop_flush(lp);                 /* keep the spool in event order */
     snprintf(detail, sizeof(detail), "%s", what);
@@ -225,13 +242,7 @@ static void loop_lifecycle(struct loop *lp, Sextant__V1__LifecyclePhase ph,
     lc.detail = detail;
     ev.kind_case = SEXTANT__V1__EVENT__KIND_LIFECYCLE;
     ev.lifecycle = &lc;
-    rc = spool_append(lp->sp, &ev);
-    metrics_spool_write(rc, 1);
-    if (rc < 0) {
-        lp->lost++;
-        log_msg(LOGL_ERROR, "loop", "spool refused the lifecycle event: %s "
-                "(%s)", strerror(-rc), spool_errmsg(lp->sp));
-    }
+    loop_spool(lp, &evp, 1);
 }
 
 /* Each spool commit is an fsync (spool.c says why), which on a cloud disk
@@ -250,16 +261,8 @@ static void loop_flush_if_due(struct loop *lp, int64_t now_us)
 static void loop_append_now(struct loop *lp, Sextant__V1__Event **evs,
                             size_t n)
 {
-    int rc;
-
     loop_flush(lp);
-    rc = spool_append_many(lp->sp, evs, n);
-    metrics_spool_write(rc, n);
-    if (rc < 0) {
-        lp->lost += n;
-        log_msg(LOGL_ERROR, "loop", "spool refused %zu events, lost: %s "
-                "(%s)", n, strerror(-rc), spool_errmsg(lp->sp));
-    }
+    loop_spool(lp, evs, n);
 }
 
 /* Feeds the result to the target's state machine; a change becomes a
@@ -854,6 +857,20 @@ static void loop_reload(struct loop *lp, int64_t now_us)
     lp->release(lp->reload_arg, (struct agent_config *)old);
 }
 
+/* Stopping while the spool still refuses writes: what it counted has no
+ * seqs and no record, and dies with the process. Say how much. */
+static void loop_warn_refused(struct loop *lp)
+{
+    struct spool_drop d;
+
+    spool_refused(lp->sp, &d);
+    if (d.count > 0)
+        log_msg(LOGL_ERROR, "loop", "stopping while the spool refuses "
+                "writes: %" PRIu64 " events (agent clock %" PRId64 " to %"
+                PRId64 " ms) are lost without a drop record", d.count,
+                d.first_unix_ms, d.last_unix_ms);
+}
+
 int loop_run(struct loop *lp, int once)
 {
     struct sigaction old_term, old_int, old_hup;
@@ -919,6 +936,7 @@ int loop_run(struct loop *lp, int once)
     loop_cancel_probes(lp);
     shipper_abort(lp->sh, lp->multi);           /* its events stay spooled */
     loop_flush(lp);
+    loop_warn_refused(lp);
     loop_restore_signals(&old_term, &old_int, &old_hup);
     if (rc == 0 && interrupted)
         rc = -EINTR;

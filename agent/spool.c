@@ -1,6 +1,8 @@
 /* spool.c -- the agent's on-disk store of packed events, in SQLite (WAL).
  * Assigns seqs, keeps the epoch, bounds itself by bytes (dropping the
- * oldest events and recording per collector what was lost), hands out
+ * oldest events and recording per collector what was lost), counts the
+ * events it failed to store and records them as a drop once it stores
+ * again, keeps the owner lock (PATH.lock), hands out
  * batches per collector (oldest or newest first), keeps each collector's
  * acked seq ranges, sets refused batches aside as dead letters, and
  * deletes an event once every collector is done with it. Does not
@@ -237,6 +239,10 @@ struct spool {
     struct spool_coll *coll;        /* owned; n_coll of them */
     size_t n_coll;
     char *moved_aside;              /* owned; NULL if nothing was moved */
+    /* Events appends failed to store (disk full, I/O error): counted
+     * here, with their time span, until an append commits again and
+     * records them as a drop (no seqs yet: see spool_record_refused). */
+    struct spool_drop refused;
 };
 
 static int spool_errno(int rc)
@@ -1224,7 +1230,8 @@ static void spool_drop_add(struct spool_drop *d, uint64_t seq, int64_t ms)
  * still open, else as a new row. Drops only ever take the oldest events,
  * so @d lies above every row @c already has. */
 static int spool_drop_record(struct spool *sp, const struct spool_coll *c,
-                             const struct spool_drop *d, int tentative)
+                             const struct spool_drop *d, int tentative,
+                             int contiguous_only)
 {
     sqlite3_stmt *st = sp->st[ST_DROP_LAST];
     const int64_t key[] = { c->id };
@@ -1243,7 +1250,8 @@ static int spool_drop_record(struct spool *sp, const struct spool_coll *c,
         o.first_unix_ms = sqlite3_column_int64(st, 3);
         o.last_unix_ms = sqlite3_column_int64(st, 4);
         spool_done(sp, ST_DROP_LAST);
-        if (state == want && o.last_seq < d->first_seq) {
+        if (state == want && o.last_seq < d->first_seq &&
+            (!contiguous_only || o.last_seq + 1 == d->first_seq)) {
             const int64_t v[] = {
                 (int64_t)d->last_seq, (int64_t)(o.count + d->count),
                 o.first_unix_ms < d->first_unix_ms ? o.first_unix_ms
@@ -1360,7 +1368,7 @@ static int spool_make_room(struct spool *sp, struct spool_meta *m,
         for (int part = 0; part < 3 && rc == 0; part++)
             if (agg[i][part].count > 0)
                 rc = spool_drop_record(sp, &view[i], &agg[i][part],
-                                       part == 1);
+                                       part == 1, 0);
     if (rc < 0)
         goto out;
     m->n_events = m->n_events > k ? m->n_events - k : 0;
@@ -1372,6 +1380,48 @@ out:
     return rc;
 }
 
+/* Inside an append's transaction: the events earlier appends failed to
+ * store become a drop of the next seqs, for every collector, as if they
+ * had been spooled and dropped at once. Giving them seqs (above every
+ * event spooled so far, below the ones of this append) is what keeps the
+ * collector's accounting exact: its drop event covers exactly those seqs,
+ * count = width, and no seq is left for a gap. A record of its own (never
+ * merged across other seqs), so its count and time span are the outage's.
+ * Not added to dropped_total (the bound's count): the loop counted these
+ * in /metrics when the append failed. */
+static int spool_record_refused(struct spool *sp, struct spool_meta *m)
+{
+    struct spool_drop d = sp->refused;
+    int rc = 0;
+
+    if (d.count == 0)
+        return 0;
+    d.first_seq = m->next_seq;
+    d.last_seq = m->next_seq + d.count - 1;
+    for (size_t i = 0; i < sp->n_coll && rc == 0; i++)
+        rc = spool_drop_record(sp, &sp->coll[i], &d, 0, 1);
+    if (rc < 0)
+        return rc;
+    m->next_seq += d.count;
+    return 0;
+}
+
+/* A failed append: its events join the refused ones. */
+static void spool_refuse(struct spool *sp, Sextant__V1__Event *const *evs,
+                         size_t n, int64_t now)
+{
+    for (size_t i = 0; i < n; i++) {
+        int64_t ms = evs[i]->unix_ms ? evs[i]->unix_ms : now;
+
+        spool_drop_add(&sp->refused, 0, ms);    /* seqs: when recorded */
+    }
+}
+
+void spool_refused(const struct spool *sp, struct spool_drop *out)
+{
+    *out = sp->refused;
+}
+
 int spool_append_many(struct spool *sp, Sextant__V1__Event *const *evs,
                       size_t n)
 {
@@ -1380,7 +1430,7 @@ int spool_append_many(struct spool *sp, Sextant__V1__Event *const *evs,
     struct spool_meta m;
     uint8_t **body = NULL;
     size_t *len = NULL;
-    uint64_t sum = 0;
+    uint64_t sum = 0, refused = 0;
     int rc = 0, began = 0;
 
     if (n == 0)
@@ -1395,6 +1445,10 @@ int spool_append_many(struct spool *sp, Sextant__V1__Event *const *evs,
     if (rc < 0)
         goto out;
     began = 1;
+    refused = sp->refused.count;
+    rc = spool_record_refused(sp, &m);
+    if (rc < 0)
+        goto out;
     /* Packed first: the bound needs their size before anything goes. */
     for (size_t i = 0; i < n; i++) {
         Sextant__V1__Event ev = *evs[i];    /* shallow: only for packing */
@@ -1443,9 +1497,13 @@ int spool_append_many(struct spool *sp, Sextant__V1__Event *const *evs,
         if (evs[i]->unix_ms == 0)
             evs[i]->unix_ms = now;
     }
+    if (refused)
+        memset(&sp->refused, 0, sizeof(sp->refused));   /* recorded */
 out:
     if (began)
         spool_rollback(sp);
+    if (rc < 0)
+        spool_refuse(sp, evs, n, now);
     for (size_t i = 0; body && i < n; i++)
         free(body[i]);
     free(body);
@@ -1657,7 +1715,7 @@ int spool_peek_for(struct spool *sp, unsigned coll, int newest,
     struct spool_range *holes = NULL;
     const struct spool_coll *c;
     struct spool_fill f;
-    uint64_t lowest = 0, next_drop = 0;
+    uint64_t lowest = 0, next_drop = 0, withheld = 0;
     size_t n = 0;
     int rc;
 
@@ -1685,12 +1743,24 @@ int spool_peek_for(struct spool *sp, unsigned coll, int newest,
         rc = spool_oldest_drop(sp, c, &f.c.drop, &next_drop);
     if (rc < 0)
         goto out;
-    /* Drops take the oldest events, so every pending drop record lies
-     * below the events. Without events, everything above the record was
-     * acked: the record's end is where the collector's losses end. */
+    /* Drops from the bound take the oldest events, so they lie below the
+     * events; but events no append could store are recorded above those
+     * spooled before them. The collector takes a drop only below a
+     * batch's events, so such a record waits for a batch above it, or
+     * one of its own. */
+    if (f.c.n > 0 && f.c.drop.count > 0 &&
+        f.c.drop.last_seq >= f.c.first_seq) {
+        withheld = f.c.drop.first_seq;
+        memset(&f.c.drop, 0, sizeof(f.c.drop));
+    }
+    /* Without events, everything above the record was acked: the
+     * record's end is where the collector's losses end. */
     if (f.c.n == 0)
         lowest = f.c.drop.count ? f.c.drop.last_seq + 1 : 0;
-    /* What a later drop record will explain is not a gap yet. */
+    /* What a later (or withheld) drop record will explain is not a gap
+     * yet. */
+    if (withheld && (!next_drop || withheld < next_drop))
+        next_drop = withheld;
     f.c.oldest_seq = next_drop && next_drop < lowest ? next_drop : lowest;
 out:
     if (rc == 0) {

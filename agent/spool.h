@@ -4,9 +4,10 @@
  * build a batch without unpacking. Bounded by bytes: an append that would
  * pass the bound first drops the oldest events, acked or not, and records
  * per collector what that collector lost (drop records, shipped in
- * Batch.drops). Keeps, per collector, the seq ranges it has acked (or
- * refused for good: dead letters), and deletes an event once every
- * collector is done with it. Does not ship, compress or retry (shipper.c).
+ * Batch.drops); events an append failed to store become such a record
+ * too, once an append commits again. Keeps, per collector, the seq
+ * ranges it has acked (or refused for good: dead letters), and deletes an
+ * event once every collector is done with it. Does not ship, compress or retry (shipper.c).
  *
  * One connection, used by the loop's thread only. Counters (next seq,
  * events, bytes, the bound) live in the file and are read inside each
@@ -93,7 +94,8 @@ int spool_append_many(struct spool *sp, Sextant__V1__Event *const *evs,
                       size_t n);
 int spool_append(struct spool *sp, Sextant__V1__Event *ev);
 
-/* Events a collector lost to the bound, as Batch.drops carries them. */
+/* Events a collector lost to the bound or to a failed append, as
+ * Batch.drops carries them. */
 struct spool_drop {
     uint64_t count;                 /* 0: none */
     uint64_t first_seq;
@@ -101,6 +103,18 @@ struct spool_drop {
     int64_t first_unix_ms;
     int64_t last_unix_ms;
 };
+
+/* An append that fails (disk full, I/O error, a lock held too long: any
+ * -errno) stores none of its events but does not lose them silently: @sp
+ * counts them in memory with their time span, and the next append that
+ * commits first gives them the next seqs and records them, for every
+ * collector, as a drop record of their own (count = its seqs, shipped in
+ * Batch.drops like drops from the bound; not in spool_stats().dropped,
+ * which counts the bound's: the caller counts failed appends).
+ * Seqs are used only then, so the collector sees a drop, never a gap.
+ * What is counted and not yet recorded (seqs 0); lost if the process
+ * ends first. */
+void spool_refused(const struct spool *sp, struct spool_drop *out);
 
 /* A run of events in ascending seq order: at most @max_events of them and
  * at most @max_bytes of packed bytes, but always at least one if there is
@@ -127,7 +141,9 @@ int spool_peek(struct spool *sp, uint64_t after_seq, size_t max_events,
  * Sets more, oldest_seq (the lowest seq it lacks that may still come, in
  * this batch, a later one, or a later drop record: anything lower it
  * lacks is gone for good) and drop (its oldest pending drop record, one
- * per batch so that a replayed record is always the same record). With
+ * per batch so that a replayed record is always the same record; one of
+ * events an append failed to store waits for a batch of events above
+ * it, or goes alone, and oldest_seq stays at or below it). With
  * no events left but a drop record pending, n is 0 and the record is the
  * batch: the spool_batch_*() calls take such a chunk too. */
 int spool_peek_for(struct spool *sp, unsigned coll, int newest,

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1211,6 +1213,156 @@ static void test_unwritable_path_is_an_error(void **state)
     assert_non_null(strstr(err, "/nonexistent-dir/spool.db"));
 }
 
+/* Makes every write that grows the spool's WAL fail (EFBIG: SQLite's I/O
+ * error), as a full disk would, until restore_writes(). */
+static struct rlimit saved_fsize;
+
+static void refuse_writes(void)
+{
+    char wal[512];
+    struct rlimit lim;
+    struct stat st;
+
+    snprintf(wal, sizeof(wal), "%s-wal", test_path);
+    assert_int_equal(stat(wal, &st), 0);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved_fsize), 0);
+    signal(SIGXFSZ, SIG_IGN);       /* the write fails instead */
+    lim = saved_fsize;
+    lim.rlim_cur = (rlim_t)st.st_size;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+}
+
+static void restore_writes(void)
+{
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved_fsize), 0);
+}
+
+/* Results that no append could store are not lost silently: they take
+ * the next seqs once an append commits again, as a drop record of their
+ * own whose count and time span are exactly theirs. It lies above the
+ * events spooled before the outage, so it waits for a batch above it (or
+ * goes alone), and oldest_seq never writes off its seqs early. */
+static void test_failed_appends_become_one_drop_once_writes_resume(
+    void **state)
+{
+    struct spool *sp = open_ok();
+    struct spool_chunk c;
+    struct spool_drop d;
+    uint64_t s1, s2, s3, seq = 0;
+
+    (void)state;
+    assert_int_equal(spool_set_collectors(sp, two_ids, 1), 0);
+    s1 = append_probe(sp, "before", 1000);
+    s2 = append_probe(sp, "before", 1100);
+    refuse_writes();
+    assert_true(try_append(sp, "lost", 2000, &seq) < 0);
+    assert_true(try_append(sp, "lost", 2500, &seq) < 0);
+    assert_true(try_append(sp, "lost", 3000, &seq) < 0);
+    restore_writes();
+    spool_refused(sp, &d);
+    assert_int_equal(d.count, 3);
+    assert_int_equal(d.first_unix_ms, 2000);
+    assert_int_equal(d.last_unix_ms, 3000);
+    assert_int_equal(count(sp), 2);
+    s3 = append_probe(sp, "after", 4000);
+    assert_int_equal(s3, s2 + 4);           /* three seqs for the drop */
+    spool_refused(sp, &d);
+    assert_int_equal(d.count, 0);
+    /* Events on both sides of it: the record waits, and oldest_seq stays
+     * at the first event, so the collector sees no gap yet. */
+    assert_int_equal(spool_peek_for(sp, 0, 0, 100, 1u << 20, &c), 0);
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.first_seq, s1);
+    assert_int_equal(c.drop.count, 0);
+    assert_int_equal(c.oldest_seq, s1);
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    assert_int_equal(spool_batch_acked(sp, 0, &c, NULL), 0);
+    spool_chunk_free(&c);
+    /* Then the record alone: exact count, seqs and times. */
+    assert_int_equal(spool_peek_for(sp, 0, 0, 100, 1u << 20, &c), 0);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(c.drop.count, 3);
+    assert_int_equal(c.drop.first_seq, s2 + 1);
+    assert_int_equal(c.drop.last_seq, s2 + 3);
+    assert_int_equal(c.drop.first_unix_ms, 2000);
+    assert_int_equal(c.drop.last_unix_ms, 3000);
+    assert_int_equal(c.oldest_seq, s3);
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    assert_int_equal(spool_batch_acked(sp, 0, &c, NULL), 0);
+    spool_chunk_free(&c);
+    assert_int_equal(sql_int(test_path, "SELECT count(*) FROM drops"), 0);
+    spool_close(sp);
+}
+
+/* Once the events below it are acked, the record of refused events goes
+ * with the next batch above it, like a drop from the bound. */
+static void test_refused_drop_rides_with_the_batch_above_it(void **state)
+{
+    struct spool *sp = open_ok();
+    struct spool_chunk c;
+    uint64_t s1, s2, seq = 0;
+
+    (void)state;
+    assert_int_equal(spool_set_collectors(sp, two_ids, 1), 0);
+    s1 = append_probe(sp, "before", 1000);
+    assert_int_equal(spool_peek_for(sp, 0, 0, 100, 1u << 20, &c), 0);
+    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
+    assert_int_equal(spool_batch_acked(sp, 0, &c, NULL), 0);
+    spool_chunk_free(&c);
+    refuse_writes();
+    assert_true(try_append(sp, "lost", 2000, &seq) < 0);
+    restore_writes();
+    s2 = append_probe(sp, "after", 3000);
+    assert_int_equal(s2, s1 + 2);
+    assert_int_equal(spool_peek_for(sp, 0, 1, 100, 1u << 20, &c), 0);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.first_seq, s2);
+    assert_int_equal(c.drop.count, 1);
+    assert_int_equal(c.drop.first_seq, s1 + 1);
+    assert_int_equal(c.drop.last_seq, s1 + 1);
+    assert_int_equal(c.oldest_seq, s2);       /* the drop explains s1 + 1 */
+    spool_chunk_free(&c);
+    spool_close(sp);
+}
+
+/* One owner per spool: a second claim names the holder's pid; closing
+ * the first lets the next one in. */
+static void test_second_owner_is_refused_with_the_holders_pid(void **state)
+{
+    char err[SPOOL_ERR_LEN] = "", lock[512];
+    int fd = -1, fd2 = -1, st;
+    long holder = -1;
+    pid_t child;
+
+    (void)state;
+    assert_int_equal(spool_own(test_path, &fd, &holder, err, sizeof(err)),
+                     0);
+    assert_true(fd >= 0);
+    /* A POSIX lock does not stop its own process: ask from a child. */
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        int rc = spool_own(test_path, &fd2, &holder, err, sizeof(err));
+        char want[64];
+
+        snprintf(want, sizeof(want), "(pid %ld)", (long)getppid());
+        _exit(rc == -EBUSY && holder == (long)getppid() &&
+              strstr(err, test_path) && strstr(err, want) ? 0 : 1);
+    }
+    assert_int_equal(waitpid(child, &st, 0), child);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    spool_disown(fd);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(spool_own(test_path, &fd2, &holder, err, sizeof(err)) == 0
+                  ? 0 : 1);
+    assert_int_equal(waitpid(child, &st, 0), child);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    snprintf(lock, sizeof(lock), "%s.lock", test_path);
+    unlink(lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1241,6 +1393,9 @@ int main(void)
         T(test_dead_letter_keeps_the_batch_and_moves_on),
         T(test_dead_letters_are_capped_newest_kept),
         T(test_v1_spool_is_migrated_with_its_events),
+        T(test_failed_appends_become_one_drop_once_writes_resume),
+        T(test_refused_drop_rides_with_the_batch_above_it),
+        T(test_second_owner_is_refused_with_the_holders_pid),
 #undef T
     };
     int rc;
