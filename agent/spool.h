@@ -7,7 +7,8 @@
  * Batch.drops); events an append failed to store become such a record
  * too, once an append commits again. Keeps, per collector, the seq
  * ranges it has acked (or refused for good: dead letters), and deletes an
- * event once every collector is done with it. Does not ship, compress or retry (shipper.c).
+ * event once every collector is done with it. Does not ship, compress or
+ * retry (shipper.c).
  *
  * One connection, used by the loop's thread only. Counters (next seq,
  * events, bytes, the bound) live in the file and are read inside each
