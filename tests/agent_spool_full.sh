@@ -59,7 +59,9 @@ metric() {
     curl -sf "http://127.0.0.1:$ADMIN_PORT/metrics" \
         | awk -v m="$1" '$1 == m { print $2 }'
 }
-dropped_at_least() { [ "$(metric sextant_agent_events_dropped_total)" -ge "$1" ]; }
+dropped_at_least() {
+    [ "$(metric sextant_agent_events_dropped_total)" -ge "$1" ]
+}
 timeline_has() { tl | jq -e "$1"; }
 now_ms() { date +%s%3N; }
 
@@ -104,10 +106,11 @@ last=$(jq '[.events[] | select(.seq != null) | .seq] | max' "$TMP/tl.json")
 stored=$(jq '[.events[] | select(.seq != null)] | length' "$TMP/tl.json")
 drop=$(jq -c '[.events[] | select(.kind == "drop")][0].fields' "$TMP/tl.json")
 count=$(jq '.count' <<< "$drop")
-assert_eq "$(jq '[.events[] | select(.kind == "gap")] | length' "$TMP/tl.json")" \
-    0 "gap events"
+q() { jq "$@" "$TMP/tl.json"; }
+assert_eq "$(q '[.events[] | select(.kind == "gap")] | length')" 0 \
+    "gap events"
 assert_eq "$((stored + count))" "$last" "stored ($stored) + dropped ($count)"
-assert_eq "$(jq -c '[.events[] | select(.seq != null) | .seq] | sort' "$TMP/tl.json")" \
+assert_eq "$(q -c '[.events[] | select(.seq != null) | .seq] | sort')" \
     "$(jq -nc --argjson d "$drop" --argjson n "$last" \
        '[range(1; $n + 1) | select(. < $d.from_seq or . > $d.to_seq)]')" \
     "stored seqs are all but the drop's"
@@ -115,7 +118,9 @@ assert_eq "$(jq '.to_seq - .from_seq + 1' <<< "$drop")" "$count" \
     "drop count = its seqs"
 assert_eq "$count" "$dropped" "drop count = the agent's dropped counter"
 # The drop is what the agent counted when the spool took writes again.
-said=$(sed -n 's/.*the \([0-9]*\) events it refused (agent clock \([0-9]*\) to \([0-9]*\) ms).*/\1 \2 \3/p' "$TMP/agent.log")
+N='\([0-9]*\)'
+said=$(sed -n "s/.*the $N events it refused (agent clock $N to $N ms).*/\1 \2 \3/p" \
+       "$TMP/agent.log")
 assert_eq "$(jq -r '"\(.count) \(.from_ms) \(.to_ms)"' <<< "$drop")" "$said" \
     "drop = what the agent logged"
 # Its span covers the outage: it starts no later than the first refusal
