@@ -3,9 +3,9 @@
  * woken by SIGTERM/SIGINT through a self-pipe. Every probe result and
  * lifecycle event goes to the spool first; only the shipper sends.
  *
- * The loop borrows its config: a reload (issue 4) will load a new config
- * beside the running one and hand it to the loop, which keeps the state of
- * targets that did not change. */
+ * The loop borrows its config: a reload loads a new config beside the
+ * running one and hands it to the loop, which keeps the state of targets
+ * that did not change and the health of those whose identity did not. */
 #ifndef SEXTANT_AGENT_LOOP_H
 #define SEXTANT_AGENT_LOOP_H
 
