@@ -3,19 +3,14 @@
 # invalid file or a change of identity is refused and the old config
 # stays. Also "sextant-agent event" marks a failover while the agent runs.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
 
-start_target
-start_collector "$TMP/c.db"
-CFG=$TMP/agent.yaml
+agent_test_setup
 # config TARGETS...: each "name:path" probed on the local target.
 config() {
     {
+        agent_yaml_head "$TMP/spool.db"
         cat <<YAML
-cluster: ${CLUSTER:-test}
-region: test-region
-node: n1
-collector: {url: "$URL", token: $TOKEN}
-spool: {path: $TMP/spool.db}
 interval: 200ms
 timeout: 150ms
 healthy_after: 2
@@ -27,16 +22,6 @@ YAML
                 "${t%%:*}" "$TARGET_PORT" "${t#*:}"
         done
     } > "$CFG"
-}
-tl() { curl -sf "$URL/api/v1/timeline?from=0&limit=10000"; }
-# wait_jq EXPR: until the timeline satisfies the jq expression (20 s).
-wait_jq() {
-    local i
-    for i in $(seq 1 200); do
-        tl | jq -e "$1" > /dev/null && return 0
-        sleep 0.1
-    done
-    fail "timed out waiting for: $1"
 }
 states_of() {
     tl | jq -r --arg t "$1" '[.events[] | select(.kind == "state"

@@ -4,18 +4,13 @@
 # target that was unhealthy all along. A target whose url changed is reset,
 # and the reset is itself a state change on the timeline.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
 
-start_target
-start_collector "$TMP/c.db"
-CFG=$TMP/agent.yaml
+agent_test_setup
 # config INTERVAL UNHEALTHY_AFTER BAD_PATH
 config() {
-    cat > "$CFG" <<YAML
-cluster: test
-region: test-region
-node: n1
-collector: {url: "$URL", token: $TOKEN}
-spool: {path: $TMP/spool.db}
+    agent_yaml_head "$TMP/spool.db" > "$CFG"
+    cat >> "$CFG" <<YAML
 interval: $1
 timeout: 100ms
 unhealthy_after: $2
@@ -23,16 +18,6 @@ targets:
   - name: bad
     url: "http://127.0.0.1:$TARGET_PORT$3"
 YAML
-}
-tl() { curl -sf "$URL/api/v1/timeline?from=0&limit=10000"; }
-# wait_jq EXPR: until the timeline satisfies the jq expression (60 s).
-wait_jq() {
-    local i
-    for i in $(seq 1 600); do
-        tl | jq -e "$1" > /dev/null && return 0
-        sleep 0.1
-    done
-    fail "timed out waiting for: $1"
 }
 states() {
     tl | jq -r '[.events[] | select(.kind == "state" and .target == "bad")
@@ -58,23 +43,20 @@ wait_jq '[.events[] | select(.kind == "state" and .target == "bad")]
     | length == 1'
 assert_eq "$(states)" "unknown>unhealthy" "first verdict"
 
-# A changed default interval: the target's settings change, its identity
-# does not. Well past unhealthy_after more failures must not make a new
-# verdict (the old code reset the state and said "unhealthy" again).
-config 300ms 2 /status/500
-kill -HUP $AGENT_PID
-wait_jq '[.events[] | select(.kind == "lifecycle" and .fields.phase == "reload")]
-    | length == 1'
-wait_probes_after "$(reload_seq 1)" 6
-assert_eq "$(states)" "unknown>unhealthy" "health kept across an interval change"
-
-# A changed threshold: still the same target, still unhealthy.
-config 300ms 3 /status/500
-kill -HUP $AGENT_PID
-wait_jq '[.events[] | select(.kind == "lifecycle" and .fields.phase == "reload")]
-    | length == 2'
-wait_probes_after "$(reload_seq 2)" 6
-assert_eq "$(states)" "unknown>unhealthy" "health kept across a threshold change"
+# reload_keeps_health N WHAT INTERVAL UNHEALTHY_AFTER: the Nth reload,
+# to a config that changes WHAT but not the target's identity. Well past
+# unhealthy_after more failures after it, the target has made no new
+# verdict (the old code reset it to unknown and said "unhealthy" again).
+reload_keeps_health() {
+    config "$3" "$4" /status/500
+    kill -HUP $AGENT_PID
+    wait_jq "[.events[] | select(.kind == \"lifecycle\"
+        and .fields.phase == \"reload\")] | length == $1"
+    wait_probes_after "$(reload_seq "$1")" 6
+    assert_eq "$(states)" "unknown>unhealthy" "health kept across $2"
+}
+reload_keeps_health 1 "a change of the default interval" 300ms 2
+reload_keeps_health 2 "a change of a threshold" 300ms 3
 
 # A changed url is another target under the same name: its health is
 # reset, and the reset is on the timeline, after the reload, with why.

@@ -5,6 +5,7 @@
 # with no gap; the agent's dropped counter says the same number, and its
 # log says so once, not per result. Needs root (mount); skips otherwise.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
 
 if [ "$(id -u)" != 0 ]; then
     echo "SKIP: agent_spool_full needs root to mount a tmpfs"
@@ -25,15 +26,9 @@ spool_full_cleanup() {
 trap spool_full_cleanup EXIT
 mount -t tmpfs -o size=4m tmpfs "$DISK" || fail "cannot mount a tmpfs"
 
-start_target
-start_collector "$TMP/c.db"
-CFG=$TMP/agent.yaml
-cat > "$CFG" <<YAML
-cluster: test
-region: test-region
-node: n1
-collector: {url: "$URL", token: $TOKEN}
-spool: {path: $DISK/spool.db}
+agent_test_setup
+agent_yaml_head "$DISK/spool.db" > "$CFG"
+cat >> "$CFG" <<YAML
 admin: {listen: "127.0.0.1:0"}
 shipping: {shutdown_grace: 60s}
 interval: 100ms
@@ -44,7 +39,6 @@ targets:
   - name: b
     url: "http://127.0.0.1:$TARGET_PORT/status/200"
 YAML
-tl() { curl -sf "$URL/api/v1/timeline?from=0&limit=10000"; }
 # poll WHAT CMD...: until CMD succeeds (90 s).
 poll() {
     local what=$1 i

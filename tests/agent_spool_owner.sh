@@ -4,17 +4,12 @@
 # "sextant-agent event" still appends beside the running agent. Once the
 # owner stops, the lock it left behind does not block the next one.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
 
-start_target
-start_collector "$TMP/c.db"
-CFG=$TMP/agent.yaml
+agent_test_setup
 SPOOL=$TMP/spool.db
-cat > "$CFG" <<YAML
-cluster: test
-region: test-region
-node: n1
-collector: {url: "$URL", token: $TOKEN}
-spool: {path: $SPOOL}
+agent_yaml_head "$SPOOL" > "$CFG"
+cat >> "$CFG" <<YAML
 admin: {enabled: false}
 interval: 200ms
 timeout: 100ms
@@ -22,16 +17,6 @@ targets:
   - name: up
     url: "http://127.0.0.1:$TARGET_PORT/status/200"
 YAML
-tl() { curl -sf "$URL/api/v1/timeline?from=0&limit=10000"; }
-# wait_jq EXPR: until the timeline satisfies the jq expression (60 s).
-wait_jq() {
-    local i
-    for i in $(seq 1 600); do
-        tl | jq -e "$1" > /dev/null && return 0
-        sleep 0.1
-    done
-    fail "timed out waiting for: $1"
-}
 # second_owner WHAT ARGS...: runs the agent with ARGS, wants exit 2 and
 # one line on stderr naming the spool and the running agent's pid.
 second_owner() {

@@ -1213,6 +1213,14 @@ static void test_unwritable_path_is_an_error(void **state)
     assert_non_null(strstr(err, "/nonexistent-dir/spool.db"));
 }
 
+/* @c goes out to collector 0 and is acked; frees it. */
+static void ship_acked(struct spool *sp, struct spool_chunk *c)
+{
+    assert_int_equal(spool_batch_sent(sp, 0, c), 0);
+    assert_int_equal(spool_batch_acked(sp, 0, c, NULL), 0);
+    spool_chunk_free(c);
+}
+
 /* Makes every write that grows the spool's WAL fail (EFBIG: SQLite's I/O
  * error), as a full disk would, until restore_writes(). */
 static struct rlimit saved_fsize;
@@ -1275,9 +1283,7 @@ static void test_failed_appends_become_one_drop_once_writes_resume(
     assert_int_equal(c.first_seq, s1);
     assert_int_equal(c.drop.count, 0);
     assert_int_equal(c.oldest_seq, s1);
-    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
-    assert_int_equal(spool_batch_acked(sp, 0, &c, NULL), 0);
-    spool_chunk_free(&c);
+    ship_acked(sp, &c);
     /* Then the record alone: exact count, seqs and times. */
     assert_int_equal(spool_peek_for(sp, 0, 0, 100, 1u << 20, &c), 0);
     assert_int_equal(c.n, 0);
@@ -1287,9 +1293,7 @@ static void test_failed_appends_become_one_drop_once_writes_resume(
     assert_int_equal(c.drop.first_unix_ms, 2000);
     assert_int_equal(c.drop.last_unix_ms, 3000);
     assert_int_equal(c.oldest_seq, s3);
-    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
-    assert_int_equal(spool_batch_acked(sp, 0, &c, NULL), 0);
-    spool_chunk_free(&c);
+    ship_acked(sp, &c);
     assert_int_equal(sql_int(test_path, "SELECT count(*) FROM drops"), 0);
     spool_close(sp);
 }
@@ -1306,9 +1310,7 @@ static void test_refused_drop_rides_with_the_batch_above_it(void **state)
     assert_int_equal(spool_set_collectors(sp, two_ids, 1), 0);
     s1 = append_probe(sp, "before", 1000);
     assert_int_equal(spool_peek_for(sp, 0, 0, 100, 1u << 20, &c), 0);
-    assert_int_equal(spool_batch_sent(sp, 0, &c), 0);
-    assert_int_equal(spool_batch_acked(sp, 0, &c, NULL), 0);
-    spool_chunk_free(&c);
+    ship_acked(sp, &c);
     refuse_writes();
     assert_true(try_append(sp, "lost", 2000, &seq) < 0);
     restore_writes();
