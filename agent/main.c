@@ -279,9 +279,9 @@ int main(int argc, char **argv)
     }
     reload.path = path;
     loop_set_reload(lp, agent_load, agent_release, &reload);
-    /* Not for --once, a short job that may run beside a live agent. A
-     * port the file names must be ours; the default one only warns, so
-     * two agents on one host still probe. */
+    /* Not for --once, a short job that may run beside a live agent (on
+     * a spool of its own). A port the file names must be ours; the
+     * default one only warns, so two agents on one host still probe. */
     if (!once && cfg->admin_listen &&
         admin_start(cfg->admin_listen, &adm) < 0) {
         if (cfg->admin_listen_set)
