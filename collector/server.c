@@ -357,6 +357,75 @@ static enum MHD_Result server_ingest_headers(struct server *srv,
     return MHD_YES;
 }
 
+/* What server_framing_count sees of the framing headers. */
+struct server_framing {
+    unsigned n_te, n_cl;
+};
+
+/* 1 if header name @key is @name, ignoring case and any blanks before
+ * the colon: MHD 0.9.75 keeps "Transfer-Encoding :" as a name with a
+ * trailing blank, which a proxy in front of us may well read as the
+ * header itself. */
+static int server_header_is(const char *key, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (strncasecmp(key, name, n) != 0)
+        return 0;
+    key += n;
+    while (*key == ' ' || *key == '\t')
+        key++;
+    return *key == '\0';
+}
+
+static enum MHD_Result server_framing_count(void *cls,
+                                            enum MHD_ValueKind kind,
+                                            const char *key,
+                                            const char *value)
+{
+    struct server_framing *f = cls;
+
+    (void)kind;
+    (void)value;
+    if (server_header_is(key, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        f->n_te++;
+    else if (server_header_is(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        f->n_cl++;
+    return MHD_YES;
+}
+
+/* Request smuggling: a proxy and we must agree where a request ends.
+ * MHD 0.9.75 reads a body by the first Content-Length header and ignores
+ * any other, and with Transfer-Encoding ignores Content-Length; a proxy
+ * may pick the other one. So on every route, before any body is read: no
+ * Transfer-Encoding at all (one alone is 411: we take only bodies of a
+ * known length), and at most one Content-Length, even two equal ones (no
+ * client of ours sends two, and "equal" is one more thing to get wrong). */
+static enum MHD_Result server_framing(struct MHD_Connection *c,
+                                      struct server_req *rq)
+{
+    struct server_framing f = { 0, 0 };
+
+    MHD_get_connection_values(c, MHD_HEADER_KIND, server_framing_count, &f);
+    if (f.n_te == 1 && f.n_cl == 0)
+        return server_refuse(c, rq, METRICS_REJ_LENGTH_REQUIRED, 411,
+                             "length required",
+                             "send Content-Length; Transfer-Encoding "
+                             "(chunked uploads) is not accepted");
+    if (f.n_te > 0)
+        return server_refuse(c, rq, METRICS_REJ_MALFORMED, 400,
+                             "bad request",
+                             f.n_cl ? "Transfer-Encoding with "
+                                      "Content-Length is refused"
+                                    : "more than one Transfer-Encoding "
+                                      "header");
+    if (f.n_cl > 1)
+        return server_refuse(c, rq, METRICS_REJ_MALFORMED, 400,
+                             "bad request",
+                             "more than one Content-Length header");
+    return MHD_YES;
+}
+
 /* With api_tokens, every /api/ path needs one of them, checked before the
  * path is: an unknown path under /api/ tells nothing without a token.
  * Ingest tokens are not read tokens. */
@@ -696,6 +765,12 @@ static enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
         rq->conn = server_conn_of(c);
         rq->why = METRICS_REJ_INTERNAL;
         atomic_fetch_add(&srv->inflight, 1);
+        /* Framing first, on every route; ingest's refusals count as
+         * ingest's. */
+        if (strcmp(url, "/v1/ingest") == 0)
+            rq->route = ROUTE_INGEST;
+        if (server_framing(c, rq) != MHD_YES || rq->replied)
+            return MHD_YES;
         if (server_route(srv, c, rq, url, method) != MHD_YES || rq->replied)
             return MHD_YES;
         if (rq->route == ROUTE_INGEST)
