@@ -16,7 +16,11 @@
  * never a wait. Queries (/api/) run on the pool thread through the store's
  * read connections (WAL): a long query stalls only that thread's other
  * connections, never ingest's commits. A reaper thread enforces
- * limits.request_timeout (see server_reap).
+ * limits.request_timeout (see server_reap). At limits.connections the
+ * oldest idle connection is shut down to let a new one in (server_shed),
+ * so a flood of idle connections cannot lock out health checks. Framing
+ * a proxy could read differently (Transfer-Encoding, two Content-Length)
+ * is refused on every route before any body is read (server_framing).
  *
  * HTTPS (config tls:) is libmicrohttpd's, over GnuTLS. With
  * tls.client_ca_file, MHD asks every client for a certificate but GnuTLS
@@ -40,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,6 +61,11 @@
 #define SERVER_INITIAL_BODY (64u << 10)
 #define SERVER_REAP_TICK_MS 250        /* deadline checks at most this far
                                         * apart (less for short timeouts) */
+/* MHD's own connection cap is limits.connections plus this: room for the
+ * connections we have shut down to make space and MHD has not closed yet
+ * (see server_shed). */
+#define SERVER_CONN_SPARE  64u
+#define SERVER_FD_SPARE    64u         /* database, logs, listen socket */
 #define SERVER_RETRY_BUSY  1           /* Retry-After, seconds: queue full */
 #define SERVER_RETRY_START 5           /* migrations still running */
 /* TLS 1.2 and 1.3 only; GnuTLS picks the ciphers ("NORMAL"). */
@@ -104,7 +114,9 @@ struct server_conn {
     int fd;                             /* MHD's: shutdown(), never close() */
     atomic_int_fast64_t since_us;       /* monotonic start of the request
                                          * being read; 0: not reading */
-    int reaped;                         /* under conn_mu */
+    int reaped;                         /* under conn_mu: shut down by us */
+    atomic_int busy;                    /* a request is past its headers
+                                         * (read, waiting or answering) */
     struct server_ticket *ticket;       /* under conn_mu; NULL: none */
     char peer[INET6_ADDRSTRLEN];
 };
@@ -120,6 +132,10 @@ struct server {
 
     pthread_mutex_t conn_mu;
     struct server_conn *conns;              /* under conn_mu */
+    long long n_live;                       /* under conn_mu: in conns
+                                             * and not shut down by us */
+    atomic_uint shed;                       /* since the reaper's last
+                                             * log line */
     int draining;                           /* under conn_mu: no submits */
     int reaper_stop;                        /* under conn_mu */
     pthread_cond_t reaper_cv;               /* CLOCK_MONOTONIC */
@@ -763,6 +779,8 @@ static enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
             return MHD_NO;
         *con_cls = rq;
         rq->conn = server_conn_of(c);
+        if (rq->conn)
+            atomic_store(&rq->conn->busy, 1);
         rq->why = METRICS_REJ_INTERNAL;
         atomic_fetch_add(&srv->inflight, 1);
         /* Framing first, on every route; ingest's refusals count as
@@ -836,6 +854,7 @@ static void server_completed(void *cls, struct MHD_Connection *c,
         /* A keep-alive connection's clock starts again for the next
          * request: the idle time before it counts. */
         atomic_store(&rq->conn->since_us, util_mono_us());
+        atomic_store(&rq->conn->busy, 0);
     }
     if (rq->ticket)
         server_ticket_put(rq->ticket);
@@ -843,6 +862,41 @@ static void server_completed(void *cls, struct MHD_Connection *c,
     free(rq);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->inflight, 1);
+}
+
+/* Shuts @sc down (the reaper and server_shed): MHD sees the socket end
+ * and closes it itself. Under conn_mu. */
+static void server_conn_drop(struct server *srv, struct server_conn *sc)
+{
+    sc->reaped = 1;
+    srv->n_live--;
+    shutdown(sc->fd, SHUT_RDWR);
+}
+
+/* limits.connections, kept by us, under conn_mu, as @newest arrives. At
+ * the limit MHD would stop accepting, and a new client (a load balancer's
+ * /healthz) would wait in the kernel's queue behind connections that
+ * hold a slot doing nothing. So the oldest idle connection makes room: no
+ * request past its headers (a keep-alive client between requests, or one
+ * still sending headers, as a slowloris does), idle longest. Requests
+ * being read, waiting for the store or answered are never cut; when all
+ * are such, the newcomer is refused instead. MHD's own cap is ours plus
+ * SERVER_CONN_SPARE, for connections shut down but not closed yet. */
+static void server_shed(struct server *srv, struct server_conn *newest)
+{
+    struct server_conn *oldest = NULL;
+
+    if (srv->n_live <= srv->cfg->conn_limit)
+        return;
+    for (struct server_conn *sc = srv->conns; sc; sc = sc->next) {
+        if (sc == newest || sc->reaped || atomic_load(&sc->busy))
+            continue;
+        if (!oldest || atomic_load(&sc->since_us) <
+                           atomic_load(&oldest->since_us))
+            oldest = sc;
+    }
+    server_conn_drop(srv, oldest ? oldest : newest);
+    atomic_fetch_add(&srv->shed, 1);
 }
 
 /* MHD_OPTION_NOTIFY_CONNECTION: keeps srv->conns, the table the reaper
@@ -860,6 +914,8 @@ static void server_notify(void *cls, struct MHD_Connection *c,
         if (!sc)
             return;
         pthread_mutex_lock(&srv->conn_mu);
+        if (!sc->reaped)
+            srv->n_live--;
         if (sc->prev)
             sc->prev->next = sc->next;
         else
@@ -893,11 +949,14 @@ static void server_notify(void *cls, struct MHD_Connection *c,
                                          addr->client_addr)->sin_addr,
                    sc->peer, sizeof(sc->peer)))
         snprintf(sc->peer, sizeof(sc->peer), "?");
+    atomic_init(&sc->busy, 0);
     pthread_mutex_lock(&srv->conn_mu);
     sc->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = sc;
     srv->conns = sc;
+    srv->n_live++;
+    server_shed(srv, sc);
     pthread_mutex_unlock(&srv->conn_mu);
     *socket_context = sc;
 }
@@ -919,8 +978,7 @@ static void server_reap(struct server *srv, int64_t now_us)
 
         if (since == 0 || sc->reaped || now_us - since <= limit_us)
             continue;
-        sc->reaped = 1;
-        shutdown(sc->fd, SHUT_RDWR);
+        server_conn_drop(srv, sc);
         log_msg(LOGL_WARN, "http", "%s: request not complete after %lld ms "
                 "(limits.request_timeout): closing", sc->peer,
                 srv->cfg->request_timeout_ms);
@@ -937,7 +995,15 @@ static void *server_reaper(void *arg)
         tick_ms = SERVER_REAP_TICK_MS;
     pthread_mutex_lock(&srv->conn_mu);
     while (!srv->reaper_stop) {
+        unsigned shed;
+
         server_reap(srv, util_mono_us());
+        /* One line a tick, not one per connection: shedding is what a
+         * flood of connections looks like. */
+        shed = atomic_exchange(&srv->shed, 0);
+        if (shed)
+            log_msg(LOGL_WARN, "http", "at limits.connections (%lld): shed "
+                    "%u idle connections", srv->cfg->conn_limit, shed);
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_nsec += tick_ms * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
@@ -981,6 +1047,26 @@ static void server_reaper_stop(struct server *srv)
     srv->reaper_started = 0;
 }
 
+/* Every connection is a file descriptor: with a soft limit below
+ * limits.connections, accept() would fail first, and new clients would
+ * wait in the kernel's queue however many idle ones we shed. */
+static void server_fd_budget(const struct collector_config *cfg)
+{
+    rlim_t want = (rlim_t)cfg->conn_limit + SERVER_CONN_SPARE +
+                  SERVER_FD_SPARE;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+                      ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        log_msg(LOGL_WARN, "http", "open files limit %llu is below "
+                "limits.connections (%lld) + %u: raise ulimit -n",
+                (unsigned long long)rl.rlim_cur, cfg->conn_limit,
+                SERVER_CONN_SPARE + SERVER_FD_SPARE);
+}
+
 int server_start(const struct collector_config *cfg, struct store *st,
                  struct server **out)
 {
@@ -1002,6 +1088,8 @@ int server_start(const struct collector_config *cfg, struct store *st,
         return -ENOMEM;
     srv->cfg = cfg;
     srv->st = st;
+    server_fd_budget(cfg);
+    atomic_init(&srv->shed, 0);
     atomic_init(&srv->inflight, 0);
     atomic_init(&srv->suspended, 0);
     atomic_init(&srv->stopping, 0);
@@ -1040,7 +1128,8 @@ int server_start(const struct collector_config *cfg, struct store *st,
         MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, NULL,   /* first */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->conn_limit,
+        MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->conn_limit + SERVER_CONN_SPARE,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_limit,
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)((cfg->conn_timeout_ms + 999) / 1000),

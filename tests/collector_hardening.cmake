@@ -18,3 +18,11 @@ add_script_test(collector_busy collector_busy.sh)
 add_script_test(collector_migrate collector_migrate.sh)
 # Transfer-Encoding and duplicate Content-Length refused (smuggling).
 add_script_test(collector_framing collector_framing.sh)
+# limits.connections: idle connections are shed so /healthz gets in.
+add_executable(hold_conns hold_conns.c)
+target_link_libraries(hold_conns PRIVATE sextant_common)
+add_script_test(collector_conn_limit collector_conn_limit.sh)
+set_property(TEST collector_conn_limit APPEND PROPERTY ENVIRONMENT
+             "HOLD_CONNS=$<TARGET_FILE:hold_conns>")
+# 77: the machine's open-files hard limit is below what the test needs.
+set_tests_properties(collector_conn_limit PROPERTIES SKIP_RETURN_CODE 77)
