@@ -58,6 +58,10 @@
 
 #define SERVER_CONN_MEMORY (64u << 10) /* per-connection pool: headers */
 #define SERVER_MAX_PARAMS  16u
+/* Longest URL and most query parameters we let libmicrohttpd parse (see
+ * server_uri_check): both far below what SERVER_CONN_MEMORY can hold. */
+#define SERVER_MAX_URL      (8u << 10)
+#define SERVER_MAX_URL_ARGS 64u
 #define SERVER_INITIAL_BODY (64u << 10)
 #define SERVER_REAP_TICK_MS 250        /* deadline checks at most this far
                                         * apart (less for short timeouts) */
@@ -115,6 +119,8 @@ struct server_conn {
     atomic_int_fast64_t since_us;       /* monotonic start of the request
                                          * being read; 0: not reading */
     int reaped;                         /* under conn_mu: shut down by us */
+    int answered;                       /* its pool thread only: a reply
+                                         * went out past MHD; serve no more */
     atomic_int busy;                    /* a request is past its headers
                                          * (read, waiting or answering) */
     struct server_ticket *ticket;       /* under conn_mu; NULL: none */
@@ -189,6 +195,15 @@ static void server_clock_stop(struct server_req *rq)
         atomic_store(&rq->conn->since_us, 0);
 }
 
+/* Headers every response of ours carries, beside Content-Type. */
+static const char *const server_headers[][2] = {
+    { "X-Content-Type-Options", "nosniff" },
+    { "Referrer-Policy", "no-referrer" },
+    { "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'" },
+    { "Cache-Control", "no-store" },
+};
+#define SERVER_N_HEADERS (sizeof(server_headers) / sizeof(server_headers[0]))
+
 /* Queues @r with the security headers every response carries; takes the
  * body. Counts the response. */
 static enum MHD_Result server_send(struct MHD_Connection *c,
@@ -212,11 +227,9 @@ static enum MHD_Result server_send(struct MHD_Connection *c,
     r->body = NULL;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             r->content_type);
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-    MHD_add_response_header(resp, "Content-Security-Policy",
-                            "default-src 'self'; frame-ancestors 'none'");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    for (size_t i = 0; i < SERVER_N_HEADERS; i++)
+        MHD_add_response_header(resp, server_headers[i][0],
+                                server_headers[i][1]);
     if (r->status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer");
@@ -762,6 +775,83 @@ static struct server_conn *server_conn_of(struct MHD_Connection *c)
     return ci ? ci->socket_context : NULL;
 }
 
+/* Writes a whole "414" reply with our headers straight to @sc's socket
+ * (through GnuTLS on HTTPS) and ends our side of it; MHD, which has no
+ * way to answer at this stage, is then kept from answering too. */
+static void server_answer_raw(struct MHD_Connection *c,
+                              struct server_conn *sc, const char *detail)
+{
+    const union MHD_ConnectionInfo *ci;
+    struct reply r = { 0 };
+    char head[512];
+    size_t n;
+    int m;
+
+    reply_error(&r, 414, "uri too long", detail);
+    m = snprintf(head, sizeof(head), "HTTP/1.1 414 URI Too Long\r\n"
+                 "Connection: close\r\nContent-Length: %zu\r\n"
+                 "Content-Type: %s\r\n", r.len, r.content_type);
+    n = m < 0 ? sizeof(head) : (size_t)m;
+    for (size_t i = 0; i < SERVER_N_HEADERS && n < sizeof(head); i++) {
+        m = snprintf(head + n, sizeof(head) - n, "%s: %s\r\n",
+                     server_headers[i][0], server_headers[i][1]);
+        n += m < 0 ? sizeof(head) : (size_t)m;
+    }
+    if (n + 2 < sizeof(head) && r.body) {
+        memcpy(head + n, "\r\n", 2);
+        n += 2;
+        /* Both fit the socket's empty send buffer: one short reply, so
+         * a partial write is not worth a retry (the client sees a
+         * truncated reply and a closed connection at worst). */
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        if (ci && ci->tls_session) {
+            gnutls_session_t sess = (gnutls_session_t)ci->tls_session;
+
+            if (gnutls_record_send(sess, head, n) == (ssize_t)n &&
+                gnutls_record_send(sess, r.body, r.len) == (ssize_t)r.len)
+                gnutls_bye(sess, GNUTLS_SHUT_WR);
+        } else if (send(sc->fd, head, n, MSG_NOSIGNAL) == (ssize_t)n) {
+            send(sc->fd, r.body, r.len, MSG_NOSIGNAL);
+        }
+    }
+    free(r.body);
+    shutdown(sc->fd, SHUT_WR);
+    sc->answered = 1;
+    metrics_http_request(METRICS_ROUTE_OTHER, 414);
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: sees the URL before MHD 0.9.75 splits its
+ * query into one record per parameter in the connection's memory pool.
+ * When they do not fit, MHD queues its 431 but then overwrites its own
+ * state and the connection hangs without a reply until a timeout (a ~21
+ * KB URL of short parameters does it). No MHD response can be queued
+ * here, so a URL over our caps, which also keep the records well within
+ * the pool, gets our 414 written directly; MHD's parsing after that can
+ * fail or not: the access handler serves nothing more on it. Returns the
+ * request context, which must stay NULL (server_access makes it). */
+static void *server_uri_check(void *cls, const char *uri,
+                              struct MHD_Connection *c)
+{
+    struct server_conn *sc = server_conn_of(c);
+    const char *q = strchr(uri, '?');
+    size_t len = strlen(uri), n_args = 0;
+    char detail[96];
+
+    (void)cls;
+    for (; q && n_args <= SERVER_MAX_URL_ARGS; q = strchr(q + 1, '&'))
+        n_args++;
+    if (!sc || (len <= SERVER_MAX_URL && n_args <= SERVER_MAX_URL_ARGS))
+        return NULL;
+    if (len > SERVER_MAX_URL)
+        snprintf(detail, sizeof(detail), "URL over %u bytes", SERVER_MAX_URL);
+    else
+        snprintf(detail, sizeof(detail), "more than %u query parameters",
+                 SERVER_MAX_URL_ARGS);
+    log_msg(LOGL_WARN, "http", "%s: %s: answered 414", sc->peer, detail);
+    server_answer_raw(c, sc, detail);
+    return NULL;
+}
+
 static enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
                                      const char *url, const char *method,
                                      const char *version, const char *upload,
@@ -774,6 +864,10 @@ static enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
 
     (void)version;
     if (!rq) {                          /* first call: headers only */
+        const struct server_conn *sc = server_conn_of(c);
+
+        if (sc && sc->answered)         /* by server_uri_check */
+            return MHD_NO;
         rq = calloc(1, sizeof(*rq));
         if (!rq)
             return MHD_NO;
@@ -1136,6 +1230,7 @@ int server_start(const struct collector_config *cfg, struct store *st,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONN_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, server_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, server_notify, srv,
+        MHD_OPTION_URI_LOG_CALLBACK, server_uri_check, srv,
         MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
     if (!srv->d) {
