@@ -14,14 +14,8 @@ if [ "$hard" != unlimited ] && [ "$hard" -lt $((N + 100)) ]; then
 fi
 
 DB=$TMP/c.db
-# Timeouts far past the test: no idle connection leaves by itself, so only
-# shedding can make room.
-write_collector_config "$TMP/collector.yaml"
-cat >> "$TMP/collector.yaml" <<YAML
-limits:
-  connection_timeout: 1h
-  request_timeout: 1h
-YAML
+# No idle connection leaves by itself: only shedding can make room.
+write_collector_config_no_timeouts "$TMP/collector.yaml"
 start_collector "$DB"
 "$HOLD_CONNS" 127.0.0.1 "$COLLECTOR_PORT" "$N" 60 > "$TMP/hold.out" &
 PIDS+=($!)

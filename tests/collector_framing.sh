@@ -57,30 +57,33 @@ refused() {
     > "$TMP/chunked"
 : > "$TMP/empty"
 
-refused 400 POST /v1/ingest "$TMP/body" "Content-Length: $LEN" \
-    "Content-Length: $((LEN + 10))"
-refused 400 POST /v1/ingest "$TMP/body" "Content-Length: $((LEN + 10))" \
-    "Content-Length: $LEN"
-refused 400 POST /v1/ingest "$TMP/body" "Content-Length: $LEN" \
-    "Content-Length: $LEN"
-refused 400 POST /v1/ingest "$TMP/chunked" "Transfer-Encoding: chunked" \
-    "Content-Length: $LEN"
-refused 400 POST /v1/ingest "$TMP/chunked" "Content-Length: $LEN" \
-    "transfer-encoding: chunked"
-# A blank before the colon: MHD reads another header name, a proxy may
-# read Transfer-Encoding.
-refused 400 POST /v1/ingest "$TMP/body" "Transfer-Encoding : chunked" \
-    "Content-Length: $LEN"
-refused 400 POST /v1/ingest "$TMP/chunked" "Transfer-Encoding: chunked" \
-    "Transfer-Encoding: chunked"
-refused 411 POST /v1/ingest "$TMP/chunked" "Transfer-Encoding: chunked"
-refused 411 POST /v1/ingest "$TMP/body" "Transfer-Encoding: identity"
-# Every route: the body is never read, a smuggled request never runs.
-refused 400 GET /healthz "$TMP/chunked" "Transfer-Encoding: chunked" \
-    "Content-Length: $LEN"
-refused 400 GET /metrics "$TMP/empty" "Content-Length: 0" \
-    "Content-Length: 0"
-refused 411 GET /api/v1/timeline "$TMP/chunked" "Transfer-Encoding: chunked"
+# STATUS METHOD PATH BODY HEADER [HEADER]: each case in a line ("-": no
+# second header; BODY is a file in $TMP; in headers "_" is a blank and LEN
+# the body's length, so LEN0 is ten times it). A blank before the colon: MHD
+# reads another header name, a proxy may read Transfer-Encoding. Every
+# route: the body is never read, a smuggled request never runs.
+while read -r want method path body h1 h2; do
+    h1=${h1//_/ } h2=${h2//_/ }
+    h1=${h1//LEN/$LEN} h2=${h2//LEN/$LEN}
+    if [ "$h2" = - ]; then
+        refused "$want" "$method" "$path" "$TMP/$body" "$h1"
+    else
+        refused "$want" "$method" "$path" "$TMP/$body" "$h1" "$h2"
+    fi
+done <<'CASES'
+400 POST /v1/ingest body    Content-Length:_LEN      Content-Length:_LEN0
+400 POST /v1/ingest body    Content-Length:_LEN0     Content-Length:_LEN
+400 POST /v1/ingest body    Content-Length:_LEN      Content-Length:_LEN
+400 POST /v1/ingest chunked Transfer-Encoding:_chunked Content-Length:_LEN
+400 POST /v1/ingest chunked Content-Length:_LEN      transfer-encoding:_chunked
+400 POST /v1/ingest body    Transfer-Encoding_:_chunked Content-Length:_LEN
+400 POST /v1/ingest chunked Transfer-Encoding:_chunked Transfer-Encoding:_chunked
+411 POST /v1/ingest chunked Transfer-Encoding:_chunked -
+411 POST /v1/ingest body    Transfer-Encoding:_identity -
+400 GET /healthz chunked    Transfer-Encoding:_chunked Content-Length:_LEN
+400 GET /metrics empty      Content-Length:_0        Content-Length:_0
+411 GET /api/v1/timeline chunked Transfer-Encoding:_chunked -
+CASES
 
 # The same bytes with one Content-Length are stored: the refusals above
 # were for the framing, not the batch.

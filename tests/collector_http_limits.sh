@@ -9,13 +9,8 @@
 . "$(dirname "$0")/lib.sh"
 
 DB=$TMP/c.db
-# Timeouts far past the test: a hang is a failure here, not a late close.
-write_collector_config "$TMP/collector.yaml"
-cat >> "$TMP/collector.yaml" <<YAML
-limits:
-  connection_timeout: 1h
-  request_timeout: 1h
-YAML
+# A hang is a failure here, not a late close.
+write_collector_config_no_timeouts "$TMP/collector.yaml"
 start_collector "$DB"
 
 # raw FILE: sends FILE's bytes as they are over a fresh connection; sets
