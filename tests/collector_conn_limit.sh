@@ -42,6 +42,7 @@ for _ in $(seq 1 600); do
     [ "$shed" -ge $((N - 1024)) ] && break
     sleep 0.1
 done
-[ "$shed" -ge $((N - 1024)) ] || fail "shed $shed connections, want >= $((N - 1024))"
+[ "$shed" -ge $((N - 1024)) ] ||
+    fail "shed $shed connections, want >= $((N - 1024))"
 stop_collector
 echo "collector_conn_limit: shed $shed; all passed"

@@ -77,7 +77,7 @@ done <<'CASES'
 400 POST /v1/ingest chunked Transfer-Encoding:_chunked Content-Length:_LEN
 400 POST /v1/ingest chunked Content-Length:_LEN      transfer-encoding:_chunked
 400 POST /v1/ingest body    Transfer-Encoding_:_chunked Content-Length:_LEN
-400 POST /v1/ingest chunked Transfer-Encoding:_chunked Transfer-Encoding:_chunked
+400 POST /v1/ingest chunked Transfer-Encoding:_chunked Transfer-Encoding:_gzip
 411 POST /v1/ingest chunked Transfer-Encoding:_chunked -
 411 POST /v1/ingest body    Transfer-Encoding:_identity -
 400 GET /healthz chunked    Transfer-Encoding:_chunked Content-Length:_LEN
@@ -90,6 +90,7 @@ CASES
 raw POST /v1/ingest "$TMP/body" "Content-Length: $LEN"
 assert_eq "$STATUS" 200 "one Content-Length"
 stop_collector
-assert_eq "$(sqlite3 "$DB" "SELECT count(*) FROM events_full WHERE kind = 'probe'")" \
+assert_eq "$(sqlite3 "$DB" \
+             "SELECT count(*) FROM events_full WHERE kind = 'probe'")" \
     8 "events stored"
 echo "collector_framing: all passed"
