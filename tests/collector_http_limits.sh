@@ -5,7 +5,8 @@
 # more than 64 parameters get our JSON 414; what libmicrohttpd answers
 # itself (huge URL, huge or too many headers, HTTP/2.0, broken request
 # line or header line, bad Content-Length) is checked to be answered as
-# the README says, with its own HTML. Ingest works afterwards.
+# the README says, with its own HTML. Ingest works afterwards. Our 414
+# also goes out over HTTPS.
 . "$(dirname "$0")/lib.sh"
 
 DB=$TMP/c.db
@@ -101,5 +102,24 @@ echo "ok 400, 413 bad Content-Length (libmicrohttpd, header block twice)"
 
 out=$("$INGEST_CLIENT" --url "$URL/v1/ingest" --token "$TOKEN" --seq 1-5)
 assert_eq "$out" "200 5" "ingest afterwards"
+stop_collector
+
+# Over HTTPS our 414 goes through the TLS session.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$TMP/server.key" -out "$TMP/server.pem" 2> /dev/null \
+    || fail "openssl: server certificate"
+printf 'tls:\n  cert_file: %s\n  key_file: %s\n' "$TMP/server.pem" \
+    "$TMP/server.key" >> "$TMP/collector.yaml"
+start_collector "$DB"
+HTTPS=https://127.0.0.1:$COLLECTOR_PORT
+https() {
+    curl -s --cacert "$TMP/server.pem" --max-time 60 -o "$TMP/resp" \
+        -w '%{http_code}' "$HTTPS$1" || true
+}
+assert_eq "$(https "/api/v1/timeline?$many")" 414 "HTTPS: ~21 KB URL"
+jq -e '.error == "uri too long"' "$TMP/resp" > /dev/null \
+    || fail "HTTPS: not our JSON: $(cat "$TMP/resp")"
+assert_eq "$(https /healthz)" 200 "HTTPS: /healthz afterwards"
 stop_collector
 echo "collector_http_limits: all passed"
