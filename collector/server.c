@@ -16,7 +16,11 @@
  * never a wait. Queries (/api/) run on the pool thread through the store's
  * read connections (WAL): a long query stalls only that thread's other
  * connections, never ingest's commits. A reaper thread enforces
- * limits.request_timeout (see server_reap).
+ * limits.request_timeout (see server_reap). At limits.connections the
+ * oldest idle connection is shut down to let a new one in (server_shed),
+ * so a flood of idle connections cannot lock out health checks. Framing
+ * a proxy could read differently (Transfer-Encoding, two Content-Length)
+ * is refused on every route before any body is read (server_framing).
  *
  * HTTPS (config tls:) is libmicrohttpd's, over GnuTLS. With
  * tls.client_ca_file, MHD asks every client for a certificate but GnuTLS
@@ -40,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,9 +58,18 @@
 
 #define SERVER_CONN_MEMORY (64u << 10) /* per-connection pool: headers */
 #define SERVER_MAX_PARAMS  16u
+/* Longest URL and most query parameters we let libmicrohttpd parse (see
+ * server_uri_check): both far below what SERVER_CONN_MEMORY can hold. */
+#define SERVER_MAX_URL      (8u << 10)
+#define SERVER_MAX_URL_ARGS 64u
 #define SERVER_INITIAL_BODY (64u << 10)
 #define SERVER_REAP_TICK_MS 250        /* deadline checks at most this far
                                         * apart (less for short timeouts) */
+/* MHD's own connection cap is limits.connections plus this: room for the
+ * connections we have shut down to make space and MHD has not closed yet
+ * (see server_shed). */
+#define SERVER_CONN_SPARE  64u
+#define SERVER_FD_SPARE    64u         /* database, logs, listen socket */
 #define SERVER_RETRY_BUSY  1           /* Retry-After, seconds: queue full */
 #define SERVER_RETRY_START 5           /* migrations still running */
 /* TLS 1.2 and 1.3 only; GnuTLS picks the ciphers ("NORMAL"). */
@@ -104,7 +118,11 @@ struct server_conn {
     int fd;                             /* MHD's: shutdown(), never close() */
     atomic_int_fast64_t since_us;       /* monotonic start of the request
                                          * being read; 0: not reading */
-    int reaped;                         /* under conn_mu */
+    int reaped;                         /* under conn_mu: shut down by us */
+    int answered;                       /* its pool thread only: a reply
+                                         * went out past MHD; serve no more */
+    atomic_int busy;                    /* a request is past its headers
+                                         * (read, waiting or answering) */
     struct server_ticket *ticket;       /* under conn_mu; NULL: none */
     char peer[INET6_ADDRSTRLEN];
 };
@@ -120,6 +138,10 @@ struct server {
 
     pthread_mutex_t conn_mu;
     struct server_conn *conns;              /* under conn_mu */
+    long long n_live;                       /* under conn_mu: in conns
+                                             * and not shut down by us */
+    atomic_uint shed;                       /* since the reaper's last
+                                             * log line */
     int draining;                           /* under conn_mu: no submits */
     int reaper_stop;                        /* under conn_mu */
     pthread_cond_t reaper_cv;               /* CLOCK_MONOTONIC */
@@ -173,6 +195,15 @@ static void server_clock_stop(struct server_req *rq)
         atomic_store(&rq->conn->since_us, 0);
 }
 
+/* Headers every response of ours carries, beside Content-Type. */
+static const char *const server_headers[][2] = {
+    { "X-Content-Type-Options", "nosniff" },
+    { "Referrer-Policy", "no-referrer" },
+    { "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'" },
+    { "Cache-Control", "no-store" },
+};
+#define SERVER_N_HEADERS (sizeof(server_headers) / sizeof(server_headers[0]))
+
 /* Queues @r with the security headers every response carries; takes the
  * body. Counts the response. */
 static enum MHD_Result server_send(struct MHD_Connection *c,
@@ -196,11 +227,9 @@ static enum MHD_Result server_send(struct MHD_Connection *c,
     r->body = NULL;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             r->content_type);
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-    MHD_add_response_header(resp, "Content-Security-Policy",
-                            "default-src 'self'; frame-ancestors 'none'");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    for (size_t i = 0; i < SERVER_N_HEADERS; i++)
+        MHD_add_response_header(resp, server_headers[i][0],
+                                server_headers[i][1]);
     if (r->status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer");
@@ -354,6 +383,75 @@ static enum MHD_Result server_ingest_headers(struct server *srv,
         return server_refuse(c, rq, METRICS_REJ_TOO_LARGE, 413,
                              "body too large", detail);
     }
+    return MHD_YES;
+}
+
+/* What server_framing_count sees of the framing headers. */
+struct server_framing {
+    unsigned n_te, n_cl;
+};
+
+/* 1 if header name @key is @name, ignoring case and any blanks before
+ * the colon: MHD 0.9.75 keeps "Transfer-Encoding :" as a name with a
+ * trailing blank, which a proxy in front of us may well read as the
+ * header itself. */
+static int server_header_is(const char *key, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (strncasecmp(key, name, n) != 0)
+        return 0;
+    key += n;
+    while (*key == ' ' || *key == '\t')
+        key++;
+    return *key == '\0';
+}
+
+static enum MHD_Result server_framing_count(void *cls,
+                                            enum MHD_ValueKind kind,
+                                            const char *key,
+                                            const char *value)
+{
+    struct server_framing *f = cls;
+
+    (void)kind;
+    (void)value;
+    if (server_header_is(key, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        f->n_te++;
+    else if (server_header_is(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        f->n_cl++;
+    return MHD_YES;
+}
+
+/* Request smuggling: a proxy and we must agree where a request ends.
+ * MHD 0.9.75 reads a body by the first Content-Length header and ignores
+ * any other, and with Transfer-Encoding ignores Content-Length; a proxy
+ * may pick the other one. So on every route, before any body is read: no
+ * Transfer-Encoding at all (one alone is 411: we take only bodies of a
+ * known length), and at most one Content-Length, even two equal ones (no
+ * client of ours sends two, and "equal" is one more thing to get wrong). */
+static enum MHD_Result server_framing(struct MHD_Connection *c,
+                                      struct server_req *rq)
+{
+    struct server_framing f = { 0, 0 };
+
+    MHD_get_connection_values(c, MHD_HEADER_KIND, server_framing_count, &f);
+    if (f.n_te == 1 && f.n_cl == 0)
+        return server_refuse(c, rq, METRICS_REJ_LENGTH_REQUIRED, 411,
+                             "length required",
+                             "send Content-Length; Transfer-Encoding "
+                             "(chunked uploads) is not accepted");
+    if (f.n_te > 0)
+        return server_refuse(c, rq, METRICS_REJ_MALFORMED, 400,
+                             "bad request",
+                             f.n_cl ? "Transfer-Encoding with "
+                                      "Content-Length is refused"
+                                    : "more than one Transfer-Encoding "
+                                      "header");
+    if (f.n_cl > 1)
+        return server_refuse(c, rq, METRICS_REJ_MALFORMED, 400,
+                             "bad request",
+                             "more than one Content-Length header");
     return MHD_YES;
 }
 
@@ -677,6 +775,83 @@ static struct server_conn *server_conn_of(struct MHD_Connection *c)
     return ci ? ci->socket_context : NULL;
 }
 
+/* Writes a whole "414" reply with our headers straight to @sc's socket
+ * (through GnuTLS on HTTPS) and ends our side of it; MHD, which has no
+ * way to answer at this stage, is then kept from answering too. */
+static void server_answer_raw(struct MHD_Connection *c,
+                              struct server_conn *sc, const char *detail)
+{
+    const union MHD_ConnectionInfo *ci;
+    struct reply r = { 0 };
+    char head[512];
+    size_t n;
+    int m;
+
+    reply_error(&r, 414, "uri too long", detail);
+    m = snprintf(head, sizeof(head), "HTTP/1.1 414 URI Too Long\r\n"
+                 "Connection: close\r\nContent-Length: %zu\r\n"
+                 "Content-Type: %s\r\n", r.len, r.content_type);
+    n = m < 0 ? sizeof(head) : (size_t)m;
+    for (size_t i = 0; i < SERVER_N_HEADERS && n < sizeof(head); i++) {
+        m = snprintf(head + n, sizeof(head) - n, "%s: %s\r\n",
+                     server_headers[i][0], server_headers[i][1]);
+        n += m < 0 ? sizeof(head) : (size_t)m;
+    }
+    if (n + 2 < sizeof(head) && r.body) {
+        memcpy(head + n, "\r\n", 2);
+        n += 2;
+        /* Both fit the socket's empty send buffer: one short reply, so
+         * a partial write is not worth a retry (the client sees a
+         * truncated reply and a closed connection at worst). */
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        if (ci && ci->tls_session) {
+            gnutls_session_t sess = (gnutls_session_t)ci->tls_session;
+
+            if (gnutls_record_send(sess, head, n) == (ssize_t)n &&
+                gnutls_record_send(sess, r.body, r.len) == (ssize_t)r.len)
+                gnutls_bye(sess, GNUTLS_SHUT_WR);
+        } else if (send(sc->fd, head, n, MSG_NOSIGNAL) == (ssize_t)n) {
+            send(sc->fd, r.body, r.len, MSG_NOSIGNAL);
+        }
+    }
+    free(r.body);
+    shutdown(sc->fd, SHUT_WR);
+    sc->answered = 1;
+    metrics_http_request(METRICS_ROUTE_OTHER, 414);
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: sees the URL before MHD 0.9.75 splits its
+ * query into one record per parameter in the connection's memory pool.
+ * When they do not fit, MHD queues its 431 but then overwrites its own
+ * state and the connection hangs without a reply until a timeout (a ~21
+ * KB URL of short parameters does it). No MHD response can be queued
+ * here, so a URL over our caps, which also keep the records well within
+ * the pool, gets our 414 written directly; MHD's parsing after that can
+ * fail or not: the access handler serves nothing more on it. Returns the
+ * request context, which must stay NULL (server_access makes it). */
+static void *server_uri_check(void *cls, const char *uri,
+                              struct MHD_Connection *c)
+{
+    struct server_conn *sc = server_conn_of(c);
+    const char *q = strchr(uri, '?');
+    size_t len = strlen(uri), n_args = 0;
+    char detail[96];
+
+    (void)cls;
+    for (; q && n_args <= SERVER_MAX_URL_ARGS; q = strchr(q + 1, '&'))
+        n_args++;
+    if (!sc || (len <= SERVER_MAX_URL && n_args <= SERVER_MAX_URL_ARGS))
+        return NULL;
+    if (len > SERVER_MAX_URL)
+        snprintf(detail, sizeof(detail), "URL over %u bytes", SERVER_MAX_URL);
+    else
+        snprintf(detail, sizeof(detail), "more than %u query parameters",
+                 SERVER_MAX_URL_ARGS);
+    log_msg(LOGL_WARN, "http", "%s: %s: answered 414", sc->peer, detail);
+    server_answer_raw(c, sc, detail);
+    return NULL;
+}
+
 static enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
                                      const char *url, const char *method,
                                      const char *version, const char *upload,
@@ -689,13 +864,25 @@ static enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
 
     (void)version;
     if (!rq) {                          /* first call: headers only */
+        const struct server_conn *sc = server_conn_of(c);
+
+        if (sc && sc->answered)         /* by server_uri_check */
+            return MHD_NO;
         rq = calloc(1, sizeof(*rq));
         if (!rq)
             return MHD_NO;
         *con_cls = rq;
         rq->conn = server_conn_of(c);
+        if (rq->conn)
+            atomic_store(&rq->conn->busy, 1);
         rq->why = METRICS_REJ_INTERNAL;
         atomic_fetch_add(&srv->inflight, 1);
+        /* Framing first, on every route; ingest's refusals count as
+         * ingest's. */
+        if (strcmp(url, "/v1/ingest") == 0)
+            rq->route = ROUTE_INGEST;
+        if (server_framing(c, rq) != MHD_YES || rq->replied)
+            return MHD_YES;
         if (server_route(srv, c, rq, url, method) != MHD_YES || rq->replied)
             return MHD_YES;
         if (rq->route == ROUTE_INGEST)
@@ -761,6 +948,7 @@ static void server_completed(void *cls, struct MHD_Connection *c,
         /* A keep-alive connection's clock starts again for the next
          * request: the idle time before it counts. */
         atomic_store(&rq->conn->since_us, util_mono_us());
+        atomic_store(&rq->conn->busy, 0);
     }
     if (rq->ticket)
         server_ticket_put(rq->ticket);
@@ -768,6 +956,41 @@ static void server_completed(void *cls, struct MHD_Connection *c,
     free(rq);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->inflight, 1);
+}
+
+/* Shuts @sc down (the reaper and server_shed): MHD sees the socket end
+ * and closes it itself. Under conn_mu. */
+static void server_conn_drop(struct server *srv, struct server_conn *sc)
+{
+    sc->reaped = 1;
+    srv->n_live--;
+    shutdown(sc->fd, SHUT_RDWR);
+}
+
+/* limits.connections, kept by us, under conn_mu, as @newest arrives. At
+ * the limit MHD would stop accepting, and a new client (a load balancer's
+ * /healthz) would wait in the kernel's queue behind connections that
+ * hold a slot doing nothing. So the oldest idle connection makes room: no
+ * request past its headers (a keep-alive client between requests, or one
+ * still sending headers, as a slowloris does), idle longest. Requests
+ * being read, waiting for the store or answered are never cut; when all
+ * are such, the newcomer is refused instead. MHD's own cap is ours plus
+ * SERVER_CONN_SPARE, for connections shut down but not closed yet. */
+static void server_shed(struct server *srv, struct server_conn *newest)
+{
+    struct server_conn *oldest = NULL;
+
+    if (srv->n_live <= srv->cfg->conn_limit)
+        return;
+    for (struct server_conn *sc = srv->conns; sc; sc = sc->next) {
+        if (sc == newest || sc->reaped || atomic_load(&sc->busy))
+            continue;
+        if (!oldest || atomic_load(&sc->since_us) <
+                           atomic_load(&oldest->since_us))
+            oldest = sc;
+    }
+    server_conn_drop(srv, oldest ? oldest : newest);
+    atomic_fetch_add(&srv->shed, 1);
 }
 
 /* MHD_OPTION_NOTIFY_CONNECTION: keeps srv->conns, the table the reaper
@@ -785,6 +1008,8 @@ static void server_notify(void *cls, struct MHD_Connection *c,
         if (!sc)
             return;
         pthread_mutex_lock(&srv->conn_mu);
+        if (!sc->reaped)
+            srv->n_live--;
         if (sc->prev)
             sc->prev->next = sc->next;
         else
@@ -818,11 +1043,14 @@ static void server_notify(void *cls, struct MHD_Connection *c,
                                          addr->client_addr)->sin_addr,
                    sc->peer, sizeof(sc->peer)))
         snprintf(sc->peer, sizeof(sc->peer), "?");
+    atomic_init(&sc->busy, 0);
     pthread_mutex_lock(&srv->conn_mu);
     sc->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = sc;
     srv->conns = sc;
+    srv->n_live++;
+    server_shed(srv, sc);
     pthread_mutex_unlock(&srv->conn_mu);
     *socket_context = sc;
 }
@@ -844,8 +1072,7 @@ static void server_reap(struct server *srv, int64_t now_us)
 
         if (since == 0 || sc->reaped || now_us - since <= limit_us)
             continue;
-        sc->reaped = 1;
-        shutdown(sc->fd, SHUT_RDWR);
+        server_conn_drop(srv, sc);
         log_msg(LOGL_WARN, "http", "%s: request not complete after %lld ms "
                 "(limits.request_timeout): closing", sc->peer,
                 srv->cfg->request_timeout_ms);
@@ -862,7 +1089,15 @@ static void *server_reaper(void *arg)
         tick_ms = SERVER_REAP_TICK_MS;
     pthread_mutex_lock(&srv->conn_mu);
     while (!srv->reaper_stop) {
+        unsigned shed;
+
         server_reap(srv, util_mono_us());
+        /* One line a tick, not one per connection: shedding is what a
+         * flood of connections looks like. */
+        shed = atomic_exchange(&srv->shed, 0);
+        if (shed)
+            log_msg(LOGL_WARN, "http", "at limits.connections (%lld): shed "
+                    "%u idle connections", srv->cfg->conn_limit, shed);
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_nsec += tick_ms * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
@@ -906,6 +1141,26 @@ static void server_reaper_stop(struct server *srv)
     srv->reaper_started = 0;
 }
 
+/* Every connection is a file descriptor: with a soft limit below
+ * limits.connections, accept() would fail first, and new clients would
+ * wait in the kernel's queue however many idle ones we shed. */
+static void server_fd_budget(const struct collector_config *cfg)
+{
+    rlim_t want = (rlim_t)cfg->conn_limit + SERVER_CONN_SPARE +
+                  SERVER_FD_SPARE;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+                      ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        log_msg(LOGL_WARN, "http", "open files limit %llu is below "
+                "limits.connections (%lld) + %u: raise ulimit -n",
+                (unsigned long long)rl.rlim_cur, cfg->conn_limit,
+                SERVER_CONN_SPARE + SERVER_FD_SPARE);
+}
+
 int server_start(const struct collector_config *cfg, struct store *st,
                  struct server **out)
 {
@@ -927,6 +1182,8 @@ int server_start(const struct collector_config *cfg, struct store *st,
         return -ENOMEM;
     srv->cfg = cfg;
     srv->st = st;
+    server_fd_budget(cfg);
+    atomic_init(&srv->shed, 0);
     atomic_init(&srv->inflight, 0);
     atomic_init(&srv->suspended, 0);
     atomic_init(&srv->stopping, 0);
@@ -965,13 +1222,15 @@ int server_start(const struct collector_config *cfg, struct store *st,
         MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, NULL,   /* first */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->conn_limit,
+        MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->conn_limit + SERVER_CONN_SPARE,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_limit,
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)((cfg->conn_timeout_ms + 999) / 1000),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONN_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, server_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, server_notify, srv,
+        MHD_OPTION_URI_LOG_CALLBACK, server_uri_check, srv,
         MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
     if (!srv->d) {

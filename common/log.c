@@ -1,5 +1,8 @@
 /* log.c -- leveled log lines on stderr, one write per line so lines from
- * several threads never interleave. */
+ * several threads never interleave. Every byte of the formatted message
+ * that could break or disguise a line (control bytes, DEL, C1 controls,
+ * U+2028/U+2029, invalid UTF-8) is written as \xNN, so a value an agent
+ * or client sent can never start a forged line of its own. */
 #include "log.h"
 
 #include <errno.h>
@@ -32,9 +35,81 @@ int log_parse_level(const char *s, enum log_level *out)
     return -EINVAL;
 }
 
+/* Length of the valid UTF-8 sequence at @s (at most @n bytes) that is
+ * safe to print as is, or 0: C1 controls (U+0080..U+009F) and the
+ * Unicode line and paragraph separators end lines in some viewers. */
+static size_t log_utf8_ok(const unsigned char *s, size_t n)
+{
+    size_t len, i;
+    unsigned cp;
+
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2;
+        cp = s[0] & 0x1fu;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3;
+        cp = s[0] & 0x0fu;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4;
+        cp = s[0] & 0x07u;
+    } else {
+        return 0;                   /* ASCII, stray continuation, 0xf5+ */
+    }
+    if (n < len)
+        return 0;
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3fu);
+    }
+    /* Overlong forms, surrogates and code points past U+10FFFF are not
+     * UTF-8; a two-byte form below U+00A0 is a C1 control. */
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+        cp <= 0x9f || cp == 0x2028 || cp == 0x2029)
+        return 0;
+    return len;
+}
+
+size_t log_escape(char *dst, size_t cap, const char *src, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)src;
+    size_t i = 0, o = 0, ok;
+
+    if (cap == 0)
+        return 0;
+    while (i < len) {
+        if (s[i] >= 0x20 && s[i] < 0x7f) {
+            if (o + 1 >= cap)
+                break;
+            dst[o++] = (char)s[i++];
+            continue;
+        }
+        ok = s[i] >= 0x80 ? log_utf8_ok(s + i, len - i) : 0;
+        if (ok) {
+            if (o + ok >= cap)
+                break;              /* never half a character */
+            memcpy(dst + o, s + i, ok);
+            o += ok;
+            i += ok;
+            continue;
+        }
+        if (o + 4 >= cap)
+            break;
+        dst[o++] = '\\';
+        dst[o++] = 'x';
+        dst[o++] = hex[s[i] >> 4];
+        dst[o++] = hex[s[i] & 0xf];
+        i++;
+    }
+    dst[o] = '\0';
+    return o;
+}
+
 void log_msg(enum log_level lvl, const char *mod, const char *fmt, ...)
 {
-    char line[1024];
+    char line[1024], msg[1024];
     struct timeval tv;
     struct tm tm;
     va_list ap;
@@ -52,13 +127,15 @@ void log_msg(enum log_level lvl, const char *mod, const char *fmt, ...)
     if (n < 0 || (size_t)n >= sizeof(line))
         n = 0;
     va_start(ap, fmt);
-    m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    m = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (m < 0)
         m = 0;
-    n += m;
-    if ((size_t)n > sizeof(line) - 2)   /* truncated: keep the newline */
-        n = sizeof(line) - 2;
+    if ((size_t)m >= sizeof(msg))       /* truncated by vsnprintf */
+        m = sizeof(msg) - 1;
+    /* Room for the newline stays; a message cut short loses its tail. */
+    n += (int)log_escape(line + n, sizeof(line) - (size_t)n - 1, msg,
+                         (size_t)m);
     line[n++] = '\n';
     if (write(STDERR_FILENO, line, (size_t)n) < 0)
         return;                         /* nowhere left to report it */

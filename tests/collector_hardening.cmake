@@ -16,3 +16,15 @@ set_property(TEST collector_slowloris APPEND PROPERTY ENVIRONMENT
 add_script_test(collector_busy collector_busy.sh)
 # /readyz and ingest while the store migrates (behind another's lock).
 add_script_test(collector_migrate collector_migrate.sh)
+# Transfer-Encoding and duplicate Content-Length refused (smuggling).
+add_script_test(collector_framing collector_framing.sh)
+# limits.connections: idle connections are shed so /healthz gets in.
+add_executable(hold_conns hold_conns.c)
+target_link_libraries(hold_conns PRIVATE sextant_common)
+add_script_test(collector_conn_limit collector_conn_limit.sh)
+set_property(TEST collector_conn_limit APPEND PROPERTY ENVIRONMENT
+             "HOLD_CONNS=$<TARGET_FILE:hold_conns>")
+# 77: the machine's open-files hard limit is below what the test needs.
+set_tests_properties(collector_conn_limit PROPERTIES SKIP_RETURN_CODE 77)
+# Oversized and malformed requests are answered (ours or libmicrohttpd's).
+add_script_test(collector_http_limits collector_http_limits.sh)

@@ -59,6 +59,14 @@ clusters:
 YAML
 }
 
+# write_collector_config_no_timeouts FILE: the same with the idle and
+# request timeouts far past any test, for tests where a connection that
+# hangs or is held must not end by itself.
+write_collector_config_no_timeouts() {
+    write_collector_config "$1"
+    printf 'limits:\n  connection_timeout: 1h\n  request_timeout: 1h\n' >> "$1"
+}
+
 # start_collector DB [ARGS]: sets COLLECTOR_PID, COLLECTOR_PORT and URL.
 start_collector() {
     local db=$1; shift
