@@ -52,7 +52,7 @@ start_named_collector() {
             --db "$db" 2>> "$log" &
         CPID[$name]=$!
         PIDS+=(${CPID[$name]})
-        wait_until 10 "collector $name did not start" \
+        wait_until 30 "collector $name did not start" \
             collector_up "$log" "$before" "${CPID[$name]}"
         if kill -0 "${CPID[$name]}" 2>/dev/null; then
             CPORT[$name]=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' \
@@ -137,17 +137,21 @@ start_agent() {
     PIDS+=(${APID[$1]})
 }
 
-# stop_agent NAME: SIGTERM; fails unless it exits 0 within its grace + 5 s.
+# stop_agent NAME: SIGTERM; fails unless it exits 0, within 60 s (its
+# shutdown grace is seconds: a minute means it hangs).
 stop_agent() {
-    local pid=${APID[$1]} rc=0 i
+    local pid=${APID[$1]} rc=0
     kill -TERM "$pid"
-    for i in $(seq 1 150); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && fail "agent $1 still running 15 s after SIGTERM"
+    wait_until 60 "agent $1 still running after SIGTERM" \
+        not_running "$pid"
     wait "$pid" || rc=$?
     [ "$rc" = 0 ] || fail "agent $1 exited $rc after SIGTERM"
+}
+
+# not_running PID: the process is gone (a zombie until reaped counts).
+not_running() {
+    ! kill -0 "$1" 2>/dev/null ||
+        [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = Z ]
 }
 
 # crash_agent NAME: kill -9, reaped.
@@ -226,7 +230,7 @@ proxy_mode() {
     esac
     before=$(grep -c "proxy: mode " "$TMP/$1.plog")
     kill "-$sig" "${PROXY_PID[$1]}"
-    wait_until 5 "proxy $1 did not switch to $2" proxy_switched "$1" "$before"
+    wait_until 30 "proxy $1 did not switch to $2" proxy_switched "$1" "$before"
     grep 'proxy: mode ' "$TMP/$1.plog" | tail -n1 | grep -q "proxy: mode $2\$" ||
         fail "proxy $1 is not in mode $2"
 }
@@ -300,39 +304,61 @@ check_cli_events() {
     CLI_N=$(wc -l < "$file")
 }
 
-# event_loop NAME OUT SECONDS [TEXT_BYTES]: appends drill events to the
-# agent's spool with `sextant-agent event`, one after the other, for
-# SECONDS; writes "SEQ TEXT" per recorded event to OUT. TEXT_BYTES pads the
-# text (to fill a spool fast). Runs in the background; sets EVLOOP_PID.
-# Wait for it with event_loop_wait.
+# drive_events NAME OUT PAD CMD...: the load generator. Appends drill
+# events to the agent's spool, $EV_CHUNK at a time with one `sextant-agent
+# event --count` each, until CMD succeeds (checked before every run), and
+# fails the test if CMD still fails after $EV_MAX events or 120 s. Texts
+# are "evK<PAD x's>-I" (run K, event I of it); writes "SEQ TEXT" per
+# recorded event to OUT. CMD may watch anything: bytes in the spool, a
+# counter, a marker file another part of the test touches.
+EV_CHUNK=${EV_CHUNK:-20}
+EV_MAX=${EV_MAX:-200000}
+drive_events() {
+    local name=$1 out=$2 pad=$3 k=0 n=0 deadline fill text
+    shift 3
+    deadline=$(( $(now_ms) + 120000 ))
+    fill=$(head -c "$pad" /dev/zero | tr '\0' 'x')
+    until "$@"; do
+        [ "$n" -lt "$EV_MAX" ] ||
+            fail "drive_events $name: $* still false after $n events"
+        [ "$(now_ms)" -lt "$deadline" ] ||
+            fail "drive_events $name: $* still false after 120 s ($n events)"
+        k=$((k + 1))
+        text=ev$k$fill
+        "$AGENT" event --config "$TMP/$name.yaml" --kind drill \
+            --text "$text" --count "$EV_CHUNK" > "$TMP/$name.ev.out" \
+            2>> "$TMP/$name.evloop.log" ||
+            fail "sextant-agent event --count $EV_CHUNK exited $?:" \
+                 "$(tail -n 3 "$TMP/$name.evloop.log")"
+        awk -v t="$text" '/^recorded drill event, seq [0-9]+$/ {
+                print $NF, t "-" NR }' "$TMP/$name.ev.out" >> "$out"
+        [ "$(wc -l < "$TMP/$name.ev.out")" = "$EV_CHUNK" ] ||
+            fail "sextant-agent event --count $EV_CHUNK printed" \
+                 "$(wc -l < "$TMP/$name.ev.out") lines"
+        n=$((n + EV_CHUNK))
+    done
+    DRIVEN=$n
+}
+
+# event_loop NAME OUT: drive_events in the background until event_loop_wait
+# (or until the bound); sets EVLOOP_PID. For tests that crash things
+# meanwhile: the load runs until the crashes are done, not for a time.
 event_loop() {
-    local name=$1 out=$2 secs=$3 pad=${4:-0}
-    (
-        set +e
-        end=$(( $(now_ms) + secs * 1000 ))
-        k=0
-        fill=$(head -c "$pad" /dev/zero | tr '\0' 'x')
-        while [ "$(now_ms)" -lt "$end" ]; do
-            k=$((k + 1))
-            line=$("$AGENT" event --config "$TMP/$name.yaml" --kind drill \
-                   --text "ev-$k$fill" 2>> "$TMP/$name.evloop.log")
-            rc=$?
-            [ "$rc" = 0 ] || echo "ev-$k: exit $rc" >> "$TMP/$name.evfail"
-            case $line in
-            "recorded drill event, seq "*)
-                echo "${line##* } ev-$k$fill" >> "$out" ;;
-            esac
-        done
-    ) &
+    rm -f "$TMP/$1.evstop"
+    ( drive_events "$1" "$2" 0 evloop_done "$1" "$2" ) &
     EVLOOP_PID=$!
     PIDS+=($EVLOOP_PID)
 }
 
-# event_loop_wait NAME OUT: waits for the loop; fails if `sextant-agent
-# event` ever failed or recorded nothing.
+# evloop_done NAME OUT: told to stop, and recorded something first.
+evloop_done() {
+    [ -e "$TMP/$1.evstop" ] && [ -s "$2" ]
+}
+
+# event_loop_wait NAME OUT: stops the loop and waits for it; fails if
+# `sextant-agent event` ever failed or recorded nothing.
 event_loop_wait() {
-    wait "$EVLOOP_PID" || true
-    [ ! -e "$TMP/$1.evfail" ] ||
-        fail "sextant-agent event failed: $(head -n3 "$TMP/$1.evfail")"
+    touch "$TMP/$1.evstop"
+    wait "$EVLOOP_PID" || fail "the drill event loop failed (see above)"
     [ -s "$2" ] || fail "sextant-agent event recorded nothing"
 }
