@@ -1,7 +1,8 @@
 # delivery_lib.sh -- helpers of the delivery tests (tests/delivery_*.sh),
 # sourced after lib.sh: agents with many fast targets, collectors that can
 # be killed and restarted on the same port and database, the TCP proxy of
-# tests/tcp_proxy.c, /metrics reads, bounded waits, and the exact checks of
+# tests/tcp_proxy.c, /metrics reads, a load generator that drives until a
+# condition holds (waits are lib.sh's wait_until), and the exact checks of
 # a store against an agent's spool: every seq once, by set, never by total.
 # Not a test itself (tests/delivery.cmake registers the scripts).
 
@@ -13,23 +14,6 @@ declare -A CPID CPORT APID
 # q DB SQL: one query, waiting out a writer (the agent, the collector).
 q() {
     sqlite3 -cmd '.timeout 5000' "$1" "$2"
-}
-
-# now_ms: wall clock, for deadlines and elapsed times.
-now_ms() {
-    echo $(( $(date +%s%N) / 1000000 ))
-}
-
-# wait_until SECONDS WHAT CMD...: runs CMD every 0.1 s until it succeeds;
-# fails the test with WHAT after SECONDS.
-wait_until() {
-    local secs=$1 what=$2 deadline
-    shift 2
-    deadline=$(( $(now_ms) + secs * 1000 ))
-    until "$@"; do
-        [ "$(now_ms)" -lt "$deadline" ] || fail "after ${secs} s: $what"
-        sleep 0.1
-    done
 }
 
 # count_lines FILE PATTERN: lines matching, 0 when FILE does not exist.
