@@ -54,7 +54,7 @@ admin_port() {
 # get PATH [CURL ARGS]: sets STATUS and BODY (also in $TMP/body).
 get() {
     local path=$1; shift
-    STATUS=$(curl -sS --max-time 5 -o "$TMP/body" -w '%{http_code}' "$@" \
+    STATUS=$(curl -sS --max-time 30 -o "$TMP/body" -w '%{http_code}' "$@" \
              "http://127.0.0.1:$PORT$path") || fail "curl $path failed"
     BODY=$(cat "$TMP/body")
 }
@@ -173,7 +173,7 @@ assert_eq "$STATUS" 200 "/healthz once the idle connections are gone"
 # A listen address the file names and that is taken: exit 1, said why.
 write_agent c "$URL" "admin: {listen: \"127.0.0.1:$PORT\"}"
 set +e
-timeout 10 "$AGENT" --config "$TMP/c.yaml" 2> "$TMP/c.log"
+timeout 60 "$AGENT" --config "$TMP/c.yaml" 2> "$TMP/c.log"
 rc=$?
 set -e
 assert_eq "$rc" 1 "agent with a taken admin.listen"

@@ -27,7 +27,7 @@ assert_eq() {
 # run ARGS...: runs the agent; sets RC, with its output in $TMP/out, err.
 run() {
     set +e
-    timeout 10 "$AGENT" "$@" > "$TMP/out" 2> "$TMP/err"
+    timeout 60 "$AGENT" "$@" > "$TMP/out" 2> "$TMP/err"
     RC=$?
     set -e
 }

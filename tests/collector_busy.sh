@@ -17,10 +17,8 @@ limits:
   request_timeout: 1s
 YAML
 start_collector "$DB"
-for i in $(seq 1 100); do
-    curl -sf -o /dev/null "$URL/readyz" && break
-    sleep 0.1
-done
+ready() { curl -sf -o /dev/null "$URL/readyz"; }
+wait_until 30 "/readyz never 200" ready
 hw=$(curl -sS "$URL/metrics" |
      awk '$1 == "sextant_collector_writer_queue_high_water_batches" { print $2 }')
 assert_eq "$hw" 2 "high-water gauge"
@@ -35,13 +33,10 @@ for i in $(seq 1 "$N"); do
         --seq 1-3 > "$TMP/out.$i" &
     clients+=($!)
 done
-busy=0
-for i in $(seq 1 200); do
-    busy=$(cat "$TMP"/out.* | grep -c '^503 .*collector busy' || true)
-    [ "$busy" -gt 0 ] && break
-    sleep 0.05
-done
-[ "$busy" -gt 0 ] || fail "no batch was refused as busy with the writer stuck"
+busy_count() { cat "$TMP"/out.* | grep -c '^503 .*collector busy' || true; }
+some_busy() { [ "$(busy_count)" -gt 0 ]; }
+wait_until 30 "no batch was refused as busy with the writer stuck" some_busy
+busy=$(busy_count)
 curl -sS -D "$TMP/h" -o "$TMP/body" "$URL/readyz" > /dev/null
 grep -q '^HTTP/1.1 503' "$TMP/h" || fail "/readyz not 503 with a full queue"
 grep -qi '^Retry-After: 1' "$TMP/h" || fail "/readyz without Retry-After"
@@ -58,8 +53,13 @@ grep -q '^HTTP/1.1 503' "$TMP/h" || fail "ingest not 503 with a full queue"
 grep -qi '^Retry-After: 1' "$TMP/h" || fail "busy 503 without Retry-After"
 
 # Waiting for a commit is not a slow request: the queued batches outlive
-# the request deadline and are still answered.
-sleep 2
+# the request deadline (1 s) and are still answered. That the deadline
+# has passed for them shows when a request opened after them, left
+# half-sent, is cut off by it.
+exec {half}<>"/dev/tcp/127.0.0.1/$COLLECTOR_PORT"
+printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n' >&"$half"
+wait_for "$TMP/collector.log" 'request not complete after 1000 ms'
+exec {half}>&-
 release_write_lock
 wait "${clients[@]}"
 for i in $(seq 1 "$N"); do

@@ -13,7 +13,7 @@ declare -A CPID CPORT APID
 
 # q DB SQL: one query, waiting out a writer (the agent, the collector).
 q() {
-    sqlite3 -cmd '.timeout 5000' "$1" "$2"
+    sqlite3 -cmd '.timeout 30000' "$1" "$2"
 }
 
 # count_lines FILE PATTERN: lines matching, 0 when FILE does not exist.
@@ -154,7 +154,7 @@ admin_port() {
 # metric PORT SERIES: a sample's value in the agent's /metrics, or
 # "absent" (SERIES with its labels, exactly as exposed).
 metric() {
-    curl -sS --max-time 5 "http://127.0.0.1:$1/metrics" |
+    curl -sS --max-time 30 "http://127.0.0.1:$1/metrics" |
         awk -v m="$2" '$1 == m { print $2; f = 1 }
                        END { if (!f) print "absent" }'
 }

@@ -136,7 +136,7 @@ hold_write_lock() {
     sqlite3 "$1" < "$TMP/sql" > "$TMP/sqlite.log" 2>&1 &
     PIDS+=($!)
     exec 3> "$TMP/sql"
-    printf '.timeout 5000\nBEGIN IMMEDIATE;\nSELECT "locked";\n' >&3
+    printf '.timeout 30000\nBEGIN IMMEDIATE;\nSELECT "locked";\n' >&3
     wait_for "$TMP/sqlite.log" locked
 }
 release_write_lock() {
