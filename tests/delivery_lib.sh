@@ -114,22 +114,33 @@ collectors_yaml() {
 }
 
 # start_agent NAME: runs $TMP/NAME.yaml, log NAME.log appended over
-# restarts; sets APID[NAME].
+# restarts; sets APID[NAME] (and ARUNS[NAME], the runs logged before).
+declare -A ARUNS
 start_agent() {
+    ARUNS[$1]=$(count_lines "$TMP/$1.log" 'sextant-agent .* started')
     "$AGENT" --config "$TMP/$1.yaml" 2>> "$TMP/$1.log" &
     APID[$1]=$!
     PIDS+=(${APID[$1]})
 }
 
-# stop_agent NAME: SIGTERM; fails unless it exits 0, within 60 s (its
-# shutdown grace is seconds: a minute means it hangs).
+# stop_agent NAME: SIGTERM once this run logged "started" (its signal
+# handlers are in place then: before, SIGTERM kills it); fails unless it
+# exits 0, within 60 s (its shutdown grace is seconds: a minute means it
+# hangs).
 stop_agent() {
     local pid=${APID[$1]} rc=0
+    wait_until 60 "agent $1 never logged that it started" \
+        agent_started "$1"
     kill -TERM "$pid"
     wait_until 60 "agent $1 still running after SIGTERM" \
         not_running "$pid"
     wait "$pid" || rc=$?
     [ "$rc" = 0 ] || fail "agent $1 exited $rc after SIGTERM"
+}
+
+agent_started() {
+    [ "$(count_lines "$TMP/$1.log" 'sextant-agent .* started')" -gt \
+      "${ARUNS[$1]}" ]
 }
 
 # not_running PID: the process is gone (a zombie until reaped counts).
