@@ -20,11 +20,12 @@
 
 #define AGENT_EXIT_FAIL  1
 #define AGENT_EXIT_USAGE 2
+#define AGENT_EVENT_MAX_COUNT 1000000L  /* events of one --count run */
 
 static const char agent_usage[] =
     "usage: sextant-agent --config FILE [--once]\n"
     "       sextant-agent event --config FILE --kind KIND [--from REGION]\n"
-    "                     [--to REGION] [--text TEXT]\n"
+    "                     [--to REGION] [--text TEXT] [--count N]\n"
     "       sextant-agent --help | --version\n"
     "\n"
     "Probes the targets in FILE, spools every result on disk and ships\n"
@@ -34,16 +35,37 @@ static const char agent_usage[] =
     "      --once         probe every target once, ship everything,\n"
     "                     exit 0 when the collector acked it, 1 if not\n"
     "  -h, --help         show this help\n"
-    "\n"
-    "event appends a failover or manual event (a promotion, a deploy, a\n"
-    "drill) to the spool of FILE's agent, safely while it runs; the agent\n"
-    "ships it with everything else. KIND: failover, manual, deploy, drill\n"
-    "or another word of yours.\n"
     "  -V, --version      show the version\n"
+    "\n"
+    "event appends failover or manual events to the spool of FILE's agent\n"
+    "(see sextant-agent event --help).\n"
     "\n"
     "Env NODE_NAME overrides the config's node (Kubernetes downward API).\n"
     "Exit status: 0 ok, 1 runtime failure, 2 usage or config error, or\n"
     "the spool is another running agent's.\n";
+
+static const char agent_event_usage[] =
+    "usage: sextant-agent event --config FILE --kind KIND [--from REGION]\n"
+    "                           [--to REGION] [--text TEXT] [--count N]\n"
+    "\n"
+    "Appends a failover or manual event (a promotion, a deploy, a drill)\n"
+    "to the spool of FILE's agent, safely while it runs; the agent ships\n"
+    "it with everything else. Prints \"recorded KIND event, seq S\" for\n"
+    "each event recorded.\n"
+    "\n"
+    "  -c, --config FILE  the agent's configuration (YAML)\n"
+    "  -k, --kind KIND    failover, manual, deploy, drill or a word of yours\n"
+    "  -f, --from REGION  the region traffic moves away from\n"
+    "  -t, --to REGION    the region traffic moves to\n"
+    "  -x, --text TEXT    free text\n"
+    "  -n, --count N      append N events (1 to 1000000), one after the\n"
+    "                     other; event i gets the text TEXT-i (just i when\n"
+    "                     TEXT is empty), so each output line's seq can be\n"
+    "                     matched to its text; for drills and load tests\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "Exit status: 0 all recorded, 1 the spool failed (the lines printed\n"
+    "so far were recorded), 2 usage or config error (nothing recorded).\n";
 
 struct agent_reload {
     const char *path;               /* the --config file */
@@ -99,9 +121,39 @@ static int agent_event_check(const struct agent_config *cfg,
     return rc;
 }
 
-/* sextant-agent event ...: one Failover event into the spool. The spool
+/* --count N: digits only, 1..AGENT_EVENT_MAX_COUNT. */
+static int agent_event_count(const char *s, long *out)
+{
+    char *end;
+    long n;
+
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
+    errno = 0;
+    n = strtol(s, &end, 10);
+    if (errno || *end || n < 1 || n > AGENT_EVENT_MAX_COUNT)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* The text of event @i of a --count run: TEXT-i, or i alone. Returns its
+ * length; the caller checks it against the bound. */
+static size_t agent_event_text(const char *text, long i, char *buf,
+                               size_t len)
+{
+    int n = text[0] ? snprintf(buf, len, "%s-%ld", text, i)
+                    : snprintf(buf, len, "%ld", i);
+
+    return n < 0 ? len : (size_t)n;
+}
+
+/* sextant-agent event ...: Failover events into the spool. The spool
  * takes writers from several processes (spool.h), so this is safe while
- * the agent runs. */
+ * the agent runs. --count appends its events one transaction each, as
+ * that many runs would, so the agent's own appends interleave and the
+ * spool's bound drops the oldest between them as it would anyway; one
+ * process instead of N is what makes filling a spool cheap. */
 static int agent_event(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -110,19 +162,25 @@ static int agent_event(int argc, char **argv)
         { "from", required_argument, NULL, 'f' },
         { "to", required_argument, NULL, 't' },
         { "text", required_argument, NULL, 'x' },
+        { "count", required_argument, NULL, 'n' },
+        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     Sextant__V1__Event ev = SEXTANT__V1__EVENT__INIT;
     Sextant__V1__Failover fo = SEXTANT__V1__FAILOVER__INIT;
     const char *path = NULL, *kind = NULL, *from = "", *to = "", *text = "";
+    const char *count_arg = NULL;
+    char buf[WIRE_MAX_TEXT + 32];   /* TEXT-i; checked against the bound */
     struct agent_config cfg = { 0 };
     struct spool *sp = NULL;
     char err[512];
-    int rc;
+    size_t text_len;
+    long count = 1, i;
+    int status = AGENT_EXIT_USAGE, rc;
 
     optind = 1;
     for (;;) {
-        int c = getopt_long(argc, argv, "c:", opts, NULL);
+        int c = getopt_long(argc, argv, "c:k:f:t:x:n:h", opts, NULL);
 
         if (c == -1)
             break;
@@ -132,6 +190,10 @@ static int agent_event(int argc, char **argv)
         case 'f': from = optarg; break;
         case 't': to = optarg; break;
         case 'x': text = optarg; break;
+        case 'n': count_arg = optarg; break;
+        case 'h':
+            fputs(agent_event_usage, stdout);
+            return 0;
         default:
             fprintf(stderr, "sextant-agent event: bad option %s; try "
                     "--help\n", argv[optind - 1]);
@@ -143,11 +205,20 @@ static int agent_event(int argc, char **argv)
                 "are required; try --help\n");
         return AGENT_EXIT_USAGE;
     }
+    if (count_arg && agent_event_count(count_arg, &count) < 0) {
+        fprintf(stderr, "sextant-agent event: --count must be a whole "
+                "number from 1 to %ld, not \"%s\"\n", AGENT_EVENT_MAX_COUNT,
+                count_arg);
+        return AGENT_EXIT_USAGE;
+    }
+    /* The last text is the longest: if it fits, they all do. */
+    text_len = count_arg ? agent_event_text(text, count, buf, sizeof(buf))
+                         : strlen(text);
     if (!kind[0] || strlen(kind) > WIRE_MAX_STR || strlen(from) > WIRE_MAX_STR
-        || strlen(to) > WIRE_MAX_STR || strlen(text) > WIRE_MAX_TEXT) {
+        || strlen(to) > WIRE_MAX_STR || text_len > WIRE_MAX_TEXT) {
         fprintf(stderr, "sextant-agent event: --kind must not be empty; "
-                "regions at most %u bytes, text at most %u\n", WIRE_MAX_STR,
-                WIRE_MAX_TEXT);
+                "regions at most %u bytes, text (with --count's -N) at most "
+                "%u\n", WIRE_MAX_STR, WIRE_MAX_TEXT);
         return AGENT_EXIT_USAGE;
     }
     if (agent_config_load(path, &cfg, err, sizeof(err)) < 0) {
@@ -157,33 +228,46 @@ static int agent_event(int argc, char **argv)
     fo.kind = (char *)kind;
     fo.from_region = (char *)from;
     fo.to_region = (char *)to;
-    fo.text = (char *)text;
+    fo.text = count_arg ? buf : (char *)text;
     ev.kind_case = SEXTANT__V1__EVENT__KIND_FAILOVER;
     ev.failover = &fo;
     /* The collector refuses a batch with one bad event (invalid UTF-8,
-     * say): refuse it here, where a person can fix the command. */
+     * say): refuse it here, where a person can fix the command. The
+     * digits --count adds change nothing about that. */
     if (agent_event_check(&cfg, &ev, err, sizeof(err)) < 0) {
         fprintf(stderr, "sextant-agent event: %s\n", err);
-        agent_config_free(&cfg);
-        return AGENT_EXIT_USAGE;
+        goto out;
     }
     rc = spool_open(cfg.spool_path, &sp, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "sextant-agent event: cannot open the spool: %s\n",
                 err);
-        agent_config_free(&cfg);
-        return AGENT_EXIT_FAIL;
+        status = AGENT_EXIT_FAIL;
+        goto out;
     }
-    rc = spool_append(sp, &ev);
-    if (rc < 0)
-        fprintf(stderr, "sextant-agent event: spool refused it: %s (%s)\n",
-                strerror(-rc), spool_errmsg(sp));
-    else
+    /* A line per event as it is recorded: a script reading along, or one
+     * that kills us, sees exactly what was recorded. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    status = 0;
+    for (i = 1; i <= count; i++) {
+        if (count_arg)
+            agent_event_text(text, i, buf, sizeof(buf));
+        ev.seq = 0;
+        ev.unix_ms = 0;             /* the spool sets both */
+        rc = spool_append(sp, &ev);
+        if (rc < 0) {
+            fprintf(stderr, "sextant-agent event: spool refused it: %s "
+                    "(%s)\n", strerror(-rc), spool_errmsg(sp));
+            status = AGENT_EXIT_FAIL;
+            break;
+        }
         printf("recorded %s event, seq %llu\n", kind,
                (unsigned long long)ev.seq);
+    }
+out:
     spool_close(sp);
     agent_config_free(&cfg);
-    return rc < 0 ? AGENT_EXIT_FAIL : 0;
+    return status;
 }
 
 int main(int argc, char **argv)

@@ -54,7 +54,7 @@ admin_port() {
 # get PATH [CURL ARGS]: sets STATUS and BODY (also in $TMP/body).
 get() {
     local path=$1; shift
-    STATUS=$(curl -sS --max-time 5 -o "$TMP/body" -w '%{http_code}' "$@" \
+    STATUS=$(curl -sS --max-time 30 -o "$TMP/body" -w '%{http_code}' "$@" \
              "http://127.0.0.1:$PORT$path") || fail "curl $path failed"
     BODY=$(cat "$TMP/body")
 }
@@ -64,27 +64,22 @@ value() {
     awk -v m="$2" '$1 == m { print $2; f = 1 } END { if (!f) print "absent" }' "$1"
 }
 
-# wait_metric SERIES MIN: until the series is >= MIN (10 s).
-wait_metric() {
-    local i v
-    for i in $(seq 1 100); do
-        get /metrics
-        v=$(value "$TMP/body" "$1")
-        [ "$v" != absent ] && awk -v v="$v" -v m="$2" 'BEGIN { exit !(v >= m) }' && return 0
-        sleep 0.1
-    done
-    fail "$1 stayed below $2 (last: $v)"
+# metric_ge SERIES MIN: the series is present and >= MIN now.
+metric_ge() {
+    local v
+    get /metrics
+    v=$(value "$TMP/body" "$1")
+    [ "$v" != absent ] && awk -v v="$v" -v m="$2" 'BEGIN { exit !(v >= m) }'
 }
 
-# listening PID: TCP sockets in LISTEN the process owns (from /proc).
+# wait_metric SERIES MIN: until the series is >= MIN.
+wait_metric() {
+    wait_until 30 "$1 stayed below $2" metric_ge "$1" "$2"
+}
+
+# listening PID: TCP sockets in LISTEN the process owns.
 listening() {
-    local inodes
-    inodes=$(ls -l "/proc/$1/fd" 2>/dev/null |
-             sed -n 's/.*socket:\[\([0-9]*\)\]$/\1/p' | tr '\n' ' ')
-    awk -v list="$inodes" '
-        BEGIN { n = split(list, a, " "); for (i = 1; i <= n; i++) s[a[i]] = 1 }
-        FNR > 1 && $4 == "0A" && ($10 in s) { c++ }
-        END { print c + 0 }' /proc/net/tcp /proc/net/tcp6
+    tcp_count "$1" 0A
 }
 
 HTTP='{type="http"}'
@@ -160,15 +155,17 @@ for i in 1 2 3 4 5 6 7 8; do
     exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
     idle+=($fd)
 done
-sleep 0.2                                   # accepted, all of them
+accepted() { [ "$(tcp_count "$A_PID" 01 "$PORT")" -ge 8 ]; }
+wait_until 30 "the agent did not accept 8 connections" accepted
 if curl -sS --max-time 5 -o /dev/null "http://127.0.0.1:$PORT/healthz" 2> /dev/null; then
     fail "a 9th connection from one address was served"
 fi
 t0=$(date +%s%N)
 cat <&"${idle[0]}" > /dev/null 2>&1 || true # returns when the server closes
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-[ "$ms" -ge 8000 ] && [ "$ms" -le 13000 ] ||
-    fail "idle connection closed after $ms ms, want about 10 s"
+# Not before its 10 s; "after" has no bound but the test's own timeout on
+# a loaded machine, though it is about 10 s.
+[ "$ms" -ge 8000 ] || fail "idle connection closed after $ms ms, want 10 s"
 for fd in "${idle[@]}"; do exec {fd}>&-; done
 get /healthz
 assert_eq "$STATUS" 200 "/healthz once the idle connections are gone"
@@ -176,7 +173,7 @@ assert_eq "$STATUS" 200 "/healthz once the idle connections are gone"
 # A listen address the file names and that is taken: exit 1, said why.
 write_agent c "$URL" "admin: {listen: \"127.0.0.1:$PORT\"}"
 set +e
-timeout 10 "$AGENT" --config "$TMP/c.yaml" 2> "$TMP/c.log"
+timeout 60 "$AGENT" --config "$TMP/c.yaml" 2> "$TMP/c.log"
 rc=$?
 set -e
 assert_eq "$rc" 1 "agent with a taken admin.listen"
@@ -192,11 +189,15 @@ cp "$TMP/body" "$TMP/m2.txt"
 ev=$(value "$TMP/m2.txt" sextant_agent_spool_events)
 by=$(value "$TMP/m2.txt" sextant_agent_spool_bytes)
 [ "$by" -gt $((ev * 8)) ] || fail "spool bytes $by for $ev events"
-# The spool's own count, read beside: the gauge is at most a second (10
-# probes) behind; the exact accounting is test_agent_metrics.c's.
+# The gauge follows the spool's own count, which only grows while the
+# collector is down: it reaches what the spool held before we looked, and
+# never passes what it holds after. The exact accounting is
+# test_agent_metrics.c's.
 n=$(sqlite3 "$TMP/a.db" 'SELECT count(*) FROM events')
-[ $((n - ev)) -ge -25 ] && [ $((n - ev)) -le 25 ] ||
-    fail "spool_events $ev, spool has $n"
+wait_metric sextant_agent_spool_events "$n"
+ev=$(value "$TMP/body" sextant_agent_spool_events)
+n=$(sqlite3 "$TMP/a.db" 'SELECT count(*) FROM events')
+[ "$ev" -le "$n" ] || fail "spool_events $ev, spool has $n"
 promtool check metrics < "$TMP/m2.txt" || fail "promtool, collector down"
 get /healthz
 assert_eq "$STATUS $BODY" "200 ok" "/healthz with the collector down"
@@ -205,27 +206,23 @@ kill -TERM "$A_PID"
 wait "$A_PID" || fail "agent a exited $?"
 
 # --- Stopping: not ready while it flushes, healthy until it exits ---
-# The collector is a target that holds every POST for 4 s, so the stop's
-# flush lasts that long.
-write_agent b "http://127.0.0.1:$TARGET_PORT/sleep/4000" \
+# The collector is a target of its own that holds every POST for 4 s, so
+# the stop's flush lasts that long.
+PROBED=$TARGET_PORT
+start_target
+SLOW_PORT=$TARGET_PORT
+TARGET_PORT=$PROBED
+write_agent b "http://127.0.0.1:$SLOW_PORT/sleep/4000" \
     'admin: {listen: "127.0.0.1:0"}'
 start_agent b
 B_PID=$AGENT_PID
 PORT=$(admin_port b)
-for i in $(seq 1 100); do
-    get /readyz
-    [ "$STATUS" = 200 ] && break
-    [ "$i" -lt 100 ] || fail "agent b never ready"
-    sleep 0.05
-done
-sleep 0.3                                   # its first POST is in flight
+readyz_is() { get /readyz; [ "$STATUS" = "$1" ]; }
+wait_until 30 "agent b never ready" readyz_is 200
+posting() { [ "$(tcp_count "$B_PID" 01 "" "$SLOW_PORT")" -ge 1 ]; }
+wait_until 30 "agent b never POSTed its first batch" posting
 kill -TERM "$B_PID"
-for i in $(seq 1 40); do
-    get /readyz
-    [ "$STATUS" = 503 ] && break
-    [ "$i" -lt 40 ] || fail "/readyz still $STATUS ($BODY) while stopping"
-    sleep 0.05
-done
+wait_until 30 "/readyz not 503 while stopping" readyz_is 503
 assert_eq "$BODY" "not ready: stopping" "/readyz body while stopping"
 get /healthz
 assert_eq "$STATUS $BODY" "200 ok" "/healthz while stopping"
@@ -236,11 +233,11 @@ write_agent d "$URL" 'admin: {enabled: false, listen: "127.0.0.1:0"}'
 start_agent d
 D_PID=$AGENT_PID
 wait_for "$TMP/d.log" 'sextant-agent .* started'
-for i in $(seq 1 100); do
-    [ "$(sqlite3 "$TMP/d.db" "SELECT count(*) FROM events WHERE kind = 'probe'" 2>/dev/null || echo 0)" -ge 2 ] && break
-    [ "$i" -lt 100 ] || fail "agent d does not probe"
-    sleep 0.1
-done
+probes_ge() {
+    [ "$(sqlite3 "$TMP/d.db" "SELECT count(*) FROM events
+        WHERE kind = 'probe'" 2>/dev/null || echo 0)" -ge "$1" ]
+}
+wait_until 30 "agent d does not probe" probes_ge 2
 assert_eq "$(listening "$D_PID")" 0 "listening sockets with admin off"
 grep -q 'listening on' "$TMP/d.log" && fail "agent d says it listens"
 kill -TERM "$D_PID"

@@ -1,7 +1,9 @@
 # agent_cli.sh -- sextant-agent's command line: --help and --version exit 0,
-# usage errors exit 2, and every kind of bad config exits 2 with exactly one
-# stderr line "FILE:LINE: key: message" and nothing on stdout. Starts no
-# server and never gets as far as probing.
+# also for the event subcommand, usage errors exit 2, and every kind of bad
+# config exits 2 with exactly one stderr line "FILE:LINE: key: message" and
+# nothing on stdout. `event --count N` appends N events in one process, a
+# line and a numbered text each, and refuses a bad N without touching the
+# spool. Starts no server and never gets as far as probing.
 set -euo pipefail
 
 : "${SEXTANT_BIN:?run through ctest}"
@@ -18,10 +20,14 @@ fail() {
     exit 1
 }
 
+assert_eq() {
+    [ "$1" = "$2" ] || fail "$3: got '$1', want '$2'"
+}
+
 # run ARGS...: runs the agent; sets RC, with its output in $TMP/out, err.
 run() {
     set +e
-    timeout 10 "$AGENT" "$@" > "$TMP/out" 2> "$TMP/err"
+    timeout 60 "$AGENT" "$@" > "$TMP/out" 2> "$TMP/err"
     RC=$?
     set -e
 }
@@ -147,5 +153,64 @@ collector:
 YAML
 
 { head8; echo "targets: ["; } | bad_config yaml_syntax "10: YAML syntax:"
+
+# --- the event subcommand ---
+for h in --help -h; do
+    run event "$h"
+    [ "$RC" = 0 ] || fail "event $h exited $RC"
+    grep -q '^usage: sextant-agent event --config FILE --kind KIND' \
+        "$TMP/out" || fail "event $h: no usage line"
+    grep -q -- '--count N' "$TMP/out" || fail "event $h: no --count"
+    [ ! -s "$TMP/err" ] || fail "event $h wrote to stderr"
+done
+run event --config "$TMP/none.yaml" --kind drill --help
+[ "$RC" = 0 ] || fail "event --help after other options exited $RC"
+
+# A valid config whose spool is ours to look at.
+{ head8 | sed "s|/nonexistent/spool.db|$TMP/ev.spool|"; cat <<'YAML'; } \
+    > "$TMP/ev.yaml"
+targets:
+  - name: web
+    url: http://127.0.0.1:9/
+YAML
+SPOOL=$TMP/ev.spool
+run event --config "$TMP/ev.yaml" --kind drill --text one
+[ "$RC" = 0 ] || fail "event exited $RC: $(cat "$TMP/err")"
+assert_out() {
+    [ "$(cat "$TMP/out")" = "$1" ] || fail "event output, want '$1'"
+}
+assert_out "recorded drill event, seq 1"
+run event --config "$TMP/ev.yaml" --kind drill --text T --count 3
+[ "$RC" = 0 ] || fail "event --count 3 exited $RC: $(cat "$TMP/err")"
+assert_out "$(printf 'recorded drill event, seq %s\n' 2 3 4)"
+[ ! -s "$TMP/err" ] || fail "event --count wrote to stderr"
+# Each seq carries its numbered text (the packed event holds it as is).
+texts=$(sqlite3 "$SPOOL" "SELECT seq || '=' || CASE
+    WHEN instr(body, CAST('T-1' AS BLOB)) THEN 'T-1'
+    WHEN instr(body, CAST('T-2' AS BLOB)) THEN 'T-2'
+    WHEN instr(body, CAST('T-3' AS BLOB)) THEN 'T-3'
+    WHEN instr(body, CAST('one' AS BLOB)) THEN 'one' ELSE '?' END
+    FROM events ORDER BY seq" | tr '\n' ' ')
+[ "$texts" = "1=one 2=T-1 3=T-2 4=T-3 " ] || fail "texts by seq: $texts"
+run event --config "$TMP/ev.yaml" --kind deploy --count 2
+assert_out "$(printf 'recorded deploy event, seq %s\n' 5 6)"
+
+# Bad input: exit 2, one line, and the spool as it was.
+before=$(sqlite3 "$SPOOL" 'SELECT next_seq FROM meta')
+for n in 0 -1 x 5x 1000001 ''; do
+    usage_error event --config "$TMP/ev.yaml" --kind drill --count "$n"
+    grep -q -- '--count must be a whole number' "$TMP/err" ||
+        fail "--count '$n': $(cat "$TMP/err")"
+done
+usage_error event --config "$TMP/ev.yaml" --kind drill --count
+long=$(head -c 8190 /dev/zero | tr '\0' x)
+usage_error event --config "$TMP/ev.yaml" --kind drill --text "$long" \
+    --count 10                  # "-10" takes it past 8192 bytes
+usage_error event --config "$TMP/ev.yaml" --kind drill --bogus
+usage_error event --config "$TMP/ev.yaml"
+assert_eq "$(sqlite3 "$SPOOL" 'SELECT next_seq FROM meta')" "$before" \
+    "next seq after refused commands"
+run event --config "$TMP/ev.yaml" --kind drill --text "$long" --count 9
+[ "$RC" = 0 ] || fail "the longest text that fits was refused"
 
 echo "agent_cli: all passed"

@@ -72,11 +72,11 @@ write_agent "$TMP/b.yaml" \
 "$AGENT" --config "$TMP/b.yaml" 2> "$TMP/b.log" &
 pid=$!
 PIDS+=($pid)
-for i in $(seq 1 101); do
-    [ "$i" -le 100 ] || fail "no probe events in 10 s"
-    [ -e "$SPOOL" ] && [ "$(q "SELECT count(*) FROM events WHERE kind = 'probe'" 2>/dev/null || echo 0)" -ge 4 ] && break
-    sleep 0.1
-done
+probes_ge() {
+    [ -e "$SPOOL" ] && [ "$(q "SELECT count(*) FROM events
+        WHERE kind = 'probe'" 2>/dev/null || echo 0)" -ge "$1" ]
+}
+wait_until 30 "no probe events" probes_ge 4
 # batch_max_age 5 s: nothing went out yet; the stop sends at once.
 t0=$(date +%s%N)
 kill -TERM "$pid"

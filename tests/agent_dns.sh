@@ -11,10 +11,15 @@ DNSMASQ=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
 HOSTS=$TMP/hosts
 echo "127.0.1.1 app.global.test" > "$HOSTS"
 
+# dnsmasq_settled: it read the hosts file, or it exited (port taken).
+dnsmasq_settled() {
+    grep -q "read $HOSTS" "$TMP/dnsmasq.log" || ! kill -0 "$DNS_PID" 2> /dev/null
+}
+
 # start_dnsmasq: on a random port, again on another while it is taken
 # (dnsmasq exits at once then); sets DNS_PORT and DNS_PID.
 start_dnsmasq() {
-    local i j user=()
+    local i user=()
     [ "$(id -u)" = 0 ] && user=(--user=root)
     for i in $(seq 1 10); do
         DNS_PORT=$((20000 + RANDOM % 40000))
@@ -26,11 +31,9 @@ start_dnsmasq() {
             2> "$TMP/dnsmasq.log" &
         DNS_PID=$!
         PIDS+=($DNS_PID)
-        for j in $(seq 1 100); do
-            grep -q "read $HOSTS" "$TMP/dnsmasq.log" && return 0
-            kill -0 "$DNS_PID" 2> /dev/null || break
-            sleep 0.05
-        done
+        wait_until 30 "dnsmasq neither read $HOSTS nor exited" \
+            dnsmasq_settled
+        grep -q "read $HOSTS" "$TMP/dnsmasq.log" && return 0
         kill -9 "$DNS_PID" 2> /dev/null || true
     done
     fail "cannot start dnsmasq"
@@ -65,15 +68,13 @@ PIDS+=($AGENT_PID)
 tl() { curl -sf "$URL/api/v1/timeline?from=0&limit=10000" > "$TMP/tl.json"; }
 # count FILTER: events of the timeline that FILTER selects.
 count() { jq "[.events[] | select($1)] | length" "$TMP/tl.json"; }
-# wait_count FILTER MIN: until at least MIN such events arrived (20 s).
+# wait_count FILTER MIN: until at least MIN such events arrived.
 wait_count() {
-    local i
-    for i in $(seq 1 200); do
-        tl
-        [ "$(count "$1")" -ge "$2" ] && return 0
-        sleep 0.1
-    done
-    fail "fewer than $2 events of: $1 (got $(count "$1"))"
+    wait_until 30 "fewer than $2 events of: $1" count_ge "$1" "$2"
+}
+count_ge() {
+    tl
+    [ "$(count "$1")" -ge "$2" ]
 }
 
 # Before the move: both targets answer 127.0.1.1, healthy, no change.

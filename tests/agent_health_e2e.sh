@@ -30,14 +30,12 @@ states() {
         '[.events[] | select(.kind == "state")
           | "\(.fields.from)>\(.fields.to)"] | join(" ")'
 }
-# wait_states WANT: until the state events so far read WANT (20 s).
+# wait_states WANT: until the state events so far read WANT.
 wait_states() {
-    local i
-    for i in $(seq 1 200); do
-        [ "$(states)" = "$1" ] && return 0
-        sleep 0.1
-    done
-    fail "state events: got '$(states)', want '$1'"
+    wait_until 30 "state events: want '$1'" states_are "$1"
+}
+states_are() {
+    [ "$(states)" = "$1" ]
 }
 
 wait_states "unknown>healthy"

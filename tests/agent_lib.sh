@@ -26,10 +26,8 @@ tl() { curl -sf "$URL/api/v1/timeline?from=0&limit=10000"; }
 
 # wait_jq EXPR: until the timeline satisfies the jq expression (60 s).
 wait_jq() {
-    local i
-    for i in $(seq 1 600); do
-        tl | jq -e "$1" > /dev/null && return 0
-        sleep 0.1
-    done
-    fail "timed out waiting for: $1"
+    wait_until 60 "timeline never satisfied: $1" tl_is "$1"
+}
+tl_is() {
+    tl | jq -e "$1" > /dev/null
 }

@@ -22,7 +22,7 @@ start_collector "$TMP/c.db"
 # errors must be JSON {"error","detail"}.
 expect() {
     local want=$1 path=$2 token=${3:-} status
-    local args=(-sS --max-time 5 -D "$TMP/headers" -o "$TMP/body"
+    local args=(-sS --max-time 30 -D "$TMP/headers" -o "$TMP/body"
                 -w '%{http_code}')
     [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
     status=$(curl "${args[@]}" "$URL$path") || fail "curl $path"

@@ -1,8 +1,25 @@
-# collector_cli.sh -- command line: --help, --version, usage errors and bad
-# configs exit 2 with one line naming file, line and key.
+# collector_cli.sh -- command line: --help (also of backup) and --version
+# exit 0 with their text on stdout alone, usage errors and bad configs exit
+# 2 with one line naming file, line and key.
 . "$(dirname "$0")/lib.sh"
 
-"$COLLECTOR" --help | grep -q -- '--config FILE' || fail "--help"
+# expect_help WHAT WANT ARGS...: exit 0, stdout has WANT, stderr empty.
+expect_help() {
+    local what=$1 want=$2 rc=0
+    shift 2
+    "$COLLECTOR" "$@" > "$TMP/out" 2> "$TMP/err" || rc=$?
+    assert_eq "$rc" 0 "exit status for $what"
+    grep -q -- "$want" "$TMP/out" || fail "$what: no '$want' in its output"
+    [ ! -s "$TMP/err" ] || fail "$what wrote to stderr: $(cat "$TMP/err")"
+}
+expect_help --help '^usage: sextant-collector --config FILE' --help
+expect_help -h '^usage: sextant-collector --config FILE' -h
+expect_help "backup --help" '^usage: sextant-collector backup --db PATH' \
+    backup --help
+expect_help "backup -h" '^usage: sextant-collector backup --db PATH' \
+    backup -h
+expect_help "backup --db x --help" '^usage: sextant-collector backup' \
+    backup --db "$TMP/none.db" --help
 "$COLLECTOR" --version | grep -Eq '^sextant-collector [0-9]+\.' \
     || fail "--version"
 

@@ -22,7 +22,7 @@ start_collector "$DB"
 
 # get PATH: sets STATUS, body in $TMP/body.
 get() {
-    STATUS=$(curl -sS --max-time 5 -o "$TMP/body" -w '%{http_code}' \
+    STATUS=$(curl -sS --max-time 30 -o "$TMP/body" -w '%{http_code}' \
              "$URL$1") || fail "curl $1 failed"
 }
 
@@ -50,12 +50,8 @@ delta() {
 }
 
 # /readyz turns 200 once the store is migrated (main waits for it).
-for i in $(seq 1 100); do
-    get /readyz
-    [ "$STATUS" = 200 ] && break
-    sleep 0.1
-done
-assert_eq "$STATUS" 200 "GET /readyz"
+readyz_200() { get /readyz; [ "$STATUS" = 200 ]; }
+wait_until 30 "GET /readyz never 200" readyz_200
 assert_eq "$(jq -r .status "$TMP/body")" ready "readyz body"
 
 scrape "$TMP/m0"

@@ -5,8 +5,9 @@
 # After the drain, the store holds every seq 1..last of every agent
 # exactly once (compared as sets), in one epoch, with no gap or drop
 # event; every drill event is stored with the seq the CLI was given and
-# its text; and the agents saw the outages (failed batches) and left
-# nothing in their spools.
+# its text; and the agents saw each outage (failed batches; the collector
+# stays down until they have) and left nothing in their spools. Crashes
+# come after a random number of stored events, not after a time.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/delivery_lib.sh"
 
@@ -24,14 +25,36 @@ for a in $AGENTS; do
     start_agent "$a"
 done
 for a in $AGENTS; do
-    wait_until 15 "agent $a: nothing stored" stored_through "$DB" "$a" 20
+    wait_until 30 "agent $a: nothing stored" stored_through "$DB" "$a" 20
 done
 
-event_loop n1 "$TMP/cli.txt" 10
+event_loop n1 "$TMP/cli.txt"
+# stored_sum: the watermarks of all agents together.
+stored_sum() {
+    q "$DB" "SELECT coalesce(sum(acked_seq), 0) FROM agents"
+}
+stored_sum_ge() {
+    [ "$(stored_sum)" -ge "$1" ]
+}
+# failed_ge A N: agent A counted at least N failed batches.
+failed_ge() {
+    metric_ge "${ADMIN[$1]}" sextant_agent_batches_failed_total "$2"
+}
+declare -A ADMIN FAILED
+for a in $AGENTS; do ADMIN[$a]=$(admin_port "$a"); done
 for round in 1 2 3; do
-    sleep "1.$((RANDOM % 10))"
+    # Crash at a random point while it stores: 1 to 500 seqs on.
+    wait_until 60 "round $round: the collector stores nothing" \
+        stored_sum_ge $(( $(stored_sum) + 1 + RANDOM % 500 ))
+    for a in $AGENTS; do
+        FAILED[$a]=$(metric "${ADMIN[$a]}" sextant_agent_batches_failed_total)
+    done
     crash_collector c
-    sleep "1.$((RANDOM % 10))"              # the agents spool meanwhile
+    # The agents spool meanwhile, until each has seen the outage.
+    for a in $AGENTS; do
+        wait_until 60 "round $round: agent $a did not see the outage" \
+            failed_ge "$a" $(( ${FAILED[$a]} + 1 ))
+    done
     start_named_collector c "$DB" "$PORT"
 done
 event_loop_wait n1 "$TMP/cli.txt"
@@ -39,10 +62,9 @@ event_loop_wait n1 "$TMP/cli.txt"
 # Drain: the collector has everything each agent made up to now.
 for a in $AGENTS; do
     last=$(spool_last "$a")
-    wait_until 40 "agent $a: backlog to seq $last not stored" \
+    wait_until 60 "agent $a: backlog to seq $last not stored" \
         stored_through "$DB" "$a" "$last"
-    port=$(admin_port "$a")
-    metric_ge "$port" sextant_agent_batches_failed_total 1 ||
+    metric_ge "${ADMIN[$a]}" sextant_agent_batches_failed_total 1 ||
         fail "agent $a: no failed batch counted; the collector crashes went unseen"
 done
 for a in $AGENTS; do stop_agent "$a"; done

@@ -1,7 +1,8 @@
 # delivery_lib.sh -- helpers of the delivery tests (tests/delivery_*.sh),
 # sourced after lib.sh: agents with many fast targets, collectors that can
 # be killed and restarted on the same port and database, the TCP proxy of
-# tests/tcp_proxy.c, /metrics reads, bounded waits, and the exact checks of
+# tests/tcp_proxy.c, /metrics reads, a load generator that drives until a
+# condition holds (waits are lib.sh's wait_until), and the exact checks of
 # a store against an agent's spool: every seq once, by set, never by total.
 # Not a test itself (tests/delivery.cmake registers the scripts).
 
@@ -12,24 +13,7 @@ declare -A CPID CPORT APID
 
 # q DB SQL: one query, waiting out a writer (the agent, the collector).
 q() {
-    sqlite3 -cmd '.timeout 5000' "$1" "$2"
-}
-
-# now_ms: wall clock, for deadlines and elapsed times.
-now_ms() {
-    echo $(( $(date +%s%N) / 1000000 ))
-}
-
-# wait_until SECONDS WHAT CMD...: runs CMD every 0.1 s until it succeeds;
-# fails the test with WHAT after SECONDS.
-wait_until() {
-    local secs=$1 what=$2 deadline
-    shift 2
-    deadline=$(( $(now_ms) + secs * 1000 ))
-    until "$@"; do
-        [ "$(now_ms)" -lt "$deadline" ] || fail "after ${secs} s: $what"
-        sleep 0.1
-    done
+    sqlite3 -cmd '.timeout 30000' "$1" "$2"
 }
 
 # count_lines FILE PATTERN: lines matching, 0 when FILE does not exist.
@@ -52,7 +36,7 @@ start_named_collector() {
             --db "$db" 2>> "$log" &
         CPID[$name]=$!
         PIDS+=(${CPID[$name]})
-        wait_until 10 "collector $name did not start" \
+        wait_until 30 "collector $name did not start" \
             collector_up "$log" "$before" "${CPID[$name]}"
         if kill -0 "${CPID[$name]}" 2>/dev/null; then
             CPORT[$name]=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' \
@@ -130,24 +114,39 @@ collectors_yaml() {
 }
 
 # start_agent NAME: runs $TMP/NAME.yaml, log NAME.log appended over
-# restarts; sets APID[NAME].
+# restarts; sets APID[NAME] (and ARUNS[NAME], the runs logged before).
+declare -A ARUNS
 start_agent() {
+    ARUNS[$1]=$(count_lines "$TMP/$1.log" 'sextant-agent .* started')
     "$AGENT" --config "$TMP/$1.yaml" 2>> "$TMP/$1.log" &
     APID[$1]=$!
     PIDS+=(${APID[$1]})
 }
 
-# stop_agent NAME: SIGTERM; fails unless it exits 0 within its grace + 5 s.
+# stop_agent NAME: SIGTERM once this run logged "started" (its signal
+# handlers are in place then: before, SIGTERM kills it); fails unless it
+# exits 0, within 60 s (its shutdown grace is seconds: a minute means it
+# hangs).
 stop_agent() {
-    local pid=${APID[$1]} rc=0 i
+    local pid=${APID[$1]} rc=0
+    wait_until 60 "agent $1 never logged that it started" \
+        agent_started "$1"
     kill -TERM "$pid"
-    for i in $(seq 1 150); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && fail "agent $1 still running 15 s after SIGTERM"
+    wait_until 60 "agent $1 still running after SIGTERM" \
+        not_running "$pid"
     wait "$pid" || rc=$?
     [ "$rc" = 0 ] || fail "agent $1 exited $rc after SIGTERM"
+}
+
+agent_started() {
+    [ "$(count_lines "$TMP/$1.log" 'sextant-agent .* started')" -gt \
+      "${ARUNS[$1]}" ]
+}
+
+# not_running PID: the process is gone (a zombie until reaped counts).
+not_running() {
+    ! kill -0 "$1" 2>/dev/null ||
+        [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = Z ]
 }
 
 # crash_agent NAME: kill -9, reaped.
@@ -166,7 +165,7 @@ admin_port() {
 # metric PORT SERIES: a sample's value in the agent's /metrics, or
 # "absent" (SERIES with its labels, exactly as exposed).
 metric() {
-    curl -sS --max-time 5 "http://127.0.0.1:$1/metrics" |
+    curl -sS --max-time 30 "http://127.0.0.1:$1/metrics" |
         awk -v m="$2" '$1 == m { print $2; f = 1 }
                        END { if (!f) print "absent" }'
 }
@@ -226,7 +225,7 @@ proxy_mode() {
     esac
     before=$(grep -c "proxy: mode " "$TMP/$1.plog")
     kill "-$sig" "${PROXY_PID[$1]}"
-    wait_until 5 "proxy $1 did not switch to $2" proxy_switched "$1" "$before"
+    wait_until 30 "proxy $1 did not switch to $2" proxy_switched "$1" "$before"
     grep 'proxy: mode ' "$TMP/$1.plog" | tail -n1 | grep -q "proxy: mode $2\$" ||
         fail "proxy $1 is not in mode $2"
 }
@@ -300,39 +299,61 @@ check_cli_events() {
     CLI_N=$(wc -l < "$file")
 }
 
-# event_loop NAME OUT SECONDS [TEXT_BYTES]: appends drill events to the
-# agent's spool with `sextant-agent event`, one after the other, for
-# SECONDS; writes "SEQ TEXT" per recorded event to OUT. TEXT_BYTES pads the
-# text (to fill a spool fast). Runs in the background; sets EVLOOP_PID.
-# Wait for it with event_loop_wait.
+# drive_events NAME OUT PAD CMD...: the load generator. Appends drill
+# events to the agent's spool, $EV_CHUNK at a time with one `sextant-agent
+# event --count` each, until CMD succeeds (checked before every run), and
+# fails the test if CMD still fails after $EV_MAX events or 120 s. Texts
+# are "evK<PAD x's>-I" (run K, event I of it); writes "SEQ TEXT" per
+# recorded event to OUT. CMD may watch anything: bytes in the spool, a
+# counter, a marker file another part of the test touches.
+EV_CHUNK=${EV_CHUNK:-20}
+EV_MAX=${EV_MAX:-200000}
+drive_events() {
+    local name=$1 out=$2 pad=$3 k=0 n=0 deadline fill text
+    shift 3
+    deadline=$(( $(now_ms) + 120000 ))
+    fill=$(head -c "$pad" /dev/zero | tr '\0' 'x')
+    until "$@"; do
+        [ "$n" -lt "$EV_MAX" ] ||
+            fail "drive_events $name: $* still false after $n events"
+        [ "$(now_ms)" -lt "$deadline" ] ||
+            fail "drive_events $name: $* still false after 120 s ($n events)"
+        k=$((k + 1))
+        text=ev$k$fill
+        "$AGENT" event --config "$TMP/$name.yaml" --kind drill \
+            --text "$text" --count "$EV_CHUNK" > "$TMP/$name.ev.out" \
+            2>> "$TMP/$name.evloop.log" ||
+            fail "sextant-agent event --count $EV_CHUNK exited $?:" \
+                 "$(tail -n 3 "$TMP/$name.evloop.log")"
+        awk -v t="$text" '/^recorded drill event, seq [0-9]+$/ {
+                print $NF, t "-" NR }' "$TMP/$name.ev.out" >> "$out"
+        [ "$(wc -l < "$TMP/$name.ev.out")" = "$EV_CHUNK" ] ||
+            fail "sextant-agent event --count $EV_CHUNK printed" \
+                 "$(wc -l < "$TMP/$name.ev.out") lines"
+        n=$((n + EV_CHUNK))
+    done
+    DRIVEN=$n
+}
+
+# event_loop NAME OUT: drive_events in the background until event_loop_wait
+# (or until the bound); sets EVLOOP_PID. For tests that crash things
+# meanwhile: the load runs until the crashes are done, not for a time.
 event_loop() {
-    local name=$1 out=$2 secs=$3 pad=${4:-0}
-    (
-        set +e
-        end=$(( $(now_ms) + secs * 1000 ))
-        k=0
-        fill=$(head -c "$pad" /dev/zero | tr '\0' 'x')
-        while [ "$(now_ms)" -lt "$end" ]; do
-            k=$((k + 1))
-            line=$("$AGENT" event --config "$TMP/$name.yaml" --kind drill \
-                   --text "ev-$k$fill" 2>> "$TMP/$name.evloop.log")
-            rc=$?
-            [ "$rc" = 0 ] || echo "ev-$k: exit $rc" >> "$TMP/$name.evfail"
-            case $line in
-            "recorded drill event, seq "*)
-                echo "${line##* } ev-$k$fill" >> "$out" ;;
-            esac
-        done
-    ) &
+    rm -f "$TMP/$1.evstop"
+    ( drive_events "$1" "$2" 0 evloop_done "$1" "$2" ) &
     EVLOOP_PID=$!
     PIDS+=($EVLOOP_PID)
 }
 
-# event_loop_wait NAME OUT: waits for the loop; fails if `sextant-agent
-# event` ever failed or recorded nothing.
+# evloop_done NAME OUT: told to stop, and recorded something first.
+evloop_done() {
+    [ -e "$TMP/$1.evstop" ] && [ -s "$2" ]
+}
+
+# event_loop_wait NAME OUT: stops the loop and waits for it; fails if
+# `sextant-agent event` ever failed or recorded nothing.
 event_loop_wait() {
-    wait "$EVLOOP_PID" || true
-    [ ! -e "$TMP/$1.evfail" ] ||
-        fail "sextant-agent event failed: $(head -n3 "$TMP/$1.evfail")"
+    touch "$TMP/$1.evstop"
+    wait "$EVLOOP_PID" || fail "the drill event loop failed (see above)"
     [ -s "$2" ] || fail "sextant-agent event recorded nothing"
 }

@@ -1,7 +1,8 @@
 # delivery_partition.sh -- partitions longer than the spool can hold. The
 # agent (10 targets every 100 ms, spool.max_bytes 256KiB) reaches the
-# collector through tests/tcp_proxy; a second process appends drill events
-# with 4 KB texts to its spool, so the spool overflows within seconds.
+# collector through tests/tcp_proxy; in each partition `sextant-agent
+# event --count` appends drill events with 4 KB texts to its spool until
+# the spool has dropped events (a condition, not a time).
 # Partition 1 blackholes (requests hang), partition 2 refuses (resets),
 # partition 3 is one-way: batches reach the collector and are stored, but
 # the acks are lost, so the agent later drops events the collector has.
@@ -32,38 +33,51 @@ write_agent n1 "$(collector_yaml "http://127.0.0.1:${PROXY_PORT[p]}")" 10 \
     100ms "$SHIP"
 start_agent n1
 ADMIN=$(admin_port n1)
-wait_until 15 "nothing stored" stored_through "$DB" n1 10
+wait_until 30 "nothing stored" stored_through "$DB" n1 10
 
 # spool_bytes: packed bytes of the events in the spool.
 spool_bytes() {
     q "$TMP/n1.spool" 'SELECT coalesce(sum(length(body)), 0) FROM events'
 }
 
-# partition MODE ROUND: cuts the agent off until it has dropped events and
-# the drill loop has ended, then heals and waits for the drain.
+# spool_dropped: the spool's own count of dropped events (exact, in the
+# file; /metrics catches up within a second).
+spool_dropped() {
+    q "$TMP/n1.spool" 'SELECT dropped_total FROM meta'
+}
+
+# overflowed BEFORE: samples the spool's size into PEAK and holds once the
+# spool has dropped events since BEFORE. drive_events checks it between
+# its runs, so PEAK is what the spool held after each run of appends.
+overflowed() {
+    local b
+    b=$(spool_bytes)
+    [ "$b" -gt "$PEAK" ] && PEAK=$b
+    [ "$(spool_dropped)" -gt "$1" ]
+}
+
+# partition MODE ROUND: cuts the agent off, appends drill events with 4 KB
+# texts until the spool has dropped some, then heals and waits for the
+# drain.
 partition() {
-    local mode=$1 round=$2 before peak=0 b
+    local mode=$1 round=$2 before
     before=$(metric "$ADMIN" sextant_agent_events_dropped_total)
     [ "$before" != absent ] || fail "no sextant_agent_events_dropped_total"
     proxy_mode p "$mode"
-    event_loop n1 "$TMP/cli$round.txt" 6 4000
-    while kill -0 "$EVLOOP_PID" 2>/dev/null; do
-        b=$(spool_bytes)
-        [ "$b" -gt "$peak" ] && peak=$b
-        sleep 0.2
-    done
-    event_loop_wait n1 "$TMP/cli$round.txt"
-    wait_until 10 "partition $round ($mode): no events dropped" \
+    PEAK=0
+    drive_events n1 "$TMP/cli$round.txt" 4000 overflowed "$(spool_dropped)"
+    wait_until 30 "partition $round ($mode): no events dropped" \
         metric_ge "$ADMIN" sextant_agent_events_dropped_total $((before + 1))
     # A spool past its bound drops the oldest on the next append; allow
     # what one more round of appends adds (10 probes and a drill event).
-    [ "$peak" -le $((MAX_BYTES + 16384)) ] ||
-        fail "partition $round: spool held $peak packed bytes, bound $MAX_BYTES"
-    echo "partition $round ($mode): spool peaked at $peak bytes," \
-         "dropped $(metric "$ADMIN" sextant_agent_events_dropped_total) in all"
+    [ "$PEAK" -le $((MAX_BYTES + 16384)) ] ||
+        fail "partition $round: spool held $PEAK packed bytes, bound $MAX_BYTES"
+    echo "partition $round ($mode): $DRIVEN drill events, spool peaked at" \
+         "$PEAK bytes, dropped $(metric "$ADMIN" \
+         sextant_agent_events_dropped_total) in all"
     proxy_mode p pass
     last=$(spool_last n1)
-    wait_until 30 "partition $round: backlog to seq $last not stored" \
+    wait_until 60 "partition $round: backlog to seq $last not stored" \
         stored_through "$DB" n1 "$last"
     n=$(q "$DB" "SELECT count(*) FROM events_full WHERE kind = 'drop'")
     [ "$n" -gt "$DROP_EVENTS" ] || fail "partition $round: no drop event stored"
@@ -76,9 +90,9 @@ partition refuse 2
 partition oneway 3
 # The spool counts its drops in the file; /metrics reads that once a
 # second: wait for it to catch up.
-dropped=$(q "$TMP/n1.spool" 'SELECT dropped_total FROM meta')
+dropped=$(spool_dropped)
 metric_is() { [ "$(metric "$ADMIN" "$1")" = "$2" ]; }
-wait_until 5 "sextant_agent_events_dropped_total is not the spool's $dropped" \
+wait_until 30 "sextant_agent_events_dropped_total is not the spool's $dropped" \
     metric_is sextant_agent_events_dropped_total "$dropped"
 stop_agent n1
 last=$(spool_last n1)

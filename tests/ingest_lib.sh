@@ -38,14 +38,13 @@ acks() {
     grep -c '^200 ' "$TMP/$1.out" || true
 }
 
-# wait_acks_above NAME N: until loop NAME has an ack above seq N (10 s).
+# wait_acks_above NAME N: until loop NAME has an ack above seq N.
 wait_acks_above() {
-    local k
-    for k in $(seq 1 200); do
-        [ "$(last_acked "$1")" -gt "$2" ] && return 0
-        sleep 0.05
-    done
-    fail "$1: no ack above $2 (the collector stopped ingesting?)"
+    wait_until 30 "$1: no ack above $2 (the collector stopped ingesting?)" \
+        acked_above "$1" "$2"
+}
+acked_above() {
+    [ "$(last_acked "$1")" -gt "$2" ]
 }
 
 # timeline_seqs FROM TO: the seq of every event of cluster "test" whose

@@ -27,14 +27,47 @@ fail() {
     exit 1
 }
 
-# wait_for FILE PATTERN: until a line matching PATTERN shows up (10 s).
-wait_for() {
-    local i
-    for i in $(seq 1 200); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.05
+# now_ms: wall clock, for deadlines and elapsed times.
+now_ms() {
+    echo $(( $(date +%s%N) / 1000000 ))
+}
+
+# wait_until SECONDS WHAT CMD...: runs CMD every 0.1 s until it succeeds;
+# fails the test with WHAT after SECONDS. Tests wait for conditions, never
+# for a time, and give them 30 s or more: it costs nothing when the
+# condition comes early, and a loaded 2-core machine under ASan is slow.
+wait_until() {
+    local secs=$1 what=$2 deadline
+    shift 2
+    deadline=$(( $(now_ms) + secs * 1000 ))
+    until "$@"; do
+        [ "$(now_ms)" -lt "$deadline" ] || fail "after ${secs} s: $what"
+        sleep 0.1
     done
-    fail "timed out waiting for '$2' in $1"
+}
+
+# wait_for FILE PATTERN: until a line matching PATTERN shows up (30 s).
+wait_for() {
+    wait_until 30 "no line matching '$2' in $1" has_line "$1" "$2"
+}
+has_line() {
+    grep -q -- "$2" "$1" 2>/dev/null
+}
+
+# tcp_count PID STATE [LPORT] [RPORT]: TCP sockets the process owns in
+# STATE (as /proc/net/tcp spells it: 0A listen, 01 established), with that
+# local and remote port when given. Read from /proc: a test can see that a
+# server accepted a connection, or a client holds one open.
+tcp_count() {
+    local inodes lp=${3:+$(printf '%04X' "$3")} rp=${4:+$(printf '%04X' "$4")}
+    inodes=$(ls -l "/proc/$1/fd" 2>/dev/null |
+             sed -n 's/.*socket:\[\([0-9]*\)\]$/\1/p' | tr '\n' ' ')
+    awk -v list="$inodes" -v st="$2" -v lp="$lp" -v rp="$rp" '
+        BEGIN { n = split(list, a, " "); for (i = 1; i <= n; i++) s[a[i]] = 1 }
+        FNR > 1 && $4 == st && ($10 in s) &&
+        (lp == "" || substr($2, index($2, ":") + 1) == lp) &&
+        (rp == "" || substr($3, index($3, ":") + 1) == rp) { c++ }
+        END { print c + 0 }' /proc/net/tcp /proc/net/tcp6
 }
 
 # start_target [ARGS]: a local HTTP target on a free port; sets TARGET_PORT.
@@ -111,7 +144,7 @@ hold_write_lock() {
     sqlite3 "$1" < "$TMP/sql" > "$TMP/sqlite.log" 2>&1 &
     PIDS+=($!)
     exec 3> "$TMP/sql"
-    printf '.timeout 5000\nBEGIN IMMEDIATE;\nSELECT "locked";\n' >&3
+    printf '.timeout 30000\nBEGIN IMMEDIATE;\nSELECT "locked";\n' >&3
     wait_for "$TMP/sqlite.log" locked
 }
 release_write_lock() {
