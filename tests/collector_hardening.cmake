@@ -16,3 +16,7 @@ set_property(TEST collector_slowloris APPEND PROPERTY ENVIRONMENT
 add_script_test(collector_busy collector_busy.sh)
 # /readyz and ingest while the store migrates (behind another's lock).
 add_script_test(collector_migrate collector_migrate.sh)
+# The clock offset filter (absurd RTTs, spikes, a real step) over ingest.
+add_script_test(collector_clock collector_clock.sh)
+# A damaged database file, found at start and at run time.
+add_script_test(collector_corrupt collector_corrupt.sh)
