@@ -20,3 +20,6 @@ add_script_test(collector_migrate collector_migrate.sh)
 add_script_test(collector_clock collector_clock.sh)
 # A damaged database file, found at start and at run time.
 add_script_test(collector_corrupt collector_corrupt.sh)
+# A full disk under the database (a tmpfs: root only; 77 = skipped).
+add_script_test(collector_disk_full collector_disk_full.sh)
+set_tests_properties(collector_disk_full PROPERTIES SKIP_RETURN_CODE 77)
