@@ -24,7 +24,14 @@
  * once in dimension tables; an event row holds their ids. Probe results
  * also feed per cluster, target and minute rollups (count, failures, a
  * log-bucket latency histogram, see hist.h) and hour rollups, updated in
- * the same transaction as the events they count. */
+ * the same transaction as the events they count.
+ *
+ * Health: the writer first runs a time-bounded PRAGMA quick_check. A
+ * damaged file (found then, or as SQLITE_CORRUPT / SQLITE_NOTADB by any
+ * later read or write) puts the store in a corrupt state for good, which
+ * store_stats reports and every submit and failed query answers with
+ * -EUCLEAN; a group commit that stores nothing marks commits failing
+ * until one stores a batch. */
 #include "store.h"
 
 #include <errno.h>

@@ -130,7 +130,9 @@ int store_clusters_seen(struct store *st,
                         void *ctx);
 
 /* A query running longer is stopped with -ETIMEDOUT: a reader holds an
- * HTTP thread and a read snapshot. */
+ * HTTP thread and a read snapshot. A query that hits a damaged page fails
+ * with -EUCLEAN (and the store enters the corrupt state, see
+ * store_stats). */
 #define STORE_QUERY_MS 10000
 
 enum store_order {

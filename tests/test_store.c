@@ -21,9 +21,22 @@
 #define N_EVENTS  3000
 #define TEXT_LEN  8192              /* 6 bytes of JSON each (an escape) */
 
+/* Removes the database @path, its WAL and shared memory, and @dir. */
+static void remove_db(const char *dir, const char *path)
+{
+    static const char *const suffix[] = { "", "-wal", "-shm" };
+    char p[300];
+
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
 static void test_timeline_over_the_cap_is_truncated_not_failed(void **state)
 {
-    char dir[] = "/tmp/sextant-store-XXXXXX", path[256], wal[300];
+    char dir[] = "/tmp/sextant-store-XXXXXX", path[256];
     Sextant__V1__Batch b = SEXTANT__V1__BATCH__INIT;
     Sextant__V1__Failover fo = SEXTANT__V1__FAILOVER__INIT;
     Sextant__V1__Event *evs, **evp;
@@ -79,12 +92,7 @@ static void test_timeline_over_the_cap_is_truncated_not_failed(void **state)
     free(text);
     free(evs);
     free(evp);
-    unlink(path);
-    snprintf(wal, sizeof(wal), "%s-wal", path);
-    unlink(wal);
-    snprintf(wal, sizeof(wal), "%s-shm", path);
-    unlink(wal);
-    rmdir(dir);
+    remove_db(dir, path);
 }
 
 /* Stores one batch of node "n" with one event @seq, received at @recv_ms,
@@ -138,7 +146,7 @@ static double clock_offset(const char *path)
 static void test_clock_offset_skips_absurd_rtts_and_spikes_and_follows_a_step(
     void **state)
 {
-    char dir[] = "/tmp/sextant-store-XXXXXX", path[256], f[300];
+    char dir[] = "/tmp/sextant-store-XXXXXX", path[256];
     struct store *st = NULL;
     int64_t t = util_now_ms() - 3600000;
     uint64_t seq = 0;
@@ -178,12 +186,7 @@ static void test_clock_offset_skips_absurd_rtts_and_spikes_and_follows_a_step(
     assert_true(clock_offset(path) == 119999);
 
     store_close(st);
-    unlink(path);
-    snprintf(f, sizeof(f), "%s-wal", path);
-    unlink(f);
-    snprintf(f, sizeof(f), "%s-shm", path);
-    unlink(f);
-    rmdir(dir);
+    remove_db(dir, path);
 }
 
 int main(void)
