@@ -65,12 +65,17 @@ static void api_bad_param(struct reply *r, const char *key,
 }
 
 /* A query the store answered (@rc 0: takes @json) or could not: 503,
- * saying whether to narrow it. */
-static void api_answer(struct reply *r, int rc, char *json, size_t len)
+ * saying whether to narrow it; 500 on a damaged file (a retry cannot
+ * help). */
+static void api_answer(struct store *st, struct reply *r, int rc,
+                       char *json, size_t len)
 {
-    char detail[96];
+    char detail[192];
 
-    if (rc == -ETIMEDOUT) {
+    if (rc == -EUCLEAN) {
+        store_corrupt_detail(st, detail, sizeof(detail));
+        reply_error(r, 500, "database corrupt", detail);
+    } else if (rc == -ETIMEDOUT) {
         snprintf(detail, sizeof(detail), "stopped after %d ms; narrow the "
                  "time range or add a filter", STORE_QUERY_MS);
         reply_error(r, 503, "query too long", detail);
@@ -176,7 +181,7 @@ void api_timeline(struct store *st, const struct api_param *params,
         return;
     }
     rc = store_timeline(st, &q, &json, &len);
-    api_answer(r, rc, json, len);
+    api_answer(st, r, rc, json, len);
 }
 
 void api_latency(struct store *st, const struct api_param *params,
@@ -229,5 +234,5 @@ void api_latency(struct store *st, const struct api_param *params,
                       "a shorter range");
         return;
     }
-    api_answer(r, rc, json, len);
+    api_answer(st, r, rc, json, len);
 }

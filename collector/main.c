@@ -212,13 +212,20 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    if (rc < 0) {
+    /* A damaged file: stay up, so /readyz and every answer say so (the
+     * store logged what to do) rather than leave agents with no reply. */
+    if (rc == -EUCLEAN) {
+        log_msg(LOGL_ERROR, "main", "sextant-collector %s: db %s damaged, "
+                "not ready", SEXTANT_VERSION, cfg.db_path);
+    } else if (rc < 0) {
         log_msg(LOGL_ERROR, "main", "database %s not usable: %s",
                 cfg.db_path, strerror(-rc));
         goto out;
+    } else {
+        log_msg(LOGL_INFO, "main", "sextant-collector %s: %zu clusters, "
+                "db %s, ready", SEXTANT_VERSION, cfg.n_clusters,
+                cfg.db_path);
     }
-    log_msg(LOGL_INFO, "main", "sextant-collector %s: %zu clusters, db %s, "
-            "ready", SEXTANT_VERSION, cfg.n_clusters, cfg.db_path);
     do {
         rc = sigwait(&sigs, &sig);
     } while (rc == EINTR);

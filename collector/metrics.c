@@ -181,9 +181,17 @@ static void metrics_store(struct jsonw *w, const struct store_stats *s)
     char sum[64];
 
     metrics_one(w, "sextant_collector_ready", "gauge",
-                "1 when the database is migrated and the writer queue is "
-                "below its high-water mark (as /readyz).",
-                s->ready && !s->overloaded);
+                "1 when the database is migrated, sound and committing, "
+                "and the writer queue is below its high-water mark (as "
+                "/readyz).",
+                s->ready && !s->overloaded && !s->corrupt &&
+                !s->commits_failing);
+    metrics_one(w, "sextant_collector_store_corrupt", "gauge",
+                "1 when the database file was found damaged: restore it "
+                "from a backup.", s->corrupt);
+    metrics_one(w, "sextant_collector_commits_failing", "gauge",
+                "1 while the last group commit stored nothing (disk "
+                "full, I/O error).", s->commits_failing);
     snprintf(sum, sizeof(sum), "%" PRIu64, s->group_batches_sum);
     metrics_histogram(w, "sextant_collector_commit_batches",
                       "Batches per group commit.", store_group_batches_le,

@@ -610,6 +610,19 @@ static void server_suspend(struct server *srv, struct MHD_Connection *c,
     }
 }
 
+/* The database file is damaged: 500 with why, and no Retry-After (the
+ * agent retries anyway, but no hint says a retry could help). */
+static enum MHD_Result server_corrupt(struct server *srv,
+                                      struct MHD_Connection *c,
+                                      struct server_req *rq)
+{
+    char detail[192];
+
+    store_corrupt_detail(srv->st, detail, sizeof(detail));
+    return server_refuse(c, rq, METRICS_REJ_STORE_ERROR, 500,
+                         "database corrupt", detail);
+}
+
 /* Called again after the suspension: the store's verdict, or the stop. */
 static enum MHD_Result server_ingest_done(struct MHD_Connection *c,
                                           struct server_req *rq)
@@ -619,6 +632,8 @@ static enum MHD_Result server_ingest_done(struct MHD_Connection *c,
 
     switch (atomic_load(&t->state)) {
     case WAIT_DONE:
+        if (t->rc == -EUCLEAN)
+            return server_corrupt(t->srv, c, rq);
         ingest_reply(t->batch, t->rc, t->acked, t->recv_ms, &r);
         if (r.status == 200)
             metrics_ingest_stored(t->batch->n_events, rq->len);
@@ -643,6 +658,8 @@ static enum MHD_Result server_not_queued(struct server *srv,
 {
     struct store_stats s;
 
+    if (rc == -EUCLEAN)
+        return server_corrupt(srv, c, rq);
     rq->retry_after = SERVER_RETRY_BUSY;
     if (rc != -EAGAIN)
         return server_refuse(c, rq, METRICS_REJ_STOPPING, 503,
@@ -729,11 +746,14 @@ static void server_readyz(struct server *srv, struct server_req *rq,
                           struct reply *r)
 {
     struct store_stats s;
-    char detail[160];
+    char detail[192];
 
     store_stats(srv->st, &s);
     if (atomic_load(&srv->stopping)) {
         reply_error(r, 503, "not ready", "the collector is stopping");
+    } else if (s.corrupt) {
+        store_corrupt_detail(srv->st, detail, sizeof(detail));
+        reply_error(r, 503, "not ready", detail);
     } else if (!s.ready) {
         rq->retry_after = SERVER_RETRY_START;
         reply_error(r, 503, "not ready", "the database is migrating");
@@ -745,6 +765,10 @@ static void server_readyz(struct server *srv, struct server_req *rq,
                  (unsigned long long)s.queue_max_batches,
                  (unsigned long long)s.queue_bytes,
                  (unsigned long long)s.queue_max_bytes);
+        reply_error(r, 503, "not ready", detail);
+    } else if (s.commits_failing) {
+        snprintf(detail, sizeof(detail), "commits failing: %s",
+                 s.commit_error);
         reply_error(r, 503, "not ready", detail);
     } else {
         server_ok_json(r, "{\"status\":\"ready\"}");

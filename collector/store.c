@@ -24,7 +24,14 @@
  * once in dimension tables; an event row holds their ids. Probe results
  * also feed per cluster, target and minute rollups (count, failures, a
  * log-bucket latency histogram, see hist.h) and hour rollups, updated in
- * the same transaction as the events they count. */
+ * the same transaction as the events they count.
+ *
+ * Health: the writer first runs a time-bounded PRAGMA quick_check. A
+ * damaged file (found then, or as SQLITE_CORRUPT / SQLITE_NOTADB by any
+ * later read or write) puts the store in a corrupt state for good, which
+ * store_stats reports and every submit and failed query answers with
+ * -EUCLEAN; a group commit that stores nothing marks commits failing
+ * until one stores a batch. */
 #include "store.h"
 
 #include <errno.h>
@@ -69,9 +76,30 @@
 /* Migration 3 rolls up older events this many at a time. */
 #define STORE_BACKFILL_CHUNK 100000u
 
-/* Weight of a new clock offset sample: a fifth smooths out one slow round
- * trip and still follows a clock step within some ten batches. */
-#define STORE_OFFSET_ALPHA   0.2
+/* Clock offset, per agent, as NTP's clock filter does it: the last
+ * STORE_CLOCK_WINDOW samples (agents.clock_window, so a restart keeps
+ * them) and, of those near the window's median, the one with the smallest
+ * round trip: its one-way delay guess (RTT/2) is off by the least. A
+ * sample's error is up to half its RTT; over STORE_RTT_MAX_US it says
+ * nothing useful about the clock (and 2^32-1 us would move it by 36
+ * minutes), so it is not taken at all. 10 s: such a sample may be off by
+ * 5 s, too coarse to order failover events (the agent waits up to 30 s
+ * for a POST, so longer round trips do happen, on a congested link).
+ * A sample further than its own RTT/2 plus STORE_OFFSET_SPIKE_MS from the
+ * median is a spike and not chosen; once most of the window agrees on a
+ * new offset (a real clock step), the median moves and the estimate
+ * follows, some five batches later. */
+#define STORE_CLOCK_WINDOW    8
+#define STORE_CLOCK_SAMPLE    12            /* bytes: i64 offset_us, u32 rtt */
+#define STORE_RTT_MAX_US      10000000u
+#define STORE_OFFSET_SPIKE_MS 1000.0
+/* PRAGMA quick_check at start stops after this long: it reads every page
+ * (measured: 2.6 s for a 458 MB file in the page cache on a busy 2-core
+ * machine, 0.9 s of it CPU; so some 5 s per GiB, more from a cold disk),
+ * and a collector must not stay unready for minutes on a huge file. The
+ * schema-and-last-pages check would be cheaper but misses a damaged page
+ * in the middle of events, where most of the file is. */
+#define STORE_CHECK_MS        10000
 
 /* Schema migrations, applied in order; PRAGMA user_version counts how many
  * ran, and step N sets it to N itself (a pragma takes no bound parameter,
@@ -193,6 +221,10 @@ static const char *const store_migrations[] = {
     "CREATE INDEX rollup_minute_target_t ON rollup_minute (target_id, t);"
     "CREATE INDEX rollup_hour_target_t ON rollup_hour (target_id, t);"
     "PRAGMA user_version = 4;",
+    /* 5: the agent's recent clock offset samples (see store_clock), so
+     * the estimate's filter survives a restart; NULL: none yet. */
+    "ALTER TABLE agents ADD COLUMN clock_window BLOB;"
+    "PRAGMA user_version = 5;",
 };
 #define STORE_SCHEMA_VERSION \
     ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -353,6 +385,47 @@ static int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
         return -EIO;
     }
     return 0;
+}
+
+/* Enters the corrupt state, once: one log line says what to do. */
+static void store_set_corrupt(struct store *st, const char *why)
+{
+    int first;
+
+    pthread_mutex_lock(&st->qlock);
+    first = !st->stats.corrupt;
+    if (first) {
+        st->stats.corrupt = 1;
+        snprintf(st->stats.corrupt_reason, sizeof(st->stats.corrupt_reason),
+                 "%s", why);
+    }
+    pthread_mutex_unlock(&st->qlock);
+    if (first)
+        log_msg(LOGL_ERROR, "store", "database %s is corrupt (%s): ingest "
+                "and queries answer 500 until it is replaced; stop the "
+                "collector and restore the last backup (sextant-collector "
+                "backup, see README)", st->path, why);
+}
+
+/* When @db's last error says the file is damaged (SQLITE_CORRUPT,
+ * SQLITE_NOTADB), enters the corrupt state: 1. Else 0. Retrying cannot
+ * fix such a file, so callers answer -EUCLEAN, not "try again". */
+static int store_check_corrupt(struct store *st, sqlite3 *db)
+{
+    int code = sqlite3_errcode(db);
+
+    if (code != SQLITE_CORRUPT && code != SQLITE_NOTADB)
+        return 0;
+    store_set_corrupt(st, sqlite3_errmsg(db));
+    return 1;
+}
+
+static int64_t store_mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static int store_ms_ok(int64_t ms)
@@ -584,6 +657,13 @@ static int store_insert_note(struct store *st, int64_t agent_id,
     return store_insert_event(st, &e) < 0 ? -EIO : 0;
 }
 
+/* One clock offset sample: collector minus agent clock, and the round
+ * trip it was corrected by (0: the agent did not know one yet). */
+struct store_clock_sample {
+    int64_t offset_us;
+    uint32_t rtt_us;
+};
+
 /* What the store keeps per agent row, read and written once per batch. */
 struct store_agent_row {
     int64_t id;
@@ -591,6 +671,8 @@ struct store_agent_row {
     uint64_t acked;             /* contiguous watermark */
     int has_offset;             /* clock_offset_ms is not NULL */
     double offset_ms;           /* collector clock minus agent clock */
+    struct store_clock_sample win[STORE_CLOCK_WINDOW];  /* oldest first */
+    size_t n_win;
     uint64_t drop_first;        /* the last drop report stored */
     uint64_t drop_last;         /* highest drop seq reported: 0 = none */
     uint64_t drop_count;
@@ -852,6 +934,49 @@ out:
     return rc;
 }
 
+/* agents.clock_window: STORE_CLOCK_SAMPLE bytes per sample, little-endian
+ * whatever the host, oldest first. What does not parse is dropped. */
+static void store_clock_load(struct store_agent_row *row, const void *blob,
+                             size_t len)
+{
+    const uint8_t *p = blob;
+
+    row->n_win = 0;
+    if (!p || len % STORE_CLOCK_SAMPLE != 0 ||
+        len > STORE_CLOCK_WINDOW * STORE_CLOCK_SAMPLE)
+        return;
+    for (; len > 0; len -= STORE_CLOCK_SAMPLE, p += STORE_CLOCK_SAMPLE) {
+        struct store_clock_sample *c = &row->win[row->n_win++];
+        uint64_t o = 0;
+        uint32_t r = 0;
+
+        for (int i = 7; i >= 0; i--)
+            o = o << 8 | p[i];
+        for (int i = 11; i >= 8; i--)
+            r = r << 8 | p[i];
+        c->offset_us = (int64_t)o;
+        c->rtt_us = r;
+    }
+}
+
+static size_t store_clock_save(const struct store_agent_row *row,
+                               uint8_t out[STORE_CLOCK_WINDOW *
+                                           STORE_CLOCK_SAMPLE])
+{
+    uint8_t *p = out;
+
+    for (size_t k = 0; k < row->n_win; k++, p += STORE_CLOCK_SAMPLE) {
+        uint64_t o = (uint64_t)row->win[k].offset_us;
+        uint32_t r = row->win[k].rtt_us;
+
+        for (int i = 0; i < 8; i++, o >>= 8)
+            p[i] = (uint8_t)o;
+        for (int i = 8; i < 12; i++, r >>= 8)
+            p[i] = (uint8_t)r;
+    }
+    return row->n_win * STORE_CLOCK_SAMPLE;
+}
+
 /* Finds or creates the agent row. */
 static int store_agent(struct store *st, const Sextant__V1__Batch *b,
                        int64_t recv_ms, struct store_agent_row *row)
@@ -877,6 +1002,8 @@ static int store_agent(struct store *st, const Sextant__V1__Batch *b,
         row->drop_last = (uint64_t)sqlite3_column_int64(s, 4);
         row->drop_count = (uint64_t)sqlite3_column_int64(s, 5);
         row->drop_last_ms = sqlite3_column_int64(s, 6);
+        store_clock_load(row, sqlite3_column_blob(s, 7),
+                         (size_t)sqlite3_column_bytes(s, 7));
         rc = 0;
         goto out;
     }
@@ -906,15 +1033,52 @@ out:
     return rc;
 }
 
-/* Folds this batch's clock offset sample into @row: collector time at
- * receipt minus agent time at sending, less half the previous round trip
- * (the best guess of the one-way delay). Without a send time, no sample. */
+/* The estimate from a window of @n > 0 samples: of those within their
+ * RTT/2 plus STORE_OFFSET_SPIKE_MS of the median offset (all of them
+ * while fewer than 3: no majority yet), the one with the smallest RTT, the
+ * newest on a tie. An unknown RTT ranks as the largest allowed. The
+ * median itself always qualifies. */
+static double store_clock_pick(const struct store_clock_sample *w, size_t n)
+{
+    int64_t sorted[STORE_CLOCK_WINDOW], median;
+    uint32_t best_rank = UINT32_MAX;
+    size_t best = n - 1;
+
+    for (size_t i = 0; i < n; i++) {
+        size_t k = i;
+
+        while (k > 0 && sorted[k - 1] > w[i].offset_us) {
+            sorted[k] = sorted[k - 1];
+            k--;
+        }
+        sorted[k] = w[i].offset_us;
+    }
+    median = sorted[(n - 1) / 2];
+    for (size_t i = n; i-- > 0;) {
+        uint32_t rank = w[i].rtt_us ? w[i].rtt_us : STORE_RTT_MAX_US;
+        double off = fabs((double)(w[i].offset_us - median)) / 1000.0;
+
+        if (n >= 3 && off > rank / 2000.0 + STORE_OFFSET_SPIKE_MS)
+            continue;
+        if (rank < best_rank) {
+            best_rank = rank;
+            best = i;
+        }
+    }
+    return (double)w[best].offset_us / 1000.0;
+}
+
+/* Adds this batch's clock offset sample to @row's window and picks the
+ * estimate again: collector time at receipt minus agent time at sending,
+ * less half the previous round trip (the best guess of the one-way
+ * delay). Without a send time, or with a round trip over the cap, no
+ * sample. */
 static void store_clock(struct store_agent_row *row,
                         const Sextant__V1__Batch *b, int64_t recv_ms)
 {
     double sample;
 
-    if (!store_ms_ok(b->sent_unix_ms))
+    if (!store_ms_ok(b->sent_unix_ms) || b->prev_rtt_us > STORE_RTT_MAX_US)
         return;
     sample = (double)(recv_ms - b->sent_unix_ms) -
              (double)b->prev_rtt_us / 2000.0;
@@ -923,10 +1087,15 @@ static void store_clock(struct store_agent_row *row,
      * query's window) for days. */
     if (sample > STORE_OFFSET_MAX_MS || sample < -STORE_OFFSET_MAX_MS)
         return;
-    if (row->has_offset)
-        row->offset_ms += STORE_OFFSET_ALPHA * (sample - row->offset_ms);
-    else
-        row->offset_ms = sample;
+    if (row->n_win == STORE_CLOCK_WINDOW) {
+        memmove(row->win, row->win + 1,
+                (STORE_CLOCK_WINDOW - 1) * sizeof(row->win[0]));
+        row->n_win--;
+    }
+    row->win[row->n_win].offset_us = llround(sample * 1000.0);
+    row->win[row->n_win].rtt_us = b->prev_rtt_us;
+    row->n_win++;
+    row->offset_ms = store_clock_pick(row->win, row->n_win);
     row->has_offset = 1;
 }
 
@@ -935,6 +1104,8 @@ static int store_agent_update(struct store *st,
                               const Sextant__V1__Batch *b, int64_t recv_ms)
 {
     sqlite3_stmt *s = st->agent_upd;
+    uint8_t win[STORE_CLOCK_WINDOW * STORE_CLOCK_SAMPLE];
+    size_t win_len = store_clock_save(row, win);
 
     if (sqlite3_bind_int64(s, 1, row->id) != SQLITE_OK ||
         sqlite3_bind_int64(s, 2, (int64_t)row->acked) != SQLITE_OK ||
@@ -947,7 +1118,10 @@ static int store_agent_update(struct store *st,
         sqlite3_bind_int64(s, 7, (int64_t)row->drop_first) != SQLITE_OK ||
         sqlite3_bind_int64(s, 8, (int64_t)row->drop_last) != SQLITE_OK ||
         sqlite3_bind_int64(s, 9, (int64_t)row->drop_count) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 10, row->drop_last_ms) != SQLITE_OK) {
+        sqlite3_bind_int64(s, 10, row->drop_last_ms) != SQLITE_OK ||
+        (win_len ? sqlite3_bind_blob(s, 11, win, (int)win_len,
+                                     SQLITE_STATIC)
+                 : sqlite3_bind_null(s, 11)) != SQLITE_OK) {
         sqlite3_reset(s);
         sqlite3_clear_bindings(s);
         return -EIO;
@@ -1395,7 +1569,7 @@ static int store_prepare_all(struct store *st)
     struct store_rollup *r[2] = { &st->minute, &st->hour };
     sqlite3 *db = st->wdb;
 
-    if (st->agent_get)                  /* prepared already */
+    if (st->agent_ins)                  /* prepared already */
         return 0;
     for (int i = 0; i < DIM_COUNT; i++) {
         st->dims[i].slots = calloc(STORE_DIM_CACHE * 2,
@@ -1412,24 +1586,11 @@ static int store_prepare_all(struct store *st)
             store_prepare(db, rollup_sql[i][3], &r[i]->expire) < 0)
             return -EIO;
     if (store_prepare(db,
-                      "SELECT id, acked_seq, clock_offset_ms,"
-                      " drop_first_seq, drop_last_seq, drop_count,"
-                      " drop_last_ms FROM agents"
-                      " WHERE cluster = ?1 AND node = ?2 AND epoch = ?3",
-                      &st->agent_get) < 0 ||
-        store_prepare(db,
                       "INSERT INTO agents (cluster, region, node, epoch,"
                       " agent_version, first_seen_ms, last_seen_ms,"
                       " cluster_id)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
                       &st->agent_ins) < 0 ||
-        store_prepare(db,
-                      "UPDATE agents SET acked_seq = ?2, region = ?3,"
-                      " agent_version = ?4, last_seen_ms = ?5,"
-                      " clock_offset_ms = ?6, drop_first_seq = ?7,"
-                      " drop_last_seq = ?8, drop_count = ?9,"
-                      " drop_last_ms = ?10 WHERE id = ?1",
-                      &st->agent_upd) < 0 ||
         store_prepare(db,
                       "INSERT OR IGNORE INTO events (agent_id, seq, unix_ms,"
                       " recv_ms, kind_id, target_id, text_id, data)"
@@ -1462,6 +1623,29 @@ static int store_prepare_all(struct store *st)
         store_prepare(db, "SAVEPOINT batch", &st->sp_begin) < 0 ||
         store_prepare(db, "RELEASE batch", &st->sp_release) < 0 ||
         store_prepare(db, "ROLLBACK TO batch", &st->sp_rollback) < 0)
+        return -EIO;
+    return 0;
+}
+
+/* The agent row's statements name columns of the latest schema, so they
+ * wait for every migration (migration 3 prepares the rest, for its
+ * backfill). */
+static int store_prepare_agents(struct store *st)
+{
+    if (store_prepare(st->wdb,
+                      "SELECT id, acked_seq, clock_offset_ms,"
+                      " drop_first_seq, drop_last_seq, drop_count,"
+                      " drop_last_ms, clock_window FROM agents"
+                      " WHERE cluster = ?1 AND node = ?2 AND epoch = ?3",
+                      &st->agent_get) < 0 ||
+        store_prepare(st->wdb,
+                      "UPDATE agents SET acked_seq = ?2, region = ?3,"
+                      " agent_version = ?4, last_seen_ms = ?5,"
+                      " clock_offset_ms = ?6, drop_first_seq = ?7,"
+                      " drop_last_seq = ?8, drop_count = ?9,"
+                      " drop_last_ms = ?10, clock_window = ?11"
+                      " WHERE id = ?1",
+                      &st->agent_upd) < 0)
         return -EIO;
     return 0;
 }
@@ -1561,13 +1745,67 @@ static void store_checkpoint(struct store *st)
     st->wal_pages = 0;
 }
 
-/* Pragmas, incremental vacuum, migrations, statements: the writer's first
- * work, while the store is not ready yet. */
+static int store_query_progress(void *arg);
+
+/* PRAGMA quick_check, on a connection of its own (the writer's page cache
+ * stays as cold as after any start) and stopped after STORE_CHECK_MS: then
+ * the collector starts unchecked, and says so. A damaged page it finds,
+ * or a file that is not a database at all: -EUCLEAN, corrupt state. */
+static int store_quick_check(struct store *st)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int64_t until = store_mono_ns() + (int64_t)STORE_CHECK_MS * 1000000;
+    int rc = -EIO, step;
+
+    if (sqlite3_open_v2(st->path, &db, SQLITE_OPEN_READONLY |
+                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_busy_timeout(db, STORE_BUSY_MS);
+    sqlite3_progress_handler(db, 1000, store_query_progress, &until);
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &s, NULL) !=
+        SQLITE_OK)
+        goto out;
+    step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        const char *res = (const char *)sqlite3_column_text(s, 0);
+        char why[128];
+
+        rc = 0;
+        if (res && strcmp(res, "ok") != 0) {
+            snprintf(why, sizeof(why), "quick_check: %s", res);
+            store_set_corrupt(st, why);
+            rc = -EUCLEAN;
+        }
+    } else if (step == SQLITE_INTERRUPT) {
+        log_msg(LOGL_WARN, "store", "quick_check of %s not done after %d "
+                "ms: starting unchecked", st->path, STORE_CHECK_MS);
+        rc = 0;
+    }
+out:
+    if (rc == -EIO) {
+        if (db && store_check_corrupt(st, db))
+            rc = -EUCLEAN;
+        else
+            log_msg(LOGL_ERROR, "store", "quick_check of %s: %s", st->path,
+                    db ? sqlite3_errmsg(db) : "out of memory");
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* The start check, pragmas, incremental vacuum, migrations, statements:
+ * the writer's first work, while the store is not ready yet. */
 static int store_setup(struct store *st)
 {
     sqlite3 *db = st->wdb;
     int64_t av, tables;
     int rc;
+
+    rc = store_quick_check(st);
+    if (rc < 0)
+        return rc;
 
     /* Retention frees pages; incremental vacuum gives them back to the
      * file system. The mode can only be set before the first table (and
@@ -1616,6 +1854,8 @@ static int store_setup(struct store *st)
     rc = store_migrate(st);
     if (rc == 0)
         rc = store_prepare_all(st);
+    if (rc == 0)
+        rc = store_prepare_agents(st);
     return rc;
 }
 
@@ -1750,12 +1990,13 @@ static int store_retention_step(struct store *st)
 
 /* ---- the writer ---- */
 
-static int64_t store_mono_ns(void)
+/* Notes the writer's last error for the group: its message in @why (the
+ * first only), and the corrupt state if it says the file is damaged. */
+static void store_group_error(struct store *st, char *why, size_t len)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    if (!why[0])
+        snprintf(why, len, "%s", sqlite3_errmsg(st->wdb));
+    store_check_corrupt(st, st->wdb);
 }
 
 /* Commits @jobs (batches only) in one transaction, each batch in its own
@@ -1763,11 +2004,14 @@ static int64_t store_mono_ns(void)
 static void store_group(struct store *st, struct store_job *jobs)
 {
     int64_t t0 = store_mono_ns();
-    size_t n = 0, bytes = 0;
+    size_t n = 0, bytes = 0, stored = 0;
+    char why[128] = "";         /* the group's first database error */
     double secs;
-    int rc;
+    int rc, corrupt;
 
     rc = store_step_done(st->begin);
+    if (rc < 0)
+        store_group_error(st, why, sizeof(why));
     for (struct store_job *j = jobs; j; j = j->next) {
         size_t mark = st->n_samples;
 
@@ -1777,6 +2021,8 @@ static void store_group(struct store *st, struct store_job *jobs)
         if (j->rc == 0)
             j->rc = store_ingest_locked(st, j->b, j->recv_ms, &j->acked);
         if (j->rc < 0 && rc == 0) {
+            if (j->rc == -EIO)          /* not a bad field of the batch */
+                store_group_error(st, why, sizeof(why));
             /* This batch alone is undone; the group goes on. */
             st->n_samples = mark;
             store_dims_reset(st);
@@ -1792,6 +2038,7 @@ static void store_group(struct store *st, struct store_job *jobs)
     if (rc == 0)
         rc = store_step_done(st->commit);
     if (rc < 0) {
+        store_group_error(st, why, sizeof(why));
         if (!sqlite3_get_autocommit(st->wdb))
             store_step_done(st->rollback);
         store_dims_reset(st);
@@ -1802,7 +2049,20 @@ static void store_group(struct store *st, struct store_job *jobs)
     }
     secs = (double)(store_mono_ns() - t0) / 1e9;
 
+    for (struct store_job *j = jobs; j; j = j->next)
+        stored += j->rc == 0;
+
     pthread_mutex_lock(&st->qlock);
+    corrupt = st->stats.corrupt;
+    /* Disk full fails the COMMIT, or every batch's savepoint when a big
+     * group spills its page cache: either way nothing was stored. */
+    if (stored > 0) {
+        st->stats.commits_failing = 0;
+    } else if (why[0]) {
+        st->stats.commits_failing = 1;
+        snprintf(st->stats.commit_error, sizeof(st->stats.commit_error),
+                 "%s", why);
+    }
     st->q_batches -= n;
     st->q_bytes -= bytes;
     if (st->stats.overloaded && st->q_batches <= st->opt.queue_max_batches / 2
@@ -1829,6 +2089,8 @@ static void store_group(struct store *st, struct store_job *jobs)
         struct store_job *j = jobs;
 
         jobs = j->next;
+        if (j->rc < 0 && corrupt)
+            j->rc = -EUCLEAN;
         j->done(j->ctx, j->rc, j->rc == 0 ? j->acked : 0);
         free(j);
     }
@@ -1888,7 +2150,7 @@ static void store_retention_tick(struct store *st, int64_t now)
     rc = store_retention_step(st);
     if (rc > 0)
         return;
-    if (rc < 0)
+    if (rc < 0 && !store_check_corrupt(st, st->wdb))
         log_msg(LOGL_ERROR, "store", "retention step failed; retrying in "
                 "%lld ms", (long long)st->opt.retention_interval_ms);
     store_retention_reset(st, 0);
@@ -1898,9 +2160,11 @@ static void store_retention_tick(struct store *st, int64_t now)
 static void *store_writer(void *arg)
 {
     struct store *st = arg;
-    int rc;
+    int rc, corrupt;
 
     rc = store_setup(st);
+    if (rc < 0 && rc != -EUCLEAN && store_check_corrupt(st, st->wdb))
+        rc = -EUCLEAN;
     pthread_mutex_lock(&st->qlock);
     st->ready = rc < 0 ? rc : 1;
     st->stats.ready = rc == 0;
@@ -1940,8 +2204,14 @@ static void *store_writer(void *arg)
             store_group(st, jobs);      /* answers its batches */
         store_checkpoint(st);
         /* One retention step between groups: ingest waits for at most one
-         * small delete, even when the queue never empties. */
-        if (st->retention_now_ms || now >= st->retention_next_ms)
+         * small delete, even when the queue never empties. Not on a
+         * damaged file: it would only fail again. */
+        pthread_mutex_lock(&st->qlock);
+        corrupt = st->stats.corrupt;
+        pthread_mutex_unlock(&st->qlock);
+        if (corrupt)
+            st->retention_next_ms = INT64_MAX / 2;
+        else if (st->retention_now_ms || now >= st->retention_next_ms)
             store_retention_tick(st, now);
     }
     return NULL;
@@ -2074,6 +2344,8 @@ static int store_enqueue(struct store *st, struct store_job *j)
     pthread_mutex_lock(&st->qlock);
     if (st->closing) {
         rc = -ESHUTDOWN;
+    } else if (st->stats.corrupt) {
+        rc = -EUCLEAN;
     } else if (st->ready != 1) {
         rc = -EAGAIN;
     } else if (j->type == JOB_BATCH && st->q_batches > 0 &&
@@ -2210,6 +2482,14 @@ void store_stats(struct store *st, struct store_stats *out)
     out->db_bytes = store_file_bytes(st->path, "") +
                     store_file_bytes(st->path, "-wal");
 }
+void store_corrupt_detail(struct store *st, char *buf, size_t len)
+{
+    pthread_mutex_lock(&st->qlock);
+    snprintf(buf, len, "database file damaged (%s): restore it from a "
+             "backup", st->stats.corrupt_reason);
+    pthread_mutex_unlock(&st->qlock);
+}
+
 /* Takes an idle read-only connection, or opens one. */
 static sqlite3 *store_reader_get(struct store *st)
 {
@@ -2306,10 +2586,13 @@ static void store_query_deadline(sqlite3 *db, int64_t *until_ns)
     sqlite3_progress_handler(db, 1000, store_query_progress, until_ns);
 }
 
-/* The error of a failed query step: -ETIMEDOUT past its deadline. */
-static int store_query_error(sqlite3 *db)
+/* The error of a failed query: -ETIMEDOUT past its deadline, -EUCLEAN
+ * (and the corrupt state) on a damaged file, else -EIO. */
+static int store_query_error(struct store *st, sqlite3 *db)
 {
-    return sqlite3_errcode(db) == SQLITE_INTERRUPT ? -ETIMEDOUT : -EIO;
+    if (sqlite3_errcode(db) == SQLITE_INTERRUPT)
+        return -ETIMEDOUT;
+    return store_check_corrupt(st, db) ? -EUCLEAN : -EIO;
 }
 
 int store_timeline(struct store *st, const struct store_timeline_query *q,
@@ -2379,7 +2662,7 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
         count++;
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        rc = store_query_error(db);
+        rc = store_query_error(st, db);
         goto out;
     }
     jsonw_arr_end(&w);
@@ -2390,6 +2673,8 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     jsonw_obj_end(&w);
     rc = store_json_take(&w, out, out_len);
 out:
+    if (rc == -EIO)                 /* a prepare or a step failed */
+        rc = store_query_error(st, db);
     if (rc == -EIO)
         log_msg(LOGL_ERROR, "store", "timeline: %s", sqlite3_errmsg(db));
     if (rc == -ETIMEDOUT)
@@ -2423,6 +2708,8 @@ int store_clusters_seen(struct store *st,
     if (step == SQLITE_DONE)
         rc = 0;
 out:
+    if (rc == -EIO)                 /* a prepare or a step failed */
+        rc = store_query_error(st, db);
     if (rc < 0)
         log_msg(LOGL_ERROR, "store", "clusters: %s", sqlite3_errmsg(db));
     sqlite3_finalize(s);
@@ -2534,7 +2821,7 @@ int store_latency(struct store *st, const struct store_latency_query *q,
                     "skipped", (long long)rt);
     }
     if (step != SQLITE_DONE) {
-        rc = store_query_error(db);
+        rc = store_query_error(st, db);
         goto out;
     }
     if (have)
@@ -2543,6 +2830,8 @@ int store_latency(struct store *st, const struct store_latency_query *q,
     jsonw_obj_end(&w);
     rc = store_json_take(&w, out, out_len);
 out:
+    if (rc == -EIO)                 /* a prepare or a step failed */
+        rc = store_query_error(st, db);
     if (rc == -EIO)
         log_msg(LOGL_ERROR, "store", "latency: %s", sqlite3_errmsg(db));
     if (rc == -ETIMEDOUT)

@@ -26,14 +26,16 @@ struct store_options {
 };
 void store_options_default(struct store_options *o);
 
-/* Opens or creates @path and starts the writer thread, which applies the
- * migrations first: until they are done the store is not ready (see
+/* Opens or creates @path and starts the writer thread, which checks the
+ * file (PRAGMA quick_check, bounded in time) and applies the migrations
+ * first: until they are done the store is not ready (see
  * store_stats) and store_submit() refuses with -EAGAIN. @opts NULL: the
  * defaults. -errno, with a logged reason. */
 int store_open(const char *path, const struct store_options *opts,
                struct store **out);
 /* Waits until the migrations are done: 0, or -errno when they failed (the
- * store then refuses every batch; close it). */
+ * store then refuses every batch; close it). -EUCLEAN: the start check
+ * found the file damaged (see store_stats' corrupt). */
 int store_wait_ready(struct store *st);
 /* Stops the writer after the batches already queued (each gets its done
  * call), closes every connection; interrupts migrations under way. NULL
@@ -58,7 +60,8 @@ int store_ingest(struct store *st, const Sextant__V1__Batch *b,
 
 /* Called once per submitted batch, from the writer thread, when the group
  * commit that holds it is durable (rc 0, *acked as store_ingest) or failed
- * (rc -EIO: nothing of that batch is stored). Must not block. */
+ * (rc -EIO: nothing of that batch is stored; -EUCLEAN: nor will any
+ * batch be, the file is damaged). Must not block. */
 typedef void (*store_done_fn)(void *ctx, int rc, uint64_t acked_seq);
 
 /* Queues @b (borrowed until @done runs) for the writer, which stores it as
@@ -66,7 +69,8 @@ typedef void (*store_done_fn)(void *ctx, int rc, uint64_t acked_seq);
  * transaction. @cost is what the batch holds in memory (counted against
  * queue_max_bytes). 0: @done will run. -EAGAIN: not queued, the queue is
  * over its high-water mark or the store is not ready (reply 503 and let
- * the agent back off); -ESHUTDOWN: closing. @done may run before this
+ * the agent back off); -EUCLEAN: the file is damaged (store_stats says
+ * why; retrying cannot help); -ESHUTDOWN: closing. @done may run before this
  * returns. store_ingest() is submit-and-wait. */
 int store_submit(struct store *st, const Sextant__V1__Batch *b,
                  int64_t recv_ms, size_t cost, store_done_fn done,
@@ -102,8 +106,20 @@ struct store_stats {
     uint64_t group_batches_sum;
     uint64_t retention_deleted;     /* rows deleted by retention */
     int64_t db_bytes;               /* main file + WAL on disk */
+    /* The file is damaged (SQLITE_CORRUPT or SQLITE_NOTADB, at the start
+     * check or from any read or write): it stays so until a restart on a
+     * good file; store_submit refuses with -EUCLEAN, queries fail so. */
+    int corrupt;
+    char corrupt_reason[128];       /* SQLite's words, or quick_check's */
+    /* The last group commit stored nothing (disk full, I/O error):
+     * cleared by the next one that stores a batch. */
+    int commits_failing;
+    char commit_error[128];         /* SQLite's message for it */
 };
 void store_stats(struct store *st, struct store_stats *out);
+/* What every answer says while the store is corrupt (/readyz, ingest and
+ * queries): the reason and what to do, into @buf (@len >= 1). */
+void store_corrupt_detail(struct store *st, char *buf, size_t len);
 
 /* Calls @fn for every cluster that ever sent, with the last time (ms,
  * collector clock) any of its agents did. Reads through a read
@@ -114,7 +130,9 @@ int store_clusters_seen(struct store *st,
                         void *ctx);
 
 /* A query running longer is stopped with -ETIMEDOUT: a reader holds an
- * HTTP thread and a read snapshot. */
+ * HTTP thread and a read snapshot. A query that hits a damaged page fails
+ * with -EUCLEAN (and the store enters the corrupt state, see
+ * store_stats). */
 #define STORE_QUERY_MS 10000
 
 enum store_order {

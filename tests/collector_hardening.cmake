@@ -28,3 +28,10 @@ set_property(TEST collector_conn_limit APPEND PROPERTY ENVIRONMENT
 set_tests_properties(collector_conn_limit PROPERTIES SKIP_RETURN_CODE 77)
 # Oversized and malformed requests are answered (ours or libmicrohttpd's).
 add_script_test(collector_http_limits collector_http_limits.sh)
+# The clock offset filter (absurd RTTs, spikes, a real step) over ingest.
+add_script_test(collector_clock collector_clock.sh)
+# A damaged database file, found at start and at run time.
+add_script_test(collector_corrupt collector_corrupt.sh)
+# A full disk under the database (a tmpfs: root only; 77 = skipped).
+add_script_test(collector_disk_full collector_disk_full.sh)
+set_tests_properties(collector_disk_full PROPERTIES SKIP_RETURN_CODE 77)

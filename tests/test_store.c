@@ -1,6 +1,7 @@
 /* test_store.c -- collector/store.c on a real SQLite file: a timeline
  * whose rows would pass the reply cap stops at a whole row, marked
- * truncated, instead of failing. */
+ * truncated, instead of failing; the clock offset filter, with the
+ * receive times chosen, so every estimate is exact. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,15 +13,30 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "store.h"
 #include "util.h"
 
 #define N_EVENTS  3000
 #define TEXT_LEN  8192              /* 6 bytes of JSON each (an escape) */
 
+/* Removes the database @path, its WAL and shared memory, and @dir. */
+static void remove_db(const char *dir, const char *path)
+{
+    static const char *const suffix[] = { "", "-wal", "-shm" };
+    char p[300];
+
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
 static void test_timeline_over_the_cap_is_truncated_not_failed(void **state)
 {
-    char dir[] = "/tmp/sextant-store-XXXXXX", path[256], wal[300];
+    char dir[] = "/tmp/sextant-store-XXXXXX", path[256];
     Sextant__V1__Batch b = SEXTANT__V1__BATCH__INIT;
     Sextant__V1__Failover fo = SEXTANT__V1__FAILOVER__INIT;
     Sextant__V1__Event *evs, **evp;
@@ -76,18 +92,109 @@ static void test_timeline_over_the_cap_is_truncated_not_failed(void **state)
     free(text);
     free(evs);
     free(evp);
-    unlink(path);
-    snprintf(wal, sizeof(wal), "%s-wal", path);
-    unlink(wal);
-    snprintf(wal, sizeof(wal), "%s-shm", path);
-    unlink(wal);
-    rmdir(dir);
+    remove_db(dir, path);
+}
+
+/* Stores one batch of node "n" with one event @seq, received at @recv_ms,
+ * sent @behind_ms earlier by the agent's clock, with previous RTT @rtt. */
+static void clock_batch(struct store *st, uint64_t seq, int64_t recv_ms,
+                        int64_t behind_ms, uint32_t rtt_us)
+{
+    Sextant__V1__Batch b = SEXTANT__V1__BATCH__INIT;
+    Sextant__V1__Event ev = SEXTANT__V1__EVENT__INIT, *evp = &ev;
+    Sextant__V1__Failover fo = SEXTANT__V1__FAILOVER__INIT;
+    uint64_t acked = 0;
+
+    fo.kind = "drill";
+    fo.text = "";
+    ev.seq = seq;
+    ev.unix_ms = recv_ms - behind_ms;
+    ev.kind_case = SEXTANT__V1__EVENT__KIND_FAILOVER;
+    ev.failover = &fo;
+    b.cluster = "c";
+    b.region = "r";
+    b.node = "n";
+    b.epoch = 7;
+    b.first_seq = seq;
+    b.n_events = 1;
+    b.events = &evp;
+    b.sent_unix_ms = recv_ms - behind_ms;
+    b.prev_rtt_us = rtt_us;
+    assert_int_equal(store_ingest(st, &b, recv_ms, &acked), 0);
+    assert_int_equal(acked, seq);
+}
+
+/* The agent's estimate in ms, or -1 for none (NULL). */
+static double clock_offset(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    double v = -2;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT clock_offset_ms FROM"
+                                        " agents", -1, &s, NULL), SQLITE_OK);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_type(s, 0) == SQLITE_NULL
+            ? -1 : sqlite3_column_double(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static void test_clock_offset_skips_absurd_rtts_and_spikes_and_follows_a_step(
+    void **state)
+{
+    char dir[] = "/tmp/sextant-store-XXXXXX", path[256];
+    struct store *st = NULL;
+    int64_t t = util_now_ms() - 3600000;
+    uint64_t seq = 0;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/c.db", dir);
+    assert_int_equal(store_open(path, NULL, &st), 0);
+
+    /* Round trips over 10 s are no sample: still no estimate. */
+    clock_batch(st, ++seq, t += 1000, 30000, UINT32_MAX);
+    clock_batch(st, ++seq, t += 1000, 30000, 10000001);
+    assert_true(clock_offset(path) == -1);
+    /* 30 s behind, RTT 20 ms: 30000 - 10. */
+    for (int i = 0; i < 4; i++)
+        clock_batch(st, ++seq, t += 1000, 30000, 20000);
+    assert_true(clock_offset(path) == 29990);
+    clock_batch(st, ++seq, t += 1000, 30000, UINT32_MAX);
+    assert_true(clock_offset(path) == 29990);
+    /* A spike with the smallest RTT: far from the median, not chosen. */
+    clock_batch(st, ++seq, t += 1000, -60000, 2000);
+    assert_true(clock_offset(path) == 29990);
+    /* A step to 120 s behind: followed once most of the window agrees;
+     * four of eight samples are not most of it yet, five are. */
+    for (int i = 0; i < 4; i++)
+        clock_batch(st, ++seq, t += 1000, 120000, 20000);
+    assert_true(clock_offset(path) == 29990);
+    clock_batch(st, ++seq, t += 1000, 120000, 20000);
+    assert_true(clock_offset(path) == 119990);
+    /* Of consistent samples, the smallest RTT. */
+    clock_batch(st, ++seq, t += 1000, 120000, 2000);
+    assert_true(clock_offset(path) == 119999);
+    /* The window outlives a restart: a spike is still a spike. */
+    store_close(st);
+    assert_int_equal(store_open(path, NULL, &st), 0);
+    clock_batch(st, ++seq, t += 1000, -60000, 1000);
+    assert_true(clock_offset(path) == 119999);
+
+    store_close(st);
+    remove_db(dir, path);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timeline_over_the_cap_is_truncated_not_failed),
+        cmocka_unit_test(
+            test_clock_offset_skips_absurd_rtts_and_spikes_and_follows_a_step),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
