@@ -2291,7 +2291,8 @@ static int store_json_take(struct jsonw *w, char **out, size_t *out_len)
 #define STORE_FILTER_TARGET \
     " AND e.target_id = (SELECT id FROM targets WHERE name = ?5)"
 #define STORE_FILTER_KIND \
-    " AND e.kind_id = (SELECT id FROM kinds WHERE name = ?6)"
+    " AND e.kind_id IN (SELECT id FROM kinds" \
+    "   WHERE instr(',' || ?6 || ',', ',' || name || ',') > 0)"
 
 /* A reader's query stops when it runs past STORE_QUERY_MS: it holds an
  * HTTP thread and a read snapshot (which stops checkpoints). */
@@ -2425,6 +2426,61 @@ int store_clusters_seen(struct store *st,
 out:
     if (rc < 0)
         log_msg(LOGL_ERROR, "store", "clusters: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    store_reader_put(st, db);
+    return rc;
+}
+
+int store_name_known(struct store *st, enum store_names which,
+                     const char *name, store_name_fn fn, void *ctx)
+{
+    /* [which][0]: is it there; [which][1]: every name, for suggestions. */
+    static const char *const sql[][2] = {
+        [STORE_NAMES_CLUSTER] = {
+            "SELECT 1 FROM clusters WHERE name = ?1",
+            "SELECT name FROM clusters ORDER BY name" },
+        [STORE_NAMES_TARGET] = {
+            "SELECT 1 FROM targets WHERE name = ?1",
+            "SELECT name FROM targets ORDER BY name" },
+        [STORE_NAMES_KIND] = {
+            "SELECT 1 FROM kinds WHERE name = ?1",
+            "SELECT name FROM kinds ORDER BY name" },
+    };
+    sqlite3_stmt *s = NULL;
+    int64_t until;
+    sqlite3 *db;
+    int rc = -EIO, step;
+
+    db = store_reader_get(st);
+    if (!db)
+        return -EIO;
+    store_query_deadline(db, &until);
+    if (sqlite3_prepare_v2(db, sql[which][0], -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
+        goto out;
+    step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        rc = 1;
+        goto out;
+    }
+    if (step != SQLITE_DONE) {
+        rc = store_query_error(db);
+        goto out;
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (!fn) {
+        rc = 0;
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db, sql[which][1], -1, &s, NULL) != SQLITE_OK)
+        goto out;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(s, 0));
+    rc = step == SQLITE_DONE ? 0 : store_query_error(db);
+out:
+    if (rc == -EIO)
+        log_msg(LOGL_ERROR, "store", "names: %s", sqlite3_errmsg(db));
     sqlite3_finalize(s);
     store_reader_put(st, db);
     return rc;
