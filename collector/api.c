@@ -269,33 +269,38 @@ static int api_names_known(struct store *st, const char *cluster,
     return rc;
 }
 
+/* What is wrong with the @len bytes of @s as a parameter, or NULL. */
+static const char *api_bytes_wrong(const char *s, size_t len)
+{
+    size_t i, k;
+
+    for (i = 0; i < len; i += k) {
+        k = wire_utf8_char((const unsigned char *)s + i, len - i);
+        if (k == 0)
+            return "is not valid UTF-8";
+        if (s[i] == '\0')
+            return "holds a NUL byte (%00)";
+    }
+    return NULL;
+}
+
 /* A key or value with a NUL inside (%00) or bytes that are not UTF-8 is
  * refused whole: cut or echoed, it would answer another question or
  * break the JSON of the reply. 0 or -EINVAL with a 400 in @r. */
 static int api_param_bytes(const struct api_param *p, struct reply *r)
 {
-    const char *why = NULL;
-    size_t i, k;
+    const char *what = "name", *why;
+    char detail[48];
 
-    for (i = 0; !why && i < p->key_len; i += k) {
-        k = wire_utf8_char((const unsigned char *)p->key + i,
-                           p->key_len - i);
-        if (k == 0)
-            why = "name is not valid UTF-8";
-        else if (p->key[i] == '\0')
-            why = "name holds a NUL byte (%00)";
-    }
-    for (i = 0; !why && p->value && i < p->value_len; i += k) {
-        k = wire_utf8_char((const unsigned char *)p->value + i,
-                           p->value_len - i);
-        if (k == 0)
-            why = "value is not valid UTF-8";
-        else if (p->value[i] == '\0')
-            why = "value holds a NUL byte (%00)";
+    why = api_bytes_wrong(p->key, p->key_len);
+    if (!why && p->value) {
+        what = "value";
+        why = api_bytes_wrong(p->value, p->value_len);
     }
     if (!why)
         return 0;
-    api_bad_param(r, p->key, why);
+    snprintf(detail, sizeof(detail), "%s %s", what, why);
+    api_bad_param(r, p->key, detail);
     return -EINVAL;
 }
 

@@ -891,49 +891,28 @@ static void test_valid_multibyte_utf8_passes_validation(void **state)
 static const char *fixture_set_name(struct fixture *f, size_t i,
                                     const char *v)
 {
-    char *s = (char *)v;
+    const struct {
+        char **slot;
+        const char *field;
+    } names[] = {
+        { &f->b.cluster, "cluster" },
+        { &f->b.region, "region" },
+        { &f->b.node, "node" },
+        { &f->probe.target, "events[0].probe.target" },
+        { &f->state.target, "events[1].state.target" },
+        { &f->dns.name, "events[2].dns.name" },
+        { &f->dns.target, "events[2].dns.target" },
+        { &f->metric.name, "events[3].metric.name" },
+        { &f->metric.target, "events[3].metric.target" },
+        { &f->label[0].name, "events[3].metric.labels[0].name" },
+        { &f->failover.kind, "events[4].failover.kind" },
+        { &f->failover.from_region, "events[4].failover.from_region" },
+        { &f->failover.to_region, "events[4].failover.to_region" },
+    };
 
-    switch (i) {
-    case 0:
-        f->b.cluster = s;
-        return "cluster";
-    case 1:
-        f->b.region = s;
-        return "region";
-    case 2:
-        f->b.node = s;
-        return "node";
-    case 3:
-        f->probe.target = s;
-        return "events[0].probe.target";
-    case 4:
-        f->state.target = s;
-        return "events[1].state.target";
-    case 5:
-        f->dns.name = s;
-        return "events[2].dns.name";
-    case 6:
-        f->dns.target = s;
-        return "events[2].dns.target";
-    case 7:
-        f->metric.name = s;
-        return "events[3].metric.name";
-    case 8:
-        f->metric.target = s;
-        return "events[3].metric.target";
-    case 9:
-        f->label[0].name = s;
-        return "events[3].metric.labels[0].name";
-    case 10:
-        f->failover.kind = s;
-        return "events[4].failover.kind";
-    case 11:
-        f->failover.from_region = s;
-        return "events[4].failover.from_region";
-    default:
-        f->failover.to_region = s;
-        return "events[4].failover.to_region";
-    }
+    assert_true(i < sizeof(names) / sizeof(names[0]));
+    *names[i].slot = (char *)v;
+    return names[i].field;
 }
 #define FIXTURE_NAMES 13
 
