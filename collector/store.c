@@ -2291,6 +2291,10 @@ static int store_json_take(struct jsonw *w, char **out, size_t *out_len)
 #define STORE_FILTER_TARGET \
     " AND e.target_id = (SELECT id FROM targets WHERE name = ?5)"
 #define STORE_FILTER_KIND \
+    " AND e.kind_id = (SELECT id FROM kinds WHERE name = ?6)"
+/* Several kinds (a comma-separated list): the (kind, time) index then
+ * gives no one order, so only a list pays for the sort. */
+#define STORE_FILTER_KINDS \
     " AND e.kind_id IN (SELECT id FROM kinds" \
     "   WHERE instr(',' || ?6 || ',', ',' || name || ',') > 0)"
 
@@ -2347,7 +2351,8 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
              corrected ? corrected_where : agent_where,
              q->cluster ? STORE_FILTER_CLUSTER : "",
              q->target ? STORE_FILTER_TARGET : "",
-             q->kind ? STORE_FILTER_KIND : "",
+             !q->kind ? ""
+             : strchr(q->kind, ',') ? STORE_FILTER_KINDS : STORE_FILTER_KIND,
              corrected ? corrected_order : agent_order);
     db = store_reader_get(st);
     if (!db)
