@@ -131,7 +131,8 @@ int agent_target_status_ok(const struct agent_target *t, long status)
 }
 
 /* Reads a required name-like string and bounds its length, since it ends
- * up in every event the collector stores. */
+ * up in every event the collector stores; printable, as the collector
+ * wants names (a YAML "\n" escape would forge log lines). */
 static int config_name(struct yconf *yc, yaml_node_t *map, const char *ctx,
                        const char *key, int required, char **out)
 {
@@ -144,6 +145,11 @@ static int config_name(struct yconf *yc, yaml_node_t *map, const char *ctx,
         free(s);
         return yconf_fail(yc, yconf_find(yc, map, key), ctx, key,
                           "longer than %u bytes", AGENT_CONFIG_MAX_NAME);
+    }
+    if (wire_name_check(s, strlen(s)) < 0) {
+        free(s);
+        return yconf_fail(yc, yconf_find(yc, map, key), ctx, key,
+                          "holds a control character");
     }
     *out = s;
     return 0;

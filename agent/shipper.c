@@ -550,8 +550,12 @@ static int shipper_start(struct shipper *sh, struct shipper_coll *k,
 static int shipper_poll_one(struct shipper *sh, struct shipper_coll *k,
                             CURLM *multi, int64_t now_us, uint64_t next_seq)
 {
-    size_t max_events = sh->cfg->batch_max_events > 0
-                            ? (size_t)sh->cfg->batch_max_events : 1;
+    /* The collector refuses a batch over WIRE_MAX_EVENTS whole: whatever
+     * the config says (it checks too), never build one. */
+    size_t max_events = sh->cfg->batch_max_events <= 0 ? 1
+                      : sh->cfg->batch_max_events > (long long)WIRE_MAX_EVENTS
+                            ? WIRE_MAX_EVENTS
+                            : (size_t)sh->cfg->batch_max_events;
     size_t max_bytes = sh->cfg->batch_max_bytes > 0
                            ? (size_t)sh->cfg->batch_max_bytes : 1;
     struct spool_chunk c;

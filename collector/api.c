@@ -13,6 +13,18 @@
 
 #define API_DEFAULT_LIMIT 1000u
 #define API_DEFAULT_SPAN_MS (3600 * 1000)
+#define API_CLOSE_MAX     5u        /* close names offered for a typo */
+#define API_CLOSE_EDITS   3u        /* at most this many edits away */
+#define API_CLOSE_LEN     256u      /* longer: only a name holding it */
+#define API_SHOWN_LEN     120u      /* bytes of a name quoted in a detail */
+#define API_DETAIL_LEN    1024u
+
+/* Every kind the store writes (wire_event_kind, plus its own notes): one
+ * of these is never a typo, even before the first such event. */
+static const char *const api_kinds[] = {
+    "probe", "state", "dns", "metric", "failover", "lifecycle", "gap",
+    "drop", "unknown",
+};
 
 int api_parse_time(const char *s, int64_t *out_ms)
 {
@@ -55,6 +67,8 @@ int api_parse_time(const char *s, int64_t *out_ms)
     return 0;
 }
 
+static void api_answer(struct reply *r, int rc, char *json, size_t len);
+
 static void api_bad_param(struct reply *r, const char *key,
                           const char *why)
 {
@@ -62,6 +76,232 @@ static void api_bad_param(struct reply *r, const char *key,
 
     snprintf(detail, sizeof(detail), "%.40s: %s", key, why);
     reply_error(r, 400, "bad parameter", detail);
+}
+
+/* Appends @s to @buf (NUL-terminated, @size bytes) as a quoted name cut
+ * at API_SHOWN_LEN bytes on a character boundary, so that the detail stays
+ * short and UTF-8. */
+static void api_append_name(char *buf, size_t size, const char *s)
+{
+    size_t used = strlen(buf), len = strlen(s), n = 0, k;
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (n < len) {
+        k = wire_utf8_char(p + n, len - n);
+        if (k == 0 || n + k > API_SHOWN_LEN)
+            break;
+        n += k;
+    }
+    snprintf(buf + used, size - used, "\"%.*s%s\"", (int)n, s,
+             p[n] ? "..." : "");
+}
+
+/* The close names to a wanted one, best first: fewest edits (ASCII case
+ * ignored), then names that hold the wanted one (3 bytes or more). */
+struct api_close {
+    const char *want;
+    size_t want_len;
+    unsigned max_edits;
+    size_t n;
+    unsigned score[API_CLOSE_MAX];
+    char name[API_CLOSE_MAX][API_SHOWN_LEN + 4];
+    size_t known;                   /* names looked at */
+};
+
+/* Edits from @a to @b (insert, delete, replace, or swap two neighbours:
+ * the typos people make; ASCII case ignored), or @limit + 1 once it is
+ * sure to be more than @limit. */
+static unsigned api_edits(const char *a, size_t na, const char *b,
+                          size_t nb, unsigned limit)
+{
+    unsigned row[3][API_CLOSE_LEN + 1];
+    unsigned *pp = row[0], *prev = row[1], *cur = row[2], *t;
+    unsigned prev_best = 0;         /* row 0's best */
+    size_t i, j;
+
+    if ((na > nb ? na - nb : nb - na) > limit)
+        return limit + 1;
+    for (j = 0; j <= nb; j++)
+        prev[j] = (unsigned)j;
+    for (i = 1; i <= na; i++) {
+        int ai = tolower((unsigned char)a[i - 1]);
+        unsigned best;
+
+        cur[0] = (unsigned)i;
+        best = cur[0];
+        for (j = 1; j <= nb; j++) {
+            int bj = tolower((unsigned char)b[j - 1]);
+            unsigned v = prev[j - 1] + (ai != bj);
+
+            if (prev[j] + 1 < v)
+                v = prev[j] + 1;
+            if (cur[j - 1] + 1 < v)
+                v = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && ai == tolower((unsigned char)b[j - 2]) &&
+                bj == tolower((unsigned char)a[i - 2]) && pp[j - 2] + 1 < v)
+                v = pp[j - 2] + 1;
+            cur[j] = v;
+            if (v < best)
+                best = v;
+        }
+        /* A swap costs 1 from two rows back: stop once no cell of this
+         * row nor of the one before can lead to @limit or less. */
+        if (best > limit && prev_best >= limit)
+            return limit + 1;
+        prev_best = best;
+        t = pp;
+        pp = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[nb] <= limit ? prev[nb] : limit + 1;
+}
+
+static void api_close_consider(void *ctx, const char *name)
+{
+    struct api_close *c = ctx;
+    char shown[sizeof(c->name[0])];
+    size_t n = strlen(name), i;
+    unsigned score;
+
+    c->known++;
+    if (strcmp(name, c->want) == 0)
+        return;
+    score = c->max_edits + 2;       /* not close */
+    if (n <= API_CLOSE_LEN && c->want_len <= API_CLOSE_LEN)
+        score = api_edits(c->want, c->want_len, name, n, c->max_edits);
+    if (score > c->max_edits)
+        score = c->want_len >= 3 && strstr(name, c->want) != NULL
+                    ? c->max_edits + 1 : c->max_edits + 2;
+    if (score > c->max_edits + 1)
+        return;
+    shown[0] = '\0';
+    api_append_name(shown, sizeof(shown), name);
+    for (i = 0; i < c->n; i++)
+        if (strcmp(c->name[i], shown) == 0)
+            return;                 /* a kind both built in and stored */
+    /* Insert in order; equal scores keep the store's name order. */
+    for (i = c->n; i > 0 && c->score[i - 1] > score; i--) {
+        if (i < API_CLOSE_MAX) {
+            c->score[i] = c->score[i - 1];
+            memcpy(c->name[i], c->name[i - 1], sizeof(c->name[i]));
+        }
+    }
+    if (i >= API_CLOSE_MAX)
+        return;
+    c->score[i] = score;
+    memcpy(c->name[i], shown, sizeof(shown));
+    if (c->n < API_CLOSE_MAX)
+        c->n++;
+}
+
+/* Checks that the store knows @v (@len bytes) as a @what (@key's value):
+ * 0; -ENOENT with a 400 in @r naming it and the close names; another
+ * -errno with a 503 in @r. */
+static int api_known(struct store *st, enum store_names which,
+                     const char *key, const char *what, const char *v,
+                     size_t len, struct reply *r)
+{
+    struct api_close c = { .want = v, .want_len = len };
+    char detail[API_DETAIL_LEN];
+    char want[API_SHOWN_LEN + 4];
+    size_t i, used;
+    int rc;
+
+    /* One edit in a short name already makes most names close. */
+    c.max_edits = len < 4 ? 1 : len < 12 ? 2 : API_CLOSE_EDITS;
+    rc = store_name_known(st, which, v, api_close_consider, &c);
+    if (rc == 0 && which == STORE_NAMES_KIND) {
+        for (i = 0; i < sizeof(api_kinds) / sizeof(api_kinds[0]); i++) {
+            if (strcmp(v, api_kinds[i]) == 0)
+                rc = 1;
+            else
+                api_close_consider(&c, api_kinds[i]);
+        }
+    }
+    if (rc > 0)
+        return 0;
+    if (rc < 0) {
+        api_answer(r, rc, NULL, 0);
+        return rc;
+    }
+    want[0] = '\0';
+    api_append_name(want, sizeof(want), v);
+    snprintf(detail, sizeof(detail), "%s: the store has never seen a %s %s",
+             key, what, want);
+    used = strlen(detail);
+    if (c.n == 0)
+        snprintf(detail + used, sizeof(detail) - used, "; none of the %zu "
+                 "it knows is close", c.known);
+    for (i = 0; i < c.n; i++) {
+        used = strlen(detail);
+        snprintf(detail + used, sizeof(detail) - used, "%s%s",
+                 i == 0 ? "; close: " : ", ", c.name[i]);
+    }
+    reply_error(r, 400, "unknown name", detail);
+    return -ENOENT;
+}
+
+/* Every name the query filters on is one the store has seen: 0, or
+ * -errno with the reply in @r. @kinds is a comma-separated list. */
+static int api_names_known(struct store *st, const char *cluster,
+                           const char *target, const char *kinds,
+                           struct reply *r)
+{
+    char kind[WIRE_MAX_STR + 1];
+    const char *p, *comma;
+    size_t n;
+    int rc = 0;
+
+    if (cluster)
+        rc = api_known(st, STORE_NAMES_CLUSTER, "cluster", "cluster",
+                       cluster, strlen(cluster), r);
+    if (rc == 0 && target)
+        rc = api_known(st, STORE_NAMES_TARGET, "target", "target", target,
+                       strlen(target), r);
+    for (p = kinds; rc == 0 && p; p = comma ? comma + 1 : NULL) {
+        comma = strchr(p, ',');
+        n = comma ? (size_t)(comma - p) : strlen(p);
+        memcpy(kind, p, n);             /* n <= WIRE_MAX_STR: checked */
+        kind[n] = '\0';
+        rc = api_known(st, STORE_NAMES_KIND, "kind", "kind", kind, n, r);
+    }
+    return rc;
+}
+
+/* What is wrong with the @len bytes of @s as a parameter, or NULL. */
+static const char *api_bytes_wrong(const char *s, size_t len)
+{
+    size_t i, k;
+
+    for (i = 0; i < len; i += k) {
+        k = wire_utf8_char((const unsigned char *)s + i, len - i);
+        if (k == 0)
+            return "is not valid UTF-8";
+        if (s[i] == '\0')
+            return "holds a NUL byte (%00)";
+    }
+    return NULL;
+}
+
+/* A key or value with a NUL inside (%00) or bytes that are not UTF-8 is
+ * refused whole: cut or echoed, it would answer another question or
+ * break the JSON of the reply. 0 or -EINVAL with a 400 in @r. */
+static int api_param_bytes(const struct api_param *p, struct reply *r)
+{
+    const char *what = "name", *why;
+    char detail[48];
+
+    why = api_bytes_wrong(p->key, p->key_len);
+    if (!why && p->value) {
+        what = "value";
+        why = api_bytes_wrong(p->value, p->value_len);
+    }
+    if (!why)
+        return 0;
+    snprintf(detail, sizeof(detail), "%s %s", what, why);
+    api_bad_param(r, p->key, detail);
+    return -EINVAL;
 }
 
 /* A query the store answered (@rc 0: takes @json) or could not: 503,
@@ -124,6 +364,11 @@ static int api_common_param(const char *k, const char *v, int64_t *from,
         api_bad_param(r, k, "too long");
         return -EINVAL;
     }
+    if (name == kind && (v[0] == ',' || v[strlen(v) - 1] == ',' ||
+                         strstr(v, ",,") != NULL)) {
+        api_bad_param(r, k, "an empty kind in the list");
+        return -EINVAL;
+    }
     *name = v;
     return 1;
 }
@@ -144,6 +389,8 @@ void api_timeline(struct store *st, const struct api_param *params,
     for (size_t i = 0; i < n_params; i++) {
         const char *k = params[i].key, *v = params[i].value;
 
+        if (api_param_bytes(&params[i], r) < 0)
+            return;
         rc = api_common_param(k, v, &q.from_ms, &q.to_ms, &q.cluster,
                               &q.target, &q.kind, r);
         if (rc < 0)
@@ -180,6 +427,8 @@ void api_timeline(struct store *st, const struct api_param *params,
         api_bad_param(r, "from", "must be before to");
         return;
     }
+    if (api_names_known(st, q.cluster, q.target, q.kind, r) < 0)
+        return;
     rc = store_timeline(st, &q, &json, &len);
     api_answer(st, r, rc, json, len);
 }
@@ -199,6 +448,8 @@ void api_latency(struct store *st, const struct api_param *params,
     for (size_t i = 0; i < n_params; i++) {
         const char *k = params[i].key, *v = params[i].value;
 
+        if (api_param_bytes(&params[i], r) < 0)
+            return;
         rc = api_common_param(k, v, &q.from_ms, &q.to_ms, &q.cluster,
                               &q.target, NULL, r);
         if (rc < 0)
@@ -228,6 +479,8 @@ void api_latency(struct store *st, const struct api_param *params,
         api_bad_param(r, "from", "must be before to");
         return;
     }
+    if (api_names_known(st, q.cluster, q.target, NULL, r) < 0)
+        return;
     rc = store_latency(st, &q, &json, &len);
     if (rc == -E2BIG) {
         api_bad_param(r, "from", "range over 20000 steps: use step=hour or "

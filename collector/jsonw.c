@@ -1,5 +1,6 @@
 /* jsonw.c -- append-only JSON writer with a cap; errors are sticky so
- * callers check once at the end. */
+ * callers check once at the end. Strings are escaped and checked as
+ * UTF-8 (wire.c's rules) so that a reply is always JSON. */
 #include "jsonw.h"
 
 #include <errno.h>
@@ -8,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "wire.h"
 
 void jsonw_init(struct jsonw *w, size_t toobig)
 {
@@ -109,25 +112,37 @@ void jsonw_arr_end(struct jsonw *w)
     w->need_comma = 1;
 }
 
+/* Bytes that are not UTF-8 (a stored value from before validation, a
+ * parameter echoed in an error) become U+FFFD, one per byte: the text
+ * stays valid JSON whatever it was given. */
 static void jsonw_quoted(struct jsonw *w, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
-    size_t run = 0;
+    size_t run = 0, left = strlen(s), k;
 
     jsonw_raw(w, "\"", 1);
     for (; p[run]; ) {                  /* copy plain runs in one go */
         unsigned char c = p[run];
         char esc[7];
 
-        if (c >= 0x20 && c != '"' && c != '\\') {
+        if (c >= 0x80) {
+            k = wire_utf8_char(p + run, left - run);
+            if (k > 0) {
+                run += k;
+                continue;
+            }
+        } else if (c >= 0x20 && c != '"' && c != '\\') {
             run++;
             continue;
         }
         jsonw_raw(w, (const char *)p, run);
         p += run + 1;
+        left -= run + 1;
         run = 0;
-        if (c == '"' || c == '\\') {
+        if (c >= 0x80) {
+            jsonw_raw(w, "\\ufffd", 6);
+        } else if (c == '"' || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
             jsonw_raw(w, esc, 2);

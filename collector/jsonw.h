@@ -1,6 +1,7 @@
 /* jsonw.h -- a growable JSON text buffer with a hard size cap, for the
  * collector's replies and the event fields it stores. Writes nothing but
- * valid JSON text given valid UTF-8 input; does not parse. */
+ * valid JSON text (a string's bytes that are not UTF-8 become U+FFFD),
+ * except what jsonw_raw and jsonw_value are given; does not parse. */
 #ifndef SEXTANT_JSONW_H
 #define SEXTANT_JSONW_H
 

@@ -517,8 +517,10 @@ struct server_params {
     int overflow;
 };
 
+/* With the lengths: a %00 in a parameter must be seen, not cut. */
 static enum MHD_Result server_param(void *cls, enum MHD_ValueKind kind,
-                                    const char *key, const char *value)
+                                    const char *key, size_t key_len,
+                                    const char *value, size_t value_len)
 {
     struct server_params *ps = cls;
 
@@ -528,7 +530,9 @@ static enum MHD_Result server_param(void *cls, enum MHD_ValueKind kind,
         return MHD_NO;
     }
     ps->p[ps->n].key = key;
+    ps->p[ps->n].key_len = key_len;
     ps->p[ps->n].value = value;
+    ps->p[ps->n].value_len = value_len;
     ps->n++;
     return MHD_YES;
 }
@@ -927,8 +931,8 @@ static enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
                           : server_ingest(srv, c, rq);
     case ROUTE_TIMELINE:
     case ROUTE_LATENCY:
-        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, server_param,
-                                  &ps);
+        MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, server_param,
+                                    &ps);
         if (ps.overflow)
             reply_error(&r, 400, "bad parameter", "too many parameters");
         else if (rq->route == ROUTE_TIMELINE)

@@ -2572,6 +2572,11 @@ static int store_json_take(struct jsonw *w, char **out, size_t *out_len)
     " AND e.target_id = (SELECT id FROM targets WHERE name = ?5)"
 #define STORE_FILTER_KIND \
     " AND e.kind_id = (SELECT id FROM kinds WHERE name = ?6)"
+/* Several kinds (a comma-separated list): the (kind, time) index then
+ * gives no one order, so only a list pays for the sort. */
+#define STORE_FILTER_KINDS \
+    " AND e.kind_id IN (SELECT id FROM kinds" \
+    "   WHERE instr(',' || ?6 || ',', ',' || name || ',') > 0)"
 
 /* A reader's query stops when it runs past STORE_QUERY_MS: it holds an
  * HTTP thread and a read snapshot (which stops checkpoints). */
@@ -2629,7 +2634,8 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
              corrected ? corrected_where : agent_where,
              q->cluster ? STORE_FILTER_CLUSTER : "",
              q->target ? STORE_FILTER_TARGET : "",
-             q->kind ? STORE_FILTER_KIND : "",
+             !q->kind ? ""
+             : strchr(q->kind, ',') ? STORE_FILTER_KINDS : STORE_FILTER_KIND,
              corrected ? corrected_order : agent_order);
     db = store_reader_get(st);
     if (!db)
@@ -2712,6 +2718,61 @@ out:
         rc = store_query_error(st, db);
     if (rc < 0)
         log_msg(LOGL_ERROR, "store", "clusters: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    store_reader_put(st, db);
+    return rc;
+}
+
+int store_name_known(struct store *st, enum store_names which,
+                     const char *name, store_name_fn fn, void *ctx)
+{
+    /* [which][0]: is it there; [which][1]: every name, for suggestions. */
+    static const char *const sql[][2] = {
+        [STORE_NAMES_CLUSTER] = {
+            "SELECT 1 FROM clusters WHERE name = ?1",
+            "SELECT name FROM clusters ORDER BY name" },
+        [STORE_NAMES_TARGET] = {
+            "SELECT 1 FROM targets WHERE name = ?1",
+            "SELECT name FROM targets ORDER BY name" },
+        [STORE_NAMES_KIND] = {
+            "SELECT 1 FROM kinds WHERE name = ?1",
+            "SELECT name FROM kinds ORDER BY name" },
+    };
+    sqlite3_stmt *s = NULL;
+    int64_t until;
+    sqlite3 *db;
+    int rc = -EIO, step;
+
+    db = store_reader_get(st);
+    if (!db)
+        return -EIO;
+    store_query_deadline(db, &until);
+    if (sqlite3_prepare_v2(db, sql[which][0], -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
+        goto out;
+    step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        rc = 1;
+        goto out;
+    }
+    if (step != SQLITE_DONE) {
+        rc = store_query_error(db);
+        goto out;
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (!fn) {
+        rc = 0;
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db, sql[which][1], -1, &s, NULL) != SQLITE_OK)
+        goto out;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(s, 0));
+    rc = step == SQLITE_DONE ? 0 : store_query_error(db);
+out:
+    if (rc == -EIO)
+        log_msg(LOGL_ERROR, "store", "names: %s", sqlite3_errmsg(db));
     sqlite3_finalize(s);
     store_reader_put(st, db);
     return rc;

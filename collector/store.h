@@ -129,6 +129,21 @@ int store_clusters_seen(struct store *st,
                                    int64_t last_seen_ms),
                         void *ctx);
 
+/* The names the store has seen, one table each (see the API's checks). */
+enum store_names {
+    STORE_NAMES_CLUSTER,
+    STORE_NAMES_TARGET,
+    STORE_NAMES_KIND,
+};
+typedef void (*store_name_fn)(void *ctx, const char *name);
+
+/* Whether any event or agent ever brought @name (borrowed) in @which: 1
+ * yes; 0 no, after calling @fn (may be NULL) with every name the store
+ * has in @which, in name order, so the caller can offer close ones; -EIO
+ * (or -ETIMEDOUT past STORE_QUERY_MS). Reads through a read connection. */
+int store_name_known(struct store *st, enum store_names which,
+                     const char *name, store_name_fn fn, void *ctx);
+
 /* A query running longer is stopped with -ETIMEDOUT: a reader holds an
  * HTTP thread and a read snapshot. A query that hits a damaged page fails
  * with -EUCLEAN (and the store enters the corrupt state, see
@@ -145,7 +160,8 @@ struct store_timeline_query {
     int64_t to_ms;          /* exclusive */
     const char *cluster;    /* NULL = every cluster */
     const char *target;     /* NULL = every target */
-    const char *kind;       /* NULL = every kind ("probe", "state", ...) */
+    const char *kind;       /* NULL = every kind; else one or more kinds
+                             * ("probe", "state", ...) joined by commas */
     unsigned limit;
     enum store_order order;
 };

@@ -302,45 +302,75 @@ static int fail(struct vctx *v, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
- * U+10FFFF. The collector emits every string as JSON. */
-static bool utf8_valid(const unsigned char *s, size_t n)
+size_t wire_utf8_char(const unsigned char *s, size_t n)
 {
-    size_t i = 0, k, j;
+    size_t k, j;
     uint32_t cp, min;
 
+    if (n == 0)
+        return 0;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        k = 1;                          /* k continuation bytes follow */
+    else if ((s[0] & 0xf0) == 0xe0)
+        k = 2;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        k = 3;
+    else
+        return 0;
+    cp = s[0] & (0x3fu >> k);
+    min = k == 1 ? 0x80 : k == 2 ? 0x800 : 0x10000;
+    if (n - 1 < k)
+        return 0;
+    for (j = 1; j <= k; j++) {
+        if ((s[j] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[j] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return k + 1;
+}
+
+/* The collector emits every string as JSON: strict UTF-8 only. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0, k;
+
     while (i < n) {
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        if (s[i] >= 0xc2 && s[i] <= 0xdf)
-            k = 1;                      /* k continuation bytes follow */
-        else if ((s[i] & 0xf0) == 0xe0)
-            k = 2;
-        else if (s[i] >= 0xf0 && s[i] <= 0xf4)
-            k = 3;
-        else
+        k = wire_utf8_char(s + i, n - i);
+        if (k == 0)
             return false;
-        cp = s[i] & (0x3fu >> k);
-        min = k == 1 ? 0x80 : k == 2 ? 0x800 : 0x10000;
-        if (n - i - 1 < k)
-            return false;
-        for (j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += k + 1;
+        i += k;
     }
     return true;
 }
 
-/* A NULL string is the empty string, as protobuf-c packs it. */
-static int check_str(struct vctx *v, const char *name, const char *s,
-                     size_t max, bool required)
+int wire_name_check(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, k;
+
+    while (i < n) {
+        k = wire_utf8_char(p + i, n - i);
+        if (k == 0)
+            return -EILSEQ;
+        /* C0, DEL and C1 (U+0080..U+009F, 0xc2 0x80..0x9f): a name goes
+         * into log lines and terminals, where these forge or hide text. */
+        if ((k == 1 && (p[i] < 0x20 || p[i] == 0x7f)) ||
+            (k == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0))
+            return -EINVAL;
+        i += k;
+    }
+    return 0;
+}
+
+/* A NULL string is the empty string, as protobuf-c packs it. Free text
+ * (an error, a reason) may hold any character; an identifier that the
+ * agent chose (cluster, target, a name) only printable ones. */
+static int check_any(struct vctx *v, const char *name, const char *s,
+                     size_t max, bool required, bool ident)
 {
     size_t n;
 
@@ -353,7 +383,21 @@ static int check_str(struct vctx *v, const char *name, const char *s,
         return fail(v, -EINVAL, "%s: empty", name);
     if (!utf8_valid((const unsigned char *)s, n))
         return fail(v, -EINVAL, "%s: not valid UTF-8", name);
+    if (ident && wire_name_check(s, n) < 0)
+        return fail(v, -EINVAL, "%s: holds a control character", name);
     return 0;
+}
+
+static int check_str(struct vctx *v, const char *name, const char *s,
+                     size_t max, bool required)
+{
+    return check_any(v, name, s, max, required, false);
+}
+
+static int check_name(struct vctx *v, const char *name, const char *s,
+                      bool required)
+{
+    return check_any(v, name, s, WIRE_MAX_STR, required, true);
 }
 
 /* Known to this build; 0 (UNSPECIFIED) only where it means something. */
@@ -374,7 +418,7 @@ static int check_probe(struct vctx *v, const Sextant__V1__ProbeResult *p)
 
     if (p == NULL)
         return fail(v, -EINVAL, "probe: missing");
-    rc = check_str(v, "probe.target", p->target, WIRE_MAX_STR, true);
+    rc = check_name(v, "probe.target", p->target, true);
     if (rc == 0 &&
         !enum_ok(&sextant__v1__probe_type__descriptor, p->type, false))
         rc = fail(v, -EINVAL, "probe.type: %d is not a known ProbeType",
@@ -395,7 +439,7 @@ static int check_state(struct vctx *v, const Sextant__V1__StateChange *s)
 
     if (s == NULL)
         return fail(v, -EINVAL, "state: missing");
-    rc = check_str(v, "state.target", s->target, WIRE_MAX_STR, true);
+    rc = check_name(v, "state.target", s->target, true);
     if (rc == 0 && !enum_ok(&sextant__v1__health__descriptor, s->from, true))
         rc = fail(v, -EINVAL, "state.from: %d is not a known Health",
                   (int)s->from);
@@ -439,9 +483,9 @@ static int check_dns(struct vctx *v, const Sextant__V1__DnsChange *d)
 
     if (d == NULL)
         return fail(v, -EINVAL, "dns: missing");
-    rc = check_str(v, "dns.name", d->name, WIRE_MAX_STR, true);
+    rc = check_name(v, "dns.name", d->name, true);
     if (rc == 0)
-        rc = check_str(v, "dns.target", d->target, WIRE_MAX_STR, false);
+        rc = check_name(v, "dns.target", d->target, false);
     if (rc == 0)
         rc = check_answers(v, "old_answers", d->n_old_answers,
                            d->old_answers);
@@ -459,9 +503,9 @@ static int check_metric(struct vctx *v, const Sextant__V1__MetricSample *m)
 
     if (m == NULL)
         return fail(v, -EINVAL, "metric: missing");
-    rc = check_str(v, "metric.name", m->name, WIRE_MAX_STR, true);
+    rc = check_name(v, "metric.name", m->name, true);
     if (rc == 0)
-        rc = check_str(v, "metric.target", m->target, WIRE_MAX_STR, false);
+        rc = check_name(v, "metric.target", m->target, false);
     if (rc == 0 && m->n_labels > WIRE_MAX_LABELS)
         rc = fail(v, -EMSGSIZE, "metric.labels: %zu labels, over %u",
                   m->n_labels, WIRE_MAX_LABELS);
@@ -469,7 +513,7 @@ static int check_metric(struct vctx *v, const Sextant__V1__MetricSample *m)
         if (m->labels[i] == NULL)
             return fail(v, -EINVAL, "metric.labels[%zu]: missing", i);
         snprintf(name, sizeof(name), "metric.labels[%zu].name", i);
-        rc = check_str(v, name, m->labels[i]->name, WIRE_MAX_STR, true);
+        rc = check_name(v, name, m->labels[i]->name, true);
         if (rc == 0) {
             snprintf(name, sizeof(name), "metric.labels[%zu].value", i);
             rc = check_str(v, name, m->labels[i]->value, WIRE_MAX_STR,
@@ -485,13 +529,12 @@ static int check_failover(struct vctx *v, const Sextant__V1__Failover *f)
 
     if (f == NULL)
         return fail(v, -EINVAL, "failover: missing");
-    rc = check_str(v, "failover.kind", f->kind, WIRE_MAX_STR, true);
+    rc = check_name(v, "failover.kind", f->kind, true);
     if (rc == 0)
-        rc = check_str(v, "failover.from_region", f->from_region,
-                       WIRE_MAX_STR, false);
+        rc = check_name(v, "failover.from_region", f->from_region,
+                        false);
     if (rc == 0)
-        rc = check_str(v, "failover.to_region", f->to_region, WIRE_MAX_STR,
-                       false);
+        rc = check_name(v, "failover.to_region", f->to_region, false);
     if (rc == 0)
         rc = check_str(v, "failover.text", f->text, WIRE_MAX_TEXT, false);
     return rc;
@@ -550,11 +593,11 @@ int wire_batch_validate(const Sextant__V1__Batch *b, char *err,
 
     if (b == NULL)
         return fail(&v, -EINVAL, "batch: missing");
-    rc = check_str(&v, "cluster", b->cluster, WIRE_MAX_STR, true);
+    rc = check_name(&v, "cluster", b->cluster, true);
     if (rc == 0)
-        rc = check_str(&v, "region", b->region, WIRE_MAX_STR, true);
+        rc = check_name(&v, "region", b->region, true);
     if (rc == 0)
-        rc = check_str(&v, "node", b->node, WIRE_MAX_STR, true);
+        rc = check_name(&v, "node", b->node, true);
     if (rc == 0)
         rc = check_str(&v, "agent_version", b->agent_version, WIRE_MAX_STR,
                        false);

@@ -44,10 +44,24 @@ int wire_batch_encode(const Sextant__V1__Batch *b, uint8_t **out,
 int wire_batch_decode(const uint8_t *z, size_t len, size_t raw_cap,
                       Sextant__V1__Batch **out, char *err, size_t err_len);
 /* Checks required fields, enum values, string lengths, counts, seq order
- * (ascending, first == first_seq). 0 or -EINVAL / -EMSGSIZE with a reason. */
+ * (ascending, first == first_seq), that every string is UTF-8 and that
+ * identifiers (cluster, region, node, targets, DNS, metric, label and
+ * failover names and regions) hold no control character (see
+ * wire_name_check); free text (errors, reasons, failover text, label
+ * values) may. 0 or -EINVAL / -EMSGSIZE with a reason naming the field. */
 int wire_batch_validate(const Sextant__V1__Batch *b, char *err,
                         size_t err_len);
 void wire_batch_free(Sextant__V1__Batch *b);   /* NULL is a no-op */
+
+/* The length (1 to 4) of the strict UTF-8 (RFC 3629: no overlong forms,
+ * no surrogates, nothing past U+10FFFF) character @s starts with, looking
+ * at @n bytes at most; 0 if it is not one (or @n is 0). */
+size_t wire_utf8_char(const unsigned char *s, size_t n);
+/* Whether the @n bytes of @s make a printable name: 0, -EILSEQ when not
+ * UTF-8 (a NUL byte is UTF-8 and a control character), -EINVAL when it
+ * holds a control character (C0, DEL or C1). Agent config, the agent's
+ * CLI and the collector all check names with it. */
+int wire_name_check(const char *s, size_t n);
 
 /* The agent's spool keeps each event packed on its own; a batch is then
  * its header plus those bytes, without unpacking them again. */

@@ -101,6 +101,13 @@ rc=0
 assert_eq "$rc" 2 "event with invalid UTF-8"
 grep -q "failover.text: not valid UTF-8" "$TMP/err" \
     || fail "invalid text not named: $(cat "$TMP/err")"
+# So is a kind (a name) with a control character in it.
+rc=0
+"$AGENT" event --config "$CFG" --kind $'drill\nFAKE line' 2> "$TMP/err" ||
+    rc=$?
+assert_eq "$rc" 2 "event with a line break in its kind"
+grep -q "failover.kind: holds a control character" "$TMP/err" \
+    || fail "control character in kind not named: $(cat "$TMP/err")"
 
 kill -TERM $AGENT_PID
 wait $AGENT_PID || fail "agent exit status $?"

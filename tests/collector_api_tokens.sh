@@ -27,6 +27,7 @@ expect() {
     [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
     status=$(curl "${args[@]}" "$URL$path") || fail "curl $path"
     assert_eq "$status" "$want" "GET $path with '${token:0:4}...'"
+    case "$path" in /api/*) json_ok "$TMP/body" "GET $path" ;; esac
     if [ "$want" != 200 ]; then
         jq -e 'has("error") and has("detail")' "$TMP/body" > /dev/null \
             || fail "not a JSON error for $path: $(cat "$TMP/body")"

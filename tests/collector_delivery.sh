@@ -197,7 +197,7 @@ assert_eq "$(q "SELECT clock_offset_ms IS NULL FROM agents
 send --node cb --seq 3-3 --t0 $((T0 + 3000)) --sent-ms +0 > /dev/null
 send --node ca --seq 3-3 --t0 $((T0 + 1000)) --sent-ms -6000 \
     --rtt-us 20000 > /dev/null
-tl() { curl -sf "$URL/api/v1/timeline?cluster=test&$1"; }
+tl() { api_get "api/v1/timeline?cluster=test&$1"; }
 W="from=$((T0 + 1003))&to=$((T0 + 1004))"
 tl "from=$((T0 + 1003))&to=$((T0 + 3004))" > "$TMP/agent.json"
 got=$(jq -r '[.events[] | select(.seq == 3 and (.node == "ca" or
@@ -227,10 +227,9 @@ tl "from=$T0&to=$((T0 + 100))&limit=1" > "$TMP/n.json"
 assert_eq "$(jq -c '[.events[] | has("clock_offset_ms")
     and has("corrected_ms") and has("corrected_time")] | unique' \
     "$TMP/n.json")" "[true]" "offset fields on every event"
-assert_eq "$(curl -s -o "$TMP/b" -w '%{http_code}' \
-    "$URL/api/v1/timeline?order=skew")" 400 "bad order"
-jq -e '.detail | startswith("order:")' "$TMP/b" > /dev/null \
-    || fail "400 does not name order: $(cat "$TMP/b")"
+assert_eq "$(api_code "api/v1/timeline?order=skew")" 400 "bad order"
+jq -e '.detail | startswith("order:")' "$TMP/body" > /dev/null \
+    || fail "400 does not name order: $(cat "$TMP/body")"
 
 # --- Hostile numbers: refused with 400, nothing stored.
 before=$(q .dump | sha256sum)

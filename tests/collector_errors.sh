@@ -1,8 +1,9 @@
 # collector_errors.sh -- every error status of POST /v1/ingest and the API:
 # each asserts the status, a JSON {"error","detail"} body, and that the
 # database did not change; events with absurd strings or times name the
-# field in the detail. Then what is not an error: values at the caps, and
-# absurd send times (stored, left out of the clock offset).
+# field in the detail; every API reply is checked to be JSON. Then what is
+# not an error: values at the caps, and absurd send times (stored, left out
+# of the clock offset).
 . "$(dirname "$0")/lib.sh"
 
 DB=$TMP/c.db
@@ -75,6 +76,18 @@ expect_detail "events[0].probe.target: not valid UTF-8" --seq 6-7 \
     --target-hex f4908080                   # past U+10FFFF
 expect_detail "ProbeResult.target: NUL byte in string" --seq 6-7 \
     --target-hex 7765620061646d696e         # "web\0admin"
+# Names are printable: a control character in one could forge a log line
+# or hide text on a terminal. Free text (an error) may hold line breaks.
+expect_detail "events[0].probe.target: holds a control character" \
+    --seq 6-7 --target-hex 7765620a61646d696e     # "web\nadmin"
+expect_detail "events[0].probe.target: holds a control character" \
+    --seq 6-7 --target-hex 1b5b33316d776562       # ESC[31m
+expect_detail "events[0].probe.target: holds a control character" \
+    --seq 6-7 --target-hex 7765627f               # DEL
+expect_detail "events[0].probe.target: holds a control character" \
+    --seq 6-7 --target-hex 776562c285             # U+0085, a C1 control
+expect_detail "node: holds a control character" --seq 6-7 \
+    --node $'n1\r\nFAKE log line'
 expect_detail "events[0].probe.error: over 8192 bytes" --seq 6-7 \
     --error-len 10240
 expect_detail "MetricSample.labels: over 64 entries" --seq 6-7 --labels 100
@@ -103,6 +116,7 @@ http_expect() {
     local status
     status=$(curl -s -o "$TMP/body" -w '%{http_code}' "$@")
     assert_eq "$status" "$want" "status for $*"
+    json_ok "$TMP/body" "$*"
     jq -e 'has("error") and has("detail")' "$TMP/body" > /dev/null \
         || fail "not a JSON error for $*: $(cat "$TMP/body")"
     assert_eq "$(db_digest "$DB")" "$before" "database after $*"
@@ -116,6 +130,25 @@ http_expect 400 "$URL/api/v1/timeline?limit=0"
 http_expect 400 "$URL/api/v1/timeline?limit=10001"
 http_expect 400 "$URL/api/v1/timeline?color=blue"
 http_expect 400 "$URL/api/v1/timeline?from=2000&to=1000"
+# Parameters are UTF-8 without NUL, or refused naming them: never echoed
+# as raw bytes into the JSON, never cut at a %00.
+api_bad() {
+    http_expect 400 "$URL/api/v1/$1"
+    case "$(jq -r .detail "$TMP/body")" in
+    "$2"*) ;;
+    *) fail "detail for $1: '$(jq -r .detail "$TMP/body")' is not '$2...'" ;;
+    esac
+}
+api_bad "latency?target=%ff%fe" "target: value is not valid UTF-8"
+api_bad "timeline?target=web%c0%af" "target: value is not valid UTF-8"
+api_bad "timeline?cluster=test%00x" "cluster: value holds a NUL byte"
+api_bad "timeline?cluster=%00" "cluster: value holds a NUL byte"
+api_bad "timeline?from=1%002" "from: value holds a NUL byte"
+api_bad "latency?target=web&step=hour%00" "step: value holds a NUL byte"
+api_bad "timeline?limit%ff=3" "limit"
+jq -r .detail "$TMP/body" | grep -q 'name is not valid UTF-8' ||
+    fail "a key that is not UTF-8: $(cat "$TMP/body")"
+api_bad "timeline?lim%00it=3" "lim: name holds a NUL byte"
 
 # The caps are inclusive, and the flags above send what they say: at the
 # caps, and with valid UTF-8, the same events are stored and shown as sent.
@@ -130,7 +163,7 @@ assert_eq "$(edge --seq 3-3 --labels 32)" "200 3" "32 labels"
 assert_eq "$(edge --seq 4-4 --target-hex c3a9f09f9880)" "200 4" "UTF-8 target"
 assert_eq "$(edge --seq 5-5 --event-ms 946684800000)" "200 5" \
     "an event at 2000-01-01T00:00:00Z"
-curl -sf "$URL/api/v1/timeline?cluster=test&from=$T&to=$((T + 10))" \
+api_get "api/v1/timeline?cluster=test&from=$T&to=$((T + 10))" \
     > "$TMP/edge.json" || fail "timeline of node edge"
 assert_eq "$(jq -r '[.events[] | select(.node == "edge") |
     if .seq == 1 then (.target | length)
@@ -138,7 +171,7 @@ assert_eq "$(jq -r '[.events[] | select(.node == "edge") |
     elif .seq == 3 then (.fields.labels | length)
     else .target end] | join(" ")' "$TMP/edge.json")" "1024 8192 32 é😀" \
     "what the timeline shows of the events at the caps"
-curl -sf "$URL/api/v1/timeline?cluster=test&from=946684800000&to=946684800001" \
+api_get "api/v1/timeline?cluster=test&from=946684800000&to=946684800001" \
     | jq -e '.events[0].seq == 5' > /dev/null || fail "event of 2000-01-01"
 echo "ok the caps are inclusive"
 
@@ -150,7 +183,7 @@ clock() {
 }
 # offsets: the clock offsets node clock's events show (one: the agent's).
 offsets() {
-    curl -sf "$URL/api/v1/timeline?cluster=test&from=$T&to=$((T + 10))" |
+    api_get "api/v1/timeline?cluster=test&from=$T&to=$((T + 10))" |
         jq -c '[.events[] | select(.node == "clock") | .clock_offset_ms]
                | unique'
 }

@@ -1,7 +1,8 @@
 # collector_latency.sh -- GET /api/v1/latency over real HTTP: probe results
 # from two clusters' agents are rolled up per minute and hour; counts,
 # failures and percentiles (within 2 %) come back per cluster and merged;
-# a replayed batch counts once; bad parameters are a 400 naming them.
+# a replayed batch counts once; bad parameters and names the store has
+# never seen are a 400 naming them. Every reply is checked to be JSON.
 . "$(dirname "$0")/lib.sh"
 
 DB=$TMP/c.db
@@ -17,7 +18,7 @@ assert_eq "$(send --token "$OTHER_TOKEN" --cluster other --seq 1-40)" \
 assert_eq "$(send --token "$OTHER_TOKEN" --cluster other --seq 41-50 \
              --error-len 20)" "200 50" "failures of cluster other"
 
-lat() { curl -sS "$URL/api/v1/latency?target=web&from=$((T0 - 60000))&to=$((T0 + 120000))$1"; }
+lat() { api_get "api/v1/latency?target=web&from=$((T0 - 60000))&to=$((T0 + 120000))$1"; }
 # Nearest rank within 2 %: p of n sorted values 1001..1000+n us, in ms.
 near() { awk -v got="$1" -v want="$2" \
     'BEGIN { d = got - want; if (d < 0) d = -d; exit !(d <= want * 0.0201) }'; }
@@ -37,9 +38,15 @@ near "$(jq '.points[0].p95_ms' <<<"$j")" 1.093 || fail "merged p95: $j"
 j=$(lat "&cluster=other&step=hour")
 assert_eq "$(jq -c '[.points[] | [.t, .count, .failures]]' <<<"$j")" \
     "[[$(( T0 / 3600000 * 3600000 )),50,10]]" "hour rollup of other"
-assert_eq "$(lat "&cluster=nobody" | jq -c .points)" "[]" "unknown cluster"
-
-code() { curl -sS -o "$TMP/body" -w '%{http_code}' "$URL/api/v1/latency$1"; }
+code() { api_code "api/v1/latency$1"; }
+assert_eq "$(code "?target=web&cluster=nobody")" 400 "unknown cluster"
+assert_eq "$(jq -r .detail "$TMP/body")" \
+    'cluster: the store has never seen a cluster "nobody"; none of the 2 it knows is close' \
+    "unknown cluster named"
+assert_eq "$(code "?target=webb")" 400 "unknown target"
+assert_eq "$(jq -r .detail "$TMP/body")" \
+    'target: the store has never seen a target "webb"; close: "web"' \
+    "unknown target named, with the close one"
 assert_eq "$(code "")" 400 "no target"
 jq -e '.detail | test("target")' "$TMP/body" > /dev/null || fail "detail"
 assert_eq "$(code "?target=web&step=week")" 400 "bad step"

@@ -92,6 +92,7 @@ get /healthz
 assert_eq "$STATUS" 200 "GET /healthz"
 get /api/v1/timeline
 assert_eq "$STATUS" 401 "API without its token"
+json_ok "$TMP/body" "GET /api/v1/timeline"
 
 scrape "$TMP/m1"
 delta sextant_collector_ingest_batches_total 3

@@ -36,7 +36,7 @@ assert_eq "$(sqlite3 "$DB" "SELECT count(*) FROM events_full WHERE kind = 'gap'"
 # for 11..14, visible in the timeline API too.
 assert_eq "$(send --node n2 --seq 1-10)" "200 10" "n2 first"
 assert_eq "$(send --node n2 --seq 15-20)" "200 20" "n2 jump"
-curl -sf "$URL/api/v1/timeline?from=$T0&cluster=test" > "$TMP/tl.json"
+api_get "api/v1/timeline?from=$T0&cluster=test" > "$TMP/tl.json"
 got=$(jq -r '.events[] | select(.node == "n2" and .kind == "gap")
     | "\(.fields.from_seq)-\(.fields.to_seq):\(.fields.count)"' "$TMP/tl.json")
 assert_eq "$got" "11-14:4" "gap in the timeline"

@@ -1,6 +1,7 @@
 # collector_timeline.sh -- GET /api/v1/timeline: ordering by time, the
-# from/to/cluster/limit filters, RFC 3339 times; /healthz; and a clean stop
-# on SIGTERM that closes the database.
+# from/to/cluster/limit/kind filters, RFC 3339 times, names the store has
+# never seen (400 with the close ones); /healthz; and a clean stop on
+# SIGTERM that closes the database. Every reply is checked to be JSON.
 . "$(dirname "$0")/lib.sh"
 
 DB=$TMP/c.db
@@ -16,7 +17,7 @@ send --token "$TOKEN" --cluster test --t0 $T0 --seq 1-5
 send --token "$OTHER_TOKEN" --cluster other --node o1 --t0 $((T0 + 2)) \
     --seq 1-5 --target api
 
-q() { curl -sf "$URL/api/v1/timeline?$1"; }
+q() { api_get "api/v1/timeline?$1"; }
 all=$(q "from=$T0&to=$((T0 + 100))")
 assert_eq "$(echo "$all" | jq '.count')" 10 "count"
 assert_eq "$(echo "$all" | jq -c '[.events[].time_ms - '$T0']')" \
@@ -35,6 +36,41 @@ assert_eq "$(echo "$lim" | jq -c '[.count, .truncated]')" "[3,true]" "limit"
 assert_eq "$(q "from=2025-11-25T17:00:00.004Z&to=2025-11-25T17:00:01Z" | jq '.count')" \
     6 "RFC 3339 times"
 assert_eq "$(q "" | jq '.count')" 0 "default window is the last hour"
+
+# kind takes a list; a kind the store knows of but has not stored yet is
+# an empty answer, not an error.
+W="from=$T0&to=$((T0 + 100))"
+assert_eq "$(q "$W&kind=probe,state" | jq '.count')" 10 "kind list"
+assert_eq "$(q "$W&kind=failover" | jq '.count')" 0 "kind not stored yet"
+assert_eq "$(q "$W&kind=state,probe&cluster=other&target=api" |
+    jq -c '[.count, ([.events[].kind] | unique)]')" '[5,["probe"]]' \
+    "kind list with cluster and target"
+# A name the store has never seen is a 400 naming it and the close names
+# it knows: a typo must not read as "nothing happened".
+unknown() {
+    assert_eq "$(api_code "api/v1/timeline?$W&$1")" 400 "status for $1"
+    assert_eq "$(jq -r .error "$TMP/body")" "unknown name" "error for $1"
+    assert_eq "$(jq -r .detail "$TMP/body")" "$2" "detail for $1"
+}
+unknown "cluster=tset" \
+    'cluster: the store has never seen a cluster "tset"; close: "test"'
+unknown "cluster=Other" \
+    'cluster: the store has never seen a cluster "Other"; close: "other"'
+unknown "target=wbe" \
+    'target: the store has never seen a target "wbe"; close: "web"'
+unknown "target=ap" \
+    'target: the store has never seen a target "ap"; close: "api"'
+unknown "kind=probe,prbe" \
+    'kind: the store has never seen a kind "prbe"; close: "probe"'
+unknown "kind=zzzzzzzz" \
+    'kind: the store has never seen a kind "zzzzzzzz"; none of the 10 it knows is close'
+unknown "cluster=test&target=nothing-like-it" \
+    'target: the store has never seen a target "nothing-like-it"; none of the 2 it knows is close'
+for bad in "kind=probe," "kind=,probe" "kind=probe,,state"; do
+    assert_eq "$(api_code "api/v1/timeline?$W&$bad")" 400 "status for $bad"
+    assert_eq "$(jq -r .detail "$TMP/body")" "kind: an empty kind in the list" \
+        "detail for $bad"
+done
 
 stop_collector
 grep -q 'stopped' "$TMP/collector.log" || fail "no clean stop in the log"

@@ -53,7 +53,7 @@ acked_above() {
 timeline_seqs() {
     local from=$1 to=$2 last
     while :; do
-        curl -sf "$URL/api/v1/timeline?cluster=test&from=$from&to=$to&limit=10000" \
+        api_get "api/v1/timeline?cluster=test&from=$from&to=$to&limit=10000" \
             > "$TMP/page.json" || fail "timeline query from=$from to=$to"
         jq -r '.events[].seq' "$TMP/page.json"
         [ "$(jq .truncated "$TMP/page.json")" = true ] || break

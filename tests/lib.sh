@@ -167,3 +167,31 @@ db_digest() {
 assert_eq() {
     [ "$1" = "$2" ] || fail "$3: got '$1', want '$2'"
 }
+
+# json_ok FILE WHAT: fails unless FILE is one JSON text in strict UTF-8
+# (jq alone turns bad bytes into U+FFFD, so iconv checks them first).
+json_ok() {
+    iconv -f UTF-8 -t UTF-8 < "$1" > /dev/null 2>&1 ||
+        fail "$2: reply is not UTF-8: $(head -c 300 "$1" | od -c | head -n 5)"
+    jq empty < "$1" > /dev/null 2>&1 ||
+        fail "$2: reply is not JSON: $(head -c 300 "$1")"
+}
+
+# api_code PATH?QUERY: GETs $URL/PATH?QUERY (already escaped), prints the
+# HTTP status and leaves the body in $TMP/body; fails unless the body is
+# JSON, whatever the status.
+api_code() {
+    local code
+    code=$(curl -sS -o "$TMP/body" -w '%{http_code}' "$URL/$1") ||
+        fail "GET /$1: curl failed"
+    json_ok "$TMP/body" "GET /$1"
+    echo "$code"
+}
+
+# api_get PATH?QUERY: prints the body of a GET that must answer 200 JSON.
+api_get() {
+    local code
+    code=$(api_code "$1") || exit 1
+    [ "$code" = 200 ] || fail "GET /$1: status $code: $(cat "$TMP/body")"
+    cat "$TMP/body"
+}

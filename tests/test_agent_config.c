@@ -314,6 +314,24 @@ static void test_missing_required_keys_are_errors(void **state)
     expect_error("cluster:\nregion: r1\n", "1: cluster: value is empty");
 }
 
+/* Names go into every event and every collector log line: a control
+ * character in one (YAML escapes make them easy) is refused here, where
+ * a person can fix it, not by the collector batch after batch. */
+static void test_names_with_control_characters_are_errors(void **state)
+{
+    (void)state;
+    expect_error("cluster: \"c1\\nFAKE\"\nregion: r1\nnode: n1\n",
+                 "1: cluster: holds a control character");
+    expect_error("cluster: c1\nregion: \"r\\e[31m\"\nnode: n1\n",
+                 "2: region: holds a control character");
+    expect_error("cluster: c1\nregion: r1\nnode: \"n\\t1\"\n",
+                 "3: node: holds a control character");
+    expect_error(HEAD "targets:\n  - name: \"web\\x7f\"\n",
+                 "10: targets[0].name: holds a control character");
+    expect_error(HEAD "targets:\n  - name: \"web\\N\"\n",
+                 "10: targets[0].name: holds a control character");
+}
+
 static void test_missing_node_needs_node_name(void **state)
 {
     (void)state;
@@ -646,6 +664,10 @@ static void test_bad_spool_bound_and_shipping_keys_are_errors(void **state)
     expect_error(HEAD "shipping:\n  batch_max_events: 0\n" TARGETS,
                  "10: shipping.batch_max_events: must be between 1 and "
                  "10000");
+    /* The collector refuses a batch over 10000 events. */
+    expect_error(HEAD "shipping:\n  batch_max_events: 10001\n" TARGETS,
+                 "10: shipping.batch_max_events: must be between 1 and "
+                 "10000");
     expect_error(HEAD "shipping:\n  batch_max_bytes: 8MiB\n" TARGETS,
                  "10: shipping.batch_max_bytes: must be between 1024 and "
                  "4194304 bytes");
@@ -719,6 +741,7 @@ int main(void)
         T(test_key_given_twice_is_an_error),
         T(test_wrong_types_are_errors),
         T(test_missing_required_keys_are_errors),
+        T(test_names_with_control_characters_are_errors),
         T(test_missing_node_needs_node_name),
         T(test_node_name_env_overrides_file),
         T(test_node_name_env_must_be_a_plain_name),

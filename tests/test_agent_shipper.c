@@ -669,6 +669,26 @@ static void test_batch_closes_at_max_events(void **state)
     assert_got_exactly(0, 1, 350);
 }
 
+/* The collector refuses a batch of more than 10000 events whole: even
+ * a config that asks for more (the config check stops a file doing it)
+ * gets batches of 10000. */
+static void test_batch_never_holds_more_than_the_wire_cap(void **state)
+{
+    struct fx *f = *state;
+
+    f->cfg.batch_max_events = 2 * WIRE_MAX_EVENTS;
+    f->cfg.batch_max_bytes = 4 << 20;
+    f->cfg.batch_max_age_ms = 60000;
+    append_n(f->sp, WIRE_MAX_EVENTS + 1);
+    assert_int_equal(ship(f), 1);           /* full at the cap: it goes */
+    assert_int_equal(last_req(0).n_events, WIRE_MAX_EVENTS);
+    assert_int_equal(spooled(f->sp), 1);
+    shipper_flush(f->sh, 1);
+    assert_int_equal(ship(f), 1);
+    assert_int_equal(last_req(0).n_events, 1);
+    assert_got_exactly(0, 1, WIRE_MAX_EVENTS + 1);
+}
+
 static void test_batch_closes_at_max_bytes(void **state)
 {
     struct fx *f = *state;
@@ -1161,6 +1181,7 @@ int main(void)
         T(test_next_batch_reports_rtt_and_continues_seq),
         T(test_200_acks_the_whole_batch_whatever_its_watermark),
         T(test_batch_closes_at_max_events),
+        T(test_batch_never_holds_more_than_the_wire_cap),
         T(test_batch_closes_at_max_bytes),
         T(test_batch_closes_at_max_age),
         cmocka_unit_test(test_full_jitter_stays_within_its_bounds),

@@ -1,5 +1,6 @@
-/* test_jsonw.c -- the JSON writer escapes what JSON requires, stops at its
- * cap, and the API's time parser takes both forms it documents. */
+/* test_jsonw.c -- the JSON writer escapes what JSON requires, replaces
+ * bytes that are not UTF-8, stops at its cap, and the API's time parser
+ * takes both forms it documents. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,6 +40,28 @@ static void test_strings_are_escaped(void **state)
     assert_string_equal(s, "{\"a\\\"b\":\"q\\\" bs\\\\ nl\\n tab\\t ctl\\u0001 "
                            "é\",\"n\":[-5,18446744073709551615,true,null,"
                            "\"NaN\",0.5]}");
+    free(s);
+}
+
+static void test_bytes_that_are_not_utf8_become_replacement_chars(void **state)
+{
+    struct jsonw w;
+    char *s;
+
+    (void)state;
+    jsonw_init(&w, 1024);
+    jsonw_obj_begin(&w);
+    /* Each bad byte is one U+FFFD; good characters around them stay. */
+    jsonw_key(&w, "k\xff");
+    jsonw_str(&w, "a\xff\xfe" "b\xc0\xaf" "c\xed\xa0\x80" "d\xe2\x82");
+    jsonw_key(&w, "ok");
+    jsonw_str(&w, "\xc3\xa9\xf0\x9f\x98\x80\x7f");
+    jsonw_obj_end(&w);
+    s = jsonw_take(&w, NULL);
+    assert_non_null(s);
+    assert_string_equal(s, "{\"k\\ufffd\":\"a\\ufffd\\ufffdb\\ufffd\\ufffd"
+                           "c\\ufffd\\ufffd\\ufffdd\\ufffd\\ufffd\","
+                           "\"ok\":\"\xc3\xa9\xf0\x9f\x98\x80\x7f\"}");
     free(s);
 }
 
@@ -85,6 +108,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strings_are_escaped),
+        cmocka_unit_test(test_bytes_that_are_not_utf8_become_replacement_chars),
         cmocka_unit_test(test_growing_past_the_cap_fails_and_sticks),
         cmocka_unit_test(test_times_parse_as_ms_or_rfc3339),
     };

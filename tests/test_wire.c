@@ -886,6 +886,103 @@ static void test_valid_multibyte_utf8_passes_validation(void **state)
     assert_valid(&f.b);
 }
 
+/* Sets identifier @i of @f to @v; returns the field's name as
+ * validation words it. */
+static const char *fixture_set_name(struct fixture *f, size_t i,
+                                    const char *v)
+{
+    const struct {
+        char **slot;
+        const char *field;
+    } names[] = {
+        { &f->b.cluster, "cluster" },
+        { &f->b.region, "region" },
+        { &f->b.node, "node" },
+        { &f->probe.target, "events[0].probe.target" },
+        { &f->state.target, "events[1].state.target" },
+        { &f->dns.name, "events[2].dns.name" },
+        { &f->dns.target, "events[2].dns.target" },
+        { &f->metric.name, "events[3].metric.name" },
+        { &f->metric.target, "events[3].metric.target" },
+        { &f->label[0].name, "events[3].metric.labels[0].name" },
+        { &f->failover.kind, "events[4].failover.kind" },
+        { &f->failover.from_region, "events[4].failover.from_region" },
+        { &f->failover.to_region, "events[4].failover.to_region" },
+    };
+
+    assert_true(i < sizeof(names) / sizeof(names[0]));
+    *names[i].slot = (char *)v;
+    return names[i].field;
+}
+#define FIXTURE_NAMES 13
+
+static void test_control_character_in_a_name_fails_validation(void **state)
+{
+    static const char *bad[] = {
+        "web\nadmin",              /* a forged second log line */
+        "web\r",
+        "\x1b[31mred",              /* a terminal escape */
+        "tab\there",
+        "del\x7f",
+        "nel\xc2\x85",             /* U+0085, a C1 control */
+        "csi\xc2\x9b",             /* U+009B, the other terminal escape */
+    };
+    struct fixture f;
+    char want[96];
+    const char *field;
+    size_t i, j;
+
+    (void)state;
+    for (i = 0; i < FIXTURE_NAMES; i++) {
+        for (j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
+            fixture_init(&f);
+            field = fixture_set_name(&f, i, bad[j]);
+            snprintf(want, sizeof(want), "%s: holds a control character",
+                     field);
+            assert_invalid(&f.b, -EINVAL, want);
+        }
+    }
+}
+
+static void test_printable_names_and_free_text_with_breaks_pass(void **state)
+{
+    struct fixture f;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < FIXTURE_NAMES; i++) {
+        fixture_init(&f);
+        fixture_set_name(&f, i, "Zürich \xc2\xa0nbsp ~!\"#$%&'()*+,-./");
+        assert_valid(&f.b);
+    }
+    /* Free text may hold line breaks and tabs: it is shown, not parsed. */
+    fixture_init(&f);
+    f.probe.error = "line 1\nline 2\tend\r";
+    f.state.reason = "first\nsecond";
+    f.failover.text = "step 1\nstep 2";
+    f.life.detail = "a\x1b[0mb";
+    f.label[0].value = "v\nw";
+    assert_valid(&f.b);
+}
+
+static void test_name_check_tells_control_from_not_utf8(void **state)
+{
+    (void)state;
+    assert_int_equal(wire_name_check("eu-west-1", 9), 0);
+    assert_int_equal(wire_name_check("", 0), 0);
+    assert_int_equal(wire_name_check("a\0b", 3), -EINVAL);
+    assert_int_equal(wire_name_check("a\nb", 3), -EINVAL);
+    assert_int_equal(wire_name_check("\xc2\x9f", 2), -EINVAL);
+    assert_int_equal(wire_name_check("\xc2\xa0", 2), 0);
+    assert_int_equal(wire_name_check("\xff", 1), -EILSEQ);
+    assert_int_equal(wire_name_check("\xc3", 1), -EILSEQ);  /* cut short */
+    assert_int_equal(wire_utf8_char((const unsigned char *)"\xf0\x9f\x98\x80",
+                                    4), 4);
+    assert_int_equal(wire_utf8_char((const unsigned char *)"\xf0\x9f\x98\x80",
+                                    3), 0);
+    assert_int_equal(wire_utf8_char((const unsigned char *)"x", 0), 0);
+}
+
 static void test_unknown_probe_type_fails_validation(void **state)
 {
     struct fixture f;
@@ -1217,6 +1314,9 @@ int main(void)
         cmocka_unit_test(test_over_long_free_text_fails_with_emsgsize),
         cmocka_unit_test(test_invalid_utf8_fails_validation),
         cmocka_unit_test(test_valid_multibyte_utf8_passes_validation),
+        cmocka_unit_test(test_control_character_in_a_name_fails_validation),
+        cmocka_unit_test(test_printable_names_and_free_text_with_breaks_pass),
+        cmocka_unit_test(test_name_check_tells_control_from_not_utf8),
         cmocka_unit_test(test_unknown_probe_type_fails_validation),
         cmocka_unit_test(test_unknown_health_fails_validation),
         cmocka_unit_test(test_unknown_lifecycle_phase_fails_validation),
