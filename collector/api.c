@@ -67,7 +67,8 @@ int api_parse_time(const char *s, int64_t *out_ms)
     return 0;
 }
 
-static void api_answer(struct reply *r, int rc, char *json, size_t len);
+static void api_answer(struct store *st, struct reply *r, int rc,
+                       char *json, size_t len);
 
 static void api_bad_param(struct reply *r, const char *key,
                           const char *why)
@@ -222,7 +223,7 @@ static int api_known(struct store *st, enum store_names which,
     if (rc > 0)
         return 0;
     if (rc < 0) {
-        api_answer(r, rc, NULL, 0);
+        api_answer(st, r, rc, NULL, 0);
         return rc;
     }
     want[0] = '\0';

@@ -2748,15 +2748,17 @@ int store_name_known(struct store *st, enum store_names which,
         return -EIO;
     store_query_deadline(db, &until);
     if (sqlite3_prepare_v2(db, sql[which][0], -1, &s, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
+        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = store_query_error(st, db);
         goto out;
+    }
     step = sqlite3_step(s);
     if (step == SQLITE_ROW) {
         rc = 1;
         goto out;
     }
     if (step != SQLITE_DONE) {
-        rc = store_query_error(db);
+        rc = store_query_error(st, db);
         goto out;
     }
     sqlite3_finalize(s);
@@ -2765,11 +2767,13 @@ int store_name_known(struct store *st, enum store_names which,
         rc = 0;
         goto out;
     }
-    if (sqlite3_prepare_v2(db, sql[which][1], -1, &s, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, sql[which][1], -1, &s, NULL) != SQLITE_OK) {
+        rc = store_query_error(st, db);
         goto out;
+    }
     while ((step = sqlite3_step(s)) == SQLITE_ROW)
         fn(ctx, (const char *)sqlite3_column_text(s, 0));
-    rc = step == SQLITE_DONE ? 0 : store_query_error(db);
+    rc = step == SQLITE_DONE ? 0 : store_query_error(st, db);
 out:
     if (rc == -EIO)
         log_msg(LOGL_ERROR, "store", "names: %s", sqlite3_errmsg(db));
