@@ -9,6 +9,7 @@
 # tests/test_agent_shipper.c's; kill -9 and partition runs are the
 # delivery_*.sh system tests.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
 
 start_target
 SPOOL=$TMP/spool.db
@@ -78,17 +79,6 @@ probes_ge() {
     [ -e "$SPOOL" ] && [ "$(q "SELECT count(*) FROM events
         WHERE kind = 'probe'" 2>/dev/null || echo 0)" -ge "$1" ]
 }
-not_running() {
-    ! kill -0 "$1" 2>/dev/null ||
-        [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = Z ]
-}
-# log_ms PATTERN: the agent's own time stamp (ms of the UTC day) of the
-# first log line matching PATTERN.
-log_ms() {
-    grep -m1 -- "$1" "$TMP/b.log" |
-        sed -n 's/^[0-9-]*T\([0-9]*\):\([0-9]*\):\([0-9]*\)\.\([0-9]*\)Z.*/\1 \2 \3 \4/p' |
-        awk '{ print (($1 * 60 + $2) * 60 + $3) * 1000 + $4 }'
-}
 wait_until 30 "no probe events" probes_ge 4
 # batch_max_age 5 s: nothing went out yet; the stop sends at once.
 t0=$(now_ms)
@@ -107,8 +97,7 @@ grep -q "not delivered" "$TMP/b.log" &&
 # The grace by the agent's own clock, from its stop line to its give-up
 # line: a lower bound only, with 50 ms for the stop line being stamped a
 # little after the instant the grace counts from.
-ms=$(( $(log_ms "could not ship everything") - $(log_ms "signal 15: stopping") ))
-[ "$ms" -ge 0 ] || ms=$((ms + 86400000))      # the stop crossed midnight
+ms=$(log_gap_ms "$TMP/b.log" "signal 15: stopping" "could not ship everything")
 [ "$ms" -ge 950 ] || fail "the agent gave up $ms ms after its stop line, grace 1000 ms"
 grep -q "flushing for up to 1000 ms" "$TMP/b.log" || fail "no grace line"
 grep -q "could not ship everything before stopping" "$TMP/b.log" ||

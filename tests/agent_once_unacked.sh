@@ -2,9 +2,10 @@
 # acks: it still probes every target once, keeps START, the results and
 # STOP in the spool, retries for a bounded time (15 s by its own clock,
 # not less), logs the collector's status and says why it gives up, sends
-# nothing after that, and exits 1. The collector
-# here is tests/http_target answering 401.
+# nothing after that, and exits 1. The collector here is tests/http_target
+# answering 401.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
 
 start_target
 SPOOL=$TMP/spool.db
@@ -26,18 +27,6 @@ targets:
   - name: refused
     url: http://127.0.0.1:1/
 YAML
-
-not_running() {
-    ! kill -0 "$1" 2>/dev/null ||
-        [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = Z ]
-}
-# log_ms PATTERN: the agent's own time stamp (ms of the UTC day) of the
-# first log line matching PATTERN.
-log_ms() {
-    grep -m1 -- "$1" "$TMP/agent.log" |
-        sed -n 's/^[0-9-]*T\([0-9]*\):\([0-9]*\):\([0-9]*\)\.\([0-9]*\)Z.*/\1 \2 \3 \4/p' |
-        awk '{ print (($1 * 60 + $2) * 60 + $3) * 1000 + $4 }'
-}
 
 t0=$(now_ms)
 "$AGENT" --config "$TMP/agent.yaml" --once 2> "$TMP/agent.log" &
@@ -64,8 +53,7 @@ grep -q 'did not ack every event within 15000 ms; 5 events stay' \
 # By the agent's own clock the tries lasted the 15 s, not less (a lower
 # bound: the start line is stamped a little after the bound starts, hence
 # 50 ms of slack), and nothing was tried after it gave up.
-ms=$(( $(log_ms 'did not ack every event') - $(log_ms 'probed 3 targets') ))
-[ "$ms" -ge 0 ] || ms=$((ms + 86400000))      # the run crossed midnight
+ms=$(log_gap_ms "$TMP/agent.log" 'probed 3 targets' 'did not ack every event')
 [ "$ms" -ge 14950 ] || fail "gave up $ms ms after the drain began, bound 15000"
 assert_eq "$(sed -n '/did not ack every event/,$p' "$TMP/agent.log" |
              grep -c 'not delivered' || true)" 0 "tries after giving up"

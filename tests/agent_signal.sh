@@ -6,6 +6,7 @@
 # epoch and continues the seqs. The collector here is tests/http_target
 # answering 503; the real collector's end-to-end test lives elsewhere.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
 
 start_target
 SPOOL=$TMP/spool.db
@@ -40,10 +41,6 @@ probes_ge() {
 # gives up (60 s is 10x under the grace and far over one 503 round trip),
 # and the log must show the flush's failed POST between the stop line and
 # the give-up line: the stop ended on the collector's answer.
-not_running() {
-    ! kill -0 "$1" 2>/dev/null ||
-        [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = Z ]
-}
 run_until_probes() {
     local want=$1 sig=$2 pid rc order
     : > "$TMP/agent.log"
