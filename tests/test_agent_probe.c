@@ -256,6 +256,21 @@ static void test_refused_connection_is_a_failure(void **state)
     assert_non_null(strstr(r.error, "onnect"));
 }
 
+/* A listening TCP socket on 127.0.0.1 and a free port; sets *port. */
+static int listen_local(int backlog, unsigned *port)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    socklen_t sl = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(fd, backlog), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
 /* A server that answers nobody until @want connections are open at once,
  * then answers them all: only probes that run at the same time can all
  * succeed. Without a new connection for 30 s it gives up, closing every
@@ -296,25 +311,19 @@ static void *barrier_serve(void *arg)
 
 static void test_probes_run_at_the_same_time(void **state)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET };
-    socklen_t sl = sizeof(sin);
     struct barrier b = { .want = 6 };
     struct tgt ts[6];
     struct probe_result rs[6];
     pthread_t th;
+    unsigned port;
 
     (void)state;
-    b.lfd = socket(AF_INET, SOCK_STREAM, 0);
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(b.lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(listen(b.lfd, 16), 0);
-    assert_int_equal(getsockname(b.lfd, (struct sockaddr *)&sin, &sl), 0);
+    b.lfd = listen_local(16, &port);
     assert_int_equal(pthread_create(&th, NULL, barrier_serve, &b), 0);
     for (size_t i = 0; i < 6; i++) {
         /* Longer than the server's 30 s: it, not curl, ends a lone wait. */
         tgt_init(&ts[i], "/", 60000);
-        snprintf(ts[i].url, sizeof(ts[i].url), "http://127.0.0.1:%u/",
-                 ntohs(sin.sin_port));
+        snprintf(ts[i].url, sizeof(ts[i].url), "http://127.0.0.1:%u/", port);
     }
     run_all(ts, 6, rs);
     assert_int_equal(pthread_join(th, NULL), 0);
@@ -362,24 +371,18 @@ static void *endless_serve(void *arg)
 
 static void test_endless_body_is_cut_at_the_cap(void **state)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET };
-    socklen_t sl = sizeof(sin);
     struct endless e = { 0 };
     struct tgt t;
     struct probe_result r;
     pthread_t th;
+    unsigned port;
 
     (void)state;
-    e.lfd = socket(AF_INET, SOCK_STREAM, 0);
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(e.lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(listen(e.lfd, 4), 0);
-    assert_int_equal(getsockname(e.lfd, (struct sockaddr *)&sin, &sl), 0);
+    e.lfd = listen_local(4, &port);
     assert_int_equal(pthread_create(&th, NULL, endless_serve, &e), 0);
     /* A timeout far beyond the cut: ok below means the cap ended it. */
     tgt_init(&t, "/", 60000);
-    snprintf(t.url, sizeof(t.url), "http://127.0.0.1:%u/",
-             ntohs(sin.sin_port));
+    snprintf(t.url, sizeof(t.url), "http://127.0.0.1:%u/", port);
     run_one(&t, &r);
     assert_int_equal(pthread_join(th, NULL), 0);
     close(e.lfd);
