@@ -1,6 +1,7 @@
 # agent_delivery.sh -- the agent side of durable delivery, through the
 # real sextant-agent binary: a corrupt spool is moved aside and a new
-# epoch ships; SIGTERM flushes for shipping.shutdown_grace, not longer;
+# epoch ships; SIGTERM flushes for shipping.shutdown_grace, not longer
+# (a POST held far longer is given up);
 # spool.max_bytes holds with real probes running against a collector that
 # is down, and the drop accounting in the file adds up exactly; several
 # collectors (collectors:) each get every event. The shipper's finer
@@ -8,6 +9,7 @@
 # tests/test_agent_shipper.c's; kill -9 and partition runs are the
 # delivery_*.sh system tests.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
 
 start_target
 SPOOL=$TMP/spool.db
@@ -64,10 +66,11 @@ assert_eq "$(sqlite3 "$TMP/c1.db" 'SELECT epoch FROM agents')" \
 rm -f "$aside"
 
 # --- SIGTERM: the flush lasts shutdown_grace, not longer ---
-# The "collector" holds every POST for 4 s: only the grace can end it.
+# The "collector" holds every POST for 10 minutes: only the grace can end
+# it (the POST's own 30 s timeout is later than the grace too).
 rm -f "$SPOOL"*
 write_agent "$TMP/b.yaml" \
-    "$(one_collector "http://127.0.0.1:$TARGET_PORT/sleep/4000")" \
+    "$(one_collector "http://127.0.0.1:$TARGET_PORT/sleep/600000")" \
     "shipping: {shutdown_grace: 1s, batch_max_age: 5s}"
 "$AGENT" --config "$TMP/b.yaml" 2> "$TMP/b.log" &
 pid=$!
@@ -78,12 +81,24 @@ probes_ge() {
 }
 wait_until 30 "no probe events" probes_ge 4
 # batch_max_age 5 s: nothing went out yet; the stop sends at once.
-t0=$(date +%s%N)
+t0=$(now_ms)
 kill -TERM "$pid"
+# Not longer than the grace, without a stopwatch: an agent that waited for
+# the reply (10 minutes) would still run when this 60 s poll gives up (60x
+# the grace), and one that waited for the POST's 30 s timeout would have
+# logged that failure ("not delivered") before giving up.
+wait_until 60 "agent still running 60 s after SIGTERM (grace 1 s)" \
+    not_running "$pid"
 wait "$pid" || fail "agent exited $? after SIGTERM"
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-[ "$ms" -ge 900 ] && [ "$ms" -lt 3000 ] ||
-    fail "stopped after $ms ms, want about 1000 (the grace)"
+ms=$(( $(now_ms) - t0 ))
+[ "$ms" -ge 1000 ] || fail "stopped after $ms ms, before the 1000 ms grace"
+grep -q "not delivered" "$TMP/b.log" &&
+    fail "the held POST ended before the agent gave up on it"
+# The grace by the agent's own clock, from its stop line to its give-up
+# line: a lower bound only, with 50 ms for the stop line being stamped a
+# little after the instant the grace counts from.
+ms=$(log_gap_ms "$TMP/b.log" "signal 15: stopping" "could not ship everything")
+[ "$ms" -ge 950 ] || fail "the agent gave up $ms ms after its stop line, grace 1000 ms"
 grep -q "flushing for up to 1000 ms" "$TMP/b.log" || fail "no grace line"
 grep -q "could not ship everything before stopping" "$TMP/b.log" ||
     fail "no line about what stays spooled"

@@ -1,6 +1,8 @@
 # agent_lib.sh -- helpers for end-to-end tests of a running agent: the
-# common head of its config, and polling the collector's timeline. Sourced
-# after lib.sh (needs $URL and $TOKEN from start_collector).
+# common head of its config, polling the collector's timeline, waiting for
+# it to exit and reading its log's time stamps. Sourced after lib.sh
+# (agent_test_setup and agent_yaml_head need $URL and $TOKEN from
+# start_collector).
 
 # agent_test_setup: a local target and a collector on free ports; CFG is
 # where the agent's config goes.
@@ -30,4 +32,26 @@ wait_jq() {
 }
 tl_is() {
     tl | jq -e "$1" > /dev/null
+}
+
+# not_running PID: the process is gone (a zombie until reaped counts).
+not_running() {
+    ! kill -0 "$1" 2>/dev/null ||
+        [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = Z ]
+}
+
+# log_ms LOG PATTERN: the time stamp the process wrote on the first line
+# of LOG matching PATTERN, as ms of the UTC day (common/log.c's format).
+log_ms() {
+    grep -m1 -- "$2" "$1" |
+        sed -n 's/^[0-9-]*T\([0-9]*\):\([0-9]*\):\([0-9]*\)\.\([0-9]*\)Z.*/\1 \2 \3 \4/p' |
+        awk '{ print (($1 * 60 + $2) * 60 + $3) * 1000 + $4 }'
+}
+
+# log_gap_ms LOG FIRST LATER: ms between the first lines matching FIRST
+# and LATER by the process's own time stamps (over midnight too).
+log_gap_ms() {
+    local ms=$(( $(log_ms "$1" "$3") - $(log_ms "$1" "$2") ))
+    [ "$ms" -ge 0 ] || ms=$((ms + 86400000))
+    echo "$ms"
 }

@@ -64,9 +64,11 @@ assert_eq "$(echo "$down" | jq -c '[.ok, .status]')" '[false,503]' \
 echo "$down" | jq -e '.error | test("503")' > /dev/null \
     || fail "failing probe names its status: $down"
 slow=$(probes | jq -c '.[] | select(.target == "slow") | .fields')
-# libcurl's timer has millisecond steps and may fire a little early.
-echo "$slow" | jq -e '(.ok | not) and .status == 0 and (.error | length > 0)
-    and .total_us >= 490000 and .total_us < 3000000' > /dev/null \
+# libcurl's timer has millisecond steps and may fire a little early. Its
+# "timed out" says the probe ended on its 500 ms timer, not on the body
+# (due after 3 s): no upper bound on the time, a loaded machine is late.
+echo "$slow" | jq -e '(.ok | not) and .status == 0
+    and (.error | test("timed out")) and .total_us >= 490000' > /dev/null \
     || fail "timed out probe: $slow"
 
 # Stored once: seqs are unique per agent and the count matches the API.

@@ -613,7 +613,6 @@ static void test_a_answers_are_sorted_with_their_ttl(void **state)
     assert_int_equal(r.n_extra, 0);         /* the first run: baseline */
     assert_true(r.t.dns_us > 0);
     assert_int_equal(r.t.total_us, r.t.dns_us);
-    assert_true(r.t.total_us < 2000000);
     /* Numeric order, whatever order dnsmasq (which rotates) sent. */
     assert_state(st, "A 127.0.1.1 ttl 30, A 127.0.3.1 ttl 30");
     probe_dns_ops.state_free(st);
@@ -714,8 +713,8 @@ static void test_nxdomain_and_refused_are_failures(void **state)
     load_one(&cfg, "missing.global.test", "");
     run_one(&cfg.targets[0], &st, &r);
     assert_false(r.ok);
-    assert_string_equal(r.error, "NXDOMAIN");
-    assert_true(r.t.total_us > 0 && r.t.total_us < 1000000);
+    assert_string_equal(r.error, "NXDOMAIN");  /* an answer, no timeout */
+    assert_true(r.t.total_us > 0);
     assert_int_equal(r.n_extra, 0);
     assert_state(st, "");
     probe_dns_ops.state_free(st);
@@ -759,7 +758,10 @@ static void test_silent_resolver_times_out_within_the_timeout(void **state)
     assert_false(r.ok);
     assert_string_equal(r.error, "timeout after 300 ms");
     assert_true(r.t.total_us >= 299000);
-    assert_true(r.t.total_us < 300000 + 150000);
+    /* The error says the probe's own 300 ms timer ended it; this bound,
+     * 10x that, only catches a probe that waits on regardless (a second
+     * try, a library's 5 s default). A loaded machine may be late. */
+    assert_true(r.t.total_us < 10 * 300000);
     assert_int_equal(r.t.dns_us, r.t.total_us);
     assert_state(st, "");
     probe_dns_ops.state_free(st);
@@ -784,8 +786,8 @@ static void test_closed_port_fails_fast_as_refused(void **state)
                               "    timeout: 3s\n", port), 0);
     run_one(&cfg.targets[0], &st, &r);
     assert_false(r.ok);
+    /* ICMP, not the timeout: that would read "timeout after 3000 ms". */
     assert_string_equal(r.error, "connection refused");
-    assert_true(r.t.total_us < 1000000);    /* ICMP, not the timeout */
     probe_dns_ops.state_free(st);
     agent_config_free(&cfg);
 }
