@@ -501,6 +501,12 @@ static void test_rollups_match_brute_force(void **state)
     remove_db(dir, path);
 }
 
+/* The first multiple of @step at or after @t (t > 0). */
+static int64_t ceil_to(int64_t t, int64_t step)
+{
+    return (t + step - 1) / step * step;
+}
+
 static void test_retention_deletes_old_rows_and_shrinks_the_file(void **st_)
 {
     char dir[64], path[128];
@@ -508,6 +514,7 @@ static void test_retention_deletes_old_rows_and_shrinks_the_file(void **st_)
     struct store *st = NULL;
     struct gen g;
     int64_t now = util_now_ms() / MINUTE_MS * MINUTE_MS;
+    int64_t cut_now;            /* retention's "now", after every commit */
     int64_t pages_before, kept_raw = 0;
     sqlite3 *db;
 
@@ -522,9 +529,16 @@ static void test_retention_deletes_old_rows_and_shrinks_the_file(void **st_)
     gen_make(&g, 20000, now - 5 * DAY_MS, 5 * DAY_MS);
     assert_int_equal(store_open(path, &opt, &st), 0);
     ingest_all(st, &g, 0);
+    /* Each group commit skipped the minutes (hours) past retention by the
+     * wall clock at that commit, not by @now: a minute that crossed its
+     * cutoff while the batches went in holds only the events of the
+     * groups before. Retention at a time read after the last commit is
+     * past every such cutoff, so it deletes those rows, and every row it
+     * keeps was rolled up whole. */
+    cut_now = util_now_ms();
     for (int c = 0; c < N_CLUSTERS; c++)
         for (size_t i = 0; i < g.n[c]; i++)
-            kept_raw += g.ev[c][i].unix_ms >= now - DAY_MS;
+            kept_raw += g.ev[c][i].unix_ms >= cut_now - DAY_MS;
 
     /* The writer checkpoints as it goes: the WAL holds about a
      * checkpoint's worth of pages (1000), not everything written. */
@@ -551,7 +565,7 @@ static void test_retention_deletes_old_rows_and_shrinks_the_file(void **st_)
     }
     sqlite3_close(db);
 
-    assert_int_equal(store_retention_run(st, now), 0);
+    assert_int_equal(store_retention_run(st, cut_now), 0);
 
     db = db_open(path);
     assert_int_equal(db_int(db, "SELECT count(*) FROM events"), kept_raw);
@@ -560,20 +574,21 @@ static void test_retention_deletes_old_rows_and_shrinks_the_file(void **st_)
         char sql[160];
 
         snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE"
-                 " unix_ms < %lld", (long long)(now - DAY_MS));
+                 " unix_ms < %lld", (long long)(cut_now - DAY_MS));
+        assert_int_equal(db_int(db, sql), 0);
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM rollup_minute"
+                 " WHERE t < %lld", (long long)(cut_now - 2 * DAY_MS));
         assert_int_equal(db_int(db, sql), 0);
         snprintf(sql, sizeof(sql), "SELECT count(*) FROM rollup_hour WHERE"
-                 " t < %lld", (long long)(now - 3 * DAY_MS));
+                 " t < %lld", (long long)(cut_now - 3 * DAY_MS));
         assert_int_equal(db_int(db, sql), 0);
     }
-    /* What is left matches the truth, rows newer than the cutoffs all
-     * there. */
-    /* (The minute at the cutoff itself may or may not have been rolled
-     * up: the clock moved on while the test ran.) */
+    /* What is left matches the truth, every row from the first minute
+     * (hour) retention keeps on: none is partial, none missing. */
     check_rollup_table(db, &g, "rollup_minute", MINUTE_MS,
-                       now - 2 * DAY_MS + MINUTE_MS);
+                       ceil_to(cut_now - 2 * DAY_MS, MINUTE_MS));
     check_rollup_table(db, &g, "rollup_hour", HOUR_MS,
-                       (now - 3 * DAY_MS + HOUR_MS - 1) / HOUR_MS * HOUR_MS);
+                       ceil_to(cut_now - 3 * DAY_MS, HOUR_MS));
     /* Error texts went with the last events that used them. */
     assert_true(db_int(db, "SELECT count(*) FROM texts") > 0);
     assert_int_equal(db_int(db, "SELECT count(*) FROM texts WHERE id NOT IN"
