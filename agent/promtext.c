@@ -2,6 +2,7 @@
  * into samples handed to a callback. Does not fetch anything, keep any
  * sample after the callback returns, or check rules that span lines. */
 #include "promtext.h"
+#include "util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -79,34 +80,13 @@ static const char *pt_name(struct pt_cur *c, int colon, char *out)
  * that is not would make the collector refuse the whole batch. */
 static int pt_utf8_valid(const unsigned char *s, size_t n)
 {
-    size_t i = 0, k, j;
-    uint32_t cp, min;
+    size_t i = 0, k;
 
     while (i < n) {
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        if (s[i] >= 0xc2 && s[i] <= 0xdf)
-            k = 1;                      /* k continuation bytes follow */
-        else if ((s[i] & 0xf0) == 0xe0)
-            k = 2;
-        else if (s[i] >= 0xf0 && s[i] <= 0xf4)
-            k = 3;
-        else
+        k = util_utf8_char(s + i, n - i, NULL);
+        if (k == 0)
             return 0;
-        cp = s[i] & (0x3fu >> k);
-        min = k == 1 ? 0x80 : k == 2 ? 0x800 : 0x10000;
-        if (n - i - 1 < k)
-            return 0;
-        for (j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i + j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += k + 1;
+        i += k;
     }
     return 1;
 }

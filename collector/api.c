@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util.h"
 #include "wire.h"
 
 #define API_DEFAULT_LIMIT 1000u
@@ -88,7 +89,7 @@ static void api_append_name(char *buf, size_t size, const char *s)
     const unsigned char *p = (const unsigned char *)s;
 
     while (n < len) {
-        k = wire_utf8_char(p + n, len - n);
+        k = util_utf8_char(p + n, len - n, NULL);
         if (k == 0 || n + k > API_SHOWN_LEN)
             break;
         n += k;
@@ -276,7 +277,7 @@ static const char *api_bytes_wrong(const char *s, size_t len)
     size_t i, k;
 
     for (i = 0; i < len; i += k) {
-        k = wire_utf8_char((const unsigned char *)s + i, len - i);
+        k = util_utf8_char((const unsigned char *)s + i, len - i, NULL);
         if (k == 0)
             return "is not valid UTF-8";
         if (s[i] == '\0')

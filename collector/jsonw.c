@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wire.h"
+#include "util.h"
 
 void jsonw_init(struct jsonw *w, size_t toobig)
 {
@@ -127,7 +127,7 @@ static void jsonw_quoted(struct jsonw *w, const char *s)
         char esc[7];
 
         if (c >= 0x80) {
-            k = wire_utf8_char(p + run, left - run);
+            k = util_utf8_char(p + run, left - run, NULL);
             if (k > 0) {
                 run += k;
                 continue;

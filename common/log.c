@@ -4,6 +4,7 @@
  * U+2028/U+2029, invalid UTF-8) is written as \xNN, so a value an agent
  * or client sent can never start a forged line of its own. */
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -40,33 +41,11 @@ int log_parse_level(const char *s, enum log_level *out)
  * Unicode line and paragraph separators end lines in some viewers. */
 static size_t log_utf8_ok(const unsigned char *s, size_t n)
 {
-    size_t len, i;
-    unsigned cp;
+    uint32_t cp;
+    size_t len = s[0] < 0x80 ? 0 : util_utf8_char(s, n, &cp);
 
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        len = 2;
-        cp = s[0] & 0x1fu;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        len = 3;
-        cp = s[0] & 0x0fu;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        len = 4;
-        cp = s[0] & 0x07u;
-    } else {
-        return 0;                   /* ASCII, stray continuation, 0xf5+ */
-    }
-    if (n < len)
-        return 0;
-    for (i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3fu);
-    }
-    /* Overlong forms, surrogates and code points past U+10FFFF are not
-     * UTF-8; a two-byte form below U+00A0 is a C1 control. */
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
-        cp <= 0x9f || cp == 0x2028 || cp == 0x2029)
+    /* A two-byte form below U+00A0 is a C1 control. */
+    if (len == 0 || cp <= 0x9f || cp == 0x2028 || cp == 0x2029)
         return 0;
     return len;
 }

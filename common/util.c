@@ -179,3 +179,39 @@ size_t util_put_varint(uint8_t *p, uint64_t v)
     p[n++] = (uint8_t)v;
     return n;
 }
+
+size_t util_utf8_char(const unsigned char *s, size_t n, uint32_t *cp_out)
+{
+    size_t k, j;
+    uint32_t cp, min;
+
+    if (n == 0)
+        return 0;
+    if (s[0] < 0x80) {
+        if (cp_out)
+            *cp_out = s[0];
+        return 1;
+    }
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        k = 1;                          /* k continuation bytes follow */
+    else if ((s[0] & 0xf0) == 0xe0)
+        k = 2;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        k = 3;
+    else
+        return 0;
+    cp = s[0] & (0x3fu >> k);
+    min = k == 1 ? 0x80 : k == 2 ? 0x800 : 0x10000;
+    if (n - 1 < k)
+        return 0;
+    for (j = 1; j <= k; j++) {
+        if ((s[j] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[j] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    if (cp_out)
+        *cp_out = cp;
+    return k + 1;
+}

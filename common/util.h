@@ -1,5 +1,5 @@
 /* util.h -- small helpers shared by agent and collector: clocks, random
- * numbers, host:port parsing and socket addresses, varints, bounded file reads, constant-time compare. */
+ * numbers, host:port parsing and socket addresses, varints, bounded file reads, constant-time compare, UTF-8. */
 #ifndef SEXTANT_UTIL_H
 #define SEXTANT_UTIL_H
 
@@ -30,6 +30,13 @@ int util_read_file(const char *path, size_t cap, char **out, size_t *out_len);
 
 /* Compares two strings in time that depends only on their lengths. */
 int util_consttime_eq(const char *a, const char *b);
+
+/* The length (1 to 4) of the strict UTF-8 (RFC 3629: no overlong forms,
+ * no surrogates, nothing past U+10FFFF) character @s starts with, looking
+ * at @n bytes at most; 0 if it is not one (or @n is 0). Writes its code
+ * point to @cp unless @cp is NULL. The one decoder of the project: the
+ * wire validator, JSON writer, API, log escaping and promtext use it. */
+size_t util_utf8_char(const unsigned char *s, size_t n, uint32_t *cp);
 
 /* Trims trailing whitespace (a token file's newline) in place. */
 void util_rtrim(char *s);

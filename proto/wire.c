@@ -302,44 +302,13 @@ static int fail(struct vctx *v, int rc, const char *fmt, ...)
     return rc;
 }
 
-size_t wire_utf8_char(const unsigned char *s, size_t n)
-{
-    size_t k, j;
-    uint32_t cp, min;
-
-    if (n == 0)
-        return 0;
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        k = 1;                          /* k continuation bytes follow */
-    else if ((s[0] & 0xf0) == 0xe0)
-        k = 2;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        k = 3;
-    else
-        return 0;
-    cp = s[0] & (0x3fu >> k);
-    min = k == 1 ? 0x80 : k == 2 ? 0x800 : 0x10000;
-    if (n - 1 < k)
-        return 0;
-    for (j = 1; j <= k; j++) {
-        if ((s[j] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[j] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return k + 1;
-}
-
 /* The collector emits every string as JSON: strict UTF-8 only. */
 static bool utf8_valid(const unsigned char *s, size_t n)
 {
     size_t i = 0, k;
 
     while (i < n) {
-        k = wire_utf8_char(s + i, n - i);
+        k = util_utf8_char(s + i, n - i, NULL);
         if (k == 0)
             return false;
         i += k;
@@ -353,7 +322,7 @@ int wire_name_check(const char *s, size_t n)
     size_t i = 0, k;
 
     while (i < n) {
-        k = wire_utf8_char(p + i, n - i);
+        k = util_utf8_char(p + i, n - i, NULL);
         if (k == 0)
             return -EILSEQ;
         /* C0, DEL and C1 (U+0080..U+009F, 0xc2 0x80..0x9f): a name goes

@@ -53,10 +53,6 @@ int wire_batch_validate(const Sextant__V1__Batch *b, char *err,
                         size_t err_len);
 void wire_batch_free(Sextant__V1__Batch *b);   /* NULL is a no-op */
 
-/* The length (1 to 4) of the strict UTF-8 (RFC 3629: no overlong forms,
- * no surrogates, nothing past U+10FFFF) character @s starts with, looking
- * at @n bytes at most; 0 if it is not one (or @n is 0). */
-size_t wire_utf8_char(const unsigned char *s, size_t n);
 /* Whether the @n bytes of @s make a printable name: 0, -EILSEQ when not
  * UTF-8 (a NUL byte is UTF-8 and a control character), -EINVAL when it
  * holds a control character (C0, DEL or C1). Agent config, the agent's

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
 #include "wire.h"
 
 #define T0 1700000000000LL      /* 2023-11-14, inside the sane range */
@@ -976,11 +977,11 @@ static void test_name_check_tells_control_from_not_utf8(void **state)
     assert_int_equal(wire_name_check("\xc2\xa0", 2), 0);
     assert_int_equal(wire_name_check("\xff", 1), -EILSEQ);
     assert_int_equal(wire_name_check("\xc3", 1), -EILSEQ);  /* cut short */
-    assert_int_equal(wire_utf8_char((const unsigned char *)"\xf0\x9f\x98\x80",
-                                    4), 4);
-    assert_int_equal(wire_utf8_char((const unsigned char *)"\xf0\x9f\x98\x80",
-                                    3), 0);
-    assert_int_equal(wire_utf8_char((const unsigned char *)"x", 0), 0);
+    assert_int_equal(util_utf8_char((const unsigned char *)"\xf0\x9f\x98\x80",
+                                    4, NULL), 4);
+    assert_int_equal(util_utf8_char((const unsigned char *)"\xf0\x9f\x98\x80",
+                                    3, NULL), 0);
+    assert_int_equal(util_utf8_char((const unsigned char *)"x", 0, NULL), 0);
 }
 
 static void test_unknown_probe_type_fails_validation(void **state)
