@@ -1033,27 +1033,34 @@ out:
     return rc;
 }
 
-/* The estimate from a window of @n > 0 samples: of those within their
- * RTT/2 plus STORE_OFFSET_SPIKE_MS of the median offset (all of them
- * while fewer than 3: no majority yet), the one with the smallest RTT, the
- * newest on a tie. An unknown RTT ranks as the largest allowed. The
- * median itself always qualifies. */
+/* The estimate from a window of @n > 0 samples (oldest first): of those
+ * within their RTT/2 plus STORE_OFFSET_SPIKE_MS of the median offset (all
+ * of them while fewer than 3: no majority yet), the one with the smallest
+ * RTT, the newest on a tie. An unknown RTT ranks as the largest allowed.
+ * The median itself always qualifies. With an even @n the median is the
+ * older of the two middle samples: taking always the lower (or upper) one
+ * would follow a step down (or up) once half the window, not most of it,
+ * agrees; the older one moves only with a strict majority either way. */
 static double store_clock_pick(const struct store_clock_sample *w, size_t n)
 {
-    int64_t sorted[STORE_CLOCK_WINDOW], median;
+    size_t order[STORE_CLOCK_WINDOW], mid;  /* indexes by offset */
+    int64_t median;
     uint32_t best_rank = UINT32_MAX;
     size_t best = n - 1;
 
     for (size_t i = 0; i < n; i++) {
         size_t k = i;
 
-        while (k > 0 && sorted[k - 1] > w[i].offset_us) {
-            sorted[k] = sorted[k - 1];
+        while (k > 0 && w[order[k - 1]].offset_us > w[i].offset_us) {
+            order[k] = order[k - 1];
             k--;
         }
-        sorted[k] = w[i].offset_us;
+        order[k] = i;
     }
-    median = sorted[(n - 1) / 2];
+    mid = order[(n - 1) / 2];
+    if (n % 2 == 0 && order[n / 2] < mid)
+        mid = order[n / 2];
+    median = w[mid].offset_us;
     for (size_t i = n; i-- > 0;) {
         uint32_t rank = w[i].rtt_us ? w[i].rtt_us : STORE_RTT_MAX_US;
         double off = fabs((double)(w[i].offset_us - median)) / 1000.0;
