@@ -184,26 +184,9 @@ static void test_clock_offset_skips_absurd_rtts_and_spikes_and_follows_a_step(
     assert_int_equal(store_open(path, NULL, &st), 0);
     clock_batch(st, ++seq, t += 1000, -60000, 1000);
     assert_true(clock_offset(path) == 119999);
-
-    store_close(st);
-    remove_db(dir, path);
-}
-
-/* A step down needs the same majority as a step up: with a window of 8,
- * four samples of a new offset are half of it, not most of it. */
-static void test_clock_offset_follows_a_step_down_only_with_a_majority(
-    void **state)
-{
-    char dir[] = "/tmp/sextant-store-XXXXXX", path[256];
-    struct store *st = NULL;
-    int64_t t = util_now_ms() - 3600000;
-    uint64_t seq = 0;
-
-    (void)state;
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/c.db", dir);
-    assert_int_equal(store_open(path, NULL, &st), 0);
-
+    /* A step down needs the same majority as a step up: in a clean
+     * window of 8, four samples of a new offset are half of it, not most
+     * of it; five are. */
     for (int i = 0; i < 8; i++)
         clock_batch(st, ++seq, t += 1000, 120000, 20000);
     assert_true(clock_offset(path) == 119990);
@@ -223,8 +206,6 @@ int main(void)
         cmocka_unit_test(test_timeline_over_the_cap_is_truncated_not_failed),
         cmocka_unit_test(
             test_clock_offset_skips_absurd_rtts_and_spikes_and_follows_a_step),
-        cmocka_unit_test(
-            test_clock_offset_follows_a_step_down_only_with_a_majority),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
