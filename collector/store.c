@@ -31,7 +31,8 @@
  * later read or write) puts the store in a corrupt state for good, which
  * store_stats reports and every submit and failed query answers with
  * -EUCLEAN; a group commit that stores nothing marks commits failing
- * until one stores a batch. */
+ * until one stores a batch or, with no batch coming, the idle writer's
+ * probe commit succeeds. */
 #include "store.h"
 
 #include <errno.h>
@@ -100,6 +101,14 @@
  * schema-and-last-pages check would be cheaper but misses a damaged page
  * in the middle of events, where most of the file is. */
 #define STORE_CHECK_MS        10000
+/* While commits fail and no batch comes to show they work again (an
+ * unready collector gets none behind a readiness probe), the idle writer
+ * tries a real commit this often. It inserts and deletes a text of
+ * STORE_PROBE_BYTES random bytes (hex: twice that), so the commit writes
+ * new pages to the WAL as a batch does; rewriting one page in place could
+ * succeed on a full disk while every batch fails. */
+#define STORE_PROBE_MS        1000
+#define STORE_PROBE_BYTES     4096
 
 /* Schema migrations, applied in order; PRAGMA user_version counts how many
  * ran, and step N sets it to N itself (a pragma takes no bound parameter,
@@ -295,6 +304,7 @@ struct store {
     sqlite3_stmt *sp_begin, *sp_release, *sp_rollback;
     sqlite3_stmt *events_expire;
     sqlite3_stmt *texts_window, *texts_expire;
+    sqlite3_stmt *probe_ins, *probe_del;    /* the commits-failing probe */
     struct store_dim dims[DIM_COUNT];
     struct store_rollup minute, hour;
     struct store_sample *samples;       /* this group's probe results */
@@ -306,6 +316,7 @@ struct store {
                                      * step */
     int64_t retention_text_id;  /* texts looked at up to this id */
     int wal_pages;              /* in the WAL after the last commit */
+    int64_t probe_next_ms;      /* next commit probe while commits fail */
 
     pthread_t writer;
     int writer_started;
@@ -1033,27 +1044,34 @@ out:
     return rc;
 }
 
-/* The estimate from a window of @n > 0 samples: of those within their
- * RTT/2 plus STORE_OFFSET_SPIKE_MS of the median offset (all of them
- * while fewer than 3: no majority yet), the one with the smallest RTT, the
- * newest on a tie. An unknown RTT ranks as the largest allowed. The
- * median itself always qualifies. */
+/* The estimate from a window of @n > 0 samples (oldest first): of those
+ * within their RTT/2 plus STORE_OFFSET_SPIKE_MS of the median offset (all
+ * of them while fewer than 3: no majority yet), the one with the smallest
+ * RTT, the newest on a tie. An unknown RTT ranks as the largest allowed.
+ * The median itself always qualifies. With an even @n the median is the
+ * older of the two middle samples: taking always the lower (or upper) one
+ * would follow a step down (or up) once half the window, not most of it,
+ * agrees; the older one moves only with a strict majority either way. */
 static double store_clock_pick(const struct store_clock_sample *w, size_t n)
 {
-    int64_t sorted[STORE_CLOCK_WINDOW], median;
+    size_t order[STORE_CLOCK_WINDOW], mid;  /* indexes by offset */
+    int64_t median;
     uint32_t best_rank = UINT32_MAX;
     size_t best = n - 1;
 
     for (size_t i = 0; i < n; i++) {
         size_t k = i;
 
-        while (k > 0 && sorted[k - 1] > w[i].offset_us) {
-            sorted[k] = sorted[k - 1];
+        while (k > 0 && w[order[k - 1]].offset_us > w[i].offset_us) {
+            order[k] = order[k - 1];
             k--;
         }
-        sorted[k] = w[i].offset_us;
+        order[k] = i;
     }
-    median = sorted[(n - 1) / 2];
+    mid = order[(n - 1) / 2];
+    if (n % 2 == 0 && order[n / 2] < mid)
+        mid = order[n / 2];
+    median = w[mid].offset_us;
     for (size_t i = n; i-- > 0;) {
         uint32_t rank = w[i].rtt_us ? w[i].rtt_us : STORE_RTT_MAX_US;
         double off = fabs((double)(w[i].offset_us - median)) / 1000.0;
@@ -1617,6 +1635,10 @@ static int store_prepare_all(struct store *st)
                       " AND NOT EXISTS (SELECT 1 FROM events"
                       "                 WHERE text_id = texts.id)",
                       &st->texts_expire) < 0 ||
+        store_prepare(db, "INSERT INTO texts (text)"
+                      " VALUES (hex(randomblob(?1)))", &st->probe_ins) < 0 ||
+        store_prepare(db, "DELETE FROM texts WHERE id = ?1",
+                      &st->probe_del) < 0 ||
         store_prepare(db, "BEGIN IMMEDIATE", &st->begin) < 0 ||
         store_prepare(db, "COMMIT", &st->commit) < 0 ||
         store_prepare(db, "ROLLBACK", &st->rollback) < 0 ||
@@ -1655,7 +1677,8 @@ static void store_finalize_all(struct store *st)
     sqlite3_stmt **all[] = {
         &st->agent_get, &st->agent_ins, &st->agent_upd, &st->event_ins,
         &st->seq_scan, &st->seq_range, &st->events_expire,
-        &st->texts_window, &st->texts_expire, &st->begin,
+        &st->texts_window, &st->texts_expire, &st->probe_ins,
+        &st->probe_del, &st->begin,
         &st->commit, &st->rollback, &st->sp_begin, &st->sp_release,
         &st->sp_rollback, &st->minute.get, &st->minute.put, &st->minute.upd,
         &st->minute.expire, &st->hour.get, &st->hour.put, &st->hour.upd,
@@ -2062,6 +2085,7 @@ static void store_group(struct store *st, struct store_job *jobs)
         st->stats.commits_failing = 1;
         snprintf(st->stats.commit_error, sizeof(st->stats.commit_error),
                  "%s", why);
+        st->probe_next_ms = util_now_ms() + STORE_PROBE_MS;
     }
     st->q_batches -= n;
     st->q_bytes -= bytes;
@@ -2094,6 +2118,59 @@ static void store_group(struct store *st, struct store_job *jobs)
         j->done(j->ctx, j->rc, j->rc == 0 ? j->acked : 0);
         free(j);
     }
+}
+
+/* Steps @s (no rows) for the probe: unlike store_step_done it does not
+ * log, as a failing probe repeats every STORE_PROBE_MS. */
+static int store_probe_step(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* While commits fail and the queue is empty: one real commit that writes
+ * new pages (see STORE_PROBE_BYTES) and leaves the data as it was. Its
+ * success clears commits failing, so /readyz recovers without ingest; its
+ * failure keeps the state with SQLite's newest message. A held write lock
+ * fails it after the busy timeout, as it would a batch. */
+static void store_probe(struct store *st)
+{
+    char why[128] = "";
+    int rc;
+
+    rc = store_probe_step(st->begin);
+    if (rc == 0 &&
+        sqlite3_bind_int(st->probe_ins, 1, STORE_PROBE_BYTES) != SQLITE_OK)
+        rc = -EIO;
+    if (rc == 0)
+        rc = store_probe_step(st->probe_ins);
+    if (rc == 0 &&
+        sqlite3_bind_int64(st->probe_del, 1,
+                           sqlite3_last_insert_rowid(st->wdb)) != SQLITE_OK)
+        rc = -EIO;
+    if (rc == 0)
+        rc = store_probe_step(st->probe_del);
+    if (rc == 0)
+        rc = store_probe_step(st->commit);
+    if (rc < 0) {
+        store_group_error(st, why, sizeof(why));
+        if (!sqlite3_get_autocommit(st->wdb))
+            store_probe_step(st->rollback);
+    }
+    pthread_mutex_lock(&st->qlock);
+    if (rc == 0 && st->stats.commits_failing) {
+        st->stats.commits_failing = 0;
+        log_msg(LOGL_INFO, "store", "a probe commit succeeded: commits "
+                "work again");
+    } else if (rc < 0 && why[0]) {
+        snprintf(st->stats.commit_error, sizeof(st->stats.commit_error),
+                 "%s", why);
+    }
+    pthread_mutex_unlock(&st->qlock);
+    st->probe_next_ms = util_now_ms() + STORE_PROBE_MS;
 }
 
 /* Runs a whole retention pass at job->recv_ms, then answers the job. */
@@ -2177,16 +2254,23 @@ static void *store_writer(void *arg)
     st->retention_next_ms = util_now_ms() + st->opt.retention_interval_ms;
     for (;;) {
         struct store_job *jobs = NULL;
-        int64_t now = util_now_ms();
+        int64_t now = util_now_ms(), wake;
+        int probe = 0;
 
         pthread_mutex_lock(&st->qlock);
-        while (!st->head && !st->closing && !st->retention_now_ms &&
-               now < st->retention_next_ms) {
-            struct timespec ts = {
-                .tv_sec = st->retention_next_ms / 1000,
-                .tv_nsec = (st->retention_next_ms % 1000) * 1000000,
-            };
+        for (;;) {
+            struct timespec ts;
 
+            probe = st->stats.commits_failing && !st->stats.corrupt;
+            if (st->head || st->closing || st->retention_now_ms ||
+                now >= st->retention_next_ms ||
+                (probe && now >= st->probe_next_ms))
+                break;
+            wake = st->retention_next_ms;
+            if (probe && st->probe_next_ms < wake)
+                wake = st->probe_next_ms;
+            ts.tv_sec = wake / 1000;
+            ts.tv_nsec = (wake % 1000) * 1000000;
             pthread_cond_timedwait(&st->qcond, &st->qlock, &ts);
             now = util_now_ms();
         }
@@ -2196,9 +2280,14 @@ static void *store_writer(void *arg)
             pthread_mutex_unlock(&st->qlock);
             break;
         }
+        /* Only an idle writer probes: a batch in the queue proves or
+         * disproves commits by itself. */
+        probe = probe && !jobs && now >= st->probe_next_ms;
         pthread_mutex_unlock(&st->qlock);
 
-        if (jobs && jobs->type == JOB_RETENTION)
+        if (probe)
+            store_probe(st);
+        else if (jobs && jobs->type == JOB_RETENTION)
             store_retention_job(st, jobs);
         else if (jobs)
             store_group(st, jobs);      /* answers its batches */

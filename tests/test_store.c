@@ -184,6 +184,17 @@ static void test_clock_offset_skips_absurd_rtts_and_spikes_and_follows_a_step(
     assert_int_equal(store_open(path, NULL, &st), 0);
     clock_batch(st, ++seq, t += 1000, -60000, 1000);
     assert_true(clock_offset(path) == 119999);
+    /* A step down needs the same majority as a step up: in a clean
+     * window of 8, four samples of a new offset are half of it, not most
+     * of it; five are. */
+    for (int i = 0; i < 8; i++)
+        clock_batch(st, ++seq, t += 1000, 120000, 20000);
+    assert_true(clock_offset(path) == 119990);
+    for (int i = 0; i < 4; i++)
+        clock_batch(st, ++seq, t += 1000, 60000, 20000);
+    assert_true(clock_offset(path) == 119990);
+    clock_batch(st, ++seq, t += 1000, 60000, 20000);
+    assert_true(clock_offset(path) == 59990);
 
     store_close(st);
     remove_db(dir, path);
