@@ -2324,6 +2324,7 @@ void store_options_default(struct store_options *o)
     o->retention_interval_ms = 60 * 1000;
     o->queue_max_batches = 1024;
     o->queue_max_bytes = 64u << 20;
+    o->query_ms = STORE_QUERY_MS;
 }
 
 int store_open(const char *path, const struct store_options *opts,
@@ -2345,6 +2346,8 @@ int store_open(const char *path, const struct store_options *opts,
         store_options_default(&st->opt);
     if (st->opt.retention_interval_ms <= 0)
         st->opt.retention_interval_ms = 60 * 1000;
+    if (st->opt.query_ms <= 0)
+        st->opt.query_ms = STORE_QUERY_MS;
     st->path = strdup(path);
     if (!st->path) {
         rc = -ENOMEM;
@@ -2667,16 +2670,17 @@ static int store_json_take(struct jsonw *w, char **out, size_t *out_len)
     " AND e.kind_id IN (SELECT id FROM kinds" \
     "   WHERE instr(',' || ?6 || ',', ',' || name || ',') > 0)"
 
-/* A reader's query stops when it runs past STORE_QUERY_MS: it holds an
+/* A reader's query stops when it runs past its deadline (query_ms): it holds an
  * HTTP thread and a read snapshot (which stops checkpoints). */
 static int store_query_progress(void *arg)
 {
     return store_mono_ns() > *(const int64_t *)arg;
 }
 
-static void store_query_deadline(sqlite3 *db, int64_t *until_ns)
+static void store_query_deadline(const struct store *st, sqlite3 *db,
+                                 int64_t *until_ns)
 {
-    *until_ns = store_mono_ns() + (int64_t)STORE_QUERY_MS * 1000000;
+    *until_ns = store_mono_ns() + st->opt.query_ms * 1000000;
     sqlite3_progress_handler(db, 1000, store_query_progress, until_ns);
 }
 
@@ -2729,7 +2733,7 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     db = store_reader_get(st);
     if (!db)
         return -EIO;
-    store_query_deadline(db, &until);
+    store_query_deadline(st, db, &until);
     jsonw_init(&w, STORE_TIMELINE_BYTES + 64);   /* room to close it */
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK ||
         sqlite3_bind_int64(s, 1, q->from_ms) != SQLITE_OK ||
@@ -2773,8 +2777,8 @@ out:
     if (rc == -EIO)
         log_msg(LOGL_ERROR, "store", "timeline: %s", sqlite3_errmsg(db));
     if (rc == -ETIMEDOUT)
-        log_msg(LOGL_WARN, "store", "timeline query stopped after %d ms",
-                STORE_QUERY_MS);
+        log_msg(LOGL_WARN, "store", "timeline query stopped after %lld ms",
+                (long long)st->opt.query_ms);
     jsonw_free(&w);
     sqlite3_finalize(s);
     store_reader_put(st, db);
@@ -2835,7 +2839,7 @@ int store_name_known(struct store *st, enum store_names which,
     db = store_reader_get(st);
     if (!db)
         return -EIO;
-    store_query_deadline(db, &until);
+    store_query_deadline(st, db, &until);
     if (sqlite3_prepare_v2(db, sql[which][0], -1, &s, NULL) != SQLITE_OK ||
         sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
         rc = store_query_error(st, db);
@@ -2931,7 +2935,7 @@ int store_latency(struct store *st, const struct store_latency_query *q,
     db = store_reader_get(st);
     if (!db)
         return -EIO;
-    store_query_deadline(db, &until);
+    store_query_deadline(st, db, &until);
     hist_init(&h);
     jsonw_init(&w, 16u << 20);
     if (sqlite3_prepare_v2(db, sql[q->step == STORE_STEP_HOUR][!!q->cluster],
@@ -2989,8 +2993,8 @@ out:
     if (rc == -EIO)
         log_msg(LOGL_ERROR, "store", "latency: %s", sqlite3_errmsg(db));
     if (rc == -ETIMEDOUT)
-        log_msg(LOGL_WARN, "store", "latency query stopped after %d ms",
-                STORE_QUERY_MS);
+        log_msg(LOGL_WARN, "store", "latency query stopped after %lld ms",
+                (long long)st->opt.query_ms);
     jsonw_free(&w);
     hist_free(&h);
     sqlite3_finalize(s);

@@ -23,6 +23,8 @@ struct store_options {
                                      * for: 60 s */
     size_t queue_max_batches;       /* high-water mark: 1024 batches */
     size_t queue_max_bytes;         /* and of their memory: 64 MiB */
+    int64_t query_ms;               /* a read query's deadline:
+                                     * STORE_QUERY_MS */
 };
 void store_options_default(struct store_options *o);
 
@@ -144,7 +146,8 @@ typedef void (*store_name_fn)(void *ctx, const char *name);
 int store_name_known(struct store *st, enum store_names which,
                      const char *name, store_name_fn fn, void *ctx);
 
-/* A query running longer is stopped with -ETIMEDOUT: a reader holds an
+/* A query running longer (by default; store_options.query_ms) is
+ * stopped with -ETIMEDOUT: a reader holds an
  * HTTP thread and a read snapshot. A query that hits a damaged page fails
  * with -EUCLEAN (and the store enters the corrupt state, see
  * store_stats). */

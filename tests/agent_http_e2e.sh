@@ -40,8 +40,8 @@ collector:
   token: $TOKEN
 spool:
   path: $TMP/spool.db
-interval: 5s
-timeout: 2s
+interval: 60s
+timeout: 30s
 targets:
   - name: https
     url: https://localhost:$TLS_PORT/echo

@@ -21,8 +21,8 @@ collector:
   token: $TOKEN
 spool:
   path: $SPOOL
-interval: 5s
-timeout: 2s
+interval: 60s
+timeout: 30s
 targets:
   - name: ok
     url: http://localhost:$TARGET_PORT/healthz
