@@ -115,7 +115,7 @@ enum spool_st {
     ST_ACKED_DEL_COLL,
     ST_DROP_BELOW, ST_DROP_OLDEST, ST_DROP_INSERT, ST_DROP_UPDATE,
     ST_DROP_FREEZE, ST_DROP_DELETE, ST_DROP_DEL_TENT, ST_DROP_KEEP_TENT,
-    ST_DROP_KEEP_ALL_TENT, ST_DROP_DEL_COLL, ST_TENT_SUM, ST_TENT_SUM_ALL,
+    ST_DROP_KEEP_ALL_TENT, ST_DROP_DEL_COLL, ST_REFUSED_IN, ST_TENT_SUM, ST_TENT_SUM_ALL,
     ST_DL_INSERT, ST_DL_PRUNE,
     ST_N
 };
@@ -186,6 +186,8 @@ static const char *const spool_sql[ST_N] = {
                           "collector_id = ? AND state = 2",
     [ST_DROP_KEEP_ALL_TENT] = "UPDATE drops SET state = 0 WHERE state = 2",
     [ST_DROP_DEL_COLL] = "DELETE FROM drops WHERE collector_id = ?",
+    [ST_REFUSED_IN] = "SELECT count(*) FROM drops WHERE collector_id = ? "
+                      "AND state = 3 AND first_seq BETWEEN ? AND ?",
     [ST_TENT_SUM] = "SELECT total(count) FROM drops WHERE collector_id = ? "
                     "AND state = 2",
     [ST_TENT_SUM_ALL] = "SELECT total(count) FROM drops WHERE state = 2",
@@ -1307,6 +1309,32 @@ static int spool_view(struct spool *sp, struct spool_coll *v)
     return rc;
 }
 
+/* Before @seq joins @c's drop @d: if a refused record lies between them,
+ * @d is recorded now and starts afresh, so that no bound drop spans a
+ * refused record (the collector would take the wider one and the refused
+ * one would come too late, below its drop_last). */
+static int spool_drop_split(struct spool *sp, const struct spool_coll *c,
+                            struct spool_drop *d, uint64_t seq,
+                            int tentative)
+{
+    const int64_t v[] = { c->id, (int64_t)d->last_seq + 1,
+                          (int64_t)seq - 1 };
+    int rc;
+
+    if (d->count == 0 || seq <= d->last_seq + 1)
+        return 0;
+    rc = spool_row(sp, ST_REFUSED_IN, 3, v);
+    if (rc != 0)
+        return rc < 0 ? rc : -EIO;
+    rc = sqlite3_column_int64(sp->st[ST_REFUSED_IN], 0) > 0;
+    spool_done(sp, ST_REFUSED_IN);
+    if (rc) {
+        rc = spool_drop_record(sp, c, d, tentative);
+        memset(d, 0, sizeof(*d));
+    }
+    return rc;
+}
+
 /* Deletes the oldest events until @need bytes are free (or the spool is
  * empty), and records for each collector the ones it had not acked:
  * those below its batch out there, in it (tentative), and above it. */
@@ -1318,7 +1346,7 @@ static int spool_make_room(struct spool *sp, struct spool_meta *m,
     struct spool_coll view[SPOOL_MAX_COLLECTORS];
     size_t at[SPOOL_MAX_COLLECTORS] = { 0 };
     uint64_t freed = 0, k = 0, cut = 0, lost = 0;
-    int rc;
+    int rc, err = 0;
 
     memset(agg, 0, sizeof(agg));
     memset(view, 0, sizeof(view));
@@ -1358,11 +1386,17 @@ static int spool_make_room(struct spool *sp, struct spool_meta *m,
             else if (c->fl_first && seq > c->fl_last)
                 part = 2;
             real |= part != 1;
+            err = spool_drop_split(sp, c, &agg[i][part], seq, part == 1);
+            if (err < 0)
+                break;
             spool_drop_add(&agg[i][part], seq, ms);
         }
+        if (err < 0)
+            break;
         lost += real ? 1 : 0;
     }
-    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : spool_errno(rc);
+    rc = err < 0 ? err
+         : rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : spool_errno(rc);
     spool_done(sp, ST_OLDEST_WALK);
     if (rc < 0 || k == 0)
         goto out;

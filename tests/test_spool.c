@@ -1423,6 +1423,28 @@ static uint64_t fill_refuse_append(struct spool *sp, uint64_t *first)
     return next;
 }
 
+/* After fill_refuse_append(): acks first + 1 .. @upto, then appends fat
+ * events until the bound drops the oldest event left. */
+static void ack_then_drop_oldest(struct spool *sp, uint64_t first,
+                                 uint64_t r, uint64_t upto)
+{
+    struct spool_chunk c;
+    uint64_t oldest, next;
+
+    assert_int_equal(spool_peek_for(sp, 0, 0, upto - first, 1u << 20, &c),
+                     0);
+    assert_int_equal(c.first_seq, first + 1);
+    assert_int_equal(c.last_seq, upto);
+    ship_acked(sp, &c);
+    oldest = upto + 1 == r ? r + 1 : upto + 1;
+    assert_int_equal(min_seq(), oldest);
+    while (min_seq() == oldest) {
+        append_fat(sp, 64, 40000);
+        assert_int_equal(spool_next_seq(sp, &next), 0);
+        assert_true(next < r + 10 * (r - first));   /* the bound works */
+    }
+}
+
 /* Finding: bound drops of the backlog below an unshipped refused record
  * grow one record, as they do without it, instead of one per append. */
 static void test_bound_drops_below_a_refused_record_merge(void **state)
@@ -1449,30 +1471,38 @@ static void test_bound_drops_below_a_refused_record_merge(void **state)
 static void test_refused_record_never_grows(void **state)
 {
     struct spool *sp = open_ok();
-    struct spool_chunk c;
-    uint64_t first, r, next;
+    uint64_t first, r;
 
     (void)state;
     r = fill_refuse_append(sp, &first);
     /* Everything but the new event r + 1 acked: the bound drops it next. */
-    assert_int_equal(spool_peek_for(sp, 0, 0, r - first - 1, 1u << 20, &c),
-                     0);
-    assert_int_equal(c.first_seq, first + 1);
-    assert_int_equal(c.last_seq, r - 1);
-    ship_acked(sp, &c);
-    assert_int_equal(min_seq(), r + 1);
-    assert_int_equal(spool_next_seq(sp, &next), 0);
-    while (min_seq() == r + 1) {
-        append_fat(sp, 64, 40000);
-        assert_int_equal(spool_next_seq(sp, &next), 0);
-        assert_true(next < r + 10 * (r - first));   /* the bound works */
-    }
+    ack_then_drop_oldest(sp, first, r, r - 1);
     /* The backlog's record went with its batch: the refused one, as it
      * was, and the new bound drop from r + 1 on. */
     assert_int_equal(sql_int(test_path, "SELECT count(*) FROM drops"), 2);
     assert_int_equal(drop_field(r, "last_seq"), r);
     assert_int_equal(drop_field(r, "count"), 1);
     assert_int_equal(drop_field(r, "last_unix_ms"), 20000);
+    assert_int_equal(drop_field(r + 1, "first_unix_ms"), 30000);
+    spool_close(sp);
+}
+
+/* No bound drop spans the refused record: one that takes events on both
+ * sides of it becomes two records, each below or above it, so the
+ * collector gets them and the refused one in seq order. */
+static void test_bound_drop_across_a_refused_record_is_split(void **state)
+{
+    struct spool *sp = open_ok();
+    uint64_t first, r;
+
+    (void)state;
+    r = fill_refuse_append(sp, &first);
+    /* first + 1 .. r - 2 acked: r - 1 and r + 1 are the oldest left. */
+    ack_then_drop_oldest(sp, first, r, r - 2);
+    assert_true(min_seq() > r + 1);     /* both went in one append */
+    assert_int_equal(sql_int(test_path, "SELECT count(*) FROM drops"), 3);
+    assert_int_equal(drop_field(r - 1, "last_seq"), r - 1);
+    assert_int_equal(drop_field(r, "count"), 1);
     assert_int_equal(drop_field(r + 1, "first_unix_ms"), 30000);
     spool_close(sp);
 }
@@ -1550,6 +1580,7 @@ int main(void)
         T(test_refused_drop_waits_for_every_unacked_event_below),
         T(test_bound_drops_below_a_refused_record_merge),
         T(test_refused_record_never_grows),
+        T(test_bound_drop_across_a_refused_record_is_split),
         T(test_second_owner_is_refused_with_the_holders_pid),
 #undef T
     };
