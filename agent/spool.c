@@ -34,6 +34,7 @@ enum spool_drop_state {
     SPOOL_DROP_OPEN = 0,            /* never sent: later drops merge in */
     SPOOL_DROP_SENT = 1,            /* carried by a batch: frozen */
     SPOOL_DROP_TENTATIVE = 2,       /* events of the batch in flight */
+    SPOOL_DROP_REFUSED = 3,         /* refused events: exact, never grows */
 };
 
 /* Schema migrations, applied in order inside one transaction; entry i
@@ -112,9 +113,9 @@ enum spool_st {
     ST_FLIGHT_GET, ST_FLIGHT_CLEAR_ALL,
     ST_ACKED_LIST, ST_ACKED_DEL_BETWEEN, ST_ACKED_INSERT, ST_ACKED_PRUNE,
     ST_ACKED_DEL_COLL,
-    ST_DROP_LAST, ST_DROP_OLDEST, ST_DROP_INSERT, ST_DROP_UPDATE,
+    ST_DROP_BELOW, ST_DROP_OLDEST, ST_DROP_INSERT, ST_DROP_UPDATE,
     ST_DROP_FREEZE, ST_DROP_DELETE, ST_DROP_DEL_TENT, ST_DROP_KEEP_TENT,
-    ST_DROP_KEEP_ALL_TENT, ST_DROP_DEL_COLL, ST_TENT_SUM, ST_TENT_SUM_ALL,
+    ST_DROP_KEEP_ALL_TENT, ST_DROP_DEL_COLL, ST_REFUSED_IN, ST_TENT_SUM, ST_TENT_SUM_ALL,
     ST_DL_INSERT, ST_DL_PRUNE,
     ST_N
 };
@@ -161,9 +162,11 @@ static const char *const spool_sql[ST_N] = {
     [ST_ACKED_PRUNE] = "DELETE FROM acked WHERE collector_id = ? AND "
                        "last_seq < ?",
     [ST_ACKED_DEL_COLL] = "DELETE FROM acked WHERE collector_id = ?",
-    [ST_DROP_LAST] = "SELECT first_seq, last_seq, count, first_unix_ms, "
-                     "last_unix_ms, state FROM drops WHERE collector_id = ? "
-                     "ORDER BY first_seq DESC LIMIT 1",
+    /* The row a new drop from ? would grow: the highest below it (a
+     * refused record above the backlog must not hide the bound's). */
+    [ST_DROP_BELOW] = "SELECT first_seq, last_seq, count, first_unix_ms, "
+                      "last_unix_ms, state FROM drops WHERE collector_id = ? "
+                      "AND first_seq < ? ORDER BY first_seq DESC LIMIT 1",
     [ST_DROP_OLDEST] = "SELECT first_seq, last_seq, count, first_unix_ms, "
                        "last_unix_ms FROM drops WHERE collector_id = ? AND "
                        "state != 2 ORDER BY first_seq LIMIT 2",
@@ -183,6 +186,8 @@ static const char *const spool_sql[ST_N] = {
                           "collector_id = ? AND state = 2",
     [ST_DROP_KEEP_ALL_TENT] = "UPDATE drops SET state = 0 WHERE state = 2",
     [ST_DROP_DEL_COLL] = "DELETE FROM drops WHERE collector_id = ?",
+    [ST_REFUSED_IN] = "SELECT count(*) FROM drops WHERE collector_id = ? "
+                      "AND state = 3 AND first_seq BETWEEN ? AND ?",
     [ST_TENT_SUM] = "SELECT total(count) FROM drops WHERE collector_id = ? "
                     "AND state = 2",
     [ST_TENT_SUM_ALL] = "SELECT total(count) FROM drops WHERE state = 2",
@@ -1225,18 +1230,30 @@ static void spool_drop_add(struct spool_drop *d, uint64_t seq, int64_t ms)
     d->count++;
 }
 
-/* Records @d for collector @c: tentative ones merge into the tentative
- * row of its batch in flight; others into its newest row if that one is
- * still open, else as a new row. Drops only ever take the oldest events,
- * so @d lies above every row @c already has. */
-static int spool_drop_record(struct spool *sp, const struct spool_coll *c,
-                             const struct spool_drop *d, int tentative,
-                             int contiguous_only)
+/* A new drop row for @c: @d in state @state. */
+static int spool_drop_insert(struct spool *sp, const struct spool_coll *c,
+                             const struct spool_drop *d, int state)
 {
-    sqlite3_stmt *st = sp->st[ST_DROP_LAST];
-    const int64_t key[] = { c->id };
+    const int64_t v[] = { c->id, (int64_t)d->first_seq, (int64_t)d->last_seq,
+                          (int64_t)d->count, d->first_unix_ms,
+                          d->last_unix_ms, state };
+
+    return spool_exec(sp, ST_DROP_INSERT, 7, v);
+}
+
+/* Records bound drop @d for collector @c: tentative ones merge into the
+ * tentative row of its batch in flight; others into the highest row
+ * below @d if that one is still open, else as a new row. Bound drops take
+ * the oldest events, so @d lies above every bound row @c has; only
+ * refused records (spool_record_refused) can lie above it, and those are
+ * never grown. */
+static int spool_drop_record(struct spool *sp, const struct spool_coll *c,
+                             const struct spool_drop *d, int tentative)
+{
+    sqlite3_stmt *st = sp->st[ST_DROP_BELOW];
+    const int64_t key[] = { c->id, (int64_t)d->first_seq };
     int want = tentative ? SPOOL_DROP_TENTATIVE : SPOOL_DROP_OPEN;
-    int rc = spool_row(sp, ST_DROP_LAST, 1, key);
+    int rc = spool_row(sp, ST_DROP_BELOW, 2, key);
 
     if (rc < 0)
         return rc;
@@ -1249,9 +1266,8 @@ static int spool_drop_record(struct spool *sp, const struct spool_coll *c,
         o.count = (uint64_t)sqlite3_column_int64(st, 2);
         o.first_unix_ms = sqlite3_column_int64(st, 3);
         o.last_unix_ms = sqlite3_column_int64(st, 4);
-        spool_done(sp, ST_DROP_LAST);
-        if (state == want && o.last_seq < d->first_seq &&
-            (!contiguous_only || o.last_seq + 1 == d->first_seq)) {
+        spool_done(sp, ST_DROP_BELOW);
+        if (state == want && o.last_seq < d->first_seq) {
             const int64_t v[] = {
                 (int64_t)d->last_seq, (int64_t)(o.count + d->count),
                 o.first_unix_ms < d->first_unix_ms ? o.first_unix_ms
@@ -1263,14 +1279,7 @@ static int spool_drop_record(struct spool *sp, const struct spool_coll *c,
             return spool_exec(sp, ST_DROP_UPDATE, 6, v);
         }
     }
-    {
-        const int64_t v[] = { c->id, (int64_t)d->first_seq,
-                              (int64_t)d->last_seq, (int64_t)d->count,
-                              d->first_unix_ms, d->last_unix_ms, want };
-
-        rc = spool_exec(sp, ST_DROP_INSERT, 7, v);
-    }
-    return rc;
+    return spool_drop_insert(sp, c, d, want);
 }
 
 /* The collectors as the file has them now, inside the caller's write
@@ -1300,6 +1309,32 @@ static int spool_view(struct spool *sp, struct spool_coll *v)
     return rc;
 }
 
+/* Before @seq joins @c's drop @d: if a refused record lies between them,
+ * @d is recorded now and starts afresh, so that no bound drop spans a
+ * refused record (the collector would take the wider one and the refused
+ * one would come too late, below its drop_last). */
+static int spool_drop_split(struct spool *sp, const struct spool_coll *c,
+                            struct spool_drop *d, uint64_t seq,
+                            int tentative)
+{
+    const int64_t v[] = { c->id, (int64_t)d->last_seq + 1,
+                          (int64_t)seq - 1 };
+    int rc;
+
+    if (d->count == 0 || seq <= d->last_seq + 1)
+        return 0;
+    rc = spool_row(sp, ST_REFUSED_IN, 3, v);
+    if (rc != 0)
+        return rc < 0 ? rc : -EIO;
+    rc = sqlite3_column_int64(sp->st[ST_REFUSED_IN], 0) > 0;
+    spool_done(sp, ST_REFUSED_IN);
+    if (rc) {
+        rc = spool_drop_record(sp, c, d, tentative);
+        memset(d, 0, sizeof(*d));
+    }
+    return rc;
+}
+
 /* Deletes the oldest events until @need bytes are free (or the spool is
  * empty), and records for each collector the ones it had not acked:
  * those below its batch out there, in it (tentative), and above it. */
@@ -1311,7 +1346,7 @@ static int spool_make_room(struct spool *sp, struct spool_meta *m,
     struct spool_coll view[SPOOL_MAX_COLLECTORS];
     size_t at[SPOOL_MAX_COLLECTORS] = { 0 };
     uint64_t freed = 0, k = 0, cut = 0, lost = 0;
-    int rc;
+    int rc, err = 0;
 
     memset(agg, 0, sizeof(agg));
     memset(view, 0, sizeof(view));
@@ -1351,11 +1386,17 @@ static int spool_make_room(struct spool *sp, struct spool_meta *m,
             else if (c->fl_first && seq > c->fl_last)
                 part = 2;
             real |= part != 1;
+            err = spool_drop_split(sp, c, &agg[i][part], seq, part == 1);
+            if (err < 0)
+                break;
             spool_drop_add(&agg[i][part], seq, ms);
         }
+        if (err < 0)
+            break;
         lost += real ? 1 : 0;
     }
-    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : spool_errno(rc);
+    rc = err < 0 ? err
+         : rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : spool_errno(rc);
     spool_done(sp, ST_OLDEST_WALK);
     if (rc < 0 || k == 0)
         goto out;
@@ -1368,7 +1409,7 @@ static int spool_make_room(struct spool *sp, struct spool_meta *m,
         for (int part = 0; part < 3 && rc == 0; part++)
             if (agg[i][part].count > 0)
                 rc = spool_drop_record(sp, &view[i], &agg[i][part],
-                                       part == 1, 0);
+                                       part == 1);
     if (rc < 0)
         goto out;
     m->n_events = m->n_events > k ? m->n_events - k : 0;
@@ -1385,8 +1426,9 @@ out:
  * had been spooled and dropped at once. Giving them seqs (above every
  * event spooled so far, below the ones of this append) is what keeps the
  * collector's accounting exact: its drop event covers exactly those seqs,
- * count = width, and no seq is left for a gap. A record of its own (never
- * merged across other seqs), so its count and time span are the outage's.
+ * count = width, and no seq is left for a gap. A row of its own that no
+ * other drop merges into (SPOOL_DROP_REFUSED), not even a bound drop of
+ * the seqs next to it, so its count and time span are the outage's.
  * Not added to dropped_total (the bound's count): the loop counted these
  * in /metrics when the append failed. */
 static int spool_record_refused(struct spool *sp, struct spool_meta *m)
@@ -1399,7 +1441,7 @@ static int spool_record_refused(struct spool *sp, struct spool_meta *m)
     d.first_seq = m->next_seq;
     d.last_seq = m->next_seq + d.count - 1;
     for (size_t i = 0; i < sp->n_coll && rc == 0; i++)
-        rc = spool_drop_record(sp, &sp->coll[i], &d, 0, 1);
+        rc = spool_drop_insert(sp, &sp->coll[i], &d, SPOOL_DROP_REFUSED);
     if (rc < 0)
         return rc;
     m->next_seq += d.count;
@@ -1745,11 +1787,12 @@ int spool_peek_for(struct spool *sp, unsigned coll, int newest,
         goto out;
     /* Drops from the bound take the oldest events, so they lie below the
      * events; but events no append could store are recorded above those
-     * spooled before them. The collector takes a drop only below a
-     * batch's events, so such a record waits for a batch above it, or
-     * one of its own. */
-    if (f.c.n > 0 && f.c.drop.count > 0 &&
-        f.c.drop.last_seq >= f.c.first_seq) {
+     * spooled before them. The collector takes drops in seq order only
+     * (one above its last is new, any other a replay), so such a record
+     * waits until no unacked event is left below it: a newest-first batch
+     * above it must not carry it while older events may still be
+     * dropped by the bound. 'lowest' is that first unacked event. */
+    if (f.c.n > 0 && f.c.drop.count > 0 && f.c.drop.last_seq >= lowest) {
         withheld = f.c.drop.first_seq;
         memset(&f.c.drop, 0, sizeof(f.c.drop));
     }

@@ -1221,6 +1221,35 @@ static void ship_acked(struct spool *sp, struct spool_chunk *c)
     spool_chunk_free(c);
 }
 
+/* Peeks for collector 0 (@newest first, at most @max events), expects
+ * @n events from @first, no drop record and oldest_seq @oldest, and ships
+ * the batch acked. */
+static void ship_without_drop(struct spool *sp, int newest, size_t max,
+                              size_t n, uint64_t first, uint64_t oldest)
+{
+    struct spool_chunk c;
+
+    assert_int_equal(spool_peek_for(sp, 0, newest, max, 1u << 20, &c), 0);
+    assert_int_equal(c.n, n);
+    assert_int_equal(c.first_seq, first);
+    assert_int_equal(c.drop.count, 0);
+    assert_int_equal(c.oldest_seq, oldest);
+    ship_acked(sp, &c);
+}
+
+/* Peeks for collector 0 (@newest first) into *c and expects a drop
+ * record alone: @count events, seqs @first..@last. */
+static void peek_drop_alone(struct spool *sp, int newest,
+                            struct spool_chunk *c, uint64_t count,
+                            uint64_t first, uint64_t last)
+{
+    assert_int_equal(spool_peek_for(sp, 0, newest, 100, 1u << 20, c), 0);
+    assert_int_equal(c->n, 0);
+    assert_int_equal(c->drop.count, count);
+    assert_int_equal(c->drop.first_seq, first);
+    assert_int_equal(c->drop.last_seq, last);
+}
+
 /* Makes every write that grows the spool's WAL fail (EFBIG: SQLite's I/O
  * error), as a full disk would, until restore_writes(). */
 static struct rlimit saved_fsize;
@@ -1245,6 +1274,22 @@ static void restore_writes(void)
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved_fsize), 0);
 }
 
+/* One collector; two events spooled (returns the first's seq, the
+ * second's in *s2), then @lost appends refused, stamped 2000, 2500, ... */
+static uint64_t two_then_refused(struct spool *sp, int lost, uint64_t *s2)
+{
+    uint64_t s1, seq = 0;
+
+    assert_int_equal(spool_set_collectors(sp, two_ids, 1), 0);
+    s1 = append_probe(sp, "before", 1000);
+    *s2 = append_probe(sp, "before", 1100);
+    refuse_writes();
+    for (int i = 0; i < lost; i++)
+        assert_true(try_append(sp, "lost", 2000 + 500 * i, &seq) < 0);
+    restore_writes();
+    return s1;
+}
+
 /* Results that no append could store are not lost silently: they take
  * the next seqs once an append commits again, as a drop record of their
  * own whose count and time span are exactly theirs. It lies above the
@@ -1256,17 +1301,10 @@ static void test_failed_appends_become_one_drop_once_writes_resume(
     struct spool *sp = open_ok();
     struct spool_chunk c;
     struct spool_drop d;
-    uint64_t s1, s2, s3, seq = 0;
+    uint64_t s1, s2, s3;
 
     (void)state;
-    assert_int_equal(spool_set_collectors(sp, two_ids, 1), 0);
-    s1 = append_probe(sp, "before", 1000);
-    s2 = append_probe(sp, "before", 1100);
-    refuse_writes();
-    assert_true(try_append(sp, "lost", 2000, &seq) < 0);
-    assert_true(try_append(sp, "lost", 2500, &seq) < 0);
-    assert_true(try_append(sp, "lost", 3000, &seq) < 0);
-    restore_writes();
+    s1 = two_then_refused(sp, 3, &s2);
     spool_refused(sp, &d);
     assert_int_equal(d.count, 3);
     assert_int_equal(d.first_unix_ms, 2000);
@@ -1278,18 +1316,9 @@ static void test_failed_appends_become_one_drop_once_writes_resume(
     assert_int_equal(d.count, 0);
     /* Events on both sides of it: the record waits, and oldest_seq stays
      * at the first event, so the collector sees no gap yet. */
-    assert_int_equal(spool_peek_for(sp, 0, 0, 100, 1u << 20, &c), 0);
-    assert_int_equal(c.n, 3);
-    assert_int_equal(c.first_seq, s1);
-    assert_int_equal(c.drop.count, 0);
-    assert_int_equal(c.oldest_seq, s1);
-    ship_acked(sp, &c);
+    ship_without_drop(sp, 0, 100, 3, s1, s1);
     /* Then the record alone: exact count, seqs and times. */
-    assert_int_equal(spool_peek_for(sp, 0, 0, 100, 1u << 20, &c), 0);
-    assert_int_equal(c.n, 0);
-    assert_int_equal(c.drop.count, 3);
-    assert_int_equal(c.drop.first_seq, s2 + 1);
-    assert_int_equal(c.drop.last_seq, s2 + 3);
+    peek_drop_alone(sp, 0, &c, 3, s2 + 1, s2 + 3);
     assert_int_equal(c.drop.first_unix_ms, 2000);
     assert_int_equal(c.drop.last_unix_ms, 3000);
     assert_int_equal(c.oldest_seq, s3);
@@ -1324,6 +1353,157 @@ static void test_refused_drop_rides_with_the_batch_above_it(void **state)
     assert_int_equal(c.drop.last_seq, s1 + 1);
     assert_int_equal(c.oldest_seq, s2);       /* the drop explains s1 + 1 */
     spool_chunk_free(&c);
+    spool_close(sp);
+}
+
+/* Finding: a newest-first batch above the refused record must not carry
+ * it while older events are unacked: the collector takes drops in seq
+ * order only, so a bound drop of those older events would then be taken
+ * for a replay and their seqs would vanish without a drop or a gap. */
+static void test_refused_drop_waits_for_every_unacked_event_below(
+    void **state)
+{
+    struct spool *sp = open_ok();
+    struct spool_chunk c;
+    uint64_t s1, s2, s3, s4;
+
+    (void)state;
+    s1 = two_then_refused(sp, 1, &s2);
+    s3 = append_probe(sp, "after", 3000);
+    s4 = append_probe(sp, "after", 3100);
+    assert_int_equal(s3, s2 + 2);
+    /* Newest first, one at a time: s4, then s3, both above the record. */
+    ship_without_drop(sp, 1, 1, 1, s4, s1);
+    ship_without_drop(sp, 1, 1, 1, s3, s1);
+    /* Oldest first: s1 and s2, still without it. */
+    ship_without_drop(sp, 0, 100, 2, s1, s1);
+    /* Nothing unacked below it any more: it goes, alone and exact. */
+    peek_drop_alone(sp, 1, &c, 1, s2 + 1, s2 + 1);
+    ship_acked(sp, &c);
+    spool_close(sp);
+}
+
+/* Column @col of the drop row that starts at @first_seq. */
+static int64_t drop_field(uint64_t first_seq, const char *col)
+{
+    char sql[128];
+
+    snprintf(sql, sizeof(sql), "SELECT %s FROM drops WHERE first_seq = %llu",
+             col, (unsigned long long)first_seq);
+    return sql_int(test_path, sql);
+}
+
+/* Fills the spool to its minimum bound with fat events nobody acked,
+ * has one append refused, and stores one more: the refused record takes
+ * seq L + 1 (returned) above the backlog first..L, the bound drops
+ * @first, and the new event is L + 2. */
+static uint64_t fill_refuse_append(struct spool *sp, uint64_t *first)
+{
+    size_t len, fit;
+    uint64_t next, seq = 0;
+
+    assert_int_equal(spool_set_collectors(sp, two_ids, 1), 0);
+    assert_int_equal(spool_set_max_bytes(sp, SPOOL_MIN_MAX_BYTES), 0);
+    skip_small_seqs(sp);
+    len = fat_size(sp);
+    fit = SPOOL_MIN_MAX_BYTES / len;
+    assert_int_equal(spool_next_seq(sp, first), 0);
+    for (size_t left = fit; left > 0;) {
+        size_t k = left < 64 ? left : 64;
+
+        append_fat(sp, k, 10000);
+        left -= k;
+    }
+    assert_int_equal(spool_next_seq(sp, &next), 0);
+    refuse_writes();
+    assert_true(try_append(sp, "lost", 20000, &seq) < 0);
+    restore_writes();
+    append_fat(sp, 1, 30000);
+    assert_int_equal(min_seq(), *first + 1);
+    return next;
+}
+
+/* After fill_refuse_append(): acks first + 1 .. @upto, then appends fat
+ * events until the bound drops the oldest event left. */
+static void ack_then_drop_oldest(struct spool *sp, uint64_t first,
+                                 uint64_t r, uint64_t upto)
+{
+    struct spool_chunk c;
+    uint64_t oldest, next;
+
+    assert_int_equal(spool_peek_for(sp, 0, 0, upto - first, 1u << 20, &c),
+                     0);
+    assert_int_equal(c.first_seq, first + 1);
+    assert_int_equal(c.last_seq, upto);
+    ship_acked(sp, &c);
+    oldest = upto + 1 == r ? r + 1 : upto + 1;
+    assert_int_equal(min_seq(), oldest);
+    while (min_seq() == oldest) {
+        append_fat(sp, 64, 40000);
+        assert_int_equal(spool_next_seq(sp, &next), 0);
+        assert_true(next < r + 10 * (r - first));   /* the bound works */
+    }
+}
+
+/* Finding: bound drops of the backlog below an unshipped refused record
+ * grow one record, as they do without it, instead of one per append. */
+static void test_bound_drops_below_a_refused_record_merge(void **state)
+{
+    struct spool *sp = open_ok();
+    uint64_t first, r;
+
+    (void)state;
+    r = fill_refuse_append(sp, &first);
+    append_fat(sp, 1, 31000);
+    append_fat(sp, 1, 32000);
+    assert_int_equal(min_seq(), first + 3);
+    assert_int_equal(sql_int(test_path, "SELECT count(*) FROM drops"), 2);
+    assert_int_equal(drop_field(first, "count"), 3);
+    assert_int_equal(drop_field(first, "last_seq"), first + 2);
+    /* The refused record is untouched above them. */
+    assert_int_equal(drop_field(r, "last_seq"), r);
+    assert_int_equal(drop_field(r, "count"), 1);
+    spool_close(sp);
+}
+
+/* Finding: the refused record keeps exactly its outage's count and span;
+ * a bound drop of the events next to it gets a record of its own. */
+static void test_refused_record_never_grows(void **state)
+{
+    struct spool *sp = open_ok();
+    uint64_t first, r;
+
+    (void)state;
+    r = fill_refuse_append(sp, &first);
+    /* Everything but the new event r + 1 acked: the bound drops it next. */
+    ack_then_drop_oldest(sp, first, r, r - 1);
+    /* The backlog's record went with its batch: the refused one, as it
+     * was, and the new bound drop from r + 1 on. */
+    assert_int_equal(sql_int(test_path, "SELECT count(*) FROM drops"), 2);
+    assert_int_equal(drop_field(r, "last_seq"), r);
+    assert_int_equal(drop_field(r, "count"), 1);
+    assert_int_equal(drop_field(r, "last_unix_ms"), 20000);
+    assert_int_equal(drop_field(r + 1, "first_unix_ms"), 30000);
+    spool_close(sp);
+}
+
+/* No bound drop spans the refused record: one that takes events on both
+ * sides of it becomes two records, each below or above it, so the
+ * collector gets them and the refused one in seq order. */
+static void test_bound_drop_across_a_refused_record_is_split(void **state)
+{
+    struct spool *sp = open_ok();
+    uint64_t first, r;
+
+    (void)state;
+    r = fill_refuse_append(sp, &first);
+    /* first + 1 .. r - 2 acked: r - 1 and r + 1 are the oldest left. */
+    ack_then_drop_oldest(sp, first, r, r - 2);
+    assert_true(min_seq() > r + 1);     /* both went in one append */
+    assert_int_equal(sql_int(test_path, "SELECT count(*) FROM drops"), 3);
+    assert_int_equal(drop_field(r - 1, "last_seq"), r - 1);
+    assert_int_equal(drop_field(r, "count"), 1);
+    assert_int_equal(drop_field(r + 1, "first_unix_ms"), 30000);
     spool_close(sp);
 }
 
@@ -1397,6 +1577,10 @@ int main(void)
         T(test_v1_spool_is_migrated_with_its_events),
         T(test_failed_appends_become_one_drop_once_writes_resume),
         T(test_refused_drop_rides_with_the_batch_above_it),
+        T(test_refused_drop_waits_for_every_unacked_event_below),
+        T(test_bound_drops_below_a_refused_record_merge),
+        T(test_refused_record_never_grows),
+        T(test_bound_drop_across_a_refused_record_is_split),
         T(test_second_owner_is_refused_with_the_holders_pid),
 #undef T
     };
