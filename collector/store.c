@@ -232,8 +232,10 @@ static const char *const store_migrations[] = {
     "PRAGMA user_version = 4;",
     /* 5: the agent's recent clock offset samples (see store_clock), so
      * the estimate's filter survives a restart; NULL: none yet. */
-    "ALTER TABLE agents ADD COLUMN clock_window BLOB;"
-    "PRAGMA user_version = 5;",
+    /* Parenthesised: clang takes two adjacent literals in an array for a
+     * missing comma. */
+    ("ALTER TABLE agents ADD COLUMN clock_window BLOB;"
+     "PRAGMA user_version = 5;"),
 };
 #define STORE_SCHEMA_VERSION \
     ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
