@@ -200,4 +200,25 @@ struct store_latency_query {
 int store_latency(struct store *st, const struct store_latency_query *q,
                   char **out, size_t *out_len);
 
+/* A copy of a database file, outside any open store (sextant-collector
+ * backup; backup.c does the file side). Each call writes one line naming
+ * the file and the reason into @err (@err_len >= 1) on failure. */
+struct store_backup;            /* an open source: one read snapshot */
+/* Opens @path read-only (a collector may be writing to it) and checks a
+ * collector made it. 0 and *out (store_backup_close frees it); -ENOENT
+ * (or another stat errno), -EINVAL not a Sextant database, -EIO. */
+int store_backup_open(const char *path, struct store_backup **out,
+                      char *err, size_t err_len);
+/* Writes the snapshot into @tmp, an empty file (@db_path and @out_path
+ * only name the files in @err). 0 or -EIO. */
+int store_backup_write(struct store_backup *b, const char *db_path,
+                       const char *tmp, const char *out_path, char *err,
+                       size_t err_len);
+/* Ends the snapshot. NULL is a no-op. */
+void store_backup_close(struct store_backup *b);
+/* Checks the whole copy at @tmp (integrity, not only structure). 0, or
+ * -EIO with the first problem (@out_path names it in @err). */
+int store_backup_check(const char *tmp, const char *out_path, char *err,
+                       size_t err_len);
+
 #endif
