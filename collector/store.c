@@ -39,7 +39,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +54,64 @@ int64_t store_mono_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+void store_mono_deadline(struct timespec *ts, int64_t ms)
+{
+    if (ms > STORE_WAIT_MAX_MS)
+        ms = STORE_WAIT_MAX_MS;
+    if (ms < 0)
+        ms = 0;
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+/* rcond and qcond, timed on CLOCK_MONOTONIC: a wall-clock step (NTP, an
+ * operator's date) must neither stall a wait nor cut it short. 0, or
+ * -errno and neither exists. */
+static int store_conds_init(struct store *st)
+{
+    pthread_condattr_t ca;
+    int rc;
+
+    if (pthread_condattr_init(&ca) != 0)
+        return -ENOMEM;
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(&st->rcond, &ca);
+    if (rc == 0) {
+        rc = pthread_cond_init(&st->qcond, &ca);
+        if (rc != 0)
+            pthread_cond_destroy(&st->rcond);
+    }
+    pthread_condattr_destroy(&ca);
+    return -rc;
+}
+
+/* Enters the corrupt state, once: one log line says what to do. */
+void store_set_corrupt(struct store *st, const char *why)
+{
+    int first;
+
+    pthread_mutex_lock(&st->qlock);
+    first = !st->stats.corrupt;
+    if (first) {
+        st->stats.corrupt = 1;
+        snprintf(st->stats.corrupt_reason, sizeof(st->stats.corrupt_reason),
+                 "%s", why);
+    }
+    pthread_mutex_unlock(&st->qlock);
+    if (first)
+        log_msg(LOGL_ERROR, "store", "database %s is corrupt (%s): ingest "
+                "and queries answer 500 until it is replaced; stop the "
+                "collector and restore the last backup (sextant-collector "
+                "backup, see README)", st->path, why);
+}
+
 
 const double store_commit_seconds_le[STORE_COMMIT_BUCKETS] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
@@ -85,9 +142,13 @@ int store_open(const char *path, const struct store_options *opts,
     if (!st)
         return -ENOMEM;
     pthread_mutex_init(&st->qlock, NULL);
-    pthread_cond_init(&st->rcond, NULL);
-    pthread_cond_init(&st->qcond, NULL);    /* timed on the wall clock */
     pthread_mutex_init(&st->rlock, NULL);
+    if (store_conds_init(st) < 0) {
+        pthread_mutex_destroy(&st->qlock);
+        pthread_mutex_destroy(&st->rlock);
+        free(st);
+        return -ENOMEM;
+    }
     if (opts)
         st->opt = *opts;
     else
@@ -101,14 +162,8 @@ int store_open(const char *path, const struct store_options *opts,
         rc = -ENOMEM;
         goto err;
     }
-    if (sqlite3_open_v2(path, &st->wdb,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        log_msg(LOGL_ERROR, "store", "open %s: %s", path,
-                st->wdb ? sqlite3_errmsg(st->wdb) : "out of memory");
+    if (store_db_open(st) < 0)
         goto err;
-    }
-    sqlite3_busy_timeout(st->wdb, STORE_BUSY_MS);
     st->stats.queue_max_batches = st->opt.queue_max_batches;
     st->stats.queue_max_bytes = st->opt.queue_max_bytes;
     if (pthread_create(&st->writer, NULL, store_writer, st) != 0) {
@@ -123,14 +178,26 @@ err:
     return rc;
 }
 
-int store_wait_ready(struct store *st)
+int store_wait_ready(struct store *st, int64_t timeout_ms)
 {
+    int64_t until = store_mono_ns() + timeout_ms * 1000000;
+    struct timespec ts;
     int rc;
 
     pthread_mutex_lock(&st->qlock);
-    while (st->ready == 0)
-        pthread_cond_wait(&st->rcond, &st->qlock);
-    rc = st->ready == 1 ? 0 : st->ready;
+    while (st->ready == 0) {
+        int64_t left_ms = (until - store_mono_ns()) / 1000000;
+
+        if (timeout_ms <= 0) {
+            pthread_cond_wait(&st->rcond, &st->qlock);
+            continue;
+        }
+        if (left_ms <= 0)
+            break;
+        store_mono_deadline(&ts, left_ms);
+        pthread_cond_timedwait(&st->rcond, &st->qlock, &ts);
+    }
+    rc = st->ready == 0 ? -ETIMEDOUT : st->ready == 1 ? 0 : st->ready;
     pthread_mutex_unlock(&st->qlock);
     return rc;
 }
@@ -154,20 +221,14 @@ void store_close(struct store *st)
         /* Still migrating (a VACUUM can take long): stop it; it rolls
          * back and the next start begins again. */
         if (st->ready == 0)
-            sqlite3_interrupt(st->wdb);
+            store_db_interrupt(st);
         st->closing = 1;
         pthread_cond_signal(&st->qcond);
         pthread_mutex_unlock(&st->qlock);
         pthread_join(st->writer, NULL);
     }
-    store_finalize_all(st);
+    store_db_close(st);
     free(st->samples);
-    /* Readers first: the last connection to close checkpoints and removes
-     * the WAL, and only the writer may. */
-    for (size_t i = 0; i < st->n_readers; i++)
-        sqlite3_close(st->readers[i]);
-    if (st->wdb && sqlite3_close(st->wdb) != SQLITE_OK)
-        log_msg(LOGL_ERROR, "store", "close: %s", sqlite3_errmsg(st->wdb));
     pthread_mutex_destroy(&st->qlock);
     pthread_cond_destroy(&st->qcond);
     pthread_cond_destroy(&st->rcond);
@@ -209,16 +270,17 @@ static int store_enqueue(struct store *st, struct store_job *j)
     return rc;
 }
 
-int store_submit(struct store *st, const Sextant__V1__Batch *b,
-                 int64_t recv_ms, size_t cost, store_done_fn done,
-                 void *ctx)
+/* Queues a new job: 0, or -errno and nothing queued. */
+static int store_submit_job(struct store *st, enum store_job_type type,
+                            const Sextant__V1__Batch *b, int64_t recv_ms,
+                            size_t cost, store_done_fn done, void *ctx)
 {
     struct store_job *j = calloc(1, sizeof(*j));
     int rc;
 
     if (!j)
         return -ENOMEM;
-    j->type = JOB_BATCH;
+    j->type = type;
     j->b = b;
     j->recv_ms = recv_ms;
     j->cost = cost;
@@ -230,72 +292,17 @@ int store_submit(struct store *st, const Sextant__V1__Batch *b,
     return rc;
 }
 
-/* A caller waiting for its job: store_ingest, store_retention_run. */
-struct store_waiter {
-    struct store *st;
-    int done, rc;
-    uint64_t acked;
-};
-
-static void store_waiter_done(void *ctx, int rc, uint64_t acked)
+int store_submit(struct store *st, const Sextant__V1__Batch *b,
+                 int64_t recv_ms, size_t cost, store_done_fn done,
+                 void *ctx)
 {
-    struct store_waiter *w = ctx;
-
-    pthread_mutex_lock(&w->st->qlock);
-    w->rc = rc;
-    w->acked = acked;
-    w->done = 1;
-    pthread_cond_broadcast(&w->st->rcond);
-    pthread_mutex_unlock(&w->st->qlock);
+    return store_submit_job(st, JOB_BATCH, b, recv_ms, cost, done, ctx);
 }
 
-static int store_waiter_wait(struct store_waiter *w)
+int store_submit_retention(struct store *st, int64_t now_ms,
+                           store_done_fn done, void *ctx)
 {
-    pthread_mutex_lock(&w->st->qlock);
-    while (!w->done)
-        pthread_cond_wait(&w->st->rcond, &w->st->qlock);
-    pthread_mutex_unlock(&w->st->qlock);
-    return w->rc;
-}
-
-int store_ingest(struct store *st, const Sextant__V1__Batch *b,
-                 int64_t recv_ms, uint64_t *acked_seq)
-{
-    struct store_waiter w = { .st = st };
-    int rc;
-
-    rc = store_wait_ready(st);
-    if (rc == 0)
-        rc = store_submit(st, b, recv_ms, 0, store_waiter_done, &w);
-    if (rc == 0)
-        rc = store_waiter_wait(&w);
-    if (rc == 0)
-        *acked_seq = w.acked;
-    return rc;
-}
-
-int store_retention_run(struct store *st, int64_t now_ms)
-{
-    struct store_waiter w = { .st = st };
-    struct store_job *j;
-    int rc;
-
-    rc = store_wait_ready(st);
-    if (rc < 0)
-        return rc;
-    j = calloc(1, sizeof(*j));
-    if (!j)
-        return -ENOMEM;
-    j->type = JOB_RETENTION;
-    j->recv_ms = now_ms;
-    j->done = store_waiter_done;
-    j->ctx = &w;
-    rc = store_enqueue(st, j);
-    if (rc < 0) {
-        free(j);
-        return rc;
-    }
-    return store_waiter_wait(&w);
+    return store_submit_job(st, JOB_RETENTION, NULL, now_ms, 0, done, ctx);
 }
 
 static int64_t store_file_bytes(const char *path, const char *suffix)

@@ -35,10 +35,15 @@ void store_options_default(struct store_options *o);
  * defaults. -errno, with a logged reason. */
 int store_open(const char *path, const struct store_options *opts,
                struct store **out);
-/* Waits until the migrations are done: 0, or -errno when they failed (the
- * store then refuses every batch; close it). -EUCLEAN: the start check
- * found the file damaged (see store_stats' corrupt). */
-int store_wait_ready(struct store *st);
+/* Waits until the migrations are done, at most @timeout_ms: 0, or -errno
+ * when they failed (the store then refuses every batch; close it).
+ * -EUCLEAN: the start check found the file damaged (see store_stats'
+ * corrupt). -ETIMEDOUT: still migrating. @timeout_ms <= 0 waits as long
+ * as they take: a rewrite for incremental vacuum or a backfill of a big
+ * file takes minutes, and a tool with nothing else to do (bench) may
+ * wait for it; the collector polls (store_poll_ready) to stay
+ * stoppable. */
+int store_wait_ready(struct store *st, int64_t timeout_ms);
 /* Stops the writer after the batches already queued (each gets its done
  * call), closes every connection; interrupts migrations under way. NULL
  * is a no-op. */
@@ -46,44 +51,31 @@ void store_close(struct store *st);
 /* Without waiting: 1 ready, 0 still migrating, -errno failed. */
 int store_poll_ready(struct store *st);
 
-/* Stores what is new in @b (borrowed) in one transaction with the agent's
- * row: every event above the agent/epoch's watermark, whatever the order
- * of arrival (a replayed or overlapping event is stored once); "drop"
- * events for the seqs of b->drops not stored here, unless that report was
- * stored already; "gap" events for seqs the agent no longer has (below
- * b->oldest_seq; when that is 0, any jump forward in seq) that are
- * missing and not explained by a drop report; the clock offset sample
- * (see store_timeline); and the new watermark, which it writes to
- * *acked_seq: the highest seq with nothing missing below it. All seqs
- * must be <= INT64_MAX (ingest.c checks). -EIO on a database error
- * (nothing is then stored). */
-int store_ingest(struct store *st, const Sextant__V1__Batch *b,
-                 int64_t recv_ms, uint64_t *acked_seq);
-
 /* Called once per submitted batch, from the writer thread, when the group
- * commit that holds it is durable (rc 0, *acked as store_ingest) or failed
- * (rc -EIO: nothing of that batch is stored; -EUCLEAN: nor will any
- * batch be, the file is damaged). Must not block. */
+ * commit that holds it is durable (rc 0, @acked_seq the new watermark,
+ * see store_submit) or failed (rc -EIO: nothing of that batch is stored;
+ * -EUCLEAN: nor will any batch be, the file is damaged). Must not block. */
 typedef void (*store_done_fn)(void *ctx, int rc, uint64_t acked_seq);
 
-/* Queues @b (borrowed until @done runs) for the writer, which stores it as
- * store_ingest() describes, together with other queued batches in one
- * transaction. @cost is what the batch holds in memory (counted against
- * queue_max_bytes). 0: @done will run. -EAGAIN: not queued, the queue is
- * over its high-water mark or the store is not ready (reply 503 and let
- * the agent back off); -EUCLEAN: the file is damaged (store_stats says
- * why; retrying cannot help); -ESHUTDOWN: closing. @done may run before this
- * returns. store_ingest() is submit-and-wait. */
+/* Queues @b (borrowed until @done runs) for the writer, which stores what
+ * is new in it in one transaction with the agent's row, together with
+ * other queued batches: every event above the agent/epoch's watermark,
+ * whatever the order of arrival (a replayed or overlapping event is
+ * stored once); "drop" events for the seqs of b->drops not stored here,
+ * unless that report was stored already; "gap" events for seqs the agent
+ * no longer has (below b->oldest_seq; when that is 0, any jump forward in
+ * seq) that are missing and not explained by a drop report; the clock
+ * offset sample (see store_timeline); and the new watermark, which @done
+ * gets: the highest seq with nothing missing below it. All seqs must be
+ * <= INT64_MAX (ingest.c checks). @cost is what the batch holds in memory
+ * (counted against queue_max_bytes). 0: @done will run. -EAGAIN: not
+ * queued, the queue is over its high-water mark or the store is not
+ * ready (reply 503 and let the agent back off); -EUCLEAN: the file is
+ * damaged (store_stats says why; retrying cannot help); -ESHUTDOWN:
+ * closing. @done may run before this returns. */
 int store_submit(struct store *st, const Sextant__V1__Batch *b,
                  int64_t recv_ms, size_t cost, store_done_fn done,
                  void *ctx);
-
-/* Runs a whole retention pass now, as if the time were @now_ms, on the
- * writer thread (between group commits) and waits for it: deletes what
- * is older than each retention, then gives the freed pages back to the
- * file system. The writer also runs passes on its own, every
- * retention_interval_ms, one small step at a time. 0 or -errno. */
-int store_retention_run(struct store *st, int64_t now_ms);
 
 /* Upper bounds of the commit histograms (Prometheus "le"), ascending. */
 #define STORE_COMMIT_BUCKETS 12

@@ -27,6 +27,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct jsonw;
 
@@ -191,10 +192,33 @@ struct store_agent_row {
 /* ---- neutral (store.c) ---- */
 
 int64_t store_mono_ns(void);
+/* A condition variable wait waits at most this long at once, then looks
+ * again: a far deadline ("never", INT64_MAX / 2) must not overflow. */
+#define STORE_WAIT_MAX_MS 3600000LL
+/* *ts = CLOCK_MONOTONIC now + @ms (clamped to 0..STORE_WAIT_MAX_MS), for
+ * pthread_cond_timedwait on the store's condition variables, which all
+ * run on CLOCK_MONOTONIC. */
+void store_mono_deadline(struct timespec *ts, int64_t ms);
+/* Queues a whole retention pass, as if the time were @now_ms, for the
+ * writer to run between group commits (deletes what is older than each
+ * retention, then gives the freed pages back); @done gets its 0 or
+ * -errno. As store_submit: 0 queued, or -errno and @done never runs.
+ * Not in store.h: only tests call it (tests/store_test.c); the writer
+ * runs passes by itself every retention_interval_ms. */
+int store_submit_retention(struct store *st, int64_t now_ms,
+                           store_done_fn done, void *ctx);
 /* Enters the corrupt state, once, logging what to do; @why is copied. */
 void store_set_corrupt(struct store *st, const char *why);
 
 /* ---- backend: the writer connection (store_schema.c) ---- */
+
+/* Opens st->path for the writer (created if missing): 0 or -EIO, logged. */
+int store_db_open(struct store *st);
+/* Stops what the writer connection runs (a migration), from any thread. */
+void store_db_interrupt(struct store *st);
+/* Finalizes every statement, closes the idle readers and the writer
+ * connection, after the writer thread ended. */
+void store_db_close(struct store *st);
 
 /* The start check, pragmas, migrations and statements: the writer's
  * first work. 0, -EUCLEAN (damaged file) or -errno. */

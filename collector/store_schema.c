@@ -215,26 +215,6 @@ int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
     return 0;
 }
 
-/* Enters the corrupt state, once: one log line says what to do. */
-void store_set_corrupt(struct store *st, const char *why)
-{
-    int first;
-
-    pthread_mutex_lock(&st->qlock);
-    first = !st->stats.corrupt;
-    if (first) {
-        st->stats.corrupt = 1;
-        snprintf(st->stats.corrupt_reason, sizeof(st->stats.corrupt_reason),
-                 "%s", why);
-    }
-    pthread_mutex_unlock(&st->qlock);
-    if (first)
-        log_msg(LOGL_ERROR, "store", "database %s is corrupt (%s): ingest "
-                "and queries answer 500 until it is replaced; stop the "
-                "collector and restore the last backup (sextant-collector "
-                "backup, see README)", st->path, why);
-}
-
 /* When @db's last error says the file is damaged (SQLITE_CORRUPT,
  * SQLITE_NOTADB), enters the corrupt state: 1. Else 0. Retrying cannot
  * fix such a file, so callers answer -EUCLEAN, not "try again". */
@@ -557,4 +537,35 @@ int store_setup(struct store *st)
     if (rc == 0)
         rc = store_prepare_agents(st);
     return rc;
+}
+
+int store_db_open(struct store *st)
+{
+    if (sqlite3_open_v2(st->path, &st->wdb,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        log_msg(LOGL_ERROR, "store", "open %s: %s", st->path,
+                st->wdb ? sqlite3_errmsg(st->wdb) : "out of memory");
+        return -EIO;
+    }
+    sqlite3_busy_timeout(st->wdb, STORE_BUSY_MS);
+    return 0;
+}
+
+void store_db_interrupt(struct store *st)
+{
+    sqlite3_interrupt(st->wdb);
+}
+
+void store_db_close(struct store *st)
+{
+    store_finalize_all(st);
+    /* Readers first: the last connection to close checkpoints and removes
+     * the WAL, and only the writer may. */
+    for (size_t i = 0; i < st->n_readers; i++)
+        sqlite3_close(st->readers[i]);
+    st->n_readers = 0;
+    if (st->wdb && sqlite3_close(st->wdb) != SQLITE_OK)
+        log_msg(LOGL_ERROR, "store", "close: %s", sqlite3_errmsg(st->wdb));
+    st->wdb = NULL;
 }

@@ -285,8 +285,9 @@ void *store_writer(void *arg)
             wake = st->retention_next_ms;
             if (probe && st->probe_next_ms < wake)
                 wake = st->probe_next_ms;
-            ts.tv_sec = wake / 1000;
-            ts.tv_nsec = (wake % 1000) * 1000000;
+            /* wake is on the wall clock (retention and probe times are
+             * util_now_ms); the wait, on the monotonic one. */
+            store_mono_deadline(&ts, wake - now);
             pthread_cond_timedwait(&st->qcond, &st->qlock, &ts);
             now = util_now_ms();
         }

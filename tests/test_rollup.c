@@ -26,6 +26,7 @@
 
 #include "hist.h"
 #include "store.h"
+#include "store_test.h"
 #include "util.h"
 
 #define N_CLUSTERS   3
@@ -227,7 +228,7 @@ static void ingest_all(struct store *st, const struct gen *g, int replays)
         order[i] = order[j];
         order[j] = t;
     }
-    assert_int_equal(store_wait_ready(st), 0);
+    assert_int_equal(store_wait_ready(st, STORE_TEST_WAIT_MS), 0);
     for (size_t i = 0; i < n_order; i++) {
         __atomic_add_fetch(&p.out, 1, __ATOMIC_SEQ_CST);
         assert_int_equal(store_submit(st, &wbs[order[i]].b, now, 4096,
@@ -565,7 +566,7 @@ static void test_retention_deletes_old_rows_and_shrinks_the_file(void **st_)
     }
     sqlite3_close(db);
 
-    assert_int_equal(store_retention_run(st, cut_now), 0);
+    assert_int_equal(store_test_retention_run(st, cut_now), 0);
 
     db = db_open(path);
     assert_int_equal(db_int(db, "SELECT count(*) FROM events"), kept_raw);
@@ -687,7 +688,7 @@ static void test_version_2_database_migrates(void **state)
     opt.minute_retention_ms = 0;
     opt.hour_retention_ms = 0;
     assert_int_equal(store_open(path, &opt, &st), 0);
-    assert_int_equal(store_wait_ready(st), 0);
+    assert_int_equal(store_wait_ready(st, STORE_TEST_WAIT_MS), 0);
     assert_int_equal(store_timeline(st, &q, &json, &len), 0);
     assert_non_null(strstr(json, "\"error\":\"timeout\""));
     assert_non_null(strstr(json, "\"error\":\"\""));
