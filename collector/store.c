@@ -42,7 +42,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "log.h"
@@ -305,15 +304,6 @@ int store_submit_retention(struct store *st, int64_t now_ms,
     return store_submit_job(st, JOB_RETENTION, NULL, now_ms, 0, done, ctx);
 }
 
-static int64_t store_file_bytes(const char *path, const char *suffix)
-{
-    char p[4096];
-    struct stat sb;
-
-    snprintf(p, sizeof(p), "%s%s", path, suffix);
-    return stat(p, &sb) == 0 ? (int64_t)sb.st_size : 0;
-}
-
 void store_stats(struct store *st, struct store_stats *out)
 {
     pthread_mutex_lock(&st->qlock);
@@ -326,8 +316,7 @@ void store_stats(struct store *st, struct store_stats *out)
                       st->q_batches >= st->opt.queue_max_batches ||
                       st->q_bytes >= st->opt.queue_max_bytes;
     pthread_mutex_unlock(&st->qlock);
-    out->db_bytes = store_file_bytes(st->path, "") +
-                    store_file_bytes(st->path, "-wal");
+    out->db_bytes = store_db_bytes(st);
 }
 void store_corrupt_detail(struct store *st, char *buf, size_t len)
 {

@@ -1,8 +1,17 @@
-/* store.h -- the collector's SQLite store: schema and migrations, a writer
- * thread that commits queued batches in group commits (events, rollups and
- * per-agent watermarks), retention, and the queries. Thread-safe: only the
- * writer thread writes; queries use a pool of read-only connections (WAL),
- * so a heavy query never blocks ingest. */
+/* store.h -- the collector's store, its one public face: schema and
+ * migrations, a writer thread that commits queued batches in group
+ * commits (events, rollups and per-agent watermarks), retention, the
+ * queries and the backup copy. Thread-safe: only the writer thread
+ * writes; queries use a pool of read-only connections, so a heavy query
+ * never blocks ingest. Nothing here names the database engine.
+ *
+ * Backends. Today's is SQLite (collector/store_*.c). A second one
+ * (PostgreSQL, a later issue) implements the same functions: the
+ * backend-neutral part (store.c: the job queue and its high-water marks,
+ * group-commit accounting and histograms, the done calls and waiters,
+ * stats, the ready and corrupt states) stays; the backend brings open and
+ * migrate, commit a group of batches, a retention step, the commit probe,
+ * the queries and the backup. collector/store_priv.h lists that seam. */
 #ifndef SEXTANT_STORE_H
 #define SEXTANT_STORE_H
 
@@ -29,7 +38,7 @@ struct store_options {
 void store_options_default(struct store_options *o);
 
 /* Opens or creates @path and starts the writer thread, which checks the
- * file (PRAGMA quick_check, bounded in time) and applies the migrations
+ * file (an integrity check bounded in time) and applies the migrations
  * first: until they are done the store is not ready (see
  * store_stats) and store_submit() refuses with -EAGAIN. @opts NULL: the
  * defaults. -errno, with a logged reason. */
@@ -99,16 +108,16 @@ struct store_stats {
     uint64_t group_batches_le[STORE_GROUP_BUCKETS + 1];
     uint64_t group_batches_sum;
     uint64_t retention_deleted;     /* rows deleted by retention */
-    int64_t db_bytes;               /* main file + WAL on disk */
-    /* The file is damaged (SQLITE_CORRUPT or SQLITE_NOTADB, at the start
+    int64_t db_bytes;               /* the database's files on disk */
+    /* The file is damaged (the database says so at the start
      * check or from any read or write): it stays so until a restart on a
      * good file; store_submit refuses with -EUCLEAN, queries fail so. */
     int corrupt;
-    char corrupt_reason[128];       /* SQLite's words, or quick_check's */
+    char corrupt_reason[128];       /* the database's words */
     /* The last group commit stored nothing (disk full, I/O error):
      * cleared by the next one that stores a batch. */
     int commits_failing;
-    char commit_error[128];         /* SQLite's message for it */
+    char commit_error[128];         /* the database's message for it */
 };
 void store_stats(struct store *st, struct store_stats *out);
 /* What every answer says while the store is corrupt (/readyz, ingest and

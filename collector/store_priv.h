@@ -33,6 +33,15 @@ struct jsonw;
 
 #define STORE_READERS        8           /* idle read connections kept */
 #define STORE_BUSY_MS        5000
+/* A read's deadline (and the start check's) is looked at every this many
+ * virtual machine instructions: often enough to stop within
+ * milliseconds, rarely enough to cost nothing measurable. */
+#define STORE_PROGRESS_OPS   1000
+/* A macro's value as a string literal: SQL is constant text (a pragma
+ * takes no bound parameter, and SQL is never built with printf), so a
+ * number it needs is pasted in at compile time from its one #define. */
+#define STORE_STR_(x) #x
+#define STORE_STR(x)  STORE_STR_(x)
 #define STORE_MINUTE_MS      60000LL
 #define STORE_HOUR_MS        3600000LL
 /* Interned strings cached per dimension table (then the cache restarts). */
@@ -219,6 +228,8 @@ void store_db_interrupt(struct store *st);
 /* Finalizes every statement, closes the idle readers and the writer
  * connection, after the writer thread ended. */
 void store_db_close(struct store *st);
+/* The database's files on disk (main file and WAL), bytes. */
+int64_t store_db_bytes(const struct store *st);
 
 /* The start check, pragmas, migrations and statements: the writer's
  * first work. 0, -EUCLEAN (damaged file) or -errno. */

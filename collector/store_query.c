@@ -15,6 +15,10 @@
 #include "log.h"
 
 #define STORE_TIMELINE_BYTES (64u << 20) /* reply cap */
+/* Latency reply cap: STORE_LATENCY_MAX_POINTS points of some 100 bytes
+ * each take 2 MiB; 16 MiB leaves room for long target and cluster names
+ * while a reply still cannot grow without bound. */
+#define STORE_LATENCY_BYTES  (16u << 20)
 
 /* Takes an idle read-only connection, or opens one. */
 static sqlite3 *store_reader_get(struct store *st)
@@ -115,7 +119,8 @@ static void store_query_deadline(const struct store *st, sqlite3 *db,
                                  int64_t *until_ns)
 {
     *until_ns = store_mono_ns() + st->opt.query_ms * 1000000;
-    sqlite3_progress_handler(db, 1000, store_query_progress, until_ns);
+    sqlite3_progress_handler(db, STORE_PROGRESS_OPS, store_query_progress,
+                             until_ns);
 }
 
 /* The error of a failed query: -ETIMEDOUT past its deadline, -EUCLEAN
@@ -371,7 +376,7 @@ int store_latency(struct store *st, const struct store_latency_query *q,
         return -EIO;
     store_query_deadline(st, db, &until);
     hist_init(&h);
-    jsonw_init(&w, 16u << 20);
+    jsonw_init(&w, STORE_LATENCY_BYTES);
     if (sqlite3_prepare_v2(db, sql[q->step == STORE_STEP_HOUR][!!q->cluster],
                            -1, &s, NULL) != SQLITE_OK ||
         sqlite3_bind_text(s, 1, q->target, -1, SQLITE_STATIC) != SQLITE_OK ||

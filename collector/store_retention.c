@@ -6,12 +6,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdio.h>
 
 /* Retention deletes at most this many rows per transaction, then lets
  * queued batches in; vacuum frees this many pages per step. */
 #define STORE_DELETE_ROWS    2000
-#define STORE_VACUUM_PAGES   512
+#define STORE_VACUUM_PAGES   512         /* a plain literal: see STORE_STR */
 
 /* Runs the bound delete @d in a transaction of its own and counts what
  * it deleted: rows, or -EIO. */
@@ -61,9 +60,13 @@ static int store_texts_step(struct store *st)
         sqlite3_bind_int(w, 2, STORE_DELETE_ROWS) != SQLITE_OK)
         return -EIO;
     step = sqlite3_step(w);
-    end = sqlite3_column_int64(w, 0);
-    if (step == SQLITE_ROW && sqlite3_column_type(w, 0) == SQLITE_NULL)
-        step = SQLITE_DONE;             /* no texts past the window */
+    end = 0;
+    if (step == SQLITE_ROW) {
+        if (sqlite3_column_type(w, 0) == SQLITE_NULL)
+            step = SQLITE_DONE;         /* no texts past the window */
+        else
+            end = sqlite3_column_int64(w, 0);
+    }
     sqlite3_reset(w);
     sqlite3_clear_bindings(w);
     if (step == SQLITE_DONE) {
@@ -129,12 +132,9 @@ int store_retention_step(struct store *st)
     /* Stops when nothing is free, or when a step freed nothing (a file
      * that is not in incremental mode: never loop on it). */
     if (free_pages > 0 && free_pages != st->retention_free_pages) {
-        char sql[48];
-
         st->retention_free_pages = free_pages;
-        snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)",
-                 STORE_VACUUM_PAGES);
-        return store_exec(st->wdb, sql) < 0 ? -EIO : 1;
+        return store_exec(st->wdb, "PRAGMA incremental_vacuum("
+                          STORE_STR(STORE_VACUUM_PAGES) ")") < 0 ? -EIO : 1;
     }
     store_retention_reset(st, 0);
     return 0;

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "hist.h"
 #include "log.h"

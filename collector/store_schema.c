@@ -9,9 +9,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "log.h"
 
+/* After a burst, the WAL is cut back to this at checkpoints, so the files
+ * on disk stay bounded: 64 MiB, some 16,000 pages, room for several big
+ * group commits between checkpoints. A plain literal: see STORE_STR. */
+#define STORE_WAL_LIMIT_BYTES 67108864
+/* Page cache of the writer, KiB: 32 MiB (SQLite's default is 2 MiB): the
+ * five indexes of events take their inserts in many places at once. */
+#define STORE_CACHE_KIB      32768
 /* WAL pages that make the writer checkpoint (SQLite's default). */
 #define STORE_WAL_PAGES      1000
 
@@ -442,7 +450,8 @@ static int store_quick_check(struct store *st)
                         SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
         goto out;
     sqlite3_busy_timeout(db, STORE_BUSY_MS);
-    sqlite3_progress_handler(db, 1000, store_query_progress, &until);
+    sqlite3_progress_handler(db, STORE_PROGRESS_OPS, store_query_progress,
+                             &until);
     if (sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &s, NULL) !=
         SQLITE_OK)
         goto out;
@@ -515,17 +524,16 @@ int store_setup(struct store *st)
     if (store_exec(db, "PRAGMA journal_mode=WAL") < 0 ||
         store_exec(db, "PRAGMA synchronous=FULL") < 0 ||
         store_exec(db, "PRAGMA foreign_keys=ON") < 0 ||
-        /* After a burst, the WAL is cut back to this at checkpoints, so
-         * the files on disk stay bounded. */
-        store_exec(db, "PRAGMA journal_size_limit=67108864") < 0 ||
+        store_exec(db, "PRAGMA journal_size_limit="
+                   STORE_STR(STORE_WAL_LIMIT_BYTES)) < 0 ||
         /* Each batch's savepoint keeps a statement journal; past 64 KiB
          * SQLite would spill it to a temporary file, written a page at a
          * time and thrown away at RELEASE (a third of the writer's time,
          * measured). It is never needed after a crash. */
         store_exec(db, "PRAGMA temp_store=MEMORY") < 0 ||
-        /* 32 MiB of page cache (SQLite's default is 2 MiB): the five
-         * indexes of events take their inserts in many places at once. */
-        store_exec(db, "PRAGMA cache_size=-32768") < 0)
+        /* A negative cache_size counts KiB, not pages. */
+        store_exec(db, "PRAGMA cache_size=-"
+                   STORE_STR(STORE_CACHE_KIB)) < 0)
         return -EIO;
     /* Checkpoints run after a group's batches are answered, not inside
      * the COMMIT that crosses the threshold (which would make every batch
@@ -568,4 +576,19 @@ void store_db_close(struct store *st)
     if (st->wdb && sqlite3_close(st->wdb) != SQLITE_OK)
         log_msg(LOGL_ERROR, "store", "close: %s", sqlite3_errmsg(st->wdb));
     st->wdb = NULL;
+}
+
+static int64_t store_file_bytes(const char *path, const char *suffix)
+{
+    char p[4096];
+    struct stat sb;
+
+    snprintf(p, sizeof(p), "%s%s", path, suffix);
+    return stat(p, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+int64_t store_db_bytes(const struct store *st)
+{
+    return store_file_bytes(st->path, "") +
+           store_file_bytes(st->path, "-wal");
 }
