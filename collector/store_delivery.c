@@ -100,6 +100,32 @@ static int store_insert_gap(struct store *st, int64_t agent_id,
                               recv_ms);
 }
 
+/* Steps @s, a walk over stored (seq, unix_ms) rows, and on a row sets
+ * *seq and *ms (else leaves them): the step's result. */
+static int store_seq_next(sqlite3_stmt *s, uint64_t *seq, int64_t *ms)
+{
+    int step = sqlite3_step(s);
+
+    if (step == SQLITE_ROW) {
+        *seq = (uint64_t)sqlite3_column_int64(s, 0);
+        *ms = sqlite3_column_int64(s, 1);
+    }
+    return step;
+}
+
+/* Ends a walk over @s: logs a database error (-EIO) under @what, resets
+ * @s. Returns @rc. */
+static int store_seq_end(struct store *st, sqlite3_stmt *s, int rc,
+                         const char *what)
+{
+    if (rc == -EIO)
+        log_msg(LOGL_ERROR, "store", "%s: %s", what,
+                sqlite3_errmsg(st->wdb));
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
 /* Stores gap events for [from, to] less the ranges in @drops (those have
  * their drop event): one per piece that is left. */
 static int store_gaps(struct store *st, int64_t agent_id, uint64_t from,
@@ -207,13 +233,9 @@ static int store_drop(struct store *st, struct store_agent_row *row,
         uint64_t next = d->last_seq + 1;    /* past the end: no more rows */
         int64_t next_ms = to_ms;
 
-        step = sqlite3_step(s);
-        if (step == SQLITE_ROW) {
-            next = (uint64_t)sqlite3_column_int64(s, 0);
-            next_ms = sqlite3_column_int64(s, 1);
-        } else if (step != SQLITE_DONE) {
+        step = store_seq_next(s, &next, &next_ms);
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
             goto out;
-        }
         if (next > p) {                     /* p .. next-1: not stored */
             if (contiguous) {
                 rc = store_insert_drop(st, row->id, p, next - 1, next - p,
@@ -259,12 +281,7 @@ static int store_drop(struct store *st, struct store_agent_row *row,
     row->drop_last_ms = to_ms;
     rc = 0;
 out:
-    if (rc == -EIO)
-        log_msg(LOGL_ERROR, "store", "drop report: %s",
-                sqlite3_errmsg(st->wdb));
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return rc;
+    return store_seq_end(st, s, rc, "drop report");
 }
 
 /* Moves @row's watermark over every stored seq that is now contiguous
@@ -288,13 +305,9 @@ static int store_advance(struct store *st, struct store_agent_row *row,
         int64_t next_ms = fallback_ms;
         uint64_t hole_end;
 
-        step = sqlite3_step(s);
-        if (step == SQLITE_ROW) {
-            next = (uint64_t)sqlite3_column_int64(s, 0);
-            next_ms = sqlite3_column_int64(s, 1);
-        } else if (step != SQLITE_DONE) {
+        step = store_seq_next(s, &next, &next_ms);
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
             goto out;
-        }
         if (next != 0 && next == w + 1) {
             w = next;
             continue;
@@ -319,12 +332,7 @@ static int store_advance(struct store *st, struct store_agent_row *row,
     row->acked = w;
     rc = 0;
 out:
-    if (rc < 0)
-        log_msg(LOGL_ERROR, "store", "watermark: %s",
-                sqlite3_errmsg(st->wdb));
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return rc;
+    return store_seq_end(st, s, rc, "watermark");
 }
 
 /* agents.clock_window: STORE_CLOCK_SAMPLE bytes per sample, little-endian

@@ -132,6 +132,21 @@ static int store_query_error(struct store *st, sqlite3 *db)
     return store_check_corrupt(st, db) ? -EUCLEAN : -EIO;
 }
 
+/* The end of a reply query: a failed prepare or step (-EIO) becomes its
+ * error (see store_query_error), logged once under @what. Returns it. */
+static int store_query_end(struct store *st, sqlite3 *db, int rc,
+                           const char *what)
+{
+    if (rc == -EIO)
+        rc = store_query_error(st, db);
+    if (rc == -EIO)
+        log_msg(LOGL_ERROR, "store", "%s: %s", what, sqlite3_errmsg(db));
+    if (rc == -ETIMEDOUT)
+        log_msg(LOGL_WARN, "store", "%s query stopped after %lld ms", what,
+                (long long)st->opt.query_ms);
+    return rc;
+}
+
 int store_timeline(struct store *st, const struct store_timeline_query *q,
                    char **out, size_t *out_len)
 {
@@ -211,13 +226,7 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     jsonw_obj_end(&w);
     rc = store_json_take(&w, out, out_len);
 out:
-    if (rc == -EIO)                 /* a prepare or a step failed */
-        rc = store_query_error(st, db);
-    if (rc == -EIO)
-        log_msg(LOGL_ERROR, "store", "timeline: %s", sqlite3_errmsg(db));
-    if (rc == -ETIMEDOUT)
-        log_msg(LOGL_WARN, "store", "timeline query stopped after %lld ms",
-                (long long)st->opt.query_ms);
+    rc = store_query_end(st, db, rc, "timeline");
     jsonw_free(&w);
     sqlite3_finalize(s);
     store_reader_put(st, db);
@@ -427,13 +436,7 @@ int store_latency(struct store *st, const struct store_latency_query *q,
     jsonw_obj_end(&w);
     rc = store_json_take(&w, out, out_len);
 out:
-    if (rc == -EIO)                 /* a prepare or a step failed */
-        rc = store_query_error(st, db);
-    if (rc == -EIO)
-        log_msg(LOGL_ERROR, "store", "latency: %s", sqlite3_errmsg(db));
-    if (rc == -ETIMEDOUT)
-        log_msg(LOGL_WARN, "store", "latency query stopped after %lld ms",
-                (long long)st->opt.query_ms);
+    rc = store_query_end(st, db, rc, "latency");
     jsonw_free(&w);
     hist_free(&h);
     sqlite3_finalize(s);
