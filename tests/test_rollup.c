@@ -1,6 +1,7 @@
-/* test_rollup.c -- collector/store.c's rollups, retention, group commits
- * and migration, on real SQLite files, each checked against a brute-force
- * recomputation over the same generated data:
+/* test_rollup.c -- the collector store's rollups, retention, group
+ * commits and migration (collector/store_rollup.c, store_retention.c,
+ * store_writer.c, store_schema.c), on real SQLite files, each checked
+ * against a brute-force recomputation over the same generated data:
  * - minute and hour rollups: count and failures exact, p50/p95/p99 within
  *   2% of the exact nearest-rank percentile, also through store_latency;
  *   replayed batches counted once;

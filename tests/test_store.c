@@ -1,7 +1,7 @@
-/* test_store.c -- collector/store.c on a real SQLite file: a timeline
- * whose rows would pass the reply cap stops at a whole row, marked
- * truncated, instead of failing; the clock offset filter, with the
- * receive times chosen, so every estimate is exact. */
+/* test_store.c -- the collector store (collector/store*.c) on a real
+ * SQLite file: a timeline whose rows would pass the reply cap stops at a
+ * whole row, marked truncated, instead of failing; the clock offset
+ * filter, with the receive times chosen, so every estimate is exact. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
