@@ -12,12 +12,21 @@
  * store_query.c (read pool and queries), store_backup.c (online backup).
  *
  * A second backend (PostgreSQL, a later issue) implements the functions
- * under "backend" below over its own connection fields, and keeps the
+ * marked "backend" below over its own connection fields, and keeps the
  * neutral part as it is: the job queue and its high-water marks, the
  * group-commit accounting (stats, histograms, commits failing), the
- * waiters on readiness, and the ready and corrupt states. The seam is
- * this function set, not yet a table of function pointers: there is one
- * backend today. */
+ * waiters on readiness, and the ready and corrupt states (store.c). The
+ * backend brings: open, interrupt and close of its connection, and the
+ * start check plus migrations (store_db_*, store_setup); one batch stored
+ * inside a group (store_ingest_locked, with fields, dimensions and
+ * rollups under it); a retention step; the queries (store_query.c: the
+ * public store_timeline, store_clusters_seen, store_name_known,
+ * store_latency); the backup (store_backup_*). store_writer.c is both
+ * today: its thread loop, queue taking and answers are neutral, while
+ * store_group's transaction and savepoints and the commit probe speak
+ * SQLite; a second backend splits store_group there. The seam is this
+ * function set, not a table of function pointers: with one backend a
+ * table would only add an indirection nobody can test yet. */
 #ifndef SEXTANT_STORE_PRIV_H
 #define SEXTANT_STORE_PRIV_H
 
