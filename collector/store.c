@@ -111,7 +111,6 @@ void store_set_corrupt(struct store *st, const char *why)
                 "backup, see README)", st->path, why);
 }
 
-
 const double store_commit_seconds_le[STORE_COMMIT_BUCKETS] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 };

@@ -41,7 +41,12 @@
 struct jsonw;
 
 #define STORE_READERS        8           /* idle read connections kept */
-#define STORE_BUSY_MS        5000
+#define STORE_BUSY_MS        5000            /* a connection waits for a
+                                              * lock this long */
+#define STORE_MINUTE_MS      60000LL
+#define STORE_HOUR_MS        3600000LL
+/* Interned strings cached per dimension table (then the cache restarts). */
+#define STORE_DIM_CACHE      4096u
 /* A read's deadline (and the start check's) is looked at every this many
  * virtual machine instructions: often enough to stop within
  * milliseconds, rarely enough to cost nothing measurable. */
@@ -51,11 +56,6 @@ struct jsonw;
  * number it needs is pasted in at compile time from its one #define. */
 #define STORE_STR_(x) #x
 #define STORE_STR(x)  STORE_STR_(x)
-#define STORE_MINUTE_MS      60000LL
-#define STORE_HOUR_MS        3600000LL
-/* Interned strings cached per dimension table (then the cache restarts). */
-#define STORE_DIM_CACHE      4096u
-
 
 /* Clock offset, per agent, as NTP's clock filter does it: the last
  * STORE_CLOCK_WINDOW samples (agents.clock_window, so a restart keeps
