@@ -109,7 +109,7 @@ DB_MB=$(( $(stat -c %s "$DB") / 1024 / 1024 ))
 DAYS=$(awk -v a="$FROM_MS" -v b="$TO_MS" 'BEGIN { printf "%.1f", (b - a) / 86400000 }')
 say "database: $N_EVENTS events, $DB_MB MiB, $DAYS days${FILL_S:+, filled in ${FILL_S}s}"
 
-# --- 2. the plans: the store's statements (as collector/store.c has
+# --- 2. the plans: the store's statements (as collector/store_query.c has
 # them; corrected_time left out), parameters unbound as the store
 # prepares them ---
 SELECT_SQL="SELECT json_object(
