@@ -1,5 +1,6 @@
-/* probe.c -- the table of probe types and the probe-result event. Runs no
- * probe itself: each type lives in its own probe_<type>.c. */
+/* probe.c -- the table of probe types, the probe-result event, and freeing
+ * a type's config options. Runs no probe itself: each type lives in its
+ * own probe_<type>.c, and the curl types start through probe_curl.c. */
 #include "probe.h"
 
 #include <errno.h>

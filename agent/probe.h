@@ -12,6 +12,9 @@
  * curl_multi_poll() as extra_fds, so there is still one loop and no thread
  * per target.
  *
+ * A curl type starts, releases and reads its run through probe_curl.h,
+ * which also sets the options every transfer shares.
+ *
  * Adding a type: write probe_<type>.c/.h exporting its ops, add them to
  * the table in probe.c, and add its tests. Config keys, parsing and
  * per-target state all live in the type's own file. */

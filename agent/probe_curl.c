@@ -164,10 +164,9 @@ long probe_curl_result(const struct probe_curl_run *cr,
     return status;
 }
 
-const char *probe_curl_errtext(const struct probe_curl_run *cr,
-                               CURLcode code)
+const char *probe_curl_errtext(const char *errbuf, CURLcode code)
 {
-    return cr->errbuf[0] ? cr->errbuf : curl_easy_strerror(code);
+    return errbuf[0] ? errbuf : curl_easy_strerror(code);
 }
 
 static uint64_t probe_curl_us(CURL *e, CURLINFO what)

@@ -119,11 +119,10 @@ void probe_curl_cancel(struct probe_run *run, CURLM *multi);
  * and timings from @cr's handle, and returns the status (0 if none). */
 long probe_curl_result(const struct probe_curl_run *cr,
                        struct probe_result *res);
-/* What went wrong with a transfer that ended with @code: curl's error
- * buffer if it said anything, else curl's text for @code. Borrowed from
- * @cr or static. */
-const char *probe_curl_errtext(const struct probe_curl_run *cr,
-                               CURLcode code);
+/* What went wrong with a transfer that ended with @code: its error buffer
+ * @errbuf (as set with probe_curl_common) if curl said anything there,
+ * else curl's text for @code. Borrowed from @errbuf or static. */
+const char *probe_curl_errtext(const char *errbuf, CURLcode code);
 
 /* @t gets libcurl's timing breakdown of @e (each 0 where the transfer
  * never got that far). */

@@ -27,6 +27,8 @@
 
 #define HTTP_MAX_NAME      128u     /* a header name (headers, served_by) */
 #define HTTP_BODY_CHUNK    4096u    /* first allocation of a kept body */
+#define HTTP_REGERR_LEN    128u     /* regerror()'s text: a few words */
+#define HTTP_CUT_LEN       64u      /* " (in the first N bytes)" */
 
 enum http_method {
     HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_PUT, HTTP_PATCH, HTTP_DELETE,
@@ -366,7 +368,7 @@ static double http_regex_cost(const char *s)
 static int http_parse_regex(struct yconf *yc, yaml_node_t *m,
                             const char *ctx, struct http_opts *o)
 {
-    char *s = NULL, msg[128];
+    char *s = NULL, msg[HTTP_REGERR_LEN];
     int rc = http_parse_pattern(yc, m, ctx, "body_regex", o, &s);
     int erc;
 
@@ -794,7 +796,7 @@ static int http_body_ok(const struct http_run *r, char *err, size_t err_len)
     const struct http_opts *o = r->o;
     const char *b = r->body ? r->body : "";
     size_t n = r->body ? r->body_len : 0;
-    char cut[64] = "";
+    char cut[HTTP_CUT_LEN] = "";
 
     if (r->body_capped)
         snprintf(cut, sizeof(cut), " (in the first %u bytes)",
@@ -842,7 +844,7 @@ static void http_finish(struct probe_run *run, CURLM *multi, CURL *easy,
                  "body");
     else if (code != CURLE_OK)
         snprintf(res->error, sizeof(res->error), "%s",
-                 probe_curl_errtext(&r->cr, code));
+                 probe_curl_errtext(r->cr.errbuf, code));
     else if (!agent_target_status_ok(r->cr.t, status))
         snprintf(res->error, sizeof(res->error), "status %ld not expected",
                  status);

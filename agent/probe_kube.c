@@ -235,18 +235,18 @@ static int kube_parse(struct yconf *yc, yaml_node_t *m, const char *ctx,
         }
     } else {
         rc = yconf_str(yc, m, ctx, "namespace", 1, &o->ns);
-        if (rc == 0 && !kube_dns_name(o->ns, 63, 0))
+        if (rc == 0 && !kube_dns_name(o->ns, KUBE_MAX_NAMESPACE, 0))
             rc = yconf_fail(yc, yconf_find(yc, m, "namespace"), ctx,
                             "namespace", "not a Kubernetes namespace name "
                             "(lower-case letters, digits and '-', at most "
-                            "63)");
+                            "%u)", KUBE_MAX_NAMESPACE);
         if (rc == 0)
             rc = yconf_str(yc, m, ctx, "deployment", 1, &o->name);
-        if (rc == 0 && !kube_dns_name(o->name, 253, 1))
+        if (rc == 0 && !kube_dns_name(o->name, KUBE_MAX_OBJECT_NAME, 1))
             rc = yconf_fail(yc, yconf_find(yc, m, "deployment"), ctx,
                             "deployment", "not a Kubernetes object name "
-                            "(lower-case "
-                            "letters, digits, '-' and '.', at most 253)");
+                            "(lower-case letters, digits, '-' and '.', at "
+                            "most %u)", KUBE_MAX_OBJECT_NAME);
         if (rc < 0)
             goto out;
     }
@@ -777,7 +777,7 @@ static void kube_status_error(const struct kube_run *r, long status,
 static void kube_curl_error(const struct kube_run *r, CURLcode code,
                             struct probe_result *res)
 {
-    const char *what = probe_curl_errtext(&r->cr, code);
+    const char *what = probe_curl_errtext(r->cr.errbuf, code);
     int ca = code == CURLE_PEER_FAILED_VERIFICATION ||
              code == CURLE_SSL_CACERT_BADFILE;
 

@@ -18,6 +18,9 @@
 #include "yconf.h"
 
 #define METRIC_BODY_MIN (16u << 10)     /* first buffer; grows by doubling */
+/* "targets[i].series[j]" in an error message; a longer path is cut, and
+ * the line number still points at the place. */
+#define METRIC_CTX_LEN  96u
 
 /* A text exposition; anything else only if the server has nothing better.
  * Without this an exporter that speaks OpenMetrics or protobuf might pick
@@ -196,7 +199,7 @@ static int metric_parse(struct yconf *yc, yaml_node_t *m, const char *ctx,
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        char ictx[96];
+        char ictx[METRIC_CTX_LEN];
 
         snprintf(ictx, sizeof(ictx), "%s.series[%zu]", ctx, i);
         o->n_series = i + 1;            /* so free_opts frees what is set */
@@ -465,7 +468,7 @@ static void metric_finish(struct probe_run *run, CURLM *multi, CURL *easy,
         snprintf(res->error, sizeof(res->error), "body: out of memory");
     } else if (code != CURLE_OK) {
         snprintf(res->error, sizeof(res->error), "%s",
-                 probe_curl_errtext(&r->cr, code));
+                 probe_curl_errtext(r->cr.errbuf, code));
         probe_printable(res->error);
     } else if (!metric_status_ok(r->cr.t, status)) {
         snprintf(res->error, sizeof(res->error), "status %ld not expected",

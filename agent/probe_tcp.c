@@ -132,7 +132,7 @@ static void tcp_finish(struct probe_run *run, CURLM *multi, CURL *easy,
         res->ok = 1;
     } else {
         snprintf(res->error, sizeof(res->error), "%s",
-                 probe_curl_errtext(cr, code));
+                 probe_curl_errtext(cr->errbuf, code));
         probe_printable(res->error);
     }
     probe_curl_release(cr, multi);

@@ -21,6 +21,9 @@
 #include "wire.h"
 
 #define SHIPPER_LOG_BODY 300        /* reply bytes quoted in a log line */
+/* Why a shipment failed, for its log line: curl's error buffer or
+ * "HTTP nnn: " and the quoted reply both fit. */
+#define SHIPPER_WHY_LEN  (CURL_ERROR_SIZE + SHIPPER_LOG_BODY)
 
 static char shipper_version[] = SEXTANT_VERSION;   /* protobuf-c: not const */
 
@@ -779,7 +782,7 @@ void shipper_done(struct shipper *sh, CURLM *multi, CURL *easy,
                   CURLcode code, int64_t now_us)
 {
     Sextant__V1__Ack ack = SEXTANT__V1__ACK__INIT;
-    char why[512], reply[SHIPPER_LOG_BODY + 1];
+    char why[SHIPPER_WHY_LEN], reply[SHIPPER_LOG_BODY + 1];
     enum shipper_verdict v = SHIPPER_RETRY;
     struct shipper_coll *k = NULL;
     curl_off_t rtt = 0, retry_after = -1;
@@ -806,8 +809,7 @@ void shipper_done(struct shipper *sh, CURLM *multi, CURL *easy,
         code = CURLE_OK;
     shipper_reply_text(k, reply, sizeof(reply));
     if (code != CURLE_OK) {
-        snprintf(why, sizeof(why), "%s",
-                 k->errbuf[0] ? k->errbuf : curl_easy_strerror(code));
+        snprintf(why, sizeof(why), "%s", probe_curl_errtext(k->errbuf, code));
     } else if (status == 200) {
         if (shipper_check_ack(sh, k, &ack, why, sizeof(why)) == 0)
             v = SHIPPER_ACKED;

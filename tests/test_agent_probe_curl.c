@@ -261,7 +261,8 @@ static void test_started_run_connects_direct_with_private_set(void **state)
             assert_ptr_equal(priv, (char *)run);
             if (m->data.result != CURLE_OK)
                 fail_msg("transfer failed: %s",
-                         probe_curl_errtext(cr, m->data.result));
+                         probe_curl_errtext(cr->errbuf,
+                                            m->data.result));
             probe_curl_result(cr, &res);
             assert_true(res.t.connect_us > 0);
             probe_curl_release(cr, multi);
