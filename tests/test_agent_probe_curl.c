@@ -221,6 +221,36 @@ static int listen_loopback(unsigned *port)
     return fd;
 }
 
+/* What curl said of the one transfer that finished. */
+struct done_msg {
+    CURL *easy;
+    CURLcode code;
+};
+
+/* Drives @multi until a transfer is done. The transfer's own timeout
+ * (30 s) is the deadline: curl reports it done then, whatever happened. */
+static struct done_msg wait_done(CURLM *multi)
+{
+    struct done_msg d = { NULL, CURLE_OK };
+    int still, q;
+
+    for (;;) {
+        CURLMsg *m;
+
+        assert_int_equal(curl_multi_perform(multi, &still), CURLM_OK);
+        do {
+            m = curl_multi_info_read(multi, &q);
+        } while (m && m->msg != CURLMSG_DONE);
+        if (m) {
+            d.easy = m->easy_handle;
+            d.code = m->data.result;
+            return d;
+        }
+        assert_int_equal(curl_multi_poll(multi, NULL, 0, 100, NULL),
+                         CURLM_OK);
+    }
+}
+
 /* The proxy in the environment is a closed port: through it the transfer
  * would fail, so success shows the probe went direct. PRIVATE is the run,
  * as the loop needs it. */
@@ -228,9 +258,12 @@ static void test_started_run_connects_direct_with_private_set(void **state)
 {
     CURLM *multi = curl_multi_init();
     struct probe_run *run = NULL;
+    struct probe_curl_run *cr;
     struct probe_result res;
+    struct done_msg m;
     unsigned port = 0;
-    int fd = listen_loopback(&port), done = 0;
+    int fd = listen_loopback(&port);
+    char *priv = NULL;
 
     (void)state;
     assert_non_null(multi);
@@ -242,36 +275,17 @@ static void test_started_run_connects_direct_with_private_set(void **state)
     setenv("ALL_PROXY", "http://127.0.0.1:1", 1);
     assert_int_equal(probe_curl_start(&fake_type, &fake_target, multi, &run),
                      0);
-    /* Polls until curl says done; the transfer's own timeout (30 s) is the
-     * deadline. */
-    while (!done) {
-        CURLMsg *m;
-        int still, q;
-
-        assert_int_equal(curl_multi_perform(multi, &still), CURLM_OK);
-        while ((m = curl_multi_info_read(multi, &q)) != NULL) {
-            struct probe_curl_run *cr = (struct probe_curl_run *)run;
-            char *priv = NULL;
-
-            if (m->msg != CURLMSG_DONE)
-                continue;
-            assert_int_equal(curl_easy_getinfo(m->easy_handle,
-                                               CURLINFO_PRIVATE, &priv),
-                             CURLE_OK);
-            assert_ptr_equal(priv, (char *)run);
-            if (m->data.result != CURLE_OK)
-                fail_msg("transfer failed: %s",
-                         probe_curl_errtext(cr->errbuf,
-                                            m->data.result));
-            probe_curl_result(cr, &res);
-            assert_true(res.t.connect_us > 0);
-            probe_curl_release(cr, multi);
-            done = 1;
-        }
-        if (!done)
-            assert_int_equal(curl_multi_poll(multi, NULL, 0, 100, NULL),
-                             CURLM_OK);
-    }
+    m = wait_done(multi);
+    cr = (struct probe_curl_run *)run;
+    assert_int_equal(curl_easy_getinfo(m.easy, CURLINFO_PRIVATE, &priv),
+                     CURLE_OK);
+    assert_ptr_equal(priv, (char *)run);
+    if (m.code != CURLE_OK)
+        fail_msg("transfer failed: %s",
+                 probe_curl_errtext(cr->errbuf, m.code));
+    probe_curl_result(cr, &res);
+    assert_true(res.t.connect_us > 0);
+    probe_curl_release(cr, multi);
     unsetenv("http_proxy");
     unsetenv("ALL_PROXY");
     assert_int_equal(fake_frees, 1);
