@@ -1,5 +1,6 @@
-/* probe.c -- the table of probe types and the probe-result event. Runs no
- * probe itself: each type lives in its own probe_<type>.c. */
+/* probe.c -- the table of probe types, the probe-result event, and freeing
+ * a type's config options. Runs no probe itself: each type lives in its
+ * own probe_<type>.c, and the curl types start through probe_curl.c. */
 #include "probe.h"
 
 #include <errno.h>
@@ -67,22 +68,17 @@ const struct probe_ops *const *probe_ops_all(size_t *n)
     return probe_table;
 }
 
-static uint64_t probe_curl_us(CURL *e, CURLINFO what)
+void probe_opts_free(void *opts, const size_t *str_offs, size_t n)
 {
-    curl_off_t v = 0;
+    if (!opts)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        char *f;
 
-    if (curl_easy_getinfo(e, what, &v) != CURLE_OK || v < 0)
-        return 0;
-    return (uint64_t)v;
-}
-
-void probe_curl_timings(CURL *e, struct probe_timings *t)
-{
-    t->dns_us = probe_curl_us(e, CURLINFO_NAMELOOKUP_TIME_T);
-    t->connect_us = probe_curl_us(e, CURLINFO_CONNECT_TIME_T);
-    t->tls_us = probe_curl_us(e, CURLINFO_APPCONNECT_TIME_T);
-    t->first_byte_us = probe_curl_us(e, CURLINFO_STARTTRANSFER_TIME_T);
-    t->total_us = probe_curl_us(e, CURLINFO_TOTAL_TIME_T);
+        memcpy(&f, (char *)opts + str_offs[i], sizeof(f));
+        free(f);
+    }
+    free(opts);
 }
 
 void probe_printable(char *s)

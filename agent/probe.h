@@ -12,6 +12,9 @@
  * curl_multi_poll() as extra_fds, so there is still one loop and no thread
  * per target.
  *
+ * A curl type starts, releases and reads its run through probe_curl.h,
+ * which also sets the options every transfer shares.
+ *
  * Adding a type: write probe_<type>.c/.h exporting its ops, add them to
  * the table in probe.c, and add its tests. Config keys, parsing and
  * per-target state all live in the type's own file. */
@@ -71,9 +74,6 @@ struct probe_result {
     size_t n_extra;
 };
 
-/* For curl probe types: @t gets libcurl's timing breakdown of @e (each
- * 0 where the transfer never got that far). */
-void probe_curl_timings(CURL *e, struct probe_timings *t);
 /* Replaces every byte outside printable ASCII in @s with '?': curl's
  * messages may quote what the peer sent, and the collector takes only
  * valid UTF-8. */
@@ -83,6 +83,11 @@ void probe_printable(char *s);
 void probe_result_clear(struct probe_result *res);
 /* Appends @ev (taken, even on failure) to @res->extra; 0 or -ENOMEM. */
 int probe_result_add_extra(struct probe_result *res, Sextant__V1__Event *ev);
+
+/* Frees the config options @opts (NULL is a no-op): first each string
+ * at the @n byte offsets @str_offs in it (each a char *, NULL or owned),
+ * then @opts. For a type's free_opts, after what else it owns. */
+void probe_opts_free(void *opts, const size_t *str_offs, size_t n);
 
 struct agent_target;
 struct probe_ops;

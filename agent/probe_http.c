@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <regex.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,14 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "probe_curl.h"
 #include "util.h"
 #include "yconf.h"
 
 #define HTTP_MAX_NAME      128u     /* a header name (headers, served_by) */
 #define HTTP_BODY_CHUNK    4096u    /* first allocation of a kept body */
+#define HTTP_REGERR_LEN    128u     /* regerror()'s text: a few words */
+#define HTTP_CUT_LEN       64u      /* " (in the first N bytes)" */
 
 enum http_method {
     HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_PUT, HTTP_PATCH, HTTP_DELETE,
@@ -62,10 +66,8 @@ static const struct http_opts http_default_opts = {
 };
 
 struct http_run {
-    struct probe_run base;          /* first: the loop only sees this */
-    const struct agent_target *t;   /* borrowed; outlives the run */
+    struct probe_curl_run cr;       /* first: target, handle, errbuf */
     const struct http_opts *o;      /* borrowed from t (or the defaults) */
-    CURL *easy;                     /* owned; in the loop's multi */
     char *body;                     /* kept response bytes, NUL-terminated,
                                        only when a match needs them */
     size_t body_len;                /* response bytes seen */
@@ -73,28 +75,32 @@ struct http_run {
     int body_capped;                /* we stopped the transfer ourselves */
     int body_oom;                   /* ... or could not keep the body */
     char served_by[PROBE_SERVED_BY_LEN];
-    char errbuf[CURL_ERROR_SIZE];
 };
 
 /* -- configuration -- */
+
+/* The strings of struct http_opts, for probe_opts_free(). */
+static const size_t http_opts_strs[] = {
+    offsetof(struct http_opts, url),
+    offsetof(struct http_opts, body),
+    offsetof(struct http_opts, body_match),
+    offsetof(struct http_opts, body_regex),
+    offsetof(struct http_opts, ca_file),
+    offsetof(struct http_opts, served_by_header),
+};
 
 static void http_free_opts(void *opts)
 {
     struct http_opts *o = opts;
 
-    if (!o)
-        return;
-    free(o->url);
-    curl_slist_free_all(o->headers);
-    curl_slist_free_all(o->connect_to);
-    free(o->body);
-    free(o->body_match);
-    if (o->body_regex)
-        regfree(&o->re);
-    free(o->body_regex);
-    free(o->ca_file);
-    free(o->served_by_header);
-    free(o);
+    if (o) {
+        curl_slist_free_all(o->headers);
+        curl_slist_free_all(o->connect_to);
+        if (o->body_regex)
+            regfree(&o->re);
+    }
+    probe_opts_free(o, http_opts_strs,
+                    sizeof(http_opts_strs) / sizeof(http_opts_strs[0]));
 }
 
 /* RFC 9110 token: what a header name may be made of. */
@@ -362,7 +368,7 @@ static double http_regex_cost(const char *s)
 static int http_parse_regex(struct yconf *yc, yaml_node_t *m,
                             const char *ctx, struct http_opts *o)
 {
-    char *s = NULL, msg[128];
+    char *s = NULL, msg[HTTP_REGERR_LEN];
     int rc = http_parse_pattern(yc, m, ctx, "body_regex", o, &s);
     int erc;
 
@@ -639,33 +645,21 @@ static size_t http_header(char *data, size_t size, size_t nitems, void *arg)
     return n;
 }
 
-/* Options for one run. A fresh connection and no DNS cache on purpose:
- * the probe must measure DNS, connect and TLS every time, and follow the
- * global name as soon as the traffic manager changes its answer. */
-static int http_setup(struct http_run *r)
+/* Options for one run, after the common ones. The type asks for a fresh
+ * connection and no DNS cache on purpose: the probe must measure DNS,
+ * connect and TLS every time, and follow the global name as soon as the
+ * traffic manager changes its answer. */
+static int http_setup(struct probe_curl_run *cr)
 {
-    const struct http_opts *o = r->o;
-    CURL *e = r->easy;
+    struct http_run *r = (struct http_run *)cr;
+    const struct http_opts *o;
+    CURL *e = cr->easy;
     int bad = 0;
 
-    bad |= curl_easy_setopt(e, CURLOPT_URL, o->url ? o->url : r->t->url)
+    r->o = cr->t->opts ? cr->t->opts : &http_default_opts;
+    o = r->o;
+    bad |= curl_easy_setopt(e, CURLOPT_URL, o->url ? o->url : cr->t->url)
            != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, &r->base) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                            (long)r->t->timeout_ms) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https")
-           != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 0L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_USERAGENT,
-                            "sextant-agent/" SEXTANT_VERSION) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write)
-           != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, r) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
-
     switch (o->method) {
     case HTTP_GET:
         break;
@@ -698,15 +692,8 @@ static int http_setup(struct http_run *r)
         bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L) != CURLE_OK;
         bad |= curl_easy_setopt(e, CURLOPT_MAXREDIRS, PROBE_HTTP_MAX_REDIRS)
                != CURLE_OK;
-        bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
-               != CURLE_OK;
     }
-    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER,
-                            o->tls_verify ? 1L : 0L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST,
-                            o->tls_verify ? 2L : 0L) != CURLE_OK;
-    if (o->ca_file)
-        bad |= curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file) != CURLE_OK;
+    bad |= probe_curl_tls(e, o->tls_verify, o->ca_file) < 0;
     /* The chain's details, for the leaf's not-after; no-op for http. */
     bad |= curl_easy_setopt(e, CURLOPT_CERTINFO, 1L) != CURLE_OK;
     if (o->served_by_header) {
@@ -717,45 +704,28 @@ static int http_setup(struct http_run *r)
     return bad ? -EINVAL : 0;
 }
 
-static void http_free_run(struct http_run *r)
+static void http_free_run(struct probe_curl_run *cr)
 {
-    if (r->easy)
-        curl_easy_cleanup(r->easy);
-    free(r->body);
-    free(r);
+    free(((struct http_run *)cr)->body);
 }
+
+/* Redirects, when followed, stay on http(s): the common options use the
+ * type's protocols for them too. */
+static const struct probe_curl_type http_curl = {
+    .ops = &probe_http_ops,
+    .run_size = sizeof(struct http_run),
+    .protocols = "http,https",
+    .fresh = 1,
+    .write = http_write,
+    .setup = http_setup,
+    .free_run = http_free_run,
+};
 
 static int http_start(const struct agent_target *t, void **state,
                       CURLM *multi, struct probe_run **out)
 {
-    struct http_run *r;
-    int rc;
-
     (void)state;                    /* each run stands alone */
-    r = calloc(1, sizeof(*r));
-    if (!r)
-        return -ENOMEM;
-    r->base.ops = &probe_http_ops;
-    r->base.start_unix_ms = util_now_ms();
-    r->t = t;
-    r->o = t->opts ? t->opts : &http_default_opts;
-    r->easy = curl_easy_init();
-    if (!r->easy) {
-        rc = -ENOMEM;
-        goto err;
-    }
-    rc = http_setup(r);
-    if (rc < 0)
-        goto err;
-    if (curl_multi_add_handle(multi, r->easy) != CURLM_OK) {
-        rc = -EIO;
-        goto err;
-    }
-    *out = &r->base;
-    return 0;
-err:
-    http_free_run(r);
-    return rc;
+    return probe_curl_start(&http_curl, t, multi, out);
 }
 
 /* A certificate time as libcurl's certinfo prints it: OpenSSL's
@@ -826,7 +796,7 @@ static int http_body_ok(const struct http_run *r, char *err, size_t err_len)
     const struct http_opts *o = r->o;
     const char *b = r->body ? r->body : "";
     size_t n = r->body ? r->body_len : 0;
-    char cut[64] = "";
+    char cut[HTTP_CUT_LEN] = "";
 
     if (r->body_capped)
         snprintf(cut, sizeof(cut), " (in the first %u bytes)",
@@ -856,26 +826,15 @@ static int http_body_ok(const struct http_run *r, char *err, size_t err_len)
     return 1;
 }
 
-static void http_release(struct http_run *r, CURLM *multi)
-{
-    curl_multi_remove_handle(multi, r->easy);
-    http_free_run(r);
-}
-
 static void http_finish(struct probe_run *run, CURLM *multi, CURL *easy,
                         CURLcode code, struct probe_result *res)
 {
     struct http_run *r = (struct http_run *)run;
-    long status = 0;
+    long status;
 
-    (void)easy;                     /* one transfer per run: r->easy */
-    memset(res, 0, sizeof(*res));
-    if (curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status)
-        != CURLE_OK)
-        status = 0;
-    res->status = (int)status;
-    probe_curl_timings(r->easy, &res->t);
-    res->cert_not_after_ms = http_cert_not_after(r->easy);
+    (void)easy;                     /* one transfer per run: r->cr.easy */
+    status = probe_curl_result(&r->cr, res);
+    res->cert_not_after_ms = http_cert_not_after(r->cr.easy);
     memcpy(res->served_by, r->served_by, sizeof(res->served_by));
     /* Stopping a long body is our choice, not the target's failure. */
     if (code == CURLE_WRITE_ERROR && r->body_capped && status > 0)
@@ -885,19 +844,14 @@ static void http_finish(struct probe_run *run, CURLM *multi, CURL *easy,
                  "body");
     else if (code != CURLE_OK)
         snprintf(res->error, sizeof(res->error), "%s",
-                 r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
-    else if (!agent_target_status_ok(r->t, status))
+                 probe_curl_errtext(r->cr.errbuf, code));
+    else if (!agent_target_status_ok(r->cr.t, status))
         snprintf(res->error, sizeof(res->error), "status %ld not expected",
                  status);
     else if (http_body_ok(r, res->error, sizeof(res->error)))
         res->ok = 1;
     probe_printable(res->error);
-    http_release(r, multi);
-}
-
-static void http_cancel(struct probe_run *run, CURLM *multi)
-{
-    http_release((struct http_run *)run, multi);
+    probe_curl_release(&r->cr, multi);
 }
 
 static const char *const http_keys[] = {
@@ -915,5 +869,5 @@ const struct probe_ops probe_http_ops = {
     .free_opts = http_free_opts,
     .start = http_start,
     .finish = http_finish,
-    .cancel = http_cancel,
+    .cancel = probe_curl_cancel,
 };

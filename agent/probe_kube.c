@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <json-c/json.h>
 
 #include "config.h"
+#include "probe_curl.h"
 #include "util.h"
 #include "yconf.h"
 
@@ -37,10 +39,10 @@ struct kube_opts {
 };
 
 struct kube_run {
-    struct probe_run base;          /* first: the loop only sees this */
-    const struct agent_target *t;   /* borrowed; outlives the run */
+    struct probe_curl_run cr;       /* first: target, handle (NULL for an
+                                       early failure), errbuf (curl's, or
+                                       the early failure's) */
     const struct kube_opts *o;      /* t->opts */
-    CURL *easy;                     /* owned; NULL for an early failure */
     struct curl_slist *headers;     /* owned; holds the token: wiped */
     struct json_tokener *tok;       /* owned */
     struct json_object *obj;        /* the parsed body, once complete */
@@ -49,7 +51,6 @@ struct kube_run {
     size_t body_len;
     int body_capped;                /* we stopped the transfer ourselves */
     struct kube_run *next;          /* in kube_early */
-    char errbuf[CURL_ERROR_SIZE];   /* curl's, or the early failure's */
 };
 
 /* Runs that failed before any transfer, newest first; loop thread only
@@ -63,18 +64,19 @@ static const char *const kube_keys[] = {
 
 /* -- configuration -- */
 
+/* The strings of struct kube_opts: all it owns (probe_opts_free()). */
+static const size_t kube_opts_strs[] = {
+    offsetof(struct kube_opts, token_file),
+    offsetof(struct kube_opts, ca_file),
+    offsetof(struct kube_opts, ns),
+    offsetof(struct kube_opts, name),
+    offsetof(struct kube_opts, req_url),
+};
+
 static void kube_free_opts(void *p)
 {
-    struct kube_opts *o = p;
-
-    if (!o)
-        return;
-    free(o->token_file);
-    free(o->ca_file);
-    free(o->ns);
-    free(o->name);
-    free(o->req_url);
-    free(o);
+    probe_opts_free(p, kube_opts_strs,
+                    sizeof(kube_opts_strs) / sizeof(kube_opts_strs[0]));
 }
 
 /* RFC 1123 label (namespace) or subdomain (object name), as the API server
@@ -233,18 +235,18 @@ static int kube_parse(struct yconf *yc, yaml_node_t *m, const char *ctx,
         }
     } else {
         rc = yconf_str(yc, m, ctx, "namespace", 1, &o->ns);
-        if (rc == 0 && !kube_dns_name(o->ns, 63, 0))
+        if (rc == 0 && !kube_dns_name(o->ns, KUBE_MAX_NAMESPACE, 0))
             rc = yconf_fail(yc, yconf_find(yc, m, "namespace"), ctx,
                             "namespace", "not a Kubernetes namespace name "
                             "(lower-case letters, digits and '-', at most "
-                            "63)");
+                            "%u)", KUBE_MAX_NAMESPACE);
         if (rc == 0)
             rc = yconf_str(yc, m, ctx, "deployment", 1, &o->name);
-        if (rc == 0 && !kube_dns_name(o->name, 253, 1))
+        if (rc == 0 && !kube_dns_name(o->name, KUBE_MAX_OBJECT_NAME, 1))
             rc = yconf_fail(yc, yconf_find(yc, m, "deployment"), ctx,
                             "deployment", "not a Kubernetes object name "
-                            "(lower-case "
-                            "letters, digits, '-' and '.', at most 253)");
+                            "(lower-case letters, digits, '-' and '.', at "
+                            "most %u)", KUBE_MAX_OBJECT_NAME);
         if (rc < 0)
             goto out;
     }
@@ -334,18 +336,15 @@ static void kube_free_headers(struct curl_slist *h)
     curl_slist_free_all(h);
 }
 
-static void kube_release(struct kube_run *r, CURLM *multi)
+static void kube_free_run(struct probe_curl_run *cr)
 {
-    if (r->easy) {
-        curl_multi_remove_handle(multi, r->easy);
-        curl_easy_cleanup(r->easy);
-    }
+    struct kube_run *r = (struct kube_run *)cr;
+
     kube_free_headers(r->headers);
     if (r->tok)
         json_tokener_free(r->tok);
     if (r->obj)
         json_object_put(r->obj);
-    free(r);
 }
 
 /* Feeds body bytes to the tokener as they arrive, so no copy of the body
@@ -404,18 +403,12 @@ static size_t kube_write(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-/* Options for one run. Unlike the HTTP probe, a run may reuse the
- * previous run's connection: a TLS handshake every interval from every
- * node would only load the API server (curl reuses one only for the same
- * TLS settings). curl's built-in CA path is turned off: only the
- * cluster's CA may vouch for the API server. Redirects are not followed,
- * so the token goes nowhere else. */
-static int kube_setup(struct kube_run *r, const char *token)
+/* The Authorization header with @token (borrowed) and the Accept header,
+ * into r->headers (freed, wiped, with the run). 0 or -ENOMEM. */
+static int kube_headers(struct kube_run *r, const char *token)
 {
-    CURL *e = r->easy;
     struct curl_slist *h;
     char *auth = NULL;
-    int bad = 0;
 
     if (asprintf(&auth, "Authorization: Bearer %s", token) < 0)
         return -ENOMEM;
@@ -423,82 +416,76 @@ static int kube_setup(struct kube_run *r, const char *token)
     h = r->headers ? curl_slist_append(r->headers, auth) : NULL;
     explicit_bzero(auth, strlen(auth));
     free(auth);
-    if (!h)
-        return -ENOMEM;             /* r->headers is freed with the run */
-    bad |= curl_easy_setopt(e, CURLOPT_URL, r->o->req_url) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, &r->base) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                            (long)r->t->timeout_ms) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_CAINFO, r->o->ca_file) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_USERAGENT,
-                            "sextant-agent/" SEXTANT_VERSION) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, kube_write)
-           != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, r) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
-    return bad ? -EINVAL : 0;
+    return h ? 0 : -ENOMEM;
 }
 
-static int kube_start(const struct agent_target *t, void **state,
-                      CURLM *multi, struct probe_run **out)
+/* Options for one run, after the common ones. Unlike the HTTP probe, a
+ * run may reuse the previous run's connection: a TLS handshake every
+ * interval from every node would only load the API server (curl reuses
+ * one only for the same TLS settings). curl's built-in CA path is turned
+ * off: only the cluster's CA may vouch for the API server. Redirects are
+ * not followed (libcurl's default), so the token goes nowhere else.
+ *
+ * The token is read every run: projected service account tokens rotate
+ * hourly. An unreadable token or CA file ends the run early: it becomes a
+ * failed result through the poll hooks, not a silent skip. */
+static int kube_setup(struct probe_curl_run *cr)
 {
-    struct kube_run *r;
+    struct kube_run *r = (struct kube_run *)cr;
+    CURL *e = cr->easy;
     char *token = NULL;
     int rc;
 
-    (void)state;                    /* nothing is kept between runs */
-    r = calloc(1, sizeof(*r));
-    if (!r)
-        return -ENOMEM;
-    r->base.ops = &probe_kube_ops;
-    r->base.start_unix_ms = util_now_ms();
-    r->t = t;
-    r->o = t->opts;
-    /* Read every run: projected service account tokens rotate hourly. */
-    if (kube_read_token(r->o->token_file, &token, r->errbuf,
-                        sizeof(r->errbuf)) < 0 ||
-        kube_check_ca(r->o->ca_file, r->errbuf, sizeof(r->errbuf)) < 0) {
-        r->next = kube_early;
-        kube_early = r;
-        rc = 0;
-        goto done;
+    r->o = cr->t->opts;
+    if (kube_read_token(r->o->token_file, &token, cr->errbuf,
+                        sizeof(cr->errbuf)) < 0 ||
+        kube_check_ca(r->o->ca_file, cr->errbuf, sizeof(cr->errbuf)) < 0) {
+        rc = PROBE_CURL_EARLY;
+        goto out;
     }
-    rc = -ENOMEM;
     r->tok = json_tokener_new_ex(KUBE_JSON_DEPTH);
-    r->easy = curl_easy_init();
-    if (!r->tok || !r->easy)
-        goto err;
+    rc = r->tok ? kube_headers(r, token) : -ENOMEM;
+    if (rc < 0)
+        goto out;
     /* Trailing bytes are checked in kube_feed(), across chunks. */
     json_tokener_set_flags(r->tok, JSON_TOKENER_STRICT |
                                    JSON_TOKENER_ALLOW_TRAILING_CHARS |
                                    JSON_TOKENER_VALIDATE_UTF8);
-    rc = kube_setup(r, token);
-    if (rc < 0)
-        goto err;
-    if (curl_multi_add_handle(multi, r->easy) != CURLM_OK) {
-        rc = -EIO;
-        goto err;
-    }
-done:
-    *out = &r->base;
-    r = NULL;
-err:
+    if (curl_easy_setopt(e, CURLOPT_URL, r->o->req_url) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK ||
+        probe_curl_tls(e, 1, r->o->ca_file) < 0)
+        rc = -EINVAL;
+out:
     if (token) {
         explicit_bzero(token, strlen(token));
         free(token);
     }
-    if (r) {
-        if (r->easy)
-            curl_easy_cleanup(r->easy);
-        r->easy = NULL;             /* never added to @multi */
-        kube_release(r, multi);
+    return rc;
+}
+
+/* https only: the token is a credential for the whole cluster. */
+static const struct probe_curl_type kube_curl = {
+    .ops = &probe_kube_ops,
+    .run_size = sizeof(struct kube_run),
+    .protocols = "https",
+    .write = kube_write,
+    .setup = kube_setup,
+    .free_run = kube_free_run,
+};
+
+static int kube_start(const struct agent_target *t, void **state,
+                      CURLM *multi, struct probe_run **out)
+{
+    int rc;
+
+    (void)state;                    /* nothing is kept between runs */
+    rc = probe_curl_start(&kube_curl, t, multi, out);
+    if (rc == PROBE_CURL_EARLY) {
+        struct kube_run *r = (struct kube_run *)*out;
+
+        r->next = kube_early;
+        kube_early = r;
+        rc = 0;
     }
     return rc;
 }
@@ -742,8 +729,8 @@ static int kube_samples(const struct kube_run *r, struct probe_result *res)
         v[0] = (double)a;
         v[1] = (double)b;
         v[2] = b > 0 ? (double)a / (double)b : 0.0;
-        rc = kube_add_samples(res, r->t->name, node_names, v, 3, NULL, 0,
-                              r->base.start_unix_ms);
+        rc = kube_add_samples(res, r->cr.t->name, node_names, v, 3, NULL,
+                              0, r->cr.base.start_unix_ms);
     } else {
         rc = kube_count_replicas(r->obj, &a, &b, res->error,
                                  sizeof(res->error));
@@ -757,8 +744,8 @@ static int kube_samples(const struct kube_run *r, struct probe_result *res)
         labels[1] = r->o->ns;
         labels[2] = "deployment";
         labels[3] = r->o->name;
-        rc = kube_add_samples(res, r->t->name, dep_names, v, 3, labels, 2,
-                              r->base.start_unix_ms);
+        rc = kube_add_samples(res, r->cr.t->name, dep_names, v, 3, labels,
+                              2, r->cr.base.start_unix_ms);
     }
     if (rc < 0)
         kube_err(res, "out of memory for the metric samples");
@@ -790,7 +777,7 @@ static void kube_status_error(const struct kube_run *r, long status,
 static void kube_curl_error(const struct kube_run *r, CURLcode code,
                             struct probe_result *res)
 {
-    const char *what = r->errbuf[0] ? r->errbuf : curl_easy_strerror(code);
+    const char *what = probe_curl_errtext(r->cr.errbuf, code);
     int ca = code == CURLE_PEER_FAILED_VERIFICATION ||
              code == CURLE_SSL_CACERT_BADFILE;
 
@@ -802,16 +789,11 @@ static void kube_finish(struct probe_run *run, CURLM *multi, CURL *easy,
                         CURLcode code, struct probe_result *res)
 {
     struct kube_run *r = (struct kube_run *)run;
-    long status = 0;
+    long status;
     int stopped;
 
-    (void)easy;                     /* one transfer per run: r->easy */
-    memset(res, 0, sizeof(*res));
-    if (curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status)
-        != CURLE_OK)
-        status = 0;
-    res->status = (int)status;
-    probe_curl_timings(r->easy, &res->t);
+    (void)easy;                     /* one transfer per run: r->cr.easy */
+    status = probe_curl_result(&r->cr, res);
     /* We stopped reading a body too long or not JSON: the status is
      * known, and a proxy's HTML error page must still say 502. */
     stopped = code == CURLE_WRITE_ERROR && status > 0 &&
@@ -836,7 +818,7 @@ static void kube_finish(struct probe_run *run, CURLM *multi, CURL *easy,
     if (!res->ok)
         probe_result_clear(res);    /* no samples from a failed run */
     probe_printable(res->error);
-    kube_release(r, multi);
+    probe_curl_release(&r->cr, multi);
 }
 
 static void kube_cancel(struct probe_run *run, CURLM *multi)
@@ -849,7 +831,7 @@ static void kube_cancel(struct probe_run *run, CURLM *multi)
             break;
         }
     }
-    kube_release(r, multi);
+    probe_curl_release(&r->cr, multi);
 }
 
 /* -- early failures, through the poll hooks -- */
@@ -883,10 +865,10 @@ static void kube_poll_process(const struct curl_waitfd *fds, size_t n,
 
         list = r->next;
         memset(&res, 0, sizeof(res));
-        kube_err(&res, "%s", r->errbuf);
+        kube_err(&res, "%s", r->cr.errbuf);
         probe_printable(res.error);
-        done(&r->base, &res, arg);
-        kube_release(r, NULL);
+        done(&r->cr.base, &res, arg);
+        probe_curl_release(&r->cr, NULL);
     }
 }
 

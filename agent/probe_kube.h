@@ -46,6 +46,11 @@
 #define KUBE_MAX_DEPLOYMENT_BODY (2u << 20)
 #define KUBE_MAX_TOKEN           (16u << 10)
 #define KUBE_JSON_DEPTH          64     /* managedFields nest about 10 deep */
+/* The API server's own limits, checked at load so that both go into the
+ * URL path without escaping: a namespace is an RFC 1123 label, an object
+ * name an RFC 1123 subdomain. */
+#define KUBE_MAX_NAMESPACE       63u
+#define KUBE_MAX_OBJECT_NAME     253u
 
 extern const struct probe_ops probe_kube_ops;
 

@@ -12,11 +12,15 @@
 
 #include "config.h"
 #include "log.h"
+#include "probe_curl.h"
 #include "promtext.h"
 #include "util.h"
 #include "yconf.h"
 
 #define METRIC_BODY_MIN (16u << 10)     /* first buffer; grows by doubling */
+/* "targets[i].series[j]" in an error message; a longer path is cut, and
+ * the line number still points at the place. */
+#define METRIC_CTX_LEN  96u
 
 /* A text exposition; anything else only if the server has nothing better.
  * Without this an exporter that speaks OpenMetrics or protobuf might pick
@@ -40,16 +44,13 @@ struct metric_opts {
 };
 
 struct metric_run {
-    struct probe_run base;              /* first: the loop only sees this */
-    const struct agent_target *t;       /* borrowed; outlives the run */
-    CURL *easy;                         /* owned; in the loop's multi */
+    struct probe_curl_run cr;           /* first: target, handle, errbuf */
     struct curl_slist *hdrs;            /* owned; used by easy */
     char *body;                         /* the response so far, owned */
     size_t len;
     size_t cap;                         /* allocated bytes of body */
     int body_over;                      /* stopped at PROBE_METRIC_MAX_BODY */
     int body_nomem;                     /* stopped: realloc failed */
-    char errbuf[CURL_ERROR_SIZE];
 };
 
 /* -- configuration -- */
@@ -198,7 +199,7 @@ static int metric_parse(struct yconf *yc, yaml_node_t *m, const char *ctx,
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        char ictx[96];
+        char ictx[METRIC_CTX_LEN];
 
         snprintf(ictx, sizeof(ictx), "%s.series[%zu]", ctx, i);
         o->n_series = i + 1;            /* so free_opts frees what is set */
@@ -251,79 +252,47 @@ static size_t metric_write(char *data, size_t size, size_t nmemb, void *arg)
  * are not followed, as in the HTTP probe: a 3xx fails unless listed in
  * expect_status. Compressed bodies are accepted; the cap counts decoded
  * bytes. */
-static int metric_setup(struct metric_run *r)
+static int metric_setup(struct probe_curl_run *cr)
 {
-    CURL *e = r->easy;
+    struct metric_run *r = (struct metric_run *)cr;
+    CURL *e = cr->easy;
     int bad = 0;
 
+    if (!cr->t->opts || !cr->t->url)
+        return -EINVAL;                 /* config.c always sets both */
     r->hdrs = curl_slist_append(NULL, METRIC_ACCEPT);
     if (!r->hdrs)
         return -ENOMEM;
-    bad |= curl_easy_setopt(e, CURLOPT_URL, r->t->url) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, &r->base) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                            (long)r->t->timeout_ms) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https")
-           != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_URL, cr->t->url) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "") != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
                             (curl_off_t)PROBE_METRIC_MAX_BODY) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_USERAGENT,
-                            "sextant-agent/" SEXTANT_VERSION) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, metric_write)
-           != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, r) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
     return bad ? -EINVAL : 0;
 }
 
-static void metric_release(struct metric_run *r, CURLM *multi)
+static void metric_free_run(struct probe_curl_run *cr)
 {
-    if (r->easy) {
-        curl_multi_remove_handle(multi, r->easy);
-        curl_easy_cleanup(r->easy);
-    }
+    struct metric_run *r = (struct metric_run *)cr;
+
     curl_slist_free_all(r->hdrs);
     free(r->body);
-    free(r);
 }
+
+static const struct probe_curl_type metric_curl = {
+    .ops = &probe_metric_ops,
+    .run_size = sizeof(struct metric_run),
+    .protocols = "http,https",
+    .write = metric_write,
+    .setup = metric_setup,
+    .free_run = metric_free_run,
+};
 
 static int metric_start(const struct agent_target *t, void **state,
                         CURLM *multi, struct probe_run **out)
 {
-    struct metric_run *r;
-    int rc;
-
     (void)state;                        /* nothing kept between runs */
-    if (!t->opts || !t->url)
-        return -EINVAL;                 /* config.c always sets both */
-    r = calloc(1, sizeof(*r));
-    if (!r)
-        return -ENOMEM;
-    r->base.ops = &probe_metric_ops;
-    r->base.start_unix_ms = util_now_ms();
-    r->t = t;
-    r->easy = curl_easy_init();
-    if (!r->easy) {
-        rc = -ENOMEM;
-        goto err;
-    }
-    rc = metric_setup(r);
-    if (rc < 0)
-        goto err;
-    if (curl_multi_add_handle(multi, r->easy) != CURLM_OK) {
-        rc = -EIO;
-        goto err;
-    }
-    *out = &r->base;
-    return 0;
-err:
-    curl_easy_cleanup(r->easy);         /* not in @multi: plain cleanup */
-    r->easy = NULL;
-    metric_release(r, multi);
-    return rc;
+    return probe_curl_start(&metric_curl, t, multi, out);
 }
 
 /* What one scan of a body gathers. */
@@ -428,7 +397,8 @@ static int metric_on_sample(const struct promtext_sample *s, void *arg)
         sc->dropped++;
         return 0;
     }
-    rc = metric_event(s, sc->r->t->name, sc->r->base.start_unix_ms, &ev);
+    rc = metric_event(s, sc->r->cr.t->name, sc->r->cr.base.start_unix_ms,
+                      &ev);
     if (rc == 0)
         rc = probe_result_add_extra(sc->res, ev);
     if (rc < 0)
@@ -441,8 +411,8 @@ static int metric_on_sample(const struct promtext_sample *s, void *arg)
 static void metric_scan_body(const struct metric_run *r,
                              struct probe_result *res)
 {
-    const struct metric_opts *o = r->t->opts;
-    const char *name = r->t->name;
+    const struct metric_opts *o = r->cr.t->opts;
+    const char *name = r->cr.t->name;
     struct metric_scan sc = { .r = r, .o = o, .res = res };
     struct promtext_stats st;
     int rc;
@@ -487,15 +457,10 @@ static void metric_finish(struct probe_run *run, CURLM *multi, CURL *easy,
                           CURLcode code, struct probe_result *res)
 {
     struct metric_run *r = (struct metric_run *)run;
-    long status = 0;
+    long status;
 
-    (void)easy;                         /* one transfer per run: r->easy */
-    memset(res, 0, sizeof(*res));
-    if (curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status)
-        != CURLE_OK)
-        status = 0;
-    res->status = (int)status;
-    probe_curl_timings(r->easy, &res->t);
+    (void)easy;                         /* one transfer per run: cr.easy */
+    status = probe_curl_result(&r->cr, res);
     if (r->body_over || code == CURLE_FILESIZE_EXCEEDED) {
         snprintf(res->error, sizeof(res->error), "body over %u bytes",
                  PROBE_METRIC_MAX_BODY);
@@ -503,20 +468,15 @@ static void metric_finish(struct probe_run *run, CURLM *multi, CURL *easy,
         snprintf(res->error, sizeof(res->error), "body: out of memory");
     } else if (code != CURLE_OK) {
         snprintf(res->error, sizeof(res->error), "%s",
-                 r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
+                 probe_curl_errtext(r->cr.errbuf, code));
         probe_printable(res->error);
-    } else if (!metric_status_ok(r->t, status)) {
+    } else if (!metric_status_ok(r->cr.t, status)) {
         snprintf(res->error, sizeof(res->error), "status %ld not expected",
                  status);
     } else {
         metric_scan_body(r, res);
     }
-    metric_release(r, multi);
-}
-
-static void metric_cancel(struct probe_run *run, CURLM *multi)
-{
-    metric_release((struct metric_run *)run, multi);
+    probe_curl_release(&r->cr, multi);
 }
 
 const struct probe_ops probe_metric_ops = {
@@ -528,5 +488,5 @@ const struct probe_ops probe_metric_ops = {
     .free_opts = metric_free_opts,
     .start = metric_start,
     .finish = metric_finish,
-    .cancel = metric_cancel,
+    .cancel = probe_curl_cancel,
 };

@@ -15,11 +15,15 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "probe_curl.h"
 #include "spool.h"
 #include "util.h"
 #include "wire.h"
 
 #define SHIPPER_LOG_BODY 300        /* reply bytes quoted in a log line */
+/* Why a shipment failed, for its log line: curl's error buffer or
+ * "HTTP nnn: " and the quoted reply both fit. */
+#define SHIPPER_WHY_LEN  (CURL_ERROR_SIZE + SHIPPER_LOG_BODY)
 
 static char shipper_version[] = SEXTANT_VERSION;   /* protobuf-c: not const */
 
@@ -159,16 +163,9 @@ out:
 static int shipper_tls_setup(CURL *e, const struct agent_collector *c)
 {
     const struct agent_tls *t = &c->tls;
-    long verify = t->verify ? 1L : 0L;
     int bad = 0;
 
-    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L)
-           != CURLE_OK;
-    if (t->ca_file) {
-        bad |= curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file) != CURLE_OK;
-        bad |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL) != CURLE_OK;
-    }
+    bad |= probe_curl_tls(e, t->verify, t->ca_file) < 0;
     if (t->client_cert) {
         bad |= curl_easy_setopt(e, CURLOPT_SSLCERT, t->client_cert)
                != CURLE_OK;
@@ -184,29 +181,30 @@ static int shipper_tls_setup(CURL *e, const struct agent_collector *c)
 }
 
 /* Options that stay the same for every batch to @k; the body is set per
- * batch. libcurl copies the strings, so a reloaded config may free its
- * own. */
+ * batch. The common ones are the probes' (probe_curl_common()), except
+ * that the connection is kept from batch to batch and the environment's
+ * proxy is honoured: reaching a collector is all that counts, not how
+ * fast the path is. libcurl copies the strings, so a reloaded config may
+ * free its own. */
 static int shipper_setup(struct shipper_coll *k)
 {
+    const struct probe_curl_common c = {
+        .protocols = "http,https",
+        .timeout_ms = SHIPPER_TIMEOUT_MS,
+        .errbuf = k->errbuf,
+        .write = shipper_write,
+        .write_arg = k,
+        .env_proxy = 1,
+    };
     CURL *e = k->easy;
     int bad = 0;
 
+    bad |= probe_curl_common(e, &c) < 0;
     bad |= curl_easy_setopt(e, CURLOPT_URL, k->col->ingest_url) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, k->headers) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, SHIPPER_TIMEOUT_MS)
-           != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, SHIPPER_CONNECT_MS)
            != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https")
-           != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_USERAGENT,
-                            "sextant-agent/" SEXTANT_VERSION) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, shipper_write)
-           != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, k) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, k->errbuf) != CURLE_OK;
     bad |= shipper_tls_setup(e, k->col) < 0;
     return bad ? -EINVAL : 0;
 }
@@ -784,7 +782,7 @@ void shipper_done(struct shipper *sh, CURLM *multi, CURL *easy,
                   CURLcode code, int64_t now_us)
 {
     Sextant__V1__Ack ack = SEXTANT__V1__ACK__INIT;
-    char why[512], reply[SHIPPER_LOG_BODY + 1];
+    char why[SHIPPER_WHY_LEN], reply[SHIPPER_LOG_BODY + 1];
     enum shipper_verdict v = SHIPPER_RETRY;
     struct shipper_coll *k = NULL;
     curl_off_t rtt = 0, retry_after = -1;
@@ -811,8 +809,7 @@ void shipper_done(struct shipper *sh, CURLM *multi, CURL *easy,
         code = CURLE_OK;
     shipper_reply_text(k, reply, sizeof(reply));
     if (code != CURLE_OK) {
-        snprintf(why, sizeof(why), "%s",
-                 k->errbuf[0] ? k->errbuf : curl_easy_strerror(code));
+        snprintf(why, sizeof(why), "%s", probe_curl_errtext(k->errbuf, code));
     } else if (status == 200) {
         if (shipper_check_ack(sh, k, &ack, why, sizeof(why)) == 0)
             v = SHIPPER_ACKED;

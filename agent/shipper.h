@@ -23,7 +23,13 @@ struct agent_config;
 struct spool;
 
 #define SHIPPER_MAX_RESP     (64u << 10)    /* reply bytes we keep */
-#define SHIPPER_TIMEOUT_MS   30000L         /* one POST, start to end */
+/* One POST, start to end: a full batch (batch_max_bytes) over a slow
+ * link, plus a collector's group commit under load. Longer only delays
+ * the retry of a batch that is lost anyway. */
+#define SHIPPER_TIMEOUT_MS   30000L
+/* Connecting alone: a collector that accepts no connection in 5 s is down
+ * or cut off, and backing off sooner lets the other collectors' batches
+ * and the next try go ahead. */
 #define SHIPPER_CONNECT_MS   5000L
 /* A Retry-After is honoured up to this long; a collector (or a proxy in
  * front of it) asking for more is capped, not obeyed for days. */

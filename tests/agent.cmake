@@ -32,3 +32,10 @@ set_tests_properties(agent_shipper PROPERTIES TIMEOUT 60)
 
 add_script_test(agent_signal agent_signal.sh)
 add_script_test(agent_once_unacked agent_once_unacked.sh)
+
+# probe_curl_start()'s every way out, with a test type and the real ones.
+add_executable(test_agent_probe_curl test_agent_probe_curl.c)
+target_link_libraries(test_agent_probe_curl PRIVATE sextant_agent_core
+                                                    PkgConfig::CMOCKA)
+add_test(NAME agent_probe_curl COMMAND test_agent_probe_curl)
+set_tests_properties(agent_probe_curl PROPERTIES TIMEOUT 60)

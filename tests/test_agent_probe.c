@@ -168,6 +168,28 @@ static void test_ok_target_records_status_and_timings(void **state)
     assert_true(r.t.total_us < 2000000);
 }
 
+/* A proxy from the environment would be timed instead of the target: the
+ * probe goes direct. The proxy here is a closed port, so using it would
+ * fail the run. */
+static void test_environment_proxy_is_not_used(void **state)
+{
+    struct tgt t;
+    struct probe_result r;
+
+    (void)state;
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    setenv("http_proxy", "http://127.0.0.1:1", 1);
+    setenv("ALL_PROXY", "http://127.0.0.1:1", 1);
+    tgt_init(&t, "/", 30000);
+    run_one(&t, &r);
+    unsetenv("http_proxy");
+    unsetenv("ALL_PROXY");
+    assert_string_equal(r.error, "");
+    assert_true(r.ok);
+    assert_int_equal(r.status, 200);
+}
+
 static void test_unexpected_status_is_a_failure(void **state)
 {
     struct tgt t;
@@ -458,6 +480,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ok_target_records_status_and_timings),
+        cmocka_unit_test(test_environment_proxy_is_not_used),
         cmocka_unit_test(test_unexpected_status_is_a_failure),
         cmocka_unit_test(test_expect_status_list_decides),
         cmocka_unit_test(test_timeout_is_a_failure_with_curl_text),
