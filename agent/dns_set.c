@@ -183,6 +183,22 @@ static int dns_name_at(const unsigned char *p, const unsigned char *abuf,
     return ARES_SUCCESS;
 }
 
+/* Steps *p over the name there, and checks that @fixed bytes (the
+ * question's or the record's fixed part) follow it. */
+static int dns_skip_name(const unsigned char **p, const unsigned char *abuf,
+                         int alen, long fixed)
+{
+    char *name;
+    long enc;
+    int rc = dns_name_at(*p, abuf, alen, &name, &enc);
+
+    if (rc != ARES_SUCCESS)
+        return rc;
+    ares_free_string(name);
+    *p += enc;
+    return (abuf + alen) - *p < fixed ? ARES_EBADRESP : ARES_SUCCESS;
+}
+
 /* One answer record of @type with @rdlen bytes at @p; ARES_ status. */
 static int dns_read_rr(struct dns_set *s, int type, const unsigned char *p,
                        unsigned rdlen, const unsigned char *abuf, int alen,
@@ -228,8 +244,6 @@ int dns_set_read_reply(struct dns_set *s, int qtype,
 {
     const unsigned char *p, *end;
     unsigned qd, an;
-    char *name;
-    long enc;
     int rc;
 
     if (!abuf || alen < NS_HFIXEDSZ)
@@ -239,26 +253,18 @@ int dns_set_read_reply(struct dns_set *s, int qtype,
     an = dns_u16(abuf + DNS_SET_HDR_AN);
     p = abuf + NS_HFIXEDSZ;
     for (unsigned i = 0; i < qd; i++) {
-        rc = dns_name_at(p, abuf, alen, &name, &enc);
+        rc = dns_skip_name(&p, abuf, alen, NS_QFIXEDSZ);
         if (rc != ARES_SUCCESS)
             return rc;
-        ares_free_string(name);
-        p += enc;
-        if (end - p < NS_QFIXEDSZ)
-            return ARES_EBADRESP;
         p += NS_QFIXEDSZ;
     }
     for (unsigned i = 0; i < an; i++) {
         unsigned type, cls, rdlen;
         uint32_t ttl;
 
-        rc = dns_name_at(p, abuf, alen, &name, &enc);
+        rc = dns_skip_name(&p, abuf, alen, NS_RRFIXEDSZ);
         if (rc != ARES_SUCCESS)
             return rc;
-        ares_free_string(name);
-        p += enc;
-        if (end - p < NS_RRFIXEDSZ)
-            return ARES_EBADRESP;
         type = dns_u16(p);
         cls = dns_u16(p + DNS_SET_RR_CLASS);
         ttl = dns_u32(p + DNS_SET_RR_TTL);

@@ -278,17 +278,25 @@ out:
 
 /* -- a batch's fate -- */
 
+/* Checks that @c is a batch (events, a drop record, or both) for a
+ * known @coll, and begins the transaction of its fate. */
+static int spool_batch_begin(struct spool *sp, unsigned coll,
+                             const struct spool_chunk *c,
+                             struct spool_coll **sc, struct spool_meta *m)
+{
+    if (coll >= sp->n_coll || (c->n == 0 && c->drop.count == 0))
+        return -EINVAL;
+    *sc = &sp->coll[coll];
+    return spool_begin(sp, m);
+}
+
 int spool_batch_sent(struct spool *sp, unsigned coll,
                      const struct spool_chunk *c)
 {
     struct spool_coll *sc;
     struct spool_meta m;
-    int rc;
+    int rc = spool_batch_begin(sp, coll, c, &sc, &m);
 
-    if (coll >= sp->n_coll || (c->n == 0 && c->drop.count == 0))
-        return -EINVAL;
-    sc = &sp->coll[coll];
-    rc = spool_begin(sp, &m);
     if (rc < 0)
         return rc;
     if (c->drop.count > 0) {
@@ -402,15 +410,12 @@ static int spool_batch_end(struct spool *sp, unsigned coll,
     struct spool_coll *sc;
     struct seqset_range mr;
     struct spool_meta m;
-    uint64_t gone = 0, min_seq = 0;
+    uint64_t gone = 0;
     size_t i = 0, j = 0;
     int rc;
 
     memset(&mr, 0, sizeof(mr));
-    if (coll >= sp->n_coll || (c->n == 0 && c->drop.count == 0))
-        return -EINVAL;
-    sc = &sp->coll[coll];
-    rc = spool_begin(sp, &m);
+    rc = spool_batch_begin(sp, coll, c, &sc, &m);
     if (rc < 0)
         return rc;
     if (status) {
@@ -460,19 +465,17 @@ static int spool_batch_end(struct spool *sp, unsigned coll,
             rc = spool_sweep(sp, &m, c->first_seq, c->last_seq, &gone);
         }
         if (rc == 0)
-            rc = spool_prune_rows(sp, &m, &min_seq);
-        if (rc == 0)
-            rc = spool_commit(sp, &m);
+            rc = spool_commit_pruned(sp, &m);
+        else
+            spool_rollback(sp);
         if (rc < 0) {
             memcpy(sc->acked.r, saved, saved_n * sizeof(*saved));
             sc->acked.n = saved_n;
-            spool_rollback(sp);
         }
         free(saved);
     }
     if (rc < 0)
         return rc;
-    spool_prune_mem(sp, min_seq);
     if (deleted)
         *deleted = gone;
     return 0;

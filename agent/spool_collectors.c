@@ -143,6 +143,20 @@ void spool_prune_mem(struct spool *sp, uint64_t min_seq)
         seqset_prune(&sp->coll[i].acked, min_seq);
 }
 
+int spool_commit_pruned(struct spool *sp, const struct spool_meta *m)
+{
+    uint64_t min_seq = 0;
+    int rc = spool_prune_rows(sp, m, &min_seq);
+
+    if (rc == 0)
+        rc = spool_commit(sp, m);   /* rolls back on failure */
+    else
+        spool_rollback(sp);
+    if (rc == 0)
+        spool_prune_mem(sp, min_seq);
+    return rc;
+}
+
 int spool_sweep(struct spool *sp, struct spool_meta *m, uint64_t f,
                 uint64_t l, uint64_t *deleted)
 {
@@ -332,7 +346,7 @@ int spool_ack(struct spool *sp, uint64_t upto_seq, uint64_t *deleted)
 {
     struct seqset_range all;
     struct spool_meta m;
-    uint64_t gone = 0, min_seq = 0;
+    uint64_t gone = 0;
     int rc;
 
     if (upto_seq == 0) {
@@ -347,14 +361,11 @@ int spool_ack(struct spool *sp, uint64_t upto_seq, uint64_t *deleted)
         return rc;
     rc = spool_delete_ranges(sp, &m, &all, 1, &gone);
     if (rc == 0)
-        rc = spool_prune_rows(sp, &m, &min_seq);
-    if (rc == 0)
-        rc = spool_commit(sp, &m);
+        rc = spool_commit_pruned(sp, &m);
     else
         spool_rollback(sp);
     if (rc < 0)
         return rc;
-    spool_prune_mem(sp, min_seq);
     if (deleted)
         *deleted = gone;
     return 0;

@@ -141,6 +141,10 @@ int spool_delete_ranges(struct spool *sp, struct spool_meta *m,
 int spool_prune_rows(struct spool *sp, const struct spool_meta *m,
                      uint64_t *min_seq);
 void spool_prune_mem(struct spool *sp, uint64_t min_seq);
+/* Prunes the acked rows, commits, and once committed prunes the ranges
+ * in memory too; on failure nothing is committed and no transaction is
+ * left open. */
+int spool_commit_pruned(struct spool *sp, const struct spool_meta *m);
 /* Deletes the events in [@f, @l] (or everywhere, @f = 0) that every
  * collector has acked. */
 int spool_sweep(struct spool *sp, struct spool_meta *m, uint64_t f,
