@@ -30,14 +30,15 @@
 
 #include <stddef.h>
 
+#include "dns_set.h"
 #include "probe.h"
 
 #define PROBE_DNS_MAX_EXPECT  64u   /* entries of one expect list */
 /* Records kept per answer set, after sorting: what one DnsChange may hold. */
-#define PROBE_DNS_MAX_ANSWERS WIRE_MAX_ANSWERS
-/* Answer records read from one run's replies before the rest are ignored;
- * a reply is at most 64 KiB (TCP), so this only bounds a hostile resolver. */
-#define PROBE_DNS_MAX_RECORDS 1024u
+#define PROBE_DNS_MAX_ANSWERS DNS_SET_MAX_ANSWERS
+/* Answer records read from one run's replies before the rest are ignored
+ * (dns_set.h says why). */
+#define PROBE_DNS_MAX_RECORDS DNS_SET_MAX_RECORDS
 
 extern const struct probe_ops probe_dns_ops;
 
@@ -47,9 +48,10 @@ extern const struct probe_ops probe_dns_ops;
  * Returns the number of answers. @state is only read. */
 size_t probe_dns_state_text(const void *state, char *buf, size_t len);
 
-/* Destroys every resolver channel (each is kept while in use, and a
- * minute after). For tests and a clean exit: cancel or finish every run
- * first. The loop never needs it; a run started later makes a new one. */
+/* Destroys every resolver channel (dns_chan_shutdown(); each is kept
+ * while in use, and a minute after). For tests and a clean exit: cancel
+ * or finish every run first. The loop never needs it; a run started
+ * later makes a new one. */
 void probe_dns_shutdown(void);
 
 #endif

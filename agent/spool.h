@@ -23,13 +23,16 @@
 #include "wire.h"
 
 #define SPOOL_ERR_LEN        256u
-#define SPOOL_DEF_MAX_BYTES  (64ull << 20)  /* until spool_set_max_bytes() */
+/* The bound until spool_set_max_bytes(): 64 MiB. Plain digits in _N,
+ * since the schema's SQL text (spool_file.c) carries it as a default. */
+#define SPOOL_DEF_MAX_BYTES_N 67108864
+#define SPOOL_DEF_MAX_BYTES  ((unsigned long long)SPOOL_DEF_MAX_BYTES_N)
 #define SPOOL_MIN_MAX_BYTES  (64ull << 10)
 #define SPOOL_MAX_COLLECTORS 8u
 #define SPOOL_MAX_REASON     1024u          /* bytes of a dead letter's why */
 #define SPOOL_DEAD_MAX_BYTES (16u << 20)    /* dead letters kept, newest */
 
-struct spool;                       /* opaque outside spool.c */
+struct spool;                       /* opaque outside spool*.c */
 
 /* Opens or creates the spool at @path. A new file gets a new random,
  * non-zero epoch and starts at seq 1.

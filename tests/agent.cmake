@@ -10,6 +10,12 @@ target_link_libraries(test_spool PRIVATE sextant_agent_core
                                          PkgConfig::CMOCKA)
 add_test(NAME agent_spool COMMAND test_spool)
 
+# The spool's seq-range set alone: pure memory, checked against a model.
+add_executable(test_seqset test_seqset.c)
+target_link_libraries(test_seqset PRIVATE sextant_agent_core
+                                          PkgConfig::CMOCKA)
+add_test(NAME agent_seqset COMMAND test_seqset)
+
 add_script_test(agent_cli agent_cli.sh)
 
 # The HTTP probe against tests/http_target and a server thread of its own.
