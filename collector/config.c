@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@ void collector_config_free(struct collector_config *cfg)
     for (size_t i = 0; i < cfg->n_api_tokens; i++)
         config_secret_free(cfg->api_tokens[i]);
     free(cfg->api_tokens);
+    free(cfg->api_token_sha256);
     free(cfg->tls.cert_file);
     free(cfg->tls.key_file);
     free(cfg->tls.client_ca_file);
@@ -76,10 +78,19 @@ void collector_config_free(struct collector_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
+/* SHA-256 of @token into @out. GnuTLS, already linked for TLS (and
+ * libmicrohttpd's), so the digest adds no library. */
+static int config_token_digest(const char *token,
+                               unsigned char out[COLLECTOR_TOKEN_DIGEST])
+{
+    return gnutls_hash_fast(GNUTLS_DIG_SHA256, token, strlen(token), out) < 0
+               ? -EIO : 0;
+}
+
 /* Reads the token of one cluster or api_tokens entry: inline or from a
- * file, not both. */
+ * file, not both; *out gets it, @digest its SHA-256. */
 static int config_token(struct yconf *yc, yaml_node_t *m, const char *ctx,
-                        char **out)
+                        char **out, unsigned char *digest)
 {
     char *tok = NULL, *file = NULL;
     size_t len;
@@ -115,99 +126,91 @@ static int config_token(struct yconf *yc, yaml_node_t *m, const char *ctx,
                         CONFIG_MIN_TOKEN_LEN);
         goto out;
     }
+    if (config_token_digest(tok, digest) < 0) {
+        rc = yconf_fail(yc, m, ctx, "token", "cannot hash the token");
+        goto out;
+    }
     *out = tok;
     tok = NULL;
     rc = 0;
 out:
-    free(tok);
+    config_secret_free(tok);
     free(file);
     return rc;
 }
 
-static int config_clusters(struct yconf *yc, yaml_node_t *root,
-                           struct collector_config *cfg)
+/* One item of clusters: {name, token | token_file}. */
+static int config_cluster(struct yconf *yc, const struct yconf_item *it,
+                          void *arg)
 {
-    yaml_node_t *seq;
-    size_t n;
+    struct collector_config *cfg = arg;
+    struct collector_cluster *c;
+    yaml_node_t *m = it->node;
     int rc;
 
-    rc = yconf_list(yc, root, "", "clusters", 1, &seq, &n);
+    if (it->i == 0) {
+        cfg->clusters = calloc(it->n, sizeof(*cfg->clusters));
+        if (!cfg->clusters)
+            return -ENOMEM;
+    }
+    c = &cfg->clusters[it->i];
+    cfg->n_clusters = it->i + 1;        /* so free() sees this entry */
+    rc = yconf_check_keys(yc, m, it->ctx, config_cluster_keys);
+    if (rc == 0)
+        rc = yconf_str(yc, m, it->ctx, "name", 1, &c->name);
+    if (rc == 0 && strlen(c->name) > WIRE_MAX_STR)
+        rc = yconf_fail(yc, m, it->ctx, "name", "longer than %u bytes",
+                        WIRE_MAX_STR);
+    if (rc == 0)
+        rc = config_token(yc, m, it->ctx, &c->token, c->token_sha256);
     if (rc)
         return rc;
-    cfg->clusters = calloc(n, sizeof(*cfg->clusters));
-    if (!cfg->clusters)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        struct collector_cluster *c = &cfg->clusters[i];
-        char ctx[32];
-        yaml_node_t *m = yconf_list_map(yc, seq, "clusters", i, ctx,
-                                        sizeof(ctx));
-
-        if (!m)
-            return -EINVAL;
-        cfg->n_clusters = i + 1;        /* so free() sees this entry */
-        rc = yconf_check_keys(yc, m, ctx, config_cluster_keys);
-        if (rc == 0)
-            rc = yconf_str(yc, m, ctx, "name", 1, &c->name);
-        if (rc == 0 && strlen(c->name) > WIRE_MAX_STR)
-            rc = yconf_fail(yc, m, ctx, "name", "longer than %u bytes",
-                            WIRE_MAX_STR);
-        if (rc == 0)
-            rc = config_token(yc, m, ctx, &c->token);
-        if (rc)
-            return rc;
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(cfg->clusters[j].name, c->name) == 0)
-                return yconf_fail(yc, yconf_find(yc, m, "name"), ctx, "name",
-                                  "cluster \"%s\" is listed twice", c->name);
-            if (strcmp(cfg->clusters[j].token, c->token) == 0)
-                return yconf_fail(yc, m, ctx, "token",
-                                  "same token as clusters[%zu]: a token must "
-                                  "name one cluster", j);
-        }
+    for (size_t j = 0; j < it->i; j++) {
+        if (strcmp(cfg->clusters[j].name, c->name) == 0)
+            return yconf_fail(yc, yconf_find(yc, m, "name"), it->ctx, "name",
+                              "cluster \"%s\" is listed twice", c->name);
+        if (strcmp(cfg->clusters[j].token, c->token) == 0)
+            return yconf_fail(yc, m, it->ctx, "token",
+                              "same token as clusters[%zu]: a token must "
+                              "name one cluster", j);
     }
     return 0;
 }
 
-/* api_tokens: [{token | token_file}, ...], optional. A read token that is
- * also a cluster's ingest token would grant both: refused. */
-static int config_api_tokens(struct yconf *yc, yaml_node_t *root,
-                             struct collector_config *cfg)
+/* One item of api_tokens: {token | token_file}. A read token that is also
+ * a cluster's ingest token would grant both: refused. */
+static int config_api_token(struct yconf *yc, const struct yconf_item *it,
+                            void *arg)
 {
-    yaml_node_t *seq;
-    size_t n;
+    struct collector_config *cfg = arg;
+    yaml_node_t *m = it->node;
+    char **tok;
     int rc;
 
-    rc = yconf_list(yc, root, "", "api_tokens", 0, &seq, &n);
-    if (rc)
-        return rc < 0 ? rc : 0;
-    cfg->api_tokens = calloc(n, sizeof(*cfg->api_tokens));
-    if (!cfg->api_tokens)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        char ctx[32];
-        char **tok = &cfg->api_tokens[i];
-        yaml_node_t *m = yconf_list_map(yc, seq, "api_tokens", i, ctx,
-                                        sizeof(ctx));
-
-        if (!m)
-            return -EINVAL;
-        cfg->n_api_tokens = i + 1;      /* so free() sees this entry */
-        rc = yconf_check_keys(yc, m, ctx, config_api_token_keys);
-        if (rc == 0)
-            rc = config_token(yc, m, ctx, tok);
-        if (rc)
-            return rc;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(cfg->api_tokens[j], *tok) == 0)
-                return yconf_fail(yc, m, ctx, "token", "same token as "
-                                  "api_tokens[%zu]", j);
-        for (size_t j = 0; j < cfg->n_clusters; j++)
-            if (strcmp(cfg->clusters[j].token, *tok) == 0)
-                return yconf_fail(yc, m, ctx, "token", "same token as "
-                                  "clusters[%zu]: keep read and ingest "
-                                  "tokens apart", j);
+    if (it->i == 0) {
+        cfg->api_tokens = calloc(it->n, sizeof(*cfg->api_tokens));
+        cfg->api_token_sha256 = calloc(it->n,
+                                       sizeof(*cfg->api_token_sha256));
+        if (!cfg->api_tokens || !cfg->api_token_sha256)
+            return -ENOMEM;
     }
+    tok = &cfg->api_tokens[it->i];
+    cfg->n_api_tokens = it->i + 1;      /* so free() sees this entry */
+    rc = yconf_check_keys(yc, m, it->ctx, config_api_token_keys);
+    if (rc == 0)
+        rc = config_token(yc, m, it->ctx, tok,
+                          cfg->api_token_sha256[it->i]);
+    if (rc)
+        return rc;
+    for (size_t j = 0; j < it->i; j++)
+        if (strcmp(cfg->api_tokens[j], *tok) == 0)
+            return yconf_fail(yc, m, it->ctx, "token", "same token as "
+                              "api_tokens[%zu]", j);
+    for (size_t j = 0; j < cfg->n_clusters; j++)
+        if (strcmp(cfg->clusters[j].token, *tok) == 0)
+            return yconf_fail(yc, m, it->ctx, "token", "same token as "
+                              "clusters[%zu]: keep read and ingest "
+                              "tokens apart", j);
     return 0;
 }
 
@@ -509,9 +512,11 @@ int collector_config_load(const char *path, struct collector_config *out,
     if (rc >= 0)
         rc = config_retention(&yc, root, &cfg);
     if (rc >= 0)
-        rc = config_clusters(&yc, root, &cfg);
+        rc = yconf_each(&yc, root, "", "clusters", 1, YCONF_ITEMS_MAPPINGS,
+                        config_cluster, &cfg);
     if (rc >= 0)
-        rc = config_api_tokens(&yc, root, &cfg);
+        rc = yconf_each(&yc, root, "", "api_tokens", 0, YCONF_ITEMS_MAPPINGS,
+                        config_api_token, &cfg);
     if (rc >= 0)
         rc = config_tls(&yc, root, &cfg);
     if (rc == -ENOMEM)
@@ -529,15 +534,29 @@ out:
     return rc;
 }
 
+/* 1 if the digests are equal. Time depends on neither: every byte is
+ * looked at, whatever differs first. */
+static int config_digest_eq(const unsigned char *a, const unsigned char *b)
+{
+    unsigned char diff = 0;
+
+    for (size_t i = 0; i < COLLECTOR_TOKEN_DIGEST; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
 const struct collector_cluster *
 collector_config_cluster_by_token(const struct collector_config *cfg,
                                   const char *token)
 {
     const struct collector_cluster *hit = NULL;
+    unsigned char d[COLLECTOR_TOKEN_DIGEST];
 
+    if (config_token_digest(token, d) < 0)
+        return NULL;
     /* Compare against every token, so timing tells nothing of which. */
     for (size_t i = 0; i < cfg->n_clusters; i++)
-        if (util_consttime_eq(cfg->clusters[i].token, token))
+        if (config_digest_eq(cfg->clusters[i].token_sha256, d))
             hit = &cfg->clusters[i];
     return hit;
 }
@@ -545,10 +564,13 @@ collector_config_cluster_by_token(const struct collector_config *cfg,
 int collector_config_api_token_ok(const struct collector_config *cfg,
                                   const char *token)
 {
+    unsigned char d[COLLECTOR_TOKEN_DIGEST];
     int ok = 0;
 
+    if (config_token_digest(token, d) < 0)
+        return 0;
     /* Every token compared, as for clusters: timing tells nothing. */
     for (size_t i = 0; i < cfg->n_api_tokens; i++)
-        ok |= util_consttime_eq(cfg->api_tokens[i], token);
+        ok |= config_digest_eq(cfg->api_token_sha256[i], d);
     return ok;
 }
