@@ -14,7 +14,7 @@
 #include "wire.h"
 #include "yconf.h"
 
-#define CONFIG_MAX_TOKEN_FILE 4096u
+#define CONFIG_MAX_TOKEN_FILE 4096u     /* a token, a newline: far less */
 #define CONFIG_MIN_TOKEN_LEN  16u      /* short tokens are guessable */
 #define CONFIG_MAX_PEM_FILE   (1u << 20) /* a long chain is some 10 KiB */
 
@@ -43,7 +43,40 @@ static const char *const config_retention_keys[] = {
 #define CONFIG_DAY_MS        (86400LL * 1000)
 #define CONFIG_MAX_RETENTION (36500 * CONFIG_DAY_MS)  /* a century */
 #define CONFIG_MIN_RETENTION (60LL * 1000)     /* shorter: nothing to roll */
-#define CONFIG_QUEUE_BYTES   (64LL << 20)
+
+/* limits: defaults, then bounds. */
+#define CONFIG_DEF_CONNS       1024LL   /* agents of a large fleet, each
+                                         * with a keep-alive connection */
+#define CONFIG_DEF_PER_IP      64LL     /* a NAT'd cluster shares one IP */
+/* 30 s: an agent's batch, even a large one over a slow link, is in long
+ * before; a stalled client holds its slot no longer. */
+#define CONFIG_DEF_TIMEOUT_MS  30000LL
+#define CONFIG_DEF_THREADS     4LL      /* queries share them; ingest never
+                                         * waits on SQLite (server.c) */
+#define CONFIG_DEF_QUEUE       1024LL   /* batches: seconds of a busy fleet */
+#define CONFIG_QUEUE_BYTES     (64LL << 20)  /* raised to max_inflated */
+#define CONFIG_MIN_BODY        1024LL   /* one batch's framing and a few
+                                         * events */
+#define CONFIG_MAX_BODY        (1LL << 30)
+#define CONFIG_MAX_INFLATED    (1LL << 31)
+#define CONFIG_MAX_CONNS       65536LL  /* a port's worth; fds run out first */
+/* Timeouts under a second would cut off honest agents on a busy link;
+ * over an hour, a held connection is an attack, not a slow client. */
+#define CONFIG_MIN_TIMEOUT_MS  1000LL
+#define CONFIG_MAX_TIMEOUT_MS  (3600LL * 1000)
+#define CONFIG_MAX_THREADS     256LL    /* each has its own read connection */
+#define CONFIG_MAX_QUEUE       (1LL << 20)
+#define CONFIG_MIN_QUEUE_BYTES (1LL << 20)
+#define CONFIG_MAX_QUEUE_BYTES (1LL << 36)
+
+/* retention: defaults. Raw events for two weeks of incident review,
+ * minute rollups for a quarter's trends, hour rollups for a year and a
+ * month, so this month compares with last year's. */
+#define CONFIG_DEF_RAW_DAYS    14
+#define CONFIG_DEF_MINUTE_DAYS 90
+#define CONFIG_DEF_HOUR_DAYS   400
+/* Retention runs each minute, so each run has little to delete. */
+#define CONFIG_DEF_RETENTION_INTERVAL_MS (60LL * 1000)
 
 /* Wipes a secret before freeing it. NULL is a no-op. */
 static void config_secret_free(char *s)
@@ -236,31 +269,35 @@ static int config_limits(struct yconf *yc, yaml_node_t *root,
     rc = config_section(yc, root, "limits", config_limit_keys, &m);
     if (rc)
         return rc < 0 ? rc : 0;
-    rc = yconf_size(yc, m, "limits", "max_body", 0, 1024, 1LL << 30,
-                        &cfg->max_body);
+    rc = yconf_size(yc, m, "limits", "max_body", 0, CONFIG_MIN_BODY,
+                    CONFIG_MAX_BODY, &cfg->max_body);
     if (rc >= 0)
-        rc = yconf_size(yc, m, "limits", "max_inflated", 0, 1024, 1LL << 31,
-                        &cfg->max_inflated);
+        rc = yconf_size(yc, m, "limits", "max_inflated", 0, CONFIG_MIN_BODY,
+                        CONFIG_MAX_INFLATED, &cfg->max_inflated);
     if (rc >= 0)
-        rc = yconf_int(yc, m, "limits", "connections", 0, 1, 65536,
-                       &cfg->conn_limit);
+        rc = yconf_int(yc, m, "limits", "connections", 0, 1,
+                       CONFIG_MAX_CONNS, &cfg->conn_limit);
     if (rc >= 0)
-        rc = yconf_int(yc, m, "limits", "connections_per_ip", 0, 1, 65536,
-                       &cfg->per_ip_limit);
+        rc = yconf_int(yc, m, "limits", "connections_per_ip", 0, 1,
+                       CONFIG_MAX_CONNS, &cfg->per_ip_limit);
     if (rc >= 0)
-        rc = yconf_duration_ms(yc, m, "limits", "connection_timeout", 0, 1000,
-                               3600 * 1000, &cfg->conn_timeout_ms);
+        rc = yconf_duration_ms(yc, m, "limits", "connection_timeout", 0,
+                               CONFIG_MIN_TIMEOUT_MS, CONFIG_MAX_TIMEOUT_MS,
+                               &cfg->conn_timeout_ms);
     if (rc >= 0)
-        rc = yconf_duration_ms(yc, m, "limits", "request_timeout", 0, 1000,
-                               3600 * 1000, &cfg->request_timeout_ms);
+        rc = yconf_duration_ms(yc, m, "limits", "request_timeout", 0,
+                               CONFIG_MIN_TIMEOUT_MS, CONFIG_MAX_TIMEOUT_MS,
+                               &cfg->request_timeout_ms);
     if (rc >= 0)
-        rc = yconf_int(yc, m, "limits", "threads", 0, 1, 256, &cfg->threads);
+        rc = yconf_int(yc, m, "limits", "threads", 0, 1, CONFIG_MAX_THREADS,
+                       &cfg->threads);
     if (rc >= 0)
-        rc = yconf_int(yc, m, "limits", "queue_batches", 0, 1, 1 << 20,
-                       &cfg->queue_batches);
+        rc = yconf_int(yc, m, "limits", "queue_batches", 0, 1,
+                       CONFIG_MAX_QUEUE, &cfg->queue_batches);
     if (rc >= 0)
-        rc = yconf_size(yc, m, "limits", "queue_bytes", 0, 1 << 20,
-                        1LL << 36, &cfg->queue_bytes);
+        rc = yconf_size(yc, m, "limits", "queue_bytes", 0,
+                        CONFIG_MIN_QUEUE_BYTES, CONFIG_MAX_QUEUE_BYTES,
+                        &cfg->queue_bytes);
     if (rc < 0)
         return rc;
     if (cfg->max_inflated < cfg->max_body)
@@ -466,17 +503,17 @@ int collector_config_load(const char *path, struct collector_config *out,
     struct collector_config cfg = {
         .max_body = WIRE_MAX_BODY,
         .max_inflated = WIRE_MAX_RAW,
-        .conn_limit = 1024,
-        .per_ip_limit = 64,
-        .conn_timeout_ms = 30000,
-        .request_timeout_ms = 30000,
-        .threads = 4,
-        .queue_batches = 1024,
+        .conn_limit = CONFIG_DEF_CONNS,
+        .per_ip_limit = CONFIG_DEF_PER_IP,
+        .conn_timeout_ms = CONFIG_DEF_TIMEOUT_MS,
+        .request_timeout_ms = CONFIG_DEF_TIMEOUT_MS,
+        .threads = CONFIG_DEF_THREADS,
+        .queue_batches = CONFIG_DEF_QUEUE,
         .queue_bytes = CONFIG_QUEUE_BYTES,
-        .raw_retention_ms = 14 * CONFIG_DAY_MS,
-        .minute_retention_ms = 90 * CONFIG_DAY_MS,
-        .hour_retention_ms = 400 * CONFIG_DAY_MS,
-        .retention_interval_ms = 60 * 1000,
+        .raw_retention_ms = CONFIG_DEF_RAW_DAYS * CONFIG_DAY_MS,
+        .minute_retention_ms = CONFIG_DEF_MINUTE_DAYS * CONFIG_DAY_MS,
+        .hour_retention_ms = CONFIG_DEF_HOUR_DAYS * CONFIG_DAY_MS,
+        .retention_interval_ms = CONFIG_DEF_RETENTION_INTERVAL_MS,
         .log_level = LOGL_INFO,
     };
     struct yconf yc;
