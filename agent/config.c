@@ -15,7 +15,7 @@
 #include "wire.h"
 #include "yconf.h"
 
-#define CONFIG_MAX_TOKEN_FILE 4096u
+#define CONFIG_MAX_TOKEN_FILE 4096u     /* a token, a newline: far less */
 #define CONFIG_DEF_INTERVAL   10000LL          /* ms */
 #define CONFIG_DEF_TIMEOUT    5000LL           /* ms */
 #define CONFIG_MIN_INTERVAL   100LL            /* tests probe quickly */
@@ -26,6 +26,15 @@
 /* Route 53's defaults: 3 failures to fail, and we ask 2 to recover. */
 #define CONFIG_DEF_HEALTHY_AFTER   2u
 #define CONFIG_DEF_UNHEALTHY_AFTER 3u
+/* HTTP status codes are three digits from 1xx to 5xx; without
+ * expect_status, success and redirects (2xx, 3xx) count as up, as with
+ * Route 53's HTTP health checks. */
+#define CONFIG_STATUS_MIN    100
+#define CONFIG_STATUS_MAX    599
+#define CONFIG_OK_STATUS_MIN 200
+#define CONFIG_OK_STATUS_MAX 399
+/* More results in a row than this is hours of a flapping target hidden. */
+#define CONFIG_MAX_THRESHOLD       100LL
 /* spool.max_bytes: 64 MiB is hours of a busy agent's events; below 64 KiB
  * a single batch would not fit. */
 #define CONFIG_DEF_SPOOL_BYTES  (64LL << 20)
@@ -123,7 +132,8 @@ void agent_config_free(struct agent_config *cfg)
 int agent_target_status_ok(const struct agent_target *t, long status)
 {
     if (!t->expect_status)
-        return status >= 200 && status <= 399;
+        return status >= CONFIG_OK_STATUS_MIN &&
+               status <= CONFIG_OK_STATUS_MAX;
     for (size_t i = 0; i < t->n_expect_status; i++)
         if (t->expect_status[i] == status)
             return 1;
@@ -635,9 +645,11 @@ static int config_expect_item(struct yconf *yc, const struct yconf_item *it,
                           "expected an HTTP status");
     errno = 0;
     v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 100 || v > 599)
+    if (errno || end == s || *end || v < CONFIG_STATUS_MIN ||
+        v > CONFIG_STATUS_MAX)
         return yconf_fail(yc, it->node, it->ctx, NULL, "expected an HTTP "
-                          "status from 100 to 599, got \"%s\"", s);
+                          "status from %d to %d, got \"%s\"",
+                          CONFIG_STATUS_MIN, CONFIG_STATUS_MAX, s);
     t->expect_status[it->i] = (int)v;
     t->n_expect_status = it->i + 1;
     return 0;
@@ -750,7 +762,7 @@ static int config_threshold(struct yconf *yc, yaml_node_t *m, const char *ctx,
                             const char *key, unsigned *out)
 {
     long long v;
-    int rc = yconf_int(yc, m, ctx, key, 0, 1, 100, &v);
+    int rc = yconf_int(yc, m, ctx, key, 0, 1, CONFIG_MAX_THRESHOLD, &v);
 
     if (rc == 0)
         *out = (unsigned)v;
