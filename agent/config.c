@@ -465,7 +465,7 @@ static int config_collector_at(struct yconf *yc, yaml_node_t *m,
     struct agent_collector *c;
     int rc;
 
-    if (i == 0) {
+    if (i == 0) {                       /* not yconf_array: "collector" */
         cfg->collectors = calloc(n, sizeof(*cfg->collectors));
         if (!cfg->collectors)
             return -ENOMEM;
@@ -632,14 +632,13 @@ static int config_expect_item(struct yconf *yc, const struct yconf_item *it,
     char *end;
     long v;
 
-    if (it->i == 0) {
-        if (it->n > AGENT_CONFIG_MAX_EXPECT)
-            return yconf_fail(yc, it->list, it->up, it->key, "at most %u "
-                              "codes", AGENT_CONFIG_MAX_EXPECT);
-        t->expect_status = calloc(it->n, sizeof(*t->expect_status));
-        if (!t->expect_status)
-            return -ENOMEM;
-    }
+    if (it->n > AGENT_CONFIG_MAX_EXPECT)
+        return yconf_fail(yc, it->list, it->up, it->key, "at most %u codes",
+                          AGENT_CONFIG_MAX_EXPECT);
+    t->expect_status = yconf_array(it, t->expect_status,
+                                   sizeof(*t->expect_status));
+    if (!t->expect_status)
+        return -ENOMEM;
     if (!s)
         return yconf_fail(yc, it->node, it->ctx, NULL,
                           "expected an HTTP status");
@@ -829,11 +828,9 @@ static int config_target_item(struct yconf *yc, const struct yconf_item *it,
     struct agent_target *t;
     int rc;
 
-    if (it->i == 0) {
-        cfg->targets = calloc(it->n, sizeof(*cfg->targets));
-        if (!cfg->targets)
-            return -ENOMEM;
-    }
+    cfg->targets = yconf_array(it, cfg->targets, sizeof(*cfg->targets));
+    if (!cfg->targets)
+        return -ENOMEM;
     t = &cfg->targets[it->i];
     cfg->n_targets = it->i + 1;         /* so free() sees this entry */
     rc = config_target(yc, it->node, it->ctx, cfg, t);

@@ -97,9 +97,8 @@ void collector_config_free(struct collector_config *cfg)
     }
     free(cfg->clusters);
     for (size_t i = 0; i < cfg->n_api_tokens; i++)
-        config_secret_free(cfg->api_tokens[i]);
+        config_secret_free(cfg->api_tokens[i].token);
     free(cfg->api_tokens);
-    free(cfg->api_token_sha256);
     free(cfg->tls.cert_file);
     free(cfg->tls.key_file);
     free(cfg->tls.client_ca_file);
@@ -181,11 +180,9 @@ static int config_cluster(struct yconf *yc, const struct yconf_item *it,
     yaml_node_t *m = it->node;
     int rc;
 
-    if (it->i == 0) {
-        cfg->clusters = calloc(it->n, sizeof(*cfg->clusters));
-        if (!cfg->clusters)
-            return -ENOMEM;
-    }
+    cfg->clusters = yconf_array(it, cfg->clusters, sizeof(*cfg->clusters));
+    if (!cfg->clusters)
+        return -ENOMEM;
     c = &cfg->clusters[it->i];
     cfg->n_clusters = it->i + 1;        /* so free() sees this entry */
     rc = yconf_check_keys(yc, m, it->ctx, config_cluster_keys);
@@ -217,30 +214,26 @@ static int config_api_token(struct yconf *yc, const struct yconf_item *it,
 {
     struct collector_config *cfg = arg;
     yaml_node_t *m = it->node;
-    char **tok;
+    struct collector_api_token *a;
     int rc;
 
-    if (it->i == 0) {
-        cfg->api_tokens = calloc(it->n, sizeof(*cfg->api_tokens));
-        cfg->api_token_sha256 = calloc(it->n,
-                                       sizeof(*cfg->api_token_sha256));
-        if (!cfg->api_tokens || !cfg->api_token_sha256)
-            return -ENOMEM;
-    }
-    tok = &cfg->api_tokens[it->i];
+    cfg->api_tokens = yconf_array(it, cfg->api_tokens,
+                                  sizeof(*cfg->api_tokens));
+    if (!cfg->api_tokens)
+        return -ENOMEM;
+    a = &cfg->api_tokens[it->i];
     cfg->n_api_tokens = it->i + 1;      /* so free() sees this entry */
     rc = yconf_check_keys(yc, m, it->ctx, config_api_token_keys);
     if (rc == 0)
-        rc = config_token(yc, m, it->ctx, tok,
-                          cfg->api_token_sha256[it->i]);
+        rc = config_token(yc, m, it->ctx, &a->token, a->token_sha256);
     if (rc)
         return rc;
     for (size_t j = 0; j < it->i; j++)
-        if (strcmp(cfg->api_tokens[j], *tok) == 0)
+        if (strcmp(cfg->api_tokens[j].token, a->token) == 0)
             return yconf_fail(yc, m, it->ctx, "token", "same token as "
                               "api_tokens[%zu]", j);
     for (size_t j = 0; j < cfg->n_clusters; j++)
-        if (strcmp(cfg->clusters[j].token, *tok) == 0)
+        if (strcmp(cfg->clusters[j].token, a->token) == 0)
             return yconf_fail(yc, m, it->ctx, "token", "same token as "
                               "clusters[%zu]: keep read and ingest "
                               "tokens apart", j);
@@ -608,6 +601,6 @@ int collector_config_api_token_ok(const struct collector_config *cfg,
         return 0;
     /* Every token compared, as for clusters: timing tells nothing. */
     for (size_t i = 0; i < cfg->n_api_tokens; i++)
-        ok |= config_digest_eq(cfg->api_token_sha256[i], d);
+        ok |= config_digest_eq(cfg->api_tokens[i].token_sha256, d);
     return ok;
 }

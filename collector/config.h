@@ -19,6 +19,12 @@ struct collector_cluster {
     unsigned char token_sha256[COLLECTOR_TOKEN_DIGEST];    /* of token */
 };
 
+/* A bearer token that may read /api/. */
+struct collector_api_token {
+    char *token;            /* secret: never logged */
+    unsigned char token_sha256[COLLECTOR_TOKEN_DIGEST];    /* of token */
+};
+
 /* HTTPS: the files as written (for messages) and their PEM contents, read
  * and checked when the config is loaded, so a bad file is a config error
  * with its line, not a failure at start. All NULL: plain HTTP. */
@@ -52,8 +58,7 @@ struct collector_config {
     long long retention_interval_ms;
     /* Bearer tokens that may read /api/ (secrets: never logged). None:
      * the API is open. Disjoint from the clusters' ingest tokens. */
-    char **api_tokens;
-    unsigned char (*api_token_sha256)[COLLECTOR_TOKEN_DIGEST]; /* same n */
+    struct collector_api_token *api_tokens;
     size_t n_api_tokens;
     enum log_level log_level;
     struct collector_tls tls;           /* tls.cert_pem NULL: plain HTTP */

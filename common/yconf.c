@@ -368,6 +368,11 @@ int yconf_list(struct yconf *yc, yaml_node_t *map, const char *ctx,
     return 0;
 }
 
+void *yconf_array(const struct yconf_item *it, void *arr, size_t size)
+{
+    return it->i == 0 ? calloc(it->n, size) : arr;
+}
+
 int yconf_each(struct yconf *yc, yaml_node_t *map, const char *ctx,
                const char *key, int required, enum yconf_items kind,
                yconf_item_fn fn, void *arg)

@@ -72,6 +72,11 @@ struct yconf_item {
 typedef int (*yconf_item_fn)(struct yconf *yc, const struct yconf_item *it,
                              void *arg);
 
+/* For a callback filling an array, one element per item: at item 0 a
+ * zeroed array of it->n elements of @size (the caller frees it), at the
+ * others @arr as it is. NULL: out of memory. */
+void *yconf_array(const struct yconf_item *it, void *arr, size_t size);
+
 /* The kind every item must be; a wrong item fails at its own line. */
 enum yconf_items {
     YCONF_ITEMS_ANY,        /* the callback judges */
