@@ -413,7 +413,11 @@ void api_timeline(struct store *st, const struct api_param *params,
             errno = 0;
             n = strtol(v, &end, 10);
             if (errno || *end || n < 1 || n > (long)STORE_TIMELINE_MAX_LIMIT) {
-                api_bad_param(r, k, "expected 1 to 10000");
+                char why[32];
+
+                snprintf(why, sizeof(why), "expected 1 to %u",
+                         STORE_TIMELINE_MAX_LIMIT);
+                api_bad_param(r, k, why);
                 return;
             }
             q.limit = (unsigned)n;
