@@ -15,7 +15,7 @@
 #include "wire.h"
 #include "yconf.h"
 
-#define CONFIG_MAX_TOKEN_FILE 4096u
+#define CONFIG_MAX_TOKEN_FILE 4096u     /* a token, a newline: far less */
 #define CONFIG_DEF_INTERVAL   10000LL          /* ms */
 #define CONFIG_DEF_TIMEOUT    5000LL           /* ms */
 #define CONFIG_MIN_INTERVAL   100LL            /* tests probe quickly */
@@ -26,6 +26,15 @@
 /* Route 53's defaults: 3 failures to fail, and we ask 2 to recover. */
 #define CONFIG_DEF_HEALTHY_AFTER   2u
 #define CONFIG_DEF_UNHEALTHY_AFTER 3u
+/* HTTP status codes are three digits from 1xx to 5xx; without
+ * expect_status, success and redirects (2xx, 3xx) count as up, as with
+ * Route 53's HTTP health checks. */
+#define CONFIG_STATUS_MIN    100
+#define CONFIG_STATUS_MAX    599
+#define CONFIG_OK_STATUS_MIN 200
+#define CONFIG_OK_STATUS_MAX 399
+/* More results in a row than this is hours of a flapping target hidden. */
+#define CONFIG_MAX_THRESHOLD       100LL
 /* spool.max_bytes: 64 MiB is hours of a busy agent's events; below 64 KiB
  * a single batch would not fit. */
 #define CONFIG_DEF_SPOOL_BYTES  (64LL << 20)
@@ -123,7 +132,8 @@ void agent_config_free(struct agent_config *cfg)
 int agent_target_status_ok(const struct agent_target *t, long status)
 {
     if (!t->expect_status)
-        return status >= 200 && status <= 399;
+        return status >= CONFIG_OK_STATUS_MIN &&
+               status <= CONFIG_OK_STATUS_MAX;
     for (size_t i = 0; i < t->n_expect_status; i++)
         if (t->expect_status[i] == status)
             return 1;
@@ -445,54 +455,62 @@ static int config_collector_entry(struct yconf *yc, yaml_node_t *m,
     return rc;
 }
 
-/* collector: {...} or collectors: [{...}, ...], exactly one of them. Each
- * collector gets every event, so two entries for one ingest URL would be
- * one collector twice: refused. */
+/* Reads collector @i (of @n) from @m under @ctx, allocating the array at
+ * the first. Each collector gets every event, so two entries for one
+ * ingest URL would be one collector twice: refused. */
+static int config_collector_at(struct yconf *yc, yaml_node_t *m,
+                               const char *ctx, size_t i, size_t n,
+                               struct agent_config *cfg)
+{
+    struct agent_collector *c;
+    int rc;
+
+    if (i == 0) {                       /* not yconf_array: "collector" */
+        cfg->collectors = calloc(n, sizeof(*cfg->collectors));
+        if (!cfg->collectors)
+            return -ENOMEM;
+    }
+    c = &cfg->collectors[i];
+    cfg->n_collectors = i + 1;          /* so free() sees this entry */
+    rc = config_collector_entry(yc, m, ctx, c);
+    if (rc < 0)
+        return rc;
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(cfg->collectors[j].ingest_url, c->ingest_url) == 0)
+            return yconf_fail(yc, yconf_find(yc, m, "url"), ctx, "url",
+                              "same collector as collectors[%zu]", j);
+    return 0;
+}
+
+/* One item of collectors: [{...}, ...]. */
+static int config_collector_item(struct yconf *yc,
+                                 const struct yconf_item *it, void *arg)
+{
+    if (it->i == 0 && it->n > AGENT_CONFIG_MAX_COLLECTORS)
+        return yconf_fail(yc, it->list, it->up, it->key, "at most %u "
+                          "collectors", AGENT_CONFIG_MAX_COLLECTORS);
+    return config_collector_at(yc, it->node, it->ctx, it->i, it->n, arg);
+}
+
+/* collector: {...} or collectors: [{...}, ...], exactly one of them. */
 static int config_collectors(struct yconf *yc, yaml_node_t *root,
                              struct agent_config *cfg)
 {
     yaml_node_t *one = yconf_find(yc, root, "collector");
-    yaml_node_t *seq = NULL;
-    size_t n = 1;
     int rc;
 
     if (one && yconf_find(yc, root, "collectors"))
         return yconf_fail(yc, yconf_find(yc, root, "collectors"), "",
                           "collectors", "give exactly one of collector and "
                           "collectors, not both");
-    if (!one) {
-        rc = yconf_list(yc, root, "", "collectors", 0, &seq, &n);
-        if (rc < 0)
-            return rc;
-        if (rc == 1)
-            return yconf_fail(yc, root, "", "collector", "required key is "
-                              "missing (or give collectors)");
-        if (n > AGENT_CONFIG_MAX_COLLECTORS)
-            return yconf_fail(yc, seq, "", "collectors", "at most %u "
-                              "collectors", AGENT_CONFIG_MAX_COLLECTORS);
-    }
-    cfg->collectors = calloc(n, sizeof(*cfg->collectors));
-    if (!cfg->collectors)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        struct agent_collector *c = &cfg->collectors[i];
-        yaml_node_t *m = seq ? yconf_seq_item(yc, seq, i) : one;
-        char ctx[48];
-
-        if (seq)
-            snprintf(ctx, sizeof(ctx), "collectors[%zu]", i);
-        else
-            snprintf(ctx, sizeof(ctx), "collector");
-        cfg->n_collectors = i + 1;      /* so free() sees this entry */
-        rc = config_collector_entry(yc, m, ctx, c);
-        if (rc < 0)
-            return rc;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(cfg->collectors[j].ingest_url, c->ingest_url) == 0)
-                return yconf_fail(yc, yconf_find(yc, m, "url"), ctx, "url",
-                                  "same collector as collectors[%zu]", j);
-    }
-    return 0;
+    if (one)
+        return config_collector_at(yc, one, "collector", 0, 1, cfg);
+    rc = yconf_each(yc, root, "", "collectors", 0, YCONF_ITEMS_ANY,
+                    config_collector_item, cfg);
+    if (rc == 1)
+        return yconf_fail(yc, root, "", "collector", "required key is "
+                          "missing (or give collectors)");
+    return rc;
 }
 
 static int config_spool(struct yconf *yc, yaml_node_t *root,
@@ -604,40 +622,35 @@ out:
     return rc;
 }
 
-static int config_expect(struct yconf *yc, yaml_node_t *m, const char *ctx,
-                         struct agent_target *t)
+/* One item of expect_status: an HTTP status code. */
+static int config_expect_item(struct yconf *yc, const struct yconf_item *it,
+                              void *arg)
 {
-    yaml_node_t *seq;
-    size_t n;
-    int rc;
+    struct agent_target *t = arg;
+    const char *s = it->node && it->node->type == YAML_SCALAR_NODE
+                        ? (const char *)it->node->data.scalar.value : NULL;
+    char *end;
+    long v;
 
-    rc = yconf_list(yc, m, ctx, "expect_status", 0, &seq, &n);
-    if (rc)
-        return rc;
-    if (n > AGENT_CONFIG_MAX_EXPECT)
-        return yconf_fail(yc, seq, ctx, "expect_status",
-                          "at most %u codes", AGENT_CONFIG_MAX_EXPECT);
-    t->expect_status = calloc(n, sizeof(*t->expect_status));
+    if (it->n > AGENT_CONFIG_MAX_EXPECT)
+        return yconf_fail(yc, it->list, it->up, it->key, "at most %u codes",
+                          AGENT_CONFIG_MAX_EXPECT);
+    t->expect_status = yconf_array(it, t->expect_status,
+                                   sizeof(*t->expect_status));
     if (!t->expect_status)
         return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        yaml_node_t *it = yconf_seq_item(yc, seq, i);
-        const char *s = it && it->type == YAML_SCALAR_NODE
-                            ? (const char *)it->data.scalar.value : NULL;
-        char key[48], *end;
-        long v;
-
-        snprintf(key, sizeof(key), "expect_status[%zu]", i);
-        if (!s)
-            return yconf_fail(yc, it, ctx, key, "expected an HTTP status");
-        errno = 0;
-        v = strtol(s, &end, 10);
-        if (errno || end == s || *end || v < 100 || v > 599)
-            return yconf_fail(yc, it, ctx, key, "expected an HTTP status "
-                              "from 100 to 599, got \"%s\"", s);
-        t->expect_status[i] = (int)v;
-    }
-    t->n_expect_status = n;
+    if (!s)
+        return yconf_fail(yc, it->node, it->ctx, NULL,
+                          "expected an HTTP status");
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < CONFIG_STATUS_MIN ||
+        v > CONFIG_STATUS_MAX)
+        return yconf_fail(yc, it->node, it->ctx, NULL, "expected an HTTP "
+                          "status from %d to %d, got \"%s\"",
+                          CONFIG_STATUS_MIN, CONFIG_STATUS_MAX, s);
+    t->expect_status[it->i] = (int)v;
+    t->n_expect_status = it->i + 1;
     return 0;
 }
 
@@ -748,7 +761,7 @@ static int config_threshold(struct yconf *yc, yaml_node_t *m, const char *ctx,
                             const char *key, unsigned *out)
 {
     long long v;
-    int rc = yconf_int(yc, m, ctx, key, 0, 1, 100, &v);
+    int rc = yconf_int(yc, m, ctx, key, 0, 1, CONFIG_MAX_THRESHOLD, &v);
 
     if (rc == 0)
         *out = (unsigned)v;
@@ -796,7 +809,8 @@ static int config_target(struct yconf *yc, yaml_node_t *m, const char *ctx,
         rc = config_threshold(yc, m, ctx, "unhealthy_after",
                               &t->unhealthy_after);
     if (rc >= 0 && config_has_key(ops->keys, "expect_status"))
-        rc = config_expect(yc, m, ctx, t);
+        rc = yconf_each(yc, m, ctx, "expect_status", 0, YCONF_ITEMS_ANY,
+                        config_expect_item, t);
     if (rc >= 0 && ops->parse)
         rc = ops->parse(yc, m, ctx, t);
     if (rc >= 0)
@@ -806,38 +820,28 @@ static int config_target(struct yconf *yc, yaml_node_t *m, const char *ctx,
     return rc < 0 ? rc : 0;
 }
 
-static int config_targets(struct yconf *yc, yaml_node_t *root,
-                          struct agent_config *cfg)
+/* One item of targets, its name unique among them. */
+static int config_target_item(struct yconf *yc, const struct yconf_item *it,
+                              void *arg)
 {
-    yaml_node_t *seq;
-    size_t n;
+    struct agent_config *cfg = arg;
+    struct agent_target *t;
     int rc;
 
-    rc = yconf_list(yc, root, "", "targets", 1, &seq, &n);
-    if (rc)
-        return rc;
-    cfg->targets = calloc(n, sizeof(*cfg->targets));
+    cfg->targets = yconf_array(it, cfg->targets, sizeof(*cfg->targets));
     if (!cfg->targets)
         return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        struct agent_target *t = &cfg->targets[i];
-        char ctx[32];
-        yaml_node_t *m = yconf_list_map(yc, seq, "targets", i, ctx,
-                                        sizeof(ctx));
-
-        if (!m)
-            return -EINVAL;
-        cfg->n_targets = i + 1;         /* so free() sees this entry */
-        rc = config_target(yc, m, ctx, cfg, t);
-        if (rc < 0)
-            return rc;
-        /* Quadratic, but a config has hundreds of targets, not millions. */
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(cfg->targets[j].name, t->name) == 0)
-                return yconf_fail(yc, yconf_find(yc, m, "name"), ctx, "name",
-                                  "duplicate target name \"%s\" (first "
-                                  "used by targets[%zu])", t->name, j);
-    }
+    t = &cfg->targets[it->i];
+    cfg->n_targets = it->i + 1;         /* so free() sees this entry */
+    rc = config_target(yc, it->node, it->ctx, cfg, t);
+    if (rc < 0)
+        return rc;
+    /* Quadratic, but a config has hundreds of targets, not millions. */
+    for (size_t j = 0; j < it->i; j++)
+        if (strcmp(cfg->targets[j].name, t->name) == 0)
+            return yconf_fail(yc, yconf_find(yc, it->node, "name"), it->ctx,
+                              "name", "duplicate target name \"%s\" (first "
+                              "used by targets[%zu])", t->name, j);
     return 0;
 }
 
@@ -956,7 +960,8 @@ int agent_config_load(const char *path, struct agent_config *out, char *err,
     if (rc == 0)
         rc = config_admin(&yc, root, &cfg);
     if (rc == 0)
-        rc = config_targets(&yc, root, &cfg);
+        rc = yconf_each(&yc, root, "", "targets", 1, YCONF_ITEMS_MAPPINGS,
+                        config_target_item, &cfg);
     if (rc == -ENOMEM)
         yconf_fail(&yc, root, "", NULL, "out of memory");
 out:

@@ -12,8 +12,15 @@
 #include "util.h"
 #include "wire.h"
 
-#define API_DEFAULT_LIMIT 1000u
-#define API_DEFAULT_SPAN_MS (3600 * 1000)
+#define API_DEFAULT_LIMIT 1000u    /* timeline rows: a page a UI can show */
+#define API_DEFAULT_SPAN_MS (3600 * 1000)   /* no from/to: the last hour */
+/* Unix ms with more digits is past the year 33658: nonsense, not a time. */
+#define API_MAX_MS_DIGITS 15u
+/* Close-name search: a name shorter than API_SHORT_NAME gets 1 edit, one
+ * shorter than API_MID_NAME 2, else API_CLOSE_EDITS. One edit in a short
+ * name already makes most names close. */
+#define API_SHORT_NAME    4u
+#define API_MID_NAME      12u
 #define API_CLOSE_MAX     5u        /* close names offered for a typo */
 #define API_CLOSE_EDITS   3u        /* at most this many edits away */
 #define API_CLOSE_LEN     256u      /* longer: only a name holding it */
@@ -40,7 +47,7 @@ int api_parse_time(const char *s, int64_t *out_ms)
     if (strspn(s, "0123456789") == strlen(s)) {
         errno = 0;
         ms = strtoll(s, &end, 10);
-        if (errno || strlen(s) > 15)        /* past year 33658: nonsense */
+        if (errno || strlen(s) > API_MAX_MS_DIGITS)
             return -EINVAL;
         *out_ms = ms;
         return 0;
@@ -210,8 +217,8 @@ static int api_known(struct store *st, enum store_names which,
     size_t i, used;
     int rc;
 
-    /* One edit in a short name already makes most names close. */
-    c.max_edits = len < 4 ? 1 : len < 12 ? 2 : API_CLOSE_EDITS;
+    c.max_edits = len < API_SHORT_NAME ? 1
+                  : len < API_MID_NAME ? 2 : API_CLOSE_EDITS;
     rc = store_name_known(st, which, v, api_close_consider, &c);
     if (rc == 0 && which == STORE_NAMES_KIND) {
         for (i = 0; i < sizeof(api_kinds) / sizeof(api_kinds[0]); i++) {
@@ -406,7 +413,11 @@ void api_timeline(struct store *st, const struct api_param *params,
             errno = 0;
             n = strtol(v, &end, 10);
             if (errno || *end || n < 1 || n > (long)STORE_TIMELINE_MAX_LIMIT) {
-                api_bad_param(r, k, "expected 1 to 10000");
+                char why[32];
+
+                snprintf(why, sizeof(why), "expected 1 to %u",
+                         STORE_TIMELINE_MAX_LIMIT);
+                api_bad_param(r, k, why);
                 return;
             }
             q.limit = (unsigned)n;

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@
 #include "wire.h"
 #include "yconf.h"
 
-#define CONFIG_MAX_TOKEN_FILE 4096u
+#define CONFIG_MAX_TOKEN_FILE 4096u     /* a token, a newline: far less */
 #define CONFIG_MIN_TOKEN_LEN  16u      /* short tokens are guessable */
 #define CONFIG_MAX_PEM_FILE   (1u << 20) /* a long chain is some 10 KiB */
 
@@ -42,7 +43,40 @@ static const char *const config_retention_keys[] = {
 #define CONFIG_DAY_MS        (86400LL * 1000)
 #define CONFIG_MAX_RETENTION (36500 * CONFIG_DAY_MS)  /* a century */
 #define CONFIG_MIN_RETENTION (60LL * 1000)     /* shorter: nothing to roll */
-#define CONFIG_QUEUE_BYTES   (64LL << 20)
+
+/* limits: defaults, then bounds. */
+#define CONFIG_DEF_CONNS       1024LL   /* agents of a large fleet, each
+                                         * with a keep-alive connection */
+#define CONFIG_DEF_PER_IP      64LL     /* a NAT'd cluster shares one IP */
+/* 30 s: an agent's batch, even a large one over a slow link, is in long
+ * before; a stalled client holds its slot no longer. */
+#define CONFIG_DEF_TIMEOUT_MS  30000LL
+#define CONFIG_DEF_THREADS     4LL      /* queries share them; ingest never
+                                         * waits on SQLite (server.c) */
+#define CONFIG_DEF_QUEUE       1024LL   /* batches: seconds of a busy fleet */
+#define CONFIG_QUEUE_BYTES     (64LL << 20)  /* raised to max_inflated */
+#define CONFIG_MIN_BODY        1024LL   /* one batch's framing and a few
+                                         * events */
+#define CONFIG_MAX_BODY        (1LL << 30)
+#define CONFIG_MAX_INFLATED    (1LL << 31)
+#define CONFIG_MAX_CONNS       65536LL  /* a port's worth; fds run out first */
+/* Timeouts under a second would cut off honest agents on a busy link;
+ * over an hour, a held connection is an attack, not a slow client. */
+#define CONFIG_MIN_TIMEOUT_MS  1000LL
+#define CONFIG_MAX_TIMEOUT_MS  (3600LL * 1000)
+#define CONFIG_MAX_THREADS     256LL    /* each has its own read connection */
+#define CONFIG_MAX_QUEUE       (1LL << 20)
+#define CONFIG_MIN_QUEUE_BYTES (1LL << 20)
+#define CONFIG_MAX_QUEUE_BYTES (1LL << 36)
+
+/* retention: defaults. Raw events for two weeks of incident review,
+ * minute rollups for a quarter's trends, hour rollups for a year and a
+ * month, so this month compares with last year's. */
+#define CONFIG_DEF_RAW_DAYS    14
+#define CONFIG_DEF_MINUTE_DAYS 90
+#define CONFIG_DEF_HOUR_DAYS   400
+/* Retention runs each minute, so each run has little to delete. */
+#define CONFIG_DEF_RETENTION_INTERVAL_MS (60LL * 1000)
 
 /* Wipes a secret before freeing it. NULL is a no-op. */
 static void config_secret_free(char *s)
@@ -63,7 +97,7 @@ void collector_config_free(struct collector_config *cfg)
     }
     free(cfg->clusters);
     for (size_t i = 0; i < cfg->n_api_tokens; i++)
-        config_secret_free(cfg->api_tokens[i]);
+        config_secret_free(cfg->api_tokens[i].token);
     free(cfg->api_tokens);
     free(cfg->tls.cert_file);
     free(cfg->tls.key_file);
@@ -76,10 +110,19 @@ void collector_config_free(struct collector_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
+/* SHA-256 of @token into @out. GnuTLS, already linked for TLS (and
+ * libmicrohttpd's), so the digest adds no library. */
+static int config_token_digest(const char *token,
+                               unsigned char out[COLLECTOR_TOKEN_DIGEST])
+{
+    return gnutls_hash_fast(GNUTLS_DIG_SHA256, token, strlen(token), out) < 0
+               ? -EIO : 0;
+}
+
 /* Reads the token of one cluster or api_tokens entry: inline or from a
- * file, not both. */
+ * file, not both; *out gets it, @digest its SHA-256. */
 static int config_token(struct yconf *yc, yaml_node_t *m, const char *ctx,
-                        char **out)
+                        char **out, unsigned char *digest)
 {
     char *tok = NULL, *file = NULL;
     size_t len;
@@ -115,99 +158,85 @@ static int config_token(struct yconf *yc, yaml_node_t *m, const char *ctx,
                         CONFIG_MIN_TOKEN_LEN);
         goto out;
     }
+    if (config_token_digest(tok, digest) < 0) {
+        rc = yconf_fail(yc, m, ctx, "token", "cannot hash the token");
+        goto out;
+    }
     *out = tok;
     tok = NULL;
     rc = 0;
 out:
-    free(tok);
+    config_secret_free(tok);
     free(file);
     return rc;
 }
 
-static int config_clusters(struct yconf *yc, yaml_node_t *root,
-                           struct collector_config *cfg)
+/* One item of clusters: {name, token | token_file}. */
+static int config_cluster(struct yconf *yc, const struct yconf_item *it,
+                          void *arg)
 {
-    yaml_node_t *seq;
-    size_t n;
+    struct collector_config *cfg = arg;
+    struct collector_cluster *c;
+    yaml_node_t *m = it->node;
     int rc;
 
-    rc = yconf_list(yc, root, "", "clusters", 1, &seq, &n);
-    if (rc)
-        return rc;
-    cfg->clusters = calloc(n, sizeof(*cfg->clusters));
+    cfg->clusters = yconf_array(it, cfg->clusters, sizeof(*cfg->clusters));
     if (!cfg->clusters)
         return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        struct collector_cluster *c = &cfg->clusters[i];
-        char ctx[32];
-        yaml_node_t *m = yconf_list_map(yc, seq, "clusters", i, ctx,
-                                        sizeof(ctx));
-
-        if (!m)
-            return -EINVAL;
-        cfg->n_clusters = i + 1;        /* so free() sees this entry */
-        rc = yconf_check_keys(yc, m, ctx, config_cluster_keys);
-        if (rc == 0)
-            rc = yconf_str(yc, m, ctx, "name", 1, &c->name);
-        if (rc == 0 && strlen(c->name) > WIRE_MAX_STR)
-            rc = yconf_fail(yc, m, ctx, "name", "longer than %u bytes",
-                            WIRE_MAX_STR);
-        if (rc == 0)
-            rc = config_token(yc, m, ctx, &c->token);
-        if (rc)
-            return rc;
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(cfg->clusters[j].name, c->name) == 0)
-                return yconf_fail(yc, yconf_find(yc, m, "name"), ctx, "name",
-                                  "cluster \"%s\" is listed twice", c->name);
-            if (strcmp(cfg->clusters[j].token, c->token) == 0)
-                return yconf_fail(yc, m, ctx, "token",
-                                  "same token as clusters[%zu]: a token must "
-                                  "name one cluster", j);
-        }
+    c = &cfg->clusters[it->i];
+    cfg->n_clusters = it->i + 1;        /* so free() sees this entry */
+    rc = yconf_check_keys(yc, m, it->ctx, config_cluster_keys);
+    if (rc == 0)
+        rc = yconf_str(yc, m, it->ctx, "name", 1, &c->name);
+    if (rc == 0 && strlen(c->name) > WIRE_MAX_STR)
+        rc = yconf_fail(yc, m, it->ctx, "name", "longer than %u bytes",
+                        WIRE_MAX_STR);
+    if (rc == 0)
+        rc = config_token(yc, m, it->ctx, &c->token, c->token_sha256);
+    if (rc)
+        return rc;
+    for (size_t j = 0; j < it->i; j++) {
+        if (strcmp(cfg->clusters[j].name, c->name) == 0)
+            return yconf_fail(yc, yconf_find(yc, m, "name"), it->ctx, "name",
+                              "cluster \"%s\" is listed twice", c->name);
+        if (strcmp(cfg->clusters[j].token, c->token) == 0)
+            return yconf_fail(yc, m, it->ctx, "token",
+                              "same token as clusters[%zu]: a token must "
+                              "name one cluster", j);
     }
     return 0;
 }
 
-/* api_tokens: [{token | token_file}, ...], optional. A read token that is
- * also a cluster's ingest token would grant both: refused. */
-static int config_api_tokens(struct yconf *yc, yaml_node_t *root,
-                             struct collector_config *cfg)
+/* One item of api_tokens: {token | token_file}. A read token that is also
+ * a cluster's ingest token would grant both: refused. */
+static int config_api_token(struct yconf *yc, const struct yconf_item *it,
+                            void *arg)
 {
-    yaml_node_t *seq;
-    size_t n;
+    struct collector_config *cfg = arg;
+    yaml_node_t *m = it->node;
+    struct collector_api_token *a;
     int rc;
 
-    rc = yconf_list(yc, root, "", "api_tokens", 0, &seq, &n);
-    if (rc)
-        return rc < 0 ? rc : 0;
-    cfg->api_tokens = calloc(n, sizeof(*cfg->api_tokens));
+    cfg->api_tokens = yconf_array(it, cfg->api_tokens,
+                                  sizeof(*cfg->api_tokens));
     if (!cfg->api_tokens)
         return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        char ctx[32];
-        char **tok = &cfg->api_tokens[i];
-        yaml_node_t *m = yconf_list_map(yc, seq, "api_tokens", i, ctx,
-                                        sizeof(ctx));
-
-        if (!m)
-            return -EINVAL;
-        cfg->n_api_tokens = i + 1;      /* so free() sees this entry */
-        rc = yconf_check_keys(yc, m, ctx, config_api_token_keys);
-        if (rc == 0)
-            rc = config_token(yc, m, ctx, tok);
-        if (rc)
-            return rc;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(cfg->api_tokens[j], *tok) == 0)
-                return yconf_fail(yc, m, ctx, "token", "same token as "
-                                  "api_tokens[%zu]", j);
-        for (size_t j = 0; j < cfg->n_clusters; j++)
-            if (strcmp(cfg->clusters[j].token, *tok) == 0)
-                return yconf_fail(yc, m, ctx, "token", "same token as "
-                                  "clusters[%zu]: keep read and ingest "
-                                  "tokens apart", j);
-    }
+    a = &cfg->api_tokens[it->i];
+    cfg->n_api_tokens = it->i + 1;      /* so free() sees this entry */
+    rc = yconf_check_keys(yc, m, it->ctx, config_api_token_keys);
+    if (rc == 0)
+        rc = config_token(yc, m, it->ctx, &a->token, a->token_sha256);
+    if (rc)
+        return rc;
+    for (size_t j = 0; j < it->i; j++)
+        if (strcmp(cfg->api_tokens[j].token, a->token) == 0)
+            return yconf_fail(yc, m, it->ctx, "token", "same token as "
+                              "api_tokens[%zu]", j);
+    for (size_t j = 0; j < cfg->n_clusters; j++)
+        if (strcmp(cfg->clusters[j].token, a->token) == 0)
+            return yconf_fail(yc, m, it->ctx, "token", "same token as "
+                              "clusters[%zu]: keep read and ingest "
+                              "tokens apart", j);
     return 0;
 }
 
@@ -233,31 +262,35 @@ static int config_limits(struct yconf *yc, yaml_node_t *root,
     rc = config_section(yc, root, "limits", config_limit_keys, &m);
     if (rc)
         return rc < 0 ? rc : 0;
-    rc = yconf_size(yc, m, "limits", "max_body", 0, 1024, 1LL << 30,
-                        &cfg->max_body);
+    rc = yconf_size(yc, m, "limits", "max_body", 0, CONFIG_MIN_BODY,
+                    CONFIG_MAX_BODY, &cfg->max_body);
     if (rc >= 0)
-        rc = yconf_size(yc, m, "limits", "max_inflated", 0, 1024, 1LL << 31,
-                        &cfg->max_inflated);
+        rc = yconf_size(yc, m, "limits", "max_inflated", 0, CONFIG_MIN_BODY,
+                        CONFIG_MAX_INFLATED, &cfg->max_inflated);
     if (rc >= 0)
-        rc = yconf_int(yc, m, "limits", "connections", 0, 1, 65536,
-                       &cfg->conn_limit);
+        rc = yconf_int(yc, m, "limits", "connections", 0, 1,
+                       CONFIG_MAX_CONNS, &cfg->conn_limit);
     if (rc >= 0)
-        rc = yconf_int(yc, m, "limits", "connections_per_ip", 0, 1, 65536,
-                       &cfg->per_ip_limit);
+        rc = yconf_int(yc, m, "limits", "connections_per_ip", 0, 1,
+                       CONFIG_MAX_CONNS, &cfg->per_ip_limit);
     if (rc >= 0)
-        rc = yconf_duration_ms(yc, m, "limits", "connection_timeout", 0, 1000,
-                               3600 * 1000, &cfg->conn_timeout_ms);
+        rc = yconf_duration_ms(yc, m, "limits", "connection_timeout", 0,
+                               CONFIG_MIN_TIMEOUT_MS, CONFIG_MAX_TIMEOUT_MS,
+                               &cfg->conn_timeout_ms);
     if (rc >= 0)
-        rc = yconf_duration_ms(yc, m, "limits", "request_timeout", 0, 1000,
-                               3600 * 1000, &cfg->request_timeout_ms);
+        rc = yconf_duration_ms(yc, m, "limits", "request_timeout", 0,
+                               CONFIG_MIN_TIMEOUT_MS, CONFIG_MAX_TIMEOUT_MS,
+                               &cfg->request_timeout_ms);
     if (rc >= 0)
-        rc = yconf_int(yc, m, "limits", "threads", 0, 1, 256, &cfg->threads);
+        rc = yconf_int(yc, m, "limits", "threads", 0, 1, CONFIG_MAX_THREADS,
+                       &cfg->threads);
     if (rc >= 0)
-        rc = yconf_int(yc, m, "limits", "queue_batches", 0, 1, 1 << 20,
-                       &cfg->queue_batches);
+        rc = yconf_int(yc, m, "limits", "queue_batches", 0, 1,
+                       CONFIG_MAX_QUEUE, &cfg->queue_batches);
     if (rc >= 0)
-        rc = yconf_size(yc, m, "limits", "queue_bytes", 0, 1 << 20,
-                        1LL << 36, &cfg->queue_bytes);
+        rc = yconf_size(yc, m, "limits", "queue_bytes", 0,
+                        CONFIG_MIN_QUEUE_BYTES, CONFIG_MAX_QUEUE_BYTES,
+                        &cfg->queue_bytes);
     if (rc < 0)
         return rc;
     if (cfg->max_inflated < cfg->max_body)
@@ -463,17 +496,17 @@ int collector_config_load(const char *path, struct collector_config *out,
     struct collector_config cfg = {
         .max_body = WIRE_MAX_BODY,
         .max_inflated = WIRE_MAX_RAW,
-        .conn_limit = 1024,
-        .per_ip_limit = 64,
-        .conn_timeout_ms = 30000,
-        .request_timeout_ms = 30000,
-        .threads = 4,
-        .queue_batches = 1024,
+        .conn_limit = CONFIG_DEF_CONNS,
+        .per_ip_limit = CONFIG_DEF_PER_IP,
+        .conn_timeout_ms = CONFIG_DEF_TIMEOUT_MS,
+        .request_timeout_ms = CONFIG_DEF_TIMEOUT_MS,
+        .threads = CONFIG_DEF_THREADS,
+        .queue_batches = CONFIG_DEF_QUEUE,
         .queue_bytes = CONFIG_QUEUE_BYTES,
-        .raw_retention_ms = 14 * CONFIG_DAY_MS,
-        .minute_retention_ms = 90 * CONFIG_DAY_MS,
-        .hour_retention_ms = 400 * CONFIG_DAY_MS,
-        .retention_interval_ms = 60 * 1000,
+        .raw_retention_ms = CONFIG_DEF_RAW_DAYS * CONFIG_DAY_MS,
+        .minute_retention_ms = CONFIG_DEF_MINUTE_DAYS * CONFIG_DAY_MS,
+        .hour_retention_ms = CONFIG_DEF_HOUR_DAYS * CONFIG_DAY_MS,
+        .retention_interval_ms = CONFIG_DEF_RETENTION_INTERVAL_MS,
         .log_level = LOGL_INFO,
     };
     struct yconf yc;
@@ -509,9 +542,11 @@ int collector_config_load(const char *path, struct collector_config *out,
     if (rc >= 0)
         rc = config_retention(&yc, root, &cfg);
     if (rc >= 0)
-        rc = config_clusters(&yc, root, &cfg);
+        rc = yconf_each(&yc, root, "", "clusters", 1, YCONF_ITEMS_MAPPINGS,
+                        config_cluster, &cfg);
     if (rc >= 0)
-        rc = config_api_tokens(&yc, root, &cfg);
+        rc = yconf_each(&yc, root, "", "api_tokens", 0, YCONF_ITEMS_MAPPINGS,
+                        config_api_token, &cfg);
     if (rc >= 0)
         rc = config_tls(&yc, root, &cfg);
     if (rc == -ENOMEM)
@@ -529,15 +564,29 @@ out:
     return rc;
 }
 
+/* 1 if the digests are equal. Time depends on neither: every byte is
+ * looked at, whatever differs first. */
+static int config_digest_eq(const unsigned char *a, const unsigned char *b)
+{
+    unsigned char diff = 0;
+
+    for (size_t i = 0; i < COLLECTOR_TOKEN_DIGEST; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
 const struct collector_cluster *
 collector_config_cluster_by_token(const struct collector_config *cfg,
                                   const char *token)
 {
     const struct collector_cluster *hit = NULL;
+    unsigned char d[COLLECTOR_TOKEN_DIGEST];
 
+    if (config_token_digest(token, d) < 0)
+        return NULL;
     /* Compare against every token, so timing tells nothing of which. */
     for (size_t i = 0; i < cfg->n_clusters; i++)
-        if (util_consttime_eq(cfg->clusters[i].token, token))
+        if (config_digest_eq(cfg->clusters[i].token_sha256, d))
             hit = &cfg->clusters[i];
     return hit;
 }
@@ -545,10 +594,13 @@ collector_config_cluster_by_token(const struct collector_config *cfg,
 int collector_config_api_token_ok(const struct collector_config *cfg,
                                   const char *token)
 {
+    unsigned char d[COLLECTOR_TOKEN_DIGEST];
     int ok = 0;
 
+    if (config_token_digest(token, d) < 0)
+        return 0;
     /* Every token compared, as for clusters: timing tells nothing. */
     for (size_t i = 0; i < cfg->n_api_tokens; i++)
-        ok |= util_consttime_eq(cfg->api_tokens[i], token);
+        ok |= config_digest_eq(cfg->api_tokens[i].token_sha256, d);
     return ok;
 }

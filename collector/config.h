@@ -7,10 +7,22 @@
 
 #include "log.h"
 
+/* Tokens are compared as SHA-256 digests: a fixed 32 bytes, compared in
+ * constant time, so neither a token's bytes nor its length show in how
+ * long a refusal takes. */
+#define COLLECTOR_TOKEN_DIGEST 32u
+
 /* A cluster allowed to send, and the bearer token its agents present. */
 struct collector_cluster {
     char *name;
     char *token;            /* secret: never logged */
+    unsigned char token_sha256[COLLECTOR_TOKEN_DIGEST];    /* of token */
+};
+
+/* A bearer token that may read /api/. */
+struct collector_api_token {
+    char *token;            /* secret: never logged */
+    unsigned char token_sha256[COLLECTOR_TOKEN_DIGEST];    /* of token */
 };
 
 /* HTTPS: the files as written (for messages) and their PEM contents, read
@@ -46,7 +58,7 @@ struct collector_config {
     long long retention_interval_ms;
     /* Bearer tokens that may read /api/ (secrets: never logged). None:
      * the API is open. Disjoint from the clusters' ingest tokens. */
-    char **api_tokens;
+    struct collector_api_token *api_tokens;
     size_t n_api_tokens;
     enum log_level log_level;
     struct collector_tls tls;           /* tls.cert_pem NULL: plain HTTP */
@@ -58,13 +70,14 @@ int collector_config_load(const char *path, struct collector_config *out,
                           char *err, size_t err_len);
 void collector_config_free(struct collector_config *cfg);
 
-/* The cluster whose token is @token, compared in constant time; NULL if
- * none. */
+/* The cluster whose token is @token, NULL if none. @token's SHA-256 is
+ * compared with every cluster's in constant time: the time taken tells
+ * nothing of which token matched, nor of any token's length. */
 const struct collector_cluster *
 collector_config_cluster_by_token(const struct collector_config *cfg,
                                   const char *token);
 
-/* 1 if @token is one of cfg->api_tokens, compared in constant time. */
+/* 1 if @token is one of cfg->api_tokens, compared as above. */
 int collector_config_api_token_ok(const struct collector_config *cfg,
                                   const char *token);
 

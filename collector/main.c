@@ -19,7 +19,12 @@
 #include "store.h"
 #include "util.h"
 
-#define COLLECTOR_GRACE_MS 10000   /* in-flight requests at shutdown */
+/* In-flight requests at shutdown: an agent's request takes milliseconds,
+ * and 10 s leaves most of Kubernetes' 30 s before SIGKILL to the rest. */
+#define COLLECTOR_GRACE_MS 10000
+/* How often the wait for a migrating store looks for SIGTERM: a tenth of
+ * a second is prompt for a person and costs nothing. */
+#define COLLECTOR_SIGNAL_TICK_NS (100 * 1000000L)
 
 static void usage(FILE *f)
 {
@@ -143,7 +148,7 @@ int main(int argc, char **argv)
     char err[600], host[128];
     uint16_t port;
     sigset_t sigs;
-    int opt, sig, rc;
+    int opt, sig, rc, stuck = 0;
 
     if (argc > 1 && strcmp(argv[1], "backup") == 0)
         return backup_command(argc - 1, argv + 1);
@@ -202,7 +207,7 @@ int main(int argc, char **argv)
     /* A long migration must not make SIGTERM wait: look for signals
      * while waiting for the store. */
     while ((rc = store_poll_ready(st)) == 0) {
-        struct timespec tick = { 0, 100 * 1000000 };
+        struct timespec tick = { 0, COLLECTOR_SIGNAL_TICK_NS };
 
         sig = sigtimedwait(&sigs, NULL, &tick);
         if (sig > 0) {
@@ -230,11 +235,18 @@ int main(int argc, char **argv)
         rc = sigwait(&sigs, &sig);
     } while (rc == EINTR);
     log_msg(LOGL_INFO, "main", "signal %d: stopping", sig);
-    server_stop(srv, COLLECTOR_GRACE_MS);
+    stuck = server_stop(srv, COLLECTOR_GRACE_MS) < 0;
     srv = NULL;
     rc = 0;
 out:
-    server_stop(srv, 0);
+    if (server_stop(srv, 0) < 0 || stuck) {
+        /* Its threads may still read the store and the config: leave both
+         * to the exit. Every acked batch is committed (synchronous=FULL);
+         * the rest were not acked, and their agents send them again. */
+        log_msg(LOGL_ERROR, "main", "HTTP server did not stop in time: "
+                "exiting without closing the database");
+        return 1;
+    }
     store_close(st);
     collector_config_free(&cfg);
     if (rc == 0)

@@ -18,7 +18,10 @@ int server_start(const struct collector_config *cfg, struct store *st,
                  struct server **out);
 uint16_t server_port(const struct server *srv);
 /* Stops accepting, waits up to @grace_ms for requests in flight, then
- * closes every connection and frees @srv. NULL is a no-op. */
-void server_stop(struct server *srv, int grace_ms);
+ * closes every connection and frees @srv: 0. Each later wait has its own
+ * deadline too (server.c); past one, -ETIMEDOUT, logged: threads of the
+ * server are left running and may still use @srv and what it borrows,
+ * so the caller should exit without freeing those. NULL is a no-op. */
+int server_stop(struct server *srv, int grace_ms);
 
 #endif

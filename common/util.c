@@ -124,19 +124,6 @@ out:
     return rc;
 }
 
-int util_consttime_eq(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
-    unsigned char diff = (unsigned char)(la != lb);
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ca = i < la ? (unsigned char)a[i] : 0;
-        unsigned char cb = i < lb ? (unsigned char)b[i] : 0;
-        diff |= (unsigned char)(ca ^ cb);
-    }
-    return diff == 0;
-}
-
 void util_rtrim(char *s)
 {
     size_t n = strlen(s);

@@ -1,5 +1,6 @@
 /* util.h -- small helpers shared by agent and collector: clocks, random
- * numbers, host:port parsing and socket addresses, varints, bounded file reads, constant-time compare, UTF-8. */
+ * numbers, host:port parsing and socket addresses, varints, bounded file
+ * reads, UTF-8. */
 #ifndef SEXTANT_UTIL_H
 #define SEXTANT_UTIL_H
 
@@ -27,9 +28,6 @@ size_t util_put_varint(uint8_t *p, uint64_t v);
 /* Reads at most @cap bytes of @path into a NUL-terminated buffer; the
  * caller frees. -EFBIG if the file is larger than @cap. */
 int util_read_file(const char *path, size_t cap, char **out, size_t *out_len);
-
-/* Compares two strings in time that depends only on their lengths. */
-int util_consttime_eq(const char *a, const char *b);
 
 /* The length (1 to 4) of the strict UTF-8 (RFC 3629: no overlong forms,
  * no surrogates, nothing past U+10FFFF) character @s starts with, looking

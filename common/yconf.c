@@ -368,18 +368,40 @@ int yconf_list(struct yconf *yc, yaml_node_t *map, const char *ctx,
     return 0;
 }
 
-yaml_node_t *yconf_list_map(struct yconf *yc, yaml_node_t *seq,
-                            const char *key, size_t i, char *ctx,
-                            size_t ctx_len)
+void *yconf_array(const struct yconf_item *it, void *arr, size_t size)
 {
-    yaml_node_t *m = yconf_seq_item(yc, seq, i);
+    return it->i == 0 ? calloc(it->n, size) : arr;
+}
 
-    snprintf(ctx, ctx_len, "%s[%zu]", key, i);
-    if (!m || m->type != YAML_MAPPING_NODE) {
-        yconf_fail(yc, m, ctx, NULL, "expected a mapping");
-        return NULL;
+int yconf_each(struct yconf *yc, yaml_node_t *map, const char *ctx,
+               const char *key, int required, enum yconf_items kind,
+               yconf_item_fn fn, void *arg)
+{
+    struct yconf_item it = { .up = ctx, .key = key };
+    char path[128];
+    int rc = yconf_list(yc, map, ctx, key, required, &it.list, &it.n);
+
+    if (rc)
+        return rc;
+    it.ctx = path;
+    for (it.i = 0; it.i < it.n; it.i++) {
+        it.node = yconf_seq_item(yc, it.list, it.i);
+        if (ctx && ctx[0])
+            snprintf(path, sizeof(path), "%s.%s[%zu]", ctx, key, it.i);
+        else
+            snprintf(path, sizeof(path), "%s[%zu]", key, it.i);
+        if (kind == YCONF_ITEMS_MAPPINGS &&
+            (!it.node || it.node->type != YAML_MAPPING_NODE))
+            return yconf_fail(yc, it.node, path, NULL, "expected a mapping");
+        if (kind == YCONF_ITEMS_SCALARS &&
+            (!it.node || it.node->type != YAML_SCALAR_NODE))
+            return yconf_fail(yc, it.node, path, NULL,
+                              "expected a scalar value");
+        rc = fn(yc, &it, arg);
+        if (rc < 0)
+            return rc;
     }
-    return m;
+    return 0;
 }
 
 size_t yconf_seq_len(const yaml_node_t *seq)

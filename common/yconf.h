@@ -57,16 +57,46 @@ int yconf_seq(struct yconf *yc, yaml_node_t *map, const char *ctx,
 int yconf_map(struct yconf *yc, yaml_node_t *map, const char *ctx,
               const char *key, int required, yaml_node_t **out);
 
+/* What yconf_each() hands its callback for one item of a list. */
+struct yconf_item {
+    yaml_node_t *node;      /* the item (a mapping or scalar, as asked) */
+    yaml_node_t *list;      /* the whole list, for errors about it: */
+    const char *up, *key;   /* yconf_fail(yc, it->list, it->up, it->key) */
+    const char *ctx;        /* its path: "targets[2]" or "t[0].codes[1]" */
+    size_t i;               /* its index */
+    size_t n;               /* the list's length, so item 0 can allocate */
+};
+
+/* Called per item, in order. Returns 0 to go on, or a negative errno (with
+ * yconf_fail() for a config error) to stop the walk there. */
+typedef int (*yconf_item_fn)(struct yconf *yc, const struct yconf_item *it,
+                             void *arg);
+
+/* For a callback filling an array, one element per item: at item 0 a
+ * zeroed array of it->n elements of @size (the caller frees it), at the
+ * others @arr as it is. NULL: out of memory. */
+void *yconf_array(const struct yconf_item *it, void *arr, size_t size);
+
+/* The kind every item must be; a wrong item fails at its own line. */
+enum yconf_items {
+    YCONF_ITEMS_ANY,        /* the callback judges */
+    YCONF_ITEMS_MAPPINGS,   /* "expected a mapping" */
+    YCONF_ITEMS_SCALARS,    /* "expected a scalar value" */
+};
+
+/* The one list walker: finds list @key of @map, checks it is a non-empty
+ * list of @kind and calls @fn for each item with its path. Returns 1 when
+ * @key is absent and not @required, 0 when @fn took every item, else the
+ * first error (yc->err names the file, the line and the item's path: the
+ * callers' main exits 2 with it). */
+int yconf_each(struct yconf *yc, yaml_node_t *map, const char *ctx,
+               const char *key, int required, enum yconf_items kind,
+               yconf_item_fn fn, void *arg);
+
 /* Like yconf_seq(), but an empty list is an error too; *n gets its
  * length. */
 int yconf_list(struct yconf *yc, yaml_node_t *map, const char *ctx,
                const char *key, int required, yaml_node_t **out, size_t *n);
-/* Item @i of list @key as a mapping, with its path ("key[i]") written to
- * @ctx; NULL (error set) if it is not a mapping. */
-yaml_node_t *yconf_list_map(struct yconf *yc, yaml_node_t *seq,
-                            const char *key, size_t i, char *ctx,
-                            size_t ctx_len);
-
 size_t yconf_seq_len(const yaml_node_t *seq);
 yaml_node_t *yconf_seq_item(struct yconf *yc, yaml_node_t *seq, size_t i);
 /* A canonical one-line text of @n and everything under it (scalars

@@ -13,6 +13,10 @@ add_script_test(collector_api_tokens collector_api_tokens.sh)
 add_script_test(collector_slowloris collector_slowloris.sh)
 set_property(TEST collector_slowloris APPEND PROPERTY ENVIRONMENT
              "SLOW_CLIENT=$<TARGET_FILE:slow_client>")
+# SIGTERM while a slow client holds a request: a bounded, clean stop.
+add_script_test(collector_stop collector_stop.sh)
+set_property(TEST collector_stop APPEND PROPERTY ENVIRONMENT
+             "SLOW_CLIENT=$<TARGET_FILE:slow_client>")
 add_script_test(collector_busy collector_busy.sh)
 # /readyz and ingest while the store migrates (behind another's lock).
 add_script_test(collector_migrate collector_migrate.sh)

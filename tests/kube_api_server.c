@@ -116,7 +116,7 @@ static int kas_authorized(struct MHD_Connection *c)
     if (!h)
         return 0;
     snprintf(want, sizeof(want), "Bearer %s", kas_token);
-    return util_consttime_eq(h, want);
+    return strcmp(h, want) == 0;     /* a test fake: no secret to keep */
 }
 
 static enum MHD_Result kas_queue(struct MHD_Connection *c, unsigned status,

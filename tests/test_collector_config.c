@@ -117,6 +117,38 @@ static void test_store_keys_and_api_tokens_load(void **state)
     collector_config_free(&cfg);
 }
 
+/* Tokens match by their SHA-256 digests: only the exact token, not one
+ * longer, shorter, off in its last byte, or empty. */
+static void test_token_matches_only_itself(void **state)
+{
+    struct collector_config cfg;
+    char err[600];
+
+    (void)state;
+    write_file(cfg_path, "listen: 127.0.0.1:1\ndb: x.db\n" OK_CLUSTERS
+               "  - name: us\n    token: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n"
+               "api_tokens:\n  - token: readreadreadread\n");
+    assert_int_equal(collector_config_load(cfg_path, &cfg, err, sizeof(err)),
+                     0);
+    assert_ptr_equal(collector_config_cluster_by_token(
+                         &cfg, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
+                     &cfg.clusters[1]);
+    assert_ptr_equal(collector_config_cluster_by_token(&cfg,
+                                                       "aaaaaaaaaaaaaaaa"),
+                     &cfg.clusters[0]);
+    assert_null(collector_config_cluster_by_token(&cfg, "aaaaaaaaaaaaaaaaa"));
+    assert_null(collector_config_cluster_by_token(&cfg, "aaaaaaaaaaaaaaaa "));
+    assert_null(collector_config_cluster_by_token(
+                    &cfg, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbc"));
+    assert_null(collector_config_cluster_by_token(&cfg, ""));
+    assert_true(collector_config_api_token_ok(&cfg, "readreadreadread"));
+    assert_false(collector_config_api_token_ok(&cfg, "readreadreadreadr"));
+    assert_false(collector_config_api_token_ok(&cfg, "readreadreadrea"));
+    assert_false(collector_config_api_token_ok(&cfg, "readreadreadreaD"));
+    assert_false(collector_config_api_token_ok(&cfg, ""));
+    collector_config_free(&cfg);
+}
+
 /* Without queue_bytes, the queue grows to hold one largest batch. */
 static void test_queue_bytes_follows_max_inflated(void **state)
 {
@@ -376,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_valid_config_loads_with_defaults),
         cmocka_unit_test(test_token_file_is_read_and_trimmed),
         cmocka_unit_test(test_store_keys_and_api_tokens_load),
+        cmocka_unit_test(test_token_matches_only_itself),
         cmocka_unit_test(test_queue_bytes_follows_max_inflated),
         cmocka_unit_test(test_bad_store_keys_are_errors),
         cmocka_unit_test(test_bad_api_tokens_are_errors),
