@@ -18,9 +18,6 @@
 #include "yconf.h"
 
 #define METRIC_BODY_MIN (16u << 10)     /* first buffer; grows by doubling */
-/* "targets[i].series[j]" in an error message; a longer path is cut, and
- * the line number still points at the place. */
-#define METRIC_CTX_LEN  96u
 
 /* A text exposition; anything else only if the server has nothing better.
  * Without this an exporter that speaks OpenMetrics or protobuf might pick
@@ -176,43 +173,41 @@ static int metric_parse_series(struct yconf *yc, yaml_node_t *it,
     return rc < 0 ? rc : 0;
 }
 
+/* One item of series: the array is allocated at item 0, its size capped
+ * first. */
+static int metric_series_item(struct yconf *yc, const struct yconf_item *it,
+                              void *arg)
+{
+    struct metric_opts *o = arg;
+
+    if (it->n > PROBE_METRIC_MAX_SERIES)
+        return yconf_fail(yc, it->list, it->up, it->key,
+                          "%zu entries, at most %u", it->n,
+                          PROBE_METRIC_MAX_SERIES);
+    o->series = yconf_array(it, o->series, sizeof(*o->series));
+    if (!o->series)
+        return yconf_fail(yc, it->list, it->up, it->key, "out of memory");
+    o->n_series = it->i + 1;            /* so free_opts frees what is set */
+    return metric_parse_series(yc, it->node, it->ctx, &o->series[it->i]);
+}
+
 static int metric_parse(struct yconf *yc, yaml_node_t *m, const char *ctx,
                         struct agent_target *t)
 {
     struct metric_opts *o;
-    yaml_node_t *seq = NULL;
-    size_t n;
     int rc;
 
-    rc = yconf_list(yc, m, ctx, "series", 1, &seq, &n);
-    if (rc < 0)
-        return rc;
-    if (n > PROBE_METRIC_MAX_SERIES)
-        return yconf_fail(yc, seq, ctx, "series", "%zu entries, at most %u",
-                          n, PROBE_METRIC_MAX_SERIES);
     o = calloc(1, sizeof(*o));
     if (!o)
-        return yconf_fail(yc, seq, ctx, "series", "out of memory");
-    o->series = calloc(n, sizeof(*o->series));
-    if (!o->series) {
-        rc = yconf_fail(yc, seq, ctx, "series", "out of memory");
-        goto out;
+        return yconf_fail(yc, m, ctx, "series", "out of memory");
+    rc = yconf_each(yc, m, ctx, "series", 1, YCONF_ITEMS_ANY,
+                    metric_series_item, o);
+    if (rc == 0) {
+        t->opts = o;
+        o = NULL;                       /* now the target's */
     }
-    for (size_t i = 0; i < n; i++) {
-        char ictx[METRIC_CTX_LEN];
-
-        snprintf(ictx, sizeof(ictx), "%s.series[%zu]", ctx, i);
-        o->n_series = i + 1;            /* so free_opts frees what is set */
-        rc = metric_parse_series(yc, yconf_seq_item(yc, seq, i), ictx,
-                                 &o->series[i]);
-        if (rc < 0)
-            goto out;
-    }
-    t->opts = o;
-    o = NULL;                           /* now the target's */
-out:
     metric_free_opts(o);
-    return rc;
+    return rc < 0 ? rc : 0;
 }
 
 /* -- running -- */
