@@ -46,6 +46,10 @@
 
 #include "log.h"
 
+/* store_wait_ready's longest deadline, about 100 years: the ns it
+ * becomes fit in an int64_t with room to add the monotonic now. */
+#define STORE_READY_MAX_MS (100LL * 365 * 24 * 3600 * 1000)
+
 int64_t store_mono_ns(void)
 {
     struct timespec ts;
@@ -69,9 +73,10 @@ void store_mono_deadline(struct timespec *ts, int64_t ms)
     }
 }
 
-/* rcond and qcond, timed on CLOCK_MONOTONIC: a wall-clock step (NTP, an
- * operator's date) must neither stall a wait nor cut it short. 0, or
- * -errno and neither exists. */
+/* rcond and qcond, timed on CLOCK_MONOTONIC (as are the writer's own
+ * deadlines, store_writer.c): a wall-clock step (NTP, an operator's date)
+ * must neither stall a wait nor cut it short. 0, or -errno and neither
+ * exists. */
 static int store_conds_init(struct store *st)
 {
     pthread_condattr_t ca;
@@ -178,20 +183,29 @@ err:
 
 int store_wait_ready(struct store *st, int64_t timeout_ms)
 {
-    int64_t until = store_mono_ns() + timeout_ms * 1000000;
+    int64_t until = 0;
     struct timespec ts;
     int rc;
 
+    /* Clamped so that ms -> ns cannot overflow: a longer wait is one
+     * without a deadline in all but name. */
+    if (timeout_ms > STORE_READY_MAX_MS)
+        timeout_ms = STORE_READY_MAX_MS;
+    if (timeout_ms > 0)
+        until = store_mono_ns() + timeout_ms * 1000000;
     pthread_mutex_lock(&st->qlock);
     while (st->ready == 0) {
-        int64_t left_ms = (until - store_mono_ns()) / 1000000;
+        int64_t left_ns, left_ms;
 
         if (timeout_ms <= 0) {
             pthread_cond_wait(&st->rcond, &st->qlock);
             continue;
         }
-        if (left_ms <= 0)
+        left_ns = until - store_mono_ns();
+        if (left_ns <= 0)
             break;
+        /* Rounded up: never give up before the deadline. */
+        left_ms = (left_ns + 999999) / 1000000;
         store_mono_deadline(&ts, left_ms);
         pthread_cond_timedwait(&st->rcond, &st->qlock, &ts);
     }

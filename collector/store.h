@@ -8,7 +8,8 @@
  * Backends. Today's is SQLite (collector/store_*.c). A second one
  * (PostgreSQL, a later issue) implements the same functions: the
  * backend-neutral part (store.c: the job queue and its high-water marks,
- * group-commit accounting and histograms, the done calls and waiters,
+ * group-commit accounting and histograms, the done calls, the waiters
+ * on readiness,
  * stats, the ready and corrupt states) stays; the backend brings open and
  * migrate, commit a group of batches, a retention step, the commit probe,
  * the queries and the backup. collector/store_priv.h lists that seam. */

@@ -146,14 +146,17 @@ struct store {
     struct store_rollup minute, hour;
     struct store_sample *samples;       /* this group's probe results */
     size_t n_samples, cap_samples;
-    int64_t retention_next_ms;  /* when to look for expired rows again */
-    int64_t retention_now_ms;   /* the pass under way: 0 = none */
+    int64_t retention_next_ms;  /* when to look for expired rows again
+                                 * (monotonic ms) */
+    int64_t retention_now_ms;   /* the pass under way (its wall-clock
+                                 * cutoff time): 0 = none */
     int retention_done;         /* bit per table done in this pass */
     int64_t retention_free_pages;   /* free pages before the last vacuum
                                      * step */
     int64_t retention_text_id;  /* texts looked at up to this id */
     int wal_pages;              /* in the WAL after the last commit */
-    int64_t probe_next_ms;      /* next commit probe while commits fail */
+    int64_t probe_next_ms;      /* next commit probe while commits fail
+                                 * (monotonic ms) */
 
     pthread_t writer;
     int writer_started;
@@ -161,7 +164,7 @@ struct store {
     /* The queue, and what others read of the writer's state. */
     pthread_mutex_t qlock;
     pthread_cond_t qcond;       /* writer: a job, or closing */
-    pthread_cond_t rcond;       /* waiters: ready changed, a job done */
+    pthread_cond_t rcond;       /* waiters on readiness: ready changed */
     struct store_job *head, *tail;
     size_t q_batches, q_bytes;
     int closing;

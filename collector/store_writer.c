@@ -29,6 +29,13 @@
 #define STORE_PROBE_MS        1000
 #define STORE_PROBE_BYTES     4096
 
+/* The writer's deadlines (retention_next_ms, probe_next_ms) are in these
+ * monotonic ms; wall time only sets retention's cutoff. */
+static int64_t store_mono_ms(void)
+{
+    return store_mono_ns() / 1000000;
+}
+
 /* Notes the writer's last error for the group: its message in @why (the
  * first only), and the corrupt state if it says the file is damaged. */
 static void store_group_error(struct store *st, char *why, size_t len)
@@ -101,7 +108,7 @@ static void store_group(struct store *st, struct store_job *jobs)
         st->stats.commits_failing = 1;
         snprintf(st->stats.commit_error, sizeof(st->stats.commit_error),
                  "%s", why);
-        st->probe_next_ms = util_now_ms() + STORE_PROBE_MS;
+        st->probe_next_ms = store_mono_ms() + STORE_PROBE_MS;
     }
     st->q_batches -= n;
     st->q_bytes -= bytes;
@@ -186,7 +193,7 @@ static void store_probe(struct store *st)
                  "%s", why);
     }
     pthread_mutex_unlock(&st->qlock);
-    st->probe_next_ms = util_now_ms() + STORE_PROBE_MS;
+    st->probe_next_ms = store_mono_ms() + STORE_PROBE_MS;
 }
 
 /* Runs a whole retention pass at job->recv_ms, then answers the job. */
@@ -226,8 +233,9 @@ static struct store_job *store_take(struct store *st)
 }
 
 /* Starts a retention pass when one is due, or goes on with the one under
- * way, by one step. */
-static void store_retention_tick(struct store *st, int64_t now)
+ * way, by one step. @now (wall clock) is a new pass's cutoff; @mono
+ * (monotonic ms) times the next pass. */
+static void store_retention_tick(struct store *st, int64_t now, int64_t mono)
 {
     int rc;
 
@@ -247,7 +255,7 @@ static void store_retention_tick(struct store *st, int64_t now)
         log_msg(LOGL_ERROR, "store", "retention step failed; retrying in "
                 "%lld ms", (long long)st->opt.retention_interval_ms);
     store_retention_reset(st, 0);
-    st->retention_next_ms = now + st->opt.retention_interval_ms;
+    st->retention_next_ms = mono + st->opt.retention_interval_ms;
 }
 
 void *store_writer(void *arg)
@@ -267,10 +275,10 @@ void *store_writer(void *arg)
         return NULL;
     /* The first pass after one interval: a collector that restarts
      * does not hold up its first batches with deletes. */
-    st->retention_next_ms = util_now_ms() + st->opt.retention_interval_ms;
+    st->retention_next_ms = store_mono_ms() + st->opt.retention_interval_ms;
     for (;;) {
         struct store_job *jobs = NULL;
-        int64_t now = util_now_ms(), wake;
+        int64_t mono = store_mono_ms(), wake;
         int probe = 0;
 
         pthread_mutex_lock(&st->qlock);
@@ -279,17 +287,18 @@ void *store_writer(void *arg)
 
             probe = st->stats.commits_failing && !st->stats.corrupt;
             if (st->head || st->closing || st->retention_now_ms ||
-                now >= st->retention_next_ms ||
-                (probe && now >= st->probe_next_ms))
+                mono >= st->retention_next_ms ||
+                (probe && mono >= st->probe_next_ms))
                 break;
             wake = st->retention_next_ms;
             if (probe && st->probe_next_ms < wake)
                 wake = st->probe_next_ms;
-            /* wake is on the wall clock (retention and probe times are
-             * util_now_ms); the wait, on the monotonic one. */
-            store_mono_deadline(&ts, wake - now);
+            /* Both deadlines and the wait run on the monotonic clock: a
+             * wall-clock step back must not hold up retention or the
+             * probe. */
+            store_mono_deadline(&ts, wake - mono);
             pthread_cond_timedwait(&st->qcond, &st->qlock, &ts);
-            now = util_now_ms();
+            mono = store_mono_ms();
         }
         if (st->head) {
             jobs = store_take(st);
@@ -299,7 +308,7 @@ void *store_writer(void *arg)
         }
         /* Only an idle writer probes: a batch in the queue proves or
          * disproves commits by itself. */
-        probe = probe && !jobs && now >= st->probe_next_ms;
+        probe = probe && !jobs && mono >= st->probe_next_ms;
         pthread_mutex_unlock(&st->qlock);
 
         if (probe)
@@ -317,8 +326,8 @@ void *store_writer(void *arg)
         pthread_mutex_unlock(&st->qlock);
         if (corrupt)
             st->retention_next_ms = INT64_MAX / 2;
-        else if (st->retention_now_ms || now >= st->retention_next_ms)
-            store_retention_tick(st, now);
+        else if (st->retention_now_ms || mono >= st->retention_next_ms)
+            store_retention_tick(st, util_now_ms(), mono);
     }
     return NULL;
 }
