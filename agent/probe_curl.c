@@ -77,8 +77,14 @@ int probe_curl_tls(CURL *e, int verify, const char *ca_file)
                             verify ? PROBE_CURL_VERIFY_NAME : 0L)
            != CURLE_OK;
     if (ca_file) {
+        CURLcode cc;
+
         bad |= curl_easy_setopt(e, CURLOPT_CAINFO, ca_file) != CURLE_OK;
-        bad |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL) != CURLE_OK;
+        /* A TLS backend without CA-path support refuses CAPATH: it then
+         * has no CA path to turn off, and ca_file alone is trusted. */
+        cc = curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+        bad |= cc != CURLE_OK && cc != CURLE_NOT_BUILT_IN &&
+               cc != CURLE_UNKNOWN_OPTION;
     }
     return bad ? -EINVAL : 0;
 }

@@ -59,7 +59,8 @@ int probe_curl_common(CURL *e, const struct probe_curl_common *c);
 
 /* TLS verification on @e: peer and name checked unless @verify is 0;
  * with @ca_file (borrowed; libcurl copies it) only that bundle is
- * trusted, libcurl's built-in CA path included. Plain http ignores it.
+ * trusted: libcurl's built-in CA path is turned off too. Plain http
+ * ignores it.
  * 0 or -EINVAL. */
 int probe_curl_tls(CURL *e, int verify, const char *ca_file);
 
