@@ -31,6 +31,14 @@ int seqset_copy(struct seqset *to, const struct seqset *from)
     return 0;
 }
 
+void seqset_swap(struct seqset *a, struct seqset *b)
+{
+    struct seqset t = *a;
+
+    *a = *b;
+    *b = t;
+}
+
 size_t seqset_find(const struct seqset *s, uint64_t seq)
 {
     size_t lo = 0, hi = s->n;

@@ -32,6 +32,9 @@ void seqset_free(struct seqset *s);             /* back to empty */
 /* Makes @to (whatever it held is not freed) a copy of @from. -ENOMEM
  * leaves @to empty. */
 int seqset_copy(struct seqset *to, const struct seqset *from);
+/* Exchanges the contents of @a and @b: with seqset_copy(), how a caller
+ * undoes changes it made after taking a copy. Cannot fail. */
+void seqset_swap(struct seqset *a, struct seqset *b);
 
 /* Index of the first range that ends at or after @seq; n if none. */
 size_t seqset_find(const struct seqset *s, uint64_t seq);

@@ -451,15 +451,12 @@ static int spool_batch_end(struct spool *sp, unsigned coll,
     }
     /* The sweep reads the ranges: apply in memory, undo on failure. */
     {
-        struct seqset_range *saved = malloc((sc->acked.n + 1) *
-                                            sizeof(*saved));
-        size_t saved_n = sc->acked.n;
+        struct seqset saved;
 
-        if (!saved) {
+        if (seqset_copy(&saved, &sc->acked) < 0) {
             spool_rollback(sp);
             return -ENOMEM;
         }
-        memcpy(saved, sc->acked.r, saved_n * sizeof(*saved));
         if (c->n > 0) {
             seqset_apply(&sc->acked, i, j, &mr);
             rc = spool_sweep(sp, &m, c->first_seq, c->last_seq, &gone);
@@ -468,11 +465,9 @@ static int spool_batch_end(struct spool *sp, unsigned coll,
             rc = spool_commit_pruned(sp, &m);
         else
             spool_rollback(sp);
-        if (rc < 0) {
-            memcpy(sc->acked.r, saved, saved_n * sizeof(*saved));
-            sc->acked.n = saved_n;
-        }
-        free(saved);
+        if (rc < 0)
+            seqset_swap(&sc->acked, &saved);    /* back to the copy */
+        seqset_free(&saved);
     }
     if (rc < 0)
         return rc;

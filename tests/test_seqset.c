@@ -131,6 +131,31 @@ static void test_plan_changes_nothing_until_applied(void **state)
     seqset_free(&s);
 }
 
+static void test_swap_with_a_copy_undoes_later_changes(void **state)
+{
+    struct seqset s = { 0 }, saved;
+    const uint64_t before[] = { 1, 3, 8, 9 };
+    const uint64_t changed[] = { 1, 3, 5, 9, 20, 20 };
+
+    (void)state;
+    assert_int_equal(seqset_add(&s, 1, 3), 0);
+    assert_int_equal(seqset_add(&s, 8, 9), 0);
+    assert_int_equal(seqset_copy(&saved, &s), 0);
+    assert_int_equal(seqset_add(&s, 5, 7), 0);
+    assert_int_equal(seqset_add(&s, 20, 20), 0);
+    assert_ranges(&s, changed, 3);
+    assert_ranges(&saved, before, 2);
+    seqset_swap(&s, &saved);
+    assert_ranges(&s, before, 2);
+    assert_ranges(&saved, changed, 3);
+    /* The restored set goes on working: it grows past its copy's size. */
+    assert_int_equal(seqset_add(&s, 30, 31), 0);
+    assert_int_equal(s.n, 3);
+    assert_true(seqset_has(&s, 31) && !seqset_has(&s, 5));
+    seqset_free(&saved);
+    seqset_free(&s);
+}
+
 static void test_prune_forgets_only_ranges_wholly_below(void **state)
 {
     struct seqset s = { 0 };
@@ -428,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_add_bridging_several_ranges_makes_one),
         cmocka_unit_test(test_add_refuses_a_reversed_range),
         cmocka_unit_test(test_plan_changes_nothing_until_applied),
+        cmocka_unit_test(test_swap_with_a_copy_undoes_later_changes),
         cmocka_unit_test(test_prune_forgets_only_ranges_wholly_below),
         cmocka_unit_test(test_holes_are_the_missing_seqs_within_a_window),
         cmocka_unit_test(test_intersect_keeps_only_common_seqs),
