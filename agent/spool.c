@@ -50,6 +50,12 @@ static const char *const spool_sql[ST_N] = {
     [ST_ACKED_PRUNE] = "DELETE FROM acked WHERE collector_id = ? AND "
                        "last_seq < ?",
     [ST_ACKED_DEL_COLL] = "DELETE FROM acked WHERE collector_id = ?",
+    /* Rows with first > last as uint64s, which the file holds as int64s:
+     * a negative one is above every non-negative one. */
+    [ST_ACKED_DEL_BAD] = "DELETE FROM acked WHERE collector_id = ? AND "
+                         "((first_seq < 0) > (last_seq < 0) OR "
+                         "((first_seq < 0) = (last_seq < 0) AND "
+                         "first_seq > last_seq))",
     /* The row a new drop from ? would grow: the highest below it (a
      * refused record above the backlog must not hide the bound's). */
     [ST_DROP_BELOW] = "SELECT first_seq, last_seq, count, first_unix_ms, "

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 void spool_coll_free(struct spool_coll *c)
 {
     free(c->url);
@@ -16,7 +18,7 @@ void spool_coll_free(struct spool_coll *c)
     memset(c, 0, sizeof(*c));
 }
 
-int spool_load_ranges(struct spool *sp, struct spool_coll *c)
+int spool_load_ranges(struct spool *sp, struct spool_coll *c, size_t *bad)
 {
     sqlite3_stmt *st = sp->st[ST_ACKED_LIST];
     uint64_t f, l;
@@ -32,8 +34,14 @@ int spool_load_ranges(struct spool *sp, struct spool_coll *c)
         l = (uint64_t)sqlite3_column_int64(st, 1);
         /* Rows are merged when written; adding merges again, so even a
          * file edited by hand cannot break the set's order. A row with
-         * its ends swapped was never written by a spool: skipped. */
-        rc = f <= l ? seqset_add(&c->acked, f, l) : 0;
+         * its ends swapped was never written by a spool: it says nothing
+         * we could trust: left out, and counted for the caller. */
+        if (f > l) {
+            if (bad)
+                (*bad)++;
+            continue;
+        }
+        rc = seqset_add(&c->acked, f, l);
         if (rc < 0)
             goto out;
     }
@@ -41,6 +49,22 @@ int spool_load_ranges(struct spool *sp, struct spool_coll *c)
 out:
     spool_done(sp, ST_ACKED_LIST);
     return rc;
+}
+
+/* Deletes collector @c's @bad acked rows with first > last, which
+ * spool_load_ranges left out: deleted, not kept, since left in the file
+ * they would warn at every open. Failing to delete them costs nothing but
+ * that warning, so it is not an error. */
+static void spool_drop_bad_ranges(struct spool *sp,
+                                  const struct spool_coll *c, size_t bad)
+{
+    const int64_t v[] = { c->id };
+
+    log_msg(LOGL_WARN, "spool", "collector %s: %zu acked range(s) with "
+            "first > last in the file: ignored and deleted", c->url, bad);
+    if (spool_exec(sp, ST_ACKED_DEL_BAD, 1, v) < 0)
+        log_msg(LOGL_WARN, "spool", "collector %s: deleting them failed: "
+                "%s", c->url, sqlite3_errmsg(sp->db));
 }
 
 int spool_load_collectors(struct spool *sp)
@@ -71,8 +95,13 @@ int spool_load_collectors(struct spool *sp)
     }
     rc = rc == SQLITE_DONE ? 0 : spool_errno(rc);
     spool_done(sp, ST_COLL_LIST);
-    for (size_t i = 0; i < sp->n_coll && rc == 0; i++)
-        rc = spool_load_ranges(sp, &sp->coll[i]);
+    for (size_t i = 0; i < sp->n_coll && rc == 0; i++) {
+        size_t bad = 0;
+
+        rc = spool_load_ranges(sp, &sp->coll[i], &bad);
+        if (rc == 0 && bad > 0)
+            spool_drop_bad_ranges(sp, &sp->coll[i], bad);
+    }
     return rc;
 }
 
@@ -326,7 +355,7 @@ int spool_view(struct spool *sp, struct spool_coll *v)
         const int64_t key[] = { sp->coll[i].id };
 
         v[i].id = sp->coll[i].id;
-        rc = spool_load_ranges(sp, &v[i]);
+        rc = spool_load_ranges(sp, &v[i], NULL);
         if (rc == 0)
             rc = spool_row(sp, ST_FLIGHT_GET, 1, key);
         if (rc == 0) {

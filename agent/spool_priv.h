@@ -42,7 +42,7 @@ enum spool_st {
     ST_COLL_LIST, ST_COLL_INSERT, ST_COLL_DELETE, ST_FLIGHT_SET,
     ST_FLIGHT_GET, ST_FLIGHT_CLEAR_ALL,
     ST_ACKED_LIST, ST_ACKED_DEL_BETWEEN, ST_ACKED_INSERT, ST_ACKED_PRUNE,
-    ST_ACKED_DEL_COLL,
+    ST_ACKED_DEL_COLL, ST_ACKED_DEL_BAD,
     ST_DROP_BELOW, ST_DROP_OLDEST, ST_DROP_INSERT, ST_DROP_UPDATE,
     ST_DROP_FREEZE, ST_DROP_DELETE, ST_DROP_DEL_TENT, ST_DROP_KEEP_TENT,
     ST_DROP_KEEP_ALL_TENT, ST_DROP_DEL_COLL, ST_REFUSED_IN, ST_TENT_SUM,
@@ -122,8 +122,10 @@ int spool_commit(struct spool *sp, const struct spool_meta *m);
 /* -- spool_collectors.c -- */
 
 void spool_coll_free(struct spool_coll *c);
-/* Reads collector @c's acked ranges from the file into c->acked. */
-int spool_load_ranges(struct spool *sp, struct spool_coll *c);
+/* Reads collector @c's acked ranges from the file into c->acked. A row
+ * with first > last is left out and counted in *@bad (NULL: not
+ * counted); spool_load_collectors() logs and deletes such rows. */
+int spool_load_ranges(struct spool *sp, struct spool_coll *c, size_t *bad);
 /* The collectors the file names, in the order they were first seen. */
 int spool_load_collectors(struct spool *sp);
 /* The collectors as the file has them now, inside the caller's write
