@@ -18,14 +18,25 @@ struct store_test_waiter {
     uint64_t acked;
 };
 
+/* A helper has no test to fail: a call that does not return 0 aborts. */
+static void store_test_check(int rc, const char *what)
+{
+    if (rc != 0) {
+        fprintf(stderr, "store_test: %s: %d\n", what, rc);
+        abort();
+    }
+}
+
 static void store_test_init(struct store_test_waiter *w)
 {
     pthread_condattr_t ca;
 
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cond, &ca);
+    store_test_check(pthread_mutex_init(&w->lock, NULL),
+                     "pthread_mutex_init");
+    store_test_check(pthread_condattr_init(&ca), "pthread_condattr_init");
+    store_test_check(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC),
+                     "pthread_condattr_setclock");
+    store_test_check(pthread_cond_init(&w->cond, &ca), "pthread_cond_init");
     pthread_condattr_destroy(&ca);
     w->done = 0;
     w->rc = 0;

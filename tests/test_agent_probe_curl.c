@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -91,6 +92,16 @@ static int reset(void **state)
     fake_setups = 0;
     fake_frees = 0;
     fake_type.protocols = "http";
+    return 0;
+}
+
+/* The proxies a test pointed nowhere go, even when wait_done() failed
+ * before the test body could unset them. */
+static int unset_proxies(void **state)
+{
+    (void)state;
+    unsetenv("http_proxy");
+    unsetenv("ALL_PROXY");
     return 0;
 }
 
@@ -227,15 +238,31 @@ struct done_msg {
     CURLcode code;
 };
 
-/* Drives @multi until a transfer is done. The transfer's own timeout
- * (30 s) is the deadline: curl reports it done then, whatever happened. */
+/* wait_done()'s own deadline: past the transfer's timeout (30 s), which
+ * should end it first, so that a transfer curl never ends fails the test
+ * instead of hanging it. */
+#define WAIT_DONE_MS 90000
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Drives @multi until a transfer is done, for up to WAIT_DONE_MS. */
 static struct done_msg wait_done(CURLM *multi)
 {
     struct done_msg d = { NULL, CURLE_OK };
+    int64_t deadline = mono_ms() + WAIT_DONE_MS;
     int still, q;
 
     for (;;) {
         CURLMsg *m;
+
+        if (mono_ms() > deadline)
+            fail_msg("no transfer done after %d ms", WAIT_DONE_MS);
 
         assert_int_equal(curl_multi_perform(multi, &still), CURLM_OK);
         do {
@@ -276,6 +303,9 @@ static void test_started_run_connects_direct_with_private_set(void **state)
     assert_int_equal(probe_curl_start(&fake_type, &fake_target, multi, &run),
                      0);
     m = wait_done(multi);
+    /* Before any assert: a failing one must not leave them set. */
+    unsetenv("http_proxy");
+    unsetenv("ALL_PROXY");
     cr = (struct probe_curl_run *)run;
     assert_int_equal(curl_easy_getinfo(m.easy, CURLINFO_PRIVATE, &priv),
                      CURLE_OK);
@@ -286,8 +316,6 @@ static void test_started_run_connects_direct_with_private_set(void **state)
     probe_curl_result(cr, &res);
     assert_true(res.t.connect_us > 0);
     probe_curl_release(cr, multi);
-    unsetenv("http_proxy");
-    unsetenv("ALL_PROXY");
     assert_int_equal(fake_frees, 1);
     assert_multi_empty(multi);
     curl_multi_cleanup(multi);
@@ -307,8 +335,9 @@ int main(void)
                                reset),
         cmocka_unit_test_setup(test_real_types_fail_to_start_without_options,
                                reset),
-        cmocka_unit_test_setup(
-            test_started_run_connects_direct_with_private_set, reset),
+        cmocka_unit_test_setup_teardown(
+            test_started_run_connects_direct_with_private_set, reset,
+            unset_proxies),
     };
 
     int rc;

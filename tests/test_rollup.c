@@ -207,7 +207,7 @@ static void ingest_all(struct store *st, const struct gen *g, int replays)
     struct wire_batch *wbs;
     size_t n_wb = 0, cap = 0, *order, n_order;
     struct pending p = { 0, 0 };
-    int64_t now = util_now_ms();
+    int64_t now = util_now_ms(), deadline;
 
     for (int c = 0; c < N_CLUSTERS; c++)
         cap += (g->n[c] + PER_BATCH - 1) / PER_BATCH;
@@ -235,8 +235,16 @@ static void ingest_all(struct store *st, const struct gen *g, int replays)
         assert_int_equal(store_submit(st, &wbs[order[i]].b, now, 4096,
                                       submit_done, &p), 0);
     }
-    while (__atomic_load_n(&p.out, __ATOMIC_SEQ_CST) > 0)
+    deadline = util_mono_us() + STORE_TEST_WAIT_MS * 1000LL;
+    while (__atomic_load_n(&p.out, __ATOMIC_SEQ_CST) > 0) {
+        /* Abort, not fail: the writer still holds &p, on our stack. */
+        if (util_mono_us() > deadline) {
+            fprintf(stderr, "ingest_all: batches unanswered after %d ms\n",
+                    STORE_TEST_WAIT_MS);
+            abort();
+        }
         usleep(1000);
+    }
     assert_int_equal(p.failed, 0);
     for (size_t i = 0; i < n_wb; i++)
         wire_free(&wbs[i]);
