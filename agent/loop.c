@@ -245,8 +245,8 @@ static void loop_lifecycle(struct loop *lp, Sextant__V1__LifecyclePhase ph,
     loop_spool(lp, &evp, 1);
 }
 
-/* Each spool commit is an fsync (spool.c says why), which on a cloud disk
- * costs milliseconds of a loop that must not stall. So results wait in
+/* Each spool commit is an fsync (spool_file.c says why), which on a cloud
+ * disk costs milliseconds of a loop that must not stall. So results wait in
  * memory for up to LOOP_FLUSH_US and go in together: at most ten commits
  * a second however many targets there are. A kill -9 loses at most that
  * window of results, none of them acked. */

@@ -3,7 +3,8 @@
  * refused for good (dead letter) or did not get (retry). Per collector:
  * one easy handle, one batch in flight, its own backoff with full jitter,
  * and the newest/oldest alternation on a backlog. Does not decide what is
- * deleted or dropped (spool.c) and does not own the multi handle. */
+ * deleted (spool_collectors.c) or dropped (spool_append.c) and does not
+ * own the multi handle. */
 #include "shipper.h"
 
 #include <errno.h>
@@ -283,7 +284,7 @@ static void shipper_detach(struct shipper_coll *k, CURLM *multi)
 }
 
 /* The batch out there to @k goes with the process: whatever of it the
- * spool dropped meanwhile becomes drops (spool.c). */
+ * spool dropped meanwhile becomes drops (spool_batch.c). */
 static void shipper_abandon(struct shipper *sh, struct shipper_coll *k)
 {
     if (!k->out)

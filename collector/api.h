@@ -1,6 +1,6 @@
 /* api.h -- the JSON query API under /api/v1/. Parses and checks query
  * parameters, runs the query on the store, renders the reply. Knows
- * nothing of libmicrohttpd: server.c hands it the parameters. */
+ * nothing of libmicrohttpd: server_route.c hands it the parameters. */
 #ifndef SEXTANT_API_H
 #define SEXTANT_API_H
 

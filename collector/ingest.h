@@ -1,7 +1,7 @@
 /* ingest.h -- turns one POST /v1/ingest body into a checked batch, and the
  * store's verdict on it into the reply. Knows nothing of HTTP framing or
- * of waiting for the store (server.c reads the body, checks headers and
- * submits); knows the order of checks and the status of each. */
+ * of waiting for the store (server_ingest.c reads the body, checks headers
+ * and submits); knows the order of checks and the status of each. */
 #ifndef SEXTANT_INGEST_H
 #define SEXTANT_INGEST_H
 

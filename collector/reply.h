@@ -1,4 +1,4 @@
-/* reply.h -- a response built by a handler before server.c sends it: a
+/* reply.h -- a response built by a handler before server_route.c sends it: a
  * status, a content type and an owned body. Errors are always JSON
  * {"error": ..., "detail": ...}. */
 #ifndef SEXTANT_REPLY_H

@@ -2,8 +2,9 @@
  * close, submit, stats; the part a second backend would keep as it is
  * (store_priv.h lists the other files and what each holds). The notes
  * below describe the whole store. It does not parse HTTP or protobuf (see
- * server.c, proto/wire.c); it takes decoded, validated batches (ingest.c
- * also caps every seq at INT64_MAX, which SQLite's integers need).
+ * server_ingest.c, proto/wire.c); it takes decoded, validated batches
+ * (ingest.c also caps every seq at INT64_MAX, which SQLite's integers
+ * need).
  *
  * Writer: one thread owns the write connection. Batches wait in a queue
  * (bounded in count and bytes: past it store_submit refuses and agents
