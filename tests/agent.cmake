@@ -5,10 +5,14 @@ target_link_libraries(test_agent_config PRIVATE sextant_agent_core
                                                 PkgConfig::CMOCKA)
 add_test(NAME agent_config COMMAND test_agent_config)
 
-add_executable(test_spool test_spool.c)
-target_link_libraries(test_spool PRIVATE sextant_agent_core
-                                         PkgConfig::CMOCKA)
-add_test(NAME agent_spool COMMAND test_spool)
+# The spool, one test per part (file, append, collectors, batch), over the
+# one fixture in spool_test.c.
+foreach(part spool spool_append spool_collectors spool_batch)
+    add_executable(test_${part} test_${part}.c spool_test.c)
+    target_link_libraries(test_${part} PRIVATE sextant_agent_core
+                                               PkgConfig::CMOCKA)
+    add_test(NAME agent_${part} COMMAND test_${part})
+endforeach()
 
 # The spool's seq-range set alone: pure memory, checked against a model.
 add_executable(test_seqset test_seqset.c)
