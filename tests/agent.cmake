@@ -31,14 +31,18 @@ add_test(NAME agent_probe COMMAND test_agent_probe)
 set_tests_properties(agent_probe PROPERTIES
     ENVIRONMENT "HTTP_TARGET=$<TARGET_FILE:http_target>" TIMEOUT 60)
 
-# The shipper against a fake collector (libmicrohttpd) in the test.
-add_executable(test_agent_shipper test_agent_shipper.c)
-target_link_libraries(test_agent_shipper PRIVATE sextant_agent_core
-                                                 PkgConfig::CMOCKA
-                                                 PkgConfig::MHD
-                                                 Threads::Threads)
-add_test(NAME agent_shipper COMMAND test_agent_shipper)
-set_tests_properties(agent_shipper PROPERTIES TIMEOUT 60)
+# The shipper against a fake collector (libmicrohttpd) in the test: what
+# it sends, and what it does when refused, over the fixture in
+# shipper_test.c.
+foreach(part shipper shipper_fail)
+    add_executable(test_agent_${part} test_agent_${part}.c shipper_test.c)
+    target_link_libraries(test_agent_${part} PRIVATE sextant_agent_core
+                                                     PkgConfig::CMOCKA
+                                                     PkgConfig::MHD
+                                                     Threads::Threads)
+    add_test(NAME agent_${part} COMMAND test_agent_${part})
+    set_tests_properties(agent_${part} PROPERTIES TIMEOUT 60)
+endforeach()
 
 add_script_test(agent_signal agent_signal.sh)
 add_script_test(agent_once_unacked agent_once_unacked.sh)
