@@ -6,7 +6,7 @@
 # is down, and the drop accounting in the file adds up exactly; several
 # collectors (collectors:) each get every event. The shipper's finer
 # behaviour (batching, backoff, Retry-After, dead letters, drain order) is
-# tests/test_agent_shipper.c's; kill -9 and partition runs are the
+# tests/test_agent_shipper*.c's; kill -9 and partition runs are the
 # delivery_*.sh system tests.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
