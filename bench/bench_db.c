@@ -150,6 +150,18 @@ int bench_db_prepare_event(sqlite3 *db, sqlite3_stmt **out)
     return 0;
 }
 
+void bench_db_ids_plain(struct bench_ids *ids)
+{
+    for (unsigned i = 0; i < BENCH_CLUSTERS; i++)
+        ids->cluster[i] = i + 1;
+    for (unsigned i = 0; i < 2; i++)
+        ids->kind[i] = i + 1;
+    for (unsigned i = 0; i < BENCH_TARGETS; i++)
+        ids->target[i] = i + 1;
+    for (unsigned i = 0; i < BENCH_TEXTS; i++)
+        ids->text[i] = i + 1;
+}
+
 void bench_db_row(struct bench_row *r, const struct bench_event *ev,
                   int64_t agent_id, int64_t recv_ms,
                   const struct bench_ids *ids)
@@ -161,6 +173,9 @@ void bench_db_row(struct bench_row *r, const struct bench_event *ev,
     r->kind_id = ids->kind[ev->kind];
     r->target_id = ids->target[ev->target];
     r->text_id = ev->text >= 0 ? ids->text[ev->text] : 0;
+    r->ok = ev->kind == BENCH_PROBE && ev->ok;
+    r->status = ev->kind == BENCH_PROBE ? ev->status : 0;
+    r->total_us = ev->kind == BENCH_PROBE ? (int64_t)ev->total_us : 0;
     r->data_len = (int)bench_event_json(ev, r->data);
 }
 

@@ -44,9 +44,15 @@ int bench_db_agent(sqlite3 *db, const struct bench_agent *a,
  * on @db; the caller finalizes *out. */
 int bench_db_prepare_event(sqlite3 *db, sqlite3_stmt **out);
 
+/* Fills @ids with plain numbers (index + 1) for a database without
+ * dimension tables (raw_ceiling --minimal). */
+void bench_db_ids_plain(struct bench_ids *ids);
+
 /* One events row; a *_id of 0 is NULL, as the store binds it. */
 struct bench_row {
     int64_t agent_id, seq, unix_ms, recv_ms, kind_id, target_id, text_id;
+    int ok, status;                     /* probe; 0 for a state change */
+    int64_t total_us;
     char data[BENCH_JSON_MAX];
     int data_len;
 };
