@@ -37,7 +37,7 @@ int bench_db_create(const char *path, sqlite3 **out)
     log_set_level(LOGL_WARN);           /* no "schema migrated" lines */
     rc = store_open(path, NULL, &st);
     if (rc == 0)
-        rc = store_wait_ready(st);
+        rc = store_wait_ready(st, 0);   /* a new file: no deadline needed */
     store_close(st);
     if (rc < 0) {
         fprintf(stderr, "bench_db: store_open %s: %s\n", path,

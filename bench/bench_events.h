@@ -2,7 +2,7 @@
  * collector's benchmarks (ingest_load, raw_ceiling, query_fill). Each
  * agent's events follow from a seed alone, so every program makes the very
  * same events, and the JSON text the store keeps for each (see
- * store_event_fields in collector/store.c). Knows nothing of HTTP,
+ * store_event_fields in collector/store_fields.c). Knows nothing of HTTP,
  * protobuf or SQLite. Not part of the product. */
 #ifndef SEXTANT_BENCH_EVENTS_H
 #define SEXTANT_BENCH_EVENTS_H
@@ -71,7 +71,7 @@ void bench_agent_init(struct bench_agent *a, unsigned index, uint64_t seed,
 /* The agent's next event (seq next_seq). */
 void bench_agent_next(struct bench_agent *a, struct bench_event *ev);
 
-/* The event's "data" column as collector/store.c writes it (the text,
+/* The event's "data" column as collector/store_fields.c writes it (the text,
  * when there is one, is interned apart and left out). Returns its length;
  * @buf holds at least BENCH_JSON_MAX bytes. */
 size_t bench_event_json(const struct bench_event *ev, char *buf);

@@ -121,7 +121,7 @@ sqlite3 -readonly -separator ' ' "$DB" \
     awk -v n="$N_EVENTS" '{ printf "  %-28s %12d bytes %8.1f per event\n",
                             $1, $2, $2 / n }' > "$TMP/space.txt"
 
-# --- 2. the plans: the store's statements (as collector/store.c has
+# --- 2. the plans: the store's statements (as collector/store_query.c has
 # them; corrected_time left out), parameters unbound as the store
 # prepares them ---
 SELECT_SQL="SELECT json_object(

@@ -1,5 +1,5 @@
 /* api.c -- /api/v1/ handlers: parameter checks and rendering. The SQL and
- * the JSON of each row are store.c's. */
+ * the JSON of each row are the store's (store_query.c). */
 #include "api.h"
 
 #include <ctype.h>

@@ -1,18 +1,15 @@
-/* backup.c -- a consistent online copy of the collector's database.
- *
- * VACUUM INTO, not the backup API: it reads the source in one read
- * transaction, which in WAL mode no writer blocks or disturbs, so it ends
- * under constant ingest; sqlite3_backup_step() starts over whenever another
- * connection writes, and a busy collector writes all the time. The copy is
- * also compact and in rollback-journal mode, a plain file to ship anywhere.
- * Does not parse arguments or print: main.c does. */
+/* backup.c -- a consistent online copy of the collector's database: the
+ * file side (a temporary file beside the copy, removed on failure or on a
+ * fatal signal, fsync, rename into place, fsync of the folder). The
+ * database side (open and check the source, copy one snapshot, check the
+ * copy) is the store's, see store_backup_open(). Does not parse arguments
+ * or print: main.c does. */
 #include "backup.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store.h"
 #include "util.h"
 
-#define BACKUP_BUSY_MS   10000      /* a reader waits only on WAL recovery */
 #define BACKUP_TMP_SUFFIX ".tmp-XXXXXX"
 
 /* The temporary file, and the rollback journal SQLite keeps beside it
@@ -86,83 +83,6 @@ static void backup_restore_signals(const struct sigaction *old)
     sigaction(SIGXFSZ, &old[i], NULL);
 }
 
-/* Opens @path read-only and checks that a collector made it: the store
- * sets user_version with its first migration. */
-static int backup_open_source(const char *path, sqlite3 **out, char *err,
-                              size_t err_len)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    struct stat sb;
-    int rc = -EIO, version;
-
-    if (stat(path, &sb) < 0) {
-        rc = -errno;
-        backup_say(err, err_len, "%s: %s", path, strerror(errno));
-        return rc;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        backup_say(err, err_len, "%s: not a Sextant database (not a "
-                   "regular file)", path);
-        return -EINVAL;
-    }
-    /* Read-only: the backup can never change the source. It still uses
-     * the -shm file beside it, as every WAL reader must. */
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) !=
-            SQLITE_OK) {
-        backup_say(err, err_len, "%s: cannot open: %s", path,
-                   db ? sqlite3_errmsg(db) : "out of memory");
-        goto out;
-    }
-    sqlite3_busy_timeout(db, BACKUP_BUSY_MS);
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) !=
-            SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
-        if (sqlite3_errcode(db) == SQLITE_NOTADB) {
-            rc = -EINVAL;
-            backup_say(err, err_len, "%s: not a Sextant database (%s)",
-                       path, sqlite3_errmsg(db));
-        } else {
-            backup_say(err, err_len, "%s: cannot read: %s", path,
-                       sqlite3_errmsg(db));
-        }
-        goto out;
-    }
-    version = sqlite3_column_int(st, 0);
-    if (version <= 0) {
-        rc = -EINVAL;
-        backup_say(err, err_len, "%s: not a Sextant database "
-                   "(user_version %d)", path, version);
-        goto out;
-    }
-    *out = db;
-    db = NULL;                      /* now the caller's */
-    rc = 0;
-out:
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return rc;
-}
-
-/* VACUUM INTO writes @tmp, which must be empty, from one snapshot. */
-static int backup_vacuum(sqlite3 *db, const char *db_path, const char *tmp,
-                         const char *out_path, char *err, size_t err_len)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = -EIO;
-
-    if (sqlite3_prepare_v2(db, "VACUUM INTO ?1", -1, &st, NULL) ==
-            SQLITE_OK &&
-        sqlite3_bind_text(st, 1, tmp, -1, SQLITE_STATIC) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_DONE)
-        rc = 0;
-    else
-        backup_say(err, err_len, "%s -> %s: copy failed: %s", db_path,
-                   out_path, sqlite3_errmsg(db));
-    sqlite3_finalize(st);
-    return rc;
-}
-
 /* fsync: VACUUM INTO leaves the copy to the page cache. */
 static int backup_sync(const char *path, int64_t *bytes, char *err,
                        size_t err_len)
@@ -180,37 +100,6 @@ static int backup_sync(const char *path, int64_t *bytes, char *err,
     }
     if (fd >= 0)
         close(fd);
-    return rc;
-}
-
-static int backup_check(const char *tmp, const char *out_path, char *err,
-                        size_t err_len)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    const char *res;
-    int rc = -EIO;
-
-    if (sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READONLY, NULL) !=
-            SQLITE_OK ||
-        sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) !=
-            SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
-        backup_say(err, err_len, "%s: cannot check the copy: %s", out_path,
-                   db ? sqlite3_errmsg(db) : "out of memory");
-        goto out;
-    }
-    /* One row "ok", or one row per problem: the first says enough. */
-    res = (const char *)sqlite3_column_text(st, 0);
-    if (!res || strcmp(res, "ok") != 0) {
-        backup_say(err, err_len, "%s: the copy fails its integrity check: "
-                   "%s", out_path, res ? res : "?");
-        goto out;
-    }
-    rc = 0;
-out:
-    sqlite3_finalize(st);
-    sqlite3_close(db);
     return rc;
 }
 
@@ -261,10 +150,10 @@ static int backup_sync_dir(const char *out_path, char *err, size_t err_len)
 static int backup_copy(const char *db_path, const char *out_path,
                        int64_t *bytes, char *err, size_t err_len)
 {
-    sqlite3 *db = NULL;
+    struct store_backup *src = NULL;
     int fd, rc;
 
-    rc = backup_open_source(db_path, &db, err, err_len);
+    rc = store_backup_open(db_path, &src, err, err_len);
     if (rc < 0)
         return rc;
     snprintf(backup_tmp, sizeof(backup_tmp), "%s" BACKUP_TMP_SUFFIX,
@@ -281,13 +170,14 @@ static int backup_copy(const char *db_path, const char *out_path,
     backup_tmp_live = 1;
     close(fd);                      /* VACUUM INTO takes an empty file */
 
-    rc = backup_vacuum(db, db_path, backup_tmp, out_path, err, err_len);
-    sqlite3_close(db);              /* ends the snapshot */
-    db = NULL;
+    rc = store_backup_write(src, db_path, backup_tmp, out_path, err,
+                            err_len);
+    store_backup_close(src);        /* ends the snapshot */
+    src = NULL;
     if (rc == 0)
         rc = backup_sync(backup_tmp, bytes, err, err_len);
     if (rc == 0)
-        rc = backup_check(backup_tmp, out_path, err, err_len);
+        rc = store_backup_check(backup_tmp, out_path, err, err_len);
     if (rc == 0)
         rc = backup_place(backup_tmp, out_path, err, err_len);
 out:
@@ -298,7 +188,7 @@ out:
         }
         backup_tmp_live = 0;
     }
-    sqlite3_close(db);
+    store_backup_close(src);
     return rc;
 }
 

@@ -1,8 +1,17 @@
-/* store.h -- the collector's SQLite store: schema and migrations, a writer
- * thread that commits queued batches in group commits (events, rollups and
- * per-agent watermarks), retention, and the queries. Thread-safe: only the
- * writer thread writes; queries use a pool of read-only connections (WAL),
- * so a heavy query never blocks ingest. */
+/* store.h -- the collector's store, its one public face: schema and
+ * migrations, a writer thread that commits queued batches in group
+ * commits (events, rollups and per-agent watermarks), retention, the
+ * queries and the backup copy. Thread-safe: only the writer thread
+ * writes; queries use a pool of read-only connections, so a heavy query
+ * never blocks ingest. Nothing here names the database engine.
+ *
+ * Backends. Today's is SQLite (collector/store_*.c). A second one
+ * (PostgreSQL, a later issue) implements the same functions: the
+ * backend-neutral part (store.c: the job queue and its high-water marks,
+ * group-commit accounting and histograms, the done calls and waiters,
+ * stats, the ready and corrupt states) stays; the backend brings open and
+ * migrate, commit a group of batches, a retention step, the commit probe,
+ * the queries and the backup. collector/store_priv.h lists that seam. */
 #ifndef SEXTANT_STORE_H
 #define SEXTANT_STORE_H
 
@@ -29,16 +38,21 @@ struct store_options {
 void store_options_default(struct store_options *o);
 
 /* Opens or creates @path and starts the writer thread, which checks the
- * file (PRAGMA quick_check, bounded in time) and applies the migrations
+ * file (an integrity check bounded in time) and applies the migrations
  * first: until they are done the store is not ready (see
  * store_stats) and store_submit() refuses with -EAGAIN. @opts NULL: the
  * defaults. -errno, with a logged reason. */
 int store_open(const char *path, const struct store_options *opts,
                struct store **out);
-/* Waits until the migrations are done: 0, or -errno when they failed (the
- * store then refuses every batch; close it). -EUCLEAN: the start check
- * found the file damaged (see store_stats' corrupt). */
-int store_wait_ready(struct store *st);
+/* Waits until the migrations are done, at most @timeout_ms: 0, or -errno
+ * when they failed (the store then refuses every batch; close it).
+ * -EUCLEAN: the start check found the file damaged (see store_stats'
+ * corrupt). -ETIMEDOUT: still migrating. @timeout_ms <= 0 waits as long
+ * as they take: a rewrite for incremental vacuum or a backfill of a big
+ * file takes minutes, and a tool with nothing else to do (bench) may
+ * wait for it; the collector polls (store_poll_ready) to stay
+ * stoppable. */
+int store_wait_ready(struct store *st, int64_t timeout_ms);
 /* Stops the writer after the batches already queued (each gets its done
  * call), closes every connection; interrupts migrations under way. NULL
  * is a no-op. */
@@ -46,44 +60,31 @@ void store_close(struct store *st);
 /* Without waiting: 1 ready, 0 still migrating, -errno failed. */
 int store_poll_ready(struct store *st);
 
-/* Stores what is new in @b (borrowed) in one transaction with the agent's
- * row: every event above the agent/epoch's watermark, whatever the order
- * of arrival (a replayed or overlapping event is stored once); "drop"
- * events for the seqs of b->drops not stored here, unless that report was
- * stored already; "gap" events for seqs the agent no longer has (below
- * b->oldest_seq; when that is 0, any jump forward in seq) that are
- * missing and not explained by a drop report; the clock offset sample
- * (see store_timeline); and the new watermark, which it writes to
- * *acked_seq: the highest seq with nothing missing below it. All seqs
- * must be <= INT64_MAX (ingest.c checks). -EIO on a database error
- * (nothing is then stored). */
-int store_ingest(struct store *st, const Sextant__V1__Batch *b,
-                 int64_t recv_ms, uint64_t *acked_seq);
-
 /* Called once per submitted batch, from the writer thread, when the group
- * commit that holds it is durable (rc 0, *acked as store_ingest) or failed
- * (rc -EIO: nothing of that batch is stored; -EUCLEAN: nor will any
- * batch be, the file is damaged). Must not block. */
+ * commit that holds it is durable (rc 0, @acked_seq the new watermark,
+ * see store_submit) or failed (rc -EIO: nothing of that batch is stored;
+ * -EUCLEAN: nor will any batch be, the file is damaged). Must not block. */
 typedef void (*store_done_fn)(void *ctx, int rc, uint64_t acked_seq);
 
-/* Queues @b (borrowed until @done runs) for the writer, which stores it as
- * store_ingest() describes, together with other queued batches in one
- * transaction. @cost is what the batch holds in memory (counted against
- * queue_max_bytes). 0: @done will run. -EAGAIN: not queued, the queue is
- * over its high-water mark or the store is not ready (reply 503 and let
- * the agent back off); -EUCLEAN: the file is damaged (store_stats says
- * why; retrying cannot help); -ESHUTDOWN: closing. @done may run before this
- * returns. store_ingest() is submit-and-wait. */
+/* Queues @b (borrowed until @done runs) for the writer, which stores what
+ * is new in it in one transaction with the agent's row, together with
+ * other queued batches: every event above the agent/epoch's watermark,
+ * whatever the order of arrival (a replayed or overlapping event is
+ * stored once); "drop" events for the seqs of b->drops not stored here,
+ * unless that report was stored already; "gap" events for seqs the agent
+ * no longer has (below b->oldest_seq; when that is 0, any jump forward in
+ * seq) that are missing and not explained by a drop report; the clock
+ * offset sample (see store_timeline); and the new watermark, which @done
+ * gets: the highest seq with nothing missing below it. All seqs must be
+ * <= INT64_MAX (ingest.c checks). @cost is what the batch holds in memory
+ * (counted against queue_max_bytes). 0: @done will run. -EAGAIN: not
+ * queued, the queue is over its high-water mark or the store is not
+ * ready (reply 503 and let the agent back off); -EUCLEAN: the file is
+ * damaged (store_stats says why; retrying cannot help); -ESHUTDOWN:
+ * closing. @done may run before this returns. */
 int store_submit(struct store *st, const Sextant__V1__Batch *b,
                  int64_t recv_ms, size_t cost, store_done_fn done,
                  void *ctx);
-
-/* Runs a whole retention pass now, as if the time were @now_ms, on the
- * writer thread (between group commits) and waits for it: deletes what
- * is older than each retention, then gives the freed pages back to the
- * file system. The writer also runs passes on its own, every
- * retention_interval_ms, one small step at a time. 0 or -errno. */
-int store_retention_run(struct store *st, int64_t now_ms);
 
 /* Upper bounds of the commit histograms (Prometheus "le"), ascending. */
 #define STORE_COMMIT_BUCKETS 12
@@ -107,16 +108,16 @@ struct store_stats {
     uint64_t group_batches_le[STORE_GROUP_BUCKETS + 1];
     uint64_t group_batches_sum;
     uint64_t retention_deleted;     /* rows deleted by retention */
-    int64_t db_bytes;               /* main file + WAL on disk */
-    /* The file is damaged (SQLITE_CORRUPT or SQLITE_NOTADB, at the start
+    int64_t db_bytes;               /* the database's files on disk */
+    /* The file is damaged (the database says so at the start
      * check or from any read or write): it stays so until a restart on a
      * good file; store_submit refuses with -EUCLEAN, queries fail so. */
     int corrupt;
-    char corrupt_reason[128];       /* SQLite's words, or quick_check's */
+    char corrupt_reason[128];       /* the database's words */
     /* The last group commit stored nothing (disk full, I/O error):
      * cleared by the next one that stores a batch. */
     int commits_failing;
-    char commit_error[128];         /* SQLite's message for it */
+    char commit_error[128];         /* the database's message for it */
 };
 void store_stats(struct store *st, struct store_stats *out);
 /* What every answer says while the store is corrupt (/readyz, ingest and
@@ -199,5 +200,26 @@ struct store_latency_query {
  * holds more than STORE_LATENCY_MAX_POINTS steps. Caller frees *out. */
 int store_latency(struct store *st, const struct store_latency_query *q,
                   char **out, size_t *out_len);
+
+/* A copy of a database file, outside any open store (sextant-collector
+ * backup; backup.c does the file side). Each call writes one line naming
+ * the file and the reason into @err (@err_len >= 1) on failure. */
+struct store_backup;            /* an open source: one read snapshot */
+/* Opens @path read-only (a collector may be writing to it) and checks a
+ * collector made it. 0 and *out (store_backup_close frees it); -ENOENT
+ * (or another stat errno), -EINVAL not a Sextant database, -EIO. */
+int store_backup_open(const char *path, struct store_backup **out,
+                      char *err, size_t err_len);
+/* Writes the snapshot into @tmp, an empty file (@db_path and @out_path
+ * only name the files in @err). 0 or -EIO. */
+int store_backup_write(struct store_backup *b, const char *db_path,
+                       const char *tmp, const char *out_path, char *err,
+                       size_t err_len);
+/* Ends the snapshot. NULL is a no-op. */
+void store_backup_close(struct store_backup *b);
+/* Checks the whole copy at @tmp (integrity, not only structure). 0, or
+ * -EIO with the first problem (@out_path names it in @err). */
+int store_backup_check(const char *tmp, const char *out_path, char *err,
+                       size_t err_len);
 
 #endif

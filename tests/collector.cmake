@@ -14,6 +14,6 @@ add_test(NAME collector_jsonw COMMAND test_jsonw)
 
 add_script_test(e2e_once e2e_once.sh)
 
-add_executable(test_store test_store.c)
+add_executable(test_store test_store.c store_test.c)
 target_link_libraries(test_store PRIVATE collector_core PkgConfig::CMOCKA)
 add_test(NAME collector_store COMMAND test_store)

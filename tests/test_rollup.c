@@ -1,6 +1,7 @@
-/* test_rollup.c -- collector/store.c's rollups, retention, group commits
- * and migration, on real SQLite files, each checked against a brute-force
- * recomputation over the same generated data:
+/* test_rollup.c -- the collector store's rollups, retention, group
+ * commits and migration (collector/store_rollup.c, store_retention.c,
+ * store_writer.c, store_schema.c), on real SQLite files, each checked
+ * against a brute-force recomputation over the same generated data:
  * - minute and hour rollups: count and failures exact, p50/p95/p99 within
  *   2% of the exact nearest-rank percentile, also through store_latency;
  *   replayed batches counted once;
@@ -26,6 +27,7 @@
 
 #include "hist.h"
 #include "store.h"
+#include "store_test.h"
 #include "util.h"
 
 #define N_CLUSTERS   3
@@ -227,7 +229,7 @@ static void ingest_all(struct store *st, const struct gen *g, int replays)
         order[i] = order[j];
         order[j] = t;
     }
-    assert_int_equal(store_wait_ready(st), 0);
+    assert_int_equal(store_wait_ready(st, STORE_TEST_WAIT_MS), 0);
     for (size_t i = 0; i < n_order; i++) {
         __atomic_add_fetch(&p.out, 1, __ATOMIC_SEQ_CST);
         assert_int_equal(store_submit(st, &wbs[order[i]].b, now, 4096,
@@ -565,7 +567,7 @@ static void test_retention_deletes_old_rows_and_shrinks_the_file(void **st_)
     }
     sqlite3_close(db);
 
-    assert_int_equal(store_retention_run(st, cut_now), 0);
+    assert_int_equal(store_test_retention_run(st, cut_now), 0);
 
     db = db_open(path);
     assert_int_equal(db_int(db, "SELECT count(*) FROM events"), kept_raw);
@@ -687,7 +689,7 @@ static void test_version_2_database_migrates(void **state)
     opt.minute_retention_ms = 0;
     opt.hour_retention_ms = 0;
     assert_int_equal(store_open(path, &opt, &st), 0);
-    assert_int_equal(store_wait_ready(st), 0);
+    assert_int_equal(store_wait_ready(st, STORE_TEST_WAIT_MS), 0);
     assert_int_equal(store_timeline(st, &q, &json, &len), 0);
     assert_non_null(strstr(json, "\"error\":\"timeout\""));
     assert_non_null(strstr(json, "\"error\":\"\""));

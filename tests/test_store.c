@@ -1,7 +1,7 @@
-/* test_store.c -- collector/store.c on a real SQLite file: a timeline
- * whose rows would pass the reply cap stops at a whole row, marked
- * truncated, instead of failing; the clock offset filter, with the
- * receive times chosen, so every estimate is exact. */
+/* test_store.c -- the collector store (collector/store*.c) on a real
+ * SQLite file: a timeline whose rows would pass the reply cap stops at a
+ * whole row, marked truncated, instead of failing; the clock offset
+ * filter, with the receive times chosen, so every estimate is exact. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store_test.h"
 #include "util.h"
 
 #define N_EVENTS  3000
@@ -79,7 +80,7 @@ static void test_timeline_over_the_cap_is_truncated_not_failed(void **state)
     b.first_seq = 1;
     b.n_events = N_EVENTS;
     b.events = evp;
-    assert_int_equal(store_ingest(st, &b, util_now_ms(), &acked), 0);
+    assert_int_equal(store_test_ingest(st, &b, util_now_ms(), &acked), 0);
     assert_int_equal(acked, N_EVENTS);
 
     memset(&q, 0, sizeof(q));
@@ -125,7 +126,7 @@ static void clock_batch(struct store *st, uint64_t seq, int64_t recv_ms,
     b.events = &evp;
     b.sent_unix_ms = recv_ms - behind_ms;
     b.prev_rtt_us = rtt_us;
-    assert_int_equal(store_ingest(st, &b, recv_ms, &acked), 0);
+    assert_int_equal(store_test_ingest(st, &b, recv_ms, &acked), 0);
     assert_int_equal(acked, seq);
 }
 

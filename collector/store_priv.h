@@ -1,0 +1,299 @@
+/* store_priv.h -- what the store's files share and nothing outside them
+ * may use: struct store, the writer's jobs, the rows a batch passes
+ * through, and the internal functions that cross files. store.h stays the
+ * one public face.
+ *
+ * Files: store.c (lifecycle, queue, stats: backend-neutral),
+ * store_writer.c (the writer thread and group commit), store_schema.c
+ * (the SQLite file: migrations, pragmas, statements, small helpers),
+ * store_fields.c (event -> stored fields), store_delivery.c (agents,
+ * watermarks, gaps, drops, clock offset), store_dims.c (interned
+ * strings), store_rollup.c (samples and rollups), store_retention.c,
+ * store_query.c (read pool and queries), store_backup.c (online backup).
+ *
+ * A second backend (PostgreSQL, a later issue) implements the functions
+ * marked "backend" below over its own connection fields, and keeps the
+ * neutral part as it is: the job queue and its high-water marks, the
+ * group-commit accounting (stats, histograms, commits failing), the
+ * waiters on readiness, and the ready and corrupt states (store.c). The
+ * backend brings: open, interrupt and close of its connection, and the
+ * start check plus migrations (store_db_*, store_setup); one batch stored
+ * inside a group (store_ingest_locked, with fields, dimensions and
+ * rollups under it); a retention step; the queries (store_query.c: the
+ * public store_timeline, store_clusters_seen, store_name_known,
+ * store_latency); the backup (store_backup_*). store_writer.c is both
+ * today: its thread loop, queue taking and answers are neutral, while
+ * store_group's transaction and savepoints and the commit probe speak
+ * SQLite; a second backend splits store_group there. The seam is this
+ * function set, not a table of function pointers: with one backend a
+ * table would only add an indirection nobody can test yet. */
+#ifndef SEXTANT_STORE_PRIV_H
+#define SEXTANT_STORE_PRIV_H
+
+#include "store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct jsonw;
+
+#define STORE_READERS        8           /* idle read connections kept */
+#define STORE_BUSY_MS        5000            /* a connection waits for a
+                                              * lock this long */
+#define STORE_MINUTE_MS      60000LL
+#define STORE_HOUR_MS        3600000LL
+/* Interned strings cached per dimension table (then the cache restarts). */
+#define STORE_DIM_CACHE      4096u
+/* A read's deadline (and the start check's) is looked at every this many
+ * virtual machine instructions: often enough to stop within
+ * milliseconds, rarely enough to cost nothing measurable. */
+#define STORE_PROGRESS_OPS   1000
+/* A macro's value as a string literal: SQL is constant text (a pragma
+ * takes no bound parameter, and SQL is never built with printf), so a
+ * number it needs is pasted in at compile time from its one #define. */
+#define STORE_STR_(x) #x
+#define STORE_STR(x)  STORE_STR_(x)
+
+/* Clock offset, per agent, as NTP's clock filter does it: the last
+ * STORE_CLOCK_WINDOW samples (agents.clock_window, so a restart keeps
+ * them) and, of those near the window's median, the one with the smallest
+ * round trip: its one-way delay guess (RTT/2) is off by the least. A
+ * sample's error is up to half its RTT; over STORE_RTT_MAX_US it says
+ * nothing useful about the clock (and 2^32-1 us would move it by 36
+ * minutes), so it is not taken at all. 10 s: such a sample may be off by
+ * 5 s, too coarse to order failover events (the agent waits up to 30 s
+ * for a POST, so longer round trips do happen, on a congested link).
+ * A sample further than its own RTT/2 plus STORE_OFFSET_SPIKE_MS from the
+ * median is a spike and not chosen; once most of the window agrees on a
+ * new offset (a real clock step), the median moves and the estimate
+ * follows, some five batches later. */
+#define STORE_CLOCK_WINDOW    8
+#define STORE_CLOCK_SAMPLE    12            /* bytes: i64 offset_us, u32 rtt */
+#define STORE_RTT_MAX_US      10000000u
+#define STORE_OFFSET_SPIKE_MS 1000.0
+
+/* An interned-string table (clusters, kinds, targets, texts): prepared
+ * lookup and insert, and a cache of recent strings to ids. The cache may
+ * hold ids of rows a rolled-back transaction inserted: store_dims_reset()
+ * empties every cache after any rollback. */
+struct store_dim_slot {
+    char *s;                    /* NULL: empty */
+    int64_t id;
+};
+
+struct store_dim {
+    sqlite3_stmt *sel, *ins;
+    struct store_dim_slot *slots;       /* STORE_DIM_CACHE * 2, open
+                                         * addressing */
+    size_t used;
+};
+
+enum { DIM_CLUSTER, DIM_KIND, DIM_TARGET, DIM_TEXT, DIM_COUNT };
+
+/* One probe result stored in the current group, for the rollups. */
+struct store_sample {
+    int64_t target_id, cluster_id;
+    int64_t minute;             /* start of its minute, ms */
+    uint64_t total_us;
+    int ok;
+};
+
+enum store_job_type {
+    JOB_BATCH,
+    JOB_RETENTION,              /* run retention to the end, at job->now */
+};
+
+/* A queued request for the writer. */
+struct store_job {
+    enum store_job_type type;
+    const Sextant__V1__Batch *b;        /* borrowed until done runs */
+    int64_t recv_ms;                    /* JOB_RETENTION: "now" */
+    size_t cost;
+    store_done_fn done;
+    void *ctx;
+    int rc;
+    uint64_t acked;
+    struct store_job *next;
+};
+
+/* A rollup table's prepared statements. */
+struct store_rollup {
+    sqlite3_stmt *get, *put, *upd, *expire;
+};
+
+struct store {
+    char *path;
+    struct store_options opt;
+
+    /* Everything on wdb and below belongs to the writer thread (and to
+     * store_open/store_close before it starts and after it ends). */
+    sqlite3 *wdb;               /* WAL */
+    sqlite3_stmt *agent_get;
+    sqlite3_stmt *agent_ins;
+    sqlite3_stmt *agent_upd;
+    sqlite3_stmt *event_ins;
+    sqlite3_stmt *seq_scan;     /* stored seqs above the watermark */
+    sqlite3_stmt *seq_range;    /* stored seqs in a range */
+    sqlite3_stmt *begin, *commit, *rollback;
+    sqlite3_stmt *sp_begin, *sp_release, *sp_rollback;
+    sqlite3_stmt *events_expire;
+    sqlite3_stmt *texts_window, *texts_expire;
+    sqlite3_stmt *probe_ins, *probe_del;    /* the commits-failing probe */
+    struct store_dim dims[DIM_COUNT];
+    struct store_rollup minute, hour;
+    struct store_sample *samples;       /* this group's probe results */
+    size_t n_samples, cap_samples;
+    int64_t retention_next_ms;  /* when to look for expired rows again */
+    int64_t retention_now_ms;   /* the pass under way: 0 = none */
+    int retention_done;         /* bit per table done in this pass */
+    int64_t retention_free_pages;   /* free pages before the last vacuum
+                                     * step */
+    int64_t retention_text_id;  /* texts looked at up to this id */
+    int wal_pages;              /* in the WAL after the last commit */
+    int64_t probe_next_ms;      /* next commit probe while commits fail */
+
+    pthread_t writer;
+    int writer_started;
+
+    /* The queue, and what others read of the writer's state. */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;       /* writer: a job, or closing */
+    pthread_cond_t rcond;       /* waiters: ready changed, a job done */
+    struct store_job *head, *tail;
+    size_t q_batches, q_bytes;
+    int closing;
+    int ready;                  /* 0 migrating, 1 ready, -errno failed */
+    struct store_stats stats;   /* counters, under qlock */
+
+    pthread_mutex_t rlock;      /* guards the idle reader list */
+    sqlite3 *readers[STORE_READERS];
+    size_t n_readers;
+};
+
+/* One event row to insert; the strings are borrowed. */
+struct store_event_row {
+    int64_t agent_id;
+    uint64_t seq;               /* 0: a collector-made event */
+    int64_t unix_ms, recv_ms;
+    const char *kind;
+    const char *target;         /* NULL: none */
+    const char *text;           /* NULL: none */
+    const char *data;
+    int64_t target_id;          /* out: 0 when no target */
+};
+
+/* One clock offset sample: collector minus agent clock, and the round
+ * trip it was corrected by (0: the agent did not know one yet). */
+struct store_clock_sample {
+    int64_t offset_us;
+    uint32_t rtt_us;
+};
+
+/* What the store keeps per agent row, read and written once per batch. */
+struct store_agent_row {
+    int64_t id;
+    int64_t cluster_id;
+    uint64_t acked;             /* contiguous watermark */
+    int has_offset;             /* clock_offset_ms is not NULL */
+    double offset_ms;           /* collector clock minus agent clock */
+    struct store_clock_sample win[STORE_CLOCK_WINDOW];  /* oldest first */
+    size_t n_win;
+    uint64_t drop_first;        /* the last drop report stored */
+    uint64_t drop_last;         /* highest drop seq reported: 0 = none */
+    uint64_t drop_count;
+    int64_t drop_last_ms;
+};
+
+/* ---- neutral (store.c) ---- */
+
+int64_t store_mono_ns(void);
+/* A condition variable wait waits at most this long at once, then looks
+ * again: a far deadline ("never", INT64_MAX / 2) must not overflow. */
+#define STORE_WAIT_MAX_MS 3600000LL
+/* *ts = CLOCK_MONOTONIC now + @ms (clamped to 0..STORE_WAIT_MAX_MS), for
+ * pthread_cond_timedwait on the store's condition variables, which all
+ * run on CLOCK_MONOTONIC. */
+void store_mono_deadline(struct timespec *ts, int64_t ms);
+/* Queues a whole retention pass, as if the time were @now_ms, for the
+ * writer to run between group commits (deletes what is older than each
+ * retention, then gives the freed pages back); @done gets its 0 or
+ * -errno. As store_submit: 0 queued, or -errno and @done never runs.
+ * Not in store.h: only tests call it (tests/store_test.c); the writer
+ * runs passes by itself every retention_interval_ms. */
+int store_submit_retention(struct store *st, int64_t now_ms,
+                           store_done_fn done, void *ctx);
+/* Enters the corrupt state, once, logging what to do; @why is copied. */
+void store_set_corrupt(struct store *st, const char *why);
+
+/* ---- backend: the writer connection (store_schema.c) ---- */
+
+/* Opens st->path for the writer (created if missing): 0 or -EIO, logged. */
+int store_db_open(struct store *st);
+/* Stops what the writer connection runs (a migration), from any thread. */
+void store_db_interrupt(struct store *st);
+/* Finalizes every statement, closes the idle readers and the writer
+ * connection, after the writer thread ended. */
+void store_db_close(struct store *st);
+/* The database's files on disk (main file and WAL), bytes. */
+int64_t store_db_bytes(const struct store *st);
+
+/* The start check, pragmas, migrations and statements: the writer's
+ * first work. 0, -EUCLEAN (damaged file) or -errno. */
+int store_setup(struct store *st);
+void store_finalize_all(struct store *st);
+/* Checkpoints the WAL when it has grown past its threshold. */
+void store_checkpoint(struct store *st);
+int store_exec(sqlite3 *db, const char *sql);
+int store_pragma_int(sqlite3 *db, const char *sql, int64_t *out);
+int store_user_version(sqlite3 *db, int *out);
+int store_step_done(sqlite3_stmt *s);
+int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
+int store_check_corrupt(struct store *st, sqlite3 *db);
+
+/* ---- backend: one batch (store_fields.c, store_delivery.c) ---- */
+
+/* Writes @ev's kind-specific fields into @w; returns its target and sets
+ * *text (both borrowed from @ev, NULL when none). */
+const char *store_event_fields(const Sextant__V1__Event *ev,
+                               struct jsonw *w, const char **text);
+/* Stores @b inside the group's transaction (see store_submit): 0 with
+ * *acked_seq, or -errno. */
+int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
+                        int64_t recv_ms, uint64_t *acked_seq);
+
+/* ---- backend: interned strings (store_dims.c) ---- */
+
+int store_intern(struct store *st, int dim, const char *s, int64_t *id);
+void store_dim_reset(struct store_dim *d);
+void store_dims_reset(struct store *st);
+int store_dims_prepare(struct store *st);
+void store_dims_finalize(struct store *st);      /* also after a failed
+                                                  * prepare */
+
+/* ---- backend: rollups (store_rollup.c) ---- */
+
+int64_t store_floor(int64_t ms, int64_t step);
+int store_sample(struct store *st, const struct store_agent_row *row,
+                 const struct store_event_row *e,
+                 const Sextant__V1__ProbeResult *p);
+int store_rollups_flush(struct store *st, int64_t now_ms);
+int store_backfill_rollups(struct store *st);
+
+/* ---- backend: retention (store_retention.c) ---- */
+
+void store_retention_reset(struct store *st, int64_t now_ms);
+int store_retention_step(struct store *st);
+
+/* ---- the writer thread (store_writer.c) ---- */
+
+void *store_writer(void *arg);
+
+/* ---- backend: reads (store_query.c) ---- */
+
+/* sqlite3 progress handler: nonzero past the deadline at @arg (ns). */
+int store_query_progress(void *arg);
+
+#endif

@@ -1,0 +1,25 @@
+/* store_test.h -- submit-and-wait conveniences over the store's submit
+ * calls, for the store's unit tests only (the collector itself never
+ * waits for a commit: it answers from the done call). */
+#ifndef SEXTANT_STORE_TEST_H
+#define SEXTANT_STORE_TEST_H
+
+#include <stdint.h>
+
+#include "store.h"
+
+/* Waits until @st is ready, submits @b (borrowed) and waits for its group
+ * commit: 0 and *acked_seq (the new watermark, see store_submit), or the
+ * -errno of store_wait_ready, store_submit or the commit. Aborts when
+ * the writer has not answered after STORE_TEST_WAIT_MS. */
+int store_test_ingest(struct store *st, const Sextant__V1__Batch *b,
+                      int64_t recv_ms, uint64_t *acked_seq);
+/* Waits until @st is ready, then runs a whole retention pass as if the
+ * time were @now_ms and waits for its end: 0 or -errno. */
+int store_test_retention_run(struct store *st, int64_t now_ms);
+
+/* Generous: a loaded ASan run on two shared cores can take long for one
+ * commit; a hung writer must still fail the test, not hang it. */
+#define STORE_TEST_WAIT_MS 120000
+
+#endif
