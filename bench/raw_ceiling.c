@@ -111,14 +111,15 @@ static int ceil_minimal_insert(sqlite3_stmt *s, const struct bench_row *r)
 {
     int rc = -1;
 
-    if (sqlite3_bind_int64(s, 1, r->agent_id) == SQLITE_OK &&
-        sqlite3_bind_int64(s, 2, r->seq) == SQLITE_OK &&
-        sqlite3_bind_int64(s, 3, r->unix_ms) == SQLITE_OK &&
-        sqlite3_bind_int64(s, 4, r->kind_id) == SQLITE_OK &&
-        sqlite3_bind_int64(s, 5, r->target_id) == SQLITE_OK &&
-        sqlite3_bind_int(s, 6, r->ok) == SQLITE_OK &&
-        sqlite3_bind_int(s, 7, r->status) == SQLITE_OK &&
-        sqlite3_bind_int64(s, 8, r->total_us) == SQLITE_OK &&
+    if (sqlite3_bind_int64(s, 1, r->e.agent_id) == SQLITE_OK &&
+        sqlite3_bind_int64(s, 2, (int64_t)r->e.seq) == SQLITE_OK &&
+        sqlite3_bind_int64(s, 3, r->e.unix_ms) == SQLITE_OK &&
+        sqlite3_bind_int64(s, 4, r->ids.kind) == SQLITE_OK &&
+        sqlite3_bind_int64(s, 5, r->ids.target) == SQLITE_OK &&
+        sqlite3_bind_int(s, 6, r->probe.ok) == SQLITE_OK &&
+        sqlite3_bind_int(s, 7, r->probe.status) == SQLITE_OK &&
+        sqlite3_bind_int64(s, 8, (int64_t)r->timings.total_us) ==
+            SQLITE_OK &&
         sqlite3_step(s) == SQLITE_DONE)
         rc = 0;
     else
@@ -208,6 +209,48 @@ out:
     return rc;
 }
 
+/* Reads the row at @sel (ceil_copy's SELECT) into @r, as bench_db_row
+ * makes one: 0, or -1 when its data does not fit. */
+static int ceil_read_row(sqlite3_stmt *sel, struct bench_row *r)
+{
+    int len = sqlite3_column_bytes(sel, 18);
+
+    memset(r, 0, sizeof(*r));
+    r->e.agent_id = sqlite3_column_int64(sel, 0);
+    r->e.seq = (uint64_t)sqlite3_column_int64(sel, 1);
+    r->e.unix_ms = sqlite3_column_int64(sel, 2);
+    r->e.recv_ms = r->e.unix_ms + sqlite3_column_int64(sel, 3);
+    r->ids.kind = sqlite3_column_int64(sel, 4);
+    r->ids.target = sqlite3_column_int64(sel, 5);
+    r->ids.text = sqlite3_column_int64(sel, 6);
+    if (sqlite3_column_type(sel, 18) != SQLITE_NULL) {
+        if (len >= (int)sizeof(r->data)) {
+            fprintf(stderr, "raw_ceiling: a row's data is over %zu bytes\n",
+                    sizeof(r->data));
+            return -1;
+        }
+        memcpy(r->data, sqlite3_column_text(sel, 18), (size_t)len);
+        r->e.data = r->data;
+        return 0;
+    }
+    sextant__v1__probe_result__init(&r->probe);
+    sextant__v1__timings__init(&r->timings);
+    r->probe.type = sqlite3_column_int(sel, 7);
+    r->probe.ok = sqlite3_column_int(sel, 8);
+    r->probe.status = sqlite3_column_int(sel, 9);
+    r->timings.dns_us = (uint64_t)sqlite3_column_int64(sel, 10);
+    r->timings.connect_us = (uint64_t)sqlite3_column_int64(sel, 11);
+    r->timings.tls_us = (uint64_t)sqlite3_column_int64(sel, 12);
+    r->timings.first_byte_us = (uint64_t)sqlite3_column_int64(sel, 13);
+    r->timings.total_us = (uint64_t)sqlite3_column_int64(sel, 14);
+    r->probe.timings = &r->timings;
+    r->ids.region = sqlite3_column_int64(sel, 15);
+    r->ids.cert = sqlite3_column_int64(sel, 16);
+    r->ids.answers = sqlite3_column_int64(sel, 17);
+    r->e.probe = &r->probe;
+    return 0;
+}
+
 /* Rows of another collector database: its strings and agents first (not
  * timed), then its events, o->txn per transaction. */
 static int ceil_copy(sqlite3 *db, sqlite3_stmt *ins,
@@ -219,6 +262,8 @@ static int ceil_copy(sqlite3 *db, sqlite3_stmt *ins,
         "INSERT INTO kinds SELECT * FROM src.kinds",
         "INSERT INTO targets SELECT * FROM src.targets",
         "INSERT INTO texts SELECT * FROM src.texts",
+        "INSERT INTO regions SELECT * FROM src.regions",
+        "INSERT INTO certs SELECT * FROM src.certs",
         "INSERT INTO agents SELECT * FROM src.agents",
     };
     sqlite3_stmt *sel = NULL, *att = NULL;
@@ -241,8 +286,11 @@ static int ceil_copy(sqlite3 *db, sqlite3_stmt *ins,
     if (bench_db_exec(db, "COMMIT") < 0)
         goto out;
     if (sqlite3_prepare_v2(db,
-                           "SELECT agent_id, seq, unix_ms, recv_ms, kind_id,"
-                           " target_id, text_id, data FROM src.events"
+                           "SELECT agent_id, seq, unix_ms, recv_delta_ms,"
+                           " kind_id, target_id, text_id, probe_type, ok,"
+                           " status, dns_us, connect_us, tls_us,"
+                           " first_byte_us, total_us, served_by_id, cert_id,"
+                           " answers_id, data FROM src.events"
                            " WHERE ?1 = 0 OR seq <= ?1 ORDER BY id", -1,
                            &sel, NULL) != SQLITE_OK ||
         sqlite3_bind_int64(sel, 1, (int64_t)o->max_seq) != SQLITE_OK) {
@@ -251,25 +299,9 @@ static int ceil_copy(sqlite3 *db, sqlite3_stmt *ins,
     }
     while (step == SQLITE_ROW) {
         t->n = 0;
-        while (t->n < o->txn && (step = sqlite3_step(sel)) == SQLITE_ROW) {
-            struct bench_row *r = &t->rows[t->n++];
-            int len = sqlite3_column_bytes(sel, 7);
-
-            if (len >= (int)sizeof(r->data)) {
-                fprintf(stderr, "raw_ceiling: a row's data is over %zu "
-                        "bytes\n", sizeof(r->data));
+        while (t->n < o->txn && (step = sqlite3_step(sel)) == SQLITE_ROW)
+            if (ceil_read_row(sel, &t->rows[t->n++]) < 0)
                 goto out;
-            }
-            r->agent_id = sqlite3_column_int64(sel, 0);
-            r->seq = sqlite3_column_int64(sel, 1);
-            r->unix_ms = sqlite3_column_int64(sel, 2);
-            r->recv_ms = sqlite3_column_int64(sel, 3);
-            r->kind_id = sqlite3_column_int64(sel, 4);
-            r->target_id = sqlite3_column_int64(sel, 5);
-            r->text_id = sqlite3_column_int64(sel, 6);
-            memcpy(r->data, sqlite3_column_text(sel, 7), (size_t)len);
-            r->data_len = len;
-        }
         if (step != SQLITE_ROW && step != SQLITE_DONE) {
             fprintf(stderr, "raw_ceiling: read: %s\n", sqlite3_errmsg(db));
             goto out;

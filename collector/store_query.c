@@ -69,6 +69,22 @@ static int store_json_take(struct jsonw *w, char **out, size_t *out_len)
 #define STORE_OFFSET_SQL "CAST(round(a.clock_offset_ms) AS INTEGER)"
 #define STORE_CORRECTED_SQL \
     "(e.unix_ms + coalesce(" STORE_OFFSET_SQL ", 0))"
+/* A typed probe's fields (schema 6: data IS NULL), the keys in the order
+ * schema 5 stored them; the caller moves a non-empty error to the end
+ * (see the events_full view in store_schema.c). */
+#define STORE_PROBE_OBJ(answers) \
+    "json_object('type', CASE e.probe_type WHEN 1 THEN 'http'" \
+    "  WHEN 2 THEN 'tcp' WHEN 3 THEN 'dns' WHEN 4 THEN 'metric'" \
+    "  WHEN 5 THEN 'kube' ELSE 'unknown' END," \
+    "  'ok', json(CASE WHEN e.ok THEN 'true' ELSE 'false' END)," \
+    "  'status', e.status, 'error', '', 'dns_us', e.dns_us," \
+    "  'connect_us', e.connect_us, 'tls_us', e.tls_us," \
+    "  'first_byte_us', e.first_byte_us, 'total_us', e.total_us," \
+    "  'served_by', coalesce(r.name, '')," \
+    "  'cert_not_after_ms', coalesce(c.not_after_ms, 0)" answers ")"
+#define STORE_PROBE_FIELDS \
+    "(CASE WHEN e.answers_id IS NULL THEN " STORE_PROBE_OBJ("") \
+    " ELSE " STORE_PROBE_OBJ(", 'answers', json(an.text)") " END)"
 #define STORE_TIMELINE_SELECT \
     "SELECT json_object(" \
     "  'cluster', a.cluster, 'region', a.region, 'node', a.node," \
@@ -81,14 +97,21 @@ static int store_json_take(struct jsonw *w, char **out, size_t *out_len)
     "  'corrected_ms', " STORE_CORRECTED_SQL "," \
     "  'corrected_time', strftime('%Y-%m-%dT%H:%M:%fZ'," \
     "                   " STORE_CORRECTED_SQL " / 1000.0, 'unixepoch')," \
-    "  'received_ms', e.recv_ms," \
-    "  'fields', CASE WHEN e.text_id IS NULL THEN json(e.data)" \
+    "  'received_ms', e.unix_ms + e.recv_delta_ms," \
+    "  'fields', CASE WHEN e.data IS NOT NULL THEN" \
+    "    CASE WHEN e.text_id IS NULL THEN json(e.data)" \
     "    ELSE json_set(e.data, CASE k.name WHEN 'state' THEN '$.reason'" \
-    "                          ELSE '$.error' END, x.text) END)" \
+    "                          ELSE '$.error' END, x.text) END" \
+    "  WHEN e.text_id IS NULL THEN " STORE_PROBE_FIELDS \
+    "  ELSE json_set(json_remove(" STORE_PROBE_FIELDS ", '$.error')," \
+    "                '$.error', x.text) END)" \
     " FROM events e CROSS JOIN agents a ON a.id = e.agent_id" \
     " JOIN kinds k ON k.id = e.kind_id" \
     " LEFT JOIN targets tg ON tg.id = e.target_id" \
-    " LEFT JOIN texts x ON x.id = e.text_id"
+    " LEFT JOIN texts x ON x.id = e.text_id" \
+    " LEFT JOIN regions r ON r.id = e.served_by_id" \
+    " LEFT JOIN certs c ON c.id = e.cert_id" \
+    " LEFT JOIN texts an ON an.id = e.answers_id"
 /* events drives the join (CROSS JOIN keeps it outer): by time, or by
  * target or kind and time when those are given; a cluster filter is
  * checked row by row. Driven from agents instead, SQLite would fetch every
