@@ -16,8 +16,10 @@
 # It reports p50, p99 and max of curl's time_total per query (the whole
 # request: reading, JSON, transfer), checks every answer was a 200 with
 # the expected count, prints EXPLAIN QUERY PLAN of the store's statements
-# (the indexes used) and checks the goals: timeline for 1 hour under 50
-# ms, the 24-hour latency series under 100 ms.
+# (the indexes used), the bytes on disk per event (the file, and each
+# table and index by SQLite's dbstat) and checks the goals: timeline for 1
+# hour under 50 ms, the 24-hour latency series under 100 ms, at most 100
+# bytes an event on disk.
 #
 # usage: bench/query_bench.sh [--build DIR] [--events N] [--reps N]
 #            [--db FILE] [--cold] [--keep DIR]
@@ -108,6 +110,16 @@ read -r N_EVENTS FROM_MS TO_MS <<< "$(sqlite3 -readonly -separator ' ' "$DB" \
 DB_MB=$(( $(stat -c %s "$DB") / 1024 / 1024 ))
 DAYS=$(awk -v a="$FROM_MS" -v b="$TO_MS" 'BEGIN { printf "%.1f", (b - a) / 86400000 }')
 say "database: $N_EVENTS events, $DB_MB MiB, $DAYS days${FILL_S:+, filled in ${FILL_S}s}"
+# Bytes on disk per event: the whole file, and each table and index
+# (SQLite's dbstat: the pages each one holds, free space in them
+# included), over the events stored.
+say "measuring the space of each table and index (reads every page)"
+BYTES_EVENT=$(awk -v b="$(stat -c %s "$DB")" -v n="$N_EVENTS" \
+              'BEGIN { printf "%.1f", b / n }')
+sqlite3 -readonly -separator ' ' "$DB" \
+    "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC" |
+    awk -v n="$N_EVENTS" '{ printf "  %-28s %12d bytes %8.1f per event\n",
+                            $1, $2, $2 / n }' > "$TMP/space.txt"
 
 # --- 2. the plans: the store's statements (as collector/store_query.c has
 # them; corrected_time left out), parameters unbound as the store
@@ -278,6 +290,10 @@ timeline 1 h, kind=state                $(stats tl_kind)
 latency 24 h/minute, all clusters       $(stats lat_all)
 latency 24 h/minute, cluster=eu-west-1  $(stats lat_cluster)
 collector peak RSS: $(mib "$HWM") MiB
+
+space on disk: $BYTES_EVENT bytes per event (file size / events); by table
+and index (dbstat pages, over the events):
+$(cat "$TMP/space.txt")
 TXT
 if [ -n "$COLD" ]; then
     echo "cold page cache, one request each (ms):"
@@ -295,4 +311,5 @@ $(sed 's/^/  /' "$TMP/plans.txt")
 goals (issue):
   timeline 1 h (default limit) p99 < 50 ms:   $(ms_of tl_1000 2) ms  $(verdict "$(ms_of tl_1000 2)" 50)
   latency 24 h per minute p99 < 100 ms:       $(ms_of lat_all 2) ms  $(verdict "$(ms_of lat_all 2)" 100)
+  bytes per event on disk <= 100:             $BYTES_EVENT  $(verdict "$BYTES_EVENT" 100.05)
 TXT

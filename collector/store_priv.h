@@ -6,6 +6,7 @@
  * Files: store.c (lifecycle, queue, stats: backend-neutral),
  * store_writer.c (the writer thread and group commit), store_schema.c
  * (the SQLite file: migrations, pragmas, statements, small helpers),
+ * store_compact.c (migration 6's chunked copy into compact rows),
  * store_fields.c (event -> stored fields), store_delivery.c (agents,
  * watermarks, gaps, drops, clock offset), store_dims.c (interned
  * strings), store_rollup.c (samples and rollups), store_retention.c,
@@ -91,7 +92,10 @@ struct store_dim {
     size_t used;
 };
 
-enum { DIM_CLUSTER, DIM_KIND, DIM_TARGET, DIM_TEXT, DIM_COUNT };
+/* Schema 6 adds served_by regions and certificate expiries (interned as
+ * their decimal text into an integer column: SQLite converts it). */
+enum { DIM_CLUSTER, DIM_KIND, DIM_TARGET, DIM_TEXT, DIM_REGION, DIM_CERT,
+       DIM_COUNT };
 
 /* One probe result stored in the current group, for the rollups. */
 struct store_sample {
@@ -174,7 +178,9 @@ struct store {
     size_t n_readers;
 };
 
-/* One event row to insert; the strings are borrowed. */
+/* One event row to insert; the strings and the probe are borrowed. A
+ * probe result goes to the typed columns (probe set, data NULL); every
+ * other event, and a probe the columns cannot hold, to data as JSON. */
 struct store_event_row {
     int64_t agent_id;
     uint64_t seq;               /* 0: a collector-made event */
@@ -182,7 +188,10 @@ struct store_event_row {
     const char *kind;
     const char *target;         /* NULL: none */
     const char *text;           /* NULL: none */
-    const char *data;
+    const char *data;           /* NULL: a typed probe */
+    const Sextant__V1__ProbeResult *probe;  /* the typed columns' values */
+    const char *answers;        /* the probe's DNS answers, JSON; NULL:
+                                 * none */
     int64_t target_id;          /* out: 0 when no target */
 };
 
@@ -254,12 +263,31 @@ int store_step_done(sqlite3_stmt *s);
 int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 int store_check_corrupt(struct store *st, sqlite3 *db);
 
+/* Migration 6's copy of every event into the compact rows
+ * (store_compact.c), before the migration's own transaction: 0, -EINTR
+ * when store_close asked to stop (the next start resumes), or -EIO. */
+int store_compact_copy(struct store *st);
+
 /* ---- backend: one batch (store_fields.c, store_delivery.c) ---- */
 
-/* Writes @ev's kind-specific fields into @w; returns its target and sets
- * *text (both borrowed from @ev, NULL when none). */
-const char *store_event_fields(const Sextant__V1__Event *ev,
-                               struct jsonw *w, const char **text);
+/* Fills @e's target, text, and fields from @ev (all borrowed from @ev or
+ * @w): a probe result the typed columns hold gets e->probe (and
+ * e->answers, its DNS answers as JSON written into @w); any other event
+ * e->data, its fields as JSON written into @w. 0, or @w's error. */
+int store_event_fields(const Sextant__V1__Event *ev, struct jsonw *w,
+                       struct store_event_row *e);
+/* The interned ids of one event row's strings; 0: none (NULL). */
+struct store_event_ids {
+    int64_t kind, target, text;
+    int64_t region, cert, answers;      /* typed probe columns */
+};
+/* The events insert (INSERT OR IGNORE, 19 parameters), as the writer
+ * prepares it; the benchmarks prepare it on their own connections. */
+extern const char store_event_ins_sql[];
+/* Binds @e, with its strings' ids @ids, to @s (store_event_ins_sql): 0,
+ * or -EIO with @s reset. The caller steps. */
+int store_event_bind(sqlite3_stmt *s, const struct store_event_row *e,
+                     const struct store_event_ids *ids);
 /* Stores @b inside the group's transaction (see store_submit): 0 with
  * *acked_seq, or -errno. */
 int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,

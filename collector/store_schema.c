@@ -18,7 +18,7 @@
  * group commits between checkpoints. A plain literal: see STORE_STR. */
 #define STORE_WAL_LIMIT_BYTES 67108864
 /* Page cache of the writer, KiB: 32 MiB (SQLite's default is 2 MiB): the
- * five indexes of events take their inserts in many places at once. */
+ * indexes of events take their inserts in many places at once. */
 #define STORE_CACHE_KIB      32768
 /* WAL pages that make the writer checkpoint (SQLite's default). */
 #define STORE_WAL_PAGES      1000
@@ -157,6 +157,57 @@ static const char *const store_migrations[] = {
      * missing comma. */
     ("ALTER TABLE agents ADD COLUMN clock_window BLOB;"
      "PRAGMA user_version = 5;"),
+    /* 6: compact event rows. store_compact_copy (store_compact.c) has
+     * moved every event into events6 by now, a chunk per transaction:
+     * probe results in typed columns, JSON only for other kinds. The
+     * view renders each row's fields as schema 5 stored them, for people
+     * with the sqlite3 shell and as the reference of the API's rendering
+     * (a probe's error comes last: schema 5 put it back with json_set,
+     * which appends; "error":"" stays in 4th place). */
+    ("DROP VIEW events_full;"
+     "DROP TABLE events;"
+     "ALTER TABLE events6 RENAME TO events;"
+     "CREATE VIEW events_full AS SELECT id, agent_id, seq, unix_ms, recv_ms,"
+     "  kind, target,"
+     "  CASE WHEN o IS NULL THEN"
+     "    CASE WHEN text_id IS NULL THEN data"
+     "    ELSE json_set(data, CASE kind WHEN 'state' THEN '$.reason'"
+     "                        ELSE '$.error' END, text) END"
+     "  WHEN text_id IS NULL THEN o"
+     "  ELSE json_set(json_remove(o, '$.error'), '$.error', text) END"
+     "  AS data"
+     "  FROM (SELECT e.id, e.agent_id, e.seq, e.unix_ms,"
+     "    e.unix_ms + e.recv_delta_ms AS recv_ms, k.name AS kind,"
+     "    tg.name AS target, e.text_id, x.text, e.data,"
+     "    CASE WHEN e.data IS NOT NULL THEN NULL"
+     "    WHEN e.answers_id IS NULL THEN json_object("
+     "      'type', CASE e.probe_type WHEN 1 THEN 'http' WHEN 2 THEN 'tcp'"
+     "        WHEN 3 THEN 'dns' WHEN 4 THEN 'metric' WHEN 5 THEN 'kube'"
+     "        ELSE 'unknown' END,"
+     "      'ok', json(CASE WHEN e.ok THEN 'true' ELSE 'false' END),"
+     "      'status', e.status, 'error', '', 'dns_us', e.dns_us,"
+     "      'connect_us', e.connect_us, 'tls_us', e.tls_us,"
+     "      'first_byte_us', e.first_byte_us, 'total_us', e.total_us,"
+     "      'served_by', coalesce(r.name, ''),"
+     "      'cert_not_after_ms', coalesce(c.not_after_ms, 0))"
+     "    ELSE json_object("
+     "      'type', CASE e.probe_type WHEN 1 THEN 'http' WHEN 2 THEN 'tcp'"
+     "        WHEN 3 THEN 'dns' WHEN 4 THEN 'metric' WHEN 5 THEN 'kube'"
+     "        ELSE 'unknown' END,"
+     "      'ok', json(CASE WHEN e.ok THEN 'true' ELSE 'false' END),"
+     "      'status', e.status, 'error', '', 'dns_us', e.dns_us,"
+     "      'connect_us', e.connect_us, 'tls_us', e.tls_us,"
+     "      'first_byte_us', e.first_byte_us, 'total_us', e.total_us,"
+     "      'served_by', coalesce(r.name, ''),"
+     "      'cert_not_after_ms', coalesce(c.not_after_ms, 0),"
+     "      'answers', json(an.text)) END AS o"
+     "    FROM events e JOIN kinds k ON k.id = e.kind_id"
+     "    LEFT JOIN targets tg ON tg.id = e.target_id"
+     "    LEFT JOIN texts x ON x.id = e.text_id"
+     "    LEFT JOIN regions r ON r.id = e.served_by_id"
+     "    LEFT JOIN certs c ON c.id = e.cert_id"
+     "    LEFT JOIN texts an ON an.id = e.answers_id);"
+     "PRAGMA user_version = 6;"),
 };
 #define STORE_SCHEMA_VERSION \
     ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -236,7 +287,10 @@ int store_check_corrupt(struct store *st, sqlite3 *db)
     return 1;
 }
 
-static int store_prepare_all(struct store *st)
+/* The rollup tables' statements: migration 3 needs them for its
+ * backfill, before the later migrations (whose columns the other
+ * statements name) ran. */
+static int store_prepare_rollups(struct store *st)
 {
     /* get, put (a new row), upd (an existing one: an UPDATE of columns
      * no index holds leaves the indexes alone, where a REPLACE would
@@ -264,27 +318,33 @@ static int store_prepare_all(struct store *st)
     struct store_rollup *r[2] = { &st->minute, &st->hour };
     sqlite3 *db = st->wdb;
 
-    if (st->agent_ins)                  /* prepared already */
+    if (st->minute.get)                 /* prepared already */
         return 0;
-    if (store_dims_prepare(st) < 0)
-        return -EIO;
     for (int i = 0; i < 2; i++)
         if (store_prepare(db, rollup_sql[i][0], &r[i]->get) < 0 ||
             store_prepare(db, rollup_sql[i][1], &r[i]->put) < 0 ||
             store_prepare(db, rollup_sql[i][2], &r[i]->upd) < 0 ||
             store_prepare(db, rollup_sql[i][3], &r[i]->expire) < 0)
             return -EIO;
+    return 0;
+}
+
+/* The writer's statements, once every migration ran. */
+static int store_prepare_all(struct store *st)
+{
+    sqlite3 *db = st->wdb;
+
+    if (st->agent_ins)                  /* prepared already */
+        return 0;
+    if (store_dims_prepare(st) < 0 || store_prepare_rollups(st) < 0)
+        return -EIO;
     if (store_prepare(db,
                       "INSERT INTO agents (cluster, region, node, epoch,"
                       " agent_version, first_seen_ms, last_seen_ms,"
                       " cluster_id)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
                       &st->agent_ins) < 0 ||
-        store_prepare(db,
-                      "INSERT OR IGNORE INTO events (agent_id, seq, unix_ms,"
-                      " recv_ms, kind_id, target_id, text_id, data)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                      &st->event_ins) < 0 ||
+        store_prepare(db, store_event_ins_sql, &st->event_ins) < 0 ||
         store_prepare(db,       /* walks the (agent_id, seq) index */
                       "SELECT seq, unix_ms FROM events"
                       " WHERE agent_id = ?1 AND seq > ?2 ORDER BY seq",
@@ -301,10 +361,12 @@ static int store_prepare_all(struct store *st)
                       "SELECT max(id) FROM (SELECT id FROM texts"
                       " WHERE id > ?1 ORDER BY id LIMIT ?2)",
                       &st->texts_window) < 0 ||
-        store_prepare(db,       /* events_text answers NOT EXISTS */
+        store_prepare(db,       /* events_text and events_answers */
                       "DELETE FROM texts WHERE id > ?1 AND id <= ?2"
                       " AND NOT EXISTS (SELECT 1 FROM events"
-                      "                 WHERE text_id = texts.id)",
+                      "                 WHERE text_id = texts.id)"
+                      " AND NOT EXISTS (SELECT 1 FROM events"
+                      "                 WHERE answers_id = texts.id)",
                       &st->texts_expire) < 0 ||
         store_prepare(db, "INSERT INTO texts (text)"
                       " VALUES (hex(randomblob(?1)))", &st->probe_ins) < 0 ||
@@ -365,7 +427,8 @@ void store_finalize_all(struct store *st)
 
 /* Applies every migration the file has not seen yet, each in its own
  * transaction together with the new user_version (and, for 3, the
- * rollups of the events already stored). */
+ * rollups of the events already stored; 6 first moves the events, in
+ * chunks). */
 static int store_migrate(struct store *st)
 {
     sqlite3 *db = st->wdb;
@@ -382,6 +445,15 @@ static int store_migrate(struct store *st)
     for (; v < STORE_SCHEMA_VERSION; v++) {
         int now;
 
+        /* 6 moves the events in many transactions of its own first. */
+        if (v + 1 == 6) {
+            rc = store_compact_copy(st);
+            if (rc < 0) {
+                if (rc != -EINTR)
+                    log_msg(LOGL_ERROR, "store", "migration 6 failed");
+                return rc;
+            }
+        }
         if (store_exec(db, "BEGIN IMMEDIATE") < 0)
             return -EIO;
         rc = store_exec(db, store_migrations[v]);
@@ -390,7 +462,8 @@ static int store_migrate(struct store *st)
         if (rc == 0 && now != v + 1)
             rc = -EIO;
         if (rc == 0 && v + 1 == 3 &&
-            (store_prepare_all(st) < 0 || store_backfill_rollups(st) < 0))
+            (store_prepare_rollups(st) < 0 ||
+             store_backfill_rollups(st) < 0))
             rc = -EIO;
         if (rc < 0) {
             log_msg(LOGL_ERROR, "store", "migration %d failed", v + 1);
