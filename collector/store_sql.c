@@ -16,7 +16,8 @@
  * (data IS NOT NULL, as schema 5 rendered them), or the typed probe
  * columns 2.. . The error text comes quoted by SQLite (json_quote), as
  * schema 5's json_set quoted it: jsonw escapes control characters
- * differently. format() is SQLite's own formatting function. */
+ * differently; NULL when the row has none (json_quote(NULL) is "null",
+ * which is what json_set gave for a text_id without its text). format() is SQLite's own formatting function. */
 #define TIMELINE_SELECT \
     "SELECT json_object(" \
     "  'cluster', a.cluster, 'region', a.region, 'node', a.node," \
@@ -36,7 +37,8 @@
     "                         ELSE '$.error' END, x.text) END," \
     " e.probe_type, e.ok, e.status, e.dns_us, e.connect_us, e.tls_us," \
     " e.first_byte_us, e.total_us, r.name, c.not_after_ms," \
-    " json(an.text), json_quote(x.text)" \
+    " json(an.text)," \
+    " CASE WHEN e.text_id IS NOT NULL THEN json_quote(x.text) END" \
     " FROM events e CROSS JOIN agents a ON a.id = e.agent_id" \
     " JOIN kinds k ON k.id = e.kind_id" \
     " LEFT JOIN targets tg ON tg.id = e.target_id" \

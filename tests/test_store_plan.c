@@ -125,13 +125,15 @@ static void check(sqlite3 *db, struct plan_check *pc, const char *what,
         fail_msg("%s: sorts\n%s", what, plan);
 }
 
-/* The timeline's variants. The index each is written for: a target's
- * (target_id, unix_ms) when a target is given; else the partial
- * (kind_id, unix_ms) of the rows kept as JSON when the kinds asked for
- * cannot hold a probe; else the time index (probes are 95% and more of
- * all rows: a kind filter that lets them through is checked row by row).
- * Either gives rows in (unix_ms, id) order, but the corrected order and a
- * list of kinds off the kind index (several ranges) sort. */
+/* The timeline's variants. The index each is written for: the partial
+ * (kind_id, unix_ms) of the rows kept as JSON when the one kind asked for
+ * is not probe (those rows are few, fewer than a target's) or a list of
+ * kinds without probe and no target; else a target's (target_id,
+ * unix_ms) when a target is given (SQLite takes it for a target and a
+ * list, as it needs no sort); else the time index (probes are 95% and
+ * more of all rows: a kind filter that lets them through is checked row
+ * by row). Each gives rows in (unix_ms, id) order, but the corrected
+ * order and a list of kinds on the kind index (several ranges) sort. */
 static void check_timeline(sqlite3 *db, struct plan_check *pc)
 {
     static const char *const kinds[] = {
@@ -144,9 +146,10 @@ static void check_timeline(sqlite3 *db, struct plan_check *pc)
         for (int cl = 0; cl < 2; cl++)
             for (int tg = 0; tg < 2; tg++)
                 for (int k = 0; k < STORE_KIND_FILTERS; k++) {
-                    int rare = k == STORE_KIND_RARE || k == STORE_KINDS_RARE;
-                    const char *index = tg ? "events_target"
-                                        : rare ? "events_kind"
+                    int rare = k == STORE_KIND_RARE ||
+                               (k == STORE_KINDS_RARE && !tg);
+                    const char *index = rare ? "events_kind"
+                                        : tg ? "events_target"
                                         : "events_time";
                     char what[128];
 
@@ -157,7 +160,7 @@ static void check_timeline(sqlite3 *db, struct plan_check *pc)
                     check(db, pc, what,
                           store_sql[store_sql_timeline(corr, cl, tg, k)],
                           "e", index, 0,
-                          corr || (!tg && k == STORE_KINDS_RARE));
+                          corr || (k == STORE_KINDS_RARE && !tg));
                 }
 }
 
