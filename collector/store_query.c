@@ -100,6 +100,8 @@ static int store_reader_stmt(struct store_reader *r, int id,
  * connection sits idle; no bound string outlives the caller's. */
 static void store_stmt_done(sqlite3_stmt *s)
 {
+    if (!s)
+        return;             /* sqlite3_clear_bindings takes no NULL */
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
 }

@@ -3,7 +3,8 @@
  * statements on events: each searches the index it is written for (no
  * scan of events, no sort where an index gives the order), and every index
  * on events is used by one of them, so an index nothing needs fails here.
- * SEXTANT_PLAN_PRINT=1 prints each statement's plan. */
+ * SEXTANT_PLAN_PRINT=1 prints each statement's plan. Also: a read
+ * connection prepares each statement once and leaves none running. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -251,11 +252,95 @@ static void test_every_statement_uses_its_index_and_every_index_is_used(
     store_test_remove(dir, path);
 }
 
+/* Runs @q's timeline on @st and checks it answered. */
+static void timeline(struct store *st, const char *kind)
+{
+    struct store_timeline_query q = {
+        .from_ms = 0, .to_ms = INT64_MAX / 2, .kind = kind, .limit = 10,
+        .order = STORE_ORDER_AGENT,
+    };
+    char *json = NULL;
+    size_t len = 0;
+
+    assert_int_equal(store_timeline(st, &q, &json, &len), 0);
+    assert_non_null(strstr(json, "\"count\":0"));
+    free(json);
+}
+
+/* Whether any statement of @db is still running (holds a read snapshot
+ * that would stop checkpoints while the connection sits idle). */
+static int any_busy(sqlite3 *db)
+{
+    for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s;
+         s = sqlite3_next_stmt(db, s))
+        if (sqlite3_stmt_busy(s))
+            return 1;
+    return 0;
+}
+
+static void test_a_read_connection_prepares_each_statement_once(
+    void **state)
+{
+    char dir[] = "/tmp/sextant-plan-XXXXXX", path[256];
+    struct store_latency_query lq = {
+        .from_ms = 0, .to_ms = 3600000, .target = "t",
+        .step = STORE_STEP_MINUTE,
+    };
+    int any = store_sql_timeline(0, 0, 0, STORE_KIND_ANY);
+    int rare = store_sql_timeline(0, 0, 0, STORE_KIND_RARE);
+    int probes = store_sql_timeline(0, 0, 0, STORE_KINDS_PROBE);
+    int lat = store_sql_latency(0, 0);
+    struct store *st = NULL;
+    struct store_reader *r;
+    sqlite3_stmt *first;
+    char *json = NULL;
+    size_t len = 0;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/c.db", dir);
+    assert_int_equal(store_open(path, NULL, &st), 0);
+    assert_int_equal(store_wait_ready(st, STORE_TEST_WAIT_MS), 0);
+    timeline(st, NULL);
+    /* One query at a time: one connection, back in the pool. */
+    assert_int_equal(st->n_readers, 1);
+    r = st->readers[0];
+    first = r->stmt[any];
+    assert_non_null(first);
+    assert_null(r->stmt[rare]);
+    assert_false(any_busy(r->db));
+
+    timeline(st, NULL);
+    timeline(st, "state");
+    /* A list holding "probe" must not take the rare kinds' statement
+     * (it would leave every probe out); "probes" is another kind. */
+    timeline(st, "state,probe");
+    timeline(st, "probes,state");
+    assert_int_equal(store_name_known(st, STORE_NAMES_KIND, "probe", NULL,
+                                      NULL), 0);
+    assert_int_equal(store_latency(st, &lq, &json, &len), 0);
+    free(json);
+    assert_int_equal(st->n_readers, 1);
+    assert_ptr_equal(st->readers[0], r);
+    assert_ptr_equal(r->stmt[any], first);
+    assert_non_null(r->stmt[rare]);
+    assert_non_null(r->stmt[probes]);
+    assert_non_null(r->stmt[store_sql_timeline(0, 0, 0, STORE_KINDS_RARE)]);
+    assert_null(r->stmt[store_sql_timeline(0, 0, 0, STORE_KIND_PROBE)]);
+    assert_non_null(r->stmt[STORE_SQL_NAME_KNOWN + STORE_NAMES_KIND]);
+    assert_non_null(r->stmt[lat]);
+    assert_false(any_busy(r->db));
+
+    store_close(st);
+    store_test_remove(dir, path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(
             test_every_statement_uses_its_index_and_every_index_is_used),
+        cmocka_unit_test(test_a_read_connection_prepares_each_statement_once),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
