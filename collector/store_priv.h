@@ -10,7 +10,8 @@
  * store_fields.c (event -> stored fields), store_delivery.c (agents,
  * watermarks, gaps, drops, clock offset), store_dims.c (interned
  * strings), store_rollup.c (samples and rollups), store_retention.c,
- * store_query.c (read pool and queries), store_backup.c (online backup).
+ * store_sql.c (every statement the reads run), store_query.c (read
+ * pool, cached statements, queries), store_backup.c (online backup).
  *
  * A second backend (PostgreSQL, a later issue) implements the functions
  * marked "backend" below over its own connection fields, and keeps the
@@ -20,9 +21,9 @@
  * backend brings: open, interrupt and close of its connection, and the
  * start check plus migrations (store_db_*, store_setup); one batch stored
  * inside a group (store_ingest_locked, with fields, dimensions and
- * rollups under it); a retention step; the queries (store_query.c: the
- * public store_timeline, store_clusters_seen, store_name_known,
- * store_latency); the backup (store_backup_*). store_writer.c is both
+ * rollups under it); a retention step; the queries (store_sql.c and
+ * store_query.c: the public store_timeline, store_clusters_seen,
+ * store_name_known, store_latency); the backup (store_backup_*). store_writer.c is both
  * today: its thread loop, queue taking and answers are neutral, while
  * store_group's transaction and savepoints and the commit probe speak
  * SQLite; a second backend splits store_group there. The seam is this
