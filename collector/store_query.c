@@ -140,17 +140,20 @@ static int store_query_error(struct store *st, sqlite3 *db)
 }
 
 /* The end of a reply query: a failed prepare or step (-EIO) becomes its
- * error (see store_query_error), logged once under @what. Returns it. */
-static int store_query_end(struct store *st, sqlite3 *db, int rc,
-                           const char *what)
+ * error (see store_query_error), logged once under @what; then @s (NULL:
+ * none) and @r are handed back. Returns the error, or @rc. */
+static int store_query_end(struct store *st, struct store_reader *r,
+                           sqlite3_stmt *s, int rc, const char *what)
 {
     if (rc == -EIO)
-        rc = store_query_error(st, db);
+        rc = store_query_error(st, r->db);
     if (rc == -EIO)
-        log_msg(LOGL_ERROR, "store", "%s: %s", what, sqlite3_errmsg(db));
+        log_msg(LOGL_ERROR, "store", "%s: %s", what, sqlite3_errmsg(r->db));
     if (rc == -ETIMEDOUT)
         log_msg(LOGL_WARN, "store", "%s query stopped after %lld ms", what,
                 (long long)st->opt.query_ms);
+    store_stmt_done(s);
+    store_reader_put(st, r);
     return rc;
 }
 
@@ -325,12 +328,9 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     jsonw_obj_end(&w);
     rc = store_json_take(&w, out, out_len);
 out:
-    rc = store_query_end(st, r->db, rc, "timeline");
     jsonw_free(&w);
     jsonw_free(&row);
-    store_stmt_done(s);
-    store_reader_put(st, r);
-    return rc;
+    return store_query_end(st, r, s, rc, "timeline");
 }
 
 int store_clusters_seen(struct store *st,
@@ -513,10 +513,7 @@ int store_latency(struct store *st, const struct store_latency_query *q,
     jsonw_obj_end(&w);
     rc = store_json_take(&w, out, out_len);
 out:
-    rc = store_query_end(st, r->db, rc, "latency");
     jsonw_free(&w);
     hist_free(&h);
-    store_stmt_done(s);
-    store_reader_put(st, r);
-    return rc;
+    return store_query_end(st, r, s, rc, "latency");
 }
