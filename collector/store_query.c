@@ -122,12 +122,19 @@ int store_query_progress(void *arg)
     return store_mono_ns() > *(const int64_t *)arg;
 }
 
-static void store_query_deadline(const struct store *st, sqlite3 *db,
-                                 int64_t *until_ns)
+/* Takes a read connection for a query whose deadline (query_ms from now)
+ * @until_ns holds; NULL when none opens (logged). */
+static struct store_reader *store_query_begin(struct store *st,
+                                              int64_t *until_ns)
 {
+    struct store_reader *r = store_reader_get(st);
+
+    if (!r)
+        return NULL;
     *until_ns = store_mono_ns() + st->opt.query_ms * 1000000;
-    sqlite3_progress_handler(db, STORE_PROGRESS_OPS, store_query_progress,
+    sqlite3_progress_handler(r->db, STORE_PROGRESS_OPS, store_query_progress,
                              until_ns);
+    return r;
 }
 
 /* The error of a failed query: -ETIMEDOUT past its deadline, -EUCLEAN
@@ -280,10 +287,9 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     int64_t until;
     int rc, step;
 
-    r = store_reader_get(st);
+    r = store_query_begin(st, &until);
     if (!r)
         return -EIO;
-    store_query_deadline(st, r->db, &until);
     jsonw_init(&w, STORE_TIMELINE_BYTES + 64);   /* room to close it */
     jsonw_init(&row, STORE_TIMELINE_BYTES);
     rc = store_reader_stmt(r, id, &s);
@@ -372,10 +378,9 @@ int store_name_known(struct store *st, enum store_names which,
     int64_t until;
     int rc, step;
 
-    r = store_reader_get(st);
+    r = store_query_begin(st, &until);
     if (!r)
         return -EIO;
-    store_query_deadline(st, r->db, &until);
     if (store_reader_stmt(r, STORE_SQL_NAME_KNOWN + (int)which, &s) < 0 ||
         sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
         rc = store_query_error(st, r->db);
@@ -454,10 +459,9 @@ int store_latency(struct store *st, const struct store_latency_query *q,
     if (q->to_ms <= q->from_ms ||
         (q->to_ms - from) / step_ms >= (int64_t)STORE_LATENCY_MAX_POINTS)
         return -E2BIG;
-    r = store_reader_get(st);
+    r = store_query_begin(st, &until);
     if (!r)
         return -EIO;
-    store_query_deadline(st, r->db, &until);
     hist_init(&h);
     jsonw_init(&w, STORE_LATENCY_BYTES);
     rc = store_reader_stmt(r, store_sql_latency(q->step == STORE_STEP_HOUR,
