@@ -82,9 +82,11 @@
 #define F_RARE " AND e.data IS NOT NULL"
 
 /* One timeline statement: the (where, order) pair of an order, and the
- * filters. The nesting below spells out every combination, in the order
- * of store_sql_timeline()'s index. */
-#define TL(w, o, c, t, k) w c t k o
+ * filters, in parentheses (clang's -Wstring-concatenation would take
+ * joined literals in an array for a missing comma). The nesting below
+ * spells out every combination, in the order of store_sql_timeline()'s
+ * index. */
+#define TL(w, o, c, t, k) (w c t k o)
 #define TL_KINDS(w, o, c, t) \
     TL(w, o, c, t, ""), TL(w, o, c, t, F_KIND), \
     TL(w, o, c, t, F_KIND F_RARE), TL(w, o, c, t, F_KINDS), \
@@ -97,9 +99,9 @@
 /* [hour][cluster given]: one cluster walks the primary key's range;
  * every cluster, the (target_id, t) index. */
 #define LATENCY(table, cluster) \
-    "SELECT t, count, failures, hist FROM " table \
-    " WHERE target_id = (SELECT id FROM targets WHERE name = ?1)" \
-    cluster " AND t >= ?3 AND t < ?4 ORDER BY t"
+    ("SELECT t, count, failures, hist FROM " table \
+     " WHERE target_id = (SELECT id FROM targets WHERE name = ?1)" \
+     cluster " AND t >= ?3 AND t < ?4 ORDER BY t")
 #define LATENCY_CLUSTER \
     " AND cluster_id = (SELECT id FROM clusters WHERE name = ?2)"
 
@@ -124,8 +126,8 @@ const char *const store_sql[STORE_SQL_COUNT] = {
     [STORE_SQL_NAME_LIST + STORE_NAMES_KIND] =
         "SELECT name FROM kinds ORDER BY name",
     [STORE_SQL_CLUSTERS] =
-        "SELECT cluster, max(last_seen_ms) FROM agents"
-        " GROUP BY cluster ORDER BY cluster",
+        ("SELECT cluster, max(last_seen_ms) FROM agents"
+         " GROUP BY cluster ORDER BY cluster"),
 };
 
 int store_sql_timeline(int corrected, int cluster, int target,
