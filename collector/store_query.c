@@ -313,6 +313,8 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     jsonw_arr_begin(&w);
     while ((step = sqlite3_step(s)) == SQLITE_ROW && count < q->limit) {
         rc = store_timeline_row(&row, s);
+        if (rc == 0 && row.err == -ENOMEM)
+            rc = -ENOMEM;
         if (rc < 0)
             goto out;
         /* The reply stops at a whole row before its cap, marked truncated,
