@@ -10,7 +10,8 @@
  * store_fields.c (event -> stored fields), store_delivery.c (agents,
  * watermarks, gaps, drops, clock offset), store_dims.c (interned
  * strings), store_rollup.c (samples and rollups), store_retention.c,
- * store_query.c (read pool and queries), store_backup.c (online backup).
+ * store_sql.c (every statement the reads run), store_query.c (read
+ * pool, cached statements, queries), store_backup.c (online backup).
  *
  * A second backend (PostgreSQL, a later issue) implements the functions
  * marked "backend" below over its own connection fields, and keeps the
@@ -20,9 +21,9 @@
  * backend brings: open, interrupt and close of its connection, and the
  * start check plus migrations (store_db_*, store_setup); one batch stored
  * inside a group (store_ingest_locked, with fields, dimensions and
- * rollups under it); a retention step; the queries (store_query.c: the
- * public store_timeline, store_clusters_seen, store_name_known,
- * store_latency); the backup (store_backup_*). store_writer.c is both
+ * rollups under it); a retention step; the queries (store_sql.c and
+ * store_query.c: the public store_timeline, store_clusters_seen,
+ * store_name_known, store_latency); the backup (store_backup_*). store_writer.c is both
  * today: its thread loop, queue taking and answers are neutral, while
  * store_group's transaction and savepoints and the commit probe speak
  * SQLite; a second backend splits store_group there. The seam is this
@@ -172,8 +173,9 @@ struct store {
     int ready;                  /* 0 migrating, 1 ready, -errno failed */
     struct store_stats stats;   /* counters, under qlock */
 
+    /* ---- reads (store_query.c) ---- */
     pthread_mutex_t rlock;      /* guards the idle reader list */
-    sqlite3 *readers[STORE_READERS];
+    struct store_reader *readers[STORE_READERS];    /* owned */
     size_t n_readers;
 };
 
@@ -319,9 +321,52 @@ int store_retention_step(struct store *st);
 
 void *store_writer(void *arg);
 
-/* ---- backend: reads (store_query.c) ---- */
+/* ---- backend: reads (store_sql.c, store_query.c) ---- */
 
 /* sqlite3 progress handler: nonzero past the deadline at @arg (ns). */
 int store_query_progress(void *arg);
+
+/* A timeline's kind filter. Only probes are stored without JSON data
+ * (schema 6), so a filter that cannot match a probe says so in its SQL
+ * and SQLite may use the partial (kind_id, unix_ms) index. */
+enum store_kind_filter {
+    STORE_KIND_ANY,             /* no filter */
+    STORE_KIND_PROBE,           /* one kind: probe */
+    STORE_KIND_RARE,            /* one kind, not probe */
+    STORE_KINDS_PROBE,          /* a list holding probe */
+    STORE_KINDS_RARE,           /* a list without probe */
+    STORE_KIND_FILTERS
+};
+
+/* Every statement the read side runs (store_sql[]), by number: a read
+ * connection prepares each once, the first time it needs it. */
+enum {
+    STORE_SQL_TIMELINE = 0,     /* + store_sql_timeline() */
+    STORE_SQL_LATENCY = STORE_SQL_TIMELINE + 2 * 2 * 2 * STORE_KIND_FILTERS,
+    STORE_SQL_NAME_KNOWN = STORE_SQL_LATENCY + 2 * 2,  /* + store_names */
+    STORE_SQL_NAME_LIST = STORE_SQL_NAME_KNOWN + 3,    /* + store_names */
+    STORE_SQL_CLUSTERS = STORE_SQL_NAME_LIST + 3,
+    STORE_SQL_COUNT
+};
+extern const char *const store_sql[STORE_SQL_COUNT];
+/* The timeline statement for agent or @corrected order, with or without a
+ * @cluster and a @target filter, and a @kind filter. */
+int store_sql_timeline(int corrected, int cluster, int target,
+                       enum store_kind_filter kind);
+/* The latency statement for minute or @hour steps, with or without a
+ * @cluster filter. */
+int store_sql_latency(int hour, int cluster);
+
+/* A read-only connection and the statements it prepared so far (NULL: not
+ * yet), kept with it while it sits idle in the pool. Used by one thread
+ * at a time: the one that took it from the pool. */
+struct store_reader {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[STORE_SQL_COUNT];
+};
+/* Finalizes the statements and closes the connection; NULL is a no-op. */
+void store_reader_close(struct store_reader *r);
+/* Closes every idle reader (store_db_close, after the writer ended). */
+void store_readers_close(struct store *st);
 
 #endif

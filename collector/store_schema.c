@@ -633,9 +633,7 @@ void store_db_close(struct store *st)
     store_finalize_all(st);
     /* Readers first: the last connection to close checkpoints and removes
      * the WAL, and only the writer may. */
-    for (size_t i = 0; i < st->n_readers; i++)
-        sqlite3_close(st->readers[i]);
-    st->n_readers = 0;
+    store_readers_close(st);
     if (st->wdb && sqlite3_close(st->wdb) != SQLITE_OK)
         log_msg(LOGL_ERROR, "store", "close: %s", sqlite3_errmsg(st->wdb));
     st->wdb = NULL;
