@@ -118,7 +118,7 @@ BYTES_EVENT=$(awk -v b="$(stat -c %s "$DB")" -v n="$N_EVENTS" \
               'BEGIN { printf "%.1f", b / n }')
 sqlite3 -readonly -separator ' ' "$DB" \
     "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC" |
-    awk -v n="$N_EVENTS" '{ printf "  %-28s %12d bytes %8.1f per event\n",
+    awk -v n="$N_EVENTS" '{ printf "  %-28s %12.0f bytes %8.1f per event\n",
                             $1, $2, $2 / n }' > "$TMP/space.txt"
 
 # --- 2. the plans: the store's statements' joins and filters (as
