@@ -1,12 +1,14 @@
-/* store_compact.c -- the copy of migration 6: every event moves into the
- * compact rows of schema 6 (a probe result's fields in typed columns, see
- * store_fields.c), in place and in chunks. Each chunk of ids is copied
+/* store_compact.c -- the second half of migration 6: every event moves
+ * into the compact rows of schema 6 (a probe result's fields in typed
+ * columns, see store_fields.c), in place and in chunks. Migration 6
+ * (store_schema.c) made events6 and set user_version 6, so that an older
+ * collector refuses the file from then on. Each chunk of ids is copied
  * into events6 and deleted from events in one transaction, so the WAL
  * stays bounded, the file hardly grows (the next chunks reuse the freed
  * pages) and a collector stopped or killed mid-way resumes at events6's
- * largest id on its next start. The last step, store_migrations[5] in
- * store_schema.c, drops the empty old table and renames events6. It runs
- * on the writer at start, while the server answers 503 "migrating". */
+ * largest id on its next start; the last transaction drops the empty old
+ * table and renames events6. It runs on the writer at start, while the
+ * server answers 503 "migrating". */
 #include "store_priv.h"
 
 #include <errno.h>
@@ -22,53 +24,6 @@
 #define STORE_COMPACT_CHUNK_MAX 1000000
 /* Progress is logged after the first chunk, then this often. */
 #define STORE_COMPACT_LOG_MS   5000
-
-/* Once, in the transaction that starts the copy: the new dimension tables,
- * events6 with the indexes it keeps (their final names: the old indexes
- * go now, no query runs while migrating and the old table only shrinks). */
-static const char store_compact_begin_sql[] =
-    "CREATE TABLE regions (id INTEGER PRIMARY KEY, name TEXT NOT NULL"
-    "  UNIQUE);"
-    "CREATE TABLE certs (id INTEGER PRIMARY KEY,"
-    "  not_after_ms INTEGER NOT NULL UNIQUE);"
-    "DROP INDEX IF EXISTS events_time;"
-    "DROP INDEX IF EXISTS events_target;"
-    "DROP INDEX IF EXISTS events_kind;"
-    "DROP INDEX IF EXISTS events_agent;"
-    "DROP INDEX IF EXISTS events_text;"
-    "CREATE TABLE events6 ("
-    "  id INTEGER PRIMARY KEY,"
-    "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
-    "  seq INTEGER,"                    /* NULL for collector-made events */
-    "  unix_ms INTEGER NOT NULL,"       /* agent clock */
-    "  recv_delta_ms INTEGER NOT NULL," /* collector clock - unix_ms */
-    "  kind_id INTEGER NOT NULL REFERENCES kinds(id),"
-    "  target_id INTEGER REFERENCES targets(id),"
-    "  text_id INTEGER REFERENCES texts(id),"   /* error, reason */
-    /* A probe result's fields; NULL for other kinds (and data holds
-     * theirs). No foreign key on the two new dimensions: their rows are
-     * never deleted, and each check would cost the writer a lookup. */
-    "  probe_type INTEGER,"             /* sextant.proto ProbeType, 0 */
-    "  ok INTEGER,"
-    "  status INTEGER,"
-    "  dns_us INTEGER,"
-    "  connect_us INTEGER,"
-    "  tls_us INTEGER,"
-    "  first_byte_us INTEGER,"
-    "  total_us INTEGER,"
-    "  served_by_id INTEGER,"           /* regions; NULL: "" */
-    "  cert_id INTEGER,"                /* certs; NULL: 0 */
-    "  answers_id INTEGER REFERENCES texts(id),"  /* JSON array */
-    "  data TEXT);"                     /* other kinds' fields, JSON */
-    "CREATE UNIQUE INDEX events_seq ON events6 (agent_id, seq);"
-    "CREATE INDEX events_time ON events6 (unix_ms);"
-    "CREATE INDEX events_target ON events6 (target_id, unix_ms);"
-    "CREATE INDEX events_kind ON events6 (kind_id, unix_ms)"
-    "  WHERE data IS NOT NULL;"
-    "CREATE INDEX events_text ON events6 (text_id)"
-    "  WHERE text_id IS NOT NULL;"
-    "CREATE INDEX events_answers ON events6 (answers_id)"
-    "  WHERE answers_id IS NOT NULL;";
 
 /* A chunk: ?1 the last id moved, ?2 the chunk's last id, ?3 the id of
  * kind "probe". A probe's JSON goes to the columns only when they give
@@ -240,27 +195,53 @@ static int store_compact_closing(struct store *st)
     return closing;
 }
 
-/* Starts the copy (once) and tells where it stands: *after = the last id
- * moved already, *last = the largest id to move, *probe_kind. */
+/* The last transaction: the old table is empty. The view renders each
+ * row's fields as schema 5 stored them, for people with the sqlite3 shell
+ * and as the reference of the API's rendering (a probe's error comes
+ * last: schema 5 put it back with json_set, which appends; "error":""
+ * stays in 4th place). */
+static const char store_compact_end_sql[] =
+    "DROP VIEW events_full;"
+    "DROP TABLE events;"
+    "ALTER TABLE events6 RENAME TO events;"
+    "CREATE VIEW events_full AS SELECT id, agent_id, seq, unix_ms, recv_ms,"
+    "  kind, target,"
+    "  CASE WHEN o IS NULL THEN"
+    "    CASE WHEN text_id IS NULL THEN data"
+    "    ELSE json_set(data, CASE kind WHEN 'state' THEN '$.reason'"
+    "                        ELSE '$.error' END, text) END"
+    "  WHEN text_id IS NULL THEN o"
+    "  ELSE json_set(json_remove(o, '$.error'), '$.error', text) END"
+    "  AS data"
+    "  FROM (SELECT *, CASE WHEN answers IS NULL THEN p"
+    "      ELSE json_set(p, '$.answers', json(answers)) END AS o"
+    "    FROM (SELECT e.id, e.agent_id, e.seq, e.unix_ms,"
+    "      e.unix_ms + e.recv_delta_ms AS recv_ms, k.name AS kind,"
+    "      tg.name AS target, e.text_id, x.text, e.data, an.text AS answers,"
+    "      CASE WHEN e.data IS NULL THEN json_object("
+    "        'type', CASE e.probe_type WHEN 1 THEN 'http' WHEN 2 THEN 'tcp'"
+    "          WHEN 3 THEN 'dns' WHEN 4 THEN 'metric' WHEN 5 THEN 'kube'"
+    "          ELSE 'unknown' END,"
+    "        'ok', json(CASE WHEN e.ok THEN 'true' ELSE 'false' END),"
+    "        'status', e.status, 'error', '', 'dns_us', e.dns_us,"
+    "        'connect_us', e.connect_us, 'tls_us', e.tls_us,"
+    "        'first_byte_us', e.first_byte_us, 'total_us', e.total_us,"
+    "        'served_by', coalesce(r.name, ''),"
+    "        'cert_not_after_ms', coalesce(c.not_after_ms, 0)) END AS p"
+    "      FROM events e JOIN kinds k ON k.id = e.kind_id"
+    "      LEFT JOIN targets tg ON tg.id = e.target_id"
+    "      LEFT JOIN texts x ON x.id = e.text_id"
+    "      LEFT JOIN regions r ON r.id = e.served_by_id"
+    "      LEFT JOIN certs c ON c.id = e.cert_id"
+    "      LEFT JOIN texts an ON an.id = e.answers_id));";
+
+/* Tells where the copy stands: *after = the last id moved already, *last
+ * = the largest id to move, *probe_kind. */
 static int store_compact_start(struct store *st, int64_t *after,
                                int64_t *last, int64_t *probe_kind)
 {
     sqlite3 *db = st->wdb;
-    int64_t begun;
 
-    if (store_pragma_int(db, "SELECT count(*) FROM sqlite_schema"
-                         " WHERE name = 'events6'", &begun) < 0)
-        return -EIO;
-    if (!begun) {
-        if (store_exec(db, "BEGIN IMMEDIATE") < 0)
-            return -EIO;
-        if (store_exec(db, store_compact_begin_sql) < 0) {
-            store_exec(db, "ROLLBACK");
-            return -EIO;
-        }
-        if (store_exec(db, "COMMIT") < 0)
-            return -EIO;
-    }
     if (store_pragma_int(db, "SELECT coalesce(max(id), 0) FROM events6",
                          after) < 0 ||
         store_pragma_int(db, "SELECT coalesce(max(id), 0) FROM events",
@@ -268,7 +249,7 @@ static int store_compact_start(struct store *st, int64_t *after,
         store_pragma_int(db, "SELECT coalesce((SELECT id FROM kinds"
                          " WHERE name = 'probe'), 0)", probe_kind) < 0)
         return -EIO;
-    if (begun)
+    if (*after > 0)
         log_msg(LOGL_INFO, "store", "migrating events to schema 6: "
                 "resuming after id %lld", (long long)*after);
     else
@@ -277,13 +258,33 @@ static int store_compact_start(struct store *st, int64_t *after,
     return 0;
 }
 
-int store_compact_copy(struct store *st)
+/* Drops the emptied old table and puts events6 in its place. */
+static int store_compact_end(struct store *st)
+{
+    if (store_exec(st->wdb, "BEGIN IMMEDIATE") < 0)
+        return -EIO;
+    if (store_exec(st->wdb, store_compact_end_sql) < 0) {
+        store_exec(st->wdb, "ROLLBACK");
+        return -EIO;
+    }
+    if (store_exec(st->wdb, "COMMIT") < 0)
+        return -EIO;
+    log_msg(LOGL_INFO, "store", "migrating events to schema 6: done");
+    return 0;
+}
+
+int store_compact_finish(struct store *st)
 {
     sqlite3_stmt *s[COMPACT_COUNT] = { NULL };
     int64_t chunk = store_compact_chunk(), after = 0, last, probe_kind, end;
-    int64_t moved = 0, log_at = 0, n;
+    int64_t moved = 0, log_at = 0, n, pending;
     int rc = -EIO;
 
+    if (store_pragma_int(st->wdb, "SELECT count(*) FROM sqlite_schema"
+                         " WHERE name = 'events6'", &pending) < 0)
+        goto out;
+    if (!pending)                       /* moved already, or never began */
+        return 0;
     if (store_compact_start(st, &after, &last, &probe_kind) < 0)
         goto out;
     for (int i = 0; i < COMPACT_COUNT; i++)
@@ -310,7 +311,7 @@ int store_compact_copy(struct store *st)
             log_at = store_mono_ns() / 1000000 + STORE_COMPACT_LOG_MS;
         }
     }
-    rc = 0;
+    rc = store_compact_end(st);
 out:
     if (rc == -EIO && store_compact_closing(st))
         rc = -EINTR;                /* interrupted by store_close */

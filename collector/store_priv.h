@@ -264,10 +264,10 @@ int store_step_done(sqlite3_stmt *s);
 int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 int store_check_corrupt(struct store *st, sqlite3 *db);
 
-/* Migration 6's copy of every event into the compact rows
- * (store_compact.c), before the migration's own transaction: 0, -EINTR
- * when store_close asked to stop (the next start resumes), or -EIO. */
-int store_compact_copy(struct store *st);
+/* Moves every event into migration 6's compact rows, if that is not done
+ * yet (store_compact.c): 0, -EINTR when store_close asked to stop (the
+ * next start resumes), or -EIO. */
+int store_compact_finish(struct store *st);
 
 /* ---- backend: one batch (store_fields.c, store_delivery.c) ---- */
 

@@ -157,46 +157,55 @@ static const char *const store_migrations[] = {
      * missing comma. */
     ("ALTER TABLE agents ADD COLUMN clock_window BLOB;"
      "PRAGMA user_version = 5;"),
-    /* 6: compact event rows. store_compact_copy (store_compact.c) has
-     * moved every event into events6 by now, a chunk per transaction:
-     * probe results in typed columns, JSON only for other kinds. The
-     * view renders each row's fields as schema 5 stored them, for people
-     * with the sqlite3 shell and as the reference of the API's rendering
-     * (a probe's error comes last: schema 5 put it back with json_set,
-     * which appends; "error":"" stays in 4th place). */
-    ("DROP VIEW events_full;"
-     "DROP TABLE events;"
-     "ALTER TABLE events6 RENAME TO events;"
-     "CREATE VIEW events_full AS SELECT id, agent_id, seq, unix_ms, recv_ms,"
-     "  kind, target,"
-     "  CASE WHEN o IS NULL THEN"
-     "    CASE WHEN text_id IS NULL THEN data"
-     "    ELSE json_set(data, CASE kind WHEN 'state' THEN '$.reason'"
-     "                        ELSE '$.error' END, text) END"
-     "  WHEN text_id IS NULL THEN o"
-     "  ELSE json_set(json_remove(o, '$.error'), '$.error', text) END"
-     "  AS data"
-     "  FROM (SELECT *, CASE WHEN answers IS NULL THEN p"
-     "      ELSE json_set(p, '$.answers', json(answers)) END AS o"
-     "    FROM (SELECT e.id, e.agent_id, e.seq, e.unix_ms,"
-     "      e.unix_ms + e.recv_delta_ms AS recv_ms, k.name AS kind,"
-     "      tg.name AS target, e.text_id, x.text, e.data, an.text AS answers,"
-     "      CASE WHEN e.data IS NULL THEN json_object("
-     "        'type', CASE e.probe_type WHEN 1 THEN 'http' WHEN 2 THEN 'tcp'"
-     "          WHEN 3 THEN 'dns' WHEN 4 THEN 'metric' WHEN 5 THEN 'kube'"
-     "          ELSE 'unknown' END,"
-     "        'ok', json(CASE WHEN e.ok THEN 'true' ELSE 'false' END),"
-     "        'status', e.status, 'error', '', 'dns_us', e.dns_us,"
-     "        'connect_us', e.connect_us, 'tls_us', e.tls_us,"
-     "        'first_byte_us', e.first_byte_us, 'total_us', e.total_us,"
-     "        'served_by', coalesce(r.name, ''),"
-     "        'cert_not_after_ms', coalesce(c.not_after_ms, 0)) END AS p"
-     "      FROM events e JOIN kinds k ON k.id = e.kind_id"
-     "      LEFT JOIN targets tg ON tg.id = e.target_id"
-     "      LEFT JOIN texts x ON x.id = e.text_id"
-     "      LEFT JOIN regions r ON r.id = e.served_by_id"
-     "      LEFT JOIN certs c ON c.id = e.cert_id"
-     "      LEFT JOIN texts an ON an.id = e.answers_id));"
+    /* 6: compact event rows: the new dimension tables and events6 with
+     * the indexes it keeps (their final names: the old indexes go now;
+     * no query runs while migrating, and the old table only shrinks).
+     * store_compact_finish (store_compact.c) then moves the events, in
+     * chunks, and renames events6; the version is 6 from here on, so a
+     * collector that knows only 5 refuses a file whose move is under way
+     * rather than serve half of its events. */
+    ("CREATE TABLE regions (id INTEGER PRIMARY KEY, name TEXT NOT NULL"
+     "  UNIQUE);"
+     "CREATE TABLE certs (id INTEGER PRIMARY KEY,"
+     "  not_after_ms INTEGER NOT NULL UNIQUE);"
+     "DROP INDEX IF EXISTS events_time;"
+     "DROP INDEX IF EXISTS events_target;"
+     "DROP INDEX IF EXISTS events_kind;"
+     "DROP INDEX IF EXISTS events_agent;"
+     "DROP INDEX IF EXISTS events_text;"
+     "CREATE TABLE events6 ("
+     "  id INTEGER PRIMARY KEY,"
+     "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
+     "  seq INTEGER,"                    /* NULL for collector-made events */
+     "  unix_ms INTEGER NOT NULL,"       /* agent clock */
+     "  recv_delta_ms INTEGER NOT NULL," /* collector clock - unix_ms */
+     "  kind_id INTEGER NOT NULL REFERENCES kinds(id),"
+     "  target_id INTEGER REFERENCES targets(id),"
+     "  text_id INTEGER REFERENCES texts(id),"   /* error, reason */
+     /* A probe result's fields; NULL for other kinds (and data holds
+      * theirs). No foreign key on the two new dimensions: their rows are
+      * never deleted, and each check would cost the writer a lookup. */
+     "  probe_type INTEGER,"             /* sextant.proto ProbeType, 0 */
+     "  ok INTEGER,"
+     "  status INTEGER,"
+     "  dns_us INTEGER,"
+     "  connect_us INTEGER,"
+     "  tls_us INTEGER,"
+     "  first_byte_us INTEGER,"
+     "  total_us INTEGER,"
+     "  served_by_id INTEGER,"           /* regions; NULL: "" */
+     "  cert_id INTEGER,"                /* certs; NULL: 0 */
+     "  answers_id INTEGER REFERENCES texts(id),"  /* JSON array */
+     "  data TEXT);"                     /* other kinds' fields, JSON */
+     "CREATE UNIQUE INDEX events_seq ON events6 (agent_id, seq);"
+     "CREATE INDEX events_time ON events6 (unix_ms);"
+     "CREATE INDEX events_target ON events6 (target_id, unix_ms);"
+     "CREATE INDEX events_kind ON events6 (kind_id, unix_ms)"
+     "  WHERE data IS NOT NULL;"
+     "CREATE INDEX events_text ON events6 (text_id)"
+     "  WHERE text_id IS NOT NULL;"
+     "CREATE INDEX events_answers ON events6 (answers_id)"
+     "  WHERE answers_id IS NOT NULL;"
      "PRAGMA user_version = 6;"),
 };
 #define STORE_SCHEMA_VERSION \
@@ -417,8 +426,8 @@ void store_finalize_all(struct store *st)
 
 /* Applies every migration the file has not seen yet, each in its own
  * transaction together with the new user_version (and, for 3, the
- * rollups of the events already stored; 6 first moves the events, in
- * chunks). */
+ * rollups of the events already stored), then moves the events of 6 in
+ * chunks if that is not done yet. */
 static int store_migrate(struct store *st)
 {
     sqlite3 *db = st->wdb;
@@ -435,15 +444,6 @@ static int store_migrate(struct store *st)
     for (; v < STORE_SCHEMA_VERSION; v++) {
         int now;
 
-        /* 6 moves the events in many transactions of its own first. */
-        if (v + 1 == 6) {
-            rc = store_compact_copy(st);
-            if (rc < 0) {
-                if (rc != -EINTR)
-                    log_msg(LOGL_ERROR, "store", "migration 6 failed");
-                return rc;
-            }
-        }
         if (store_exec(db, "BEGIN IMMEDIATE") < 0)
             return -EIO;
         rc = store_exec(db, store_migrations[v]);
@@ -465,7 +465,12 @@ static int store_migrate(struct store *st)
             return -EIO;
         log_msg(LOGL_INFO, "store", "schema migrated to version %d", v + 1);
     }
-    return 0;
+    /* 6's events move in many transactions of their own, resumed at
+     * every start until done. */
+    rc = store_compact_finish(st);
+    if (rc < 0 && rc != -EINTR)
+        log_msg(LOGL_ERROR, "store", "migration 6 failed");
+    return rc;
 }
 
 static int store_wal_hook(void *arg, sqlite3 *db, const char *name,
