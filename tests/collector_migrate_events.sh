@@ -96,7 +96,7 @@ sqlite3 "$BIG" "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1
     FROM k, events e WHERE e.seq IS NOT NULL ORDER BY k.i, e.id"
 N=$(sqlite3 "$BIG" 'SELECT count(*) FROM events')
 sqlite3 "$BIG" "$FULL" | sha256sum > "$TMP/big.before"
-export SEXTANT_STORE_MIGRATE_CHUNK=100
+export SEXTANT_STORE_MIGRATE_CHUNK=10    # 4,000 chunks: long enough to kill
 NO_WAIT_READY=1 start_collector "$BIG"
 wait_for "$TMP/collector.log" 'migrating events to schema 6: [1-9]'
 kill -9 "$COLLECTOR_PID"
