@@ -222,6 +222,8 @@ static char *unused_index(const struct store *st, sqlite3 *db)
     char *unused = NULL;
     int rc;
 
+    for (int i = 0; i < STORE_SQL_COUNT; i++)
+        assert_non_null(store_sql[i]);          /* none left out */
     check_timeline(db, &pc);
     check_others(db, &pc);
     check_writer(st, db, &pc);
