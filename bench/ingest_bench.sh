@@ -42,8 +42,10 @@
 #   --warmup S    before each window (default 5)
 #   --keep DIR    keep configs, logs, outputs and databases in DIR
 # Exit status: 0 every step was valid (whether or not the goals were met),
-# 1 a step was not (a process died, a batch was refused or acked wrong, an
-# agent ran out of batches), 2 usage.
+# or only the open loop at half the minimal ceiling was not (a rate past
+# the collector's maximum: reported as NOT VALID), 1 a step was not (a
+# process died, a batch was refused or acked wrong, an agent ran out of
+# batches), 2 usage.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -126,8 +128,15 @@ load_step() {
         [ "$r" -gt "$rss_max" ] && rss_max=$r
         sleep 0.5
     done
-    wait "$lpid" || { cat "$TMP/$name.load.log" >&2
-                      die "$name: the load was not valid (see above)"; }
+    if ! wait "$lpid"; then
+        cat "$TMP/$name.load.log" >&2
+        # Past the collector's maximum (the open loop at half the minimal
+        # ceiling may be): its figures say so instead of ending the run.
+        [ -n "${LOAD_MAY_FAIL:-}" ] ||
+            die "$name: the load was not valid (see above)"
+        say "$name: NOT VALID (the collector fell behind; see above)"
+        echo "not_valid=$(tail -n1 "$TMP/$name.load.log")" >> "$TMP/$name.out"
+    fi
     kill -0 "$CPID" 2>/dev/null || die "$name: the collector died"
     ticks=$(($(cpu_ticks "$CPID") - c0))
     hwm=$(status_kb "$CPID" VmHWM)
@@ -141,6 +150,7 @@ load_step() {
              "$TMP/$name.metrics")
     stop_collector
     run=$(kv "$TMP/$name.out" run_s)
+    [ -n "$run" ] || run=$((WARMUP + DURATION))     # an invalid load's
     {
         echo "collector_cpu_pct=$(pct "$ticks" "$run")"
         echo "collector_rss_peak_kb=$hwm"
@@ -151,6 +161,7 @@ load_step() {
             'BEGIN { printf "%.0f", e / c }')"
         echo "stored_events=$stored"
     } >> "$TMP/$name.out"
+    [ -n "$(kv "$TMP/$name.out" not_valid)" ] ||
     [ "$(sqlite3 "$TMP/$name.db" 'SELECT count(*) FROM events')" = "$stored" ] ||
         die "$name: the database does not hold the $stored events acked"
 }
@@ -208,7 +219,7 @@ load_step open_real --rate "$REAL_RATE" \
     --batches "$(batches_for $((REAL_RATE * BATCH)))"
 rm -f "$TMP"/open_real.db*
 say "open loop: $HALF_RATE batches/s (half the minimal ceiling)"
-load_step open_half --rate "$HALF_RATE" \
+LOAD_MAY_FAIL=1 load_step open_half --rate "$HALF_RATE" \
     --batches "$(batches_for "$(awk -v r="$HALF_RATE" -v b="$BATCH" \
                                 'BEGIN { print r * b }')")"
 rm -f "$TMP"/open_half.db*
@@ -235,6 +246,8 @@ for s in closed open_real open_half; do
 done
 P99_REAL=$(kv "$TMP/open_real.out" latency_p99_ms)
 P99_HALF=$(kv "$TMP/open_half.out" latency_p99_ms)
+[ -n "$P99_HALF" ] && [ -z "$(kv "$TMP/open_half.out" not_valid)" ] ||
+    P99_HALF=99999      # not measured: the collector fell behind
 verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN {
     ok = op == ">=" ? v >= lim : v < lim; print ok ? "met" : "NOT met" }'; }
 cat <<TXT
@@ -257,6 +270,8 @@ $(row open_real "open $REAL_RATE batch/s")
 $(row open_half "open $HALF_RATE batch/s")
 (cpu% = collector, % of one core over the load; gen-s = load generator
 CPU seconds; rss = collector peak, VmHWM; grp = batches per group commit)
+$(v=$(kv "$TMP/open_half.out" not_valid); [ -z "$v" ] ||
+  echo "open loop at half the minimal ceiling NOT VALID: $v (99999 below)")
 
 goals (issue):
   closed loop >= 0.5 x minimal ceiling: $MIN_RATIO ($CLOSED_RATE / $MIN_RATE)  $(verdict "$MIN_RATIO" 0.5 ">=")

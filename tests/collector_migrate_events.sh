@@ -104,7 +104,11 @@ wait "$COLLECTOR_PID" 2>/dev/null || true
 assert_eq "$(sqlite3 "$BIG" 'PRAGMA user_version')" 5 \
     "killed before the migration ended (else make the copy larger)"
 unset SEXTANT_STORE_MIGRATE_CHUNK
-start_collector "$BIG"
+NO_WAIT_READY=1 start_collector "$BIG"
+# The rest in one chunk of the default size: generous, for a loaded
+# machine under ASan.
+wait_until 300 "the resumed migration ends" \
+    has_line "$TMP/collector.log" ', ready$'
 grep -q 'migrating events to schema 6: resuming after id [1-9]' \
     "$TMP/collector.log" || fail "the migration started over"
 stop_collector

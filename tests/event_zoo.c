@@ -133,6 +133,23 @@ static void zoo_probes(struct zoo *z)
               NULL, 0);
 }
 
+/* An event of kind @k (not a probe) whose message is @msg. */
+static void zoo_other(struct zoo *z, int64_t dt,
+                      Sextant__V1__Event__KindCase k, void *msg)
+{
+    Sextant__V1__Event *e = zoo_next(z, dt);
+
+    e->kind_case = k;
+    switch (k) {
+    case SEXTANT__V1__EVENT__KIND_STATE:     e->state = msg; break;
+    case SEXTANT__V1__EVENT__KIND_DNS:       e->dns = msg; break;
+    case SEXTANT__V1__EVENT__KIND_METRIC:    e->metric = msg; break;
+    case SEXTANT__V1__EVENT__KIND_FAILOVER:  e->failover = msg; break;
+    case SEXTANT__V1__EVENT__KIND_LIFECYCLE: e->lifecycle = msg; break;
+    default:                                 break;
+    }
+}
+
 static void zoo_others(struct zoo *z)
 {
     static Sextant__V1__StateChange st1 = {
@@ -167,29 +184,14 @@ static void zoo_others(struct zoo *z)
         PROTOBUF_C_MESSAGE_INIT(&sextant__v1__lifecycle__descriptor),
         SEXTANT__V1__LIFECYCLE_PHASE__LIFECYCLE_PHASE_RELOAD, "1.2.3",
         "targets: +1" };
-    Sextant__V1__Event *e;
 
-    e = zoo_next(z, 0);             /* the same ms as the last probe */
-    e->kind_case = SEXTANT__V1__EVENT__KIND_STATE;
-    e->state = &st1;
-    e = zoo_next(z, 2);
-    e->kind_case = SEXTANT__V1__EVENT__KIND_STATE;
-    e->state = &st2;
-    e = zoo_next(z, 3);
-    e->kind_case = SEXTANT__V1__EVENT__KIND_DNS;
-    e->dns = &dns;
-    e = zoo_next(z, 1);
-    e->kind_case = SEXTANT__V1__EVENT__KIND_METRIC;
-    e->metric = &m1;
-    e = zoo_next(z, 1);
-    e->kind_case = SEXTANT__V1__EVENT__KIND_METRIC;
-    e->metric = &m2;
-    e = zoo_next(z, 1);
-    e->kind_case = SEXTANT__V1__EVENT__KIND_FAILOVER;
-    e->failover = &fo;
-    e = zoo_next(z, 1);
-    e->kind_case = SEXTANT__V1__EVENT__KIND_LIFECYCLE;
-    e->lifecycle = &lc;
+    zoo_other(z, 0, SEXTANT__V1__EVENT__KIND_STATE, &st1);  /* same ms */
+    zoo_other(z, 2, SEXTANT__V1__EVENT__KIND_STATE, &st2);
+    zoo_other(z, 3, SEXTANT__V1__EVENT__KIND_DNS, &dns);
+    zoo_other(z, 1, SEXTANT__V1__EVENT__KIND_METRIC, &m1);
+    zoo_other(z, 1, SEXTANT__V1__EVENT__KIND_METRIC, &m2);
+    zoo_other(z, 1, SEXTANT__V1__EVENT__KIND_FAILOVER, &fo);
+    zoo_other(z, 1, SEXTANT__V1__EVENT__KIND_LIFECYCLE, &lc);
 }
 
 int main(int argc, char **argv)
