@@ -12,12 +12,13 @@
 #define OFFSET_SQL "CAST(round(a.clock_offset_ms) AS INTEGER)"
 #define CORRECTED_SQL "(e.unix_ms + coalesce(" OFFSET_SQL ", 0))"
 /* Column 0 is the event's JSON object but its "fields"; store_query.c
- * renders those (store_tl_col): column 1 for the kinds kept as JSON
+ * renders those (store_timeline_row): column 1 for the kinds kept as JSON
  * (data IS NOT NULL, as schema 5 rendered them), or the typed probe
  * columns 2.. . The error text comes quoted by SQLite (json_quote), as
  * schema 5's json_set quoted it: jsonw escapes control characters
  * differently; NULL when the row has none (json_quote(NULL) is "null",
- * which is what json_set gave for a text_id without its text). format() is SQLite's own formatting function. */
+ * which is what json_set gave for a text_id without its text).
+ * format() is SQLite's own formatting function. */
 #define TIMELINE_SELECT \
     "SELECT json_object(" \
     "  'cluster', a.cluster, 'region', a.region, 'node', a.node," \

@@ -85,15 +85,13 @@ static void test_growing_past_the_cap_fails_and_sticks(void **state)
 static void test_a_reset_buffer_starts_empty_and_clean(void **state)
 {
     struct jsonw w;
-    char big[200], *s;
+    char *s;
 
     (void)state;
-    memset(big, 'x', sizeof(big) - 1);
-    big[sizeof(big) - 1] = '\0';
-    jsonw_init(&w, 100);
+    jsonw_init(&w, 8);
     jsonw_arr_begin(&w);
-    jsonw_str(&w, big);
-    assert_int_equal(w.err, -EMSGSIZE);
+    jsonw_str(&w, "past the cap");         /* fails: the error sticks */
+    assert_int_not_equal(w.err, 0);
     jsonw_reset(&w);
     assert_int_equal(w.err, 0);
     jsonw_int(&w, 1);               /* no comma: nothing before it */
