@@ -101,7 +101,9 @@ int bench_db_dims(sqlite3 *db, struct bench_ids *ids)
         if (bench_db_name(db, "INSERT INTO texts (text) VALUES (?1)",
                           bench_texts[i], &ids->text[i]) < 0)
             return -1;
-    return 0;
+    /* As the store interns it: the decimal text into an integer column. */
+    return bench_db_name(db, "INSERT INTO certs (not_after_ms) VALUES (?1)",
+                         BENCH_CERT_TEXT, &ids->cert);
 }
 
 int bench_db_agent(sqlite3 *db, const struct bench_agent *a,
@@ -137,52 +139,67 @@ int bench_db_agent(sqlite3 *db, const struct bench_agent *a,
 
 int bench_db_prepare_event(sqlite3 *db, sqlite3_stmt **out)
 {
-    static const char sql[] =       /* the store's event_ins, verbatim */
-        "INSERT OR IGNORE INTO events (agent_id, seq, unix_ms,"
-        " recv_ms, kind_id, target_id, text_id, data)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out,
-                           NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v3(db, store_event_ins_sql, -1,
+                           SQLITE_PREPARE_PERSISTENT, out, NULL) !=
+            SQLITE_OK) {
         fprintf(stderr, "bench_db: prepare: %s\n", sqlite3_errmsg(db));
         return -1;
     }
     return 0;
 }
 
+void bench_db_ids_plain(struct bench_ids *ids)
+{
+    for (unsigned i = 0; i < BENCH_CLUSTERS; i++)
+        ids->cluster[i] = i + 1;
+    for (unsigned i = 0; i < 2; i++)
+        ids->kind[i] = i + 1;
+    for (unsigned i = 0; i < BENCH_TARGETS; i++)
+        ids->target[i] = i + 1;
+    for (unsigned i = 0; i < BENCH_TEXTS; i++)
+        ids->text[i] = i + 1;
+    ids->cert = 1;
+}
+
 void bench_db_row(struct bench_row *r, const struct bench_event *ev,
                   int64_t agent_id, int64_t recv_ms,
                   const struct bench_ids *ids)
 {
-    r->agent_id = agent_id;
-    r->seq = (int64_t)ev->seq;
-    r->unix_ms = ev->unix_ms;
-    r->recv_ms = recv_ms;
-    r->kind_id = ids->kind[ev->kind];
-    r->target_id = ids->target[ev->target];
-    r->text_id = ev->text >= 0 ? ids->text[ev->text] : 0;
-    r->data_len = (int)bench_event_json(ev, r->data);
-}
-
-/* Binds an id, or NULL for 0. */
-static int bench_db_bind_id(sqlite3_stmt *s, int i, int64_t id)
-{
-    return id ? sqlite3_bind_int64(s, i, id) : sqlite3_bind_null(s, i);
+    memset(r, 0, sizeof(*r));
+    sextant__v1__probe_result__init(&r->probe);
+    sextant__v1__timings__init(&r->timings);
+    r->e.agent_id = agent_id;
+    r->e.seq = ev->seq;
+    r->e.unix_ms = ev->unix_ms;
+    r->e.recv_ms = recv_ms;
+    r->ids.kind = ids->kind[ev->kind];
+    r->ids.target = ids->target[ev->target];
+    r->ids.text = ev->text >= 0 ? ids->text[ev->text] : 0;
+    if (ev->kind == BENCH_STATE) {
+        bench_event_json(ev, r->data);
+        r->e.data = r->data;
+        return;
+    }
+    /* What store_event_fields takes from the agent's ProbeResult. */
+    r->probe.type = SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_HTTP;
+    r->probe.ok = ev->ok;
+    r->probe.status = ev->status;
+    r->timings.dns_us = ev->dns_us;
+    r->timings.connect_us = ev->connect_us;
+    r->timings.tls_us = ev->tls_us;
+    r->timings.first_byte_us = ev->first_byte_us;
+    r->timings.total_us = ev->total_us;
+    r->probe.timings = &r->timings;
+    r->probe.cert_not_after_unix_ms = ev->cert_not_after_ms;
+    r->ids.cert = ev->cert_not_after_ms ? ids->cert : 0;
+    r->e.probe = &r->probe;
 }
 
 int bench_db_insert(sqlite3_stmt *s, const struct bench_row *r)
 {
     int rc = -1;
 
-    if (sqlite3_bind_int64(s, 1, r->agent_id) == SQLITE_OK &&
-        bench_db_bind_id(s, 2, r->seq) == SQLITE_OK &&
-        sqlite3_bind_int64(s, 3, r->unix_ms) == SQLITE_OK &&
-        sqlite3_bind_int64(s, 4, r->recv_ms) == SQLITE_OK &&
-        sqlite3_bind_int64(s, 5, r->kind_id) == SQLITE_OK &&
-        bench_db_bind_id(s, 6, r->target_id) == SQLITE_OK &&
-        bench_db_bind_id(s, 7, r->text_id) == SQLITE_OK &&
-        sqlite3_bind_text(s, 8, r->data, r->data_len, SQLITE_STATIC) ==
-            SQLITE_OK &&
+    if (store_event_bind(s, &r->e, &r->ids) == 0 &&
         sqlite3_step(s) == SQLITE_DONE)
         rc = 0;
     else

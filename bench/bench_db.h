@@ -1,8 +1,9 @@
 /* bench_db.h -- a collector database for the benchmarks that write rows
  * straight into SQLite (raw_ceiling, query_fill): created by the
  * collector's own store code, so its schema and pragmas are the
- * collector's and cannot drift, then written with plain prepared
- * statements. Not part of the product. */
+ * collector's and cannot drift, then written with the store's own insert
+ * statement and binding, outside its writer thread (no HTTP, queue,
+ * watermark or rollup). Not part of the product. */
 #ifndef SEXTANT_BENCH_DB_H
 #define SEXTANT_BENCH_DB_H
 
@@ -11,6 +12,9 @@
 #include <stdint.h>
 
 #include "bench_events.h"
+/* The store's row and insert (store_event_ins_sql, store_event_bind): the
+ * benchmarks write the rows the collector writes, with its code. */
+#include "store_priv.h"
 
 /* The ids of the dimension rows bench_db_dims() inserts. */
 struct bench_ids {
@@ -18,6 +22,7 @@ struct bench_ids {
     int64_t kind[2];                    /* by enum bench_kind */
     int64_t target[BENCH_TARGETS];
     int64_t text[BENCH_TEXTS];
+    int64_t cert;                       /* BENCH_CERT_MS */
 };
 
 /* Creates @path (which must not exist) through store_open(),
@@ -40,15 +45,23 @@ int bench_db_agent(sqlite3 *db, const struct bench_agent *a,
                    const struct bench_ids *ids, int64_t seen_ms,
                    int64_t *agent_id);
 
-/* The store's own event insert (INSERT OR IGNORE, 8 parameters), prepared
- * on @db; the caller finalizes *out. */
+/* The store's own event insert (store_event_ins_sql), prepared on @db;
+ * the caller finalizes *out. */
 int bench_db_prepare_event(sqlite3 *db, sqlite3_stmt **out);
 
-/* One events row; a *_id of 0 is NULL, as the store binds it. */
+/* Fills @ids with plain numbers (index + 1) for a database without
+ * dimension tables (raw_ceiling --minimal). */
+void bench_db_ids_plain(struct bench_ids *ids);
+
+/* One events row as the store's insert binds it (store_event_bind): the
+ * row, its strings' ids, and a probe's values, which e.probe points to.
+ * Fill it in place (bench_db_row): a copy would point into the original. */
 struct bench_row {
-    int64_t agent_id, seq, unix_ms, recv_ms, kind_id, target_id, text_id;
-    char data[BENCH_JSON_MAX];
-    int data_len;
+    struct store_event_row e;
+    struct store_event_ids ids;
+    Sextant__V1__ProbeResult probe;     /* zeroed for a state change */
+    Sextant__V1__Timings timings;
+    char data[BENCH_JSON_MAX];          /* a state change's fields */
 };
 
 /* Fills @r from @ev of agent @agent_id. */
@@ -56,7 +69,8 @@ void bench_db_row(struct bench_row *r, const struct bench_event *ev,
                   int64_t agent_id, int64_t recv_ms,
                   const struct bench_ids *ids);
 
-/* Binds @r to @ins (from bench_db_prepare_event), steps and resets it. */
+/* Binds @r to @ins (from bench_db_prepare_event) with the store's own
+ * store_event_bind, steps and resets it. */
 int bench_db_insert(sqlite3_stmt *ins, const struct bench_row *r);
 
 /* Monotonic clock in seconds, for timing. */

@@ -51,7 +51,6 @@ enum {
 #define BENCH_SIGMA         0.35        /* of log(latency) */
 #define BENCH_HEALTHY_AFTER 2u
 #define BENCH_UNHEALTHY_AFTER 3u
-#define BENCH_CERT_MS       1798761600000LL     /* 2027-01-01 */
 
 static uint64_t bench_rand(uint64_t *s)            /* splitmix64 */
 {

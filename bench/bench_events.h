@@ -15,6 +15,10 @@
 #define BENCH_ERRORS   6u       /* error texts of failed probes */
 #define BENCH_TEXTS    (2u * BENCH_ERRORS + 1u)
 #define BENCH_JSON_MAX 320u     /* an event's data JSON fits */
+/* Every TLS probe's certificate expiry (2027-01-01), also as the decimal
+ * text the store interns. */
+#define BENCH_CERT_MS   1798761600000LL
+#define BENCH_CERT_TEXT "1798761600000"
 
 /* Cluster i is also region i; its agents send with token i. */
 extern const char *const bench_clusters[BENCH_CLUSTERS];

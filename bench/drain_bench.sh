@@ -141,7 +141,7 @@ DRAIN_S=$(secs "$t0" "$t1")
 # Not starved: when the agent's first live event (its start, seq N + 1)
 # was stored, against the drain's length.
 LIVE_MS=$(sqlite3 -readonly "$TMP/collector.db" \
-          "SELECT min(recv_ms) FROM events WHERE seq = $((N + 1))")
+          "SELECT min(recv_ms) FROM events_full WHERE seq = $((N + 1))")
 LIVE_S=$(awk -v r="$LIVE_MS" -v t="$t0" 'BEGIN { printf "%.3f", r / 1000 - t }')
 A_TICKS=$(cpu_ticks "$AGENT_PID")
 A_HWM=$(status_kb "$AGENT_PID" VmHWM)

@@ -16,15 +16,21 @@
 #      by the collector's own store code, with the store's insert
 #      statement and pragmas (WAL, synchronous=FULL), in transactions of
 #      step 1's mean group commit. It keeps no rollups nor watermarks.
+#      Then the minimal ceiling (raw_ceiling --minimal), the issue's
+#      yardstick: the same rows and transactions into one table of
+#      integer columns (agent, seq, time, kind, target, ok, status, total)
+#      with UNIQUE (agent, seq) and one time index, same pragmas. The
+#      closed loop against it shows what the whole schema costs.
 #   3. open loop, realistic: every agent sends one batch of 100 events a
 #      second (200 batches/s, 20,000 events/s for 200 agents); latency
 #      from each batch's scheduled time to its 200 (no coordinated
 #      omission), p50/p95/p99/max.
-#   4. open loop at half the raw ceiling (step 2's rows/s / 2).
+#   4. open loop at half the minimal ceiling (its rows/s / 2).
 # Each step gets a fresh collector and database, default config (three
 # clusters, 4 HTTP threads, 14 d raw retention). The goals of the issue
-# are checked at the end: closed loop >= 0.5 x ceiling, p99 < 50 ms (open
-# loops), collector peak RSS < 128 MiB.
+# are checked at the end: closed loop >= 0.5 x the minimal ceiling (and,
+# as before, against the store-schema ceiling), p99 < 50 ms (open loops),
+# collector peak RSS < 128 MiB.
 #
 # usage: bench/ingest_bench.sh [--build DIR] [--agents N] [--duration S]
 #            [--warmup S] [--keep DIR]
@@ -36,8 +42,10 @@
 #   --warmup S    before each window (default 5)
 #   --keep DIR    keep configs, logs, outputs and databases in DIR
 # Exit status: 0 every step was valid (whether or not the goals were met),
-# 1 a step was not (a process died, a batch was refused or acked wrong, an
-# agent ran out of batches), 2 usage.
+# or only the open loop at half the minimal ceiling was not (a rate past
+# the collector's maximum: reported as NOT VALID), 1 a step was not (a
+# process died, a batch was refused or acked wrong, an agent ran out of
+# batches), 2 usage.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -120,8 +128,15 @@ load_step() {
         [ "$r" -gt "$rss_max" ] && rss_max=$r
         sleep 0.5
     done
-    wait "$lpid" || { cat "$TMP/$name.load.log" >&2
-                      die "$name: the load was not valid (see above)"; }
+    if ! wait "$lpid"; then
+        cat "$TMP/$name.load.log" >&2
+        # Past the collector's maximum (the open loop at half the minimal
+        # ceiling may be): its figures say so instead of ending the run.
+        [ -n "${LOAD_MAY_FAIL:-}" ] ||
+            die "$name: the load was not valid (see above)"
+        say "$name: NOT VALID (the collector fell behind; see above)"
+        echo "not_valid=$(tail -n1 "$TMP/$name.load.log")" >> "$TMP/$name.out"
+    fi
     kill -0 "$CPID" 2>/dev/null || die "$name: the collector died"
     ticks=$(($(cpu_ticks "$CPID") - c0))
     hwm=$(status_kb "$CPID" VmHWM)
@@ -135,6 +150,7 @@ load_step() {
              "$TMP/$name.metrics")
     stop_collector
     run=$(kv "$TMP/$name.out" run_s)
+    [ -n "$run" ] || run=$((WARMUP + DURATION))     # an invalid load's
     {
         echo "collector_cpu_pct=$(pct "$ticks" "$run")"
         echo "collector_rss_peak_kb=$hwm"
@@ -145,6 +161,7 @@ load_step() {
             'BEGIN { printf "%.0f", e / c }')"
         echo "stored_events=$stored"
     } >> "$TMP/$name.out"
+    [ -n "$(kv "$TMP/$name.out" not_valid)" ] ||
     [ "$(sqlite3 "$TMP/$name.db" 'SELECT count(*) FROM events')" = "$stored" ] ||
         die "$name: the database does not hold the $stored events acked"
 }
@@ -172,6 +189,13 @@ say "raw ceiling: $STORED rows, transactions of ~$TXN"
     { cat "$TMP/ceiling.log" >&2; die "raw_ceiling failed"; }
 CEIL_RATE=$(kv "$TMP/ceiling.out" rows_per_s)
 say "raw ceiling: $CEIL_RATE rows/s"
+say "minimal ceiling: $STORED rows, transactions of ~$TXN"
+"$CEILING" "$TMP/min.db" --minimal --events "$STORED" --txn-events "$TXN" \
+    --agents "$AGENTS" --batch-events "$BATCH" --seed "$SEED" \
+    > "$TMP/minimal.out" 2> "$TMP/minimal.log" ||
+    { cat "$TMP/minimal.log" >&2; die "raw_ceiling --minimal failed"; }
+MIN_RATE=$(kv "$TMP/minimal.out" rows_per_s)
+say "minimal ceiling: $MIN_RATE rows/s"
 # The same rows: the first agent's first events, as both stored them
 # (times counted from its first event: each program starts the agents'
 # clocks when it starts).
@@ -184,18 +208,18 @@ same_rows() {
 }
 [ "$(same_rows "$TMP/closed.db")" = "$(same_rows "$TMP/raw.db")" ] ||
     die "the ceiling's rows differ from the collector's"
-rm -f "$TMP"/closed.db* "$TMP"/raw.db*     # some GB; kept figures suffice
+rm -f "$TMP"/closed.db* "$TMP"/raw.db* "$TMP"/min.db*  # GBs; figures suffice
 
 # --- 3. and 4. open loops ---
 REAL_RATE=$AGENTS                            # batches/s: 1 per agent
-HALF_RATE=$(awk -v r="$CEIL_RATE" -v b="$BATCH" \
+HALF_RATE=$(awk -v r="$MIN_RATE" -v b="$BATCH" \
             'BEGIN { printf "%.1f", r / 2 / b }')
 say "open loop: $REAL_RATE batches/s ($((REAL_RATE * BATCH)) events/s)"
 load_step open_real --rate "$REAL_RATE" \
     --batches "$(batches_for $((REAL_RATE * BATCH)))"
 rm -f "$TMP"/open_real.db*
-say "open loop: $HALF_RATE batches/s (half the raw ceiling)"
-load_step open_half --rate "$HALF_RATE" \
+say "open loop: $HALF_RATE batches/s (half the minimal ceiling)"
+LOAD_MAY_FAIL=1 load_step open_half --rate "$HALF_RATE" \
     --batches "$(batches_for "$(awk -v r="$HALF_RATE" -v b="$BATCH" \
                                 'BEGIN { print r * b }')")"
 rm -f "$TMP"/open_half.db*
@@ -213,6 +237,8 @@ row() {
 }
 RATIO=$(awk -v a="$CLOSED_RATE" -v b="$CEIL_RATE" \
         'BEGIN { printf "%.2f", a / b }')
+MIN_RATIO=$(awk -v a="$CLOSED_RATE" -v b="$MIN_RATE" \
+            'BEGIN { printf "%.2f", a / b }')
 RSS_PEAK=0
 for s in closed open_real open_half; do
     r=$(kv "$TMP/$s.out" collector_rss_peak_kb)
@@ -220,6 +246,8 @@ for s in closed open_real open_half; do
 done
 P99_REAL=$(kv "$TMP/open_real.out" latency_p99_ms)
 P99_HALF=$(kv "$TMP/open_half.out" latency_p99_ms)
+[ -n "$P99_HALF" ] && [ -z "$(kv "$TMP/open_half.out" not_valid)" ] ||
+    P99_HALF=99999      # not measured: the collector fell behind
 verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN {
     ok = op == ">=" ? v >= lim : v < lim; print ok ? "met" : "NOT met" }'; }
 cat <<TXT
@@ -231,6 +259,9 @@ $(machine)
 raw SQLite ceiling: $(kv "$TMP/ceiling.out" rows) rows in transactions of \
 $(kv "$TMP/ceiling.out" txn_events) (the closed loop's mean group commit):
   $(kv "$TMP/ceiling.out" seconds) s, $CEIL_RATE rows/s
+minimal SQLite ceiling (agent, seq, time, kind, target, ok, status, total;
+UNIQUE (agent, seq), one time index; same rows, transactions, pragmas):
+  $(kv "$TMP/minimal.out" seconds) s, $MIN_RATE rows/s
 
 latency in ms (closed loop: from send; open loops: from the scheduled time)
 step                     events/s     p50     p95     p99     max      503  cpu%  gen-s  rss-MiB  grp
@@ -239,10 +270,13 @@ $(row open_real "open $REAL_RATE batch/s")
 $(row open_half "open $HALF_RATE batch/s")
 (cpu% = collector, % of one core over the load; gen-s = load generator
 CPU seconds; rss = collector peak, VmHWM; grp = batches per group commit)
+$(v=$(kv "$TMP/open_half.out" not_valid); [ -z "$v" ] ||
+  echo "open loop at half the minimal ceiling NOT VALID: $v (99999 below)")
 
 goals (issue):
-  closed loop >= 0.5 x raw ceiling:   $RATIO ($CLOSED_RATE / $CEIL_RATE)  $(verdict "$RATIO" 0.5 ">=")
-  p99 < 50 ms at $REAL_RATE batches/s:      $P99_REAL ms  $(verdict "$P99_REAL" 50 "<")
-  p99 < 50 ms at half the ceiling:    $P99_HALF ms  $(verdict "$P99_HALF" 50 "<")
+  closed loop >= 0.5 x minimal ceiling: $MIN_RATIO ($CLOSED_RATE / $MIN_RATE)  $(verdict "$MIN_RATIO" 0.5 ">=")
+  (against the store-schema ceiling:   $RATIO ($CLOSED_RATE / $CEIL_RATE))
+  p99 < 50 ms at $REAL_RATE batches/s:        $P99_REAL ms  $(verdict "$P99_REAL" 50 "<")
+  p99 < 50 ms at half the minimal ceiling: $P99_HALF ms  $(verdict "$P99_HALF" 50 "<")
   collector RSS < 128 MiB:            $(mib "$RSS_PEAK") MiB  $(verdict "$RSS_PEAK" 131072 "<")
 TXT

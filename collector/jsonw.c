@@ -25,6 +25,15 @@ void jsonw_free(struct jsonw *w)
     w->len = w->cap = 0;
 }
 
+void jsonw_reset(struct jsonw *w)
+{
+    w->len = 0;
+    w->err = 0;
+    w->need_comma = 0;
+    if (w->buf)
+        w->buf[0] = '\0';
+}
+
 char *jsonw_take(struct jsonw *w, size_t *len)
 {
     char *s;

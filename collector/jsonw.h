@@ -22,6 +22,8 @@ void jsonw_free(struct jsonw *w);
 /* Hands the text to the caller (who frees it); returns NULL and frees on
  * a sticky error. */
 char *jsonw_take(struct jsonw *w, size_t *len);
+/* Empties @w for reuse, keeping its buffer and cap; clears its error. */
+void jsonw_reset(struct jsonw *w);
 
 void jsonw_raw(struct jsonw *w, const char *s, size_t n);   /* as is */
 void jsonw_obj_begin(struct jsonw *w);

@@ -16,6 +16,12 @@ static const char *const store_dim_sql[DIM_COUNT][2] = {
       "INSERT INTO targets (name) VALUES (?1)" },
     { "SELECT id FROM texts WHERE text = ?1",
       "INSERT INTO texts (text) VALUES (?1)" },
+    { "SELECT id FROM regions WHERE name = ?1",
+      "INSERT INTO regions (name) VALUES (?1)" },
+    /* The decimal text of a cert's expiry: the column's INTEGER affinity
+     * turns it into the number on insert and in the comparison. */
+    { "SELECT id FROM certs WHERE not_after_ms = ?1",
+      "INSERT INTO certs (not_after_ms) VALUES (?1)" },
 };
 
 static uint64_t store_hash(const char *s)

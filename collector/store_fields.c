@@ -1,6 +1,9 @@
-/* store_fields.c -- an event's kind-specific fields as the JSON text the
- * events table's data column holds, with the names of the enums it
- * writes. */
+/* store_fields.c -- an event's kind-specific fields as the events table
+ * holds them: a probe result in typed columns (schema 6: 95%+ of all
+ * events, so no JSON is built for them), every other kind as the JSON
+ * text of the data column, with the names of the enums it writes. The
+ * API renders the probe's JSON back from the columns (store_query.c,
+ * and the events_full view). */
 #include "store_priv.h"
 
 #include "jsonw.h"
@@ -54,54 +57,110 @@ static void store_answers(struct jsonw *w, const char *key,
     jsonw_arr_end(w);
 }
 
-/* Writes the kind-specific fields of @ev as one JSON object and returns the
- * event's target (borrowed from @ev, NULL when it has none). A probe's
- * error or a state change's reason that is not empty goes to *text
- * instead (borrowed; interned, and put back into the fields on reading);
- * otherwise *text is NULL. */
-const char *store_event_fields(const Sextant__V1__Event *ev,
-                               struct jsonw *w, const char **text)
+/* Whether @p's values fit the typed columns so that the JSON rendered
+ * back from them is the very text this file would write: every timing a
+ * SQLite integer (at most INT64_MAX), and no control character in
+ * served_by (jsonw escapes \r, \b, \f as \u00XX where SQLite's JSON
+ * functions write \r ...). Such a rare probe keeps its JSON. */
+static int store_probe_typed(const Sextant__V1__ProbeResult *p)
+{
+    const Sextant__V1__Timings *t = p->timings;
+    const unsigned char *c = (const unsigned char *)p->served_by;
+
+    if (t && (t->dns_us > INT64_MAX || t->connect_us > INT64_MAX ||
+              t->tls_us > INT64_MAX || t->first_byte_us > INT64_MAX ||
+              t->total_us > INT64_MAX))
+        return 0;
+    for (; c && *c; c++)
+        if (*c < 0x20)
+            return 0;
+    return 1;
+}
+
+/* A probe result as JSON, for one that does not fit the typed columns
+ * (see store_probe_typed); the error, when there is one, goes to the
+ * texts table instead. */
+static void store_probe_json(const Sextant__V1__ProbeResult *p,
+                             struct jsonw *w)
+{
+    const Sextant__V1__Timings *t = p->timings;
+
+    jsonw_key(w, "type");
+    jsonw_str(w, store_probe_type_name(p->type));
+    jsonw_key(w, "ok");
+    jsonw_bool(w, p->ok);
+    jsonw_key(w, "status");
+    jsonw_int(w, p->status);
+    if (!p->error[0]) {
+        jsonw_key(w, "error");
+        jsonw_str(w, "");
+    }
+    jsonw_key(w, "dns_us");
+    jsonw_uint(w, t ? t->dns_us : 0);
+    jsonw_key(w, "connect_us");
+    jsonw_uint(w, t ? t->connect_us : 0);
+    jsonw_key(w, "tls_us");
+    jsonw_uint(w, t ? t->tls_us : 0);
+    jsonw_key(w, "first_byte_us");
+    jsonw_uint(w, t ? t->first_byte_us : 0);
+    jsonw_key(w, "total_us");
+    jsonw_uint(w, t ? t->total_us : 0);
+    jsonw_key(w, "served_by");
+    jsonw_str(w, p->served_by);
+    jsonw_key(w, "cert_not_after_ms");
+    jsonw_int(w, p->cert_not_after_unix_ms);
+    if (p->n_answers > 0)
+        store_answers(w, "answers", p->answers, p->n_answers);
+}
+
+/* A typed probe's answers, as the JSON array the texts table keeps (the
+ * same text store_answers writes inside a probe's JSON). */
+static void store_answers_json(const Sextant__V1__ProbeResult *p,
+                               struct jsonw *w)
+{
+    jsonw_arr_begin(w);
+    for (size_t i = 0; i < p->n_answers; i++) {
+        jsonw_obj_begin(w);
+        jsonw_key(w, "type");
+        jsonw_str(w, p->answers[i]->type);
+        jsonw_key(w, "value");
+        jsonw_str(w, p->answers[i]->value);
+        jsonw_key(w, "ttl");
+        jsonw_uint(w, p->answers[i]->ttl);
+        jsonw_obj_end(w);
+    }
+    jsonw_arr_end(w);
+}
+
+int store_event_fields(const Sextant__V1__Event *ev, struct jsonw *w,
+                       struct store_event_row *e)
 {
     const char *target = NULL;
 
-    *text = NULL;
+    e->text = NULL;
+    e->data = NULL;
+    e->probe = NULL;
+    e->answers = NULL;
+    if (ev->kind_case == SEXTANT__V1__EVENT__KIND_PROBE &&
+        store_probe_typed(ev->probe)) {
+        const Sextant__V1__ProbeResult *p = ev->probe;
+
+        e->probe = p;
+        e->text = p->error[0] ? p->error : NULL;
+        e->target = p->target[0] ? p->target : NULL;
+        if (p->n_answers == 0)
+            return 0;
+        store_answers_json(p, w);
+        e->answers = w->buf;
+        return w->err;
+    }
     jsonw_obj_begin(w);
     switch (ev->kind_case) {
-    case SEXTANT__V1__EVENT__KIND_PROBE: {
-        const Sextant__V1__ProbeResult *p = ev->probe;
-        const Sextant__V1__Timings *t = p->timings;
-
-        target = p->target;
-        jsonw_key(w, "type");
-        jsonw_str(w, store_probe_type_name(p->type));
-        jsonw_key(w, "ok");
-        jsonw_bool(w, p->ok);
-        jsonw_key(w, "status");
-        jsonw_int(w, p->status);
-        if (p->error[0]) {
-            *text = p->error;
-        } else {
-            jsonw_key(w, "error");
-            jsonw_str(w, "");
-        }
-        jsonw_key(w, "dns_us");
-        jsonw_uint(w, t ? t->dns_us : 0);
-        jsonw_key(w, "connect_us");
-        jsonw_uint(w, t ? t->connect_us : 0);
-        jsonw_key(w, "tls_us");
-        jsonw_uint(w, t ? t->tls_us : 0);
-        jsonw_key(w, "first_byte_us");
-        jsonw_uint(w, t ? t->first_byte_us : 0);
-        jsonw_key(w, "total_us");
-        jsonw_uint(w, t ? t->total_us : 0);
-        jsonw_key(w, "served_by");
-        jsonw_str(w, p->served_by);
-        jsonw_key(w, "cert_not_after_ms");
-        jsonw_int(w, p->cert_not_after_unix_ms);
-        if (p->n_answers > 0)
-            store_answers(w, "answers", p->answers, p->n_answers);
+    case SEXTANT__V1__EVENT__KIND_PROBE:
+        target = ev->probe->target;
+        e->text = ev->probe->error[0] ? ev->probe->error : NULL;
+        store_probe_json(ev->probe, w);
         break;
-    }
     case SEXTANT__V1__EVENT__KIND_STATE:
         target = ev->state->target;
         jsonw_key(w, "from");
@@ -109,7 +168,7 @@ const char *store_event_fields(const Sextant__V1__Event *ev,
         jsonw_key(w, "to");
         jsonw_str(w, store_health_name(ev->state->to));
         if (ev->state->reason[0]) {
-            *text = ev->state->reason;
+            e->text = ev->state->reason;
         } else {
             jsonw_key(w, "reason");
             jsonw_str(w, "");
@@ -160,5 +219,7 @@ const char *store_event_fields(const Sextant__V1__Event *ev,
         break;
     }
     jsonw_obj_end(w);
-    return target && target[0] ? target : NULL;
+    e->target = target && target[0] ? target : NULL;
+    e->data = w->buf;
+    return w->err;
 }

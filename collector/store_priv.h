@@ -6,10 +6,12 @@
  * Files: store.c (lifecycle, queue, stats: backend-neutral),
  * store_writer.c (the writer thread and group commit), store_schema.c
  * (the SQLite file: migrations, pragmas, statements, small helpers),
+ * store_compact.c (migration 6's chunked copy into compact rows),
  * store_fields.c (event -> stored fields), store_delivery.c (agents,
  * watermarks, gaps, drops, clock offset), store_dims.c (interned
  * strings), store_rollup.c (samples and rollups), store_retention.c,
- * store_query.c (read pool and queries), store_backup.c (online backup).
+ * store_sql.c (every statement the reads run), store_query.c (read
+ * pool, cached statements, queries), store_backup.c (online backup).
  *
  * A second backend (PostgreSQL, a later issue) implements the functions
  * marked "backend" below over its own connection fields, and keeps the
@@ -19,9 +21,9 @@
  * backend brings: open, interrupt and close of its connection, and the
  * start check plus migrations (store_db_*, store_setup); one batch stored
  * inside a group (store_ingest_locked, with fields, dimensions and
- * rollups under it); a retention step; the queries (store_query.c: the
- * public store_timeline, store_clusters_seen, store_name_known,
- * store_latency); the backup (store_backup_*). store_writer.c is both
+ * rollups under it); a retention step; the queries (store_sql.c and
+ * store_query.c: the public store_timeline, store_clusters_seen,
+ * store_name_known, store_latency); the backup (store_backup_*). store_writer.c is both
  * today: its thread loop, queue taking and answers are neutral, while
  * store_group's transaction and savepoints and the commit probe speak
  * SQLite; a second backend splits store_group there. The seam is this
@@ -91,7 +93,10 @@ struct store_dim {
     size_t used;
 };
 
-enum { DIM_CLUSTER, DIM_KIND, DIM_TARGET, DIM_TEXT, DIM_COUNT };
+/* Schema 6 adds served_by regions and certificate expiries (interned as
+ * their decimal text into an integer column: SQLite converts it). */
+enum { DIM_CLUSTER, DIM_KIND, DIM_TARGET, DIM_TEXT, DIM_REGION, DIM_CERT,
+       DIM_COUNT };
 
 /* One probe result stored in the current group, for the rollups. */
 struct store_sample {
@@ -171,12 +176,15 @@ struct store {
     int ready;                  /* 0 migrating, 1 ready, -errno failed */
     struct store_stats stats;   /* counters, under qlock */
 
+    /* ---- reads (store_query.c) ---- */
     pthread_mutex_t rlock;      /* guards the idle reader list */
-    sqlite3 *readers[STORE_READERS];
+    struct store_reader *readers[STORE_READERS];    /* owned */
     size_t n_readers;
 };
 
-/* One event row to insert; the strings are borrowed. */
+/* One event row to insert; the strings and the probe are borrowed. A
+ * probe result goes to the typed columns (probe set, data NULL); every
+ * other event, and a probe the columns cannot hold, to data as JSON. */
 struct store_event_row {
     int64_t agent_id;
     uint64_t seq;               /* 0: a collector-made event */
@@ -184,7 +192,10 @@ struct store_event_row {
     const char *kind;
     const char *target;         /* NULL: none */
     const char *text;           /* NULL: none */
-    const char *data;
+    const char *data;           /* NULL: a typed probe */
+    const Sextant__V1__ProbeResult *probe;  /* the typed columns' values */
+    const char *answers;        /* the probe's DNS answers, JSON; NULL:
+                                 * none */
     int64_t target_id;          /* out: 0 when no target */
 };
 
@@ -256,12 +267,31 @@ int store_step_done(sqlite3_stmt *s);
 int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 int store_check_corrupt(struct store *st, sqlite3 *db);
 
+/* Moves every event into migration 6's compact rows, if that is not done
+ * yet (store_compact.c): 0, -EINTR when store_close asked to stop (the
+ * next start resumes), or -EIO. */
+int store_compact_finish(struct store *st);
+
 /* ---- backend: one batch (store_fields.c, store_delivery.c) ---- */
 
-/* Writes @ev's kind-specific fields into @w; returns its target and sets
- * *text (both borrowed from @ev, NULL when none). */
-const char *store_event_fields(const Sextant__V1__Event *ev,
-                               struct jsonw *w, const char **text);
+/* Fills @e's target, text, and fields from @ev (all borrowed from @ev or
+ * @w): a probe result the typed columns hold gets e->probe (and
+ * e->answers, its DNS answers as JSON written into @w); any other event
+ * e->data, its fields as JSON written into @w. 0, or @w's error. */
+int store_event_fields(const Sextant__V1__Event *ev, struct jsonw *w,
+                       struct store_event_row *e);
+/* The interned ids of one event row's strings; 0: none (NULL). */
+struct store_event_ids {
+    int64_t kind, target, text;
+    int64_t region, cert, answers;      /* typed probe columns */
+};
+/* The events insert (INSERT OR IGNORE, 19 parameters), as the writer
+ * prepares it; the benchmarks prepare it on their own connections. */
+extern const char store_event_ins_sql[];
+/* Binds @e, with its strings' ids @ids, to @s (store_event_ins_sql): 0,
+ * or -EIO with @s reset. The caller steps. */
+int store_event_bind(sqlite3_stmt *s, const struct store_event_row *e,
+                     const struct store_event_ids *ids);
 /* Stores @b inside the group's transaction (see store_submit): 0 with
  * *acked_seq, or -errno. */
 int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
@@ -294,9 +324,52 @@ int store_retention_step(struct store *st);
 
 void *store_writer(void *arg);
 
-/* ---- backend: reads (store_query.c) ---- */
+/* ---- backend: reads (store_sql.c, store_query.c) ---- */
 
 /* sqlite3 progress handler: nonzero past the deadline at @arg (ns). */
 int store_query_progress(void *arg);
+
+/* A timeline's kind filter. Only probes are stored without JSON data
+ * (schema 6), so a filter that cannot match a probe says so in its SQL
+ * and SQLite may use the partial (kind_id, unix_ms) index. */
+enum store_kind_filter {
+    STORE_KIND_ANY,             /* no filter */
+    STORE_KIND_PROBE,           /* one kind: probe */
+    STORE_KIND_RARE,            /* one kind, not probe */
+    STORE_KINDS_PROBE,          /* a list holding probe */
+    STORE_KINDS_RARE,           /* a list without probe */
+    STORE_KIND_FILTERS
+};
+
+/* Every statement the read side runs (store_sql[]), by number: a read
+ * connection prepares each once, the first time it needs it. */
+enum {
+    STORE_SQL_TIMELINE = 0,     /* + store_sql_timeline() */
+    STORE_SQL_LATENCY = STORE_SQL_TIMELINE + 2 * 2 * 2 * STORE_KIND_FILTERS,
+    STORE_SQL_NAME_KNOWN = STORE_SQL_LATENCY + 2 * 2,  /* + store_names */
+    STORE_SQL_NAME_LIST = STORE_SQL_NAME_KNOWN + 3,    /* + store_names */
+    STORE_SQL_CLUSTERS = STORE_SQL_NAME_LIST + 3,
+    STORE_SQL_COUNT
+};
+extern const char *const store_sql[STORE_SQL_COUNT];
+/* The timeline statement for agent or @corrected order, with or without a
+ * @cluster and a @target filter, and a @kind filter. */
+int store_sql_timeline(int corrected, int cluster, int target,
+                       enum store_kind_filter kind);
+/* The latency statement for minute or @hour steps, with or without a
+ * @cluster filter. */
+int store_sql_latency(int hour, int cluster);
+
+/* A read-only connection and the statements it prepared so far (NULL: not
+ * yet), kept with it while it sits idle in the pool. Used by one thread
+ * at a time: the one that took it from the pool. */
+struct store_reader {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[STORE_SQL_COUNT];
+};
+/* Finalizes the statements and closes the connection; NULL is a no-op. */
+void store_reader_close(struct store_reader *r);
+/* Closes every idle reader (store_db_close, after the writer ended). */
+void store_readers_close(struct store *st);
 
 #endif

@@ -1,12 +1,12 @@
 /* store_query.c -- the read side: a pool of read-only connections, each
+ * keeping the statements it prepared (their SQL is store_sql.c's), each
  * query's deadline, and the queries (timeline, clusters, names, latency)
- * rendered as the API's JSON. */
+ * rendered as the API's JSON: a timeline's typed probe rows here in C. */
 #include "store_priv.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,39 +20,90 @@
  * while a reply still cannot grow without bound. */
 #define STORE_LATENCY_BYTES  (16u << 20)
 
-/* Takes an idle read-only connection, or opens one. */
-static sqlite3 *store_reader_get(struct store *st)
+void store_reader_close(struct store_reader *r)
 {
-    sqlite3 *db = NULL;
+    if (!r)
+        return;
+    for (size_t i = 0; i < STORE_SQL_COUNT; i++)
+        sqlite3_finalize(r->stmt[i]);
+    sqlite3_close(r->db);
+    free(r);
+}
+
+void store_readers_close(struct store *st)
+{
+    for (size_t i = 0; i < st->n_readers; i++)
+        store_reader_close(st->readers[i]);
+    st->n_readers = 0;
+}
+
+/* Takes an idle read-only connection, or opens one. It never waits: with
+ * every idle one taken, a new one opens (and closes when handed back to
+ * a full pool). */
+static struct store_reader *store_reader_get(struct store *st)
+{
+    struct store_reader *r = NULL;
 
     pthread_mutex_lock(&st->rlock);
     if (st->n_readers > 0)
-        db = st->readers[--st->n_readers];
+        r = st->readers[--st->n_readers];
     pthread_mutex_unlock(&st->rlock);
-    if (db)
-        return db;
-    if (sqlite3_open_v2(st->path, &db,
+    if (r)
+        return r;
+    r = calloc(1, sizeof(*r));
+    if (!r) {
+        log_msg(LOGL_ERROR, "store", "read connection: out of memory");
+        return NULL;
+    }
+    if (sqlite3_open_v2(st->path, &r->db,
                         SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         log_msg(LOGL_ERROR, "store", "read connection: %s",
-                db ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
+                r->db ? sqlite3_errmsg(r->db) : "out of memory");
+        store_reader_close(r);
         return NULL;
     }
-    sqlite3_busy_timeout(db, STORE_BUSY_MS);
-    return db;
+    sqlite3_busy_timeout(r->db, STORE_BUSY_MS);
+    return r;
 }
 
-static void store_reader_put(struct store *st, sqlite3 *db)
+static void store_reader_put(struct store *st, struct store_reader *r)
 {
-    sqlite3_progress_handler(db, 0, NULL, NULL);   /* its deadline is gone */
+    sqlite3_progress_handler(r->db, 0, NULL, NULL);   /* its deadline is
+                                                       * gone */
     pthread_mutex_lock(&st->rlock);
     if (st->n_readers < STORE_READERS) {
-        st->readers[st->n_readers++] = db;
-        db = NULL;
+        st->readers[st->n_readers++] = r;
+        r = NULL;
     }
     pthread_mutex_unlock(&st->rlock);
-    sqlite3_close(db);
+    store_reader_close(r);
+}
+
+/* The statement @id of @r, prepared the first time and then kept (it
+ * stays @r's; store_stmt_done hands it back): 0, or -EIO. PERSISTENT:
+ * it lives as long as the connection. */
+static int store_reader_stmt(struct store_reader *r, int id,
+                             sqlite3_stmt **out)
+{
+    if (!r->stmt[id] &&
+        sqlite3_prepare_v3(r->db, store_sql[id], -1,
+                           SQLITE_PREPARE_PERSISTENT, &r->stmt[id],
+                           NULL) != SQLITE_OK)
+        return -EIO;
+    *out = r->stmt[id];
+    return 0;
+}
+
+/* Ends a use of a cached statement (NULL: none): the reset ends its read
+ * transaction, which would otherwise hold back checkpoints while the
+ * connection sits idle; no bound string outlives the caller's. */
+static void store_stmt_done(sqlite3_stmt *s)
+{
+    if (!s)
+        return;             /* sqlite3_clear_bindings takes no NULL */
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
 }
 
 /* Hands the finished reply in @w to the caller: 0, or its error. */
@@ -64,50 +115,6 @@ static int store_json_take(struct jsonw *w, char **out, size_t *out_len)
     return *out ? 0 : -ENOMEM;
 }
 
-/* An event's time on the collector's clock: agent time plus the agent's
- * current offset estimate (none yet: taken as 0). */
-#define STORE_OFFSET_SQL "CAST(round(a.clock_offset_ms) AS INTEGER)"
-#define STORE_CORRECTED_SQL \
-    "(e.unix_ms + coalesce(" STORE_OFFSET_SQL ", 0))"
-#define STORE_TIMELINE_SELECT \
-    "SELECT json_object(" \
-    "  'cluster', a.cluster, 'region', a.region, 'node', a.node," \
-    "  'epoch', printf('%016x', a.epoch), 'seq', e.seq," \
-    "  'kind', k.name, 'target', tg.name," \
-    "  'time_ms', e.unix_ms," \
-    "  'time', strftime('%Y-%m-%dT%H:%M:%fZ', e.unix_ms / 1000.0," \
-    "                   'unixepoch')," \
-    "  'clock_offset_ms', " STORE_OFFSET_SQL "," \
-    "  'corrected_ms', " STORE_CORRECTED_SQL "," \
-    "  'corrected_time', strftime('%Y-%m-%dT%H:%M:%fZ'," \
-    "                   " STORE_CORRECTED_SQL " / 1000.0, 'unixepoch')," \
-    "  'received_ms', e.recv_ms," \
-    "  'fields', CASE WHEN e.text_id IS NULL THEN json(e.data)" \
-    "    ELSE json_set(e.data, CASE k.name WHEN 'state' THEN '$.reason'" \
-    "                          ELSE '$.error' END, x.text) END)" \
-    " FROM events e CROSS JOIN agents a ON a.id = e.agent_id" \
-    " JOIN kinds k ON k.id = e.kind_id" \
-    " LEFT JOIN targets tg ON tg.id = e.target_id" \
-    " LEFT JOIN texts x ON x.id = e.text_id"
-/* events drives the join (CROSS JOIN keeps it outer): by time, or by
- * target or kind and time when those are given; a cluster filter is
- * checked row by row. Driven from agents instead, SQLite would fetch every
- * event of the cluster's agents in the window and sort them before the
- * LIMIT: ten times slower on 50 million events (bench/RESULTS.md). */
-/* Filters on cluster, target and kind, added only when asked for (an
- * "?5 IS NULL OR ..." would keep SQLite off the target and kind indexes).
- * The name is bound; the id is looked up once. */
-#define STORE_FILTER_CLUSTER " AND a.cluster = ?3"
-#define STORE_FILTER_TARGET \
-    " AND e.target_id = (SELECT id FROM targets WHERE name = ?5)"
-#define STORE_FILTER_KIND \
-    " AND e.kind_id = (SELECT id FROM kinds WHERE name = ?6)"
-/* Several kinds (a comma-separated list): the (kind, time) index then
- * gives no one order, so only a list pays for the sort. */
-#define STORE_FILTER_KINDS \
-    " AND e.kind_id IN (SELECT id FROM kinds" \
-    "   WHERE instr(',' || ?6 || ',', ',' || name || ',') > 0)"
-
 /* A reader's query stops when it runs past its deadline (query_ms): it holds an
  * HTTP thread and a read snapshot (which stops checkpoints). */
 int store_query_progress(void *arg)
@@ -115,12 +122,19 @@ int store_query_progress(void *arg)
     return store_mono_ns() > *(const int64_t *)arg;
 }
 
-static void store_query_deadline(const struct store *st, sqlite3 *db,
-                                 int64_t *until_ns)
+/* Takes a read connection for a query whose deadline (query_ms from now)
+ * @until_ns holds; NULL when none opens (logged). */
+static struct store_reader *store_query_begin(struct store *st,
+                                              int64_t *until_ns)
 {
+    struct store_reader *r = store_reader_get(st);
+
+    if (!r)
+        return NULL;
     *until_ns = store_mono_ns() + st->opt.query_ms * 1000000;
-    sqlite3_progress_handler(db, STORE_PROGRESS_OPS, store_query_progress,
+    sqlite3_progress_handler(r->db, STORE_PROGRESS_OPS, store_query_progress,
                              until_ns);
+    return r;
 }
 
 /* The error of a failed query: -ETIMEDOUT past its deadline, -EUCLEAN
@@ -133,64 +147,156 @@ static int store_query_error(struct store *st, sqlite3 *db)
 }
 
 /* The end of a reply query: a failed prepare or step (-EIO) becomes its
- * error (see store_query_error), logged once under @what. Returns it. */
-static int store_query_end(struct store *st, sqlite3 *db, int rc,
-                           const char *what)
+ * error (see store_query_error), logged once under @what; then @s (NULL:
+ * none) and @r are handed back. Returns the error, or @rc. */
+static int store_query_end(struct store *st, struct store_reader *r,
+                           sqlite3_stmt *s, int rc, const char *what)
 {
     if (rc == -EIO)
-        rc = store_query_error(st, db);
+        rc = store_query_error(st, r->db);
     if (rc == -EIO)
-        log_msg(LOGL_ERROR, "store", "%s: %s", what, sqlite3_errmsg(db));
+        log_msg(LOGL_ERROR, "store", "%s: %s", what, sqlite3_errmsg(r->db));
     if (rc == -ETIMEDOUT)
         log_msg(LOGL_WARN, "store", "%s query stopped after %lld ms", what,
                 (long long)st->opt.query_ms);
+    store_stmt_done(s);
+    store_reader_put(st, r);
     return rc;
+}
+
+/* The kind filter a timeline's ?kind= (NULL, one kind, or a
+ * comma-separated list) takes: whether it may match a probe decides
+ * whether its SQL can say data IS NOT NULL (see store_kind_filter). */
+static enum store_kind_filter store_kind_filter_of(const char *kind)
+{
+    int list;
+
+    if (!kind)
+        return STORE_KIND_ANY;
+    list = strchr(kind, ',') != NULL;
+    /* As the SQL matches a list: whole names between commas. */
+    for (const char *k = kind; ; k++) {
+        size_t n = strcspn(k, ",");
+
+        if (n == 5 && memcmp(k, "probe", 5) == 0)
+            return list ? STORE_KINDS_PROBE : STORE_KIND_PROBE;
+        k += n;
+        if (!*k)
+            break;
+    }
+    return list ? STORE_KINDS_RARE : STORE_KIND_RARE;
+}
+
+/* The timeline statement's columns (store_sql.c, TIMELINE_SELECT). */
+enum {
+    TL_EVENT, TL_DATA, TL_TYPE, TL_OK, TL_STATUS, TL_DNS_US, TL_CONNECT_US,
+    TL_TLS_US, TL_FIRST_BYTE_US, TL_TOTAL_US, TL_SERVED_BY, TL_CERT,
+    TL_ANSWERS, TL_ERROR
+};
+
+/* A typed probe row's "fields", key for key as schema 5 stored them
+ * (store_fields.c) and rendered them: "error" in fourth place when
+ * empty, else last (json_set appended it after everything). */
+static void store_probe_fields(struct jsonw *w, sqlite3_stmt *s)
+{
+    /* sextant.proto's ProbeType numbers; any other is "unknown". */
+    static const char *const types[] = {
+        [1] = "http", [2] = "tcp", [3] = "dns", [4] = "metric", [5] = "kube",
+    };
+    static const struct {
+        const char *key;
+        int col;
+    } timings[] = {
+        { "dns_us", TL_DNS_US }, { "connect_us", TL_CONNECT_US },
+        { "tls_us", TL_TLS_US }, { "first_byte_us", TL_FIRST_BYTE_US },
+        { "total_us", TL_TOTAL_US },
+    };
+    int64_t type = sqlite3_column_int64(s, TL_TYPE);
+    const char *served_by =
+        (const char *)sqlite3_column_text(s, TL_SERVED_BY);
+    const char *answers = (const char *)sqlite3_column_text(s, TL_ANSWERS);
+    const char *error = (const char *)sqlite3_column_text(s, TL_ERROR);
+
+    jsonw_obj_begin(w);
+    jsonw_key(w, "type");
+    jsonw_str(w, type > 0 && type < (int64_t)(sizeof(types) /
+                                              sizeof(types[0]))
+                 ? types[type] : "unknown");
+    jsonw_key(w, "ok");
+    jsonw_bool(w, sqlite3_column_int64(s, TL_OK) != 0);
+    jsonw_key(w, "status");
+    jsonw_int(w, sqlite3_column_int64(s, TL_STATUS));
+    if (!error) {
+        jsonw_key(w, "error");
+        jsonw_str(w, "");
+    }
+    for (size_t i = 0; i < sizeof(timings) / sizeof(timings[0]); i++) {
+        jsonw_key(w, timings[i].key);
+        jsonw_int(w, sqlite3_column_int64(s, timings[i].col));
+    }
+    jsonw_key(w, "served_by");
+    jsonw_str(w, served_by ? served_by : "");
+    jsonw_key(w, "cert_not_after_ms");
+    jsonw_int(w, sqlite3_column_int64(s, TL_CERT));   /* NULL: 0 */
+    if (answers) {
+        jsonw_key(w, "answers");
+        jsonw_value(w, answers);
+    }
+    if (error) {
+        jsonw_key(w, "error");
+        jsonw_value(w, error);                  /* quoted by SQLite */
+    }
+    jsonw_obj_end(w);
+}
+
+/* Renders the timeline row at @s into @row (emptied first): the event
+ * object SQLite wrote, with its "fields" put in last. 0, or -ENOMEM;
+ * @row's own error (its cap) is the caller's to look at. */
+static int store_timeline_row(struct jsonw *row, sqlite3_stmt *s)
+{
+    const char *ev = (const char *)sqlite3_column_text(s, TL_EVENT);
+    size_t ev_len = (size_t)sqlite3_column_bytes(s, TL_EVENT);
+    const char *data;
+
+    if (!ev || ev_len < 2)      /* json_object gives at least "{}" */
+        return -ENOMEM;
+    data = (const char *)sqlite3_column_text(s, TL_DATA);
+    jsonw_reset(row);
+    jsonw_raw(row, ev, ev_len - 1);           /* without its '}' */
+    jsonw_raw(row, ",\"fields\":", 10);
+    if (data)
+        jsonw_raw(row, data, strlen(data));
+    else if (sqlite3_column_type(s, TL_TYPE) != SQLITE_NULL)
+        store_probe_fields(row, s);
+    else
+        jsonw_raw(row, "null", 4);  /* neither: as json(NULL) gave */
+    jsonw_raw(row, "}", 1);
+    return 0;
 }
 
 int store_timeline(struct store *st, const struct store_timeline_query *q,
                    char **out, size_t *out_len)
 {
-    static const char agent_where[] =
-        STORE_TIMELINE_SELECT
-        " WHERE e.unix_ms >= ?1 AND e.unix_ms < ?2";
-    static const char agent_order[] = " ORDER BY e.unix_ms, e.id LIMIT ?4";
-    /* from/to are on the corrected clock too. The time index still
-     * narrows the scan: no event is corrected by more than the largest
-     * offset of any agent (one scalar subquery, run once). */
-    static const char corrected_where[] =
-        "WITH m AS (SELECT coalesce(max(abs("
-        "    CAST(round(clock_offset_ms) AS INTEGER))), 0) AS ms FROM agents)"
-        STORE_TIMELINE_SELECT
-        " WHERE e.unix_ms >= ?1 - (SELECT ms FROM m)"
-        "   AND e.unix_ms < ?2 + (SELECT ms FROM m)"
-        "   AND " STORE_CORRECTED_SQL " >= ?1"
-        "   AND " STORE_CORRECTED_SQL " < ?2";
-    static const char corrected_order[] =
-        " ORDER BY " STORE_CORRECTED_SQL ", e.id LIMIT ?4";
-    int corrected = q->order == STORE_ORDER_CORRECTED;
-    char sql[sizeof(corrected_where) + sizeof(corrected_order) + 256];
+    int id = store_sql_timeline(q->order == STORE_ORDER_CORRECTED,
+                                q->cluster != NULL, q->target != NULL,
+                                store_kind_filter_of(q->kind));
+    struct store_reader *r;
     sqlite3_stmt *s = NULL;
-    struct jsonw w;
+    struct jsonw w, row;
     unsigned count = 0;
     int64_t until;
-    sqlite3 *db;
-    int rc = -EIO, step;
+    int rc, step;
 
-    /* Only constant fragments: every value is bound. */
-    snprintf(sql, sizeof(sql), "%s%s%s%s%s",
-             corrected ? corrected_where : agent_where,
-             q->cluster ? STORE_FILTER_CLUSTER : "",
-             q->target ? STORE_FILTER_TARGET : "",
-             !q->kind ? ""
-             : strchr(q->kind, ',') ? STORE_FILTER_KINDS : STORE_FILTER_KIND,
-             corrected ? corrected_order : agent_order);
-    db = store_reader_get(st);
-    if (!db)
+    r = store_query_begin(st, &until);
+    if (!r)
         return -EIO;
-    store_query_deadline(st, db, &until);
     jsonw_init(&w, STORE_TIMELINE_BYTES + 64);   /* room to close it */
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 1, q->from_ms) != SQLITE_OK ||
+    jsonw_init(&row, STORE_TIMELINE_BYTES);
+    rc = store_reader_stmt(r, id, &s);
+    if (rc < 0)
+        goto out;
+    rc = -EIO;
+    if (sqlite3_bind_int64(s, 1, q->from_ms) != SQLITE_OK ||
         sqlite3_bind_int64(s, 2, q->to_ms) != SQLITE_OK ||
         (q->cluster &&
          sqlite3_bind_text(s, 3, q->cluster, -1, SQLITE_STATIC) !=
@@ -206,16 +312,20 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     jsonw_key(&w, "events");
     jsonw_arr_begin(&w);
     while ((step = sqlite3_step(s)) == SQLITE_ROW && count < q->limit) {
+        rc = store_timeline_row(&row, s);
+        if (rc == 0 && row.err == -ENOMEM)
+            rc = -ENOMEM;
+        if (rc < 0)
+            goto out;
         /* The reply stops at a whole row before its cap, marked truncated,
          * rather than failing: the caller narrows the window and goes on. */
-        if (w.len + (size_t)sqlite3_column_bytes(s, 0) + 64 >
-            STORE_TIMELINE_BYTES)
+        if (row.err || w.len + row.len + 64 > STORE_TIMELINE_BYTES)
             break;
-        jsonw_value(&w, (const char *)sqlite3_column_text(s, 0));
+        jsonw_value(&w, row.buf);
         count++;
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        rc = store_query_error(st, db);
+        rc = store_query_error(st, r->db);
         goto out;
     }
     jsonw_arr_end(&w);
@@ -226,11 +336,9 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     jsonw_obj_end(&w);
     rc = store_json_take(&w, out, out_len);
 out:
-    rc = store_query_end(st, db, rc, "timeline");
     jsonw_free(&w);
-    sqlite3_finalize(s);
-    store_reader_put(st, db);
-    return rc;
+    jsonw_free(&row);
+    return store_query_end(st, r, s, rc, "timeline");
 }
 
 int store_clusters_seen(struct store *st,
@@ -238,17 +346,17 @@ int store_clusters_seen(struct store *st,
                                    int64_t last_seen_ms),
                         void *ctx)
 {
+    struct store_reader *r;
     sqlite3_stmt *s = NULL;
-    sqlite3 *db;
-    int rc = -EIO, step;
+    int rc, step;
 
-    db = store_reader_get(st);
-    if (!db)
+    r = store_reader_get(st);
+    if (!r)
         return -EIO;
-    if (sqlite3_prepare_v2(db, "SELECT cluster, max(last_seen_ms) FROM agents"
-                           " GROUP BY cluster ORDER BY cluster", -1, &s,
-                           NULL) != SQLITE_OK)
+    rc = store_reader_stmt(r, STORE_SQL_CLUSTERS, &s);
+    if (rc < 0)
         goto out;
+    rc = -EIO;
     while ((step = sqlite3_step(s)) == SQLITE_ROW)
         fn(ctx, (const char *)sqlite3_column_text(s, 0),
            sqlite3_column_int64(s, 1));
@@ -256,41 +364,28 @@ int store_clusters_seen(struct store *st,
         rc = 0;
 out:
     if (rc == -EIO)                 /* a prepare or a step failed */
-        rc = store_query_error(st, db);
+        rc = store_query_error(st, r->db);
     if (rc < 0)
-        log_msg(LOGL_ERROR, "store", "clusters: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(s);
-    store_reader_put(st, db);
+        log_msg(LOGL_ERROR, "store", "clusters: %s", sqlite3_errmsg(r->db));
+    store_stmt_done(s);
+    store_reader_put(st, r);
     return rc;
 }
 
 int store_name_known(struct store *st, enum store_names which,
                      const char *name, store_name_fn fn, void *ctx)
 {
-    /* [which][0]: is it there; [which][1]: every name, for suggestions. */
-    static const char *const sql[][2] = {
-        [STORE_NAMES_CLUSTER] = {
-            "SELECT 1 FROM clusters WHERE name = ?1",
-            "SELECT name FROM clusters ORDER BY name" },
-        [STORE_NAMES_TARGET] = {
-            "SELECT 1 FROM targets WHERE name = ?1",
-            "SELECT name FROM targets ORDER BY name" },
-        [STORE_NAMES_KIND] = {
-            "SELECT 1 FROM kinds WHERE name = ?1",
-            "SELECT name FROM kinds ORDER BY name" },
-    };
+    struct store_reader *r;
     sqlite3_stmt *s = NULL;
     int64_t until;
-    sqlite3 *db;
-    int rc = -EIO, step;
+    int rc, step;
 
-    db = store_reader_get(st);
-    if (!db)
+    r = store_query_begin(st, &until);
+    if (!r)
         return -EIO;
-    store_query_deadline(st, db, &until);
-    if (sqlite3_prepare_v2(db, sql[which][0], -1, &s, NULL) != SQLITE_OK ||
+    if (store_reader_stmt(r, STORE_SQL_NAME_KNOWN + (int)which, &s) < 0 ||
         sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
-        rc = store_query_error(st, db);
+        rc = store_query_error(st, r->db);
         goto out;
     }
     step = sqlite3_step(s);
@@ -299,27 +394,27 @@ int store_name_known(struct store *st, enum store_names which,
         goto out;
     }
     if (step != SQLITE_DONE) {
-        rc = store_query_error(st, db);
+        rc = store_query_error(st, r->db);
         goto out;
     }
-    sqlite3_finalize(s);
+    store_stmt_done(s);
     s = NULL;
     if (!fn) {
         rc = 0;
         goto out;
     }
-    if (sqlite3_prepare_v2(db, sql[which][1], -1, &s, NULL) != SQLITE_OK) {
-        rc = store_query_error(st, db);
+    if (store_reader_stmt(r, STORE_SQL_NAME_LIST + (int)which, &s) < 0) {
+        rc = store_query_error(st, r->db);
         goto out;
     }
     while ((step = sqlite3_step(s)) == SQLITE_ROW)
         fn(ctx, (const char *)sqlite3_column_text(s, 0));
-    rc = step == SQLITE_DONE ? 0 : store_query_error(st, db);
+    rc = step == SQLITE_DONE ? 0 : store_query_error(st, r->db);
 out:
     if (rc == -EIO)
-        log_msg(LOGL_ERROR, "store", "names: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(s);
-    store_reader_put(st, db);
+        log_msg(LOGL_ERROR, "store", "names: %s", sqlite3_errmsg(r->db));
+    store_stmt_done(s);
+    store_reader_put(st, r);
     return rc;
 }
 
@@ -352,20 +447,6 @@ static void store_point(struct jsonw *w, int64_t t, uint64_t count,
 int store_latency(struct store *st, const struct store_latency_query *q,
                   char **out, size_t *out_len)
 {
-    /* [hour][cluster given]: one cluster walks the primary key's range;
-     * every cluster, the (target_id, t) index. */
-#define STORE_LATENCY_SQL(table, cluster) \
-        "SELECT t, count, failures, hist FROM " table \
-        " WHERE target_id = (SELECT id FROM targets WHERE name = ?1)" \
-        cluster " AND t >= ?3 AND t < ?4 ORDER BY t"
-#define STORE_LATENCY_CLUSTER \
-        " AND cluster_id = (SELECT id FROM clusters WHERE name = ?2)"
-    static const char *const sql[2][2] = {
-        { STORE_LATENCY_SQL("rollup_minute", ""),
-          STORE_LATENCY_SQL("rollup_minute", STORE_LATENCY_CLUSTER) },
-        { STORE_LATENCY_SQL("rollup_hour", ""),
-          STORE_LATENCY_SQL("rollup_hour", STORE_LATENCY_CLUSTER) },
-    };
     int64_t step_ms = q->step == STORE_STEP_HOUR ? STORE_HOUR_MS
                                                  : STORE_MINUTE_MS;
     int64_t from = store_floor(q->from_ms, step_ms), t = 0;
@@ -373,22 +454,24 @@ int store_latency(struct store *st, const struct store_latency_query *q,
     sqlite3_stmt *s = NULL;
     struct jsonw w;
     struct hist h;
-    int have = 0, rc = -EIO, step;
+    struct store_reader *r;
+    int have = 0, rc, step;
     int64_t until;
-    sqlite3 *db;
 
     if (q->to_ms <= q->from_ms ||
         (q->to_ms - from) / step_ms >= (int64_t)STORE_LATENCY_MAX_POINTS)
         return -E2BIG;
-    db = store_reader_get(st);
-    if (!db)
+    r = store_query_begin(st, &until);
+    if (!r)
         return -EIO;
-    store_query_deadline(st, db, &until);
     hist_init(&h);
     jsonw_init(&w, STORE_LATENCY_BYTES);
-    if (sqlite3_prepare_v2(db, sql[q->step == STORE_STEP_HOUR][!!q->cluster],
-                           -1, &s, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(s, 1, q->target, -1, SQLITE_STATIC) != SQLITE_OK ||
+    rc = store_reader_stmt(r, store_sql_latency(q->step == STORE_STEP_HOUR,
+                                                q->cluster != NULL), &s);
+    if (rc < 0)
+        goto out;
+    rc = -EIO;
+    if (sqlite3_bind_text(s, 1, q->target, -1, SQLITE_STATIC) != SQLITE_OK ||
         (q->cluster &&
          sqlite3_bind_text(s, 2, q->cluster, -1, SQLITE_STATIC) !=
              SQLITE_OK) ||
@@ -427,7 +510,7 @@ int store_latency(struct store *st, const struct store_latency_query *q,
                     "skipped", (long long)rt);
     }
     if (step != SQLITE_DONE) {
-        rc = store_query_error(st, db);
+        rc = store_query_error(st, r->db);
         goto out;
     }
     if (have)
@@ -436,10 +519,7 @@ int store_latency(struct store *st, const struct store_latency_query *q,
     jsonw_obj_end(&w);
     rc = store_json_take(&w, out, out_len);
 out:
-    rc = store_query_end(st, db, rc, "latency");
     jsonw_free(&w);
     hist_free(&h);
-    sqlite3_finalize(s);
-    store_reader_put(st, db);
-    return rc;
+    return store_query_end(st, r, s, rc, "latency");
 }

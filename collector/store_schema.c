@@ -18,7 +18,7 @@
  * group commits between checkpoints. A plain literal: see STORE_STR. */
 #define STORE_WAL_LIMIT_BYTES 67108864
 /* Page cache of the writer, KiB: 32 MiB (SQLite's default is 2 MiB): the
- * five indexes of events take their inserts in many places at once. */
+ * indexes of events take their inserts in many places at once. */
 #define STORE_CACHE_KIB      32768
 /* WAL pages that make the writer checkpoint (SQLite's default). */
 #define STORE_WAL_PAGES      1000
@@ -157,6 +157,56 @@ static const char *const store_migrations[] = {
      * missing comma. */
     ("ALTER TABLE agents ADD COLUMN clock_window BLOB;"
      "PRAGMA user_version = 5;"),
+    /* 6: compact event rows: the new dimension tables and events6 with
+     * the indexes it keeps (their final names: the old indexes go now;
+     * no query runs while migrating, and the old table only shrinks).
+     * store_compact_finish (store_compact.c) then moves the events, in
+     * chunks, and renames events6; the version is 6 from here on, so a
+     * collector that knows only 5 refuses a file whose move is under way
+     * rather than serve half of its events. */
+    ("CREATE TABLE regions (id INTEGER PRIMARY KEY, name TEXT NOT NULL"
+     "  UNIQUE);"
+     "CREATE TABLE certs (id INTEGER PRIMARY KEY,"
+     "  not_after_ms INTEGER NOT NULL UNIQUE);"
+     "DROP INDEX IF EXISTS events_time;"
+     "DROP INDEX IF EXISTS events_target;"
+     "DROP INDEX IF EXISTS events_kind;"
+     "DROP INDEX IF EXISTS events_agent;"
+     "DROP INDEX IF EXISTS events_text;"
+     "CREATE TABLE events6 ("
+     "  id INTEGER PRIMARY KEY,"
+     "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
+     "  seq INTEGER,"                    /* NULL for collector-made events */
+     "  unix_ms INTEGER NOT NULL,"       /* agent clock */
+     "  recv_delta_ms INTEGER NOT NULL," /* collector clock - unix_ms */
+     "  kind_id INTEGER NOT NULL REFERENCES kinds(id),"
+     "  target_id INTEGER REFERENCES targets(id),"
+     "  text_id INTEGER REFERENCES texts(id),"   /* error, reason */
+     /* A probe result's fields; NULL for other kinds (and data holds
+      * theirs). No foreign key on the two new dimensions: their rows are
+      * never deleted, and each check would cost the writer a lookup. */
+     "  probe_type INTEGER,"             /* sextant.proto ProbeType, 0 */
+     "  ok INTEGER,"
+     "  status INTEGER,"
+     "  dns_us INTEGER,"
+     "  connect_us INTEGER,"
+     "  tls_us INTEGER,"
+     "  first_byte_us INTEGER,"
+     "  total_us INTEGER,"
+     "  served_by_id INTEGER,"           /* regions; NULL: "" */
+     "  cert_id INTEGER,"                /* certs; NULL: 0 */
+     "  answers_id INTEGER REFERENCES texts(id),"  /* JSON array */
+     "  data TEXT);"                     /* other kinds' fields, JSON */
+     "CREATE UNIQUE INDEX events_seq ON events6 (agent_id, seq);"
+     "CREATE INDEX events_time ON events6 (unix_ms);"
+     "CREATE INDEX events_target ON events6 (target_id, unix_ms);"
+     "CREATE INDEX events_kind ON events6 (kind_id, unix_ms)"
+     "  WHERE data IS NOT NULL;"
+     "CREATE INDEX events_text ON events6 (text_id)"
+     "  WHERE text_id IS NOT NULL;"
+     "CREATE INDEX events_answers ON events6 (answers_id)"
+     "  WHERE answers_id IS NOT NULL;"
+     "PRAGMA user_version = 6;"),
 };
 #define STORE_SCHEMA_VERSION \
     ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -236,7 +286,10 @@ int store_check_corrupt(struct store *st, sqlite3 *db)
     return 1;
 }
 
-static int store_prepare_all(struct store *st)
+/* The rollup tables' statements: migration 3 needs them for its
+ * backfill, before the later migrations (whose columns the other
+ * statements name) ran. */
+static int store_prepare_rollups(struct store *st)
 {
     /* get, put (a new row), upd (an existing one: an UPDATE of columns
      * no index holds leaves the indexes alone, where a REPLACE would
@@ -264,27 +317,33 @@ static int store_prepare_all(struct store *st)
     struct store_rollup *r[2] = { &st->minute, &st->hour };
     sqlite3 *db = st->wdb;
 
-    if (st->agent_ins)                  /* prepared already */
+    if (st->minute.get)                 /* prepared already */
         return 0;
-    if (store_dims_prepare(st) < 0)
-        return -EIO;
     for (int i = 0; i < 2; i++)
         if (store_prepare(db, rollup_sql[i][0], &r[i]->get) < 0 ||
             store_prepare(db, rollup_sql[i][1], &r[i]->put) < 0 ||
             store_prepare(db, rollup_sql[i][2], &r[i]->upd) < 0 ||
             store_prepare(db, rollup_sql[i][3], &r[i]->expire) < 0)
             return -EIO;
+    return 0;
+}
+
+/* The writer's statements, once every migration ran. */
+static int store_prepare_all(struct store *st)
+{
+    sqlite3 *db = st->wdb;
+
+    if (st->agent_ins)                  /* prepared already */
+        return 0;
+    if (store_dims_prepare(st) < 0 || store_prepare_rollups(st) < 0)
+        return -EIO;
     if (store_prepare(db,
                       "INSERT INTO agents (cluster, region, node, epoch,"
                       " agent_version, first_seen_ms, last_seen_ms,"
                       " cluster_id)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
                       &st->agent_ins) < 0 ||
-        store_prepare(db,
-                      "INSERT OR IGNORE INTO events (agent_id, seq, unix_ms,"
-                      " recv_ms, kind_id, target_id, text_id, data)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                      &st->event_ins) < 0 ||
+        store_prepare(db, store_event_ins_sql, &st->event_ins) < 0 ||
         store_prepare(db,       /* walks the (agent_id, seq) index */
                       "SELECT seq, unix_ms FROM events"
                       " WHERE agent_id = ?1 AND seq > ?2 ORDER BY seq",
@@ -301,10 +360,12 @@ static int store_prepare_all(struct store *st)
                       "SELECT max(id) FROM (SELECT id FROM texts"
                       " WHERE id > ?1 ORDER BY id LIMIT ?2)",
                       &st->texts_window) < 0 ||
-        store_prepare(db,       /* events_text answers NOT EXISTS */
+        store_prepare(db,       /* events_text and events_answers */
                       "DELETE FROM texts WHERE id > ?1 AND id <= ?2"
                       " AND NOT EXISTS (SELECT 1 FROM events"
-                      "                 WHERE text_id = texts.id)",
+                      "                 WHERE text_id = texts.id)"
+                      " AND NOT EXISTS (SELECT 1 FROM events"
+                      "                 WHERE answers_id = texts.id)",
                       &st->texts_expire) < 0 ||
         store_prepare(db, "INSERT INTO texts (text)"
                       " VALUES (hex(randomblob(?1)))", &st->probe_ins) < 0 ||
@@ -365,7 +426,8 @@ void store_finalize_all(struct store *st)
 
 /* Applies every migration the file has not seen yet, each in its own
  * transaction together with the new user_version (and, for 3, the
- * rollups of the events already stored). */
+ * rollups of the events already stored), then moves the events of 6 in
+ * chunks if that is not done yet. */
 static int store_migrate(struct store *st)
 {
     sqlite3 *db = st->wdb;
@@ -390,7 +452,8 @@ static int store_migrate(struct store *st)
         if (rc == 0 && now != v + 1)
             rc = -EIO;
         if (rc == 0 && v + 1 == 3 &&
-            (store_prepare_all(st) < 0 || store_backfill_rollups(st) < 0))
+            (store_prepare_rollups(st) < 0 ||
+             store_backfill_rollups(st) < 0))
             rc = -EIO;
         if (rc < 0) {
             log_msg(LOGL_ERROR, "store", "migration %d failed", v + 1);
@@ -402,7 +465,12 @@ static int store_migrate(struct store *st)
             return -EIO;
         log_msg(LOGL_INFO, "store", "schema migrated to version %d", v + 1);
     }
-    return 0;
+    /* 6's events move in many transactions of their own, resumed at
+     * every start until done. */
+    rc = store_compact_finish(st);
+    if (rc < 0 && rc != -EINTR)
+        log_msg(LOGL_ERROR, "store", "migration 6 failed");
+    return rc;
 }
 
 static int store_wal_hook(void *arg, sqlite3 *db, const char *name,
@@ -570,9 +638,7 @@ void store_db_close(struct store *st)
     store_finalize_all(st);
     /* Readers first: the last connection to close checkpoints and removes
      * the WAL, and only the writer may. */
-    for (size_t i = 0; i < st->n_readers; i++)
-        sqlite3_close(st->readers[i]);
-    st->n_readers = 0;
+    store_readers_close(st);
     if (st->wdb && sqlite3_close(st->wdb) != SQLITE_OK)
         log_msg(LOGL_ERROR, "store", "close: %s", sqlite3_errmsg(st->wdb));
     st->wdb = NULL;

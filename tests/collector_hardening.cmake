@@ -20,6 +20,7 @@ set_property(TEST collector_stop APPEND PROPERTY ENVIRONMENT
 add_script_test(collector_busy collector_busy.sh)
 # /readyz and ingest while the store migrates (behind another's lock).
 add_script_test(collector_migrate collector_migrate.sh)
+add_script_test(collector_migrate_events collector_migrate_events.sh)
 # Transfer-Encoding and duplicate Content-Length refused (smuggling).
 add_script_test(collector_framing collector_framing.sh)
 # limits.connections: idle connections are shed so /healthz gets in.

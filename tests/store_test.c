@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store_priv.h"
 
@@ -115,4 +116,16 @@ int store_test_retention_run(struct store *st, int64_t now_ms)
         rc = store_test_wait(&w);
     store_test_free(&w);
     return rc;
+}
+
+void store_test_remove(const char *dir, const char *path)
+{
+    static const char *const suffix[] = { "", "-wal", "-shm" };
+    char p[4096];
+
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+    rmdir(dir);
 }

@@ -18,6 +18,10 @@ int store_test_ingest(struct store *st, const Sextant__V1__Batch *b,
  * time were @now_ms and waits for its end: 0 or -errno. */
 int store_test_retention_run(struct store *st, int64_t now_ms);
 
+/* Removes the database @path (a file in @dir), its WAL and shared
+ * memory, and then @dir. */
+void store_test_remove(const char *dir, const char *path);
+
 /* Generous: a loaded ASan run on two shared cores can take long for one
  * commit; a hung writer must still fail the test, not hang it. */
 #define STORE_TEST_WAIT_MS 120000

@@ -82,6 +82,25 @@ static void test_growing_past_the_cap_fails_and_sticks(void **state)
     assert_null(jsonw_take(&w, NULL));
 }
 
+static void test_a_reset_buffer_starts_empty_and_clean(void **state)
+{
+    struct jsonw w;
+    char *s;
+
+    (void)state;
+    jsonw_init(&w, 8);
+    jsonw_arr_begin(&w);
+    jsonw_str(&w, "past the cap");         /* fails: the error sticks */
+    assert_int_not_equal(w.err, 0);
+    jsonw_reset(&w);
+    assert_int_equal(w.err, 0);
+    jsonw_int(&w, 1);               /* no comma: nothing before it */
+    s = jsonw_take(&w, NULL);
+    assert_non_null(s);
+    assert_string_equal(s, "1");
+    free(s);
+}
+
 static void test_times_parse_as_ms_or_rfc3339(void **state)
 {
     int64_t t = 0;
@@ -110,6 +129,7 @@ int main(void)
         cmocka_unit_test(test_strings_are_escaped),
         cmocka_unit_test(test_bytes_that_are_not_utf8_become_replacement_chars),
         cmocka_unit_test(test_growing_past_the_cap_fails_and_sticks),
+        cmocka_unit_test(test_a_reset_buffer_starts_empty_and_clean),
         cmocka_unit_test(test_times_parse_as_ms_or_rfc3339),
     };
 

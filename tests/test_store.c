@@ -22,19 +22,6 @@
 #define N_EVENTS  3000
 #define TEXT_LEN  8192              /* 6 bytes of JSON each (an escape) */
 
-/* Removes the database @path, its WAL and shared memory, and @dir. */
-static void remove_db(const char *dir, const char *path)
-{
-    static const char *const suffix[] = { "", "-wal", "-shm" };
-    char p[300];
-
-    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-}
-
 static void test_timeline_over_the_cap_is_truncated_not_failed(void **state)
 {
     char dir[] = "/tmp/sextant-store-XXXXXX", path[256];
@@ -98,7 +85,7 @@ static void test_timeline_over_the_cap_is_truncated_not_failed(void **state)
     free(text);
     free(evs);
     free(evp);
-    remove_db(dir, path);
+    store_test_remove(dir, path);
 }
 
 /* Stores one batch of node "n" with one event @seq, received at @recv_ms,
@@ -203,7 +190,7 @@ static void test_clock_offset_skips_absurd_rtts_and_spikes_and_follows_a_step(
     assert_true(clock_offset(path) == 59990);
 
     store_close(st);
-    remove_db(dir, path);
+    store_test_remove(dir, path);
 }
 
 int main(void)

@@ -1,0 +1,145 @@
+/* store_sql.c -- the read side's SQL: every statement a query may run,
+ * each variant written out as one constant string (the macros only join
+ * constant fragments at compile time), so that a read connection prepares
+ * each the first time it needs it and keeps it (store_query.c). Nothing
+ * here runs SQL; tests/test_store_plan.c checks each one's query plan. */
+#include "store_priv.h"
+
+/* ---- timeline ---- */
+
+/* An event's time on the collector's clock: agent time plus the agent's
+ * current offset estimate (none yet: taken as 0). */
+#define OFFSET_SQL "CAST(round(a.clock_offset_ms) AS INTEGER)"
+#define CORRECTED_SQL "(e.unix_ms + coalesce(" OFFSET_SQL ", 0))"
+/* Column 0 is the event's JSON object but its "fields"; store_query.c
+ * renders those (store_timeline_row): column 1 for the kinds kept as JSON
+ * (data IS NOT NULL, as schema 5 rendered them), or the typed probe
+ * columns 2.. . The error text comes quoted by SQLite (json_quote), as
+ * schema 5's json_set quoted it: jsonw escapes control characters
+ * differently; NULL when the row has none (json_quote(NULL) is "null",
+ * which is what json_set gave for a text_id without its text).
+ * format() is SQLite's own formatting function. */
+#define TIMELINE_SELECT \
+    "SELECT json_object(" \
+    "  'cluster', a.cluster, 'region', a.region, 'node', a.node," \
+    "  'epoch', format('%016x', a.epoch), 'seq', e.seq," \
+    "  'kind', k.name, 'target', tg.name," \
+    "  'time_ms', e.unix_ms," \
+    "  'time', strftime('%Y-%m-%dT%H:%M:%fZ', e.unix_ms / 1000.0," \
+    "                   'unixepoch')," \
+    "  'clock_offset_ms', " OFFSET_SQL "," \
+    "  'corrected_ms', " CORRECTED_SQL "," \
+    "  'corrected_time', strftime('%Y-%m-%dT%H:%M:%fZ'," \
+    "                   " CORRECTED_SQL " / 1000.0, 'unixepoch')," \
+    "  'received_ms', e.unix_ms + e.recv_delta_ms)," \
+    " CASE WHEN e.data IS NULL THEN NULL" \
+    "   WHEN e.text_id IS NULL THEN json(e.data)" \
+    "   ELSE json_set(e.data, CASE k.name WHEN 'state' THEN '$.reason'" \
+    "                         ELSE '$.error' END, x.text) END," \
+    " e.probe_type, e.ok, e.status, e.dns_us, e.connect_us, e.tls_us," \
+    " e.first_byte_us, e.total_us, r.name, c.not_after_ms," \
+    " json(an.text)," \
+    " CASE WHEN e.text_id IS NOT NULL THEN json_quote(x.text) END" \
+    " FROM events e CROSS JOIN agents a ON a.id = e.agent_id" \
+    " JOIN kinds k ON k.id = e.kind_id" \
+    " LEFT JOIN targets tg ON tg.id = e.target_id" \
+    " LEFT JOIN texts x ON x.id = e.text_id" \
+    " LEFT JOIN regions r ON r.id = e.served_by_id" \
+    " LEFT JOIN certs c ON c.id = e.cert_id" \
+    " LEFT JOIN texts an ON an.id = e.answers_id"
+/* events drives the join (CROSS JOIN keeps it outer): by time, or by
+ * target or kind and time when those are given; a cluster filter is
+ * checked row by row. Driven from agents instead, SQLite would fetch every
+ * event of the cluster's agents in the window and sort them before the
+ * LIMIT: ten times slower on 50 million events (bench/RESULTS.md). */
+#define AGENT_WHERE TIMELINE_SELECT " WHERE e.unix_ms >= ?1 AND e.unix_ms < ?2"
+#define AGENT_ORDER " ORDER BY e.unix_ms, e.id LIMIT ?4"
+/* from/to are on the corrected clock too. The time index still narrows
+ * the scan: no event is corrected by more than the largest offset of any
+ * agent (one scalar subquery, run once). */
+#define CORRECTED_WHERE \
+    "WITH m AS (SELECT coalesce(max(abs(" \
+    "    CAST(round(clock_offset_ms) AS INTEGER))), 0) AS ms FROM agents)" \
+    TIMELINE_SELECT \
+    " WHERE e.unix_ms >= ?1 - (SELECT ms FROM m)" \
+    "   AND e.unix_ms < ?2 + (SELECT ms FROM m)" \
+    "   AND " CORRECTED_SQL " >= ?1" \
+    "   AND " CORRECTED_SQL " < ?2"
+#define CORRECTED_ORDER " ORDER BY " CORRECTED_SQL ", e.id LIMIT ?4"
+/* Filters on cluster, target and kind, in the text only when asked for
+ * (an "?5 IS NULL OR ..." would keep SQLite off the target and kind
+ * indexes). The name is bound; the id is looked up once. */
+#define F_CLUSTER " AND a.cluster = ?3"
+#define F_TARGET " AND e.target_id = (SELECT id FROM targets WHERE name = ?5)"
+#define F_KIND " AND e.kind_id = (SELECT id FROM kinds WHERE name = ?6)"
+/* Several kinds (a comma-separated list): the (kind, time) index then
+ * gives no one order, so only a list pays for the sort. */
+#define F_KINDS \
+    " AND e.kind_id IN (SELECT id FROM kinds" \
+    "   WHERE instr(',' || ?6 || ',', ',' || name || ',') > 0)"
+/* Kinds but probe are the only rows with data (schema 6): saying so lets
+ * SQLite use the partial (kind_id, unix_ms) index, which holds only them.
+ * Probes are 95% and more of all rows: the time index serves them. */
+#define F_RARE " AND e.data IS NOT NULL"
+
+/* One timeline statement: the (where, order) pair of an order, and the
+ * filters, in parentheses (clang's -Wstring-concatenation would take
+ * joined literals in an array for a missing comma). The nesting below
+ * spells out every combination, in the order of store_sql_timeline()'s
+ * index. */
+#define TL(w, o, c, t, k) (w c t k o)
+#define TL_KINDS(w, o, c, t) \
+    TL(w, o, c, t, ""), TL(w, o, c, t, F_KIND), \
+    TL(w, o, c, t, F_KIND F_RARE), TL(w, o, c, t, F_KINDS), \
+    TL(w, o, c, t, F_KINDS F_RARE)
+#define TL_TARGETS(w, o, c) TL_KINDS(w, o, c, ""), TL_KINDS(w, o, c, F_TARGET)
+#define TL_CLUSTERS(w, o) TL_TARGETS(w, o, ""), TL_TARGETS(w, o, F_CLUSTER)
+
+/* ---- latency ---- */
+
+/* [hour][cluster given]: one cluster walks the primary key's range;
+ * every cluster, the (target_id, t) index. */
+#define LATENCY(table, cluster) \
+    ("SELECT t, count, failures, hist FROM " table \
+     " WHERE target_id = (SELECT id FROM targets WHERE name = ?1)" \
+     cluster " AND t >= ?3 AND t < ?4 ORDER BY t")
+#define LATENCY_CLUSTER \
+    " AND cluster_id = (SELECT id FROM clusters WHERE name = ?2)"
+
+const char *const store_sql[STORE_SQL_COUNT] = {
+    TL_CLUSTERS(AGENT_WHERE, AGENT_ORDER),
+    TL_CLUSTERS(CORRECTED_WHERE, CORRECTED_ORDER),
+    [STORE_SQL_LATENCY] = LATENCY("rollup_minute", ""),
+    LATENCY("rollup_minute", LATENCY_CLUSTER),
+    LATENCY("rollup_hour", ""),
+    LATENCY("rollup_hour", LATENCY_CLUSTER),
+    /* Is the name there, and (for suggestions) every name. */
+    [STORE_SQL_NAME_KNOWN + STORE_NAMES_CLUSTER] =
+        "SELECT 1 FROM clusters WHERE name = ?1",
+    [STORE_SQL_NAME_KNOWN + STORE_NAMES_TARGET] =
+        "SELECT 1 FROM targets WHERE name = ?1",
+    [STORE_SQL_NAME_KNOWN + STORE_NAMES_KIND] =
+        "SELECT 1 FROM kinds WHERE name = ?1",
+    [STORE_SQL_NAME_LIST + STORE_NAMES_CLUSTER] =
+        "SELECT name FROM clusters ORDER BY name",
+    [STORE_SQL_NAME_LIST + STORE_NAMES_TARGET] =
+        "SELECT name FROM targets ORDER BY name",
+    [STORE_SQL_NAME_LIST + STORE_NAMES_KIND] =
+        "SELECT name FROM kinds ORDER BY name",
+    [STORE_SQL_CLUSTERS] =
+        ("SELECT cluster, max(last_seen_ms) FROM agents"
+         " GROUP BY cluster ORDER BY cluster"),
+};
+
+int store_sql_timeline(int corrected, int cluster, int target,
+                       enum store_kind_filter kind)
+{
+    return STORE_SQL_TIMELINE +
+           ((!!corrected * 2 + !!cluster) * 2 + !!target) *
+               STORE_KIND_FILTERS + (int)kind;
+}
+
+int store_sql_latency(int hour, int cluster)
+{
+    return STORE_SQL_LATENCY + !!hour * 2 + !!cluster;
+}
