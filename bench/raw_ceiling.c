@@ -396,6 +396,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "raw_ceiling: out of memory\n");
         return 1;
     }
+    /* The collector's process-wide SQLite settings, so that both tables
+     * are measured as the store runs: before the first connection. */
+    store_sqlite_setup();
     if (o.minimal ? ceil_minimal_create(o.path, &db, &ins) < 0
                   : (bench_db_create(o.path, &db) < 0 ||
                      bench_db_prepare_event(db, &ins) < 0))

@@ -244,6 +244,9 @@ void store_set_corrupt(struct store *st, const char *why);
 
 /* ---- backend: the writer connection (store_schema.c) ---- */
 
+/* SQLite's process-wide settings, once, before the first connection (a
+ * benchmark that opens its own connections calls it first too). */
+void store_sqlite_setup(void);
 /* Opens st->path for the writer (created if missing): 0 or -EIO, logged. */
 int store_db_open(struct store *st);
 /* Stops what the writer connection runs (a migration), from any thread. */

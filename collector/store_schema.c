@@ -615,8 +615,28 @@ int store_setup(struct store *st)
     return rc;
 }
 
+/* Process-wide SQLite settings, before its first connection: memory
+ * statistics off. With them on (SQLite's default) every allocation takes
+ * a global mutex, and the writer allocates on every statement step:
+ * malloc/free and mutexes were 16 % of the writer's samples under load
+ * (bench/RESULTS.md). Nothing reads the statistics. Once SQLite is
+ * initialised (a tool opened a connection first) the call is refused
+ * with SQLITE_MISUSE and the default stays: slower, not wrong. */
+static void store_sqlite_global(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+void store_sqlite_setup(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, store_sqlite_global);
+}
+
 int store_db_open(struct store *st)
 {
+    store_sqlite_setup();
     if (sqlite3_open_v2(st->path, &st->wdb,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                         SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
