@@ -49,6 +49,9 @@ while [ "$round" -lt "$ROUNDS" ]; do
         --batch-events 10 --batches "$BATCHES" --seed "$round" \
         --warmup 0 --duration 3600 > "$out" 2> "$TMP/load.$round.log" ||
         true
+    # Its exit status is ignored, so a sanitizer report must fail here.
+    ! grep -q 'Sanitizer\|runtime error' "$TMP/load.$round.log" ||
+        fail "round $round: the loader's sanitizer report (load.$round.log)"
     assert_eq "$(kv "$out" gave_up)" 0 "round $round: loader gave up"
     assert_eq "$(kv "$out" transport_errors)" 0 \
         "round $round: requests without an answer"
