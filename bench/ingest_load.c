@@ -30,8 +30,14 @@
  *               runs out stops, and the run is marked invalid if that
  *               happens before the window ends
  * Prints key=value lines; exit 0 when the run was valid (no agent ran
- * out, every batch eventually acked with the right watermark), 1 not,
- * 2 bad usage. Not part of the product. */
+ * out, every batch acked with the right watermark within 60 s after the
+ * window), 1 not, 2 bad usage. Past that drain the loader gives up and
+ * says what was outstanding (gave_up=1): requests in flight, the age of
+ * the oldest, and batches due in the window not sent yet. An open loop
+ * above the collector's rate ends so, with one request in flight per
+ * agent: a backlog, not lost requests (a request the collector never
+ * answers fails after 60 s, as a transport error). Not part of the
+ * product. */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -50,6 +56,7 @@
 #define LOAD_MAX_REPLY   4096u
 #define LOAD_RETRY_US    1000000    /* after a failure without Retry-After */
 #define LOAD_DRAIN_US    60000000   /* waiting for the last batches */
+#define LOAD_REQ_TIMEOUT_S 60L      /* one request: then a transport error */
 #define LOAD_POLL_MS     100
 
 struct load_opts {
@@ -79,6 +86,7 @@ struct load_agent {
     unsigned n_bodies, next;        /* next: the batch to send or in flight */
     int busy;                       /* a request in flight */
     int64_t base_us;                /* the batch's slot or first try */
+    int64_t sent_us;                /* when the request in flight went */
     int64_t due_us;                 /* when to send it (again) */
     char reply[LOAD_MAX_REPLY];
     size_t reply_len;
@@ -93,6 +101,16 @@ struct load_result {
     uint64_t ack_mismatch;
     unsigned exhausted;             /* agents out of batches */
     int exhausted_early;            /* before the window ended */
+    /* At the drain deadline (gave_up): requests in flight, how long the
+     * oldest of them had been, and batches due in the window not sent
+     * yet. Under an offered rate above the collector's, the backlog of
+     * due batches outlasts the drain and every agent has one in flight:
+     * a loader giving up, not requests the collector lost (those end as
+     * transport errors after CURLOPT_TIMEOUT, LOAD_REQ_TIMEOUT_S). */
+    int gave_up;
+    unsigned in_flight;
+    double oldest_in_flight_ms;
+    uint64_t unsent;
 };
 
 static int load_lat_add(struct load_result *r, double ms)
@@ -222,7 +240,7 @@ static int load_agent_setup(struct load_agent *a, const struct load_opts *o,
     curl_easy_setopt(a->h, CURLOPT_WRITEDATA, a);
     curl_easy_setopt(a->h, CURLOPT_PRIVATE, a);
     curl_easy_setopt(a->h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(a->h, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(a->h, CURLOPT_TIMEOUT, LOAD_REQ_TIMEOUT_S);
     curl_easy_setopt(a->h, CURLOPT_TCP_NODELAY, 1L);
     if (o->bind) {
         /* One node, one address: the collector's per-address connection
@@ -245,6 +263,7 @@ static int load_send(CURLM *m, struct load_agent *a)
     if (curl_multi_add_handle(m, a->h) != CURLM_OK)
         return -1;
     a->busy = 1;
+    a->sent_us = util_mono_us();
     return 0;
 }
 
@@ -308,8 +327,39 @@ static void load_done(const struct load_opts *o, struct load_agent *a,
     a->due_us = a->base_us;
 }
 
+/* The drain deadline passed at @now: records what was still outstanding
+ * (struct load_result says why this is no lost request) and says so. */
+static void load_give_up(const struct load_opts *o,
+                         const struct load_agent *agents, int64_t start_us,
+                         int64_t end_us, int64_t now, struct load_result *r)
+{
+    int64_t oldest = now;
+
+    r->gave_up = 1;
+    for (unsigned i = 0; i < o->agents; i++) {
+        const struct load_agent *a = &agents[i];
+        unsigned k = a->next + (a->busy ? 1 : 0);
+
+        if (a->busy) {
+            r->in_flight++;
+            if (a->sent_us < oldest)
+                oldest = a->sent_us;
+        }
+        /* Open loop: later batches whose slot was before the end. */
+        for (; o->rate > 0 && k < a->n_bodies &&
+               load_slot_us(o, start_us, a->index, k) < end_us; k++)
+            r->unsent++;
+    }
+    r->oldest_in_flight_ms = (double)(now - oldest) / 1000.0;
+    fprintf(stderr, "ingest_load: gave up %d s after the window, the "
+            "collector behind the offered rate: %u batches in flight (the "
+            "oldest sent %.0f ms ago), %" PRIu64 " due in the window not "
+            "sent yet\n", LOAD_DRAIN_US / 1000000, r->in_flight,
+            r->oldest_in_flight_ms, r->unsent);
+}
+
 /* Runs the load until the window ends and every batch started in it is
- * answered (or LOAD_DRAIN_US passed). */
+ * answered, or LOAD_DRAIN_US later (r->gave_up). */
 static int load_run(const struct load_opts *o, struct load_agent *agents,
                     struct load_result *r)
 {
@@ -351,9 +401,8 @@ static int load_run(const struct load_opts *o, struct load_agent *agents,
         if (busy == 0 && next_due == INT64_MAX)
             break;                      /* all answered, nothing due */
         if (now >= end + LOAD_DRAIN_US) {
-            fprintf(stderr, "ingest_load: %u batches unanswered %d s after "
-                    "the window\n", busy, LOAD_DRAIN_US / 1000000);
-            goto out;
+            load_give_up(o, agents, start, end, now, r);
+            break;
         }
         if (curl_multi_perform(m, &running) != CURLM_OK)
             goto out;
@@ -549,7 +598,8 @@ int main(int argc, char **argv)
         goto out;
     if (r.n_lat > 0)                    /* qsort must not get NULL */
         qsort(r.lat_ms, r.n_lat, sizeof(*r.lat_ms), load_cmp);
-    valid = !r.exhausted_early && r.ack_mismatch == 0 && r.n_lat > 0;
+    valid = !r.exhausted_early && r.ack_mismatch == 0 && r.n_lat > 0 &&
+            !r.gave_up;
     printf("mode=%s\nagents=%u\nbatch_events=%u\nrate_batches_per_s=%.1f\n"
            "preencoded_batches=%" PRIu64 "\npreencoded_bytes=%" PRIu64 "\n"
            "preencode_s=%.1f\nwarmup_s=%.1f\nwindow_s=%.1f\n"
@@ -565,6 +615,9 @@ int main(int argc, char **argv)
            "\nexhausted_agents=%u\nexhausted_early=%d\n",
            r.status_200, r.status_503, r.status_other, r.transport_errors,
            r.ack_mismatch, r.exhausted, r.exhausted_early);
+    printf("gave_up=%d\nin_flight_at_give_up=%u\noldest_in_flight_ms=%.0f\n"
+           "unsent_at_give_up=%" PRIu64 "\n", r.gave_up, r.in_flight,
+           r.oldest_in_flight_ms, r.unsent);
     printf("latency_n=%zu\nlatency_p50_ms=%.2f\nlatency_p95_ms=%.2f\n"
            "latency_p99_ms=%.2f\nlatency_p999_ms=%.2f\nlatency_max_ms=%.2f\n",
            r.n_lat, load_pct(r.lat_ms, r.n_lat, 0.50),
