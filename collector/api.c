@@ -328,6 +328,9 @@ static void api_answer(struct store *st, struct reply *r, int rc,
         snprintf(detail, sizeof(detail), "stopped after %d ms; narrow the "
                  "time range or add a filter", STORE_QUERY_MS);
         reply_error(r, 503, "query too long", detail);
+    } else if (rc == -EAGAIN) {
+        reply_error(r, 503, "not ready", "the database is migrating; "
+                    "retry later (GET /readyz says when it is done)");
     } else if (rc < 0) {
         reply_error(r, 503, "store unavailable", "query failed; retry");
     } else {

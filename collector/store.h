@@ -152,7 +152,8 @@ int store_name_known(struct store *st, enum store_names which,
  * stopped with -ETIMEDOUT: a reader holds an
  * HTTP thread and a read snapshot. A query that hits a damaged page fails
  * with -EUCLEAN (and the store enters the corrupt state, see
- * store_stats). */
+ * store_stats). Until the store is ready (migrating) the queries below
+ * but store_clusters_seen refuse with -EAGAIN. */
 #define STORE_QUERY_MS 10000
 
 enum store_order {

@@ -34,6 +34,11 @@
  * otherwise by SQLite); such a row keeps its JSON. */
 #define STORE_COMPACT_RANGE \
     " FROM events WHERE id > ?1 AND id <= ?2 AND kind_id = ?3"
+/* A row's fields when they are valid JSON, else NULL: json_extract()
+ * fails the whole statement on one malformed text (a hand-edited or
+ * damaged row), which would stop every start at the same chunk. Such a
+ * row is not typed; it keeps its text as it is. */
+#define STORE_COMPACT_J "CASE WHEN json_valid(data) THEN data END"
 #define STORE_COMPACT_CTRL \
     " GLOB '*[' || char(1) || '-' || char(31) || ']*'"
 static const char *const store_compact_sql[] = {
@@ -41,14 +46,16 @@ static const char *const store_compact_sql[] = {
     ("SELECT max(id) FROM (SELECT id FROM events WHERE id > ?1"
      "  ORDER BY id LIMIT ?2)"),
     ("INSERT OR IGNORE INTO regions (name)"
-     " SELECT json_extract(data, '$.served_by') AS v" STORE_COMPACT_RANGE
+     " SELECT json_extract(" STORE_COMPACT_J ", '$.served_by') AS v"
+     STORE_COMPACT_RANGE
      "   AND typeof(v) = 'text' AND v <> '' AND NOT v" STORE_COMPACT_CTRL),
     ("INSERT OR IGNORE INTO certs (not_after_ms)"
-     " SELECT json_extract(data, '$.cert_not_after_ms') AS v"
-     STORE_COMPACT_RANGE " AND typeof(v) = 'integer' AND v <> 0"),
+     " SELECT json_extract(" STORE_COMPACT_J ", '$.cert_not_after_ms')"
+     "   AS v" STORE_COMPACT_RANGE " AND typeof(v) = 'integer' AND v <> 0"),
     ("INSERT OR IGNORE INTO texts (text)"
-     " SELECT json_extract(data, '$.answers')" STORE_COMPACT_RANGE
-     "   AND json_type(data, '$.answers') = 'array'"),
+     " SELECT json_extract(" STORE_COMPACT_J ", '$.answers')"
+     STORE_COMPACT_RANGE
+     "   AND json_type(" STORE_COMPACT_J ", '$.answers') = 'array'"),
     ("INSERT INTO events6 (id, agent_id, seq, unix_ms, recv_delta_ms,"
      "  kind_id, target_id, text_id, probe_type, ok, status, dns_us,"
      "  connect_us, tls_us, first_byte_us, total_us, served_by_id, cert_id,"
@@ -64,41 +71,42 @@ static const char *const store_compact_sql[] = {
      "  CASE WHEN p.typed THEN p.total END, CASE WHEN p.typed THEN r.id END,"
      "  CASE WHEN p.typed THEN c.id END, CASE WHEN p.typed THEN a.id END,"
      "  CASE WHEN p.typed THEN NULL ELSE p.data END"
-     " FROM (SELECT e.*, json_extract(e.data, '$.type') AS type,"
-     "    json_extract(e.data, '$.ok') AS ok,"
-     "    json_extract(e.data, '$.status') AS status,"
-     "    json_extract(e.data, '$.dns_us') AS dns,"
-     "    json_extract(e.data, '$.connect_us') AS con,"
-     "    json_extract(e.data, '$.tls_us') AS tls,"
-     "    json_extract(e.data, '$.first_byte_us') AS fb,"
-     "    json_extract(e.data, '$.total_us') AS total,"
-     "    json_extract(e.data, '$.served_by') AS sb,"
-     "    json_extract(e.data, '$.cert_not_after_ms') AS cert,"
-     "    json_extract(e.data, '$.answers') AS ans,"
+     " FROM (SELECT e.*, json_extract(e.j, '$.type') AS type,"
+     "    json_extract(e.j, '$.ok') AS ok,"
+     "    json_extract(e.j, '$.status') AS status,"
+     "    json_extract(e.j, '$.dns_us') AS dns,"
+     "    json_extract(e.j, '$.connect_us') AS con,"
+     "    json_extract(e.j, '$.tls_us') AS tls,"
+     "    json_extract(e.j, '$.first_byte_us') AS fb,"
+     "    json_extract(e.j, '$.total_us') AS total,"
+     "    json_extract(e.j, '$.served_by') AS sb,"
+     "    json_extract(e.j, '$.cert_not_after_ms') AS cert,"
+     "    json_extract(e.j, '$.answers') AS ans,"
      "    e.kind_id = ?3"
-     "    AND json_type(e.data, '$.type') = 'text'"
-     "    AND json_extract(e.data, '$.type') IN"
+     "    AND json_type(e.j, '$.type') = 'text'"
+     "    AND json_extract(e.j, '$.type') IN"
      "      ('http', 'tcp', 'dns', 'metric', 'kube', 'unknown')"
-     "    AND json_type(e.data, '$.ok') IN ('true', 'false')"
-     "    AND typeof(json_extract(e.data, '$.status')) = 'integer'"
-     "    AND typeof(json_extract(e.data, '$.dns_us')) = 'integer'"
-     "    AND typeof(json_extract(e.data, '$.connect_us')) = 'integer'"
-     "    AND typeof(json_extract(e.data, '$.tls_us')) = 'integer'"
-     "    AND typeof(json_extract(e.data, '$.first_byte_us')) = 'integer'"
-     "    AND typeof(json_extract(e.data, '$.total_us')) = 'integer'"
-     "    AND typeof(json_extract(e.data, '$.cert_not_after_ms')) ="
+     "    AND json_type(e.j, '$.ok') IN ('true', 'false')"
+     "    AND typeof(json_extract(e.j, '$.status')) = 'integer'"
+     "    AND typeof(json_extract(e.j, '$.dns_us')) = 'integer'"
+     "    AND typeof(json_extract(e.j, '$.connect_us')) = 'integer'"
+     "    AND typeof(json_extract(e.j, '$.tls_us')) = 'integer'"
+     "    AND typeof(json_extract(e.j, '$.first_byte_us')) = 'integer'"
+     "    AND typeof(json_extract(e.j, '$.total_us')) = 'integer'"
+     "    AND typeof(json_extract(e.j, '$.cert_not_after_ms')) ="
      "      'integer'"
-     "    AND json_type(e.data, '$.served_by') = 'text'"
-     "    AND NOT json_extract(e.data, '$.served_by')" STORE_COMPACT_CTRL
-     "    AND coalesce(json_type(e.data, '$.answers'), 'array') = 'array'"
+     "    AND json_type(e.j, '$.served_by') = 'text'"
+     "    AND NOT json_extract(e.j, '$.served_by')" STORE_COMPACT_CTRL
+     "    AND coalesce(json_type(e.j, '$.answers'), 'array') = 'array'"
      "    AND CASE WHEN e.text_id IS NULL"
-     "      THEN json_extract(e.data, '$.error') IS ''"
-     "      ELSE json_type(e.data, '$.error') IS NULL END"
-     "    AND json_remove(e.data, '$.type', '$.ok', '$.status', '$.error',"
+     "      THEN json_extract(e.j, '$.error') IS ''"
+     "      ELSE json_type(e.j, '$.error') IS NULL END"
+     "    AND json_remove(e.j, '$.type', '$.ok', '$.status', '$.error',"
      "      '$.dns_us', '$.connect_us', '$.tls_us', '$.first_byte_us',"
      "      '$.total_us', '$.served_by', '$.cert_not_after_ms',"
      "      '$.answers') = '{}' AS typed"
-     "  FROM events e WHERE e.id > ?1 AND e.id <= ?2) p"
+     "  FROM (SELECT *, " STORE_COMPACT_J " AS j FROM events"
+     "    WHERE id > ?1 AND id <= ?2) e) p"
      " LEFT JOIN regions r ON r.name = p.sb AND p.sb <> ''"
      " LEFT JOIN certs c ON c.not_after_ms = p.cert AND p.cert <> 0"
      " LEFT JOIN texts a ON a.text = p.ans"
@@ -177,8 +185,10 @@ static int64_t store_compact_move(struct store *st, sqlite3_stmt **s,
             return -EIO;
         }
     n = sqlite3_changes64(st->wdb);         /* the DELETE's: rows moved */
-    if (store_exec(st->wdb, "COMMIT") < 0)
+    if (store_exec(st->wdb, "COMMIT") < 0) {
+        store_exec(st->wdb, "ROLLBACK");    /* a failed COMMIT stays open */
         return -EIO;
+    }
     store_checkpoint(st);       /* the writer loop does not run yet */
     return n;
 }
@@ -201,7 +211,7 @@ static int store_compact_closing(struct store *st)
  * last: schema 5 put it back with json_set, which appends; "error":""
  * stays in 4th place). */
 static const char store_compact_end_sql[] =
-    "DROP VIEW events_full;"
+    "DROP VIEW IF EXISTS events_full;"
     "DROP TABLE events;"
     "ALTER TABLE events6 RENAME TO events;"
     "CREATE VIEW events_full AS SELECT id, agent_id, seq, unix_ms, recv_ms,"
@@ -241,34 +251,54 @@ static int store_compact_start(struct store *st, int64_t *after,
                                int64_t *last, int64_t *probe_kind)
 {
     sqlite3 *db = st->wdb;
+    int64_t first = 0;
 
     if (store_pragma_int(db, "SELECT coalesce(max(id), 0) FROM events6",
                          after) < 0 ||
+        /* Nothing moved yet: start below the smallest id (the collector
+         * only makes positive ones; a hand-made row is not left behind
+         * either, and store_compact_end checks). */
+        (*after == 0 &&
+         store_pragma_int(db, "SELECT coalesce(min(id) - 1, 0) FROM events",
+                          &first) < 0) ||
         store_pragma_int(db, "SELECT coalesce(max(id), 0) FROM events",
                          last) < 0 ||
         store_pragma_int(db, "SELECT coalesce((SELECT id FROM kinds"
                          " WHERE name = 'probe'), 0)", probe_kind) < 0)
         return -EIO;
-    if (*after > 0)
+    if (*after > 0) {
         log_msg(LOGL_INFO, "store", "migrating events to schema 6: "
                 "resuming after id %lld", (long long)*after);
-    else
+    } else {
+        *after = first < 0 ? first : 0;
         log_msg(LOGL_INFO, "store", "migrating events to schema 6 (in "
                 "place, in chunks; the collector is not ready until done)");
+    }
     return 0;
 }
 
 /* Drops the emptied old table and puts events6 in its place. */
 static int store_compact_end(struct store *st)
 {
+    int64_t left = 0;
+
     if (store_exec(st->wdb, "BEGIN IMMEDIATE") < 0)
         return -EIO;
-    if (store_exec(st->wdb, store_compact_end_sql) < 0) {
+    /* The old table is dropped only empty: an event the walk missed
+     * stops the start (logged) instead of going with it. */
+    if (store_pragma_int(st->wdb, "SELECT count(*) FROM"
+                         " (SELECT 1 FROM events LIMIT 1)", &left) < 0 ||
+        left != 0 || store_exec(st->wdb, store_compact_end_sql) < 0) {
+        if (left != 0)
+            log_msg(LOGL_ERROR, "store", "migrating events to schema 6: "
+                    "events left behind in the old table; not dropping it");
         store_exec(st->wdb, "ROLLBACK");
         return -EIO;
     }
-    if (store_exec(st->wdb, "COMMIT") < 0)
+    if (store_exec(st->wdb, "COMMIT") < 0) {
+        store_exec(st->wdb, "ROLLBACK");
         return -EIO;
+    }
     log_msg(LOGL_INFO, "store", "migrating events to schema 6: done");
     return 0;
 }

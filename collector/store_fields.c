@@ -60,8 +60,12 @@ static void store_answers(struct jsonw *w, const char *key,
 /* Whether @p's values fit the typed columns so that the JSON rendered
  * back from them is the very text this file would write: every timing a
  * SQLite integer (at most INT64_MAX), and no control character in
- * served_by (jsonw escapes \r, \b, \f as \u00XX where SQLite's JSON
- * functions write \r ...). Such a rare probe keeps its JSON. */
+ * served_by. The API renders served_by with jsonw, as this file did, so
+ * it alone would not need the rule; but the events_full view renders it
+ * with SQLite's JSON functions (which write \r where jsonw writes
+ * \u000d), and migration 6 keeps such a row as JSON for the same reason:
+ * the rule keeps the view and both paths exact. Such a rare probe keeps
+ * its JSON. */
 static int store_probe_typed(const Sextant__V1__ProbeResult *p)
 {
     const Sextant__V1__Timings *t = p->timings;

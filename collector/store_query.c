@@ -123,12 +123,23 @@ int store_query_progress(void *arg)
 }
 
 /* Takes a read connection for a query whose deadline (query_ms from now)
- * @until_ns holds; NULL when none opens (logged). */
+ * @until_ns holds; NULL with *err -EAGAIN while migrating (@need_ready),
+ * or -EIO when none opens (logged). */
 static struct store_reader *store_query_begin(struct store *st,
-                                              int64_t *until_ns)
+                                              int64_t *until_ns, int *err,
+                                              int need_ready)
 {
-    struct store_reader *r = store_reader_get(st);
+    struct store_reader *r;
 
+    /* Until the migrations are done the tables may be half way between
+     * two schemas (schema 6 moves events in chunks): "migrating", not a
+     * failed query and an error in the log. Only the agents table, which
+     * no migration rewrites, is read meanwhile (need_ready 0). */
+    *err = -EAGAIN;
+    if (need_ready && store_poll_ready(st) == 0)
+        return NULL;
+    *err = -EIO;
+    r = store_reader_get(st);
     if (!r)
         return NULL;
     *until_ns = store_mono_ns() + st->opt.query_ms * 1000000;
@@ -287,9 +298,9 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     int64_t until;
     int rc, step;
 
-    r = store_query_begin(st, &until);
+    r = store_query_begin(st, &until, &rc, 1);
     if (!r)
-        return -EIO;
+        return rc;
     jsonw_init(&w, STORE_TIMELINE_BYTES + 64);   /* room to close it */
     jsonw_init(&row, STORE_TIMELINE_BYTES);
     rc = store_reader_stmt(r, id, &s);
@@ -348,11 +359,12 @@ int store_clusters_seen(struct store *st,
 {
     struct store_reader *r;
     sqlite3_stmt *s = NULL;
+    int64_t until;
     int rc, step;
 
-    r = store_reader_get(st);
+    r = store_query_begin(st, &until, &rc, 0);
     if (!r)
-        return -EIO;
+        return rc;
     rc = store_reader_stmt(r, STORE_SQL_CLUSTERS, &s);
     if (rc < 0)
         goto out;
@@ -380,9 +392,9 @@ int store_name_known(struct store *st, enum store_names which,
     int64_t until;
     int rc, step;
 
-    r = store_query_begin(st, &until);
+    r = store_query_begin(st, &until, &rc, 1);
     if (!r)
-        return -EIO;
+        return rc;
     if (store_reader_stmt(r, STORE_SQL_NAME_KNOWN + (int)which, &s) < 0 ||
         sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
         rc = store_query_error(st, r->db);
@@ -461,9 +473,9 @@ int store_latency(struct store *st, const struct store_latency_query *q,
     if (q->to_ms <= q->from_ms ||
         (q->to_ms - from) / step_ms >= (int64_t)STORE_LATENCY_MAX_POINTS)
         return -E2BIG;
-    r = store_query_begin(st, &until);
+    r = store_query_begin(st, &until, &rc, 1);
     if (!r)
-        return -EIO;
+        return rc;
     hist_init(&h);
     jsonw_init(&w, STORE_LATENCY_BYTES);
     rc = store_reader_stmt(r, store_sql_latency(q->step == STORE_STEP_HOUR,

@@ -22,6 +22,12 @@ case $got in
 esac
 assert_eq "$(curl -sS -o /dev/null -w '%{http_code}' "$URL/healthz")" 200 \
     "/healthz while migrating (the process is alive)"
+# The API says so too, rather than failing a query on a half-migrated
+# file (and logging an error for each).
+code=$(api_code "api/v1/timeline?from=0&to=1")
+assert_eq "$code" 503 "the timeline while migrating"
+jq -e '.detail | test("migrating")' "$TMP/body" > /dev/null \
+    || fail "the timeline while migrating: $(cat "$TMP/body")"
 
 release_write_lock
 wait_for "$TMP/collector.log" ', ready$'

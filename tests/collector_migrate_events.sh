@@ -122,4 +122,23 @@ assert_eq "$(sqlite3 "$BIG" 'SELECT count(*) FROM sqlite_schema
     WHERE name = '"'"'events6'"'"'')" 0 "the migration's table is gone"
 assert_eq "$(sqlite3 "$BIG" "$FULL" | sha256sum)" "$(cat "$TMP/big.before")" \
     "every event once, rendered as before"
+# --- (d) a damaged row does not stop the migration ---
+# A probe row whose fields are not JSON at all (a hand edit, a damaged
+# page SQLite did not notice): SQLite's JSON functions fail on it, which
+# stopped the move at that chunk on every start. It is kept as it is.
+BAD=$TMP/bad.db
+sqlite3 "$BAD" < "$FX/store.sql"
+sqlite3 "$BAD" "INSERT INTO events (agent_id, seq, unix_ms, recv_ms, kind_id,
+      target_id, data)
+    SELECT agent_id, 1000000, unix_ms, recv_ms, kind_id, target_id, '{not'
+    FROM events WHERE kind_id = (SELECT id FROM kinds WHERE name = 'probe')
+    LIMIT 1"
+n=$(sqlite3 "$BAD" 'SELECT count(*) FROM events')
+start_collector "$BAD"
+stop_collector
+assert_eq "$(sqlite3 "$BAD" 'PRAGMA user_version')" 6 "damaged: version"
+assert_eq "$(sqlite3 "$BAD" 'SELECT count(*) FROM events')" "$n" \
+    "damaged: every event moved"
+assert_eq "$(sqlite3 "$BAD" "SELECT data FROM events WHERE seq = 1000000")" \
+    "{not" "damaged: the row keeps its text"
 echo "collector_migrate_events: all passed"
