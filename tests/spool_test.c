@@ -148,23 +148,27 @@ void skip_small_seqs(struct spool *sp)
  * transaction. */
 void append_fat(struct spool *sp, size_t n, int64_t ms0)
 {
-    Sextant__V1__Event e[64], *evs[64];
+    Sextant__V1__Event e[FAT_APPEND], *evs[FAT_APPEND];
     Sextant__V1__ProbeResult pr = SEXTANT__V1__PROBE_RESULT__INIT;
     char name[] = FAT;
 
-    assert_true(n <= 64);
     pr.target = name;
     pr.type = SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_HTTP;
     pr.ok = 1;
     pr.status = 200;
-    for (size_t i = 0; i < n; i++) {
-        sextant__v1__event__init(&e[i]);
-        e[i].kind_case = SEXTANT__V1__EVENT__KIND_PROBE;
-        e[i].probe = &pr;
-        e[i].unix_ms = ms0 + (int64_t)i;
-        evs[i] = &e[i];
+    while (n > 0) {
+        size_t k = n < FAT_APPEND ? n : FAT_APPEND;
+
+        for (size_t i = 0; i < k; i++) {
+            sextant__v1__event__init(&e[i]);
+            e[i].kind_case = SEXTANT__V1__EVENT__KIND_PROBE;
+            e[i].probe = &pr;
+            e[i].unix_ms = ms0 + (int64_t)i;
+            evs[i] = &e[i];
+        }
+        assert_int_equal(spool_append_many(sp, evs, k), 0);
+        n -= k;
     }
-    assert_int_equal(spool_append_many(sp, evs, n), 0);
 }
 
 /* The packed size of one fat event at a two-byte seq. */

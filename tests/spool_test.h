@@ -37,6 +37,9 @@ int64_t sql_int(const char *path, const char *sql);
 
 /* The byte bound: seqs of two varint bytes, fat events of one size. */
 void skip_small_seqs(struct spool *sp);
+/* Appends @n fat probe results, FAT_APPEND at a time, the times of each
+ * append from @ms0 on (so times stay two varint bytes). */
+#define FAT_APPEND 64
 void append_fat(struct spool *sp, size_t n, int64_t ms0);
 size_t fat_size(struct spool *sp);
 void assert_stats_match_file(struct spool *sp);

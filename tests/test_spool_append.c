@@ -89,12 +89,7 @@ static void test_bound_drops_oldest_with_an_exact_drop_record(void **state)
     len = fat_size(sp);                 /* seq 128, gone again */
     fit = SPOOL_MIN_MAX_BYTES / len;
     first = 129;
-    for (size_t left = fit; left > 0;) {
-        size_t k = left < 64 ? left : 64;
-
-        append_fat(sp, k, 10000);
-        left -= k;
-    }
+    append_fat(sp, fit, 10000);
     assert_int_equal(count(sp), fit);
     assert_int_equal(spool_stats(sp, &st), 0);
     assert_int_equal(st.dropped, 0);
@@ -189,12 +184,7 @@ static uint64_t fill_refuse_append(struct spool *sp, uint64_t *first)
     len = fat_size(sp);
     fit = SPOOL_MIN_MAX_BYTES / len;
     assert_int_equal(spool_next_seq(sp, first), 0);
-    for (size_t left = fit; left > 0;) {
-        size_t k = left < 64 ? left : 64;
-
-        append_fat(sp, k, 10000);
-        left -= k;
-    }
+    append_fat(sp, fit, 10000);
     assert_int_equal(spool_next_seq(sp, &next), 0);
     refuse_writes();
     assert_true(try_append(sp, "lost", 20000, &seq) < 0);
