@@ -171,6 +171,18 @@ void append_fat(struct spool *sp, size_t n, int64_t ms0)
     }
 }
 
+size_t fill_to_bound(struct spool *sp, int64_t ms0, size_t *len)
+{
+    size_t fit;
+
+    assert_int_equal(spool_set_max_bytes(sp, SPOOL_MIN_MAX_BYTES), 0);
+    skip_small_seqs(sp);
+    *len = fat_size(sp);
+    fit = SPOOL_MIN_MAX_BYTES / *len;
+    append_fat(sp, fit, ms0);
+    return fit;
+}
+
 /* The packed size of one fat event at a two-byte seq. */
 size_t fat_size(struct spool *sp)
 {

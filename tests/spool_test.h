@@ -41,6 +41,9 @@ void skip_small_seqs(struct spool *sp);
  * append from @ms0 on (so times stay two varint bytes). */
 #define FAT_APPEND 64
 void append_fat(struct spool *sp, size_t n, int64_t ms0);
+/* Sets the smallest byte bound and fills it exactly with fat events (from
+ * seq 129, times from @ms0): how many fit, and their size in *len. */
+size_t fill_to_bound(struct spool *sp, int64_t ms0, size_t *len);
 size_t fat_size(struct spool *sp);
 void assert_stats_match_file(struct spool *sp);
 uint64_t min_seq(void);

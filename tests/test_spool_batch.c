@@ -133,15 +133,11 @@ static void test_drops_of_a_batch_in_flight_are_tentative(void **state)
     struct spool *sp = open_ok();
     struct spool_chunk c;
     struct spool_stats st;
-    size_t len, fit;
+    size_t len;
 
     (void)state;
     assert_int_equal(spool_set_collectors(sp, two_ids, 1), 0);
-    assert_int_equal(spool_set_max_bytes(sp, SPOOL_MIN_MAX_BYTES), 0);
-    skip_small_seqs(sp);
-    len = fat_size(sp);
-    fit = SPOOL_MIN_MAX_BYTES / len;
-    append_fat(sp, fit, 1000);
+    fill_to_bound(sp, 1000, &len);
     /* In flight: 129-138. Four over the bound drop 129-132. */
     assert_int_equal(spool_peek_for(sp, 0, 0, 10, 1u << 20, &c), 0);
     assert_int_equal(c.first_seq, 129);
@@ -238,15 +234,11 @@ static void test_other_writer_sees_the_batch_out_there(void **state)
     struct spool *sp = open_ok(), *other;
     struct spool_chunk c;
     struct spool_stats st;
-    size_t len, fit;
+    size_t len;
 
     (void)state;
     assert_int_equal(spool_set_collectors(sp, two_ids, 1), 0);
-    assert_int_equal(spool_set_max_bytes(sp, SPOOL_MIN_MAX_BYTES), 0);
-    skip_small_seqs(sp);
-    len = fat_size(sp);
-    fit = SPOOL_MIN_MAX_BYTES / len;
-    append_fat(sp, fit, 1000);
+    fill_to_bound(sp, 1000, &len);
     assert_int_equal(spool_peek_for(sp, 0, 0, 10, 1u << 20, &c), 0);
     assert_int_equal(c.first_seq, 129);
     assert_int_equal(spool_batch_sent(sp, 0, &c), 0);

@@ -30,16 +30,12 @@ static void test_drop_record_is_per_collector_and_told_once(void **state)
 {
     struct spool *sp = open_ok();
     struct spool_chunk a, b;
-    size_t len, fit;
+    size_t len;
     uint64_t deleted = 99;
 
     (void)state;
     assert_int_equal(spool_set_collectors(sp, two_ids, 2), 0);
-    assert_int_equal(spool_set_max_bytes(sp, SPOOL_MIN_MAX_BYTES), 0);
-    skip_small_seqs(sp);
-    len = fat_size(sp);
-    fit = SPOOL_MIN_MAX_BYTES / len;
-    append_fat(sp, fit, 5000);
+    fill_to_bound(sp, 5000, &len);
     /* a has the oldest 5 (129..133); b has nothing. */
     assert_int_equal(spool_peek_for(sp, 0, 0, 5, 1u << 20, &a), 0);
     assert_int_equal(a.first_seq, 129);
