@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "log.h"
+#include "topology.h"
 
 /* Tokens are compared as SHA-256 digests: a fixed 32 bytes, compared in
  * constant time, so neither a token's bytes nor its length show in how
@@ -19,9 +20,18 @@ struct collector_cluster {
     unsigned char token_sha256[COLLECTOR_TOKEN_DIGEST];    /* of token */
 };
 
-/* A bearer token that may read /api/. */
+/* What an API token may do: read, or also add annotations. */
+enum collector_scope {
+    COLLECTOR_SCOPE_NONE = -1,          /* not a token of ours */
+    COLLECTOR_SCOPE_READ = 0,           /* `scope: read`, the default */
+    COLLECTOR_SCOPE_ANNOTATE = 1,       /* `scope: annotate` */
+};
+
+/* A bearer token that may read /api/ (and, scope annotate, write
+ * annotations). */
 struct collector_api_token {
     char *token;            /* secret: never logged */
+    enum collector_scope scope;
     unsigned char token_sha256[COLLECTOR_TOKEN_DIGEST];    /* of token */
 };
 
@@ -62,6 +72,8 @@ struct collector_config {
     size_t n_api_tokens;
     enum log_level log_level;
     struct collector_tls tls;           /* tls.cert_pem NULL: plain HTTP */
+    /* `services:` and `incidents:`: no services, no incident engine */
+    struct topology topo;
 };
 
 /* Loads @path. On error returns -EINVAL (or -ENOENT) and writes one line
@@ -80,5 +92,10 @@ collector_config_cluster_by_token(const struct collector_config *cfg,
 /* 1 if @token is one of cfg->api_tokens, compared as above. */
 int collector_config_api_token_ok(const struct collector_config *cfg,
                                   const char *token);
+/* The scope of @token (compared as above): COLLECTOR_SCOPE_NONE when it
+ * is none of cfg->api_tokens. */
+enum collector_scope
+collector_config_api_token_scope(const struct collector_config *cfg,
+                                 const char *token);
 
 #endif

@@ -22,6 +22,7 @@
 #include "wire.h"
 
 struct store;
+struct topology;
 
 /* What the collector's config sets; store_options_default() fills the
  * defaults. A retention of 0 keeps rows forever. */
@@ -35,6 +36,9 @@ struct store_options {
     size_t queue_max_bytes;         /* and of their memory: 64 MiB */
     int64_t query_ms;               /* a read query's deadline:
                                      * STORE_QUERY_MS */
+    /* The services the incident engine watches (borrowed: outlives the
+     * store). NULL or no services: no engine, no incidents. */
+    const struct topology *topo;
 };
 void store_options_default(struct store_options *o);
 
@@ -202,6 +206,78 @@ struct store_latency_query {
  * holds more than STORE_LATENCY_MAX_POINTS steps. Caller frees *out. */
 int store_latency(struct store *st, const struct store_latency_query *q,
                   char **out, size_t *out_len);
+
+/* Incidents (store_incident.c; the engine is incident.h). Every time is
+ * on the corrected clock: an event's unix_ms plus its agent's clock
+ * offset as recorded when the event's batch was stored (agent_offsets),
+ * so it never changes afterwards. The writer feeds the engine after each
+ * group commit what that commit stored, in (corrected time, agent, seq)
+ * order; an event older than what the engine has seen (an agent that
+ * was partitioned delivers late) makes it go back to its last snapshot
+ * before that time and replay from the store, so the live incidents
+ * always equal a rebuild from scratch over the same events. Until the
+ * store is ready the queries refuse with -EAGAIN as above.
+ *
+ * JSON of one incident (a list holds these without "timeline" and
+ * "annotations"):
+ *   {"id":N,"service":S,"pattern":"active-passive","region":S,
+ *    "to_region":S|null,"manual":bool,"open":bool,
+ *    "times":{"first_failure":T,"detected":T,"failover_start":T,
+ *             "dns_switched_first":T,"dns_switched_all":T,
+ *             "restored":T,"closed":T},
+ *    "durations_ms":{"time_to_detect":n,"time_to_failover":n,"rto":n,
+ *                    "outage":n},
+ *    "rpo_ms":n,
+ *    "timeline":[event...], "annotations":[annotation...]}
+ * where T is {"ms":N,"utc":"2026-12-04T21:00:00.123Z"} or null (not
+ * (yet)), every n or rpo_ms may be null, an event is as in
+ * store_timeline (state changes, DNS changes, failover and manual
+ * events, markers of the service's targets and regions, and each agent's
+ * first and last failed probe of the region, between first failure
+ * minus a minute and close (or now)), and an annotation is
+ * {"id":N,"time":T,"text":S,"service":S|null,"incident":N|null}. */
+struct store_incident_query {
+    const char *service;        /* NULL: every service */
+    int open;                   /* -1 any, 1 open only, 0 closed only */
+    int64_t from_ms, to_ms;     /* opened in [from, to); to 0: no end */
+    unsigned limit;             /* newest first */
+};
+#define STORE_INCIDENTS_MAX_LIMIT 1000u
+
+/* {"incidents":[...],"count":N,"truncated":bool}. Caller frees *out. */
+int store_incidents(struct store *st, const struct store_incident_query *q,
+                    char **out, size_t *out_len);
+/* One incident with its timeline and annotations; -ENOENT: no such id. */
+int store_incident(struct store *st, int64_t id, char **out,
+                   size_t *out_len);
+
+/* Derived state now, from the engine (not limited to a time window):
+ * {"services":[{"name":S,"global_name":S,"pattern":S,
+ *   "regions":[{"name":S,"role":S|null,"health":"healthy"|"unhealthy"|
+ *     "unknown","since":T,"agents":n,"unhealthy_agents":n,
+ *     "stale_agents":n,"serving":bool,"serving_agents":n}],
+ *   "serving":[S...] (regions the answers point to; two or more: split),
+ *   "unmapped_agents":n,"open_incident":N|null,
+ *   "stale_agents":[{"cluster":S,"node":S,"last_seen":T}]}]}.
+ * Caller frees *out. */
+int store_service_status(struct store *st, char **out, size_t *out_len);
+
+/* A person's note (POST /api/v1/annotations), stored through the writer
+ * like a batch: 0 and *id once committed; -EAGAIN not ready or
+ * overloaded; -EIO. @text is UTF-8, at most STORE_ANNOTATION_MAX bytes;
+ * @service NULL or a topology service; @incident 0 or an incident id
+ * (-ENOENT when there is none). */
+#define STORE_ANNOTATION_MAX 4096u
+int store_annotate(struct store *st, int64_t unix_ms, const char *text,
+                   const char *service, int64_t incident, int64_t *id);
+
+/* sextant-collector incidents rebuild --db PATH: opens @path (no
+ * collector may be writing to it), recomputes every incident from
+ * scratch over @topo and replaces the table in one transaction. 0, or
+ * -errno with one line in @err. @events_out: how many events it fed. */
+int store_incidents_rebuild(const char *path, const struct topology *topo,
+                            uint64_t *events_out, char *err,
+                            size_t err_len);
 
 /* A copy of a database file, outside any open store (sextant-collector
  * backup; backup.c does the file side). Each call writes one line naming

@@ -207,6 +207,57 @@ static const char *const store_migrations[] = {
      "CREATE INDEX events_answers ON events6 (answers_id)"
      "  WHERE answers_id IS NOT NULL;"
      "PRAGMA user_version = 6;"),
+    /* 7: incidents. agent_offsets: each agent's clock offset as it was
+     * when a batch was stored, from that batch's first seq on (a row when
+     * it moved by a millisecond or more), so an event's corrected time
+     * (unix_ms + the offset of the latest row with from_seq <= seq) never
+     * changes later and a rebuild of the incidents equals the live
+     * result. incidents: what the engine (incident.h) derived, one row
+     * per (service, opened_ms); times in corrected ms, NULL not (yet).
+     * annotations: people's notes, in the timeline and exports. Operator
+     * events that are not failovers (deploy, drill, ...) become kind
+     * "marker": only failovers take part in incidents. */
+    ("CREATE TABLE agent_offsets ("
+     "  agent_id INTEGER NOT NULL,"
+     "  from_seq INTEGER NOT NULL,"
+     "  offset_ms INTEGER NOT NULL,"     /* collector clock - agent's */
+     "  PRIMARY KEY (agent_id, from_seq)) WITHOUT ROWID;"
+     "INSERT INTO agent_offsets SELECT id, 0,"
+     "  CAST(round(clock_offset_ms) AS INTEGER) FROM agents"
+     "  WHERE clock_offset_ms IS NOT NULL;"
+     "CREATE TABLE incidents ("
+     "  id INTEGER PRIMARY KEY,"
+     "  service TEXT NOT NULL,"
+     "  opened_ms INTEGER NOT NULL,"
+     "  region TEXT NOT NULL,"
+     "  to_region TEXT,"
+     "  pattern TEXT NOT NULL,"
+     "  manual INTEGER NOT NULL,"
+     "  first_failure_ms INTEGER,"
+     "  detected_ms INTEGER,"
+     "  failover_start_ms INTEGER,"
+     "  dns_first_ms INTEGER,"
+     "  dns_all_ms INTEGER,"
+     "  restored_ms INTEGER,"
+     "  closed_ms INTEGER,"
+     "  rpo_ms REAL,"
+     "  UNIQUE (service, opened_ms));"
+     "CREATE INDEX incidents_open ON incidents (closed_ms)"
+     "  WHERE closed_ms IS NULL;"
+     "CREATE TABLE annotations ("
+     "  id INTEGER PRIMARY KEY,"
+     "  unix_ms INTEGER NOT NULL,"       /* the moment it is about */
+     "  created_ms INTEGER NOT NULL,"    /* collector clock */
+     "  text TEXT NOT NULL,"
+     "  service TEXT,"
+     "  incident_id INTEGER);"
+     "CREATE INDEX annotations_time ON annotations (unix_ms);"
+     "INSERT OR IGNORE INTO kinds (name) VALUES ('marker');"
+     "UPDATE events SET kind_id = (SELECT id FROM kinds WHERE name ="
+     "  'marker') WHERE kind_id = (SELECT id FROM kinds WHERE name ="
+     "  'failover') AND data IS NOT NULL AND CASE WHEN json_valid(data)"
+     "  THEN json_extract(data, '$.kind') END NOT IN ('failover', 'manual');"
+     "PRAGMA user_version = 7;"),
 };
 #define STORE_SCHEMA_VERSION \
     ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
