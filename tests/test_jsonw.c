@@ -1,6 +1,7 @@
 /* test_jsonw.c -- the JSON writer escapes what JSON requires, replaces
  * bytes that are not UTF-8, stops at its cap, and the API's time parser
- * takes both forms it documents. */
+ * takes both forms it documents; CSV and Markdown rows escape what would
+ * break them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 
 #include "api.h"
 #include "jsonw.h"
+#include "table.h"
 
 static void test_strings_are_escaped(void **state)
 {
@@ -123,6 +125,44 @@ static void test_times_parse_as_ms_or_rfc3339(void **state)
     assert_int_equal(api_parse_time("99999999999999999999", &t), -EINVAL);
 }
 
+static char *table_text(enum table_format f)
+{
+    static const char *const head[] = { "time", "text" };
+    static const char *const row1[] = { "a,b", "say \"hi\"" };
+    static const char *const row2[] = { "x|y\\z", "two\nlines" };
+    static const char *const row3[] = { NULL, "plain" };
+    struct jsonw w;
+
+    jsonw_init(&w, 4096);
+    table_header(&w, f, head, 2);
+    table_row(&w, f, row1, 2);
+    table_row(&w, f, row2, 2);
+    table_row(&w, f, row3, 2);
+    return jsonw_take(&w, NULL);
+}
+
+static void test_tables_escape_what_would_break_a_row(void **state)
+{
+    enum table_format f;
+    char *s;
+
+    (void)state;
+    s = table_text(TABLE_CSV);
+    assert_string_equal(s, "time,text\r\n\"a,b\",\"say \"\"hi\"\"\"\r\n"
+                           "x|y\\z,\"two\nlines\"\r\n,plain\r\n");
+    free(s);
+    s = table_text(TABLE_MD);
+    assert_string_equal(s, "| time | text |\n| --- | --- |\n"
+                           "| a,b | say \"hi\" |\n"
+                           "| x\\|y\\\\z | two lines |\n|  | plain |\n");
+    free(s);
+    assert_int_equal(table_format_parse("md", &f), 0);
+    assert_int_equal(f, TABLE_MD);
+    assert_int_equal(table_format_parse("csv", &f), 0);
+    assert_int_equal(f, TABLE_CSV);
+    assert_int_equal(table_format_parse("xml", &f), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +171,7 @@ int main(void)
         cmocka_unit_test(test_growing_past_the_cap_fails_and_sticks),
         cmocka_unit_test(test_a_reset_buffer_starts_empty_and_clean),
         cmocka_unit_test(test_times_parse_as_ms_or_rfc3339),
+        cmocka_unit_test(test_tables_escape_what_would_break_a_row),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
