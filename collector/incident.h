@@ -59,6 +59,9 @@ struct inc_event {
     const char *fo_kind;
     const char *from_region;
     const char *to_region;
+    const char *fo_service;     /* the service it names (sextant.proto
+                                 * Failover.service); "": every service
+                                 * with a region it names */
     /* INC_EV_METRIC */
     const char *metric;
     double value;

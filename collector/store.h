@@ -39,6 +39,13 @@ struct store_options {
     /* The services the incident engine watches (borrowed: outlives the
      * store). NULL or no services: no engine, no incidents. */
     const struct topology *topo;
+    /* Called from the writer thread after an incident opened, changed
+     * or closed is committed: @change "opened", "updated" or "closed",
+     * @json the incident as store_incident gives it without timeline and
+     * annotations (borrowed for the call). Must not block (the webhook
+     * sender queues). NULL: nobody listens. */
+    void (*incident_fn)(void *ctx, const char *change, const char *json);
+    void *incident_ctx;
 };
 void store_options_default(struct store_options *o);
 
@@ -49,6 +56,12 @@ void store_options_default(struct store_options *o);
  * defaults. -errno, with a logged reason. */
 int store_open(const char *path, const struct store_options *opts,
                struct store **out);
+/* Opens @path for the read-only commands (sextant-collector timeline,
+ * incidents): no writer thread, no migration (a file whose schema is not
+ * this collector's is refused with -EPROTO and a logged reason; a
+ * collector may be writing to it meanwhile). Only the queries work on
+ * it; store_close frees it. -errno. */
+int store_open_readonly(const char *path, struct store **out);
 /* Waits until the migrations are done, at most @timeout_ms: 0, or -errno
  * when they failed (the store then refuses every batch; close it).
  * -EUCLEAN: the start check found the file damaged (see store_stats'
