@@ -427,7 +427,9 @@ static uint64_t ap_view(int a, int64_t t)
  * failover at T+2.78 and flips DNS to us-east-1 (TTL 1 s); the agents see
  * the new answer at T+3.12, T+3.35, T+3.65. us-east-1's replication lag
  * is sampled each second at .500: 0.25 s at T+2.5, 0.9 s after. */
-static void gen_worked_example(size_t n_services)
+static void gen_junk(void);
+
+static void gen_worked_example(size_t n_services, int junk)
 {
     struct world w;
     struct inc_event *ev;
@@ -448,6 +450,8 @@ static void gen_worked_example(size_t n_services)
     ev->fo_service = "app";
     ev->from_region = REGION[0];
     ev->to_region = REGION[1];
+    if (junk)
+        gen_junk();
     ev_sort();
 }
 
@@ -479,7 +483,7 @@ static void test_worked_example_comes_out_to_the_millisecond(void **state)
     size_t i, unmapped;
 
     (void)state;
-    gen_worked_example(1);
+    gen_worked_example(1, 0);
     e = inc_engine_new(&topo, sink, &rc);
     assert_non_null(e);
 
@@ -534,7 +538,7 @@ static void test_clone_fed_the_rest_equals_the_original(void **state)
     size_t i;
 
     (void)state;
-    gen_worked_example(1);
+    gen_worked_example(1, 0);
     e = inc_engine_new(&topo, sink, &a);
     assert_non_null(e);
     i = feed_until(e, 0, T0 + 3000);
@@ -565,7 +569,7 @@ static void test_out_of_order_event_is_refused_and_changes_nothing(
     size_t i;
 
     (void)state;
-    gen_worked_example(1);
+    gen_worked_example(1, 0);
     e = inc_engine_new(&topo, sink, &rc);
     assert_non_null(e);
     i = feed_until(e, 0, T0 + 2000);
@@ -622,6 +626,477 @@ static void test_durations_are_none_when_an_end_is_missing(void **state)
     assert_int_equal(d.outage, 8000);
 }
 
+/* ---- the other patterns and the no-incident cases ---- */
+
+/* Runs the world @w over a fresh engine and returns its incidents (and
+ * the engine, to look at its state; caller frees). */
+static struct inc_engine *run_world(const struct world *w, struct rec *rc)
+{
+    struct inc_engine *e;
+
+    n_evs = 0;
+    world_gen(w);
+    ev_sort();
+    e = inc_engine_new(&topo, sink, rc);
+    assert_non_null(e);
+    feed_until(e, 0, INC_NONE);
+    incidents(e, rc);
+    return e;
+}
+
+static const int64_t AA_DRAIN[N_AGENTS] = { 5120, 5350, 5650 };
+
+static int aa_ok(int a, size_t r, int64_t t)
+{
+    (void)a;
+    return r != 1 || t < T0;
+}
+
+/* All three regions in the answers until each agent sees us-east-1
+ * drained out of them. */
+static uint64_t aa_view(int a, int64_t t)
+{
+    return t >= T0 + AA_DRAIN[a] ? 1 | 4 : 1 | 2 | 4;
+}
+
+static void test_active_active_drain_records_the_drain(void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct inc_durations d;
+    struct world w;
+    const struct inc_record *r;
+
+    (void)state;
+    topo_make(TOPO_ACTIVE_ACTIVE, 1);
+    world_default(&w);
+    w.ok = aa_ok;
+    w.view = aa_view;
+    e = run_world(&w, &rc);
+    assert_int_equal(rc.n, 1);
+    r = &rc.all[0];
+    assert_ptr_equal(r->region, &services[0].regions[1]);
+    assert_null(r->to_region);
+    assert_int_equal(r->manual, 0);
+    assert_time(r->opened_ms, T0 + 2630);
+    assert_time(r->first_failure_ms, T0 + 460);
+    assert_time(r->detected_ms, T0 + 2630);
+    assert_time(r->failover_start_ms, T0 + 5120);
+    assert_time(r->dns_first_ms, T0 + 5120);
+    assert_time(r->dns_all_ms, T0 + 5650);
+    /* The second agent's first probe through the global name after its
+     * answers lost us-east-1. */
+    assert_time(r->restored_ms, T0 + 5400);
+    assert_time(r->closed_ms, T0 + 65400);
+    assert_int_equal(r->has_rpo, 0);
+    inc_durations(r, &d);
+    assert_int_equal(d.time_to_failover, 3020);
+    assert_int_equal(d.rto, 4940);
+    inc_engine_free(e);
+}
+
+static int shard_ok(int a, size_t r, int64_t t)
+{
+    (void)a;
+    return r != 1 || t < T0 || t >= T0 + 20000;
+}
+
+static void test_sharded_outage_lasts_until_the_region_is_healthy(
+    void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct inc_durations d;
+    struct world w;
+    const struct inc_record *r;
+
+    (void)state;
+    topo_make(TOPO_SHARDED, 1);
+    world_default(&w);
+    w.ok = shard_ok;
+    e = run_world(&w, &rc);
+    assert_int_equal(rc.n, 1);
+    r = &rc.all[0];
+    assert_ptr_equal(r->region, &services[0].regions[1]);
+    assert_null(r->to_region);
+    assert_time(r->opened_ms, T0 + 2630);
+    assert_time(r->first_failure_ms, T0 + 460);
+    assert_time(r->detected_ms, T0 + 2630);
+    assert_time(r->failover_start_ms, INC_NONE);
+    assert_time(r->dns_first_ms, INC_NONE);
+    assert_time(r->dns_all_ms, INC_NONE);
+    /* Healthy again (rise 2) at the second agent's second ok probe:
+     * 1 of 3 still unhealthy is not more than half. */
+    assert_time(r->restored_ms, T0 + 21630);
+    assert_time(r->closed_ms, T0 + 81630);
+    inc_durations(r, &d);
+    assert_int_equal(d.outage, 21170);
+    assert_int_equal(d.rto, 21170);
+    assert_int_equal(d.time_to_failover, INC_NONE);
+    inc_engine_free(e);
+}
+
+/* The third agent's network breaks at T: it sees everything fail. */
+static int broken_ok(int a, size_t r, int64_t t)
+{
+    (void)r;
+    return a != 2 || t < T0;
+}
+
+static void test_one_agent_with_a_broken_network_is_no_incident(
+    void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct world w;
+    struct region_states rs;
+    const struct inc_record *open;
+
+    (void)state;
+    topo_make(TOPO_ACTIVE_PASSIVE, 1);
+    world_default(&w);
+    w.ok = broken_ok;
+    e = run_world(&w, &rc);
+    assert_int_equal(rc.n, 0);
+    assert_int_equal(rc.opened, 0);
+    states(e, &rs, NULL, &open);
+    assert_null(open);
+    for (size_t r = 0; r < N_REG; r++) {
+        assert_int_equal(rs.st[r].health, 1);
+        assert_int_equal(rs.st[r].agents, 3);
+        assert_int_equal(rs.st[r].unhealthy, 1);
+        assert_int_equal(rs.st[r].stale, 0);
+    }
+    inc_engine_free(e);
+}
+
+/* eu-west-1 fails for 4 s every 8 s, three times. */
+static int flap_ok(int a, size_t r, int64_t t)
+{
+    int64_t d = t - T0;
+
+    (void)a;
+    return r != 0 || d < 0 || d >= 20000 || d % 8000 >= 4000;
+}
+
+static void test_flapping_endpoint_is_one_incident_whose_restore_moves(
+    void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct world w;
+    const struct inc_record *r;
+
+    (void)state;
+    topo_make(TOPO_ACTIVE_PASSIVE, 1);
+    world_default(&w);
+    w.ok = flap_ok;
+    e = run_world(&w, &rc);
+    assert_int_equal(rc.n, 1);
+    assert_int_equal(rc.opened, 1);
+    assert_int_equal(rc.closed, 1);
+    r = &rc.all[0];
+    assert_ptr_equal(r->region, &services[0].regions[0]);
+    assert_null(r->to_region);
+    assert_time(r->opened_ms, T0 + 2630);
+    assert_time(r->first_failure_ms, T0 + 460);
+    assert_time(r->detected_ms, T0 + 2630);
+    assert_time(r->failover_start_ms, INC_NONE);
+    /* Healthy again at T+21630 (rise 2, second agent); then good probes
+     * through the global name by the third agent (T+21700) and the
+     * first (T+22200): more than half. */
+    assert_time(r->restored_ms, T0 + 22200);
+    assert_time(r->closed_ms, T0 + 82200);
+    inc_engine_free(e);
+}
+
+/* The third agent falls silent at T-5 s; the first sees eu-west-1 fail
+ * alone during [T, T+5 s); from T+10 s it is down for everyone. */
+static int stale_alive(int a, int64_t t)
+{
+    return a != 2 || t < T0 - 5000;
+}
+
+static int stale_ok(int a, size_t r, int64_t t)
+{
+    int64_t d = t - T0;
+
+    return r != 0 || d < 0 || (a == 0 ? d >= 5000 && d < 10000 : d < 10000);
+}
+
+struct stale_seen {
+    size_t n;
+    int64_t id, last;
+};
+
+static void stale_cb(void *ctx, int64_t agent_id, int64_t last_ms)
+{
+    struct stale_seen *s = ctx;
+
+    s->n++;
+    s->id = agent_id;
+    s->last = last_ms;
+}
+
+static void test_stale_agent_leaves_the_quorum(void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct world w;
+    struct region_states rs;
+    struct stale_seen seen = { 0 };
+    const struct inc_record *open;
+    size_t i;
+
+    (void)state;
+    topo_make(TOPO_ACTIVE_PASSIVE, 1);
+    world_default(&w);
+    w.end = T0 + 20000;
+    w.ok = stale_ok;
+    w.alive = stale_alive;
+    n_evs = 0;
+    world_gen(&w);
+    ev_sort();
+    e = inc_engine_new(&topo, sink, &rc);
+    assert_non_null(e);
+
+    /* Its last probe of eu-west-1 was at T-5.03 s, its interval 1 s:
+     * stale at T-2.03 s exactly, whenever the engine is told the time. */
+    i = feed_until(e, 0, T0 - 2031);
+    inc_engine_advance(e, T0 - 2031);
+    states(e, &rs, NULL, NULL);
+    assert_int_equal(rs.st[0].stale, 0);
+    assert_int_equal(rs.st[0].agents, 3);
+    inc_engine_advance(e, T0 - 2030);
+    states(e, &rs, NULL, NULL);
+    assert_int_equal(rs.st[0].stale, 1);
+    assert_int_equal(rs.st[0].agents, 2);
+    inc_engine_stale_agents(e, &services[0], stale_cb, &seen);
+    assert_int_equal(seen.n, 1);
+    assert_int_equal(seen.id, 30);
+    assert_time(seen.last, T0 - 5030);
+
+    /* 1 unhealthy of 2 is not more than half. */
+    i = feed_until(e, i, T0 + 3000);
+    states(e, &rs, NULL, &open);
+    assert_null(open);
+    assert_int_equal(rs.st[0].health, 1);
+    assert_int_equal(rs.st[0].unhealthy, 1);
+    assert_int_equal(rs.st[0].agents, 2);
+
+    /* 2 of 2 is. */
+    feed_until(e, i, INC_NONE);
+    states(e, &rs, NULL, &open);
+    assert_non_null(open);
+    assert_int_equal(rs.st[0].health, 0);
+    assert_int_equal(rs.st[0].unhealthy, 2);
+    assert_time(open->opened_ms, T0 + 12630);
+    assert_time(open->detected_ms, T0 + 12630);
+    assert_time(open->first_failure_ms, T0 + 10460);
+    assert_time(open->restored_ms, INC_NONE);
+    inc_engine_free(e);
+}
+
+/* Events the topology does not know, from a fourth agent and the known
+ * ones: probes and states of an unknown target, a DNS change of another
+ * name, a metric of an unknown target, an operator event naming no
+ * known service or region, and a deploy. */
+static void gen_junk(void)
+{
+    struct inc_event *ev;
+
+    for (int64_t t = T0 - 5000; t < T0 + 30000; t += 700) {
+        int a = (int)((t / 700) % 4);
+
+        ev = ev_new(t, a, INC_EV_PROBE, "nope");
+        ev->ok = 0;
+        ev = ev_new(t, a, INC_EV_STATE, "nope");
+        ev->healthy = 0;
+        ev = ev_new(t + 1, a, INC_EV_DNS, "nope-dns");
+        ev->dns_name = "elsewhere.test";
+        ev_answers(ev, 0, 2);
+        ev = ev_new(t + 2, a, INC_EV_METRIC, "nope-db");
+        ev->metric = LAG_METRIC;
+        ev->value = 99;
+    }
+    ev = ev_new(T0 + 100, 3, INC_EV_FAILOVER, "");
+    ev->fo_kind = "failover";
+    ev->fo_service = "ghost";
+    ev->from_region = REGION[0];
+    ev = ev_new(T0 + 200, 3, INC_EV_FAILOVER, "");
+    ev->fo_kind = "failover";
+    ev->from_region = "nowhere";
+    ev = ev_new(T0 + 300, 3, INC_EV_FAILOVER, "");
+    ev->fo_kind = "deploy";
+    ev->fo_service = "app";
+}
+
+static void test_unknown_targets_and_names_are_ignored(void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct stale_seen seen = { 0 };
+
+    (void)state;
+    gen_worked_example(1, 1);
+    e = inc_engine_new(&topo, sink, &rc);
+    assert_non_null(e);
+    feed_until(e, 0, INC_NONE);
+    incidents(e, &rc);
+    assert_int_equal(rc.n, 1);
+    assert_worked_example(&rc.all[0]);
+    assert_int_equal(rc.updated, 4);
+    inc_engine_stale_agents(e, &services[0], stale_cb, &seen);
+    assert_int_equal(seen.n, 0);
+    inc_engine_free(e);
+}
+
+static void feed_one(struct inc_engine *e, struct inc_event *ev)
+{
+    static uint64_t seq;
+
+    ev->seq = ++seq;
+    assert_int_equal(inc_engine_feed(e, ev), 0);
+}
+
+static void test_failover_of_another_service_opens_nothing_here(
+    void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct inc_event *ev;
+    const struct inc_record *r;
+
+    (void)state;
+    topo_make(TOPO_ACTIVE_PASSIVE, 2);
+    n_evs = 0;
+    e = inc_engine_new(&topo, sink, &rc);
+    assert_non_null(e);
+    /* By name, then by its regions only: both are "other"'s. */
+    ev = ev_new(T0, 0, INC_EV_FAILOVER, "");
+    ev->fo_kind = "manual";
+    ev->fo_service = "other";
+    ev->from_region = "o-eu-west-1";
+    ev->to_region = "o-us-east-1";
+    feed_one(e, ev);
+    ev = ev_new(T0 + 1000, 0, INC_EV_FAILOVER, "");
+    ev->fo_kind = "failover";
+    ev->from_region = "o-us-east-1";
+    feed_one(e, ev);
+    /* A failover naming "other" with app's region names still is
+     * other's. */
+    ev = ev_new(T0 + 2000, 0, INC_EV_FAILOVER, "");
+    ev->fo_kind = "manual";
+    ev->fo_service = "other";
+    ev->from_region = REGION[0];
+    feed_one(e, ev);
+    incidents(e, &rc);
+    assert_int_equal(rc.n, 1);
+    r = &rc.all[0];
+    assert_ptr_equal(r->service, &services[1]);
+    assert_ptr_equal(r->region, &services[1].regions[0]);
+    assert_ptr_equal(r->to_region, &services[1].regions[1]);
+    assert_int_equal(r->manual, 1);
+    assert_time(r->opened_ms, T0);
+    assert_time(r->failover_start_ms, T0);
+    assert_time(r->detected_ms, INC_NONE);
+    assert_time(r->first_failure_ms, INC_NONE);
+    assert_time(r->closed_ms, INC_NONE);
+    assert_int_equal(r->has_rpo, 0);
+    inc_engine_free(e);
+}
+
+/* The operator fails over at T+1.5 s, before quorum: the incident is
+ * the operator's (opened then, manual), detection comes later, and the
+ * RPO is us-east-1's lag sampled at that very millisecond, fed after
+ * the event. */
+static void test_manual_failover_before_quorum_opens_the_incident(
+    void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct inc_event *ev;
+    struct world w;
+    const struct inc_record *r;
+
+    (void)state;
+    topo_make(TOPO_ACTIVE_PASSIVE, 1);
+    n_evs = 0;
+    world_default(&w);
+    w.ok = ap_ok;
+    w.view = ap_view;
+    world_gen(&w);
+    ev = ev_new(T0 + 1500, 0, INC_EV_FAILOVER, "");
+    ev->fo_kind = "manual";
+    ev->from_region = REGION[0];
+    ev->to_region = REGION[1];
+    for (int64_t t = w.start + 500; t < w.end; t += 1000) {
+        ev = ev_new(t, 1, INC_EV_METRIC, stores[0].lag_target[1]);
+        ev->metric = LAG_METRIC;
+        ev->value = t == T0 + 1500 ? 0.5 : 0.2;
+    }
+    ev_sort();
+    e = inc_engine_new(&topo, sink, &rc);
+    assert_non_null(e);
+    feed_until(e, 0, INC_NONE);
+    incidents(e, &rc);
+    assert_int_equal(rc.n, 1);
+    r = &rc.all[0];
+    assert_int_equal(r->manual, 1);
+    assert_ptr_equal(r->region, &services[0].regions[0]);
+    assert_ptr_equal(r->to_region, &services[0].regions[1]);
+    assert_time(r->opened_ms, T0 + 1500);
+    assert_time(r->first_failure_ms, T0 + 460);
+    assert_time(r->detected_ms, T0 + 2630);
+    assert_time(r->failover_start_ms, T0 + 1500);
+    assert_time(r->dns_first_ms, T0 + 3120);
+    assert_time(r->dns_all_ms, T0 + 3650);
+    assert_time(r->restored_ms, T0 + 3400);
+    assert_time(r->closed_ms, T0 + 63400);
+    assert_int_equal(r->has_rpo, 1);
+    assert_true(r->rpo_ms == 500.0);
+    inc_engine_free(e);
+}
+
+/* After the worked example's failover, eu-west-1 comes back at T+10 s
+ * and fails again at T+20 s, before the incident closed: a new failure,
+ * so restored waits for new good probes through the global name. */
+static int relapse_ok(int a, size_t r, int64_t t)
+{
+    int64_t d = t - T0;
+
+    (void)a;
+    return r != 0 || d < 0 || (d >= 10000 && d < 20000);
+}
+
+static void test_failed_region_failing_again_restarts_the_stable_time(
+    void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct world w;
+    const struct inc_record *r;
+
+    (void)state;
+    topo_make(TOPO_ACTIVE_PASSIVE, 1);
+    world_default(&w);
+    w.end = T0 + 100000;
+    w.ok = relapse_ok;
+    w.view = ap_view;
+    e = run_world(&w, &rc);
+    assert_int_equal(rc.n, 1);
+    r = &rc.all[0];
+    assert_time(r->detected_ms, T0 + 2630);
+    assert_time(r->dns_all_ms, T0 + 3650);
+    /* Unhealthy again at T+22.63 s; good probes through the global name
+     * (served by us-east-1) from the third agent at T+22.7 s and the
+     * first at T+23.2 s. */
+    assert_time(r->restored_ms, T0 + 23200);
+    assert_time(r->closed_ms, T0 + 83200);
+    assert_int_equal(rc.closed, 1);
+    inc_engine_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -630,6 +1105,21 @@ int main(void)
         cmocka_unit_test(
             test_out_of_order_event_is_refused_and_changes_nothing),
         cmocka_unit_test(test_durations_are_none_when_an_end_is_missing),
+        cmocka_unit_test(test_active_active_drain_records_the_drain),
+        cmocka_unit_test(
+            test_sharded_outage_lasts_until_the_region_is_healthy),
+        cmocka_unit_test(
+            test_one_agent_with_a_broken_network_is_no_incident),
+        cmocka_unit_test(
+            test_flapping_endpoint_is_one_incident_whose_restore_moves),
+        cmocka_unit_test(test_stale_agent_leaves_the_quorum),
+        cmocka_unit_test(
+            test_manual_failover_before_quorum_opens_the_incident),
+        cmocka_unit_test(
+            test_failed_region_failing_again_restarts_the_stable_time),
+        cmocka_unit_test(test_unknown_targets_and_names_are_ignored),
+        cmocka_unit_test(
+            test_failover_of_another_service_opens_nothing_here),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
