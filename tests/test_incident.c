@@ -1097,6 +1097,49 @@ static void test_failed_region_failing_again_restarts_the_stable_time(
     inc_engine_free(e);
 }
 
+/* Four agents: A and B see eu-west-1 healthy, C and D unhealthy (2 of
+ * 4: not an outage). A and C fall silent after T+1 s and go stale at
+ * the same millisecond: taken one by one, A first would make it 2 of 3
+ * for an instant and open an incident; together it is 1 of 2. */
+static void test_agents_stale_at_the_same_millisecond_count_as_one_change(
+    void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct region_states rs;
+    const struct inc_record *open;
+
+    (void)state;
+    topo_make(TOPO_ACTIVE_PASSIVE, 1);
+    n_evs = 0;
+    e = inc_engine_new(&topo, sink, &rc);
+    assert_non_null(e);
+    for (int64_t t = T0; t < T0 + 10000; t += 1000)
+        for (int a = 0; a < 4; a++) {
+            struct inc_event *ev;
+
+            if ((a == 0 || a == 2) && t > T0 + 1000)
+                continue;
+            ev = ev_new(t, a, INC_EV_PROBE, stores[0].target[0]);
+            ev->ok = a < 2;
+            feed_one(e, ev);
+            if (t == T0) {
+                ev = ev_new(t, a, INC_EV_STATE, stores[0].target[0]);
+                ev->healthy = a < 2;
+                feed_one(e, ev);
+            }
+        }
+    states(e, &rs, NULL, &open);
+    assert_null(open);
+    assert_int_equal(rc.opened, 0);
+    assert_int_equal(rs.st[0].stale, 2);
+    assert_int_equal(rs.st[0].agents, 2);
+    assert_int_equal(rs.st[0].unhealthy, 1);
+    assert_int_equal(rs.st[0].health, 1);
+    assert_time(rs.st[0].since_ms, T0);
+    inc_engine_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1118,6 +1161,8 @@ int main(void)
         cmocka_unit_test(
             test_failed_region_failing_again_restarts_the_stable_time),
         cmocka_unit_test(test_unknown_targets_and_names_are_ignored),
+        cmocka_unit_test(
+            test_agents_stale_at_the_same_millisecond_count_as_one_change),
         cmocka_unit_test(
             test_failover_of_another_service_opens_nothing_here),
     };
