@@ -14,6 +14,7 @@
 #include "incident_priv.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -535,8 +536,11 @@ static void on_global_probe(struct inc_engine *e, size_t a, size_t svc,
     uint8_t good;
 
     if (ev->has_answers) {
+        /* A failed resolution says nothing of where the name points:
+         * the last answers stand. */
         slot_heard(e, a, base, gap, ev->t_ms);
-        watch_set(e, a, svc, ev);
+        if (ev->ok)
+            watch_set(e, a, svc, ev);
         return;
     }
     slot_heard(e, a, base + 1, gap, ev->t_ms);
@@ -614,7 +618,8 @@ static void on_metric(struct inc_engine *e, const struct ix_ent *en,
             continue;
         rg = &e->topo->services[r->svc]
                  .regions[(size_t)r->slot - e->svc[r->svc].base];
-        if (!ev->metric || strcmp(ev->metric, rg->lag_metric) != 0)
+        if (!ev->metric || strcmp(ev->metric, rg->lag_metric) != 0 ||
+            !isfinite(ev->value))
             continue;
         rt->lag_have = 1;
         rt->lag_v = ev->value;
@@ -754,7 +759,8 @@ int inc_engine_feed(struct inc_engine *e, const struct inc_event *ev)
     size_t a = 0;
     int need_agent;
 
-    if (!ev || ev->t_ms == INC_NONE || !key_after_last(e, ev))
+    if (!ev || ev->t_ms < -INC_MAX_T || ev->t_ms > INC_MAX_T ||
+        !key_after_last(e, ev))
         return -EINVAL;
     if (e->err)
         return e->err;

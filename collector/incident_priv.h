@@ -18,6 +18,9 @@
 #define INC_MAX_INTERVAL_MS (24LL * 3600 * 1000)
 #define INC_GAPS 3              /* interval = smallest of the last gaps */
 #define INC_MAX_REGIONS 64      /* answer sets are bit masks of regions */
+/* Times beyond this are refused: a timer (time + a few days at most)
+ * can then never overflow. */
+#define INC_MAX_T (INT64_C(1) << 62)
 
 enum ref_kind { REF_REGION, REF_GLOBAL, REF_LAG, REF_ANSWER, REF_NAME };
 

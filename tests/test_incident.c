@@ -626,6 +626,10 @@ static void test_out_of_order_event_is_refused_and_changes_nothing(
     late.agent_id -= 1;
     assert_int_equal(inc_engine_feed(e, &late), -EINVAL);
     assert_int_equal(inc_engine_feed(e, NULL), -EINVAL);
+    /* A time no timer could be added to. */
+    late = *fed[i];
+    late.t_ms = INT64_MAX - 5;
+    assert_int_equal(inc_engine_feed(e, &late), -EINVAL);
     assert_time(inc_engine_horizon(e), fed[i - 1]->t_ms);
     /* After an advance, an event before it is late too. */
     inc_engine_advance(e, fed[i]->t_ms - 1);
