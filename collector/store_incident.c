@@ -8,8 +8,8 @@
  * incidents that changed, publishes the derived state for
  * store_service_status, and rebuilds everything from scratch at open and
  * for `sextant-collector incidents rebuild`. Reading events back in
- * corrected order (replay, rebuild) and the incidents table's rows are
- * store_incscan.c's; the queries are store_incquery.c's.
+ * corrected order (replay, rebuild) is store_incscan.c's, the incidents
+ * table's rows store_incrows.c's, the queries store_incquery.c's.
  *
  * Why a hold: the engine needs its events in one total order, and agents
  * ship every second or so, each batch holding its last second: fed as
