@@ -458,6 +458,7 @@ struct store_inc {
     int64_t kind_ids[5];        /* probe, state, dns, metric, failover */
     uint64_t fed;               /* events fed since created */
     int64_t due_mono;           /* next tick, monotonic ms */
+    int64_t pub_mono;           /* next status publication, same */
     int quiet;                  /* no incident_fn calls (history) */
     int warned;
 };
