@@ -29,7 +29,6 @@
 
 #define DNS_MAX_NAME        253u    /* RFC 1035, without the root dot */
 #define DNS_MAX_LABEL       63u
-#define DNS_MAX_SERVER      64u     /* "[v6]:port" */
 #define DNS_SET_TEXT        512u    /* answer sets in logs and errors */
 #define DNS_MAX_QUERIES     2u      /* a run's: A and AAAA for "ANY" */
 #define DNS_SETUP_ERR       96u     /* why a run could not query at all */
@@ -151,40 +150,6 @@ static int dns_canon(const char *s, char **out)
     return 0;
 }
 
-/* "ip:port", "[v6]:port", or a bare IP for port 53, into the form
- * ares_set_servers_ports_csv() reads. A name is refused: resolving the
- * resolver would need a resolver. */
-static int dns_server_parse(const char *s, char **out)
-{
-    char host[INET6_ADDRSTRLEN + 1], ip[INET6_ADDRSTRLEN];
-    char buf[DNS_MAX_SERVER], *dup;
-    unsigned char bin[16];
-    uint16_t port = NS_DEFAULTPORT;
-    int af;
-
-    if (inet_pton(AF_INET, s, bin) == 1) {
-        af = AF_INET;
-    } else if (inet_pton(AF_INET6, s, bin) == 1) {
-        af = AF_INET6;
-    } else {
-        if (util_parse_hostport(s, host, sizeof(host), &port) < 0 ||
-            port == 0)
-            return -EINVAL;
-        af = s[0] == '[' ? AF_INET6 : AF_INET;
-        if (inet_pton(af, host, bin) != 1)
-            return -EINVAL;
-    }
-    if (!inet_ntop(af, bin, ip, sizeof(ip)))
-        return -EINVAL;
-    snprintf(buf, sizeof(buf), af == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
-             (unsigned)port);
-    dup = strdup(buf);
-    if (!dup)
-        return -ENOMEM;
-    *out = dup;
-    return 0;
-}
-
 static void dns_opts_free(void *p)
 {
     struct dns_opts *o = p;
@@ -239,26 +204,6 @@ static int dns_parse_record(struct yconf *yc, yaml_node_t *m,
     return rc;
 }
 
-static int dns_parse_resolver(struct yconf *yc, yaml_node_t *m,
-                              const char *ctx, struct dns_opts *o)
-{
-    char *s = NULL;
-    int rc = yconf_str(yc, m, ctx, "resolver", 0, &s);
-
-    if (rc)
-        return rc;
-    rc = dns_server_parse(s, &o->server);
-    if (rc == -ENOMEM)
-        rc = yconf_fail(yc, m, ctx, "resolver", "out of memory");
-    else if (rc < 0)
-        rc = yconf_fail(yc, yconf_find(yc, m, "resolver"), ctx, "resolver",
-                        "expected an IP address and port, as 127.0.0.1:53 "
-                        "or [::1]:53, got \"%s\"", s);
-    free(s);
-    return rc;
-}
-
-/* "expect": one answer, or a list of them. */
 static int dns_parse_expect(struct yconf *yc, yaml_node_t *m,
                             const char *ctx, struct dns_opts *o)
 {
@@ -319,7 +264,7 @@ static int dns_parse(struct yconf *yc, yaml_node_t *m, const char *ctx,
     if (rc >= 0)
         rc = dns_parse_record(yc, m, ctx, o);
     if (rc >= 0)
-        rc = dns_parse_resolver(yc, m, ctx, o);
+        rc = dns_chan_parse_resolver(yc, m, ctx, &o->server);
     if (rc >= 0)
         rc = dns_parse_expect(yc, m, ctx, o);
     if (rc < 0) {
@@ -502,29 +447,6 @@ static void dns_state_free(void *p)
 
 /* ---- verdict and change events ---- */
 
-/* @custom: the run asked a configured resolver, so ECONNREFUSED can only
- * be the port; with the system's nameservers it is also c-ares's word for
- * "every nameserver said SERVFAIL or REFUSED". */
-static const char *dns_status_text(int status, int custom)
-{
-    switch (status) {
-    case ARES_ENOTFOUND:    return "NXDOMAIN";
-    case ARES_ETIMEOUT:     return "timeout";
-    case ARES_ESERVFAIL:    return "SERVFAIL";
-    case ARES_EREFUSED:     return "REFUSED";
-    case ARES_EFORMERR:     return "FORMERR";
-    case ARES_ENOTIMP:      return "NOTIMP";
-    case ARES_ECONNREFUSED: return custom ? "connection refused"
-                                          : "no nameserver would answer "
-                                            "(refused or failed)";
-    case ARES_EBADRESP:     return "malformed reply";
-    case ARES_ENOMEM:       return "out of memory";
-    case ARES_EDESTRUCTION:
-    case ARES_ECANCELLED:   return "resolver shut down";
-    default:                return ares_strerror(status);
-    }
-}
-
 static int dns_wanted(enum dns_record rec, int type)
 {
     switch (rec) {
@@ -671,7 +593,8 @@ static void dns_verdict(struct dns_run *r, struct probe_result *res)
         return;
     }
     if (bad < r->n_queries) {
-        const char *why = dns_status_text(r->status[bad], o->server != NULL);
+        const char *why = dns_chan_status_text(r->status[bad],
+                                               o->server != NULL);
 
         if (r->n_queries > 1)
             snprintf(res->error, sizeof(res->error), "%s: %s",
