@@ -7,6 +7,7 @@
 # refused; a listen address the file names is fatal when taken; and
 # admin.enabled: false leaves nothing listening.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
 
 if ! command -v promtool > /dev/null; then
     echo "SKIP: promtool not found (Debian package prometheus; scripts/deps.sh installs it)"
@@ -245,12 +246,7 @@ wait "$B_PID" || fail "agent b exited $?"
 # --- Each target's health: absent while unknown, then 1, 0 and 1 again
 # as the target goes down and comes back ---
 : > "$TMP/flag"
-cat > "$TMP/e.yaml" <<YAML
-cluster: test
-region: eu-west-1
-node: e
-collector: {url: "$URL", token: $TOKEN}
-spool: {path: $TMP/e.db}
+{ agent_yaml_head "$TMP/e.db"; cat; } > "$TMP/e.yaml" <<YAML
 admin: {listen: "127.0.0.1:0"}
 interval: 200ms
 targets:

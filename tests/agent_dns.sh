@@ -6,10 +6,8 @@
 # target that expects the primary's address turns unhealthy after the move.
 . "$(dirname "$0")/lib.sh"
 
-HOSTS=$TMP/hosts
-echo "127.0.1.1 app.global.test" > "$HOSTS"
 . "$(dirname "$0")/dnsmasq_lib.sh"
-start_dnsmasq
+start_dnsmasq "127.0.1.1 app.global.test"
 start_collector "$TMP/c.db"
 
 cat > "$TMP/agent.yaml" <<YAML

@@ -10,11 +10,10 @@
 # target without a resolver keeps its results coming, and the admin
 # listener answers.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
 
-HOSTS=$TMP/hosts
-echo "127.0.1.1 app.global.test" > "$HOSTS"
 . "$(dirname "$0")/dnsmasq_lib.sh"
-start_dnsmasq
+start_dnsmasq "127.0.1.1 app.global.test"
 start_collector "$TMP/c.db"
 
 # Region A on a free port, region B on the same port of its own address.
@@ -23,12 +22,7 @@ PORT=$TARGET_PORT
 start_target --listen "127.0.2.1:$PORT" --region region-b
 assert_eq "$TARGET_PORT" "$PORT" "both regions on one port"
 
-cat > "$TMP/agent.yaml" <<YAML
-cluster: test
-region: test-region
-node: n1
-collector: {url: "$URL", token: $TOKEN}
-spool: {path: $TMP/spool.db}
+{ agent_yaml_head "$TMP/spool.db"; cat; } > "$TMP/agent.yaml" <<YAML
 admin: {listen: "127.0.0.1:0"}
 interval: 500ms
 timeout: 400ms
@@ -46,14 +40,11 @@ YAML
 "$AGENT" --config "$TMP/agent.yaml" 2> "$TMP/agent.log" &
 AGENT_PID=$!
 PIDS+=($AGENT_PID)
-wait_for "$TMP/agent.log" 'admin: listening on'
-ADMIN=$(sed -n 's/.*admin: listening on \([0-9.]*:[0-9]*\).*/\1/p' \
-    "$TMP/agent.log" | head -n 1)
+ADMIN=$(agent_admin_addr "$TMP/agent.log")
 
-tl() { curl -sf "$URL/api/v1/timeline?from=0&limit=10000" > "$TMP/tl.json"; }
 count() { jq "[.events[] | select($1)] | length" "$TMP/tl.json"; }
 count_ge() {
-    tl
+    tl > "$TMP/tl.json"
     [ "$(count "$1")" -ge "$2" ]
 }
 # wait_count FILTER MIN: until at least MIN such events arrived.

@@ -11,6 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 
 FX=$SEXTANT_SRC/tests/fixtures/store-v5
+. "$FX/zoo.sh"
 
 # kind_of DB KIND: the stored kind of the operator event whose data.kind
 # is KIND.
@@ -66,15 +67,7 @@ stop_collector
 
 # --- (b) a move into schema 6 stopped mid-way by a schema 6 collector ---
 BIG=$TMP/big.db
-sqlite3 "$BIG" < "$FX/store.sql"
-# Copies of the fixture's agent events, so the move takes many chunks.
-sqlite3 "$BIG" "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1
-                                        FROM k WHERE i < 200)
-    INSERT INTO events (agent_id, seq, unix_ms, recv_ms, kind_id,
-                        target_id, text_id, data)
-    SELECT e.agent_id, e.seq + 1000 * k.i, e.unix_ms + k.i, e.recv_ms,
-           e.kind_id, e.target_id, e.text_id, e.data
-    FROM k, events e WHERE e.seq IS NOT NULL ORDER BY k.i, e.id"
+zoo_copies "$BIG" 200
 export SEXTANT_STORE_MIGRATE_CHUNK=10
 NO_WAIT_READY=1 start_collector "$BIG"
 wait_for "$TMP/collector.log" 'migrating events to schema 6: [1-9]'

@@ -1,8 +1,8 @@
 # dnsmasq_lib.sh -- a real dnsmasq as the traffic manager's DNS, for the
 # end-to-end tests (sourced after tests/lib.sh): it answers from the hosts
-# file $HOSTS (set before start_dnsmasq) with a TTL of 5 s and NXDOMAIN
-# for any other name under global.test. Rewrite $HOSTS and send SIGHUP to
-# move a name, as a failover would.
+# file $HOSTS with a TTL of 5 s and NXDOMAIN for any other name under
+# global.test. Rewrite $HOSTS and send SIGHUP to move a name, as a
+# failover would.
 
 DNSMASQ=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
 [ -x "$DNSMASQ" ] || fail "dnsmasq not found (Debian package dnsmasq-base)"
@@ -12,10 +12,13 @@ dnsmasq_settled() {
     grep -q "read $HOSTS" "$TMP/dnsmasq.log" || ! kill -0 "$DNS_PID" 2> /dev/null
 }
 
-# start_dnsmasq: on a random port, again on another while it is taken
-# (dnsmasq exits at once then); sets DNS_PORT and DNS_PID.
+# start_dnsmasq LINE: HOSTS=$TMP/hosts holding LINE ("ADDR NAME"), served
+# on a random port, again on another while it is taken (dnsmasq exits at
+# once then); sets DNS_PORT and DNS_PID.
 start_dnsmasq() {
     local i user=()
+    HOSTS=$TMP/hosts
+    echo "$1" > "$HOSTS"
     [ "$(id -u)" = 0 ] && user=(--user=root)
     for i in $(seq 1 10); do
         DNS_PORT=$((20000 + RANDOM % 40000))
