@@ -25,8 +25,7 @@
 static const int hr_qtypes[] = { ns_t_a, ns_t_aaaa };
 
 struct http_resolve {
-    struct http_resolve *prev, *next;   /* hr_list, while listed */
-    int listed;
+    struct http_resolve *next;      /* hr_list, while listed */
     void *owner;                    /* borrowed: the caller's run */
     char *server, *host;            /* owned copies, for the error text */
     long long timeout_ms;
@@ -36,18 +35,17 @@ struct http_resolve {
 /* Module state: the loop's thread only. */
 static struct http_resolve *hr_list;    /* listed lookups, newest first */
 
+/* A walk, not a doubly linked list: a list holds one lookup per HTTP
+ * target with a resolver at most, and each is unlinked once. */
 static void hr_unlink(struct http_resolve *hr)
 {
-    if (!hr->listed)
-        return;
-    if (hr->prev)
-        hr->prev->next = hr->next;
-    else
-        hr_list = hr->next;
-    if (hr->next)
-        hr->next->prev = hr->prev;
-    hr->prev = hr->next = NULL;
-    hr->listed = 0;
+    for (struct http_resolve **pp = &hr_list; *pp; pp = &(*pp)->next) {
+        if (*pp == hr) {
+            *pp = hr->next;
+            hr->next = NULL;
+            return;
+        }
+    }
 }
 
 void http_resolve_free(struct http_resolve *hr)
@@ -80,10 +78,7 @@ int http_resolve_start(const char *server, const char *host,
         return -ENOMEM;
     }
     hr->next = hr_list;
-    if (hr_list)
-        hr_list->prev = hr;
     hr_list = hr;
-    hr->listed = 1;
     *out = hr;
     return 0;
 }
