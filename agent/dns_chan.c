@@ -1,8 +1,10 @@
 /* dns_chan.c -- c-ares channels and queries on the agent's loop
  * (dns_chan.h). Channels are shared by every query with the same
  * nameserver and timeout and count the queries they hold, abandoned
- * ones included, so a channel outlives every callback into it. Does not
- * read replies (dns_set.c) or know who asked. */
+ * ones included, so a channel outlives every callback into it. Also
+ * reads a "resolver" config value and puts c-ares statuses into words,
+ * for every type that queries. Does not read replies (dns_set.c) or know
+ * who asked. */
 #include "dns_chan.h"
 
 #include <arpa/inet.h>
