@@ -294,6 +294,16 @@ int store_check_corrupt(struct store *st, sqlite3 *db);
 /* The schema version this collector migrates to. */
 int store_schema_version(void);
 
+/* Operator events that are not failovers (deploy, drill, ...) become kind
+ * "marker" (wire_event_kind's rule): migration 7's last step, and again
+ * where a compaction ends (store_compact.c). Idempotent. */
+#define STORE_MARKER_RECLASSIFY_SQL \
+    "INSERT OR IGNORE INTO kinds (name) VALUES ('marker');" \
+    "UPDATE events SET kind_id = (SELECT id FROM kinds WHERE name =" \
+    "  'marker') WHERE kind_id = (SELECT id FROM kinds WHERE name =" \
+    "  'failover') AND data IS NOT NULL AND CASE WHEN json_valid(data)" \
+    "  THEN json_extract(data, '$.kind') END NOT IN ('failover', 'manual');"
+
 /* Moves every event into migration 6's compact rows, if that is not done
  * yet (store_compact.c): 0, -EINTR when store_close asked to stop (the
  * next start resumes), or -EIO. */
