@@ -289,6 +289,11 @@ int store_pragma_int(sqlite3 *db, const char *sql, int64_t *out)
     return rc;
 }
 
+int store_schema_version(void)
+{
+    return STORE_SCHEMA_VERSION;
+}
+
 int store_user_version(sqlite3 *db, int *out)
 {
     int64_t v;
