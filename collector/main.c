@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "backup.h"
+#include "cli_timeline.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -152,6 +153,8 @@ int main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "backup") == 0)
         return backup_command(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "timeline") == 0)
+        return cli_timeline_main(argc - 1, argv + 1);
     while ((opt = getopt_long(argc, argv, "c:l:d:hV", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
