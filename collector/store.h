@@ -225,11 +225,9 @@ struct store_timeline_query {
 /* JSON {"events":[...],"count":N,"truncated":bool,"next":cursor|null};
  * caller frees *out. Each event carries time_ms (agent clock),
  * clock_offset_ms (collector clock minus agent clock, as recorded when
- * the event's batch was stored (agent_offsets), so that it never changes
- * afterwards; an event without such a record (stored before schema 7 by
- * an agent without an offset then) takes its agent's smoothed offset
- * now; null when it has none), corrected_ms = time_ms + clock_offset_ms
- * and corrected_time. */
+ * the event's batch was stored: agent_offsets, see the incidents below;
+ * null when none was, as for collector-made events), corrected_ms =
+ * time_ms + clock_offset_ms (time_ms when null) and corrected_time. */
 int store_timeline(struct store *st, const struct store_timeline_query *q,
                    char **out, size_t *out_len);
 

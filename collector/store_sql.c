@@ -9,15 +9,14 @@
 
 /* An event's clock offset: the one recorded for its batch (agent_offsets:
  * the agent's latest row with from_seq <= seq), which never changes
- * afterwards, so neither does its corrected time nor a cursor's position
- * in the corrected order; an event without one (a collector-made event,
- * or one stored before schema 7 by an agent that had no offset then)
- * takes its agent's offset now (none: taken as 0). */
+ * afterwards, so neither does its corrected time (the incidents' clock
+ * too) nor a cursor's position in the corrected order. NULL when there
+ * is none (a collector-made event, or one from before its agent's first
+ * offset): corrected as if 0. */
 #define OFFSET_SQL \
-    "coalesce((SELECT o.offset_ms FROM agent_offsets o" \
+    "(SELECT o.offset_ms FROM agent_offsets o" \
     "  WHERE o.agent_id = e.agent_id AND o.from_seq <= e.seq" \
-    "  ORDER BY o.from_seq DESC LIMIT 1)," \
-    " CAST(round(a.clock_offset_ms) AS INTEGER))"
+    "  ORDER BY o.from_seq DESC LIMIT 1)"
 #define CORRECTED_SQL "(e.unix_ms + coalesce(" OFFSET_SQL ", 0))"
 #define UTC_SQL(ms) "strftime('%Y-%m-%dT%H:%M:%fZ', " ms " / 1000.0," \
     " 'unixepoch')"
@@ -74,13 +73,12 @@
     " WHERE e.unix_ms >= ?1 AND e.unix_ms < ?2" PAGE("e.unix_ms")
 #define AGENT_ORDER " ORDER BY e.unix_ms, e.id LIMIT ?4"
 /* from/to are on the corrected clock too. The time index still narrows
- * the scan: no event is corrected by more than the largest offset any
- * agent has or had (one scalar subquery, run once; agent_offsets has a
- * row per agent and offset change, read whole). */
+ * the scan: no event is corrected by more than the largest offset ever
+ * recorded (one scalar subquery, run once; agent_offsets has a row per
+ * agent and offset change, read whole). */
 #define CORRECTED_WHERE \
-    "WITH m AS (SELECT max(coalesce((SELECT max(abs(offset_ms))" \
-    "    FROM agent_offsets), 0), coalesce(max(abs(" \
-    "    CAST(round(clock_offset_ms) AS INTEGER))), 0)) AS ms FROM agents)" \
+    "WITH m AS (SELECT coalesce(max(abs(offset_ms)), 0) AS ms" \
+    "  FROM agent_offsets)" \
     TIMELINE_SELECT(CORRECTED_SQL) \
     " WHERE e.unix_ms >= ?1 - (SELECT ms FROM m)" \
     "   AND e.unix_ms < ?2 + (SELECT ms FROM m)" \
