@@ -89,17 +89,17 @@ page_all() {
 }
 
 # While we page, a second client keeps storing events inside the window
-# (cluster other, all at T0+500: the time of events already given, so
-# the position's id decides); we start paging once it has stored some.
+# (cluster other, at T0+1 on: among the events already there, before and
+# after the page being read); we start paging once it has stored some.
 for order in agent corrected; do
     "$INGEST_CLIENT" --url "$URL/v1/ingest" --token "$OTHER_TOKEN" \
-        --cluster other --node "o-$order" --event-ms $((T0 + 500)) \
+        --cluster other --node "o-$order" --t0 $T0 \
         --batches 1000000 --batch-size 20 \
         > "$TMP/loader.out" 2> "$TMP/loader.log" &
     LOADER=$!
     PIDS+=($LOADER)
     wait_for "$TMP/loader.out" '^200 '
-    cur=$(page_all $order 1000 "$TMP/$order.txt")
+    cur=$(page_all $order 2500 "$TMP/$order.txt")
     kill "$LOADER"
     wait "$LOADER" 2>/dev/null || true
     # The cursor holds the newest id at the first page: every event with
