@@ -236,6 +236,28 @@ static void api_close_consider(void *ctx, const char *name)
         c->n++;
 }
 
+/* The 400 "unknown name" for @v into @r: @head (the key and what has no
+ * such name, API_DETAIL_LEN bytes, appended to) then @v quoted and the
+ * close names of @c, or how many names it @has. Returns -ENOENT. */
+static int api_unknown(struct reply *r, char *head, const char *v,
+                       const struct api_close *c, const char *has)
+{
+    size_t used;
+
+    api_append_name(head, API_DETAIL_LEN, v);
+    used = strlen(head);
+    if (c->n == 0)
+        snprintf(head + used, API_DETAIL_LEN - used, "; none of the %zu "
+                 "it %s is close", c->known, has);
+    for (size_t i = 0; i < c->n; i++) {
+        used = strlen(head);
+        snprintf(head + used, API_DETAIL_LEN - used, "%s%s",
+                 i == 0 ? "; close: " : ", ", c->name[i]);
+    }
+    reply_error(r, 400, "unknown name", head);
+    return -ENOENT;
+}
+
 /* Checks that the store knows @v (@len bytes) as a @what (@key's value):
  * 0; -ENOENT with a 400 in @r naming it and the close names; another
  * -errno with a 503 in @r. */
@@ -245,8 +267,7 @@ static int api_known(struct store *st, enum store_names which,
 {
     struct api_close c = { .want = v, .want_len = len };
     char detail[API_DETAIL_LEN];
-    char want[API_SHOWN_LEN + 4];
-    size_t i, used;
+    size_t i;
     int rc;
 
     c.max_edits = len < API_SHORT_NAME ? 1
@@ -266,21 +287,9 @@ static int api_known(struct store *st, enum store_names which,
         api_answer(st, r, rc, NULL, 0);
         return rc;
     }
-    want[0] = '\0';
-    api_append_name(want, sizeof(want), v);
-    snprintf(detail, sizeof(detail), "%s: the store has never seen a %s %s",
-             key, what, want);
-    used = strlen(detail);
-    if (c.n == 0)
-        snprintf(detail + used, sizeof(detail) - used, "; none of the %zu "
-                 "it knows is close", c.known);
-    for (i = 0; i < c.n; i++) {
-        used = strlen(detail);
-        snprintf(detail + used, sizeof(detail) - used, "%s%s",
-                 i == 0 ? "; close: " : ", ", c.name[i]);
-    }
-    reply_error(r, 400, "unknown name", detail);
-    return -ENOENT;
+    snprintf(detail, sizeof(detail), "%s: the store has never seen a %s ",
+             key, what);
+    return api_unknown(r, detail, v, &c, "knows");
 }
 
 /* @v is the name of one of the @n @names (a service, or a region of
@@ -292,8 +301,7 @@ static int api_topo_known(const char *key, const char *what,
 {
     struct api_close c = { .want = v, .want_len = strlen(v) };
     char detail[API_DETAIL_LEN];
-    char want[API_SHOWN_LEN + 4];
-    size_t i, used;
+    size_t i;
 
     c.max_edits = c.want_len < API_SHORT_NAME ? 1
                   : c.want_len < API_MID_NAME ? 2 : API_CLOSE_EDITS;
@@ -308,21 +316,9 @@ static int api_topo_known(const char *key, const char *what,
             return 0;
         api_close_consider(&c, name);
     }
-    want[0] = '\0';
-    api_append_name(want, sizeof(want), v);
-    snprintf(detail, sizeof(detail), "%s: the config has no %s %s", key,
-             what, want);
-    used = strlen(detail);
-    if (c.n == 0)
-        snprintf(detail + used, sizeof(detail) - used, "; none of the %zu "
-                 "it has is close", c.known);
-    for (i = 0; i < c.n; i++) {
-        used = strlen(detail);
-        snprintf(detail + used, sizeof(detail) - used, "%s%s",
-                 i == 0 ? "; close: " : ", ", c.name[i]);
-    }
-    reply_error(r, 400, "unknown name", detail);
-    return -ENOENT;
+    snprintf(detail, sizeof(detail), "%s: the config has no %s ", key,
+             what);
+    return api_unknown(r, detail, v, &c, "has");
 }
 
 /* The service @v of @topo (NULL: none configured), or NULL with a 400

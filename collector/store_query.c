@@ -654,7 +654,13 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     store_timeline_tail(&t, q, count, next);
     if (q->next)
         memcpy(q->next, next, sizeof(next));
-    rc = store_json_take(&t.w, out, out_len);
+    if (t.w.len == 0 && !t.w.err) {     /* rows only, and none: "" */
+        *out = calloc(1, 1);
+        *out_len = 0;
+        rc = *out ? 0 : -ENOMEM;
+    } else {
+        rc = store_json_take(&t.w, out, out_len);
+    }
 out:
     jsonw_free(&t.w);
     jsonw_free(&t.row);

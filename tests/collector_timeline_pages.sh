@@ -94,7 +94,7 @@ page_all() {
 for order in agent corrected; do
     "$INGEST_CLIENT" --url "$URL/v1/ingest" --token "$OTHER_TOKEN" \
         --cluster other --node "o-$order" --t0 $T0 \
-        --batches 1000000 --batch-size 20 \
+        --batches 1000000 --batch-size 2 \
         > "$TMP/loader.out" 2> "$TMP/loader.log" &
     LOADER=$!
     PIDS+=($LOADER)
