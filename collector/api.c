@@ -685,10 +685,13 @@ void api_latency(struct store *st, const struct topology *topo,
         if (rc < 0)
             return;
     }
+    if (q.region && !sv) {
+        api_bad_param(r, "region", "needs service (a region is a "
+                      "service's)");
+        return;
+    }
     if (!q.target && !sv) {
-        api_bad_param(r, q.region ? "region" : "target", q.region
-                      ? "needs service (a region is a service's)"
-                      : "required (or service)");
+        api_bad_param(r, "target", "required (or service)");
         return;
     }
     if (q.target && sv) {

@@ -775,6 +775,17 @@ static void store_point(struct jsonw *w, int64_t t, uint64_t count,
     jsonw_obj_end(w);
 }
 
+/* "@key": @name, or null when NULL. */
+static void store_key_name(struct jsonw *w, const char *key,
+                           const char *name)
+{
+    jsonw_key(w, key);
+    if (name)
+        jsonw_str(w, name);
+    else
+        jsonw_null(w);
+}
+
 /* Writes the latency reply's head: what it is of, up to its points. */
 static void store_latency_head(struct jsonw *w,
                                const struct store_latency_query *q,
@@ -784,31 +795,15 @@ static void store_latency_head(struct jsonw *w,
     size_t n = q->target ? 1 : q->n_targets;
 
     jsonw_obj_begin(w);
-    jsonw_key(w, "target");
-    if (q->target)
-        jsonw_str(w, q->target);
-    else
-        jsonw_null(w);
-    jsonw_key(w, "service");
-    if (q->service)
-        jsonw_str(w, q->service);
-    else
-        jsonw_null(w);
-    jsonw_key(w, "region");
-    if (q->region)
-        jsonw_str(w, q->region);
-    else
-        jsonw_null(w);
+    store_key_name(w, "target", q->target);
+    store_key_name(w, "service", q->service);
+    store_key_name(w, "region", q->region);
     jsonw_key(w, "targets");
     jsonw_arr_begin(w);
     for (size_t i = 0; i < n; i++)
         jsonw_str(w, names[i]);
     jsonw_arr_end(w);
-    jsonw_key(w, "cluster");
-    if (q->cluster)
-        jsonw_str(w, q->cluster);
-    else
-        jsonw_null(w);
+    store_key_name(w, "cluster", q->cluster);
     jsonw_key(w, "step_ms");
     jsonw_int(w, step_ms);
     jsonw_key(w, "points");

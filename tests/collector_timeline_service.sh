@@ -103,6 +103,9 @@ assert_eq "$(lat "service=kube&cluster=test" | jq -c '[.points[].count]')" \
 bad "latency?$L&service=checkout&region=us-east" \
     'region: the config has no region of that service "us-east"; close: "us-east-1"'
 bad "latency?$L&region=us-east-1" 'region: needs service (a region is a service'"'"'s)'
+bad "latency?$L&target=db-tcp&region=us-east-1" \
+    'region: needs service (a region is a service'"'"'s)'
+bad "latency?$L" 'target: required (or service)'
 bad "latency?$L&service=checkout&target=db-tcp" \
     'service: give either target or service'
 bad "latency?$L&service=shop" \
