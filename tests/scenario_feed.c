@@ -78,7 +78,6 @@
 #define FEED_SYNC_EVERY   5           /* event batches between syncs */
 #define FEED_BUSY_TRIES   600         /* 503 answers to one batch */
 #define FEED_BUSY_US      50000
-#define FEED_MAX_REPLY    (64u << 10)
 
 struct feed_agent {
     char *name, *cluster, *node, *region, *token;
@@ -136,6 +135,15 @@ static const char *feed_kv(const struct feed_line *l, const char *key)
         if (strcmp(l->keys[i], key) == 0)
             return l->vals[i];
     return NULL;
+}
+
+/* The value of @key, or @dflt when the line does not give one. */
+static const char *feed_opt(const struct feed_line *l, const char *key,
+                            const char *dflt)
+{
+    const char *v = feed_kv(l, key);
+
+    return v ? v : dflt;
 }
 
 /* Seconds ("-1.5", "2.460") to ms; -1 when not a number. */
@@ -471,7 +479,8 @@ static int feed_cmp(const void *pa, const void *pb)
     return a->order < b->order ? -1 : a->order > b->order;
 }
 
-/* "a,b" -> DnsAnswer messages (A, AAAA or CNAME by the look of it). */
+/* "a,b" -> DnsAnswer messages (A, AAAA or CNAME by the look of it); NULL
+ * (none) for a NULL @list. */
 static Sextant__V1__DnsAnswer **feed_answers(const char *list, char **buf,
                                              size_t *n_out)
 {
@@ -479,6 +488,9 @@ static Sextant__V1__DnsAnswer **feed_answers(const char *list, char **buf,
     Sextant__V1__DnsAnswer **pp, *a;
     char *tok, *save = NULL;
 
+    *n_out = 0;
+    if (!list)
+        return NULL;
     for (const char *p = list; *p; p++)
         n += *p == ',';
     *buf = strdup(list);
@@ -547,15 +559,12 @@ static void feed_msg_probe(struct feed_msg *m, const struct feed_line *l)
                    SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_HTTP ? 200 : 0;
     v = feed_kv(l, "error");
     m->pr.error = (char *)(v ? v : m->pr.ok ? "" : "probe failed");
-    v = feed_kv(l, "served_by");
-    m->pr.served_by = (char *)(v ? v : "");
+    m->pr.served_by = (char *)feed_opt(l, "served_by", "");
     v = feed_kv(l, "ms");
     m->tm.total_us = (uint64_t)(v ? atof(v) * 1000.0 : 12000.0);
     m->pr.timings = &m->tm;
-    v = feed_kv(l, "answers");
-    if (v)
-        m->pr.answers = m->ans[0] = feed_answers(v, &m->bufs[0],
-                                                 &m->pr.n_answers);
+    m->pr.answers = m->ans[0] = feed_answers(feed_kv(l, "answers"),
+                                             &m->bufs[0], &m->pr.n_answers);
     m->ev.kind_case = SEXTANT__V1__EVENT__KIND_PROBE;
     m->ev.probe = &m->pr;
 }
@@ -584,47 +593,35 @@ static void feed_msg_fill(struct feed_msg *m, const struct feed *f,
                        : m->st.to == SEXTANT__V1__HEALTH__HEALTH_HEALTHY
                        ? SEXTANT__V1__HEALTH__HEALTH_UNHEALTHY
                        : SEXTANT__V1__HEALTH__HEALTH_HEALTHY;
-        v = feed_kv(l, "reason");
-        m->st.reason = (char *)(v ? v : "scenario");
+        m->st.reason = (char *)feed_opt(l, "reason", "scenario");
         m->ev.kind_case = SEXTANT__V1__EVENT__KIND_STATE;
         m->ev.state = &m->st;
         break;
     case FEED_DNS:
         sextant__v1__dns_change__init(&m->dc);
         m->dc.name = l->name;
-        v = feed_kv(l, "target");
-        m->dc.target = (char *)(v ? v : "");
-        v = feed_kv(l, "new");
-        if (v)
-            m->dc.new_answers = m->ans[0] =
-                feed_answers(v, &m->bufs[0], &m->dc.n_new_answers);
-        v = feed_kv(l, "old");
-        if (v)
-            m->dc.old_answers = m->ans[1] =
-                feed_answers(v, &m->bufs[1], &m->dc.n_old_answers);
+        m->dc.target = (char *)feed_opt(l, "target", "");
+        m->dc.new_answers = m->ans[0] = feed_answers(
+            feed_kv(l, "new"), &m->bufs[0], &m->dc.n_new_answers);
+        m->dc.old_answers = m->ans[1] = feed_answers(
+            feed_kv(l, "old"), &m->bufs[1], &m->dc.n_old_answers);
         m->ev.kind_case = SEXTANT__V1__EVENT__KIND_DNS;
         m->ev.dns = &m->dc;
         break;
     case FEED_METRIC:
         sextant__v1__metric_sample__init(&m->ms);
         m->ms.name = l->name;
-        v = feed_kv(l, "target");
-        m->ms.target = (char *)(v ? v : "");
-        v = feed_kv(l, "value");
-        m->ms.value = v ? atof(v) : 0.0;
+        m->ms.target = (char *)feed_opt(l, "target", "");
+        m->ms.value = atof(feed_opt(l, "value", "0"));
         m->ev.kind_case = SEXTANT__V1__EVENT__KIND_METRIC;
         m->ev.metric = &m->ms;
         break;
     case FEED_FAILOVER:
         sextant__v1__failover__init(&m->fo);
-        v = feed_kv(l, "kind");
-        m->fo.kind = (char *)(v ? v : "failover");
-        v = feed_kv(l, "from");
-        m->fo.from_region = (char *)(v ? v : "");
-        v = feed_kv(l, "to");
-        m->fo.to_region = (char *)(v ? v : "");
-        v = feed_kv(l, "text");
-        m->fo.text = (char *)(v ? v : "");
+        m->fo.kind = (char *)feed_opt(l, "kind", "failover");
+        m->fo.from_region = (char *)feed_opt(l, "from", "");
+        m->fo.to_region = (char *)feed_opt(l, "to", "");
+        m->fo.text = (char *)feed_opt(l, "text", "");
         m->ev.kind_case = SEXTANT__V1__EVENT__KIND_FAILOVER;
         m->ev.failover = &m->fo;
         break;
@@ -639,23 +636,6 @@ static void feed_msg_free(struct feed_msg *m)
     }
 }
 
-struct feed_reply {
-    char buf[FEED_MAX_REPLY];
-    size_t len;
-};
-
-static size_t feed_write(char *p, size_t sz, size_t n, void *arg)
-{
-    struct feed_reply *r = arg;
-    size_t add = sz * n;
-
-    if (r->len + add > sizeof(r->buf))
-        return 0;
-    memcpy(r->buf + r->len, p, add);
-    r->len += add;
-    return add;
-}
-
 /* Posts one batch of @a (a header and packed events) with a send time
  * of @rel_ms plus the agent's clock at sending; retries a 503. 0 with
  * the real send time (this machine's ms) in *sent_ms and the collector's
@@ -665,59 +645,60 @@ static int feed_post(struct feed *f, const struct feed_agent *a,
                      const struct wire_buf *evs, size_t n, int64_t *sent_ms,
                      int64_t *recv_ms)
 {
-    struct feed_reply *r = malloc(sizeof(*r));
     struct curl_slist *hl = NULL;
-    char auth[512];
+    char auth[512], *reply = NULL;
     uint8_t *body = NULL;
-    size_t len;
+    size_t len, reply_len = 0;
     long status = 0;
     Sextant__V1__Ack ack;
+    FILE *out = NULL;
     int64_t t0 = 0;
-    int rc = -1;
 
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", a->token);
     hl = curl_slist_append(hl, auth);
     hl = curl_slist_append(hl, "Content-Type: application/x-protobuf");
     hl = curl_slist_append(hl, "Content-Encoding: deflate");
-    if (!r || !hl)
-        goto out;
     curl_easy_setopt(f->h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(f->h, CURLOPT_WRITEDATA, r);
-    for (int tries = 0; tries < FEED_BUSY_TRIES; tries++) {
+    for (int tries = 0; hl && tries < FEED_BUSY_TRIES; tries++) {
+        if (out)
+            fclose(out);
+        free(reply);
         free(body);
         body = NULL;
+        /* curl's own write function appends the reply to this stream. */
+        out = open_memstream(&reply, &reply_len);
         /* Sent at the start of a millisecond: the collector's receive
          * time falls in the same one unless the POST is slow. */
         for (t0 = util_now_ms(); util_now_ms() == t0;)
             ;
         t0 = util_now_ms();
         hdr->sent_unix_ms = t0 + a->skew_ms + rel_ms;
-        if (wire_batch_encode_packed(hdr, evs, n, &body, &len) < 0)
-            goto out;
-        r->len = 0;
+        if (!out || wire_batch_encode_packed(hdr, evs, n, &body, &len) < 0)
+            break;
+        curl_easy_setopt(f->h, CURLOPT_WRITEDATA, out);
         curl_easy_setopt(f->h, CURLOPT_POSTFIELDS, (const char *)body);
         curl_easy_setopt(f->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-        status = 0;
-        if (curl_easy_perform(f->h) == CURLE_OK)
-            curl_easy_getinfo(f->h, CURLINFO_RESPONSE_CODE, &status);
-        if (status != 503)
+        if (curl_easy_perform(f->h) != CURLE_OK ||
+            curl_easy_getinfo(f->h, CURLINFO_RESPONSE_CODE, &status) !=
+                CURLE_OK || status != 503)
             break;
         usleep(FEED_BUSY_US);
     }
-    if (status != 200 ||
-        wire_ack_decode((uint8_t *)r->buf, r->len, &ack) < 0) {
-        fprintf(stderr, "%s: POST answered %ld: %.*s\n", a->name, status,
-                (int)(r->len > 300 ? 300 : r->len), r->buf);
-        goto out;
-    }
-    *sent_ms = t0;
-    *recv_ms = ack.received_unix_ms;
-    rc = 0;
-out:
     curl_slist_free_all(hl);
     free(body);
-    free(r);
-    return rc;
+    if (out)
+        fclose(out);            /* sets reply and reply_len */
+    if (status == 200 && reply &&
+        wire_ack_decode((uint8_t *)reply, reply_len, &ack) == 0) {
+        free(reply);
+        *sent_ms = t0;
+        *recv_ms = ack.received_unix_ms;
+        return 0;
+    }
+    fprintf(stderr, "%s: POST answered %ld: %.*s\n", a->name, status,
+            (int)(reply_len > 300 ? 300 : reply_len), reply ? reply : "");
+    free(reply);
+    return -1;
 }
 
 static void feed_hdr(const struct feed_agent *a, Sextant__V1__Batch *b)
@@ -811,9 +792,24 @@ static int feed_held(const struct feed *f, const struct feed_event *e)
     return e->t_ms >= f->agents[e->agent].hold_from;
 }
 
-/* Windows of @span_ms, one batch per agent each; then the held events. */
-static int feed_deliver(struct feed *f, int64_t span_ms, int64_t from_ms,
-                        int64_t before_ms)
+/* Collects into @idx the events in f->evs[lo..hi) of agent @a that go out
+ * in this run, held back (@held 1) or in turn (0); returns how many. */
+static size_t feed_pick(const struct feed *f, size_t a, size_t lo,
+                        size_t hi, int held, const int64_t run[2],
+                        size_t *idx)
+{
+    size_t n = 0;
+
+    for (size_t i = lo; i < hi; i++)
+        if (f->evs[i].agent == a && feed_held(f, &f->evs[i]) == held &&
+            feed_in_run(&f->evs[i], run[0], run[1]))
+            idx[n++] = i;
+    return n;
+}
+
+/* Windows of @span_ms, one batch per agent each; then the held events.
+ * @run: [from, before) of scenario time. */
+static int feed_deliver(struct feed *f, int64_t span_ms, const int64_t run[2])
 {
     size_t *idx = malloc((f->n_evs ? f->n_evs : 1) * sizeof(*idx));
     size_t lo = 0, n;
@@ -828,22 +824,14 @@ static int feed_deliver(struct feed *f, int64_t span_ms, int64_t from_ms,
         while (hi < f->n_evs && f->evs[hi].t_ms < end)
             hi++;
         for (size_t a = 0; a < f->n_agents; a++) {
-            n = 0;
-            for (size_t i = lo; i < hi; i++)
-                if (f->evs[i].agent == a && !feed_held(f, &f->evs[i]) &&
-                    feed_in_run(&f->evs[i], from_ms, before_ms))
-                    idx[n++] = i;
+            n = feed_pick(f, a, lo, hi, 0, run, idx);
             if (n && feed_send(f, a, idx, n) < 0)
                 goto out;
         }
         lo = hi;
     }
     for (size_t a = 0; a < f->n_agents; a++) {
-        n = 0;
-        for (size_t i = 0; i < f->n_evs; i++)
-            if (f->evs[i].agent == a && feed_held(f, &f->evs[i]) &&
-                feed_in_run(&f->evs[i], from_ms, before_ms))
-                idx[n++] = i;
+        n = feed_pick(f, a, 0, f->n_evs, 1, run, idx);
         if (n && feed_send(f, a, idx, n) < 0)
             goto out;
     }
@@ -887,7 +875,7 @@ int main(int argc, char **argv)
     };
     struct feed f = { 0 };
     char url[512];
-    int64_t margin = 10000, from = INT64_MIN, before = INT64_MAX;
+    int64_t margin = 10000, run[2] = { INT64_MIN, INT64_MAX };
     int64_t span = 1000, base = 0;
     uint64_t *seqs;
     int opt, rc = 2, bad = 0;
@@ -898,8 +886,8 @@ int main(int argc, char **argv)
         case 's': f.path = optarg; break;
         case 'b': base = strtoll(optarg, NULL, 10); break;
         case 'm': bad |= feed_secs(optarg, &margin); break;
-        case 'B': bad |= feed_secs(optarg, &before); break;
-        case 'F': bad |= feed_secs(optarg, &from); break;
+        case 'B': bad |= feed_secs(optarg, &run[1]); break;
+        case 'F': bad |= feed_secs(optarg, &run[0]); break;
         case 'S': bad |= feed_secs(optarg, &span); break;
         default: bad = 1;
         }
@@ -933,10 +921,9 @@ int main(int argc, char **argv)
         goto out;
     snprintf(url, sizeof(url), "%s/v1/ingest", f.url);
     curl_easy_setopt(f.h, CURLOPT_URL, url);
-    curl_easy_setopt(f.h, CURLOPT_WRITEFUNCTION, feed_write);
     curl_easy_setopt(f.h, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(f.h, CURLOPT_NOSIGNAL, 1L);
-    if (feed_deliver(&f, span, from, before) == 0) {
+    if (feed_deliver(&f, span, run) == 0) {
         printf("delivered %zu events in %zu batches\n", f.sent_events,
                f.sent_batches);
         rc = 0;
