@@ -123,27 +123,96 @@ feed() {
 }
 
 # api_check SCN BASE: the incidents through the API, with their
-# durations, when the collector serves /api/v1/incidents.
+# durations and exports, when the collector serves /api/v1/incidents.
 api_check() {
-    local scn=$1 base=$2 n i id got want key code
-    code=$(api_code "api/v1/incidents") || exit 1
+    local scn=$1 base=$2 n i id code
+    code=$(curl -sS -o /dev/null -w '%{http_code}' "$URL/api/v1/incidents")
     if [ "$code" = 404 ]; then
         echo "note: GET /api/v1/incidents is 404: API part skipped"
         return 0
     fi
-    [ "$code" = 200 ] || fail "GET /api/v1/incidents: status $code"
     api_get "api/v1/incidents?limit=100" > "$TMP/list.json"
     n=$(grep -c '^expect incident' "$scn" || true)
     assert_eq "$(jq '.incidents | length' "$TMP/list.json")" "$n" \
         "$(basename "$scn"): incidents in the API"
     for i in $(seq 1 "$n"); do
-        want=$(expect_field "$scn" "$i" detected)
         # The list is newest first; the scenario's order is oldest first.
         id=$(jq --argjson i "$i" '.incidents | sort_by(.times.detected.ms
               // 0) | .[$i - 1].id' "$TMP/list.json")
         api_get "api/v1/incidents/$id" > "$TMP/inc.json"
         api_incident_check "$scn" "$i" "$base" "$TMP/inc.json"
+        export_check "$scn" "$i" "$base" "$id"
     done
+}
+
+# export_check SCN N BASE ID: the incident's exports: JSON as the
+# incident, CSV parsed (python3 csv) and the Markdown summary table's rows,
+# every time in UTC with ms and every duration as the ground truth says.
+export_check() {
+    local scn=$1 i=$2 base=$3 id=$4 fmt code line
+    for fmt in json csv md; do
+        code=$(api_fetch "$TMP/export.$fmt" \
+               "/api/v1/incidents/$id/export?format=$fmt") || exit 1
+        assert_eq "$code" 200 "$(basename "$scn") #$i export $fmt"
+    done
+    api_incident_check "$scn" "$i" "$base" "$TMP/export.json"
+    line=$(grep '^expect incident' "$scn" | sed -n "${i}p")
+    python3 - "$TMP/export.csv" "$TMP/export.md" "$base" "$line" <<'PY' ||
+import csv, datetime, sys
+csv_path, md_path, base, line = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+want = dict(kv.split("=", 1) for kv in line.split()[2:])
+times = {"first_failure": "first_failure", "detected": "detected",
+         "failover_start": "failover_start", "dns_first": "dns_switched_first",
+         "dns_all": "dns_switched_all", "restored": "restored",
+         "closed": "closed"}
+labels = {"first_failure": "First failure (UTC)", "detected": "Detected (UTC)",
+          "restored": "Restored (UTC)", "closed": "Closed (UTC)",
+          "rto": "RTO", "time_to_detect": "Time to detect",
+          "time_to_failover": "Time to fail over"}
+def utc(ms):
+    t = datetime.datetime.fromtimestamp(ms // 1000, datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + ".%03dZ" % (ms % 1000)
+def dur(ms):
+    return "" if ms == "null" else "%d.%03d s" % divmod(int(ms), 1000)
+expect = {}
+for k, field in times.items():
+    if k in want:
+        expect[field] = "" if want[k] == "null" else \
+            utc(base + round(float(want[k]) * 1000))
+for k in ("time_to_detect", "time_to_failover", "rto", "outage"):
+    if k in want:
+        expect[k] = dur(want[k])
+if "rpo" in want:
+    expect["rpo"] = dur(want["rpo"])
+rows = list(csv.reader(open(csv_path, newline="")))
+summary = {}
+for r in rows:
+    if not r:
+        break
+    if len(r) == 2:
+        summary[r[0]] = r[1]
+bad = [f"csv {k}: got {summary.get(k)!r}, want {v!r}"
+       for k, v in expect.items() if summary.get(k) != v]
+if len(rows) <= len(summary) + 2:
+    bad.append("csv: no timeline after the summary")
+md = [l.strip() for l in open(md_path)]
+cells = {}
+for l in md:
+    if l.startswith("|") and l.endswith("|"):
+        c = [x.strip() for x in l.strip("|").split("|")]
+        if len(c) == 2:
+            cells.setdefault(c[0], c[1])
+for k, label in labels.items():
+    field = times.get(k, k)
+    if field in expect and cells.get(label) != (expect[field] or cells.get(label)):
+        bad.append(f"md {label}: got {cells.get(label)!r}, want {expect[field]!r}")
+if not any(set(l.replace("|", "").strip()) <= set("-: ") and "---" in l for l in md):
+    bad.append("md: no table separator row")
+if bad:
+    print("\n".join(bad))
+    sys.exit(1)
+PY
+        fail "$(basename "$scn") #$i exports differ from the ground truth"
 }
 
 api_incident_check() {
@@ -171,10 +240,24 @@ api_incident_check() {
     got=$(jq -r '.rpo_ms // "null" | if type == "number" then round
                  else . end' "$f")
     assert_eq "$got" "$want" "$(basename "$scn") #$i API rpo_ms"
-    # Ordered by corrected time, whatever the agents' clocks say.
-    got=$(jq '[.timeline[]? | .corrected_ms // .unix_ms] |
-              . == sort' "$f")
+    for key in service region to_region; do
+        want=$(expect_field "$scn" "$i" "$key")
+        got=$(jq -r --arg k "$key" '.[$k] // "null"' "$f")
+        assert_eq "$got" "$want" "$(basename "$scn") #$i API $key"
+    done
+    want=$(expect_field "$scn" "$i" manual)
+    got=$(jq -r 'if .manual then 1 else 0 end' "$f")
+    assert_eq "$got" "$want" "$(basename "$scn") #$i API manual"
+    # Ordered by corrected time, whatever the agents' clocks say, and
+    # corrected by exactly each agent's skew ("expect skew NODE MS").
+    got=$(jq '[.timeline[] | .corrected_ms] | . == sort' "$f")
     assert_eq "$got" true "$(basename "$scn") #$i API timeline order"
+    while read -r node skew; do
+        got=$(jq -r --arg n "$node" --argjson s "$skew" '[.timeline[] |
+              select(.node == $n) | .time_ms - .corrected_ms == $s] |
+              if length > 0 then all else "no events" end' "$f")
+        assert_eq "$got" true "$(basename "$scn") #$i $node's skew"
+    done < <(grep "^expect skew " "$scn" | cut -d" " -f3-)
 }
 
 # assert_incidents SCN DB BASE: the table against the ground truth.
