@@ -44,8 +44,10 @@ inc_dump() {
 # prints them (seconds after BASE turned into unix ms).
 expect_rows() {
     awk -v base="$2" '
-        function ms(v) { return v == "null" ? "null" :
-                         sprintf("%.0f", base + v * 1000) }
+        function ms(v) {
+            if (v == "null") return "null"
+            return sprintf("%.0f", base + v * 1000)
+        }
         $1 == "expect" && $2 == "incident" {
             delete k
             for (i = 3; i <= NF; i++) { split($i, p, "="); k[p[1]] = p[2] }
