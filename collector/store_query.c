@@ -26,6 +26,8 @@ void store_reader_close(struct store_reader *r)
         return;
     for (size_t i = 0; i < STORE_SQL_COUNT; i++)
         sqlite3_finalize(r->stmt[i]);
+    for (size_t i = 0; i < STORE_INC_SQL_COUNT; i++)
+        sqlite3_finalize(r->inc_stmt[i]);
     sqlite3_close(r->db);
     free(r);
 }
@@ -107,7 +109,7 @@ static void store_stmt_done(sqlite3_stmt *s)
 }
 
 /* Hands the finished reply in @w to the caller: 0, or its error. */
-static int store_json_take(struct jsonw *w, char **out, size_t *out_len)
+int store_json_take(struct jsonw *w, char **out, size_t *out_len)
 {
     if (w->err)
         return w->err;
@@ -125,9 +127,8 @@ int store_query_progress(void *arg)
 /* Takes a read connection for a query whose deadline (query_ms from now)
  * @until_ns holds; NULL with *err -EAGAIN while migrating (@need_ready),
  * or -EIO when none opens (logged). */
-static struct store_reader *store_query_begin(struct store *st,
-                                              int64_t *until_ns, int *err,
-                                              int need_ready)
+struct store_reader *store_query_begin(struct store *st, int64_t *until_ns,
+                                       int *err, int need_ready)
 {
     struct store_reader *r;
 
@@ -160,8 +161,8 @@ static int store_query_error(struct store *st, sqlite3 *db)
 /* The end of a reply query: a failed prepare or step (-EIO) becomes its
  * error (see store_query_error), logged once under @what; then @s (NULL:
  * none) and @r are handed back. Returns the error, or @rc. */
-static int store_query_end(struct store *st, struct store_reader *r,
-                           sqlite3_stmt *s, int rc, const char *what)
+int store_query_end(struct store *st, struct store_reader *r,
+                    sqlite3_stmt *s, int rc, const char *what)
 {
     if (rc == -EIO)
         rc = store_query_error(st, r->db);
