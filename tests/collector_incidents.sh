@@ -10,6 +10,8 @@
 # and again after `sextant-collector incidents rebuild`, which must leave
 # the table as the live engine wrote it. The active-passive scenario also
 # runs with the collector restarted in the middle of the incident.
+# SCENARIOS (names, see tests/scenarios.cmake) picks the scenarios; RESTART=0
+# leaves out the restart run.
 source "$(dirname "$0")/lib.sh"
 : "${SCENARIO_FEED:?run through ctest}"
 
