@@ -1,6 +1,6 @@
 /* api.c -- /api/v1/ handlers: parameter checks and rendering. The SQL and
  * the JSON of each row are the store's (store_query.c). */
-#include "api.h"
+#include "api_priv.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -30,8 +30,8 @@
 /* Every kind the store writes (wire_event_kind, plus its own notes): one
  * of these is never a typo, even before the first such event. */
 static const char *const api_kinds[] = {
-    "probe", "state", "dns", "metric", "failover", "lifecycle", "gap",
-    "drop", "unknown",
+    "probe", "state", "dns", "metric", "failover", "marker", "lifecycle",
+    "gap", "drop", "unknown",
 };
 
 int api_parse_time(const char *s, int64_t *out_ms)
@@ -75,11 +75,7 @@ int api_parse_time(const char *s, int64_t *out_ms)
     return 0;
 }
 
-static void api_answer(struct store *st, struct reply *r, int rc,
-                       char *json, size_t len);
-
-static void api_bad_param(struct reply *r, const char *key,
-                          const char *why)
+void api_bad_param(struct reply *r, const char *key, const char *why)
 {
     char detail[160];
 
@@ -296,7 +292,7 @@ static const char *api_bytes_wrong(const char *s, size_t len)
 /* A key or value with a NUL inside (%00) or bytes that are not UTF-8 is
  * refused whole: cut or echoed, it would answer another question or
  * break the JSON of the reply. 0 or -EINVAL with a 400 in @r. */
-static int api_param_bytes(const struct api_param *p, struct reply *r)
+int api_param_bytes(const struct api_param *p, struct reply *r)
 {
     const char *what = "name", *why;
     char detail[48];
@@ -316,8 +312,8 @@ static int api_param_bytes(const struct api_param *p, struct reply *r)
 /* A query the store answered (@rc 0: takes @json) or could not: 503,
  * saying whether to narrow it; 500 on a damaged file (a retry cannot
  * help). */
-static void api_answer(struct store *st, struct reply *r, int rc,
-                       char *json, size_t len)
+void api_answer(struct store *st, struct reply *r, int rc, char *json,
+                size_t len)
 {
     char detail[192];
 

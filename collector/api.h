@@ -9,6 +9,7 @@
 
 #include "reply.h"
 #include "store.h"
+#include "topology.h"
 
 /* One query-string parameter, borrowed from the HTTP layer, unescaped.
  * The lengths count every byte: a key or value holding a NUL (%00) or
@@ -42,5 +43,10 @@ void api_timeline(struct store *st, const struct api_param *params,
  * last hour, per minute. Unknown names: as api_timeline. */
 void api_latency(struct store *st, const struct api_param *params,
                  size_t n_params, int64_t now_ms, struct reply *r);
+
+/* GET /api/v1/clusters (api_clusters.c): store_clusters' reply; takes
+ * no parameter (a 400 names one). */
+void api_clusters(struct store *st, const struct api_param *params,
+                  size_t n_params, struct reply *r);
 
 #endif

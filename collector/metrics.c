@@ -21,7 +21,8 @@ static const unsigned metrics_codes[] = {
 #define METRICS_N_CODES (sizeof(metrics_codes) / sizeof(metrics_codes[0]))
 
 static const char *const metrics_route_names[METRICS_N_ROUTES] = {
-    "ingest", "timeline", "latency", "healthz", "readyz", "metrics", "other",
+    "ingest", "timeline", "latency", "healthz", "readyz", "metrics",
+    "clusters", "other",
 };
 
 static const char *const metrics_reject_names[METRICS_N_REJECTS] = {

@@ -25,6 +25,7 @@ enum metrics_route {
     METRICS_ROUTE_HEALTHZ,
     METRICS_ROUTE_READYZ,
     METRICS_ROUTE_METRICS,
+    METRICS_ROUTE_CLUSTERS,     /* /api/v1/clusters */
     METRICS_ROUTE_OTHER,        /* 404s and anything unrouted */
     METRICS_N_ROUTES
 };

@@ -40,6 +40,7 @@ enum server_route {
     ROUTE_HEALTHZ,
     ROUTE_READYZ,
     ROUTE_METRICS,
+    ROUTE_CLUSTERS,     /* GET /api/v1/clusters */
 };
 
 /* Where a submitted batch is, between the HTTP thread that queued it, the

@@ -32,6 +32,7 @@ static enum metrics_route server_metrics_route(enum server_route r)
     case ROUTE_HEALTHZ: return METRICS_ROUTE_HEALTHZ;
     case ROUTE_READYZ: return METRICS_ROUTE_READYZ;
     case ROUTE_METRICS: return METRICS_ROUTE_METRICS;
+    case ROUTE_CLUSTERS: return METRICS_ROUTE_CLUSTERS;
     case ROUTE_NONE: break;
     }
     return METRICS_ROUTE_OTHER;
@@ -270,6 +271,8 @@ static enum MHD_Result server_route(struct server *srv,
         rq->route = ROUTE_READYZ;
     else if (strcmp(url, "/metrics") == 0)
         rq->route = ROUTE_METRICS;
+    else if (strcmp(url, "/api/v1/clusters") == 0)
+        rq->route = ROUTE_CLUSTERS;
     else
         return server_fail(c, rq, 404, "not found", "no such path");
     return is_get ? MHD_YES
@@ -404,10 +407,13 @@ enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
                           : server_ingest(srv, c, rq);
     case ROUTE_TIMELINE:
     case ROUTE_LATENCY:
+    case ROUTE_CLUSTERS:
         MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, server_param,
                                     &ps);
         if (ps.overflow)
             reply_error(&r, 400, "bad parameter", "too many parameters");
+        else if (rq->route == ROUTE_CLUSTERS)
+            api_clusters(srv->st, ps.p, ps.n, &r);
         else if (rq->route == ROUTE_TIMELINE)
             api_timeline(srv->st, ps.p, ps.n, util_now_ms(), &r);
         else

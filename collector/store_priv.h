@@ -13,7 +13,9 @@
  * store_sql.c (every statement the reads run), store_query.c (read
  * pool, cached statements, queries), store_backup.c (online backup),
  * store_incident.c (the incident engine's driver on the writer thread,
- * annotations, the rebuild) and store_incquery.c (the incident queries).
+ * annotations, the rebuild), store_incscan.c (its events, corrected
+ * order, feeding and snapshots), store_incrows.c (the incidents table it
+ * writes) and store_incquery.c (the incident queries).
  *
  * A second backend (PostgreSQL, a later issue) implements the functions
  * marked "backend" below over its own connection fields, and keeps the
@@ -46,6 +48,8 @@
 struct jsonw;
 
 #define STORE_READERS        8           /* idle read connections kept */
+#define STORE_READER_EXTRA   16          /* other files' statements kept
+                                          * per read connection */
 #define STORE_BUSY_MS        5000            /* a connection waits for a
                                               * lock this long */
 #define STORE_MINUTE_MS      60000LL
@@ -290,6 +294,16 @@ int store_check_corrupt(struct store *st, sqlite3 *db);
 /* The schema version this collector migrates to. */
 int store_schema_version(void);
 
+/* Operator events that are not failovers (deploy, drill, ...) become kind
+ * "marker" (wire_event_kind's rule): migration 7's last step, and again
+ * where a compaction ends (store_compact.c). Idempotent. */
+#define STORE_MARKER_RECLASSIFY_SQL \
+    "INSERT OR IGNORE INTO kinds (name) VALUES ('marker');" \
+    "UPDATE events SET kind_id = (SELECT id FROM kinds WHERE name =" \
+    "  'marker') WHERE kind_id = (SELECT id FROM kinds WHERE name =" \
+    "  'failover') AND data IS NOT NULL AND CASE WHEN json_valid(data)" \
+    "  THEN json_extract(data, '$.kind') END NOT IN ('failover', 'manual');"
+
 /* Moves every event into migration 6's compact rows, if that is not done
  * yet (store_compact.c): 0, -EINTR when store_close asked to stop (the
  * next start resumes), or -EIO. */
@@ -379,7 +393,8 @@ int64_t store_inc_due(const struct store *st);
 /* Runs a JOB_ANNOTATE job and answers it. */
 void store_inc_annotate_job(struct store *st, struct store_job *j);
 
-/* The driver's inner parts (store_incscan.c), for store_incident.c. */
+/* The driver's inner parts (store_incscan.c and, for the incidents
+ * table, store_incrows.c), for store_incident.c. */
 #define STORE_INC_HOLD_MS      5000     /* the engine trails now by this */
 #define STORE_INC_SNAP_MS      60000LL  /* a snapshot per minute ... */
 #define STORE_INC_SNAPS        60       /* ... for the last hour */
@@ -425,7 +440,13 @@ struct store_inc_change {
     struct inc_record r;        /* its pointers are the topology's */
 };
 
-#define STORE_INC_STMTS 14
+/* The driver's statements (store_incscan.c's table), by number. */
+enum {
+    INC_Q_OFF_AT, INC_Q_OFF_NEXT, INC_Q_OFF_BOUND, INC_Q_SCAN, INC_Q_DATA,
+    INC_Q_TARGET, INC_Q_REGION, INC_Q_ANSWERS, INC_Q_KINDS, INC_Q_AGENT,
+    INC_Q_ROW_GET, INC_Q_ROW_PUT, INC_Q_ROW_LIST, INC_Q_ROW_DEL,
+    STORE_INC_STMTS
+};
 struct store_inc {
     const struct topology *topo;        /* borrowed */
     sqlite3 *db;                        /* borrowed: the writer's */
@@ -449,12 +470,16 @@ struct store_inc {
     int64_t kind_ids[5];        /* probe, state, dns, metric, failover */
     uint64_t fed;               /* events fed since created */
     int64_t due_mono;           /* next tick, monotonic ms */
+    int64_t pub_mono;           /* next status publication, same */
     int quiet;                  /* no incident_fn calls (history) */
     int warned;
 };
 
 int store_inc_new(sqlite3 *db, const struct topology *topo,
                   struct store_inc **out);
+/* Resets @s after a use (NULL: no-op); a text column of @s. */
+void store_inc_done(sqlite3_stmt *s);
+const char *store_inc_col(sqlite3_stmt *s, int col);
 void store_inc_destroy(struct store_inc *in);           /* NULL: no-op */
 void store_inc_ev_free(struct store_inc_ev *x);
 /* Copies @s (NULL: "") into @x (an answers string is split at '\n').
@@ -557,18 +582,33 @@ struct store_reader {
     sqlite3 *db;
     sqlite3_stmt *stmt[STORE_SQL_COUNT];
     sqlite3_stmt *inc_stmt[STORE_INC_SQL_COUNT];   /* store_incquery.c */
+    /* Statements of query files with their own SQL table (store_status.c),
+     * by the address of their constant text; NULL: a free slot. */
+    const char *extra_sql[STORE_READER_EXTRA];
+    sqlite3_stmt *extra[STORE_READER_EXTRA];
 };
-/* What store_incquery.c shares of store_query.c's reads: a reader for a
- * query with its deadline (NULL and *err: -EAGAIN migrating, -EIO), the
- * end of a query (hands @s and @r back, maps and logs @rc as
- * store_timeline does), and a finished reply. */
+/* Finalizes the statements and closes the connection; NULL is a no-op. */
+void store_reader_close(struct store_reader *r);
+
+/* The hooks a query file outside store_query.c (store_status.c) runs its
+ * queries with, as store_query.c's own do. store_query_begin: a read
+ * connection with the query's deadline in *@until_ns (NULL with *@err
+ * -EAGAIN while migrating when @need_ready, or -EIO). store_reader_stmt_sql:
+ * the statement of constant text @sql (compared by address), prepared
+ * once per connection and kept; -EIO past STORE_READER_EXTRA texts.
+ * store_stmt_done: resets a statement after use (NULL: none).
+ * store_query_error: -ETIMEDOUT, -EUCLEAN or -EIO for a failed step.
+ * store_query_end: logs a failure under @what, hands @s and @r back,
+ * returns the error or @rc. store_json_take: @w's text into *@out. */
 struct store_reader *store_query_begin(struct store *st, int64_t *until_ns,
-                                       int *err, int need_ready);
+                                      int *err, int need_ready);
+int store_reader_stmt_sql(struct store_reader *r, const char *sql,
+                          sqlite3_stmt **out);
+void store_stmt_done(sqlite3_stmt *s);
+int store_query_error(struct store *st, sqlite3 *db);
 int store_query_end(struct store *st, struct store_reader *r,
                     sqlite3_stmt *s, int rc, const char *what);
 int store_json_take(struct jsonw *w, char **out, size_t *out_len);
-/* Finalizes the statements and closes the connection; NULL is a no-op. */
-void store_reader_close(struct store_reader *r);
 /* Closes every idle reader (store_db_close, after the writer ended). */
 void store_readers_close(struct store *st);
 

@@ -28,6 +28,8 @@ void store_reader_close(struct store_reader *r)
         sqlite3_finalize(r->stmt[i]);
     for (size_t i = 0; i < STORE_INC_SQL_COUNT; i++)
         sqlite3_finalize(r->inc_stmt[i]);
+    for (size_t i = 0; i < STORE_READER_EXTRA; i++)
+        sqlite3_finalize(r->extra[i]);
     sqlite3_close(r->db);
     free(r);
 }
@@ -97,10 +99,29 @@ static int store_reader_stmt(struct store_reader *r, int id,
     return 0;
 }
 
+int store_reader_stmt_sql(struct store_reader *r, const char *sql,
+                          sqlite3_stmt **out)
+{
+    size_t i;
+
+    for (i = 0; i < STORE_READER_EXTRA && r->extra_sql[i]; i++)
+        if (r->extra_sql[i] == sql) {
+            *out = r->extra[i];
+            return 0;
+        }
+    if (i == STORE_READER_EXTRA ||
+        sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                           &r->extra[i], NULL) != SQLITE_OK)
+        return -EIO;
+    r->extra_sql[i] = sql;
+    *out = r->extra[i];
+    return 0;
+}
+
 /* Ends a use of a cached statement (NULL: none): the reset ends its read
  * transaction, which would otherwise hold back checkpoints while the
  * connection sits idle; no bound string outlives the caller's. */
-static void store_stmt_done(sqlite3_stmt *s)
+void store_stmt_done(sqlite3_stmt *s)
 {
     if (!s)
         return;             /* sqlite3_clear_bindings takes no NULL */
@@ -151,7 +172,7 @@ struct store_reader *store_query_begin(struct store *st, int64_t *until_ns,
 
 /* The error of a failed query: -ETIMEDOUT past its deadline, -EUCLEAN
  * (and the corrupt state) on a damaged file, else -EIO. */
-static int store_query_error(struct store *st, sqlite3 *db)
+int store_query_error(struct store *st, sqlite3 *db)
 {
     if (sqlite3_errcode(db) == SQLITE_INTERRUPT)
         return -ETIMEDOUT;
