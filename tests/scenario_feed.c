@@ -33,7 +33,7 @@
  *   state TARGET healthy|unhealthy|unknown [from=HEALTH] [reason=S]
  *   dns NAME new=A,B [old=A,B] [target=T]
  *   metric NAME target=T value=V
- *   failover kind=K [from=REGION] [to=REGION] [text=S]
+ *   failover kind=K [from=REGION] [to=REGION] [service=S] [text=S]
  *
  * Delivery: the base defaults to now - the last event's time - margin
  * (10 s), so every event is in the past and every timer an engine
@@ -252,28 +252,6 @@ static int feed_parse_agent(struct feed *f, char **w, int n,
     return 0;
 }
 
-/* Failover.service, found through protobuf-c's descriptor: the field is
- * new in the wire contract, and this way the feeder builds with a
- * sextant.proto with or without it (without it, a scenario that names a
- * service is refused rather than fed as a failover of every service).
- * NULL: no such field. */
-static const ProtobufCFieldDescriptor *feed_fo_service_field(void)
-{
-    const ProtobufCFieldDescriptor *fd =
-        protobuf_c_message_descriptor_get_field_by_name(
-            &sextant__v1__failover__descriptor, "service");
-
-    return fd && fd->type == PROTOBUF_C_TYPE_STRING ? fd : NULL;
-}
-
-static void feed_fo_service(Sextant__V1__Failover *fo, const char *svc)
-{
-    const ProtobufCFieldDescriptor *fd = feed_fo_service_field();
-
-    if (fd)
-        *(const char **)(void *)((char *)fo + fd->offset) = svc;
-}
-
 /* The EVENT part of an `at` or `every` line (words @w[0..n)). */
 static struct feed_line *feed_parse_event(char **w, int n, const char **why)
 {
@@ -318,11 +296,6 @@ static struct feed_line *feed_parse_event(char **w, int n, const char **why)
         *eq = '\0';
         l->keys[l->n_kv] = w[i];
         l->vals[l->n_kv++] = eq + 1;
-    }
-    if (l->kind == FEED_FAILOVER && feed_kv(l, "service") &&
-        !feed_fo_service_field()) {
-        *why = "failover: service= needs Failover.service in sextant.proto";
-        goto bad;
     }
     return l;
 bad:
@@ -649,7 +622,7 @@ static void feed_msg_fill(struct feed_msg *m, const struct feed *f,
         m->fo.from_region = (char *)feed_opt(l, "from", "");
         m->fo.to_region = (char *)feed_opt(l, "to", "");
         m->fo.text = (char *)feed_opt(l, "text", "");
-        feed_fo_service(&m->fo, feed_opt(l, "service", ""));
+        m->fo.service = (char *)feed_opt(l, "service", "");
         m->ev.kind_case = SEXTANT__V1__EVENT__KIND_FAILOVER;
         m->ev.failover = &m->fo;
         break;
