@@ -264,8 +264,9 @@ struct store_latency_query {
 };
 #define STORE_LATENCY_MAX_POINTS 20000u
 
-/* JSON {"target":S|null,"service":S|null,"region":S|null,"targets":[S..],
- * "cluster":S|null,"step_ms":..,"points":[{"t":ms,"count":n,
+/* JSON {"target":S,"cluster":S|null,"step_ms":..,"points":[...]} for one
+ * target, {"target":null,"service":S|null,"region":S|null,"targets":
+ * [S..],"cluster":...} for a list; points [{"t":ms,"count":n,
  * "failures":n,"p50_ms":x,"p95_ms":x,"p99_ms":x},...]} from the rollups,
  * one point per step that has probes of any of the targets; percentiles
  * of successful probes' total time, within 2% (null when none

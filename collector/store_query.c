@@ -807,23 +807,23 @@ static void store_key_name(struct jsonw *w, const char *key,
         jsonw_null(w);
 }
 
-/* Writes the latency reply's head: what it is of, up to its points. */
+/* Writes the latency reply's head: what it is of, up to its points. A
+ * target's reply is as it was before services existed, byte for byte. */
 static void store_latency_head(struct jsonw *w,
                                const struct store_latency_query *q,
                                int64_t step_ms)
 {
-    const char *const *names = q->target ? &q->target : q->targets;
-    size_t n = q->target ? 1 : q->n_targets;
-
     jsonw_obj_begin(w);
     store_key_name(w, "target", q->target);
-    store_key_name(w, "service", q->service);
-    store_key_name(w, "region", q->region);
-    jsonw_key(w, "targets");
-    jsonw_arr_begin(w);
-    for (size_t i = 0; i < n; i++)
-        jsonw_str(w, names[i]);
-    jsonw_arr_end(w);
+    if (!q->target) {
+        store_key_name(w, "service", q->service);
+        store_key_name(w, "region", q->region);
+        jsonw_key(w, "targets");
+        jsonw_arr_begin(w);
+        for (size_t i = 0; i < q->n_targets; i++)
+            jsonw_str(w, q->targets[i]);
+        jsonw_arr_end(w);
+    }
     store_key_name(w, "cluster", q->cluster);
     jsonw_key(w, "step_ms");
     jsonw_int(w, step_ms);

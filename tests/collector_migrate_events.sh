@@ -23,7 +23,10 @@ FX=$SEXTANT_SRC/tests/fixtures/store-v5
 same_answers() {
     local n q
     while read -r n q; do
-        api_get "api/v1/$q" > "$TMP/got.json"
+        # Schema 5 had no cursor: its replies lack the "next" a timeline
+        # now ends with; all else is compared byte for byte.
+        api_get "api/v1/$q" |
+            sed -E 's/,"next":(null|"[^"]*")\}$/}/' > "$TMP/got.json"
         if [ -n "${2:-}" ]; then
             jq -c "$2" "$TMP/got.json" > "$TMP/got.f"
             jq -c "$2" "$FX/$n.json" > "$TMP/want.f"
