@@ -26,6 +26,8 @@ void store_reader_close(struct store_reader *r)
         return;
     for (size_t i = 0; i < STORE_SQL_COUNT; i++)
         sqlite3_finalize(r->stmt[i]);
+    for (size_t i = 0; i < STORE_READER_EXTRA; i++)
+        sqlite3_finalize(r->extra[i]);
     sqlite3_close(r->db);
     free(r);
 }
@@ -95,10 +97,29 @@ static int store_reader_stmt(struct store_reader *r, int id,
     return 0;
 }
 
+int store_reader_stmt_sql(struct store_reader *r, const char *sql,
+                          sqlite3_stmt **out)
+{
+    size_t i;
+
+    for (i = 0; i < STORE_READER_EXTRA && r->extra_sql[i]; i++)
+        if (r->extra_sql[i] == sql) {
+            *out = r->extra[i];
+            return 0;
+        }
+    if (i == STORE_READER_EXTRA ||
+        sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                           &r->extra[i], NULL) != SQLITE_OK)
+        return -EIO;
+    r->extra_sql[i] = sql;
+    *out = r->extra[i];
+    return 0;
+}
+
 /* Ends a use of a cached statement (NULL: none): the reset ends its read
  * transaction, which would otherwise hold back checkpoints while the
  * connection sits idle; no bound string outlives the caller's. */
-static void store_stmt_done(sqlite3_stmt *s)
+void store_stmt_done(sqlite3_stmt *s)
 {
     if (!s)
         return;             /* sqlite3_clear_bindings takes no NULL */
@@ -107,7 +128,7 @@ static void store_stmt_done(sqlite3_stmt *s)
 }
 
 /* Hands the finished reply in @w to the caller: 0, or its error. */
-static int store_json_take(struct jsonw *w, char **out, size_t *out_len)
+int store_json_take(struct jsonw *w, char **out, size_t *out_len)
 {
     if (w->err)
         return w->err;
@@ -125,9 +146,8 @@ int store_query_progress(void *arg)
 /* Takes a read connection for a query whose deadline (query_ms from now)
  * @until_ns holds; NULL with *err -EAGAIN while migrating (@need_ready),
  * or -EIO when none opens (logged). */
-static struct store_reader *store_query_begin(struct store *st,
-                                              int64_t *until_ns, int *err,
-                                              int need_ready)
+struct store_reader *store_query_begin(struct store *st, int64_t *until_ns,
+                                      int *err, int need_ready)
 {
     struct store_reader *r;
 
@@ -150,7 +170,7 @@ static struct store_reader *store_query_begin(struct store *st,
 
 /* The error of a failed query: -ETIMEDOUT past its deadline, -EUCLEAN
  * (and the corrupt state) on a damaged file, else -EIO. */
-static int store_query_error(struct store *st, sqlite3 *db)
+int store_query_error(struct store *st, sqlite3 *db)
 {
     if (sqlite3_errcode(db) == SQLITE_INTERRUPT)
         return -ETIMEDOUT;
@@ -160,8 +180,8 @@ static int store_query_error(struct store *st, sqlite3 *db)
 /* The end of a reply query: a failed prepare or step (-EIO) becomes its
  * error (see store_query_error), logged once under @what; then @s (NULL:
  * none) and @r are handed back. Returns the error, or @rc. */
-static int store_query_end(struct store *st, struct store_reader *r,
-                           sqlite3_stmt *s, int rc, const char *what)
+int store_query_end(struct store *st, struct store_reader *r,
+                    sqlite3_stmt *s, int rc, const char *what)
 {
     if (rc == -EIO)
         rc = store_query_error(st, r->db);
