@@ -12,6 +12,10 @@ add_executable(test_jsonw test_jsonw.c)
 target_link_libraries(test_jsonw PRIVATE collector_core PkgConfig::CMOCKA)
 add_test(NAME collector_jsonw COMMAND test_jsonw)
 
+add_executable(test_export test_export.c)
+target_link_libraries(test_export PRIVATE collector_core PkgConfig::CMOCKA)
+add_test(NAME collector_export COMMAND test_export)
+
 add_script_test(e2e_once e2e_once.sh)
 
 add_executable(test_store test_store.c store_test.c)
