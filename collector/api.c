@@ -1,6 +1,6 @@
 /* api.c -- /api/v1/ handlers: parameter checks and rendering. The SQL and
  * the JSON of each row are the store's (store_query.c). */
-#include "api.h"
+#include "api_priv.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -75,11 +75,7 @@ int api_parse_time(const char *s, int64_t *out_ms)
     return 0;
 }
 
-static void api_answer(struct store *st, struct reply *r, int rc,
-                       char *json, size_t len);
-
-static void api_bad_param(struct reply *r, const char *key,
-                          const char *why)
+void api_bad_param(struct reply *r, const char *key, const char *why)
 {
     char detail[160];
 
@@ -204,6 +200,35 @@ static void api_close_consider(void *ctx, const char *name)
         c->n++;
 }
 
+/* The close names' part of a detail, shared by api_known and the
+ * service lookups of api_services.c. */
+static void api_close_detail(const struct api_close *c, char *detail,
+                             size_t size)
+{
+    size_t used = strlen(detail);
+
+    if (c->n == 0)
+        snprintf(detail + used, size - used, "; none of the %zu "
+                 "it knows is close", c->known);
+    for (size_t i = 0; i < c->n; i++) {
+        used = strlen(detail);
+        snprintf(detail + used, size - used, "%s%s",
+                 i == 0 ? "; close: " : ", ", c->name[i]);
+    }
+}
+
+void api_close_names(const char *want, const char *const *names, size_t n,
+                     char *detail, size_t size)
+{
+    struct api_close c = { .want = want, .want_len = strlen(want) };
+
+    c.max_edits = c.want_len < API_SHORT_NAME ? 1
+                  : c.want_len < API_MID_NAME ? 2 : API_CLOSE_EDITS;
+    for (size_t i = 0; i < n; i++)
+        api_close_consider(&c, names[i]);
+    api_close_detail(&c, detail, size);
+}
+
 /* Checks that the store knows @v (@len bytes) as a @what (@key's value):
  * 0; -ENOENT with a 400 in @r naming it and the close names; another
  * -errno with a 503 in @r. */
@@ -214,7 +239,7 @@ static int api_known(struct store *st, enum store_names which,
     struct api_close c = { .want = v, .want_len = len };
     char detail[API_DETAIL_LEN];
     char want[API_SHOWN_LEN + 4];
-    size_t i, used;
+    size_t i;
     int rc;
 
     c.max_edits = len < API_SHORT_NAME ? 1
@@ -238,15 +263,7 @@ static int api_known(struct store *st, enum store_names which,
     api_append_name(want, sizeof(want), v);
     snprintf(detail, sizeof(detail), "%s: the store has never seen a %s %s",
              key, what, want);
-    used = strlen(detail);
-    if (c.n == 0)
-        snprintf(detail + used, sizeof(detail) - used, "; none of the %zu "
-                 "it knows is close", c.known);
-    for (i = 0; i < c.n; i++) {
-        used = strlen(detail);
-        snprintf(detail + used, sizeof(detail) - used, "%s%s",
-                 i == 0 ? "; close: " : ", ", c.name[i]);
-    }
+    api_close_detail(&c, detail, sizeof(detail));
     reply_error(r, 400, "unknown name", detail);
     return -ENOENT;
 }
@@ -296,7 +313,7 @@ static const char *api_bytes_wrong(const char *s, size_t len)
 /* A key or value with a NUL inside (%00) or bytes that are not UTF-8 is
  * refused whole: cut or echoed, it would answer another question or
  * break the JSON of the reply. 0 or -EINVAL with a 400 in @r. */
-static int api_param_bytes(const struct api_param *p, struct reply *r)
+int api_param_bytes(const struct api_param *p, struct reply *r)
 {
     const char *what = "name", *why;
     char detail[48];
@@ -316,8 +333,8 @@ static int api_param_bytes(const struct api_param *p, struct reply *r)
 /* A query the store answered (@rc 0: takes @json) or could not: 503,
  * saying whether to narrow it; 500 on a damaged file (a retry cannot
  * help). */
-static void api_answer(struct store *st, struct reply *r, int rc,
-                       char *json, size_t len)
+void api_answer(struct store *st, struct reply *r, int rc, char *json,
+                size_t len)
 {
     char detail[192];
 

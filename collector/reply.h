@@ -12,6 +12,8 @@ struct reply {
     uint8_t *body;              /* owned: free() it; may be NULL */
     size_t len;
     const char *content_type;   /* static string */
+    char attachment[64];        /* a download's file name (Content-
+                                 * Disposition: attachment); "": none */
 };
 
 /* Fills @r with a JSON error; on allocation failure the body is empty. */
