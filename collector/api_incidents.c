@@ -45,8 +45,12 @@ int api_service_known(const struct topology *topo, const char *key,
     snprintf(detail, sizeof(detail), "%s: no service \"%.120s\" in the "
              "collector's config", key, name);
     names = api_service_names(topo);
-    api_close_names(name, names, names ? topo->n_services : 0, detail,
-                    sizeof(detail));
+    if (names)
+        api_close_names(name, names, topo->n_services, detail,
+                        sizeof(detail));
+    else
+        snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail),
+                 "; it has no services: see \"services:\" in the README");
     free(names);
     reply_error(r, status, status == 404 ? "not found" : "unknown name",
                 detail);

@@ -353,9 +353,21 @@ static void server_api(struct server *srv, struct server_req *rq,
 {
     const struct topology *topo = &srv->cfg->topo;
     const char *arg = NULL;
+    char id[32];
     int64_t now = util_now_ms();
 
     server_api_route(url, &arg);
+    /* An export's id is the segment before "/export". Cut to @id's size,
+     * a longer one is still refused: no id has more than 18 digits. */
+    if (rq->route == ROUTE_EXPORT) {
+        size_t n = (size_t)(strchr(arg, '/') - arg);
+
+        if (n >= sizeof(id))
+            n = sizeof(id) - 1;
+        memcpy(id, arg, n);
+        id[n] = '\0';
+        arg = id;
+    }
     if (ps->overflow) {
         reply_error(r, 400, "bad parameter", "too many parameters");
         return;
