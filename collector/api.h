@@ -77,10 +77,10 @@ void api_annotate(struct store *st, const struct topology *topo,
                   const char *body, size_t len, int64_t now_ms,
                   struct reply *r);
 
-/* GET /api/v1/status: {"now":T,"targets":[...] (store_targets_status),
- * "services":[...] (store_service_status)}. */
+/* GET /api/v1/status: {"targets":[...] (store_targets_status),
+ * "services":[...] (store_service_status)}, as they are now. */
 void api_status(struct store *st, const struct api_param *params,
-                size_t n_params, int64_t now_ms, struct reply *r);
+                size_t n_params, struct reply *r);
 /* GET /api/v1/services (@name NULL) and /api/v1/services/{name}: each
  * service's state (store_service_status) with, per region, the probe
  * count, uptime and latency percentiles of its targets over 24 h (minute

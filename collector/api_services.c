@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "export.h"
-
 #define API_DAY_MS (24 * 3600 * 1000LL)
 
 /* The windows a region's uptime and latency are given over. */
@@ -80,22 +78,8 @@ static int api_no_params(const struct api_param *params, size_t n_params,
     return -EINVAL;
 }
 
-/* The time @ms as {"ms","utc"}; NULL out of memory. */
-static struct json_object *api_time(int64_t ms)
-{
-    struct json_object *t = json_object_new_object();
-    char utc[40];
-
-    if (!t)
-        return NULL;
-    export_utc(ms, utc, sizeof(utc));
-    json_object_object_add(t, "ms", json_object_new_int64(ms));
-    json_object_object_add(t, "utc", json_object_new_string(utc));
-    return t;
-}
-
 void api_status(struct store *st, const struct api_param *params,
-                size_t n_params, int64_t now_ms, struct reply *r)
+                size_t n_params, struct reply *r)
 {
     struct json_object *o = NULL, *targets = NULL, *svc = NULL, *v;
     char *json = NULL;
@@ -124,7 +108,6 @@ void api_status(struct store *st, const struct api_param *params,
                     "reply");
         goto out;
     }
-    json_object_object_add(o, "now", api_time(now_ms));
     json_object_object_add(o, "targets", json_object_get(targets));
     json_object_object_add(o, "services", json_object_get(v));
     api_reply_json(o, 200, r);

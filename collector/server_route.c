@@ -380,7 +380,7 @@ static void server_api(struct server *srv, struct server_req *rq,
         api_latency(srv->st, ps->p, ps->n, now, r);
         break;
     case ROUTE_STATUS:
-        api_status(srv->st, ps->p, ps->n, now, r);
+        api_status(srv->st, ps->p, ps->n, r);
         break;
     case ROUTE_SERVICES:
     case ROUTE_SERVICE:

@@ -297,12 +297,12 @@ int store_incidents_rebuild(const char *path, const struct topology *topo,
  * each of the cluster's agents (a node's epochs are one agent) and that
  * agent's last probe of the target:
  *   [{"cluster":S,"target":S,"health":"healthy"|"unhealthy"|"unknown",
- *     "since":T,"agents":[{"region":S,"node":S,"health":S,"since":T,
- *       "last":{"time":T,"ok":bool,"status":n,"total_ms":x,"error":S}
- *              |null}]}]
- * ordered by cluster, target and node; a (cluster, target) is unhealthy
- * when any agent sees it so, healthy when all do, else unknown, since the
- * latest change among them. T is {"ms":N,"utc":S}, corrected with the
+ *     "since":T,"last":P|null,"agents":[{"region":S,"node":S,
+ *       "health":S,"since":T,"last":P|null}]}]
+ * with P {"time":T,"ok":bool,"status":n,"total_ms":x,"error":S}, ordered
+ * by cluster, target and node; a (cluster, target) is unhealthy when any
+ * agent sees it so, healthy when all do, else unknown, since the latest
+ * change among them, and its last probe the latest of theirs. T is {"ms":N,"utc":S}, corrected with the
  * agent's offset now. A target no agent has sent a state event for is
  * not listed. Caller frees *out. */
 int store_targets_status(struct store *st, char **out, size_t *out_len);

@@ -79,9 +79,10 @@ static void st_time(struct jsonw *w, sqlite3_stmt *s, int ms, int utc)
     jsonw_obj_end(w);
 }
 
-/* The last probe of the agent and target at @s's row, or null. */
+/* The last probe of the agent and target at @s's row, or null, into
+ * @w; *@ms its time (INT64_MIN: none). */
 static int st_last_probe(struct store *st, struct store_reader *r,
-                         sqlite3_stmt *s, struct jsonw *w)
+                         sqlite3_stmt *s, struct jsonw *w, int64_t *ms)
 {
     sqlite3_stmt *p = NULL;
     const char *err;
@@ -96,6 +97,7 @@ static int st_last_probe(struct store *st, struct store_reader *r,
                                      STORE_STATUS_PROBE_SLACK_MS) !=
             SQLITE_OK)
         goto out;
+    *ms = INT64_MIN;
     step = sqlite3_step(p);
     if (step == SQLITE_DONE) {
         jsonw_null(w);
@@ -107,6 +109,7 @@ static int st_last_probe(struct store *st, struct store_reader *r,
         goto out;
     }
     err = (const char *)sqlite3_column_text(p, SP_ERROR);
+    *ms = sqlite3_column_int64(p, SP_MS);
     jsonw_obj_begin(w);
     jsonw_key(w, "time");
     st_time(w, p, SP_MS, SP_UTC);
@@ -126,12 +129,15 @@ out:
 }
 
 /* One (cluster, target) as it is being written: its agents' array is
- * open; the health and since of the whole come after it. */
+ * open; the health, since and last probe of the whole come after it. */
 struct st_group {
     int open;
     int any_unhealthy, all_healthy;
     int64_t since_ms;
     char since_utc[32];
+    int64_t last_ms;            /* INT64_MIN: no probe yet */
+    struct jsonw last;          /* the latest of its agents' last probes */
+    struct jsonw one;           /* the agent's being written */
 };
 
 static void st_group_end(struct jsonw *w, struct st_group *g)
@@ -149,6 +155,11 @@ static void st_group_end(struct jsonw *w, struct st_group *g)
     jsonw_key(w, "utc");
     jsonw_str(w, g->since_utc);
     jsonw_obj_end(w);
+    jsonw_key(w, "last");
+    if (g->last_ms == INT64_MIN)
+        jsonw_null(w);
+    else
+        jsonw_value(w, g->last.buf);
     jsonw_obj_end(w);
     g->open = 0;
 }
@@ -167,6 +178,33 @@ static void st_group_begin(struct jsonw *w, struct st_group *g,
     g->any_unhealthy = 0;
     g->all_healthy = 1;
     g->since_ms = INT64_MIN;
+    g->last_ms = INT64_MIN;
+}
+
+/* The agent's last probe (its row at @s): into the agent's object, and
+ * kept as the group's when it is the latest so far. */
+static int st_group_last(struct store *st, struct store_reader *r,
+                         struct jsonw *w, struct st_group *g,
+                         sqlite3_stmt *s)
+{
+    int64_t ms;
+    int rc;
+
+    jsonw_reset(&g->one);
+    rc = st_last_probe(st, r, s, &g->one, &ms);
+    if (rc < 0)
+        return rc;
+    if (g->one.err)
+        return g->one.err;
+    jsonw_value(w, g->one.buf);
+    if (ms != INT64_MIN && ms > g->last_ms) {
+        g->last_ms = ms;
+        jsonw_reset(&g->last);
+        jsonw_raw(&g->last, g->one.buf, g->one.len);
+        if (g->last.err)
+            return g->last.err;
+    }
+    return 0;
 }
 
 /* Adds the agent at @s to its group: a group's health is unhealthy when
@@ -214,6 +252,8 @@ int store_targets_status(struct store *st, char **out, size_t *out_len)
     if (!r)
         return rc;
     jsonw_init(&w, STORE_STATUS_BYTES);
+    jsonw_init(&g.last, STORE_STATUS_BYTES);
+    jsonw_init(&g.one, STORE_STATUS_BYTES);
     rc = store_reader_stmt_sql(r, st_state_sql, &s);
     if (rc < 0)
         goto out;
@@ -230,7 +270,7 @@ int store_targets_status(struct store *st, char **out, size_t *out_len)
             snprintf(prev_tg, sizeof(prev_tg), "%s", tg);
         }
         st_group_agent(&w, &g, s);
-        rc = st_last_probe(st, r, s, &w);
+        rc = st_group_last(st, r, &w, &g, s);
         if (rc < 0)
             goto out;
         jsonw_obj_end(&w);
@@ -244,6 +284,8 @@ int store_targets_status(struct store *st, char **out, size_t *out_len)
     rc = store_json_take(&w, out, out_len);
 out:
     jsonw_free(&w);
+    jsonw_free(&g.last);
+    jsonw_free(&g.one);
     return store_query_end(st, r, s, rc, "status");
 }
 
