@@ -46,7 +46,8 @@ struct inc_event {
     const char *served_by;      /* "" when the response named none */
     /* INC_EV_PROBE of a DNS target (the answers of that run) and
      * INC_EV_DNS (the new answers): values only (addresses, CNAME
-     * targets). has_answers 0: the event carries no answer set. */
+     * targets). has_answers 0: the event carries no answer set (an
+     * INC_EV_DNS without one is ignored: set it, even for an empty set). */
     int has_answers;
     const char *const *answers;
     size_t n_answers;
@@ -111,7 +112,7 @@ typedef void (*inc_sink_fn)(void *ctx, enum inc_change what,
 struct inc_engine;
 
 /* A new engine over @topo (borrowed; outlives the engine). NULL: out of
- * memory. */
+ * memory, or a service with more than 64 regions. */
 struct inc_engine *inc_engine_new(const struct topology *topo,
                                   inc_sink_fn sink, void *ctx);
 void inc_engine_free(struct inc_engine *e);
@@ -121,11 +122,14 @@ void inc_engine_free(struct inc_engine *e);
 struct inc_engine *inc_engine_clone(const struct inc_engine *e);
 
 /* Feeds one event; events must come in ascending (t_ms, agent_id, seq),
- * and timers due before ev->t_ms fire first. Events of targets and names
- * the topology does not know are ignored. 0, -EINVAL out of order (the
- * engine is unchanged), -ENOMEM. */
+ * and timers due at or before ev->t_ms fire first (a timer at X sorts
+ * before every event at X, also across inc_engine_advance). Events of
+ * targets and names the topology does not know are ignored. 0, -EINVAL
+ * out of order (the engine is unchanged), -ENOMEM (it may have lost an
+ * incident: free it and rebuild). */
 int inc_engine_feed(struct inc_engine *e, const struct inc_event *ev);
-/* Fires the timers due up to @now_ms (staleness, closes). */
+/* Fires the timers due up to @now_ms (staleness, closes); afterwards
+ * events before @now_ms are refused, events at it are still taken. */
 void inc_engine_advance(struct inc_engine *e, int64_t now_ms);
 /* The time of the last event fed or advanced to (INC_NONE: none). */
 int64_t inc_engine_horizon(const struct inc_engine *e);

@@ -10,6 +10,7 @@ PKGS=(
     zlib1g-dev libc-ares-dev libjson-c-dev
     libcmocka-dev sqlite3 jq curl       # tests
     dnsmasq-base openssl prometheus
+    nodejs npm                          # API replies vs docs/openapi.yaml
     clang libclang-rt-14-dev            # fuzzing (tests/fuzz/run.sh)
 )
 

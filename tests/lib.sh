@@ -177,14 +177,55 @@ json_ok() {
         fail "$2: reply is not JSON: $(head -c 300 "$1")"
 }
 
+# openapi_tools: fails the test, saying what to run, unless node and the
+# document checker's modules are there (scripts/test.sh installs them;
+# CI has them): a test never skips checking its replies.
+openapi_tools() {
+    command -v node > /dev/null ||
+        fail "node is not installed: run scripts/deps.sh"
+    [ -d "$SEXTANT_SRC/tests/openapi/node_modules/ajv" ] ||
+        fail "tests/openapi/node_modules is missing: run" \
+             "'npm ci --prefix tests/openapi' (scripts/test.sh does)"
+}
+
+# api_valid METHOD PATH STATUS FILE [CONTENT_TYPE]: fails unless FILE, the
+# body of the reply STATUS to METHOD PATH (the path as sent, query
+# included, escaped or not), is what docs/openapi.yaml says that reply is
+# (tests/openapi/check.mjs). Every test that calls the API calls this
+# after each request (api_code and api_get do).
+api_valid() {
+    local out
+    openapi_tools
+    out=$(node "$SEXTANT_SRC/tests/openapi/check.mjs" "$@" 2>&1) ||
+        fail "$out"
+}
+
+# api_fetch FILE PATH [CURL_ARGS...]: GETs $URL$PATH (PATH starts with
+# /; CURL_ARGS may change the method or add headers) into FILE, checks
+# the reply against docs/openapi.yaml whatever its status, and prints the
+# status.
+api_fetch() {
+    local file=$1 path=$2 code method=GET arg prev=
+    shift 2
+    for arg in "$@"; do
+        [ "$prev" = -X ] && method=$arg
+        prev=$arg
+    done
+    code=$(curl -sS -o "$file" -w '%{http_code}' "$@" "$URL$path") ||
+        fail "$method $path: curl failed"
+    api_valid "$method" "$path" "$code" "$file"
+    echo "$code"
+}
+
 # api_code PATH?QUERY: GETs $URL/PATH?QUERY (already escaped), prints the
 # HTTP status and leaves the body in $TMP/body; fails unless the body is
-# JSON, whatever the status.
+# JSON and the reply what docs/openapi.yaml says, whatever the status.
 api_code() {
     local code
     code=$(curl -sS -o "$TMP/body" -w '%{http_code}' "$URL/$1") ||
         fail "GET /$1: curl failed"
     json_ok "$TMP/body" "GET /$1"
+    api_valid GET "/$1" "$code" "$TMP/body"
     echo "$code"
 }
 

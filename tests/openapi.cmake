@@ -1,0 +1,4 @@
+# docs/openapi.yaml: the document lints, and names every route the
+# collector serves (each API test checks its replies against it through
+# tests/lib.sh's api_valid).
+add_script_test(openapi_lint openapi_lint.sh)
