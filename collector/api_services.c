@@ -50,6 +50,23 @@ static int api_parse_store(char *json, size_t len, struct json_object **out,
     return 0;
 }
 
+/* Runs store query @q and parses its reply: 0 and *out, or -errno with
+ * the reply in @r. */
+static int api_store_json(struct store *st,
+                          int (*q)(struct store *, char **, size_t *),
+                          struct json_object **out, struct reply *r)
+{
+    char *json = NULL;
+    size_t len = 0;
+    int rc = q(st, &json, &len);
+
+    if (rc < 0) {
+        api_answer(st, r, rc, NULL, 0);
+        return rc;
+    }
+    return api_parse_store(json, len, out, r);
+}
+
 /* A JSON reply of @o's text (200): 0, or a 500 in @r. */
 static void api_reply_json(struct json_object *o, unsigned status,
                            struct reply *r)
@@ -82,25 +99,11 @@ void api_status(struct store *st, const struct api_param *params,
                 size_t n_params, struct reply *r)
 {
     struct json_object *o = NULL, *targets = NULL, *svc = NULL, *v;
-    char *json = NULL;
-    size_t len;
-    int rc;
 
     if (api_no_params(params, n_params, r) < 0)
         return;
-    rc = store_targets_status(st, &json, &len);
-    if (rc < 0) {
-        api_answer(st, r, rc, NULL, 0);
-        return;
-    }
-    if (api_parse_store(json, len, &targets, r) < 0)
-        return;
-    rc = store_service_status(st, &json, &len);
-    if (rc < 0) {
-        api_answer(st, r, rc, NULL, 0);
-        goto out;
-    }
-    if (api_parse_store(json, len, &svc, r) < 0)
+    if (api_store_json(st, store_targets_status, &targets, r) < 0 ||
+        api_store_json(st, store_service_status, &svc, r) < 0)
         goto out;
     o = json_object_new_object();
     if (!o || !json_object_object_get_ex(svc, "services", &v)) {
@@ -222,20 +225,13 @@ void api_services(struct store *st, const struct topology *topo,
                   size_t n_params, int64_t now_ms, struct reply *r)
 {
     struct json_object *svc = NULL, *list, *s, *found = NULL, *n;
-    char *json = NULL;
-    size_t len;
     int rc;
 
     if (api_no_params(params, n_params, r) < 0)
         return;
     if (name && api_service_known(topo, "name", name, 404, r) < 0)
         return;
-    rc = store_service_status(st, &json, &len);
-    if (rc < 0) {
-        api_answer(st, r, rc, NULL, 0);
-        return;
-    }
-    if (api_parse_store(json, len, &svc, r) < 0)
+    if (api_store_json(st, store_service_status, &svc, r) < 0)
         return;
     if (!json_object_object_get_ex(svc, "services", &list) ||
         !json_object_is_type(list, json_type_array)) {

@@ -483,6 +483,36 @@ static int ex_take(struct jsonw *w, char **out, size_t *out_len)
     return 0;
 }
 
+/* The start of an export: parses @json, which must be an incident (or
+ * with @list, a list of them). 0 and *obj to render; 1 when @f is JSON,
+ * with the copy in *out (done); -errno. */
+static int ex_begin(const char *json, size_t len, enum export_format f,
+                    int list, struct json_object **obj, char **out,
+                    size_t *out_len)
+{
+    struct json_object *o = NULL, *incs;
+    int rc;
+
+    if (len > INT32_MAX)
+        return -EMSGSIZE;
+    rc = ex_parse(json, len, &o);
+    if (rc < 0)
+        return rc;
+    incs = ex_get(o, "incidents");
+    if (list ? !incs || !json_object_is_type(incs, json_type_array)
+             : !ex_get(o, "id") || !ex_str(o, "service") ||
+               !ex_get(o, "times"))
+        rc = -EINVAL;
+    else if (f == EXPORT_JSON)
+        rc = ex_copy(json, len, out, out_len) < 0 ? -ENOMEM : 1;
+    if (rc != 0) {
+        json_object_put(o);
+        return rc;
+    }
+    *obj = o;
+    return 0;
+}
+
 int export_incident(const char *json, size_t len, enum export_format f,
                     char **out, size_t *out_len)
 {
@@ -494,21 +524,10 @@ int export_incident(const char *json, size_t len, enum export_format f,
     struct jsonw w;
     int rc;
 
-    if (len > INT32_MAX)
-        return -EMSGSIZE;
-    rc = ex_parse(json, len, &inc);
-    if (rc < 0)
-        return rc;
+    rc = ex_begin(json, len, f, 0, &inc, out, out_len);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     jsonw_init(&w, EXPORT_MAX_BYTES);
-    if (!ex_get(inc, "id") || !ex_str(inc, "service") ||
-        !ex_get(inc, "times")) {
-        rc = -EINVAL;
-        goto out;
-    }
-    if (f == EXPORT_JSON) {
-        rc = ex_copy(json, len, out, out_len);
-        goto out;
-    }
     rc = ex_rows(inc, &rows, &n_rows);
     if (rc < 0)
         goto out;
@@ -544,21 +563,11 @@ int export_incident_list(const char *json, size_t len,
     struct jsonw w;
     int rc;
 
-    if (len > INT32_MAX)
-        return -EMSGSIZE;
-    rc = ex_parse(json, len, &list);
-    if (rc < 0)
-        return rc;
+    rc = ex_begin(json, len, f, 1, &list, out, out_len);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     jsonw_init(&w, EXPORT_MAX_BYTES);
     incs = ex_get(list, "incidents");
-    if (!incs || !json_object_is_type(incs, json_type_array)) {
-        rc = -EINVAL;
-        goto out;
-    }
-    if (f == EXPORT_JSON) {
-        rc = ex_copy(json, len, out, out_len);
-        goto out;
-    }
     for (size_t c = 0; c < EX_LIST_COLS; c++) {
         head[c] = tf == TABLE_MD ? export_summary[cols[c]].label
                                  : export_summary[cols[c]].field;
@@ -573,7 +582,6 @@ int export_incident_list(const char *json, size_t len,
         table_row(&w, tf, cells, EX_LIST_COLS);
     }
     rc = ex_take(&w, out, out_len);
-out:
     jsonw_free(&w);
     json_object_put(list);
     return rc;

@@ -69,13 +69,19 @@ enum { SS_CLUSTER, SS_REGION, SS_NODE, SS_TARGET, SS_AGENT, SS_TARGET_ID,
        SS_UNIX_MS, SS_HEALTH, SS_MS, SS_UTC };
 enum { SP_OK, SP_STATUS, SP_TOTAL_US, SP_ERROR, SP_MS, SP_UTC };
 
+/* "@key": the text of column @col of @s. */
+static void st_kv(struct jsonw *w, const char *key, sqlite3_stmt *s, int col)
+{
+    jsonw_key(w, key);
+    jsonw_str(w, (const char *)sqlite3_column_text(s, col));
+}
+
 static void st_time(struct jsonw *w, sqlite3_stmt *s, int ms, int utc)
 {
     jsonw_obj_begin(w);
     jsonw_key(w, "ms");
     jsonw_int(w, sqlite3_column_int64(s, ms));
-    jsonw_key(w, "utc");
-    jsonw_str(w, (const char *)sqlite3_column_text(s, utc));
+    st_kv(w, "utc", s, utc);
     jsonw_obj_end(w);
 }
 
@@ -168,10 +174,8 @@ static void st_group_begin(struct jsonw *w, struct st_group *g,
                            sqlite3_stmt *s)
 {
     jsonw_obj_begin(w);
-    jsonw_key(w, "cluster");
-    jsonw_str(w, (const char *)sqlite3_column_text(s, SS_CLUSTER));
-    jsonw_key(w, "target");
-    jsonw_str(w, (const char *)sqlite3_column_text(s, SS_TARGET));
+    st_kv(w, "cluster", s, SS_CLUSTER);
+    st_kv(w, "target", s, SS_TARGET);
     jsonw_key(w, "agents");
     jsonw_arr_begin(w);
     g->open = 1;
@@ -226,10 +230,8 @@ static void st_group_agent(struct jsonw *w, struct st_group *g,
         snprintf(g->since_utc, sizeof(g->since_utc), "%s", utc);
     }
     jsonw_obj_begin(w);
-    jsonw_key(w, "region");
-    jsonw_str(w, (const char *)sqlite3_column_text(s, SS_REGION));
-    jsonw_key(w, "node");
-    jsonw_str(w, (const char *)sqlite3_column_text(s, SS_NODE));
+    st_kv(w, "region", s, SS_REGION);
+    st_kv(w, "node", s, SS_NODE);
     jsonw_key(w, "health");
     jsonw_str(w, health);
     jsonw_key(w, "since");

@@ -11,6 +11,7 @@
 # exports; /metrics' service gauges (promtool); the read-only `incidents`
 # command; and, with no api_tokens at all, annotations refused (403).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
 . "$(dirname "$0")/fixtures/store-v5/zoo.sh"
 
 READ=read-token-0123456789
@@ -90,16 +91,9 @@ jq -e '.detail | contains("close: \"checkout\"")' "$TMP/body" > /dev/null ||
 
 # --- an incident: a real agent's manual failover event ---
 start_target
-cat > "$TMP/agent.yaml" <<YAML
-cluster: test
-region: eu-west-1
-node: operator
-collector: {url: "$URL", token: $TOKEN}
-spool: {path: $TMP/agent.spool}
-targets:
-  - name: checkout-us
-    url: http://127.0.0.1:$TARGET_PORT/
-YAML
+{ agent_yaml_head "$TMP/agent.spool" | sed 's/^region: .*/region: eu-west-1/'
+  printf 'targets:\n  - name: checkout-us\n    url: http://127.0.0.1:%s/\n' \
+      "$TARGET_PORT"; } > "$TMP/agent.yaml"
 "$AGENT" event --config "$TMP/agent.yaml" --kind manual --from eu-west-1 \
     --to us-east-1 --text "planned move" > "$TMP/event.out" 2>&1 ||
     fail "agent event: $(cat "$TMP/event.out")"
