@@ -128,6 +128,17 @@ static int ex_int(struct json_object *o, const char *key, int64_t *out)
     return 1;
 }
 
+/* The index in export_summary of @field (one of its names). */
+static size_t ex_field(const char *field)
+{
+    size_t i = 0;
+
+    while (i < EXPORT_N_SUMMARY - 1 &&
+           strcmp(export_summary[i].field, field) != 0)
+        i++;
+    return i;
+}
+
 /* One summary value into @buf ("" when null or missing). */
 static void ex_summary_value(struct json_object *inc, size_t i, char *buf,
                              size_t size)
@@ -552,9 +563,12 @@ int export_incident_list(const char *json, size_t len,
                          enum export_format f, char **out,
                          size_t *out_len)
 {
-    /* The summary fields a list row shows, by index in export_summary. */
-    static const size_t cols[] = { 0, 1, 2, 4, 6, 7, 8, 12, 13, 14, 15, 16,
-                                   18 };
+    /* The summary fields a list row shows. */
+    static const char *const cols[] = {
+        "id", "service", "region", "to_region", "open", "first_failure",
+        "detected", "restored", "closed", "time_to_detect",
+        "time_to_failover", "rto", "rpo",
+    };
 #define EX_LIST_COLS (sizeof(cols) / sizeof(cols[0]))
     enum table_format tf = f == EXPORT_CSV ? TABLE_CSV : TABLE_MD;
     const char *head[EX_LIST_COLS], *cells[EX_LIST_COLS];
@@ -569,8 +583,8 @@ int export_incident_list(const char *json, size_t len,
     jsonw_init(&w, EXPORT_MAX_BYTES);
     incs = ex_get(list, "incidents");
     for (size_t c = 0; c < EX_LIST_COLS; c++) {
-        head[c] = tf == TABLE_MD ? export_summary[cols[c]].label
-                                 : export_summary[cols[c]].field;
+        head[c] = tf == TABLE_MD ? export_summary[ex_field(cols[c])].label
+                                 : cols[c];
         cells[c] = values[c];
     }
     table_header(&w, tf, head, EX_LIST_COLS);
@@ -578,7 +592,8 @@ int export_incident_list(const char *json, size_t len,
         struct json_object *inc = json_object_array_get_idx(incs, i);
 
         for (size_t c = 0; c < EX_LIST_COLS; c++)
-            ex_summary_value(inc, cols[c], values[c], sizeof(values[c]));
+            ex_summary_value(inc, ex_field(cols[c]), values[c],
+                             sizeof(values[c]));
         table_row(&w, tf, cells, EX_LIST_COLS);
     }
     rc = ex_take(&w, out, out_len);
@@ -586,4 +601,51 @@ int export_incident_list(const char *json, size_t len,
     json_object_put(list);
     return rc;
 #undef EX_LIST_COLS
+}
+
+/* Appends ", @label @value" to @w when summary @field has a value. */
+static void ex_line_field(struct jsonw *w, struct json_object *inc,
+                          const char *field, const char *label)
+{
+    char value[64];
+
+    ex_summary_value(inc, ex_field(field), value, sizeof(value));
+    if (!value[0])
+        return;
+    jsonw_raw(w, ", ", 2);
+    jsonw_raw(w, label, strlen(label));
+    jsonw_raw(w, " ", 1);
+    jsonw_raw(w, value, strlen(value));
+}
+
+int export_incident_line(const char *json, size_t len, const char *change,
+                         char **out)
+{
+    struct json_object *inc = NULL;
+    char head[512], value[64];
+    struct jsonw w;
+    size_t n;
+    int64_t id = 0;
+    int rc;
+
+    rc = ex_begin(json, len, EXPORT_MD, 0, &inc, NULL, NULL);
+    if (rc < 0)
+        return rc;
+    ex_int(inc, "id", &id);
+    ex_summary_value(inc, ex_field("first_failure"), value, sizeof(value));
+    snprintf(head, sizeof(head), "Sextant: %.100s incident %" PRId64
+             " %.20s: region %.100s %s%s", ex_str(inc, "service"), id,
+             change, ex_str(inc, "region") ? ex_str(inc, "region") : "?",
+             value[0] ? "failed at " : "", value);
+    jsonw_init(&w, sizeof(head) + 512);
+    jsonw_raw(&w, head, strlen(head));
+    if (ex_str(inc, "to_region")) {
+        jsonw_raw(&w, ", traffic to ", 13);
+        ex_text(&w, ex_str(inc, "to_region"));
+    }
+    ex_line_field(&w, inc, "time_to_detect", "detected in");
+    ex_line_field(&w, inc, "rto", "RTO");
+    ex_line_field(&w, inc, "rpo", "RPO");
+    json_object_put(inc);
+    return ex_take(&w, out, &n);
 }
