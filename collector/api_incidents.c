@@ -274,15 +274,19 @@ static int api_note_field(const struct topology *topo, const char *key,
         }
         note->text = json_object_get_string(v);
     } else if (strcmp(key, "time") == 0) {
-        if (!(t == json_type_string &&
-              api_parse_time(json_object_get_string(v), &note->time_ms) ==
-                  0) &&
-            !(t == json_type_int && json_object_get_int64(v) >= 0 &&
-              (note->time_ms = json_object_get_int64(v), 1))) {
+        int64_t ms = -1;
+
+        if (t == json_type_string &&
+            api_parse_time(json_object_get_string(v), &ms) < 0)
+            ms = -1;
+        else if (t == json_type_int)
+            ms = json_object_get_int64(v);
+        if (ms < 0) {
             api_bad_param(r, key, "expected Unix milliseconds or RFC 3339 "
-                          "UTC such as 2026-11-25T17:00:00Z");
+                          "such as 2026-11-25T17:00:00Z");
             return -EINVAL;
         }
+        note->time_ms = ms;
     } else if (strcmp(key, "service") == 0) {
         if (t == json_type_null)
             return 0;
