@@ -1,5 +1,6 @@
 /* config.c -- parse and check collector.yaml. Knows the schema; the YAML
- * mechanics and error lines are common/yconf.c's. */
+ * mechanics and error lines are common/yconf.c's, the `services:` and
+ * `incidents:` keys config_topo.c's. */
 #include "config.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_priv.h"
 #include "util.h"
 #include "wire.h"
 #include "yconf.h"
@@ -20,7 +22,7 @@
 
 static const char *const config_top_keys[] = {
     "listen", "db", "log_level", "clusters", "api_tokens", "limits",
-    "retention", "tls", NULL
+    "retention", "tls", "services", "incidents", NULL
 };
 static const char *const config_tls_keys[] = {
     "cert_file", "key_file", "client_ca_file", NULL
@@ -29,7 +31,7 @@ static const char *const config_cluster_keys[] = {
     "name", "token", "token_file", NULL
 };
 static const char *const config_api_token_keys[] = {
-    "token", "token_file", NULL
+    "token", "token_file", "scope", NULL
 };
 static const char *const config_limit_keys[] = {
     "max_body", "max_inflated", "connections", "connections_per_ip",
@@ -107,6 +109,7 @@ void collector_config_free(struct collector_config *cfg)
     free(cfg->tls.client_ca_pem);
     free(cfg->listen);
     free(cfg->db_path);
+    topo_free(&cfg->topo);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -207,8 +210,27 @@ static int config_cluster(struct yconf *yc, const struct yconf_item *it,
     return 0;
 }
 
-/* One item of api_tokens: {token | token_file}. A read token that is also
- * a cluster's ingest token would grant both: refused. */
+/* scope: read (the default) or annotate. */
+static int config_scope(struct yconf *yc, yaml_node_t *m, const char *ctx,
+                        enum collector_scope *out)
+{
+    char *s = NULL;
+    int rc = yconf_str(yc, m, ctx, "scope", 0, &s);
+
+    *out = COLLECTOR_SCOPE_READ;
+    if (rc)
+        return rc < 0 ? rc : 0;
+    if (strcmp(s, "annotate") == 0)
+        *out = COLLECTOR_SCOPE_ANNOTATE;
+    else if (strcmp(s, "read") != 0)
+        rc = yconf_fail(yc, yconf_find(yc, m, "scope"), ctx, "scope",
+                        "expected read or annotate, got \"%s\"", s);
+    free(s);
+    return rc;
+}
+
+/* One item of api_tokens: {token | token_file, scope}. A read token that
+ * is also a cluster's ingest token would grant both: refused. */
 static int config_api_token(struct yconf *yc, const struct yconf_item *it,
                             void *arg)
 {
@@ -226,6 +248,8 @@ static int config_api_token(struct yconf *yc, const struct yconf_item *it,
     rc = yconf_check_keys(yc, m, it->ctx, config_api_token_keys);
     if (rc == 0)
         rc = config_token(yc, m, it->ctx, &a->token, a->token_sha256);
+    if (rc == 0)
+        rc = config_scope(yc, m, it->ctx, &a->scope);
     if (rc)
         return rc;
     for (size_t j = 0; j < it->i; j++)
@@ -549,6 +573,8 @@ int collector_config_load(const char *path, struct collector_config *out,
                         config_api_token, &cfg);
     if (rc >= 0)
         rc = config_tls(&yc, root, &cfg);
+    if (rc >= 0)
+        rc = config_topology(&yc, root, &cfg.topo);
     if (rc == -ENOMEM)
         yconf_fail(&yc, root, "", NULL, "out of memory");
 out:
@@ -591,16 +617,28 @@ collector_config_cluster_by_token(const struct collector_config *cfg,
     return hit;
 }
 
+enum collector_scope
+collector_config_api_token_scope(const struct collector_config *cfg,
+                                 const char *token)
+{
+    unsigned char d[COLLECTOR_TOKEN_DIGEST];
+    int scope = COLLECTOR_SCOPE_NONE;
+
+    if (config_token_digest(token, d) < 0)
+        return COLLECTOR_SCOPE_NONE;
+    /* Every token compared, as for clusters, and the hit's scope taken
+     * by a mask, not a branch: timing tells nothing of which matched. */
+    for (size_t i = 0; i < cfg->n_api_tokens; i++) {
+        int mask = -config_digest_eq(cfg->api_tokens[i].token_sha256, d);
+
+        scope = (scope & ~mask) | ((int)cfg->api_tokens[i].scope & mask);
+    }
+    return (enum collector_scope)scope;
+}
+
 int collector_config_api_token_ok(const struct collector_config *cfg,
                                   const char *token)
 {
-    unsigned char d[COLLECTOR_TOKEN_DIGEST];
-    int ok = 0;
-
-    if (config_token_digest(token, d) < 0)
-        return 0;
-    /* Every token compared, as for clusters: timing tells nothing. */
-    for (size_t i = 0; i < cfg->n_api_tokens; i++)
-        ok |= config_digest_eq(cfg->api_tokens[i].token_sha256, d);
-    return ok;
+    return collector_config_api_token_scope(cfg, token) !=
+           COLLECTOR_SCOPE_NONE;
 }

@@ -86,5 +86,41 @@ struct topology {
 /* Names for messages and JSON: "active-passive", "primary", ... */
 const char *topo_pattern_name(enum topo_pattern p);
 const char *topo_role_name(enum topo_role r);
+/* The reverse, as the config writes them: 0 and *out, or -EINVAL. */
+int topo_pattern_parse(const char *s, enum topo_pattern *out);
+int topo_role_parse(const char *s, enum topo_role *out);
+
+/* Lookups. Every one borrows its arguments and returns a pointer into
+ * @t / @svc (NULL: not found); names compare exactly, targets too. */
+const struct topo_service *topo_service_by_name(const struct topology *t,
+                                                const char *name);
+const struct topo_region *topo_region_by_name(const struct topo_service *svc,
+                                              const char *name);
+/* The region whose `targets` list @target (a target is in at most one
+ * region of a service: the config refuses more). */
+const struct topo_region *
+topo_region_of_target(const struct topo_service *svc, const char *target);
+/* The region one of whose `answers` is @answer (see topo_answer_eq). */
+const struct topo_region *
+topo_region_of_answer(const struct topo_service *svc, const char *answer);
+/* The region that all of @answers map to; NULL when none maps, or when
+ * they map to more than one region (a split answer) or some map to none
+ * (*split, if not NULL, is then 1; else 0). */
+const struct topo_region *
+topo_region_of_answers(const struct topo_service *svc,
+                       const char *const *answers, size_t n, int *split);
+/* 1 if @target is one of svc->global_targets. */
+int topo_is_global_target(const struct topo_service *svc, const char *target);
+/* The active-passive primary (the one region with TOPO_ROLE_PRIMARY);
+ * NULL for the other patterns. */
+const struct topo_region *topo_primary(const struct topo_service *svc);
+/* 1 if two DNS answers are the same: IP addresses of one family by value
+ * ("::1" equals "0:0::1"), names case-insensitively with a trailing dot
+ * ignored ("App.Example." equals "app.example"). */
+int topo_answer_eq(const char *a, const char *b);
+
+/* Frees everything @t holds and zeroes it (options back to zero, not to
+ * the defaults). NULL is a no-op. */
+void topo_free(struct topology *t);
 
 #endif

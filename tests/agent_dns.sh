@@ -65,7 +65,7 @@ YAML
 AGENT_PID=$!
 PIDS+=($AGENT_PID)
 
-tl() { curl -sf "$URL/api/v1/timeline?from=0&limit=10000" > "$TMP/tl.json"; }
+tl() { api_get "api/v1/timeline?from=0&limit=10000" > "$TMP/tl.json"; }
 # count FILTER: events of the timeline that FILTER selects.
 count() { jq "[.events[] | select($1)] | length" "$TMP/tl.json"; }
 # wait_count FILTER MIN: until at least MIN such events arrived.

@@ -26,7 +26,7 @@ AGENT_PID=$!
 PIDS+=($AGENT_PID)
 
 states() {
-    curl -sf "$URL/api/v1/timeline?from=0&limit=10000" | jq -r \
+    api_get "api/v1/timeline?from=0&limit=10000" | jq -r \
         '[.events[] | select(.kind == "state")
           | "\(.fields.from)>\(.fields.to)"] | join(" ")'
 }
@@ -46,7 +46,7 @@ wait_states "unknown>healthy healthy>unhealthy unhealthy>healthy"
 kill -TERM $AGENT_PID
 wait $AGENT_PID || fail "agent exit status $?"
 
-curl -sf "$URL/api/v1/timeline?from=0&limit=10000" > "$TMP/tl.json"
+api_get "api/v1/timeline?from=0&limit=10000" > "$TMP/tl.json"
 # The results just before each change are exactly the threshold's worth.
 before() {     # before N: probe results (1/0) before the Nth state event
     jq -r --argjson n "$1" '

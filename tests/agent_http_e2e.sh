@@ -63,7 +63,7 @@ YAML
 "$AGENT" --config "$TMP/agent.yaml" --once 2> "$TMP/agent.log" \
     || fail "agent --once exited $?"
 
-curl -sf "$URL/api/v1/timeline?from=0&limit=10000" > "$TMP/tl.json" \
+api_get "api/v1/timeline?from=0&limit=10000" > "$TMP/tl.json" \
     || fail "timeline API"
 probe() {
     jq -c --arg t "$1" \

@@ -24,7 +24,7 @@ YAML
 }
 
 # tl: the whole timeline (one page: up to 10000 events).
-tl() { curl -sf "$URL/api/v1/timeline?from=0&limit=10000"; }
+tl() { api_get "api/v1/timeline?from=0&limit=10000"; }
 
 # wait_jq EXPR: until the timeline satisfies the jq expression (60 s).
 wait_jq() {

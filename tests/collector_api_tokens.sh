@@ -4,6 +4,7 @@
 # tokens both work, ingest tokens do not read and read tokens do not
 # ingest, probes and /metrics need none, and no token reaches the log
 # (at debug level). Without api_tokens the API is open, with a warning.
+# Every reply is checked against docs/openapi.yaml.
 . "$(dirname "$0")/lib.sh"
 
 READ=read-token-0123456789
@@ -28,6 +29,7 @@ expect() {
     status=$(curl "${args[@]}" "$URL$path") || fail "curl $path"
     assert_eq "$status" "$want" "GET $path with '${token:0:4}...'"
     case "$path" in /api/*) json_ok "$TMP/body" "GET $path" ;; esac
+    api_valid GET "$path" "$status" "$TMP/body" "$(reply_type "$TMP/headers")"
     if [ "$want" != 200 ]; then
         jq -e 'has("error") and has("detail")' "$TMP/body" > /dev/null \
             || fail "not a JSON error for $path: $(cat "$TMP/body")"

@@ -36,7 +36,7 @@ ingest() {
 # expect_corrupt REASON WHAT: every answer of the corrupt state.
 expect_corrupt() {
     local out
-    curl -s -o "$TMP/r.json" -w '%{http_code}' "$URL/readyz" > "$TMP/code"
+    api_fetch "$TMP/r.json" /readyz > "$TMP/code"
     assert_eq "$(cat "$TMP/code")" 503 "$2: /readyz"
     jq -e --arg r "$1" '.detail | contains("database file damaged") and
         contains($r) and contains("restore it from a backup")' \
@@ -56,8 +56,8 @@ expect_corrupt() {
         "$URL/v1/ingest"
     grep -q '^HTTP/1.1 500' "$TMP/h" || fail "$2: curl ingest: $(head -n1 "$TMP/h")"
     ! grep -qi '^Retry-After' "$TMP/h" || fail "$2: ingest has Retry-After"
-    assert_eq "$(curl -s -o "$TMP/q.json" -w '%{http_code}' \
-        "$URL/api/v1/timeline?from=$T0&to=$((T0 + 86400000))")" 500 \
+    assert_eq "$(api_fetch "$TMP/q.json" \
+        "/api/v1/timeline?from=$T0&to=$((T0 + 86400000))")" 500 \
         "$2: timeline status"
     jq -e '.error == "database corrupt"' "$TMP/q.json" > /dev/null ||
         fail "$2: timeline says $(cat "$TMP/q.json")"
@@ -90,8 +90,8 @@ start_collector "$TMP/c.db"
 assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "$URL/readyz")" 200 \
     "run time: ready before the damage"
 damage "$TMP/c.db"
-assert_eq "$(curl -s -o "$TMP/q.json" -w '%{http_code}' \
-    "$URL/api/v1/timeline?from=$T0&to=$((T0 + 86400000))")" 500 \
+assert_eq "$(api_fetch "$TMP/q.json" \
+    "/api/v1/timeline?from=$T0&to=$((T0 + 86400000))")" 500 \
     "run time: the query that hits the damage"
 expect_corrupt "database disk image is malformed" "damage hit by a query"
 stop_collector

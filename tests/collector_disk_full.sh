@@ -46,7 +46,7 @@ for i in $(seq 1 200); do
     SEQ=$((SEQ + 50))
 done
 assert_eq "${out%% *}" 503 "ingest on a full disk"
-curl -s -o "$TMP/r.json" -w '%{http_code}' "$URL/readyz" > "$TMP/code"
+api_fetch "$TMP/r.json" /readyz > "$TMP/code"
 assert_eq "$(cat "$TMP/code")" 503 "/readyz while commits fail"
 jq -e '.detail | startswith("commits failing: ") and contains("full")' \
     "$TMP/r.json" > /dev/null || fail "/readyz says $(cat "$TMP/r.json")"

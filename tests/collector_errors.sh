@@ -25,6 +25,8 @@ expect() {
     assert_eq "$status" "$want" "status for $*"
     echo "$body" | jq -e 'has("error") and has("detail")' > /dev/null \
         || fail "not a JSON error for $*: $body"
+    printf '%s' "$body" > "$TMP/ingest_body"
+    api_valid POST /v1/ingest "$status" "$TMP/ingest_body"
     assert_eq "$(db_digest "$DB")" "$before" "database after $*"
     LAST_DETAIL=$(echo "$body" | jq -r .detail)
     echo "ok $want $*"
@@ -117,6 +119,7 @@ http_expect() {
     status=$(curl -s -o "$TMP/body" -w '%{http_code}' "$@")
     assert_eq "$status" "$want" "status for $*"
     json_ok "$TMP/body" "$*"
+    api_check_curl "$status" "$TMP/body" "$@"
     jq -e 'has("error") and has("detail")' "$TMP/body" > /dev/null \
         || fail "not a JSON error for $*: $(cat "$TMP/body")"
     assert_eq "$(db_digest "$DB")" "$before" "database after $*"
@@ -204,7 +207,8 @@ assert_eq "$(offsets)" "$o" "clock offset after more absurd sends"
 echo "ok absurd send times: stored, and ignored for the clock ($o)"
 
 # Security headers ride on every response.
-curl -s -D "$TMP/h" -o /dev/null "$URL/healthz"
+api_fetch "$TMP/healthz" /healthz > /dev/null
+mv "$TMP/healthz.headers" "$TMP/h"
 grep -qi '^X-Content-Type-Options: nosniff' "$TMP/h" || fail "no nosniff"
 grep -qi "^Content-Security-Policy: .*frame-ancestors 'none'" "$TMP/h" \
     || fail "no CSP"

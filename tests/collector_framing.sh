@@ -2,7 +2,8 @@
 # differently (request smuggling): a Transfer-Encoding header, also with a
 # blank before its colon, or more than one Content-Length is refused before
 # the body is read, on every route (400; 411 for Transfer-Encoding alone),
-# with a JSON error, and the database does not change. The requests are
+# with a JSON error (as docs/openapi.yaml says), and the database does
+# not change. The requests are
 # raw bytes over a socket: curl will not send them.
 . "$(dirname "$0")/lib.sh"
 
@@ -48,6 +49,8 @@ refused() {
     assert_eq "$STATUS" "$want" "status for $*"
     echo "$BODY" | jq -e 'has("error") and has("detail")' > /dev/null \
         || fail "not a JSON error for $*: $BODY"
+    printf '%s' "$BODY" > "$TMP/reply"
+    api_valid "$1" "$2" "$STATUS" "$TMP/reply"
     assert_eq "$(db_digest "$DB")" "$before" "database after $*"
     echo "ok $want $* ($(echo "$BODY" | jq -r .detail))"
 }

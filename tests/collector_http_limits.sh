@@ -26,12 +26,18 @@ raw() {
     BODY=$(sed '1,/^\r$/d' "$TMP/resp")
 }
 
-# ours STATUS FILE WHAT: our JSON error with our headers.
+# ours STATUS FILE WHAT: our JSON error with our headers, as
+# docs/openapi.yaml says.
 ours() {
+    local line
     raw "$2"
     assert_eq "$STATUS" "$1" "$3"
     echo "$BODY" | jq -e 'has("error") and has("detail")' > /dev/null \
         || fail "$3: not a JSON error: $BODY"
+    line=$(head -n1 "$2")
+    printf '%s' "$BODY" > "$TMP/reply"
+    api_valid "${line%% *}" "$(echo "$line" | cut -d' ' -f2)" "$STATUS" \
+        "$TMP/reply"
     case "$HEAD" in
     *"x-content-type-options: nosniff"*) ;;
     *) fail "$3: no security headers: $HEAD" ;;
@@ -118,6 +124,7 @@ https() {
         -w '%{http_code}' "$HTTPS$1" || true
 }
 assert_eq "$(https "/api/v1/timeline?$many")" 414 "HTTPS: ~21 KB URL"
+api_valid GET "/api/v1/timeline?$many" 414 "$TMP/resp"
 jq -e '.error == "uri too long"' "$TMP/resp" > /dev/null \
     || fail "HTTPS: not our JSON: $(cat "$TMP/resp")"
 assert_eq "$(https /healthz)" 200 "HTTPS: /healthz afterwards"

@@ -20,10 +20,10 @@ limits:
 YAML
 start_collector "$DB"
 
-# get PATH: sets STATUS, body in $TMP/body.
+# get PATH: sets STATUS, body in $TMP/body, checked against
+# docs/openapi.yaml.
 get() {
-    STATUS=$(curl -sS --max-time 30 -o "$TMP/body" -w '%{http_code}' \
-             "$URL$1") || fail "curl $1 failed"
+    STATUS=$(api_fetch "$TMP/body" "$1" --max-time 30) || exit 1
 }
 
 # value FILE SERIES: a sample's value in a scrape, 0 when absent.

@@ -10,7 +10,8 @@ make_v1_db "$DB"
 hold_write_lock "$DB"
 
 NO_WAIT_READY=1 start_collector "$DB"
-code=$(curl -sS -D "$TMP/h" -o "$TMP/body" -w '%{http_code}' "$URL/readyz")
+code=$(api_fetch "$TMP/body" /readyz)
+cp "$TMP/body.headers" "$TMP/h"
 assert_eq "$code" 503 "/readyz while migrating"
 grep -qi '^Retry-After: [0-9]' "$TMP/h" || fail "/readyz without Retry-After"
 jq -e '.detail | test("migrat")' "$TMP/body" > /dev/null \

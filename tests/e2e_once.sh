@@ -40,7 +40,7 @@ write_agent_config "$URL"
 assert_eq "$(sqlite3 "$SPOOL" 'SELECT count(*) FROM events')" 0 \
     "spool empty after the ack"
 
-tl() { curl -sf "$URL/api/v1/timeline?from=0&limit=10000"; }
+tl() { api_get "api/v1/timeline?from=0&limit=10000"; }
 tl > "$TMP/tl.json"
 probes() { jq -c '[.events[] | select(.kind == "probe")]' "$TMP/tl.json"; }
 assert_eq "$(probes | jq -r '[.[].target] | sort | join(",")')" \

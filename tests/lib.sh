@@ -11,11 +11,16 @@ PIDS=()
 TOKEN=test-token-0123456789
 OTHER_TOKEN=other-token-0123456789
 
+# Stops every process the test started, checks the replies api_valid
+# queued, and removes $TMP; a reply that does not match docs/openapi.yaml
+# fails the test here, whatever its status was.
 cleanup() {
-    local p
+    local p ok=1
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    [ ! -s "$TMP/openapi/list" ] || openapi_flush || ok=0
     rm -rf "$TMP"
+    [ "$ok" = 1 ] || exit 1
 }
 trap cleanup EXIT
 
@@ -188,32 +193,73 @@ openapi_tools() {
              "'npm ci --prefix tests/openapi' (scripts/test.sh does)"
 }
 
-# api_valid METHOD PATH STATUS FILE [CONTENT_TYPE]: fails unless FILE, the
-# body of the reply STATUS to METHOD PATH (the path as sent, query
-# included, escaped or not), is what docs/openapi.yaml says that reply is
+# api_valid METHOD PATH STATUS FILE [CONTENT_TYPE]: FILE, the body of the
+# reply STATUS to METHOD PATH (the path as sent, query included, escaped
+# or not), must be what docs/openapi.yaml says that reply is
 # (tests/openapi/check.mjs). Every test that calls the API calls this
-# after each request (api_code and api_get do).
+# after each request (api_code, api_get and api_fetch do). The reply is
+# queued (a copy of the body, once per distinct body) and checked when
+# the test ends, by one node process: one per request would cost the
+# tests minutes. openapi_flush checks the queue at once.
 api_valid() {
-    local out
+    local q=$TMP/openapi sum
     openapi_tools
-    out=$(node "$SEXTANT_SRC/tests/openapi/check.mjs" "$@" 2>&1) ||
-        fail "$out"
+    mkdir -p "$q"
+    sum=$(sha256sum < "$4" | cut -c1-64)
+    [ -e "$q/$sum" ] || cp "$4" "$q/$sum"
+    jq -cn --arg method "$1" --arg path "$2" --arg status "$3" \
+        --arg file "$q/$sum" --arg type "${5:-}" \
+        '{$method, $path, $status, $file, $type}' >> "$q/list"
 }
 
-# api_fetch FILE PATH [CURL_ARGS...]: GETs $URL$PATH (PATH starts with
-# /; CURL_ARGS may change the method or add headers) into FILE, checks
-# the reply against docs/openapi.yaml whatever its status, and prints the
-# status.
-api_fetch() {
-    local file=$1 path=$2 code method=GET arg prev=
+# openapi_flush: checks the replies queued so far; fails the test, naming
+# each that does not match the document.
+openapi_flush() {
+    [ -s "$TMP/openapi/list" ] || return 0
+    node "$SEXTANT_SRC/tests/openapi/check.mjs" --queue "$TMP/openapi/list" \
+        > "$TMP/openapi/out" 2>&1 || {
+        echo "FAIL: replies that do not match docs/openapi.yaml:" >&2
+        cat "$TMP/openapi/out" >&2
+        return 1
+    }
+    : > "$TMP/openapi/list"
+}
+
+# reply_type HEADERS: the Content-Type (without parameters) of the last
+# reply in HEADERS, a header dump (curl -D).
+reply_type() {
+    tr -d '\r' < "$1" |
+        sed -n 's/^[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Tt][Yy][Pp][Ee]: *//p' |
+        tail -n 1 | cut -d';' -f1
+}
+
+# api_check_curl STATUS FILE CURL_ARGS...: api_valid for the reply STATUS
+# that curl, run with CURL_ARGS (the method from -X, default GET; the URL
+# the one under $URL), wrote into FILE (its header dump, if any, in
+# FILE.headers gives the Content-Type).
+api_check_curl() {
+    local status=$1 file=$2 method=GET path= arg prev= type=
     shift 2
     for arg in "$@"; do
         [ "$prev" = -X ] && method=$arg
+        case $arg in "$URL"/*) path=${arg#"$URL"} ;; esac
         prev=$arg
     done
-    code=$(curl -sS -o "$file" -w '%{http_code}' "$@" "$URL$path") ||
-        fail "$method $path: curl failed"
-    api_valid "$method" "$path" "$code" "$file"
+    [ -n "$path" ] || fail "api_check_curl: no URL under $URL in: $*"
+    [ -e "$file.headers" ] && type=$(reply_type "$file.headers")
+    api_valid "$method" "$path" "$status" "$file" $type
+}
+
+# api_fetch FILE PATH [CURL_ARGS...]: requests $URL$PATH (PATH starts
+# with /; CURL_ARGS may set the method with -X, add headers or a body)
+# into FILE (its headers into FILE.headers), checks the reply against
+# docs/openapi.yaml whatever its status, and prints the status.
+api_fetch() {
+    local file=$1 path=$2 code
+    shift 2
+    code=$(curl -sS -o "$file" -D "$file.headers" -w '%{http_code}' \
+           "$@" "$URL$path") || fail "$path: curl failed"
+    api_check_curl "$code" "$file" "$@" "$URL$path"
     echo "$code"
 }
 

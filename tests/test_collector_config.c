@@ -1,11 +1,14 @@
 /* test_collector_config.c -- collector.yaml parsing: every error path gives
- * one line naming file, line and key; a valid file gives the values. */
+ * one line naming file, line and key; a valid file gives the values (also
+ * the services of each pattern, read back field by field, and every
+ * collector config in examples/). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +36,10 @@ static void expect_error(const char *yaml, const char *want)
     char err[600], full[700];
 
     write_file(cfg_path, yaml);
-    assert_true(collector_config_load(cfg_path, &cfg, err, sizeof(err)) < 0);
+    if (collector_config_load(cfg_path, &cfg, err, sizeof(err)) == 0) {
+        collector_config_free(&cfg);
+        fail_msg("loaded, but want \"%s\"", want);
+    }
     snprintf(full, sizeof(full), "%s:%s", cfg_path, want);
     if (strcmp(err, full) != 0)
         fail_msg("got  \"%s\"\nwant \"%s\"", err, full);
@@ -381,6 +387,464 @@ static void test_tls_files_are_checked_when_loading(void **state)
                  "6: tls.cipher: unknown key");
 }
 
+/* Lines 1-6 of every services test; the service starts at line 7. */
+#define SVC_HEAD "listen: 127.0.0.1:1\ndb: x\n" OK_CLUSTERS "services:\n"
+/* An active-passive service, lines 7-19. */
+#define SVC_AP \
+    "  - name: shop\n" \
+    "    global_name: shop.global.test\n" \
+    "    pattern: active-passive\n" \
+    "    regions:\n" \
+    "      - name: eu-west-1\n" \
+    "        role: primary\n" \
+    "        targets: [shop-eu]\n" \
+    "        answers: [127.0.1.1]\n" \
+    "      - name: us-east-1\n" \
+    "        role: standby\n" \
+    "        targets: [shop-us]\n" \
+    "        answers: [127.0.2.1]\n" \
+    "    global_targets: [shop-global]\n"
+
+/* Loads @yaml, which must be valid, into @cfg. */
+static void load_ok(const char *yaml, struct collector_config *cfg)
+{
+    char err[600];
+
+    write_file(cfg_path, yaml);
+    if (collector_config_load(cfg_path, cfg, err, sizeof(err)) != 0)
+        fail_msg("load failed: %s", err);
+}
+
+/* Asserts region @r: its name, role, targets and answers (NULL-ended). */
+static void expect_region(const struct topo_region *r, const char *name,
+                          enum topo_role role, const char *const *targets,
+                          const char *const *answers)
+{
+    size_t n;
+
+    assert_string_equal(r->name, name);
+    assert_int_equal(r->role, role);
+    for (n = 0; targets[n]; n++)
+        assert_string_equal(r->targets[n], targets[n]);
+    assert_int_equal(r->n_targets, n);
+    for (n = 0; answers[n]; n++)
+        assert_string_equal(r->answers[n], answers[n]);
+    assert_int_equal(r->n_answers, n);
+}
+
+/* Asserts @cfg has one service, @name, of @pattern with @n regions. */
+static const struct topo_service *
+only_service(const struct collector_config *cfg, const char *name,
+             enum topo_pattern pattern, size_t n)
+{
+    const struct topo_service *s;
+
+    assert_int_equal(cfg->topo.n_services, 1);
+    s = &cfg->topo.services[0];
+    assert_string_equal(s->name, name);
+    assert_int_equal(s->pattern, pattern);
+    assert_int_equal(s->n_regions, n);
+    return s;
+}
+
+#define STRS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+static void test_active_passive_service_reads_back(void **state)
+{
+    struct collector_config cfg;
+    const struct topo_service *s;
+    const char *split_answers[] = { "127.0.1.1", "127.0.2.1" };
+    const char *one_answer[] = { "DB.US.test." };
+    int split = -1;
+
+    (void)state;
+    load_ok("listen: 127.0.0.1:1\ndb: x\n" OK_CLUSTERS
+            "api_tokens:\n  - token: readreadreadread\n"
+            "  - token: notenotenotenote\n    scope: annotate\n"
+            "  - token: explicitreadtoken\n    scope: read\n"
+            "services:\n"
+            "  - name: db\n    global_name: db.global.test.\n"
+            "    pattern: active-passive\n    regions:\n"
+            "      - name: eu-west-1\n        role: primary\n"
+            "        targets: [db-eu, db-eu-tcp]\n"
+            "        answers: [127.0.1.1, '::ffff:7f00:101', lb.eu.test]\n"
+            "      - name: us-east-1\n        role: standby\n"
+            "        targets: [db-us]\n        answers: [db.us.test]\n"
+            "        lag: {metric: pg_replication_lag_seconds, "
+            "target: db-us-metrics}\n"
+            "      - name: ap-southeast-1\n        role: standby\n"
+            "        targets: [db-ap]\n        answers: [127.0.3.1]\n"
+            "    global_targets: [db-global-http, db-global-dns]\n"
+            "incidents:\n  quorum: 0.66\n  stale_intervals: 5\n"
+            "  stable: 2m\n  webhooks:\n    - https://hooks.example/a\n"
+            "    - http://127.0.0.1:9/b?x=1\n", &cfg);
+    s = only_service(&cfg, "db", TOPO_ACTIVE_PASSIVE, 3);
+    assert_string_equal(s->global_name, "db.global.test.");
+    expect_region(&s->regions[0], "eu-west-1", TOPO_ROLE_PRIMARY,
+                  STRS("db-eu", "db-eu-tcp"),
+                  STRS("127.0.1.1", "::ffff:7f00:101", "lb.eu.test"));
+    expect_region(&s->regions[1], "us-east-1", TOPO_ROLE_STANDBY,
+                  STRS("db-us"), STRS("db.us.test"));
+    expect_region(&s->regions[2], "ap-southeast-1", TOPO_ROLE_STANDBY,
+                  STRS("db-ap"), STRS("127.0.3.1"));
+    assert_null(s->regions[0].lag_metric);
+    assert_null(s->regions[0].lag_target);
+    assert_string_equal(s->regions[1].lag_metric,
+                        "pg_replication_lag_seconds");
+    assert_string_equal(s->regions[1].lag_target, "db-us-metrics");
+    assert_int_equal(s->n_global_targets, 2);
+    assert_string_equal(s->global_targets[0], "db-global-http");
+    assert_string_equal(s->global_targets[1], "db-global-dns");
+    assert_true(cfg.topo.opt.quorum > 0.6599 && cfg.topo.opt.quorum < 0.6601);
+    assert_int_equal(cfg.topo.opt.stale_intervals, 5);
+    assert_int_equal(cfg.topo.opt.stable_ms, 120000);
+    assert_int_equal(cfg.topo.opt.n_webhooks, 2);
+    assert_string_equal(cfg.topo.opt.webhooks[0], "https://hooks.example/a");
+    assert_string_equal(cfg.topo.opt.webhooks[1], "http://127.0.0.1:9/b?x=1");
+    /* The lookups the engine and the API use. */
+    assert_ptr_equal(topo_service_by_name(&cfg.topo, "db"), s);
+    assert_null(topo_service_by_name(&cfg.topo, "DB"));
+    assert_ptr_equal(topo_region_by_name(s, "us-east-1"), &s->regions[1]);
+    assert_null(topo_region_by_name(s, "us-west-2"));
+    assert_ptr_equal(topo_region_of_target(s, "db-eu-tcp"), &s->regions[0]);
+    assert_ptr_equal(topo_region_of_target(s, "db-ap"), &s->regions[2]);
+    assert_null(topo_region_of_target(s, "db-global-http"));
+    assert_ptr_equal(topo_primary(s), &s->regions[0]);
+    assert_true(topo_is_global_target(s, "db-global-dns"));
+    assert_false(topo_is_global_target(s, "db-eu"));
+    /* Addresses by value, names without case or trailing dot. */
+    assert_ptr_equal(topo_region_of_answer(s, "::ffff:127.0.1.1"),
+                     &s->regions[0]);
+    assert_ptr_equal(topo_region_of_answer(s, "LB.EU.test."),
+                     &s->regions[0]);
+    assert_ptr_equal(topo_region_of_answer(s, "db.us.test"), &s->regions[1]);
+    assert_null(topo_region_of_answer(s, "127.0.1.2"));
+    assert_null(topo_region_of_answer(s, "db.us.test.example"));
+    assert_null(topo_region_of_answers(s, split_answers, 2, &split));
+    assert_int_equal(split, 1);
+    assert_ptr_equal(topo_region_of_answers(s, one_answer, 1, &split),
+                     &s->regions[1]);
+    assert_int_equal(split, 0);
+    assert_string_equal(topo_pattern_name(s->pattern), "active-passive");
+    assert_string_equal(topo_role_name(s->regions[1].role), "standby");
+    /* Scopes: read unless annotate is written; unknown tokens have none. */
+    assert_int_equal(collector_config_api_token_scope(&cfg,
+                                                      "readreadreadread"),
+                     COLLECTOR_SCOPE_READ);
+    assert_int_equal(collector_config_api_token_scope(&cfg,
+                                                      "notenotenotenote"),
+                     COLLECTOR_SCOPE_ANNOTATE);
+    assert_int_equal(collector_config_api_token_scope(&cfg,
+                                                      "explicitreadtoken"),
+                     COLLECTOR_SCOPE_READ);
+    assert_int_equal(collector_config_api_token_scope(&cfg,
+                                                      "notenotenotenotf"),
+                     COLLECTOR_SCOPE_NONE);
+    assert_int_equal(collector_config_api_token_scope(&cfg,
+                                                      "aaaaaaaaaaaaaaaa"),
+                     COLLECTOR_SCOPE_NONE);
+    assert_true(collector_config_api_token_ok(&cfg, "notenotenotenote"));
+    assert_false(collector_config_api_token_ok(&cfg, "notenotenotenotf"));
+    collector_config_free(&cfg);
+}
+
+static void test_active_active_service_reads_back(void **state)
+{
+    struct collector_config cfg;
+    const struct topo_service *s;
+
+    (void)state;
+    load_ok(SVC_HEAD
+            "  - name: api\n    global_name: api.global.test\n"
+            "    pattern: active-active\n    regions:\n"
+            "      - name: eu-west-1\n        targets: [api-eu]\n"
+            "        answers: [127.0.1.1]\n"
+            "      - name: us-east-1\n        targets: [api-us, api-us-b]\n"
+            "        answers: ['::1', 127.0.2.1]\n"
+            "    global_targets: [api-global]\n", &cfg);
+    s = only_service(&cfg, "api", TOPO_ACTIVE_ACTIVE, 2);
+    expect_region(&s->regions[0], "eu-west-1", TOPO_ROLE_NONE,
+                  STRS("api-eu"), STRS("127.0.1.1"));
+    expect_region(&s->regions[1], "us-east-1", TOPO_ROLE_NONE,
+                  STRS("api-us", "api-us-b"), STRS("::1", "127.0.2.1"));
+    assert_ptr_equal(topo_region_of_answer(s, "0:0::1"), &s->regions[1]);
+    assert_null(topo_primary(s));
+    assert_string_equal(topo_pattern_name(s->pattern), "active-active");
+    assert_string_equal(topo_role_name(s->regions[0].role), "none");
+    /* No incidents block: the defaults. */
+    assert_true(cfg.topo.opt.quorum == TOPO_QUORUM_DEFAULT);
+    assert_int_equal(cfg.topo.opt.stale_intervals,
+                     TOPO_STALE_INTERVALS_DEFAULT);
+    assert_int_equal(cfg.topo.opt.stable_ms, TOPO_STABLE_MS_DEFAULT);
+    assert_int_equal(cfg.topo.opt.n_webhooks, 0);
+    collector_config_free(&cfg);
+}
+
+/* Two services, one sharded: names may repeat across services. */
+static void test_sharded_service_reads_back(void **state)
+{
+    struct collector_config cfg;
+    const struct topo_service *s;
+
+    (void)state;
+    load_ok(SVC_HEAD SVC_AP
+            "  - name: users\n    global_name: users.global.test\n"
+            "    pattern: sharded\n    regions:\n"
+            "      - name: eu-west-1\n        targets: [shop-eu]\n"
+            "        answers: [users-eu.example]\n"
+            "      - name: ap-southeast-1\n        targets: [users-ap]\n"
+            "        answers: [127.0.3.1]\n"
+            "        lag: {metric: m, target: t}\n"
+            "    global_targets: [users-global]\n"
+            "incidents:\n  stable: 0\n", &cfg);
+    assert_int_equal(cfg.topo.n_services, 2);
+    assert_ptr_equal(topo_service_by_name(&cfg.topo, "shop"),
+                     &cfg.topo.services[0]);
+    s = topo_service_by_name(&cfg.topo, "users");
+    assert_ptr_equal(s, &cfg.topo.services[1]);
+    assert_string_equal(s->global_name, "users.global.test");
+    assert_int_equal(s->pattern, TOPO_SHARDED);
+    expect_region(&s->regions[0], "eu-west-1", TOPO_ROLE_NONE,
+                  STRS("shop-eu"), STRS("users-eu.example"));
+    expect_region(&s->regions[1], "ap-southeast-1", TOPO_ROLE_NONE,
+                  STRS("users-ap"), STRS("127.0.3.1"));
+    assert_string_equal(s->regions[1].lag_metric, "m");
+    assert_string_equal(s->regions[1].lag_target, "t");
+    assert_string_equal(s->global_targets[0], "users-global");
+    assert_string_equal(topo_pattern_name(s->pattern), "sharded");
+    assert_int_equal(cfg.topo.opt.stable_ms, 0);
+    collector_config_free(&cfg);
+}
+
+/* @svc (from line 7) after SVC_HEAD must fail with "@want". */
+static void expect_svc_error(const char *svc, const char *want)
+{
+    char yaml[2000];
+
+    snprintf(yaml, sizeof(yaml), "%s%s", SVC_HEAD, svc);
+    expect_error(yaml, want);
+}
+
+/* SVC_AP with @from (which must occur in it) replaced by @to. */
+static void expect_ap_error(const char *from, const char *to,
+                            const char *want)
+{
+    char svc[1500];
+    const char *at = strstr(SVC_AP, from);
+
+    assert_non_null(at);
+    snprintf(svc, sizeof(svc), "%.*s%s%s", (int)(at - SVC_AP), SVC_AP, to,
+             at + strlen(from));
+    expect_svc_error(svc, want);
+}
+
+static void test_bad_services_are_errors(void **state)
+{
+    (void)state;
+    expect_ap_error("    pattern", "    color: red\n    pattern",
+                    "9: services[0].color: unknown key");
+    expect_ap_error("        role: primary\n",
+                    "        role: primary\n        weight: 2\n",
+                    "13: services[0].regions[0].weight: unknown key");
+    expect_ap_error("name: shop\n    ", "",
+                    "7: services[0].name: required key is missing");
+    expect_ap_error("    global_targets: [shop-global]\n", "",
+                    "7: services[0].global_targets: required key is "
+                    "missing");
+    expect_ap_error("[shop-global]", "[]",
+                    "19: services[0].global_targets: list is empty");
+    expect_ap_error("targets: [shop-us]", "targets: []",
+                    "17: services[0].regions[1].targets: list is empty");
+    expect_ap_error("        answers: [127.0.2.1]\n", "",
+                    "15: services[0].regions[1].answers: required key is "
+                    "missing");
+    expect_svc_error("  - name: a\n    global_name: a.test\n"
+                     "    pattern: sharded\n    regions: []\n"
+                     "    global_targets: [g]\n",
+                     "10: services[0].regions: list is empty");
+    expect_ap_error("active-passive", "active-standby",
+                    "9: services[0].pattern: expected active-passive, "
+                    "active-active or sharded, got \"active-standby\"");
+    expect_ap_error("role: standby", "role: leader",
+                    "16: services[0].regions[1].role: expected primary or "
+                    "standby, got \"leader\"");
+    expect_ap_error("active-passive", "active-active",
+                    "12: services[0].regions[0].role: only active-passive "
+                    "regions have a role; this service is active-active");
+    expect_ap_error("        role: standby\n", "",
+                    "15: services[0].regions[1].role: required key is "
+                    "missing: an active-passive region is primary or "
+                    "standby");
+    expect_ap_error("role: standby", "role: primary",
+                    "16: services[0].regions[1].role: a second primary "
+                    "(eu-west-1 is one): an active-passive service has "
+                    "exactly one");
+    expect_ap_error("role: primary", "role: standby",
+                    "11: services[0].regions: an active-passive service "
+                    "needs one primary region");
+    expect_svc_error(SVC_AP SVC_AP,
+                     "20: services[1].name: service \"shop\" is listed "
+                     "twice");
+    expect_ap_error("name: us-east-1", "name: eu-west-1",
+                    "15: services[0].regions[1].name: region \"eu-west-1\" "
+                    "is listed twice");
+    expect_ap_error("[shop-us]", "[shop-us, shop-eu]",
+                    "17: services[0].regions[1].targets[1]: \"shop-eu\" is "
+                    "in regions[0] (eu-west-1) too: a target probes one "
+                    "region");
+    expect_ap_error("[shop-us]", "[shop-us, shop-us]",
+                    "17: services[0].regions[1].targets[1]: \"shop-us\" is "
+                    "listed twice");
+    expect_ap_error("[shop-global]", "[shop-us]",
+                    "19: services[0].global_targets[0]: \"shop-us\" is in "
+                    "regions[1] (us-east-1) too: a global target probes the "
+                    "global name");
+    expect_ap_error("[127.0.2.1]", "[127.0.2.1, 127.0.1.1]",
+                    "18: services[0].regions[1].answers[1]: \"127.0.1.1\" is "
+                    "in regions[0] (eu-west-1) too: an answer means one "
+                    "region");
+    expect_ap_error("[127.0.1.1]", "['::1', '0:0::1']",
+                    "14: services[0].regions[0].answers[1]: \"0:0::1\" is "
+                    "listed twice");
+    expect_ap_error("[127.0.1.1]", "[lb.shop.test, LB.shop.TEST.]",
+                    "14: services[0].regions[0].answers[1]: "
+                    "\"LB.shop.TEST.\" is listed twice");
+    expect_ap_error("[127.0.1.1]", "['not an answer']",
+                    "14: services[0].regions[0].answers[0]: \"not an "
+                    "answer\" is neither an IP address nor a DNS name");
+    expect_ap_error("name: shop\n", "name: my shop\n",
+                    "7: services[0].name: \"my shop\": 1 to 64 letters, "
+                    "digits, '.', '_' or '-'");
+    expect_ap_error("role: standby\n", "role: standby\n"
+                    "        lag: {metric: m}\n",
+                    "17: services[0].regions[1].lag.target: required key is "
+                    "missing: lag names a metric and the target that "
+                    "scrapes it");
+    expect_ap_error("role: standby\n", "role: standby\n"
+                    "        lag: {metric: m, target: t, unit: s}\n",
+                    "17: services[0].regions[1].lag.unit: unknown key");
+}
+
+/* A global_name must be a DNS name: not an address, no bad labels. */
+static void test_global_name_must_be_a_dns_name(void **state)
+{
+    static const char *const bad[] = {
+        "127.0.0.1", "shop_global.test", "-shop.test", "shop-.test",
+        "shop..test", ".shop.test", "shop.test..", "'::1'",
+        "a23456789012345678901234567890123456789012345678901234567890"
+        "1234.test",
+    };
+    char from[200], want[300];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(from, sizeof(from), "global_name: %s\n", bad[i]);
+        snprintf(want, sizeof(want), "8: services[0].global_name: \"%.*s\" "
+                 "is not a DNS name", bad[i][0] == '\''
+                 ? (int)strlen(bad[i]) - 2 : (int)strlen(bad[i]),
+                 bad[i] + (bad[i][0] == '\''));
+        expect_ap_error("global_name: shop.global.test\n", from, want);
+    }
+}
+
+/* SVC_HEAD SVC_AP, then @incidents from line 20, must fail with @want. */
+static void expect_incidents_error(const char *incidents, const char *want)
+{
+    char yaml[2000];
+
+    snprintf(yaml, sizeof(yaml), "%s%s%s", SVC_HEAD, SVC_AP, incidents);
+    expect_error(yaml, want);
+}
+
+static void test_bad_incidents_are_errors(void **state)
+{
+    static const char *const quorums[] = { "0", "1", "1.5", "-0.5", "half",
+                                           "nan", "0.5x", "inf" };
+    char in[100], want[300];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(quorums) / sizeof(quorums[0]); i++) {
+        snprintf(in, sizeof(in), "incidents:\n  quorum: %s\n", quorums[i]);
+        snprintf(want, sizeof(want), "21: incidents.quorum: expected a share "
+                 "between 0 and 1 (both excluded, 0.5: more than half), "
+                 "got \"%s\"", quorums[i]);
+        expect_incidents_error(in, want);
+    }
+    expect_incidents_error("incidents: 5\n",
+                           "20: incidents: expected a mapping");
+    expect_incidents_error("incidents:\n  retries: 3\n",
+                           "21: incidents.retries: unknown key");
+    expect_incidents_error("incidents:\n  stale_intervals: 0\n",
+                           "21: incidents.stale_intervals: must be between 1 "
+                           "and 100");
+    expect_incidents_error("incidents:\n  stable: 2d\n",
+                           "21: incidents.stable: must be between 0ms and "
+                           "86400000ms");
+    expect_incidents_error("incidents:\n  webhooks: []\n",
+                           "21: incidents.webhooks: list is empty");
+    expect_incidents_error("incidents:\n  webhooks: [ftp://h/x]\n",
+                           "21: incidents.webhooks[0]: \"ftp://h/x\" is not "
+                           "an http:// or https:// URL with a host");
+    expect_incidents_error("incidents:\n  webhooks:\n    - http://h/\n"
+                           "    - 'hooks.example/x'\n",
+                           "23: incidents.webhooks[1]: \"hooks.example/x\" "
+                           "is not an http:// or https:// URL with a host");
+    expect_incidents_error("incidents:\n  webhooks: [http://h/, "
+                           "http://h/]\n",
+                           "21: incidents.webhooks[1]: \"http://h/\" is "
+                           "listed twice");
+}
+
+static void test_bad_scope_is_an_error(void **state)
+{
+    (void)state;
+    expect_error("listen: 127.0.0.1:1\ndb: x\n" OK_CLUSTERS
+                 "api_tokens:\n  - token: readreadreadread\n"
+                 "    scope: write\n",
+                 "8: api_tokens[0].scope: expected read or annotate, got "
+                 "\"write\"");
+}
+
+/* Every collector config in examples/ loads; the services example holds
+ * the three-region active-passive service the README describes. */
+static void test_example_collector_configs_load(void **state)
+{
+    struct collector_config cfg;
+    const struct topo_service *s;
+    char path[600], err[600];
+    struct dirent *de;
+    DIR *d = opendir(SEXTANT_EXAMPLES_DIR);
+    int n = 0, services = 0;
+
+    (void)state;
+    assert_non_null(d);
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, "collector", 9) != 0 ||
+            !strstr(de->d_name, ".yaml"))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", SEXTANT_EXAMPLES_DIR,
+                 de->d_name);
+        if (collector_config_load(path, &cfg, err, sizeof(err)) != 0)
+            fail_msg("%s: %s", de->d_name, err);
+        n++;
+        s = topo_service_by_name(&cfg.topo, "shop");
+        if (strcmp(de->d_name, "collector-services.yaml") == 0) {
+            assert_non_null(s);
+            assert_int_equal(s->pattern, TOPO_ACTIVE_PASSIVE);
+            assert_int_equal(s->n_regions, 3);
+            assert_string_equal(topo_primary(s)->name, "eu-west-1");
+            assert_int_equal(topo_region_by_name(s, "us-east-1")->role,
+                             TOPO_ROLE_STANDBY);
+            assert_non_null(topo_region_by_name(s, "ap-southeast-1"));
+            services = 1;
+        }
+        collector_config_free(&cfg);
+    }
+    closedir(d);
+    assert_true(n >= 2);
+    assert_true(services);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -421,6 +885,14 @@ int main(void)
         cmocka_unit_test(test_duplicate_cluster_or_token_is_an_error),
         cmocka_unit_test(test_duplicate_key_and_bad_yaml_are_errors),
         cmocka_unit_test(test_tls_files_are_checked_when_loading),
+        cmocka_unit_test(test_active_passive_service_reads_back),
+        cmocka_unit_test(test_active_active_service_reads_back),
+        cmocka_unit_test(test_sharded_service_reads_back),
+        cmocka_unit_test(test_bad_services_are_errors),
+        cmocka_unit_test(test_global_name_must_be_a_dns_name),
+        cmocka_unit_test(test_bad_incidents_are_errors),
+        cmocka_unit_test(test_bad_scope_is_an_error),
+        cmocka_unit_test(test_example_collector_configs_load),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
