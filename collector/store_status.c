@@ -333,6 +333,7 @@ int store_targets_window(struct store *st, const char *const *targets,
     r = store_query_begin(st, &until, &rc, 1);
     if (!r)
         return rc;
+    rc = 0;
     hist_init(&h);
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = st_window_one(st, r, sql, targets[i], from_ms, to_ms, &h,
