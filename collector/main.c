@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "backup.h"
+#include "cli_incidents.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -117,6 +118,7 @@ static void store_options_from(const struct collector_config *cfg,
     o->retention_interval_ms = cfg->retention_interval_ms;
     o->queue_max_batches = (size_t)cfg->queue_batches;
     o->queue_max_bytes = (size_t)cfg->queue_bytes;
+    o->topo = &cfg->topo;
 }
 
 static int replace(char **dst, const char *src)
@@ -152,6 +154,8 @@ int main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "backup") == 0)
         return backup_command(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "incidents") == 0)
+        return cli_incidents(argc - 1, argv + 1);
     while ((opt = getopt_long(argc, argv, "c:l:d:hV", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;

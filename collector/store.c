@@ -147,9 +147,11 @@ int store_open(const char *path, const struct store_options *opts,
         return -ENOMEM;
     pthread_mutex_init(&st->qlock, NULL);
     pthread_mutex_init(&st->rlock, NULL);
+    pthread_mutex_init(&st->inc_lock, NULL);
     if (store_conds_init(st) < 0) {
         pthread_mutex_destroy(&st->qlock);
         pthread_mutex_destroy(&st->rlock);
+        pthread_mutex_destroy(&st->inc_lock);
         free(st);
         return -ENOMEM;
     }
@@ -240,12 +242,14 @@ void store_close(struct store *st)
         pthread_mutex_unlock(&st->qlock);
         pthread_join(st->writer, NULL);
     }
+    store_inc_free(st);
     store_db_close(st);
     free(st->samples);
     pthread_mutex_destroy(&st->qlock);
     pthread_cond_destroy(&st->qcond);
     pthread_cond_destroy(&st->rcond);
     pthread_mutex_destroy(&st->rlock);
+    pthread_mutex_destroy(&st->inc_lock);
     free(st->path);
     free(st);
 }
@@ -310,6 +314,11 @@ int store_submit(struct store *st, const Sextant__V1__Batch *b,
                  void *ctx)
 {
     return store_submit_job(st, JOB_BATCH, b, recv_ms, cost, done, ctx);
+}
+
+int store_submit_annotate(struct store *st, store_done_fn done, void *ctx)
+{
+    return store_submit_job(st, JOB_ANNOTATE, NULL, 0, 0, done, ctx);
 }
 
 int store_submit_retention(struct store *st, int64_t now_ms,

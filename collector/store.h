@@ -286,11 +286,17 @@ int store_annotate(struct store *st, int64_t unix_ms, const char *text,
 
 /* sextant-collector incidents rebuild --db PATH: opens @path (no
  * collector may be writing to it), recomputes every incident from
- * scratch over @topo and replaces the table in one transaction. 0, or
- * -errno with one line in @err. @events_out: how many events it fed. */
+ * scratch over @topo, up to the collector's clock less the hold the live
+ * engine keeps (STORE_INC_HOLD_MS, 5 s), and replaces the table in one
+ * transaction (rows whose incident is unchanged keep their id). 0, or
+ * -errno with one line in @err: -EBUSY the write lock stays taken for a
+ * second (a collector is committing: stop it first; one that merely
+ * runs would keep writing its own view, and rebuilds at its next start
+ * anyway), -EPROTO not this collector's schema. @events_out: how many
+ * events it fed; @incidents_out: how many incidents it holds now. */
 int store_incidents_rebuild(const char *path, const struct topology *topo,
-                            uint64_t *events_out, char *err,
-                            size_t err_len);
+                            uint64_t *events_out, uint64_t *incidents_out,
+                            char *err, size_t err_len);
 
 /* GET /api/v1/status's per-target part (store_status.c), not limited to
  * a time window: per (cluster, target), from the latest state event of

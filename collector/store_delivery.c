@@ -1,5 +1,6 @@
 /* store_delivery.c -- one batch's delivery bookkeeping on the writer
- * connection: the agent row (watermark, drop report, clock offset), the
+ * connection: the agent row (watermark, drop report, clock offset and
+ * its agent_offsets rows), the
  * events inserted once each, and the gap and drop events the collector
  * makes for what is lost. store_ingest_locked stores one batch inside the
  * group's transaction. */
@@ -454,6 +455,70 @@ static size_t store_clock_save(const struct store_agent_row *row,
     return row->n_win * STORE_CLOCK_SAMPLE;
 }
 
+/* The agent's clock offset as recorded for its events (agent_offsets, see
+ * store_priv.h): when this batch's estimate differs from the latest row
+ * by a millisecond or more (or there is none), a row from the first seq
+ * no stored event holds yet, so no event already stored changes its
+ * corrected time. @prior_max: the agent's highest stored seq before this
+ * batch; @first: the batch's lowest new seq (0: none). */
+static int store_offset_record(struct store *st,
+                               const struct store_agent_row *row,
+                               uint64_t prior_max, uint64_t first)
+{
+    sqlite3_stmt *s = st->off_last;
+    int64_t off, from;
+    int step, rc = -EIO;
+
+    if (!row->has_offset)
+        return 0;
+    off = llround(row->offset_ms);
+    if (sqlite3_bind_int64(s, 1, row->id) != SQLITE_OK)
+        goto out;
+    step = sqlite3_step(s);
+    if (step == SQLITE_ROW && sqlite3_column_int64(s, 1) == off) {
+        rc = 0;
+        goto out;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        goto out;
+    sqlite3_reset(s);
+    /* Above every stored seq (INT64_MAX: ingest caps seqs there). */
+    from = prior_max >= (uint64_t)INT64_MAX ? INT64_MAX
+                                            : (int64_t)prior_max + 1;
+    if (first > (uint64_t)from)
+        from = (int64_t)first;
+    s = st->off_ins;
+    if (sqlite3_bind_int64(s, 1, row->id) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, from) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 3, off) != SQLITE_OK)
+        goto out;
+    if (sqlite3_step(s) == SQLITE_DONE)
+        rc = 0;
+out:
+    if (rc < 0)
+        log_msg(LOGL_ERROR, "store", "clock offset row: %s",
+                sqlite3_errmsg(st->wdb));
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
+/* The agent's highest stored seq (0: none), before a batch adds its own. */
+static int store_seq_max(struct store *st, int64_t agent_id, uint64_t *out)
+{
+    sqlite3_stmt *s = st->seq_max;
+    int rc = -EIO;
+
+    if (sqlite3_bind_int64(s, 1, agent_id) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+        *out = (uint64_t)sqlite3_column_int64(s, 0);   /* NULL: 0 */
+        rc = 0;
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
 /* Finds or creates the agent row. */
 static int store_agent(struct store *st, const Sextant__V1__Batch *b,
                        int64_t recv_ms, struct store_agent_row *row)
@@ -621,11 +686,13 @@ int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
     struct store_range drops[2];
     size_t n_drops = 0;
     struct jsonw w;
-    uint64_t gone;
+    uint64_t gone, prior_max = 0, first_new = 0;
     int64_t fallback_ms;
     int rc;
 
     rc = store_agent(st, b, recv_ms, &row);
+    if (rc == 0)
+        rc = store_seq_max(st, row.id, &prior_max);
     if (rc < 0)
         return rc;
     /* Where a collector-made event goes on the timeline when nothing
@@ -664,6 +731,10 @@ int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
         jsonw_free(&w);
         if (rc < 0)
             return rc;
+        if (rc == 1 && (first_new == 0 || ev->seq < first_new))
+            first_new = ev->seq;
+        if (rc == 1 && st->inc)
+            store_inc_note(st, row.id, ev, &e);
         if (rc == 1 && ev->kind_case == SEXTANT__V1__EVENT__KIND_PROBE &&
             e.target_id) {
             rc = store_sample(st, &row, &e, ev->probe);
@@ -685,7 +756,9 @@ int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
     if (rc < 0)
         return rc;
     store_clock(&row, b, recv_ms);
-    rc = store_agent_update(st, &row, b, recv_ms);
+    rc = store_offset_record(st, &row, prior_max, first_new);
+    if (rc == 0)
+        rc = store_agent_update(st, &row, b, recv_ms);
     if (rc == 0)
         *acked_seq = row.acked;
     return rc;

@@ -11,7 +11,9 @@
  * watermarks, gaps, drops, clock offset), store_dims.c (interned
  * strings), store_rollup.c (samples and rollups), store_retention.c,
  * store_sql.c (every statement the reads run), store_query.c (read
- * pool, cached statements, queries), store_backup.c (online backup).
+ * pool, cached statements, queries), store_backup.c (online backup),
+ * store_incident.c (the incident engine's driver on the writer thread,
+ * annotations, the rebuild) and store_incquery.c (the incident queries).
  *
  * A second backend (PostgreSQL, a later issue) implements the functions
  * marked "backend" below over its own connection fields, and keeps the
@@ -32,6 +34,7 @@
 #ifndef SEXTANT_STORE_PRIV_H
 #define SEXTANT_STORE_PRIV_H
 
+#include "incident.h"
 #include "store.h"
 
 #include <pthread.h>
@@ -111,6 +114,8 @@ struct store_sample {
 enum store_job_type {
     JOB_BATCH,
     JOB_RETENTION,              /* run retention to the end, at job->now */
+    JOB_ANNOTATE,               /* store an annotation: ctx is its
+                                 * request (store_incident.c) */
 };
 
 /* A queued request for the writer. */
@@ -149,6 +154,11 @@ struct store {
     sqlite3_stmt *events_expire;
     sqlite3_stmt *texts_window, *texts_expire;
     sqlite3_stmt *probe_ins, *probe_del;    /* the commits-failing probe */
+    sqlite3_stmt *off_last, *off_ins;   /* agent_offsets: latest, insert */
+    sqlite3_stmt *seq_max;              /* an agent's highest stored seq */
+    /* The incident driver (store_incident.c), NULL without services in
+     * opt.topo; the writer's alone, like wdb. */
+    struct store_inc *inc;
     struct store_dim dims[DIM_COUNT];
     struct store_rollup minute, hour;
     struct store_sample *samples;       /* this group's probe results */
@@ -177,6 +187,10 @@ struct store {
     int closing;
     int ready;                  /* 0 migrating, 1 ready, -errno failed */
     struct store_stats stats;   /* counters, under qlock */
+
+    /* ---- derived state the writer publishes for readers ---- */
+    pthread_mutex_t inc_lock;   /* guards inc_status */
+    char *inc_status;           /* store_service_status's JSON; owned */
 
     /* ---- reads (store_query.c) ---- */
     pthread_mutex_t rlock;      /* guards the idle reader list */
@@ -241,6 +255,9 @@ void store_mono_deadline(struct timespec *ts, int64_t ms);
  * runs passes by itself every retention_interval_ms. */
 int store_submit_retention(struct store *st, int64_t now_ms,
                            store_done_fn done, void *ctx);
+/* Queues a JOB_ANNOTATE job for the writer (store_annotate): as
+ * store_submit_retention, @ctx is the request. */
+int store_submit_annotate(struct store *st, store_done_fn done, void *ctx);
 /* Enters the corrupt state, once, logging what to do; @why is copied. */
 void store_set_corrupt(struct store *st, const char *why);
 
@@ -271,6 +288,9 @@ int store_user_version(sqlite3 *db, int *out);
 int store_step_done(sqlite3_stmt *s);
 int store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 int store_check_corrupt(struct store *st, sqlite3 *db);
+
+/* The schema version this collector migrates to. */
+int store_schema_version(void);
 
 /* Moves every event into migration 6's compact rows, if that is not done
  * yet (store_compact.c): 0, -EINTR when store_close asked to stop (the
@@ -325,6 +345,172 @@ int store_backfill_rollups(struct store *st);
 void store_retention_reset(struct store *st, int64_t now_ms);
 int store_retention_step(struct store *st);
 
+/* ---- backend: incidents (store_incident.c) ----
+ *
+ * Corrected time: an event's unix_ms plus the offset_ms of its agent's
+ * latest agent_offsets row with from_seq <= its seq (0 when none). A row
+ * is written (store_delivery.c) when a batch's offset estimate moved by
+ * 1 ms or more, from a seq above every seq the agent has stored, so the
+ * corrected time of a stored event never changes afterwards: the live
+ * engine, a replay and a rebuild from scratch see the same times, which
+ * is what makes them equal. The smoothed agents.clock_offset_ms keeps
+ * moving and is only the timeline's "now" view. */
+
+/* Opens the driver when opt.topo has services: rebuilds the engine from
+ * the stored events and syncs the incidents table to it (logs how long
+ * that took). 0 (also without services) or -errno. Writer thread. */
+int store_inc_open(struct store *st);
+/* Frees the driver and the published status (store_close). */
+void store_inc_free(struct store *st);
+/* Notes a stored event @ev of agent @agent_id (@e its stored fields: the
+ * target) for the engine if it matters to the topology; fed after the
+ * group commits. Out of memory: logged and skipped. */
+void store_inc_note(struct store *st, int64_t agent_id,
+                    const Sextant__V1__Event *ev,
+                    const struct store_event_row *e);
+/* The notes so far, and undoing the notes after @mark (a batch or a
+ * group rolled back). */
+size_t store_inc_mark(const struct store *st);
+void store_inc_undo(struct store *st, size_t mark);
+/* Feeds what the last commits stored, advances the engine to the
+ * collector's now less the hold, writes the incidents that changed and
+ * publishes the state. Writer thread, between groups. */
+void store_inc_tick(struct store *st);
+/* When the next tick is due without new events (monotonic ms). */
+int64_t store_inc_due(const struct store *st);
+/* Runs a JOB_ANNOTATE job and answers it. */
+void store_inc_annotate_job(struct store *st, struct store_job *j);
+
+/* The driver's inner parts (store_incscan.c), for store_incident.c. */
+#define STORE_INC_HOLD_MS      5000     /* the engine trails now by this */
+#define STORE_INC_SNAP_MS      60000LL  /* a snapshot per minute ... */
+#define STORE_INC_SNAPS        60       /* ... for the last hour */
+#define STORE_INC_SNAP_KEEP_MS (STORE_INC_SNAP_MS * STORE_INC_SNAPS)
+#define STORE_INC_PENDING_MAX  1000000u /* held events, at most */
+#define STORE_INC_LOCK_MS      1000     /* rebuild: wait for the lock */
+
+/* The strings of one event for the engine, in one allocation at s[0]. */
+enum { S_TARGET, S_SERVED, S_ANSWERS, S_DNS, S_FOKIND, S_FROM, S_TO,
+       S_SERVICE, S_METRIC, S_COUNT };
+struct store_inc_ev {
+    int64_t t;                  /* corrected; INT64_MIN: not looked up */
+    int64_t unix_ms, agent;
+    uint64_t seq;
+    int kind;                   /* enum inc_ev_kind */
+    int ok, healthy, has_answers;
+    size_t n_answers;           /* s[S_ANSWERS]: that many strings, each
+                                 * NUL-terminated, one after the other */
+    double value;
+    char *s[S_COUNT];
+};
+
+/* An int64 -> string map (targets, regions, answers by id; agents'
+ * offset segments in a, b, c). */
+struct store_inc_slot {
+    int64_t key;
+    int used;
+    char *s;                    /* owned; NULL allowed */
+    int64_t a, b, c;
+};
+struct store_inc_map {
+    struct store_inc_slot *slots;
+    size_t cap, used;
+};
+
+struct store_inc_snap {
+    int64_t h;                  /* the engine's horizon when taken */
+    struct inc_engine *e;
+};
+
+struct store_inc_change {
+    int what;                   /* enum inc_change */
+    struct inc_record r;        /* its pointers are the topology's */
+};
+
+#define STORE_INC_STMTS 14
+struct store_inc {
+    const struct topology *topo;        /* borrowed */
+    sqlite3 *db;                        /* borrowed: the writer's */
+    sqlite3_stmt *stmt[STORE_INC_STMTS];
+    struct inc_engine *eng;
+    /* Every event with t <= h was fed and the engine advanced to h. */
+    int64_t h;
+    struct store_inc_snap snaps[STORE_INC_SNAPS];   /* oldest first */
+    size_t n_snaps;
+    int64_t snap_next;          /* next minute boundary to snapshot at */
+    int64_t snap_from;          /* none before this (they would expire) */
+    struct store_inc_ev *pend;  /* noted, not yet fed */
+    size_t n_pend, cap_pend;
+    struct store_inc_change *chg;       /* the sink's, since the flush */
+    size_t n_chg, cap_chg;
+    int chg_err;
+    const char **names;         /* the topology's target and global
+                                 * names, open addressing; borrowed */
+    size_t names_cap;
+    struct store_inc_map targets, regions, answers, segs;
+    int64_t kind_ids[5];        /* probe, state, dns, metric, failover */
+    uint64_t fed;               /* events fed since created */
+    int64_t due_mono;           /* next tick, monotonic ms */
+    int quiet;                  /* no incident_fn calls (history) */
+    int warned;
+};
+
+int store_inc_new(sqlite3 *db, const struct topology *topo,
+                  struct store_inc **out);
+void store_inc_destroy(struct store_inc *in);           /* NULL: no-op */
+void store_inc_ev_free(struct store_inc_ev *x);
+/* Copies @s (NULL: "") into @x (an answers string is split at '\n').
+ * 0 or -ENOMEM. */
+int store_inc_ev_strings(struct store_inc_ev *x, const char *const *s);
+int store_inc_fo_kind(const char *kind);    /* failover or manual */
+int store_inc_relevant(const struct store_inc *in, const char *name);
+/* Takes @x into the pending list: 0, -ENOBUFS (full; @x freed),
+ * -ENOMEM (@x freed). */
+int store_inc_pend(struct store_inc *in, struct store_inc_ev *x);
+/* Looks up the corrected times of new pending events, sorts them. */
+int store_inc_pend_times(struct store_inc *in);
+void store_inc_pend_drop_upto(struct store_inc *in, int64_t upto);
+int store_inc_feed_pending(struct store_inc *in, int64_t upto);
+void store_inc_seg_reset(struct store_inc *in);
+/* Feeds the stored events with corrected time in (@after, @upto], in
+ * order: those up to @feed_upto to the engine, the rest to pending. */
+int store_inc_scan(struct store_inc *in, int64_t after, int64_t upto,
+                   int64_t feed_upto);
+void store_inc_advance(struct store_inc *in, int64_t upto);
+/* Back to the last snapshot before @t (*from its horizon), or to a new
+ * engine (*from INT64_MIN). */
+int store_inc_restore(struct store_inc *in, int64_t t, int64_t *from);
+/* Writes what the sink saw since the last flush, then tells incident_fn. */
+int store_inc_flush(struct store *st);
+/* Writes every incident the engine holds that differs from its row and
+ * deletes the rows opened after @from it no longer derives; @in_tx: a
+ * transaction is open already. */
+int store_inc_sync(struct store *st, int64_t from, int in_tx);
+int store_inc_row_id(struct store_inc *in, const char *service,
+                     int64_t opened_ms, int64_t *id);
+void store_inc_agent_name(struct store_inc *in, int64_t agent_id,
+                          char *cluster, size_t cluster_len, char *node,
+                          size_t node_len);
+
+/* One incidents row, for rendering (store_incquery.c); times INC_NONE
+ * (incident.h) for NULL; strings borrowed. */
+struct store_inc_row {
+    int64_t id;
+    const char *service, *pattern, *region, *to_region;    /* to: NULL */
+    int manual;
+    int64_t t[7];               /* STORE_INC_T_* */
+    int has_rpo;
+    double rpo_ms;
+};
+enum { STORE_INC_T_FIRST, STORE_INC_T_DETECTED, STORE_INC_T_FAILOVER,
+       STORE_INC_T_DNS_FIRST, STORE_INC_T_DNS_ALL, STORE_INC_T_RESTORED,
+       STORE_INC_T_CLOSED, STORE_INC_T_COUNT };
+/* Writes @r as store.h's incident object, without its closing brace
+ * (the caller may add "timeline" and "annotations"). */
+void store_inc_json(struct jsonw *w, const struct store_inc_row *r);
+/* {"ms":N,"utc":"..."} or null for INC_NONE. */
+void store_inc_time(struct jsonw *w, int64_t ms);
+
 /* ---- the writer thread (store_writer.c) ---- */
 
 void *store_writer(void *arg);
@@ -368,36 +554,37 @@ int store_sql_latency(int hour, int cluster);
 /* A read-only connection and the statements it prepared so far (NULL: not
  * yet), kept with it while it sits idle in the pool. Used by one thread
  * at a time: the one that took it from the pool. */
+#define STORE_INC_SQL_COUNT 4     /* store_incquery.c's statements */
 struct store_reader {
     sqlite3 *db;
     sqlite3_stmt *stmt[STORE_SQL_COUNT];
+    sqlite3_stmt *inc_stmt[STORE_INC_SQL_COUNT];   /* store_incquery.c */
     /* Statements of query files with their own SQL table (store_status.c),
      * by the address of their constant text; NULL: a free slot. */
     const char *extra_sql[STORE_READER_EXTRA];
     sqlite3_stmt *extra[STORE_READER_EXTRA];
 };
+/* What store_incquery.c shares of store_query.c's reads: a reader for a
+ * query with its deadline (NULL and *err: -EAGAIN migrating, -EIO), the
+ * end of a query (hands @s and @r back, maps and logs @rc as
+ * store_timeline does), and a finished reply. */
+struct store_reader *store_query_begin(struct store *st, int64_t *until_ns,
+                                       int *err, int need_ready);
+int store_query_end(struct store *st, struct store_reader *r,
+                    sqlite3_stmt *s, int rc, const char *what);
+int store_json_take(struct jsonw *w, char **out, size_t *out_len);
 /* Finalizes the statements and closes the connection; NULL is a no-op. */
 void store_reader_close(struct store_reader *r);
 
-/* The hooks a query file outside store_query.c (store_status.c) runs its
- * queries with, as store_query.c's own do. store_query_begin: a read
- * connection with the query's deadline in *@until_ns (NULL with *@err
- * -EAGAIN while migrating when @need_ready, or -EIO). store_reader_stmt_sql:
- * the statement of constant text @sql (compared by address), prepared
- * once per connection and kept; -EIO past STORE_READER_EXTRA texts.
- * store_stmt_done: resets a statement after use (NULL: none).
- * store_query_error: -ETIMEDOUT, -EUCLEAN or -EIO for a failed step.
- * store_query_end: logs a failure under @what, hands @s and @r back,
- * returns the error or @rc. store_json_take: @w's text into *@out. */
-struct store_reader *store_query_begin(struct store *st, int64_t *until_ns,
-                                      int *err, int need_ready);
+/* And what store_status.c shares besides: store_reader_stmt_sql, the
+ * statement of constant text @sql (compared by address), prepared once
+ * per connection and kept (-EIO past STORE_READER_EXTRA texts);
+ * store_stmt_done, a statement's reset after use (NULL: none); and
+ * store_query_error, -ETIMEDOUT, -EUCLEAN or -EIO for a failed step. */
 int store_reader_stmt_sql(struct store_reader *r, const char *sql,
                           sqlite3_stmt **out);
 void store_stmt_done(sqlite3_stmt *s);
 int store_query_error(struct store *st, sqlite3 *db);
-int store_query_end(struct store *st, struct store_reader *r,
-                    sqlite3_stmt *s, int rc, const char *what);
-int store_json_take(struct jsonw *w, char **out, size_t *out_len);
 /* Closes every idle reader (store_db_close, after the writer ended). */
 void store_readers_close(struct store *st);
 

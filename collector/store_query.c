@@ -26,6 +26,8 @@ void store_reader_close(struct store_reader *r)
         return;
     for (size_t i = 0; i < STORE_SQL_COUNT; i++)
         sqlite3_finalize(r->stmt[i]);
+    for (size_t i = 0; i < STORE_INC_SQL_COUNT; i++)
+        sqlite3_finalize(r->inc_stmt[i]);
     for (size_t i = 0; i < STORE_READER_EXTRA; i++)
         sqlite3_finalize(r->extra[i]);
     sqlite3_close(r->db);
@@ -147,7 +149,7 @@ int store_query_progress(void *arg)
  * @until_ns holds; NULL with *err -EAGAIN while migrating (@need_ready),
  * or -EIO when none opens (logged). */
 struct store_reader *store_query_begin(struct store *st, int64_t *until_ns,
-                                      int *err, int need_ready)
+                                       int *err, int need_ready)
 {
     struct store_reader *r;
 

@@ -262,6 +262,11 @@ static const char *const store_migrations[] = {
 #define STORE_SCHEMA_VERSION \
     ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
+int store_schema_version(void)
+{
+    return STORE_SCHEMA_VERSION;
+}
+
 int store_exec(sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
@@ -418,6 +423,14 @@ static int store_prepare_all(struct store *st)
                       " AND NOT EXISTS (SELECT 1 FROM events"
                       "                 WHERE answers_id = texts.id)",
                       &st->texts_expire) < 0 ||
+        store_prepare(db, "SELECT from_seq, offset_ms FROM agent_offsets"
+                      " WHERE agent_id = ?1 ORDER BY from_seq DESC LIMIT 1",
+                      &st->off_last) < 0 ||
+        store_prepare(db, "INSERT OR REPLACE INTO agent_offsets (agent_id,"
+                      " from_seq, offset_ms) VALUES (?1, ?2, ?3)",
+                      &st->off_ins) < 0 ||
+        store_prepare(db, "SELECT max(seq) FROM events WHERE agent_id = ?1",
+                      &st->seq_max) < 0 ||
         store_prepare(db, "INSERT INTO texts (text)"
                       " VALUES (hex(randomblob(?1)))", &st->probe_ins) < 0 ||
         store_prepare(db, "DELETE FROM texts WHERE id = ?1",
@@ -461,6 +474,7 @@ void store_finalize_all(struct store *st)
         &st->agent_get, &st->agent_ins, &st->agent_upd, &st->event_ins,
         &st->seq_scan, &st->seq_range, &st->events_expire,
         &st->texts_window, &st->texts_expire, &st->probe_ins,
+        &st->off_last, &st->off_ins, &st->seq_max,
         &st->probe_del, &st->begin,
         &st->commit, &st->rollback, &st->sp_begin, &st->sp_release,
         &st->sp_rollback, &st->minute.get, &st->minute.put, &st->minute.upd,

@@ -1,7 +1,7 @@
 /* store_writer.c -- the writer thread: takes groups of queued batches and
  * commits each group in one transaction (a savepoint per batch), answers
- * them, probes the disk while commits fail, and runs retention between
- * groups. */
+ * them, probes the disk while commits fail, and runs retention and the
+ * incident engine's steps (store_incident.c) between groups. */
 #include "store_priv.h"
 
 #include <errno.h>
@@ -50,7 +50,7 @@ static void store_group_error(struct store *st, char *why, size_t len)
 static void store_group(struct store *st, struct store_job *jobs)
 {
     int64_t t0 = store_mono_ns();
-    size_t n = 0, bytes = 0, stored = 0;
+    size_t n = 0, bytes = 0, stored = 0, inc_mark = store_inc_mark(st);
     char why[128] = "";         /* the group's first database error */
     double secs;
     int rc, corrupt;
@@ -59,7 +59,7 @@ static void store_group(struct store *st, struct store_job *jobs)
     if (rc < 0)
         store_group_error(st, why, sizeof(why));
     for (struct store_job *j = jobs; j; j = j->next) {
-        size_t mark = st->n_samples;
+        size_t mark = st->n_samples, inc_batch = store_inc_mark(st);
 
         n++;
         bytes += j->cost;
@@ -71,6 +71,7 @@ static void store_group(struct store *st, struct store_job *jobs)
                 store_group_error(st, why, sizeof(why));
             /* This batch alone is undone; the group goes on. */
             st->n_samples = mark;
+            store_inc_undo(st, inc_batch);
             store_dims_reset(st);
             if (store_step_done(st->sp_rollback) < 0)
                 rc = -EIO;
@@ -89,6 +90,7 @@ static void store_group(struct store *st, struct store_job *jobs)
             store_step_done(st->rollback);
         store_dims_reset(st);
         st->n_samples = 0;
+        store_inc_undo(st, inc_mark);
         for (struct store_job *j = jobs; j; j = j->next)
             j->rc = -EIO;
         log_msg(LOGL_ERROR, "store", "group commit of %zu batches failed", n);
@@ -264,6 +266,8 @@ void *store_writer(void *arg)
     int rc, corrupt;
 
     rc = store_setup(st);
+    if (rc == 0)
+        rc = store_inc_open(st);        /* rebuilt before ready */
     if (rc < 0 && rc != -EUCLEAN && store_check_corrupt(st, st->wdb))
         rc = -EUCLEAN;
     pthread_mutex_lock(&st->qlock);
@@ -279,7 +283,7 @@ void *store_writer(void *arg)
     for (;;) {
         struct store_job *jobs = NULL;
         int64_t mono = store_mono_ms(), wake;
-        int probe = 0;
+        int probe = 0, tick;
 
         pthread_mutex_lock(&st->qlock);
         for (;;) {
@@ -288,9 +292,12 @@ void *store_writer(void *arg)
             probe = st->stats.commits_failing && !st->stats.corrupt;
             if (st->head || st->closing || st->retention_now_ms ||
                 mono >= st->retention_next_ms ||
+                mono >= store_inc_due(st) ||
                 (probe && mono >= st->probe_next_ms))
                 break;
             wake = st->retention_next_ms;
+            if (store_inc_due(st) < wake)
+                wake = store_inc_due(st);
             if (probe && st->probe_next_ms < wake)
                 wake = st->probe_next_ms;
             /* Both deadlines and the wait run on the monotonic clock: a
@@ -311,12 +318,20 @@ void *store_writer(void *arg)
         probe = probe && !jobs && mono >= st->probe_next_ms;
         pthread_mutex_unlock(&st->qlock);
 
+        /* After a group (its events may open or end incidents), or when
+         * due: the engine moves on without events too. */
+        tick = (jobs && jobs->type == JOB_BATCH) ||
+               mono >= store_inc_due(st);
         if (probe)
             store_probe(st);
         else if (jobs && jobs->type == JOB_RETENTION)
             store_retention_job(st, jobs);
+        else if (jobs && jobs->type == JOB_ANNOTATE)
+            store_inc_annotate_job(st, jobs);
         else if (jobs)
             store_group(st, jobs);      /* answers its batches */
+        if (tick)
+            store_inc_tick(st);
         store_checkpoint(st);
         /* One retention step between groups: ingest waits for at most one
          * small delete, even when the queue never empties. Not on a

@@ -2,7 +2,7 @@ add_executable(test_collector_config test_collector_config.c)
 target_link_libraries(test_collector_config PRIVATE collector_core
                                                     PkgConfig::CMOCKA)
 target_compile_definitions(test_collector_config PRIVATE
-    SEXTANT_EXAMPLES_DIR="${CMAKE_SOURCE_DIR}/examples")
+    SEXTANT_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 add_test(NAME collector_config COMMAND test_collector_config)
 
 add_script_test(collector_cli collector_cli.sh)

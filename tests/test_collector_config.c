@@ -1,7 +1,7 @@
 /* test_collector_config.c -- collector.yaml parsing: every error path gives
  * one line naming file, line and key; a valid file gives the values (also
- * the services of each pattern, read back field by field, and every
- * collector config in examples/). */
+ * the services of each pattern, read back field by field, every
+ * collector config in examples/ and the README's service examples). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "util.h"
 
 static char cfg_dir[] = "/tmp/sextant-cfg-XXXXXX";
 static char cfg_path[256];
@@ -813,7 +814,7 @@ static void test_example_collector_configs_load(void **state)
     const struct topo_service *s;
     char path[600], err[600];
     struct dirent *de;
-    DIR *d = opendir(SEXTANT_EXAMPLES_DIR);
+    DIR *d = opendir(SEXTANT_SOURCE_DIR "/examples");
     int n = 0, services = 0;
 
     (void)state;
@@ -822,7 +823,7 @@ static void test_example_collector_configs_load(void **state)
         if (strncmp(de->d_name, "collector", 9) != 0 ||
             !strstr(de->d_name, ".yaml"))
             continue;
-        snprintf(path, sizeof(path), "%s/%s", SEXTANT_EXAMPLES_DIR,
+        snprintf(path, sizeof(path), "%s/%s", SEXTANT_SOURCE_DIR "/examples",
                  de->d_name);
         if (collector_config_load(path, &cfg, err, sizeof(err)) != 0)
             fail_msg("%s: %s", de->d_name, err);
@@ -843,6 +844,37 @@ static void test_example_collector_configs_load(void **state)
     closedir(d);
     assert_true(n >= 2);
     assert_true(services);
+}
+
+/* Every ```yaml block of README.md that starts with "services:" loads
+ * after a minimal head: the README's examples of each pattern work. */
+static void test_readme_service_examples_load(void **state)
+{
+    static const char fence[] = "```yaml\nservices:";
+    struct collector_config cfg;
+    char *readme = NULL, *p, *end, yaml[8192];
+    size_t len;
+    int n = 0, head;
+
+    (void)state;
+    assert_int_equal(util_read_file(SEXTANT_SOURCE_DIR "/README.md",
+                                    1u << 20, &readme, &len), 0);
+    for (p = strstr(readme, fence); p; p = strstr(end, fence)) {
+        p += strlen("```yaml\n");
+        end = strstr(p, "```");
+        assert_non_null(end);
+        head = snprintf(yaml, sizeof(yaml), "listen: 127.0.0.1:1\ndb: x\n"
+                        OK_CLUSTERS);
+        assert_true((size_t)head + (size_t)(end - p) < sizeof(yaml));
+        memcpy(yaml + head, p, (size_t)(end - p));
+        yaml[head + (end - p)] = '\0';
+        load_ok(yaml, &cfg);
+        assert_true(cfg.topo.n_services >= 1);
+        collector_config_free(&cfg);
+        n++;
+    }
+    free(readme);
+    assert_int_equal(n, 3);             /* one per pattern */
 }
 
 static int setup(void **state)
@@ -893,6 +925,7 @@ int main(void)
         cmocka_unit_test(test_bad_incidents_are_errors),
         cmocka_unit_test(test_bad_scope_is_an_error),
         cmocka_unit_test(test_example_collector_configs_load),
+        cmocka_unit_test(test_readme_service_examples_load),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

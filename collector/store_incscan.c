@@ -1,0 +1,1233 @@
+/* store_incscan.c -- the incident driver's mechanics (store_incident.c
+ * runs them): events held for the engine, their corrected times from
+ * agent_offsets, stored events read back in corrected order, the engine's
+ * feeding, snapshots and restore, and the incidents table written from
+ * what the engine derived. Writer connection only (or the rebuild's).
+ *
+ * Reading in corrected order: rows come by unix_ms (the time index), and
+ * no event is corrected by more than M = the largest |offset_ms| in
+ * agent_offsets, so an event whose corrected time is below the current
+ * row's unix_ms - M can come before nothing still to be read: a heap
+ * holds the rows within that margin and gives them out in (corrected,
+ * agent, seq) order. Memory is bounded by the events of 2 M of time, not
+ * by the range read. */
+#include "store_priv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "incident.h"
+#include "jsonw.h"
+#include "log.h"
+#include "topology.h"
+
+#define STORE_INC_ANSWERS     64        /* answers handed to the engine */
+#define STORE_INC_ANSWERS_CACHE 65536u  /* answer sets cached, then reset */
+
+enum {
+    Q_OFF_AT, Q_OFF_NEXT, Q_OFF_BOUND, Q_SCAN, Q_DATA, Q_TARGET, Q_REGION,
+    Q_ANSWERS, Q_KINDS, Q_AGENT, Q_ROW_GET, Q_ROW_PUT, Q_ROW_LIST, Q_ROW_DEL,
+    Q_COUNT
+};
+_Static_assert(Q_COUNT <= STORE_INC_STMTS, "STORE_INC_STMTS too small");
+
+#define ANSWER_VALUES(path) \
+    "(SELECT group_concat(json_extract(value, '$.value'), char(10))" \
+    " FROM json_each(events.data, '" path "'))"
+
+static const char *const store_inc_sql[Q_COUNT] = {
+    [Q_OFF_AT] = "SELECT from_seq, offset_ms FROM agent_offsets"
+                 " WHERE agent_id = ?1 AND from_seq <= ?2"
+                 " ORDER BY from_seq DESC LIMIT 1",
+    [Q_OFF_NEXT] = "SELECT min(from_seq) FROM agent_offsets"
+                   " WHERE agent_id = ?1 AND from_seq > ?2",
+    [Q_OFF_BOUND] = "SELECT coalesce(max(abs(offset_ms)), 0)"
+                    " FROM agent_offsets",
+    /* Collector-made events (gap, drop: no seq) never matter. */
+    [Q_SCAN] = "SELECT id, agent_id, seq, unix_ms, kind_id, target_id,"
+               " probe_type, ok, served_by_id, answers_id,"
+               " data IS NOT NULL FROM events"
+               " WHERE unix_ms >= ?1 AND unix_ms <= ?2 AND seq IS NOT NULL"
+               " AND (target_id IS NOT NULL OR kind_id = ?3)"
+               " ORDER BY unix_ms",
+    [Q_DATA] = "SELECT json_extract(data, '$.to'),"
+               " json_extract(data, '$.name'), " ANSWER_VALUES("$.new") ","
+               " json_extract(data, '$.kind'), json_extract(data, '$.from'),"
+               " json_extract(data, '$.service'),"
+               " json_extract(data, '$.value'), json_extract(data, '$.ok'),"
+               " json_extract(data, '$.served_by'), "
+               ANSWER_VALUES("$.answers") ","
+               " json_extract(data, '$.type') FROM events WHERE id = ?1",
+    [Q_TARGET] = "SELECT name FROM targets WHERE id = ?1",
+    [Q_REGION] = "SELECT name FROM regions WHERE id = ?1",
+    [Q_ANSWERS] = "SELECT (SELECT group_concat(json_extract(value,"
+                  " '$.value'), char(10)) FROM json_each(texts.text))"
+                  " FROM texts WHERE id = ?1",
+    [Q_KINDS] = "SELECT id, name FROM kinds",
+    [Q_AGENT] = "SELECT cluster, node FROM agents WHERE id = ?1",
+    [Q_ROW_GET] = "SELECT id, region, to_region, manual, first_failure_ms,"
+                  " detected_ms, failover_start_ms, dns_first_ms,"
+                  " dns_all_ms, restored_ms, closed_ms, rpo_ms, pattern"
+                  " FROM incidents WHERE service = ?1 AND opened_ms = ?2",
+    [Q_ROW_PUT] = "INSERT INTO incidents (service, opened_ms, region,"
+                  " to_region, pattern, manual, first_failure_ms,"
+                  " detected_ms, failover_start_ms, dns_first_ms,"
+                  " dns_all_ms, restored_ms, closed_ms, rpo_ms)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+                  " ?12, ?13, ?14) ON CONFLICT (service, opened_ms) DO"
+                  " UPDATE SET region = excluded.region,"
+                  " to_region = excluded.to_region,"
+                  " pattern = excluded.pattern, manual = excluded.manual,"
+                  " first_failure_ms = excluded.first_failure_ms,"
+                  " detected_ms = excluded.detected_ms,"
+                  " failover_start_ms = excluded.failover_start_ms,"
+                  " dns_first_ms = excluded.dns_first_ms,"
+                  " dns_all_ms = excluded.dns_all_ms,"
+                  " restored_ms = excluded.restored_ms,"
+                  " closed_ms = excluded.closed_ms,"
+                  " rpo_ms = excluded.rpo_ms RETURNING id",
+    [Q_ROW_LIST] = "SELECT id, service, opened_ms FROM incidents"
+                   " WHERE opened_ms > ?1",
+    [Q_ROW_DEL] = "DELETE FROM incidents WHERE id = ?1",
+};
+
+/* The kinds the engine takes, by their names in the kinds table. */
+static const char *const store_inc_kinds[5] = {
+    "probe", "state", "dns", "metric", "failover",
+};
+enum { K_PROBE, K_STATE, K_DNS, K_METRIC, K_FAILOVER };
+
+/* Resets @s after a use; NULL is a no-op. */
+static void store_inc_done(sqlite3_stmt *s)
+{
+    if (s) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    }
+}
+
+/* ---- events ---- */
+
+void store_inc_ev_free(struct store_inc_ev *x)
+{
+    free(x->s[0]);
+    x->s[0] = NULL;
+}
+
+int store_inc_ev_strings(struct store_inc_ev *x, const char *const *s)
+{
+    size_t len[S_COUNT], total = 0;
+    char *p;
+
+    for (int i = 0; i < S_COUNT; i++) {
+        len[i] = s[i] ? strlen(s[i]) : 0;
+        total += len[i] + 1;
+    }
+    p = malloc(total);
+    if (!p)
+        return -ENOMEM;
+    for (int i = 0; i < S_COUNT; i++) {
+        if (len[i])
+            memcpy(p, s[i], len[i]);
+        p[len[i]] = '\0';
+        x->s[i] = p;
+        p += len[i] + 1;
+    }
+    x->n_answers = 0;
+    if (x->has_answers && len[S_ANSWERS] > 0) {
+        x->n_answers = 1;
+        for (char *c = x->s[S_ANSWERS]; *c; c++)
+            if (*c == '\n') {
+                *c = '\0';
+                x->n_answers++;
+            }
+    }
+    return 0;
+}
+
+int store_inc_fo_kind(const char *kind)
+{
+    return strcmp(kind, "failover") == 0 || strcmp(kind, "manual") == 0;
+}
+
+static uint64_t store_inc_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;        /* FNV-1a */
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+int store_inc_relevant(const struct store_inc *in, const char *name)
+{
+    size_t i = (size_t)store_inc_hash(name) & (in->names_cap - 1);
+
+    for (; in->names[i]; i = (i + 1) & (in->names_cap - 1))
+        if (strcmp(in->names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static void store_inc_name_add(struct store_inc *in, const char *name)
+{
+    size_t i;
+
+    if (!name || store_inc_relevant(in, name))
+        return;
+    i = (size_t)store_inc_hash(name) & (in->names_cap - 1);
+    while (in->names[i])
+        i = (i + 1) & (in->names_cap - 1);
+    in->names[i] = name;
+}
+
+/* ---- the int64 map ---- */
+
+static void store_inc_map_reset(struct store_inc_map *m)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->slots[i].s);
+    free(m->slots);
+    memset(m, 0, sizeof(*m));
+}
+
+static size_t store_inc_map_at(const struct store_inc_map *m, int64_t key)
+{
+    size_t i = (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> 20) &
+               (m->cap - 1);
+
+    while (m->slots[i].used && m->slots[i].key != key)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+/* The slot of @key; with @create a new zeroed one if absent (NULL: out
+ * of memory), else NULL when absent. */
+static struct store_inc_slot *store_inc_map_get(struct store_inc_map *m,
+                                                int64_t key, int create)
+{
+    size_t i;
+
+    if (m->cap && m->slots[i = store_inc_map_at(m, key)].used)
+        return &m->slots[i];
+    if (!create)
+        return NULL;
+    if ((m->used + 1) * 2 > m->cap) {
+        struct store_inc_map n = { 0 };
+
+        n.cap = m->cap ? m->cap * 2 : 64;
+        n.slots = calloc(n.cap, sizeof(*n.slots));
+        if (!n.slots)
+            return NULL;
+        for (size_t k = 0; k < m->cap; k++)
+            if (m->slots[k].used)
+                n.slots[store_inc_map_at(&n, m->slots[k].key)] =
+                    m->slots[k];
+        n.used = m->used;
+        free(m->slots);
+        *m = n;
+    }
+    i = store_inc_map_at(m, key);
+    memset(&m->slots[i], 0, sizeof(m->slots[i]));
+    m->slots[i].used = 1;
+    m->slots[i].key = key;
+    m->used++;
+    return &m->slots[i];
+}
+
+/* The text of dimension row @id through @q (Q_TARGET, Q_REGION,
+ * Q_ANSWERS), cached in @m; for targets only the relevant ones are kept
+ * (others: NULL). 0 and *out (borrowed, NULL: none), or -errno. */
+static int store_inc_dim(struct store_inc *in, struct store_inc_map *m,
+                         int q, int64_t id, const char **out)
+{
+    struct store_inc_slot *sl = store_inc_map_get(m, id, 0);
+    sqlite3_stmt *s = in->stmt[q];
+    const char *v;
+    int step;
+
+    if (sl) {
+        *out = sl->s;
+        return 0;
+    }
+    if (m == &in->answers && m->used >= STORE_INC_ANSWERS_CACHE)
+        store_inc_map_reset(m);
+    if (sqlite3_bind_int64(s, 1, id) != SQLITE_OK)
+        return -EIO;
+    step = sqlite3_step(s);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        store_inc_done(s);
+        return -EIO;
+    }
+    sl = store_inc_map_get(m, id, 1);
+    if (!sl) {
+        store_inc_done(s);
+        return -ENOMEM;
+    }
+    v = step == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+    if (v && (q != Q_TARGET || store_inc_relevant(in, v)))
+        sl->s = strdup(v);
+    store_inc_done(s);
+    if (v && !sl->s && (q != Q_TARGET || store_inc_relevant(in, v)))
+        return -ENOMEM;
+    *out = sl->s;
+    return 0;
+}
+
+/* ---- corrected time ---- */
+
+void store_inc_seg_reset(struct store_inc *in)
+{
+    store_inc_map_reset(&in->segs);
+}
+
+/* The offset of agent @agent's event @seq (see store_priv.h): its
+ * segment of agent_offsets rows is cached until the next reset. */
+static int store_inc_offset(struct store_inc *in, int64_t agent,
+                            uint64_t seq, int64_t *off)
+{
+    struct store_inc_slot *sl = store_inc_map_get(&in->segs, agent, 1);
+    sqlite3_stmt *at = in->stmt[Q_OFF_AT], *nx = in->stmt[Q_OFF_NEXT];
+    int64_t sq = (int64_t)seq;
+    int rc = -EIO, step;
+
+    if (!sl)
+        return -ENOMEM;
+    if (sq >= sl->a && sq < sl->b) {
+        *off = sl->c;
+        return 0;
+    }
+    if (sqlite3_bind_int64(at, 1, agent) != SQLITE_OK ||
+        sqlite3_bind_int64(at, 2, sq) != SQLITE_OK ||
+        sqlite3_bind_int64(nx, 1, agent) != SQLITE_OK ||
+        sqlite3_bind_int64(nx, 2, sq) != SQLITE_OK)
+        goto out;
+    step = sqlite3_step(at);
+    if (step == SQLITE_ROW) {
+        sl->a = sqlite3_column_int64(at, 0);
+        sl->c = sqlite3_column_int64(at, 1);
+    } else if (step == SQLITE_DONE) {
+        sl->a = INT64_MIN;
+        sl->c = 0;
+    } else {
+        goto out;
+    }
+    if (sqlite3_step(nx) != SQLITE_ROW)
+        goto out;
+    sl->b = sqlite3_column_type(nx, 0) == SQLITE_NULL
+            ? INT64_MAX : sqlite3_column_int64(nx, 0);
+    *off = sl->c;
+    rc = 0;
+out:
+    if (rc < 0)
+        sl->b = sl->a;                  /* an empty segment: ask again */
+    store_inc_done(at);
+    store_inc_done(nx);
+    return rc;
+}
+
+/* ---- pending ---- */
+
+int store_inc_pend(struct store_inc *in, struct store_inc_ev *x)
+{
+    if (in->n_pend >= STORE_INC_PENDING_MAX) {
+        store_inc_ev_free(x);
+        return -ENOBUFS;
+    }
+    if (in->n_pend == in->cap_pend) {
+        size_t cap = in->cap_pend ? in->cap_pend * 2 : 256;
+        struct store_inc_ev *p = realloc(in->pend, cap * sizeof(*p));
+
+        if (!p) {
+            store_inc_ev_free(x);
+            return -ENOMEM;
+        }
+        in->pend = p;
+        in->cap_pend = cap;
+    }
+    in->pend[in->n_pend++] = *x;
+    return 0;
+}
+
+static int store_inc_ev_cmp(const struct store_inc_ev *a,
+                            const struct store_inc_ev *b)
+{
+    if (a->t != b->t)
+        return a->t < b->t ? -1 : 1;
+    if (a->agent != b->agent)
+        return a->agent < b->agent ? -1 : 1;
+    if (a->seq != b->seq)
+        return a->seq < b->seq ? -1 : 1;
+    return 0;
+}
+
+static int store_inc_ev_qcmp(const void *a, const void *b)
+{
+    return store_inc_ev_cmp(a, b);
+}
+
+int store_inc_pend_times(struct store_inc *in)
+{
+    for (size_t i = 0; i < in->n_pend; i++) {
+        struct store_inc_ev *x = &in->pend[i];
+        int64_t off;
+        int rc;
+
+        if (x->t != INT64_MIN)
+            continue;
+        rc = store_inc_offset(in, x->agent, x->seq, &off);
+        if (rc < 0)
+            return rc;
+        x->t = x->unix_ms + off;
+    }
+    qsort(in->pend, in->n_pend, sizeof(*in->pend), store_inc_ev_qcmp);
+    return 0;
+}
+
+/* Removes the first @n pending events (freed). */
+static void store_inc_pend_shift(struct store_inc *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_inc_ev_free(&in->pend[i]);
+    memmove(in->pend, in->pend + n, (in->n_pend - n) * sizeof(*in->pend));
+    in->n_pend -= n;
+}
+
+void store_inc_pend_drop_upto(struct store_inc *in, int64_t upto)
+{
+    size_t n = 0;
+
+    while (n < in->n_pend && in->pend[n].t <= upto)
+        n++;
+    store_inc_pend_shift(in, n);
+}
+
+/* ---- the engine ---- */
+
+/* Takes a snapshot at the engine's horizon; the oldest goes past
+ * STORE_INC_SNAPS. A failed clone only loses the snapshot. */
+static void store_inc_snapshot(struct store_inc *in)
+{
+    struct inc_engine *e = inc_engine_clone(in->eng);
+
+    if (!e) {
+        log_msg(LOGL_WARN, "incidents", "snapshot: out of memory");
+        return;
+    }
+    if (in->n_snaps == STORE_INC_SNAPS) {
+        inc_engine_free(in->snaps[0].e);
+        memmove(in->snaps, in->snaps + 1,
+                (STORE_INC_SNAPS - 1) * sizeof(in->snaps[0]));
+        in->n_snaps--;
+    }
+    in->snaps[in->n_snaps].h = in->h;
+    in->snaps[in->n_snaps].e = e;
+    in->n_snaps++;
+}
+
+/* Before the engine moves to @t: at each minute boundary crossed, the
+ * engine advanced to just before it and a snapshot taken there. */
+static void store_inc_step_to(struct store_inc *in, int64_t t)
+{
+    int64_t b;
+
+    if (in->snap_next == INT64_MAX)
+        return;
+    b = store_floor(t, STORE_INC_SNAP_MS);
+    if (in->snap_next == INT64_MIN) {
+        in->snap_next = b + STORE_INC_SNAP_MS;
+        return;
+    }
+    if (t < in->snap_next)
+        return;
+    if (b - 1 > in->h) {
+        inc_engine_advance(in->eng, b - 1);
+        in->h = b - 1;
+    }
+    if (in->h >= in->snap_from)
+        store_inc_snapshot(in);
+    in->snap_next = b + STORE_INC_SNAP_MS;
+}
+
+void store_inc_advance(struct store_inc *in, int64_t upto)
+{
+    store_inc_step_to(in, upto);
+    if (upto > in->h) {
+        inc_engine_advance(in->eng, upto);
+        in->h = upto;
+    }
+}
+
+static int store_inc_feed(struct store_inc *in, const struct store_inc_ev *x)
+{
+    const char *ans[STORE_INC_ANSWERS];
+    const char *a = x->s[S_ANSWERS];
+    struct inc_event e;
+    size_t n = 0;
+    int rc;
+
+    for (; n < x->n_answers && n < STORE_INC_ANSWERS; n++) {
+        ans[n] = a;
+        a += strlen(a) + 1;
+    }
+    memset(&e, 0, sizeof(e));
+    e.t_ms = x->t;
+    e.agent_id = x->agent;
+    e.seq = x->seq;
+    e.kind = (enum inc_ev_kind)x->kind;
+    e.target = x->s[S_TARGET];
+    e.ok = x->ok;
+    e.served_by = x->s[S_SERVED];
+    e.has_answers = x->has_answers;
+    e.answers = ans;
+    e.n_answers = n;
+    e.dns_name = x->s[S_DNS];
+    e.healthy = x->healthy;
+    e.fo_kind = x->s[S_FOKIND];
+    e.from_region = x->s[S_FROM];
+    e.to_region = x->s[S_TO];
+    e.fo_service = x->s[S_SERVICE];
+    e.metric = x->s[S_METRIC];
+    e.value = x->value;
+    store_inc_step_to(in, x->t);
+    rc = inc_engine_feed(in->eng, &e);
+    if (rc == -EINVAL) {
+        /* Cannot happen with the order kept here; skipping one event
+         * beats stopping every incident. */
+        log_msg(LOGL_WARN, "incidents", "event of agent %lld seq %llu out "
+                "of order: skipped", (long long)x->agent,
+                (unsigned long long)x->seq);
+        return 0;
+    }
+    if (rc == 0)
+        in->fed++;
+    return rc;
+}
+
+int store_inc_feed_pending(struct store_inc *in, int64_t upto)
+{
+    size_t n = 0;
+    int rc = 0;
+
+    while (n < in->n_pend && in->pend[n].t <= upto) {
+        rc = store_inc_feed(in, &in->pend[n]);
+        if (rc < 0)
+            break;
+        n++;
+    }
+    store_inc_pend_shift(in, n);
+    return rc;
+}
+
+static void store_inc_sink(void *ctx, enum inc_change what,
+                           const struct inc_record *r)
+{
+    struct store_inc *in = ctx;
+
+    if (in->n_chg == in->cap_chg) {
+        size_t cap = in->cap_chg ? in->cap_chg * 2 : 16;
+        struct store_inc_change *c = realloc(in->chg, cap * sizeof(*c));
+
+        if (!c) {
+            in->chg_err = -ENOMEM;
+            return;
+        }
+        in->chg = c;
+        in->cap_chg = cap;
+    }
+    in->chg[in->n_chg].what = what;
+    in->chg[in->n_chg].r = *r;
+    in->n_chg++;
+}
+
+int store_inc_restore(struct store_inc *in, int64_t t, int64_t *from)
+{
+    size_t i = in->n_snaps;
+    struct inc_engine *e;
+
+    while (i > 0 && in->snaps[i - 1].h >= t)
+        i--;
+    e = i > 0 ? inc_engine_clone(in->snaps[i - 1].e)
+              : inc_engine_new(in->topo, store_inc_sink, in);
+    if (!e)
+        return -ENOMEM;
+    *from = i > 0 ? in->snaps[i - 1].h : INT64_MIN;
+    for (size_t k = i; k < in->n_snaps; k++)
+        inc_engine_free(in->snaps[k].e);
+    in->n_snaps = i;
+    inc_engine_free(in->eng);
+    in->eng = e;
+    in->h = *from;
+    in->snap_next = i > 0 ? *from + 1 + STORE_INC_SNAP_MS : INT64_MIN;
+    in->n_chg = 0;              /* the replay's sync writes everything */
+    return 0;
+}
+
+/* ---- reading stored events in corrected order ---- */
+
+/* The row at Q_DATA for event @id, stepped: SQLITE_ROW, or else NULL. */
+static sqlite3_stmt *store_inc_data(struct store_inc *in, int64_t id)
+{
+    sqlite3_stmt *s = in->stmt[Q_DATA];
+
+    if (sqlite3_bind_int64(s, 1, id) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW) {
+        store_inc_done(s);
+        return NULL;
+    }
+    return s;
+}
+
+static const char *store_inc_col(sqlite3_stmt *s, int col)
+{
+    return (const char *)sqlite3_column_text(s, col);
+}
+
+/* Fills @x (zeroed, with agent, seq, unix_ms) from the Q_SCAN row @r of
+ * kind @k: 1 it matters, 0 not, -errno. */
+static int store_inc_row_ev(struct store_inc *in, sqlite3_stmt *r, int k,
+                            const char *target, struct store_inc_ev *x)
+{
+    const char *s[S_COUNT] = { 0 };
+    sqlite3_stmt *d = NULL;
+    int rc = 0;
+
+    s[S_TARGET] = target;
+    if (k == K_PROBE && !sqlite3_column_int(r, 10)) {
+        x->ok = sqlite3_column_int(r, 7) != 0;
+        x->has_answers = sqlite3_column_int(r, 6) ==
+                         SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_DNS;
+        if (sqlite3_column_type(r, 8) != SQLITE_NULL)
+            rc = store_inc_dim(in, &in->regions, Q_REGION,
+                               sqlite3_column_int64(r, 8), &s[S_SERVED]);
+        if (rc == 0 && sqlite3_column_type(r, 9) != SQLITE_NULL)
+            rc = store_inc_dim(in, &in->answers, Q_ANSWERS,
+                               sqlite3_column_int64(r, 9), &s[S_ANSWERS]);
+        if (rc < 0)
+            return rc;
+    } else {
+        d = store_inc_data(in, sqlite3_column_int64(r, 0));
+        if (!d)
+            return -EIO;
+        switch (k) {
+        case K_PROBE:           /* one kept as JSON (store_fields.c) */
+            x->ok = sqlite3_column_int(d, 7) != 0;
+            s[S_SERVED] = store_inc_col(d, 8);
+            s[S_ANSWERS] = store_inc_col(d, 9);
+            x->has_answers = store_inc_col(d, 10) &&
+                             strcmp(store_inc_col(d, 10), "dns") == 0;
+            break;
+        case K_STATE: {
+            const char *to = store_inc_col(d, 0);
+
+            x->healthy = !to ? -1 : strcmp(to, "healthy") == 0 ? 1
+                         : strcmp(to, "unhealthy") == 0 ? 0 : -1;
+            break;
+        }
+        case K_DNS:
+            x->has_answers = 1;
+            s[S_DNS] = store_inc_col(d, 1);
+            s[S_ANSWERS] = store_inc_col(d, 2);
+            break;
+        case K_METRIC:
+            s[S_METRIC] = store_inc_col(d, 1);
+            x->value = sqlite3_column_double(d, 6);
+            break;
+        default:                /* K_FAILOVER */
+            if (!store_inc_col(d, 3) ||
+                !store_inc_fo_kind(store_inc_col(d, 3))) {
+                store_inc_done(d);
+                return 0;
+            }
+            s[S_FOKIND] = store_inc_col(d, 3);
+            s[S_FROM] = store_inc_col(d, 4);
+            s[S_TO] = store_inc_col(d, 0);
+            s[S_SERVICE] = store_inc_col(d, 5);
+            break;
+        }
+    }
+    x->kind = k == K_PROBE ? INC_EV_PROBE : k == K_STATE ? INC_EV_STATE
+              : k == K_DNS ? INC_EV_DNS : k == K_METRIC ? INC_EV_METRIC
+              : INC_EV_FAILOVER;
+    rc = store_inc_ev_strings(x, s);
+    store_inc_done(d);
+    return rc < 0 ? rc : 1;
+}
+
+/* The event at the Q_SCAN row @r if it matters: 1 and @x, 0, -errno. */
+static int store_inc_scan_row(struct store_inc *in, sqlite3_stmt *r,
+                              struct store_inc_ev *x)
+{
+    int64_t kind = sqlite3_column_int64(r, 4), off;
+    const char *target = NULL;
+    int k, rc;
+
+    for (k = 0; k < 5 && in->kind_ids[k] != kind; k++)
+        ;
+    if (k == 5)
+        return 0;
+    if (k != K_FAILOVER) {
+        if (sqlite3_column_type(r, 5) == SQLITE_NULL)
+            return 0;
+        rc = store_inc_dim(in, &in->targets, Q_TARGET,
+                           sqlite3_column_int64(r, 5), &target);
+        if (rc < 0 || !target)
+            return rc;
+    }
+    memset(x, 0, sizeof(*x));
+    x->agent = sqlite3_column_int64(r, 1);
+    x->seq = (uint64_t)sqlite3_column_int64(r, 2);
+    x->unix_ms = sqlite3_column_int64(r, 3);
+    rc = store_inc_offset(in, x->agent, x->seq, &off);
+    if (rc < 0)
+        return rc;
+    x->t = x->unix_ms + off;
+    return store_inc_row_ev(in, r, k, target, x);
+}
+
+/* A binary min-heap of events by (t, agent, seq). */
+struct store_inc_heap {
+    struct store_inc_ev *v;
+    size_t n, cap;
+};
+
+static int store_inc_heap_push(struct store_inc_heap *h,
+                               const struct store_inc_ev *x)
+{
+    size_t i;
+
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 1024;
+        struct store_inc_ev *v = realloc(h->v, cap * sizeof(*v));
+
+        if (!v)
+            return -ENOMEM;
+        h->v = v;
+        h->cap = cap;
+    }
+    i = h->n++;
+    while (i > 0 && store_inc_ev_cmp(x, &h->v[(i - 1) / 2]) < 0) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->v[i] = *x;
+    return 0;
+}
+
+static void store_inc_heap_pop(struct store_inc_heap *h,
+                               struct store_inc_ev *out)
+{
+    struct store_inc_ev last = h->v[--h->n];
+    size_t i = 0;
+
+    *out = h->v[0];
+    for (;;) {
+        size_t c = 2 * i + 1;
+
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && store_inc_ev_cmp(&h->v[c + 1], &h->v[c]) < 0)
+            c++;
+        if (store_inc_ev_cmp(&last, &h->v[c]) <= 0)
+            break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n > 0)
+        h->v[i] = last;
+}
+
+/* Feeds @x (t <= @feed_upto) or holds it; @x is taken either way. */
+static int store_inc_take(struct store_inc *in, struct store_inc_ev *x,
+                          int64_t feed_upto)
+{
+    int rc;
+
+    if (x->t > feed_upto)
+        return store_inc_pend(in, x);
+    rc = store_inc_feed(in, x);
+    store_inc_ev_free(x);
+    return rc;
+}
+
+/* The kinds' ids and the largest offset: what a scan needs to know. */
+static int store_inc_scan_setup(struct store_inc *in, int64_t *bound)
+{
+    sqlite3_stmt *s = in->stmt[Q_KINDS];
+    int step;
+
+    memset(in->kind_ids, 0, sizeof(in->kind_ids));
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        for (int k = 0; k < 5; k++)
+            if (strcmp(store_inc_col(s, 1), store_inc_kinds[k]) == 0)
+                in->kind_ids[k] = sqlite3_column_int64(s, 0);
+    store_inc_done(s);
+    if (step != SQLITE_DONE)
+        return -EIO;
+    s = in->stmt[Q_OFF_BOUND];
+    step = sqlite3_step(s);
+    *bound = step == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    store_inc_done(s);
+    return step == SQLITE_ROW ? 0 : -EIO;
+}
+
+int store_inc_scan(struct store_inc *in, int64_t after, int64_t upto,
+                   int64_t feed_upto)
+{
+    struct store_inc_heap h = { 0 };
+    struct store_inc_ev x;
+    sqlite3_stmt *s = in->stmt[Q_SCAN];
+    int64_t m, lo, hi;
+    int rc, step = SQLITE_DONE;
+
+    store_inc_seg_reset(in);
+    rc = store_inc_scan_setup(in, &m);
+    if (rc < 0)
+        return rc;
+    lo = after == INT64_MIN ? INT64_MIN : after + 1 - m;
+    hi = upto == INT64_MAX ? INT64_MAX : upto + m;
+    if (sqlite3_bind_int64(s, 1, lo) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, hi) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 3, in->kind_ids[K_FAILOVER]) != SQLITE_OK) {
+        rc = -EIO;
+        goto out;
+    }
+    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t unix_ms = sqlite3_column_int64(s, 3);
+
+        /* Nothing still to come is corrected below unix_ms - m. */
+        while (rc == 0 && h.n > 0 && h.v[0].t < unix_ms - m) {
+            store_inc_heap_pop(&h, &x);
+            rc = store_inc_take(in, &x, feed_upto);
+        }
+        if (rc < 0)
+            break;
+        rc = store_inc_scan_row(in, s, &x);
+        if (rc == 1 && (x.t <= after || x.t > upto)) {
+            store_inc_ev_free(&x);
+            rc = 0;
+        } else if (rc == 1) {
+            rc = store_inc_heap_push(&h, &x);
+            if (rc < 0)
+                store_inc_ev_free(&x);
+        }
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = -EIO;
+    while (rc == 0 && h.n > 0) {
+        store_inc_heap_pop(&h, &x);
+        rc = store_inc_take(in, &x, feed_upto);
+    }
+out:
+    if (rc == -EIO)
+        log_msg(LOGL_ERROR, "incidents", "reading events: %s",
+                sqlite3_errmsg(in->db));
+    while (h.n > 0) {
+        store_inc_heap_pop(&h, &x);
+        store_inc_ev_free(&x);
+    }
+    free(h.v);
+    store_inc_done(s);
+    return rc;
+}
+
+/* ---- the incidents table ---- */
+
+/* What to tell incident_fn once the transaction committed. */
+struct store_inc_tell {
+    const char *change;
+    char *json;
+};
+struct store_inc_tells {
+    struct store_inc_tell *v;
+    size_t n, cap;
+};
+
+static void store_inc_row_of(const struct inc_record *r,
+                             struct store_inc_row *row)
+{
+    memset(row, 0, sizeof(*row));
+    row->service = r->service->name;
+    row->pattern = topo_pattern_name(r->service->pattern);
+    row->region = r->region ? r->region->name : "";
+    row->to_region = r->to_region ? r->to_region->name : NULL;
+    row->manual = r->manual != 0;
+    row->t[STORE_INC_T_FIRST] = r->first_failure_ms;
+    row->t[STORE_INC_T_DETECTED] = r->detected_ms;
+    row->t[STORE_INC_T_FAILOVER] = r->failover_start_ms;
+    row->t[STORE_INC_T_DNS_FIRST] = r->dns_first_ms;
+    row->t[STORE_INC_T_DNS_ALL] = r->dns_all_ms;
+    row->t[STORE_INC_T_RESTORED] = r->restored_ms;
+    row->t[STORE_INC_T_CLOSED] = r->closed_ms;
+    row->has_rpo = r->has_rpo;
+    row->rpo_ms = r->rpo_ms;
+}
+
+static int64_t store_inc_col_time(sqlite3_stmt *s, int col)
+{
+    return sqlite3_column_type(s, col) == SQLITE_NULL
+           ? INC_NONE : sqlite3_column_int64(s, col);
+}
+
+static int store_inc_str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether the Q_ROW_GET row at @s holds @row's values. */
+static int store_inc_row_same(sqlite3_stmt *s, const struct store_inc_row *row)
+{
+    if (!store_inc_str_eq(store_inc_col(s, 1), row->region) ||
+        !store_inc_str_eq(store_inc_col(s, 2), row->to_region) ||
+        sqlite3_column_int(s, 3) != row->manual ||
+        !store_inc_str_eq(store_inc_col(s, 12), row->pattern) ||
+        (sqlite3_column_type(s, 11) != SQLITE_NULL) != (row->has_rpo != 0) ||
+        (row->has_rpo && sqlite3_column_double(s, 11) != row->rpo_ms))
+        return 0;
+    for (int i = 0; i < STORE_INC_T_COUNT; i++)
+        if (store_inc_col_time(s, 4 + i) != row->t[i])
+            return 0;
+    return 1;
+}
+
+static int store_inc_bind_time(sqlite3_stmt *s, int i, int64_t t)
+{
+    return t == INC_NONE ? sqlite3_bind_null(s, i)
+                         : sqlite3_bind_int64(s, i, t);
+}
+
+static int store_inc_tell_add(struct store_inc_tells *tl, const char *change,
+                              const struct store_inc_row *row)
+{
+    struct jsonw w;
+
+    if (tl->n == tl->cap) {
+        size_t cap = tl->cap ? tl->cap * 2 : 8;
+        struct store_inc_tell *v = realloc(tl->v, cap * sizeof(*v));
+
+        if (!v)
+            return -ENOMEM;
+        tl->v = v;
+        tl->cap = cap;
+    }
+    jsonw_init(&w, 1u << 20);
+    store_inc_json(&w, row);
+    jsonw_obj_end(&w);
+    tl->v[tl->n].json = jsonw_take(&w, NULL);
+    if (!tl->v[tl->n].json)
+        return -ENOMEM;
+    tl->v[tl->n++].change = change;
+    return 0;
+}
+
+/* Writes @r unless its row holds it already; notes what to tell. */
+static int store_inc_put(struct store *st, const struct inc_record *r,
+                         struct store_inc_tells *tl)
+{
+    struct store_inc *in = st->inc;
+    sqlite3_stmt *g = in->stmt[Q_ROW_GET], *p = in->stmt[Q_ROW_PUT];
+    struct store_inc_row row;
+    const char *change = "opened";
+    int step, rc = -EIO;
+
+    store_inc_row_of(r, &row);
+    if (sqlite3_bind_text(g, 1, row.service, -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        sqlite3_bind_int64(g, 2, r->opened_ms) != SQLITE_OK)
+        goto out;
+    step = sqlite3_step(g);
+    if (step == SQLITE_ROW) {
+        if (store_inc_row_same(g, &row)) {
+            rc = 0;
+            goto out;
+        }
+        change = sqlite3_column_type(g, 10) == SQLITE_NULL &&
+                 row.t[STORE_INC_T_CLOSED] != INC_NONE ? "closed"
+                                                       : "updated";
+    } else if (step != SQLITE_DONE) {
+        goto out;
+    }
+    if (sqlite3_bind_text(p, 1, row.service, -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        sqlite3_bind_int64(p, 2, r->opened_ms) != SQLITE_OK ||
+        sqlite3_bind_text(p, 3, row.region, -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        (row.to_region ? sqlite3_bind_text(p, 4, row.to_region, -1,
+                                           SQLITE_STATIC)
+                       : sqlite3_bind_null(p, 4)) != SQLITE_OK ||
+        sqlite3_bind_text(p, 5, row.pattern, -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        sqlite3_bind_int(p, 6, row.manual) != SQLITE_OK ||
+        (row.has_rpo ? sqlite3_bind_double(p, 14, row.rpo_ms)
+                     : sqlite3_bind_null(p, 14)) != SQLITE_OK)
+        goto out;
+    for (int i = 0; i < STORE_INC_T_COUNT; i++)
+        if (store_inc_bind_time(p, 7 + i, row.t[i]) != SQLITE_OK)
+            goto out;
+    if (sqlite3_step(p) != SQLITE_ROW)
+        goto out;
+    row.id = sqlite3_column_int64(p, 0);
+    if (sqlite3_step(p) != SQLITE_DONE)
+        goto out;
+    rc = 0;
+    if (!in->quiet && st->opt.incident_fn)
+        rc = store_inc_tell_add(tl, change, &row);
+out:
+    if (rc == -EIO)
+        log_msg(LOGL_ERROR, "incidents", "incident row: %s",
+                sqlite3_errmsg(in->db));
+    store_inc_done(g);
+    store_inc_done(p);
+    return rc;
+}
+
+/* Calls incident_fn for each of @tl (after the commit) and frees it. */
+static void store_inc_tell_all(struct store *st, struct store_inc_tells *tl,
+                               int committed)
+{
+    for (size_t i = 0; i < tl->n; i++) {
+        if (committed)
+            st->opt.incident_fn(st->opt.incident_ctx, tl->v[i].change,
+                                tl->v[i].json);
+        free(tl->v[i].json);
+    }
+    free(tl->v);
+}
+
+/* Ends the incidents' own transaction (unless @in_tx) and tells. */
+static int store_inc_end(struct store *st, int rc, int in_tx,
+                         struct store_inc_tells *tl)
+{
+    if (!in_tx) {
+        if (rc == 0 && store_exec(st->wdb, "COMMIT") < 0)
+            rc = -EIO;
+        if (rc < 0 && !sqlite3_get_autocommit(st->wdb))
+            store_exec(st->wdb, "ROLLBACK");
+    }
+    store_inc_tell_all(st, tl, rc == 0);
+    st->inc->n_chg = 0;
+    return rc;
+}
+
+int store_inc_flush(struct store *st)
+{
+    struct store_inc *in = st->inc;
+    struct store_inc_tells tl = { 0 };
+    int rc = 0;
+
+    if (in->chg_err) {
+        /* A change the sink could not keep: write them all. */
+        in->chg_err = 0;
+        return store_inc_sync(st, INT64_MAX, 0);
+    }
+    if (in->n_chg == 0)
+        return 0;
+    if (store_exec(st->wdb, "BEGIN IMMEDIATE") < 0)
+        return -EIO;
+    for (size_t i = 0; i < in->n_chg && rc == 0; i++)
+        rc = store_inc_put(st, &in->chg[i].r, &tl);
+    return store_inc_end(st, rc, 0, &tl);
+}
+
+struct store_inc_all {
+    struct inc_record *v;
+    size_t n, cap;
+    int err;
+};
+
+static void store_inc_collect(void *ctx, const struct inc_record *r)
+{
+    struct store_inc_all *a = ctx;
+
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        struct inc_record *v = realloc(a->v, cap * sizeof(*v));
+
+        if (!v) {
+            a->err = -ENOMEM;
+            return;
+        }
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = *r;
+}
+
+/* Deletes the rows opened after @from that are none of @a's. */
+static int store_inc_delete_gone(struct store_inc *in, int64_t from,
+                                 const struct store_inc_all *a)
+{
+    sqlite3_stmt *l = in->stmt[Q_ROW_LIST], *d = in->stmt[Q_ROW_DEL];
+    int64_t *gone = NULL;
+    size_t n = 0, cap = 0;
+    int rc = -EIO, step;
+
+    if (sqlite3_bind_int64(l, 1, from) != SQLITE_OK)
+        goto out;
+    while ((step = sqlite3_step(l)) == SQLITE_ROW) {
+        const char *svc = store_inc_col(l, 1);
+        int64_t opened = sqlite3_column_int64(l, 2);
+        size_t k = 0;
+
+        while (k < a->n && !(a->v[k].opened_ms == opened && svc &&
+                             strcmp(a->v[k].service->name, svc) == 0))
+            k++;
+        if (k < a->n)
+            continue;
+        if (n == cap) {
+            int64_t *g = realloc(gone, (cap = cap ? cap * 2 : 16) *
+                                           sizeof(*g));
+
+            if (!g) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            gone = g;
+        }
+        gone[n++] = sqlite3_column_int64(l, 0);
+    }
+    if (step != SQLITE_DONE)
+        goto out;
+    store_inc_done(l);
+    for (size_t i = 0; i < n; i++)
+        if (sqlite3_bind_int64(d, 1, gone[i]) != SQLITE_OK ||
+            store_step_done(d) < 0)
+            goto out;
+    rc = 0;
+out:
+    store_inc_done(l);
+    free(gone);
+    return rc;
+}
+
+int store_inc_sync(struct store *st, int64_t from, int in_tx)
+{
+    struct store_inc *in = st->inc;
+    struct store_inc_all a = { 0 };
+    struct store_inc_tells tl = { 0 };
+    int rc = 0;
+
+    inc_engine_each(in->eng, store_inc_collect, &a);
+    if (a.err) {
+        free(a.v);
+        return a.err;
+    }
+    if (!in_tx && store_exec(st->wdb, "BEGIN IMMEDIATE") < 0) {
+        free(a.v);
+        return -EIO;
+    }
+    for (size_t i = 0; i < a.n && rc == 0; i++)
+        rc = store_inc_put(st, &a.v[i], &tl);
+    if (rc == 0 && from != INT64_MAX)
+        rc = store_inc_delete_gone(in, from, &a);
+    free(a.v);
+    return store_inc_end(st, rc, in_tx, &tl);
+}
+
+int store_inc_row_id(struct store_inc *in, const char *service,
+                     int64_t opened_ms, int64_t *id)
+{
+    sqlite3_stmt *g = in->stmt[Q_ROW_GET];
+    int rc = -ENOENT, step;
+
+    if (sqlite3_bind_text(g, 1, service, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(g, 2, opened_ms) != SQLITE_OK)
+        rc = -EIO;
+    else if ((step = sqlite3_step(g)) == SQLITE_ROW)
+        rc = 0;
+    else if (step != SQLITE_DONE)
+        rc = -EIO;
+    if (rc == 0)
+        *id = sqlite3_column_int64(g, 0);
+    store_inc_done(g);
+    return rc;
+}
+
+void store_inc_agent_name(struct store_inc *in, int64_t agent_id,
+                          char *cluster, size_t cluster_len, char *node,
+                          size_t node_len)
+{
+    sqlite3_stmt *s = in->stmt[Q_AGENT];
+
+    if (sqlite3_bind_int64(s, 1, agent_id) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+        snprintf(cluster, cluster_len, "%s",
+                 store_inc_col(s, 0) ? store_inc_col(s, 0) : "");
+        snprintf(node, node_len, "%s",
+                 store_inc_col(s, 1) ? store_inc_col(s, 1) : "");
+    }
+    store_inc_done(s);
+}
+
+/* ---- life ---- */
+
+int store_inc_new(sqlite3 *db, const struct topology *topo,
+                  struct store_inc **out)
+{
+    struct store_inc *in = calloc(1, sizeof(*in));
+    size_t n = 0;
+
+    if (!in)
+        return -ENOMEM;
+    in->topo = topo;
+    in->db = db;
+    in->h = INC_NONE;
+    in->snap_next = INT64_MIN;
+    in->snap_from = INT64_MIN;
+    for (size_t i = 0; i < topo->n_services; i++) {
+        const struct topo_service *svc = &topo->services[i];
+
+        n += 1 + svc->n_global_targets;
+        for (size_t r = 0; r < svc->n_regions; r++)
+            n += svc->regions[r].n_targets + 1;
+    }
+    for (in->names_cap = 16; in->names_cap < 2 * n + 1;)
+        in->names_cap *= 2;
+    in->names = calloc(in->names_cap, sizeof(*in->names));
+    in->eng = inc_engine_new(topo, store_inc_sink, in);
+    if (!in->names || !in->eng) {
+        store_inc_destroy(in);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < topo->n_services; i++) {
+        const struct topo_service *svc = &topo->services[i];
+
+        store_inc_name_add(in, svc->global_name);
+        for (size_t g = 0; g < svc->n_global_targets; g++)
+            store_inc_name_add(in, svc->global_targets[g]);
+        for (size_t r = 0; r < svc->n_regions; r++) {
+            for (size_t t = 0; t < svc->regions[r].n_targets; t++)
+                store_inc_name_add(in, svc->regions[r].targets[t]);
+            store_inc_name_add(in, svc->regions[r].lag_target);
+        }
+    }
+    for (int q = 0; q < Q_COUNT; q++)
+        if (store_prepare(db, store_inc_sql[q], &in->stmt[q]) < 0) {
+            store_inc_destroy(in);
+            return -EIO;
+        }
+    *out = in;
+    return 0;
+}
+
+void store_inc_destroy(struct store_inc *in)
+{
+    if (!in)
+        return;
+    for (int q = 0; q < STORE_INC_STMTS; q++)
+        sqlite3_finalize(in->stmt[q]);
+    inc_engine_free(in->eng);
+    for (size_t i = 0; i < in->n_snaps; i++)
+        inc_engine_free(in->snaps[i].e);
+    store_inc_pend_shift(in, in->n_pend);
+    free(in->pend);
+    free(in->chg);
+    free((void *)in->names);
+    store_inc_map_reset(&in->targets);
+    store_inc_map_reset(&in->regions);
+    store_inc_map_reset(&in->answers);
+    store_inc_map_reset(&in->segs);
+    free(in);
+}

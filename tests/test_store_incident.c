@@ -1,0 +1,729 @@
+/* test_store_incident.c -- the store's incident driver
+ * (collector/store_incident.c, store_incscan.c, store_incquery.c) on a
+ * real SQLite file, fed wire batches from three agents: the design's
+ * worked example of an active-passive failover (docs/design.md,
+ * "Incidents"), one agent's clock 5 s ahead, comes out to the
+ * millisecond; the live rows equal a rebuild from scratch on a copy of
+ * the file, also with the store closed and reopened in the middle of
+ * the incident and with one agent's batches delivered after the others;
+ * annotations and the derived status. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+#include "store_test.h"
+#include "topology.h"
+#include "util.h"
+
+#define N_REG    3
+#define N_AGENTS 3
+#define MAX_EV   16384
+#define WAIT_MS  60000              /* generous: ASan on a busy machine */
+
+/* ---- topology: app in three regions, eu-west-1 primary ---- */
+
+static char *REGION[N_REG] = { "eu-west-1", "us-east-1", "ap-southeast-1" };
+static char *TARGET[N_REG] = { "app-0", "app-1", "app-2" };
+static char *ANSWER[N_REG] = { "127.0.1.1", "127.0.2.1", "127.0.3.1" };
+static char *LAG_TARGET[N_REG] = { "app-db-0", "app-db-1", "app-db-2" };
+static char LAG_METRIC[] = "replication_lag_seconds";
+static char GL_HTTP[] = "app-global", GL_DNS[] = "app-dns";
+static char GLOBAL[] = "app.global.test";
+static char *GLOBALS[2] = { GL_HTTP, GL_DNS };
+static char SERVICE[] = "app";
+
+static struct topo_region regions[N_REG];
+static struct topo_service service;
+static struct topology topo;
+
+static void topo_make(void)
+{
+    for (size_t r = 0; r < N_REG; r++) {
+        regions[r].name = REGION[r];
+        regions[r].role = r == 0 ? TOPO_ROLE_PRIMARY : TOPO_ROLE_STANDBY;
+        regions[r].targets = &TARGET[r];
+        regions[r].n_targets = 1;
+        regions[r].answers = &ANSWER[r];
+        regions[r].n_answers = 1;
+        regions[r].lag_metric = LAG_METRIC;
+        regions[r].lag_target = LAG_TARGET[r];
+    }
+    service.name = SERVICE;
+    service.global_name = GLOBAL;
+    service.pattern = TOPO_ACTIVE_PASSIVE;
+    service.regions = regions;
+    service.n_regions = N_REG;
+    service.global_targets = GLOBALS;
+    service.n_global_targets = 2;
+    topo.services = &service;
+    topo.n_services = 1;
+    topo.opt.quorum = TOPO_QUORUM_DEFAULT;
+    topo.opt.stale_intervals = TOPO_STALE_INTERVALS_DEFAULT;
+    topo.opt.stable_ms = TOPO_STABLE_MS_DEFAULT;
+}
+
+/* ---- events, as agents would send them ---- */
+
+/* One wire event with room for what it points to. */
+struct gev {
+    int agent;
+    int64_t t;                  /* true time (the collector's clock) */
+    size_t gen;                 /* ties */
+    Sextant__V1__Event ev;
+    Sextant__V1__ProbeResult probe;
+    Sextant__V1__StateChange state;
+    Sextant__V1__DnsChange dns;
+    Sextant__V1__MetricSample metric;
+    Sextant__V1__Failover fo;
+    Sextant__V1__DnsAnswer ans;
+    Sextant__V1__DnsAnswer *ansp[1];
+};
+
+static struct gev gevs[MAX_EV];
+static size_t n_gevs;
+static int64_t skew[N_AGENTS];  /* agent clock = true time + skew */
+static int64_t T0;              /* the moment eu-west-1 breaks */
+
+static struct gev *gev_new(int agent, int64_t t)
+{
+    struct gev *g;
+
+    assert_true(n_gevs < MAX_EV);
+    g = &gevs[n_gevs];
+    memset(g, 0, sizeof(*g));
+    g->gen = n_gevs++;
+    g->agent = agent;
+    g->t = t;
+    sextant__v1__event__init(&g->ev);
+    g->ev.unix_ms = t + skew[agent];
+    return g;
+}
+
+static void gev_probe(int agent, int64_t t, const char *target, int ok,
+                      const char *served_by, const char *answer)
+{
+    struct gev *g = gev_new(agent, t);
+
+    sextant__v1__probe_result__init(&g->probe);
+    g->probe.target = (char *)target;
+    g->probe.ok = ok;
+    g->probe.type = answer ? SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_DNS
+                           : SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_HTTP;
+    g->probe.error = ok ? "" : "connection refused";
+    g->probe.served_by = (char *)(served_by ? served_by : "");
+    if (answer) {
+        sextant__v1__dns_answer__init(&g->ans);
+        g->ans.type = "A";
+        g->ans.value = (char *)answer;
+        g->ans.ttl = 1;
+        g->ansp[0] = &g->ans;
+        g->probe.answers = g->ansp;
+        g->probe.n_answers = 1;
+    }
+    g->ev.kind_case = SEXTANT__V1__EVENT__KIND_PROBE;
+    g->ev.probe = &g->probe;
+}
+
+static void gev_state(int agent, int64_t t, const char *target, int healthy)
+{
+    struct gev *g = gev_new(agent, t);
+
+    sextant__v1__state_change__init(&g->state);
+    g->state.target = (char *)target;
+    g->state.from = healthy ? SEXTANT__V1__HEALTH__HEALTH_UNHEALTHY
+                            : SEXTANT__V1__HEALTH__HEALTH_HEALTHY;
+    g->state.to = healthy ? SEXTANT__V1__HEALTH__HEALTH_HEALTHY
+                          : SEXTANT__V1__HEALTH__HEALTH_UNHEALTHY;
+    g->state.reason = "";
+    g->ev.kind_case = SEXTANT__V1__EVENT__KIND_STATE;
+    g->ev.state = &g->state;
+}
+
+static void gev_dns(int agent, int64_t t, const char *answer)
+{
+    struct gev *g = gev_new(agent, t);
+
+    sextant__v1__dns_change__init(&g->dns);
+    sextant__v1__dns_answer__init(&g->ans);
+    g->ans.type = "A";
+    g->ans.value = (char *)answer;
+    g->ans.ttl = 1;
+    g->ansp[0] = &g->ans;
+    g->dns.name = GLOBAL;
+    g->dns.target = GL_DNS;
+    g->dns.new_answers = g->ansp;
+    g->dns.n_new_answers = 1;
+    g->ev.kind_case = SEXTANT__V1__EVENT__KIND_DNS;
+    g->ev.dns = &g->dns;
+}
+
+static void gev_lag(int agent, int64_t t, double seconds)
+{
+    struct gev *g = gev_new(agent, t);
+
+    sextant__v1__metric_sample__init(&g->metric);
+    g->metric.name = LAG_METRIC;
+    g->metric.target = LAG_TARGET[1];
+    g->metric.value = seconds;
+    g->ev.kind_case = SEXTANT__V1__EVENT__KIND_METRIC;
+    g->ev.metric = &g->metric;
+}
+
+static void gev_failover(int agent, int64_t t, const char *kind)
+{
+    struct gev *g = gev_new(agent, t);
+
+    sextant__v1__failover__init(&g->fo);
+    g->fo.kind = (char *)kind;
+    g->fo.from_region = REGION[0];
+    g->fo.to_region = REGION[1];
+    g->fo.text = "";
+    g->ev.kind_case = SEXTANT__V1__EVENT__KIND_FAILOVER;
+    g->ev.failover = &g->fo;
+}
+
+/* The worked example: eu-west-1 dies at T0; agents probe each region
+ * once a second at .460/.630/.970 (unhealthy after 3 failures), resolve
+ * the global name at .120/.350/.650 (they see us-east-1 from T0+3.12,
+ * 3.35, 3.65) and probe through it at .200/.400/.700; a manual failover
+ * at T0+2.78; us-east-1's lag 0.25 s at T0+2.5. */
+static const int64_t REG_PHASE[N_AGENTS] = { 460, 630, 970 };
+static const int64_t DNS_PHASE[N_AGENTS] = { 120, 350, 650 };
+static const int64_t GL_PHASE[N_AGENTS] = { 200, 400, 700 };
+static const int64_t SWITCH[N_AGENTS] = { 3120, 3350, 3650 };
+
+static void gen_worked_example(int64_t start, int64_t end)
+{
+    n_gevs = 0;
+    for (int a = 0; a < N_AGENTS; a++) {
+        for (size_t r = 0; r < N_REG; r++) {
+            int state = -1, run = 0;
+
+            for (int64_t t = start + REG_PHASE[a]; t < end; t += 1000) {
+                int ok = r != 0 || t < T0;
+
+                gev_probe(a, t, TARGET[r], ok, NULL, NULL);
+                run = (ok == (state != 0)) ? 0 : run + 1;
+                if (state == -1 ? ok : run >= (ok ? 2 : 3)) {
+                    state = ok;
+                    run = 0;
+                    gev_state(a, t, TARGET[r], ok);
+                }
+            }
+        }
+        for (int64_t t = start + DNS_PHASE[a]; t < end; t += 1000) {
+            int us = t >= T0 + SWITCH[a];
+
+            gev_probe(a, t, GL_DNS, 1, NULL, ANSWER[us]);
+            if (us && t - 1000 < T0 + SWITCH[a])
+                gev_dns(a, t, ANSWER[1]);
+        }
+        for (int64_t t = start + GL_PHASE[a]; t < end; t += 1000) {
+            int us = t >= T0 + SWITCH[a];
+
+            gev_probe(a, t, GL_HTTP, us, REGION[us], NULL);
+        }
+    }
+    for (int64_t t = start + 500; t < end; t += 1000)
+        gev_lag(0, t, t < T0 + 2500 ? 0.1 : t == T0 + 2500 ? 0.25 : 0.9);
+    gev_failover(1, T0 + 2780, "manual");
+    gev_failover(2, T0 + 1000, "deploy");   /* a marker: no part in it */
+}
+
+static int gev_cmp(const void *pa, const void *pb)
+{
+    const struct gev *a = pa, *b = pb;
+
+    if (a->agent != b->agent)
+        return a->agent - b->agent;
+    if (a->t != b->t)
+        return a->t < b->t ? -1 : 1;
+    return a->gen < b->gen ? -1 : 1;
+}
+
+/* ---- batches: per agent, one per 10 s of its events ---- */
+
+#define BATCH_MS 10000
+#define MAX_BATCHES 256
+
+struct gbatch {
+    Sextant__V1__Batch b;
+    Sextant__V1__Event **evp;
+    int agent;
+    int64_t recv_ms;            /* true time it arrives */
+};
+
+static struct gbatch batches[MAX_BATCHES];
+static size_t n_batches;
+static char CLUSTER[N_AGENTS][8] = { "c1", "c2", "c3" };
+
+/* Points @g's event at its own parts again (a sort moved it). */
+static void gev_relink(struct gev *g)
+{
+    g->ansp[0] = &g->ans;
+    if (g->probe.n_answers)
+        g->probe.answers = g->ansp;
+    if (g->dns.n_new_answers)
+        g->dns.new_answers = g->ansp;
+    switch (g->ev.kind_case) {
+    case SEXTANT__V1__EVENT__KIND_PROBE:    g->ev.probe = &g->probe; break;
+    case SEXTANT__V1__EVENT__KIND_STATE:    g->ev.state = &g->state; break;
+    case SEXTANT__V1__EVENT__KIND_DNS:      g->ev.dns = &g->dns; break;
+    case SEXTANT__V1__EVENT__KIND_METRIC:   g->ev.metric = &g->metric; break;
+    case SEXTANT__V1__EVENT__KIND_FAILOVER: g->ev.failover = &g->fo; break;
+    default: break;
+    }
+}
+
+/* Sorts the events by agent and time, numbers them, and cuts batches. */
+static void batches_make(void)
+{
+    uint64_t seq = 0;
+    int agent = -1;
+
+    qsort(gevs, n_gevs, sizeof(gevs[0]), gev_cmp);
+    for (size_t i = 0; i < n_gevs; i++)
+        gev_relink(&gevs[i]);
+    n_batches = 0;
+    for (size_t i = 0; i < n_gevs;) {
+        struct gbatch *gb = &batches[n_batches++];
+        int64_t end;
+        size_t j = i;
+
+        assert_true(n_batches <= MAX_BATCHES);
+        if (gevs[i].agent != agent) {
+            agent = gevs[i].agent;
+            seq = 0;
+        }
+        end = gevs[i].t - gevs[i].t % BATCH_MS + BATCH_MS;
+        while (j < n_gevs && gevs[j].agent == agent && gevs[j].t < end)
+            j++;
+        sextant__v1__batch__init(&gb->b);
+        gb->agent = agent;
+        gb->evp = calloc(j - i, sizeof(*gb->evp));
+        assert_non_null(gb->evp);
+        for (size_t k = i; k < j; k++) {
+            gevs[k].ev.seq = ++seq;
+            gb->evp[k - i] = &gevs[k].ev;
+        }
+        gb->b.cluster = CLUSTER[agent];
+        gb->b.region = REGION[agent];
+        gb->b.node = "n";
+        gb->b.agent_version = "test";
+        gb->b.epoch = 7;
+        gb->b.first_seq = gevs[i].ev.seq;
+        gb->b.events = gb->evp;
+        gb->b.n_events = j - i;
+        gb->recv_ms = gevs[j - 1].t + 100;
+        /* A clean round trip: the offset sample is the skew exactly. */
+        gb->b.sent_unix_ms = gb->recv_ms + skew[agent];
+        i = j;
+    }
+}
+
+static void batches_free(void)
+{
+    for (size_t i = 0; i < n_batches; i++)
+        free(batches[i].evp);
+    n_batches = 0;
+}
+
+/* Delivers the batches in arrival order, but those of agent @late (-1:
+ * none) after every other one, and only those arriving before @until. */
+static void deliver(struct store *st, int late, int64_t from, int64_t until)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        for (;;) {
+            struct gbatch *next = NULL;
+            uint64_t acked = 0;
+
+            for (size_t i = 0; i < n_batches; i++) {
+                struct gbatch *gb = &batches[i];
+
+                if (gb->recv_ms < from || gb->recv_ms >= until ||
+                    (gb->agent == late) != (pass == 1) || gb->b.cluster == NULL)
+                    continue;
+                if (!next || gb->recv_ms < next->recv_ms)
+                    next = gb;
+            }
+            if (!next)
+                break;
+            assert_int_equal(store_test_ingest(st, &next->b, next->recv_ms,
+                                               &acked), 0);
+            next->b.cluster = NULL;     /* delivered */
+        }
+    }
+    for (size_t i = 0; i < n_batches; i++)
+        batches[i].b.cluster = CLUSTER[batches[i].agent];
+}
+
+/* ---- the files ---- */
+
+struct files {
+    char dir[64], path[128], copy[128];
+};
+
+static void files_make(struct files *f)
+{
+    snprintf(f->dir, sizeof(f->dir), "/tmp/sextant-inc-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/c.db", f->dir);
+    snprintf(f->copy, sizeof(f->copy), "%s/copy.db", f->dir);
+}
+
+static void files_remove(struct files *f)
+{
+    char p[160];
+
+    snprintf(p, sizeof(p), "%s-wal", f->copy);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", f->copy);
+    unlink(p);
+    unlink(f->copy);
+    store_test_remove(f->dir, f->path);
+}
+
+static struct store *open_store(const char *path)
+{
+    struct store_options o;
+    struct store *st = NULL;
+
+    store_options_default(&o);
+    o.topo = &topo;
+    o.raw_retention_ms = 0;
+    o.minute_retention_ms = 0;
+    o.hour_retention_ms = 0;
+    assert_int_equal(store_open(path, &o, &st), 0);
+    assert_int_equal(store_wait_ready(st, STORE_TEST_WAIT_MS), 0);
+    return st;
+}
+
+/* The incidents table as text, one line per row, ids left out. */
+static char *rows_of(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    size_t len = 0, cap = 1 << 16;
+    char *out = calloc(1, cap);
+
+    assert_non_null(out);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+        "SELECT service || '|' || opened_ms || '|' || region || '|' ||"
+        " coalesce(to_region, '-') || '|' || pattern || '|' || manual ||"
+        " '|' || coalesce(first_failure_ms, '-') || '|' ||"
+        " coalesce(detected_ms, '-') || '|' ||"
+        " coalesce(failover_start_ms, '-') || '|' ||"
+        " coalesce(dns_first_ms, '-') || '|' || coalesce(dns_all_ms, '-')"
+        " || '|' || coalesce(restored_ms, '-') || '|' ||"
+        " coalesce(closed_ms, '-') || '|' || coalesce(rpo_ms, '-')"
+        " FROM incidents ORDER BY service, opened_ms", -1, &s, NULL),
+        SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *row = (const char *)sqlite3_column_text(s, 0);
+
+        assert_true(len + strlen(row) + 2 < cap);
+        len += (size_t)sprintf(out + len, "%s\n", row);
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return out;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    char buf[65536];
+    size_t n;
+
+    assert_true(in && out);
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* Waits until the live incidents list holds @needle. */
+static void wait_incidents(struct store *st, const char *needle)
+{
+    struct store_incident_query q = { .open = -1, .limit = 10 };
+    int64_t until = util_now_ms() + WAIT_MS;
+
+    for (;;) {
+        char *json = NULL;
+        size_t len;
+        int found;
+
+        assert_int_equal(store_incidents(st, &q, &json, &len), 0);
+        found = strstr(json, needle) != NULL;
+        free(json);
+        if (found)
+            return;
+        assert_true(util_now_ms() < until);
+        usleep(20000);
+    }
+}
+
+/* The worked example's numbers, in the row format of rows_of. */
+static void expected_row(char *buf, size_t len)
+{
+    snprintf(buf, len, "app|%lld|eu-west-1|us-east-1|active-passive|0|"
+             "%lld|%lld|%lld|%lld|%lld|%lld|%lld|250.0\n",
+             (long long)(T0 + 2630), (long long)(T0 + 460),
+             (long long)(T0 + 2630), (long long)(T0 + 2780),
+             (long long)(T0 + 3120), (long long)(T0 + 3650),
+             (long long)(T0 + 3400), (long long)(T0 + 3400 + 60000));
+}
+
+/* Runs the worked example through a store (with @late's batches last,
+ * and closed and reopened at T0+3 s if @restart), then checks the live
+ * rows against the ground truth and against a rebuild of a copy. */
+static void run_failover(int late, int restart, int64_t span_ms)
+{
+    struct files f;
+    struct store *st;
+    char want[512], *live, *rebuilt, err[256];
+    uint64_t events = 0, incidents = 0;
+
+    topo_make();
+    /* Whole seconds, ten minutes ago: past the engine's hold. */
+    T0 = (util_now_ms() / 1000) * 1000 - 600000;
+    skew[0] = 0;
+    skew[1] = 0;
+    skew[2] = 5000;             /* its clock runs 5 s ahead */
+    gen_worked_example(T0 - 10000, T0 + span_ms);
+    batches_make();
+    files_make(&f);
+    st = open_store(f.path);
+    if (restart) {
+        deliver(st, late, INT64_MIN, T0 + 3000);
+        store_close(st);
+        st = open_store(f.path);
+        deliver(st, late, T0 + 3000, INT64_MAX);
+    } else {
+        deliver(st, late, INT64_MIN, INT64_MAX);
+    }
+    wait_incidents(st, "\"open\":false");
+    store_close(st);
+    batches_free();
+
+    expected_row(want, sizeof(want));
+    live = rows_of(f.path);
+    /* The worked example first. (When the data ends, the last agent's
+     * DNS view goes stale and the engine opens one more on the primary,
+     * the same live and rebuilt: the engine's call, not the store's.) */
+    assert_memory_equal(live, want, strlen(want));
+    copy_file(f.path, f.copy);
+    assert_int_equal(store_incidents_rebuild(f.copy, &topo, &events,
+                                             &incidents, err, sizeof(err)),
+                     0);
+    assert_true(incidents >= 1);
+    assert_true(events > 1000);
+    rebuilt = rows_of(f.copy);
+    assert_string_equal(rebuilt, live);
+    free(live);
+    free(rebuilt);
+    files_remove(&f);
+}
+
+static void test_failover_from_three_agents_comes_out_to_the_ms(void **state)
+{
+    (void)state;
+    run_failover(-1, 0, 90000);
+}
+
+static void test_live_equals_rebuild_across_a_restart(void **state)
+{
+    (void)state;
+    run_failover(-1, 1, 90000);
+}
+
+static void test_late_agent_converges_to_the_rebuild(void **state)
+{
+    (void)state;
+    /* Over three minutes: the late batches after the first minute
+     * boundaries go back to a snapshot, the first ones to scratch. */
+    run_failover(2, 0, 200000);
+}
+
+/* The skewed agent's offset is recorded once, from its first seq. */
+static void test_offset_recorded_from_first_seq(void **state)
+{
+    struct files f;
+    struct store *st;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+
+    (void)state;
+    topo_make();
+    T0 = (util_now_ms() / 1000) * 1000 - 600000;
+    skew[0] = skew[1] = 0;
+    skew[2] = 5000;
+    gen_worked_example(T0 - 10000, T0 + 20000);
+    batches_make();
+    files_make(&f);
+    st = open_store(f.path);
+    deliver(st, -1, INT64_MIN, INT64_MAX);
+    store_close(st);
+    batches_free();
+    assert_int_equal(sqlite3_open_v2(f.path, &db, SQLITE_OPEN_READONLY,
+                                     NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+        "SELECT a.cluster, o.from_seq, o.offset_ms FROM agent_offsets o"
+        " JOIN agents a ON a.id = o.agent_id ORDER BY a.cluster, o.from_seq",
+        -1, &s, NULL), SQLITE_OK);
+    for (int a = 0; a < N_AGENTS; a++) {
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        assert_string_equal(sqlite3_column_text(s, 0), CLUSTER[a]);
+        assert_int_equal(sqlite3_column_int64(s, 1), 1);
+        assert_int_equal(sqlite3_column_int64(s, 2), -skew[a]);
+    }
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    files_remove(&f);
+}
+
+/* An annotation on the incident shows in it; bad ones change nothing. */
+static void test_annotation_shows_in_the_incident(void **state)
+{
+    struct files f;
+    struct store *st;
+    struct store_incident_query q = { .open = 0, .limit = 10 };
+    char *json = NULL, needle[64];
+    int64_t id = 0, inc;
+    size_t len;
+    const char *p;
+
+    (void)state;
+    topo_make();
+    T0 = (util_now_ms() / 1000) * 1000 - 600000;
+    skew[0] = skew[1] = skew[2] = 0;
+    gen_worked_example(T0 - 10000, T0 + 90000);
+    batches_make();
+    files_make(&f);
+    st = open_store(f.path);
+    deliver(st, -1, INT64_MIN, INT64_MAX);
+    batches_free();
+    wait_incidents(st, "\"open\":false");
+    assert_int_equal(store_incidents(st, &q, &json, &len), 0);
+    p = strstr(json, "\"id\":");
+    assert_non_null(p);
+    inc = strtoll(p + 5, NULL, 10);
+    free(json);
+
+    assert_int_equal(store_annotate(st, T0 + 3000, "", NULL, 0, &id),
+                     -EINVAL);
+    assert_int_equal(store_annotate(st, T0 + 3000, "x", "nope", 0, &id),
+                     -EINVAL);
+    assert_int_equal(store_annotate(st, T0 + 3000, "bad\x01", NULL, 0, &id),
+                     -EINVAL);
+    assert_int_equal(store_annotate(st, T0 + 3000, "x", NULL, inc + 99,
+                                    &id), -ENOENT);
+    assert_int_equal(store_annotate(st, T0 + 3000, "DNS flipped by hand",
+                                    SERVICE, inc, &id), 0);
+    assert_true(id > 0);
+
+    assert_int_equal(store_incident(st, inc + 99, &json, &len), -ENOENT);
+    assert_int_equal(store_incident(st, inc, &json, &len), 0);
+    assert_non_null(strstr(json, "\"text\":\"DNS flipped by hand\""));
+    snprintf(needle, sizeof(needle), "\"incident\":%lld", (long long)inc);
+    assert_non_null(strstr(json, needle));
+    assert_non_null(strstr(json, "\"rto\":2940"));
+    assert_non_null(strstr(json, "\"time_to_detect\":2170"));
+    assert_non_null(strstr(json, "\"time_to_failover\":1020"));
+    /* The timeline: the manual failover, the DNS changes, each agent's
+     * first and last failed probe of eu-west-1, not every probe; the
+     * deploy marker is no failover but shows. */
+    assert_non_null(strstr(json, "\"kind\":\"manual\""));
+    assert_non_null(strstr(json, "\"kind\":\"dns\""));
+    assert_non_null(strstr(json, "\"kind\":\"state\""));
+    for (p = json, len = 0; (p = strstr(p, "\"kind\":\"probe\","
+                                        "\"target\":\"app-0\"")); p++)
+        len++;
+    assert_true(len >= N_AGENTS && len <= 2 * N_AGENTS);
+    free(json);
+    store_close(st);
+    files_remove(&f);
+}
+
+/* Status now: eu-west-1 unhealthy by two agents of two not stale, the
+ * third agent stale, traffic on eu-west-1. Probes every 10 s, so the
+ * state holds for some 20 s while the test looks. */
+static void test_service_status_shows_health_serving_and_stale(void **state)
+{
+    struct files f;
+    struct store *st;
+    int64_t now = util_now_ms(), until = now + WAIT_MS;
+    char *json = NULL;
+    size_t len;
+    int seen = 0;
+
+    (void)state;
+    topo_make();
+    skew[0] = skew[1] = skew[2] = 0;
+    n_gevs = 0;
+    for (int a = 0; a < N_AGENTS; a++) {
+        int64_t end = a == 2 ? now - 100000 : now - 6000;
+
+        for (int64_t t = now - 200000 + a * 100; t < end; t += 10000) {
+            int ok = t < now - 100000;
+
+            gev_probe(a, t, TARGET[0], ok, NULL, NULL);
+            gev_probe(a, t + 1, GL_DNS, 1, NULL, ANSWER[0]);
+            if (t >= now - 100000 && t < now - 90000)
+                gev_state(a, t + 2, TARGET[0], 0);
+        }
+    }
+    batches_make();
+    files_make(&f);
+    st = open_store(f.path);
+    assert_int_equal(store_service_status(st, &json, &len), 0);
+    free(json);
+    deliver(st, -1, INT64_MIN, INT64_MAX);
+    batches_free();
+    while (!seen) {
+        assert_int_equal(store_service_status(st, &json, &len), 0);
+        seen = strstr(json, "\"name\":\"eu-west-1\",\"role\":\"primary\","
+                            "\"health\":\"unhealthy\"") != NULL;
+        if (seen) {
+            assert_non_null(strstr(json, "\"serving\":[\"eu-west-1\"]"));
+            assert_non_null(strstr(json, "\"cluster\":\"c3\""));
+            assert_null(strstr(json, "\"cluster\":\"c1\""));
+            assert_null(strstr(json, "\"open_incident\":null"));
+        }
+        free(json);
+        assert_true(util_now_ms() < until);
+        if (!seen)
+            usleep(20000);
+    }
+    store_close(st);
+    files_remove(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_failover_from_three_agents_comes_out_to_the_ms),
+        cmocka_unit_test(test_live_equals_rebuild_across_a_restart),
+        cmocka_unit_test(test_late_agent_converges_to_the_rebuild),
+        cmocka_unit_test(test_offset_recorded_from_first_seq),
+        cmocka_unit_test(test_annotation_shows_in_the_incident),
+        cmocka_unit_test(test_service_status_shows_health_serving_and_stale),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
