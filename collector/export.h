@@ -40,15 +40,6 @@ int export_incident_list(const char *json, size_t len,
                          enum export_format f, char **out,
                          size_t *out_len);
 
-/* One line a person reads in a chat (a webhook's Slack-compatible
- * "text"): "Sextant: checkout incident 7 opened: region eu-west-1 failed
- * at 2026-...Z", then per @change what is known: the traffic's new region,
- * time to detect, RTO. @json is an incident (with or without timeline),
- * @change "opened", "updated" or "closed". 0 and *out (caller frees);
- * -EINVAL: not an incident; -ENOMEM. */
-int export_incident_line(const char *json, size_t len, const char *change,
-                         char **out);
-
 /* @ms as "2026-12-04T21:00:00.123Z" into @buf (>= 32 bytes). */
 void export_utc(int64_t ms, char *buf, size_t size);
 /* A duration of @ms as "2.170 s" (negative: "-0.250 s") into @buf. */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "jsonw.h"
+#include "webhook.h"
 
 /* The statuses the collector answers with; anything else is counted as
  * code="other". A fixed table keeps counting lock-free. */
@@ -42,6 +43,9 @@ static struct {
     atomic_uint_fast64_t rejected[METRICS_N_REJECTS];
 } metrics;
 
+/* The webhook sender whose counters the page adds; NULL: none. */
+static _Atomic(struct webhook *) metrics_webhook;
+
 #define M_ADD(field, n) \
     atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
 #define M_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
@@ -55,6 +59,11 @@ void metrics_http_request(enum metrics_route route, unsigned status)
     while (i < METRICS_N_CODES && metrics_codes[i] != status)
         i++;
     M_ADD(metrics.http[route][i], 1);       /* i == N: "other" */
+}
+
+void metrics_set_webhook(struct webhook *wh)
+{
+    atomic_store(&metrics_webhook, wh);
 }
 
 void metrics_ingest_stored(size_t events, size_t body_bytes)
@@ -370,6 +379,7 @@ int metrics_render(struct store *st, int64_t now_ms, char **out,
     /* A failed read leaves the family empty; the rest still serves. */
     store_clusters_seen(st, metrics_cluster, &ms);
     metrics_services(&w, st);
+    webhook_metrics(atomic_load(&metrics_webhook), &w);
     page = jsonw_take(&w, out_len);
     if (!page)
         return w.err ? w.err : -ENOMEM;

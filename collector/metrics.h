@@ -59,6 +59,12 @@ void metrics_http_request(enum metrics_route route, unsigned status);
 void metrics_ingest_stored(size_t events, size_t body_bytes);
 void metrics_ingest_rejected(enum metrics_reject why);
 
+struct webhook;
+/* The webhook sender whose counters the page shows (webhook.h; NULL:
+ * none, its counters show 0). Any thread; the sender must outlive its
+ * setting (set NULL before webhook_stop). */
+void metrics_set_webhook(struct webhook *wh);
+
 /* Renders the page, with the store's stats of @st and each cluster's age
  * relative to @now_ms. Caller frees *out. 0, -ENOMEM, or -EMSGSIZE over
  * METRICS_PAGE_MAX. */

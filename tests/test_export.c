@@ -198,23 +198,6 @@ static void test_times_and_durations_format(void **state)
     assert_string_equal(buf, "-9223372036854775.808 s");
 }
 
-static void test_chat_line_says_what_happened(void **state)
-{
-    char *line = NULL;
-
-    (void)state;
-    assert_int_equal(export_incident_line(incident_json,
-                                          strlen(incident_json), "closed",
-                                          &line), 0);
-    assert_string_equal(line, "Sextant: checkout incident 7 closed: region "
-                        "eu-west-1 failed at 2026-12-04T21:00:00.460Z, "
-                        "traffic to us-east-1, detected in 2.170 s, RTO "
-                        "3.640 s, RPO 1.500 s");
-    free(line);
-    assert_int_equal(export_incident_line("{}", 2, "opened", &line),
-                     -EINVAL);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,7 +207,6 @@ int main(void)
         cmocka_unit_test(test_what_is_no_incident_is_refused),
         cmocka_unit_test(test_list_is_one_row_per_incident),
         cmocka_unit_test(test_times_and_durations_format),
-        cmocka_unit_test(test_chat_line_says_what_happened),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
