@@ -8,8 +8,10 @@
 # without a token (401), with a read token (403), with bad fields (400
 # naming them, nothing stored), over 8 KiB (413), of another type (415),
 # stored with an annotate token (201) and shown in the incident and its
-# exports; /metrics' service gauges (promtool); the read-only `incidents`
-# command; and, with no api_tokens at all, annotations refused (403).
+# exports; the incident's opening POSTed to a real webhook receiver;
+# /metrics' service gauges and webhook counters (promtool); the read-only
+# `incidents` command; and, with no api_tokens at all, annotations
+# refused (403).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 . "$(dirname "$0")/fixtures/store-v5/zoo.sh"
@@ -38,8 +40,14 @@ services:
 YAML
 }
 
+# A webhook receiver on loopback: one line per POST it got.
+"$WEBHOOK_SINK" --out "$TMP/hooks" > "$TMP/sink.port" 2> "$TMP/sink.log" &
+PIDS+=($!)
+wait_for "$TMP/sink.port" '^[0-9]'
 write_collector_config "$TMP/collector.yaml"
 cat >> "$TMP/collector.yaml" <<YAML
+incidents:
+  webhooks: [http://127.0.0.1:$(head -n1 "$TMP/sink.port")/hook]
 api_tokens:
   - token: $READ
   - token: $NOTE
@@ -114,6 +122,14 @@ assert_eq "$(jq .count "$TMP/body")" 0 "closed incidents"
 get 200 "/api/v1/incidents/$ID"
 jq -e '.timeline | any(.kind == "failover")' "$TMP/body" > /dev/null ||
     fail "incident timeline without the failover: $(cat "$TMP/body")"
+# The receiver got the opening, with the incident and a line for a chat.
+wait_until 60 "no incident.opened webhook" has_line "$TMP/hooks" \
+    '"event":"incident.opened"'
+grep -m1 '"event":"incident.opened"' "$TMP/hooks" | cut -d' ' -f2- |
+    jq -e --argjson id "$ID" '.incident.id == $id and
+        .incident.service == "checkout" and (.text | contains("checkout"))' \
+    > /dev/null || fail "webhook body: $(head -c 600 "$TMP/hooks")"
+grep -q '^200 ' "$TMP/hooks" || fail "webhook not answered 200"
 for bad in "open=maybe" "limit=0" "limit=1001" "from=yesterday" \
            "service=chekout" "nope=1" "from=2&to=1"; do
     get 400 "/api/v1/incidents?$bad"
@@ -196,9 +212,11 @@ grep -qF '| annotation |  | paged the on-call, a\|b, "c" |' \
     "$TMP/export.md" || fail "md annotation row: $(cat "$TMP/export.md")"
 grep -q '| failover | .*manual eu-west-1 -> us-east-1: planned move |$' \
     "$TMP/export.md" || fail "md failover row: $(cat "$TMP/export.md")"
-# Every table row has the columns of its header.
-awk -F'|' '/^\| Time/ { n = NF } n && /^\|/ && NF != n { bad = 1 }
-           END { exit bad }' "$TMP/export.md" || fail "md row widths"
+# Every timeline row has the columns of its header (an escaped \| is
+# inside a cell).
+awk '{ line = $0; gsub(/\\\|/, "", line); c = split(line, f, "|") }
+     /^\| Time/ { n = c } n && /^\|/ && c != n { bad = 1 }
+     END { exit bad }' "$TMP/export.md" || fail "md row widths"
 
 # --- /metrics: the service's gauges ---
 curl -sS "$URL/metrics" > "$TMP/metrics"
@@ -210,6 +228,8 @@ grep -q '^sextant_collector_region_healthy{service="checkout",region="eu-west-1"
     "$TMP/metrics" || fail "region health gauge"
 grep -q '^sextant_collector_region_serving{service="checkout",region="us-east-1"} ' \
     "$TMP/metrics" || fail "region serving gauge"
+awk '/^sextant_collector_webhook_delivered_total / { exit !($2 >= 1) }' \
+    "$TMP/metrics" || fail "webhook deliveries not counted"
 
 # --- the read-only command, the collector still running ---
 "$COLLECTOR" incidents --db "$TMP/c.db" --service checkout --open \
