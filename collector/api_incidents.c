@@ -320,9 +320,15 @@ static int api_note_parse(const struct topology *topo, const char *body,
                           size_t len, struct json_object **obj,
                           struct api_note *note, struct reply *r)
 {
-    struct json_tokener *tok = json_tokener_new();
+    struct json_tokener *tok;
     struct json_object *o = NULL;
 
+    if (!body || len == 0) {
+        reply_error(r, 400, "bad request", "body: empty; send a JSON object "
+                    "with at least \"text\"");
+        return -EINVAL;
+    }
+    tok = json_tokener_new();
     if (!tok) {
         reply_error(r, 503, "out of memory", "try again later");
         return -ENOMEM;

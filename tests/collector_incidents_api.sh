@@ -149,6 +149,7 @@ post 415 '{"text":"x"}' "$NOTE" text/plain
 head -c 9000 /dev/zero | tr '\0' a > "$TMP/big"
 post 413 @"$TMP/big"
 post 400 '{"text":"x"'
+post 400 ''
 post 400 '["x"]'
 post 400 '{}'
 for f in '"text":""' '"text":1' '"text":"x","time":"soon"' \
