@@ -89,5 +89,9 @@ void api_status(struct store *st, const struct api_param *params,
 void api_services(struct store *st, const struct topology *topo,
                   const char *name, const struct api_param *params,
                   size_t n_params, int64_t now_ms, struct reply *r);
+/* GET /api/v1/clusters (api_clusters.c): store_clusters' reply; takes
+ * no parameter (a 400 names one). */
+void api_clusters(struct store *st, const struct api_param *params,
+                  size_t n_params, struct reply *r);
 
 #endif

@@ -125,8 +125,8 @@ struct inc_engine *inc_engine_clone(const struct inc_engine *e);
  * and timers due at or before ev->t_ms fire first (a timer at X sorts
  * before every event at X, also across inc_engine_advance). Events of
  * targets and names the topology does not know are ignored. 0, -EINVAL
- * out of order (the engine is unchanged), -ENOMEM (it may have lost an
- * incident: free it and rebuild). */
+ * out of order or t_ms beyond +-2^62 ms (the engine is unchanged),
+ * -ENOMEM (it may have lost an incident: free it and rebuild). */
 int inc_engine_feed(struct inc_engine *e, const struct inc_event *ev);
 /* Fires the timers due up to @now_ms (staleness, closes); afterwards
  * events before @now_ms are refused, events at it are still taken. */

@@ -25,7 +25,7 @@ static const unsigned metrics_codes[] = {
 
 static const char *const metrics_route_names[METRICS_N_ROUTES] = {
     "ingest", "timeline", "latency", "healthz", "readyz", "metrics",
-    "status", "services", "incidents", "annotations", "other",
+    "status", "services", "incidents", "annotations", "clusters", "other",
 };
 
 static const char *const metrics_reject_names[METRICS_N_REJECTS] = {

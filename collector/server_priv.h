@@ -47,6 +47,7 @@ enum server_route {
     ROUTE_INCIDENT,     /* GET /api/v1/incidents/{id} */
     ROUTE_EXPORT,       /* GET /api/v1/incidents/{id}/export */
     ROUTE_ANNOTATE,     /* POST /api/v1/annotations */
+    ROUTE_CLUSTERS,     /* GET /api/v1/clusters */
 };
 
 /* Where a submitted batch is, between the HTTP thread that queued it, the

@@ -39,6 +39,7 @@ static enum metrics_route server_metrics_route(enum server_route r)
     case ROUTE_INCIDENT:
     case ROUTE_EXPORT: return METRICS_ROUTE_INCIDENTS;
     case ROUTE_ANNOTATE: return METRICS_ROUTE_ANNOTATIONS;
+    case ROUTE_CLUSTERS: return METRICS_ROUTE_CLUSTERS;
     case ROUTE_NONE: break;
     }
     return METRICS_ROUTE_OTHER;
@@ -398,6 +399,9 @@ static void server_api(struct server *srv, struct server_req *rq,
     case ROUTE_ANNOTATE:
         api_annotate(srv->st, topo, (const char *)rq->body, rq->len, now, r);
         break;
+    case ROUTE_CLUSTERS:
+        api_clusters(srv->st, ps->p, ps->n, r);
+        break;
     default:
         reply_error(r, 500, "internal error", "no route");
         break;
@@ -438,6 +442,8 @@ static enum MHD_Result server_route(struct server *srv,
         rq->route = ROUTE_READYZ;
     else if (strcmp(url, "/metrics") == 0)
         rq->route = ROUTE_METRICS;
+    else if (strcmp(url, "/api/v1/clusters") == 0)
+        rq->route = ROUTE_CLUSTERS;
     else
         rq->route = server_api_route(url, NULL);
     if (rq->route == ROUTE_NONE)
@@ -583,6 +589,7 @@ enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
     case ROUTE_INCIDENT:
     case ROUTE_EXPORT:
     case ROUTE_ANNOTATE:
+    case ROUTE_CLUSTERS:
         MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, server_param,
                                     &ps);
         server_api(srv, rq, url, &ps, &r);

@@ -150,6 +150,18 @@ int store_clusters_seen(struct store *st,
                                    int64_t last_seen_ms),
                         void *ctx);
 
+/* GET /api/v1/clusters (store_clusters.c): every cluster that ever sent,
+ * its regions and agents, as last reported: {"clusters":[{"name":S,
+ * "last_seen":T,"regions":[{"name":S,"agents":[{"node":S,"region":S,
+ * "epoch":"016x","epochs":n,"agent_version":S,"first_seen":T,
+ * "last_seen":T,"clock_offset_ms":n|null,"acked_seq":n,"highest_seq":n,
+ * "waiting":n,"last_drop":{"count":n,"from_seq":n,"to_seq":n,
+ * "last_event":T|null}|null}]}]}]}, where T is {"ms":N,"utc":S} on the
+ * collector's clock (last_event: the agent's). One agent per (cluster,
+ * node): its latest epoch, with the number of epochs seen. Caller frees
+ * *out; -EAGAIN while migrating, as the queries below. */
+int store_clusters(struct store *st, char **out, size_t *out_len);
+
 /* The names the store has seen, one table each (see the API's checks). */
 enum store_names {
     STORE_NAMES_CLUSTER,

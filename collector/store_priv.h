@@ -564,27 +564,28 @@ struct store_reader {
     const char *extra_sql[STORE_READER_EXTRA];
     sqlite3_stmt *extra[STORE_READER_EXTRA];
 };
-/* What store_incquery.c shares of store_query.c's reads: a reader for a
- * query with its deadline (NULL and *err: -EAGAIN migrating, -EIO), the
- * end of a query (hands @s and @r back, maps and logs @rc as
- * store_timeline does), and a finished reply. */
-struct store_reader *store_query_begin(struct store *st, int64_t *until_ns,
-                                       int *err, int need_ready);
-int store_query_end(struct store *st, struct store_reader *r,
-                    sqlite3_stmt *s, int rc, const char *what);
-int store_json_take(struct jsonw *w, char **out, size_t *out_len);
 /* Finalizes the statements and closes the connection; NULL is a no-op. */
 void store_reader_close(struct store_reader *r);
 
-/* And what store_status.c shares besides: store_reader_stmt_sql, the
- * statement of constant text @sql (compared by address), prepared once
- * per connection and kept (-EIO past STORE_READER_EXTRA texts);
- * store_stmt_done, a statement's reset after use (NULL: none); and
- * store_query_error, -ETIMEDOUT, -EUCLEAN or -EIO for a failed step. */
+/* The hooks a query file outside store_query.c (store_status.c) runs its
+ * queries with, as store_query.c's own do. store_query_begin: a read
+ * connection with the query's deadline in *@until_ns (NULL with *@err
+ * -EAGAIN while migrating when @need_ready, or -EIO). store_reader_stmt_sql:
+ * the statement of constant text @sql (compared by address), prepared
+ * once per connection and kept; -EIO past STORE_READER_EXTRA texts.
+ * store_stmt_done: resets a statement after use (NULL: none).
+ * store_query_error: -ETIMEDOUT, -EUCLEAN or -EIO for a failed step.
+ * store_query_end: logs a failure under @what, hands @s and @r back,
+ * returns the error or @rc. store_json_take: @w's text into *@out. */
+struct store_reader *store_query_begin(struct store *st, int64_t *until_ns,
+                                      int *err, int need_ready);
 int store_reader_stmt_sql(struct store_reader *r, const char *sql,
                           sqlite3_stmt **out);
 void store_stmt_done(sqlite3_stmt *s);
 int store_query_error(struct store *st, sqlite3 *db);
+int store_query_end(struct store *st, struct store_reader *r,
+                    sqlite3_stmt *s, int rc, const char *what);
+int store_json_take(struct jsonw *w, char **out, size_t *out_len);
 /* Closes every idle reader (store_db_close, after the writer ended). */
 void store_readers_close(struct store *st);
 

@@ -10,7 +10,7 @@ PKGS=(
     zlib1g-dev libc-ares-dev libjson-c-dev
     libcmocka-dev sqlite3 jq curl       # tests
     dnsmasq-base openssl prometheus
-    nodejs npm                          # API replies vs docs/openapi.yaml
+    nodejs                              # API replies vs docs/openapi.yaml
     clang libclang-rt-14-dev            # fuzzing (tests/fuzz/run.sh)
 )
 
@@ -19,6 +19,10 @@ for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' \
         || missing+=("$p")
 done
+# npm is Debian's own package, but other builds of nodejs (NodeSource's)
+# bring the command and conflict with that package: asked for only when
+# the command is missing.
+command -v npm > /dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "deps: installing ${missing[*]}"
     apt-get update -qq

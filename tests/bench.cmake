@@ -19,3 +19,7 @@ target_link_libraries(raw_ceiling PRIVATE bench_support)
 # A collector database of 50 million events and their rollups.
 add_executable(query_fill ${CMAKE_SOURCE_DIR}/bench/query_fill.c)
 target_link_libraries(query_fill PRIVATE bench_support)
+
+# The incident engine alone: events per second (bench/RESULTS.md).
+add_executable(incident_bench ${CMAKE_SOURCE_DIR}/bench/incident_bench.c)
+target_link_libraries(incident_bench PRIVATE collector_core)

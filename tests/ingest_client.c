@@ -58,6 +58,7 @@ struct client_hdr {
     Sextant__V1__Drops drops;       /* count 0: none */
     int64_t sent_ms;                /* 0: not sent */
     uint32_t rtt_us;
+    const char *region;             /* NULL: "test-region" */
 };
 
 /* What every event of a batch carries besides its seq. */
@@ -187,7 +188,7 @@ static int client_batch(const char *cluster, const char *node,
         }
     }
     b.cluster = (char *)cluster;
-    b.region = "test-region";
+    b.region = (char *)(hdr->region ? hdr->region : "test-region");
     b.node = (char *)node;
     b.agent_version = "test";
     b.epoch = epoch;
@@ -338,7 +339,7 @@ static void client_usage(void)
 {
     fprintf(stderr,
         "usage: ingest_client --url URL [--token T] [--cluster C] [--node N]\n"
-        "  [--epoch N] [--seq LO-HI]... [--t0 MS] [--target NAME]\n"
+        "  [--region R] [--epoch N] [--seq LO-HI]... [--t0 MS] [--target NAME]\n"
         "  [--content-type T] [--encoding E] (\"-\" omits the header)\n"
         "  [--body random|zlib-random|truncated|bomb|corrupt] [--chunked]\n"
         "  (bomb: 64 MiB of zeros, deflated to some 64 KiB)\n"
@@ -417,6 +418,7 @@ int main(int argc, char **argv)
         { "token", required_argument, NULL, 'k' },
         { "cluster", required_argument, NULL, 'c' },
         { "node", required_argument, NULL, 'n' },
+        { "region", required_argument, NULL, 'G' },
         { "epoch", required_argument, NULL, 'e' },
         { "seq", required_argument, NULL, 's' },
         { "t0", required_argument, NULL, 't' },
@@ -470,6 +472,7 @@ int main(int argc, char **argv)
         case 'k': token = optarg; break;
         case 'c': cluster = optarg; break;
         case 'n': node = optarg; break;
+        case 'G': bh.region = optarg; break;
         case 'e': epoch = strtoull(optarg, NULL, 0); break;
         case 't': eo.t0 = strtoll(optarg, NULL, 10); break;
         case 'g': eo.target = optarg; break;

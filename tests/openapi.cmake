@@ -1,4 +1,5 @@
 # docs/openapi.yaml: the document lints, and names every route the
 # collector serves (each API test checks its replies against it through
-# tests/lib.sh's api_valid).
+# tests/lib.sh's api_valid); GET /api/v1/clusters end to end.
 add_script_test(openapi_lint openapi_lint.sh)
+add_script_test(collector_clusters collector_clusters.sh)

@@ -1,9 +1,10 @@
 /* test_incident.c -- collector/incident.c against ground truth: scenarios
  * of three agents probing three regions once a second, generated with
- * explicit times (a small model of the agents' state machines, DNS views
- * and probes through the global name), fed in the engine's order, and
- * every computed time asserted to the millisecond. The worked example of
- * docs/design.md ("Incidents") is the first scenario. */
+ * explicit times by the model of incident_world.h (the agents' state
+ * machines, DNS views and probes through the global name), fed in the
+ * engine's order, and every computed time asserted to the millisecond.
+ * The worked example of docs/design.md ("Incidents") is the first
+ * scenario. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,308 +12,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "incident.h"
-
-/* ---- topology ---- */
-
-#define T0 1000000              /* "T": the moment something breaks */
-#define N_REG 3
-#define N_AGENTS 3
-
-static const char *const REGION[N_REG] = {
-    "eu-west-1", "us-east-1", "ap-southeast-1",
-};
-static const char *const LAG_METRIC = "replication_lag_seconds";
-
-/* One service's strings and arrays; the topology borrows them. */
-struct svc_store {
-    char name[32], global[64];
-    char target[N_REG][48], answer[N_REG][16], region[N_REG][32];
-    char lag_target[N_REG][48];
-    char gl_http[48], gl_dns[48];
-    char *targets[N_REG][1], *answers[N_REG][1], *globals[2];
-    struct topo_region regions[N_REG];
-};
-
-static struct svc_store stores[2];
-static struct topo_service services[2];
-static struct topology topo;
-
-/* Service @i named @name with @pattern: regions REGION[] (@prefix-ed),
- * targets NAME-r, answers 127.0.(r+1).1 (.11 for the second service),
- * global targets NAME-global and NAME-dns. */
-static void svc_make(size_t i, const char *name, enum topo_pattern pattern,
-                     const char *region_prefix)
-{
-    struct svc_store *s = &stores[i];
-    struct topo_service *sv = &services[i];
-
-    memset(s, 0, sizeof(*s));
-    snprintf(s->name, sizeof(s->name), "%s", name);
-    snprintf(s->global, sizeof(s->global), "%s.global.test", name);
-    snprintf(s->gl_http, sizeof(s->gl_http), "%s-global", name);
-    snprintf(s->gl_dns, sizeof(s->gl_dns), "%s-dns", name);
-    s->globals[0] = s->gl_http;
-    s->globals[1] = s->gl_dns;
-    for (size_t r = 0; r < N_REG; r++) {
-        struct topo_region *rg = &s->regions[r];
-
-        snprintf(s->region[r], sizeof(s->region[r]), "%s%s", region_prefix,
-                 REGION[r]);
-        snprintf(s->target[r], sizeof(s->target[r]), "%s-%zu", name, r);
-        snprintf(s->answer[r], sizeof(s->answer[r]), "127.0.%zu.%zu", r + 1,
-                 1 + 10 * i);
-        snprintf(s->lag_target[r], sizeof(s->lag_target[r]), "%s-db-%zu",
-                 name, r);
-        s->targets[r][0] = s->target[r];
-        s->answers[r][0] = s->answer[r];
-        rg->name = s->region[r];
-        rg->role = pattern != TOPO_ACTIVE_PASSIVE ? TOPO_ROLE_NONE :
-                   r == 0 ? TOPO_ROLE_PRIMARY : TOPO_ROLE_STANDBY;
-        rg->targets = s->targets[r];
-        rg->n_targets = 1;
-        rg->answers = s->answers[r];
-        rg->n_answers = 1;
-        rg->lag_metric = (char *)LAG_METRIC;
-        rg->lag_target = s->lag_target[r];
-    }
-    sv->name = s->name;
-    sv->global_name = s->global;
-    sv->pattern = pattern;
-    sv->regions = s->regions;
-    sv->n_regions = N_REG;
-    sv->global_targets = s->globals;
-    sv->n_global_targets = 2;
-}
-
-/* A topology of @n services: "app" with @pattern, then "other"
- * (active-passive, regions "o-eu-west-1"...). */
-static const struct topology *topo_make(enum topo_pattern pattern, size_t n)
-{
-    svc_make(0, "app", pattern, "");
-    if (n > 1)
-        svc_make(1, "other", TOPO_ACTIVE_PASSIVE, "o-");
-    topo.services = services;
-    topo.n_services = n;
-    topo.opt.quorum = TOPO_QUORUM_DEFAULT;
-    topo.opt.stale_intervals = TOPO_STALE_INTERVALS_DEFAULT;
-    topo.opt.stable_ms = TOPO_STABLE_MS_DEFAULT;
-    return &topo;
-}
-
-/* ---- events ---- */
-
-#define MAX_EV 65536
-
-struct gen_ev {
-    struct inc_event ev;
-    size_t gen;                 /* generation order: ties within an agent */
-    const char *ans[N_REG];
-};
-
-static struct gen_ev evs[MAX_EV];
-static size_t n_evs;
-static struct inc_event *fed[MAX_EV];   /* sorted, seq assigned */
-
-static struct inc_event *ev_new(int64_t t, int agent, enum inc_ev_kind k,
-                                const char *target)
-{
-    struct gen_ev *g;
-
-    assert_true(n_evs < MAX_EV);
-    g = &evs[n_evs];
-    memset(g, 0, sizeof(*g));
-    g->gen = n_evs++;
-    g->ev.t_ms = t;
-    g->ev.agent_id = 10 * (agent + 1);
-    g->ev.kind = k;
-    g->ev.target = target;
-    g->ev.served_by = "";
-    g->ev.dns_name = "";
-    g->ev.fo_kind = g->ev.from_region = g->ev.to_region = "";
-    g->ev.fo_service = "";
-    g->ev.metric = "";
-    g->ev.healthy = -1;
-    return &g->ev;
-}
-
-static void ev_answers(struct inc_event *ev, size_t svc, uint64_t mask)
-{
-    struct gen_ev *g = (struct gen_ev *)ev;
-    size_t n = 0;
-
-    for (size_t r = 0; r < N_REG; r++)
-        if (mask & (1u << r))
-            g->ans[n++] = stores[svc].answer[r];
-    ev->has_answers = 1;
-    ev->answers = g->ans;
-    ev->n_answers = n;
-}
-
-static int gen_cmp(const void *pa, const void *pb)
-{
-    const struct gen_ev *a = pa, *b = pb;
-
-    if (a->ev.t_ms != b->ev.t_ms)
-        return a->ev.t_ms < b->ev.t_ms ? -1 : 1;
-    if (a->ev.agent_id != b->ev.agent_id)
-        return a->ev.agent_id < b->ev.agent_id ? -1 : 1;
-    return a->gen < b->gen ? -1 : a->gen > b->gen;
-}
-
-/* Sorts the events into the engine's order and numbers each agent's. */
-static void ev_sort(void)
-{
-    uint64_t seq[N_AGENTS + 8] = { 0 };
-
-    qsort(evs, n_evs, sizeof(evs[0]), gen_cmp);
-    for (size_t i = 0; i < n_evs; i++) {
-        struct gen_ev *g = &evs[i];
-
-        g->ev.answers = g->ans;
-        g->ev.seq = ++seq[g->ev.agent_id / 10];
-        fed[i] = &g->ev;
-    }
-}
-
-/* ---- the world: what each agent sees, second by second ---- */
-
-struct world {
-    int64_t start, end;
-    size_t svc;                 /* which service the agents probe */
-    int fall, rise;
-    /* per agent: the millisecond in each second it probes the regions,
-     * resolves the global name, and probes through it */
-    int64_t reg_phase[N_AGENTS], dns_phase[N_AGENTS], gl_phase[N_AGENTS];
-    /* does agent @a's probe of region @r succeed at @t */
-    int (*ok)(int a, size_t r, int64_t t);
-    /* the regions agent @a's answers for the global name map to */
-    uint64_t (*view)(int a, int64_t t);
-    /* does agent @a send anything at @t */
-    int (*alive)(int a, int64_t t);
-};
-
-static const int64_t REG_PHASE[N_AGENTS] = { 460, 630, 970 };
-static const int64_t DNS_PHASE[N_AGENTS] = { 120, 350, 650 };
-static const int64_t GL_PHASE[N_AGENTS] = { 200, 400, 700 };
-
-static int always_alive(int a, int64_t t)
-{
-    (void)a;
-    (void)t;
-    return 1;
-}
-
-static uint64_t view_primary(int a, int64_t t)
-{
-    (void)a;
-    (void)t;
-    return 1;
-}
-
-/* Probes of region @r by agent @a, with its state machine: healthy at
- * the first ok, unhealthy after w->fall failures in a row, healthy again
- * after w->rise successes. */
-static void gen_region(const struct world *w, int a, size_t r)
-{
-    const char *target = stores[w->svc].target[r];
-    int state = -1, run = 0;
-
-    for (int64_t t = w->start + w->reg_phase[a]; t < w->end; t += 1000) {
-        struct inc_event *ev;
-        int ok;
-
-        if (!w->alive(a, t))
-            continue;
-        ok = w->ok(a, r, t);
-        ev = ev_new(t, a, INC_EV_PROBE, target);
-        ev->ok = ok;
-        run = (ok == (state != 0)) ? 0 : run + 1;
-        if (state == -1 ? ok : run >= (ok ? w->rise : w->fall)) {
-            state = ok;
-            run = 0;
-            ev = ev_new(t, a, INC_EV_STATE, target);
-            ev->healthy = state;
-        }
-    }
-}
-
-static const char *served_name(size_t svc, uint64_t m)
-{
-    for (size_t r = 0; r < N_REG; r++)
-        if (m & (1u << r))
-            return stores[svc].region[r];
-    return "";
-}
-
-/* Resolving the global name (a DNS target's probe each second, and a
- * DnsChange when the answers change) and probing through it: ok when
- * every region it is sent to answers ok; served-by names the region
- * for active-passive, nothing otherwise (the answers decide). */
-static void gen_global(const struct world *w, int a)
-{
-    size_t svc = w->svc;
-    uint64_t seen = 0;
-    int ap = services[svc].pattern == TOPO_ACTIVE_PASSIVE;
-
-    for (int64_t t = w->start + w->dns_phase[a]; t < w->end; t += 1000) {
-        uint64_t m = w->view(a, t);
-        struct inc_event *ev;
-
-        if (!w->alive(a, t))
-            continue;
-        ev = ev_new(t, a, INC_EV_PROBE, stores[svc].gl_dns);
-        ev->ok = 1;
-        ev_answers(ev, svc, m);
-        if (seen && m != seen) {
-            ev = ev_new(t, a, INC_EV_DNS, stores[svc].gl_dns);
-            ev->dns_name = "APP.Global.Test.";
-            ev_answers(ev, svc, m);
-        }
-        seen = m;
-    }
-    for (int64_t t = w->start + w->gl_phase[a]; t < w->end; t += 1000) {
-        uint64_t m = w->view(a, t);
-        struct inc_event *ev;
-        int ok = 1;
-
-        if (!w->alive(a, t))
-            continue;
-        for (size_t r = 0; r < N_REG; r++)
-            if ((m & (1u << r)) && !w->ok(a, r, t))
-                ok = 0;
-        ev = ev_new(t, a, INC_EV_PROBE, stores[svc].gl_http);
-        ev->ok = ok;
-        ev->served_by = ap ? served_name(svc, m) : "";
-    }
-}
-
-static void world_default(struct world *w)
-{
-    memset(w, 0, sizeof(*w));
-    w->start = T0 - 10000;
-    w->end = T0 + 90000;
-    w->fall = 3;
-    w->rise = 2;
-    memcpy(w->reg_phase, REG_PHASE, sizeof(REG_PHASE));
-    memcpy(w->dns_phase, DNS_PHASE, sizeof(DNS_PHASE));
-    memcpy(w->gl_phase, GL_PHASE, sizeof(GL_PHASE));
-    w->view = view_primary;
-    w->alive = always_alive;
-}
-
-static void world_gen(const struct world *w)
-{
-    for (int a = 0; a < N_AGENTS; a++) {
-        for (size_t r = 0; r < N_REG; r++)
-            gen_region(w, a, r);
-        gen_global(w, a);
-    }
-}
+#include "incident_world.h"
 
 /* ---- the engine's output ---- */
 
@@ -349,27 +52,30 @@ static void incidents(const struct inc_engine *e, struct rec *out)
     inc_engine_each(e, collect, out);
 }
 
-/* Feeds fed[from..to) (events with t < @until only when until is not
+/* Feeds world_fed[from..) (events with t < @until only when until is not
  * INC_NONE) and returns the index reached. */
 static size_t feed_until(struct inc_engine *e, size_t from, int64_t until)
 {
     size_t i = from;
 
-    for (; i < n_evs && (until == INC_NONE || fed[i]->t_ms < until); i++)
-        assert_int_equal(inc_engine_feed(e, fed[i]), 0);
+    for (; i < world_n_evs; i++) {
+        if (until != INC_NONE && world_fed[i]->t_ms >= until)
+            break;
+        assert_int_equal(inc_engine_feed(e, world_fed[i]), 0);
+    }
     return i;
 }
 
 struct region_states {
-    struct inc_region_state st[N_REG];
+    struct inc_region_state st[WORLD_REGIONS];
 };
 
 static void region_cb(void *ctx, const struct inc_region_state *st)
 {
     struct region_states *rs = ctx;
-    size_t r = (size_t)(st->region - services[0].regions);
+    size_t r = (size_t)(st->region - world_services[0].regions);
 
-    assert_true(r < N_REG);
+    assert_true(r < WORLD_REGIONS);
     rs->st[r] = *st;
 }
 
@@ -379,7 +85,7 @@ static void states(const struct inc_engine *e, struct region_states *rs,
     size_t u;
 
     memset(rs, 0, sizeof(*rs));
-    u = inc_engine_service_state(e, &services[0], region_cb, rs, open);
+    u = inc_engine_service_state(e, &world_services[0], region_cb, rs, open);
     if (unmapped)
         *unmapped = u;
 }
@@ -408,83 +114,129 @@ static void assert_same_record(const struct inc_record *a,
     assert_true(a->rpo_ms == b->rpo_ms);
 }
 
+/* An incident as a scenario expects it: times in ms after WORLD_T, NEVER for
+ * "not (yet)"; regions by index, to -1 for none; rpo_ms < 0 for none. */
+#define NEVER INT64_MIN
+
+struct want {
+    size_t svc;
+    int region, to, manual;
+    int64_t opened, first_failure, detected, failover_start, dns_first,
+            dns_all, restored, closed;
+    double rpo_ms;
+    /* inc_durations: time to detect, to fail over, RTO, outage (ms) */
+    int64_t ttd, ttf, rto, outage;
+};
+
+static int64_t after_t0(int64_t rel)
+{
+    return rel == NEVER ? INC_NONE : WORLD_T + rel;
+}
+
+static void assert_incident(const struct inc_record *r, const struct want *w)
+{
+    const struct topo_service *sv = &world_services[w->svc];
+    struct inc_durations d;
+
+    assert_ptr_equal(r->service, sv);
+    assert_ptr_equal(r->region, &sv->regions[w->region]);
+    if (w->to < 0)
+        assert_null(r->to_region);
+    else
+        assert_ptr_equal(r->to_region, &sv->regions[w->to]);
+    assert_int_equal(r->manual, w->manual);
+    assert_time(r->opened_ms, after_t0(w->opened));
+    assert_time(r->first_failure_ms, after_t0(w->first_failure));
+    assert_time(r->detected_ms, after_t0(w->detected));
+    assert_time(r->failover_start_ms, after_t0(w->failover_start));
+    assert_time(r->dns_first_ms, after_t0(w->dns_first));
+    assert_time(r->dns_all_ms, after_t0(w->dns_all));
+    assert_time(r->restored_ms, after_t0(w->restored));
+    assert_time(r->closed_ms, after_t0(w->closed));
+    assert_int_equal(r->has_rpo, w->rpo_ms >= 0);
+    if (w->rpo_ms >= 0)
+        assert_true(r->rpo_ms == w->rpo_ms);
+    inc_durations(r, &d);
+    assert_time(d.time_to_detect, w->ttd == NEVER ? INC_NONE : w->ttd);
+    assert_time(d.time_to_failover, w->ttf == NEVER ? INC_NONE : w->ttf);
+    assert_time(d.rto, w->rto == NEVER ? INC_NONE : w->rto);
+    assert_time(d.outage, w->outage == NEVER ? INC_NONE : w->outage);
+}
+
 /* ---- the worked example (docs/design.md, "Incidents") ---- */
 
-static const int64_t AP_SWITCH[N_AGENTS] = { 3120, 3350, 3650 };
+static const int64_t AP_SWITCH[WORLD_AGENTS] = { 3120, 3350, 3650 };
 
 static int ap_ok(int a, size_t r, int64_t t)
 {
     (void)a;
-    return r != 0 || t < T0;
+    return r != 0 || t < WORLD_T;
 }
 
 static uint64_t ap_view(int a, int64_t t)
 {
-    return t >= T0 + AP_SWITCH[a] ? 2 : 1;
+    return t >= WORLD_T + AP_SWITCH[a] ? 2 : 1;
 }
 
 /* The app in eu-west-1 is killed at T; the operator records a manual
  * failover at T+2.78 and flips DNS to us-east-1 (TTL 1 s); the agents see
  * the new answer at T+3.12, T+3.35, T+3.65. us-east-1's replication lag
  * is sampled each second at .500: 0.25 s at T+2.5, 0.9 s after. */
-static void gen_worked_example(size_t n_services)
+static void gen_junk(void);
+
+static void gen_worked_example(int junk)
 {
     struct world w;
     struct inc_event *ev;
 
-    topo_make(TOPO_ACTIVE_PASSIVE, n_services);
-    n_evs = 0;
-    world_default(&w);
-    w.ok = ap_ok;
-    w.view = ap_view;
+    world_n_evs = 0;
+    world_init(&w, TOPO_ACTIVE_PASSIVE, ap_ok, ap_view);
     world_gen(&w);
     for (int64_t t = w.start + 500; t < w.end; t += 1000) {
-        ev = ev_new(t, 0, INC_EV_METRIC, stores[0].lag_target[1]);
-        ev->metric = LAG_METRIC;
-        ev->value = t < T0 + 2500 ? 0.1 : t == T0 + 2500 ? 0.25 : 0.9;
+        ev = world_ev(t, 0, INC_EV_METRIC, world_stores[0].lag_target[1]);
+        ev->metric = WORLD_LAG_METRIC;
+        ev->value = t < WORLD_T + 2500    ? 0.1
+                    : t == WORLD_T + 2500 ? 0.25
+                                          : 0.9;
     }
-    ev = ev_new(T0 + 2780, 1, INC_EV_FAILOVER, "");
+    ev = world_ev(WORLD_T + 2780, 1, INC_EV_FAILOVER, "");
     ev->fo_kind = "manual";
     ev->fo_service = "app";
-    ev->from_region = REGION[0];
-    ev->to_region = REGION[1];
-    ev_sort();
+    ev->from_region = WORLD_REGION[0];
+    ev->to_region = WORLD_REGION[1];
+    if (junk)
+        gen_junk();
+    world_sort();
 }
 
 static void assert_worked_example(const struct inc_record *r)
 {
-    assert_ptr_equal(r->service, &services[0]);
-    assert_ptr_equal(r->region, &services[0].regions[0]);
-    assert_ptr_equal(r->to_region, &services[0].regions[1]);
-    assert_int_equal(r->manual, 0);
-    assert_time(r->opened_ms, T0 + 2630);
-    assert_time(r->first_failure_ms, T0 + 460);
-    assert_time(r->detected_ms, T0 + 2630);
-    assert_time(r->failover_start_ms, T0 + 2780);
-    assert_time(r->dns_first_ms, T0 + 3120);
-    assert_time(r->dns_all_ms, T0 + 3650);
-    assert_time(r->restored_ms, T0 + 3400);
-    assert_time(r->closed_ms, T0 + 3400 + 60000);
-    assert_int_equal(r->has_rpo, 1);
-    assert_true(r->rpo_ms == 250.0);
+    static const struct want w = {
+        .svc = 0, .region = 0, .to = 1, .manual = 0,
+        .opened = 2630, .first_failure = 460, .detected = 2630,
+        .failover_start = 2780, .dns_first = 3120, .dns_all = 3650,
+        .restored = 3400, .closed = 3400 + 60000, .rpo_ms = 250,
+        .ttd = 2170, .ttf = 1020, .rto = 2940, .outage = NEVER,
+    };
+
+    assert_incident(r, &w);
 }
 
 static void test_worked_example_comes_out_to_the_millisecond(void **state)
 {
     struct rec rc = { 0 };
     struct inc_engine *e;
-    struct inc_durations d;
     struct region_states rs;
     const struct inc_record *open;
     size_t i, unmapped;
 
     (void)state;
-    gen_worked_example(1);
-    e = inc_engine_new(&topo, sink, &rc);
+    gen_worked_example(0);
+    e = inc_engine_new(&world_topo, sink, &rc);
     assert_non_null(e);
 
     /* Before the third failure of the second agent: no incident. */
-    i = feed_until(e, 0, T0 + 2630);
+    i = feed_until(e, 0, WORLD_T + 2630);
     states(e, &rs, &unmapped, &open);
     assert_null(open);
     assert_int_equal(rs.st[0].health, 1);
@@ -493,11 +245,11 @@ static void test_worked_example_comes_out_to_the_millisecond(void **state)
     assert_int_equal(rs.st[0].serving, 3);
 
     /* The first agent has switched, the others not yet: a split. */
-    i = feed_until(e, i, T0 + 3200);
+    i = feed_until(e, i, WORLD_T + 3200);
     states(e, &rs, &unmapped, &open);
     assert_non_null(open);
     assert_int_equal(rs.st[0].health, 0);
-    assert_time(rs.st[0].since_ms, T0 + 2630);
+    assert_time(rs.st[0].since_ms, WORLD_T + 2630);
     assert_int_equal(rs.st[0].serving, 2);
     assert_int_equal(rs.st[1].serving, 1);
     assert_int_equal(unmapped, 0);
@@ -512,11 +264,6 @@ static void test_worked_example_comes_out_to_the_millisecond(void **state)
     /* failover start + to + RPO, DNS first, restored, DNS all */
     assert_int_equal(rc.updated, 4);
 
-    inc_durations(&rc.all[0], &d);
-    assert_int_equal(d.time_to_detect, 2170);
-    assert_int_equal(d.time_to_failover, 1020);
-    assert_int_equal(d.rto, 2940);
-    assert_int_equal(d.outage, INC_NONE);
 
     states(e, &rs, &unmapped, &open);
     assert_null(open);
@@ -525,8 +272,8 @@ static void test_worked_example_comes_out_to_the_millisecond(void **state)
     inc_engine_free(e);
 }
 
-/* A clone taken in the middle of the incident, fed the rest, ends equal
- * to the original fed the same rest. */
+/* A clone taken in the middle of the incident, world_fed the rest, ends equal
+ * to the original world_fed the same rest. */
 static void test_clone_fed_the_rest_equals_the_original(void **state)
 {
     struct rec a = { 0 }, b = { 0 };
@@ -534,10 +281,10 @@ static void test_clone_fed_the_rest_equals_the_original(void **state)
     size_t i;
 
     (void)state;
-    gen_worked_example(1);
-    e = inc_engine_new(&topo, sink, &a);
+    gen_worked_example(0);
+    e = inc_engine_new(&world_topo, sink, &a);
     assert_non_null(e);
-    i = feed_until(e, 0, T0 + 3000);
+    i = feed_until(e, 0, WORLD_T + 3000);
     c = inc_engine_clone(e);
     assert_non_null(c);
     assert_time(inc_engine_horizon(c), inc_engine_horizon(e));
@@ -565,25 +312,29 @@ static void test_out_of_order_event_is_refused_and_changes_nothing(
     size_t i;
 
     (void)state;
-    gen_worked_example(1);
-    e = inc_engine_new(&topo, sink, &rc);
+    gen_worked_example(0);
+    e = inc_engine_new(&world_topo, sink, &rc);
     assert_non_null(e);
-    i = feed_until(e, 0, T0 + 2000);
+    i = feed_until(e, 0, WORLD_T + 2000);
     /* Earlier time, same key again, and an earlier agent at the same
      * millisecond: all refused. */
-    late = *fed[i - 1];
+    late = *world_fed[i - 1];
     late.t_ms -= 1;
     late.ok = 0;
     assert_int_equal(inc_engine_feed(e, &late), -EINVAL);
-    assert_int_equal(inc_engine_feed(e, fed[i - 1]), -EINVAL);
-    late = *fed[i - 1];
+    assert_int_equal(inc_engine_feed(e, world_fed[i - 1]), -EINVAL);
+    late = *world_fed[i - 1];
     late.agent_id -= 1;
     assert_int_equal(inc_engine_feed(e, &late), -EINVAL);
     assert_int_equal(inc_engine_feed(e, NULL), -EINVAL);
-    assert_time(inc_engine_horizon(e), fed[i - 1]->t_ms);
+    /* A time no timer could be added to. */
+    late = *world_fed[i];
+    late.t_ms = INT64_MAX - 5;
+    assert_int_equal(inc_engine_feed(e, &late), -EINVAL);
+    assert_time(inc_engine_horizon(e), world_fed[i - 1]->t_ms);
     /* After an advance, an event before it is late too. */
-    inc_engine_advance(e, fed[i]->t_ms - 1);
-    late = *fed[i];
+    inc_engine_advance(e, world_fed[i]->t_ms - 1);
+    late = *world_fed[i];
     late.t_ms -= 2;
     assert_int_equal(inc_engine_feed(e, &late), -EINVAL);
     feed_until(e, i, INC_NONE);
@@ -596,7 +347,7 @@ static void test_out_of_order_event_is_refused_and_changes_nothing(
 static void test_durations_are_none_when_an_end_is_missing(void **state)
 {
     struct inc_record r = {
-        .service = &services[0], .first_failure_ms = 1000,
+        .service = &world_services[0], .first_failure_ms = 1000,
         .detected_ms = 3500, .failover_start_ms = INC_NONE,
         .dns_first_ms = INC_NONE, .dns_all_ms = INC_NONE,
         .restored_ms = INC_NONE, .closed_ms = INC_NONE,
@@ -604,7 +355,7 @@ static void test_durations_are_none_when_an_end_is_missing(void **state)
     struct inc_durations d;
 
     (void)state;
-    topo_make(TOPO_SHARDED, 1);
+    world_topo_make(TOPO_SHARDED, 1);
     inc_durations(&r, &d);
     assert_int_equal(d.time_to_detect, 2500);
     assert_int_equal(d.time_to_failover, INC_NONE);
@@ -622,6 +373,510 @@ static void test_durations_are_none_when_an_end_is_missing(void **state)
     assert_int_equal(d.outage, 8000);
 }
 
+/* ---- the other patterns and the no-incident cases ---- */
+
+/* Runs the world @w over a fresh engine and returns its incidents (and
+ * the engine, to look at its state; caller frees). */
+static struct inc_engine *run_world(const struct world *w, struct rec *rc)
+{
+    struct inc_engine *e;
+
+    world_n_evs = 0;
+    world_gen(w);
+    world_sort();
+    e = inc_engine_new(&world_topo, sink, rc);
+    assert_non_null(e);
+    feed_until(e, 0, INC_NONE);
+    incidents(e, rc);
+    return e;
+}
+
+/* Runs @w and asserts it gives exactly the incident @want, opened and
+ * (if it closes) closed once. */
+static void expect_one(const struct world *w, const struct want *want)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e = run_world(w, &rc);
+
+    assert_int_equal(rc.n, 1);
+    assert_int_equal(rc.opened, 1);
+    assert_int_equal(rc.closed, want->closed != NEVER);
+    assert_incident(&rc.all[0], want);
+    inc_engine_free(e);
+}
+
+static const int64_t AA_DRAIN[WORLD_AGENTS] = { 5120, 5350, 5650 };
+
+static int aa_ok(int a, size_t r, int64_t t)
+{
+    (void)a;
+    return r != 1 || t < WORLD_T;
+}
+
+/* All three regions in the answers until each agent sees us-east-1
+ * drained out of them. */
+static uint64_t aa_view(int a, int64_t t)
+{
+    return t >= WORLD_T + AA_DRAIN[a] ? 1 | 4 : 1 | 2 | 4;
+}
+
+static void test_active_active_drain_records_the_drain(void **state)
+{
+    struct world w;
+    /* Restored: the second agent's first probe through the global name
+     * after its answers lost us-east-1. */
+    static const struct want want = {
+        .svc = 0, .region = 1, .to = -1, .manual = 0,
+        .opened = 2630, .first_failure = 460, .detected = 2630,
+        .failover_start = 5120, .dns_first = 5120, .dns_all = 5650,
+        .restored = 5400, .closed = 65400, .rpo_ms = -1,
+        .ttd = 2170, .ttf = 3020, .rto = 4940, .outage = NEVER,
+    };
+
+    (void)state;
+    world_init(&w, TOPO_ACTIVE_ACTIVE, aa_ok, aa_view);
+    expect_one(&w, &want);
+}
+
+static int shard_ok(int a, size_t r, int64_t t)
+{
+    (void)a;
+    return r != 1 || t < WORLD_T || t >= WORLD_T + 20000;
+}
+
+static void test_sharded_outage_lasts_until_the_region_is_healthy(
+    void **state)
+{
+    struct world w;
+    /* Restored: healthy again (rise 2) at the second agent's second ok
+     * probe, 1 of 3 still unhealthy being not more than half. */
+    static const struct want want = {
+        .svc = 0, .region = 1, .to = -1, .manual = 0,
+        .opened = 2630, .first_failure = 460, .detected = 2630,
+        .failover_start = NEVER, .dns_first = NEVER, .dns_all = NEVER,
+        .restored = 21630, .closed = 81630, .rpo_ms = -1,
+        .ttd = 2170, .ttf = NEVER, .rto = 21170, .outage = 21170,
+    };
+
+    (void)state;
+    world_init(&w, TOPO_SHARDED, shard_ok, NULL);
+    expect_one(&w, &want);
+}
+
+/* The third agent's network breaks at T: it sees everything fail. */
+static int broken_ok(int a, size_t r, int64_t t)
+{
+    (void)r;
+    return a != 2 || t < WORLD_T;
+}
+
+static void test_one_agent_with_a_broken_network_is_no_incident(
+    void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct world w;
+    struct region_states rs;
+    const struct inc_record *open;
+
+    (void)state;
+    world_init(&w, TOPO_ACTIVE_PASSIVE, broken_ok, NULL);
+    e = run_world(&w, &rc);
+    assert_int_equal(rc.n, 0);
+    assert_int_equal(rc.opened, 0);
+    states(e, &rs, NULL, &open);
+    assert_null(open);
+    for (size_t r = 0; r < WORLD_REGIONS; r++) {
+        assert_int_equal(rs.st[r].health, 1);
+        assert_int_equal(rs.st[r].agents, 3);
+        assert_int_equal(rs.st[r].unhealthy, 1);
+        assert_int_equal(rs.st[r].stale, 0);
+    }
+    inc_engine_free(e);
+}
+
+/* eu-west-1 fails for 4 s every 8 s, three times. */
+static int flap_ok(int a, size_t r, int64_t t)
+{
+    int64_t d = t - WORLD_T;
+
+    (void)a;
+    return r != 0 || d < 0 || d >= 20000 || d % 8000 >= 4000;
+}
+
+static void test_flapping_endpoint_is_one_incident_whose_restore_moves(
+    void **state)
+{
+    struct world w;
+    /* Restored: healthy again at T+21630 (rise 2, second agent); then
+     * good probes through the global name by the third agent (T+21700)
+     * and the first (T+22200): more than half. */
+    static const struct want want = {
+        .svc = 0, .region = 0, .to = -1, .manual = 0,
+        .opened = 2630, .first_failure = 460, .detected = 2630,
+        .failover_start = NEVER, .dns_first = NEVER, .dns_all = NEVER,
+        .restored = 22200, .closed = 82200, .rpo_ms = -1,
+        .ttd = 2170, .ttf = NEVER, .rto = 21740, .outage = NEVER,
+    };
+
+    (void)state;
+    world_init(&w, TOPO_ACTIVE_PASSIVE, flap_ok, NULL);
+    expect_one(&w, &want);
+}
+
+/* The third agent falls silent at T-5 s; the first sees eu-west-1 fail
+ * alone during [T, T+5 s); from T+10 s it is down for everyone. */
+static int stale_alive(int a, int64_t t)
+{
+    return a != 2 || t < WORLD_T - 5000;
+}
+
+static int stale_ok(int a, size_t r, int64_t t)
+{
+    int64_t d = t - WORLD_T;
+
+    return r != 0 || d < 0 || (a == 0 ? d >= 5000 && d < 10000 : d < 10000);
+}
+
+struct stale_seen {
+    size_t n;
+    int64_t id, last;
+};
+
+static void stale_cb(void *ctx, int64_t agent_id, int64_t last_ms)
+{
+    struct stale_seen *s = ctx;
+
+    s->n++;
+    s->id = agent_id;
+    s->last = last_ms;
+}
+
+static void test_stale_agent_leaves_the_quorum(void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct world w;
+    struct region_states rs;
+    struct stale_seen seen = { 0 };
+    const struct inc_record *open;
+    size_t i;
+    static const struct want want = {
+        .svc = 0, .region = 0, .to = -1, .manual = 0,
+        .opened = 12630, .first_failure = 10460, .detected = 12630,
+        .failover_start = NEVER, .dns_first = NEVER, .dns_all = NEVER,
+        .restored = NEVER, .closed = NEVER, .rpo_ms = -1,
+        .ttd = 2170, .ttf = NEVER, .rto = NEVER, .outage = NEVER,
+    };
+
+    (void)state;
+    world_init(&w, TOPO_ACTIVE_PASSIVE, stale_ok, NULL);
+    w.end = WORLD_T + 20000;
+    w.alive = stale_alive;
+    world_n_evs = 0;
+    world_gen(&w);
+    world_sort();
+    e = inc_engine_new(&world_topo, sink, &rc);
+    assert_non_null(e);
+
+    /* Its last probe of eu-west-1 was at T-5.03 s, its interval 1 s:
+     * stale at T-2.03 s exactly, whenever the engine is told the time. */
+    i = feed_until(e, 0, WORLD_T - 2031);
+    inc_engine_advance(e, WORLD_T - 2031);
+    states(e, &rs, NULL, NULL);
+    assert_int_equal(rs.st[0].stale, 0);
+    assert_int_equal(rs.st[0].agents, 3);
+    inc_engine_advance(e, WORLD_T - 2030);
+    states(e, &rs, NULL, NULL);
+    assert_int_equal(rs.st[0].stale, 1);
+    assert_int_equal(rs.st[0].agents, 2);
+    inc_engine_stale_agents(e, &world_services[0], stale_cb, &seen);
+    assert_int_equal(seen.n, 1);
+    assert_int_equal(seen.id, 30);
+    assert_time(seen.last, WORLD_T - 5030);
+
+    /* 1 unhealthy of 2 is not more than half. */
+    i = feed_until(e, i, WORLD_T + 3000);
+    states(e, &rs, NULL, &open);
+    assert_null(open);
+    assert_int_equal(rs.st[0].health, 1);
+    assert_int_equal(rs.st[0].unhealthy, 1);
+    assert_int_equal(rs.st[0].agents, 2);
+
+    /* 2 of 2 is. */
+    feed_until(e, i, INC_NONE);
+    states(e, &rs, NULL, &open);
+    assert_non_null(open);
+    assert_int_equal(rs.st[0].health, 0);
+    assert_int_equal(rs.st[0].unhealthy, 2);
+    assert_incident(open, &want);
+    inc_engine_free(e);
+}
+
+/* The live driver tells the engine the time between commits; advancing
+ * to the next event's time before each one must change nothing. */
+static void feed_advancing(struct inc_engine *e)
+{
+    for (size_t i = 0; i < world_n_evs; i++) {
+        if (i > 0 && world_fed[i]->t_ms > world_fed[i - 1]->t_ms)
+            inc_engine_advance(e, world_fed[i]->t_ms);
+        assert_int_equal(inc_engine_feed(e, world_fed[i]), 0);
+        assert_time(inc_engine_horizon(e), world_fed[i]->t_ms);
+    }
+}
+
+static void test_advancing_between_events_changes_nothing(void **state)
+{
+    struct rec a = { 0 }, b = { 0 };
+    struct inc_engine *e1, *e2;
+    struct world w;
+
+    (void)state;
+    /* The stale scenario: its timers decide the outcome. */
+    world_init(&w, TOPO_ACTIVE_PASSIVE, stale_ok, NULL);
+    w.alive = stale_alive;
+    world_n_evs = 0;
+    world_gen(&w);
+    world_sort();
+    e1 = inc_engine_new(&world_topo, sink, &a);
+    e2 = inc_engine_new(&world_topo, sink, &b);
+    assert_non_null(e1);
+    assert_non_null(e2);
+    feed_until(e1, 0, INC_NONE);
+    feed_advancing(e2);
+    incidents(e1, &a);
+    incidents(e2, &b);
+    assert_int_equal(a.n, 1);
+    assert_int_equal(b.n, 1);
+    assert_same_record(&a.all[0], &b.all[0]);
+    assert_int_equal(a.updated, b.updated);
+    inc_engine_free(e1);
+    inc_engine_free(e2);
+}
+
+/* Events the topology does not know, from a fourth agent and the known
+ * ones: probes and states of an unknown target, a DNS change of another
+ * name, a metric of an unknown target, an operator event naming no
+ * known service or region, and a deploy. */
+static void gen_junk(void)
+{
+    struct inc_event *ev;
+
+    for (int64_t t = WORLD_T - 5000; t < WORLD_T + 30000; t += 700) {
+        int a = (int)((t / 700) % 4);
+
+        ev = world_ev(t, a, INC_EV_PROBE, "nope");
+        ev->ok = 0;
+        ev = world_ev(t, a, INC_EV_STATE, "nope");
+        ev->healthy = 0;
+        ev = world_ev(t + 1, a, INC_EV_DNS, "nope-dns");
+        ev->dns_name = "elsewhere.test";
+        world_answers(ev, 0, 2);
+        ev = world_ev(t + 2, a, INC_EV_METRIC, "nope-db");
+        ev->metric = WORLD_LAG_METRIC;
+        ev->value = 99;
+    }
+    ev = world_ev(WORLD_T + 100, 3, INC_EV_FAILOVER, "");
+    ev->fo_kind = "failover";
+    ev->fo_service = "ghost";
+    ev->from_region = WORLD_REGION[0];
+    ev = world_ev(WORLD_T + 200, 3, INC_EV_FAILOVER, "");
+    ev->fo_kind = "failover";
+    ev->from_region = "nowhere";
+    ev = world_ev(WORLD_T + 300, 3, INC_EV_FAILOVER, "");
+    ev->fo_kind = "deploy";
+    ev->fo_service = "app";
+}
+
+static void test_unknown_targets_and_names_are_ignored(void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct stale_seen seen = { 0 };
+
+    (void)state;
+    gen_worked_example(1);
+    e = inc_engine_new(&world_topo, sink, &rc);
+    assert_non_null(e);
+    feed_until(e, 0, INC_NONE);
+    incidents(e, &rc);
+    assert_int_equal(rc.n, 1);
+    assert_worked_example(&rc.all[0]);
+    assert_int_equal(rc.updated, 4);
+    inc_engine_stale_agents(e, &world_services[0], stale_cb, &seen);
+    assert_int_equal(seen.n, 0);
+    inc_engine_free(e);
+}
+
+static void feed_one(struct inc_engine *e, struct inc_event *ev)
+{
+    static uint64_t seq;
+
+    ev->seq = ++seq;
+    assert_int_equal(inc_engine_feed(e, ev), 0);
+}
+
+static void test_failover_of_another_service_opens_nothing_here(
+    void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct inc_event *ev;
+    static const struct want want = {
+        .svc = 1, .region = 0, .to = 1, .manual = 1,
+        .opened = 0, .first_failure = NEVER, .detected = NEVER,
+        .failover_start = 0, .dns_first = NEVER, .dns_all = NEVER,
+        .restored = NEVER, .closed = NEVER, .rpo_ms = -1,
+        .ttd = NEVER, .ttf = NEVER, .rto = NEVER, .outage = NEVER,
+    };
+
+    (void)state;
+    world_topo_make(TOPO_ACTIVE_PASSIVE, 2);
+    world_n_evs = 0;
+    e = inc_engine_new(&world_topo, sink, &rc);
+    assert_non_null(e);
+    /* By name, then by its regions only: both are "other"'s. */
+    ev = world_ev(WORLD_T, 0, INC_EV_FAILOVER, "");
+    ev->fo_kind = "manual";
+    ev->fo_service = "other";
+    ev->from_region = "o-eu-west-1";
+    ev->to_region = "o-us-east-1";
+    feed_one(e, ev);
+    ev = world_ev(WORLD_T + 1000, 0, INC_EV_FAILOVER, "");
+    ev->fo_kind = "failover";
+    ev->from_region = "o-us-east-1";
+    feed_one(e, ev);
+    /* A failover naming "other" with app's region names still is
+     * other's. */
+    ev = world_ev(WORLD_T + 2000, 0, INC_EV_FAILOVER, "");
+    ev->fo_kind = "manual";
+    ev->fo_service = "other";
+    ev->from_region = WORLD_REGION[0];
+    feed_one(e, ev);
+    incidents(e, &rc);
+    assert_int_equal(rc.n, 1);
+    assert_incident(&rc.all[0], &want);
+    inc_engine_free(e);
+}
+
+/* The operator fails over at T+1.5 s, before quorum: the incident is
+ * the operator's (opened then, manual), detection comes later, and the
+ * RPO is us-east-1's lag sampled at that very millisecond, world_fed after
+ * the event. */
+static void test_manual_failover_before_quorum_opens_the_incident(
+    void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct inc_event *ev;
+    struct world w;
+    static const struct want want = {
+        .svc = 0, .region = 0, .to = 1, .manual = 1,
+        .opened = 1500, .first_failure = 460, .detected = 2630,
+        .failover_start = 1500, .dns_first = 3120, .dns_all = 3650,
+        .restored = 3400, .closed = 63400, .rpo_ms = 500,
+        .ttd = 2170, .ttf = 1020, .rto = 2940, .outage = NEVER,
+    };
+
+    (void)state;
+    world_n_evs = 0;
+    world_init(&w, TOPO_ACTIVE_PASSIVE, ap_ok, ap_view);
+    world_gen(&w);
+    ev = world_ev(WORLD_T + 1500, 0, INC_EV_FAILOVER, "");
+    ev->fo_kind = "manual";
+    ev->from_region = WORLD_REGION[0];
+    ev->to_region = WORLD_REGION[1];
+    for (int64_t t = w.start + 500; t < w.end; t += 1000) {
+        ev = world_ev(t, 1, INC_EV_METRIC, world_stores[0].lag_target[1]);
+        ev->metric = WORLD_LAG_METRIC;
+        ev->value = t == WORLD_T + 1500 ? 0.5 : 0.2;
+    }
+    world_sort();
+    e = inc_engine_new(&world_topo, sink, &rc);
+    assert_non_null(e);
+    feed_until(e, 0, INC_NONE);
+    incidents(e, &rc);
+    assert_int_equal(rc.n, 1);
+    assert_incident(&rc.all[0], &want);
+    inc_engine_free(e);
+}
+
+/* After the worked example's failover, eu-west-1 comes back at T+10 s
+ * and fails again at T+20 s, before the incident closed: a new failure,
+ * so restored waits for new good probes through the global name. */
+static int relapse_ok(int a, size_t r, int64_t t)
+{
+    int64_t d = t - WORLD_T;
+
+    (void)a;
+    return r != 0 || d < 0 || (d >= 10000 && d < 20000);
+}
+
+static void test_failed_region_failing_again_restarts_the_stable_time(
+    void **state)
+{
+    struct world w;
+    /* Restored: unhealthy again at T+22.63 s; good probes through the
+     * global name (served by us-east-1) from the third agent at T+22.7 s
+     * and the first at T+23.2 s. No manual event: the failover starts
+     * with the first agent's new answer. */
+    static const struct want want = {
+        .svc = 0, .region = 0, .to = 1, .manual = 0,
+        .opened = 2630, .first_failure = 460, .detected = 2630,
+        .failover_start = 3120, .dns_first = 3120, .dns_all = 3650,
+        .restored = 23200, .closed = 83200, .rpo_ms = -1,
+        .ttd = 2170, .ttf = 1020, .rto = 22740, .outage = NEVER,
+    };
+
+    (void)state;
+    world_init(&w, TOPO_ACTIVE_PASSIVE, relapse_ok, ap_view);
+    w.end = WORLD_T + 100000;
+    expect_one(&w, &want);
+}
+
+/* Four agents: A and B see eu-west-1 healthy, C and D unhealthy (2 of
+ * 4: not an outage). A and C fall silent after T+1 s and go stale at
+ * the same millisecond: taken one by one, A first would make it 2 of 3
+ * for an instant and open an incident; together it is 1 of 2. */
+static void test_agents_stale_at_the_same_millisecond_count_as_one_change(
+    void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct region_states rs;
+    const struct inc_record *open;
+
+    (void)state;
+    world_topo_make(TOPO_ACTIVE_PASSIVE, 1);
+    world_n_evs = 0;
+    e = inc_engine_new(&world_topo, sink, &rc);
+    assert_non_null(e);
+    for (int64_t t = WORLD_T; t < WORLD_T + 10000; t += 1000)
+        for (int a = 0; a < 4; a++) {
+            struct inc_event *ev;
+
+            if ((a == 0 || a == 2) && t > WORLD_T + 1000)
+                continue;
+            ev = world_ev(t, a, INC_EV_PROBE, world_stores[0].target[0]);
+            ev->ok = a < 2;
+            feed_one(e, ev);
+            if (t == WORLD_T) {
+                ev = world_ev(t, a, INC_EV_STATE, world_stores[0].target[0]);
+                ev->healthy = a < 2;
+                feed_one(e, ev);
+            }
+        }
+    states(e, &rs, NULL, &open);
+    assert_null(open);
+    assert_int_equal(rc.opened, 0);
+    assert_int_equal(rs.st[0].stale, 2);
+    assert_int_equal(rs.st[0].agents, 2);
+    assert_int_equal(rs.st[0].unhealthy, 1);
+    assert_int_equal(rs.st[0].health, 1);
+    assert_time(rs.st[0].since_ms, WORLD_T);
+    inc_engine_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -630,6 +885,24 @@ int main(void)
         cmocka_unit_test(
             test_out_of_order_event_is_refused_and_changes_nothing),
         cmocka_unit_test(test_durations_are_none_when_an_end_is_missing),
+        cmocka_unit_test(test_active_active_drain_records_the_drain),
+        cmocka_unit_test(
+            test_sharded_outage_lasts_until_the_region_is_healthy),
+        cmocka_unit_test(
+            test_one_agent_with_a_broken_network_is_no_incident),
+        cmocka_unit_test(
+            test_flapping_endpoint_is_one_incident_whose_restore_moves),
+        cmocka_unit_test(test_stale_agent_leaves_the_quorum),
+        cmocka_unit_test(test_advancing_between_events_changes_nothing),
+        cmocka_unit_test(
+            test_manual_failover_before_quorum_opens_the_incident),
+        cmocka_unit_test(
+            test_failed_region_failing_again_restarts_the_stable_time),
+        cmocka_unit_test(test_unknown_targets_and_names_are_ignored),
+        cmocka_unit_test(
+            test_agents_stale_at_the_same_millisecond_count_as_one_change),
+        cmocka_unit_test(
+            test_failover_of_another_service_opens_nothing_here),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

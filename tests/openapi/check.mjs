@@ -12,9 +12,10 @@
 // passes when its body fits the schema the document names for that
 // operation and status; it fails on an undocumented path, method, status,
 // content type or query parameter of a successful request, or a body that
-// does not match. LIST holds one reply a line, as JSON {"method","path",
-// "status","file","type"} (tests/lib.sh's api_valid queues them so that
-// a test starts node once, not once per request). Exits 0 when every
+// does not match. LIST holds one reply a line, tab-separated: METHOD,
+// STATUS, FILE, CONTENT_TYPE (may be empty) and PATH, last, which may
+// hold anything but a tab or a line break (tests/lib.sh's api_valid
+// queues them so that a test starts node once, not once per request). Exits 0 when every
 // reply passes; 1 naming each that does not; 2 on bad usage.
 import { readFileSync } from 'node:fs';
 import { loadDoc, makeAjv, deref, matchPath } from './doc.mjs';
@@ -138,8 +139,10 @@ async function main(argv) {
     let replies;
     if (argv[0] === '--queue' && argv.length === 2) {
         replies = readFileSync(argv[1], 'utf8').split('\n')
-            .filter((l) => l).map((l) => JSON.parse(l))
-            .map((r) => [r.method, r.path, r.status, r.file, r.type]);
+            .filter((l) => l).map((l) => {
+                const [m, status, file, type, ...path] = l.split('\t');
+                return [m, path.join('\t'), status, file, type];
+            });
     } else if (argv.length >= 4 && argv.length <= 5 && argv[0][0] !== '-') {
         replies = [argv];
     } else {

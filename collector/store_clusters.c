@@ -1,0 +1,246 @@
+/* store_clusters.c -- GET /api/v1/clusters' query: every cluster that
+ * ever sent, its regions, and per agent what the agents table last
+ * recorded (version, first and last batch, clock offset, delivery
+ * watermark, last drop report) with the highest seq stored from it,
+ * rendered as store.h's JSON. Its SQL is its own, one constant statement
+ * prepared once per read connection through store_query.c's hook. Reads
+ * only; the spool backlog an agent holds is not here: no batch carries
+ * the agent's newest seq. */
+#include "store_priv.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonw.h"
+
+/* Reply cap: an agent's row takes some 500 bytes with long names, so
+ * 16 MiB is tens of thousands of agents. */
+#define CLUSTERS_BYTES (16u << 20)
+#define CLUSTERS_UTC_LEN 32u      /* "2026-12-04T21:00:00.123Z" and NUL */
+
+/* A time column as RFC 3339 UTC with milliseconds, as the timeline
+ * writes its times (store_sql.c). */
+#define CL_UTC(ms) \
+    "strftime('%Y-%m-%dT%H:%M:%fZ', " ms " / 1000.0, 'unixepoch')"
+
+/* One row per (cluster, node): its latest epoch (a new spool is a new
+ * epoch, and a node may move to another region), in cluster, region and
+ * node order. The highest stored seq is one step down the (agent_id,
+ * seq) index; the other subqueries read the small agents table through
+ * its (cluster, node, epoch) index. */
+static const char store_clusters_sql[] =
+    "SELECT a.cluster, a.region, a.node, format('%016x', a.epoch),"
+    " a.agent_version, a.first_seen_ms, " CL_UTC("a.first_seen_ms") ","
+    " a.last_seen_ms, " CL_UTC("a.last_seen_ms") ","
+    " CAST(round(a.clock_offset_ms) AS INTEGER), a.acked_seq,"
+    " (SELECT max(e.seq) FROM events e WHERE e.agent_id = a.id),"
+    " a.drop_count, a.drop_first_seq, a.drop_last_seq, a.drop_last_ms,"
+    " " CL_UTC("a.drop_last_ms") ","
+    " (SELECT count(*) FROM agents b"
+    "   WHERE b.cluster = a.cluster AND b.node = a.node)"
+    " FROM agents a"
+    " WHERE a.id = (SELECT b.id FROM agents b"
+    "   WHERE b.cluster = a.cluster AND b.node = a.node"
+    "   ORDER BY b.last_seen_ms DESC, b.id DESC LIMIT 1)"
+    " ORDER BY a.cluster, a.region, a.node";
+
+enum {
+    CL_CLUSTER, CL_REGION, CL_NODE, CL_EPOCH, CL_VERSION, CL_FIRST,
+    CL_FIRST_UTC, CL_LAST, CL_LAST_UTC, CL_OFFSET, CL_ACKED, CL_HIGHEST,
+    CL_DROP_COUNT, CL_DROP_FIRST, CL_DROP_LAST, CL_DROP_MS, CL_DROP_UTC,
+    CL_EPOCHS
+};
+
+/* Where the rendering is: the open cluster and region (names copied: a
+ * step invalidates the row's text) and the cluster's latest batch. */
+struct cl_state {
+    char cluster[WIRE_MAX_STR + 1];
+    char region[WIRE_MAX_STR + 1];
+    int in_cluster, in_region;
+    int64_t last_ms;
+    char last_utc[CLUSTERS_UTC_LEN];
+};
+
+static const char *cl_text(sqlite3_stmt *s, int col)
+{
+    const char *t = (const char *)sqlite3_column_text(s, col);
+
+    return t ? t : "";
+}
+
+static void cl_time_value(struct jsonw *w, int64_t ms, const char *utc)
+{
+    jsonw_obj_begin(w);
+    jsonw_key(w, "ms");
+    jsonw_int(w, ms);
+    jsonw_key(w, "utc");
+    jsonw_str(w, utc);
+    jsonw_obj_end(w);
+}
+
+/* @key: the time in columns @col (ms) and @col + 1 (UTC). */
+static void cl_time(struct jsonw *w, const char *key, sqlite3_stmt *s,
+                    int col)
+{
+    jsonw_key(w, key);
+    cl_time_value(w, sqlite3_column_int64(s, col), cl_text(s, col + 1));
+}
+
+/* Seqs as stored: never negative (ingest refuses seqs over 2^63-1). */
+static void cl_seq(struct jsonw *w, const char *key, sqlite3_stmt *s,
+                   int col)
+{
+    jsonw_key(w, key);
+    jsonw_int(w, sqlite3_column_int64(s, col));
+}
+
+/* The agent at @s's row. */
+static void cl_agent(struct jsonw *w, sqlite3_stmt *s)
+{
+    int64_t acked = sqlite3_column_int64(s, CL_ACKED);
+    int64_t highest = sqlite3_column_int64(s, CL_HIGHEST);  /* NULL: 0 */
+
+    if (highest < acked)            /* events expired by retention */
+        highest = acked;
+    jsonw_obj_begin(w);
+    jsonw_key(w, "node");
+    jsonw_str(w, cl_text(s, CL_NODE));
+    jsonw_key(w, "region");
+    jsonw_str(w, cl_text(s, CL_REGION));
+    jsonw_key(w, "epoch");
+    jsonw_str(w, cl_text(s, CL_EPOCH));
+    jsonw_key(w, "epochs");
+    jsonw_int(w, sqlite3_column_int64(s, CL_EPOCHS));
+    jsonw_key(w, "agent_version");
+    jsonw_str(w, cl_text(s, CL_VERSION));
+    cl_time(w, "first_seen", s, CL_FIRST);
+    cl_time(w, "last_seen", s, CL_LAST);
+    jsonw_key(w, "clock_offset_ms");
+    if (sqlite3_column_type(s, CL_OFFSET) == SQLITE_NULL)
+        jsonw_null(w);
+    else
+        jsonw_int(w, sqlite3_column_int64(s, CL_OFFSET));
+    jsonw_key(w, "acked_seq");
+    jsonw_int(w, acked);
+    jsonw_key(w, "highest_seq");
+    jsonw_int(w, highest);
+    jsonw_key(w, "waiting");
+    jsonw_int(w, highest - acked);
+    jsonw_key(w, "last_drop");
+    if (sqlite3_column_int64(s, CL_DROP_COUNT) <= 0) {
+        jsonw_null(w);
+    } else {
+        jsonw_obj_begin(w);
+        cl_seq(w, "count", s, CL_DROP_COUNT);
+        cl_seq(w, "from_seq", s, CL_DROP_FIRST);
+        cl_seq(w, "to_seq", s, CL_DROP_LAST);
+        jsonw_key(w, "last_event");     /* agent clock; 0: not known */
+        if (sqlite3_column_int64(s, CL_DROP_MS) == 0)
+            jsonw_null(w);
+        else
+            cl_time_value(w, sqlite3_column_int64(s, CL_DROP_MS),
+                          cl_text(s, CL_DROP_UTC));
+        jsonw_obj_end(w);
+    }
+    jsonw_obj_end(w);
+}
+
+/* Closes the open region and, with @cluster_too, the open cluster
+ * (whose latest batch is known only once its rows are all seen). */
+static void cl_close(struct jsonw *w, struct cl_state *c, int cluster_too)
+{
+    if (c->in_region) {
+        jsonw_arr_end(w);               /* agents */
+        jsonw_obj_end(w);
+        c->in_region = 0;
+    }
+    if (cluster_too && c->in_cluster) {
+        jsonw_arr_end(w);               /* regions */
+        jsonw_key(w, "last_seen");
+        cl_time_value(w, c->last_ms, c->last_utc);
+        jsonw_obj_end(w);
+        c->in_cluster = 0;
+    }
+}
+
+/* Opens the cluster and the region of @s's row, if they are new. */
+static void cl_open(struct jsonw *w, struct cl_state *c, sqlite3_stmt *s)
+{
+    const char *cluster = cl_text(s, CL_CLUSTER);
+    const char *region = cl_text(s, CL_REGION);
+    int64_t last = sqlite3_column_int64(s, CL_LAST);
+
+    if (!c->in_cluster || strcmp(cluster, c->cluster) != 0) {
+        cl_close(w, c, 1);
+        snprintf(c->cluster, sizeof(c->cluster), "%s", cluster);
+        c->region[0] = '\0';
+        c->last_ms = last;
+        snprintf(c->last_utc, sizeof(c->last_utc), "%s",
+                 cl_text(s, CL_LAST_UTC));
+        jsonw_obj_begin(w);
+        jsonw_key(w, "name");
+        jsonw_str(w, cluster);
+        jsonw_key(w, "regions");
+        jsonw_arr_begin(w);
+        c->in_cluster = 1;
+    }
+    if (last > c->last_ms) {
+        c->last_ms = last;
+        snprintf(c->last_utc, sizeof(c->last_utc), "%s",
+                 cl_text(s, CL_LAST_UTC));
+    }
+    if (!c->in_region || strcmp(region, c->region) != 0) {
+        cl_close(w, c, 0);
+        snprintf(c->region, sizeof(c->region), "%s", region);
+        jsonw_obj_begin(w);
+        jsonw_key(w, "name");
+        jsonw_str(w, region);
+        jsonw_key(w, "agents");
+        jsonw_arr_begin(w);
+        c->in_region = 1;
+    }
+}
+
+int store_clusters(struct store *st, char **out, size_t *out_len)
+{
+    struct store_reader *r;
+    struct cl_state *c = NULL;
+    sqlite3_stmt *s = NULL;
+    struct jsonw w;
+    int64_t until;
+    int rc, step;
+
+    r = store_query_begin(st, &until, &rc, 1);
+    if (!r)
+        return rc;
+    jsonw_init(&w, CLUSTERS_BYTES);
+    c = calloc(1, sizeof(*c));      /* two names of up to 1 KiB each */
+    rc = -ENOMEM;
+    if (!c)
+        goto out;
+    rc = store_reader_stmt_sql(r, store_clusters_sql, &s);
+    if (rc < 0)
+        goto out;
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "clusters");
+    jsonw_arr_begin(&w);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW && !w.err) {
+        cl_open(&w, c, s);
+        cl_agent(&w, s);
+    }
+    rc = -EIO;
+    if (step != SQLITE_DONE && step != SQLITE_ROW)
+        goto out;
+    cl_close(&w, c, 1);
+    jsonw_arr_end(&w);
+    jsonw_obj_end(&w);
+    rc = store_json_take(&w, out, out_len);
+out:
+    rc = store_query_end(st, r, s, rc, "clusters");
+    jsonw_free(&w);
+    free(c);
+    return rc;
+}
