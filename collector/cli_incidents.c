@@ -20,6 +20,19 @@
 #include "store.h"
 #include "util.h"
 
+/* getopt_long's ':' (@argv[optind - 1] needs a value) or any other
+ * answer (an unknown option) for subcommand @cmd: one line, exit code 2. */
+static int cli_bad_option(const char *cmd, int opt, char **argv)
+{
+    if (opt == ':')
+        fprintf(stderr, "sextant-collector %s: %s needs a value (try "
+                "--help)\n", cmd, argv[optind - 1]);
+    else
+        fprintf(stderr, "sextant-collector %s: unknown option %s (try "
+                "--help)\n", cmd, argv[optind - 1]);
+    return 2;
+}
+
 static void cli_rebuild_usage(FILE *f)
 {
     fprintf(f,
@@ -62,14 +75,8 @@ static int cli_rebuild(int argc, char **argv)
         case 'c': config = optarg; break;
         case 'd': db = optarg; break;
         case 'h': cli_rebuild_usage(stdout); return 0;
-        case ':':
-            fprintf(stderr, "sextant-collector incidents rebuild: %s needs "
-                    "a value (try --help)\n", argv[optind - 1]);
-            return 2;
         default:
-            fprintf(stderr, "sextant-collector incidents rebuild: unknown "
-                    "option %s (try --help)\n", argv[optind - 1]);
-            return 2;
+            return cli_bad_option("incidents rebuild", opt, argv);
         }
     }
     if (!config || !config[0] || (db && !db[0]) || optind != argc) {
@@ -185,14 +192,8 @@ static int cli_list(int argc, char **argv)
             }
             break;
         case 'h': cli_list_usage(stdout); return 0;
-        case ':':
-            fprintf(stderr, "sextant-collector incidents: %s needs a value "
-                    "(try --help)\n", argv[optind - 1]);
-            return 2;
         default:
-            fprintf(stderr, "sextant-collector incidents: unknown option %s "
-                    "(try --help)\n", argv[optind - 1]);
-            return 2;
+            return cli_bad_option("incidents", opt, argv);
         }
     }
     if (!db || !db[0] || (q.service && !q.service[0]) || optind != argc) {
