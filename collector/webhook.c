@@ -20,6 +20,9 @@
 #include "util.h"
 
 #define WEBHOOK_TEXT_MAX   512u     /* the "text" line */
+/* An incident without its timeline is a few KiB: a queue of 1000 such
+ * stays small, and one far larger is a bug, refused. */
+#define WEBHOOK_MAX_JSON   (256u << 10)
 #define WEBHOOK_POLL_MS    1000     /* longest sleep: retries due later
                                      * are looked at again by then */
 
@@ -130,8 +133,10 @@ static void webhook_text(const char *change, sqlite3_stmt *f, char *out,
     if (sqlite3_column_type(f, 3) != SQLITE_NULL)
         snprintf(rto, sizeof(rto), ", RTO %.3f s",
                  (double)sqlite3_column_int64(f, 3) / 1000.0);
-    snprintf(out, cap, "Sextant: %s incident #%lld %s: %s%s%s%s", svc ? svc
-             : "?", (long long)sqlite3_column_int64(f, 4), change, what,
+    if (!svc)
+        svc = "?";
+    snprintf(out, cap, "Sextant: %s incident #%lld %s: %s%s%s%s", svc,
+             (long long)sqlite3_column_int64(f, 4), change, what,
              to ? ", traffic moved to " : "", to ? to : "", rto);
 }
 
@@ -615,6 +620,15 @@ int webhook_notify(struct webhook *wh, const char *change,
     if (strcmp(change, "opened") != 0 && strcmp(change, "updated") != 0 &&
         strcmp(change, "closed") != 0)
         return -EINVAL;
+    if (strlen(incident_json) > WEBHOOK_MAX_JSON ||
+        (text && strlen(text) > WEBHOOK_TEXT_MAX)) {
+        pthread_mutex_lock(&wh->mu);
+        wh->st.dropped += wh->n_urls;
+        pthread_mutex_unlock(&wh->mu);
+        log_msg(LOGL_ERROR, "webhook", "%s: incident JSON or text over "
+                "its cap: not sent", change);
+        return -EMSGSIZE;
+    }
     for (size_t u = 0; u < wh->n_urls; u++) {
         /* Built before the lock: the sender waits on it for no malloc. */
         struct webhook_job *j = webhook_job_new(u, change, incident_json,

@@ -70,8 +70,9 @@ void webhook_stop(struct webhook *wh);
  * writes from the incident: service, incident id, region, where traffic
  * went and the RTO when known. Never blocks on the network; a full queue
  * drops its oldest waiting delivery (counted). 0, -EINVAL (an unknown
- * @change) or -ENOMEM (counted as dropped). Matches store_options'
- * incident_fn with webhook_incident_fn. */
+ * @change), -EMSGSIZE (@incident_json over 256 KiB or @text over 512
+ * bytes) or -ENOMEM (both counted as dropped). store_options'
+ * incident_fn is webhook_incident_fn. */
 int webhook_notify(struct webhook *wh, const char *change,
                    const char *incident_json, const char *text);
 /* store_options.incident_fn: webhook_notify(@ctx, change, json, NULL). */

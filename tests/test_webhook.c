@@ -274,6 +274,14 @@ static void test_incident_is_posted_as_json_with_a_slack_text(void **state)
     webhook_incident_fn(wh, "updated", INCIDENT_OPENED);
     assert_int_equal(webhook_notify(wh, "exploded", INCIDENT_OPENED, NULL),
                      -EINVAL);
+    {
+        char big[600];
+
+        memset(big, 'x', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        assert_int_equal(webhook_notify(wh, "opened", INCIDENT_OPENED, big),
+                         -EMSGSIZE);
+    }
     sink_wait(&s, 3, lines);
     /* In order, each whole. */
     expect_field(lines[0], "200", "$.event", "incident.closed");
@@ -303,6 +311,8 @@ static void test_incident_is_posted_as_json_with_a_slack_text(void **state)
                            "total 1\n"));
     assert_non_null(strstr(w.buf, "# TYPE sextant_collector_webhook_queued "
                            "gauge\nsextant_collector_webhook_queued 0\n"));
+    assert_non_null(strstr(w.buf, "\nsextant_collector_webhook_dropped_"
+                           "total 1\n"));     /* the text over its cap */
     jsonw_reset(&w);
     webhook_metrics(NULL, &w);      /* no webhooks: zeros */
     assert_non_null(strstr(w.buf, "\nsextant_collector_webhook_dropped_"
