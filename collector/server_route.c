@@ -103,6 +103,8 @@ enum MHD_Result server_send(struct MHD_Connection *c,
                  r->attachment);
         MHD_add_response_header(resp, "Content-Disposition", disp);
     }
+    if (r->next[0])
+        MHD_add_response_header(resp, "X-Next-Cursor", r->next);
     if (rq->retry_after) {
         snprintf(retry, sizeof(retry), "%u", rq->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
@@ -375,10 +377,10 @@ static void server_api(struct server *srv, struct server_req *rq,
     }
     switch (rq->route) {
     case ROUTE_TIMELINE:
-        api_timeline(srv->st, ps->p, ps->n, now, r);
+        api_timeline(srv->st, topo, ps->p, ps->n, now, r);
         break;
     case ROUTE_LATENCY:
-        api_latency(srv->st, ps->p, ps->n, now, r);
+        api_latency(srv->st, topo, ps->p, ps->n, now, r);
         break;
     case ROUTE_STATUS:
         api_status(srv->st, ps->p, ps->n, r);
