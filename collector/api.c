@@ -488,19 +488,18 @@ static int api_common_param(const char *k, const char *v, int64_t *from,
 }
 
 /* limit=: 0 and *out, or -EINVAL with a 400 in @r. */
-static int api_limit(const char *k, const char *v, unsigned *out,
-                     struct reply *r)
+int api_limit(const char *k, const char *v, unsigned max, unsigned *out,
+              struct reply *r)
 {
     char *end;
     long n;
 
     errno = 0;
     n = strtol(v, &end, 10);
-    if (errno || *end || n < 1 || n > (long)STORE_TIMELINE_MAX_LIMIT) {
+    if (errno || *end || n < 1 || n > (long)max) {
         char why[32];
 
-        snprintf(why, sizeof(why), "expected 1 to %u",
-                 STORE_TIMELINE_MAX_LIMIT);
+        snprintf(why, sizeof(why), "expected 1 to %u", max);
         api_bad_param(r, k, why);
         return -EINVAL;
     }
@@ -516,7 +515,7 @@ static int api_timeline_param(const char *k, const char *v,
                               struct reply *r)
 {
     if (strcmp(k, "limit") == 0)
-        return api_limit(k, v, &q->limit, r);
+        return api_limit(k, v, STORE_TIMELINE_MAX_LIMIT, &q->limit, r);
     if (strcmp(k, "order") == 0) {
         if (strcmp(v, "agent") == 0)
             q->order = STORE_ORDER_AGENT;

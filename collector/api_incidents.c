@@ -93,21 +93,8 @@ void api_incidents(struct store *st, const struct topology *topo,
                 return;
             }
         } else if (strcmp(k, "limit") == 0) {
-            char *end;
-            long n;
-
-            errno = 0;
-            n = strtol(v, &end, 10);
-            if (errno || *end || n < 1 ||
-                n > (long)STORE_INCIDENTS_MAX_LIMIT) {
-                char why[32];
-
-                snprintf(why, sizeof(why), "expected 1 to %u",
-                         STORE_INCIDENTS_MAX_LIMIT);
-                api_bad_param(r, k, why);
+            if (api_limit(k, v, STORE_INCIDENTS_MAX_LIMIT, &q.limit, r) < 0)
                 return;
-            }
-            q.limit = (unsigned)n;
         } else {
             api_bad_param(r, k, "unknown parameter (service, open, from, "
                           "to, limit)");
