@@ -235,21 +235,40 @@ static void api_close_consider(void *ctx, const char *name)
 /* The 400 "unknown name" for @v into @r: @head (the key and what has no
  * such name, API_DETAIL_LEN bytes, appended to) then @v quoted and the
  * close names of @c, or how many names it @has. Returns -ENOENT. */
+/* Appends @c's close names to @buf (@size bytes), or how many names it
+ * @has (shared with api_close_names, for api_services.c's lookups). */
+static void api_close_list(const struct api_close *c, char *buf,
+                           size_t size, const char *has)
+{
+    size_t used = strlen(buf);
+
+    if (c->n == 0)
+        snprintf(buf + used, size - used, "; none of the %zu "
+                 "it %s is close", c->known, has);
+    for (size_t i = 0; i < c->n; i++) {
+        used = strlen(buf);
+        snprintf(buf + used, size - used, "%s%s",
+                 i == 0 ? "; close: " : ", ", c->name[i]);
+    }
+}
+
+void api_close_names(const char *want, const char *const *names, size_t n,
+                     char *detail, size_t size)
+{
+    struct api_close c = { .want = want, .want_len = strlen(want) };
+
+    c.max_edits = c.want_len < API_SHORT_NAME ? 1
+                  : c.want_len < API_MID_NAME ? 2 : API_CLOSE_EDITS;
+    for (size_t i = 0; i < n; i++)
+        api_close_consider(&c, names[i]);
+    api_close_list(&c, detail, size, "has");
+}
+
 static int api_unknown(struct reply *r, char *head, const char *v,
                        const struct api_close *c, const char *has)
 {
-    size_t used;
-
     api_append_name(head, API_DETAIL_LEN, v);
-    used = strlen(head);
-    if (c->n == 0)
-        snprintf(head + used, API_DETAIL_LEN - used, "; none of the %zu "
-                 "it %s is close", c->known, has);
-    for (size_t i = 0; i < c->n; i++) {
-        used = strlen(head);
-        snprintf(head + used, API_DETAIL_LEN - used, "%s%s",
-                 i == 0 ? "; close: " : ", ", c->name[i]);
-    }
+    api_close_list(c, head, API_DETAIL_LEN, has);
     reply_error(r, 400, "unknown name", head);
     return -ENOENT;
 }
@@ -469,19 +488,18 @@ static int api_common_param(const char *k, const char *v, int64_t *from,
 }
 
 /* limit=: 0 and *out, or -EINVAL with a 400 in @r. */
-static int api_limit(const char *k, const char *v, unsigned *out,
-                     struct reply *r)
+int api_limit(const char *k, const char *v, unsigned max, unsigned *out,
+              struct reply *r)
 {
     char *end;
     long n;
 
     errno = 0;
     n = strtol(v, &end, 10);
-    if (errno || *end || n < 1 || n > (long)STORE_TIMELINE_MAX_LIMIT) {
+    if (errno || *end || n < 1 || n > (long)max) {
         char why[32];
 
-        snprintf(why, sizeof(why), "expected 1 to %u",
-                 STORE_TIMELINE_MAX_LIMIT);
+        snprintf(why, sizeof(why), "expected 1 to %u", max);
         api_bad_param(r, k, why);
         return -EINVAL;
     }
@@ -497,7 +515,7 @@ static int api_timeline_param(const char *k, const char *v,
                               struct reply *r)
 {
     if (strcmp(k, "limit") == 0)
-        return api_limit(k, v, &q->limit, r);
+        return api_limit(k, v, STORE_TIMELINE_MAX_LIMIT, &q->limit, r);
     if (strcmp(k, "order") == 0) {
         if (strcmp(v, "agent") == 0)
             q->order = STORE_ORDER_AGENT;

@@ -55,6 +55,51 @@ void api_latency(struct store *st, const struct topology *topo,
                  const struct api_param *params, size_t n_params,
                  int64_t now_ms, struct reply *r);
 
+/* The incident and service endpoints (api_incidents.c, api_services.c).
+ * @topo is the collector's (borrowed); parameters are checked as above:
+ * an unknown one is a 400 naming it. */
+
+/* Bytes of a POST /api/v1/annotations body (413 over). */
+#define API_ANNOTATION_MAX_BODY (8u << 10)
+
+/* GET /api/v1/incidents?service=&open=true|false&from=&to=&limit=:
+ * store_incidents' reply; an unknown service is a 400 naming the close
+ * ones. */
+void api_incidents(struct store *st, const struct topology *topo,
+                   const struct api_param *params, size_t n_params,
+                   struct reply *r);
+/* GET /api/v1/incidents/{id} (@id the path segment, borrowed): 400 not
+ * a number, 404 no such incident. */
+void api_incident(struct store *st, const char *id,
+                  const struct api_param *params, size_t n_params,
+                  struct reply *r);
+/* GET /api/v1/incidents/{id}/export?format=md|csv|json (default md): the
+ * incident as export.h renders it, as an attachment named
+ * incident-ID.EXT. */
+void api_incident_export(struct store *st, const char *id,
+                         const struct api_param *params, size_t n_params,
+                         struct reply *r);
+/* POST /api/v1/annotations with the JSON @body (@len bytes; the caller
+ * checked the token's scope, the type and the size): {"text" (required,
+ * UTF-8, 1 to STORE_ANNOTATION_MAX bytes), "time" (RFC 3339 or Unix ms;
+ * default @now_ms), "service" (a topology service), "incident" (an
+ * id)}; 201 {"id":N}, every bad field a 400 naming it, nothing stored. */
+void api_annotate(struct store *st, const struct topology *topo,
+                  const char *body, size_t len, int64_t now_ms,
+                  struct reply *r);
+
+/* GET /api/v1/status: {"targets":[...] (store_targets_status),
+ * "services":[...] (store_service_status)}, as they are now. */
+void api_status(struct store *st, const struct api_param *params,
+                size_t n_params, struct reply *r);
+/* GET /api/v1/services (@name NULL) and /api/v1/services/{name}: each
+ * service's state (store_service_status) with, per region, the probe
+ * count, uptime and latency percentiles of its targets over 24 h (minute
+ * rollups), 7 d and 30 d (hour rollups) to @now_ms. An unknown @name is
+ * a 404 naming the close ones. */
+void api_services(struct store *st, const struct topology *topo,
+                  const char *name, const struct api_param *params,
+                  size_t n_params, int64_t now_ms, struct reply *r);
 /* GET /api/v1/clusters (api_clusters.c): store_clusters' reply; takes
  * no parameter (a 400 names one). */
 void api_clusters(struct store *st, const struct api_param *params,

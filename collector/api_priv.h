@@ -14,6 +14,9 @@ void api_bad_param(struct reply *r, const char *key, const char *why);
 /* A key or value with a NUL (%00) or bytes that are not UTF-8 is
  * refused whole: 0, or -EINVAL with a 400 in @r. */
 int api_param_bytes(const struct api_param *p, struct reply *r);
+/* limit=@v, 1 to @max: 0 and *out, or -EINVAL with a 400 in @r. */
+int api_limit(const char *k, const char *v, unsigned max, unsigned *out,
+              struct reply *r);
 /* A query the store answered (@rc 0: takes @json) as a 200 JSON reply,
  * or its error as 503 (500 when the file is damaged). */
 void api_answer(struct store *st, struct reply *r, int rc, char *json,

@@ -1,21 +1,37 @@
 /* cli_incidents.c -- `sextant-collector incidents rebuild --config FILE
  * [--db PATH]`: recomputes every incident of a database from its stored
  * events, with the services of the collector's config, and replaces the
- * incidents table (store_incidents_rebuild). Parses arguments and
- * prints; the work is the store's. The read-only listing of incidents
- * (`sextant-collector incidents --db PATH`) is dispatched from here too. */
+ * incidents table (store_incidents_rebuild); and `sextant-collector
+ * incidents --db PATH [--service S] [--open] [--format json|csv|md]`:
+ * lists them read-only (store_open_readonly, store_incidents, rendered
+ * by export.c). Parses arguments and prints; the work is the store's. */
 #include "cli_incidents.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "export.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
+
+/* getopt_long's ':' (@argv[optind - 1] needs a value) or any other
+ * answer (an unknown option) for subcommand @cmd: one line, exit code 2. */
+static int cli_bad_option(const char *cmd, int opt, char **argv)
+{
+    if (opt == ':')
+        fprintf(stderr, "sextant-collector %s: %s needs a value (try "
+                "--help)\n", cmd, argv[optind - 1]);
+    else
+        fprintf(stderr, "sextant-collector %s: unknown option %s (try "
+                "--help)\n", cmd, argv[optind - 1]);
+    return 2;
+}
 
 static void cli_rebuild_usage(FILE *f)
 {
@@ -59,14 +75,8 @@ static int cli_rebuild(int argc, char **argv)
         case 'c': config = optarg; break;
         case 'd': db = optarg; break;
         case 'h': cli_rebuild_usage(stdout); return 0;
-        case ':':
-            fprintf(stderr, "sextant-collector incidents rebuild: %s needs "
-                    "a value (try --help)\n", argv[optind - 1]);
-            return 2;
         default:
-            fprintf(stderr, "sextant-collector incidents rebuild: unknown "
-                    "option %s (try --help)\n", argv[optind - 1]);
-            return 2;
+            return cli_bad_option("incidents rebuild", opt, argv);
         }
     }
     if (!config || !config[0] || (db && !db[0]) || optind != argc) {
@@ -100,11 +110,104 @@ static int cli_rebuild(int argc, char **argv)
     return rc < 0 ? 1 : 0;
 }
 
+static void cli_list_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: sextant-collector incidents --db PATH [--service NAME] "
+        "[--open]\n"
+        "           [--format json|csv|md]\n"
+        "\n"
+        "Lists the incidents stored in the database, newest first (at most\n"
+        "%u), read-only: a collector may be running on it. json is\n"
+        "GET /api/v1/incidents' reply; csv and md one row per incident.\n"
+        "Exit 0: listed; 1: the database cannot be read; 2: bad usage.\n"
+        "\n"
+        "  -d, --db PATH       the collector's database\n"
+        "  -s, --service NAME  only this service's incidents\n"
+        "  -o, --open          only the open ones\n"
+        "  -f, --format FMT    json (default), csv or md\n"
+        "  -h, --help          this text\n", STORE_INCIDENTS_MAX_LIMIT);
+}
+
+/* Prints the list of @q from @db as @f: 0, or 1 with a line on stderr. */
+static int cli_list_print(const char *db, const struct store_incident_query *q,
+                          enum export_format f)
+{
+    struct store *st = NULL;
+    char *json = NULL, *text = NULL;
+    size_t len = 0, text_len = 0;
+    int rc;
+
+    rc = store_open_readonly(db, &st);
+    if (rc == 0)
+        rc = store_incidents(st, q, &json, &len);
+    if (rc == 0)
+        rc = export_incident_list(json, len, f, &text, &text_len);
+    if (rc < 0) {
+        fprintf(stderr, "sextant-collector incidents: %s: %s\n", db,
+                strerror(-rc));
+    } else if (fwrite(text, 1, text_len, stdout) != text_len ||
+               (f == EXPORT_JSON && putchar('\n') == EOF)) {
+        fprintf(stderr, "sextant-collector incidents: cannot write the "
+                "list\n");
+        rc = -EIO;
+    }
+    free(text);
+    free(json);
+    store_close(st);
+    return rc < 0 ? 1 : 0;
+}
+
+/* sextant-collector incidents --db PATH ...: the read-only list. */
+static int cli_list(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "db", required_argument, NULL, 'd' },
+        { "service", required_argument, NULL, 's' },
+        { "open", no_argument, NULL, 'o' },
+        { "format", required_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct store_incident_query q = {
+        .open = -1,
+        .limit = STORE_INCIDENTS_MAX_LIMIT,
+    };
+    enum export_format f = EXPORT_JSON;
+    const char *db = NULL;
+    int opt;
+
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, ":d:s:of:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'd': db = optarg; break;
+        case 's': q.service = optarg; break;
+        case 'o': q.open = 1; break;
+        case 'f':
+            if (export_format_parse(optarg, &f) < 0) {
+                fprintf(stderr, "sextant-collector incidents: --format: "
+                        "expected json, csv or md, got \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h': cli_list_usage(stdout); return 0;
+        default:
+            return cli_bad_option("incidents", opt, argv);
+        }
+    }
+    if (!db || !db[0] || (q.service && !q.service[0]) || optind != argc) {
+        fprintf(stderr, "sextant-collector incidents: --db PATH is "
+                "required, and no other arguments (try --help)\n");
+        return 2;
+    }
+    log_set_level(LOGL_WARN);
+    return cli_list_print(db, &q, f);
+}
+
 int cli_incidents(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "rebuild") == 0)
         return cli_rebuild(argc - 1, argv + 1);
-    fprintf(stderr, "usage: sextant-collector incidents rebuild --config "
-            "FILE [--db PATH]\n");
-    return 2;
+    return cli_list(argc, argv);
 }

@@ -17,9 +17,11 @@
 #include "cli_timeline.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "store.h"
 #include "util.h"
+#include "webhook.h"
 
 /* In-flight requests at shutdown: an agent's request takes milliseconds,
  * and 10 s leaves most of Kubernetes' 30 s before SIGKILL to the rest. */
@@ -122,6 +124,30 @@ static void store_options_from(const struct collector_config *cfg,
     o->topo = &cfg->topo;
 }
 
+/* With incidents.webhooks: starts their sender (its thread inherits the
+ * blocked signals) and has the store hand it every committed incident
+ * change, which it only queues; /metrics counts its deliveries. 0 or
+ * -errno, logged. */
+static int webhooks_start(const struct collector_config *cfg,
+                          struct store_options *o, struct webhook **out)
+{
+    int rc;
+
+    if (cfg->topo.opt.n_webhooks == 0)
+        return 0;
+    rc = webhook_start((const char *const *)cfg->topo.opt.webhooks,
+                       cfg->topo.opt.n_webhooks, NULL, out);
+    if (rc < 0) {
+        log_msg(LOGL_ERROR, "main", "cannot start the webhook sender: %s",
+                strerror(-rc));
+        return rc;
+    }
+    o->incident_fn = webhook_incident_fn;
+    o->incident_ctx = *out;
+    metrics_set_webhook(*out);
+    return 0;
+}
+
 static int replace(char **dst, const char *src)
 {
     char *s = strdup(src);
@@ -148,6 +174,7 @@ int main(int argc, char **argv)
     struct store_options sopts;
     struct store *st = NULL;
     struct server *srv = NULL;
+    struct webhook *wh = NULL;
     char err[600], host[128];
     uint16_t port;
     sigset_t sigs;
@@ -200,6 +227,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     store_options_from(&cfg, &sopts);
+    rc = webhooks_start(&cfg, &sopts, &wh);
+    if (rc < 0)
+        goto out;
     rc = store_open(cfg.db_path, &sopts, &st);
     if (rc < 0) {
         log_msg(LOGL_ERROR, "main", "cannot open database %s: %s",
@@ -255,6 +285,9 @@ out:
         return 1;
     }
     store_close(st);
+    /* After the store: its writer notifies until it ends. */
+    metrics_set_webhook(NULL);
+    webhook_stop(wh);
     collector_config_free(&cfg);
     if (rc == 0)
         log_msg(LOGL_INFO, "main", "stopped");

@@ -6,23 +6,26 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jsonw.h"
+#include "webhook.h"
 
 /* The statuses the collector answers with; anything else is counted as
  * code="other". A fixed table keeps counting lock-free. */
 static const unsigned metrics_codes[] = {
-    200, 400, 401, 403, 404, 405, 411, 413, 415, 500, 503,
+    200, 201, 400, 401, 403, 404, 405, 411, 413, 415, 500, 503,
 };
 #define METRICS_N_CODES (sizeof(metrics_codes) / sizeof(metrics_codes[0]))
 
 static const char *const metrics_route_names[METRICS_N_ROUTES] = {
     "ingest", "timeline", "latency", "healthz", "readyz", "metrics",
-    "clusters", "other",
+    "status", "services", "incidents", "annotations", "clusters", "other",
 };
 
 static const char *const metrics_reject_names[METRICS_N_REJECTS] = {
@@ -40,6 +43,9 @@ static struct {
     atomic_uint_fast64_t rejected[METRICS_N_REJECTS];
 } metrics;
 
+/* The webhook sender whose counters the page adds; NULL: none. */
+static _Atomic(struct webhook *) metrics_webhook;
+
 #define M_ADD(field, n) \
     atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
 #define M_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
@@ -53,6 +59,11 @@ void metrics_http_request(enum metrics_route route, unsigned status)
     while (i < METRICS_N_CODES && metrics_codes[i] != status)
         i++;
     M_ADD(metrics.http[route][i], 1);       /* i == N: "other" */
+}
+
+void metrics_set_webhook(struct webhook *wh)
+{
+    atomic_store(&metrics_webhook, wh);
 }
 
 void metrics_ingest_stored(size_t events, size_t body_bytes)
@@ -245,6 +256,105 @@ static void metrics_cluster(void *ctx, const char *cluster,
                 age % 1000);
 }
 
+/* A json-c member's string, or "" (also when @o is not an object). */
+static const char *metrics_jstr(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+
+    if (!json_object_object_get_ex(o, key, &v) ||
+        !json_object_is_type(v, json_type_string))
+        return "";
+    return json_object_get_string(v);
+}
+
+/* One sample "NAME{service="S"[,region="R"]} V". */
+static void metrics_service_line(struct jsonw *w, const char *name,
+                                 const char *service, const char *region,
+                                 int v)
+{
+    metrics_put(w, "%s{service=\"", name);
+    metrics_label(w, service);
+    if (region) {
+        metrics_put(w, "\",region=\"");
+        metrics_label(w, region);
+    }
+    metrics_put(w, "\"} %d\n", v);
+}
+
+/* One service of store_service_status's reply: its regions' health and
+ * serving into @health and @serving, its open incidents into @open. */
+static void metrics_service(struct json_object *svc, struct jsonw *health,
+                            struct jsonw *serving, struct jsonw *open)
+{
+    const char *name = metrics_jstr(svc, "name"), *h;
+    struct json_object *regions, *reg, *v;
+
+    if (json_object_object_get_ex(svc, "regions", &regions) &&
+        json_object_is_type(regions, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(regions); i++) {
+            reg = json_object_array_get_idx(regions, i);
+            h = metrics_jstr(reg, "health");
+            metrics_service_line(health, "sextant_collector_region_healthy",
+                                 name, metrics_jstr(reg, "name"),
+                                 strcmp(h, "healthy") == 0 ? 1
+                                 : strcmp(h, "unhealthy") == 0 ? 0 : -1);
+            metrics_service_line(serving, "sextant_collector_region_serving",
+                                 name, metrics_jstr(reg, "name"),
+                                 json_object_object_get_ex(reg, "serving",
+                                                           &v) &&
+                                     json_object_get_boolean(v));
+        }
+    }
+    metrics_service_line(open, "sextant_collector_open_incidents", name,
+                         NULL, json_object_object_get_ex(svc,
+                                                         "open_incident",
+                                                         &v) &&
+                                   v != NULL);
+}
+
+/* The incident engine's state now (store_service_status): per service
+ * and region, health (1 healthy, 0 unhealthy, -1 unknown: no agent that
+ * is not stale probes it) and serving (1: the global name's answers
+ * point there), and per service its open incidents. Each family is
+ * written whole, so the three are built apart and joined. A store that
+ * cannot say leaves the families empty; the rest of the page serves. */
+static void metrics_services(struct jsonw *w, struct store *st)
+{
+    struct json_object *o = NULL, *list;
+    struct jsonw fam[3];
+    char *json = NULL;
+    size_t len = 0;
+
+    for (size_t i = 0; i < 3; i++)
+        jsonw_init(&fam[i], METRICS_PAGE_MAX);
+    if (store_service_status(st, &json, &len) == 0 && len <= INT32_MAX)
+        o = json_tokener_parse(json);
+    free(json);
+    if (o && json_object_object_get_ex(o, "services", &list) &&
+        json_object_is_type(list, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(list); i++)
+            metrics_service(json_object_array_get_idx(list, i), &fam[0],
+                            &fam[1], &fam[2]);
+    json_object_put(o);
+    metrics_family(w, "sextant_collector_region_healthy", "gauge",
+                   "1 when a region of a service is healthy by quorum of "
+                   "the agents probing it, 0 unhealthy, -1 unknown (no "
+                   "agent that is not stale probes it).");
+    jsonw_raw(w, fam[0].buf ? fam[0].buf : "", fam[0].len);
+    metrics_family(w, "sextant_collector_region_serving", "gauge",
+                   "1 when the service's global name sends traffic to the "
+                   "region, as the agents' DNS answers say.");
+    jsonw_raw(w, fam[1].buf ? fam[1].buf : "", fam[1].len);
+    metrics_family(w, "sextant_collector_open_incidents", "gauge",
+                   "Incidents of the service that are open now.");
+    jsonw_raw(w, fam[2].buf ? fam[2].buf : "", fam[2].len);
+    for (size_t i = 0; i < 3; i++) {
+        if (fam[i].err && !w->err)
+            w->err = fam[i].err;
+        jsonw_free(&fam[i]);
+    }
+}
+
 int metrics_render(struct store *st, int64_t now_ms, char **out,
                    size_t *out_len)
 {
@@ -268,6 +378,8 @@ int metrics_render(struct store *st, int64_t now_ms, char **out,
                    "sent a batch.");
     /* A failed read leaves the family empty; the rest still serves. */
     store_clusters_seen(st, metrics_cluster, &ms);
+    metrics_services(&w, st);
+    webhook_metrics(atomic_load(&metrics_webhook), &w);
     page = jsonw_take(&w, out_len);
     if (!page)
         return w.err ? w.err : -ENOMEM;

@@ -1,6 +1,7 @@
 /* metrics.h -- the collector's own counters in one process-wide registry,
  * and the /metrics page in the Prometheus text format (0.0.4), which adds
- * the store's figures (store_stats, store_clusters_seen) at scrape time.
+ * the store's figures (store_stats, store_clusters_seen, and the services'
+ * derived state from store_service_status) at scrape time.
  * Does not serve HTTP (server.c) or decide readiness.
  *
  * Threads: every counter is a C11 atomic bumped with a relaxed add, so the
@@ -25,6 +26,10 @@ enum metrics_route {
     METRICS_ROUTE_HEALTHZ,
     METRICS_ROUTE_READYZ,
     METRICS_ROUTE_METRICS,
+    METRICS_ROUTE_STATUS,       /* /api/v1/status */
+    METRICS_ROUTE_SERVICES,     /* /api/v1/services[/{name}] */
+    METRICS_ROUTE_INCIDENTS,    /* /api/v1/incidents[/{id}[/export]] */
+    METRICS_ROUTE_ANNOTATIONS,  /* POST /api/v1/annotations */
     METRICS_ROUTE_CLUSTERS,     /* /api/v1/clusters */
     METRICS_ROUTE_OTHER,        /* 404s and anything unrouted */
     METRICS_N_ROUTES
@@ -54,6 +59,12 @@ void metrics_http_request(enum metrics_route route, unsigned status);
 /* A batch of @events events, @body_bytes compressed, is stored. */
 void metrics_ingest_stored(size_t events, size_t body_bytes);
 void metrics_ingest_rejected(enum metrics_reject why);
+
+struct webhook;
+/* The webhook sender whose counters the page shows (webhook.h; NULL:
+ * none, its counters show 0). Any thread; the sender must outlive its
+ * setting (set NULL before webhook_stop). */
+void metrics_set_webhook(struct webhook *wh);
 
 /* Renders the page, with the store's stats of @st and each cluster's age
  * relative to @now_ms. Caller frees *out. 0, -ENOMEM, or -EMSGSIZE over

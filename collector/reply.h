@@ -15,6 +15,8 @@ struct reply {
     /* Not "": sent as the X-Next-Cursor header (a paged reply's next
      * page, GET /api/v1/timeline). */
     char next[96];
+    char attachment[64];        /* a download's file name (Content-
+                                 * Disposition: attachment); "": none */
 };
 
 /* Fills @r with a JSON error; on allocation failure the body is empty. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api.h"
 #include "ingest.h"
 #include "log.h"
 #include "util.h"
@@ -130,18 +131,21 @@ enum MHD_Result server_ingest_headers(struct server *srv,
     return MHD_YES;
 }
 
-/* Appends a chunk of body. Content-Length was checked against the cap
+/* Appends a chunk of body (of an ingest, or of an annotation, whose cap
+ * is API_ANNOTATION_MAX_BODY). Content-Length was checked against the cap
  * already; this check is the backstop, and can only close the connection
  * (MHD 0.9.75 refuses a response queued mid-body). */
 enum MHD_Result server_body(struct server *srv,
                             struct server_req *rq, const char *data,
                             size_t *size)
 {
-    size_t max = (size_t)srv->cfg->max_body;
+    size_t max = rq->route == ROUTE_ANNOTATE ? API_ANNOTATION_MAX_BODY
+                                             : (size_t)srv->cfg->max_body;
 
     if (*size > max - rq->len) {
         log_msg(LOGL_WARN, "http", "body over %zu bytes: closing", max);
-        metrics_ingest_rejected(METRICS_REJ_TOO_LARGE);
+        if (rq->route == ROUTE_INGEST)
+            metrics_ingest_rejected(METRICS_REJ_TOO_LARGE);
         return MHD_NO;
     }
     if (rq->len + *size > rq->cap) {
@@ -154,7 +158,8 @@ enum MHD_Result server_body(struct server *srv,
             ncap = max;
         nb = realloc(rq->body, ncap);
         if (!nb) {
-            metrics_ingest_rejected(METRICS_REJ_NO_MEMORY);
+            if (rq->route == ROUTE_INGEST)
+                metrics_ingest_rejected(METRICS_REJ_NO_MEMORY);
             return MHD_NO;          /* see above: no response possible */
         }
         rq->body = nb;

@@ -40,6 +40,13 @@ enum server_route {
     ROUTE_HEALTHZ,
     ROUTE_READYZ,
     ROUTE_METRICS,
+    ROUTE_STATUS,       /* GET /api/v1/status */
+    ROUTE_SERVICES,     /* GET /api/v1/services */
+    ROUTE_SERVICE,      /* GET /api/v1/services/{name} */
+    ROUTE_INCIDENTS,    /* GET /api/v1/incidents */
+    ROUTE_INCIDENT,     /* GET /api/v1/incidents/{id} */
+    ROUTE_EXPORT,       /* GET /api/v1/incidents/{id}/export */
+    ROUTE_ANNOTATE,     /* POST /api/v1/annotations */
     ROUTE_CLUSTERS,     /* GET /api/v1/clusters */
 };
 
@@ -156,6 +163,12 @@ enum MHD_Result server_ingest_done(struct MHD_Connection *c,
 /* Drops one reference; the last frees the ticket and its batch. */
 void server_ticket_put(struct server_ticket *t);
 void server_abandon(struct server *srv);
+
+/* server_route.c, POST /api/v1/annotations: the token's scope, the
+ * content type and length, before any body is read. */
+enum MHD_Result server_annotate_headers(struct server *srv,
+                                        struct MHD_Connection *c,
+                                        struct server_req *rq);
 
 /* server_status.c; each fills @r, whose body the caller then owns. */
 void server_ok_json(struct reply *r, const char *json);

@@ -32,6 +32,13 @@ static enum metrics_route server_metrics_route(enum server_route r)
     case ROUTE_HEALTHZ: return METRICS_ROUTE_HEALTHZ;
     case ROUTE_READYZ: return METRICS_ROUTE_READYZ;
     case ROUTE_METRICS: return METRICS_ROUTE_METRICS;
+    case ROUTE_STATUS: return METRICS_ROUTE_STATUS;
+    case ROUTE_SERVICES:
+    case ROUTE_SERVICE: return METRICS_ROUTE_SERVICES;
+    case ROUTE_INCIDENTS:
+    case ROUTE_INCIDENT:
+    case ROUTE_EXPORT: return METRICS_ROUTE_INCIDENTS;
+    case ROUTE_ANNOTATE: return METRICS_ROUTE_ANNOTATIONS;
     case ROUTE_CLUSTERS: return METRICS_ROUTE_CLUSTERS;
     case ROUTE_NONE: break;
     }
@@ -86,7 +93,16 @@ enum MHD_Result server_send(struct MHD_Connection *c,
                                 "Bearer");
     if (r->status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                rq->route == ROUTE_INGEST ? "POST" : "GET");
+                                rq->route == ROUTE_INGEST ||
+                                        rq->route == ROUTE_ANNOTATE
+                                    ? "POST" : "GET");
+    if (r->attachment[0]) {
+        char disp[96];
+
+        snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"",
+                 r->attachment);
+        MHD_add_response_header(resp, "Content-Disposition", disp);
+    }
     if (r->next[0])
         MHD_add_response_header(resp, "X-Next-Cursor", r->next);
     if (rq->retry_after) {
@@ -245,6 +261,155 @@ static enum MHD_Result server_param(void *cls, enum MHD_ValueKind kind,
     return MHD_YES;
 }
 
+/* The routes under /api/v1/status, services and incidents, from @url;
+ * *@arg (when not NULL) gets the path's {name} or {id} segment (borrowed
+ * from @url). ROUTE_NONE: none of them. */
+static enum server_route server_api_route(const char *url, const char **arg)
+{
+    static const char svc[] = "/api/v1/services/";
+    static const char inc[] = "/api/v1/incidents/";
+    const char *p, *slash;
+
+    if (strcmp(url, "/api/v1/status") == 0)
+        return ROUTE_STATUS;
+    if (strcmp(url, "/api/v1/services") == 0)
+        return ROUTE_SERVICES;
+    if (strcmp(url, "/api/v1/incidents") == 0)
+        return ROUTE_INCIDENTS;
+    if (strncmp(url, svc, sizeof(svc) - 1) == 0) {
+        p = url + sizeof(svc) - 1;
+        if (!p[0] || strchr(p, '/'))
+            return ROUTE_NONE;
+        if (arg)
+            *arg = p;
+        return ROUTE_SERVICE;
+    }
+    if (strncmp(url, inc, sizeof(inc) - 1) != 0)
+        return ROUTE_NONE;
+    p = url + sizeof(inc) - 1;
+    slash = strchr(p, '/');
+    if (!p[0] || slash == p)
+        return ROUTE_NONE;
+    if (arg)
+        *arg = p;
+    if (!slash)
+        return ROUTE_INCIDENT;
+    return strcmp(slash, "/export") == 0 ? ROUTE_EXPORT : ROUTE_NONE;
+}
+
+/* server_annotate_headers: who may annotate. With api_tokens, the read
+ * check already let only known tokens in; their scope decides. Without
+ * any, reads are open but no write is: there is no one to trust. */
+static enum MHD_Result server_annotate_scope(struct server *srv,
+                                             struct MHD_Connection *c,
+                                             struct server_req *rq)
+{
+    const char *token = server_bearer(c);
+
+    if (srv->cfg->n_api_tokens == 0)
+        return server_fail(c, rq, 403, "forbidden", "annotations need an "
+                           "API token: configure one in api_tokens with "
+                           "scope: annotate and send it as "
+                           "Authorization: Bearer <token>");
+    if (!token || collector_config_api_token_scope(srv->cfg, token) !=
+                      COLLECTOR_SCOPE_ANNOTATE)
+        return server_fail(c, rq, 403, "forbidden", "this token's scope is "
+                           "read; annotations need a token with scope: "
+                           "annotate");
+    return MHD_YES;
+}
+
+enum MHD_Result server_annotate_headers(struct server *srv,
+                                        struct MHD_Connection *c,
+                                        struct server_req *rq)
+{
+    const char *ctype, *clen;
+    char detail[64];
+    size_t n;
+
+    if (server_annotate_scope(srv, c, rq) != MHD_YES || rq->replied)
+        return MHD_YES;
+    ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                        MHD_HTTP_HEADER_CONTENT_TYPE);
+    n = ctype ? strcspn(ctype, "; ") : 0;
+    if (!ctype || n != 16 || strncasecmp(ctype, "application/json", 16) != 0)
+        return server_fail(c, rq, 415, "unsupported media type",
+                           "Content-Type must be application/json");
+    clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!clen)
+        return server_fail(c, rq, 411, "length required",
+                           "send Content-Length");
+    if (clen[strspn(clen, "0123456789")] != '\0' || strlen(clen) > 12 ||
+        strtoull(clen, NULL, 10) > API_ANNOTATION_MAX_BODY) {
+        snprintf(detail, sizeof(detail), "body over %u bytes",
+                 API_ANNOTATION_MAX_BODY);
+        return server_fail(c, rq, 413, "body too large", detail);
+    }
+    return MHD_YES;
+}
+
+/* Answers an API route's request, its whole request in. */
+static void server_api(struct server *srv, struct server_req *rq,
+                       const char *url, const struct server_params *ps,
+                       struct reply *r)
+{
+    const struct topology *topo = &srv->cfg->topo;
+    const char *arg = NULL;
+    char id[32];
+    int64_t now = util_now_ms();
+
+    server_api_route(url, &arg);
+    /* An export's id is the segment before "/export". Cut to @id's size,
+     * a longer one is still refused: no id has more than 18 digits. */
+    if (rq->route == ROUTE_EXPORT) {
+        size_t n = (size_t)(strchr(arg, '/') - arg);
+
+        if (n >= sizeof(id))
+            n = sizeof(id) - 1;
+        memcpy(id, arg, n);
+        id[n] = '\0';
+        arg = id;
+    }
+    if (ps->overflow) {
+        reply_error(r, 400, "bad parameter", "too many parameters");
+        return;
+    }
+    switch (rq->route) {
+    case ROUTE_TIMELINE:
+        api_timeline(srv->st, topo, ps->p, ps->n, now, r);
+        break;
+    case ROUTE_LATENCY:
+        api_latency(srv->st, topo, ps->p, ps->n, now, r);
+        break;
+    case ROUTE_STATUS:
+        api_status(srv->st, ps->p, ps->n, r);
+        break;
+    case ROUTE_SERVICES:
+    case ROUTE_SERVICE:
+        api_services(srv->st, topo, arg, ps->p, ps->n, now, r);
+        break;
+    case ROUTE_INCIDENTS:
+        api_incidents(srv->st, topo, ps->p, ps->n, r);
+        break;
+    case ROUTE_INCIDENT:
+        api_incident(srv->st, arg, ps->p, ps->n, r);
+        break;
+    case ROUTE_EXPORT:
+        api_incident_export(srv->st, arg, ps->p, ps->n, r);
+        break;
+    case ROUTE_ANNOTATE:
+        api_annotate(srv->st, topo, (const char *)rq->body, rq->len, now, r);
+        break;
+    case ROUTE_CLUSTERS:
+        api_clusters(srv->st, ps->p, ps->n, r);
+        break;
+    default:
+        reply_error(r, 500, "internal error", "no route");
+        break;
+    }
+}
+
 /* Picks the route, or replies 401/404/405 at once. */
 static enum MHD_Result server_route(struct server *srv,
                                     struct MHD_Connection *c,
@@ -263,6 +428,12 @@ static enum MHD_Result server_route(struct server *srv,
     if (strncmp(url, "/api/", 5) == 0 &&
         (server_read_token(srv, c, rq) != MHD_YES || rq->replied))
         return MHD_YES;
+    if (strcmp(url, "/api/v1/annotations") == 0) {
+        rq->route = ROUTE_ANNOTATE;
+        return is_post ? MHD_YES
+                       : server_fail(c, rq, 405, "method not allowed",
+                                     "use POST");
+    }
     if (strcmp(url, "/api/v1/timeline") == 0)
         rq->route = ROUTE_TIMELINE;
     else if (strcmp(url, "/api/v1/latency") == 0)
@@ -276,6 +447,8 @@ static enum MHD_Result server_route(struct server *srv,
     else if (strcmp(url, "/api/v1/clusters") == 0)
         rq->route = ROUTE_CLUSTERS;
     else
+        rq->route = server_api_route(url, NULL);
+    if (rq->route == ROUTE_NONE)
         return server_fail(c, rq, 404, "not found", "no such path");
     return is_get ? MHD_YES
                   : server_fail(c, rq, 405, "method not allowed", "use GET");
@@ -393,12 +566,14 @@ enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
             return MHD_YES;
         if (rq->route == ROUTE_INGEST)
             return server_ingest_headers(srv, c, rq);
+        if (rq->route == ROUTE_ANNOTATE)
+            return server_annotate_headers(srv, c, rq);
         return MHD_YES;
     }
     if (rq->replied)                    /* refused early: read no more */
         return MHD_YES;
     if (*upload_len) {
-        if (rq->route != ROUTE_INGEST)
+        if (rq->route != ROUTE_INGEST && rq->route != ROUTE_ANNOTATE)
             return MHD_NO;          /* GET with a body: nothing to say */
         return server_body(srv, rq, upload, upload_len);
     }
@@ -409,19 +584,17 @@ enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
                           : server_ingest(srv, c, rq);
     case ROUTE_TIMELINE:
     case ROUTE_LATENCY:
+    case ROUTE_STATUS:
+    case ROUTE_SERVICES:
+    case ROUTE_SERVICE:
+    case ROUTE_INCIDENTS:
+    case ROUTE_INCIDENT:
+    case ROUTE_EXPORT:
+    case ROUTE_ANNOTATE:
     case ROUTE_CLUSTERS:
         MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, server_param,
                                     &ps);
-        if (ps.overflow)
-            reply_error(&r, 400, "bad parameter", "too many parameters");
-        else if (rq->route == ROUTE_CLUSTERS)
-            api_clusters(srv->st, ps.p, ps.n, &r);
-        else if (rq->route == ROUTE_TIMELINE)
-            api_timeline(srv->st, &srv->cfg->topo, ps.p, ps.n,
-                         util_now_ms(), &r);
-        else
-            api_latency(srv->st, &srv->cfg->topo, ps.p, ps.n,
-                        util_now_ms(), &r);
+        server_api(srv, rq, url, &ps, &r);
         break;
     case ROUTE_HEALTHZ:
         server_ok_json(&r, "{\"status\":\"ok\"}");

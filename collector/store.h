@@ -353,6 +353,36 @@ int store_incidents_rebuild(const char *path, const struct topology *topo,
                             uint64_t *events_out, uint64_t *incidents_out,
                             char *err, size_t err_len);
 
+/* GET /api/v1/status's per-target part (store_status.c), not limited to
+ * a time window: per (cluster, target), from the latest state event of
+ * each of the cluster's agents (a node's epochs are one agent) and that
+ * agent's last probe of the target:
+ *   [{"cluster":S,"target":S,"health":"healthy"|"unhealthy"|"unknown",
+ *     "since":T,"last":P|null,"agents":[{"region":S,"node":S,
+ *       "health":S,"since":T,"last":P|null}]}]
+ * with P {"time":T,"ok":bool,"status":n,"total_ms":x,"error":S}, ordered
+ * by cluster, target and node; a (cluster, target) is unhealthy when any
+ * agent sees it so, healthy when all do, else unknown, since the latest
+ * change among them, and its last probe the latest of theirs. T is {"ms":N,"utc":S}, corrected with the
+ * agent's offset now. A target no agent has sent a state event for is
+ * not listed. Caller frees *out. */
+int store_targets_status(struct store *st, char **out, size_t *out_len);
+
+/* Probe results of @targets (names; unknown ones count nothing) over
+ * [@from_ms, @to_ms) of agent time, from the minute or hour rollups:
+ * their count, failures and, when any succeeded (has_latency), the
+ * percentiles of their total time, within 2%. 0 or -errno as the other
+ * queries. */
+struct store_window {
+    uint64_t count;
+    uint64_t failures;
+    int has_latency;
+    double p50_ms, p95_ms, p99_ms;
+};
+int store_targets_window(struct store *st, const char *const *targets,
+                         size_t n, int64_t from_ms, int64_t to_ms,
+                         enum store_step step, struct store_window *out);
+
 /* A copy of a database file, outside any open store (sextant-collector
  * backup; backup.c does the file side). Each call writes one line naming
  * the file and the reason into @err (@err_len >= 1) on failure. */

@@ -9,10 +9,15 @@ add_script_test(collector_cli collector_cli.sh)
 add_script_test(collector_errors collector_errors.sh)
 add_script_test(collector_replay collector_replay.sh)
 add_script_test(collector_timeline collector_timeline.sh)
+add_script_test(collector_incidents_api collector_incidents_api.sh)
 
 add_executable(test_jsonw test_jsonw.c)
 target_link_libraries(test_jsonw PRIVATE collector_core PkgConfig::CMOCKA)
 add_test(NAME collector_jsonw COMMAND test_jsonw)
+
+add_executable(test_export test_export.c)
+target_link_libraries(test_export PRIVATE collector_core PkgConfig::CMOCKA)
+add_test(NAME collector_export COMMAND test_export)
 
 add_script_test(e2e_once e2e_once.sh)
 
