@@ -124,8 +124,14 @@ static int lowest_bit(uint64_t m)
     return -1;
 }
 
-/* The earliest first-failure-since-success of any of @svc's region @r's
- * targets by any agent. */
+/* The first failure of @svc's region @r (docs/design.md): per target,
+ * L = the latest ok probe by any agent that fails the target now, and
+ * the earliest failure run (an agent's first failure since its own last
+ * success) that started after L; the earliest over the targets. A run
+ * that started before L is an agent that was failing while others still
+ * saw the target ok: a long-broken agent must not drag the incident's
+ * first failure back (review A1). Agents that still see the target ok
+ * are a minority at detection and do not move L. */
 static int64_t first_failure(const struct inc_engine *e, size_t svc,
                              size_t r)
 {
@@ -134,24 +140,44 @@ static int64_t first_failure(const struct inc_engine *e, size_t svc,
 
     for (size_t k = 0; k < rg->n_targets; k++) {
         const struct ix_ent *en = inc_ix_find(&e->targets, rg->targets[k]);
+        int64_t last_ok = INC_NONE;
 
+        for (size_t a = 0; en && a < e->n_agents; a++) {
+            const struct agent_target *at = inc_at(e, a, (size_t)en->id);
+
+            if (at->ffs != INC_NONE && at->last_ok != INC_NONE &&
+                at->last_ok > last_ok)
+                last_ok = at->last_ok;
+        }
         for (size_t a = 0; en && a < e->n_agents; a++) {
             int64_t f = inc_at(e, a, (size_t)en->id)->ffs;
 
-            if (f != INC_NONE && (best == INC_NONE || f < best))
+            if (f != INC_NONE && (last_ok == INC_NONE || f > last_ok) &&
+                (best == INC_NONE || f < best))
                 best = f;
         }
     }
     return best;
 }
 
-static void clear_good(struct inc_engine *e, size_t svc)
+static void contrib(struct inc_engine *e, size_t a, size_t s, int sign);
+
+/* Forgets the good probes through the global name that turned good
+ * before @before: they predate the failure (or the switch away from it)
+ * and say nothing of the way out. */
+static void clear_good(struct inc_engine *e, size_t svc, int64_t before)
 {
     size_t g = e->svc[svc].base + e->topo->services[svc].n_regions + 1;
 
-    for (size_t a = 0; a < e->n_agents; a++)
-        inc_as(e, a, g)->good = 0;
-    e->rt[g].serving = 0;
+    for (size_t a = 0; a < e->n_agents; a++) {
+        struct agent_slot *as = inc_as(e, a, g);
+
+        if (!as->good || as->good_since >= before)
+            continue;
+        contrib(e, a, g, -1);
+        as->good = 0;
+        contrib(e, a, g, 1);
+    }
 }
 
 /* Agents whose answers moved away from failed region @fr before the
@@ -210,11 +236,13 @@ static int open_incident(struct inc_engine *e, size_t svc, size_t reg,
         .closed_ms = INC_NONE,
     };
     sr->open = (int)sr->n_inc++;
-    clear_good(e, svc);
     if (s->pattern != TOPO_SHARDED)
         dns_before_open(e, svc, reg,
                         r->first_failure_ms != INC_NONE ?
                         r->first_failure_ms : t, &changed);
+    /* Good probes after a switch seen before the open count: the way
+     * out was already taken (review A3); without one, only new ones. */
+    clear_good(e, svc, r->dns_first_ms != INC_NONE ? r->dns_first_ms : t);
     rpo_update(e, svc, &changed);
     emit(e, INC_OPENED, r);
     return 0;
@@ -258,8 +286,9 @@ static void contrib(struct inc_engine *e, size_t a, size_t s, int sign)
     }
 }
 
-/* The region the global name sends most watching agents to; before any
- * answers, the primary. */
+/* The region the global name sends most watching agents to; with no
+ * answers mapping anywhere, the region the last failover promoted, else
+ * the primary (after a failover the primary is not serving, review A2). */
 static size_t serving_region(const struct inc_engine *e, size_t svc)
 {
     const struct topo_service *s = &e->topo->services[svc];
@@ -274,10 +303,24 @@ static size_t serving_region(const struct inc_engine *e, size_t svc)
     }
     if (most > 0)
         return best;
+    if (e->svc[svc].promoted >= 0)
+        return (size_t)e->svc[svc].promoted;
     for (size_t r = 0; r < s->n_regions; r++)
         if (s->regions[r].role == TOPO_ROLE_PRIMARY)
             return r;
     return 0;
+}
+
+/* Region @r of @svc is down with a failure that is new: the region of
+ * the last closed incident, unhealthy since before that close, is the
+ * same failure, and reopening it at every close would loop (review A2). */
+static int new_failure(const struct inc_engine *e, size_t svc, size_t r)
+{
+    const struct svc_rt *sr = &e->svc[svc];
+    const struct slot_rt *rt = &e->rt[sr->base + r];
+
+    return rt->health == 0 &&
+           !(sr->closed_region == (int)r && rt->since <= sr->closed_ms);
 }
 
 /* The region whose failure opens an incident now, -1 none. */
@@ -290,30 +333,39 @@ static int region_to_open(const struct inc_engine *e, size_t svc)
 
     if (s->pattern == TOPO_ACTIVE_PASSIVE) {
         r = serving_region(e, svc);
-        return rt[r].health == 0 ? (int)r : -1;
+        return new_failure(e, svc, r) ? (int)r : -1;
     }
     for (r = 0; r < s->n_regions; r++)
-        if (rt[r].health == 0 &&
+        if (new_failure(e, svc, r) &&
             (s->pattern == TOPO_SHARDED || watchers == 0 ||
              rt[r].serving > 0))
             return (int)r;
     return -1;
 }
 
-/* Every non-stale watching agent's answers map to a region other than
- * @fr. */
-static int all_switched(const struct inc_engine *e, size_t svc, size_t fr)
+/* When every non-stale watching agent's answers had moved to a region
+ * other than @fr: the last of their DNS changes (INC_NONE: not all
+ * have). It is an event time, never the time of the check: switches
+ * seen before a manual open keep their own times (review A3), and a
+ * watcher that never switched and went stale leaves the set without
+ * its staleness becoming the time (review A4). */
+static int64_t all_switched(const struct inc_engine *e, size_t svc,
+                            size_t fr)
 {
     size_t w = e->svc[svc].base + e->topo->services[svc].n_regions;
+    int64_t last = INC_NONE;
 
     for (size_t a = 0; a < e->n_agents; a++) {
         const struct agent_slot *as = inc_as(e, a, w);
 
-        if (as->part && !as->stale && as->has_set &&
-            (!as->mask || (as->mask & (1ull << fr))))
-            return 0;
+        if (!as->part || as->stale || !as->has_set)
+            continue;
+        if (!as->mask || (as->mask & (1ull << fr)))
+            return INC_NONE;
+        if (as->mask_changed > last)
+            last = as->mask_changed;
     }
-    return 1;
+    return last;
 }
 
 static int restore_cond(const struct inc_engine *e, size_t svc, size_t fr)
@@ -325,6 +377,39 @@ static int restore_cond(const struct inc_engine *e, size_t svc, size_t fr)
         return e->rt[e->svc[svc].base + fr].health == 1;
     return g->agents > 0 &&
            (double)g->serving > e->topo->opt.quorum * (double)g->agents;
+}
+
+/* Restored found true at the open (@t): when a quorum of the good probes
+ * kept by clear_good was first reached, the k-th of their good_since. */
+static int64_t restore_time(const struct inc_engine *e, size_t svc,
+                            int64_t t)
+{
+    const struct topo_service *s = &e->topo->services[svc];
+    size_t g = e->svc[svc].base + s->n_regions + 1;
+    const struct slot_rt *rt = &e->rt[g];
+    int64_t best = t;
+
+    if (s->pattern == TOPO_SHARDED)
+        return t;
+    /* The smallest x with more than quorum * agents good since x: each
+     * candidate is one agent's good_since (agents are few per service,
+     * and this runs once per incident). */
+    for (size_t a = 0; a < e->n_agents; a++) {
+        const struct agent_slot *x = inc_as(e, a, g);
+        int64_t n = 0;
+
+        if (!x->part || x->stale || !x->good || x->good_since >= best)
+            continue;
+        for (size_t b = 0; b < e->n_agents; b++) {
+            const struct agent_slot *y = inc_as(e, b, g);
+
+            n += y->part && !y->stale && y->good &&
+                 y->good_since <= x->good_since;
+        }
+        if ((double)n > e->topo->opt.quorum * (double)rt->agents)
+            best = x->good_since;
+    }
+    return best;
 }
 
 /* Moves the open incident of @svc along after a change at @t. */
@@ -344,13 +429,19 @@ static void incident_eval(struct inc_engine *e, size_t svc, int64_t t)
             r->first_failure_ms = f;
         changed = 1;
     }
-    if (r->dns_first_ms != INC_NONE && r->dns_all_ms == INC_NONE &&
-        all_switched(e, svc, fr))
-        set_time(&r->dns_all_ms, t, &changed);
+    if (r->dns_first_ms != INC_NONE && r->dns_all_ms == INC_NONE) {
+        int64_t all = all_switched(e, svc, fr);
+
+        if (all != INC_NONE)
+            set_time(&r->dns_all_ms, all, &changed);
+    }
     cond = restore_cond(e, svc, fr);
     if (r->restored_ms == INC_NONE && cond) {
-        r->restored_ms = t;
-        inc_timer_set(e, (uint32_t)svc, t + e->topo->opt.stable_ms);
+        int64_t due;
+
+        r->restored_ms = t == r->opened_ms ? restore_time(e, svc, t) : t;
+        due = r->restored_ms + e->topo->opt.stable_ms;
+        inc_timer_set(e, (uint32_t)svc, due > t ? due : t);
         changed = 1;
     } else if (r->restored_ms != INC_NONE && !cond) {
         r->restored_ms = INC_NONE;
@@ -381,7 +472,7 @@ static void refresh(struct inc_engine *e, size_t svc, int64_t t)
         /* The failed region failing again is a new failure: restored
          * waits for fresh good probes through the global name. */
         if (h == 0 && r && &s->regions[k] == r->region) {
-            clear_good(e, svc);
+            clear_good(e, svc, INT64_MAX);
             if (r->restored_ms != INC_NONE) {
                 r->restored_ms = INC_NONE;
                 inc_timer_del(e, (uint32_t)svc);
@@ -407,6 +498,10 @@ static void close_incident(struct inc_engine *e, size_t svc, int64_t t)
 
     r->closed_ms = t;
     e->svc[svc].open = -1;
+    e->svc[svc].closed_region = (int)region_ix(r->service, r->region);
+    e->svc[svc].closed_ms = t;
+    if (r->to_region)
+        e->svc[svc].promoted = (int)region_ix(r->service, r->to_region);
     emit(e, INC_CLOSED, r);
     refresh(e, svc, t);
 }
@@ -550,6 +645,7 @@ static void on_global_probe(struct inc_engine *e, size_t a, size_t svc,
         return;
     contrib(e, a, base + 1, -1);
     as->good = good;
+    as->good_since = ev->t_ms;
     contrib(e, a, base + 1, 1);
     refresh(e, svc, ev->t_ms);
 }
@@ -562,8 +658,10 @@ static void on_probe(struct inc_engine *e, size_t a,
                                              : -1;
 
     at->last_probe = ev->t_ms;
-    if (ev->ok)
+    if (ev->ok) {
         at->ffs = INC_NONE;
+        at->last_ok = ev->t_ms;
+    }
     else if (at->ffs == INC_NONE)
         at->ffs = ev->t_ms;
     for (int32_t k = en->first; k >= 0; k = e->refs[k].next) {
@@ -692,8 +790,11 @@ static void timer_fire(struct inc_engine *e, uint32_t id, int64_t due)
 
     if (id < n_svc) {
         r = open_inc(e, id);
+        /* The timer is deleted whenever restored is unset: one that
+         * fires is the current one (due may be later than restored +
+         * stable when restored predates the open). */
         if (r && r->restored_ms != INC_NONE &&
-            r->restored_ms + e->topo->opt.stable_ms == due)
+            r->restored_ms + e->topo->opt.stable_ms <= due)
             close_incident(e, id, due);
         return;
     }

@@ -166,6 +166,9 @@ static int build_index(struct inc_engine *e)
 
         e->svc[i].base = slot;
         e->svc[i].open = -1;
+        e->svc[i].closed_region = -1;
+        e->svc[i].closed_ms = INC_NONE;
+        e->svc[i].promoted = -1;
         ix_add(e, &e->gnames, s->global_name, REF_NAME, i, 0);
         for (size_t g = 0; g < s->n_global_targets; g++)
             ix_add(e, &e->targets, s->global_targets[g], REF_GLOBAL, i, 0);
@@ -284,11 +287,12 @@ int inc_agent_get(struct inc_engine *e, int64_t id, size_t *out)
     e->agent_id[e->n_agents] = id;
     for (size_t t = 0; t < e->targets.n; t++)
         *inc_at(e, e->n_agents, t) = (struct agent_target){
-            .last_probe = INC_NONE, .ffs = INC_NONE, .state = -1 };
+            .last_probe = INC_NONE, .last_ok = INC_NONE, .ffs = INC_NONE,
+            .state = -1 };
     for (size_t s = 0; s < e->n_slots; s++)
         *inc_as(e, e->n_agents, s) = (struct agent_slot){
             .last_probe = INC_NONE, .stale_at = INC_NONE,
-            .mask_changed = INC_NONE };
+            .mask_changed = INC_NONE, .good_since = INC_NONE };
     for (p = agent_hash_pos(e, id); e->agent_ix[p] >= 0;
          p = (p + 1) & (e->agent_ix_cap - 1))
         ;

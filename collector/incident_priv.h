@@ -76,6 +76,7 @@ struct slot_rt {
 /* One (agent, target). */
 struct agent_target {
     int64_t last_probe;
+    int64_t last_ok;            /* its last ok probe (first_failure) */
     int64_t ffs;                /* first failure since the last success */
     int state;                  /* 1, 0, -1 unknown */
 };
@@ -94,6 +95,7 @@ struct agent_slot {
     uint8_t stale;
     uint8_t has_set;            /* watch: has an answer set */
     uint8_t good;               /* global: last probe ok, served well */
+    int64_t good_since;         /* global: when good last became 1 */
 };
 
 struct svc_rt {
@@ -101,6 +103,13 @@ struct svc_rt {
     struct inc_record *inc;     /* every incident, in opened order */
     size_t n_inc, cap_inc;
     int open;                   /* index in inc, -1 none */
+    /* The last closed incident's region, its close, and where it sent
+     * traffic (-1 none): a region still down since before that close
+     * opens nothing new, and with no answers mapping anywhere the
+     * promoted region is the one serving (review A2). */
+    int closed_region;
+    int64_t closed_ms;
+    int promoted;
 };
 
 /* inc_engine_clone (incident_index.c) copies every field by name: a new

@@ -877,6 +877,151 @@ static void test_agents_stale_at_the_same_millisecond_count_as_one_change(
     inc_engine_free(e);
 }
 
+/* ---- review 1: A1-A4 ---- */
+
+/* The third agent's network has been broken for ten minutes (it fails
+ * eu-west-1 from T-600 s, unhealthy in its view from T-597.03 s); the
+ * real outage starts at T and DNS moves to us-east-1 at T+3 s for
+ * everyone. */
+static int longbroken_ok(int a, size_t r, int64_t t)
+{
+    return r != 0 || (a == 2 ? t < WORLD_T - 600000 : t < WORLD_T);
+}
+
+static uint64_t switch3_view(int a, int64_t t)
+{
+    (void)a;
+    return t < WORLD_T + 3000 ? 1 : 2;
+}
+
+static void test_long_broken_agent_does_not_drag_the_first_failure_back(
+    void **state)
+{
+    struct world w;
+    /* Quorum: the broken agent and the first agent's third failure
+     * (T+2.46). First failure: the first agent's T+0.46, not the broken
+     * agent's T-599.03. */
+    static const struct want want = {
+        .svc = 0, .region = 0, .to = 1, .manual = 0,
+        .opened = 2460, .first_failure = 460, .detected = 2460,
+        .failover_start = 3120, .dns_first = 3120, .dns_all = 3650,
+        .restored = 3400, .closed = 63400, .rpo_ms = -1,
+        .ttd = 2000, .ttf = 1190, .rto = 2940, .outage = NEVER,
+    };
+
+    (void)state;
+    world_init(&w, TOPO_ACTIVE_PASSIVE, longbroken_ok, switch3_view);
+    w.start = WORLD_T - 610000;
+    expect_one(&w, &want);
+}
+
+/* The primary dies at T and stays dead; the answers map to no region (a
+ * CNAME to a load balancer), and the global name answers ok. */
+static uint64_t nowhere_view(int a, int64_t t)
+{
+    (void)a;
+    (void)t;
+    return 0;
+}
+
+static void test_region_still_down_at_close_opens_no_new_incident(
+    void **state)
+{
+    struct world w;
+    /* Restored: good probes after the open, third agent T+2.7 and first
+     * T+3.2; closed a stable minute later, and nothing after. */
+    static const struct want want = {
+        .svc = 0, .region = 0, .to = -1, .manual = 0,
+        .opened = 2630, .first_failure = 460, .detected = 2630,
+        .failover_start = NEVER, .dns_first = NEVER, .dns_all = NEVER,
+        .restored = 3200, .closed = 63200, .rpo_ms = -1,
+        .ttd = 2170, .ttf = NEVER, .rto = 2740, .outage = NEVER,
+    };
+
+    (void)state;
+    world_init(&w, TOPO_ACTIVE_PASSIVE, ap_ok, nowhere_view);
+    w.end = WORLD_T + 300000;
+    expect_one(&w, &want);
+}
+
+/* DNS flips to us-east-1 at T+1 s by itself (agents see it T+1.12,
+ * T+1.35, T+1.65); the operator records a manual failover at T+5 s. */
+static uint64_t switch1_view(int a, int64_t t)
+{
+    (void)a;
+    return t < WORLD_T + 1000 ? 1 : 2;
+}
+
+static void test_switch_before_a_manual_open_keeps_its_own_times(
+    void **state)
+{
+    struct world w;
+    struct inc_event *ev;
+    /* DNS all: the third agent's change (T+1.65), not the open; restored:
+     * the second good probe after the switch (T+1.4), before the open. */
+    static const struct want want = {
+        .svc = 0, .region = 0, .to = 1, .manual = 1,
+        .opened = 5000, .first_failure = 460, .detected = 2630,
+        .failover_start = 1120, .dns_first = 1120, .dns_all = 1650,
+        .restored = 1400, .closed = 61400, .rpo_ms = -1,
+        .ttd = 2170, .ttf = -980, .rto = 940, .outage = NEVER,
+    };
+
+    (void)state;
+    world_init(&w, TOPO_ACTIVE_PASSIVE, ap_ok, switch1_view);
+    world_n_evs = 0;
+    ev = world_ev(WORLD_T + 5000, 0, INC_EV_FAILOVER, "");
+    ev->fo_kind = "manual";
+    ev->from_region = WORLD_REGION[0];
+    ev->to_region = WORLD_REGION[1];
+    {
+        struct rec rc = { 0 };
+        struct inc_engine *e;
+
+        world_gen(&w);
+        world_sort();
+        e = inc_engine_new(&world_topo, sink, &rc);
+        assert_non_null(e);
+        feed_until(e, 0, INC_NONE);
+        incidents(e, &rc);
+        assert_int_equal(rc.n, 1);
+        assert_int_equal(rc.closed, 1);
+        assert_incident(&rc.all[0], &want);
+        inc_engine_free(e);
+    }
+}
+
+/* The third agent never sees the switch and falls silent at T+10 s. */
+static uint64_t never3_view(int a, int64_t t)
+{
+    return a == 2 ? 1 : ap_view(a, t);
+}
+
+static int silent3_alive(int a, int64_t t)
+{
+    return a != 2 || t < WORLD_T + 10000;
+}
+
+static void test_watcher_going_stale_leaves_dns_all_an_event_time(
+    void **state)
+{
+    struct world w;
+    /* Stale at T+12.65 (last DNS probe T+9.65, 3 intervals): DNS all is
+     * then the second agent's change at T+3.35, not T+12.65. */
+    static const struct want want = {
+        .svc = 0, .region = 0, .to = 1, .manual = 0,
+        .opened = 2630, .first_failure = 460, .detected = 2630,
+        .failover_start = 3120, .dns_first = 3120, .dns_all = 3350,
+        .restored = 3400, .closed = 63400, .rpo_ms = -1,
+        .ttd = 2170, .ttf = 720, .rto = 2940, .outage = NEVER,
+    };
+
+    (void)state;
+    world_init(&w, TOPO_ACTIVE_PASSIVE, ap_ok, never3_view);
+    w.alive = silent3_alive;
+    expect_one(&w, &want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -903,6 +1048,14 @@ int main(void)
             test_agents_stale_at_the_same_millisecond_count_as_one_change),
         cmocka_unit_test(
             test_failover_of_another_service_opens_nothing_here),
+        cmocka_unit_test(
+            test_long_broken_agent_does_not_drag_the_first_failure_back),
+        cmocka_unit_test(
+            test_region_still_down_at_close_opens_no_new_incident),
+        cmocka_unit_test(
+            test_switch_before_a_manual_open_keeps_its_own_times),
+        cmocka_unit_test(
+            test_watcher_going_stale_leaves_dns_all_an_event_time),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
