@@ -217,15 +217,10 @@ static int open_incident(struct inc_engine *e, size_t svc, size_t reg,
     struct inc_record *r;
     int changed = 0;
 
-    if (sr->n_inc == sr->cap_inc) {
-        size_t cap = sr->cap_inc ? 2 * sr->cap_inc : 4;
-        struct inc_record *v = realloc(sr->inc, cap * sizeof(*v));
-
-        if (!v)
-            return -ENOMEM;
-        sr->inc = v;
-        sr->cap_inc = cap;
-    }
+    /* The slot was reserved before the step (inc_room): running out
+     * here means more opens in one step than INC_ROOM. */
+    if (sr->n_inc == sr->cap_inc)
+        return -ENOMEM;
     r = &sr->inc[sr->n_inc];
     *r = (struct inc_record){
         .service = s, .region = &s->regions[reg], .manual = manual,
@@ -244,6 +239,11 @@ static int open_incident(struct inc_engine *e, size_t svc, size_t reg,
      * out was already taken (review A3); without one, only new ones. */
     clear_good(e, svc, r->dns_first_ms != INC_NONE ? r->dns_first_ms : t);
     rpo_update(e, svc, &changed);
+    /* Room for the next step: a failure here changes nothing derived;
+     * the next feed tries again before it changes anything. */
+    if (inc_room(e, svc) < 0)
+        e->need_room = 1;
+    r = &sr->inc[sr->open];             /* inc_room may have moved it */
     emit(e, INC_OPENED, r);
     return 0;
 }
@@ -485,7 +485,7 @@ static void refresh(struct inc_engine *e, size_t svc, int64_t t)
         if (reg < 0)
             return;
         if (open_incident(e, svc, (size_t)reg, t, 0) < 0) {
-            e->err = -ENOMEM;
+            e->err = -ENOTRECOVERABLE;
             return;
         }
     }
@@ -755,7 +755,7 @@ static void on_failover(struct inc_engine *e, const struct inc_event *ev)
             open_incident(e, i, from >= 0 ? (size_t)from
                                           : serving_region(e, i),
                           ev->t_ms, 1) < 0) {
-            e->err = -ENOMEM;
+            e->err = -ENOTRECOVERABLE;
             return;
         }
         r = open_inc(e, i);
@@ -854,6 +854,18 @@ static int key_after_last(const struct inc_engine *e,
     return ev->seq > e->last_seq;
 }
 
+/* The incident slots a step may use, before it changes anything. */
+static int reserve(struct inc_engine *e)
+{
+    if (!e->need_room)
+        return 0;
+    for (size_t i = 0; i < e->topo->n_services; i++)
+        if (inc_room(e, i) < 0)
+            return -ENOMEM;
+    e->need_room = 0;
+    return 0;
+}
+
 int inc_engine_feed(struct inc_engine *e, const struct inc_event *ev)
 {
     const struct ix_ent *en = NULL;
@@ -865,6 +877,8 @@ int inc_engine_feed(struct inc_engine *e, const struct inc_event *ev)
         return -EINVAL;
     if (e->err)
         return e->err;
+    if (reserve(e) < 0)
+        return -ENOMEM;
     if (ev->kind == INC_EV_PROBE || ev->kind == INC_EV_STATE ||
         ev->kind == INC_EV_METRIC)
         en = inc_ix_find(&e->targets, ev->target);
@@ -911,6 +925,8 @@ void inc_engine_advance(struct inc_engine *e, int64_t now_ms)
 {
     if (e->horizon != INC_NONE && now_ms <= e->horizon)
         return;
+    if (e->err || reserve(e) < 0)
+        return;                 /* unchanged: the next call tries again */
     fire_until(e, now_ms);
     /* Events at now_ms itself may still come: they sort after the
      * timers just fired, as they would have in one feed. */

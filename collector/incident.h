@@ -124,12 +124,20 @@ struct inc_engine *inc_engine_clone(const struct inc_engine *e);
 /* Feeds one event; events must come in ascending (t_ms, agent_id, seq),
  * and timers due at or before ev->t_ms fire first (a timer at X sorts
  * before every event at X, also across inc_engine_advance). Events of
- * targets and names the topology does not know are ignored. 0, -EINVAL
- * out of order or t_ms beyond +-2^62 ms (the engine is unchanged),
- * -ENOMEM (it may have lost an incident: free it and rebuild). */
+ * targets and names the topology does not know are ignored. Returns:
+ * 0; -EINVAL out of order or t_ms beyond +-2^62 ms (the engine is
+ * unchanged); -ENOMEM: memory ran out before anything changed (the
+ * engine is unchanged and consistent, no timer fired, the sink was not
+ * called): feed the same event again later, every later call retries the
+ * allocation; -ENOTRECOVERABLE: memory ran out in the middle of a step
+ * (more incident opens in one step than were reserved; not seen in
+ * practice): the engine may have lost an incident and returns it for
+ * every later feed: free it and rebuild (restore a snapshot, replay). */
 int inc_engine_feed(struct inc_engine *e, const struct inc_event *ev);
 /* Fires the timers due up to @now_ms (staleness, closes); afterwards
- * events before @now_ms are refused, events at it are still taken. */
+ * events before @now_ms are refused, events at it are still taken. Out
+ * of memory (or after -ENOTRECOVERABLE) it does nothing and the horizon
+ * stays: the next feed reports it. */
 void inc_engine_advance(struct inc_engine *e, int64_t now_ms);
 /* The time of the last event fed or advanced to (INC_NONE: none). */
 int64_t inc_engine_horizon(const struct inc_engine *e);

@@ -301,6 +301,26 @@ int inc_agent_get(struct inc_engine *e, int64_t id, size_t *out)
     return 0;
 }
 
+/* ---- incidents ------------------------------------------------------- */
+
+int inc_room(struct inc_engine *e, size_t svc)
+{
+    struct svc_rt *sr = &e->svc[svc];
+    size_t cap = sr->cap_inc ? sr->cap_inc : 2;
+    struct inc_record *v;
+
+    if (sr->n_inc + INC_ROOM <= sr->cap_inc)
+        return 0;
+    while (cap < sr->n_inc + INC_ROOM)
+        cap *= 2;
+    v = realloc(sr->inc, cap * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    sr->inc = v;
+    sr->cap_inc = cap;
+    return 0;
+}
+
 /* ---- timers: a binary heap of ids ordered by (due, id) ---------------- */
 
 static int timer_less(const struct inc_engine *e, uint32_t a, uint32_t b)
@@ -384,8 +404,11 @@ struct inc_engine *inc_engine_new(const struct topology *topo,
     e->dirty_list = calloc(n_svc + 1, sizeof(*e->dirty_list));
     if (!e->heap || !e->pos || !e->due || !e->dirty || !e->dirty_list)
         goto err;
-    for (size_t i = 0; i < n_svc; i++)
+    for (size_t i = 0; i < n_svc; i++) {
         e->pos[i] = -1;
+        if (inc_room(e, i) < 0)
+            goto err;
+    }
     return e;
 err:
     inc_engine_free(e);
@@ -458,6 +481,7 @@ struct inc_engine *inc_engine_clone(const struct inc_engine *e)
     c->sink = e->sink;
     c->ctx = e->ctx;
     c->err = e->err;
+    c->need_room = e->need_room;
     c->targets = e->targets;
     c->answers = e->answers;
     c->gnames = e->gnames;

@@ -21,6 +21,11 @@
 /* Times beyond this are refused: a timer (time + a few days at most)
  * can then never overflow. */
 #define INC_MAX_T (INT64_C(1) << 62)
+/* Free incident slots each service has when a step starts: a step opens
+ * one incident per service (two with a close and a reopen at the same
+ * due time), and allocating before the step is what lets -ENOMEM leave
+ * the engine unchanged. */
+#define INC_ROOM 2
 
 enum ref_kind { REF_REGION, REF_GLOBAL, REF_LAG, REF_ANSWER, REF_NAME };
 
@@ -118,7 +123,10 @@ struct inc_engine {
     const struct topology *topo;
     inc_sink_fn sink;
     void *ctx;
-    int err;                    /* sticky -ENOMEM from inside a step */
+    int err;                    /* sticky -ENOTRECOVERABLE: memory ran
+                                 * out in the middle of a step */
+    int need_room;              /* a service has fewer than
+                                 * INC_ROOM free incident slots */
 
     struct ix targets, answers, gnames;
     struct ref *refs;
@@ -167,6 +175,9 @@ int inc_name_eq(const char *a, const char *b, size_t n, int fold);
 /* The dense index of store agent @id, added if new: 0, -ENOMEM (then
  * nothing the engine derives has changed). */
 int inc_agent_get(struct inc_engine *e, int64_t id, size_t *out);
+/* Gives service @svc INC_ROOM free incident slots: 0, -ENOMEM (nothing
+ * changed). */
+int inc_room(struct inc_engine *e, size_t svc);
 /* Schedules (or moves) timer @id at @due; never allocates (the heap has
  * room for every id). */
 void inc_timer_set(struct inc_engine *e, uint32_t id, int64_t due);

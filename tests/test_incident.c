@@ -17,6 +17,18 @@
 
 #include "incident_world.h"
 
+/* ---- realloc failing on demand (tests/incident.cmake wraps it) ---- */
+
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+
+static int fail_realloc;
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    return fail_realloc ? NULL : __real_realloc(p, n);
+}
+
 /* ---- the engine's output ---- */
 
 struct rec {
@@ -1022,6 +1034,46 @@ static void test_watcher_going_stale_leaves_dns_all_an_event_time(
     expect_one(&w, &want);
 }
 
+/* ---- review 1: A7 ---- */
+
+/* Every realloc fails from just before the opening on: each -ENOMEM
+ * leaves the engine as it was, and the same event fed again once memory
+ * is back goes through; the result is the worked example's. */
+static void test_out_of_memory_leaves_the_event_to_be_fed_again(
+    void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    size_t i, retried = 0;
+
+    (void)state;
+    gen_worked_example(0);
+    e = inc_engine_new(&world_topo, sink, &rc);
+    assert_non_null(e);
+    i = feed_until(e, 0, WORLD_T + 2630);
+    fail_realloc = 1;
+    for (; i < world_n_evs; i++) {
+        int got = inc_engine_feed(e, world_fed[i]);
+
+        if (got == -ENOMEM) {
+            assert_time(inc_engine_horizon(e), world_fed[i - 1]->t_ms);
+            fail_realloc = 0;
+            got = inc_engine_feed(e, world_fed[i]);
+            fail_realloc = 1;
+            retried++;
+        }
+        assert_int_equal(got, 0);
+    }
+    fail_realloc = 0;
+    assert_true(retried > 0);
+    incidents(e, &rc);
+    assert_int_equal(rc.n, 1);
+    assert_int_equal(rc.opened, 1);
+    assert_int_equal(rc.closed, 1);
+    assert_worked_example(&rc.all[0]);
+    inc_engine_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1056,6 +1108,8 @@ int main(void)
             test_switch_before_a_manual_open_keeps_its_own_times),
         cmocka_unit_test(
             test_watcher_going_stale_leaves_dns_all_an_event_time),
+        cmocka_unit_test(
+            test_out_of_memory_leaves_the_event_to_be_fed_again),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
