@@ -536,6 +536,9 @@ static void slot_heard(struct inc_engine *e, size_t a, size_t s,
          * when it fires; only an earlier one moves it. */
         if (e->pos[id] < 0 || e->due[id] > as->stale_at)
             inc_timer_set(e, id, as->stale_at);
+    } else if (e->pos[id] < 0) {
+        /* Never stale without an interval, but forgotten if silent. */
+        inc_timer_set(e, id, t + INC_FORGET_MS);
     }
     if (as->part && !as->stale)
         return;
@@ -780,8 +783,57 @@ static void on_dns(struct inc_engine *e, size_t a, const struct inc_event *ev)
             watch_set(e, a, (size_t)e->refs[k].svc, ev);
 }
 
+static void mark_dirty(struct inc_engine *e, size_t svc)
+{
+    if (!e->dirty[svc]) {
+        e->dirty[svc] = 1;
+        e->dirty_list[e->n_dirty++] = svc;
+    }
+}
+
+/* When slot @as of an agent may be forgotten: INT64_MIN at once (takes
+ * no part, or no time to go by), INT64_MAX never (fresh, with an
+ * interval: its staleness timer comes first). */
+static int64_t forget_at(const struct agent_slot *as)
+{
+    if (!as->part)
+        return INT64_MIN;
+    if (as->stale)
+        return as->stale_at + INC_FORGET_MS;
+    if (as->stale_at != INC_NONE)
+        return INT64_MAX;
+    return as->last_probe == INC_NONE ? INT64_MIN
+                                      : as->last_probe + INC_FORGET_MS;
+}
+
+/* The forget timer @id of agent @a's slot @s fires at @due: the agent is
+ * forgotten once every slot of it may be (each slot that may not yet has
+ * a timer of its own that checks again). */
+static void forget_check(struct inc_engine *e, size_t a, size_t s,
+                         uint32_t id, int64_t due)
+{
+    int64_t at = forget_at(inc_as(e, a, s));
+
+    if (at > due) {
+        if (at != INT64_MAX)
+            inc_timer_set(e, id, at);
+        return;
+    }
+    for (size_t k = 0; k < e->n_slots; k++)
+        if (forget_at(inc_as(e, a, k)) > due)
+            return;
+    for (size_t k = 0; k < e->n_slots; k++) {
+        if (!inc_as(e, a, k)->part)
+            continue;
+        contrib(e, a, k, -1);
+        mark_dirty(e, (size_t)e->slot_svc[k]);
+    }
+    inc_agent_forget(e, a);
+}
+
 /* Timer @id fires at @due. A close acts at once; a staleness changes the
- * counts and leaves the service's refresh to fire_until. */
+ * counts and leaves the service's refresh to fire_until; a slot stale
+ * (or silent) for INC_FORGET_MS may forget its agent. */
 static void timer_fire(struct inc_engine *e, uint32_t id, int64_t due)
 {
     size_t n_svc = e->topo->n_services, a, s, svc;
@@ -801,8 +853,12 @@ static void timer_fire(struct inc_engine *e, uint32_t id, int64_t due)
     a = (id - n_svc) / e->n_slots;
     s = (id - n_svc) % e->n_slots;
     as = inc_as(e, a, s);
-    if (!as->part || as->stale || as->stale_at == INC_NONE)
+    if (!as->part)
         return;
+    if (as->stale || as->stale_at == INC_NONE) {
+        forget_check(e, a, s, id, due);
+        return;
+    }
     if (as->stale_at > due) {
         inc_timer_set(e, id, as->stale_at);
         return;
@@ -810,11 +866,9 @@ static void timer_fire(struct inc_engine *e, uint32_t id, int64_t due)
     contrib(e, a, s, -1);
     as->stale = 1;
     contrib(e, a, s, 1);
+    inc_timer_set(e, id, due + INC_FORGET_MS);
     svc = (size_t)e->slot_svc[s];
-    if (!e->dirty[svc]) {
-        e->dirty[svc] = 1;
-        e->dirty_list[e->n_dirty++] = svc;
-    }
+    mark_dirty(e, svc);
 }
 
 /* Fires every timer due at or before @upto, one due time at a time:

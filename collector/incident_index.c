@@ -218,7 +218,11 @@ static int agent_rehash(struct inc_engine *e, size_t cap)
     e->agent_ix = ix;
     e->agent_ix_cap = cap;
     for (size_t a = 0; a < e->n_agents; a++) {
-        size_t p = agent_hash_pos(e, e->agent_id[a]);
+        size_t p;
+
+        if (e->agent_id[a] == INC_AGENT_FREE)
+            continue;
+        p = agent_hash_pos(e, e->agent_id[a]);
 
         while (ix[p] >= 0)
             p = (p + 1) & (cap - 1);
@@ -267,9 +271,21 @@ static int agent_reserve(struct inc_engine *e)
     return 0;
 }
 
+static void agent_rows_init(struct inc_engine *e, size_t a)
+{
+    for (size_t t = 0; t < e->targets.n; t++)
+        *inc_at(e, a, t) = (struct agent_target){
+            .last_probe = INC_NONE, .last_ok = INC_NONE, .ffs = INC_NONE,
+            .state = -1 };
+    for (size_t s = 0; s < e->n_slots; s++)
+        *inc_as(e, a, s) = (struct agent_slot){
+            .last_probe = INC_NONE, .stale_at = INC_NONE,
+            .mask_changed = INC_NONE, .good_since = INC_NONE };
+}
+
 int inc_agent_get(struct inc_engine *e, int64_t id, size_t *out)
 {
-    size_t p;
+    size_t p, a;
 
     if (e->agent_ix_cap) {
         for (p = agent_hash_pos(e, id); e->agent_ix[p] >= 0;
@@ -279,26 +295,62 @@ int inc_agent_get(struct inc_engine *e, int64_t id, size_t *out)
                 return 0;
             }
     }
-    if (agent_reserve(e) < 0)
+    if (e->n_free == 0 && agent_reserve(e) < 0)
         return -ENOMEM;
     if (2 * (e->n_agents + 1) > e->agent_ix_cap &&
         agent_rehash(e, e->agent_ix_cap ? 2 * e->agent_ix_cap : 16) < 0)
         return -ENOMEM;
-    e->agent_id[e->n_agents] = id;
-    for (size_t t = 0; t < e->targets.n; t++)
-        *inc_at(e, e->n_agents, t) = (struct agent_target){
-            .last_probe = INC_NONE, .last_ok = INC_NONE, .ffs = INC_NONE,
-            .state = -1 };
-    for (size_t s = 0; s < e->n_slots; s++)
-        *inc_as(e, e->n_agents, s) = (struct agent_slot){
-            .last_probe = INC_NONE, .stale_at = INC_NONE,
-            .mask_changed = INC_NONE, .good_since = INC_NONE };
+    /* A forgotten row first: rows are few, new agents rare. */
+    for (a = 0; e->n_free > 0 && e->agent_id[a] != INC_AGENT_FREE; a++)
+        ;
+    if (e->n_free > 0)
+        e->n_free--;
+    else
+        a = e->n_agents++;
+    e->agent_id[a] = id;
+    agent_rows_init(e, a);
     for (p = agent_hash_pos(e, id); e->agent_ix[p] >= 0;
          p = (p + 1) & (e->agent_ix_cap - 1))
         ;
-    e->agent_ix[p] = (int32_t)e->n_agents;
-    *out = e->n_agents++;
+    e->agent_ix[p] = (int32_t)a;
+    *out = a;
     return 0;
+}
+
+/* Takes row @a out of the open-addressing index: backward-shift
+ * deletion, so that no tombstone is left and nothing allocates. */
+static void agent_unindex(struct inc_engine *e, size_t a)
+{
+    size_t mask = e->agent_ix_cap - 1, i, j;
+
+    for (i = agent_hash_pos(e, e->agent_id[a]);
+         e->agent_ix[i] != (int32_t)a; i = (i + 1) & mask)
+        ;
+    for (j = i;;) {
+        size_t k;
+
+        j = (j + 1) & mask;
+        if (e->agent_ix[j] < 0)
+            break;
+        k = agent_hash_pos(e, e->agent_id[e->agent_ix[j]]);
+        /* Move j's entry into the hole at i unless its home k lies
+         * cyclically in (i, j]. */
+        if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
+            e->agent_ix[i] = e->agent_ix[j];
+            i = j;
+        }
+    }
+    e->agent_ix[i] = -1;
+}
+
+void inc_agent_forget(struct inc_engine *e, size_t a)
+{
+    for (size_t s = 0; s < e->n_slots; s++)
+        inc_timer_del(e, inc_stale_id(e, a, s));
+    agent_unindex(e, a);
+    e->agent_id[a] = INC_AGENT_FREE;
+    agent_rows_init(e, a);
+    e->n_free++;
 }
 
 /* ---- incidents ------------------------------------------------------- */
@@ -505,6 +557,7 @@ struct inc_engine *inc_engine_clone(const struct inc_engine *e)
                           e->agent_ix_cap * sizeof(*e->agent_ix), &bad);
     c->agent_ix_cap = e->agent_ix_cap;
     c->n_agents = e->n_agents;
+    c->n_free = e->n_free;
     c->cap_agents = e->cap_agents;
     c->at = dup_mem(e->at, (e->cap_agents * e->targets.n + 1) *
                            sizeof(*e->at), &bad);

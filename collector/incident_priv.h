@@ -26,6 +26,15 @@
  * due time), and allocating before the step is what lets -ENOMEM leave
  * the engine unchanged. */
 #define INC_ROOM 2
+/* An agent all of whose slots have been stale (or silent, without an
+ * interval) this long is forgotten and its rows reused: a restarted agent
+ * comes back as a new store id (a new spool epoch), so without this the
+ * per-agent state grows with every restart (review B3). An hour is far
+ * beyond any gap the quorum waits for (3 intervals); an agent back after
+ * it starts with unknown target states, as a new one would. */
+#define INC_FORGET_MS (3600LL * 1000)
+/* agent_id of a forgotten row, free for the next new agent. */
+#define INC_AGENT_FREE INT64_MIN
 
 enum ref_kind { REF_REGION, REF_GLOBAL, REF_LAG, REF_ANSWER, REF_NAME };
 
@@ -143,7 +152,8 @@ struct inc_engine {
     int64_t *agent_id;          /* dense index -> store id */
     int32_t *agent_ix;
     size_t agent_ix_cap;
-    size_t n_agents, cap_agents;
+    size_t n_agents, cap_agents;   /* rows, forgotten ones included */
+    size_t n_free;                  /* forgotten rows */
     struct agent_target *at;    /* n_agents x targets.n */
     struct agent_slot *as;      /* n_agents x n_slots */
 
@@ -178,6 +188,10 @@ int inc_agent_get(struct inc_engine *e, int64_t id, size_t *out);
 /* Gives service @svc INC_ROOM free incident slots: 0, -ENOMEM (nothing
  * changed). */
 int inc_room(struct inc_engine *e, size_t svc);
+/* Forgets agent @a: its rows are reset and free for reuse, its timers
+ * deleted. The caller has taken its part out of the counts. Never
+ * allocates. */
+void inc_agent_forget(struct inc_engine *e, size_t a);
 /* Schedules (or moves) timer @id at @due; never allocates (the heap has
  * room for every id). */
 void inc_timer_set(struct inc_engine *e, uint32_t id, int64_t due);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "incident_priv.h"      /* n_agents: rows kept (B3) */
 #include "incident_world.h"
 
 /* ---- realloc failing on demand (tests/incident.cmake wraps it) ---- */
@@ -1074,6 +1075,75 @@ static void test_out_of_memory_leaves_the_event_to_be_fed_again(
     inc_engine_free(e);
 }
 
+/* ---- review 1: B3 ---- */
+
+/* Twenty restarts of one agent, each a new store id (a new spool epoch)
+ * that probes eu-west-1 for 10 s, two hours apart; a steady agent probes
+ * all along. Each epoch is stale 3 s after its last probe and forgotten
+ * an hour later: its row is reused by the next one. */
+static void test_agents_stale_for_an_hour_are_forgotten(void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct region_states rs;
+    struct stale_seen seen = { 0 };
+    const int64_t gap = 2 * 3600 * 1000;
+
+    (void)state;
+    world_topo_make(TOPO_ACTIVE_PASSIVE, 1);
+    world_n_evs = 0;
+    e = inc_engine_new(&world_topo, sink, &rc);
+    assert_non_null(e);
+    for (int k = 0; k < 20; k++) {
+        int64_t t0 = WORLD_T + k * gap;
+
+        for (int64_t t = t0; t < t0 + gap; t += 1000) {
+            struct inc_event *ev;
+            int epoch = t < t0 + 10000;
+
+            ev = world_ev(t, 0, INC_EV_PROBE, world_stores[0].target[0]);
+            ev->ok = 1;
+            feed_one(e, ev);
+            if (t == WORLD_T) {
+                ev = world_ev(t, 0, INC_EV_STATE, world_stores[0].target[0]);
+                ev->healthy = 1;
+                feed_one(e, ev);
+            }
+            /* Stale since +12 s (last probe +9 s), listed until it is
+             * forgotten at +12 s + 1 h exactly. */
+            if (t == t0 + 3611000 || t == t0 + 3612000) {
+                seen.n = 0;
+                inc_engine_stale_agents(e, &world_services[0], stale_cb,
+                                        &seen);
+                assert_int_equal(seen.n, t == t0 + 3611000);
+                assert_true(seen.n == 0 || seen.id == 1000 + k);
+            }
+            if (!epoch)
+                continue;
+            ev = world_ev(t, 1, INC_EV_PROBE, world_stores[0].target[0]);
+            ev->agent_id = 1000 + k;
+            ev->ok = 1;
+            feed_one(e, ev);
+            if (t == t0) {
+                ev = world_ev(t, 1, INC_EV_STATE, world_stores[0].target[0]);
+                ev->agent_id = 1000 + k;
+                ev->healthy = 1;
+                feed_one(e, ev);
+            }
+            world_n_evs = 0;
+        }
+        world_n_evs = 0;
+    }
+    states(e, &rs, NULL, NULL);
+    assert_int_equal(rs.st[0].stale, 0);
+    assert_int_equal(rs.st[0].agents, 1);
+    assert_int_equal(rs.st[0].health, 1);
+    /* The steady agent and one row reused by every epoch. */
+    assert_true(e->n_agents <= 2);
+    assert_int_equal(rc.opened, 0);
+    inc_engine_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1110,6 +1180,7 @@ int main(void)
             test_watcher_going_stale_leaves_dns_all_an_event_time),
         cmocka_unit_test(
             test_out_of_memory_leaves_the_event_to_be_fed_again),
+        cmocka_unit_test(test_agents_stale_for_an_hour_are_forgotten),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
