@@ -10,7 +10,7 @@
  * target: one hash lookup, a few stores, no allocation). Work that scans
  * agents or a region's targets happens only when something changes:
  * a health or staleness transition, a new DNS answer set, an incident's
- * open or close. */
+ * open or close. The queries are incident_query.c. */
 #include "incident_priv.h"
 
 #include <errno.h>
@@ -25,13 +25,6 @@ static void emit(struct inc_engine *e, enum inc_change what,
 {
     if (e->sink)
         e->sink(e->ctx, what, r);
-}
-
-static struct inc_record *open_inc(const struct inc_engine *e, size_t svc)
-{
-    const struct svc_rt *sr = &e->svc[svc];
-
-    return sr->open >= 0 ? &sr->inc[sr->open] : NULL;
 }
 
 static size_t region_ix(const struct topo_service *s,
@@ -72,7 +65,7 @@ static void set_time(int64_t *field, int64_t t, int *changed)
 
 static void rpo_update(struct inc_engine *e, size_t svc, int *changed)
 {
-    struct inc_record *r = open_inc(e, svc);
+    struct inc_record *r = inc_open(e, svc);
     const struct slot_rt *rt;
 
     if (!r || r->failover_start_ms == INC_NONE || !r->to_region)
@@ -88,7 +81,7 @@ static void rpo_update(struct inc_engine *e, size_t svc, int *changed)
 static void failover_start(struct inc_engine *e, size_t svc, int64_t t,
                            int *changed)
 {
-    struct inc_record *r = open_inc(e, svc);
+    struct inc_record *r = inc_open(e, svc);
     const struct topo_service *s = &e->topo->services[svc];
 
     if (r->failover_start_ms != INC_NONE)
@@ -106,7 +99,7 @@ static void failover_start(struct inc_engine *e, size_t svc, int64_t t,
 static void set_to_region(struct inc_engine *e, size_t svc, int to,
                           int *changed)
 {
-    struct inc_record *r = open_inc(e, svc);
+    struct inc_record *r = inc_open(e, svc);
 
     if (to < 0 || r->to_region ||
         r->service->pattern != TOPO_ACTIVE_PASSIVE ||
@@ -186,7 +179,7 @@ static void dns_before_open(struct inc_engine *e, size_t svc, size_t fr,
                             int64_t since, int *changed)
 {
     size_t w = e->svc[svc].base + e->topo->services[svc].n_regions;
-    struct inc_record *r = open_inc(e, svc);
+    struct inc_record *r = inc_open(e, svc);
     int64_t first = INC_NONE;
     uint64_t first_mask = 0;
 
@@ -415,7 +408,7 @@ static int64_t restore_time(const struct inc_engine *e, size_t svc,
 /* Moves the open incident of @svc along after a change at @t. */
 static void incident_eval(struct inc_engine *e, size_t svc, int64_t t)
 {
-    struct inc_record *r = open_inc(e, svc);
+    struct inc_record *r = inc_open(e, svc);
     size_t fr = region_ix(r->service, r->region);
     const struct slot_rt *rt = &e->rt[e->svc[svc].base + fr];
     int changed = 0, cond;
@@ -457,7 +450,7 @@ static void incident_eval(struct inc_engine *e, size_t svc, int64_t t)
 static void refresh(struct inc_engine *e, size_t svc, int64_t t)
 {
     const struct topo_service *s = &e->topo->services[svc];
-    struct inc_record *r = open_inc(e, svc);
+    struct inc_record *r = inc_open(e, svc);
     int h, reg;
 
     for (size_t k = 0; k < s->n_regions; k++) {
@@ -494,7 +487,7 @@ static void refresh(struct inc_engine *e, size_t svc, int64_t t)
 
 static void close_incident(struct inc_engine *e, size_t svc, int64_t t)
 {
-    struct inc_record *r = open_inc(e, svc);
+    struct inc_record *r = inc_open(e, svc);
 
     r->closed_ms = t;
     e->svc[svc].open = -1;
@@ -585,7 +578,7 @@ static void watch_set(struct inc_engine *e, size_t a, size_t svc,
         as->mask_changed = ev->t_ms;
     }
     contrib(e, a, w, 1);
-    r = open_inc(e, svc);
+    r = inc_open(e, svc);
     if (r && r->service->pattern != TOPO_SHARDED && had && m) {
         uint64_t fb = 1ull << region_ix(r->service, r->region);
 
@@ -724,7 +717,7 @@ static void on_metric(struct inc_engine *e, const struct ix_ent *en,
             continue;
         rt->lag_have = 1;
         rt->lag_v = ev->value;
-        inc = open_inc(e, (size_t)r->svc);
+        inc = inc_open(e, (size_t)r->svc);
         /* A sample at the failover start's very millisecond, fed after
          * it, is still "at or before" it. */
         if (inc && inc->failover_start_ms == ev->t_ms) {
@@ -754,14 +747,14 @@ static void on_failover(struct inc_engine *e, const struct inc_event *ev)
         if (ev->fo_service && *ev->fo_service ?
             strcmp(ev->fo_service, s->name) != 0 : from < 0 && to < 0)
             continue;
-        if (!open_inc(e, i) &&
+        if (!inc_open(e, i) &&
             open_incident(e, i, from >= 0 ? (size_t)from
                                           : serving_region(e, i),
                           ev->t_ms, 1) < 0) {
             e->err = -ENOTRECOVERABLE;
             return;
         }
-        r = open_inc(e, i);
+        r = inc_open(e, i);
         failover_start(e, i, ev->t_ms, &changed);
         set_to_region(e, i, to, &changed);
         rpo_update(e, i, &changed);
@@ -841,7 +834,7 @@ static void timer_fire(struct inc_engine *e, uint32_t id, int64_t due)
     struct inc_record *r;
 
     if (id < n_svc) {
-        r = open_inc(e, id);
+        r = inc_open(e, id);
         /* The timer is deleted whenever restored is unset: one that
          * fires is the current one (due may be later than restored +
          * stable when restored predates the open). */
@@ -989,90 +982,4 @@ void inc_engine_advance(struct inc_engine *e, int64_t now_ms)
     e->last_t = now_ms;
     e->last_agent = INT64_MIN;
     e->last_seq = 0;
-}
-
-int64_t inc_engine_horizon(const struct inc_engine *e)
-{
-    return e->horizon;
-}
-
-void inc_engine_each(const struct inc_engine *e,
-                     void (*fn)(void *ctx, const struct inc_record *r),
-                     void *ctx)
-{
-    for (size_t k = 0; k < e->topo->n_services; k++) {
-        const struct svc_rt *sr = &e->svc[e->order[k]];
-
-        for (size_t i = 0; i < sr->n_inc; i++)
-            fn(ctx, &sr->inc[i]);
-    }
-}
-
-static size_t svc_index(const struct inc_engine *e,
-                        const struct topo_service *svc)
-{
-    return (size_t)(svc - e->topo->services);
-}
-
-size_t inc_engine_service_state(const struct inc_engine *e,
-                                const struct topo_service *svc,
-                                void (*fn)(void *ctx,
-                                           const struct inc_region_state *),
-                                void *ctx,
-                                const struct inc_record **open)
-{
-    size_t i = svc_index(e, svc);
-    const struct slot_rt *rt = &e->rt[e->svc[i].base];
-
-    for (size_t r = 0; fn && r < svc->n_regions; r++) {
-        struct inc_region_state st = {
-            .region = &svc->regions[r], .health = rt[r].health,
-            .agents = (size_t)rt[r].agents, .unhealthy = (size_t)rt[r].unh,
-            .stale = (size_t)rt[r].stale, .serving = (size_t)rt[r].serving,
-            .since_ms = rt[r].since,
-        };
-
-        fn(ctx, &st);
-    }
-    if (open)
-        *open = open_inc(e, i);
-    return (size_t)rt[svc->n_regions].serving;
-}
-
-void inc_engine_stale_agents(const struct inc_engine *e,
-                             const struct topo_service *svc,
-                             void (*fn)(void *ctx, int64_t agent_id,
-                                        int64_t last_ms),
-                             void *ctx)
-{
-    size_t base = e->svc[svc_index(e, svc)].base;
-
-    for (size_t a = 0; a < e->n_agents; a++) {
-        int64_t last = INC_NONE;
-        int stale = 0;
-
-        for (size_t s = base; s < base + svc->n_regions + 2; s++) {
-            const struct agent_slot *as = inc_as(e, a, s);
-
-            stale |= as->part && as->stale;
-            if (as->last_probe != INC_NONE && as->last_probe > last)
-                last = as->last_probe;
-        }
-        if (stale)
-            fn(ctx, e->agent_id[a], last);
-    }
-}
-
-void inc_durations(const struct inc_record *r, struct inc_durations *out)
-{
-    int64_t ff = r->first_failure_ms;
-
-    out->time_to_detect = ff != INC_NONE && r->detected_ms != INC_NONE ?
-                          r->detected_ms - ff : INC_NONE;
-    out->time_to_failover = r->detected_ms != INC_NONE &&
-                            r->dns_all_ms != INC_NONE ?
-                            r->dns_all_ms - r->detected_ms : INC_NONE;
-    out->rto = ff != INC_NONE && r->restored_ms != INC_NONE ?
-               r->restored_ms - ff : INC_NONE;
-    out->outage = r->service->pattern == TOPO_SHARDED ? out->rto : INC_NONE;
 }

@@ -1,8 +1,8 @@
-/* incident_priv.h -- what the two files of the incident engine share:
+/* incident_priv.h -- what the files of the incident engine share:
  * incident_index.c (the name index built from the topology, per-agent
- * storage, the timer heap, new/free/clone) and incident.c (the derived
- * state, the rules, feeding and queries). Not for anything outside them.
- * See docs/design.md, "Incidents". */
+ * storage, the timer heap, new/free/clone), incident.c (the derived
+ * state, the rules, feeding) and incident_query.c (the queries). Not
+ * for anything outside them. See docs/design.md, "Incidents". */
 #ifndef SEXTANT_INCIDENT_PRIV_H
 #define SEXTANT_INCIDENT_PRIV_H
 
@@ -196,6 +196,15 @@ void inc_agent_forget(struct inc_engine *e, size_t a);
  * room for every id). */
 void inc_timer_set(struct inc_engine *e, uint32_t id, int64_t due);
 void inc_timer_del(struct inc_engine *e, uint32_t id);
+
+/* The open incident of service @svc, NULL none. */
+static inline struct inc_record *inc_open(const struct inc_engine *e,
+                                          size_t svc)
+{
+    const struct svc_rt *sr = &e->svc[svc];
+
+    return sr->open >= 0 ? &sr->inc[sr->open] : NULL;
+}
 
 static inline struct agent_target *inc_at(const struct inc_engine *e,
                                           size_t a, size_t tid)
