@@ -485,6 +485,27 @@ static void refresh(struct inc_engine *e, size_t svc, int64_t t)
     incident_eval(e, svc, t);
 }
 
+/* Drops @svc's incidents closed before @t - keep_closed (review B4):
+ * the driver has written them from the sink. Keeps the order. */
+static void drop_closed(struct inc_engine *e, size_t svc, int64_t t)
+{
+    struct svc_rt *sr = &e->svc[svc];
+    size_t n = 0;
+
+    if (e->keep_closed < 0)
+        return;
+    for (size_t i = 0; i < sr->n_inc; i++) {
+        const struct inc_record *r = &sr->inc[i];
+
+        if (r->closed_ms != INC_NONE && r->closed_ms < t - e->keep_closed)
+            continue;
+        if (sr->open == (int)i)
+            sr->open = (int)n;
+        sr->inc[n++] = *r;
+    }
+    sr->n_inc = n;
+}
+
 static void close_incident(struct inc_engine *e, size_t svc, int64_t t)
 {
     struct inc_record *r = inc_open(e, svc);
@@ -496,6 +517,7 @@ static void close_incident(struct inc_engine *e, size_t svc, int64_t t)
     if (r->to_region)
         e->svc[svc].promoted = (int)region_ix(r->service, r->to_region);
     emit(e, INC_CLOSED, r);
+    drop_closed(e, svc, t);
     refresh(e, svc, t);
 }
 

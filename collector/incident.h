@@ -142,8 +142,20 @@ void inc_engine_advance(struct inc_engine *e, int64_t now_ms);
 /* The time of the last event fed or advanced to (INC_NONE: none). */
 int64_t inc_engine_horizon(const struct inc_engine *e);
 
-/* Calls @fn for every incident the engine holds (open ones and those
- * closed since it started), ordered by (service, opened_ms). */
+/* Calls @fn for every incident the engine holds, ordered by (service,
+ * opened_ms): the open ones and the closed ones kept (see
+ * inc_engine_keep_closed; by default every one since it started). */
+/* Bounds the closed incidents the engine keeps (review B4): from now on,
+ * when an incident of a service closes at X, that service's incidents
+ * closed before X - @keep_ms are dropped (so each service holds its open
+ * incident, the ones closed within @keep_ms of its last close, and that
+ * one). For a driver that writes each incident when the sink hands out
+ * INC_CLOSED (once per incident), and whose replays restore a clone
+ * older than any incident it rewrites: keep_ms beyond the oldest
+ * snapshot's age. @keep_ms < 0: keep every one (the default; the driver
+ * that rewrites every row from inc_engine_each needs it). Clones copy
+ * the setting. */
+void inc_engine_keep_closed(struct inc_engine *e, int64_t keep_ms);
 void inc_engine_each(const struct inc_engine *e,
                      void (*fn)(void *ctx, const struct inc_record *r),
                      void *ctx);

@@ -446,6 +446,7 @@ struct inc_engine *inc_engine_new(const struct topology *topo,
     e->sink = sink;
     e->ctx = ctx;
     e->horizon = INC_NONE;
+    e->keep_closed = -1;
     if (build_index(e) < 0)
         goto err;
     /* Close timers exist before any agent does. */
@@ -534,6 +535,7 @@ struct inc_engine *inc_engine_clone(const struct inc_engine *e)
     c->ctx = e->ctx;
     c->err = e->err;
     c->need_room = e->need_room;
+    c->keep_closed = e->keep_closed;
     c->targets = e->targets;
     c->answers = e->answers;
     c->gnames = e->gnames;

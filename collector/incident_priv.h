@@ -134,6 +134,8 @@ struct inc_engine {
     void *ctx;
     int err;                    /* sticky -ENOTRECOVERABLE: memory ran
                                  * out in the middle of a step */
+    int64_t keep_closed;        /* <0: keep closed incidents forever;
+                                 * else drop those closed longer ago */
     int need_room;              /* a service has fewer than
                                  * INC_ROOM free incident slots */
 

@@ -4,11 +4,14 @@
  * only; the rules that make the state are incident.c. */
 #include "incident_priv.h"
 
-#include <stdlib.h>
-
 int64_t inc_engine_horizon(const struct inc_engine *e)
 {
     return e->horizon;
+}
+
+void inc_engine_keep_closed(struct inc_engine *e, int64_t keep_ms)
+{
+    e->keep_closed = keep_ms < 0 ? -1 : keep_ms;
 }
 
 void inc_engine_each(const struct inc_engine *e,
