@@ -10,7 +10,7 @@
  * target: one hash lookup, a few stores, no allocation). Work that scans
  * agents or a region's targets happens only when something changes:
  * a health or staleness transition, a new DNS answer set, an incident's
- * open or close. */
+ * open or close. The queries are incident_query.c. */
 #include "incident_priv.h"
 
 #include <errno.h>
@@ -25,13 +25,6 @@ static void emit(struct inc_engine *e, enum inc_change what,
 {
     if (e->sink)
         e->sink(e->ctx, what, r);
-}
-
-static struct inc_record *open_inc(const struct inc_engine *e, size_t svc)
-{
-    const struct svc_rt *sr = &e->svc[svc];
-
-    return sr->open >= 0 ? &sr->inc[sr->open] : NULL;
 }
 
 static size_t region_ix(const struct topo_service *s,
@@ -72,7 +65,7 @@ static void set_time(int64_t *field, int64_t t, int *changed)
 
 static void rpo_update(struct inc_engine *e, size_t svc, int *changed)
 {
-    struct inc_record *r = open_inc(e, svc);
+    struct inc_record *r = inc_open(e, svc);
     const struct slot_rt *rt;
 
     if (!r || r->failover_start_ms == INC_NONE || !r->to_region)
@@ -88,7 +81,7 @@ static void rpo_update(struct inc_engine *e, size_t svc, int *changed)
 static void failover_start(struct inc_engine *e, size_t svc, int64_t t,
                            int *changed)
 {
-    struct inc_record *r = open_inc(e, svc);
+    struct inc_record *r = inc_open(e, svc);
     const struct topo_service *s = &e->topo->services[svc];
 
     if (r->failover_start_ms != INC_NONE)
@@ -106,7 +99,7 @@ static void failover_start(struct inc_engine *e, size_t svc, int64_t t,
 static void set_to_region(struct inc_engine *e, size_t svc, int to,
                           int *changed)
 {
-    struct inc_record *r = open_inc(e, svc);
+    struct inc_record *r = inc_open(e, svc);
 
     if (to < 0 || r->to_region ||
         r->service->pattern != TOPO_ACTIVE_PASSIVE ||
@@ -124,8 +117,14 @@ static int lowest_bit(uint64_t m)
     return -1;
 }
 
-/* The earliest first-failure-since-success of any of @svc's region @r's
- * targets by any agent. */
+/* The first failure of @svc's region @r (docs/design.md): per target,
+ * L = the latest ok probe by any agent that fails the target now, and
+ * the earliest failure run (an agent's first failure since its own last
+ * success) that started after L; the earliest over the targets. A run
+ * that started before L is an agent that was failing while others still
+ * saw the target ok: a long-broken agent must not drag the incident's
+ * first failure back (review A1). Agents that still see the target ok
+ * are a minority at detection and do not move L. */
 static int64_t first_failure(const struct inc_engine *e, size_t svc,
                              size_t r)
 {
@@ -134,24 +133,44 @@ static int64_t first_failure(const struct inc_engine *e, size_t svc,
 
     for (size_t k = 0; k < rg->n_targets; k++) {
         const struct ix_ent *en = inc_ix_find(&e->targets, rg->targets[k]);
+        int64_t last_ok = INC_NONE;
 
+        for (size_t a = 0; en && a < e->n_agents; a++) {
+            const struct agent_target *at = inc_at(e, a, (size_t)en->id);
+
+            if (at->ffs != INC_NONE && at->last_ok != INC_NONE &&
+                at->last_ok > last_ok)
+                last_ok = at->last_ok;
+        }
         for (size_t a = 0; en && a < e->n_agents; a++) {
             int64_t f = inc_at(e, a, (size_t)en->id)->ffs;
 
-            if (f != INC_NONE && (best == INC_NONE || f < best))
+            if (f != INC_NONE && (last_ok == INC_NONE || f > last_ok) &&
+                (best == INC_NONE || f < best))
                 best = f;
         }
     }
     return best;
 }
 
-static void clear_good(struct inc_engine *e, size_t svc)
+static void contrib(struct inc_engine *e, size_t a, size_t s, int sign);
+
+/* Forgets the good probes through the global name that turned good
+ * before @before: they predate the failure (or the switch away from it)
+ * and say nothing of the way out. */
+static void clear_good(struct inc_engine *e, size_t svc, int64_t before)
 {
     size_t g = e->svc[svc].base + e->topo->services[svc].n_regions + 1;
 
-    for (size_t a = 0; a < e->n_agents; a++)
-        inc_as(e, a, g)->good = 0;
-    e->rt[g].serving = 0;
+    for (size_t a = 0; a < e->n_agents; a++) {
+        struct agent_slot *as = inc_as(e, a, g);
+
+        if (!as->good || as->good_since >= before)
+            continue;
+        contrib(e, a, g, -1);
+        as->good = 0;
+        contrib(e, a, g, 1);
+    }
 }
 
 /* Agents whose answers moved away from failed region @fr before the
@@ -160,7 +179,7 @@ static void dns_before_open(struct inc_engine *e, size_t svc, size_t fr,
                             int64_t since, int *changed)
 {
     size_t w = e->svc[svc].base + e->topo->services[svc].n_regions;
-    struct inc_record *r = open_inc(e, svc);
+    struct inc_record *r = inc_open(e, svc);
     int64_t first = INC_NONE;
     uint64_t first_mask = 0;
 
@@ -191,15 +210,10 @@ static int open_incident(struct inc_engine *e, size_t svc, size_t reg,
     struct inc_record *r;
     int changed = 0;
 
-    if (sr->n_inc == sr->cap_inc) {
-        size_t cap = sr->cap_inc ? 2 * sr->cap_inc : 4;
-        struct inc_record *v = realloc(sr->inc, cap * sizeof(*v));
-
-        if (!v)
-            return -ENOMEM;
-        sr->inc = v;
-        sr->cap_inc = cap;
-    }
+    /* The slot was reserved before the step (inc_room): running out
+     * here means more opens in one step than INC_ROOM. */
+    if (sr->n_inc == sr->cap_inc)
+        return -ENOMEM;
     r = &sr->inc[sr->n_inc];
     *r = (struct inc_record){
         .service = s, .region = &s->regions[reg], .manual = manual,
@@ -210,12 +224,19 @@ static int open_incident(struct inc_engine *e, size_t svc, size_t reg,
         .closed_ms = INC_NONE,
     };
     sr->open = (int)sr->n_inc++;
-    clear_good(e, svc);
     if (s->pattern != TOPO_SHARDED)
         dns_before_open(e, svc, reg,
                         r->first_failure_ms != INC_NONE ?
                         r->first_failure_ms : t, &changed);
+    /* Good probes after a switch seen before the open count: the way
+     * out was already taken (review A3); without one, only new ones. */
+    clear_good(e, svc, r->dns_first_ms != INC_NONE ? r->dns_first_ms : t);
     rpo_update(e, svc, &changed);
+    /* Room for the next step: a failure here changes nothing derived;
+     * the next feed tries again before it changes anything. */
+    if (inc_room(e, svc) < 0)
+        e->need_room = 1;
+    r = &sr->inc[sr->open];             /* inc_room may have moved it */
     emit(e, INC_OPENED, r);
     return 0;
 }
@@ -258,8 +279,9 @@ static void contrib(struct inc_engine *e, size_t a, size_t s, int sign)
     }
 }
 
-/* The region the global name sends most watching agents to; before any
- * answers, the primary. */
+/* The region the global name sends most watching agents to; with no
+ * answers mapping anywhere, the region the last failover promoted, else
+ * the primary (after a failover the primary is not serving, review A2). */
 static size_t serving_region(const struct inc_engine *e, size_t svc)
 {
     const struct topo_service *s = &e->topo->services[svc];
@@ -274,10 +296,24 @@ static size_t serving_region(const struct inc_engine *e, size_t svc)
     }
     if (most > 0)
         return best;
+    if (e->svc[svc].promoted >= 0)
+        return (size_t)e->svc[svc].promoted;
     for (size_t r = 0; r < s->n_regions; r++)
         if (s->regions[r].role == TOPO_ROLE_PRIMARY)
             return r;
     return 0;
+}
+
+/* Region @r of @svc is down with a failure that is new: the region of
+ * the last closed incident, unhealthy since before that close, is the
+ * same failure, and reopening it at every close would loop (review A2). */
+static int new_failure(const struct inc_engine *e, size_t svc, size_t r)
+{
+    const struct svc_rt *sr = &e->svc[svc];
+    const struct slot_rt *rt = &e->rt[sr->base + r];
+
+    return rt->health == 0 &&
+           !(sr->closed_region == (int)r && rt->since <= sr->closed_ms);
 }
 
 /* The region whose failure opens an incident now, -1 none. */
@@ -290,30 +326,39 @@ static int region_to_open(const struct inc_engine *e, size_t svc)
 
     if (s->pattern == TOPO_ACTIVE_PASSIVE) {
         r = serving_region(e, svc);
-        return rt[r].health == 0 ? (int)r : -1;
+        return new_failure(e, svc, r) ? (int)r : -1;
     }
     for (r = 0; r < s->n_regions; r++)
-        if (rt[r].health == 0 &&
+        if (new_failure(e, svc, r) &&
             (s->pattern == TOPO_SHARDED || watchers == 0 ||
              rt[r].serving > 0))
             return (int)r;
     return -1;
 }
 
-/* Every non-stale watching agent's answers map to a region other than
- * @fr. */
-static int all_switched(const struct inc_engine *e, size_t svc, size_t fr)
+/* When every non-stale watching agent's answers had moved to a region
+ * other than @fr: the last of their DNS changes (INC_NONE: not all
+ * have). It is an event time, never the time of the check: switches
+ * seen before a manual open keep their own times (review A3), and a
+ * watcher that never switched and went stale leaves the set without
+ * its staleness becoming the time (review A4). */
+static int64_t all_switched(const struct inc_engine *e, size_t svc,
+                            size_t fr)
 {
     size_t w = e->svc[svc].base + e->topo->services[svc].n_regions;
+    int64_t last = INC_NONE;
 
     for (size_t a = 0; a < e->n_agents; a++) {
         const struct agent_slot *as = inc_as(e, a, w);
 
-        if (as->part && !as->stale && as->has_set &&
-            (!as->mask || (as->mask & (1ull << fr))))
-            return 0;
+        if (!as->part || as->stale || !as->has_set)
+            continue;
+        if (!as->mask || (as->mask & (1ull << fr)))
+            return INC_NONE;
+        if (as->mask_changed > last)
+            last = as->mask_changed;
     }
-    return 1;
+    return last;
 }
 
 static int restore_cond(const struct inc_engine *e, size_t svc, size_t fr)
@@ -327,10 +372,43 @@ static int restore_cond(const struct inc_engine *e, size_t svc, size_t fr)
            (double)g->serving > e->topo->opt.quorum * (double)g->agents;
 }
 
+/* Restored found true at the open (@t): when a quorum of the good probes
+ * kept by clear_good was first reached, the k-th of their good_since. */
+static int64_t restore_time(const struct inc_engine *e, size_t svc,
+                            int64_t t)
+{
+    const struct topo_service *s = &e->topo->services[svc];
+    size_t g = e->svc[svc].base + s->n_regions + 1;
+    const struct slot_rt *rt = &e->rt[g];
+    int64_t best = t;
+
+    if (s->pattern == TOPO_SHARDED)
+        return t;
+    /* The smallest x with more than quorum * agents good since x: each
+     * candidate is one agent's good_since (agents are few per service,
+     * and this runs once per incident). */
+    for (size_t a = 0; a < e->n_agents; a++) {
+        const struct agent_slot *x = inc_as(e, a, g);
+        int64_t n = 0;
+
+        if (!x->part || x->stale || !x->good || x->good_since >= best)
+            continue;
+        for (size_t b = 0; b < e->n_agents; b++) {
+            const struct agent_slot *y = inc_as(e, b, g);
+
+            n += y->part && !y->stale && y->good &&
+                 y->good_since <= x->good_since;
+        }
+        if ((double)n > e->topo->opt.quorum * (double)rt->agents)
+            best = x->good_since;
+    }
+    return best;
+}
+
 /* Moves the open incident of @svc along after a change at @t. */
 static void incident_eval(struct inc_engine *e, size_t svc, int64_t t)
 {
-    struct inc_record *r = open_inc(e, svc);
+    struct inc_record *r = inc_open(e, svc);
     size_t fr = region_ix(r->service, r->region);
     const struct slot_rt *rt = &e->rt[e->svc[svc].base + fr];
     int changed = 0, cond;
@@ -344,13 +422,19 @@ static void incident_eval(struct inc_engine *e, size_t svc, int64_t t)
             r->first_failure_ms = f;
         changed = 1;
     }
-    if (r->dns_first_ms != INC_NONE && r->dns_all_ms == INC_NONE &&
-        all_switched(e, svc, fr))
-        set_time(&r->dns_all_ms, t, &changed);
+    if (r->dns_first_ms != INC_NONE && r->dns_all_ms == INC_NONE) {
+        int64_t all = all_switched(e, svc, fr);
+
+        if (all != INC_NONE)
+            set_time(&r->dns_all_ms, all, &changed);
+    }
     cond = restore_cond(e, svc, fr);
     if (r->restored_ms == INC_NONE && cond) {
-        r->restored_ms = t;
-        inc_timer_set(e, (uint32_t)svc, t + e->topo->opt.stable_ms);
+        int64_t due;
+
+        r->restored_ms = t == r->opened_ms ? restore_time(e, svc, t) : t;
+        due = r->restored_ms + e->topo->opt.stable_ms;
+        inc_timer_set(e, (uint32_t)svc, due > t ? due : t);
         changed = 1;
     } else if (r->restored_ms != INC_NONE && !cond) {
         r->restored_ms = INC_NONE;
@@ -366,7 +450,7 @@ static void incident_eval(struct inc_engine *e, size_t svc, int64_t t)
 static void refresh(struct inc_engine *e, size_t svc, int64_t t)
 {
     const struct topo_service *s = &e->topo->services[svc];
-    struct inc_record *r = open_inc(e, svc);
+    struct inc_record *r = inc_open(e, svc);
     int h, reg;
 
     for (size_t k = 0; k < s->n_regions; k++) {
@@ -381,7 +465,7 @@ static void refresh(struct inc_engine *e, size_t svc, int64_t t)
         /* The failed region failing again is a new failure: restored
          * waits for fresh good probes through the global name. */
         if (h == 0 && r && &s->regions[k] == r->region) {
-            clear_good(e, svc);
+            clear_good(e, svc, INT64_MAX);
             if (r->restored_ms != INC_NONE) {
                 r->restored_ms = INC_NONE;
                 inc_timer_del(e, (uint32_t)svc);
@@ -394,20 +478,46 @@ static void refresh(struct inc_engine *e, size_t svc, int64_t t)
         if (reg < 0)
             return;
         if (open_incident(e, svc, (size_t)reg, t, 0) < 0) {
-            e->err = -ENOMEM;
+            e->err = -ENOTRECOVERABLE;
             return;
         }
     }
     incident_eval(e, svc, t);
 }
 
+/* Drops @svc's incidents closed before @t - keep_closed (review B4):
+ * the driver has written them from the sink. Keeps the order. */
+static void drop_closed(struct inc_engine *e, size_t svc, int64_t t)
+{
+    struct svc_rt *sr = &e->svc[svc];
+    size_t n = 0;
+
+    if (e->keep_closed < 0)
+        return;
+    for (size_t i = 0; i < sr->n_inc; i++) {
+        const struct inc_record *r = &sr->inc[i];
+
+        if (r->closed_ms != INC_NONE && r->closed_ms < t - e->keep_closed)
+            continue;
+        if (sr->open == (int)i)
+            sr->open = (int)n;
+        sr->inc[n++] = *r;
+    }
+    sr->n_inc = n;
+}
+
 static void close_incident(struct inc_engine *e, size_t svc, int64_t t)
 {
-    struct inc_record *r = open_inc(e, svc);
+    struct inc_record *r = inc_open(e, svc);
 
     r->closed_ms = t;
     e->svc[svc].open = -1;
+    e->svc[svc].closed_region = (int)region_ix(r->service, r->region);
+    e->svc[svc].closed_ms = t;
+    if (r->to_region)
+        e->svc[svc].promoted = (int)region_ix(r->service, r->to_region);
     emit(e, INC_CLOSED, r);
+    drop_closed(e, svc, t);
     refresh(e, svc, t);
 }
 
@@ -441,6 +551,9 @@ static void slot_heard(struct inc_engine *e, size_t a, size_t s,
          * when it fires; only an earlier one moves it. */
         if (e->pos[id] < 0 || e->due[id] > as->stale_at)
             inc_timer_set(e, id, as->stale_at);
+    } else if (e->pos[id] < 0) {
+        /* Never stale without an interval, but forgotten if silent. */
+        inc_timer_set(e, id, t + INC_FORGET_MS);
     }
     if (as->part && !as->stale)
         return;
@@ -487,7 +600,7 @@ static void watch_set(struct inc_engine *e, size_t a, size_t svc,
         as->mask_changed = ev->t_ms;
     }
     contrib(e, a, w, 1);
-    r = open_inc(e, svc);
+    r = inc_open(e, svc);
     if (r && r->service->pattern != TOPO_SHARDED && had && m) {
         uint64_t fb = 1ull << region_ix(r->service, r->region);
 
@@ -550,6 +663,7 @@ static void on_global_probe(struct inc_engine *e, size_t a, size_t svc,
         return;
     contrib(e, a, base + 1, -1);
     as->good = good;
+    as->good_since = ev->t_ms;
     contrib(e, a, base + 1, 1);
     refresh(e, svc, ev->t_ms);
 }
@@ -562,8 +676,10 @@ static void on_probe(struct inc_engine *e, size_t a,
                                              : -1;
 
     at->last_probe = ev->t_ms;
-    if (ev->ok)
+    if (ev->ok) {
         at->ffs = INC_NONE;
+        at->last_ok = ev->t_ms;
+    }
     else if (at->ffs == INC_NONE)
         at->ffs = ev->t_ms;
     for (int32_t k = en->first; k >= 0; k = e->refs[k].next) {
@@ -623,7 +739,7 @@ static void on_metric(struct inc_engine *e, const struct ix_ent *en,
             continue;
         rt->lag_have = 1;
         rt->lag_v = ev->value;
-        inc = open_inc(e, (size_t)r->svc);
+        inc = inc_open(e, (size_t)r->svc);
         /* A sample at the failover start's very millisecond, fed after
          * it, is still "at or before" it. */
         if (inc && inc->failover_start_ms == ev->t_ms) {
@@ -653,14 +769,14 @@ static void on_failover(struct inc_engine *e, const struct inc_event *ev)
         if (ev->fo_service && *ev->fo_service ?
             strcmp(ev->fo_service, s->name) != 0 : from < 0 && to < 0)
             continue;
-        if (!open_inc(e, i) &&
+        if (!inc_open(e, i) &&
             open_incident(e, i, from >= 0 ? (size_t)from
                                           : serving_region(e, i),
                           ev->t_ms, 1) < 0) {
-            e->err = -ENOMEM;
+            e->err = -ENOTRECOVERABLE;
             return;
         }
-        r = open_inc(e, i);
+        r = inc_open(e, i);
         failover_start(e, i, ev->t_ms, &changed);
         set_to_region(e, i, to, &changed);
         rpo_update(e, i, &changed);
@@ -682,8 +798,57 @@ static void on_dns(struct inc_engine *e, size_t a, const struct inc_event *ev)
             watch_set(e, a, (size_t)e->refs[k].svc, ev);
 }
 
+static void mark_dirty(struct inc_engine *e, size_t svc)
+{
+    if (!e->dirty[svc]) {
+        e->dirty[svc] = 1;
+        e->dirty_list[e->n_dirty++] = svc;
+    }
+}
+
+/* When slot @as of an agent may be forgotten: INT64_MIN at once (takes
+ * no part, or no time to go by), INT64_MAX never (fresh, with an
+ * interval: its staleness timer comes first). */
+static int64_t forget_at(const struct agent_slot *as)
+{
+    if (!as->part)
+        return INT64_MIN;
+    if (as->stale)
+        return as->stale_at + INC_FORGET_MS;
+    if (as->stale_at != INC_NONE)
+        return INT64_MAX;
+    return as->last_probe == INC_NONE ? INT64_MIN
+                                      : as->last_probe + INC_FORGET_MS;
+}
+
+/* The forget timer @id of agent @a's slot @s fires at @due: the agent is
+ * forgotten once every slot of it may be (each slot that may not yet has
+ * a timer of its own that checks again). */
+static void forget_check(struct inc_engine *e, size_t a, size_t s,
+                         uint32_t id, int64_t due)
+{
+    int64_t at = forget_at(inc_as(e, a, s));
+
+    if (at > due) {
+        if (at != INT64_MAX)
+            inc_timer_set(e, id, at);
+        return;
+    }
+    for (size_t k = 0; k < e->n_slots; k++)
+        if (forget_at(inc_as(e, a, k)) > due)
+            return;
+    for (size_t k = 0; k < e->n_slots; k++) {
+        if (!inc_as(e, a, k)->part)
+            continue;
+        contrib(e, a, k, -1);
+        mark_dirty(e, (size_t)e->slot_svc[k]);
+    }
+    inc_agent_forget(e, a);
+}
+
 /* Timer @id fires at @due. A close acts at once; a staleness changes the
- * counts and leaves the service's refresh to fire_until. */
+ * counts and leaves the service's refresh to fire_until; a slot stale
+ * (or silent) for INC_FORGET_MS may forget its agent. */
 static void timer_fire(struct inc_engine *e, uint32_t id, int64_t due)
 {
     size_t n_svc = e->topo->n_services, a, s, svc;
@@ -691,17 +856,24 @@ static void timer_fire(struct inc_engine *e, uint32_t id, int64_t due)
     struct inc_record *r;
 
     if (id < n_svc) {
-        r = open_inc(e, id);
+        r = inc_open(e, id);
+        /* The timer is deleted whenever restored is unset: one that
+         * fires is the current one (due may be later than restored +
+         * stable when restored predates the open). */
         if (r && r->restored_ms != INC_NONE &&
-            r->restored_ms + e->topo->opt.stable_ms == due)
+            r->restored_ms + e->topo->opt.stable_ms <= due)
             close_incident(e, id, due);
         return;
     }
     a = (id - n_svc) / e->n_slots;
     s = (id - n_svc) % e->n_slots;
     as = inc_as(e, a, s);
-    if (!as->part || as->stale || as->stale_at == INC_NONE)
+    if (!as->part)
         return;
+    if (as->stale || as->stale_at == INC_NONE) {
+        forget_check(e, a, s, id, due);
+        return;
+    }
     if (as->stale_at > due) {
         inc_timer_set(e, id, as->stale_at);
         return;
@@ -709,11 +881,9 @@ static void timer_fire(struct inc_engine *e, uint32_t id, int64_t due)
     contrib(e, a, s, -1);
     as->stale = 1;
     contrib(e, a, s, 1);
+    inc_timer_set(e, id, due + INC_FORGET_MS);
     svc = (size_t)e->slot_svc[s];
-    if (!e->dirty[svc]) {
-        e->dirty[svc] = 1;
-        e->dirty_list[e->n_dirty++] = svc;
-    }
+    mark_dirty(e, svc);
 }
 
 /* Fires every timer due at or before @upto, one due time at a time:
@@ -753,6 +923,18 @@ static int key_after_last(const struct inc_engine *e,
     return ev->seq > e->last_seq;
 }
 
+/* The incident slots a step may use, before it changes anything. */
+static int reserve(struct inc_engine *e)
+{
+    if (!e->need_room)
+        return 0;
+    for (size_t i = 0; i < e->topo->n_services; i++)
+        if (inc_room(e, i) < 0)
+            return -ENOMEM;
+    e->need_room = 0;
+    return 0;
+}
+
 int inc_engine_feed(struct inc_engine *e, const struct inc_event *ev)
 {
     const struct ix_ent *en = NULL;
@@ -764,6 +946,8 @@ int inc_engine_feed(struct inc_engine *e, const struct inc_event *ev)
         return -EINVAL;
     if (e->err)
         return e->err;
+    if (reserve(e) < 0)
+        return -ENOMEM;
     if (ev->kind == INC_EV_PROBE || ev->kind == INC_EV_STATE ||
         ev->kind == INC_EV_METRIC)
         en = inc_ix_find(&e->targets, ev->target);
@@ -810,6 +994,8 @@ void inc_engine_advance(struct inc_engine *e, int64_t now_ms)
 {
     if (e->horizon != INC_NONE && now_ms <= e->horizon)
         return;
+    if (e->err || reserve(e) < 0)
+        return;                 /* unchanged: the next call tries again */
     fire_until(e, now_ms);
     /* Events at now_ms itself may still come: they sort after the
      * timers just fired, as they would have in one feed. */
@@ -818,90 +1004,4 @@ void inc_engine_advance(struct inc_engine *e, int64_t now_ms)
     e->last_t = now_ms;
     e->last_agent = INT64_MIN;
     e->last_seq = 0;
-}
-
-int64_t inc_engine_horizon(const struct inc_engine *e)
-{
-    return e->horizon;
-}
-
-void inc_engine_each(const struct inc_engine *e,
-                     void (*fn)(void *ctx, const struct inc_record *r),
-                     void *ctx)
-{
-    for (size_t k = 0; k < e->topo->n_services; k++) {
-        const struct svc_rt *sr = &e->svc[e->order[k]];
-
-        for (size_t i = 0; i < sr->n_inc; i++)
-            fn(ctx, &sr->inc[i]);
-    }
-}
-
-static size_t svc_index(const struct inc_engine *e,
-                        const struct topo_service *svc)
-{
-    return (size_t)(svc - e->topo->services);
-}
-
-size_t inc_engine_service_state(const struct inc_engine *e,
-                                const struct topo_service *svc,
-                                void (*fn)(void *ctx,
-                                           const struct inc_region_state *),
-                                void *ctx,
-                                const struct inc_record **open)
-{
-    size_t i = svc_index(e, svc);
-    const struct slot_rt *rt = &e->rt[e->svc[i].base];
-
-    for (size_t r = 0; fn && r < svc->n_regions; r++) {
-        struct inc_region_state st = {
-            .region = &svc->regions[r], .health = rt[r].health,
-            .agents = (size_t)rt[r].agents, .unhealthy = (size_t)rt[r].unh,
-            .stale = (size_t)rt[r].stale, .serving = (size_t)rt[r].serving,
-            .since_ms = rt[r].since,
-        };
-
-        fn(ctx, &st);
-    }
-    if (open)
-        *open = open_inc(e, i);
-    return (size_t)rt[svc->n_regions].serving;
-}
-
-void inc_engine_stale_agents(const struct inc_engine *e,
-                             const struct topo_service *svc,
-                             void (*fn)(void *ctx, int64_t agent_id,
-                                        int64_t last_ms),
-                             void *ctx)
-{
-    size_t base = e->svc[svc_index(e, svc)].base;
-
-    for (size_t a = 0; a < e->n_agents; a++) {
-        int64_t last = INC_NONE;
-        int stale = 0;
-
-        for (size_t s = base; s < base + svc->n_regions + 2; s++) {
-            const struct agent_slot *as = inc_as(e, a, s);
-
-            stale |= as->part && as->stale;
-            if (as->last_probe != INC_NONE && as->last_probe > last)
-                last = as->last_probe;
-        }
-        if (stale)
-            fn(ctx, e->agent_id[a], last);
-    }
-}
-
-void inc_durations(const struct inc_record *r, struct inc_durations *out)
-{
-    int64_t ff = r->first_failure_ms;
-
-    out->time_to_detect = ff != INC_NONE && r->detected_ms != INC_NONE ?
-                          r->detected_ms - ff : INC_NONE;
-    out->time_to_failover = r->detected_ms != INC_NONE &&
-                            r->dns_all_ms != INC_NONE ?
-                            r->dns_all_ms - r->detected_ms : INC_NONE;
-    out->rto = ff != INC_NONE && r->restored_ms != INC_NONE ?
-               r->restored_ms - ff : INC_NONE;
-    out->outage = r->service->pattern == TOPO_SHARDED ? out->rto : INC_NONE;
 }

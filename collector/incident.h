@@ -124,18 +124,38 @@ struct inc_engine *inc_engine_clone(const struct inc_engine *e);
 /* Feeds one event; events must come in ascending (t_ms, agent_id, seq),
  * and timers due at or before ev->t_ms fire first (a timer at X sorts
  * before every event at X, also across inc_engine_advance). Events of
- * targets and names the topology does not know are ignored. 0, -EINVAL
- * out of order or t_ms beyond +-2^62 ms (the engine is unchanged),
- * -ENOMEM (it may have lost an incident: free it and rebuild). */
+ * targets and names the topology does not know are ignored. Returns:
+ * 0; -EINVAL out of order or t_ms beyond +-2^62 ms (the engine is
+ * unchanged); -ENOMEM: memory ran out before anything changed (the
+ * engine is unchanged and consistent, no timer fired, the sink was not
+ * called): feed the same event again later, every later call retries the
+ * allocation; -ENOTRECOVERABLE: memory ran out in the middle of a step
+ * (more incident opens in one step than were reserved; not seen in
+ * practice): the engine may have lost an incident and returns it for
+ * every later feed: free it and rebuild (restore a snapshot, replay). */
 int inc_engine_feed(struct inc_engine *e, const struct inc_event *ev);
 /* Fires the timers due up to @now_ms (staleness, closes); afterwards
- * events before @now_ms are refused, events at it are still taken. */
+ * events before @now_ms are refused, events at it are still taken. Out
+ * of memory (or after -ENOTRECOVERABLE) it does nothing and the horizon
+ * stays: the next feed reports it. */
 void inc_engine_advance(struct inc_engine *e, int64_t now_ms);
 /* The time of the last event fed or advanced to (INC_NONE: none). */
 int64_t inc_engine_horizon(const struct inc_engine *e);
 
-/* Calls @fn for every incident the engine holds (open ones and those
- * closed since it started), ordered by (service, opened_ms). */
+/* Calls @fn for every incident the engine holds, ordered by (service,
+ * opened_ms): the open ones and the closed ones kept (see
+ * inc_engine_keep_closed; by default every one since it started). */
+/* Bounds the closed incidents the engine keeps (review B4): from now on,
+ * when an incident of a service closes at X, that service's incidents
+ * closed before X - @keep_ms are dropped (so each service holds its open
+ * incident, the ones closed within @keep_ms of its last close, and that
+ * one). For a driver that writes each incident when the sink hands out
+ * INC_CLOSED (once per incident), and whose replays restore a clone
+ * older than any incident it rewrites: keep_ms beyond the oldest
+ * snapshot's age. @keep_ms < 0: keep every one (the default; the driver
+ * that rewrites every row from inc_engine_each needs it). Clones copy
+ * the setting. */
+void inc_engine_keep_closed(struct inc_engine *e, int64_t keep_ms);
 void inc_engine_each(const struct inc_engine *e,
                      void (*fn)(void *ctx, const struct inc_record *r),
                      void *ctx);

@@ -166,6 +166,9 @@ static int build_index(struct inc_engine *e)
 
         e->svc[i].base = slot;
         e->svc[i].open = -1;
+        e->svc[i].closed_region = -1;
+        e->svc[i].closed_ms = INC_NONE;
+        e->svc[i].promoted = -1;
         ix_add(e, &e->gnames, s->global_name, REF_NAME, i, 0);
         for (size_t g = 0; g < s->n_global_targets; g++)
             ix_add(e, &e->targets, s->global_targets[g], REF_GLOBAL, i, 0);
@@ -215,7 +218,11 @@ static int agent_rehash(struct inc_engine *e, size_t cap)
     e->agent_ix = ix;
     e->agent_ix_cap = cap;
     for (size_t a = 0; a < e->n_agents; a++) {
-        size_t p = agent_hash_pos(e, e->agent_id[a]);
+        size_t p;
+
+        if (e->agent_id[a] == INC_AGENT_FREE)
+            continue;
+        p = agent_hash_pos(e, e->agent_id[a]);
 
         while (ix[p] >= 0)
             p = (p + 1) & (cap - 1);
@@ -264,9 +271,21 @@ static int agent_reserve(struct inc_engine *e)
     return 0;
 }
 
+static void agent_rows_init(struct inc_engine *e, size_t a)
+{
+    for (size_t t = 0; t < e->targets.n; t++)
+        *inc_at(e, a, t) = (struct agent_target){
+            .last_probe = INC_NONE, .last_ok = INC_NONE, .ffs = INC_NONE,
+            .state = -1 };
+    for (size_t s = 0; s < e->n_slots; s++)
+        *inc_as(e, a, s) = (struct agent_slot){
+            .last_probe = INC_NONE, .stale_at = INC_NONE,
+            .mask_changed = INC_NONE, .good_since = INC_NONE };
+}
+
 int inc_agent_get(struct inc_engine *e, int64_t id, size_t *out)
 {
-    size_t p;
+    size_t p, a;
 
     if (e->agent_ix_cap) {
         for (p = agent_hash_pos(e, id); e->agent_ix[p] >= 0;
@@ -276,24 +295,81 @@ int inc_agent_get(struct inc_engine *e, int64_t id, size_t *out)
                 return 0;
             }
     }
-    if (agent_reserve(e) < 0)
+    if (e->n_free == 0 && agent_reserve(e) < 0)
         return -ENOMEM;
     if (2 * (e->n_agents + 1) > e->agent_ix_cap &&
         agent_rehash(e, e->agent_ix_cap ? 2 * e->agent_ix_cap : 16) < 0)
         return -ENOMEM;
-    e->agent_id[e->n_agents] = id;
-    for (size_t t = 0; t < e->targets.n; t++)
-        *inc_at(e, e->n_agents, t) = (struct agent_target){
-            .last_probe = INC_NONE, .ffs = INC_NONE, .state = -1 };
-    for (size_t s = 0; s < e->n_slots; s++)
-        *inc_as(e, e->n_agents, s) = (struct agent_slot){
-            .last_probe = INC_NONE, .stale_at = INC_NONE,
-            .mask_changed = INC_NONE };
+    /* A forgotten row first: rows are few, new agents rare. */
+    for (a = 0; e->n_free > 0 && e->agent_id[a] != INC_AGENT_FREE; a++)
+        ;
+    if (e->n_free > 0)
+        e->n_free--;
+    else
+        a = e->n_agents++;
+    e->agent_id[a] = id;
+    agent_rows_init(e, a);
     for (p = agent_hash_pos(e, id); e->agent_ix[p] >= 0;
          p = (p + 1) & (e->agent_ix_cap - 1))
         ;
-    e->agent_ix[p] = (int32_t)e->n_agents;
-    *out = e->n_agents++;
+    e->agent_ix[p] = (int32_t)a;
+    *out = a;
+    return 0;
+}
+
+/* Takes row @a out of the open-addressing index: backward-shift
+ * deletion, so that no tombstone is left and nothing allocates. */
+static void agent_unindex(struct inc_engine *e, size_t a)
+{
+    size_t mask = e->agent_ix_cap - 1, i, j;
+
+    for (i = agent_hash_pos(e, e->agent_id[a]);
+         e->agent_ix[i] != (int32_t)a; i = (i + 1) & mask)
+        ;
+    for (j = i;;) {
+        size_t k;
+
+        j = (j + 1) & mask;
+        if (e->agent_ix[j] < 0)
+            break;
+        k = agent_hash_pos(e, e->agent_id[e->agent_ix[j]]);
+        /* Move j's entry into the hole at i unless its home k lies
+         * cyclically in (i, j]. */
+        if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
+            e->agent_ix[i] = e->agent_ix[j];
+            i = j;
+        }
+    }
+    e->agent_ix[i] = -1;
+}
+
+void inc_agent_forget(struct inc_engine *e, size_t a)
+{
+    for (size_t s = 0; s < e->n_slots; s++)
+        inc_timer_del(e, inc_stale_id(e, a, s));
+    agent_unindex(e, a);
+    e->agent_id[a] = INC_AGENT_FREE;
+    agent_rows_init(e, a);
+    e->n_free++;
+}
+
+/* ---- incidents ------------------------------------------------------- */
+
+int inc_room(struct inc_engine *e, size_t svc)
+{
+    struct svc_rt *sr = &e->svc[svc];
+    size_t cap = sr->cap_inc ? sr->cap_inc : 2;
+    struct inc_record *v;
+
+    if (sr->n_inc + INC_ROOM <= sr->cap_inc)
+        return 0;
+    while (cap < sr->n_inc + INC_ROOM)
+        cap *= 2;
+    v = realloc(sr->inc, cap * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    sr->inc = v;
+    sr->cap_inc = cap;
     return 0;
 }
 
@@ -370,6 +446,7 @@ struct inc_engine *inc_engine_new(const struct topology *topo,
     e->sink = sink;
     e->ctx = ctx;
     e->horizon = INC_NONE;
+    e->keep_closed = -1;
     if (build_index(e) < 0)
         goto err;
     /* Close timers exist before any agent does. */
@@ -380,8 +457,11 @@ struct inc_engine *inc_engine_new(const struct topology *topo,
     e->dirty_list = calloc(n_svc + 1, sizeof(*e->dirty_list));
     if (!e->heap || !e->pos || !e->due || !e->dirty || !e->dirty_list)
         goto err;
-    for (size_t i = 0; i < n_svc; i++)
+    for (size_t i = 0; i < n_svc; i++) {
         e->pos[i] = -1;
+        if (inc_room(e, i) < 0)
+            goto err;
+    }
     return e;
 err:
     inc_engine_free(e);
@@ -454,6 +534,8 @@ struct inc_engine *inc_engine_clone(const struct inc_engine *e)
     c->sink = e->sink;
     c->ctx = e->ctx;
     c->err = e->err;
+    c->need_room = e->need_room;
+    c->keep_closed = e->keep_closed;
     c->targets = e->targets;
     c->answers = e->answers;
     c->gnames = e->gnames;
@@ -477,6 +559,7 @@ struct inc_engine *inc_engine_clone(const struct inc_engine *e)
                           e->agent_ix_cap * sizeof(*e->agent_ix), &bad);
     c->agent_ix_cap = e->agent_ix_cap;
     c->n_agents = e->n_agents;
+    c->n_free = e->n_free;
     c->cap_agents = e->cap_agents;
     c->at = dup_mem(e->at, (e->cap_agents * e->targets.n + 1) *
                            sizeof(*e->at), &bad);

@@ -1,8 +1,8 @@
-/* incident_priv.h -- what the two files of the incident engine share:
+/* incident_priv.h -- what the files of the incident engine share:
  * incident_index.c (the name index built from the topology, per-agent
- * storage, the timer heap, new/free/clone) and incident.c (the derived
- * state, the rules, feeding and queries). Not for anything outside them.
- * See docs/design.md, "Incidents". */
+ * storage, the timer heap, new/free/clone), incident.c (the derived
+ * state, the rules, feeding) and incident_query.c (the queries). Not
+ * for anything outside them. See docs/design.md, "Incidents". */
 #ifndef SEXTANT_INCIDENT_PRIV_H
 #define SEXTANT_INCIDENT_PRIV_H
 
@@ -21,6 +21,20 @@
 /* Times beyond this are refused: a timer (time + a few days at most)
  * can then never overflow. */
 #define INC_MAX_T (INT64_C(1) << 62)
+/* Free incident slots each service has when a step starts: a step opens
+ * one incident per service (two with a close and a reopen at the same
+ * due time), and allocating before the step is what lets -ENOMEM leave
+ * the engine unchanged. */
+#define INC_ROOM 2
+/* An agent all of whose slots have been stale (or silent, without an
+ * interval) this long is forgotten and its rows reused: a restarted agent
+ * comes back as a new store id (a new spool epoch), so without this the
+ * per-agent state grows with every restart (review B3). An hour is far
+ * beyond any gap the quorum waits for (3 intervals); an agent back after
+ * it starts with unknown target states, as a new one would. */
+#define INC_FORGET_MS (3600LL * 1000)
+/* agent_id of a forgotten row, free for the next new agent. */
+#define INC_AGENT_FREE INT64_MIN
 
 enum ref_kind { REF_REGION, REF_GLOBAL, REF_LAG, REF_ANSWER, REF_NAME };
 
@@ -76,6 +90,7 @@ struct slot_rt {
 /* One (agent, target). */
 struct agent_target {
     int64_t last_probe;
+    int64_t last_ok;            /* its last ok probe (first_failure) */
     int64_t ffs;                /* first failure since the last success */
     int state;                  /* 1, 0, -1 unknown */
 };
@@ -94,6 +109,7 @@ struct agent_slot {
     uint8_t stale;
     uint8_t has_set;            /* watch: has an answer set */
     uint8_t good;               /* global: last probe ok, served well */
+    int64_t good_since;         /* global: when good last became 1 */
 };
 
 struct svc_rt {
@@ -101,6 +117,13 @@ struct svc_rt {
     struct inc_record *inc;     /* every incident, in opened order */
     size_t n_inc, cap_inc;
     int open;                   /* index in inc, -1 none */
+    /* The last closed incident's region, its close, and where it sent
+     * traffic (-1 none): a region still down since before that close
+     * opens nothing new, and with no answers mapping anywhere the
+     * promoted region is the one serving (review A2). */
+    int closed_region;
+    int64_t closed_ms;
+    int promoted;
 };
 
 /* inc_engine_clone (incident_index.c) copies every field by name: a new
@@ -109,7 +132,12 @@ struct inc_engine {
     const struct topology *topo;
     inc_sink_fn sink;
     void *ctx;
-    int err;                    /* sticky -ENOMEM from inside a step */
+    int err;                    /* sticky -ENOTRECOVERABLE: memory ran
+                                 * out in the middle of a step */
+    int64_t keep_closed;        /* <0: keep closed incidents forever;
+                                 * else drop those closed longer ago */
+    int need_room;              /* a service has fewer than
+                                 * INC_ROOM free incident slots */
 
     struct ix targets, answers, gnames;
     struct ref *refs;
@@ -126,7 +154,8 @@ struct inc_engine {
     int64_t *agent_id;          /* dense index -> store id */
     int32_t *agent_ix;
     size_t agent_ix_cap;
-    size_t n_agents, cap_agents;
+    size_t n_agents, cap_agents;   /* rows, forgotten ones included */
+    size_t n_free;                  /* forgotten rows */
     struct agent_target *at;    /* n_agents x targets.n */
     struct agent_slot *as;      /* n_agents x n_slots */
 
@@ -158,10 +187,26 @@ int inc_name_eq(const char *a, const char *b, size_t n, int fold);
 /* The dense index of store agent @id, added if new: 0, -ENOMEM (then
  * nothing the engine derives has changed). */
 int inc_agent_get(struct inc_engine *e, int64_t id, size_t *out);
+/* Gives service @svc INC_ROOM free incident slots: 0, -ENOMEM (nothing
+ * changed). */
+int inc_room(struct inc_engine *e, size_t svc);
+/* Forgets agent @a: its rows are reset and free for reuse, its timers
+ * deleted. The caller has taken its part out of the counts. Never
+ * allocates. */
+void inc_agent_forget(struct inc_engine *e, size_t a);
 /* Schedules (or moves) timer @id at @due; never allocates (the heap has
  * room for every id). */
 void inc_timer_set(struct inc_engine *e, uint32_t id, int64_t due);
 void inc_timer_del(struct inc_engine *e, uint32_t id);
+
+/* The open incident of service @svc, NULL none. */
+static inline struct inc_record *inc_open(const struct inc_engine *e,
+                                          size_t svc)
+{
+    const struct svc_rt *sr = &e->svc[svc];
+
+    return sr->open >= 0 ? &sr->inc[sr->open] : NULL;
+}
 
 static inline struct agent_target *inc_at(const struct inc_engine *e,
                                           size_t a, size_t tid)
