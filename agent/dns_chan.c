@@ -1,10 +1,13 @@
 /* dns_chan.c -- c-ares channels and queries on the agent's loop
  * (dns_chan.h). Channels are shared by every query with the same
  * nameserver and timeout and count the queries they hold, abandoned
- * ones included, so a channel outlives every callback into it. Does not
- * read replies (dns_set.c) or know who asked. */
+ * ones included, so a channel outlives every callback into it. Also
+ * reads a "resolver" config value and puts c-ares statuses into words,
+ * for every type that queries. Does not read replies (dns_set.c) or know
+ * who asked. */
 #include "dns_chan.h"
 
+#include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +18,7 @@
 #include <ares.h>
 
 #include "util.h"
+#include "yconf.h"
 
 #define DNS_TRIES           2       /* rounds over the nameservers */
 /* c-ares waits T for the first round and 2T for the second: T is a
@@ -24,6 +28,7 @@
 #define DNS_CHAN_MAX_AGE_US (300LL * 1000000)  /* then resolv.conf is read
                                                   again by a new channel */
 #define DNS_TRUNC_WAIT_MS   10L     /* poll fds the loop had no room for */
+#define DNS_MAX_SERVER      64u     /* "[v6]:port" */
 
 /* One resolver set-up (nameservers, timeout). Sharing it across queries
  * spares each the file reads and allocations of ares_init. */
@@ -314,5 +319,79 @@ void dns_chan_shutdown(void)
     if (dns_lib_ready) {
         ares_library_cleanup();
         dns_lib_ready = 0;
+    }
+}
+
+/* "ip:port", "[v6]:port", or a bare IP for port 53, into the form
+ * ares_set_servers_ports_csv() reads. A name is refused: resolving the
+ * resolver would need a resolver. */
+static int dns_chan_server_parse(const char *s, char **out)
+{
+    char host[INET6_ADDRSTRLEN + 1], ip[INET6_ADDRSTRLEN];
+    char buf[DNS_MAX_SERVER], *dup;
+    unsigned char bin[16];
+    uint16_t port = NS_DEFAULTPORT;
+    int af;
+
+    if (inet_pton(AF_INET, s, bin) == 1) {
+        af = AF_INET;
+    } else if (inet_pton(AF_INET6, s, bin) == 1) {
+        af = AF_INET6;
+    } else {
+        if (util_parse_hostport(s, host, sizeof(host), &port) < 0 ||
+            port == 0)
+            return -EINVAL;
+        af = s[0] == '[' ? AF_INET6 : AF_INET;
+        if (inet_pton(af, host, bin) != 1)
+            return -EINVAL;
+    }
+    if (!inet_ntop(af, bin, ip, sizeof(ip)))
+        return -EINVAL;
+    snprintf(buf, sizeof(buf), af == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
+             (unsigned)port);
+    dup = strdup(buf);
+    if (!dup)
+        return -ENOMEM;
+    *out = dup;
+    return 0;
+}
+
+int dns_chan_parse_resolver(struct yconf *yc, yaml_node_t *m,
+                            const char *ctx, char **out)
+{
+    char *s = NULL;
+    int rc = yconf_str(yc, m, ctx, "resolver", 0, &s);
+
+    if (rc)
+        return rc;
+    rc = dns_chan_server_parse(s, out);
+    if (rc == -ENOMEM)
+        rc = yconf_fail(yc, m, ctx, "resolver", "out of memory");
+    else if (rc < 0)
+        rc = yconf_fail(yc, yconf_find(yc, m, "resolver"), ctx, "resolver",
+                        "expected an IP address and port, as 127.0.0.1:53 "
+                        "or [::1]:53, got \"%s\"", s);
+    free(s);
+    return rc;
+}
+
+const char *dns_chan_status_text(int status, int custom)
+{
+    switch (status) {
+    case ARES_ENOTFOUND:    return "NXDOMAIN";
+    case ARES_ENODATA:      return "no such record";
+    case ARES_ETIMEOUT:     return "timeout";
+    case ARES_ESERVFAIL:    return "SERVFAIL";
+    case ARES_EREFUSED:     return "REFUSED";
+    case ARES_EFORMERR:     return "FORMERR";
+    case ARES_ENOTIMP:      return "NOTIMP";
+    case ARES_ECONNREFUSED: return custom ? "connection refused"
+                                          : "no nameserver would answer "
+                                            "(refused or failed)";
+    case ARES_EBADRESP:     return "malformed reply";
+    case ARES_ENOMEM:       return "out of memory";
+    case ARES_EDESTRUCTION:
+    case ARES_ECANCELLED:   return "resolver shut down";
+    default:                return ares_strerror(status);
     }
 }

@@ -16,6 +16,10 @@
 
 #include <curl/curl.h>
 
+#include <yaml.h>
+
+struct yconf;
+
 struct dns_chan_query;              /* one query in flight; ours */
 
 /* A query ended: @status is an ARES_ status (ARES_SUCCESS with the reply
@@ -54,6 +58,20 @@ void dns_chan_abandon(struct dns_chan_query *q);
 size_t dns_chan_poll_fds(struct curl_waitfd *fds, size_t max);
 long dns_chan_poll_timeout_ms(void);
 void dns_chan_process(void);
+
+/* Reads the config key "resolver" of mapping @m (path @ctx), if there, into
+ * *out (caller frees): "ip:port", "[v6]:port" or a bare IP for port 53,
+ * written as dns_chan_query() takes it. No name: resolving the resolver
+ * would need a resolver. 0, > 0 when the key is absent (as yconf_str), or
+ * -EINVAL with yconf's one-line error. */
+int dns_chan_parse_resolver(struct yconf *yc, yaml_node_t *m,
+                            const char *ctx, char **out);
+
+/* A failed query's ARES_ @status in words ("NXDOMAIN", "timeout", ...;
+ * static). @custom: the query went to a configured resolver, so
+ * ECONNREFUSED can only be its port; with the system's nameservers it is
+ * also c-ares's word for "every nameserver said SERVFAIL or REFUSED". */
+const char *dns_chan_status_text(int status, int custom);
 
 /* Destroys every channel, calling back the queries still in flight with
  * ARES_EDESTRUCTION, and cleans c-ares up. For tests and a clean exit; a

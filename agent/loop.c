@@ -130,6 +130,16 @@ void loop_free(struct loop *lp)
     free(lp);
 }
 
+/* /metrics shows each target's health by its index here: the targets in
+ * use now, with the health they start with (kept across a reload). */
+static void loop_publish_targets(const struct loop *lp)
+{
+    metrics_targets_begin(lp->n_targets);
+    for (size_t i = 0; i < lp->n_targets; i++)
+        metrics_target_set(i, lp->targets[i].t->name, lp->targets[i].t->type,
+                           lp->targets[i].health.state);
+}
+
 int loop_new(const struct agent_config *cfg, struct spool *sp,
              struct loop **out)
 {
@@ -180,6 +190,7 @@ int loop_new(const struct agent_config *cfg, struct spool *sp,
             goto err;
         }
     }
+    loop_publish_targets(lp);
     *out = lp;
     return 0;
 err:
@@ -325,6 +336,8 @@ static void loop_record(struct loop *lp, struct loop_target *lt,
     }
     probe_result_clear(res);
     loop_health(lp, lt, start_unix_ms, res);
+    /* After the verdict: the gauge follows the state machine. */
+    metrics_target_health((size_t)(lt - lp->targets), lt->health.state);
 }
 
 /* First runs: each target's first run is spread over its interval by its
@@ -778,6 +791,7 @@ static int loop_swap_targets(struct loop *lp, const struct agent_config *ncfg,
     lp->targets = nt;
     lp->n_targets = ncfg->n_targets;
     lp->next_due_us = now_us;       /* rescan the schedule */
+    loop_publish_targets(lp);
     snprintf(detail, len, "%zu targets kept; added: %s; removed: %s; "
              "changed: %s", kept, added[0] ? added : "none",
              removed[0] ? removed : "none", changed[0] ? changed : "none");

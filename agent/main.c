@@ -37,7 +37,8 @@ static const char agent_usage[] =
     "  -h, --help         show this help\n"
     "  -V, --version      show the version\n"
     "\n"
-    "event appends failover or manual events to the spool of FILE's agent\n"
+    "event appends operator events (failover, manual, deploy, ...) to the\n"
+    "spool of FILE's agent\n"
     "(see sextant-agent event --help).\n"
     "\n"
     "Env NODE_NAME overrides the config's node (Kubernetes downward API).\n"
@@ -46,17 +47,24 @@ static const char agent_usage[] =
 
 static const char agent_event_usage[] =
     "usage: sextant-agent event --config FILE --kind KIND [--from REGION]\n"
-    "                           [--to REGION] [--text TEXT] [--count N]\n"
+    "                           [--to REGION] [--service NAME] [--text TEXT]\n"
+    "                           [--count N]\n"
     "\n"
-    "Appends a failover or manual event (a promotion, a deploy, a drill)\n"
-    "to the spool of FILE's agent, safely while it runs; the agent ships\n"
-    "it with everything else. Prints \"recorded KIND event, seq S\" for\n"
-    "each event recorded.\n"
+    "Appends an operator event (a promotion, a deploy, a drill) to the\n"
+    "spool of FILE's agent, safely while it runs; the agent ships it with\n"
+    "everything else. Kinds failover and manual are stored as failovers\n"
+    "and take part in incidents; every other kind is a marker on the\n"
+    "timeline. Prints \"recorded KIND event, seq S\" for each event\n"
+    "recorded.\n"
     "\n"
     "  -c, --config FILE  the agent's configuration (YAML)\n"
     "  -k, --kind KIND    failover, manual, deploy, drill or a word of yours\n"
     "  -f, --from REGION  the region traffic moves away from\n"
     "  -t, --to REGION    the region traffic moves to\n"
+    "  -s, --service NAME the service (as the collector's services: name\n"
+    "                     it) the failover is for: the incident engine\n"
+    "                     ties it to that service only; without it, to\n"
+    "                     every service with a region it names\n"
     "  -x, --text TEXT    free text\n"
     "  -n, --count N      append N events (1 to 1000000), one after the\n"
     "                     other; event i gets the text TEXT-i (just i when\n"
@@ -161,6 +169,7 @@ static int agent_event(int argc, char **argv)
         { "kind", required_argument, NULL, 'k' },
         { "from", required_argument, NULL, 'f' },
         { "to", required_argument, NULL, 't' },
+        { "service", required_argument, NULL, 's' },
         { "text", required_argument, NULL, 'x' },
         { "count", required_argument, NULL, 'n' },
         { "help", no_argument, NULL, 'h' },
@@ -169,6 +178,7 @@ static int agent_event(int argc, char **argv)
     Sextant__V1__Event ev = SEXTANT__V1__EVENT__INIT;
     Sextant__V1__Failover fo = SEXTANT__V1__FAILOVER__INIT;
     const char *path = NULL, *kind = NULL, *from = "", *to = "", *text = "";
+    const char *service = "";
     const char *count_arg = NULL;
     char buf[WIRE_MAX_TEXT + 32];   /* TEXT-i; checked against the bound */
     struct agent_config cfg = { 0 };
@@ -180,7 +190,7 @@ static int agent_event(int argc, char **argv)
 
     optind = 1;
     for (;;) {
-        int c = getopt_long(argc, argv, "c:k:f:t:x:n:h", opts, NULL);
+        int c = getopt_long(argc, argv, "c:k:f:t:s:x:n:h", opts, NULL);
 
         if (c == -1)
             break;
@@ -189,6 +199,7 @@ static int agent_event(int argc, char **argv)
         case 'k': kind = optarg; break;
         case 'f': from = optarg; break;
         case 't': to = optarg; break;
+        case 's': service = optarg; break;
         case 'x': text = optarg; break;
         case 'n': count_arg = optarg; break;
         case 'h':
@@ -215,10 +226,11 @@ static int agent_event(int argc, char **argv)
     text_len = count_arg ? agent_event_text(text, count, buf, sizeof(buf))
                          : strlen(text);
     if (!kind[0] || strlen(kind) > WIRE_MAX_STR || strlen(from) > WIRE_MAX_STR
-        || strlen(to) > WIRE_MAX_STR || text_len > WIRE_MAX_TEXT) {
+        || strlen(to) > WIRE_MAX_STR || strlen(service) > WIRE_MAX_STR ||
+        text_len > WIRE_MAX_TEXT) {
         fprintf(stderr, "sextant-agent event: --kind must not be empty; "
-                "regions at most %u bytes, text (with --count's -N) at most "
-                "%u\n", WIRE_MAX_STR, WIRE_MAX_TEXT);
+                "regions and service at most %u bytes, text (with "
+                "--count's -N) at most %u\n", WIRE_MAX_STR, WIRE_MAX_TEXT);
         return AGENT_EXIT_USAGE;
     }
     if (agent_config_load(path, &cfg, err, sizeof(err)) < 0) {
@@ -228,6 +240,7 @@ static int agent_event(int argc, char **argv)
     fo.kind = (char *)kind;
     fo.from_region = (char *)from;
     fo.to_region = (char *)to;
+    fo.service = (char *)service;
     fo.text = count_arg ? buf : (char *)text;
     ev.kind_case = SEXTANT__V1__EVENT__KIND_FAILOVER;
     ev.failover = &fo;

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -89,6 +90,18 @@ static struct {
     .offset_ms = METRICS_ABSENT,
 };
 
+/* The targets' names, guarded by their lock (see metrics.h); the states
+ * are atomics the loop stores without it. */
+static struct {
+    pthread_mutex_t lock;
+    size_t n;                               /* shown: <= METRICS_MAX_TARGETS */
+    char name[METRICS_MAX_TARGETS][METRICS_MAX_LABEL];
+    unsigned char type[METRICS_MAX_TARGETS];    /* enum probe_type */
+    atomic_int state[METRICS_MAX_TARGETS];      /* enum health_state */
+} metrics_targets = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
 #define M_ADD(field, n) \
     atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
 #define M_SET(field, v) \
@@ -130,6 +143,42 @@ void metrics_reset(void)
     metrics.received_ms = 0;
     metrics.depth_at_us = 0;
     metrics.depth_failing = 0;
+    metrics_targets_begin(0);
+}
+
+void metrics_targets_begin(size_t n)
+{
+    if (n > METRICS_MAX_TARGETS) {
+        log_msg(LOGL_WARN, "metrics", "%zu targets: /metrics shows the "
+                "health of the first %u", n, METRICS_MAX_TARGETS);
+        n = METRICS_MAX_TARGETS;
+    }
+    pthread_mutex_lock(&metrics_targets.lock);
+    for (size_t i = 0; i < n; i++) {
+        metrics_targets.name[i][0] = '\0';     /* not shown until set */
+        M_SET(metrics_targets.state[i], HEALTH_UNKNOWN);
+    }
+    metrics_targets.n = n;
+    pthread_mutex_unlock(&metrics_targets.lock);
+}
+
+void metrics_target_set(size_t idx, const char *name, enum probe_type type,
+                        enum health_state state)
+{
+    pthread_mutex_lock(&metrics_targets.lock);
+    if (idx < metrics_targets.n) {
+        snprintf(metrics_targets.name[idx], sizeof(metrics_targets.name[idx]),
+                 "%s", name);
+        metrics_targets.type[idx] = (unsigned char)type;
+        M_SET(metrics_targets.state[idx], state);
+    }
+    pthread_mutex_unlock(&metrics_targets.lock);
+}
+
+void metrics_target_health(size_t idx, enum health_state state)
+{
+    if (idx < METRICS_MAX_TARGETS)
+        M_SET(metrics_targets.state[idx], state);
 }
 
 void metrics_probe_done(enum probe_type type, int ok, uint64_t total_us)
@@ -372,6 +421,33 @@ static void metrics_histogram(struct metrics_out *o, const char *name)
     }
 }
 
+/* One line per target whose health is known: 1 healthy, 0 unhealthy.
+ * Unknown (new, or reset by a reload) is no line, as "never acked" is for
+ * the ack age: absent, not a value that reads as a verdict. */
+static void metrics_target_lines(struct metrics_out *o)
+{
+    static const char name[] = "sextant_agent_target_healthy";
+
+    metrics_family(o, name, "gauge", "Health of each target as the agent "
+                   "judges it (healthy_after / unhealthy_after results in "
+                   "a row): 1 healthy, 0 unhealthy; absent while unknown.");
+    pthread_mutex_lock(&metrics_targets.lock);
+    for (size_t i = 0; i < metrics_targets.n; i++) {
+        int st = M_GET(metrics_targets.state[i]);
+        const struct probe_ops *ops;
+
+        if (!metrics_targets.name[i][0] || st == HEALTH_UNKNOWN)
+            continue;
+        ops = probe_ops_find((enum probe_type)metrics_targets.type[i]);
+        metrics_put(o, "%s{target=\"", name);
+        metrics_label(o, metrics_targets.name[i]);
+        metrics_put(o, "\",type=\"");
+        metrics_label(o, ops ? ops->name : "unknown");
+        metrics_put(o, "\"} %d\n", st == HEALTH_HEALTHY);
+    }
+    pthread_mutex_unlock(&metrics_targets.lock);
+}
+
 /* Seconds from a signed count of @unit_per_s units, exactly, as text. */
 static void metrics_seconds(struct metrics_out *o, const char *name,
                             int64_t v, int64_t unit_per_s, int digits)
@@ -402,6 +478,8 @@ int metrics_render(char *buf, size_t cap, int64_t now_us, size_t *len)
                    "Targets in the configuration in use.");
     metrics_put(&o, "sextant_agent_targets %" PRIu64 "\n",
                 (uint64_t)M_GET(metrics.targets));
+
+    metrics_target_lines(&o);
 
     metrics_family(&o, "sextant_agent_probes_total", "counter",
                    "Probe runs finished, by probe type.");

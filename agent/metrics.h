@@ -5,7 +5,10 @@
  *
  * Threads: every value is a C11 atomic, so an update is a few relaxed
  * atomic adds or stores: no lock, no allocation, nothing that could stall
- * the loop while a scrape renders. A render is therefore not one snapshot:
+ * the loop while a scrape renders. One exception: the names of the
+ * targets, set at start and at each reload, are guarded by a mutex that a
+ * render holds while it writes the per-target lines; a result's health
+ * update is still one atomic store. A render is therefore not one snapshot:
  * a counter may move between two lines, which Prometheus tolerates. A
  * histogram's +Inf bucket and _count are derived from the very bucket
  * values it printed, so each histogram line set stays consistent.
@@ -18,11 +21,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "health.h"
 #include "probe.h"
 
 struct spool;
 
-#define METRICS_RENDER_MAX   (32u << 10)    /* bytes of one /metrics page */
+/* Targets whose health /metrics shows, in the config's order (more are
+ * probed as usual, not shown), and the most one's line can take: the
+ * name (AGENT_CONFIG_MAX_NAME bytes) escaped at worst to twice that. */
+#define METRICS_MAX_TARGETS  1024u
+#define METRICS_TARGET_LINE  640u
+/* Bytes of one /metrics page: 32 KiB for the agent's own metrics, and a
+ * line per target. */
+#define METRICS_RENDER_MAX   ((32u << 10) + \
+                              METRICS_MAX_TARGETS * METRICS_TARGET_LINE)
 #define METRICS_DEPTH_US     1000000LL      /* spool depth read this often */
 #define METRICS_MAX_COLLECTORS 8u           /* = AGENT_CONFIG_MAX_COLLECTORS */
 #define METRICS_MAX_LABEL    256u           /* bytes of a collector label */
@@ -63,6 +75,16 @@ void metrics_batch_rejected(int status);
 void metrics_collectors_set(const char *const *labels, size_t n);
 void metrics_collector_shipped(unsigned idx);
 void metrics_collector_failures(unsigned idx, unsigned in_a_row);
+
+/* Loop thread: the targets in use, at start and after each reload: first
+ * metrics_targets_begin() with their count, then each one's name (copied),
+ * type and health by its index in the loop's order, the index a result's
+ * metrics_target_health() gives. */
+void metrics_targets_begin(size_t n);
+void metrics_target_set(size_t idx, const char *name, enum probe_type type,
+                        enum health_state state);
+/* Loop thread: target @idx's health after a result (one atomic store). */
+void metrics_target_health(size_t idx, enum health_state state);
 
 /* Loop thread: the end of one turn at @now_us (util_mono_us()). Beats the
  * heartbeat, moves STARTING to RUNNING, records the target count and, at

@@ -143,6 +143,10 @@ int probe_curl_start(const struct probe_curl_type *ty,
         *out = &cr->base;
         return rc;
     }
+    if (rc == PROBE_CURL_HOLD) {
+        *out = &cr->base;
+        return rc;
+    }
     if (rc < 0)
         goto err;
     if (curl_multi_add_handle(multi, cr->easy) != CURLM_OK) {

@@ -35,6 +35,9 @@
 /* probe_curl_start()'s answer for a run the type ended before any
  * transfer (see setup below). */
 #define PROBE_CURL_EARLY 1
+/* ... and for a run whose transfer the type adds to the multi handle
+ * itself, later (the HTTP probe, once its own DNS lookup answered). */
+#define PROBE_CURL_HOLD 2
 
 /* The options every transfer of the agent sets, probe or shipment. */
 struct probe_curl_common {
@@ -91,8 +94,10 @@ struct probe_curl_type {
     curl_write_callback write;
     /* The type's own options on cr->easy, after the common ones. 0, or
      * PROBE_CURL_EARLY: the run failed before any transfer and the type
-     * reports it itself (cr->errbuf says why), or -errno: the start
-     * fails. Whatever it allocated into the run is freed by free_run,
+     * reports it itself (cr->errbuf says why), PROBE_CURL_HOLD: the handle
+     * is set but stays out of the multi handle until the type adds it
+     * (and the type's cancel must not remove what was never added), or
+     * -errno: the start fails. Whatever it allocated into the run is freed by free_run,
      * in every case. */
     int (*setup)(struct probe_curl_run *cr);
     /* Frees what the type's part of the run owns; not the easy handle,
@@ -104,7 +109,8 @@ struct probe_curl_type {
  * @ty: allocates the run (zeroed), creates its easy handle, sets the
  * common options, calls @ty->setup and adds the handle to @multi. 0 with
  * *out the run (its base) in @multi; PROBE_CURL_EARLY with *out a run outside
- * @multi and without an easy handle; or -ENOMEM / -EINVAL / -EIO / what
+ * @multi and without an easy handle; PROBE_CURL_HOLD with *out a run
+ * outside @multi, with its handle; or -ENOMEM / -EINVAL / -EIO / what
  * setup returned, with everything freed once and nothing in @multi. */
 int probe_curl_start(const struct probe_curl_type *ty,
                      const struct agent_target *t, CURLM *multi,

@@ -1,14 +1,11 @@
 /* probe_dns.c -- the DNS answer watch (probe_dns.h has the config keys and
- * the verdict): its config, its runs (queries through dns_chan.c, the
- * replies read into answer sets by dns_set.c), the verdict, and change
- * detection against the answer set kept in the target's state slot. Does
- * not follow the answer (the HTTP probe resolves on its own), cache
- * answers, or apply search domains.
- *
- * Lifetimes, since c-ares has no per-query cancel: a run owns up to two
- * queries (A and AAAA for "ANY"); a run that ends before them (timed out,
- * cancelled) abandons them, and dns_chan.c lets them end without calling
- * back into the freed run. */
+ * the verdict): its config, its runs (one lookup of dns_lookup.c each:
+ * up to two queries, A and AAAA for "ANY", their replies merged into one
+ * answer set), the verdict, and change detection against the answer set
+ * kept in the target's state slot. Does not follow the answer (the HTTP
+ * probe resolves on its own, http_resolve.c), cache answers, or apply
+ * search domains. A run that ends before its queries (timed out,
+ * cancelled) abandons them (dns_lookup_release). */
 #include "probe_dns.h"
 
 #include <arpa/inet.h>
@@ -23,16 +20,14 @@
 
 #include "config.h"
 #include "dns_chan.h"
+#include "dns_lookup.h"
 #include "dns_set.h"
 #include "log.h"
 #include "util.h"
 
 #define DNS_MAX_NAME        253u    /* RFC 1035, without the root dot */
 #define DNS_MAX_LABEL       63u
-#define DNS_MAX_SERVER      64u     /* "[v6]:port" */
 #define DNS_SET_TEXT        512u    /* answer sets in logs and errors */
-#define DNS_MAX_QUERIES     2u      /* a run's: A and AAAA for "ANY" */
-#define DNS_SETUP_ERR       96u     /* why a run could not query at all */
 
 enum dns_record { DNS_REC_A, DNS_REC_AAAA, DNS_REC_CNAME, DNS_REC_ANY };
 
@@ -54,30 +49,13 @@ struct dns_state {
     int have;                   /* last is a baseline (a run got answers) */
 };
 
-struct dns_run;
-
-/* What a query's callback gets: its run and which query it is. */
-struct dns_slot {
-    struct dns_run *run;
-    unsigned idx;               /* in run->q */
-};
-
 struct dns_run {
     struct probe_run base;          /* first: the loop only sees this */
     struct dns_run *prev, *next;    /* dns_runs */
     const struct agent_target *t;   /* borrowed until delivered/cancelled */
     struct dns_state *st;           /* the target's slot; NULL: none kept */
-    /* In flight; NULL once called back. */
-    struct dns_chan_query *q[DNS_MAX_QUERIES];
-    struct dns_slot slot[DNS_MAX_QUERIES];      /* the callbacks' args */
-    int status[DNS_MAX_QUERIES];    /* ARES_ status of each answered one */
-    int qtype[DNS_MAX_QUERIES];
-    size_t n_queries;
-    size_t pending;                 /* queries not called back yet */
-    struct dns_set got;             /* records of the replies so far */
-    int64_t start_us, deadline_us;  /* monotonic */
-    int64_t end_us;                 /* last reply; 0 while pending */
-    char setup_err[DNS_SETUP_ERR];  /* could not query at all: why */
+    /* Its queries; every reply's records merged into lk.got[0]. */
+    struct dns_lookup lk;
 };
 
 /* Module state: belongs to the loop's thread. */
@@ -151,40 +129,6 @@ static int dns_canon(const char *s, char **out)
     return 0;
 }
 
-/* "ip:port", "[v6]:port", or a bare IP for port 53, into the form
- * ares_set_servers_ports_csv() reads. A name is refused: resolving the
- * resolver would need a resolver. */
-static int dns_server_parse(const char *s, char **out)
-{
-    char host[INET6_ADDRSTRLEN + 1], ip[INET6_ADDRSTRLEN];
-    char buf[DNS_MAX_SERVER], *dup;
-    unsigned char bin[16];
-    uint16_t port = NS_DEFAULTPORT;
-    int af;
-
-    if (inet_pton(AF_INET, s, bin) == 1) {
-        af = AF_INET;
-    } else if (inet_pton(AF_INET6, s, bin) == 1) {
-        af = AF_INET6;
-    } else {
-        if (util_parse_hostport(s, host, sizeof(host), &port) < 0 ||
-            port == 0)
-            return -EINVAL;
-        af = s[0] == '[' ? AF_INET6 : AF_INET;
-        if (inet_pton(af, host, bin) != 1)
-            return -EINVAL;
-    }
-    if (!inet_ntop(af, bin, ip, sizeof(ip)))
-        return -EINVAL;
-    snprintf(buf, sizeof(buf), af == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
-             (unsigned)port);
-    dup = strdup(buf);
-    if (!dup)
-        return -ENOMEM;
-    *out = dup;
-    return 0;
-}
-
 static void dns_opts_free(void *p)
 {
     struct dns_opts *o = p;
@@ -239,26 +183,6 @@ static int dns_parse_record(struct yconf *yc, yaml_node_t *m,
     return rc;
 }
 
-static int dns_parse_resolver(struct yconf *yc, yaml_node_t *m,
-                              const char *ctx, struct dns_opts *o)
-{
-    char *s = NULL;
-    int rc = yconf_str(yc, m, ctx, "resolver", 0, &s);
-
-    if (rc)
-        return rc;
-    rc = dns_server_parse(s, &o->server);
-    if (rc == -ENOMEM)
-        rc = yconf_fail(yc, m, ctx, "resolver", "out of memory");
-    else if (rc < 0)
-        rc = yconf_fail(yc, yconf_find(yc, m, "resolver"), ctx, "resolver",
-                        "expected an IP address and port, as 127.0.0.1:53 "
-                        "or [::1]:53, got \"%s\"", s);
-    free(s);
-    return rc;
-}
-
-/* "expect": one answer, or a list of them. */
 static int dns_parse_expect(struct yconf *yc, yaml_node_t *m,
                             const char *ctx, struct dns_opts *o)
 {
@@ -319,7 +243,7 @@ static int dns_parse(struct yconf *yc, yaml_node_t *m, const char *ctx,
     if (rc >= 0)
         rc = dns_parse_record(yc, m, ctx, o);
     if (rc >= 0)
-        rc = dns_parse_resolver(yc, m, ctx, o);
+        rc = dns_chan_parse_resolver(yc, m, ctx, &o->server);
     if (rc >= 0)
         rc = dns_parse_expect(yc, m, ctx, o);
     if (rc < 0) {
@@ -368,26 +292,8 @@ static void dns_unlink(struct dns_run *r)
 /* Frees @r, abandoning the queries still in flight. */
 static void dns_run_free(struct dns_run *r)
 {
-    for (size_t i = 0; i < DNS_MAX_QUERIES; i++)
-        dns_chan_abandon(r->q[i]);
-    dns_set_free(&r->got);
+    dns_lookup_release(&r->lk);
     free(r);
-}
-
-/* One query of a run ended (dns_chan_answer_fn): its records join the
- * run's; the run is delivered by poll_process() once none is pending. */
-static void dns_on_answer(void *arg, int status, const unsigned char *abuf,
-                          int alen)
-{
-    struct dns_slot *s = arg;
-    struct dns_run *r = s->run;
-
-    r->q[s->idx] = NULL;            /* gone when we return */
-    if (status == ARES_SUCCESS)
-        status = dns_set_read_reply(&r->got, r->qtype[s->idx], abuf, alen);
-    r->status[s->idx] = status;
-    if (--r->pending == 0)
-        r->end_us = util_mono_us();
 }
 
 static size_t dns_qtypes(enum dns_record rec, int *types)
@@ -410,47 +316,13 @@ static size_t dns_qtypes(enum dns_record rec, int *types)
     }
 }
 
-/* Sends @r's queries. -ENOMEM, or 0 with the run either in flight or
- * failed at set-up (setup_err says why; delivered by the next
- * poll_process()): not the loop's error, the target's. */
-static int dns_send(struct dns_run *r, const struct dns_opts *o)
-{
-    int rc = 0;
-
-    /* pending first: a query may be called back before dns_chan_query()
-     * returns (a send that fails at once), and the callback only marks
-     * the run, which poll_process() delivers, so the loop never sees a
-     * result before start() returns. */
-    r->pending = r->n_queries;
-    for (size_t i = 0; i < r->n_queries && rc == 0; i++) {
-        r->slot[i].run = r;
-        r->slot[i].idx = (unsigned)i;
-        rc = dns_chan_query(o->server, r->t->timeout_ms, o->query,
-                            r->qtype[i], dns_on_answer, &r->slot[i], &r->q[i],
-                            r->setup_err, sizeof(r->setup_err));
-    }
-    if (rc == 0)
-        return 0;
-    /* None or only some went out: the run ends here, without them. */
-    for (size_t i = 0; i < DNS_MAX_QUERIES; i++) {
-        dns_chan_abandon(r->q[i]);
-        r->q[i] = NULL;
-    }
-    r->pending = 0;
-    r->end_us = r->start_us;
-    if (rc == -ENOMEM)
-        return rc;
-    if (!r->setup_err[0])
-        snprintf(r->setup_err, sizeof(r->setup_err), "resolver set-up: %s",
-                 strerror(-rc));
-    return 0;
-}
-
 static int dns_start(const struct agent_target *t, void **state,
                      CURLM *multi, struct probe_run **out)
 {
     const struct dns_opts *o = t->opts;
+    int qtypes[DNS_LOOKUP_MAX];
     struct dns_run *r;
+    size_t n;
 
     (void)multi;                    /* c-ares, not curl */
     if (!o)
@@ -468,10 +340,11 @@ static int dns_start(const struct agent_target *t, void **state,
             goto nomem;
         r->st = *state;
     }
-    r->start_us = util_mono_us();
-    r->deadline_us = r->start_us + t->timeout_ms * 1000;
-    r->n_queries = dns_qtypes(o->record, r->qtype);
-    if (dns_send(r, o) < 0)
+    /* A set-up failure is the target's, not the loop's: the run ends at
+     * once and poll_process() delivers it. */
+    n = dns_qtypes(o->record, qtypes);
+    if (dns_lookup_send(&r->lk, o->server, t->timeout_ms, o->query, qtypes,
+                        n, 1) < 0)
         goto nomem;
     dns_link(r);
     *out = &r->base;
@@ -501,29 +374,6 @@ static void dns_state_free(void *p)
 }
 
 /* ---- verdict and change events ---- */
-
-/* @custom: the run asked a configured resolver, so ECONNREFUSED can only
- * be the port; with the system's nameservers it is also c-ares's word for
- * "every nameserver said SERVFAIL or REFUSED". */
-static const char *dns_status_text(int status, int custom)
-{
-    switch (status) {
-    case ARES_ENOTFOUND:    return "NXDOMAIN";
-    case ARES_ETIMEOUT:     return "timeout";
-    case ARES_ESERVFAIL:    return "SERVFAIL";
-    case ARES_EREFUSED:     return "REFUSED";
-    case ARES_EFORMERR:     return "FORMERR";
-    case ARES_ENOTIMP:      return "NOTIMP";
-    case ARES_ECONNREFUSED: return custom ? "connection refused"
-                                          : "no nameserver would answer "
-                                            "(refused or failed)";
-    case ARES_EBADRESP:     return "malformed reply";
-    case ARES_ENOMEM:       return "out of memory";
-    case ARES_EDESTRUCTION:
-    case ARES_ECANCELLED:   return "resolver shut down";
-    default:                return ares_strerror(status);
-    }
-}
 
 static int dns_wanted(enum dns_record rec, int type)
 {
@@ -623,15 +473,15 @@ static void dns_track(struct dns_run *r, struct probe_result *res)
 
     /* Every run that got answers carries them, so the collector knows
      * what the name serves without waiting for a change. */
-    if (dns_answers_pb(&r->got, &res->answers, &res->n_answers) < 0)
+    if (dns_answers_pb(&r->lk.got[0], &res->answers, &res->n_answers) < 0)
         log_msg(LOGL_WARN, "dns", "%s: answers not recorded: out of memory",
                 r->t->name);
     if (!st)
         return;
-    if (st->have && !dns_set_same(&st->last, &r->got)) {
+    if (st->have && !dns_set_same(&st->last, &r->lk.got[0])) {
         char was[DNS_SET_TEXT], now[DNS_SET_TEXT];
         Sextant__V1__Event *ev = dns_change_event(r->t->name, o->query,
-                                                  &st->last, &r->got);
+                                                  &st->last, &r->lk.got[0]);
 
         /* Without the event the baseline stays, so the next run that
          * sees the new answers reports the change instead. */
@@ -641,13 +491,13 @@ static void dns_track(struct dns_run *r, struct probe_result *res)
             return;
         }
         dns_set_text(&st->last, 0, was, sizeof(was));
-        dns_set_text(&r->got, 0, now, sizeof(now));
+        dns_set_text(&r->lk.got[0], 0, now, sizeof(now));
         log_msg(LOGL_INFO, "dns", "%s: %s changed: [%s] -> [%s]", r->t->name,
                 o->query, was, now);
     }
     dns_set_free(&st->last);
-    st->last = r->got;
-    memset(&r->got, 0, sizeof(r->got));
+    st->last = r->lk.got[0];
+    memset(&r->lk.got[0], 0, sizeof(r->lk.got[0]));
     st->have = 1;
 }
 
@@ -655,41 +505,40 @@ static void dns_track(struct dns_run *r, struct probe_result *res)
 static void dns_verdict(struct dns_run *r, struct probe_result *res)
 {
     const struct dns_opts *o = r->t->opts;
-    size_t wanted = 0, bad = r->n_queries;
+    const struct dns_lookup *l = &r->lk;
+    size_t wanted = 0, bad = dns_lookup_failed(l);
     char list[PROBE_ERR_LEN - 24];  /* fits after "answer not expected: " */
 
-    dns_set_canon(&r->got);
+    dns_set_canon(&r->lk.got[0]);
     /* NODATA for one half of "ANY" is fine (an IPv4-only name); any other
      * error fails the run, so a half answer never looks like a change. */
-    for (size_t i = 0; i < r->n_queries && bad == r->n_queries; i++)
-        if (r->status[i] != ARES_SUCCESS && r->status[i] != ARES_ENODATA)
-            bad = i;
-    if (bad < r->n_queries && r->status[bad] == ARES_ETIMEOUT) {
+    if (bad < l->n && l->status[bad] == ARES_ETIMEOUT) {
         /* c-ares's own timeout, a hair before ours: the same failure. */
         snprintf(res->error, sizeof(res->error), "timeout after %lld ms",
                  r->t->timeout_ms);
         return;
     }
-    if (bad < r->n_queries) {
-        const char *why = dns_status_text(r->status[bad], o->server != NULL);
+    if (bad < l->n) {
+        const char *why = dns_chan_status_text(l->status[bad],
+                                               o->server != NULL);
 
-        if (r->n_queries > 1)
+        if (l->n > 1)
             snprintf(res->error, sizeof(res->error), "%s: %s",
-                     dns_set_type_name(r->qtype[bad]), why);
+                     dns_set_type_name(l->qtype[bad]), why);
         else
             snprintf(res->error, sizeof(res->error), "%s", why);
         return;
     }
-    for (size_t i = 0; i < r->got.n; i++)
-        wanted += (size_t)dns_wanted(o->record, r->got.a[i].type);
+    for (size_t i = 0; i < r->lk.got[0].n; i++)
+        wanted += (size_t)dns_wanted(o->record, r->lk.got[0].a[i].type);
     if (wanted == 0) {
         snprintf(res->error, sizeof(res->error), "no %s records (NODATA)",
                  o->record == DNS_REC_ANY ? "A or AAAA"
                                           : dns_record_names[o->record]);
         return;
     }
-    if (o->n_expect > 0 && !dns_expect_met(o, &r->got)) {
-        dns_set_text(&r->got, 0, list, sizeof(list));
+    if (o->n_expect > 0 && !dns_expect_met(o, &r->lk.got[0])) {
+        dns_set_text(&r->lk.got[0], 0, list, sizeof(list));
         snprintf(res->error, sizeof(res->error), "answer not expected: %s",
                  list);
     } else {
@@ -711,23 +560,16 @@ static void dns_printable(char *s)
 static void dns_complete(struct dns_run *r, int64_t now_us,
                          struct probe_result *res)
 {
-    int64_t end = r->end_us;
-
     memset(res, 0, sizeof(*res));
-    if (r->setup_err[0]) {
-        snprintf(res->error, sizeof(res->error), "%s", r->setup_err);
-    } else if (r->pending > 0 || r->end_us > r->deadline_us) {
+    if (r->lk.setup_err[0])
+        snprintf(res->error, sizeof(res->error), "%s", r->lk.setup_err);
+    else if (dns_lookup_late(&r->lk))
         snprintf(res->error, sizeof(res->error), "timeout after %lld ms",
                  r->t->timeout_ms);
-        if (r->pending > 0)
-            end = now_us;
-    } else {
+    else
         dns_verdict(r, res);
-    }
     dns_printable(res->error);
-    if (end < r->start_us)
-        end = r->start_us;
-    res->t.dns_us = (uint64_t)(end - r->start_us);
+    res->t.dns_us = dns_lookup_us(&r->lk, now_us);
     res->t.total_us = res->t.dns_us;
 }
 
@@ -740,10 +582,9 @@ static long dns_poll_timeout_ms(void)
     long w = -1, c;
 
     for (struct dns_run *r = dns_runs; r; r = r->next) {
-        int64_t us = r->deadline_us - now;
-        long ms = us <= 0 ? 0 : (long)((us + 999) / 1000);
+        long ms = dns_lookup_wait_ms(&r->lk, now);
 
-        if (r->pending == 0)
+        if (ms == 0)
             return 0;               /* done, waiting to be delivered */
         if (w < 0 || ms < w)
             w = ms;
@@ -757,7 +598,7 @@ static long dns_poll_timeout_ms(void)
 static struct dns_run *dns_next_due(int64_t now_us)
 {
     for (struct dns_run *r = dns_runs; r; r = r->next)
-        if (r->pending == 0 || now_us >= r->deadline_us)
+        if (dns_lookup_ended(&r->lk, now_us))
             return r;
     return NULL;
 }

@@ -1,9 +1,14 @@
 /* probe_http.c -- the HTTP(S) probe: one request per run, as one easy
  * handle in the loop's multi handle. Reads its options at config time
  * (method, headers, body, body match, redirects, TLS, SNI/Host override,
- * served-by header) and per run records status, verdict, libcurl's timing
- * breakdown, the served-by value and the certificate's not-after. Keeps
- * nothing from run to run, and never reuses a connection. */
+ * served-by header, resolver) and per run records status, verdict,
+ * libcurl's timing breakdown, the served-by value and the certificate's
+ * not-after. Keeps nothing from run to run, and never reuses a connection.
+ *
+ * With a resolver, a run first looks the URL's host up through it
+ * (http_resolve.c) and its transfer joins the multi handle only then,
+ * connecting to that address (CURLOPT_CONNECT_TO) while TLS and Host keep
+ * the name; a failed lookup ends the run through the poll hooks. */
 #include "probe_http.h"
 
 #include <ctype.h>
@@ -21,6 +26,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "http_resolve.h"
 #include "probe_curl.h"
 #include "util.h"
 #include "yconf.h"
@@ -57,6 +63,7 @@ struct http_opts {
     int tls_verify;
     char *ca_file;                  /* NULL: libcurl's default bundle */
     char *served_by_header;         /* NULL for none */
+    struct http_resolve_opts res;   /* resolver; server NULL: curl's */
 };
 
 /* For targets built without config.c (tests): a plain GET. */
@@ -75,6 +82,12 @@ struct http_run {
     int body_capped;                /* we stopped the transfer ourselves */
     int body_oom;                   /* ... or could not keep the body */
     char served_by[PROBE_SERVED_BY_LEN];
+    /* With a resolver: */
+    struct http_resolve *hr;        /* the lookup; NULL once it ended */
+    CURLM *multi;                   /* borrowed: where the transfer goes */
+    struct curl_slist *connect_to;  /* owned: host:port to the address */
+    int64_t start_us;               /* monotonic, at the run's start */
+    uint64_t resolve_us;            /* how long the lookup took */
 };
 
 /* -- configuration -- */
@@ -87,6 +100,9 @@ static const size_t http_opts_strs[] = {
     offsetof(struct http_opts, body_regex),
     offsetof(struct http_opts, ca_file),
     offsetof(struct http_opts, served_by_header),
+    offsetof(struct http_opts, res.server),
+    offsetof(struct http_opts, res.host),
+    offsetof(struct http_opts, res.connect_host),
 };
 
 static void http_free_opts(void *opts)
@@ -548,6 +564,9 @@ static int http_parse(struct yconf *yc, yaml_node_t *m, const char *ctx,
     if (rc >= 0)
         rc = http_parse_sni(yc, m, ctx, t, o);
     if (rc >= 0)
+        rc = http_resolve_parse(yc, m, ctx, t->url,
+                                o->url ? o->url : t->url, &o->res);
+    if (rc >= 0)
         rc = http_parse_host(yc, m, ctx, o);
     if (rc >= 0)
         rc = http_parse_served_by(yc, m, ctx, o);
@@ -685,7 +704,7 @@ static int http_setup(struct probe_curl_run *cr)
     if (o->headers)
         bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, o->headers)
                != CURLE_OK;
-    if (o->connect_to)
+    if (o->connect_to && !o->res.server)     /* else set once resolved */
         bad |= curl_easy_setopt(e, CURLOPT_CONNECT_TO, o->connect_to)
                != CURLE_OK;
     if (o->follow_redirects) {
@@ -701,12 +720,28 @@ static int http_setup(struct probe_curl_run *cr)
                != CURLE_OK;
         bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, r) != CURLE_OK;
     }
-    return bad ? -EINVAL : 0;
+    if (bad)
+        return -EINVAL;
+    if (!o->res.server)
+        return 0;
+    /* Resolve every run, as a client honouring a short TTL does: the
+     * transfer waits outside the multi handle until the answer. */
+    r->start_us = util_mono_us();
+    if (http_resolve_start(o->res.server, o->res.host, cr->t->timeout_ms, r,
+                           &r->hr) < 0)
+        return -ENOMEM;
+    return PROBE_CURL_HOLD;
 }
 
+/* After the easy handle's cleanup (probe_curl_release): it used the
+ * CONNECT_TO list until then. */
 static void http_free_run(struct probe_curl_run *cr)
 {
-    free(((struct http_run *)cr)->body);
+    struct http_run *r = (struct http_run *)cr;
+
+    http_resolve_free(r->hr);
+    curl_slist_free_all(r->connect_to);
+    free(r->body);
 }
 
 /* Redirects, when followed, stay on http(s): the common options use the
@@ -724,8 +759,23 @@ static const struct probe_curl_type http_curl = {
 static int http_start(const struct agent_target *t, void **state,
                       CURLM *multi, struct probe_run **out)
 {
+    int rc;
+
     (void)state;                    /* each run stands alone */
-    return probe_curl_start(&http_curl, t, multi, out);
+    rc = probe_curl_start(&http_curl, t, multi, out);
+    if (rc == PROBE_CURL_HOLD) {    /* resolving: joins @multi later */
+        ((struct http_run *)*out)->multi = multi;
+        rc = 0;
+    }
+    return rc;
+}
+
+static void http_cancel(struct probe_run *run, CURLM *multi)
+{
+    struct http_run *r = (struct http_run *)run;
+
+    /* Still resolving: the handle is in no multi yet. */
+    probe_curl_release(&r->cr, r->hr ? NULL : multi);
 }
 
 /* A certificate time as libcurl's certinfo prints it: OpenSSL's
@@ -826,6 +876,20 @@ static int http_body_ok(const struct http_run *r, char *err, size_t err_len)
     return 1;
 }
 
+/* curl timed the transfer from when it joined the multi handle, after our
+ * lookup: every time it reached moves by the lookup's, and the lookup is
+ * the DNS time (curl's own, for an address, is next to nothing). */
+static void http_add_resolve_time(struct probe_timings *t, uint64_t us)
+{
+    uint64_t *const at[] = { &t->connect_us, &t->tls_us, &t->first_byte_us };
+
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++)
+        if (*at[i])
+            *at[i] += us;
+    t->dns_us += us;
+    t->total_us += us;
+}
+
 static void http_finish(struct probe_run *run, CURLM *multi, CURL *easy,
                         CURLcode code, struct probe_result *res)
 {
@@ -834,6 +898,8 @@ static void http_finish(struct probe_run *run, CURLM *multi, CURL *easy,
 
     (void)easy;                     /* one transfer per run: r->cr.easy */
     status = probe_curl_result(&r->cr, res);
+    if (r->o->res.server)
+        http_add_resolve_time(&res->t, r->resolve_us);
     res->cert_not_after_ms = http_cert_not_after(r->cr.easy);
     memcpy(res->served_by, r->served_by, sizeof(res->served_by));
     /* Stopping a long body is our choice, not the target's failure. */
@@ -857,8 +923,77 @@ static void http_finish(struct probe_run *run, CURLM *multi, CURL *easy,
 static const char *const http_keys[] = {
     "url", "expect_status", "method", "headers", "body", "body_match",
     "body_regex", "follow_redirects", "tls_verify", "ca_file", "sni", "host",
-    "served_by_header", NULL
+    "served_by_header", "resolver", NULL
 };
+
+/* -- runs with a resolver: the lookup, through the poll hooks -- */
+
+/* The lookup of @r ended with @addr: the transfer connects there, with
+ * what is left of the timeout, and joins the multi handle. 0, or -1 with
+ * why in @err. */
+static int http_go(struct http_run *r, const char *addr, int64_t now_us,
+                   char *err, size_t err_len)
+{
+    const struct http_opts *o = r->o;
+    long long left = r->cr.t->timeout_ms - (now_us - r->start_us) / 1000;
+    char *map = NULL;
+
+    if (asprintf(&map, "%s:%ld:%s:%ld", o->res.connect_host, o->res.port,
+                 addr, o->res.port) < 0)
+        map = NULL;
+    r->connect_to = map ? curl_slist_append(NULL, map) : NULL;
+    free(map);
+    if (!r->connect_to) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    if (curl_easy_setopt(r->cr.easy, CURLOPT_CONNECT_TO, r->connect_to)
+            != CURLE_OK ||
+        curl_easy_setopt(r->cr.easy, CURLOPT_TIMEOUT_MS,
+                         (long)(left > 0 ? left : 1)) != CURLE_OK ||
+        curl_multi_add_handle(r->multi, r->cr.easy) != CURLM_OK) {
+        snprintf(err, err_len, "cannot start the transfer to %s", addr);
+        return -1;
+    }
+    return 0;
+}
+
+static long http_poll_timeout_ms(void)
+{
+    return http_resolve_wait_ms(util_mono_us());
+}
+
+/* Every lookup that ended starts its transfer, or ends its run as a failed
+ * probe (that error, the lookup's time). */
+static void http_poll_process(const struct curl_waitfd *fds, size_t n,
+                              probe_complete_fn done, void *arg)
+{
+    struct http_resolve *hr;
+    int64_t now;
+
+    (void)fds;                      /* no fds of our own (http_resolve.h) */
+    (void)n;
+    now = util_mono_us();
+    while ((hr = http_resolve_next_done(now)) != NULL) {
+        struct http_run *r = http_resolve_owner(hr);
+        char addr[HTTP_RESOLVE_ADDR_LEN];
+        struct probe_result res;
+
+        memset(&res, 0, sizeof(res));
+        r->hr = NULL;
+        if (http_resolve_result(hr, now, addr, &r->resolve_us, res.error,
+                                sizeof(res.error)) == 0 &&
+            http_go(r, addr, now, res.error, sizeof(res.error)) == 0) {
+            http_resolve_free(hr);
+            continue;
+        }
+        http_resolve_free(hr);
+        res.t.dns_us = res.t.total_us = r->resolve_us;
+        probe_printable(res.error);
+        done(&r->cr.base, &res, arg);
+        probe_curl_release(&r->cr, NULL);
+    }
+}
 
 const struct probe_ops probe_http_ops = {
     .type = PROBE_HTTP,
@@ -869,5 +1004,7 @@ const struct probe_ops probe_http_ops = {
     .free_opts = http_free_opts,
     .start = http_start,
     .finish = http_finish,
-    .cancel = probe_curl_cancel,
+    .cancel = http_cancel,
+    .poll_timeout_ms = http_poll_timeout_ms,
+    .poll_process = http_poll_process,
 };

@@ -38,6 +38,20 @@
  *   served_by_header  response header (case-insensitive) whose value is
  *                     recorded as served-by, e.g. X-Served-By; kept to
  *                     PROBE_SERVED_BY_LEN - 1 bytes of printable ASCII
+ *   resolver          IP:PORT or [IPv6]:PORT (a bare IP: port 53) of the
+ *                     DNS server the URL's host is looked up through, as
+ *                     a client of the traffic manager does: on every run
+ *                     (a client honouring a short TTL; no cache), A and
+ *                     AAAA with c-ares on the loop (http_resolve.h); the
+ *                     request goes to the answer's first address (the
+ *                     first A, else the first AAAA) by CURLOPT_CONNECT_TO,
+ *                     so TLS (SNI, certificate name) and Host keep the
+ *                     name. The lookup's time is timings.dns_us and the
+ *                     others count from the run's start; a failed lookup
+ *                     is a failed probe ("resolve NAME via IP:PORT:
+ *                     NXDOMAIN", "... timeout after N ms"). The URL's host
+ *                     must be a name. A redirect to another host is
+ *                     resolved by libcurl as usual
  *
  * Verdict, first failure wins: the transfer (libcurl's error text), the
  * status ("status N not expected"), then the body ("body does not match

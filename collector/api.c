@@ -30,8 +30,8 @@
 /* Every kind the store writes (wire_event_kind, plus its own notes): one
  * of these is never a typo, even before the first such event. */
 static const char *const api_kinds[] = {
-    "probe", "state", "dns", "metric", "failover", "lifecycle", "gap",
-    "drop", "unknown",
+    "probe", "state", "dns", "metric", "failover", "marker", "lifecycle",
+    "gap", "drop", "unknown",
 };
 
 int api_parse_time(const char *s, int64_t *out_ms)

@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "jsonw.h"
@@ -19,12 +18,6 @@
 /* Reply cap: an agent's row takes some 500 bytes with long names, so
  * 16 MiB is tens of thousands of agents. */
 #define CLUSTERS_BYTES (16u << 20)
-#define CLUSTERS_UTC_LEN 32u      /* "2026-12-04T21:00:00.123Z" and NUL */
-
-/* A time column as RFC 3339 UTC with milliseconds, as the timeline
- * writes its times (store_sql.c). */
-#define CL_UTC(ms) \
-    "strftime('%Y-%m-%dT%H:%M:%fZ', " ms " / 1000.0, 'unixepoch')"
 
 /* One row per (cluster, node): its latest epoch (a new spool is a new
  * epoch, and a node may move to another region), in cluster, region and
@@ -33,12 +26,10 @@
  * its (cluster, node, epoch) index. */
 static const char store_clusters_sql[] =
     "SELECT a.cluster, a.region, a.node, format('%016x', a.epoch),"
-    " a.agent_version, a.first_seen_ms, " CL_UTC("a.first_seen_ms") ","
-    " a.last_seen_ms, " CL_UTC("a.last_seen_ms") ","
+    " a.agent_version, a.first_seen_ms, a.last_seen_ms,"
     " CAST(round(a.clock_offset_ms) AS INTEGER), a.acked_seq,"
     " (SELECT max(e.seq) FROM events e WHERE e.agent_id = a.id),"
     " a.drop_count, a.drop_first_seq, a.drop_last_seq, a.drop_last_ms,"
-    " " CL_UTC("a.drop_last_ms") ","
     " (SELECT count(*) FROM agents b"
     "   WHERE b.cluster = a.cluster AND b.node = a.node)"
     " FROM agents a"
@@ -49,9 +40,8 @@ static const char store_clusters_sql[] =
 
 enum {
     CL_CLUSTER, CL_REGION, CL_NODE, CL_EPOCH, CL_VERSION, CL_FIRST,
-    CL_FIRST_UTC, CL_LAST, CL_LAST_UTC, CL_OFFSET, CL_ACKED, CL_HIGHEST,
-    CL_DROP_COUNT, CL_DROP_FIRST, CL_DROP_LAST, CL_DROP_MS, CL_DROP_UTC,
-    CL_EPOCHS
+    CL_LAST, CL_OFFSET, CL_ACKED, CL_HIGHEST, CL_DROP_COUNT, CL_DROP_FIRST,
+    CL_DROP_LAST, CL_DROP_MS, CL_EPOCHS
 };
 
 /* Where the rendering is: the open cluster and region (names copied: a
@@ -61,7 +51,6 @@ struct cl_state {
     char region[WIRE_MAX_STR + 1];
     int in_cluster, in_region;
     int64_t last_ms;
-    char last_utc[CLUSTERS_UTC_LEN];
 };
 
 static const char *cl_text(sqlite3_stmt *s, int col)
@@ -71,22 +60,12 @@ static const char *cl_text(sqlite3_stmt *s, int col)
     return t ? t : "";
 }
 
-static void cl_time_value(struct jsonw *w, int64_t ms, const char *utc)
-{
-    jsonw_obj_begin(w);
-    jsonw_key(w, "ms");
-    jsonw_int(w, ms);
-    jsonw_key(w, "utc");
-    jsonw_str(w, utc);
-    jsonw_obj_end(w);
-}
-
-/* @key: the time in columns @col (ms) and @col + 1 (UTC). */
+/* @key: the time (ms) in column @col, as the incidents write times. */
 static void cl_time(struct jsonw *w, const char *key, sqlite3_stmt *s,
                     int col)
 {
     jsonw_key(w, key);
-    cl_time_value(w, sqlite3_column_int64(s, col), cl_text(s, col + 1));
+    store_inc_time(w, sqlite3_column_int64(s, col));
 }
 
 /* Seqs as stored: never negative (ingest refuses seqs over 2^63-1). */
@@ -137,12 +116,12 @@ static void cl_agent(struct jsonw *w, sqlite3_stmt *s)
         cl_seq(w, "count", s, CL_DROP_COUNT);
         cl_seq(w, "from_seq", s, CL_DROP_FIRST);
         cl_seq(w, "to_seq", s, CL_DROP_LAST);
-        jsonw_key(w, "last_event");     /* agent clock; 0: not known */
-        if (sqlite3_column_int64(s, CL_DROP_MS) == 0)
+        if (sqlite3_column_int64(s, CL_DROP_MS) != 0) {
+            cl_time(w, "last_event", s, CL_DROP_MS);    /* agent clock */
+        } else {
+            jsonw_key(w, "last_event");                 /* not known */
             jsonw_null(w);
-        else
-            cl_time_value(w, sqlite3_column_int64(s, CL_DROP_MS),
-                          cl_text(s, CL_DROP_UTC));
+        }
         jsonw_obj_end(w);
     }
     jsonw_obj_end(w);
@@ -160,7 +139,7 @@ static void cl_close(struct jsonw *w, struct cl_state *c, int cluster_too)
     if (cluster_too && c->in_cluster) {
         jsonw_arr_end(w);               /* regions */
         jsonw_key(w, "last_seen");
-        cl_time_value(w, c->last_ms, c->last_utc);
+        store_inc_time(w, c->last_ms);
         jsonw_obj_end(w);
         c->in_cluster = 0;
     }
@@ -178,8 +157,6 @@ static void cl_open(struct jsonw *w, struct cl_state *c, sqlite3_stmt *s)
         snprintf(c->cluster, sizeof(c->cluster), "%s", cluster);
         c->region[0] = '\0';
         c->last_ms = last;
-        snprintf(c->last_utc, sizeof(c->last_utc), "%s",
-                 cl_text(s, CL_LAST_UTC));
         jsonw_obj_begin(w);
         jsonw_key(w, "name");
         jsonw_str(w, cluster);
@@ -187,11 +164,8 @@ static void cl_open(struct jsonw *w, struct cl_state *c, sqlite3_stmt *s)
         jsonw_arr_begin(w);
         c->in_cluster = 1;
     }
-    if (last > c->last_ms) {
+    if (last > c->last_ms)
         c->last_ms = last;
-        snprintf(c->last_utc, sizeof(c->last_utc), "%s",
-                 cl_text(s, CL_LAST_UTC));
-    }
     if (!c->in_region || strcmp(region, c->region) != 0) {
         cl_close(w, c, 0);
         snprintf(c->region, sizeof(c->region), "%s", region);
@@ -206,21 +180,17 @@ static void cl_open(struct jsonw *w, struct cl_state *c, sqlite3_stmt *s)
 
 int store_clusters(struct store *st, char **out, size_t *out_len)
 {
-    struct store_reader *r;
-    struct cl_state *c = NULL;
-    sqlite3_stmt *s = NULL;
-    struct jsonw w;
-    int64_t until;
     int rc, step;
+    struct cl_state c = { .in_cluster = 0 };    /* two names: 2 KiB */
+    sqlite3_stmt *s = NULL;
+    struct store_reader *r;
+    int64_t until;
+    struct jsonw w;
 
+    jsonw_init(&w, CLUSTERS_BYTES);     /* allocates nothing yet */
     r = store_query_begin(st, &until, &rc, 1);
     if (!r)
         return rc;
-    jsonw_init(&w, CLUSTERS_BYTES);
-    c = calloc(1, sizeof(*c));      /* two names of up to 1 KiB each */
-    rc = -ENOMEM;
-    if (!c)
-        goto out;
     rc = store_reader_stmt_sql(r, store_clusters_sql, &s);
     if (rc < 0)
         goto out;
@@ -228,19 +198,18 @@ int store_clusters(struct store *st, char **out, size_t *out_len)
     jsonw_key(&w, "clusters");
     jsonw_arr_begin(&w);
     while ((step = sqlite3_step(s)) == SQLITE_ROW && !w.err) {
-        cl_open(&w, c, s);
+        cl_open(&w, &c, s);
         cl_agent(&w, s);
     }
     rc = -EIO;
     if (step != SQLITE_DONE && step != SQLITE_ROW)
         goto out;
-    cl_close(&w, c, 1);
+    cl_close(&w, &c, 1);
     jsonw_arr_end(&w);
     jsonw_obj_end(&w);
     rc = store_json_take(&w, out, out_len);
 out:
     rc = store_query_end(st, r, s, rc, "clusters");
     jsonw_free(&w);
-    free(c);
     return rc;
 }

@@ -7,7 +7,8 @@
  * stays bounded, the file hardly grows (the next chunks reuse the freed
  * pages) and a collector stopped or killed mid-way resumes at events6's
  * largest id on its next start; the last transaction drops the empty old
- * table and renames events6. It runs on the writer at start, while the
+ * table, renames events6 and runs migration 7's marker reclassification
+ * again. It runs on the writer at start, while the
  * server answers 503 "migrating". */
 #include "store_priv.h"
 
@@ -243,7 +244,12 @@ static const char store_compact_end_sql[] =
     "      LEFT JOIN texts x ON x.id = e.text_id"
     "      LEFT JOIN regions r ON r.id = e.served_by_id"
     "      LEFT JOIN certs c ON c.id = e.cert_id"
-    "      LEFT JOIN texts an ON an.id = e.answers_id));";
+    "      LEFT JOIN texts an ON an.id = e.answers_id));"
+    /* Rows a compaction moved into events6 before migration 7 ran (a
+     * schema 6 collector stopped mid-way, then this one started) escaped
+     * its reclassification, which only saw the old table: run it again
+     * on the whole table, now that every row is in it. */
+    STORE_MARKER_RECLASSIFY_SQL;
 
 /* Tells where the copy stands: *after = the last id moved already, *last
  * = the largest id to move, *probe_kind. */

@@ -210,6 +210,12 @@ int store_event_fields(const Sextant__V1__Event *ev, struct jsonw *w,
         jsonw_str(w, ev->failover->to_region);
         jsonw_key(w, "text");
         jsonw_str(w, ev->failover->text);
+        /* Only when set: rows of events without one stay byte-identical
+         * to those stored before the field existed. */
+        if (ev->failover->service && ev->failover->service[0]) {
+            jsonw_key(w, "service");
+            jsonw_str(w, ev->failover->service);
+        }
         break;
     case SEXTANT__V1__EVENT__KIND_LIFECYCLE:
         jsonw_key(w, "phase");

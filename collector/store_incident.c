@@ -8,8 +8,8 @@
  * incidents that changed, publishes the derived state for
  * store_service_status, and rebuilds everything from scratch at open and
  * for `sextant-collector incidents rebuild`. Reading events back in
- * corrected order (replay, rebuild) and the incidents table's rows are
- * store_incscan.c's; the queries are store_incquery.c's.
+ * corrected order (replay, rebuild) is store_incscan.c's, the incidents
+ * table's rows store_incrows.c's, the queries store_incquery.c's.
  *
  * Why a hold: the engine needs its events in one total order, and agents
  * ship every second or so, each batch holding its last second: fed as
@@ -335,12 +335,12 @@ static int store_inc_replay(struct store *st, int64_t t_late, int64_t upto)
 void store_inc_tick(struct store *st)
 {
     struct store_inc *in = st->inc;
-    int64_t upto;
-    int rc;
+    int64_t upto, mono = store_mono_ns() / 1000000;
+    int rc, changed = 0;
 
     if (!in)
         return;
-    in->due_mono = store_mono_ns() / 1000000 + STORE_INC_TICK_MS;
+    in->due_mono = mono + STORE_INC_TICK_MS;
     upto = util_now_ms() - STORE_INC_HOLD_MS;
     if (upto < in->h)                   /* the wall clock stepped back */
         upto = in->h;
@@ -352,15 +352,21 @@ void store_inc_tick(struct store *st)
         rc = store_inc_replay(st, in->pend[0].t, upto);
         if (rc < 0)
             goto out;
+        changed = 1;
     } else {
         rc = store_inc_feed_pending(in, upto);
         if (rc < 0)
             goto out;
     }
     store_inc_advance(in, upto);
+    changed |= in->n_chg > 0;
     rc = store_inc_flush(st);
-    if (rc == 0)
+    /* Once a tick, or at once when an incident changed: under heavy
+     * ingest a group commits many times a second. */
+    if (rc == 0 && (changed || mono >= in->pub_mono)) {
         store_inc_publish(st);
+        in->pub_mono = mono + STORE_INC_TICK_MS;
+    }
 out:
     if (rc < 0)
         log_msg(LOGL_ERROR, "incidents", "engine step failed (%s); "

@@ -1,8 +1,8 @@
 /* store_incscan.c -- the incident driver's mechanics (store_incident.c
  * runs them): events held for the engine, their corrected times from
  * agent_offsets, stored events read back in corrected order, the engine's
- * feeding, snapshots and restore, and the incidents table written from
- * what the engine derived. Writer connection only (or the rebuild's).
+ * feeding, snapshots and restore, and the statements of both (prepared
+ * in store_inc_new). Writer connection only (or the rebuild's).
  *
  * Reading in corrected order: rows come by unix_ms (the time index), and
  * no event is corrected by more than M = the largest |offset_ms| in
@@ -10,7 +10,7 @@
  * row's unix_ms - M can come before nothing still to be read: a heap
  * holds the rows within that margin and gives them out in (corrected,
  * agent, seq) order. Memory is bounded by the events of 2 M of time, not
- * by the range read. */
+ * by the range read. The incidents table's side is store_incrows.c's. */
 #include "store_priv.h"
 
 #include <errno.h>
@@ -26,33 +26,27 @@
 #define STORE_INC_ANSWERS     64        /* answers handed to the engine */
 #define STORE_INC_ANSWERS_CACHE 65536u  /* answer sets cached, then reset */
 
-enum {
-    Q_OFF_AT, Q_OFF_NEXT, Q_OFF_BOUND, Q_SCAN, Q_DATA, Q_TARGET, Q_REGION,
-    Q_ANSWERS, Q_KINDS, Q_AGENT, Q_ROW_GET, Q_ROW_PUT, Q_ROW_LIST, Q_ROW_DEL,
-    Q_COUNT
-};
-_Static_assert(Q_COUNT <= STORE_INC_STMTS, "STORE_INC_STMTS too small");
 
 #define ANSWER_VALUES(path) \
     "(SELECT group_concat(json_extract(value, '$.value'), char(10))" \
     " FROM json_each(events.data, '" path "'))"
 
-static const char *const store_inc_sql[Q_COUNT] = {
-    [Q_OFF_AT] = "SELECT from_seq, offset_ms FROM agent_offsets"
+static const char *const store_inc_sql[STORE_INC_STMTS] = {
+    [INC_Q_OFF_AT] = "SELECT from_seq, offset_ms FROM agent_offsets"
                  " WHERE agent_id = ?1 AND from_seq <= ?2"
                  " ORDER BY from_seq DESC LIMIT 1",
-    [Q_OFF_NEXT] = "SELECT min(from_seq) FROM agent_offsets"
+    [INC_Q_OFF_NEXT] = "SELECT min(from_seq) FROM agent_offsets"
                    " WHERE agent_id = ?1 AND from_seq > ?2",
-    [Q_OFF_BOUND] = "SELECT coalesce(max(abs(offset_ms)), 0)"
+    [INC_Q_OFF_BOUND] = "SELECT coalesce(max(abs(offset_ms)), 0)"
                     " FROM agent_offsets",
     /* Collector-made events (gap, drop: no seq) never matter. */
-    [Q_SCAN] = "SELECT id, agent_id, seq, unix_ms, kind_id, target_id,"
+    [INC_Q_SCAN] = "SELECT id, agent_id, seq, unix_ms, kind_id, target_id,"
                " probe_type, ok, served_by_id, answers_id,"
                " data IS NOT NULL FROM events"
                " WHERE unix_ms >= ?1 AND unix_ms <= ?2 AND seq IS NOT NULL"
                " AND (target_id IS NOT NULL OR kind_id = ?3)"
                " ORDER BY unix_ms",
-    [Q_DATA] = "SELECT json_extract(data, '$.to'),"
+    [INC_Q_DATA] = "SELECT json_extract(data, '$.to'),"
                " json_extract(data, '$.name'), " ANSWER_VALUES("$.new") ","
                " json_extract(data, '$.kind'), json_extract(data, '$.from'),"
                " json_extract(data, '$.service'),"
@@ -60,18 +54,18 @@ static const char *const store_inc_sql[Q_COUNT] = {
                " json_extract(data, '$.served_by'), "
                ANSWER_VALUES("$.answers") ","
                " json_extract(data, '$.type') FROM events WHERE id = ?1",
-    [Q_TARGET] = "SELECT name FROM targets WHERE id = ?1",
-    [Q_REGION] = "SELECT name FROM regions WHERE id = ?1",
-    [Q_ANSWERS] = "SELECT (SELECT group_concat(json_extract(value,"
+    [INC_Q_TARGET] = "SELECT name FROM targets WHERE id = ?1",
+    [INC_Q_REGION] = "SELECT name FROM regions WHERE id = ?1",
+    [INC_Q_ANSWERS] = "SELECT (SELECT group_concat(json_extract(value,"
                   " '$.value'), char(10)) FROM json_each(texts.text))"
                   " FROM texts WHERE id = ?1",
-    [Q_KINDS] = "SELECT id, name FROM kinds",
-    [Q_AGENT] = "SELECT cluster, node FROM agents WHERE id = ?1",
-    [Q_ROW_GET] = "SELECT id, region, to_region, manual, first_failure_ms,"
+    [INC_Q_KINDS] = "SELECT id, name FROM kinds",
+    [INC_Q_AGENT] = "SELECT cluster, node FROM agents WHERE id = ?1",
+    [INC_Q_ROW_GET] = "SELECT id, region, to_region, manual, first_failure_ms,"
                   " detected_ms, failover_start_ms, dns_first_ms,"
                   " dns_all_ms, restored_ms, closed_ms, rpo_ms, pattern"
                   " FROM incidents WHERE service = ?1 AND opened_ms = ?2",
-    [Q_ROW_PUT] = "INSERT INTO incidents (service, opened_ms, region,"
+    [INC_Q_ROW_PUT] = "INSERT INTO incidents (service, opened_ms, region,"
                   " to_region, pattern, manual, first_failure_ms,"
                   " detected_ms, failover_start_ms, dns_first_ms,"
                   " dns_all_ms, restored_ms, closed_ms, rpo_ms)"
@@ -88,9 +82,9 @@ static const char *const store_inc_sql[Q_COUNT] = {
                   " restored_ms = excluded.restored_ms,"
                   " closed_ms = excluded.closed_ms,"
                   " rpo_ms = excluded.rpo_ms RETURNING id",
-    [Q_ROW_LIST] = "SELECT id, service, opened_ms FROM incidents"
+    [INC_Q_ROW_LIST] = "SELECT id, service, opened_ms FROM incidents"
                    " WHERE opened_ms > ?1",
-    [Q_ROW_DEL] = "DELETE FROM incidents WHERE id = ?1",
+    [INC_Q_ROW_DEL] = "DELETE FROM incidents WHERE id = ?1",
 };
 
 /* The kinds the engine takes, by their names in the kinds table. */
@@ -99,8 +93,7 @@ static const char *const store_inc_kinds[5] = {
 };
 enum { K_PROBE, K_STATE, K_DNS, K_METRIC, K_FAILOVER };
 
-/* Resets @s after a use; NULL is a no-op. */
-static void store_inc_done(sqlite3_stmt *s)
+void store_inc_done(sqlite3_stmt *s)
 {
     if (s) {
         sqlite3_reset(s);
@@ -237,8 +230,8 @@ static struct store_inc_slot *store_inc_map_get(struct store_inc_map *m,
     return &m->slots[i];
 }
 
-/* The text of dimension row @id through @q (Q_TARGET, Q_REGION,
- * Q_ANSWERS), cached in @m; for targets only the relevant ones are kept
+/* The text of dimension row @id through @q (INC_Q_TARGET, INC_Q_REGION,
+ * INC_Q_ANSWERS), cached in @m; for targets only the relevant ones are kept
  * (others: NULL). 0 and *out (borrowed, NULL: none), or -errno. */
 static int store_inc_dim(struct store_inc *in, struct store_inc_map *m,
                          int q, int64_t id, const char **out)
@@ -267,10 +260,10 @@ static int store_inc_dim(struct store_inc *in, struct store_inc_map *m,
         return -ENOMEM;
     }
     v = step == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
-    if (v && (q != Q_TARGET || store_inc_relevant(in, v)))
+    if (v && (q != INC_Q_TARGET || store_inc_relevant(in, v)))
         sl->s = strdup(v);
     store_inc_done(s);
-    if (v && !sl->s && (q != Q_TARGET || store_inc_relevant(in, v)))
+    if (v && !sl->s && (q != INC_Q_TARGET || store_inc_relevant(in, v)))
         return -ENOMEM;
     *out = sl->s;
     return 0;
@@ -289,7 +282,7 @@ static int store_inc_offset(struct store_inc *in, int64_t agent,
                             uint64_t seq, int64_t *off)
 {
     struct store_inc_slot *sl = store_inc_map_get(&in->segs, agent, 1);
-    sqlite3_stmt *at = in->stmt[Q_OFF_AT], *nx = in->stmt[Q_OFF_NEXT];
+    sqlite3_stmt *at = in->stmt[INC_Q_OFF_AT], *nx = in->stmt[INC_Q_OFF_NEXT];
     int64_t sq = (int64_t)seq;
     int rc = -EIO, step;
 
@@ -389,6 +382,8 @@ int store_inc_pend_times(struct store_inc *in)
 /* Removes the first @n pending events (freed). */
 static void store_inc_pend_shift(struct store_inc *in, size_t n)
 {
+    if (n == 0)
+        return;                 /* pend may be NULL */
     for (size_t i = 0; i < n; i++)
         store_inc_ev_free(&in->pend[i]);
     memmove(in->pend, in->pend + n, (in->n_pend - n) * sizeof(*in->pend));
@@ -567,10 +562,10 @@ int store_inc_restore(struct store_inc *in, int64_t t, int64_t *from)
 
 /* ---- reading stored events in corrected order ---- */
 
-/* The row at Q_DATA for event @id, stepped: SQLITE_ROW, or else NULL. */
+/* The row at INC_Q_DATA for event @id, stepped: SQLITE_ROW, or else NULL. */
 static sqlite3_stmt *store_inc_data(struct store_inc *in, int64_t id)
 {
-    sqlite3_stmt *s = in->stmt[Q_DATA];
+    sqlite3_stmt *s = in->stmt[INC_Q_DATA];
 
     if (sqlite3_bind_int64(s, 1, id) != SQLITE_OK ||
         sqlite3_step(s) != SQLITE_ROW) {
@@ -580,12 +575,12 @@ static sqlite3_stmt *store_inc_data(struct store_inc *in, int64_t id)
     return s;
 }
 
-static const char *store_inc_col(sqlite3_stmt *s, int col)
+const char *store_inc_col(sqlite3_stmt *s, int col)
 {
     return (const char *)sqlite3_column_text(s, col);
 }
 
-/* Fills @x (zeroed, with agent, seq, unix_ms) from the Q_SCAN row @r of
+/* Fills @x (zeroed, with agent, seq, unix_ms) from the INC_Q_SCAN row @r of
  * kind @k: 1 it matters, 0 not, -errno. */
 static int store_inc_row_ev(struct store_inc *in, sqlite3_stmt *r, int k,
                             const char *target, struct store_inc_ev *x)
@@ -600,10 +595,10 @@ static int store_inc_row_ev(struct store_inc *in, sqlite3_stmt *r, int k,
         x->has_answers = sqlite3_column_int(r, 6) ==
                          SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_DNS;
         if (sqlite3_column_type(r, 8) != SQLITE_NULL)
-            rc = store_inc_dim(in, &in->regions, Q_REGION,
+            rc = store_inc_dim(in, &in->regions, INC_Q_REGION,
                                sqlite3_column_int64(r, 8), &s[S_SERVED]);
         if (rc == 0 && sqlite3_column_type(r, 9) != SQLITE_NULL)
-            rc = store_inc_dim(in, &in->answers, Q_ANSWERS,
+            rc = store_inc_dim(in, &in->answers, INC_Q_ANSWERS,
                                sqlite3_column_int64(r, 9), &s[S_ANSWERS]);
         if (rc < 0)
             return rc;
@@ -656,7 +651,7 @@ static int store_inc_row_ev(struct store_inc *in, sqlite3_stmt *r, int k,
     return rc < 0 ? rc : 1;
 }
 
-/* The event at the Q_SCAN row @r if it matters: 1 and @x, 0, -errno. */
+/* The event at the INC_Q_SCAN row @r if it matters: 1 and @x, 0, -errno. */
 static int store_inc_scan_row(struct store_inc *in, sqlite3_stmt *r,
                               struct store_inc_ev *x)
 {
@@ -671,7 +666,7 @@ static int store_inc_scan_row(struct store_inc *in, sqlite3_stmt *r,
     if (k != K_FAILOVER) {
         if (sqlite3_column_type(r, 5) == SQLITE_NULL)
             return 0;
-        rc = store_inc_dim(in, &in->targets, Q_TARGET,
+        rc = store_inc_dim(in, &in->targets, INC_Q_TARGET,
                            sqlite3_column_int64(r, 5), &target);
         if (rc < 0 || !target)
             return rc;
@@ -755,7 +750,7 @@ static int store_inc_take(struct store_inc *in, struct store_inc_ev *x,
 /* The kinds' ids and the largest offset: what a scan needs to know. */
 static int store_inc_scan_setup(struct store_inc *in, int64_t *bound)
 {
-    sqlite3_stmt *s = in->stmt[Q_KINDS];
+    sqlite3_stmt *s = in->stmt[INC_Q_KINDS];
     int step;
 
     memset(in->kind_ids, 0, sizeof(in->kind_ids));
@@ -766,7 +761,7 @@ static int store_inc_scan_setup(struct store_inc *in, int64_t *bound)
     store_inc_done(s);
     if (step != SQLITE_DONE)
         return -EIO;
-    s = in->stmt[Q_OFF_BOUND];
+    s = in->stmt[INC_Q_OFF_BOUND];
     step = sqlite3_step(s);
     *bound = step == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     store_inc_done(s);
@@ -778,7 +773,7 @@ int store_inc_scan(struct store_inc *in, int64_t after, int64_t upto,
 {
     struct store_inc_heap h = { 0 };
     struct store_inc_ev x;
-    sqlite3_stmt *s = in->stmt[Q_SCAN];
+    sqlite3_stmt *s = in->stmt[INC_Q_SCAN];
     int64_t m, lo, hi;
     int rc, step = SQLITE_DONE;
 
@@ -833,334 +828,6 @@ out:
     return rc;
 }
 
-/* ---- the incidents table ---- */
-
-/* What to tell incident_fn once the transaction committed. */
-struct store_inc_tell {
-    const char *change;
-    char *json;
-};
-struct store_inc_tells {
-    struct store_inc_tell *v;
-    size_t n, cap;
-};
-
-static void store_inc_row_of(const struct inc_record *r,
-                             struct store_inc_row *row)
-{
-    memset(row, 0, sizeof(*row));
-    row->service = r->service->name;
-    row->pattern = topo_pattern_name(r->service->pattern);
-    row->region = r->region ? r->region->name : "";
-    row->to_region = r->to_region ? r->to_region->name : NULL;
-    row->manual = r->manual != 0;
-    row->t[STORE_INC_T_FIRST] = r->first_failure_ms;
-    row->t[STORE_INC_T_DETECTED] = r->detected_ms;
-    row->t[STORE_INC_T_FAILOVER] = r->failover_start_ms;
-    row->t[STORE_INC_T_DNS_FIRST] = r->dns_first_ms;
-    row->t[STORE_INC_T_DNS_ALL] = r->dns_all_ms;
-    row->t[STORE_INC_T_RESTORED] = r->restored_ms;
-    row->t[STORE_INC_T_CLOSED] = r->closed_ms;
-    row->has_rpo = r->has_rpo;
-    row->rpo_ms = r->rpo_ms;
-}
-
-static int64_t store_inc_col_time(sqlite3_stmt *s, int col)
-{
-    return sqlite3_column_type(s, col) == SQLITE_NULL
-           ? INC_NONE : sqlite3_column_int64(s, col);
-}
-
-static int store_inc_str_eq(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-/* Whether the Q_ROW_GET row at @s holds @row's values. */
-static int store_inc_row_same(sqlite3_stmt *s, const struct store_inc_row *row)
-{
-    if (!store_inc_str_eq(store_inc_col(s, 1), row->region) ||
-        !store_inc_str_eq(store_inc_col(s, 2), row->to_region) ||
-        sqlite3_column_int(s, 3) != row->manual ||
-        !store_inc_str_eq(store_inc_col(s, 12), row->pattern) ||
-        (sqlite3_column_type(s, 11) != SQLITE_NULL) != (row->has_rpo != 0) ||
-        (row->has_rpo && sqlite3_column_double(s, 11) != row->rpo_ms))
-        return 0;
-    for (int i = 0; i < STORE_INC_T_COUNT; i++)
-        if (store_inc_col_time(s, 4 + i) != row->t[i])
-            return 0;
-    return 1;
-}
-
-static int store_inc_bind_time(sqlite3_stmt *s, int i, int64_t t)
-{
-    return t == INC_NONE ? sqlite3_bind_null(s, i)
-                         : sqlite3_bind_int64(s, i, t);
-}
-
-static int store_inc_tell_add(struct store_inc_tells *tl, const char *change,
-                              const struct store_inc_row *row)
-{
-    struct jsonw w;
-
-    if (tl->n == tl->cap) {
-        size_t cap = tl->cap ? tl->cap * 2 : 8;
-        struct store_inc_tell *v = realloc(tl->v, cap * sizeof(*v));
-
-        if (!v)
-            return -ENOMEM;
-        tl->v = v;
-        tl->cap = cap;
-    }
-    jsonw_init(&w, 1u << 20);
-    store_inc_json(&w, row);
-    jsonw_obj_end(&w);
-    tl->v[tl->n].json = jsonw_take(&w, NULL);
-    if (!tl->v[tl->n].json)
-        return -ENOMEM;
-    tl->v[tl->n++].change = change;
-    return 0;
-}
-
-/* Writes @r unless its row holds it already; notes what to tell. */
-static int store_inc_put(struct store *st, const struct inc_record *r,
-                         struct store_inc_tells *tl)
-{
-    struct store_inc *in = st->inc;
-    sqlite3_stmt *g = in->stmt[Q_ROW_GET], *p = in->stmt[Q_ROW_PUT];
-    struct store_inc_row row;
-    const char *change = "opened";
-    int step, rc = -EIO;
-
-    store_inc_row_of(r, &row);
-    if (sqlite3_bind_text(g, 1, row.service, -1, SQLITE_STATIC) !=
-            SQLITE_OK ||
-        sqlite3_bind_int64(g, 2, r->opened_ms) != SQLITE_OK)
-        goto out;
-    step = sqlite3_step(g);
-    if (step == SQLITE_ROW) {
-        if (store_inc_row_same(g, &row)) {
-            rc = 0;
-            goto out;
-        }
-        change = sqlite3_column_type(g, 10) == SQLITE_NULL &&
-                 row.t[STORE_INC_T_CLOSED] != INC_NONE ? "closed"
-                                                       : "updated";
-    } else if (step != SQLITE_DONE) {
-        goto out;
-    }
-    if (sqlite3_bind_text(p, 1, row.service, -1, SQLITE_STATIC) !=
-            SQLITE_OK ||
-        sqlite3_bind_int64(p, 2, r->opened_ms) != SQLITE_OK ||
-        sqlite3_bind_text(p, 3, row.region, -1, SQLITE_STATIC) !=
-            SQLITE_OK ||
-        (row.to_region ? sqlite3_bind_text(p, 4, row.to_region, -1,
-                                           SQLITE_STATIC)
-                       : sqlite3_bind_null(p, 4)) != SQLITE_OK ||
-        sqlite3_bind_text(p, 5, row.pattern, -1, SQLITE_STATIC) !=
-            SQLITE_OK ||
-        sqlite3_bind_int(p, 6, row.manual) != SQLITE_OK ||
-        (row.has_rpo ? sqlite3_bind_double(p, 14, row.rpo_ms)
-                     : sqlite3_bind_null(p, 14)) != SQLITE_OK)
-        goto out;
-    for (int i = 0; i < STORE_INC_T_COUNT; i++)
-        if (store_inc_bind_time(p, 7 + i, row.t[i]) != SQLITE_OK)
-            goto out;
-    if (sqlite3_step(p) != SQLITE_ROW)
-        goto out;
-    row.id = sqlite3_column_int64(p, 0);
-    if (sqlite3_step(p) != SQLITE_DONE)
-        goto out;
-    rc = 0;
-    if (!in->quiet && st->opt.incident_fn)
-        rc = store_inc_tell_add(tl, change, &row);
-out:
-    if (rc == -EIO)
-        log_msg(LOGL_ERROR, "incidents", "incident row: %s",
-                sqlite3_errmsg(in->db));
-    store_inc_done(g);
-    store_inc_done(p);
-    return rc;
-}
-
-/* Calls incident_fn for each of @tl (after the commit) and frees it. */
-static void store_inc_tell_all(struct store *st, struct store_inc_tells *tl,
-                               int committed)
-{
-    for (size_t i = 0; i < tl->n; i++) {
-        if (committed)
-            st->opt.incident_fn(st->opt.incident_ctx, tl->v[i].change,
-                                tl->v[i].json);
-        free(tl->v[i].json);
-    }
-    free(tl->v);
-}
-
-/* Ends the incidents' own transaction (unless @in_tx) and tells. */
-static int store_inc_end(struct store *st, int rc, int in_tx,
-                         struct store_inc_tells *tl)
-{
-    if (!in_tx) {
-        if (rc == 0 && store_exec(st->wdb, "COMMIT") < 0)
-            rc = -EIO;
-        if (rc < 0 && !sqlite3_get_autocommit(st->wdb))
-            store_exec(st->wdb, "ROLLBACK");
-    }
-    store_inc_tell_all(st, tl, rc == 0);
-    st->inc->n_chg = 0;
-    return rc;
-}
-
-int store_inc_flush(struct store *st)
-{
-    struct store_inc *in = st->inc;
-    struct store_inc_tells tl = { 0 };
-    int rc = 0;
-
-    if (in->chg_err) {
-        /* A change the sink could not keep: write them all. */
-        in->chg_err = 0;
-        return store_inc_sync(st, INT64_MAX, 0);
-    }
-    if (in->n_chg == 0)
-        return 0;
-    if (store_exec(st->wdb, "BEGIN IMMEDIATE") < 0)
-        return -EIO;
-    for (size_t i = 0; i < in->n_chg && rc == 0; i++)
-        rc = store_inc_put(st, &in->chg[i].r, &tl);
-    return store_inc_end(st, rc, 0, &tl);
-}
-
-struct store_inc_all {
-    struct inc_record *v;
-    size_t n, cap;
-    int err;
-};
-
-static void store_inc_collect(void *ctx, const struct inc_record *r)
-{
-    struct store_inc_all *a = ctx;
-
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 64;
-        struct inc_record *v = realloc(a->v, cap * sizeof(*v));
-
-        if (!v) {
-            a->err = -ENOMEM;
-            return;
-        }
-        a->v = v;
-        a->cap = cap;
-    }
-    a->v[a->n++] = *r;
-}
-
-/* Deletes the rows opened after @from that are none of @a's. */
-static int store_inc_delete_gone(struct store_inc *in, int64_t from,
-                                 const struct store_inc_all *a)
-{
-    sqlite3_stmt *l = in->stmt[Q_ROW_LIST], *d = in->stmt[Q_ROW_DEL];
-    int64_t *gone = NULL;
-    size_t n = 0, cap = 0;
-    int rc = -EIO, step;
-
-    if (sqlite3_bind_int64(l, 1, from) != SQLITE_OK)
-        goto out;
-    while ((step = sqlite3_step(l)) == SQLITE_ROW) {
-        const char *svc = store_inc_col(l, 1);
-        int64_t opened = sqlite3_column_int64(l, 2);
-        size_t k = 0;
-
-        while (k < a->n && !(a->v[k].opened_ms == opened && svc &&
-                             strcmp(a->v[k].service->name, svc) == 0))
-            k++;
-        if (k < a->n)
-            continue;
-        if (n == cap) {
-            int64_t *g = realloc(gone, (cap = cap ? cap * 2 : 16) *
-                                           sizeof(*g));
-
-            if (!g) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            gone = g;
-        }
-        gone[n++] = sqlite3_column_int64(l, 0);
-    }
-    if (step != SQLITE_DONE)
-        goto out;
-    store_inc_done(l);
-    for (size_t i = 0; i < n; i++)
-        if (sqlite3_bind_int64(d, 1, gone[i]) != SQLITE_OK ||
-            store_step_done(d) < 0)
-            goto out;
-    rc = 0;
-out:
-    store_inc_done(l);
-    free(gone);
-    return rc;
-}
-
-int store_inc_sync(struct store *st, int64_t from, int in_tx)
-{
-    struct store_inc *in = st->inc;
-    struct store_inc_all a = { 0 };
-    struct store_inc_tells tl = { 0 };
-    int rc = 0;
-
-    inc_engine_each(in->eng, store_inc_collect, &a);
-    if (a.err) {
-        free(a.v);
-        return a.err;
-    }
-    if (!in_tx && store_exec(st->wdb, "BEGIN IMMEDIATE") < 0) {
-        free(a.v);
-        return -EIO;
-    }
-    for (size_t i = 0; i < a.n && rc == 0; i++)
-        rc = store_inc_put(st, &a.v[i], &tl);
-    if (rc == 0 && from != INT64_MAX)
-        rc = store_inc_delete_gone(in, from, &a);
-    free(a.v);
-    return store_inc_end(st, rc, in_tx, &tl);
-}
-
-int store_inc_row_id(struct store_inc *in, const char *service,
-                     int64_t opened_ms, int64_t *id)
-{
-    sqlite3_stmt *g = in->stmt[Q_ROW_GET];
-    int rc = -ENOENT, step;
-
-    if (sqlite3_bind_text(g, 1, service, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(g, 2, opened_ms) != SQLITE_OK)
-        rc = -EIO;
-    else if ((step = sqlite3_step(g)) == SQLITE_ROW)
-        rc = 0;
-    else if (step != SQLITE_DONE)
-        rc = -EIO;
-    if (rc == 0)
-        *id = sqlite3_column_int64(g, 0);
-    store_inc_done(g);
-    return rc;
-}
-
-void store_inc_agent_name(struct store_inc *in, int64_t agent_id,
-                          char *cluster, size_t cluster_len, char *node,
-                          size_t node_len)
-{
-    sqlite3_stmt *s = in->stmt[Q_AGENT];
-
-    if (sqlite3_bind_int64(s, 1, agent_id) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW) {
-        snprintf(cluster, cluster_len, "%s",
-                 store_inc_col(s, 0) ? store_inc_col(s, 0) : "");
-        snprintf(node, node_len, "%s",
-                 store_inc_col(s, 1) ? store_inc_col(s, 1) : "");
-    }
-    store_inc_done(s);
-}
-
 /* ---- life ---- */
 
 int store_inc_new(sqlite3 *db, const struct topology *topo,
@@ -1203,7 +870,7 @@ int store_inc_new(sqlite3 *db, const struct topology *topo,
             store_inc_name_add(in, svc->regions[r].lag_target);
         }
     }
-    for (int q = 0; q < Q_COUNT; q++)
+    for (int q = 0; q < STORE_INC_STMTS; q++)
         if (store_prepare(db, store_inc_sql[q], &in->stmt[q]) < 0) {
             store_inc_destroy(in);
             return -EIO;

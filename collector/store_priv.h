@@ -13,7 +13,9 @@
  * store_sql.c (every statement the reads run), store_query.c (read
  * pool, cached statements, queries), store_backup.c (online backup),
  * store_incident.c (the incident engine's driver on the writer thread,
- * annotations, the rebuild) and store_incquery.c (the incident queries).
+ * annotations, the rebuild), store_incscan.c (its events, corrected
+ * order, feeding and snapshots), store_incrows.c (the incidents table it
+ * writes) and store_incquery.c (the incident queries).
  *
  * A second backend (PostgreSQL, a later issue) implements the functions
  * marked "backend" below over its own connection fields, and keeps the
@@ -292,6 +294,16 @@ int store_check_corrupt(struct store *st, sqlite3 *db);
 /* The schema version this collector migrates to. */
 int store_schema_version(void);
 
+/* Operator events that are not failovers (deploy, drill, ...) become kind
+ * "marker" (wire_event_kind's rule): migration 7's last step, and again
+ * where a compaction ends (store_compact.c). Idempotent. */
+#define STORE_MARKER_RECLASSIFY_SQL \
+    "INSERT OR IGNORE INTO kinds (name) VALUES ('marker');" \
+    "UPDATE events SET kind_id = (SELECT id FROM kinds WHERE name =" \
+    "  'marker') WHERE kind_id = (SELECT id FROM kinds WHERE name =" \
+    "  'failover') AND data IS NOT NULL AND CASE WHEN json_valid(data)" \
+    "  THEN json_extract(data, '$.kind') END NOT IN ('failover', 'manual');"
+
 /* Moves every event into migration 6's compact rows, if that is not done
  * yet (store_compact.c): 0, -EINTR when store_close asked to stop (the
  * next start resumes), or -EIO. */
@@ -381,7 +393,8 @@ int64_t store_inc_due(const struct store *st);
 /* Runs a JOB_ANNOTATE job and answers it. */
 void store_inc_annotate_job(struct store *st, struct store_job *j);
 
-/* The driver's inner parts (store_incscan.c), for store_incident.c. */
+/* The driver's inner parts (store_incscan.c and, for the incidents
+ * table, store_incrows.c), for store_incident.c. */
 #define STORE_INC_HOLD_MS      5000     /* the engine trails now by this */
 #define STORE_INC_SNAP_MS      60000LL  /* a snapshot per minute ... */
 #define STORE_INC_SNAPS        60       /* ... for the last hour */
@@ -427,7 +440,13 @@ struct store_inc_change {
     struct inc_record r;        /* its pointers are the topology's */
 };
 
-#define STORE_INC_STMTS 14
+/* The driver's statements (store_incscan.c's table), by number. */
+enum {
+    INC_Q_OFF_AT, INC_Q_OFF_NEXT, INC_Q_OFF_BOUND, INC_Q_SCAN, INC_Q_DATA,
+    INC_Q_TARGET, INC_Q_REGION, INC_Q_ANSWERS, INC_Q_KINDS, INC_Q_AGENT,
+    INC_Q_ROW_GET, INC_Q_ROW_PUT, INC_Q_ROW_LIST, INC_Q_ROW_DEL,
+    STORE_INC_STMTS
+};
 struct store_inc {
     const struct topology *topo;        /* borrowed */
     sqlite3 *db;                        /* borrowed: the writer's */
@@ -451,12 +470,16 @@ struct store_inc {
     int64_t kind_ids[5];        /* probe, state, dns, metric, failover */
     uint64_t fed;               /* events fed since created */
     int64_t due_mono;           /* next tick, monotonic ms */
+    int64_t pub_mono;           /* next status publication, same */
     int quiet;                  /* no incident_fn calls (history) */
     int warned;
 };
 
 int store_inc_new(sqlite3 *db, const struct topology *topo,
                   struct store_inc **out);
+/* Resets @s after a use (NULL: no-op); a text column of @s. */
+void store_inc_done(sqlite3_stmt *s);
+const char *store_inc_col(sqlite3_stmt *s, int col);
 void store_inc_destroy(struct store_inc *in);           /* NULL: no-op */
 void store_inc_ev_free(struct store_inc_ev *x);
 /* Copies @s (NULL: "") into @x (an answers string is split at '\n').

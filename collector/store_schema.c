@@ -252,11 +252,7 @@ static const char *const store_migrations[] = {
      "  service TEXT,"
      "  incident_id INTEGER);"
      "CREATE INDEX annotations_time ON annotations (unix_ms);"
-     "INSERT OR IGNORE INTO kinds (name) VALUES ('marker');"
-     "UPDATE events SET kind_id = (SELECT id FROM kinds WHERE name ="
-     "  'marker') WHERE kind_id = (SELECT id FROM kinds WHERE name ="
-     "  'failover') AND data IS NOT NULL AND CASE WHEN json_valid(data)"
-     "  THEN json_extract(data, '$.kind') END NOT IN ('failover', 'manual');"
+     STORE_MARKER_RECLASSIFY_SQL
      "PRAGMA user_version = 7;"),
 };
 #define STORE_SCHEMA_VERSION \

@@ -506,6 +506,8 @@ static int check_failover(struct vctx *v, const Sextant__V1__Failover *f)
         rc = check_name(v, "failover.to_region", f->to_region, false);
     if (rc == 0)
         rc = check_str(v, "failover.text", f->text, WIRE_MAX_TEXT, false);
+    if (rc == 0)
+        rc = check_name(v, "failover.service", f->service, false);
     return rc;
 }
 
@@ -760,6 +762,18 @@ int wire_ack_decode(const uint8_t *buf, size_t len, Sextant__V1__Ack *out)
     return 0;
 }
 
+/* Only failovers and manual failovers move traffic, so only they may take
+ * part in incidents; a deploy or a drill is an operator's marker on the
+ * timeline. The same rule as schema migration 7's reclassification. */
+static const char *wire_failover_kind(const Sextant__V1__Event *ev)
+{
+    const char *k = ev->failover ? ev->failover->kind : NULL;
+
+    if (k && (strcmp(k, "failover") == 0 || strcmp(k, "manual") == 0))
+        return "failover";
+    return "marker";
+}
+
 const char *wire_event_kind(const Sextant__V1__Event *ev)
 {
     switch (ev->kind_case) {
@@ -767,7 +781,7 @@ const char *wire_event_kind(const Sextant__V1__Event *ev)
     case SEXTANT__V1__EVENT__KIND_STATE:     return "state";
     case SEXTANT__V1__EVENT__KIND_DNS:       return "dns";
     case SEXTANT__V1__EVENT__KIND_METRIC:    return "metric";
-    case SEXTANT__V1__EVENT__KIND_FAILOVER:  return "failover";
+    case SEXTANT__V1__EVENT__KIND_FAILOVER:  return wire_failover_kind(ev);
     case SEXTANT__V1__EVENT__KIND_LIFECYCLE: return "lifecycle";
     default:                                 return "unknown";
     }

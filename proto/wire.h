@@ -81,7 +81,9 @@ int wire_ack_encode(const Sextant__V1__Ack *a, uint8_t **out,
 int wire_ack_decode(const uint8_t *buf, size_t len, Sextant__V1__Ack *out);
 
 /* Name of the event's kind as stored and shown: "probe", "state", "dns",
- * "metric", "failover", "lifecycle", or "unknown". */
+ * "metric", "failover" (a Failover whose kind is "failover" or "manual"),
+ * "marker" (any other Failover: deploy, drill, a word of the user's),
+ * "lifecycle", or "unknown". */
 const char *wire_event_kind(const Sextant__V1__Event *ev);
 
 #endif

@@ -1,11 +1,13 @@
 # agent_admin.sh -- the agent's admin listener on a real agent: /metrics
 # passes `promtool check metrics` and counts what happened (probes by type
 # and their failures, batches shipped, ack age, clock offset, the spool
-# filling while the collector is down); /healthz and /readyz answer 200
+# filling while the collector is down, each target's health, which flips
+# when the target goes down and comes back); /healthz and /readyz answer 200
 # while it runs and /readyz 503 while it stops; anything but a plain GET is
 # refused; a listen address the file names is fatal when taken; and
 # admin.enabled: false leaves nothing listening.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
 
 if ! command -v promtool > /dev/null; then
     echo "SKIP: promtool not found (Debian package prometheus; scripts/deps.sh installs it)"
@@ -77,6 +79,17 @@ wait_metric() {
     wait_until 30 "$1 stayed below $2" metric_ge "$1" "$2"
 }
 
+# metric_is SERIES VALUE: the series has VALUE now ("absent" for none).
+metric_is() {
+    get /metrics
+    [ "$(value "$TMP/body" "$1")" = "$2" ]
+}
+
+# wait_metric_is SERIES VALUE: until the series has VALUE.
+wait_metric_is() {
+    wait_until 30 "$1 never became $2" metric_is "$1" "$2"
+}
+
 # listening PID: TCP sockets in LISTEN the process owns.
 listening() {
     tcp_count "$1" 0A
@@ -93,6 +106,8 @@ PORT=$(admin_port a)
 
 wait_metric "sextant_agent_probes_failed_total$HTTP" 3
 wait_metric "sextant_agent_batches_shipped_total" 1
+wait_metric_is 'sextant_agent_target_healthy{target="up",type="http"}' 1
+wait_metric_is 'sextant_agent_target_healthy{target="down",type="http"}' 0
 get /metrics
 cp "$TMP/body" "$TMP/m1.txt"
 assert_eq "$STATUS" 200 "/metrics status"
@@ -227,6 +242,38 @@ assert_eq "$BODY" "not ready: stopping" "/readyz body while stopping"
 get /healthz
 assert_eq "$STATUS $BODY" "200 ok" "/healthz while stopping"
 wait "$B_PID" || fail "agent b exited $?"
+
+# --- Each target's health: absent while unknown, then 1, 0 and 1 again
+# as the target goes down and comes back ---
+: > "$TMP/flag"
+{ agent_yaml_head "$TMP/e.db"; cat; } > "$TMP/e.yaml" <<YAML
+admin: {listen: "127.0.0.1:0"}
+interval: 200ms
+targets:
+  - name: flip
+    url: http://127.0.0.1:$TARGET_PORT/flag?file=$TMP/flag
+  - name: never
+    url: http://127.0.0.1:$TARGET_PORT/sleep/600000
+    interval: 60s
+    timeout: 50s
+YAML
+start_agent e
+E_PID=$AGENT_PID
+PORT=$(admin_port e)
+FLIP='sextant_agent_target_healthy{target="flip",type="http"}'
+wait_metric_is "$FLIP" 1
+# A target whose first run has not ended has no verdict: no line.
+assert_eq "$(value "$TMP/body" \
+    'sextant_agent_target_healthy{target="never",type="http"}')" absent \
+    "a target without a verdict"
+rm "$TMP/flag"
+wait_metric_is "$FLIP" 0
+promtool check metrics < "$TMP/body" > "$TMP/promtool.log" 2>&1 ||
+    { cat "$TMP/promtool.log" "$TMP/body" >&2; fail "promtool, target down"; }
+: > "$TMP/flag"
+wait_metric_is "$FLIP" 1
+kill -TERM "$E_PID"
+wait "$E_PID" || fail "agent e exited $?"
 
 # --- admin.enabled: false: nothing listens ---
 write_agent d "$URL" 'admin: {enabled: false, listen: "127.0.0.1:0"}'

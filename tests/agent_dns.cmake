@@ -11,3 +11,6 @@ foreach(part dns dns_input)
 endforeach()
 
 add_script_test(agent_dns_e2e agent_dns.sh)
+# HTTP targets resolved through a configured resolver (dnsmasq), as
+# clients reach a service through its global name.
+add_script_test(agent_resolver agent_resolver.sh)

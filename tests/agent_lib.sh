@@ -23,6 +23,14 @@ spool: {path: $1}
 YAML
 }
 
+# agent_admin_addr LOG: IP:PORT of the admin listener, once the agent
+# writing LOG says it listens.
+agent_admin_addr() {
+    wait_for "$1" 'admin: listening on'
+    sed -n 's/.*admin: listening on \([0-9.]*:[0-9]*\).*/\1/p' "$1" |
+        head -n 1
+}
+
 # tl: the whole timeline (one page: up to 10000 events).
 tl() { api_get "api/v1/timeline?from=0&limit=10000"; }
 

@@ -21,6 +21,9 @@ add_script_test(collector_busy collector_busy.sh)
 # /readyz and ingest while the store migrates (behind another's lock).
 add_script_test(collector_migrate collector_migrate.sh)
 add_script_test(collector_migrate_events collector_migrate_events.sh)
+# Migration 7: operator events that are not failovers become markers, also
+# those a stopped schema 6 move had put in its new table.
+add_script_test(collector_migrate_markers collector_migrate_markers.sh)
 # Transfer-Encoding and duplicate Content-Length refused (smuggling).
 add_script_test(collector_framing collector_framing.sh)
 # limits.connections: idle connections are shed so /healthz gets in.

@@ -10,8 +10,10 @@ make_v1_db "$DB"
 hold_write_lock "$DB"
 
 NO_WAIT_READY=1 start_collector "$DB"
-code=$(api_fetch "$TMP/body" /readyz)
-cp "$TMP/body.headers" "$TMP/h"
+# Replies in the window are checked against docs/openapi.yaml only after
+# it: the migration gives up on a lock held past its busy timeout (5 s),
+# and on a loaded machine every process the test starts meanwhile counts.
+code=$(curl -sS -D "$TMP/h" -o "$TMP/body" -w '%{http_code}' "$URL/readyz")
 assert_eq "$code" 503 "/readyz while migrating"
 grep -qi '^Retry-After: [0-9]' "$TMP/h" || fail "/readyz without Retry-After"
 jq -e '.detail | test("migrat")' "$TMP/body" > /dev/null \
@@ -25,12 +27,15 @@ assert_eq "$(curl -sS -o /dev/null -w '%{http_code}' "$URL/healthz")" 200 \
     "/healthz while migrating (the process is alive)"
 # The API says so too, rather than failing a query on a half-migrated
 # file (and logging an error for each).
-code=$(api_code "api/v1/timeline?from=0&to=1")
+code=$(curl -sS -o "$TMP/tl.json" -w '%{http_code}' \
+       "$URL/api/v1/timeline?from=0&to=1")
 assert_eq "$code" 503 "the timeline while migrating"
-jq -e '.detail | test("migrating")' "$TMP/body" > /dev/null \
-    || fail "the timeline while migrating: $(cat "$TMP/body")"
+jq -e '.detail | test("migrating")' "$TMP/tl.json" > /dev/null \
+    || fail "the timeline while migrating: $(cat "$TMP/tl.json")"
 
 release_write_lock
+api_valid GET /readyz 503 "$TMP/body"
+api_valid GET "/api/v1/timeline?from=0&to=1" 503 "$TMP/tl.json"
 wait_for "$TMP/collector.log" ', ready$'
 assert_eq "$(curl -sS -o /dev/null -w '%{http_code}' "$URL/readyz")" 200 \
     "/readyz once migrated"

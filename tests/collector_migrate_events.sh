@@ -85,15 +85,7 @@ stop_collector
 
 # --- (b) kill -9 mid-way, then resume ---
 BIG=$TMP/big.db
-sqlite3 "$BIG" < "$FX/store.sql"
-# 500 copies of the fixture's agent events under new seqs: 40,000 rows.
-sqlite3 "$BIG" "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1
-                                        FROM k WHERE i < 500)
-    INSERT INTO events (agent_id, seq, unix_ms, recv_ms, kind_id,
-                        target_id, text_id, data)
-    SELECT e.agent_id, e.seq + 1000 * k.i, e.unix_ms + k.i, e.recv_ms,
-           e.kind_id, e.target_id, e.text_id, e.data
-    FROM k, events e WHERE e.seq IS NOT NULL ORDER BY k.i, e.id"
+zoo_copies "$BIG" 500                   # 40,000 rows
 N=$(sqlite3 "$BIG" 'SELECT count(*) FROM events')
 sqlite3 "$BIG" "$FULL" | sha256sum > "$TMP/big.before"
 export SEXTANT_STORE_MIGRATE_CHUNK=10    # 4,000 chunks: long enough to kill

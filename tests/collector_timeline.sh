@@ -63,7 +63,7 @@ unknown "target=ap" \
 unknown "kind=probe,prbe" \
     'kind: the store has never seen a kind "prbe"; close: "probe"'
 unknown "kind=zzzzzzzz" \
-    'kind: the store has never seen a kind "zzzzzzzz"; none of the 11 it knows is close'
+    'kind: the store has never seen a kind "zzzzzzzz"; none of the 12 it knows is close'
 unknown "cluster=test&target=nothing-like-it" \
     'target: the store has never seen a target "nothing-like-it"; none of the 2 it knows is close'
 for bad in "kind=probe," "kind=,probe" "kind=probe,,state"; do

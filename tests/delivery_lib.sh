@@ -283,7 +283,7 @@ check_store() {
 
 # check_cli_events DB NODE FILE: every "SEQ TEXT" line of FILE (events
 # that `sextant-agent event` said it recorded) is stored with that seq as
-# a failover event with that text; sets CLI_N to how many there were.
+# a marker (a drill) with that text; sets CLI_N to how many there were.
 check_cli_events() {
     local db=$1 node=$2 file=$3 values bad
     values=$(awk -v q="'" '{ printf "%s(%d, %s%s%s)", (NR > 1 ? "," : ""),
@@ -293,7 +293,7 @@ check_cli_events() {
             || ' ' || coalesce(json_extract(e.data, '\$.text'), ''), ', ')
         FROM cli c LEFT JOIN (SELECT e.* FROM events_full e JOIN agents a
             ON a.id = e.agent_id WHERE a.node = '$node') e ON e.seq = c.seq
-        WHERE e.kind IS NOT 'failover'
+        WHERE e.kind IS NOT 'marker'
            OR json_extract(e.data, '\$.text') IS NOT c.text")
     [ -z "$bad" ] || fail "node $node: drill events not stored as recorded: ${bad:0:600}"
     CLI_N=$(wc -l < "$file")

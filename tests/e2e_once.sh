@@ -101,5 +101,22 @@ assert_eq "$(sqlite3 "$DB" "SELECT count(*) = count(DISTINCT seq) FROM events
 seqs=$(jq -c '[.events[] | select(.seq != null) | .seq] | sort' "$TMP/tl.json")
 n=$(echo "$seqs" | jq 'length')
 assert_eq "$seqs" "$(jq -nc "[range(1; $n + 1)]")" "seqs 1..$n without holes"
+
+# Operator events keep their kind: a deploy is a marker on the timeline,
+# a failover naming its service is a failover (the incident engine's).
+"$AGENT" event --config "$TMP/agent.yaml" --kind deploy --text "v2.1" \
+    > /dev/null || fail "event --kind deploy exited $?"
+"$AGENT" event --config "$TMP/agent.yaml" --kind failover --from eu-west-1 \
+    --to us-east-1 --service shop > /dev/null ||
+    fail "event --kind failover --service shop exited $?"
+"$AGENT" --config "$TMP/agent.yaml" --once 2> "$TMP/agent4.log" \
+    || fail "agent --once with operator events exited $?"
+tl > "$TMP/tl.json"
+assert_eq "$(jq -c '[.events[] | select(.kind == "marker" or
+    .kind == "failover") | [.kind, .fields.kind, .fields.service]]' \
+    "$TMP/tl.json")" '[["marker","deploy",null],["failover","failover","shop"]]' \
+    "operator events by kind"
+assert_eq "$(curl -sf "$URL/api/v1/timeline?from=0&kind=marker" |
+    jq -c '[.events[].fields.text]')" '["v2.1"]' "kind=marker filter"
 stop_collector
 echo "e2e_once: all passed"

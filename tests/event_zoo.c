@@ -179,7 +179,7 @@ static void zoo_others(struct zoo *z)
         "up", 0, NULL, 1e300, "" };
     static Sextant__V1__Failover fo = {
         PROTOBUF_C_MESSAGE_INIT(&sextant__v1__failover__descriptor),
-        "manual", "eu-west-1", "us-east-1", "drill \"B\"" };
+        "manual", "eu-west-1", "us-east-1", "drill \"B\"", "" };
     static Sextant__V1__Lifecycle lc = {
         PROTOBUF_C_MESSAGE_INIT(&sextant__v1__lifecycle__descriptor),
         SEXTANT__V1__LIFECYCLE_PHASE__LIFECYCLE_PHASE_RELOAD, "1.2.3",

@@ -58,7 +58,7 @@ struct client_hdr {
     Sextant__V1__Drops drops;       /* count 0: none */
     int64_t sent_ms;                /* 0: not sent */
     uint32_t rtt_us;
-    const char *region;             /* NULL: "test-region" */
+    const char *region;             /* the agent's region */
 };
 
 /* What every event of a batch carries besides its seq. */
@@ -188,7 +188,7 @@ static int client_batch(const char *cluster, const char *node,
         }
     }
     b.cluster = (char *)cluster;
-    b.region = (char *)(hdr->region ? hdr->region : "test-region");
+    b.region = (char *)hdr->region;
     b.node = (char *)node;
     b.agent_version = "test";
     b.epoch = epoch;
@@ -339,7 +339,8 @@ static void client_usage(void)
 {
     fprintf(stderr,
         "usage: ingest_client --url URL [--token T] [--cluster C] [--node N]\n"
-        "  [--region R] [--epoch N] [--seq LO-HI]... [--t0 MS] [--target NAME]\n"
+        "  [--epoch N] [--seq LO-HI]... [--t0 MS] [--target NAME]\n"
+        "  [--region R] (the agent's; default test-region)\n"
         "  [--content-type T] [--encoding E] (\"-\" omits the header)\n"
         "  [--body random|zlib-random|truncated|bomb|corrupt] [--chunked]\n"
         "  (bomb: 64 MiB of zeros, deflated to some 64 KiB)\n"
@@ -418,7 +419,6 @@ int main(int argc, char **argv)
         { "token", required_argument, NULL, 'k' },
         { "cluster", required_argument, NULL, 'c' },
         { "node", required_argument, NULL, 'n' },
-        { "region", required_argument, NULL, 'G' },
         { "epoch", required_argument, NULL, 'e' },
         { "seq", required_argument, NULL, 's' },
         { "t0", required_argument, NULL, 't' },
@@ -444,13 +444,15 @@ int main(int argc, char **argv)
         { "event-ms", required_argument, NULL, 'M' },
         { "batches", required_argument, NULL, 'N' },
         { "batch-size", required_argument, NULL, 'Z' },
+        { "region", required_argument, NULL, 'G' },
         { NULL, 0, NULL, 0 },
     };
     const char *url = NULL, *token = NULL, *cluster = "test", *node = "n1";
     const char *ctype = "application/x-protobuf", *enc = "deflate";
     const char *bad = NULL;
     const char *cacert = NULL, *cert = NULL, *key = NULL, *dump = NULL;
-    struct client_hdr bh = { .drops = SEXTANT__V1__DROPS__INIT };
+    struct client_hdr bh = { .drops = SEXTANT__V1__DROPS__INIT,
+                             .region = "test-region" };
     struct client_evopt eo = { .target = "web" };
     struct client_conn conn = { 0 };
     char *target_buf = NULL, *error_buf = NULL;
@@ -470,9 +472,9 @@ int main(int argc, char **argv)
         switch (opt) {
         case 'u': url = optarg; break;
         case 'k': token = optarg; break;
+        case 'G': bh.region = optarg; break;
         case 'c': cluster = optarg; break;
         case 'n': node = optarg; break;
-        case 'G': bh.region = optarg; break;
         case 'e': epoch = strtoull(optarg, NULL, 0); break;
         case 't': eo.t0 = strtoll(optarg, NULL, 10); break;
         case 'g': eo.target = optarg; break;

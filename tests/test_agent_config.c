@@ -714,6 +714,87 @@ static void test_yaml_syntax_error_is_one_line(void **state)
     expect_error_prefix(HEAD "targets: [\n", "10: YAML syntax: ");
 }
 
+#define RESOLVER_TARGET                     \
+    "targets:\n"                            \
+    "  - name: shop\n"                      \
+    "    url: http://shop.example:8080/health\n"
+
+/* Loads @yaml, which must succeed, and returns the first target's
+ * fingerprint (caller frees). */
+static char *fingerprint_of(const char *yaml)
+{
+    struct agent_config cfg = { 0 };
+    char err[512], *fp;
+
+    if (load(yaml, &cfg, err, sizeof(err)) != 0)
+        fail_msg("load failed: %s", err);
+    assert_int_equal(cfg.n_targets, 1);
+    fp = strdup(cfg.targets[0].fingerprint);
+    assert_non_null(fp);
+    agent_config_free(&cfg);
+    return fp;
+}
+
+static void test_http_resolver_loads_and_changes_the_target(void **state)
+{
+    char *plain, *v4, *v6, *other;
+
+    (void)state;
+    plain = fingerprint_of(HEAD RESOLVER_TARGET);
+    v4 = fingerprint_of(HEAD RESOLVER_TARGET
+                        "    resolver: 127.0.0.53:5353\n");
+    v6 = fingerprint_of(HEAD RESOLVER_TARGET "    resolver: \"[::1]:53\"\n");
+    other = fingerprint_of(HEAD RESOLVER_TARGET
+                           "    resolver: 127.0.0.54:5353\n");
+    /* A reload that adds or changes the resolver changes the target. */
+    assert_string_not_equal(plain, v4);
+    assert_string_not_equal(v4, other);
+    assert_string_not_equal(v4, v6);
+    free(plain);
+    free(v4);
+    free(v6);
+    free(other);
+    /* With sni, on https. */
+    free(fingerprint_of(HEAD "targets:\n  - name: shop\n"
+                        "    url: https://shop-eu.example/health\n"
+                        "    sni: shop.example\n"
+                        "    resolver: 127.0.0.1:53\n"));
+}
+
+static void test_bad_http_resolver_is_an_error(void **state)
+{
+    static const char *const bad[] = {
+        "dns.example:53", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+        "[::1]", "[127.0.0.1]:53", "", "1.2.3.4.5:53", "127.0.0.1:53x",
+    };
+    char yaml[512], want[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(yaml, sizeof(yaml), HEAD RESOLVER_TARGET
+                 "    resolver: \"%s\"\n", bad[i]);
+        snprintf(want, sizeof(want), "12: targets[0].resolver: expected an "
+                 "IP address and port, as 127.0.0.1:53 or [::1]:53, got "
+                 "\"%s\"", bad[i]);
+        expect_error(yaml, want);
+    }
+    expect_error(HEAD RESOLVER_TARGET "    resolver: [127.0.0.1:53]\n",
+                 "12: targets[0].resolver: expected a scalar value");
+    expect_error(HEAD TARGETS "    resolver: 127.0.0.1:53\n",
+                 "12: targets[0].resolver: the URL's host 127.0.0.1 is an "
+                 "address: nothing to resolve");
+    expect_error(HEAD "targets:\n  - name: v6\n"
+                 "    url: http://[::1]:8080/\n"
+                 "    resolver: 127.0.0.1:53\n",
+                 "12: targets[0].resolver: the URL's host [::1] is an "
+                 "address: nothing to resolve");
+    /* Only HTTP targets take it this way (the DNS probe has its own). */
+    expect_error(HEAD "targets:\n  - name: t\n    type: tcp\n"
+                 "    address: shop.example:443\n"
+                 "    resolver: 127.0.0.1:53\n",
+                 "13: targets[0].resolver: unknown key");
+}
+
 static void test_missing_file_is_an_error(void **state)
 {
     struct agent_config cfg = { 0 };
@@ -763,6 +844,8 @@ int main(void)
         T(test_bad_log_level_is_an_error),
         T(test_yaml_syntax_error_is_one_line),
         T(test_missing_file_is_an_error),
+        T(test_http_resolver_loads_and_changes_the_target),
+        T(test_bad_http_resolver_is_an_error),
 #undef T
     };
     int rc;

@@ -441,6 +441,41 @@ static void test_admin_config_defaults_and_forms(void **st)
     assert_non_null(strstr(err, "admin.port"));
 }
 
+static void test_target_health_gauge_follows_the_state(void **state)
+{
+    char big[METRICS_MAX_LABEL + 8];
+
+    (void)state;
+    metrics_targets_begin(3);
+    metrics_target_set(0, "web \"eu\"", PROBE_HTTP, HEALTH_HEALTHY);
+    metrics_target_set(1, "db", PROBE_TCP, HEALTH_UNKNOWN);
+    metrics_target_set(2, "dns", PROBE_DNS, HEALTH_UNHEALTHY);
+    render(1);
+    assert_line("sextant_agent_target_healthy{target=\"web \\\"eu\\\"\","
+                "type=\"http\"} 1");
+    assert_line("sextant_agent_target_healthy{target=\"dns\",type=\"dns\"} 0");
+    assert_null(strstr(page, "target=\"db\""));      /* unknown: absent */
+    metrics_target_health(0, HEALTH_UNHEALTHY);
+    metrics_target_health(1, HEALTH_HEALTHY);
+    render(1);
+    assert_line("sextant_agent_target_healthy{target=\"web \\\"eu\\\"\","
+                "type=\"http\"} 0");
+    assert_line("sextant_agent_target_healthy{target=\"db\",type=\"tcp\"} 1");
+    /* A reload with fewer targets: the others go. */
+    metrics_targets_begin(1);
+    metrics_target_set(0, "dns", PROBE_DNS, HEALTH_HEALTHY);
+    render(1);
+    assert_line("sextant_agent_target_healthy{target=\"dns\",type=\"dns\"} 1");
+    assert_null(strstr(page, "target=\"db\""));
+    /* The most targets, each with the longest name of quotes, fit. */
+    memset(big, '"', METRICS_MAX_LABEL - 1);
+    big[METRICS_MAX_LABEL - 1] = '\0';
+    metrics_targets_begin(METRICS_MAX_TARGETS + 5);
+    for (size_t i = 0; i < METRICS_MAX_TARGETS + 5; i++)
+        metrics_target_set(i, big, PROBE_METRIC, HEALTH_HEALTHY);
+    render(1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -467,6 +502,8 @@ int main(void)
             test_spool_depth_follows_appends_acks_and_other_writers, setup),
         cmocka_unit_test_setup(test_loop_turn_beats_and_reads_depth, setup),
         cmocka_unit_test(test_admin_config_defaults_and_forms),
+        cmocka_unit_test_setup(test_target_health_gauge_follows_the_state,
+                               setup),
     };
     char cmd[96];
     int rc;

@@ -656,6 +656,38 @@ static void test_event_kind_names_every_kind(void **state)
     assert_string_equal(wire_event_kind(&none), "unknown");
 }
 
+static void test_operator_events_other_than_failovers_are_markers(void **state)
+{
+    static const char *const kinds[][2] = {
+        { "failover", "failover" }, { "manual", "failover" },
+        { "deploy", "marker" }, { "drill", "marker" },
+        { "Failover", "marker" }, { "", "marker" },
+    };
+    struct fixture f;
+
+    (void)state;
+    fixture_init(&f);
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        f.failover.kind = (char *)kinds[i][0];
+        assert_string_equal(wire_event_kind(&f.ev[EV_FAILOVER]),
+                            kinds[i][1]);
+    }
+}
+
+static void test_failover_service_is_validated(void **state)
+{
+    struct fixture f;
+    char err[WIRE_ERR_LEN] = "";
+
+    (void)state;
+    fixture_init(&f);
+    f.failover.service = "shop";
+    assert_int_equal(wire_batch_validate(&f.b, err, sizeof(err)), 0);
+    f.failover.service = "shop\nFAKE";
+    assert_int_equal(wire_batch_validate(&f.b, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "failover.service"));
+}
+
 static void test_batch_free_of_null_is_a_noop(void **state)
 {
     (void)state;
@@ -690,6 +722,8 @@ int main(void)
         cmocka_unit_test(test_ack_roundtrips),
         cmocka_unit_test(test_garbage_ack_fails_with_ebadmsg),
         cmocka_unit_test(test_event_kind_names_every_kind),
+        cmocka_unit_test(test_operator_events_other_than_failovers_are_markers),
+        cmocka_unit_test(test_failover_service_is_validated),
         cmocka_unit_test(test_batch_free_of_null_is_a_noop),
     };
 

@@ -1,0 +1,346 @@
+/* store_incrows.c -- the incidents table as the incident driver writes
+ * it (store_incident.c runs it): each incident the engine reports is
+ * written when its row differs, in a transaction of its own after the
+ * group commit (or inside the rebuild's), and only once that committed
+ * is it announced to store_options.incident_fn; after a replay or a
+ * rebuild, rows the engine no longer derives are deleted. Writer
+ * connection only (or the rebuild's). */
+#include "store_priv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "incident.h"
+#include "jsonw.h"
+#include "log.h"
+#include "topology.h"
+
+/* ---- the incidents table ---- */
+
+/* What to tell incident_fn once the transaction committed. */
+struct store_inc_tell {
+    const char *change;
+    char *json;
+};
+struct store_inc_tells {
+    struct store_inc_tell *v;
+    size_t n, cap;
+};
+
+static void store_inc_row_of(const struct inc_record *r,
+                             struct store_inc_row *row)
+{
+    memset(row, 0, sizeof(*row));
+    row->service = r->service->name;
+    row->pattern = topo_pattern_name(r->service->pattern);
+    row->region = r->region ? r->region->name : "";
+    row->to_region = r->to_region ? r->to_region->name : NULL;
+    row->manual = r->manual != 0;
+    row->t[STORE_INC_T_FIRST] = r->first_failure_ms;
+    row->t[STORE_INC_T_DETECTED] = r->detected_ms;
+    row->t[STORE_INC_T_FAILOVER] = r->failover_start_ms;
+    row->t[STORE_INC_T_DNS_FIRST] = r->dns_first_ms;
+    row->t[STORE_INC_T_DNS_ALL] = r->dns_all_ms;
+    row->t[STORE_INC_T_RESTORED] = r->restored_ms;
+    row->t[STORE_INC_T_CLOSED] = r->closed_ms;
+    row->has_rpo = r->has_rpo;
+    row->rpo_ms = r->rpo_ms;
+}
+
+static int64_t store_inc_col_time(sqlite3_stmt *s, int col)
+{
+    return sqlite3_column_type(s, col) == SQLITE_NULL
+           ? INC_NONE : sqlite3_column_int64(s, col);
+}
+
+static int store_inc_str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether the INC_Q_ROW_GET row at @s holds @row's values. */
+static int store_inc_row_same(sqlite3_stmt *s, const struct store_inc_row *row)
+{
+    if (!store_inc_str_eq(store_inc_col(s, 1), row->region) ||
+        !store_inc_str_eq(store_inc_col(s, 2), row->to_region) ||
+        sqlite3_column_int(s, 3) != row->manual ||
+        !store_inc_str_eq(store_inc_col(s, 12), row->pattern) ||
+        (sqlite3_column_type(s, 11) != SQLITE_NULL) != (row->has_rpo != 0) ||
+        (row->has_rpo && sqlite3_column_double(s, 11) != row->rpo_ms))
+        return 0;
+    for (int i = 0; i < STORE_INC_T_COUNT; i++)
+        if (store_inc_col_time(s, 4 + i) != row->t[i])
+            return 0;
+    return 1;
+}
+
+static int store_inc_bind_time(sqlite3_stmt *s, int i, int64_t t)
+{
+    return t == INC_NONE ? sqlite3_bind_null(s, i)
+                         : sqlite3_bind_int64(s, i, t);
+}
+
+static int store_inc_tell_add(struct store_inc_tells *tl, const char *change,
+                              const struct store_inc_row *row)
+{
+    struct jsonw w;
+
+    if (tl->n == tl->cap) {
+        size_t cap = tl->cap ? tl->cap * 2 : 8;
+        struct store_inc_tell *v = realloc(tl->v, cap * sizeof(*v));
+
+        if (!v)
+            return -ENOMEM;
+        tl->v = v;
+        tl->cap = cap;
+    }
+    jsonw_init(&w, 1u << 20);
+    store_inc_json(&w, row);
+    jsonw_obj_end(&w);
+    tl->v[tl->n].json = jsonw_take(&w, NULL);
+    if (!tl->v[tl->n].json)
+        return -ENOMEM;
+    tl->v[tl->n++].change = change;
+    return 0;
+}
+
+/* Writes @r unless its row holds it already; notes what to tell. */
+static int store_inc_put(struct store *st, const struct inc_record *r,
+                         struct store_inc_tells *tl)
+{
+    struct store_inc *in = st->inc;
+    sqlite3_stmt *g = in->stmt[INC_Q_ROW_GET], *p = in->stmt[INC_Q_ROW_PUT];
+    struct store_inc_row row;
+    const char *change = "opened";
+    int step, rc = -EIO;
+
+    store_inc_row_of(r, &row);
+    if (sqlite3_bind_text(g, 1, row.service, -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        sqlite3_bind_int64(g, 2, r->opened_ms) != SQLITE_OK)
+        goto out;
+    step = sqlite3_step(g);
+    if (step == SQLITE_ROW) {
+        if (store_inc_row_same(g, &row)) {
+            rc = 0;
+            goto out;
+        }
+        change = sqlite3_column_type(g, 10) == SQLITE_NULL &&
+                 row.t[STORE_INC_T_CLOSED] != INC_NONE ? "closed"
+                                                       : "updated";
+    } else if (step != SQLITE_DONE) {
+        goto out;
+    }
+    if (sqlite3_bind_text(p, 1, row.service, -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        sqlite3_bind_int64(p, 2, r->opened_ms) != SQLITE_OK ||
+        sqlite3_bind_text(p, 3, row.region, -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        (row.to_region ? sqlite3_bind_text(p, 4, row.to_region, -1,
+                                           SQLITE_STATIC)
+                       : sqlite3_bind_null(p, 4)) != SQLITE_OK ||
+        sqlite3_bind_text(p, 5, row.pattern, -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        sqlite3_bind_int(p, 6, row.manual) != SQLITE_OK ||
+        (row.has_rpo ? sqlite3_bind_double(p, 14, row.rpo_ms)
+                     : sqlite3_bind_null(p, 14)) != SQLITE_OK)
+        goto out;
+    for (int i = 0; i < STORE_INC_T_COUNT; i++)
+        if (store_inc_bind_time(p, 7 + i, row.t[i]) != SQLITE_OK)
+            goto out;
+    if (sqlite3_step(p) != SQLITE_ROW)
+        goto out;
+    row.id = sqlite3_column_int64(p, 0);
+    if (sqlite3_step(p) != SQLITE_DONE)
+        goto out;
+    rc = 0;
+    if (!in->quiet && st->opt.incident_fn)
+        rc = store_inc_tell_add(tl, change, &row);
+out:
+    if (rc == -EIO)
+        log_msg(LOGL_ERROR, "incidents", "incident row: %s",
+                sqlite3_errmsg(in->db));
+    store_inc_done(g);
+    store_inc_done(p);
+    return rc;
+}
+
+/* Calls incident_fn for each of @tl (after the commit) and frees it. */
+static void store_inc_tell_all(struct store *st, struct store_inc_tells *tl,
+                               int committed)
+{
+    for (size_t i = 0; i < tl->n; i++) {
+        if (committed)
+            st->opt.incident_fn(st->opt.incident_ctx, tl->v[i].change,
+                                tl->v[i].json);
+        free(tl->v[i].json);
+    }
+    free(tl->v);
+}
+
+/* Ends the incidents' own transaction (unless @in_tx) and tells. */
+static int store_inc_end(struct store *st, int rc, int in_tx,
+                         struct store_inc_tells *tl)
+{
+    if (!in_tx) {
+        if (rc == 0 && store_exec(st->wdb, "COMMIT") < 0)
+            rc = -EIO;
+        if (rc < 0 && !sqlite3_get_autocommit(st->wdb))
+            store_exec(st->wdb, "ROLLBACK");
+    }
+    store_inc_tell_all(st, tl, rc == 0);
+    st->inc->n_chg = 0;
+    return rc;
+}
+
+int store_inc_flush(struct store *st)
+{
+    struct store_inc *in = st->inc;
+    struct store_inc_tells tl = { 0 };
+    int rc = 0;
+
+    if (in->chg_err) {
+        /* A change the sink could not keep: write them all. */
+        in->chg_err = 0;
+        return store_inc_sync(st, INT64_MAX, 0);
+    }
+    if (in->n_chg == 0)
+        return 0;
+    if (store_exec(st->wdb, "BEGIN IMMEDIATE") < 0)
+        return -EIO;
+    for (size_t i = 0; i < in->n_chg && rc == 0; i++)
+        rc = store_inc_put(st, &in->chg[i].r, &tl);
+    return store_inc_end(st, rc, 0, &tl);
+}
+
+struct store_inc_all {
+    struct inc_record *v;
+    size_t n, cap;
+    int err;
+};
+
+static void store_inc_collect(void *ctx, const struct inc_record *r)
+{
+    struct store_inc_all *a = ctx;
+
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        struct inc_record *v = realloc(a->v, cap * sizeof(*v));
+
+        if (!v) {
+            a->err = -ENOMEM;
+            return;
+        }
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = *r;
+}
+
+/* Deletes the rows opened after @from that are none of @a's. */
+static int store_inc_delete_gone(struct store_inc *in, int64_t from,
+                                 const struct store_inc_all *a)
+{
+    sqlite3_stmt *l = in->stmt[INC_Q_ROW_LIST], *d = in->stmt[INC_Q_ROW_DEL];
+    int64_t *gone = NULL;
+    size_t n = 0, cap = 0;
+    int rc = -EIO, step;
+
+    if (sqlite3_bind_int64(l, 1, from) != SQLITE_OK)
+        goto out;
+    while ((step = sqlite3_step(l)) == SQLITE_ROW) {
+        const char *svc = store_inc_col(l, 1);
+        int64_t opened = sqlite3_column_int64(l, 2);
+        size_t k = 0;
+
+        while (k < a->n && !(a->v[k].opened_ms == opened && svc &&
+                             strcmp(a->v[k].service->name, svc) == 0))
+            k++;
+        if (k < a->n)
+            continue;
+        if (n == cap) {
+            int64_t *g = realloc(gone, (cap = cap ? cap * 2 : 16) *
+                                           sizeof(*g));
+
+            if (!g) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            gone = g;
+        }
+        gone[n++] = sqlite3_column_int64(l, 0);
+    }
+    if (step != SQLITE_DONE)
+        goto out;
+    store_inc_done(l);
+    for (size_t i = 0; i < n; i++)
+        if (sqlite3_bind_int64(d, 1, gone[i]) != SQLITE_OK ||
+            store_step_done(d) < 0)
+            goto out;
+    rc = 0;
+out:
+    store_inc_done(l);
+    free(gone);
+    return rc;
+}
+
+int store_inc_sync(struct store *st, int64_t from, int in_tx)
+{
+    struct store_inc *in = st->inc;
+    struct store_inc_all a = { 0 };
+    struct store_inc_tells tl = { 0 };
+    int rc = 0;
+
+    inc_engine_each(in->eng, store_inc_collect, &a);
+    if (a.err) {
+        free(a.v);
+        return a.err;
+    }
+    if (!in_tx && store_exec(st->wdb, "BEGIN IMMEDIATE") < 0) {
+        free(a.v);
+        return -EIO;
+    }
+    for (size_t i = 0; i < a.n && rc == 0; i++)
+        rc = store_inc_put(st, &a.v[i], &tl);
+    if (rc == 0 && from != INT64_MAX)
+        rc = store_inc_delete_gone(in, from, &a);
+    free(a.v);
+    return store_inc_end(st, rc, in_tx, &tl);
+}
+
+int store_inc_row_id(struct store_inc *in, const char *service,
+                     int64_t opened_ms, int64_t *id)
+{
+    sqlite3_stmt *g = in->stmt[INC_Q_ROW_GET];
+    int rc = -ENOENT, step;
+
+    if (sqlite3_bind_text(g, 1, service, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(g, 2, opened_ms) != SQLITE_OK)
+        rc = -EIO;
+    else if ((step = sqlite3_step(g)) == SQLITE_ROW)
+        rc = 0;
+    else if (step != SQLITE_DONE)
+        rc = -EIO;
+    if (rc == 0)
+        *id = sqlite3_column_int64(g, 0);
+    store_inc_done(g);
+    return rc;
+}
+
+void store_inc_agent_name(struct store_inc *in, int64_t agent_id,
+                          char *cluster, size_t cluster_len, char *node,
+                          size_t node_len)
+{
+    sqlite3_stmt *s = in->stmt[INC_Q_AGENT];
+
+    if (sqlite3_bind_int64(s, 1, agent_id) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+        snprintf(cluster, cluster_len, "%s",
+                 store_inc_col(s, 0) ? store_inc_col(s, 0) : "");
+        snprintf(node, node_len, "%s",
+                 store_inc_col(s, 1) ? store_inc_col(s, 1) : "");
+    }
+    store_inc_done(s);
+}
