@@ -87,15 +87,8 @@ static int store_inc_tell_add(struct store_inc_tells *tl, const char *change,
 {
     struct jsonw w;
 
-    if (tl->n == tl->cap) {
-        size_t cap = tl->cap ? tl->cap * 2 : 8;
-        struct store_inc_tell *v = realloc(tl->v, cap * sizeof(*v));
-
-        if (!v)
-            return -ENOMEM;
-        tl->v = v;
-        tl->cap = cap;
-    }
+    if (store_inc_grow(&tl->v, &tl->cap, tl->n, sizeof(*tl->v), 8) < 0)
+        return -ENOMEM;
     jsonw_init(&w, 1u << 20);
     store_inc_json(&w, row);
     jsonw_obj_end(&w);
@@ -225,16 +218,9 @@ static void store_inc_collect(void *ctx, const struct inc_record *r)
 {
     struct store_inc_all *a = ctx;
 
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 64;
-        struct inc_record *v = realloc(a->v, cap * sizeof(*v));
-
-        if (!v) {
-            a->err = -ENOMEM;
-            return;
-        }
-        a->v = v;
-        a->cap = cap;
+    if (store_inc_grow(&a->v, &a->cap, a->n, sizeof(*a->v), 64) < 0) {
+        a->err = -ENOMEM;
+        return;
     }
     a->v[a->n++] = *r;
 }
@@ -260,15 +246,9 @@ static int store_inc_delete_gone(struct store_inc *in, int64_t from,
             k++;
         if (k < a->n)
             continue;
-        if (n == cap) {
-            int64_t *g = realloc(gone, (cap = cap ? cap * 2 : 16) *
-                                           sizeof(*g));
-
-            if (!g) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            gone = g;
+        if (store_inc_grow(&gone, &cap, n, sizeof(*gone), 16) < 0) {
+            rc = -ENOMEM;
+            goto out;
         }
         gone[n++] = sqlite3_column_int64(l, 0);
     }

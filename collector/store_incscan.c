@@ -93,6 +93,25 @@ static const char *const store_inc_kinds[5] = {
 };
 enum { K_PROBE, K_STATE, K_DNS, K_METRIC, K_FAILOVER };
 
+int store_inc_grow(void *v, size_t *cap, size_t n, size_t size,
+                   size_t first)
+{
+    size_t c = *cap ? *cap * 2 : first;
+    void *old, *p;
+
+    if (n < *cap)
+        return 0;
+    /* @v is the address of a typed pointer: copied, not read as void *
+     * (object pointers share one representation on every target). */
+    memcpy(&old, v, sizeof(old));
+    p = realloc(old, c * size);
+    if (!p)
+        return -ENOMEM;
+    memcpy(v, &p, sizeof(p));
+    *cap = c;
+    return 0;
+}
+
 void store_inc_done(sqlite3_stmt *s)
 {
     if (s) {
@@ -329,16 +348,10 @@ int store_inc_pend(struct store_inc *in, struct store_inc_ev *x)
         store_inc_ev_free(x);
         return -ENOBUFS;
     }
-    if (in->n_pend == in->cap_pend) {
-        size_t cap = in->cap_pend ? in->cap_pend * 2 : 256;
-        struct store_inc_ev *p = realloc(in->pend, cap * sizeof(*p));
-
-        if (!p) {
-            store_inc_ev_free(x);
-            return -ENOMEM;
-        }
-        in->pend = p;
-        in->cap_pend = cap;
+    if (store_inc_grow(&in->pend, &in->cap_pend, in->n_pend,
+                       sizeof(*in->pend), 256) < 0) {
+        store_inc_ev_free(x);
+        return -ENOMEM;
     }
     in->pend[in->n_pend++] = *x;
     return 0;
@@ -521,16 +534,10 @@ static void store_inc_sink(void *ctx, enum inc_change what,
 {
     struct store_inc *in = ctx;
 
-    if (in->n_chg == in->cap_chg) {
-        size_t cap = in->cap_chg ? in->cap_chg * 2 : 16;
-        struct store_inc_change *c = realloc(in->chg, cap * sizeof(*c));
-
-        if (!c) {
-            in->chg_err = -ENOMEM;
-            return;
-        }
-        in->chg = c;
-        in->cap_chg = cap;
+    if (store_inc_grow(&in->chg, &in->cap_chg, in->n_chg,
+                       sizeof(*in->chg), 16) < 0) {
+        in->chg_err = -ENOMEM;
+        return;
     }
     in->chg[in->n_chg].what = what;
     in->chg[in->n_chg].r = *r;
@@ -693,15 +700,8 @@ static int store_inc_heap_push(struct store_inc_heap *h,
 {
     size_t i;
 
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 1024;
-        struct store_inc_ev *v = realloc(h->v, cap * sizeof(*v));
-
-        if (!v)
-            return -ENOMEM;
-        h->v = v;
-        h->cap = cap;
-    }
+    if (store_inc_grow(&h->v, &h->cap, h->n, sizeof(*h->v), 1024) < 0)
+        return -ENOMEM;
     i = h->n++;
     while (i > 0 && store_inc_ev_cmp(x, &h->v[(i - 1) / 2]) < 0) {
         h->v[i] = h->v[(i - 1) / 2];

@@ -477,6 +477,11 @@ struct store_inc {
 
 int store_inc_new(sqlite3 *db, const struct topology *topo,
                   struct store_inc **out);
+/* Makes room for one more element in the array *@v of @n used and *@cap
+ * allocated elements of @size bytes (doubling, from @first): 0 or
+ * -ENOMEM, *v unchanged then. */
+int store_inc_grow(void *v, size_t *cap, size_t n, size_t size,
+                   size_t first);
 /* Resets @s after a use (NULL: no-op); a text column of @s. */
 void store_inc_done(sqlite3_stmt *s);
 const char *store_inc_col(sqlite3_stmt *s, int col);

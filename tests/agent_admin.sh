@@ -106,8 +106,6 @@ PORT=$(admin_port a)
 
 wait_metric "sextant_agent_probes_failed_total$HTTP" 3
 wait_metric "sextant_agent_batches_shipped_total" 1
-wait_metric_is 'sextant_agent_target_healthy{target="up",type="http"}' 1
-wait_metric_is 'sextant_agent_target_healthy{target="down",type="http"}' 0
 get /metrics
 cp "$TMP/body" "$TMP/m1.txt"
 assert_eq "$STATUS" 200 "/metrics status"
@@ -141,6 +139,10 @@ off=$(value "$TMP/m1.txt" sextant_agent_clock_offset_seconds)
 # One host, one clock: the offset is the estimate's error only.
 [ "$off" != absent ] && awk -v v="$off" 'BEGIN { exit !(v > -1 && v < 1) }' ||
     fail "clock offset: $off"
+
+# Each target's health, as its state machine has it by now.
+wait_metric_is 'sextant_agent_target_healthy{target="up",type="http"}' 1
+wait_metric_is 'sextant_agent_target_healthy{target="down",type="http"}' 0
 
 get /healthz
 assert_eq "$STATUS $BODY" "200 ok" "/healthz"
