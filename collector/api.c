@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "table.h"
+#include "topology.h"
 #include "util.h"
 #include "wire.h"
 
@@ -26,6 +28,8 @@
 #define API_CLOSE_LEN     256u      /* longer: only a name holding it */
 #define API_SHOWN_LEN     120u      /* bytes of a name quoted in a detail */
 #define API_DETAIL_LEN    1024u
+_Static_assert(sizeof(((struct reply *)0)->next) >= STORE_CURSOR_LEN,
+               "a reply holds a timeline cursor");
 
 /* Every kind the store writes (wire_event_kind, plus its own notes): one
  * of these is never a typo, even before the first such event. */
@@ -34,12 +38,36 @@ static const char *const api_kinds[] = {
     "gap", "drop", "unknown",
 };
 
+/* The zone of an RFC 3339 time at @p: "Z" (or "z"), or "+HH:MM" /
+ * "-HH:MM" ahead of UTC by *@off_ms; nothing may follow. 0 or -EINVAL. */
+static int api_parse_zone(const char *p, int64_t *off_ms)
+{
+    int h, m;
+
+    if ((p[0] == 'Z' || p[0] == 'z') && p[1] == '\0') {
+        *off_ms = 0;
+        return 0;
+    }
+    if ((p[0] != '+' && p[0] != '-') || !isdigit((unsigned char)p[1]) ||
+        !isdigit((unsigned char)p[2]) || p[3] != ':' ||
+        !isdigit((unsigned char)p[4]) || !isdigit((unsigned char)p[5]) ||
+        p[6] != '\0')
+        return -EINVAL;
+    h = (p[1] - '0') * 10 + (p[2] - '0');
+    m = (p[4] - '0') * 10 + (p[5] - '0');
+    if (h > 23 || m > 59)
+        return -EINVAL;
+    *off_ms = ((int64_t)h * 60 + m) * 60000 * (p[0] == '-' ? -1 : 1);
+    return 0;
+}
+
 int api_parse_time(const char *s, int64_t *out_ms)
 {
     struct tm tm;
     const char *p;
     char *end;
     long long ms = 0;
+    int64_t off_ms;
     time_t t;
 
     if (s[0] == '\0')
@@ -53,7 +81,11 @@ int api_parse_time(const char *s, int64_t *out_ms)
         return 0;
     }
     memset(&tm, 0, sizeof(tm));
-    p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    p = strptime(s, "%Y-%m-%d", &tm);
+    /* RFC 3339 allows a lower-case t and z (section 5.6, NOTE). */
+    if (!p || (*p != 'T' && *p != 't'))
+        return -EINVAL;
+    p = strptime(p + 1, "%H:%M:%S", &tm);
     if (!p)
         return -EINVAL;
     if (*p == '.') {                        /* up to 3 digits count */
@@ -66,12 +98,12 @@ int api_parse_time(const char *s, int64_t *out_ms)
         for (; digits < 3; digits++)
             ms *= 10;
     }
-    if (strcmp(p, "Z") != 0)
+    if (api_parse_zone(p, &off_ms) < 0)
         return -EINVAL;
     t = timegm(&tm);
     if (t == (time_t)-1)
         return -EINVAL;
-    *out_ms = (int64_t)t * 1000 + ms;
+    *out_ms = (int64_t)t * 1000 + ms - off_ms;
     return 0;
 }
 
@@ -200,6 +232,28 @@ static void api_close_consider(void *ctx, const char *name)
         c->n++;
 }
 
+/* The 400 "unknown name" for @v into @r: @head (the key and what has no
+ * such name, API_DETAIL_LEN bytes, appended to) then @v quoted and the
+ * close names of @c, or how many names it @has. Returns -ENOENT. */
+static int api_unknown(struct reply *r, char *head, const char *v,
+                       const struct api_close *c, const char *has)
+{
+    size_t used;
+
+    api_append_name(head, API_DETAIL_LEN, v);
+    used = strlen(head);
+    if (c->n == 0)
+        snprintf(head + used, API_DETAIL_LEN - used, "; none of the %zu "
+                 "it %s is close", c->known, has);
+    for (size_t i = 0; i < c->n; i++) {
+        used = strlen(head);
+        snprintf(head + used, API_DETAIL_LEN - used, "%s%s",
+                 i == 0 ? "; close: " : ", ", c->name[i]);
+    }
+    reply_error(r, 400, "unknown name", head);
+    return -ENOENT;
+}
+
 /* Checks that the store knows @v (@len bytes) as a @what (@key's value):
  * 0; -ENOENT with a 400 in @r naming it and the close names; another
  * -errno with a 503 in @r. */
@@ -209,8 +263,7 @@ static int api_known(struct store *st, enum store_names which,
 {
     struct api_close c = { .want = v, .want_len = len };
     char detail[API_DETAIL_LEN];
-    char want[API_SHOWN_LEN + 4];
-    size_t i, used;
+    size_t i;
     int rc;
 
     c.max_edits = len < API_SHORT_NAME ? 1
@@ -230,21 +283,55 @@ static int api_known(struct store *st, enum store_names which,
         api_answer(st, r, rc, NULL, 0);
         return rc;
     }
-    want[0] = '\0';
-    api_append_name(want, sizeof(want), v);
-    snprintf(detail, sizeof(detail), "%s: the store has never seen a %s %s",
-             key, what, want);
-    used = strlen(detail);
-    if (c.n == 0)
-        snprintf(detail + used, sizeof(detail) - used, "; none of the %zu "
-                 "it knows is close", c.known);
-    for (i = 0; i < c.n; i++) {
-        used = strlen(detail);
-        snprintf(detail + used, sizeof(detail) - used, "%s%s",
-                 i == 0 ? "; close: " : ", ", c.name[i]);
+    snprintf(detail, sizeof(detail), "%s: the store has never seen a %s ",
+             key, what);
+    return api_unknown(r, detail, v, &c, "knows");
+}
+
+/* @v is the name of one of the @n @names (a service, or a region of
+ * one, in the config's topology): 0; else -ENOENT with a 400 in @r that
+ * names it and the close names, as api_known does for the store's. */
+static int api_topo_known(const char *key, const char *what,
+                          const void *base, size_t stride, size_t n,
+                          const char *v, struct reply *r)
+{
+    struct api_close c = { .want = v, .want_len = strlen(v) };
+    char detail[API_DETAIL_LEN];
+    size_t i;
+
+    c.max_edits = c.want_len < API_SHORT_NAME ? 1
+                  : c.want_len < API_MID_NAME ? 2 : API_CLOSE_EDITS;
+    for (i = 0; i < n; i++) {
+        const char *name;
+
+        /* The name is the first member of a topo_service and of a
+         * topo_region, the structs @base holds. */
+        memcpy(&name, (const char *)base + i * stride, sizeof(name));
+
+        if (strcmp(name, v) == 0)
+            return 0;
+        api_close_consider(&c, name);
     }
-    reply_error(r, 400, "unknown name", detail);
-    return -ENOENT;
+    snprintf(detail, sizeof(detail), "%s: the config has no %s ", key,
+             what);
+    return api_unknown(r, detail, v, &c, "has");
+}
+
+/* The service @v of @topo (NULL: none configured), or NULL with a 400
+ * in @r. */
+static const struct topo_service *api_service(const struct topology *topo,
+                                              const char *v,
+                                              struct reply *r)
+{
+    size_t n = topo ? topo->n_services : 0;
+
+    if (api_topo_known("service", "service", n ? topo->services : NULL,
+                       sizeof(struct topo_service), n, v, r) < 0)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(topo->services[i].name, v) == 0)
+            return &topo->services[i];
+    return NULL;
 }
 
 /* Every name the query filters on is one the store has seen: 0, or
@@ -381,14 +468,87 @@ static int api_common_param(const char *k, const char *v, int64_t *from,
     return 1;
 }
 
-void api_timeline(struct store *st, const struct api_param *params,
-                  size_t n_params, int64_t now_ms, struct reply *r)
+/* limit=: 0 and *out, or -EINVAL with a 400 in @r. */
+static int api_limit(const char *k, const char *v, unsigned *out,
+                     struct reply *r)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || *end || n < 1 || n > (long)STORE_TIMELINE_MAX_LIMIT) {
+        char why[32];
+
+        snprintf(why, sizeof(why), "expected 1 to %u",
+                 STORE_TIMELINE_MAX_LIMIT);
+        api_bad_param(r, k, why);
+        return -EINVAL;
+    }
+    *out = (unsigned)n;
+    return 0;
+}
+
+/* One timeline parameter but the common ones (api_common_param): 0, or
+ * -EINVAL with a 400 in @r. */
+static int api_timeline_param(const char *k, const char *v,
+                              const struct topology *topo,
+                              struct store_timeline_query *q,
+                              struct reply *r)
+{
+    if (strcmp(k, "limit") == 0)
+        return api_limit(k, v, &q->limit, r);
+    if (strcmp(k, "order") == 0) {
+        if (strcmp(v, "agent") == 0)
+            q->order = STORE_ORDER_AGENT;
+        else if (strcmp(v, "corrected") == 0)
+            q->order = STORE_ORDER_CORRECTED;
+        else
+            goto bad;
+        return 0;
+    }
+    if (strcmp(k, "format") == 0) {
+        if (strcmp(v, "json") == 0)
+            q->format = STORE_FORMAT_JSON;
+        else if (strcmp(v, "csv") == 0)
+            q->format = STORE_FORMAT_CSV;
+        else if (strcmp(v, "md") == 0)
+            q->format = STORE_FORMAT_MD;
+        else
+            goto bad;
+        return 0;
+    }
+    if (strcmp(k, "region") == 0 || strcmp(k, "cursor") == 0) {
+        if (strlen(v) > WIRE_MAX_STR) {
+            api_bad_param(r, k, "too long");
+            return -EINVAL;
+        }
+        *(k[0] == 'r' ? &q->region : &q->cursor) = v;
+        return 0;
+    }
+    if (strcmp(k, "service") == 0) {
+        q->service = api_service(topo, v, r);
+        return q->service ? 0 : -EINVAL;
+    }
+    api_bad_param(r, k, "unknown parameter (from, to, cluster, region, "
+                  "service, target, kind, limit, order, cursor, format)");
+    return -EINVAL;
+bad:
+    api_bad_param(r, k, strcmp(k, "order") == 0 ? "expected agent or "
+                  "corrected" : "expected json, csv or md");
+    return -EINVAL;
+}
+
+void api_timeline(struct store *st, const struct topology *topo,
+                  const struct api_param *params, size_t n_params,
+                  int64_t now_ms, struct reply *r)
 {
     struct store_timeline_query q = {
         .from_ms = now_ms - API_DEFAULT_SPAN_MS,
         .to_ms = now_ms + 1,
         .limit = API_DEFAULT_LIMIT,
         .order = STORE_ORDER_AGENT,
+        .next = r->next,
     };
     char *json = NULL;
     size_t len;
@@ -401,58 +561,109 @@ void api_timeline(struct store *st, const struct api_param *params,
             return;
         rc = api_common_param(k, v, &q.from_ms, &q.to_ms, &q.cluster,
                               &q.target, &q.kind, r);
+        if (rc == 0)
+            rc = api_timeline_param(k, v, topo, &q, r) < 0 ? -EINVAL : 1;
         if (rc < 0)
             return;
-        if (rc > 0)
-            continue;
-        if (strcmp(k, "limit") == 0) {
-            char *end;
-            long n;
-
-            errno = 0;
-            n = strtol(v, &end, 10);
-            if (errno || *end || n < 1 || n > (long)STORE_TIMELINE_MAX_LIMIT) {
-                char why[32];
-
-                snprintf(why, sizeof(why), "expected 1 to %u",
-                         STORE_TIMELINE_MAX_LIMIT);
-                api_bad_param(r, k, why);
-                return;
-            }
-            q.limit = (unsigned)n;
-        } else if (strcmp(k, "order") == 0) {
-            if (strcmp(v, "agent") == 0) {
-                q.order = STORE_ORDER_AGENT;
-            } else if (strcmp(v, "corrected") == 0) {
-                q.order = STORE_ORDER_CORRECTED;
-            } else {
-                api_bad_param(r, k, "expected agent or corrected");
-                return;
-            }
-        } else {
-            api_bad_param(r, k, "unknown parameter (from, to, cluster, "
-                          "target, kind, limit, order)");
-            return;
-        }
     }
     if (q.from_ms >= q.to_ms) {
         api_bad_param(r, "from", "must be before to");
         return;
     }
+    if (q.target && q.service) {
+        api_bad_param(r, "service", "give either target or service");
+        return;
+    }
     if (api_names_known(st, q.cluster, q.target, q.kind, r) < 0)
         return;
     rc = store_timeline(st, &q, &json, &len);
+    if (rc == -EINVAL) {
+        api_bad_param(r, "cursor", q.order == STORE_ORDER_CORRECTED
+                      ? "not a cursor of this timeline in order=corrected"
+                      : "not a cursor of this timeline in order=agent");
+        return;
+    }
     api_answer(st, r, rc, json, len);
+    if (rc == 0 && q.format != STORE_FORMAT_JSON)
+        r->content_type = table_content_type(
+            q.format == STORE_FORMAT_MD ? TABLE_MD : TABLE_CSV);
 }
 
-void api_latency(struct store *st, const struct api_param *params,
-                 size_t n_params, int64_t now_ms, struct reply *r)
+/* The targets a latency query of @sv (and @region, NULL: every region)
+ * merges, into *out (caller frees) and *n: 0, or -EINVAL with a 400 in
+ * @r (no such region), -ENOMEM with a 503. */
+static int api_latency_targets(const struct topo_service *sv,
+                               const char *region, const char ***out,
+                               size_t *n, struct reply *r)
+{
+    const char **t;
+    size_t total = 0, k = 0;
+
+    if (region && api_topo_known("region", "region of that service",
+                                 sv->regions, sizeof(struct topo_region),
+                                 sv->n_regions, region, r) < 0)
+        return -EINVAL;
+    for (size_t i = 0; i < sv->n_regions; i++)
+        total += sv->regions[i].n_targets;
+    t = calloc(total ? total : 1, sizeof(*t));
+    if (!t) {
+        reply_error(r, 503, "out of memory", "retry");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < sv->n_regions; i++) {
+        if (region && strcmp(sv->regions[i].name, region) != 0)
+            continue;
+        for (size_t j = 0; j < sv->regions[i].n_targets; j++)
+            t[k++] = sv->regions[i].targets[j];
+    }
+    *out = t;
+    *n = k;
+    return 0;
+}
+
+/* One latency parameter but the common ones: 0, or -EINVAL with a 400. */
+static int api_latency_param(const char *k, const char *v,
+                             const struct topology *topo,
+                             struct store_latency_query *q,
+                             const struct topo_service **sv,
+                             struct reply *r)
+{
+    if (strcmp(k, "step") == 0) {
+        if (strcmp(v, "minute") == 0) {
+            q->step = STORE_STEP_MINUTE;
+        } else if (strcmp(v, "hour") == 0) {
+            q->step = STORE_STEP_HOUR;
+        } else {
+            api_bad_param(r, k, "expected minute or hour");
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (strcmp(k, "service") == 0) {
+        *sv = api_service(topo, v, r);
+        q->service = v;
+        return *sv ? 0 : -EINVAL;
+    }
+    if (strcmp(k, "region") == 0) {
+        q->region = v;
+        return 0;
+    }
+    api_bad_param(r, k, "unknown parameter (target, service, region, "
+                  "cluster, from, to, step)");
+    return -EINVAL;
+}
+
+void api_latency(struct store *st, const struct topology *topo,
+                 const struct api_param *params, size_t n_params,
+                 int64_t now_ms, struct reply *r)
 {
     struct store_latency_query q = {
         .from_ms = now_ms - API_DEFAULT_SPAN_MS,
         .to_ms = now_ms + 1,
         .step = STORE_STEP_MINUTE,
     };
+    const struct topo_service *sv = NULL;
+    const char **targets = NULL;
     char *json = NULL;
     size_t len;
     int rc;
@@ -464,27 +675,23 @@ void api_latency(struct store *st, const struct api_param *params,
             return;
         rc = api_common_param(k, v, &q.from_ms, &q.to_ms, &q.cluster,
                               &q.target, NULL, r);
+        if (rc == 0)
+            rc = api_latency_param(k, v, topo, &q, &sv, r) < 0 ? -EINVAL
+                                                                : 1;
         if (rc < 0)
             return;
-        if (rc > 0)
-            continue;
-        if (strcmp(k, "step") == 0) {
-            if (strcmp(v, "minute") == 0) {
-                q.step = STORE_STEP_MINUTE;
-            } else if (strcmp(v, "hour") == 0) {
-                q.step = STORE_STEP_HOUR;
-            } else {
-                api_bad_param(r, k, "expected minute or hour");
-                return;
-            }
-        } else {
-            api_bad_param(r, k, "unknown parameter (target, cluster, from, "
-                          "to, step)");
-            return;
-        }
     }
-    if (!q.target) {
-        api_bad_param(r, "target", "required");
+    if (q.region && !sv) {
+        api_bad_param(r, "region", "needs service (a region is a "
+                      "service's)");
+        return;
+    }
+    if (!q.target && !sv) {
+        api_bad_param(r, "target", "required (or service)");
+        return;
+    }
+    if (q.target && sv) {
+        api_bad_param(r, "service", "give either target or service");
         return;
     }
     if (q.from_ms >= q.to_ms) {
@@ -493,7 +700,12 @@ void api_latency(struct store *st, const struct api_param *params,
     }
     if (api_names_known(st, q.cluster, q.target, NULL, r) < 0)
         return;
+    if (sv && api_latency_targets(sv, q.region, &targets, &q.n_targets,
+                                  r) < 0)
+        return;
+    q.targets = targets;
     rc = store_latency(st, &q, &json, &len);
+    free(targets);
     if (rc == -E2BIG) {
         api_bad_param(r, "from", "range over 20000 steps: use step=hour or "
                       "a shorter range");

@@ -14,6 +14,7 @@
 
 #include "backup.h"
 #include "cli_incidents.h"
+#include "cli_timeline.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -156,6 +157,8 @@ int main(int argc, char **argv)
         return backup_command(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "incidents") == 0)
         return cli_incidents(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "timeline") == 0)
+        return cli_timeline_main(argc - 1, argv + 1);
     while ((opt = getopt_long(argc, argv, "c:l:d:hV", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;

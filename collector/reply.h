@@ -12,6 +12,9 @@ struct reply {
     uint8_t *body;              /* owned: free() it; may be NULL */
     size_t len;
     const char *content_type;   /* static string */
+    /* Not "": sent as the X-Next-Cursor header (a paged reply's next
+     * page, GET /api/v1/timeline). */
+    char next[96];
 };
 
 /* Fills @r with a JSON error; on allocation failure the body is empty. */

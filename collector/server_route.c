@@ -87,6 +87,8 @@ enum MHD_Result server_send(struct MHD_Connection *c,
     if (r->status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                 rq->route == ROUTE_INGEST ? "POST" : "GET");
+    if (r->next[0])
+        MHD_add_response_header(resp, "X-Next-Cursor", r->next);
     if (rq->retry_after) {
         snprintf(retry, sizeof(retry), "%u", rq->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
@@ -415,9 +417,11 @@ enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
         else if (rq->route == ROUTE_CLUSTERS)
             api_clusters(srv->st, ps.p, ps.n, &r);
         else if (rq->route == ROUTE_TIMELINE)
-            api_timeline(srv->st, ps.p, ps.n, util_now_ms(), &r);
+            api_timeline(srv->st, &srv->cfg->topo, ps.p, ps.n,
+                         util_now_ms(), &r);
         else
-            api_latency(srv->st, ps.p, ps.n, util_now_ms(), &r);
+            api_latency(srv->st, &srv->cfg->topo, ps.p, ps.n,
+                        util_now_ms(), &r);
         break;
     case ROUTE_HEALTHZ:
         server_ok_json(&r, "{\"status\":\"ok\"}");

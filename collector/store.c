@@ -35,7 +35,10 @@
  * store_stats reports and every submit and failed query answers with
  * -EUCLEAN; a group commit that stores nothing marks commits failing
  * until one stores a batch or, with no batch coming, the idle writer's
- * probe commit succeeds. */
+ * probe commit succeeds.
+ *
+ * Read-only (store_open_readonly, for the commands that only query a
+ * file): no writer thread and no migration; the read pool only. */
 #include "store_priv.h"
 
 #include <errno.h>
@@ -43,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "log.h"
@@ -136,15 +140,17 @@ void store_options_default(struct store_options *o)
     o->query_ms = STORE_QUERY_MS;
 }
 
-int store_open(const char *path, const struct store_options *opts,
-               struct store **out)
+/* A store without connections yet: its locks, options and path. NULL
+ * and *rc -ENOMEM when that fails. */
+static struct store *store_new(const char *path,
+                               const struct store_options *opts, int *rc)
 {
     struct store *st;
-    int rc = -EIO;
 
+    *rc = -ENOMEM;
     st = calloc(1, sizeof(*st));
     if (!st)
-        return -ENOMEM;
+        return NULL;
     pthread_mutex_init(&st->qlock, NULL);
     pthread_mutex_init(&st->rlock, NULL);
     pthread_mutex_init(&st->inc_lock, NULL);
@@ -153,7 +159,7 @@ int store_open(const char *path, const struct store_options *opts,
         pthread_mutex_destroy(&st->rlock);
         pthread_mutex_destroy(&st->inc_lock);
         free(st);
-        return -ENOMEM;
+        return NULL;
     }
     if (opts)
         st->opt = *opts;
@@ -165,9 +171,22 @@ int store_open(const char *path, const struct store_options *opts,
         st->opt.query_ms = STORE_QUERY_MS;
     st->path = strdup(path);
     if (!st->path) {
-        rc = -ENOMEM;
-        goto err;
+        store_close(st);
+        return NULL;
     }
+    return st;
+}
+
+int store_open(const char *path, const struct store_options *opts,
+               struct store **out)
+{
+    struct store *st;
+    int rc = -EIO;
+
+    st = store_new(path, opts, &rc);
+    if (!st)
+        return rc;
+    rc = -EIO;
     if (store_db_open(st) < 0)
         goto err;
     st->stats.queue_max_batches = st->opt.queue_max_batches;
@@ -182,6 +201,32 @@ int store_open(const char *path, const struct store_options *opts,
 err:
     store_close(st);
     return rc;
+}
+
+int store_open_readonly(const char *path, struct store **out)
+{
+    struct stat sb;
+    struct store *st;
+    int rc;
+
+    /* A read-only open of a missing file fails with a vaguer reason. */
+    if (stat(path, &sb) != 0) {
+        rc = -errno;
+        log_msg(LOGL_ERROR, "store", "%s: %s", path, strerror(errno));
+        return rc;
+    }
+    store_sqlite_setup();
+    st = store_new(path, NULL, &rc);
+    if (!st)
+        return rc;
+    rc = store_readonly_check(st);
+    if (rc < 0) {
+        store_close(st);
+        return rc;
+    }
+    st->ready = 1;              /* no writer: nothing to migrate */
+    *out = st;
+    return 0;
 }
 
 int store_wait_ready(struct store *st, int64_t timeout_ms)

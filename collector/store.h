@@ -23,6 +23,7 @@
 
 struct store;
 struct topology;
+struct topo_service;
 
 /* What the collector's config sets; store_options_default() fills the
  * defaults. A retention of 0 keeps rows forever. */
@@ -190,23 +191,55 @@ enum store_order {
     STORE_ORDER_CORRECTED,  /* by agent time + the agent's clock offset */
 };
 
+/* A timeline reply's text: the JSON object below, or CSV or Markdown
+ * rows (table.h: one per event, time, corrected time, cluster, region,
+ * node, kind, target and a summary of the fields). */
+enum store_format {
+    STORE_FORMAT_JSON,
+    STORE_FORMAT_CSV,
+    STORE_FORMAT_MD,
+};
+
 struct store_timeline_query {
     int64_t from_ms;        /* inclusive, on the clock @order names */
     int64_t to_ms;          /* exclusive */
     const char *cluster;    /* NULL = every cluster */
+    const char *region;     /* NULL = every region (the agent's) */
     const char *target;     /* NULL = every target */
+    /* NULL = every service; else (with @target NULL) the events of its
+     * regions' targets, lag targets and global targets, DNS changes of
+     * its global name, and failover events and markers that name it (or,
+     * naming no service, one of its regions; a marker naming none). */
+    const struct topo_service *service;
     const char *kind;       /* NULL = every kind; else one or more kinds
                              * ("probe", "state", ...) joined by commas */
     unsigned limit;
     enum store_order order;
+    /* NULL: the first page. Else a @next of an earlier reply of the same
+     * @order: the page after it (-EINVAL: not such a cursor). A cursor
+     * holds the newest event id of the first page and the position
+     * (time on @order's clock, id) of the last event given, so paging
+     * through a window gives each of its events once while ingest goes
+     * on: events stored after the first page are not in that paging. */
+    const char *cursor;
+    enum store_format format;
+    /* 1: only the rows (JSON: the event objects joined by commas; tables:
+     * no header), for a caller that joins pages (sextant-collector
+     * timeline). */
+    int rows_only;
+    /* Out, when not NULL (STORE_CURSOR_LEN bytes): the cursor of the
+     * next page, or "" when this page is the last. */
+    char *next;
 };
 #define STORE_TIMELINE_MAX_LIMIT 10000u
+#define STORE_CURSOR_LEN 80u
 
-/* JSON {"events":[...],"count":N,"truncated":bool}; caller frees *out.
- * Each event carries time_ms (agent clock), clock_offset_ms (the agent's
- * smoothed offset, collector clock minus agent clock: receive time - send
- * time - previous RTT/2; null before its first batch with a send time),
- * corrected_ms = time_ms + clock_offset_ms and corrected_time. */
+/* JSON {"events":[...],"count":N,"truncated":bool,"next":cursor|null};
+ * caller frees *out. Each event carries time_ms (agent clock),
+ * clock_offset_ms (collector clock minus agent clock, as recorded when
+ * the event's batch was stored: agent_offsets, see the incidents below;
+ * null when none was, as for collector-made events), corrected_ms =
+ * time_ms + clock_offset_ms (time_ms when null) and corrected_time. */
 int store_timeline(struct store *st, const struct store_timeline_query *q,
                    char **out, size_t *out_len);
 
@@ -218,17 +251,26 @@ enum store_step {
 struct store_latency_query {
     int64_t from_ms;            /* inclusive, agent clock */
     int64_t to_ms;              /* exclusive */
-    const char *target;         /* required */
+    const char *target;         /* one target; or NULL and @targets */
+    /* Else the targets whose probes merge into each point (borrowed): a
+     * service's or a region's (@n_targets >= 1). */
+    const char *const *targets;
+    size_t n_targets;
     const char *cluster;        /* NULL = every cluster's probes merged */
     enum store_step step;
+    /* Only named in the reply: "service" and "region" (NULL: null). */
+    const char *service;
+    const char *region;
 };
 #define STORE_LATENCY_MAX_POINTS 20000u
 
-/* JSON {"target":..,"step_ms":..,"points":[{"t":ms,"count":n,
+/* JSON {"target":S|null,"service":S|null,"region":S|null,"targets":[S..],
+ * "cluster":S|null,"step_ms":..,"points":[{"t":ms,"count":n,
  * "failures":n,"p50_ms":x,"p95_ms":x,"p99_ms":x},...]} from the rollups,
- * one point per step that has probes; percentiles of successful probes'
- * total time, within 2% (null when none succeeded). -E2BIG: the range
- * holds more than STORE_LATENCY_MAX_POINTS steps. Caller frees *out. */
+ * one point per step that has probes of any of the targets; percentiles
+ * of successful probes' total time, within 2% (null when none
+ * succeeded). -E2BIG: the range holds more than STORE_LATENCY_MAX_POINTS
+ * steps. Caller frees *out. */
 int store_latency(struct store *st, const struct store_latency_query *q,
                   char **out, size_t *out_len);
 

@@ -545,6 +545,10 @@ void *store_writer(void *arg);
 
 /* ---- backend: reads (store_sql.c, store_query.c) ---- */
 
+/* store_open_readonly's check of the file through a read connection: 0,
+ * -EPROTO (not this collector's schema) or -EIO, logged. */
+int store_readonly_check(struct store *st);
+
 /* sqlite3 progress handler: nonzero past the deadline at @arg (ns). */
 int store_query_progress(void *arg);
 
@@ -560,24 +564,35 @@ enum store_kind_filter {
     STORE_KIND_FILTERS
 };
 
+/* A timeline's target filter: none, one target, or a service's. */
+enum store_tl_targets {
+    STORE_TL_ALL,
+    STORE_TL_TARGET,
+    STORE_TL_SERVICE,
+    STORE_TL_TARGETS
+};
+
 /* Every statement the read side runs (store_sql[]), by number: a read
  * connection prepares each once, the first time it needs it. */
 enum {
     STORE_SQL_TIMELINE = 0,     /* + store_sql_timeline() */
-    STORE_SQL_LATENCY = STORE_SQL_TIMELINE + 2 * 2 * 2 * STORE_KIND_FILTERS,
-    STORE_SQL_NAME_KNOWN = STORE_SQL_LATENCY + 2 * 2,  /* + store_names */
+    STORE_SQL_LATENCY = STORE_SQL_TIMELINE +
+                        2 * 2 * 2 * STORE_TL_TARGETS * STORE_KIND_FILTERS,
+    STORE_SQL_NAME_KNOWN = STORE_SQL_LATENCY + 2 * 2 * 2, /* + store_names */
     STORE_SQL_NAME_LIST = STORE_SQL_NAME_KNOWN + 3,    /* + store_names */
     STORE_SQL_CLUSTERS = STORE_SQL_NAME_LIST + 3,
+    STORE_SQL_MAX_ID,
     STORE_SQL_COUNT
 };
 extern const char *const store_sql[STORE_SQL_COUNT];
 /* The timeline statement for agent or @corrected order, with or without a
- * @cluster and a @target filter, and a @kind filter. */
-int store_sql_timeline(int corrected, int cluster, int target,
+ * @cluster and a @region filter, a @targets and a @kind filter. */
+int store_sql_timeline(int corrected, int cluster, int region,
+                       enum store_tl_targets targets,
                        enum store_kind_filter kind);
 /* The latency statement for minute or @hour steps, with or without a
- * @cluster filter. */
-int store_sql_latency(int hour, int cluster);
+ * @cluster filter, for one target or a @list of them. */
+int store_sql_latency(int hour, int cluster, int list);
 
 /* A read-only connection and the statements it prepared so far (NULL: not
  * yet), kept with it while it sits idle in the pool. Used by one thread

@@ -4,15 +4,19 @@
  * rendered as the API's JSON: a timeline's typed probe rows here in C. */
 #include "store_priv.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hist.h"
 #include "jsonw.h"
 #include "log.h"
+#include "table.h"
+#include "topology.h"
 
 #define STORE_TIMELINE_BYTES (64u << 20) /* reply cap */
 /* Latency reply cap: STORE_LATENCY_MAX_POINTS points of some 100 bytes
@@ -224,8 +228,11 @@ static enum store_kind_filter store_kind_filter_of(const char *kind)
 enum {
     TL_EVENT, TL_DATA, TL_TYPE, TL_OK, TL_STATUS, TL_DNS_US, TL_CONNECT_US,
     TL_TLS_US, TL_FIRST_BYTE_US, TL_TOTAL_US, TL_SERVED_BY, TL_CERT,
-    TL_ANSWERS, TL_ERROR
+    TL_ANSWERS, TL_ERROR, TL_ID, TL_KEY,
+    TL_CELLS,       /* time, corrected time, cluster, region, node, kind,
+                     * target: a table row's first cells */
 };
+#define TL_N_CELLS 7
 
 /* A typed probe row's "fields", key for key as schema 5 stored them
  * (store_fields.c) and rendered them: "error" in fourth place when
@@ -283,9 +290,11 @@ static void store_probe_fields(struct jsonw *w, sqlite3_stmt *s)
 }
 
 /* Renders the timeline row at @s into @row (emptied first): the event
- * object SQLite wrote, with its "fields" put in last. 0, or -ENOMEM;
- * @row's own error (its cap) is the caller's to look at. */
-static int store_timeline_row(struct jsonw *row, sqlite3_stmt *s)
+ * object SQLite wrote, with its "fields" put in last, which start at
+ * *@fields_at. 0, or -ENOMEM; @row's own error (its cap) is the caller's
+ * to look at. */
+static int store_timeline_row(struct jsonw *row, sqlite3_stmt *s,
+                              size_t *fields_at)
 {
     const char *ev = (const char *)sqlite3_column_text(s, TL_EVENT);
     size_t ev_len = (size_t)sqlite3_column_bytes(s, TL_EVENT);
@@ -297,6 +306,7 @@ static int store_timeline_row(struct jsonw *row, sqlite3_stmt *s)
     jsonw_reset(row);
     jsonw_raw(row, ev, ev_len - 1);           /* without its '}' */
     jsonw_raw(row, ",\"fields\":", 10);
+    *fields_at = row->len;
     if (data)
         jsonw_raw(row, data, strlen(data));
     else if (sqlite3_column_type(s, TL_TYPE) != SQLITE_NULL)
@@ -307,29 +317,189 @@ static int store_timeline_row(struct jsonw *row, sqlite3_stmt *s)
     return 0;
 }
 
-int store_timeline(struct store *st, const struct store_timeline_query *q,
-                   char **out, size_t *out_len)
+/* The end of the JSON value at @j[@i] (within @n bytes): a string's
+ * closing quote + 1, an object's or array's matching bracket + 1, or a
+ * scalar's end. The text is the store's own JSON. */
+static size_t store_json_skip(const char *j, size_t i, size_t n)
 {
-    int id = store_sql_timeline(q->order == STORE_ORDER_CORRECTED,
-                                q->cluster != NULL, q->target != NULL,
-                                store_kind_filter_of(q->kind));
-    struct store_reader *r;
-    sqlite3_stmt *s = NULL;
-    struct jsonw w, row;
-    unsigned count = 0;
-    int64_t until;
-    int rc, step;
+    int depth = 0, in_str = 0;
 
-    r = store_query_begin(st, &until, &rc, 1);
-    if (!r)
-        return rc;
-    jsonw_init(&w, STORE_TIMELINE_BYTES + 64);   /* room to close it */
-    jsonw_init(&row, STORE_TIMELINE_BYTES);
-    rc = store_reader_stmt(r, id, &s);
-    if (rc < 0)
-        goto out;
-    rc = -EIO;
-    if (sqlite3_bind_int64(s, 1, q->from_ms) != SQLITE_OK ||
+    if (j[i] != '"' && j[i] != '{' && j[i] != '[') {
+        while (i < n && j[i] != ',' && j[i] != '}' && j[i] != ']')
+            i++;
+        return i;
+    }
+    for (; i < n; i++) {
+        if (in_str) {
+            if (j[i] == '\\')
+                i++;
+            else if (j[i] == '"' && (in_str = 0, depth == 0))
+                return i + 1;
+        } else if (j[i] == '"') {
+            in_str = 1;
+        } else if (j[i] == '{' || j[i] == '[') {
+            depth++;
+        } else if ((j[i] == '}' || j[i] == ']') && --depth == 0) {
+            return i + 1;
+        }
+    }
+    return n;
+}
+
+/* A string's text without its quotes, \" and \\ undone, other escapes
+ * as written (a summary is for reading, not parsing). */
+static void store_summary_str(struct jsonw *out, const char *j, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (j[i] == '\\' && i + 1 < n && (j[i + 1] == '"' ||
+                                          j[i + 1] == '\\'))
+            i++;
+        jsonw_raw(out, j + i, 1);
+    }
+}
+
+/* A table row's summary of an event's fields (@j, @n bytes: a flat JSON
+ * object, or null): "key=value" separated by spaces, strings unquoted,
+ * nested values as JSON, empty strings left out. */
+static void store_summary(struct jsonw *out, const char *j, size_t n)
+{
+    size_t i = 1, k, v, e;
+    int first = 1;
+
+    if (n < 2 || j[0] != '{')
+        return;
+    while (i < n && j[i] == '"') {
+        k = i;
+        i = store_json_skip(j, i, n);           /* the key */
+        if (i >= n || j[i] != ':')
+            break;
+        v = ++i;
+        i = e = store_json_skip(j, i, n);       /* its value */
+        if (!(e - v == 2 && j[v] == '"')) {
+            if (!first)
+                jsonw_raw(out, " ", 1);
+            first = 0;
+            jsonw_raw(out, j + k + 1, v - k - 3);   /* the key's text */
+            jsonw_raw(out, "=", 1);
+            if (j[v] == '"')
+                store_summary_str(out, j + v + 1, e - v - 2);
+            else
+                jsonw_raw(out, j + v, e - v);
+        }
+        if (i < n && j[i] == ',')
+            i++;
+    }
+}
+
+/* Renders the row at @s as a table row into @trow (emptied first), its
+ * JSON already in @row with its fields at @fields_at. */
+static void store_table_row(struct jsonw *trow, enum table_format f,
+                            sqlite3_stmt *s, const struct jsonw *row,
+                            size_t fields_at, struct jsonw *summary)
+{
+    const char *cells[TL_N_CELLS + 1];
+
+    for (int i = 0; i < TL_N_CELLS; i++)
+        cells[i] = (const char *)sqlite3_column_text(s, TL_CELLS + i);
+    jsonw_reset(summary);
+    store_summary(summary, row->buf + fields_at, row->len - fields_at - 1);
+    cells[TL_N_CELLS] = summary->buf ? summary->buf : "";
+    jsonw_reset(trow);
+    table_row(trow, f, cells, TL_N_CELLS + 1);
+}
+
+/* A cursor: "a" or "c" (the order), the newest id of the first page, and
+ * the (time, id) position of the last event given, joined by dots. */
+static void store_cursor_format(char *buf, enum store_order o,
+                                int64_t max_id, int64_t key, int64_t id)
+{
+    snprintf(buf, STORE_CURSOR_LEN, "%c.%lld.%lld.%lld",
+             o == STORE_ORDER_CORRECTED ? 'c' : 'a', (long long)max_id,
+             (long long)key, (long long)id);
+}
+
+/* Parses one decimal of a cursor up to @end_ch: 0 and *v, or -EINVAL. */
+static int store_cursor_num(const char **p, char end_ch, int64_t *v)
+{
+    char *end;
+    long long n;
+
+    if (!isdigit((unsigned char)**p) && !(**p == '-' &&
+                                          isdigit((unsigned char)(*p)[1])))
+        return -EINVAL;
+    errno = 0;
+    n = strtoll(*p, &end, 10);
+    if (errno || *end != end_ch)
+        return -EINVAL;
+    *v = n;
+    *p = end + (end_ch != '\0');
+    return 0;
+}
+
+/* 0 and the cursor's parts, or -EINVAL: not a cursor of order @o. */
+static int store_cursor_parse(const char *c, enum store_order o,
+                              int64_t *max_id, int64_t *key, int64_t *id)
+{
+    const char *p = c + 2;
+
+    if (strlen(c) >= STORE_CURSOR_LEN ||
+        c[0] != (o == STORE_ORDER_CORRECTED ? 'c' : 'a') || c[1] != '.')
+        return -EINVAL;
+    if (store_cursor_num(&p, '.', max_id) < 0 ||
+        store_cursor_num(&p, '.', key) < 0 ||
+        store_cursor_num(&p, '\0', id) < 0 || *max_id < 0 || *id < 0)
+        return -EINVAL;
+    return 0;
+}
+
+/* The newest event id now (0: none), a first page's bound. */
+static int store_max_id(struct store_reader *r, int64_t *out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = store_reader_stmt(r, STORE_SQL_MAX_ID, &s);
+
+    if (rc == 0 && sqlite3_step(s) == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);     /* NULL: 0 */
+    else
+        rc = -EIO;
+    store_stmt_done(s);
+    return rc;
+}
+
+/* A service's names as the statement binds them: ?10 its targets (every
+ * region's, the lag targets and the global ones), ?13 its regions, both
+ * JSON arrays, into @tg and @rg. */
+static void store_service_json(const struct topo_service *sv,
+                               struct jsonw *tg, struct jsonw *rg)
+{
+    jsonw_arr_begin(tg);
+    jsonw_arr_begin(rg);
+    for (size_t i = 0; i < sv->n_regions; i++) {
+        const struct topo_region *reg = &sv->regions[i];
+
+        jsonw_str(rg, reg->name);
+        for (size_t j = 0; j < reg->n_targets; j++)
+            jsonw_str(tg, reg->targets[j]);
+        if (reg->lag_target)
+            jsonw_str(tg, reg->lag_target);
+    }
+    for (size_t i = 0; i < sv->n_global_targets; i++)
+        jsonw_str(tg, sv->global_targets[i]);
+    jsonw_arr_end(tg);
+    jsonw_arr_end(rg);
+}
+
+/* Binds @q's window, filters and page position to @s: 0, or -EIO. The
+ * strings stay @q's (and @tg's, @rg's) until the statement is reset. */
+static int store_timeline_bind(sqlite3_stmt *s,
+                               const struct store_timeline_query *q,
+                               const int64_t page[3], const struct jsonw *tg,
+                               const struct jsonw *rg)
+{
+    int64_t from = q->cursor && page[1] > q->from_ms ? page[1] : q->from_ms;
+    const struct topo_service *sv = q->target ? NULL : q->service;
+
+    if (sqlite3_bind_int64(s, 1, from) != SQLITE_OK ||
         sqlite3_bind_int64(s, 2, q->to_ms) != SQLITE_OK ||
         (q->cluster &&
          sqlite3_bind_text(s, 3, q->cluster, -1, SQLITE_STATIC) !=
@@ -339,38 +509,186 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
          sqlite3_bind_text(s, 5, q->target, -1, SQLITE_STATIC) !=
              SQLITE_OK) ||
         (q->kind &&
-         sqlite3_bind_text(s, 6, q->kind, -1, SQLITE_STATIC) != SQLITE_OK))
+         sqlite3_bind_text(s, 6, q->kind, -1, SQLITE_STATIC) != SQLITE_OK) ||
+        sqlite3_bind_int64(s, 7, page[0]) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 8, page[1]) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 9, page[2]) != SQLITE_OK ||
+        (q->region &&
+         sqlite3_bind_text(s, 14, q->region, -1, SQLITE_STATIC) !=
+             SQLITE_OK))
+        return -EIO;
+    if (sv &&
+        (sqlite3_bind_text(s, 10, tg->buf, -1, SQLITE_STATIC) != SQLITE_OK ||
+         sqlite3_bind_text(s, 11, sv->global_name, -1, SQLITE_STATIC) !=
+             SQLITE_OK ||
+         sqlite3_bind_text(s, 12, sv->name, -1, SQLITE_STATIC) !=
+             SQLITE_OK ||
+         sqlite3_bind_text(s, 13, rg->buf, -1, SQLITE_STATIC) != SQLITE_OK))
+        return -EIO;
+    return 0;
+}
+
+/* What a timeline query is working with: the reply, a row's JSON, its
+ * table row and summary, and the service's bound names. */
+struct store_tl {
+    struct jsonw w, row, trow, summary, tg, rg;
+    enum table_format tf;
+    int table;
+};
+
+/* Writes the reply's head (JSON: up to the events; a table: its header). */
+static void store_timeline_head(struct store_tl *t,
+                                const struct store_timeline_query *q)
+{
+    static const char *const head[] = {
+        "time", "corrected_time", "cluster", "region", "node", "kind",
+        "target", "summary",
+    };
+
+    if (q->rows_only)
+        return;
+    if (t->table) {
+        table_header(&t->w, t->tf, head, sizeof(head) / sizeof(head[0]));
+        return;
+    }
+    jsonw_obj_begin(&t->w);
+    jsonw_key(&t->w, "events");
+    jsonw_arr_begin(&t->w);
+}
+
+/* Writes the reply's tail: JSON's count, truncated and @next. */
+static void store_timeline_tail(struct store_tl *t,
+                                const struct store_timeline_query *q,
+                                unsigned count, const char *next)
+{
+    if (q->rows_only || t->table)
+        return;
+    jsonw_arr_end(&t->w);
+    jsonw_key(&t->w, "count");
+    jsonw_uint(&t->w, count);
+    jsonw_key(&t->w, "truncated");
+    jsonw_bool(&t->w, next[0] != '\0');  /* a row past the page exists */
+    jsonw_key(&t->w, "next");
+    if (next[0])
+        jsonw_str(&t->w, next);
+    else
+        jsonw_null(&t->w);
+    jsonw_obj_end(&t->w);
+}
+
+/* Adds the row at @s to the reply: 1 added, 0 it would pass the reply's
+ * cap (the reply stops at a whole row, and the cursor goes on from
+ * there), or -ENOMEM. */
+static int store_timeline_add(struct store_tl *t,
+                              const struct store_timeline_query *q,
+                              sqlite3_stmt *s, unsigned count)
+{
+    const struct jsonw *piece = &t->row;
+    size_t fields_at;
+    int rc = store_timeline_row(&t->row, s, &fields_at);
+
+    if (rc == 0 && t->row.err == -ENOMEM)
+        rc = -ENOMEM;
+    if (rc < 0 || t->row.err)
+        return rc;
+    if (t->table) {
+        store_table_row(&t->trow, t->tf, s, &t->row, fields_at,
+                        &t->summary);
+        if (t->trow.err == -ENOMEM || t->summary.err == -ENOMEM)
+            return -ENOMEM;
+        if (t->trow.err)
+            return 0;
+        piece = &t->trow;
+    }
+    if (t->w.len + piece->len + 64 > STORE_TIMELINE_BYTES)
+        return 0;
+    if (!t->table && !q->rows_only) {
+        jsonw_value(&t->w, piece->buf);
+        return 1;
+    }
+    if (!t->table && count > 0)
+        jsonw_raw(&t->w, ",", 1);           /* rows joined by commas */
+    jsonw_raw(&t->w, piece->buf, piece->len);
+    return 1;
+}
+
+int store_timeline(struct store *st, const struct store_timeline_query *q,
+                   char **out, size_t *out_len)
+{
+    int corr = q->order == STORE_ORDER_CORRECTED;
+    enum store_tl_targets tsel = q->target ? STORE_TL_TARGET
+                                 : q->service ? STORE_TL_SERVICE
+                                              : STORE_TL_ALL;
+    int id = store_sql_timeline(corr, q->cluster != NULL, q->region != NULL,
+                                tsel, store_kind_filter_of(q->kind));
+    int64_t page[3] = { 0, INT64_MIN, 0 };  /* max id, position */
+    int64_t last_key = 0, last_id = 0, until;
+    char next[STORE_CURSOR_LEN] = "";
+    struct store_reader *r;
+    sqlite3_stmt *s = NULL;
+    struct store_tl t = { .table = q->format != STORE_FORMAT_JSON };
+    unsigned count = 0;
+    int rc, step, added = 1;
+
+    if (q->cursor && store_cursor_parse(q->cursor, q->order, &page[0],
+                                        &page[1], &page[2]) < 0)
+        return -EINVAL;
+    r = store_query_begin(st, &until, &rc, 1);
+    if (!r)
+        return rc;
+    t.tf = q->format == STORE_FORMAT_MD ? TABLE_MD : TABLE_CSV;
+    jsonw_init(&t.w, STORE_TIMELINE_BYTES + 64);   /* room to close it */
+    jsonw_init(&t.row, STORE_TIMELINE_BYTES);
+    jsonw_init(&t.trow, STORE_TIMELINE_BYTES);
+    jsonw_init(&t.summary, STORE_TIMELINE_BYTES);
+    jsonw_init(&t.tg, STORE_TIMELINE_BYTES);
+    jsonw_init(&t.rg, STORE_TIMELINE_BYTES);
+    if (tsel == STORE_TL_SERVICE)
+        store_service_json(q->service, &t.tg, &t.rg);
+    rc = t.tg.err ? t.tg.err : t.rg.err;
+    if (rc == 0 && !q->cursor)
+        rc = store_max_id(r, &page[0]);
+    if (rc == 0)
+        rc = store_reader_stmt(r, id, &s);
+    if (rc == 0)
+        rc = store_timeline_bind(s, q, page, &t.tg, &t.rg);
+    if (rc < 0)
         goto out;
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "events");
-    jsonw_arr_begin(&w);
+    store_timeline_head(&t, q);
     while ((step = sqlite3_step(s)) == SQLITE_ROW && count < q->limit) {
-        rc = store_timeline_row(&row, s);
-        if (rc == 0 && row.err == -ENOMEM)
-            rc = -ENOMEM;
-        if (rc < 0)
-            goto out;
-        /* The reply stops at a whole row before its cap, marked truncated,
-         * rather than failing: the caller narrows the window and goes on. */
-        if (row.err || w.len + row.len + 64 > STORE_TIMELINE_BYTES)
+        added = store_timeline_add(&t, q, s, count);
+        if (added <= 0)
             break;
-        jsonw_value(&w, row.buf);
+        last_id = sqlite3_column_int64(s, TL_ID);
+        last_key = sqlite3_column_int64(s, TL_KEY);
         count++;
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+    rc = added < 0 ? added : 0;
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
         rc = store_query_error(st, r->db);
+    if (rc == 0 && step == SQLITE_ROW && count == 0)
+        rc = -EMSGSIZE;             /* one row over the whole cap */
+    if (rc < 0)
         goto out;
+    if (step == SQLITE_ROW)
+        store_cursor_format(next, q->order, page[0], last_key, last_id);
+    store_timeline_tail(&t, q, count, next);
+    if (q->next)
+        memcpy(q->next, next, sizeof(next));
+    if (t.w.len == 0 && !t.w.err) {     /* rows only, and none: "" */
+        *out = calloc(1, 1);
+        *out_len = 0;
+        rc = *out ? 0 : -ENOMEM;
+    } else {
+        rc = store_json_take(&t.w, out, out_len);
     }
-    jsonw_arr_end(&w);
-    jsonw_key(&w, "count");
-    jsonw_uint(&w, count);
-    jsonw_key(&w, "truncated");
-    jsonw_bool(&w, step == SQLITE_ROW);  /* a row past the limit exists */
-    jsonw_obj_end(&w);
-    rc = store_json_take(&w, out, out_len);
 out:
-    jsonw_free(&w);
-    jsonw_free(&row);
+    jsonw_free(&t.w);
+    jsonw_free(&t.row);
+    jsonw_free(&t.trow);
+    jsonw_free(&t.summary);
+    jsonw_free(&t.tg);
+    jsonw_free(&t.rg);
     return store_query_end(st, r, s, rc, "timeline");
 }
 
@@ -478,6 +796,40 @@ static void store_point(struct jsonw *w, int64_t t, uint64_t count,
     jsonw_obj_end(w);
 }
 
+/* "@key": @name, or null when NULL. */
+static void store_key_name(struct jsonw *w, const char *key,
+                           const char *name)
+{
+    jsonw_key(w, key);
+    if (name)
+        jsonw_str(w, name);
+    else
+        jsonw_null(w);
+}
+
+/* Writes the latency reply's head: what it is of, up to its points. */
+static void store_latency_head(struct jsonw *w,
+                               const struct store_latency_query *q,
+                               int64_t step_ms)
+{
+    const char *const *names = q->target ? &q->target : q->targets;
+    size_t n = q->target ? 1 : q->n_targets;
+
+    jsonw_obj_begin(w);
+    store_key_name(w, "target", q->target);
+    store_key_name(w, "service", q->service);
+    store_key_name(w, "region", q->region);
+    jsonw_key(w, "targets");
+    jsonw_arr_begin(w);
+    for (size_t i = 0; i < n; i++)
+        jsonw_str(w, names[i]);
+    jsonw_arr_end(w);
+    store_key_name(w, "cluster", q->cluster);
+    jsonw_key(w, "step_ms");
+    jsonw_int(w, step_ms);
+    jsonw_key(w, "points");
+}
+
 int store_latency(struct store *st, const struct store_latency_query *q,
                   char **out, size_t *out_len)
 {
@@ -486,7 +838,7 @@ int store_latency(struct store *st, const struct store_latency_query *q,
     int64_t from = store_floor(q->from_ms, step_ms), t = 0;
     uint64_t count = 0, failures = 0;
     sqlite3_stmt *s = NULL;
-    struct jsonw w;
+    struct jsonw w, names;
     struct hist h;
     struct store_reader *r;
     int have = 0, rc, step;
@@ -495,37 +847,39 @@ int store_latency(struct store *st, const struct store_latency_query *q,
     if (q->to_ms <= q->from_ms ||
         (q->to_ms - from) / step_ms >= (int64_t)STORE_LATENCY_MAX_POINTS)
         return -E2BIG;
+    if (!q->target && q->n_targets == 0)
+        return -EINVAL;
     r = store_query_begin(st, &until, &rc, 1);
     if (!r)
         return rc;
     hist_init(&h);
     jsonw_init(&w, STORE_LATENCY_BYTES);
-    rc = store_reader_stmt(r, store_sql_latency(q->step == STORE_STEP_HOUR,
-                                                q->cluster != NULL), &s);
+    jsonw_init(&names, STORE_LATENCY_BYTES);
+    /* A list is bound as a JSON array of its names. */
+    jsonw_arr_begin(&names);
+    for (size_t i = 0; !q->target && i < q->n_targets; i++)
+        jsonw_str(&names, q->targets[i]);
+    jsonw_arr_end(&names);
+    rc = names.err;
+    if (rc == 0)
+        rc = store_reader_stmt(r, store_sql_latency(
+                                      q->step == STORE_STEP_HOUR,
+                                      q->cluster != NULL, !q->target), &s);
     if (rc < 0)
         goto out;
     rc = -EIO;
-    if (sqlite3_bind_text(s, 1, q->target, -1, SQLITE_STATIC) != SQLITE_OK ||
+    if (sqlite3_bind_text(s, 1, q->target ? q->target : names.buf, -1,
+                          SQLITE_STATIC) != SQLITE_OK ||
         (q->cluster &&
          sqlite3_bind_text(s, 2, q->cluster, -1, SQLITE_STATIC) !=
              SQLITE_OK) ||
         sqlite3_bind_int64(s, 3, from) != SQLITE_OK ||
         sqlite3_bind_int64(s, 4, q->to_ms) != SQLITE_OK)
         goto out;
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "target");
-    jsonw_str(&w, q->target);
-    jsonw_key(&w, "cluster");
-    if (q->cluster)
-        jsonw_str(&w, q->cluster);
-    else
-        jsonw_null(&w);
-    jsonw_key(&w, "step_ms");
-    jsonw_int(&w, step_ms);
-    jsonw_key(&w, "points");
+    store_latency_head(&w, q, step_ms);
     jsonw_arr_begin(&w);
-    /* Rows come by time; with every cluster asked for, the rows of one
-     * step (one per cluster) merge into one point. */
+    /* Rows come by time; with every cluster (or several targets) asked
+     * for, the rows of one step merge into one point. */
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         int64_t rt = sqlite3_column_int64(s, 0);
 
@@ -554,6 +908,35 @@ int store_latency(struct store *st, const struct store_latency_query *q,
     rc = store_json_take(&w, out, out_len);
 out:
     jsonw_free(&w);
+    jsonw_free(&names);
     hist_free(&h);
     return store_query_end(st, r, s, rc, "latency");
+}
+
+int store_readonly_check(struct store *st)
+{
+    struct store_reader *r;
+    int version = 0, rc = -EIO;
+
+    r = store_reader_get(st);
+    if (!r)
+        return -EIO;
+    if (store_user_version(r->db, &version) < 0) {
+        log_msg(LOGL_ERROR, "store", "%s: %s", st->path,
+                sqlite3_errmsg(r->db));
+        goto out;
+    }
+    rc = -EPROTO;
+    if (version == 0)
+        log_msg(LOGL_ERROR, "store", "%s: not a Sextant database",
+                st->path);
+    else if (version != store_schema_version())
+        log_msg(LOGL_ERROR, "store", "%s: schema %d, this collector's is "
+                "%d: start the collector of that version on it first",
+                st->path, version, store_schema_version());
+    else
+        rc = 0;
+out:
+    store_reader_put(st, r);
+    return rc;
 }

@@ -119,10 +119,48 @@ static void test_times_parse_as_ms_or_rfc3339(void **state)
     assert_int_equal(api_parse_time("", &t), -EINVAL);
     assert_int_equal(api_parse_time("yesterday", &t), -EINVAL);
     assert_int_equal(api_parse_time("2025-11-25T17:00:00", &t), -EINVAL);
-    assert_int_equal(api_parse_time("2025-11-25T17:00:00+01:00", &t),
-                     -EINVAL);
     assert_int_equal(api_parse_time("2025-11-25T17:00:00.Z", &t), -EINVAL);
     assert_int_equal(api_parse_time("99999999999999999999", &t), -EINVAL);
+}
+
+static void test_parse_time_takes_rfc3339_offsets_and_lower_case(
+    void **state)
+{
+    int64_t t = 0;
+
+    (void)state;
+    /* 17:00+01:00 is 16:00Z; 22:00+02:00 is 20:00Z; -05:30 adds. */
+    assert_int_equal(api_parse_time("2025-11-25T17:00:00+01:00", &t), 0);
+    assert_int_equal(t, 1764086400000);
+    assert_int_equal(api_parse_time("2026-12-04T22:00:00+02:00", &t), 0);
+    assert_int_equal(t, 1796414400000);
+    assert_int_equal(api_parse_time("2025-11-25T17:00:00.250-05:30", &t),
+                     0);
+    assert_int_equal(t, 1764090000000 + 5 * 3600000 + 1800000 + 250);
+    assert_int_equal(api_parse_time("2025-11-25T17:00:00-00:00", &t), 0);
+    assert_int_equal(t, 1764090000000);
+    assert_int_equal(api_parse_time("2025-11-25t17:00:00z", &t), 0);
+    assert_int_equal(t, 1764090000000);
+    /* The offset across midnight and the year. */
+    assert_int_equal(api_parse_time("2026-01-01T00:30:00+01:00", &t), 0);
+    assert_int_equal(t, 1767223800000);
+
+    t = 42;
+    assert_int_equal(api_parse_time("2025-11-25T17:00:00+1:00", &t),
+                     -EINVAL);
+    assert_int_equal(api_parse_time("2025-11-25T17:00:00+0100", &t),
+                     -EINVAL);
+    assert_int_equal(api_parse_time("2025-11-25T17:00:00+24:00", &t),
+                     -EINVAL);
+    assert_int_equal(api_parse_time("2025-11-25T17:00:00+01:60", &t),
+                     -EINVAL);
+    assert_int_equal(api_parse_time("2025-11-25T17:00:00+01:00Z", &t),
+                     -EINVAL);
+    assert_int_equal(api_parse_time("2025-11-25T17:00:00Z ", &t), -EINVAL);
+    assert_int_equal(api_parse_time("2025-11-25 17:00:00Z", &t), -EINVAL);
+    assert_int_equal(api_parse_time("2025-11-25T17:00:00 +01:00", &t),
+                     -EINVAL);
+    assert_int_equal(t, 42);                /* untouched on error */
 }
 
 static char *table_text(enum table_format f)
@@ -171,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_growing_past_the_cap_fails_and_sticks),
         cmocka_unit_test(test_a_reset_buffer_starts_empty_and_clean),
         cmocka_unit_test(test_times_parse_as_ms_or_rfc3339),
+        cmocka_unit_test(test_parse_time_takes_rfc3339_offsets_and_lower_case),
         cmocka_unit_test(test_tables_escape_what_would_break_a_row),
     };
 

@@ -126,6 +126,24 @@ static void check(sqlite3 *db, struct plan_check *pc, const char *what,
         fail_msg("%s: sorts\n%s", what, plan);
 }
 
+/* A service's timeline: its targets' rows (events_target) or the rows
+ * with data (events_kind) found by index, or the window by time; never
+ * every event. It may sort: a service's rows are few. */
+static void check_service(sqlite3 *db, struct plan_check *pc,
+                          const char *what, const char *sql)
+{
+    char plan[PLAN_BYTES];
+
+    explain(db, sql, plan, sizeof(plan));
+    if (pc->print)
+        printf("%s\n%s\n", what, plan);
+    note_indexes(pc, plan);
+    if (!strstr(plan, "SEARCH e USING INDEX events_"))
+        fail_msg("%s: no index on events\n%s", what, plan);
+    if (strstr(plan, "SCAN e\n") || plan_line(plan, "SCAN e USING"))
+        fail_msg("%s: scans e\n%s", what, plan);
+}
+
 /* The timeline's variants. The index each is written for: the partial
  * (kind_id, unix_ms) of the rows kept as JSON when the one kind asked for
  * is not probe (those rows are few, fewer than a target's) or a list of
@@ -143,10 +161,16 @@ static void check_timeline(sqlite3 *db, struct plan_check *pc)
         " kinds+probe", [STORE_KINDS_RARE] = " kinds-probe",
     };
 
+    static const char *const targets[] = {
+        [STORE_TL_ALL] = "", [STORE_TL_TARGET] = " target",
+        [STORE_TL_SERVICE] = " service",
+    };
+
     for (int corr = 0; corr < 2; corr++)
-        for (int cl = 0; cl < 2; cl++)
-            for (int tg = 0; tg < 2; tg++)
+        for (int cl = 0; cl < 4; cl++)
+            for (int ts = 0; ts < STORE_TL_TARGETS; ts++)
                 for (int k = 0; k < STORE_KIND_FILTERS; k++) {
+                    int tg = ts == STORE_TL_TARGET;
                     int rare = k == STORE_KIND_RARE ||
                                (k == STORE_KINDS_RARE && !tg);
                     const char *index = rare ? "events_kind"
@@ -154,14 +178,20 @@ static void check_timeline(sqlite3 *db, struct plan_check *pc)
                                         : "events_time";
                     char what[128];
 
-                    snprintf(what, sizeof(what), "timeline %s%s%s%s",
+                    snprintf(what, sizeof(what), "timeline %s%s%s%s%s",
                              corr ? "corrected" : "agent",
-                             cl ? " cluster" : "", tg ? " target" : "",
+                             cl & 1 ? " cluster" : "",
+                             cl & 2 ? " region" : "", targets[ts],
                              kinds[k]);
-                    check(db, pc, what,
-                          store_sql[store_sql_timeline(corr, cl, tg, k)],
-                          "e", index, 0,
-                          corr || (k == STORE_KINDS_RARE && !tg));
+                    const char *sql = store_sql[store_sql_timeline(
+                        corr, cl & 1, cl & 2, (enum store_tl_targets)ts,
+                        (enum store_kind_filter)k)];
+
+                    if (ts == STORE_TL_SERVICE)
+                        check_service(db, pc, what, sql);
+                    else
+                        check(db, pc, what, sql, "e", index, 0,
+                              corr || (k == STORE_KINDS_RARE && !tg));
                 }
 }
 
@@ -173,15 +203,18 @@ static void check_others(sqlite3 *db, struct plan_check *pc)
     char what[128], idx[64], plan[PLAN_BYTES];
 
     for (int h = 0; h < 2; h++)
-        for (int cl = 0; cl < 2; cl++) {
-            /* One cluster: the primary key (target, cluster, t); every
-             * cluster: (target, t), which keeps the rows in time order. */
-            snprintf(what, sizeof(what), "latency %s%s",
-                     h ? "hour" : "minute", cl ? " cluster" : "");
-            snprintf(idx, sizeof(idx), "%s_target_t", rollups[h]);
-            check(db, pc, what, store_sql[store_sql_latency(h, cl)],
-                  rollups[h], cl ? "PRIMARY KEY" : idx, 0, 0);
-        }
+        for (int cl = 0; cl < 2; cl++)
+            for (int ls = 0; ls < 2; ls++) {
+                /* One cluster: the primary key (target, cluster, t);
+                 * every cluster: (target, t), which keeps one target's
+                 * rows in time order; a list of targets sorts. */
+                snprintf(what, sizeof(what), "latency %s%s%s",
+                         h ? "hour" : "minute", cl ? " cluster" : "",
+                         ls ? " targets" : "");
+                snprintf(idx, sizeof(idx), "%s_target_t", rollups[h]);
+                check(db, pc, what, store_sql[store_sql_latency(h, cl, ls)],
+                      rollups[h], cl ? "PRIMARY KEY" : idx, 0, ls);
+            }
     for (int i = 0; i < 3; i++) {
         snprintf(idx, sizeof(idx), "sqlite_autoindex_%s_1", tables[i]);
         snprintf(what, sizeof(what), "name known %s", tables[i]);
@@ -329,10 +362,10 @@ static void test_a_read_connection_prepares_each_statement_once(
         .from_ms = 0, .to_ms = 3600000, .target = "t",
         .step = STORE_STEP_MINUTE,
     };
-    int any = store_sql_timeline(0, 0, 0, STORE_KIND_ANY);
-    int rare = store_sql_timeline(0, 0, 0, STORE_KIND_RARE);
-    int probes = store_sql_timeline(0, 0, 0, STORE_KINDS_PROBE);
-    int lat = store_sql_latency(0, 0);
+    int any = store_sql_timeline(0, 0, 0, STORE_TL_ALL, STORE_KIND_ANY);
+    int rare = store_sql_timeline(0, 0, 0, STORE_TL_ALL, STORE_KIND_RARE);
+    int probes = store_sql_timeline(0, 0, 0, STORE_TL_ALL, STORE_KINDS_PROBE);
+    int lat = store_sql_latency(0, 0, 0);
     struct store *st = NULL;
     struct store_reader *r;
     sqlite3_stmt *first;
@@ -368,8 +401,8 @@ static void test_a_read_connection_prepares_each_statement_once(
     assert_ptr_equal(r->stmt[any], first);
     assert_non_null(r->stmt[rare]);
     assert_non_null(r->stmt[probes]);
-    assert_non_null(r->stmt[store_sql_timeline(0, 0, 0, STORE_KINDS_RARE)]);
-    assert_null(r->stmt[store_sql_timeline(0, 0, 0, STORE_KIND_PROBE)]);
+    assert_non_null(r->stmt[store_sql_timeline(0, 0, 0, STORE_TL_ALL, STORE_KINDS_RARE)]);
+    assert_null(r->stmt[store_sql_timeline(0, 0, 0, STORE_TL_ALL, STORE_KIND_PROBE)]);
     assert_non_null(r->stmt[STORE_SQL_NAME_KNOWN + STORE_NAMES_KIND]);
     assert_non_null(r->stmt[lat]);
     assert_false(any_busy(r->db));

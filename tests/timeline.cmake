@@ -1,0 +1,7 @@
+# The timeline's pages, formats and filters, and sextant-collector
+# timeline (collector/cli_timeline.c) on a live collector's file.
+add_script_test(collector_timeline_pages collector_timeline_pages.sh)
+# Pages of a window while a loader writes, each reply checked against
+# the OpenAPI document by node: minutes on a loaded 2-core machine.
+set_tests_properties(collector_timeline_pages PROPERTIES TIMEOUT 900)
+add_script_test(collector_timeline_service collector_timeline_service.sh)
