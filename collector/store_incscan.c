@@ -388,7 +388,9 @@ int store_inc_pend_times(struct store_inc *in)
             return rc;
         x->t = x->unix_ms + off;
     }
-    qsort(in->pend, in->n_pend, sizeof(*in->pend), store_inc_ev_qcmp);
+    /* qsort's array must not be NULL, even for no element (UBSan). */
+    if (in->n_pend > 0)
+        qsort(in->pend, in->n_pend, sizeof(*in->pend), store_inc_ev_qcmp);
     return 0;
 }
 

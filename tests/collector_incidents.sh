@@ -1,0 +1,366 @@
+#!/bin/bash
+# collector_incidents.sh -- incident scenarios with a ground truth, through
+# a real collector: for each tests/scenarios/*.scn, a fresh collector with
+# tests/scenarios/collector.yaml, the scenario posted by scenario_feed as
+# agents would, then every time of every incident asserted to the
+# millisecond against the scenario's "expect" lines (times in seconds
+# after the base the feed prints; "expect none": no incident). Asserted in
+# the incidents table, through GET /api/v1/incidents and
+# /api/v1/incidents/{id} (durations too) when the collector serves them,
+# and again after `sextant-collector incidents rebuild`, which must leave
+# the table as the live engine wrote it. The active-passive scenario also
+# runs with the collector restarted in the middle of the incident.
+# SCENARIOS (names, see tests/scenarios.cmake) picks the scenarios; RESTART=0
+# leaves out the restart run.
+source "$(dirname "$0")/lib.sh"
+: "${SCENARIO_FEED:?run through ctest}"
+
+SCN=$SEXTANT_SRC/tests/scenarios
+cp "$SCN/collector.yaml" "$TMP/collector.yaml"
+
+sql() {
+    sqlite3 -cmd '.timeout 10000' "$@"
+}
+
+# The incidents table as one line per incident, in the order and the
+# spelling of expect_rows.
+INC_COLS="service, region, coalesce(to_region, 'null'), manual,
+  coalesce(first_failure_ms, 'null'), coalesce(detected_ms, 'null'),
+  coalesce(failover_start_ms, 'null'), coalesce(dns_first_ms, 'null'),
+  coalesce(dns_all_ms, 'null'), coalesce(restored_ms, 'null'),
+  coalesce(closed_ms, 'null'),
+  coalesce(CAST(round(rpo_ms) AS INTEGER), 'null')"
+inc_rows() {
+    sql -separator ' ' "$1" \
+        "SELECT $INC_COLS FROM incidents ORDER BY service, opened_ms"
+}
+# Every column of every row (but the id), for "the rebuild changed nothing".
+inc_dump() {
+    sql -separator '|' "$1" "SELECT service, opened_ms, region, to_region,
+      pattern, manual, first_failure_ms, detected_ms, failover_start_ms,
+      dns_first_ms, dns_all_ms, restored_ms, closed_ms, rpo_ms
+      FROM incidents ORDER BY service, opened_ms"
+}
+
+# expect_rows SCN BASE: the scenario's expected incidents, as inc_rows
+# prints them (seconds after BASE turned into unix ms).
+expect_rows() {
+    awk -v base="$2" '
+        function ms(v) {
+            if (v == "null") return "null"
+            return sprintf("%.0f", base + v * 1000)
+        }
+        $1 == "expect" && $2 == "incident" {
+            delete k
+            for (i = 3; i <= NF; i++) { split($i, p, "="); k[p[1]] = p[2] }
+            print k["service"], k["region"], k["to_region"], k["manual"],
+                  ms(k["first_failure"]), ms(k["detected"]),
+                  ms(k["failover_start"]), ms(k["dns_first"]),
+                  ms(k["dns_all"]), ms(k["restored"]), ms(k["closed"]),
+                  k["rpo"]
+        }' "$1"
+}
+
+# expect_field SCN N KEY: KEY of the scenario's N-th expected incident.
+expect_field() {
+    awk -v n="$2" -v key="$3" '
+        $1 == "expect" && $2 == "incident" && ++c == n {
+            for (i = 3; i <= NF; i++) {
+                split($i, p, "=")
+                if (p[1] == key) print p[2]
+            }
+        }' "$1"
+}
+
+# The ground truth's durations must follow from its own times (a typo in
+# a .scn would otherwise be asserted against the engine).
+check_truth() {
+    local scn=$1 n=$2 ff det rest dall
+    ff=$(expect_field "$scn" "$n" first_failure)
+    det=$(expect_field "$scn" "$n" detected)
+    rest=$(expect_field "$scn" "$n" restored)
+    dall=$(expect_field "$scn" "$n" dns_all)
+    truth_diff "$scn" "$n" time_to_detect "$det" "$ff"
+    truth_diff "$scn" "$n" rto "$rest" "$ff"
+    truth_diff "$scn" "$n" time_to_failover "$dall" "$det"
+}
+truth_diff() {
+    local want
+    want=$(awk -v a="$4" -v b="$5" 'BEGIN {
+        if (a == "null" || b == "null") print "null";
+        else printf "%.0f\n", (a - b) * 1000 }')
+    assert_eq "$(expect_field "$1" "$2" "$3")" "$want" \
+        "$(basename "$1"): expected $3 is not what its times give"
+}
+
+# closed_done DB N: N incidents or more are in, and none is open.
+closed_done() {
+    local closed open
+    closed=$(sql "$1" "SELECT count(*) FROM incidents
+                       WHERE closed_ms IS NOT NULL" 2>/dev/null) || return 1
+    open=$(sql "$1" "SELECT count(*) FROM incidents
+                     WHERE closed_ms IS NULL" 2>/dev/null) || return 1
+    [ "$closed" -ge "$2" ] && [ "$open" = 0 ]
+}
+# wait_closed DB N WHAT: until closed_done DB N, 60 s at most; then the
+# caller's assertion says what is there (more, fewer or open incidents).
+wait_closed() {
+    local deadline=$(( $(now_ms) + 60000 ))
+    until closed_done "$1" "$2"; do
+        if [ "$(now_ms)" -ge "$deadline" ]; then
+            echo "after 60 s: $3: not $2 closed incident(s) and none open" >&2
+            return 0
+        fi
+        sleep 0.1
+    done
+}
+# events_in DB N: the store holds at least N events.
+events_in() {
+    local n
+    n=$(sql "$1" "SELECT count(*) FROM events" 2>/dev/null) || return 1
+    [ "$n" -ge "$2" ]
+}
+# detected_in DB: an incident with its detection time is in.
+detected_in() {
+    local n
+    n=$(sql "$1" "SELECT count(*) FROM incidents
+                  WHERE detected_ms IS NOT NULL" 2>/dev/null) || return 1
+    [ "$n" -ge 1 ]
+}
+
+# feed SCN [ARGS]: posts the scenario; sets BASE and DELIVERED.
+feed() {
+    local scn=$1 out=$TMP/feed.out
+    shift
+    "$SCENARIO_FEED" --url "$URL" --scn "$scn" "$@" > "$out" \
+        2> "$TMP/feed.log" || fail "$(basename "$scn"): feed failed"
+    BASE=$(sed -n 's/^base //p' "$out")
+    DELIVERED=$(sed -n 's/^delivered \([0-9]*\) events.*/\1/p' "$out")
+}
+
+# api_check SCN BASE: the incidents through the API, with their
+# durations and exports, when the collector serves /api/v1/incidents.
+api_check() {
+    local scn=$1 base=$2 n i id code
+    code=$(curl -sS -o /dev/null -w '%{http_code}' "$URL/api/v1/incidents")
+    if [ "$code" = 404 ]; then
+        echo "note: GET /api/v1/incidents is 404: API part skipped"
+        return 0
+    fi
+    api_get "api/v1/incidents?limit=100" > "$TMP/list.json"
+    n=$(grep -c '^expect incident' "$scn" || true)
+    assert_eq "$(jq '.incidents | length' "$TMP/list.json")" "$n" \
+        "$(basename "$scn"): incidents in the API"
+    for i in $(seq 1 "$n"); do
+        # The list is newest first; the scenario's order is oldest first.
+        id=$(jq --argjson i "$i" '.incidents | sort_by(.times.detected.ms
+              // 0) | .[$i - 1].id' "$TMP/list.json")
+        api_get "api/v1/incidents/$id" > "$TMP/inc.json"
+        api_incident_check "$scn" "$i" "$base" "$TMP/inc.json"
+        export_check "$scn" "$i" "$base" "$id"
+    done
+}
+
+# export_check SCN N BASE ID: the incident's exports: JSON as the
+# incident, CSV parsed (python3 csv) and the Markdown summary table's rows,
+# every time in UTC with ms and every duration as the ground truth says.
+export_check() {
+    local scn=$1 i=$2 base=$3 id=$4 fmt code line
+    for fmt in json csv md; do
+        code=$(api_fetch "$TMP/export.$fmt" \
+               "/api/v1/incidents/$id/export?format=$fmt") || exit 1
+        assert_eq "$code" 200 "$(basename "$scn") #$i export $fmt"
+    done
+    api_incident_check "$scn" "$i" "$base" "$TMP/export.json"
+    line=$(grep '^expect incident' "$scn" | sed -n "${i}p")
+    python3 - "$TMP/export.csv" "$TMP/export.md" "$base" "$line" <<'PY' ||
+import csv, datetime, sys
+csv_path, md_path, base, line = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+want = dict(kv.split("=", 1) for kv in line.split()[2:])
+times = {"first_failure": "first_failure", "detected": "detected",
+         "failover_start": "failover_start", "dns_first": "dns_switched_first",
+         "dns_all": "dns_switched_all", "restored": "restored",
+         "closed": "closed"}
+labels = {"first_failure": "First failure (UTC)", "detected": "Detected (UTC)",
+          "restored": "Restored (UTC)", "closed": "Closed (UTC)",
+          "rto": "RTO", "time_to_detect": "Time to detect",
+          "time_to_failover": "Time to fail over"}
+def utc(ms):
+    t = datetime.datetime.fromtimestamp(ms // 1000, datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + ".%03dZ" % (ms % 1000)
+def dur(ms):
+    return "" if ms == "null" else "%d.%03d s" % divmod(int(ms), 1000)
+expect = {}
+for k, field in times.items():
+    if k in want:
+        expect[field] = "" if want[k] == "null" else \
+            utc(base + round(float(want[k]) * 1000))
+for k in ("time_to_detect", "time_to_failover", "rto", "outage"):
+    if k in want:
+        expect[k] = dur(want[k])
+if "rpo" in want:
+    expect["rpo"] = dur(want["rpo"])
+rows = list(csv.reader(open(csv_path, newline="")))
+summary = {}
+for r in rows:
+    if not r:
+        break
+    if len(r) == 2:
+        summary[r[0]] = r[1]
+bad = [f"csv {k}: got {summary.get(k)!r}, want {v!r}"
+       for k, v in expect.items() if summary.get(k) != v]
+if len(rows) <= len(summary) + 2:
+    bad.append("csv: no timeline after the summary")
+md = [l.strip() for l in open(md_path)]
+cells = {}
+for l in md:
+    if l.startswith("|") and l.endswith("|"):
+        c = [x.strip() for x in l.strip("|").split("|")]
+        if len(c) == 2:
+            cells.setdefault(c[0], c[1])
+for k, label in labels.items():
+    field = times.get(k, k)
+    if field in expect and cells.get(label) != (expect[field] or cells.get(label)):
+        bad.append(f"md {label}: got {cells.get(label)!r}, want {expect[field]!r}")
+if not any(set(l.replace("|", "").strip()) <= set("-: ") and "---" in l for l in md):
+    bad.append("md: no table separator row")
+if bad:
+    print("\n".join(bad))
+    sys.exit(1)
+PY
+        fail "$(basename "$scn") #$i exports differ from the ground truth"
+}
+
+api_incident_check() {
+    local scn=$1 i=$2 base=$3 f=$4 key want got
+    for key in first_failure detected failover_start dns_first dns_all \
+               restored closed; do
+        want=$(expect_field "$scn" "$i" "$key")
+        [ -n "$want" ] || continue
+        [ "$want" = null ] ||
+            want=$(awk -v b="$base" -v s="$want" \
+                   'BEGIN { printf "%.0f\n", b + s * 1000 }')
+        got=$(jq -r --arg k "$key" '
+            {dns_first: "dns_switched_first", dns_all: "dns_switched_all"}
+            as $m | .times[$m[$k] // $k] | if . == null then "null"
+            else .ms end' "$f")
+        assert_eq "$got" "$want" "$(basename "$scn") #$i API times.$key"
+    done
+    for key in time_to_detect time_to_failover rto outage; do
+        want=$(expect_field "$scn" "$i" "$key")
+        [ -n "$want" ] || continue
+        got=$(jq -r --arg k "$key" '.durations_ms[$k] // "null"' "$f")
+        assert_eq "$got" "$want" "$(basename "$scn") #$i API $key"
+    done
+    want=$(expect_field "$scn" "$i" rpo)
+    got=$(jq -r '.rpo_ms // "null" | if type == "number" then round
+                 else . end' "$f")
+    assert_eq "$got" "$want" "$(basename "$scn") #$i API rpo_ms"
+    for key in service region to_region; do
+        want=$(expect_field "$scn" "$i" "$key")
+        got=$(jq -r --arg k "$key" '.[$k] // "null"' "$f")
+        assert_eq "$got" "$want" "$(basename "$scn") #$i API $key"
+    done
+    want=$(expect_field "$scn" "$i" manual)
+    got=$(jq -r 'if .manual then 1 else 0 end' "$f")
+    assert_eq "$got" "$want" "$(basename "$scn") #$i API manual"
+    # Ordered by corrected time, whatever the agents' clocks say, and
+    # corrected by exactly each agent's skew ("expect skew NODE MS").
+    got=$(jq '[.timeline[] | .corrected_ms] | . == sort' "$f")
+    assert_eq "$got" true "$(basename "$scn") #$i API timeline order"
+    while read -r node skew; do
+        got=$(jq -r --arg n "$node" --argjson s "$skew" '[.timeline[] |
+              select(.node == $n) | .time_ms - .corrected_ms == $s] |
+              if length > 0 then all else "no events" end' "$f")
+        assert_eq "$got" true "$(basename "$scn") #$i $node's skew"
+    done < <(grep "^expect skew " "$scn" | cut -d" " -f3-)
+}
+
+# assert_incidents SCN DB BASE: the table against the ground truth.
+assert_incidents() {
+    local scn=$1 db=$2 base=$3 name
+    name=$(basename "$scn")
+    inc_rows "$db" > "$TMP/got.rows"
+    expect_rows "$scn" "$base" > "$TMP/want.rows"
+    if ! cmp -s "$TMP/got.rows" "$TMP/want.rows"; then
+        echo "--- $name: incidents (service region to manual first_failure" \
+             "detected failover_start dns_first dns_all restored closed" \
+             "rpo; want, then got; base $base)" >&2
+        cat "$TMP/want.rows" >&2
+        echo "---" >&2
+        cat "$TMP/got.rows" >&2
+        echo "--- got, in seconds after the base:" >&2
+        awk -v b="$base" '{ for (i = 5; i <= 11; i++)
+            if ($i != "null") $i = sprintf("%.3f", ($i - b) / 1000);
+            print }' "$TMP/got.rows" >&2
+        fail "$name: incidents differ from the ground truth"
+    fi
+}
+
+# rebuild_check SCN DB: with the collector stopped, a rebuild from
+# scratch gives the table the live engine wrote.
+rebuild_check() {
+    local before after
+    before=$(inc_dump "$2")
+    "$COLLECTOR" incidents rebuild --db "$2" --config "$TMP/collector.yaml" \
+        > "$TMP/rebuild.log" 2>&1 ||
+        fail "$(basename "$1"): rebuild failed: $(cat "$TMP/rebuild.log")"
+    after=$(inc_dump "$2")
+    [ "$before" = "$after" ] ||
+        fail "$(basename "$1"): rebuild differs from live:
+live:
+$before
+rebuild:
+$after"
+}
+
+# run_scenario SCN: the whole check for one scenario.
+run_scenario() {
+    local scn=$1 db n name
+    name=$(basename "$scn" .scn)
+    db=$TMP/$name.db
+    n=$(grep -c '^expect incident' "$scn" || true)
+    for i in $(seq 1 "$n"); do check_truth "$scn" "$i"; done
+    start_collector "$db"
+    feed "$scn"
+    wait_until 60 "$name: the $DELIVERED events stored" \
+        events_in "$db" "$DELIVERED"
+    [ "$n" = 0 ] || wait_closed "$db" "$n" "$name"
+    api_check "$scn" "$BASE"
+    stop_collector
+    assert_incidents "$scn" "$db" "$BASE"
+    rebuild_check "$scn" "$db"
+    assert_incidents "$scn" "$db" "$BASE"
+    echo "ok: $name"
+}
+
+# The active-passive failover with the collector restarted after the
+# detection and before the restore (3.0 s into the scenario).
+run_restart() {
+    local scn=$SCN/ap_failover.scn db=$TMP/restart.db
+    start_collector "$db"
+    feed "$scn" --before 3.0
+    wait_until 60 "restart: the incident detected before the restart" \
+        detected_in "$db"
+    stop_collector
+    start_collector "$db"
+    feed "$scn" --base "$BASE" --from 3.0
+    wait_closed "$db" 1 "restart"
+    api_check "$scn" "$BASE"
+    stop_collector
+    assert_incidents "$scn" "$db" "$BASE"
+    rebuild_check "$scn" "$db"
+    echo "ok: ap_failover with a restart in the middle"
+}
+
+# SCENARIOS: the names to run (default: every scenario with expect
+# lines); RESTART=0 skips the restart run.
+if [ -n "${SCENARIOS:-}" ]; then
+    for name in $SCENARIOS; do run_scenario "$SCN/$name.scn"; done
+else
+    for scn in "$SCN"/*.scn; do
+        grep -q '^expect' "$scn" || continue      # included parts
+        run_scenario "$scn"
+    done
+fi
+[ "${RESTART:-1}" = 0 ] || run_restart
