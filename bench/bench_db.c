@@ -62,8 +62,7 @@ int bench_db_create(const char *path, sqlite3 **out)
     return 0;
 }
 
-/* INSERT @sql with one text parameter @s; writes the new row's id. */
-static int bench_db_name(sqlite3 *db, const char *sql, const char *s,
+int bench_db_name(sqlite3 *db, const char *sql, const char *s,
                          int64_t *id)
 {
     sqlite3_stmt *st = NULL;

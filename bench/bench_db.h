@@ -36,6 +36,11 @@ int bench_db_create(const char *path, sqlite3 **out);
 /* Runs @sql (no rows). 0 or -1 with a message on stderr. */
 int bench_db_exec(sqlite3 *db, const char *sql);
 
+/* Runs the INSERT @sql with one text parameter @s (a dimension row: a
+ * cluster, kind, target, text or region name) and writes the new row's
+ * id. 0 or -1 with a message on stderr. */
+int bench_db_name(sqlite3 *db, const char *sql, const char *s, int64_t *id);
+
 /* Inserts every cluster, kind, target and text of bench_events.h. */
 int bench_db_dims(sqlite3 *db, struct bench_ids *ids);
 

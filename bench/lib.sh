@@ -93,9 +93,10 @@ machine() {
         "$(sqlite3 --version | cut -d' ' -f1)"
 }
 
-# start_collector CONFIG LOG: a real sextant-collector ($COLLECTOR) on a
-# free loopback port, waited for until its store is ready; sets CPID and
-# CPORT and adds it to PIDS.
+# start_collector CONFIG LOG [SECONDS]: a real sextant-collector
+# ($COLLECTOR) on a free loopback port, waited for until its store is
+# ready (at most SECONDS, default 600); sets CPID and CPORT and adds it
+# to PIDS.
 start_collector() {
     "$COLLECTOR" --config "$1" 2> "$2" &
     CPID=$!
@@ -103,7 +104,7 @@ start_collector() {
     wait_for "$2" 'listening on'
     CPORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$2" |
             head -n1)
-    wait_for "$2" ', ready$' 600
+    wait_for "$2" ', ready$' "${3:-600}"
 }
 
 # stop_collector: SIGTERM, and it must exit 0.

@@ -23,3 +23,8 @@ target_link_libraries(query_fill PRIVATE bench_support)
 # The incident engine alone: events per second (bench/RESULTS.md).
 add_executable(incident_bench ${CMAKE_SOURCE_DIR}/bench/incident_bench.c)
 target_link_libraries(incident_bench PRIVATE collector_core)
+
+# A collector database of services, failovers and DNS changes, for the
+# incident rebuild benchmark (bench/incident_bench.sh).
+add_executable(incident_fill ${CMAKE_SOURCE_DIR}/bench/incident_fill.c)
+target_link_libraries(incident_fill PRIVATE bench_support)
