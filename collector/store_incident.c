@@ -20,6 +20,7 @@
 #include "store_priv.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,9 @@ static int store_inc_from_wire(struct store_inc *in,
         s[S_FOKIND] = f->kind;
         s[S_FROM] = f->from_region;
         s[S_TO] = f->to_region;
+        /* "" is stored as no "service" at all (store_fields.c): NULL
+         * here, as the rebuild reads it. */
+        s[S_SERVICE] = f->service && f->service[0] ? f->service : NULL;
         s[S_TARGET] = NULL;
     } else if (!e->target || !store_inc_relevant(in, e->target)) {
         return 0;
@@ -133,6 +137,10 @@ static int store_inc_from_wire(struct store_inc *in,
             s[S_ANSWERS] = joined;
         }
     } else if (ev->kind_case == SEXTANT__V1__EVENT__KIND_METRIC) {
+        /* A NaN or infinite sample is stored as a JSON string the
+         * rebuild cannot read as a number: neither side feeds it. */
+        if (!isfinite(ev->metric->value))
+            return 0;
         x->kind = INC_EV_METRIC;
         s[S_METRIC] = ev->metric->name;
         x->value = ev->metric->value;

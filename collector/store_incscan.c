@@ -53,7 +53,8 @@ static const char *const store_inc_sql[STORE_INC_STMTS] = {
                " json_extract(data, '$.value'), json_extract(data, '$.ok'),"
                " json_extract(data, '$.served_by'), "
                ANSWER_VALUES("$.answers") ","
-               " json_extract(data, '$.type') FROM events WHERE id = ?1",
+               " json_extract(data, '$.type'), json_type(data, '$.value')"
+               " FROM events WHERE id = ?1",
     [INC_Q_TARGET] = "SELECT name FROM targets WHERE id = ?1",
     [INC_Q_REGION] = "SELECT name FROM regions WHERE id = ?1",
     [INC_Q_ANSWERS] = "SELECT (SELECT group_concat(json_extract(value,"
@@ -633,10 +634,20 @@ static int store_inc_row_ev(struct store_inc *in, sqlite3_stmt *r, int k,
             s[S_DNS] = store_inc_col(d, 1);
             s[S_ANSWERS] = store_inc_col(d, 2);
             break;
-        case K_METRIC:
+        case K_METRIC: {
+            const char *jt = store_inc_col(d, 11);
+
+            /* NaN and +-Inf are stored as strings (jsonw_double), which
+             * column_double would read as 0: skipped, as live does. */
+            if (!jt || (strcmp(jt, "real") != 0 &&
+                        strcmp(jt, "integer") != 0)) {
+                store_inc_done(d);
+                return 0;
+            }
             s[S_METRIC] = store_inc_col(d, 1);
             x->value = sqlite3_column_double(d, 6);
             break;
+        }
         default:                /* K_FAILOVER */
             if (!store_inc_col(d, 3) ||
                 !store_inc_fo_kind(store_inc_col(d, 3))) {
