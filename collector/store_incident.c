@@ -165,6 +165,7 @@ void store_inc_note(struct store *st, int64_t agent_id,
     memset(&x, 0, sizeof(x));
     x.t = INT64_MIN;                    /* looked up at the tick */
     x.unix_ms = ev->unix_ms;
+    x.recv_ms = e->recv_ms;
     x.agent = agent_id;
     x.seq = ev->seq;
     rc = store_inc_from_wire(in, ev, e, &x);

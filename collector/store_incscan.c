@@ -42,7 +42,7 @@ static const char *const store_inc_sql[STORE_INC_STMTS] = {
     /* Collector-made events (gap, drop: no seq) never matter. */
     [INC_Q_SCAN] = "SELECT id, agent_id, seq, unix_ms, kind_id, target_id,"
                " probe_type, ok, served_by_id, answers_id,"
-               " data IS NOT NULL FROM events"
+               " data IS NOT NULL, recv_delta_ms FROM events"
                " WHERE unix_ms >= ?1 AND unix_ms <= ?2 AND seq IS NOT NULL"
                " AND (target_id IS NOT NULL OR kind_id = ?3)"
                " ORDER BY unix_ms",
@@ -375,20 +375,42 @@ static int store_inc_ev_qcmp(const void *a, const void *b)
     return store_inc_ev_cmp(a, b);
 }
 
+int store_inc_future(struct store_inc *in, const struct store_inc_ev *x)
+{
+    if (x->t - x->recv_ms <= STORE_INC_FUTURE_MS)
+        return 0;
+    if (in->future++ == 0)
+        log_msg(LOGL_WARN, "incidents", "agent %lld seq %llu: event dated "
+                "%lld ms after it was received: not fed to the engine "
+                "(neither are later ones like it; logged once)",
+                (long long)x->agent, (unsigned long long)x->seq,
+                (long long)(x->t - x->recv_ms));
+    return 1;
+}
+
 int store_inc_pend_times(struct store_inc *in)
 {
+    size_t n = 0;
+    int rc = 0;
+
     for (size_t i = 0; i < in->n_pend; i++) {
         struct store_inc_ev *x = &in->pend[i];
         int64_t off;
-        int rc;
 
-        if (x->t != INT64_MIN)
+        if (rc == 0 && x->t == INT64_MIN) {
+            rc = store_inc_offset(in, x->agent, x->seq, &off);
+            if (rc == 0)
+                x->t = x->unix_ms + off;
+        }
+        if (x->t != INT64_MIN && store_inc_future(in, x)) {
+            store_inc_ev_free(x);
             continue;
-        rc = store_inc_offset(in, x->agent, x->seq, &off);
-        if (rc < 0)
-            return rc;
-        x->t = x->unix_ms + off;
+        }
+        in->pend[n++] = *x;
     }
+    in->n_pend = n;
+    if (rc < 0)
+        return rc;
     qsort(in->pend, in->n_pend, sizeof(*in->pend), store_inc_ev_qcmp);
     return 0;
 }
@@ -693,10 +715,13 @@ static int store_inc_scan_row(struct store_inc *in, sqlite3_stmt *r,
     x->agent = sqlite3_column_int64(r, 1);
     x->seq = (uint64_t)sqlite3_column_int64(r, 2);
     x->unix_ms = sqlite3_column_int64(r, 3);
+    x->recv_ms = x->unix_ms + sqlite3_column_int64(r, 11);
     rc = store_inc_offset(in, x->agent, x->seq, &off);
     if (rc < 0)
         return rc;
     x->t = x->unix_ms + off;
+    if (store_inc_future(in, x))
+        return 0;
     return store_inc_row_ev(in, r, k, target, x);
 }
 

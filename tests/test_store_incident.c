@@ -209,6 +209,7 @@ static const int64_t SWITCH[N_AGENTS] = { 3120, 3350, 3650 };
 /* What gen_worked_example adds that must change nothing (see the tests
  * that set them). */
 static int extra_other_service, extra_nan_lag, extra_future;
+static int64_t future_ms;       /* extra_future's event's time */
 
 static void gen_worked_example(int64_t start, int64_t end)
 {
@@ -256,7 +257,14 @@ static void gen_worked_example(int64_t start, int64_t end)
         gev_lag(0, T0 + 2600, NAN);
         gev_lag(0, T0 + 2700, INFINITY);
     }
-    (void)extra_future;
+    if (extra_future) {
+        /* Received with agent 1's last batch, dated 5 min after it: a
+         * stepped clock. Never fed, live or rebuilt (review B2). */
+        gev_failover(1, end - 1, "manual");
+        gevs[n_gevs - 1].fo.service = SERVICE;
+        future_ms = end - 1 + 300000;
+        gevs[n_gevs - 1].ev.unix_ms = future_ms;
+    }
 }
 
 static int gev_cmp(const void *pa, const void *pb)
@@ -543,6 +551,10 @@ static void run_failover(int late, int restart, int64_t span_ms)
      * DNS view goes stale and the engine opens one more on the primary,
      * the same live and rebuilt: the engine's call, not the store's.) */
     assert_memory_equal(live, want, strlen(want));
+    if (extra_future) {
+        snprintf(want, sizeof(want), "%lld", (long long)future_ms);
+        assert_null(strstr(live, want));
+    }
     copy_file(f.path, f.copy);
     assert_int_equal(store_incidents_rebuild(f.copy, &topo, &events,
                                              &incidents, err, sizeof(err)),
@@ -626,6 +638,16 @@ static void test_nonfinite_lag_ignored_live_and_rebuilt(void **state)
     extra_nan_lag = 1;
     run_failover(-1, 0, 90000);
     extra_nan_lag = 0;
+}
+
+/* An event dated 5 min after its receipt is fed neither live nor in a
+ * rebuild, whatever the time one looks (B2). */
+static void test_future_event_is_not_fed(void **state)
+{
+    (void)state;
+    extra_future = 1;
+    run_failover(-1, 0, 90000);
+    extra_future = 0;
 }
 
 static void test_late_agent_converges_to_the_rebuild(void **state)
@@ -800,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_failover_of_other_service_opens_nothing),
         cmocka_unit_test(test_live_failover_of_other_service_opens_nothing),
         cmocka_unit_test(test_nonfinite_lag_ignored_live_and_rebuilt),
+        cmocka_unit_test(test_future_event_is_not_fed),
         cmocka_unit_test(test_offset_recorded_from_first_seq),
         cmocka_unit_test(test_annotation_shows_in_the_incident),
         cmocka_unit_test(test_service_status_shows_health_serving_and_stale),
