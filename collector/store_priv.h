@@ -42,6 +42,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -477,6 +478,12 @@ struct store_inc {
     int64_t kind_ids[5];        /* probe, state, dns, metric, failover */
     uint64_t fed;               /* events fed since created */
     uint64_t future;            /* not fed: STORE_INC_FUTURE_MS */
+    /* A replay owed (late events, or an engine error): from late_from,
+     * first owed at late_first, last late event at late_last (monotonic
+     * ms); replays done since created. */
+    int late;
+    int64_t late_from, late_first, late_last;
+    atomic_ullong replays;      /* read by store_inc_replays */
     int64_t due_mono;           /* next tick, monotonic ms */
     int64_t pub_mono;           /* next status publication, same */
     int quiet;                  /* no incident_fn calls (history) */
@@ -503,6 +510,8 @@ int store_inc_relevant(const struct store_inc *in, const char *name);
 /* Takes @x into the pending list: 0, -ENOBUFS (full; @x freed),
  * -ENOMEM (@x freed). */
 int store_inc_pend(struct store_inc *in, struct store_inc_ev *x);
+/* Replays done since the store opened (any thread; for tests). */
+unsigned long long store_inc_replays(struct store *st);
 /* 1 if @x (t set) is from the future (STORE_INC_FUTURE_MS): counted, and
  * logged the first time. */
 int store_inc_future(struct store_inc *in, const struct store_inc_ev *x);
