@@ -83,7 +83,10 @@ static const char *const store_inc_sql[STORE_INC_STMTS] = {
                   " restored_ms = excluded.restored_ms,"
                   " closed_ms = excluded.closed_ms,"
                   " rpo_ms = excluded.rpo_ms RETURNING id",
-    [INC_Q_ROW_LIST] = "SELECT id, service, opened_ms FROM incidents"
+    [INC_Q_ROW_LIST] = "SELECT id, service, opened_ms, region, to_region,"
+                   " manual, first_failure_ms, detected_ms,"
+                   " failover_start_ms, dns_first_ms, dns_all_ms,"
+                   " restored_ms, closed_ms, rpo_ms, pattern FROM incidents"
                    " WHERE opened_ms > ?1",
     [INC_Q_ROW_DEL] = "DELETE FROM incidents WHERE id = ?1",
 };
