@@ -42,7 +42,10 @@ struct store_options {
     const struct topology *topo;
     /* Called from the writer thread after an incident opened, changed
      * or closed is committed: @change "opened", "updated" or "closed",
-     * @json the incident as store_incident gives it without timeline and
+     * or "retracted" when a replay (late events) shows that an incident
+     * written before never happened and its row is deleted. Opening the
+     * store and a rebuild announce nothing (history: incidents that
+     * changed while no collector ran are not told). @json the incident as store_incident gives it without timeline and
      * annotations (borrowed for the call). Must not block (the webhook
      * sender queues). NULL: nobody listens. */
     void (*incident_fn)(void *ctx, const char *change, const char *json);

@@ -20,6 +20,7 @@
 #include "store_priv.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,9 @@ static int store_inc_from_wire(struct store_inc *in,
         s[S_FOKIND] = f->kind;
         s[S_FROM] = f->from_region;
         s[S_TO] = f->to_region;
+        /* "" is stored as no "service" at all (store_fields.c): NULL
+         * here, as the rebuild reads it. */
+        s[S_SERVICE] = f->service && f->service[0] ? f->service : NULL;
         s[S_TARGET] = NULL;
     } else if (!e->target || !store_inc_relevant(in, e->target)) {
         return 0;
@@ -133,6 +137,10 @@ static int store_inc_from_wire(struct store_inc *in,
             s[S_ANSWERS] = joined;
         }
     } else if (ev->kind_case == SEXTANT__V1__EVENT__KIND_METRIC) {
+        /* A NaN or infinite sample is stored as a JSON string the
+         * rebuild cannot read as a number: neither side feeds it. */
+        if (!isfinite(ev->metric->value))
+            return 0;
         x->kind = INC_EV_METRIC;
         s[S_METRIC] = ev->metric->name;
         x->value = ev->metric->value;
@@ -157,6 +165,7 @@ void store_inc_note(struct store *st, int64_t agent_id,
     memset(&x, 0, sizeof(x));
     x.t = INT64_MIN;                    /* looked up at the tick */
     x.unix_ms = ev->unix_ms;
+    x.recv_ms = e->recv_ms;
     x.agent = agent_id;
     x.seq = ev->seq;
     rc = store_inc_from_wire(in, ev, e, &x);
@@ -332,6 +341,51 @@ static int store_inc_replay(struct store *st, int64_t t_late, int64_t upto)
     return store_inc_sync(st, from, 0);
 }
 
+/* Notes that a replay from before @t is owed. */
+static void store_inc_owe(struct store_inc *in, int64_t t, int64_t mono)
+{
+    if (!in->late || t < in->late_from)
+        in->late_from = t;
+    if (!in->late)
+        in->late_first = mono;
+    in->late = 1;
+    in->late_last = mono;
+}
+
+/* Why a replay waits: an agent back from a partition drains its spool a
+ * batch per group commit, and each batch's events are late. Replaying
+ * for each would reread the same stretch of history (all of it past the
+ * snapshots' hour) once per batch on the writer thread. The late events
+ * are stored already, so they are dropped from pend (on-time events go
+ * on being fed live) and one replay covers them all once no late event
+ * came for STORE_INC_LATE_QUIET_MS, or STORE_INC_LATE_MAX_MS after the
+ * first: a drain of 100 batches, one a second, costs at most
+ * 100 / (STORE_INC_LATE_MAX_MS / 1000) + 1 replays, not 100. */
+#define STORE_INC_LATE_QUIET_MS 1500
+#define STORE_INC_LATE_MAX_MS   10000
+
+static int store_inc_catch_up(struct store *st, int64_t upto, int64_t mono,
+                              int force, int *changed)
+{
+    struct store_inc *in = st->inc;
+    int rc;
+
+    if (in->n_pend > 0 && in->pend[0].t <= in->h) {
+        store_inc_owe(in, in->pend[0].t, mono);
+        store_inc_pend_drop_upto(in, in->h);
+    }
+    if (in->late && (force || mono - in->late_last >= STORE_INC_LATE_QUIET_MS
+                     || mono - in->late_first >= STORE_INC_LATE_MAX_MS)) {
+        rc = store_inc_replay(st, in->late_from, upto);
+        if (rc < 0)
+            return rc;
+        in->late = 0;
+        atomic_fetch_add(&in->replays, 1);
+        *changed = 1;
+    }
+    return store_inc_feed_pending(in, upto);
+}
+
 void store_inc_tick(struct store *st)
 {
     struct store_inc *in = st->inc;
@@ -346,18 +400,16 @@ void store_inc_tick(struct store *st)
         upto = in->h;
     store_inc_seg_reset(in);            /* agent_offsets grew: reload */
     rc = store_inc_pend_times(in);
+    if (rc == 0)
+        rc = store_inc_catch_up(st, upto, mono, 0, &changed);
+    if (rc == -ENOMEM) {
+        /* The engine's error is sticky (incident.h): feeding it again
+         * would fail again. Go back to a snapshot at the next tick. */
+        store_inc_owe(in, in->h, mono - STORE_INC_LATE_MAX_MS);
+        goto out;
+    }
     if (rc < 0)
         goto out;
-    if (in->n_pend > 0 && in->pend[0].t <= in->h) {
-        rc = store_inc_replay(st, in->pend[0].t, upto);
-        if (rc < 0)
-            goto out;
-        changed = 1;
-    } else {
-        rc = store_inc_feed_pending(in, upto);
-        if (rc < 0)
-            goto out;
-    }
     store_inc_advance(in, upto);
     changed |= in->n_chg > 0;
     rc = store_inc_flush(st);
@@ -410,8 +462,23 @@ int store_inc_open(struct store *st)
     return 0;
 }
 
+unsigned long long store_inc_replays(struct store *st)
+{
+    /* st->inc is set before the writer starts and freed after it ends. */
+    return st->inc ? atomic_load(&st->inc->replays) : 0;
+}
+
 void store_inc_free(struct store *st)
 {
+    struct store_inc *in = st->inc;
+    int changed = 0;
+
+    /* A replay still owed is done now (the writer has stopped): the
+     * rows left behind are what a rebuild would write. */
+    if (in && in->late &&
+        store_inc_catch_up(st, in->h, store_mono_ns() / 1000000, 1,
+                           &changed) == 0)
+        store_inc_flush(st);
     store_inc_destroy(st->inc);
     st->inc = NULL;
     free(st->inc_status);

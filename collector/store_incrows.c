@@ -225,9 +225,28 @@ static void store_inc_collect(void *ctx, const struct inc_record *r)
     a->v[a->n++] = *r;
 }
 
-/* Deletes the rows opened after @from that are none of @a's. */
+/* The INC_Q_ROW_LIST row at @l as a row, strings borrowed from @l. */
+static void store_inc_row_listed(sqlite3_stmt *l, struct store_inc_row *row)
+{
+    memset(row, 0, sizeof(*row));
+    row->id = sqlite3_column_int64(l, 0);
+    row->service = store_inc_col(l, 1);
+    row->region = store_inc_col(l, 3);
+    row->to_region = store_inc_col(l, 4);
+    row->manual = sqlite3_column_int(l, 5) != 0;
+    for (int i = 0; i < STORE_INC_T_COUNT; i++)
+        row->t[i] = store_inc_col_time(l, 6 + i);
+    row->has_rpo = sqlite3_column_type(l, 13) != SQLITE_NULL;
+    row->rpo_ms = sqlite3_column_double(l, 13);
+    row->pattern = store_inc_col(l, 14);
+}
+
+/* Deletes the rows opened after @from that are none of @a's, and notes a
+ * "retracted" for each in @tl (NULL: tell nobody): a replay found that
+ * late data undoes an incident whose "opened" may have gone out. */
 static int store_inc_delete_gone(struct store_inc *in, int64_t from,
-                                 const struct store_inc_all *a)
+                                 const struct store_inc_all *a,
+                                 struct store_inc_tells *tl)
 {
     sqlite3_stmt *l = in->stmt[INC_Q_ROW_LIST], *d = in->stmt[INC_Q_ROW_DEL];
     int64_t *gone = NULL;
@@ -251,6 +270,15 @@ static int store_inc_delete_gone(struct store_inc *in, int64_t from,
             goto out;
         }
         gone[n++] = sqlite3_column_int64(l, 0);
+        if (tl) {
+            struct store_inc_row row;
+
+            store_inc_row_listed(l, &row);
+            rc = store_inc_tell_add(tl, "retracted", &row);
+            if (rc < 0)
+                goto out;
+            rc = -EIO;
+        }
     }
     if (step != SQLITE_DONE)
         goto out;
@@ -285,7 +313,9 @@ int store_inc_sync(struct store *st, int64_t from, int in_tx)
     for (size_t i = 0; i < a.n && rc == 0; i++)
         rc = store_inc_put(st, &a.v[i], &tl);
     if (rc == 0 && from != INT64_MAX)
-        rc = store_inc_delete_gone(in, from, &a);
+        rc = store_inc_delete_gone(in, from, &a,
+                                   !in->quiet && st->opt.incident_fn ? &tl
+                                                                     : NULL);
     free(a.v);
     return store_inc_end(st, rc, in_tx, &tl);
 }

@@ -42,7 +42,7 @@ static const char *const store_inc_sql[STORE_INC_STMTS] = {
     /* Collector-made events (gap, drop: no seq) never matter. */
     [INC_Q_SCAN] = "SELECT id, agent_id, seq, unix_ms, kind_id, target_id,"
                " probe_type, ok, served_by_id, answers_id,"
-               " data IS NOT NULL FROM events"
+               " data IS NOT NULL, recv_delta_ms FROM events"
                " WHERE unix_ms >= ?1 AND unix_ms <= ?2 AND seq IS NOT NULL"
                " AND (target_id IS NOT NULL OR kind_id = ?3)"
                " ORDER BY unix_ms",
@@ -53,7 +53,8 @@ static const char *const store_inc_sql[STORE_INC_STMTS] = {
                " json_extract(data, '$.value'), json_extract(data, '$.ok'),"
                " json_extract(data, '$.served_by'), "
                ANSWER_VALUES("$.answers") ","
-               " json_extract(data, '$.type') FROM events WHERE id = ?1",
+               " json_extract(data, '$.type'), json_type(data, '$.value')"
+               " FROM events WHERE id = ?1",
     [INC_Q_TARGET] = "SELECT name FROM targets WHERE id = ?1",
     [INC_Q_REGION] = "SELECT name FROM regions WHERE id = ?1",
     [INC_Q_ANSWERS] = "SELECT (SELECT group_concat(json_extract(value,"
@@ -82,7 +83,10 @@ static const char *const store_inc_sql[STORE_INC_STMTS] = {
                   " restored_ms = excluded.restored_ms,"
                   " closed_ms = excluded.closed_ms,"
                   " rpo_ms = excluded.rpo_ms RETURNING id",
-    [INC_Q_ROW_LIST] = "SELECT id, service, opened_ms FROM incidents"
+    [INC_Q_ROW_LIST] = "SELECT id, service, opened_ms, region, to_region,"
+                   " manual, first_failure_ms, detected_ms,"
+                   " failover_start_ms, dns_first_ms, dns_all_ms,"
+                   " restored_ms, closed_ms, rpo_ms, pattern FROM incidents"
                    " WHERE opened_ms > ?1",
     [INC_Q_ROW_DEL] = "DELETE FROM incidents WHERE id = ?1",
 };
@@ -374,20 +378,42 @@ static int store_inc_ev_qcmp(const void *a, const void *b)
     return store_inc_ev_cmp(a, b);
 }
 
+int store_inc_future(struct store_inc *in, const struct store_inc_ev *x)
+{
+    if (x->t - x->recv_ms <= STORE_INC_FUTURE_MS)
+        return 0;
+    if (in->future++ == 0)
+        log_msg(LOGL_WARN, "incidents", "agent %lld seq %llu: event dated "
+                "%lld ms after it was received: not fed to the engine "
+                "(neither are later ones like it; logged once)",
+                (long long)x->agent, (unsigned long long)x->seq,
+                (long long)(x->t - x->recv_ms));
+    return 1;
+}
+
 int store_inc_pend_times(struct store_inc *in)
 {
+    size_t n = 0;
+    int rc = 0;
+
     for (size_t i = 0; i < in->n_pend; i++) {
         struct store_inc_ev *x = &in->pend[i];
         int64_t off;
-        int rc;
 
-        if (x->t != INT64_MIN)
+        if (rc == 0 && x->t == INT64_MIN) {
+            rc = store_inc_offset(in, x->agent, x->seq, &off);
+            if (rc == 0)
+                x->t = x->unix_ms + off;
+        }
+        if (x->t != INT64_MIN && store_inc_future(in, x)) {
+            store_inc_ev_free(x);
             continue;
-        rc = store_inc_offset(in, x->agent, x->seq, &off);
-        if (rc < 0)
-            return rc;
-        x->t = x->unix_ms + off;
+        }
+        in->pend[n++] = *x;
     }
+    in->n_pend = n;
+    if (rc < 0)
+        return rc;
     /* qsort's array must not be NULL, even for no element (UBSan). */
     if (in->n_pend > 0)
         qsort(in->pend, in->n_pend, sizeof(*in->pend), store_inc_ev_qcmp);
@@ -635,10 +661,20 @@ static int store_inc_row_ev(struct store_inc *in, sqlite3_stmt *r, int k,
             s[S_DNS] = store_inc_col(d, 1);
             s[S_ANSWERS] = store_inc_col(d, 2);
             break;
-        case K_METRIC:
+        case K_METRIC: {
+            const char *jt = store_inc_col(d, 11);
+
+            /* NaN and +-Inf are stored as strings (jsonw_double), which
+             * column_double would read as 0: skipped, as live does. */
+            if (!jt || (strcmp(jt, "real") != 0 &&
+                        strcmp(jt, "integer") != 0)) {
+                store_inc_done(d);
+                return 0;
+            }
             s[S_METRIC] = store_inc_col(d, 1);
             x->value = sqlite3_column_double(d, 6);
             break;
+        }
         default:                /* K_FAILOVER */
             if (!store_inc_col(d, 3) ||
                 !store_inc_fo_kind(store_inc_col(d, 3))) {
@@ -684,10 +720,13 @@ static int store_inc_scan_row(struct store_inc *in, sqlite3_stmt *r,
     x->agent = sqlite3_column_int64(r, 1);
     x->seq = (uint64_t)sqlite3_column_int64(r, 2);
     x->unix_ms = sqlite3_column_int64(r, 3);
+    x->recv_ms = x->unix_ms + sqlite3_column_int64(r, 11);
     rc = store_inc_offset(in, x->agent, x->seq, &off);
     if (rc < 0)
         return rc;
     x->t = x->unix_ms + off;
+    if (store_inc_future(in, x))
+        return 0;
     return store_inc_row_ev(in, r, k, target, x);
 }
 

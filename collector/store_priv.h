@@ -42,6 +42,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -396,6 +397,12 @@ void store_inc_annotate_job(struct store *st, struct store_job *j);
 /* The driver's inner parts (store_incscan.c and, for the incidents
  * table, store_incrows.c), for store_incident.c. */
 #define STORE_INC_HOLD_MS      5000     /* the engine trails now by this */
+/* An event whose corrected time is more than this after the collector
+ * received it claims to come from the future (a stepped or hostile
+ * clock): it is never fed, live or rebuilt, so that it cannot sit in the
+ * pending list for ever, and whether it is fed depends on stored facts
+ * only (unix_ms, recv_delta_ms, agent_offsets), not on when one looks. */
+#define STORE_INC_FUTURE_MS    60000
 #define STORE_INC_SNAP_MS      60000LL  /* a snapshot per minute ... */
 #define STORE_INC_SNAPS        60       /* ... for the last hour */
 #define STORE_INC_SNAP_KEEP_MS (STORE_INC_SNAP_MS * STORE_INC_SNAPS)
@@ -408,6 +415,7 @@ enum { S_TARGET, S_SERVED, S_ANSWERS, S_DNS, S_FOKIND, S_FROM, S_TO,
 struct store_inc_ev {
     int64_t t;                  /* corrected; INT64_MIN: not looked up */
     int64_t unix_ms, agent;
+    int64_t recv_ms;            /* the collector's clock when stored */
     uint64_t seq;
     int kind;                   /* enum inc_ev_kind */
     int ok, healthy, has_answers;
@@ -469,6 +477,13 @@ struct store_inc {
     struct store_inc_map targets, regions, answers, segs;
     int64_t kind_ids[5];        /* probe, state, dns, metric, failover */
     uint64_t fed;               /* events fed since created */
+    uint64_t future;            /* not fed: STORE_INC_FUTURE_MS */
+    /* A replay owed (late events, or an engine error): from late_from,
+     * first owed at late_first, last late event at late_last (monotonic
+     * ms); replays done since created. */
+    int late;
+    int64_t late_from, late_first, late_last;
+    atomic_ullong replays;      /* read by store_inc_replays */
     int64_t due_mono;           /* next tick, monotonic ms */
     int64_t pub_mono;           /* next status publication, same */
     int quiet;                  /* no incident_fn calls (history) */
@@ -495,6 +510,11 @@ int store_inc_relevant(const struct store_inc *in, const char *name);
 /* Takes @x into the pending list: 0, -ENOBUFS (full; @x freed),
  * -ENOMEM (@x freed). */
 int store_inc_pend(struct store_inc *in, struct store_inc_ev *x);
+/* Replays done since the store opened (any thread; for tests). */
+unsigned long long store_inc_replays(struct store *st);
+/* 1 if @x (t set) is from the future (STORE_INC_FUTURE_MS): counted, and
+ * logged the first time. */
+int store_inc_future(struct store_inc *in, const struct store_inc_ev *x);
 /* Looks up the corrected times of new pending events, sorts them. */
 int store_inc_pend_times(struct store_inc *in);
 void store_inc_pend_drop_upto(struct store_inc *in, int64_t upto);

@@ -618,7 +618,7 @@ int webhook_notify(struct webhook *wh, const char *change,
     int rc = 0;
 
     if (strcmp(change, "opened") != 0 && strcmp(change, "updated") != 0 &&
-        strcmp(change, "closed") != 0)
+        strcmp(change, "closed") != 0 && strcmp(change, "retracted") != 0)
         return -EINVAL;
     if (strlen(incident_json) > WEBHOOK_MAX_JSON ||
         (text && strlen(text) > WEBHOOK_TEXT_MAX)) {

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store_priv.h"
 #include "store_test.h"
 #include "topology.h"
 #include "util.h"
@@ -187,6 +189,7 @@ static void gev_failover(int agent, int64_t t, const char *kind)
 
     sextant__v1__failover__init(&g->fo);
     g->fo.kind = (char *)kind;
+    g->fo.service = "";
     g->fo.from_region = REGION[0];
     g->fo.to_region = REGION[1];
     g->fo.text = "";
@@ -203,6 +206,11 @@ static const int64_t REG_PHASE[N_AGENTS] = { 460, 630, 970 };
 static const int64_t DNS_PHASE[N_AGENTS] = { 120, 350, 650 };
 static const int64_t GL_PHASE[N_AGENTS] = { 200, 400, 700 };
 static const int64_t SWITCH[N_AGENTS] = { 3120, 3350, 3650 };
+
+/* What gen_worked_example adds that must change nothing (see the tests
+ * that set them). */
+static int extra_other_service, extra_nan_lag, extra_future;
+static int64_t future_ms;       /* extra_future's event's time */
 
 static void gen_worked_example(int64_t start, int64_t end)
 {
@@ -240,6 +248,24 @@ static void gen_worked_example(int64_t start, int64_t end)
         gev_lag(0, t, t < T0 + 2500 ? 0.1 : t == T0 + 2500 ? 0.25 : 0.9);
     gev_failover(1, T0 + 2780, "manual");
     gev_failover(2, T0 + 1000, "deploy");   /* a marker: no part in it */
+    if (extra_other_service) {
+        /* Same region names, another service: no incident on "app". */
+        gev_failover(0, T0 - 5000, "manual");
+        gevs[n_gevs - 1].fo.service = "other";
+    }
+    if (extra_nan_lag) {
+        /* After the 0.25 s sample, before the switch: not a lag. */
+        gev_lag(0, T0 + 2600, NAN);
+        gev_lag(0, T0 + 2700, INFINITY);
+    }
+    if (extra_future) {
+        /* Received with agent 1's last batch, dated 5 min after it: a
+         * stepped clock. Never fed, live or rebuilt (review B2). */
+        gev_failover(1, end - 1, "manual");
+        gevs[n_gevs - 1].fo.service = SERVICE;
+        future_ms = end - 1 + 300000;
+        gevs[n_gevs - 1].ev.unix_ms = future_ms;
+    }
 }
 
 static int gev_cmp(const void *pa, const void *pb)
@@ -517,6 +543,16 @@ static void run_failover(int late, int restart, int64_t span_ms)
         deliver(st, late, INT64_MIN, INT64_MAX);
     }
     wait_incidents(st, "\"open\":false");
+    if (late >= 0) {
+        /* The late agent's batches, back to back, cost one replay, not
+         * one each (review B1). */
+        int64_t until = util_now_ms() + WAIT_MS;
+
+        while (store_inc_replays(st) == 0 && util_now_ms() < until)
+            usleep(20000);
+        fprintf(stderr, "replays: %llu\n", store_inc_replays(st));
+        assert_in_range(store_inc_replays(st), 1, 2);
+    }
     store_close(st);
     batches_free();
 
@@ -526,6 +562,10 @@ static void run_failover(int late, int restart, int64_t span_ms)
      * DNS view goes stale and the engine opens one more on the primary,
      * the same live and rebuilt: the engine's call, not the store's.) */
     assert_memory_equal(live, want, strlen(want));
+    if (extra_future) {
+        snprintf(want, sizeof(want), "%lld", (long long)future_ms);
+        assert_null(strstr(live, want));
+    }
     copy_file(f.path, f.copy);
     assert_int_equal(store_incidents_rebuild(f.copy, &topo, &events,
                                              &incidents, err, sizeof(err)),
@@ -549,6 +589,76 @@ static void test_live_equals_rebuild_across_a_restart(void **state)
 {
     (void)state;
     run_failover(-1, 1, 90000);
+}
+
+/* A failover naming another service with the same region names opens
+ * nothing on "app", live and rebuilt alike (review A6). */
+static void test_failover_of_other_service_opens_nothing(void **state)
+{
+    (void)state;
+    extra_other_service = 1;
+    run_failover(-1, 0, 90000);
+    extra_other_service = 0;
+}
+
+/* The same on the live path (events fed as they come, no replay): a
+ * failover naming "other" opens nothing on "app", one naming "app"
+ * 100 ms later does; the rebuild agrees. */
+static void test_live_failover_of_other_service_opens_nothing(void **state)
+{
+    struct files f;
+    struct store *st;
+    char want[128], *live, *rebuilt, err[256];
+    uint64_t events = 0, incidents = 0;
+
+    (void)state;
+    topo_make();
+    skew[0] = skew[1] = skew[2] = 0;
+    n_gevs = 0;
+    T0 = util_now_ms() + 1000;  /* ahead of the engine: fed live */
+    gev_failover(0, T0, "manual");
+    gevs[0].fo.service = "other";
+    gev_failover(0, T0 + 100, "manual");
+    gevs[1].fo.service = SERVICE;
+    batches_make();
+    files_make(&f);
+    st = open_store(f.path);
+    deliver(st, -1, INT64_MIN, INT64_MAX);
+    batches_free();
+    wait_incidents(st, "\"open\":true");
+    store_close(st);
+    snprintf(want, sizeof(want), "app|%lld|eu-west-1|us-east-1|",
+             (long long)(T0 + 100));
+    live = rows_of(f.path);
+    assert_memory_equal(live, want, strlen(want));
+    copy_file(f.path, f.copy);
+    assert_int_equal(store_incidents_rebuild(f.copy, &topo, &events,
+                                             &incidents, err, sizeof(err)),
+                     0);
+    rebuilt = rows_of(f.copy);
+    assert_string_equal(rebuilt, live);
+    free(live);
+    free(rebuilt);
+    files_remove(&f);
+}
+
+/* NaN and infinite lag samples are not lags, live and rebuilt (A5). */
+static void test_nonfinite_lag_ignored_live_and_rebuilt(void **state)
+{
+    (void)state;
+    extra_nan_lag = 1;
+    run_failover(-1, 0, 90000);
+    extra_nan_lag = 0;
+}
+
+/* An event dated 5 min after its receipt is fed neither live nor in a
+ * rebuild, whatever the time one looks (B2). */
+static void test_future_event_is_not_fed(void **state)
+{
+    (void)state;
+    extra_future = 1;
+    run_failover(-1, 0, 90000);
+    extra_future = 0;
 }
 
 static void test_late_agent_converges_to_the_rebuild(void **state)
@@ -720,6 +830,10 @@ int main(void)
         cmocka_unit_test(test_failover_from_three_agents_comes_out_to_the_ms),
         cmocka_unit_test(test_live_equals_rebuild_across_a_restart),
         cmocka_unit_test(test_late_agent_converges_to_the_rebuild),
+        cmocka_unit_test(test_failover_of_other_service_opens_nothing),
+        cmocka_unit_test(test_live_failover_of_other_service_opens_nothing),
+        cmocka_unit_test(test_nonfinite_lag_ignored_live_and_rebuilt),
+        cmocka_unit_test(test_future_event_is_not_fed),
         cmocka_unit_test(test_offset_recorded_from_first_seq),
         cmocka_unit_test(test_annotation_shows_in_the_incident),
         cmocka_unit_test(test_service_status_shows_health_serving_and_stale),
