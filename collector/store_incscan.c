@@ -262,7 +262,7 @@ static int store_inc_dim(struct store_inc *in, struct store_inc_map *m,
     struct store_inc_slot *sl = store_inc_map_get(m, id, 0);
     sqlite3_stmt *s = in->stmt[q];
     const char *v;
-    int step;
+    int step, keep;
 
     if (sl) {
         *out = sl->s;
@@ -283,10 +283,12 @@ static int store_inc_dim(struct store_inc *in, struct store_inc_map *m,
         return -ENOMEM;
     }
     v = step == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
-    if (v && (q != INC_Q_TARGET || store_inc_relevant(in, v)))
+    /* v lives only until the statement is reset: decide and copy first. */
+    keep = v && (q != INC_Q_TARGET || store_inc_relevant(in, v));
+    if (keep)
         sl->s = strdup(v);
     store_inc_done(s);
-    if (v && !sl->s && (q != INC_Q_TARGET || store_inc_relevant(in, v)))
+    if (keep && !sl->s)
         return -ENOMEM;
     *out = sl->s;
     return 0;
