@@ -2,7 +2,7 @@
  * store_incident, store_service_status) and the incident's JSON, which
  * the writer's incident_fn calls get too. Reads go through the read pool
  * (store_query.c); the statements are this file's own table, prepared
- * once per read connection (store_reader.inc_stmt). The derived state
+ * once per read connection (store_reader_stmt_sql). The derived state
  * of store_service_status is what the writer last published. */
 #include "store_priv.h"
 
@@ -24,7 +24,6 @@
                                              * long before first failure */
 
 enum { IQ_LIST, IQ_ONE, IQ_TIMELINE, IQ_NOTES };
-_Static_assert(IQ_NOTES < STORE_INC_SQL_COUNT, "STORE_INC_SQL_COUNT");
 
 #define INC_COLS \
     "SELECT id, service, pattern, region, to_region, manual," \
@@ -39,7 +38,7 @@ _Static_assert(IQ_NOTES < STORE_INC_SQL_COUNT, "STORE_INC_SQL_COUNT");
 #define INC_EV_COLS \
     "id, agent_id, seq, unix_ms, recv_delta_ms, kind, target, data," \
     " text_id, ok, status, total_us, served_by_id, c"
-static const char *const store_inc_qsql[STORE_INC_SQL_COUNT] = {
+static const char *const store_inc_qsql[] = {
     [IQ_LIST] = INC_COLS
         " WHERE (?1 IS NULL OR service = ?1)"
         " AND (?2 < 0 OR (closed_ms IS NULL) = ?2)"
@@ -236,25 +235,11 @@ static void store_inc_row_read(sqlite3_stmt *s, struct store_inc_row *r)
         r->region = "";
 }
 
-/* The statement @id of @r, prepared the first time (see
- * store_reader.inc_stmt). */
+/* The statement @id of @r, prepared the first time and kept with the
+ * connection (store_reader_stmt_sql). */
 static int store_inc_stmt(struct store_reader *r, int id, sqlite3_stmt **out)
 {
-    if (!r->inc_stmt[id] &&
-        sqlite3_prepare_v3(r->db, store_inc_qsql[id], -1,
-                           SQLITE_PREPARE_PERSISTENT, &r->inc_stmt[id],
-                           NULL) != SQLITE_OK)
-        return -EIO;
-    *out = r->inc_stmt[id];
-    return 0;
-}
-
-static void store_stmt_reset(sqlite3_stmt *s)
-{
-    if (s) {
-        sqlite3_reset(s);
-        sqlite3_clear_bindings(s);
-    }
+    return store_reader_stmt_sql(r, store_inc_qsql[id], out);
 }
 
 int store_incidents(struct store *st, const struct store_incident_query *q,
@@ -427,8 +412,8 @@ static int store_inc_detail(struct store *st, struct store_reader *r,
     jsonw_arr_end(w);
     rc = 0;
 out:
-    store_stmt_reset(s);
-    store_stmt_reset(n);
+    store_stmt_done(s);
+    store_stmt_done(n);
     jsonw_free(&all);
     jsonw_free(&failed);
     jsonw_free(&regions);

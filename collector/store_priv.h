@@ -617,11 +617,9 @@ int store_sql_latency(int hour, int cluster, int list);
 /* A read-only connection and the statements it prepared so far (NULL: not
  * yet), kept with it while it sits idle in the pool. Used by one thread
  * at a time: the one that took it from the pool. */
-#define STORE_INC_SQL_COUNT 4     /* store_incquery.c's statements */
 struct store_reader {
     sqlite3 *db;
     sqlite3_stmt *stmt[STORE_SQL_COUNT];
-    sqlite3_stmt *inc_stmt[STORE_INC_SQL_COUNT];   /* store_incquery.c */
     /* Statements of query files with their own SQL table (store_status.c),
      * by the address of their constant text; NULL: a free slot. */
     const char *extra_sql[STORE_READER_EXTRA];

@@ -30,8 +30,6 @@ void store_reader_close(struct store_reader *r)
         return;
     for (size_t i = 0; i < STORE_SQL_COUNT; i++)
         sqlite3_finalize(r->stmt[i]);
-    for (size_t i = 0; i < STORE_INC_SQL_COUNT; i++)
-        sqlite3_finalize(r->inc_stmt[i]);
     for (size_t i = 0; i < STORE_READER_EXTRA; i++)
         sqlite3_finalize(r->extra[i]);
     sqlite3_close(r->db);
