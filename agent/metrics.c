@@ -41,7 +41,6 @@ static const struct {
 #define METRICS_ABSENT INT64_MIN    /* a gauge with no value yet */
 
 struct metrics_type {
-    atomic_uint_fast64_t runs;
     atomic_uint_fast64_t failed;
     atomic_uint_fast64_t bucket[METRICS_N_BUCKETS + 1];  /* last: > 10 s */
     atomic_uint_fast64_t sum_us;
@@ -113,7 +112,6 @@ void metrics_reset(void)
     for (size_t i = 0; i < METRICS_MAX_TYPES; i++) {
         struct metrics_type *t = &metrics.type[i];
 
-        M_SET(t->runs, 0);
         M_SET(t->failed, 0);
         M_SET(t->sum_us, 0);
         for (size_t b = 0; b <= METRICS_N_BUCKETS; b++)
@@ -194,7 +192,6 @@ void metrics_probe_done(enum probe_type type, int ok, uint64_t total_us)
         b++;
     M_ADD(t->bucket[b], 1);
     M_ADD(t->sum_us, total_us);
-    M_ADD(t->runs, 1);
     if (!ok)
         M_ADD(t->failed, 1);
 }
@@ -363,58 +360,81 @@ static void metrics_label(struct metrics_out *o, const char *v)
     }
 }
 
-/* "name{type="http"} value" for every probe type built in, zero or not:
- * a series that exists from the start makes rate() work from the start. */
-static void metrics_per_type(struct metrics_out *o, const char *name,
-                             int failed)
+/* One scrape's copy of a probe type's counters: each is read once, so the
+ * runs (the buckets' sum), the histogram and its count agree within the
+ * scrape even while probes finish (separate atomic reads of a runs
+ * counter and of the buckets could be one probe apart). */
+struct metrics_type_snap {
+    uint64_t bucket[METRICS_N_BUCKETS + 1];
+    uint64_t runs, failed, sum_us;
+};
+
+static void metrics_snap(struct metrics_type_snap *snap)
 {
-    const struct probe_ops *const *all;
-    size_t n;
+    for (size_t i = 0; i < METRICS_MAX_TYPES; i++) {
+        const struct metrics_type *t = &metrics.type[i];
+        struct metrics_type_snap *c = &snap[i];
 
-    all = probe_ops_all(&n);
-    for (size_t i = 0; i < n; i++) {
-        const struct metrics_type *t;
-        uint64_t v;
-
-        if ((unsigned)all[i]->type >= METRICS_MAX_TYPES)
-            continue;
-        t = &metrics.type[all[i]->type];
-        v = failed ? M_GET(t->failed) : M_GET(t->runs);
-        metrics_put(o, "%s{type=\"", name);
-        metrics_label(o, all[i]->name);
-        metrics_put(o, "\"} %" PRIu64 "\n", v);
+        c->runs = 0;
+        for (size_t b = 0; b <= METRICS_N_BUCKETS; b++) {
+            c->bucket[b] = M_GET(t->bucket[b]);
+            c->runs += c->bucket[b];
+        }
+        c->failed = M_GET(t->failed);
+        c->sum_us = M_GET(t->sum_us);
     }
 }
 
-static void metrics_histogram(struct metrics_out *o, const char *name)
+/* "name{type="http"} value" for every probe type built in, zero or not:
+ * a series that exists from the start makes rate() work from the start. */
+static void metrics_per_type(struct metrics_out *o, const char *name,
+                             int failed, const struct metrics_type_snap *snap)
 {
     const struct probe_ops *const *all;
     size_t n;
 
     all = probe_ops_all(&n);
     for (size_t i = 0; i < n; i++) {
-        const struct metrics_type *t;
-        uint64_t cum = 0, sum_us;
+        const struct metrics_type_snap *t;
 
         if ((unsigned)all[i]->type >= METRICS_MAX_TYPES)
             continue;
-        t = &metrics.type[all[i]->type];
+        t = &snap[all[i]->type];
+        metrics_put(o, "%s{type=\"", name);
+        metrics_label(o, all[i]->name);
+        metrics_put(o, "\"} %" PRIu64 "\n", failed ? t->failed : t->runs);
+    }
+}
+
+static void metrics_histogram(struct metrics_out *o, const char *name,
+                              const struct metrics_type_snap *snap)
+{
+    const struct probe_ops *const *all;
+    size_t n;
+
+    all = probe_ops_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        const struct metrics_type_snap *t;
+        uint64_t cum = 0;
+
+        if ((unsigned)all[i]->type >= METRICS_MAX_TYPES)
+            continue;
+        t = &snap[all[i]->type];
         for (size_t b = 0; b < METRICS_N_BUCKETS; b++) {
-            cum += M_GET(t->bucket[b]);
+            cum += t->bucket[b];
             metrics_put(o, "%s_bucket{type=\"", name);
             metrics_label(o, all[i]->name);
             metrics_put(o, "\",le=\"%s\"} %" PRIu64 "\n",
                         metrics_buckets[b].le, cum);
         }
-        cum += M_GET(t->bucket[METRICS_N_BUCKETS]);
-        sum_us = M_GET(t->sum_us);
+        cum += t->bucket[METRICS_N_BUCKETS];
         metrics_put(o, "%s_bucket{type=\"", name);
         metrics_label(o, all[i]->name);
         metrics_put(o, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
         metrics_put(o, "%s_sum{type=\"", name);
         metrics_label(o, all[i]->name);
-        metrics_put(o, "\"} %" PRIu64 ".%06" PRIu64 "\n", sum_us / 1000000,
-                    sum_us % 1000000);
+        metrics_put(o, "\"} %" PRIu64 ".%06" PRIu64 "\n",
+                    t->sum_us / 1000000, t->sum_us % 1000000);
         metrics_put(o, "%s_count{type=\"", name);
         metrics_label(o, all[i]->name);
         metrics_put(o, "\"} %" PRIu64 "\n", cum);
@@ -462,6 +482,7 @@ static void metrics_seconds(struct metrics_out *o, const char *name,
 int metrics_render(char *buf, size_t cap, int64_t now_us, size_t *len)
 {
     struct metrics_out o = { .buf = buf, .cap = cap };
+    struct metrics_type_snap snap[METRICS_MAX_TYPES];
     int64_t ack_us = M_GET(metrics.last_ack_us);
     int64_t off_ms = M_GET(metrics.offset_ms);
 
@@ -483,13 +504,14 @@ int metrics_render(char *buf, size_t cap, int64_t now_us, size_t *len)
 
     metrics_family(&o, "sextant_agent_probes_total", "counter",
                    "Probe runs finished, by probe type.");
-    metrics_per_type(&o, "sextant_agent_probes_total", 0);
+    metrics_snap(snap);
+    metrics_per_type(&o, "sextant_agent_probes_total", 0, snap);
     metrics_family(&o, "sextant_agent_probes_failed_total", "counter",
                    "Probe runs that failed, by probe type.");
-    metrics_per_type(&o, "sextant_agent_probes_failed_total", 1);
+    metrics_per_type(&o, "sextant_agent_probes_failed_total", 1, snap);
     metrics_family(&o, "sextant_agent_probe_duration_seconds", "histogram",
                    "Duration of probe runs, by probe type.");
-    metrics_histogram(&o, "sextant_agent_probe_duration_seconds");
+    metrics_histogram(&o, "sextant_agent_probe_duration_seconds", snap);
 
     metrics_family(&o, "sextant_agent_spool_events", "gauge",
                    "Events in the spool not yet acked by the collector.");
