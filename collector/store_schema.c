@@ -254,6 +254,26 @@ static const char *const store_migrations[] = {
      "CREATE INDEX annotations_time ON annotations (unix_ms);"
      STORE_MARKER_RECLASSIFY_SQL
      "PRAGMA user_version = 7;"),
+    /* 8: target_now: every (agent, target)'s latest state and last probe,
+     * kept by the writer in each group commit, so GET /api/v1/status
+     * reads one row per agent and target, not the history (its columns
+     * and backfill: store_status.c's). agents.spool_*: the spool the
+     * agent said it held in its latest batch (Batch.spool_events and
+     * spool_bytes), NULL from an agent too old to say. */
+    ("CREATE TABLE target_now ("
+     "  agent_id INTEGER NOT NULL,"
+     "  target_id INTEGER NOT NULL,"
+     "  health TEXT,"                    /* latest state event's "to" */
+     "  state_ms INTEGER,"               /* its unix_ms, agent clock */
+     "  probe_ms INTEGER,"               /* the last probe's, NULL none */
+     "  ok INTEGER,"
+     "  status INTEGER,"
+     "  total_us INTEGER,"
+     "  text_id INTEGER,"                /* the probe's error, texts */
+     "  PRIMARY KEY (agent_id, target_id)) WITHOUT ROWID;"
+     "ALTER TABLE agents ADD COLUMN spool_events INTEGER;"
+     "ALTER TABLE agents ADD COLUMN spool_bytes INTEGER;"
+     "PRAGMA user_version = 8;"),
 };
 #define STORE_SCHEMA_VERSION \
     ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
