@@ -1,0 +1,10 @@
+// pages/incident.js -- placeholder until the page is built (issue 13).
+import { h } from '../lib/dom.js';
+
+export default {
+  title: 'Incident',
+  render(main) {
+    main.append(h('h1', {}, 'Incident'), h('p', { class: 'muted' }, 'Not built yet.'));
+    return null;
+  },
+};

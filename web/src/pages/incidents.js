@@ -1,0 +1,10 @@
+// pages/incidents.js -- placeholder until the page is built (issue 13).
+import { h } from '../lib/dom.js';
+
+export default {
+  title: 'Incidents',
+  render(main) {
+    main.append(h('h1', {}, 'Incidents'), h('p', { class: 'muted' }, 'Not built yet.'));
+    return null;
+  },
+};

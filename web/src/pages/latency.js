@@ -1,0 +1,10 @@
+// pages/latency.js -- placeholder until the page is built (issue 13).
+import { h } from '../lib/dom.js';
+
+export default {
+  title: 'Latency',
+  render(main) {
+    main.append(h('h1', {}, 'Latency'), h('p', { class: 'muted' }, 'Not built yet.'));
+    return null;
+  },
+};
