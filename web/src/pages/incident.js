@@ -80,13 +80,19 @@ function entries(inc) {
 function lanes(inc, list, marks) {
   const clusters = [...new Set(list.map((x) => x.ev.cluster).filter(Boolean))].sort();
   const lane = 26, left = 110, width = 900, right = 10;
-  const height = lane * (clusters.length + 1) + 24;
-  const ms = list.map((x) => x.ms);
+  const height = lane * (clusters.length + 1) + 60;
+  // The axis spans the incident's moments (and the events after its
+  // first failure), with a margin: the healthy states from long before
+  // would squeeze it into a corner.
   const t = inc.times;
-  for (const k of Object.keys(t)) if (t[k]) ms.push(t[k].ms);
-  let lo = Math.min(...ms), hi = Math.max(...ms);
+  const ms = Object.values(t).filter(Boolean).map((v) => v.ms);
+  const t0 = ms.length ? Math.min(...ms) : Math.min(...list.map((x) => x.ms));
+  for (const e of list) if (e.ms >= t0) ms.push(e.ms);
+  let lo = Math.min(t0, ...ms), hi = Math.max(t0, ...ms);
   if (!Number.isFinite(lo)) return h('p', { class: 'muted' }, 'No events.');
-  if (hi - lo < 1000) { lo -= 500; hi += 500; }
+  const pad = Math.max(500, (hi - lo) * 0.05);
+  lo -= pad;
+  hi += pad;
   const x = (v) => left + (v - lo) / (hi - lo) * (width - left - right);
   const g = svg('svg', { viewBox: `0 0 ${width} ${height}`, class: 'lanes', role: 'img',
     'aria-label': 'Events per cluster on one time axis; the table below lists them' });
@@ -97,13 +103,20 @@ function lanes(inc, list, marks) {
   });
   const ann = clusters.length;
   g.append(svg('text', { x: 4, y: lane * ann + 17, class: 'lane-label' }, 'notes'));
+  let nth = 0;
   for (const [field, label, key] of MOMENTS) {
     if (!t[key]) continue;
     const vx = x(t[key].ms);
     g.append(svg('line', { x1: vx, x2: vx, y1: 0, y2: lane * (ann + 1), class: `moment moment-${field}` },
       svg('title', {}, `${label} ${fmtTime(t[key].ms)}`)));
+    // Labels staggered over three rows below the lanes: moments are
+    // often a few hundred ms apart.
+    g.append(svg('text', { x: vx, y: lane * (ann + 1) + 12 + 12 * (nth++ % 3),
+      class: 'moment-label', 'text-anchor': 'middle' }, label.split(/[ ,(]/)[0].toLowerCase()));
   }
+  let before = 0;
   list.forEach((e, i) => {
+    if (e.ms < lo) { before++; return; }
     const row = e.ev.kind === 'annotation' ? ann : clusters.indexOf(e.ev.cluster);
     const big = SIGNAL_KINDS.has(e.ev.kind);
     const m = svg('circle', { cx: x(e.ms), cy: lane * row + 13, r: big ? 6 : 3,
@@ -112,6 +125,9 @@ function lanes(inc, list, marks) {
     marks[i] = m;
     g.append(m);
   });
+  if (before) {
+    g.append(svg('text', { x: 4, y: height - 4, class: 'axis' }, `${before} earlier ←`));
+  }
   g.append(svg('text', { x: left, y: height - 4, class: 'axis' }, fmtTime(lo)));
   g.append(svg('text', { x: width - right, y: height - 4, class: 'axis', 'text-anchor': 'end' }, fmtTime(hi)));
   return g;
