@@ -160,6 +160,11 @@ static int store_inc_put(struct store *st, const struct inc_record *r,
     rc = 0;
     if (!in->quiet && st->opt.incident_fn)
         rc = store_inc_tell_add(tl, change, &row);
+    /* Made closed at once (a replay or late data covered it all): a
+     * listener still sees it open, then close. */
+    if (rc == 0 && !in->quiet && st->opt.incident_fn &&
+        step == SQLITE_DONE && row.t[STORE_INC_T_CLOSED] != INC_NONE)
+        rc = store_inc_tell_add(tl, "closed", &row);
 out:
     if (rc == -EIO)
         log_msg(LOGL_ERROR, "incidents", "incident row: %s",
