@@ -529,10 +529,11 @@ int store_inc_relevant(const struct store_inc *in, const char *name);
 /* Takes @x into the pending list: 0, -ENOBUFS (full; @x freed),
  * -ENOMEM (@x freed). */
 int store_inc_pend(struct store_inc *in, struct store_inc_ev *x);
-/* Replays done since the store opened (any thread; for tests). */
+/* Replays done since the store opened (any thread once ready: tests
+ * and store_stats). */
 unsigned long long store_inc_replays(struct store *st);
 /* Replays that replaced an engine broken by -ENOTRECOVERABLE, and the
- * incidents the engine held after the last tick (any thread; tests). */
+ * incidents the engine held after the last tick (the same). */
 unsigned long long store_inc_recoveries(struct store *st);
 unsigned long long store_inc_held(struct store *st);
 /* 1 if @x (t set) is from the future (STORE_INC_FUTURE_MS): counted, and

@@ -905,6 +905,7 @@ static void test_engine_broken_live_is_replaced(void **state)
     struct store *st;
     char want[128], *live, *rebuilt, err[256];
     uint64_t events = 0, incidents = 0;
+    struct store_stats stats;
 
     (void)state;
     topo_make();
@@ -923,6 +924,9 @@ static void test_engine_broken_live_is_replaced(void **state)
     wait_incidents(st, "\"open\":true");
     assert_int_equal(atomic_load(&inc_test_fail_opens), 0);
     assert_int_equal(store_inc_recoveries(st), 1);
+    store_stats(st, &stats);        /* what /metrics shows */
+    assert_int_equal(stats.incident_recoveries, 1);
+    assert_true(stats.incident_replays >= 1);
     store_close(st);
     snprintf(want, sizeof(want), "app|%lld|eu-west-1|us-east-1|",
              (long long)T0);
