@@ -176,34 +176,33 @@ out:
 
 /* ---- rows whose "opened" went out ---- */
 
-/* Where @id is or would go in the ascending in->told. */
-static size_t store_inc_told_at(const struct store_inc *in, int64_t id)
+static int store_inc_id_cmp(const void *pa, const void *pb)
 {
-    size_t lo = 0, hi = in->n_told;
+    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
+    return a < b ? -1 : a > b;
+}
 
-        if (in->told[mid] < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+/* The slot of @id in the ascending in->told, or NULL. */
+static int64_t *store_inc_told_find(const struct store_inc *in, int64_t id)
+{
+    return in->n_told ? bsearch(&id, in->told, in->n_told,
+                                sizeof(*in->told), store_inc_id_cmp)
+                      : NULL;
 }
 
 /* Notes (@on) or forgets the row @id as announced. Ids mostly grow, so
- * a note is nearly always an append. */
+ * the place of a new one is found from the end. */
 static void store_inc_told_set(struct store_inc *in, int64_t id, int on)
 {
-    size_t i = store_inc_told_at(in, id);
-    int there = i < in->n_told && in->told[i] == id;
+    int64_t *at = store_inc_told_find(in, id);
+    size_t i;
 
-    if (on == there)
+    if (on == (at != NULL))
         return;
     if (!on) {
-        memmove(in->told + i, in->told + i + 1,
-                (in->n_told - i - 1) * sizeof(*in->told));
+        i = (size_t)(at - in->told);
+        memmove(at, at + 1, (in->n_told - i - 1) * sizeof(*in->told));
         in->n_told--;
         return;
     }
@@ -212,6 +211,8 @@ static void store_inc_told_set(struct store_inc *in, int64_t id, int on)
         in->told_lost = 1;
         return;
     }
+    for (i = in->n_told; i > 0 && in->told[i - 1] > id; i--)
+        ;
     memmove(in->told + i + 1, in->told + i,
             (in->n_told - i) * sizeof(*in->told));
     in->told[i] = id;
@@ -225,10 +226,8 @@ static void store_inc_told_set(struct store_inc *in, int64_t id, int on)
  * unannounced (the start's rebuild, which tells nothing) are not. */
 static int store_inc_told_has(const struct store_inc *in, int64_t id)
 {
-    size_t i = store_inc_told_at(in, id);
-
     return in->told_lost || id <= in->id_base ||
-           (i < in->n_told && in->told[i] == id);
+           store_inc_told_find(in, id) != NULL;
 }
 
 /* Reads the highest row id before this run writes any (once). */
