@@ -385,8 +385,8 @@ static int store_inc_catch_up(struct store *st, int64_t upto, int64_t mono,
             in->broken = 0;
             atomic_fetch_add(&in->recoveries, 1);
             log_msg(LOGL_INFO, "incidents", "engine replaced by a replay "
-                    "from %s: incidents are written again",
-                    in->h == INT64_MIN ? "scratch" : "a snapshot");
+                    "from %lld ms: incidents are written again",
+                    (long long)in->late_from);
         }
         *changed = 1;
     }
