@@ -230,6 +230,12 @@ static void metrics_store(struct jsonw *w, const struct store_stats *s)
     metrics_one(w, "sextant_collector_retention_deleted_rows_total",
                 "counter", "Rows deleted by retention.",
                 s->retention_deleted);
+    metrics_one(w, "sextant_collector_incident_replays_total", "counter",
+                "Incident engine replays from a snapshot (late events, "
+                "or a broken engine).", s->incident_replays);
+    metrics_one(w, "sextant_collector_incident_engine_recoveries_total",
+                "counter", "Replays that replaced an incident engine "
+                "that ran out of memory in a step.", s->incident_recoveries);
     metrics_family(w, "sextant_collector_database_bytes", "gauge",
                    "Size of the database file and its WAL on disk.");
     metrics_put(w, "sextant_collector_database_bytes %" PRId64 "\n",

@@ -43,7 +43,9 @@ struct store_options {
     /* Called from the writer thread after an incident opened, changed
      * or closed is committed: @change "opened", "updated" or "closed",
      * or "retracted" when a replay (late events) shows that an incident
-     * written before never happened and its row is deleted. Opening the
+     * written before never happened and its row is deleted (told only
+     * if its "opened" was, or an earlier run wrote it). A row first
+     * written closed is told "opened", then "closed". Opening the
      * store and a rebuild announce nothing (history: incidents that
      * changed while no collector ran are not told). @json the incident as store_incident gives it without timeline and
      * annotations (borrowed for the call). Must not block (the webhook
@@ -130,6 +132,9 @@ struct store_stats {
     uint64_t group_batches_le[STORE_GROUP_BUCKETS + 1];
     uint64_t group_batches_sum;
     uint64_t retention_deleted;     /* rows deleted by retention */
+    uint64_t incident_replays;      /* the incident engine's replays */
+    uint64_t incident_recoveries;   /* of those, replacing an engine that
+                                     * ran out of memory in a step */
     int64_t db_bytes;               /* the database's files on disk */
     /* The file is damaged (the database says so at the start
      * check or from any read or write): it stays so until a restart on a

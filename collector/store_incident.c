@@ -381,9 +381,45 @@ static int store_inc_catch_up(struct store *st, int64_t upto, int64_t mono,
             return rc;
         in->late = 0;
         atomic_fetch_add(&in->replays, 1);
+        if (in->broken) {
+            in->broken = 0;
+            atomic_fetch_add(&in->recoveries, 1);
+            log_msg(LOGL_INFO, "incidents", "engine replaced by a replay "
+                    "from %lld ms: incidents are written again",
+                    (long long)in->late_from);
+        }
         *changed = 1;
     }
     return store_inc_feed_pending(in, upto);
+}
+
+/* The engine ran out of memory halfway through a step (incident.h): it
+ * may have lost an incident, so nothing it holds is written (the
+ * changes since the flush are dropped) and the next tick replaces it by
+ * a replay from the last snapshot before its horizon, or from scratch
+ * with none. Logged once per breakage; a failed replay is tried again
+ * each tick (store_inc_catch_up keeps it owed). */
+static void store_inc_broke(struct store_inc *in, int64_t mono)
+{
+    int64_t h = inc_engine_horizon(in->eng);
+
+    in->n_chg = 0;
+    in->chg_err = 0;
+    if (in->broken)
+        return;
+    in->broken = 1;
+    store_inc_owe(in, h == INC_NONE ? INT64_MIN : h,
+                  mono - STORE_INC_LATE_MAX_MS);
+    log_msg(LOGL_ERROR, "incidents", "the engine ran out of memory in a "
+            "step at %lld ms: replaying from the last snapshot before it "
+            "(no incident is written until then)", (long long)h);
+}
+
+/* Counts the engine's incidents. */
+static void store_inc_count(void *ctx, const struct inc_record *r)
+{
+    (void)r;
+    (*(uint64_t *)ctx)++;
 }
 
 void store_inc_tick(struct store *st)
@@ -402,22 +438,32 @@ void store_inc_tick(struct store *st)
     rc = store_inc_pend_times(in);
     if (rc == 0)
         rc = store_inc_catch_up(st, upto, mono, 0, &changed);
+    if (rc == 0)
+        store_inc_advance(in, upto);
+    if (rc == -ENOTRECOVERABLE || inc_engine_error(in->eng)) {
+        store_inc_broke(in, mono);
+        return;
+    }
     if (rc == -ENOMEM) {
-        /* The engine's error is sticky (incident.h): feeding it again
-         * would fail again. Go back to a snapshot at the next tick. */
+        /* The engine is as it was (incident.h), but a change the sink
+         * or a sync could not keep may be lost: go back to a snapshot
+         * at the next tick, whose replay writes them all. */
         store_inc_owe(in, in->h, mono - STORE_INC_LATE_MAX_MS);
         goto out;
     }
     if (rc < 0)
         goto out;
-    store_inc_advance(in, upto);
     changed |= in->n_chg > 0;
     rc = store_inc_flush(st);
     /* Once a tick, or at once when an incident changed: under heavy
      * ingest a group commits many times a second. */
     if (rc == 0 && (changed || mono >= in->pub_mono)) {
+        uint64_t held = 0;
+
         store_inc_publish(st);
         in->pub_mono = mono + STORE_INC_TICK_MS;
+        inc_engine_each(in->eng, store_inc_count, &held);
+        atomic_store(&in->held, held);
     }
 out:
     if (rc < 0)
@@ -468,6 +514,16 @@ unsigned long long store_inc_replays(struct store *st)
     return st->inc ? atomic_load(&st->inc->replays) : 0;
 }
 
+unsigned long long store_inc_recoveries(struct store *st)
+{
+    return st->inc ? atomic_load(&st->inc->recoveries) : 0;
+}
+
+unsigned long long store_inc_held(struct store *st)
+{
+    return st->inc ? atomic_load(&st->inc->held) : 0;
+}
+
 void store_inc_free(struct store *st)
 {
     struct store_inc *in = st->inc;
@@ -477,7 +533,7 @@ void store_inc_free(struct store *st)
      * rows left behind are what a rebuild would write. */
     if (in && in->late &&
         store_inc_catch_up(st, in->h, store_mono_ns() / 1000000, 1,
-                           &changed) == 0)
+                           &changed) == 0 && !inc_engine_error(in->eng))
         store_inc_flush(st);
     store_inc_destroy(st->inc);
     st->inc = NULL;
@@ -634,11 +690,20 @@ int store_annotate(struct store *st, int64_t unix_ms, const char *text,
 
 /* ---- sextant-collector incidents rebuild ---- */
 
-/* Counts the engine's incidents. */
-static void store_inc_count(void *ctx, const struct inc_record *r)
+/* The rows of the incidents table into *@n: the rebuild's count, as the
+ * engine no longer holds every incident it handed out. */
+static int store_inc_rows(sqlite3 *db, uint64_t *n)
 {
-    (void)r;
-    (*(uint64_t *)ctx)++;
+    sqlite3_stmt *s = NULL;
+    int rc = -EIO;
+
+    if (store_prepare(db, "SELECT count(*) FROM incidents", &s) == 0 &&
+        sqlite3_step(s) == SQLITE_ROW) {
+        *n = (uint64_t)sqlite3_column_int64(s, 0);
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    return rc;
 }
 
 int store_incidents_rebuild(const char *path, const struct topology *topo,
@@ -649,6 +714,7 @@ int store_incidents_rebuild(const char *path, const struct topology *topo,
     struct store_inc *in = NULL;
     sqlite3 *db = NULL;
     int64_t upto = util_now_ms() - STORE_INC_HOLD_MS;
+    uint64_t rows = 0;
     int rc = -EIO, v = -1;
 
     memset(&st_local, 0, sizeof(st_local));
@@ -689,6 +755,8 @@ int store_incidents_rebuild(const char *path, const struct topology *topo,
         store_inc_advance(in, upto);
         rc = store_inc_sync(&st_local, INT64_MIN, 1);
     }
+    if (rc == 0)
+        rc = store_inc_rows(db, &rows);
     if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) !=
                        SQLITE_OK)
         rc = -EIO;
@@ -699,8 +767,7 @@ int store_incidents_rebuild(const char *path, const struct topology *topo,
         goto out;
     }
     *events_out = in->fed;
-    *incidents_out = 0;
-    inc_engine_each(in->eng, store_inc_count, incidents_out);
+    *incidents_out = rows;
 out:
     store_inc_destroy(in);
     sqlite3_close(db);

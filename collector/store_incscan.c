@@ -448,8 +448,12 @@ void store_inc_pend_drop_upto(struct store_inc *in, int64_t upto)
  * STORE_INC_SNAPS. A failed clone only loses the snapshot. */
 static void store_inc_snapshot(struct store_inc *in)
 {
-    struct inc_engine *e = inc_engine_clone(in->eng);
+    struct inc_engine *e;
 
+    /* A broken engine is replaced by restoring a snapshot: never one. */
+    if (inc_engine_error(in->eng))
+        return;
+    e = inc_engine_clone(in->eng);
     if (!e) {
         log_msg(LOGL_WARN, "incidents", "snapshot: out of memory");
         return;
@@ -585,6 +589,7 @@ int store_inc_restore(struct store_inc *in, int64_t t, int64_t *from)
               : inc_engine_new(in->topo, store_inc_sink, in);
     if (!e)
         return -ENOMEM;
+    inc_engine_keep_closed(e, STORE_INC_KEEP_CLOSED_MS);
     *from = i > 0 ? in->snaps[i - 1].h : INT64_MIN;
     for (size_t k = i; k < in->n_snaps; k++)
         inc_engine_free(in->snaps[k].e);
@@ -594,6 +599,7 @@ int store_inc_restore(struct store_inc *in, int64_t t, int64_t *from)
     in->h = *from;
     in->snap_next = i > 0 ? *from + 1 + STORE_INC_SNAP_MS : INT64_MIN;
     in->n_chg = 0;              /* the replay's sync writes everything */
+    in->chg_err = 0;
     return 0;
 }
 
@@ -886,6 +892,7 @@ int store_inc_new(sqlite3 *db, const struct topology *topo,
     in->h = INC_NONE;
     in->snap_next = INT64_MIN;
     in->snap_from = INT64_MIN;
+    in->id_base = -1;
     for (size_t i = 0; i < topo->n_services; i++) {
         const struct topo_service *svc = &topo->services[i];
 
@@ -901,6 +908,7 @@ int store_inc_new(sqlite3 *db, const struct topology *topo,
         store_inc_destroy(in);
         return -ENOMEM;
     }
+    inc_engine_keep_closed(in->eng, STORE_INC_KEEP_CLOSED_MS);
     for (size_t i = 0; i < topo->n_services; i++) {
         const struct topo_service *svc = &topo->services[i];
 
@@ -934,6 +942,7 @@ void store_inc_destroy(struct store_inc *in)
     store_inc_pend_shift(in, in->n_pend);
     free(in->pend);
     free(in->chg);
+    free(in->told);
     free((void *)in->names);
     store_inc_map_reset(&in->targets);
     store_inc_map_reset(&in->regions);

@@ -406,6 +406,11 @@ void store_inc_annotate_job(struct store *st, struct store_job *j);
 #define STORE_INC_SNAP_MS      60000LL  /* a snapshot per minute ... */
 #define STORE_INC_SNAPS        60       /* ... for the last hour */
 #define STORE_INC_SNAP_KEEP_MS (STORE_INC_SNAP_MS * STORE_INC_SNAPS)
+/* Closed incidents the engine keeps (inc_engine_keep_closed): as long
+ * as the oldest snapshot a replay may restore. The rows are written from
+ * the sink's changes (store_inc_sync), so this bounds memory only: a
+ * replay or rebuild that drops an incident still writes it. */
+#define STORE_INC_KEEP_CLOSED_MS STORE_INC_SNAP_KEEP_MS
 #define STORE_INC_PENDING_MAX  1000000u /* held events, at most */
 #define STORE_INC_LOCK_MS      1000     /* rebuild: wait for the lock */
 
@@ -484,6 +489,20 @@ struct store_inc {
     int late;
     int64_t late_from, late_first, late_last;
     atomic_ullong replays;      /* read by store_inc_replays */
+    /* The engine ran out of memory halfway through a step
+     * (-ENOTRECOVERABLE): nothing it holds is written until a replay
+     * replaced it; recoveries counts those replays. */
+    int broken;
+    atomic_ullong recoveries;   /* read by store_inc_recoveries */
+    atomic_ullong held;         /* incidents in the engine after a tick */
+    /* Rows whose "opened" went out in this run (ascending ids), and the
+     * highest id before this run wrote any (-1: not read yet): only
+     * those, or rows an earlier run wrote, are told "retracted".
+     * told_lost: an id could not be noted, so every retraction is told. */
+    int64_t *told;
+    size_t n_told, cap_told;
+    int64_t id_base;
+    int told_lost;
     int64_t due_mono;           /* next tick, monotonic ms */
     int64_t pub_mono;           /* next status publication, same */
     int quiet;                  /* no incident_fn calls (history) */
@@ -510,8 +529,13 @@ int store_inc_relevant(const struct store_inc *in, const char *name);
 /* Takes @x into the pending list: 0, -ENOBUFS (full; @x freed),
  * -ENOMEM (@x freed). */
 int store_inc_pend(struct store_inc *in, struct store_inc_ev *x);
-/* Replays done since the store opened (any thread; for tests). */
+/* Replays done since the store opened (any thread once ready: tests
+ * and store_stats). */
 unsigned long long store_inc_replays(struct store *st);
+/* Replays that replaced an engine broken by -ENOTRECOVERABLE, and the
+ * incidents the engine held after the last tick (the same). */
+unsigned long long store_inc_recoveries(struct store *st);
+unsigned long long store_inc_held(struct store *st);
 /* 1 if @x (t set) is from the future (STORE_INC_FUTURE_MS): counted, and
  * logged the first time. */
 int store_inc_future(struct store_inc *in, const struct store_inc_ev *x);
@@ -530,9 +554,12 @@ void store_inc_advance(struct store_inc *in, int64_t upto);
 int store_inc_restore(struct store_inc *in, int64_t t, int64_t *from);
 /* Writes what the sink saw since the last flush, then tells incident_fn. */
 int store_inc_flush(struct store *st);
-/* Writes every incident the engine holds that differs from its row and
- * deletes the rows opened after @from it no longer derives; @in_tx: a
- * transaction is open already. */
+/* Writes every incident the engine holds or the sink handed out since
+ * the last flush (the latest of each) that differs from its row, and
+ * deletes the rows opened after @from that are none of those; @in_tx: a
+ * transaction is open already. -ENOMEM if the sink lost a change and
+ * @from is not INT64_MAX (a replay's or rebuild's changes are its only
+ * record of incidents the engine dropped: do it again). */
 int store_inc_sync(struct store *st, int64_t from, int in_tx);
 int store_inc_row_id(struct store_inc *in, const char *service,
                      int64_t opened_ms, int64_t *id);

@@ -3,3 +3,5 @@
 add_script_test(collector_incidents collector_incidents.sh)
 set_tests_properties(collector_incidents PROPERTIES TIMEOUT 900
     ENVIRONMENT "${SEXTANT_TEST_ENV};SCENARIOS=aa_drain ap_failover ap_partition ap_skew broken_agent flapping sharded_outage silent_watchers")
+# The webhooks of one scenario's incident, opened to closed, in order.
+add_script_test(collector_incident_webhooks collector_incident_webhooks.sh)
