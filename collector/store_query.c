@@ -455,30 +455,18 @@ static int store_cursor_parse(const char *c, enum store_order o,
     return 0;
 }
 
-/* The newest event id now (0: none), a first page's bound. */
-static int store_max_id(struct store_reader *r, int64_t *out)
+/* The one number statement @id gives (NULL: 0): STORE_SQL_MAX_ID, the
+ * newest event id now (a first page's bound), or STORE_SQL_MAX_OFFSET,
+ * the largest clock offset recorded (the corrected order's margin; read
+ * after the paging's newest id: an offset row is stored with its batch's
+ * events, so it covers every event a page may give). */
+static int store_scalar(struct store_reader *r, int id, int64_t *out)
 {
     sqlite3_stmt *s = NULL;
-    int rc = store_reader_stmt(r, STORE_SQL_MAX_ID, &s);
+    int rc = store_reader_stmt(r, id, &s);
 
     if (rc == 0 && sqlite3_step(s) == SQLITE_ROW)
         *out = sqlite3_column_int64(s, 0);     /* NULL: 0 */
-    else
-        rc = -EIO;
-    store_stmt_done(s);
-    return rc;
-}
-
-/* The largest clock offset recorded (0: none), the corrected order's
- * margin. Read after the paging's newest id: an offset row is stored
- * with its batch's events, so it covers every event a page may give. */
-static int store_max_offset(struct store_reader *r, int64_t *out)
-{
-    sqlite3_stmt *s = NULL;
-    int rc = store_reader_stmt(r, STORE_SQL_MAX_OFFSET, &s);
-
-    if (rc == 0 && sqlite3_step(s) == SQLITE_ROW)
-        *out = sqlite3_column_int64(s, 0);
     else
         rc = -EIO;
     store_stmt_done(s);
@@ -710,9 +698,9 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
         store_service_json(q->service, &t.tg, &t.rg);
     rc = t.tg.err ? t.tg.err : t.rg.err;
     if (rc == 0 && !q->cursor)
-        rc = store_max_id(r, &page[0]);
+        rc = store_scalar(r, STORE_SQL_MAX_ID, &page[0]);
     if (rc == 0 && corr)
-        rc = store_max_offset(r, &margin);
+        rc = store_scalar(r, STORE_SQL_MAX_OFFSET, &margin);
     if (rc == 0)
         rc = store_reader_stmt(r, id, &s);
     if (rc == 0)
