@@ -629,6 +629,7 @@ enum {
     STORE_SQL_NAME_LIST = STORE_SQL_NAME_KNOWN + 3,    /* + store_names */
     STORE_SQL_CLUSTERS = STORE_SQL_NAME_LIST + 3,
     STORE_SQL_MAX_ID,
+    STORE_SQL_MAX_OFFSET,
     STORE_SQL_COUNT
 };
 extern const char *const store_sql[STORE_SQL_COUNT];
