@@ -593,6 +593,10 @@ void *store_writer(void *arg);
  * -EPROTO (not this collector's schema) or -EIO, logged. */
 int store_readonly_check(struct store *st);
 
+/* The integer in environment variable @name (tests' settings), or @def
+ * when unset or not in @lo..@hi (then logged). */
+int64_t store_env_int(const char *name, int64_t lo, int64_t hi,
+                      int64_t def);
 /* sqlite3 progress handler: nonzero past the deadline at @arg (ns). */
 int store_query_progress(void *arg);
 
