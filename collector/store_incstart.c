@@ -18,7 +18,10 @@
  * all: the usual replay (store_incident.c), whose changes are announced
  * (webhooks), since they happened after the start. Holding the events
  * themselves instead would cost memory for every event of a catch-up
- * that can take minutes; the store has them anyway.
+ * that can take minutes; the store has them anyway. The price: the
+ * rebuild's read snapshot keeps checkpoints from passing it, so the WAL
+ * grows by what is ingested during the catch-up (and is cut back to
+ * its limit at the next checkpoint after).
  *
  * What "catching up" means to readers: store_service_status says so
  * ("catching_up": true; regions unknown, no serving region) and the
