@@ -227,12 +227,15 @@ YAML
         sleep 0.5
     done
     CAUGHT_S=$(secs "$T0" "$(now)")
+    CAUGHT_CPU=$(awk -v t="$(cpu_ticks "$CPID")" -v hz="$TCK" \
+                 'BEGIN { printf "%.1f", t / hz }')
     START_LINE=$(sed -n 's/.*\(engine rebuilt from\)/\1/p' \
                  "$TMP/collector.log" | head -n1)
     CAUGHT_LINE=$(sed -n 's/.*\(engine caught up in\)/\1/p' \
                   "$TMP/collector.log" | head -n1)
     CHECK_LINE=$(sed -n 's/.*\(quick_check of .*\)/\1/p' \
                  "$TMP/collector.log" | head -n1)
+    LOAD_CAUGHT=$(load)
     say "engine caught up ${CAUGHT_S}s after the start: $START_LINE"
 fi
 if [ -n "$BIG" ] && [ -n "$START_ONLY" ]; then
@@ -348,7 +351,7 @@ TXT
 fi
 START_TXT=
 [ -z "$BIG" ] || START_TXT="  collector ready in ${READY_S}s wall, ${READY_CPU}s CPU (load average $LOAD_START at the start)
-  engine caught up in ${CAUGHT_S}s after the start
+  engine caught up in ${CAUGHT_S}s after the start, ${CAUGHT_CPU}s CPU by then (load average $LOAD_CAUGHT)
   $START_LINE
   $CAUGHT_LINE
   ${CHECK_LINE:-quick_check: done within its deadline}"
