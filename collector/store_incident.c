@@ -7,9 +7,10 @@
  * last snapshot before it and replays from the store. It writes the
  * incidents that changed, publishes the derived state for
  * store_service_status, and rebuilds everything from scratch for
- * `sextant-collector incidents rebuild` (at start: store_incstart.c). Reading events back in
- * corrected order (replay, rebuild) is store_incscan.c's, the incidents
- * table's rows store_incrows.c's, the queries store_incquery.c's.
+ * `sextant-collector incidents rebuild` (at start: store_incstart.c).
+ * Reading events back in corrected order (replay, rebuild) is
+ * store_incscan.c's, the incidents table's rows store_incrows.c's, the
+ * queries store_incquery.c's.
  *
  * Why a hold: the engine needs its events in one total order, and agents
  * ship every second or so, each batch holding its last second: fed as

@@ -364,7 +364,8 @@ catching_up() {
 }
 # catching_gauge V: /metrics' sextant_collector_incidents_catching_up is V.
 catching_gauge() {
-    curl -sS "$URL/metrics" | grep -qx "sextant_collector_incidents_catching_up $1"
+    curl -sS "$URL/metrics" |
+        grep -qx "sextant_collector_incidents_catching_up $1"
 }
 
 # The active-passive failover with the collector restarted after the
