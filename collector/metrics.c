@@ -321,15 +321,17 @@ static void metrics_service(struct json_object *svc, struct jsonw *health,
 /* The incident engine's state now (store_service_status): per service
  * and region, health (1 healthy, 0 unhealthy, -1 unknown: no agent that
  * is not stale probes it) and serving (1: the global name's answers
- * point there), and per service its open incidents. Each family is
+ * point there), per service its open incidents, and whether the engine
+ * still catches up with the history after a start. Each family is
  * written whole, so the three are built apart and joined. A store that
  * cannot say leaves the families empty; the rest of the page serves. */
 static void metrics_services(struct jsonw *w, struct store *st)
 {
-    struct json_object *o = NULL, *list;
+    struct json_object *o = NULL, *list, *v;
     struct jsonw fam[3];
     char *json = NULL;
     size_t len = 0;
+    int catching = 0;
 
     for (size_t i = 0; i < 3; i++)
         jsonw_init(&fam[i], METRICS_PAGE_MAX);
@@ -338,9 +340,14 @@ static void metrics_services(struct jsonw *w, struct store *st)
     free(json);
     if (o && json_object_object_get_ex(o, "services", &list) &&
         json_object_is_type(list, json_type_array))
-        for (size_t i = 0; i < json_object_array_length(list); i++)
-            metrics_service(json_object_array_get_idx(list, i), &fam[0],
-                            &fam[1], &fam[2]);
+        for (size_t i = 0; i < json_object_array_length(list); i++) {
+            struct json_object *svc = json_object_array_get_idx(list, i);
+
+            metrics_service(svc, &fam[0], &fam[1], &fam[2]);
+            if (json_object_object_get_ex(svc, "catching_up", &v) &&
+                json_object_get_boolean(v))
+                catching = 1;
+        }
     json_object_put(o);
     metrics_family(w, "sextant_collector_region_healthy", "gauge",
                    "1 when a region of a service is healthy by quorum of "
@@ -354,6 +361,11 @@ static void metrics_services(struct jsonw *w, struct store *st)
     metrics_family(w, "sextant_collector_open_incidents", "gauge",
                    "Incidents of the service that are open now.");
     jsonw_raw(w, fam[2].buf ? fam[2].buf : "", fam[2].len);
+    metrics_family(w, "sextant_collector_incidents_catching_up", "gauge",
+                   "1 while the incident engine is rebuilt from the stored "
+                   "history after a start (regions unknown, incidents as "
+                   "the last run wrote them), else 0.");
+    metrics_put(w, "sextant_collector_incidents_catching_up %d\n", catching);
     for (size_t i = 0; i < 3; i++) {
         if (fam[i].err && !w->err)
             w->err = fam[i].err;

@@ -329,6 +329,8 @@ int store_incident(struct store *st, int64_t id, char **out,
 
 /* Derived state now, from the engine (not limited to a time window):
  * {"services":[{"name":S,"global_name":S,"pattern":S,
+ *   "catching_up":bool (the engine is still being rebuilt from the
+ *     stored history after a start: regions unknown meanwhile),
  *   "regions":[{"name":S,"role":S|null,"health":"healthy"|"unhealthy"|
  *     "unknown","since":T,"agents":n,"unhealthy_agents":n,
  *     "stale_agents":n,"serving":bool,"serving_agents":n}],

@@ -733,7 +733,7 @@ int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
             return rc;
         if (rc == 1 && (first_new == 0 || ev->seq < first_new))
             first_new = ev->seq;
-        if (rc == 1 && st->inc)
+        if (rc == 1 && (st->inc || st->inc_start))
             store_inc_note(st, row.id, ev, &e);
         if (rc == 1 && ev->kind_case == SEXTANT__V1__EVENT__KIND_PROBE &&
             e.target_id) {
