@@ -313,6 +313,19 @@ static void metrics_service(struct json_object *svc, struct jsonw *health,
                                    v != NULL);
 }
 
+/* Writes gauge family @name with the samples built apart in @fam (a
+ * family is written whole, so families read from one reply are built
+ * side by side and joined here), passes on its error, and frees @fam. */
+static void metrics_gauges(struct jsonw *w, struct jsonw *fam,
+                           const char *name, const char *help)
+{
+    metrics_family(w, name, "gauge", help);
+    jsonw_raw(w, fam->buf ? fam->buf : "", fam->len);
+    if (fam->err && !w->err)
+        w->err = fam->err;
+    jsonw_free(fam);
+}
+
 /* The incident engine's state now (store_service_status): per service
  * and region, health (1 healthy, 0 unhealthy, -1 unknown: no agent that
  * is not stale probes it) and serving (1: the global name's answers
@@ -337,23 +350,15 @@ static void metrics_services(struct jsonw *w, struct store *st)
             metrics_service(json_object_array_get_idx(list, i), &fam[0],
                             &fam[1], &fam[2]);
     json_object_put(o);
-    metrics_family(w, "sextant_collector_region_healthy", "gauge",
+    metrics_gauges(w, &fam[0], "sextant_collector_region_healthy",
                    "1 when a region of a service is healthy by quorum of "
                    "the agents probing it, 0 unhealthy, -1 unknown (no "
                    "agent that is not stale probes it).");
-    jsonw_raw(w, fam[0].buf ? fam[0].buf : "", fam[0].len);
-    metrics_family(w, "sextant_collector_region_serving", "gauge",
+    metrics_gauges(w, &fam[1], "sextant_collector_region_serving",
                    "1 when the service's global name sends traffic to the "
                    "region, as the agents' DNS answers say.");
-    jsonw_raw(w, fam[1].buf ? fam[1].buf : "", fam[1].len);
-    metrics_family(w, "sextant_collector_open_incidents", "gauge",
+    metrics_gauges(w, &fam[2], "sextant_collector_open_incidents",
                    "Incidents of the service that are open now.");
-    jsonw_raw(w, fam[2].buf ? fam[2].buf : "", fam[2].len);
-    for (size_t i = 0; i < 3; i++) {
-        if (fam[i].err && !w->err)
-            w->err = fam[i].err;
-        jsonw_free(&fam[i]);
-    }
 }
 
 /* One sample "NAME{cluster="C",node="N"} V" of an agent's @key in its
@@ -419,18 +424,11 @@ static void metrics_agents(struct jsonw *w, struct store *st)
         }
     }
     json_object_put(o);
-    metrics_family(w, "sextant_collector_agent_spool_events", "gauge",
+    metrics_gauges(w, &fam[0], "sextant_collector_agent_spool_events",
                    "Events the agent held for this collector (not yet "
                    "acked) when it sent its latest batch.");
-    jsonw_raw(w, fam[0].buf ? fam[0].buf : "", fam[0].len);
-    metrics_family(w, "sextant_collector_agent_spool_bytes", "gauge",
+    metrics_gauges(w, &fam[1], "sextant_collector_agent_spool_bytes",
                    "Packed bytes of those events.");
-    jsonw_raw(w, fam[1].buf ? fam[1].buf : "", fam[1].len);
-    for (size_t i = 0; i < 2; i++) {
-        if (fam[i].err && !w->err)
-            w->err = fam[i].err;
-        jsonw_free(&fam[i]);
-    }
 }
 
 int metrics_render(struct store *st, int64_t now_ms, char **out,
