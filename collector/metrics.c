@@ -282,40 +282,10 @@ static void metrics_service_line(struct jsonw *w, const char *name,
     metrics_put(w, "\"} %d\n", v);
 }
 
-/* One service of store_service_status's reply: its regions' health and
- * serving into @health and @serving, its open incidents into @open. */
-static void metrics_service(struct json_object *svc, struct jsonw *health,
-                            struct jsonw *serving, struct jsonw *open)
-{
-    const char *name = metrics_jstr(svc, "name"), *h;
-    struct json_object *regions, *reg, *v;
-
-    if (json_object_object_get_ex(svc, "regions", &regions) &&
-        json_object_is_type(regions, json_type_array)) {
-        for (size_t i = 0; i < json_object_array_length(regions); i++) {
-            reg = json_object_array_get_idx(regions, i);
-            h = metrics_jstr(reg, "health");
-            metrics_service_line(health, "sextant_collector_region_healthy",
-                                 name, metrics_jstr(reg, "name"),
-                                 strcmp(h, "healthy") == 0 ? 1
-                                 : strcmp(h, "unhealthy") == 0 ? 0 : -1);
-            metrics_service_line(serving, "sextant_collector_region_serving",
-                                 name, metrics_jstr(reg, "name"),
-                                 json_object_object_get_ex(reg, "serving",
-                                                           &v) &&
-                                     json_object_get_boolean(v));
-        }
-    }
-    metrics_service_line(open, "sextant_collector_open_incidents", name,
-                         NULL, json_object_object_get_ex(svc,
-                                                         "open_incident",
-                                                         &v) &&
-                                   v != NULL);
-}
-
 /* Writes gauge family @name with the samples built apart in @fam (a
  * family is written whole, so families read from one reply are built
- * side by side and joined here), passes on its error, and frees @fam. */
+ * side by side and joined here), passes on its error, and frees @fam.
+ * metrics_services() could join its three this way too. */
 static void metrics_gauges(struct jsonw *w, struct jsonw *fam,
                            const char *name, const char *help)
 {
@@ -324,41 +294,6 @@ static void metrics_gauges(struct jsonw *w, struct jsonw *fam,
     if (fam->err && !w->err)
         w->err = fam->err;
     jsonw_free(fam);
-}
-
-/* The incident engine's state now (store_service_status): per service
- * and region, health (1 healthy, 0 unhealthy, -1 unknown: no agent that
- * is not stale probes it) and serving (1: the global name's answers
- * point there), and per service its open incidents. Each family is
- * written whole, so the three are built apart and joined. A store that
- * cannot say leaves the families empty; the rest of the page serves. */
-static void metrics_services(struct jsonw *w, struct store *st)
-{
-    struct json_object *o = NULL, *list;
-    struct jsonw fam[3];
-    char *json = NULL;
-    size_t len = 0;
-
-    for (size_t i = 0; i < 3; i++)
-        jsonw_init(&fam[i], METRICS_PAGE_MAX);
-    if (store_service_status(st, &json, &len) == 0 && len <= INT32_MAX)
-        o = json_tokener_parse(json);
-    free(json);
-    if (o && json_object_object_get_ex(o, "services", &list) &&
-        json_object_is_type(list, json_type_array))
-        for (size_t i = 0; i < json_object_array_length(list); i++)
-            metrics_service(json_object_array_get_idx(list, i), &fam[0],
-                            &fam[1], &fam[2]);
-    json_object_put(o);
-    metrics_gauges(w, &fam[0], "sextant_collector_region_healthy",
-                   "1 when a region of a service is healthy by quorum of "
-                   "the agents probing it, 0 unhealthy, -1 unknown (no "
-                   "agent that is not stale probes it).");
-    metrics_gauges(w, &fam[1], "sextant_collector_region_serving",
-                   "1 when the service's global name sends traffic to the "
-                   "region, as the agents' DNS answers say.");
-    metrics_gauges(w, &fam[2], "sextant_collector_open_incidents",
-                   "Incidents of the service that are open now.");
 }
 
 /* One sample "NAME{cluster="C",node="N"} V" of an agent's @key in its
@@ -429,6 +364,80 @@ static void metrics_agents(struct jsonw *w, struct store *st)
                    "acked) when it sent its latest batch.");
     metrics_gauges(w, &fam[1], "sextant_collector_agent_spool_bytes",
                    "Packed bytes of those events.");
+}
+
+/* One service of store_service_status's reply: its regions' health and
+ * serving into @health and @serving, its open incidents into @open. */
+static void metrics_service(struct json_object *svc, struct jsonw *health,
+                            struct jsonw *serving, struct jsonw *open)
+{
+    const char *name = metrics_jstr(svc, "name"), *h;
+    struct json_object *regions, *reg, *v;
+
+    if (json_object_object_get_ex(svc, "regions", &regions) &&
+        json_object_is_type(regions, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(regions); i++) {
+            reg = json_object_array_get_idx(regions, i);
+            h = metrics_jstr(reg, "health");
+            metrics_service_line(health, "sextant_collector_region_healthy",
+                                 name, metrics_jstr(reg, "name"),
+                                 strcmp(h, "healthy") == 0 ? 1
+                                 : strcmp(h, "unhealthy") == 0 ? 0 : -1);
+            metrics_service_line(serving, "sextant_collector_region_serving",
+                                 name, metrics_jstr(reg, "name"),
+                                 json_object_object_get_ex(reg, "serving",
+                                                           &v) &&
+                                     json_object_get_boolean(v));
+        }
+    }
+    metrics_service_line(open, "sextant_collector_open_incidents", name,
+                         NULL, json_object_object_get_ex(svc,
+                                                         "open_incident",
+                                                         &v) &&
+                                   v != NULL);
+}
+
+/* The incident engine's state now (store_service_status): per service
+ * and region, health (1 healthy, 0 unhealthy, -1 unknown: no agent that
+ * is not stale probes it) and serving (1: the global name's answers
+ * point there), and per service its open incidents. Each family is
+ * written whole, so the three are built apart and joined. A store that
+ * cannot say leaves the families empty; the rest of the page serves. */
+static void metrics_services(struct jsonw *w, struct store *st)
+{
+    struct json_object *o = NULL, *list;
+    struct jsonw fam[3];
+    char *json = NULL;
+    size_t len = 0;
+
+    for (size_t i = 0; i < 3; i++)
+        jsonw_init(&fam[i], METRICS_PAGE_MAX);
+    if (store_service_status(st, &json, &len) == 0 && len <= INT32_MAX)
+        o = json_tokener_parse(json);
+    free(json);
+    if (o && json_object_object_get_ex(o, "services", &list) &&
+        json_object_is_type(list, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(list); i++)
+            metrics_service(json_object_array_get_idx(list, i), &fam[0],
+                            &fam[1], &fam[2]);
+    json_object_put(o);
+    metrics_family(w, "sextant_collector_region_healthy", "gauge",
+                   "1 when a region of a service is healthy by quorum of "
+                   "the agents probing it, 0 unhealthy, -1 unknown (no "
+                   "agent that is not stale probes it).");
+    jsonw_raw(w, fam[0].buf ? fam[0].buf : "", fam[0].len);
+    metrics_family(w, "sextant_collector_region_serving", "gauge",
+                   "1 when the service's global name sends traffic to the "
+                   "region, as the agents' DNS answers say.");
+    jsonw_raw(w, fam[1].buf ? fam[1].buf : "", fam[1].len);
+    metrics_family(w, "sextant_collector_open_incidents", "gauge",
+                   "Incidents of the service that are open now.");
+    jsonw_raw(w, fam[2].buf ? fam[2].buf : "", fam[2].len);
+    for (size_t i = 0; i < 3; i++) {
+        if (fam[i].err && !w->err)
+            w->err = fam[i].err;
+        jsonw_free(&fam[i]);
+    }
 }
 
 int metrics_render(struct store *st, int64_t now_ms, char **out,
