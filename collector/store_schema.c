@@ -267,7 +267,8 @@ static const char *const store_migrations[] = {
      * reads one row per agent and target, not the history (its columns
      * and backfill: store_status.c's). agents.spool_*: the spool the
      * agent said it held in its latest batch (Batch.spool_events and
-     * spool_bytes), NULL from an agent too old to say. */
+     * spool_bytes), NULL until a batch is stored after this migration
+     * (an agent too old to say sends 0, stored as 0). */
     ("CREATE TABLE target_now ("
      "  agent_id INTEGER NOT NULL,"
      "  target_id INTEGER NOT NULL,"
@@ -282,6 +283,11 @@ static const char *const store_migrations[] = {
      "ALTER TABLE agents ADD COLUMN spool_events INTEGER;"
      "ALTER TABLE agents ADD COLUMN spool_bytes INTEGER;"
      "PRAGMA user_version = 8;"),
+    /* 9: when the agent's last drop report arrived (collector clock;
+     * NULL: none since this migration), so GET /api/v1/clusters says
+     * when, not only what, the agent last reported it lost. */
+    ("ALTER TABLE agents ADD COLUMN drop_report_ms INTEGER;"
+     "PRAGMA user_version = 9;"),
 };
 #define STORE_SCHEMA_VERSION \
     ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -485,7 +491,9 @@ static int store_prepare_agents(struct store *st)
                       " agent_version = ?4, last_seen_ms = ?5,"
                       " clock_offset_ms = ?6, drop_first_seq = ?7,"
                       " drop_last_seq = ?8, drop_count = ?9,"
-                      " drop_last_ms = ?10, clock_window = ?11"
+                      " drop_last_ms = ?10, clock_window = ?11,"
+                      " drop_report_ms = coalesce(?12, drop_report_ms),"
+                      " spool_events = ?13, spool_bytes = ?14"
                       " WHERE id = ?1",
                       &st->agent_upd) < 0)
         return -EIO;
