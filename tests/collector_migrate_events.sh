@@ -49,6 +49,7 @@ DB=$TMP/v5.db
 sqlite3 "$DB" < "$FX/store.sql"
 assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 5 "the fixture's schema"
 sqlite3 "$DB" "$FULL" > "$TMP/full.before"
+write_collector_config_keep "$TMP/collector.yaml"
 start_collector "$DB"
 assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 9 "schema version"
 same_answers "migrated"
