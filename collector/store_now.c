@@ -126,7 +126,7 @@ static int store_now_cmp(const void *a, const void *b)
     return x->ord < y->ord ? -1 : x->ord > y->ord;
 }
 
-/* Binds an int64, or NULL for INT64_MIN. */
+/* Binds @v, or NULL when the key has no such value (!@has). */
 static int store_now_bind(sqlite3_stmt *s, int i, int64_t v, int has)
 {
     return has ? sqlite3_bind_int64(s, i, v) : sqlite3_bind_null(s, i);
