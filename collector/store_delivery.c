@@ -130,6 +130,7 @@ static int store_insert_event(struct store *st, struct store_event_row *e)
         (!e->data && store_intern_probe(st, e, &ids) < 0))
         return -EIO;
     e->target_id = ids.target;
+    e->text_id = ids.text;
     if (store_event_bind(st->event_ins, e, &ids) < 0 ||
         store_step_done(st->event_ins) < 0)
         return -EIO;
@@ -746,6 +747,8 @@ int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
             first_new = ev->seq;
         if (rc == 1 && (st->inc || st->inc_start))
             store_inc_note(st, row.id, ev, &e);
+        if (rc == 1 && store_now_note(st, ev, &e) < 0)
+            return -ENOMEM;
         if (rc == 1 && ev->kind_case == SEXTANT__V1__EVENT__KIND_PROBE &&
             e.target_id) {
             rc = store_sample(st, &row, &e, ev->probe);

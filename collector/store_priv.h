@@ -7,7 +7,9 @@
  * store_writer.c (the writer thread and group commit), store_schema.c
  * (the SQLite file: migrations, pragmas, statements, small helpers),
  * store_compact.c (migration 6's chunked copy into compact rows),
- * store_fields.c (event -> stored fields), store_delivery.c (agents,
+ * store_fields.c (event -> stored fields), store_now.c (target_now:
+ * each agent and target's state and last probe now, kept per group
+ * commit), store_delivery.c (agents,
  * watermarks, gaps, drops, clock offset), store_dims.c (interned
  * strings), store_rollup.c (samples and rollups), store_retention.c,
  * store_sql.c (every statement the reads run), store_query.c (read
@@ -48,6 +50,7 @@
 #include <time.h>
 
 struct jsonw;
+struct store_now;                   /* store_now.c's */
 
 #define STORE_READERS        8           /* idle read connections kept */
 #define STORE_READER_EXTRA   16          /* other files' statements kept
@@ -171,6 +174,10 @@ struct store {
     struct store_rollup minute, hour;
     struct store_sample *samples;       /* this group's probe results */
     size_t n_samples, cap_samples;
+    struct store_now *now;      /* this group's states and probes for
+                                 * target_now (store_now.c) */
+    size_t n_now, cap_now;
+    sqlite3_stmt *now_put;      /* store_now_put_sql */
     int64_t retention_next_ms;  /* when to look for expired rows again
                                  * (monotonic ms) */
     int64_t retention_now_ms;   /* the pass under way (its wall-clock
@@ -221,6 +228,7 @@ struct store_event_row {
     const char *answers;        /* the probe's DNS answers, JSON; NULL:
                                  * none */
     int64_t target_id;          /* out: 0 when no target */
+    int64_t text_id;            /* out: 0 when no text */
 };
 
 /* One clock offset sample: collector minus agent clock, and the round
@@ -339,6 +347,27 @@ int store_event_bind(sqlite3_stmt *s, const struct store_event_row *e,
  * *acked_seq, or -errno. */
 int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
                         int64_t recv_ms, uint64_t *acked_seq);
+
+/* The name an event's health is stored under ("healthy", "unhealthy",
+ * "unknown"); static text. */
+const char *store_health_name(Sextant__V1__Health h);
+
+/* ---- backend: target_now (store_now.c) ---- */
+
+/* The upsert the writer prepares (st->now_put). */
+extern const char store_now_put_sql[];
+/* Notes stored event @ev (@e its stored row, target_id and text_id set)
+ * for target_now when it is a state event or a typed probe with a
+ * target: 0 or -ENOMEM. Undone like the samples: st->n_now back to a
+ * mark. */
+int store_now_note(struct store *st, const Sextant__V1__Event *ev,
+                   const struct store_event_row *e);
+/* Writes the group's notes, one upsert per (agent, target), inside the
+ * group's transaction, and empties them (also on failure): 0 or -EIO. */
+int store_now_flush(struct store *st);
+/* Fills an empty target_now from the stored events, once every migration
+ * (migration 6's event move too) is done: 0 or -EIO, logged. */
+int store_now_backfill(struct store *st);
 
 /* ---- backend: interned strings (store_dims.c) ---- */
 

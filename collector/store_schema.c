@@ -280,6 +280,9 @@ static const char *const store_migrations[] = {
      "  total_us INTEGER,"
      "  text_id INTEGER,"                /* the probe's error, texts */
      "  PRIMARY KEY (agent_id, target_id)) WITHOUT ROWID;"
+     /* retention keeps the texts a target_now row names */
+     "CREATE INDEX target_now_text ON target_now (text_id)"
+     "  WHERE text_id IS NOT NULL;"
      "ALTER TABLE agents ADD COLUMN spool_events INTEGER;"
      "ALTER TABLE agents ADD COLUMN spool_bytes INTEGER;"
      "PRAGMA user_version = 8;"),
@@ -446,12 +449,16 @@ static int store_prepare_all(struct store *st)
                       "SELECT max(id) FROM (SELECT id FROM texts"
                       " WHERE id > ?1 ORDER BY id LIMIT ?2)",
                       &st->texts_window) < 0 ||
-        store_prepare(db,       /* events_text and events_answers */
+        store_prepare(db,       /* events_text, events_answers and
+                                 * target_now_text: a last probe's error
+                                 * outlives its event */
                       "DELETE FROM texts WHERE id > ?1 AND id <= ?2"
                       " AND NOT EXISTS (SELECT 1 FROM events"
                       "                 WHERE text_id = texts.id)"
                       " AND NOT EXISTS (SELECT 1 FROM events"
-                      "                 WHERE answers_id = texts.id)",
+                      "                 WHERE answers_id = texts.id)"
+                      " AND NOT EXISTS (SELECT 1 FROM target_now"
+                      "                 WHERE text_id = texts.id)",
                       &st->texts_expire) < 0 ||
         store_prepare(db, "SELECT from_seq, offset_ms FROM agent_offsets"
                       " WHERE agent_id = ?1 ORDER BY from_seq DESC LIMIT 1",
@@ -465,6 +472,7 @@ static int store_prepare_all(struct store *st)
                       " VALUES (hex(randomblob(?1)))", &st->probe_ins) < 0 ||
         store_prepare(db, "DELETE FROM texts WHERE id = ?1",
                       &st->probe_del) < 0 ||
+        store_prepare(db, store_now_put_sql, &st->now_put) < 0 ||
         store_prepare(db, "BEGIN IMMEDIATE", &st->begin) < 0 ||
         store_prepare(db, "COMMIT", &st->commit) < 0 ||
         store_prepare(db, "ROLLBACK", &st->rollback) < 0 ||
@@ -506,7 +514,7 @@ void store_finalize_all(struct store *st)
         &st->agent_get, &st->agent_ins, &st->agent_upd, &st->event_ins,
         &st->seq_scan, &st->seq_range, &st->events_expire,
         &st->texts_window, &st->texts_expire, &st->probe_ins,
-        &st->off_last, &st->off_ins, &st->seq_max,
+        &st->off_last, &st->off_ins, &st->seq_max, &st->now_put,
         &st->probe_del, &st->begin,
         &st->commit, &st->rollback, &st->sp_begin, &st->sp_release,
         &st->sp_rollback, &st->minute.get, &st->minute.put, &st->minute.upd,
@@ -826,6 +834,8 @@ int store_setup(struct store *st)
      * of that group wait for it): the hook only notes the WAL's size. */
     sqlite3_wal_hook(db, store_wal_hook, st);
     rc = store_migrate(st);
+    if (rc == 0)                /* events6 is gone: every event in place */
+        rc = store_now_backfill(st);
     if (rc == 0)
         rc = store_prepare_all(st);
     if (rc == 0)
