@@ -1,0 +1,199 @@
+/* test_web.c -- the dashboard's table as built (sorted, every asset
+ * gunzips to its length and ETag, index.html names this build's assets),
+ * web_reply's answers to good and bad paths, If-None-Match matching and
+ * Accept-Encoding reading. The HTTP side is tests/collector_web.sh. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "web.h"
+
+static void reply_free(struct reply *r)
+{
+    free(r->body);
+    memset(r, 0, sizeof(*r));
+}
+
+static void test_table_is_sorted_and_every_asset_inflates_to_its_etag(
+    void **state)
+{
+    struct reply r = { 0 };
+    char url[256], etag[WEB_ETAG_LEN];
+
+    (void)state;
+    assert_true(web_n_assets >= 4);
+    assert_int_equal(strlen(web_build_id), 16);
+    for (size_t i = 0; i < web_n_assets; i++) {
+        const struct web_asset *a = &web_assets[i];
+
+        if (i > 0)
+            assert_true(strcmp(web_assets[i - 1].path, a->path) < 0);
+        assert_ptr_equal(web_lookup(a->path), a);
+        if (strcmp(a->path, WEB_INDEX) == 0)
+            snprintf(url, sizeof(url), "/");
+        else
+            snprintf(url, sizeof(url), "/assets/%s/%s", web_build_id,
+                     a->path);
+        web_reply(url, NULL, "identity", &r);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(r.len, a->raw_len);
+        assert_null(r.encoding);
+        web_etag(r.body, r.len, etag);
+        assert_string_equal(etag, a->etag);
+        assert_string_equal(r.etag, a->etag);
+        reply_free(&r);
+    }
+    assert_non_null(web_lookup("vendor/uPlot.esm.js"));
+    assert_non_null(web_lookup("vendor/uPlot.min.css"));
+    assert_null(web_lookup("nope.js"));
+}
+
+static void test_index_names_this_builds_assets(void **state)
+{
+    struct reply r = { 0 };
+    char base[64], *html;
+
+    (void)state;
+    web_reply("/", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.cache_control, "no-cache");
+    html = calloc(1, r.len + 1);
+    assert_non_null(html);
+    memcpy(html, r.body, r.len);
+    snprintf(base, sizeof(base), "\"/assets/%s/app.js\"", web_build_id);
+    assert_non_null(strstr(html, base));
+    assert_null(strstr(html, "__ASSETS__"));
+    free(html);
+    reply_free(&r);
+}
+
+static void test_gzip_and_304_replies(void **state)
+{
+    const struct web_asset *a = web_lookup("app.js");
+    struct reply r = { 0 };
+    char url[128];
+
+    (void)state;
+    assert_non_null(a);
+    snprintf(url, sizeof(url), "/assets/%s/app.js", web_build_id);
+    web_reply(url, "\"0000000000000000\"", "gzip", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.encoding, "gzip");
+    assert_int_equal(r.len, a->gz_len);
+    assert_memory_equal(r.body, a->gz, a->gz_len);
+    assert_string_equal(r.cache_control,
+                        "public, max-age=31536000, immutable");
+    assert_int_equal(r.vary_encoding, 1);
+    reply_free(&r);
+    web_reply(url, a->etag, "gzip", &r);
+    assert_int_equal(r.status, 304);
+    assert_null(r.body);
+    assert_null(r.content_type);
+    assert_string_equal(r.etag, a->etag);
+    reply_free(&r);
+}
+
+static void test_bad_paths_are_404(void **state)
+{
+    static const char *const bad[] = {
+        "", "..", "../app.js", "lib/../app.js", "./app.js", ".hidden",
+        "/app.js", "lib//api.js", "app.js/", "index.html", "nope.js",
+        "app.js\\", "app.js?x", "lib/%2e%2e/app.js", "APP.JS",
+    };
+    struct reply r = { 0 };
+    char url[512], longp[WEB_MAX_PATH + 8];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(url, sizeof(url), "/assets/%s/%s", web_build_id, bad[i]);
+        web_reply(url, NULL, "gzip", &r);
+        assert_int_equal(r.status, 404);
+        assert_string_equal(r.content_type, "application/json");
+        assert_null(r.cache_control);
+        assert_string_equal(r.etag, "");
+        reply_free(&r);
+    }
+    memset(longp, 'a', sizeof(longp) - 1);
+    longp[sizeof(longp) - 1] = '\0';
+    snprintf(url, sizeof(url), "/assets/%s/%s", web_build_id, longp);
+    web_reply(url, NULL, NULL, &r);
+    assert_int_equal(r.status, 404);
+    reply_free(&r);
+    /* Another build's id, a short one, none. */
+    web_reply("/assets/0123456789abcdeg/app.js", NULL, NULL, &r);
+    assert_int_equal(r.status, 404);
+    reply_free(&r);
+    snprintf(url, sizeof(url), "/assets/%.15s/app.js", web_build_id);
+    web_reply(url, NULL, NULL, &r);
+    assert_int_equal(r.status, 404);
+    reply_free(&r);
+    web_reply("/assets/app.js", NULL, NULL, &r);
+    assert_int_equal(r.status, 404);
+    reply_free(&r);
+    assert_true(web_is_route("/"));
+    assert_true(web_is_route("/assets/x"));
+    assert_false(web_is_route("/api/v1/status"));
+    assert_false(web_is_route("/index.html"));
+}
+
+static void test_if_none_match_lists_weak_tags_and_star(void **state)
+{
+    const char *e = "\"0123456789abcdef\"";
+
+    (void)state;
+    assert_true(web_etag_match(e, e));
+    assert_true(web_etag_match("W/\"0123456789abcdef\"", e));
+    assert_true(web_etag_match("\"x\", W/\"y\" ,\"0123456789abcdef\"", e));
+    assert_true(web_etag_match(" * ", e));
+    assert_false(web_etag_match(NULL, e));
+    assert_false(web_etag_match("", e));
+    assert_false(web_etag_match("0123456789abcdef", e));
+    assert_false(web_etag_match("\"0123456789abcde\"", e));
+    assert_false(web_etag_match("\"0123456789abcdef", e));
+    assert_false(web_etag_match("*, \"x\"", e));
+    assert_false(web_etag_match("\"0123456789abcdef0\"", e));
+    assert_false(web_etag_match("junk, W/", e));
+}
+
+static void test_accept_encoding_q_values(void **state)
+{
+    (void)state;
+    assert_true(web_accepts_gzip("gzip"));
+    assert_true(web_accepts_gzip("deflate, gzip;q=1.0, br"));
+    assert_true(web_accepts_gzip("x-gzip"));
+    assert_true(web_accepts_gzip("GZip ; q=0.001"));
+    assert_true(web_accepts_gzip("*"));
+    assert_true(web_accepts_gzip("br;q=0, *;q=0.5"));
+    assert_false(web_accepts_gzip(NULL));
+    assert_false(web_accepts_gzip(""));
+    assert_false(web_accepts_gzip("identity"));
+    assert_false(web_accepts_gzip("gzip;q=0"));
+    assert_false(web_accepts_gzip("gzip; q=0.000 , *"));
+    assert_false(web_accepts_gzip("*;q=0"));
+    assert_false(web_accepts_gzip("gzip;q=0.0000"));
+    assert_false(web_accepts_gzip("gzip;q=2"));
+    assert_false(web_accepts_gzip("gzip;q="));
+    assert_false(web_accepts_gzip("gzipx, xgzip, gzi"));
+    assert_false(web_accepts_gzip(",,, ;;q=1"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(
+            test_table_is_sorted_and_every_asset_inflates_to_its_etag),
+        cmocka_unit_test(test_index_names_this_builds_assets),
+        cmocka_unit_test(test_gzip_and_304_replies),
+        cmocka_unit_test(test_bad_paths_are_404),
+        cmocka_unit_test(test_if_none_match_lists_weak_tags_and_star),
+        cmocka_unit_test(test_accept_encoding_q_values),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
