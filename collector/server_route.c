@@ -170,7 +170,9 @@ enum MHD_Result server_send(struct MHD_Connection *c,
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                 rq->route == ROUTE_INGEST ||
                                         rq->route == ROUTE_ANNOTATE
-                                    ? "POST" : "GET");
+                                    ? "POST"
+                                : rq->route == ROUTE_WEB ? "GET, HEAD"
+                                                         : "GET");
     if (rq->retry_after) {
         snprintf(retry, sizeof(retry), "%u", rq->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);

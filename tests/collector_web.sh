@@ -139,6 +139,7 @@ code=$(curl -sS --max-time 30 -I -o /dev/null -w '%{http_code}' \
        -H 'Accept-Encoding: gzip' "$URL${BASE}app.js") || fail "HEAD app.js"
 assert_eq "$code" 200 "HEAD app.js"
 assert_eq "$(fetch / -X POST -d x)" 405 "POST /"
+assert_eq "$(header Allow)" "GET, HEAD" "POST / Allow"
 echo "ok HEAD, POST"
 
 # If-None-Match: 304 with the ETag and no body; W/, lists and * match.
