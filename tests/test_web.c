@@ -99,6 +99,20 @@ static void test_gzip_and_304_replies(void **state)
     reply_free(&r);
 }
 
+/* @url gets the API's JSON 404, with none of an asset's headers. */
+static void expect_404(const char *url)
+{
+    struct reply r = { 0 };
+
+    web_reply(url, NULL, "gzip", &r);
+    assert_int_equal(r.status, 404);
+    assert_string_equal(r.content_type, "application/json");
+    assert_null(r.cache_control);
+    assert_null(r.encoding);
+    assert_string_equal(r.etag, "");
+    reply_free(&r);
+}
+
 static void test_bad_paths_are_404(void **state)
 {
     static const char *const bad[] = {
@@ -106,36 +120,23 @@ static void test_bad_paths_are_404(void **state)
         "/app.js", "lib//api.js", "app.js/", "index.html", "nope.js",
         "app.js\\", "app.js?x", "lib/%2e%2e/app.js", "APP.JS",
     };
-    struct reply r = { 0 };
     char url[512], longp[WEB_MAX_PATH + 8];
 
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(url, sizeof(url), "/assets/%s/%s", web_build_id, bad[i]);
-        web_reply(url, NULL, "gzip", &r);
-        assert_int_equal(r.status, 404);
-        assert_string_equal(r.content_type, "application/json");
-        assert_null(r.cache_control);
-        assert_string_equal(r.etag, "");
-        reply_free(&r);
+        expect_404(url);
     }
     memset(longp, 'a', sizeof(longp) - 1);
     longp[sizeof(longp) - 1] = '\0';
     snprintf(url, sizeof(url), "/assets/%s/%s", web_build_id, longp);
-    web_reply(url, NULL, NULL, &r);
-    assert_int_equal(r.status, 404);
-    reply_free(&r);
+    expect_404(url);
     /* Another build's id, a short one, none. */
-    web_reply("/assets/0123456789abcdeg/app.js", NULL, NULL, &r);
-    assert_int_equal(r.status, 404);
-    reply_free(&r);
+    expect_404("/assets/0123456789abcdeg/app.js");
     snprintf(url, sizeof(url), "/assets/%.15s/app.js", web_build_id);
-    web_reply(url, NULL, NULL, &r);
-    assert_int_equal(r.status, 404);
-    reply_free(&r);
-    web_reply("/assets/app.js", NULL, NULL, &r);
-    assert_int_equal(r.status, 404);
-    reply_free(&r);
+    expect_404(url);
+    expect_404("/assets/app.js");
+    expect_404("/assets/");
     assert_true(web_is_route("/"));
     assert_true(web_is_route("/assets/x"));
     assert_false(web_is_route("/api/v1/status"));
