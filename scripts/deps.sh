@@ -11,6 +11,7 @@ PKGS=(
     libcmocka-dev sqlite3 jq curl       # tests
     dnsmasq-base openssl prometheus
     nodejs                              # API replies vs docs/openapi.yaml
+                                        # and the dashboard's build (npm)
     clang libclang-rt-14-dev            # fuzzing (tests/fuzz/run.sh)
 )
 
