@@ -1,0 +1,115 @@
+// bench.mjs -- what loading one dashboard view costs in headless
+// chromium, for bench/web_bench.sh (not a test): bytes over the wire (the
+// sum of the Chrome DevTools Protocol's encodedDataLength of every
+// response, headers included), requests, first contentful paint, the
+// time until @ready (a CSS selector: the view drawn; on a page not built
+// yet, its placeholder) shows, the time until the network went quiet, and the longest main-thread task (longtask
+// entries). Each run loads the view in a fresh profile (cold: empty
+// cache) and then again in the same profile (warm: the cache holds the
+// assets). Prints one JSON line per run and load, then the medians.
+//
+// usage: node bench.mjs --url URL#HASH --ready SELECTOR [--runs N]
+import { chromium } from 'playwright-core';
+
+const QUIET_MS = 500;               // no request in flight this long
+const DEADLINE_MS = 120000;         // a 100k-event view on a loaded box
+
+function args(argv) {
+  const o = { runs: '5' };
+  for (let i = 2; i + 1 < argv.length; i += 2) o[argv[i].replace(/^--/, '')] = argv[i + 1];
+  if (!o.url || !o.ready) throw new Error('usage: bench.mjs --url URL --ready SELECTOR [--runs N]');
+  return o;
+}
+
+// One load of @url in @page: its figures (ms from navigation start).
+async function load(page, cdp, url, ready) {
+  let bytes = 0;
+  let requests = 0;
+  const inflight = new Set();
+  let changed = Date.now();
+  const onSent = (e) => { inflight.add(e.requestId); changed = Date.now(); };
+  const onDone = (e) => {
+    if (!inflight.delete(e.requestId)) return;
+    changed = Date.now();
+    requests++;
+    bytes += e.encodedDataLength || 0;
+  };
+  const onFail = (e) => { inflight.delete(e.requestId); changed = Date.now(); };
+  cdp.on('Network.requestWillBeSent', onSent);
+  cdp.on('Network.loadingFinished', onDone);
+  cdp.on('Network.loadingFailed', onFail);
+  await page.goto(url);
+  // A page not built yet is drawn when its placeholder is.
+  const drawn = await (await page.waitForFunction((sel) => {
+    const main = document.querySelector('main');
+    if (document.querySelector(sel)) return { ms: performance.now(), placeholder: false };
+    if (main && main.textContent.includes('Not built yet.')) {
+      return { ms: performance.now(), placeholder: true };
+    }
+    return null;
+  }, ready, { polling: 'raf', timeout: DEADLINE_MS })).jsonValue();
+  const end = Date.now() + DEADLINE_MS;
+  while (inflight.size || Date.now() - changed < QUIET_MS) {
+    if (Date.now() > end) throw new Error(`${url}: the network never went quiet`);
+    await new Promise((r) => { setTimeout(r, 50); });
+  }
+  const quietMs = await page.evaluate((q) => performance.now() - q, Date.now() - changed);
+  const fig = await page.evaluate(() => {
+    const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+    return { fcp: fcp ? fcp.startTime : null, longest: Math.max(0, ...window.benchLong) };
+  });
+  cdp.off('Network.requestWillBeSent', onSent);
+  cdp.off('Network.loadingFinished', onDone);
+  cdp.off('Network.loadingFailed', onFail);
+  return { bytes, requests, fcp_ms: fig.fcp, ready_ms: drawn.ms, quiet_ms: quietMs,
+    longest_task_ms: fig.longest, placeholder: drawn.placeholder };
+}
+
+const median = (xs) => {
+  const s = xs.filter((x) => x !== null).sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : null;
+};
+
+async function main() {
+  const o = args(process.argv);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox'],
+  });
+  const runs = { cold: [], warm: [] };
+  try {
+    for (let i = 0; i < Number(o.runs); i++) {
+      const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      await ctx.addInitScript(() => {
+        window.benchLong = [];
+        new PerformanceObserver((l) => {
+          for (const e of l.getEntries()) window.benchLong.push(e.duration);
+        }).observe({ type: 'longtask', buffered: true });
+      });
+      for (const kind of ['cold', 'warm']) {
+        const page = await ctx.newPage();
+        const cdp = await ctx.newCDPSession(page);
+        await cdp.send('Network.enable');
+        const r = await load(page, cdp, o.url, o.ready);
+        runs[kind].push(r);
+        console.log(JSON.stringify({ run: i + 1, load: kind, ...r }));
+        await page.close();
+      }
+      await ctx.close();
+    }
+  } finally {
+    await browser.close();
+  }
+  for (const kind of ['cold', 'warm']) {
+    const m = {};
+    for (const k of Object.keys(runs[kind][0])) {
+      m[k] = k === 'placeholder' ? runs[kind][0][k] : median(runs[kind].map((r) => r[k]));
+    }
+    console.log(JSON.stringify({ median: kind, runs: runs[kind].length, ...m }));
+  }
+}
+
+main().catch((e) => {
+  console.error(`bench.mjs: ${e.stack || e}`);
+  process.exitCode = 1;
+});
