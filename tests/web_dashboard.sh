@@ -35,21 +35,23 @@ closed_incidents() {
          "$TMP/incidents.json")" = "$2" ]
 }
 
-# keep_fresh: feeds steady.scn from 41 s on, in windows of 5 s, each
-# when the clock is 15 s before it ends (the collector takes events up to
-# a minute ahead), until $TMP/keeper.stop exists.
+# keep_fresh: feeds steady.scn from 41 s on up to 40 s ahead of the
+# clock (the collector takes events up to a minute ahead), again each
+# time the clock moved 10 s on, until $TMP/keeper.stop exists. A feed
+# takes seconds on a loaded machine (its clock sync): the lead outlasts it.
 keep_fresh() {
-    local w=41
+    local w=41 upto
     until [ -e "$TMP/keeper.stop" ]; do
-        if [ "$(now_ms)" -lt $(( BASE + (w - 15) * 1000 )) ]; then
+        upto=$(( ($(now_ms) - BASE) / 1000 + 40 ))
+        if [ "$upto" -lt $(( w + 10 )) ]; then
             sleep 0.2
             continue
         fi
         "$SCENARIO_FEED" --url "$URL" --scn "$WEB/steady.scn" \
-            --base "$BASE" --from "$w" --before $(( w + 5 )) --span 5 \
+            --base "$BASE" --from "$w" --before "$upto" --span 10 \
             >> "$TMP/keeper.log" 2>&1 ||
             echo "keeper: feed of $w s failed" >> "$TMP/keeper.log"
-        w=$(( w + 5 ))
+        w=$upto
     done
 }
 

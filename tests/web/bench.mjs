@@ -23,21 +23,28 @@ function args(argv) {
 
 // One load of @url in @page: its figures (ms from navigation start).
 async function load(page, cdp, url, ready) {
-  let bytes = 0;
-  let requests = 0;
+  // Bytes per request: the headers when they come, the body's bytes as
+  // they come, the total when it finished (Chromium never finishes a
+  // fetch whose body the page does not read: its bytes still count).
+  const bytes = new Map();
   const inflight = new Set();
   let changed = Date.now();
-  const onSent = (e) => { inflight.add(e.requestId); changed = Date.now(); };
-  const onDone = (e) => {
-    if (!inflight.delete(e.requestId)) return;
-    changed = Date.now();
-    requests++;
-    bytes += e.encodedDataLength || 0;
+  const touch = () => { changed = Date.now(); };
+  const onSent = (e) => { inflight.add(e.requestId); bytes.set(e.requestId, 0); touch(); };
+  const onResponse = (e) => {
+    inflight.delete(e.requestId);
+    bytes.set(e.requestId, e.response.encodedDataLength || 0);
+    touch();
   };
-  const onFail = (e) => { inflight.delete(e.requestId); changed = Date.now(); };
-  cdp.on('Network.requestWillBeSent', onSent);
-  cdp.on('Network.loadingFinished', onDone);
-  cdp.on('Network.loadingFailed', onFail);
+  const onData = (e) => {
+    bytes.set(e.requestId, (bytes.get(e.requestId) || 0) + (e.encodedDataLength || 0));
+  };
+  const onDone = (e) => { bytes.set(e.requestId, e.encodedDataLength || 0); touch(); };
+  const onFail = (e) => { inflight.delete(e.requestId); touch(); };
+  const events = [['Network.requestWillBeSent', onSent], ['Network.responseReceived', onResponse],
+    ['Network.dataReceived', onData], ['Network.loadingFinished', onDone],
+    ['Network.loadingFailed', onFail]];
+  for (const [ev, fn] of events) cdp.on(ev, fn);
   await page.goto(url);
   // A page not built yet is drawn when its placeholder is.
   const drawn = await (await page.waitForFunction((sel) => {
@@ -58,10 +65,10 @@ async function load(page, cdp, url, ready) {
     const fcp = performance.getEntriesByName('first-contentful-paint')[0];
     return { fcp: fcp ? fcp.startTime : null, longest: Math.max(0, ...window.benchLong) };
   });
-  cdp.off('Network.requestWillBeSent', onSent);
-  cdp.off('Network.loadingFinished', onDone);
-  cdp.off('Network.loadingFailed', onFail);
-  return { bytes, requests, fcp_ms: fig.fcp, ready_ms: drawn.ms, quiet_ms: quietMs,
+  for (const [ev, fn] of events) cdp.off(ev, fn);
+  let total = 0;
+  for (const n of bytes.values()) total += n;
+  return { bytes: total, requests: bytes.size, fcp_ms: fig.fcp, ready_ms: drawn.ms, quiet_ms: quietMs,
     longest_task_ms: fig.longest, placeholder: drawn.placeholder };
 }
 

@@ -8,25 +8,35 @@
 // Hooks that carry data on the pages (DOM hooks in issue 13's split).
 const DATA_HOOKS = '[data-state], [data-incident], [data-node], [data-cluster], '
   + '[data-field], [data-kind]';
-// A filter: a choice or a text box in the page itself.
-const FILTERS = 'main select, main input[type=search], main input[type=text], '
-  + 'main input:not([type])';
+// A filter in the page itself, in the order tried: a search box (applied
+// as one types), a choice, a text box (a time range is one: typing a word
+// into it would be refused, so it comes last).
+const FILTERS = ['main input[type=search]', 'main select',
+  'main input[type=text], main input:not([type])'];
 
 // A locator that finds @el again after a reload: its id, name or label.
-async function again(page, el, nth) {
+async function again(page, el, sel, nth) {
   const a = await el.evaluate((e) => ({
     id: e.id, name: e.getAttribute('name'), label: e.getAttribute('aria-label'),
   }));
   if (a.id) return page.locator(`[id="${a.id}"]`);
   if (a.name) return page.locator(`main [name="${a.name}"]`);
   if (a.label) return page.locator(`main [aria-label="${a.label}"]`);
-  return page.locator(FILTERS).nth(nth);
+  return page.locator(sel).nth(nth);
 }
 
 // Sets the first visible filter of the page to something else; returns
 // its locator (found again after a reload) and the value, or null.
 async function setFilter(page) {
-  const all = page.locator(FILTERS);
+  for (const sel of FILTERS) {
+    const f = await setOne(page, sel);
+    if (f) return f;
+  }
+  return null;
+}
+
+async function setOne(page, sel) {
+  const all = page.locator(sel);
   const n = await all.count();
   for (let i = 0; i < n; i++) {
     const el = all.nth(i);
@@ -45,7 +55,7 @@ async function setFilter(page) {
       await el.fill(value);
       await el.dispatchEvent('change');
     }
-    return { loc: await again(page, el, i), value };
+    return { loc: await again(page, el, sel, i), value };
   }
   return null;
 }

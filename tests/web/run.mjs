@@ -12,8 +12,10 @@
 // 1. Every page (PAGES), freshly loaded, in three looks (LOOKS: 1280x900,
 //    400x800, 1280x900 dark): its <h1> shows, the network goes idle, no
 //    console error, no failed request, no response >= 400; no serious or
-//    critical axe violation (wide looks), no sideways scrolling (narrow);
-//    a screenshot goes to DIR/PAGE-WIDTH[-dark].png.
+//    critical axe violation (1280 light; colour contrast in dark), no
+//    sideways scrolling (400); a screenshot goes to
+//    DIR/PAGE-WIDTH[-dark].png (the whole page, or its first screen if
+//    it is taller than SHOT_MAX_PX).
 // 2. Every check: each exported async function of each *.spec.mjs in this
 //    folder (files in name order, then functions in export order).
 //
@@ -52,7 +54,7 @@
 //   note(text)         prints a line under the check's name
 //   assert(cond, msg)  throws msg when cond is false
 //   waitFor(fn, what)  polls fn (async) every 100 ms until it is truthy,
-//                      30 s at most, then fails saying what
+//                      60 s at most, then fails saying what
 import { chromium } from 'playwright-core';
 import AxeBuilder from '@axe-core/playwright';
 import { execFile } from 'node:child_process';
@@ -62,7 +64,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const DEADLINE_MS = 30000;          // every wait for a condition
+const DEADLINE_MS = 60000;          // every wait for a condition
+const SHOT_MAX_PX = 8000;           // taller: the first screen only
 const CHECK_MS = 180000;            // a whole check, so that none hangs
 const IDLE_MS = 500;                // quiet network for this long = idle
 const NOT_BUILT = 'Not built yet.';
@@ -128,7 +131,9 @@ function watch(page, opts, problems) {
     w.inflight.add(r);
     w.changed = Date.now();
   });
-  page.on('requestfinished', done);
+  // In flight until its answer comes (Chromium never finishes a fetch
+  // whose body the page does not read).
+  page.on('response', (res) => done(res.request()));
   page.on('requestfailed', (r) => {
     done(r);
     const why = r.failure() ? r.failure().errorText : '?';
@@ -183,9 +188,12 @@ function axeReport(violations) {
   }).join('\n');
 }
 
-// The serious and critical accessibility violations on @page, readable.
-async function axe(page) {
-  const res = await new AxeBuilder({ page }).analyze();
+// The serious and critical accessibility violations on @page, readable;
+// @rules: only those (all of axe's by default).
+async function axe(page, rules) {
+  const builder = new AxeBuilder({ page });
+  if (rules) builder.withRules(rules);
+  const res = await builder.analyze();
   const bad = res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   return bad.length ? axeReport(bad) : '';
 }
@@ -338,17 +346,20 @@ class Run {
 
   async page(t, hash, label, look) {
     const built = await t.open(hash);
-    await t.page.screenshot({ path: join(this.o.out, `${label}.png`), fullPage: true });
+    const [wide, tall] = await t.page.evaluate(() =>
+      [document.documentElement.scrollWidth, document.documentElement.scrollHeight]);
+    if (tall > SHOT_MAX_PX) t.note(`the page is ${tall} px tall: screenshot of the first screen`);
+    await t.page.screenshot({ path: join(this.o.out, `${label}.png`), fullPage: tall <= SHOT_MAX_PX });
     // Narrow: the page itself must not scroll sideways (a wide table
-    // scrolls in its own box); axe runs on the wide looks, light and
-    // dark (its colour contrast rules), not again at 400 px: it costs
-    // seconds a run on a loaded machine and finds the same.
+    // scrolls in its own box). axe runs on the wide looks: every rule in
+    // light mode, the colour contrast in dark mode (the rest does not
+    // change with the colours), none at 400 px (it costs seconds a run
+    // on a loaded machine and finds the same).
     if (look.width < 800) {
-      const wide = await t.page.evaluate(() => document.documentElement.scrollWidth);
       t.assert(wide <= look.width,
         `the page is ${wide} px wide in a ${look.width} px window (it scrolls sideways)`);
     } else {
-      const bad = await axe(t.page);
+      const bad = await axe(t.page, look.scheme === 'dark' ? ['color-contrast'] : null);
       if (bad) throw new Error(`axe: serious or critical violations\n${bad}`);
     }
     if (!built) t.note('(page not built yet: generic checks only)');
