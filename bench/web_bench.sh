@@ -101,11 +101,17 @@ ratio() {
         "$TMP/$1.out"
 }
 
+# serve NAME: a collector on $TMP/NAME.db with the incident scenarios'
+# config (their clusters and services; the timeline's database has other
+# clusters, which only ingest would need).
+serve() {
+    sed "s|^listen: .*|listen: 127.0.0.1:0|; s|^db: .*|db: $TMP/$1.db|" \
+        "$SRC/tests/scenarios/collector.yaml" > "$TMP/$1.yaml"
+    start_collector "$TMP/$1.yaml" "$TMP/$1.log"
+}
+
 # --- 1. the overview: the failover scenario ---
-cp "$SRC/tests/scenarios/collector.yaml" "$TMP/overview.yaml"
-sed -i "s|^listen: .*|listen: 127.0.0.1:0|; s|^db: .*|db: $TMP/overview.db|" \
-    "$TMP/overview.yaml"
-start_collector "$TMP/overview.yaml" "$TMP/overview.log"
+serve overview
 "$FEED" --url "http://127.0.0.1:$CPORT" \
     --scn "$SRC/tests/scenarios/ap_failover.scn" > "$TMP/feed.out" \
     2> "$TMP/feed.log" || { cat "$TMP/feed.log" >&2; die "feed failed"; }
@@ -118,20 +124,7 @@ say "filling $EVENTS events over the 24 hours before now"
 "$FILL" "$TMP/timeline.db" --events "$EVENTS" --days 1 --end-ms "$NOW_MS" \
     > "$TMP/fill.out" 2> "$TMP/fill.log" ||
     { cat "$TMP/fill.log" >&2; die "query_fill failed"; }
-cat > "$TMP/timeline.yaml" <<YAML
-listen: 127.0.0.1:0
-db: $TMP/timeline.db
-retention:
-  raw: 30d
-clusters:
-  - name: eu-west-1
-    token: bench-token-eu-west-1-0123456789
-  - name: us-east-1
-    token: bench-token-us-east-1-0123456789
-  - name: ap-southeast-1
-    token: bench-token-ap-southeast-1-0123456789
-YAML
-start_collector "$TMP/timeline.yaml" "$TMP/timeline.log"
+serve timeline
 FROM=$(date -u -d "@$(( NOW_MS / 1000 - 86400 ))" +%Y-%m-%dT%H:%M:%SZ)
 TO=$(date -u -d "@$(( NOW_MS / 1000 + 60 ))" +%Y-%m-%dT%H:%M:%SZ)
 measure timeline "http://127.0.0.1:$CPORT/#/timeline?from=$FROM&to=$TO" \
