@@ -22,7 +22,7 @@ function args(argv) {
 }
 
 // One load of @url in @page: its figures (ms from navigation start).
-async function load(page, cdp, url, ready) {
+async function load(page, cdp, url) {
   // Bytes per request: the headers when they come, the body's bytes as
   // they come, the total when it finished (Chromium never finishes a
   // fetch whose body the page does not read: its bytes still count).
@@ -103,7 +103,7 @@ async function main() {
         const page = await ctx.newPage();
         const cdp = await ctx.newCDPSession(page);
         await cdp.send('Network.enable');
-        const r = await load(page, cdp, o.url, o.ready);
+        const r = await load(page, cdp, o.url);
         runs[kind].push(r);
         console.log(JSON.stringify({ run: i + 1, load: kind, ...r }));
         await page.close();
