@@ -23,6 +23,7 @@ import { link } from '../lib/url.js';
 import { fmtTime, fmtLatency, fmtPct, onClockChange } from '../lib/fmt.js';
 import { get, poll } from '../lib/api.js';
 import { sparkline, sparkLabel } from '../lib/spark.js';
+import { headerSummary } from '../lib/summary.js';
 
 const SPARK_HOURS = 3;
 const ORDER = ['unhealthy', 'split', 'degraded', 'stale', 'unknown', 'healthy'];
@@ -274,15 +275,6 @@ function targetsPart(d) {
     })));
 }
 
-function summaryText(d) {
-  const ready = document.body.dataset.collector || 'checking';
-  if (!d.clusters) return `collector ${ready}`;
-  const cl = d.clusters.clusters;
-  let agents = 0;
-  for (const c of cl) for (const r of c.regions) agents += r.agents.length;
-  return `${plural(cl.length, 'cluster')} · ${plural(agents, 'agent')} · collector ${ready}`;
-}
-
 function errorsPart(d) {
   if (!d.errors.size) return null;
   return [...d.errors].map(([what, msg]) => h('p', { class: 'error' },
@@ -293,7 +285,7 @@ export default {
   title: 'Overview',
   render(main) {
     const d = {
-      status: null, incidents: null, clusters: null, asOf: null,
+      status: null, incidents: null, asOf: null,
       windows: new Map(), spark: new Map(), canvases: new Map(), errors: new Map(),
     };
     const part = () => h('div');
@@ -302,7 +294,7 @@ export default {
       incidents: h('section', { 'aria-label': 'Open incidents' }),
       services: part(), targets: part(),
     };
-    const summary = document.getElementById('summary');
+    const summary = headerSummary();
     main.append(h('h1', {}, 'Overview'), el.verdict, el.errors, el.incidents,
       h('h2', {}, 'Services by region'), el.services,
       h('p', { class: 'muted small legend' },
@@ -317,7 +309,6 @@ export default {
       refresh(el.incidents, incidentsPart(d));
       refresh(el.services, servicesPart(d));
       refresh(el.targets, targetsPart(d));
-      summary.textContent = summaryText(d);
       drawSparks(d);
     };
     const ok = (what, fn) => (j) => { d.errors.delete(what); fn(j); draw(); };
@@ -354,7 +345,7 @@ export default {
       }), bad('status')),
       poll('incidents?open=true', 5000, ok('open incidents', (j) => { d.incidents = j; }),
         bad('open incidents')),
-      poll('clusters', 5000, ok('clusters', (j) => { d.clusters = j; }), bad('clusters')),
+      poll('clusters', 5000, ok('clusters', (j) => summary.set(j)), bad('clusters')),
       poll('services', 30000, ok('services', (j) => {
         d.windows.clear();
         for (const s of j.services) {
@@ -365,8 +356,6 @@ export default {
       }), bad('services')),
       onClockChange(draw),
     ];
-    const onReady = () => { summary.textContent = summaryText(d); };
-    window.addEventListener('sextant-ready', onReady);
     const dark = matchMedia('(prefers-color-scheme: dark)');
     const onTheme = () => drawSparks(d);
     dark.addEventListener('change', onTheme);
@@ -378,9 +367,8 @@ export default {
       ctl.abort();
       clearTimeout(sparkTimer);
       clearInterval(tick);
-      window.removeEventListener('sextant-ready', onReady);
       dark.removeEventListener('change', onTheme);
-      summary.textContent = '';
+      summary.stop();
     };
   },
 };
