@@ -86,8 +86,8 @@ function incidentItem(inc, svc) {
   const reg = svc && svc.regions.find((r) => r.name === inc.region);
   const t = inc.times;
   const since = t.detected || t.first_failure;
-  return h('li', { class: 'incident', 'data-incident': inc.id },
-    h('p', { class: 'incident-head' },
+  return h('li', { class: 'ov-incident', 'data-incident': inc.id },
+    h('p', {},
       stateBadge('unhealthy', inc.manual ? 'Open incident (manual failover)' : 'Open incident'),
       ' ', h('strong', {}, inc.service), ' ', inc.region, ' ',
       reg ? stateBadge(cellState(svc, reg)) : null,
@@ -106,7 +106,7 @@ function incidentsPart(d) {
   const list = d.incidents.incidents;
   if (!list.length) return h('p', { class: 'muted' }, 'No open incident.');
   const bySvc = new Map((d.status ? d.status.services : []).map((s) => [s.name, s]));
-  return h('ul', { class: 'incidents', 'aria-label': 'Open incidents' },
+  return h('ul', { class: 'ov-incidents', 'aria-label': 'Open incidents' },
     list.map((inc) => incidentItem(inc, bySvc.get(inc.service))));
 }
 
@@ -158,8 +158,11 @@ function cell(svc, reg, d) {
       h('span', { 'aria-hidden': 'true' }, '◉'), ' serving') : null),
   h('div', { class: 'cell-meta muted' }, cellDetail(svc, reg, state)),
   h('div', { class: 'cell-lat' },
-    h('span', { title: w ? `24 h: p50 ${fmtLatency(usOf(w.p50_ms))}, p99 ${fmtLatency(usOf(w.p99_ms))}` : null },
-      'p95 ', fmtLatency(usOf(w && w.p95_ms))), ' ', sparkFor(d, key)),
+    h('a', {
+      href: link(['latency'], { service: svc.name, region: reg.name }),
+      'data-key': `lat-${svc.name}/${reg.name}`,
+      title: w ? `24 h: p50 ${fmtLatency(usOf(w.p50_ms))}, p99 ${fmtLatency(usOf(w.p99_ms))}` : null,
+    }, 'p95 ', fmtLatency(usOf(w && w.p95_ms))), ' ', sparkFor(d, key)),
   h('div', { class: 'muted' }, 'up ', fmtPct(w ? w.uptime : null), ' · 24 h'));
 }
 
@@ -239,7 +242,7 @@ function targetRow(t, stale) {
   const state = targetState(t, stale);
   return h('tr', { dataset: { cluster: t.cluster, target: t.target, state } },
     h('th', { scope: 'row' }, h('a', {
-      href: link(['timeline'], { cluster: t.cluster, target: t.target }),
+      href: link(['latency'], { target: t.target }),
       'data-key': `tgt-${t.cluster}-${t.target}`,
     }, t.target)),
     h('td', { 'data-label': 'health' }, stateBadge(state)),
