@@ -1,6 +1,6 @@
 /* reply.h -- a response built by a handler before server_route.c sends it: a
- * status, a content type and an owned body. Errors are always JSON
- * {"error": ..., "detail": ...}. */
+ * status, a content type, an owned body and the few headers a handler
+ * decides. Errors are always JSON {"error": ..., "detail": ...}. */
 #ifndef SEXTANT_REPLY_H
 #define SEXTANT_REPLY_H
 
@@ -17,6 +17,11 @@ struct reply {
     char next[96];
     char attachment[64];        /* a download's file name (Content-
                                  * Disposition: attachment); "": none */
+    /* The dashboard's (web.c); the API's ETag is server_route.c's: */
+    const char *cache_control;  /* static; NULL: "no-store" */
+    const char *encoding;       /* Content-Encoding, static; NULL: none */
+    int vary_encoding;          /* 1: "Vary: Accept-Encoding" */
+    char etag[20];              /* strong ETag with its quotes; "": none */
 };
 
 /* Fills @r with a JSON error; on allocation failure the body is empty. */

@@ -48,6 +48,7 @@ enum server_route {
     ROUTE_EXPORT,       /* GET /api/v1/incidents/{id}/export */
     ROUTE_ANNOTATE,     /* POST /api/v1/annotations */
     ROUTE_CLUSTERS,     /* GET /api/v1/clusters */
+    ROUTE_WEB,          /* GET/HEAD / and /assets/...: the dashboard */
 };
 
 /* Where a submitted batch is, between the HTTP thread that queued it, the

@@ -1,8 +1,9 @@
 /* server_route.c -- the collector's requests from first header to
  * completion: framing checks (request smuggling), routing and the API's
- * read tokens, the replies with their security headers (and the raw 414
- * for URLs MHD cannot parse), and the per-request state. The ingest path
- * is server_ingest.c's, the status pages server_status.c's. */
+ * read tokens, the replies with their security headers and the API's
+ * ETags (and the raw 414 for URLs MHD cannot parse), and the per-request
+ * state. The ingest path is server_ingest.c's, the status pages
+ * server_status.c's, the dashboard's files web.c's. */
 #include "server_priv.h"
 
 #include <gnutls/gnutls.h>
@@ -15,6 +16,7 @@
 #include "api.h"
 #include "log.h"
 #include "util.h"
+#include "web.h"
 
 #define SERVER_MAX_PARAMS  16u         /* query parameters the API reads */
 /* Longest URL and most query parameters we let libmicrohttpd parse (see
@@ -40,9 +42,75 @@ static enum metrics_route server_metrics_route(enum server_route r)
     case ROUTE_EXPORT: return METRICS_ROUTE_INCIDENTS;
     case ROUTE_ANNOTATE: return METRICS_ROUTE_ANNOTATIONS;
     case ROUTE_CLUSTERS: return METRICS_ROUTE_CLUSTERS;
+    case ROUTE_WEB:
     case ROUTE_NONE: break;
     }
     return METRICS_ROUTE_OTHER;
+}
+
+/* 1 for the GET routes under /api/v1/: their 200s carry an ETag. */
+static int server_is_api_get(enum server_route r)
+{
+    switch (r) {
+    case ROUTE_TIMELINE:
+    case ROUTE_LATENCY:
+    case ROUTE_STATUS:
+    case ROUTE_SERVICES:
+    case ROUTE_SERVICE:
+    case ROUTE_INCIDENTS:
+    case ROUTE_INCIDENT:
+    case ROUTE_EXPORT:
+    case ROUTE_CLUSTERS:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* An API 200 gets a strong ETag, the hash of its body; a request whose
+ * If-None-Match holds it gets a 304 with no body instead (the dashboard's
+ * polling: api.js poll()). Still no-store: the browser keeps the last
+ * body itself, no cache does. */
+static void server_api_etag(struct MHD_Connection *c, struct reply *r)
+{
+    const char *inm = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+
+    web_etag(r->body, r->len, r->etag);
+    if (!web_etag_match(inm, r->etag))
+        return;
+    free(r->body);
+    r->body = NULL;
+    r->len = 0;
+    r->status = 304;
+    r->content_type = NULL;
+    r->attachment[0] = '\0';
+}
+
+/* The headers a handler decided (reply.h), beside the fixed ones. */
+static void server_reply_headers(struct MHD_Response *resp,
+                                 const struct reply *r)
+{
+    if (r->content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                r->content_type);
+    if (r->etag[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
+    if (r->encoding)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
+                                r->encoding);
+    if (r->vary_encoding)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY,
+                                MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    if (r->attachment[0]) {
+        char disp[96];
+
+        snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"",
+                 r->attachment);
+        MHD_add_response_header(resp, "Content-Disposition", disp);
+    }
+    if (r->next[0])
+        MHD_add_response_header(resp, "X-Next-Cursor", r->next);
 }
 
 /* The request is all in, or answered early: its deadline no longer runs
@@ -53,7 +121,8 @@ static void server_clock_stop(struct server_req *rq)
         atomic_store(&rq->conn->since_us, 0);
 }
 
-/* Headers every response of ours carries, beside Content-Type. */
+/* Headers every response of ours carries, beside Content-Type; a reply
+ * with its own cache_control (the dashboard's) replaces "no-store". */
 static const char *const server_headers[][2] = {
     { "X-Content-Type-Options", "nosniff" },
     { "Referrer-Policy", "no-referrer" },
@@ -72,6 +141,8 @@ enum MHD_Result server_send(struct MHD_Connection *c,
     char retry[16];
 
     server_clock_stop(rq);
+    if (r->status == 200 && server_is_api_get(rq->route))
+        server_api_etag(c, r);
     metrics_http_request(server_metrics_route(rq->route), r->status);
     if (rq->route == ROUTE_INGEST && r->status != 200)
         metrics_ingest_rejected(r->status == 500 ? METRICS_REJ_INTERNAL
@@ -83,11 +154,15 @@ enum MHD_Result server_send(struct MHD_Connection *c,
         return MHD_NO;
     }
     r->body = NULL;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            r->content_type);
-    for (size_t i = 0; i < SERVER_N_HEADERS; i++)
-        MHD_add_response_header(resp, server_headers[i][0],
-                                server_headers[i][1]);
+    server_reply_headers(resp, r);
+    for (size_t i = 0; i < SERVER_N_HEADERS; i++) {
+        const char *v = server_headers[i][1];
+
+        if (r->cache_control &&
+            strcmp(server_headers[i][0], "Cache-Control") == 0)
+            v = r->cache_control;
+        MHD_add_response_header(resp, server_headers[i][0], v);
+    }
     if (r->status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer");
@@ -96,15 +171,6 @@ enum MHD_Result server_send(struct MHD_Connection *c,
                                 rq->route == ROUTE_INGEST ||
                                         rq->route == ROUTE_ANNOTATE
                                     ? "POST" : "GET");
-    if (r->attachment[0]) {
-        char disp[96];
-
-        snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"",
-                 r->attachment);
-        MHD_add_response_header(resp, "Content-Disposition", disp);
-    }
-    if (r->next[0])
-        MHD_add_response_header(resp, "X-Next-Cursor", r->next);
     if (rq->retry_after) {
         snprintf(retry, sizeof(retry), "%u", rq->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
@@ -425,6 +491,13 @@ static enum MHD_Result server_route(struct server *srv,
                        : server_refuse(c, rq, METRICS_REJ_METHOD, 405,
                                        "method not allowed", "use POST");
     }
+    if (web_is_route(url)) {            /* no token: assets hold no data */
+        rq->route = ROUTE_WEB;
+        return is_get || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0
+                   ? MHD_YES
+                   : server_fail(c, rq, 405, "method not allowed",
+                                 "use GET or HEAD");
+    }
     if (strncmp(url, "/api/", 5) == 0 &&
         (server_read_token(srv, c, rq) != MHD_YES || rq->replied))
         return MHD_YES;
@@ -604,6 +677,14 @@ enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
         break;
     case ROUTE_METRICS:
         server_metrics(srv, &r);
+        break;
+    case ROUTE_WEB:
+        web_reply(url,
+                  MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                              MHD_HTTP_HEADER_IF_NONE_MATCH),
+                  MHD_lookup_connection_value(
+                      c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING),
+                  &r);
         break;
     case ROUTE_NONE:
         reply_error(&r, 500, "internal error", "no route");

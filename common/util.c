@@ -1,4 +1,5 @@
-/* util.c -- clocks, randomness, host:port parsing and bounded file reads. */
+/* util.c -- clocks, randomness, host:port parsing, bounded file reads and
+ * the FNV-1a hash. */
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -122,6 +123,17 @@ out:
     free(buf);
     close(fd);
     return rc;
+}
+
+uint64_t util_fnv1a64(uint64_t h, const void *p, size_t len)
+{
+    const unsigned char *b = p;
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
 }
 
 void util_rtrim(char *s)

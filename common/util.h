@@ -1,6 +1,6 @@
 /* util.h -- small helpers shared by agent and collector: clocks, random
  * numbers, host:port parsing and socket addresses, varints, bounded file
- * reads, UTF-8. */
+ * reads, UTF-8, the FNV-1a hash. */
 #ifndef SEXTANT_UTIL_H
 #define SEXTANT_UTIL_H
 
@@ -35,6 +35,12 @@ int util_read_file(const char *path, size_t cap, char **out, size_t *out_len);
  * point to @cp unless @cp is NULL. The one decoder of the project: the
  * wire validator, JSON writer, API, log escaping and promtext use it. */
 size_t util_utf8_char(const unsigned char *s, size_t n, uint32_t *cp);
+
+/* FNV-1a 64 of @len bytes at @p, continuing from @h (start with
+ * UTIL_FNV1A64_INIT): the dashboard's ETags and build id (tools/embed.c,
+ * collector/web.c). Not for anything an attacker must not collide. */
+#define UTIL_FNV1A64_INIT 1469598103934665603ull
+uint64_t util_fnv1a64(uint64_t h, const void *p, size_t len);
 
 /* Trims trailing whitespace (a token file's newline) in place. */
 void util_rtrim(char *s);
