@@ -115,6 +115,10 @@ async function ready() {
   try {
     const res = await fetch('/readyz', { headers: { Accept: 'application/json' } });
     if (res.ok) {
+      // Read the body even so: a fetch whose body is never read stays
+      // "in flight" for the browser's tools (a test waiting for network
+      // idle would wait forever).
+      await res.text();
       banner.replaceChildren();
       banner.className = '';
       readiness('ready');

@@ -85,7 +85,7 @@ function agentRow(a) {
     h('td', { 'data-label': 'state' }, STATE_WORDS[a.state]()),
     h('td', { 'data-label': 'version' }, h('code', {}, a.agent_version || '—')),
     h('td', { 'data-label': 'last seen' }, agoSpan(a.last_seen.ms), h('br'),
-      h('time', { class: 'muted small', datetime: a.last_seen.utc }, fmtTime(a.last_seen.ms, { date: true }))),
+      h('time', { class: 'muted small last-seen', datetime: a.last_seen.utc }, fmtTime(a.last_seen.ms, { date: true }))),
     h('td', { 'data-label': 'clock offset', title: 'collector clock minus agent clock' },
       a.clock_offset_ms === null ? h('span', { class: 'muted' }, 'not known yet')
         : fmtDur(a.clock_offset_ms, { sign: true })),
