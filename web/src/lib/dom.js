@@ -1,6 +1,8 @@
 // dom.js -- building elements without innerHTML: every string from the
 // API becomes a text node, so nothing a probe or an agent reports can
 // inject markup (and the CSP forbids inline script and style anyway).
+// Also: redrawing a live part in place (refresh), relative times that
+// keep ticking (agoSpan, tickAgo) and state badges (stateBadge).
 import { fmtAgo } from './fmt.js';
 
 // h('a', { href: '#/x', class: 'y', onclick: fn }, 'text', child, ...)
