@@ -135,3 +135,33 @@ export async function agentsSortByKeyboardInUrl(t) {
     'after a reload the table is not sorted by last seen, descending');
   t.assert(sorted(await lastSeen(), -1), 'after a reload the rows are not in that order');
 }
+
+// Stale data is drawn as stale, never as healthy: on the collector with
+// api_tokens (fed the failover once, then silent, so its agents are
+// stale), every cell is the API's, shop's regions are stale and say when
+// they were last heard of.
+export async function overviewDrawsStaleAsStale(t) {
+  if (!t.auth) t.skip('no --auth-base');
+  const page = await t.newPage({
+    base: t.auth.base, allowStatus: [401], allowConsole: [/status of 401/],
+  });
+  if (!await t.open('#/', page)) t.skip('page not built: #/');
+  await page.locator('main form input#token').fill(t.auth.token);
+  await page.locator('main form button[type=submit]').click();
+  let diff = 'not compared yet';
+  await t.waitFor(async () => {
+    diff = cellDiff(await cells(page), await t.auth.api('status'));
+    return diff === '';
+  }, 'cells').catch(() => {
+    throw new Error(`overview cells differ from /api/v1/status: ${diff}`);
+  });
+  const got = await cells(page);
+  for (const region of ['eu-west-1', 'us-east-1', 'ap-southeast-1']) {
+    const k = `shop/${region}`;
+    t.assert(got[k] && got[k][0] === 'stale', `${k} is ${got[k]}, not stale (its agents went silent)`);
+    const text = await page.locator(`main td[data-service="shop"][data-region="${region}"]`).innerText();
+    t.assert(/last heard .* ago/.test(text), `${k} does not say when it was last heard of: ${text}`);
+  }
+  t.assert(!Object.values(got).some(([s]) => s === 'healthy'),
+    `a cell is healthy with every agent stale: ${JSON.stringify(got)}`);
+}
