@@ -52,11 +52,15 @@ function compare(get, dir) {
   };
 }
 
+// The last drop report: how many, which seqs, the last dropped event's
+// time (agent clock) and when the report came (when the API says).
 function dropsText(d) {
   if (!d) return h('span', { class: 'muted' }, 'none');
   return [h('strong', {}, `${d.count} dropped`), ` (seq ${d.from_seq}–${d.to_seq})`,
-    d.last_event ? [h('br'), h('span', { class: 'muted small' }, 'last ',
-      h('time', { datetime: d.last_event.utc }, fmtTime(d.last_event.ms, { date: true })))] : null];
+    d.last_event ? [h('br'), h('span', { class: 'muted small' }, 'last dropped event ',
+      h('time', { datetime: d.last_event.utc }, fmtTime(d.last_event.ms, { date: true })),
+      ' (agent clock)')] : null,
+    d.reported ? [h('br'), h('span', { class: 'muted small' }, 'reported ', agoSpan(d.reported.ms))] : null];
 }
 
 // stale: status says so (or the API marks the agent itself); healthy:
