@@ -212,7 +212,7 @@ static int open_incident(struct inc_engine *e, size_t svc, size_t reg,
 
     /* The slot was reserved before the step (inc_room): running out
      * here means more opens in one step than INC_ROOM. */
-    if (sr->n_inc == sr->cap_inc)
+    if (sr->n_inc == sr->cap_inc || inc_test_open_fails())
         return -ENOMEM;
     r = &sr->inc[sr->n_inc];
     *r = (struct inc_record){

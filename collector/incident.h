@@ -141,6 +141,10 @@ int inc_engine_feed(struct inc_engine *e, const struct inc_event *ev);
 void inc_engine_advance(struct inc_engine *e, int64_t now_ms);
 /* The time of the last event fed or advanced to (INC_NONE: none). */
 int64_t inc_engine_horizon(const struct inc_engine *e);
+/* 0, or -ENOTRECOVERABLE once a step ran out of memory halfway (see
+ * inc_engine_feed; inc_engine_advance reports it only here): the engine
+ * must then be replaced, and what it holds is not to be written. */
+int inc_engine_error(const struct inc_engine *e);
 
 /* Calls @fn for every incident the engine holds, ordered by (service,
  * opened_ms): the open ones and the closed ones kept (see

@@ -1,8 +1,8 @@
 /* incident_index.c -- the incident engine's storage (see incident_priv.h):
  * the hash indexes of the topology's names built once by inc_engine_new,
  * per-agent rows added when an agent first appears, the timer heap, and
- * the engine's life cycle (new, free, deep clone). The rules that use
- * them are in incident.c. */
+ * the engine's life cycle (new, free, deep clone), and the test hook
+ * that fails incident opens. The rules that use them are in incident.c. */
 #include "incident_priv.h"
 
 #include <errno.h>
@@ -354,6 +354,18 @@ void inc_agent_forget(struct inc_engine *e, size_t a)
 }
 
 /* ---- incidents ------------------------------------------------------- */
+
+atomic_int inc_test_fail_opens;
+
+int inc_test_open_fails(void)
+{
+    int n = atomic_load(&inc_test_fail_opens);
+
+    while (n > 0 &&
+           !atomic_compare_exchange_weak(&inc_test_fail_opens, &n, n - 1))
+        ;
+    return n > 0;
+}
 
 int inc_room(struct inc_engine *e, size_t svc)
 {

@@ -6,10 +6,18 @@
 #ifndef SEXTANT_INCIDENT_PRIV_H
 #define SEXTANT_INCIDENT_PRIV_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "incident.h"
+
+/* Test hook (0 in production, only tests set it): while above 0, each
+ * incident open fails as when a step runs out of its reserved room, and
+ * counts it down, so that a test can drive a driver through
+ * -ENOTRECOVERABLE. Any thread may set it. */
+extern atomic_int inc_test_fail_opens;
+int inc_test_open_fails(void);     /* 1: fail this open (counted down) */
 
 /* An agent's probe interval is clamped into this range: a burst of
  * results in one millisecond must not make it stale at once, and a

@@ -9,6 +9,11 @@ int64_t inc_engine_horizon(const struct inc_engine *e)
     return e->horizon;
 }
 
+int inc_engine_error(const struct inc_engine *e)
+{
+    return e->err;
+}
+
 void inc_engine_keep_closed(struct inc_engine *e, int64_t keep_ms)
 {
     e->keep_closed = keep_ms < 0 ? -1 : keep_ms;

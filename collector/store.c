@@ -374,8 +374,11 @@ int store_submit_retention(struct store *st, int64_t now_ms,
 
 void store_stats(struct store *st, struct store_stats *out)
 {
+    int ready;
+
     pthread_mutex_lock(&st->qlock);
     *out = st->stats;
+    ready = st->ready == 1;
     out->queue_batches = st->q_batches;
     out->queue_bytes = st->q_bytes;
     /* Over the mark, or refused a batch and not yet half drained: what
@@ -385,6 +388,11 @@ void store_stats(struct store *st, struct store_stats *out)
                       st->q_bytes >= st->opt.queue_max_bytes;
     pthread_mutex_unlock(&st->qlock);
     out->db_bytes = store_db_bytes(st);
+    /* st->inc is set before ready (under qlock) and kept until close. */
+    if (ready) {
+        out->incident_replays = store_inc_replays(st);
+        out->incident_recoveries = store_inc_recoveries(st);
+    }
 }
 void store_corrupt_detail(struct store *st, char *buf, size_t len)
 {

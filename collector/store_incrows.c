@@ -3,8 +3,15 @@
  * written when its row differs, in a transaction of its own after the
  * group commit (or inside the rebuild's), and only once that committed
  * is it announced to store_options.incident_fn; after a replay or a
- * rebuild, rows the engine no longer derives are deleted. Writer
- * connection only (or the rebuild's). */
+ * rebuild, rows the engine no longer derives are deleted, and told
+ * "retracted" if their "opened" may have gone out. Writer connection
+ * only (or the rebuild's).
+ *
+ * What a replay or rebuild writes: the engine drops closed incidents
+ * (STORE_INC_KEEP_CLOSED_MS), so it alone no longer knows every incident
+ * the replayed stretch holds; the sink's changes since the restore do
+ * (each incident opened after the restored snapshot is handed out at
+ * least once). The sync writes the latest of each from both. */
 #include "store_priv.h"
 
 #include <errno.h>
@@ -23,6 +30,7 @@
 struct store_inc_tell {
     const char *change;
     char *json;
+    int64_t id;
 };
 struct store_inc_tells {
     struct store_inc_tell *v;
@@ -95,6 +103,7 @@ static int store_inc_tell_add(struct store_inc_tells *tl, const char *change,
     tl->v[tl->n].json = jsonw_take(&w, NULL);
     if (!tl->v[tl->n].json)
         return -ENOMEM;
+    tl->v[tl->n].id = row->id;
     tl->v[tl->n++].change = change;
     return 0;
 }
@@ -151,6 +160,11 @@ static int store_inc_put(struct store *st, const struct inc_record *r,
     rc = 0;
     if (!in->quiet && st->opt.incident_fn)
         rc = store_inc_tell_add(tl, change, &row);
+    /* Made closed at once (a replay or late data covered it all): a
+     * listener still sees it open, then close. */
+    if (rc == 0 && !in->quiet && st->opt.incident_fn &&
+        step == SQLITE_DONE && row.t[STORE_INC_T_CLOSED] != INC_NONE)
+        rc = store_inc_tell_add(tl, "closed", &row);
 out:
     if (rc == -EIO)
         log_msg(LOGL_ERROR, "incidents", "incident row: %s",
@@ -160,14 +174,91 @@ out:
     return rc;
 }
 
+/* ---- rows whose "opened" went out ---- */
+
+static int store_inc_id_cmp(const void *pa, const void *pb)
+{
+    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+
+    return a < b ? -1 : a > b;
+}
+
+/* The slot of @id in the ascending in->told, or NULL. */
+static int64_t *store_inc_told_find(const struct store_inc *in, int64_t id)
+{
+    return in->n_told ? bsearch(&id, in->told, in->n_told,
+                                sizeof(*in->told), store_inc_id_cmp)
+                      : NULL;
+}
+
+/* Notes (@on) or forgets the row @id as announced. Ids mostly grow, so
+ * the place of a new one is found from the end. */
+static void store_inc_told_set(struct store_inc *in, int64_t id, int on)
+{
+    int64_t *at = store_inc_told_find(in, id);
+    size_t i;
+
+    if (on == (at != NULL))
+        return;
+    if (!on) {
+        i = (size_t)(at - in->told);
+        memmove(at, at + 1, (in->n_told - i - 1) * sizeof(*in->told));
+        in->n_told--;
+        return;
+    }
+    if (store_inc_grow(&in->told, &in->cap_told, in->n_told,
+                       sizeof(*in->told), 64) < 0) {
+        in->told_lost = 1;
+        return;
+    }
+    for (i = in->n_told; i > 0 && in->told[i - 1] > id; i--)
+        ;
+    memmove(in->told + i + 1, in->told + i,
+            (in->n_told - i) * sizeof(*in->told));
+    in->told[i] = id;
+    in->n_told++;
+}
+
+/* Whether a retraction of row @id is worth telling: its "opened" went
+ * out in this run, or an earlier run wrote it (and may have told it; a
+ * listener can ignore a retraction of an id it never saw, while one
+ * that misses it keeps an incident open for ever). Rows this run wrote
+ * unannounced (the start's rebuild, which tells nothing) are not. */
+static int store_inc_told_has(const struct store_inc *in, int64_t id)
+{
+    return in->told_lost || id <= in->id_base ||
+           store_inc_told_find(in, id) != NULL;
+}
+
+/* Reads the highest row id before this run writes any (once). */
+static int store_inc_id_base(struct store_inc *in)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = -EIO;
+
+    if (in->id_base >= 0)
+        return 0;
+    if (store_prepare(in->db, "SELECT coalesce(max(id), 0) FROM incidents",
+                      &s) == 0 && sqlite3_step(s) == SQLITE_ROW) {
+        in->id_base = sqlite3_column_int64(s, 0);
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 /* Calls incident_fn for each of @tl (after the commit) and frees it. */
 static void store_inc_tell_all(struct store *st, struct store_inc_tells *tl,
                                int committed)
 {
     for (size_t i = 0; i < tl->n; i++) {
-        if (committed)
-            st->opt.incident_fn(st->opt.incident_ctx, tl->v[i].change,
-                                tl->v[i].json);
+        if (committed) {
+            const char *c = tl->v[i].change;
+
+            if (strcmp(c, "opened") == 0 || strcmp(c, "retracted") == 0)
+                store_inc_told_set(st->inc, tl->v[i].id, c[0] == 'o');
+            st->opt.incident_fn(st->opt.incident_ctx, c, tl->v[i].json);
+        }
         free(tl->v[i].json);
     }
     free(tl->v);
@@ -194,6 +285,8 @@ int store_inc_flush(struct store *st)
     struct store_inc_tells tl = { 0 };
     int rc = 0;
 
+    if (inc_engine_error(in->eng))
+        return -ENOTRECOVERABLE;        /* nothing of it is written */
     if (in->chg_err) {
         /* A change the sink could not keep: write them all. */
         in->chg_err = 0;
@@ -201,15 +294,21 @@ int store_inc_flush(struct store *st)
     }
     if (in->n_chg == 0)
         return 0;
-    if (store_exec(st->wdb, "BEGIN IMMEDIATE") < 0)
+    if (store_inc_id_base(in) < 0 ||
+        store_exec(st->wdb, "BEGIN IMMEDIATE") < 0)
         return -EIO;
     for (size_t i = 0; i < in->n_chg && rc == 0; i++)
         rc = store_inc_put(st, &in->chg[i].r, &tl);
     return store_inc_end(st, rc, 0, &tl);
 }
 
+/* The incidents a sync writes: the sink's changes and what the engine
+ * holds, sorted by (service, opened_ms), the latest of each. */
 struct store_inc_all {
-    struct inc_record *v;
+    struct store_inc_one {
+        struct inc_record r;
+        size_t ord;             /* later is newer */
+    } *v;
     size_t n, cap;
     int err;
 };
@@ -222,7 +321,83 @@ static void store_inc_collect(void *ctx, const struct inc_record *r)
         a->err = -ENOMEM;
         return;
     }
-    a->v[a->n++] = *r;
+    a->v[a->n].r = *r;
+    a->v[a->n].ord = a->n;
+    a->n++;
+}
+
+/* By service (the topology's order: the pointers are into one array),
+ * then opened_ms. */
+static int store_inc_key_cmp(const struct inc_record *a,
+                             const struct inc_record *b)
+{
+    if (a->service != b->service)
+        return a->service < b->service ? -1 : 1;
+    if (a->opened_ms != b->opened_ms)
+        return a->opened_ms < b->opened_ms ? -1 : 1;
+    return 0;
+}
+
+static int store_inc_one_cmp(const void *pa, const void *pb)
+{
+    const struct store_inc_one *a = pa, *b = pb;
+    int c = store_inc_key_cmp(&a->r, &b->r);
+
+    if (c != 0)
+        return c;
+    return a->ord < b->ord ? -1 : a->ord > b->ord;
+}
+
+/* Fills @a with the changes since the last flush, then the engine's
+ * incidents; sorts and keeps the latest of each. */
+static int store_inc_gather(struct store_inc *in, struct store_inc_all *a)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < in->n_chg; i++)
+        store_inc_collect(a, &in->chg[i].r);
+    inc_engine_each(in->eng, store_inc_collect, a);
+    if (a->err)
+        return a->err;
+    if (a->n == 0)
+        return 0;
+    qsort(a->v, a->n, sizeof(*a->v), store_inc_one_cmp);
+    for (size_t i = 0; i < a->n; i++) {
+        if (i + 1 < a->n && store_inc_key_cmp(&a->v[i].r,
+                                              &a->v[i + 1].r) == 0)
+            continue;
+        a->v[n++] = a->v[i];
+    }
+    a->n = n;
+    return 0;
+}
+
+/* Whether @a holds an incident of the service named @svc opened at
+ * @opened. */
+static int store_inc_all_has(const struct store_inc *in,
+                             const struct store_inc_all *a, const char *svc,
+                             int64_t opened)
+{
+    struct inc_record key = { .opened_ms = opened };
+    size_t lo = 0, hi = a->n;
+
+    for (size_t i = 0; svc && i < in->topo->n_services; i++)
+        if (strcmp(in->topo->services[i].name, svc) == 0)
+            key.service = &in->topo->services[i];
+    if (!key.service)
+        return 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = store_inc_key_cmp(&a->v[mid].r, &key);
+
+        if (c == 0)
+            return 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
 }
 
 /* The INC_Q_ROW_LIST row at @l as a row, strings borrowed from @l. */
@@ -242,8 +417,10 @@ static void store_inc_row_listed(sqlite3_stmt *l, struct store_inc_row *row)
 }
 
 /* Deletes the rows opened after @from that are none of @a's, and notes a
- * "retracted" for each in @tl (NULL: tell nobody): a replay found that
- * late data undoes an incident whose "opened" may have gone out. */
+ * "retracted" in @tl (NULL: tell nobody) for each whose "opened" may
+ * have gone out (store_inc_told_has): a replay found that late data
+ * undoes it. Older rows stay: the replay restored a snapshot taken
+ * after they opened, and closed ones the engine dropped are final. */
 static int store_inc_delete_gone(struct store_inc *in, int64_t from,
                                  const struct store_inc_all *a,
                                  struct store_inc_tells *tl)
@@ -256,21 +433,17 @@ static int store_inc_delete_gone(struct store_inc *in, int64_t from,
     if (sqlite3_bind_int64(l, 1, from) != SQLITE_OK)
         goto out;
     while ((step = sqlite3_step(l)) == SQLITE_ROW) {
-        const char *svc = store_inc_col(l, 1);
-        int64_t opened = sqlite3_column_int64(l, 2);
-        size_t k = 0;
+        int64_t id = sqlite3_column_int64(l, 0);
 
-        while (k < a->n && !(a->v[k].opened_ms == opened && svc &&
-                             strcmp(a->v[k].service->name, svc) == 0))
-            k++;
-        if (k < a->n)
+        if (store_inc_all_has(in, a, store_inc_col(l, 1),
+                              sqlite3_column_int64(l, 2)))
             continue;
         if (store_inc_grow(&gone, &cap, n, sizeof(*gone), 16) < 0) {
             rc = -ENOMEM;
             goto out;
         }
-        gone[n++] = sqlite3_column_int64(l, 0);
-        if (tl) {
+        gone[n++] = id;
+        if (tl && store_inc_told_has(in, id)) {
             struct store_inc_row row;
 
             store_inc_row_listed(l, &row);
@@ -299,19 +472,25 @@ int store_inc_sync(struct store *st, int64_t from, int in_tx)
     struct store_inc *in = st->inc;
     struct store_inc_all a = { 0 };
     struct store_inc_tells tl = { 0 };
-    int rc = 0;
+    int rc;
 
-    inc_engine_each(in->eng, store_inc_collect, &a);
-    if (a.err) {
+    /* A lost change may be an incident the engine dropped since; a
+     * broken engine (incident.h) may have lost one itself. */
+    rc = inc_engine_error(in->eng) ? -ENOTRECOVERABLE
+         : in->chg_err && from != INT64_MAX ? -ENOMEM
+         : store_inc_gather(in, &a);
+    in->chg_err = 0;
+    if (rc == 0 && store_inc_id_base(in) < 0)
+        rc = -EIO;
+    if (rc == 0 && !in_tx && store_exec(st->wdb, "BEGIN IMMEDIATE") < 0)
+        rc = -EIO;
+    if (rc < 0) {
         free(a.v);
-        return a.err;
-    }
-    if (!in_tx && store_exec(st->wdb, "BEGIN IMMEDIATE") < 0) {
-        free(a.v);
-        return -EIO;
+        in->n_chg = 0;
+        return rc;
     }
     for (size_t i = 0; i < a.n && rc == 0; i++)
-        rc = store_inc_put(st, &a.v[i], &tl);
+        rc = store_inc_put(st, &a.v[i].r, &tl);
     if (rc == 0 && from != INT64_MAX)
         rc = store_inc_delete_gone(in, from, &a,
                                    !in->quiet && st->opt.incident_fn ? &tl

@@ -2,7 +2,8 @@
  * runs them): events held for the engine, their corrected times from
  * agent_offsets, stored events read back in corrected order, the engine's
  * feeding, snapshots and restore, and the statements of both (prepared
- * in store_inc_new). Writer connection only (or the rebuild's).
+ * in store_inc_new). Writer connection only (or the rebuild's, or
+ * the start's read connection: store_incstart.c).
  *
  * Reading in corrected order: rows come by unix_ms (the time index), and
  * no event is corrected by more than M = the largest |offset_ms| in
@@ -448,8 +449,12 @@ void store_inc_pend_drop_upto(struct store_inc *in, int64_t upto)
  * STORE_INC_SNAPS. A failed clone only loses the snapshot. */
 static void store_inc_snapshot(struct store_inc *in)
 {
-    struct inc_engine *e = inc_engine_clone(in->eng);
+    struct inc_engine *e;
 
+    /* A broken engine is replaced by restoring a snapshot: never one. */
+    if (inc_engine_error(in->eng))
+        return;
+    e = inc_engine_clone(in->eng);
     if (!e) {
         log_msg(LOGL_WARN, "incidents", "snapshot: out of memory");
         return;
@@ -585,6 +590,7 @@ int store_inc_restore(struct store_inc *in, int64_t t, int64_t *from)
               : inc_engine_new(in->topo, store_inc_sink, in);
     if (!e)
         return -ENOMEM;
+    inc_engine_keep_closed(e, STORE_INC_KEEP_CLOSED_MS);
     *from = i > 0 ? in->snaps[i - 1].h : INT64_MIN;
     for (size_t k = i; k < in->n_snaps; k++)
         inc_engine_free(in->snaps[k].e);
@@ -594,6 +600,7 @@ int store_inc_restore(struct store_inc *in, int64_t t, int64_t *from)
     in->h = *from;
     in->snap_next = i > 0 ? *from + 1 + STORE_INC_SNAP_MS : INT64_MIN;
     in->n_chg = 0;              /* the replay's sync writes everything */
+    in->chg_err = 0;
     return 0;
 }
 
@@ -882,10 +889,10 @@ int store_inc_new(sqlite3 *db, const struct topology *topo,
     if (!in)
         return -ENOMEM;
     in->topo = topo;
-    in->db = db;
     in->h = INC_NONE;
     in->snap_next = INT64_MIN;
     in->snap_from = INT64_MIN;
+    in->id_base = -1;
     for (size_t i = 0; i < topo->n_services; i++) {
         const struct topo_service *svc = &topo->services[i];
 
@@ -901,6 +908,7 @@ int store_inc_new(sqlite3 *db, const struct topology *topo,
         store_inc_destroy(in);
         return -ENOMEM;
     }
+    inc_engine_keep_closed(in->eng, STORE_INC_KEEP_CLOSED_MS);
     for (size_t i = 0; i < topo->n_services; i++) {
         const struct topo_service *svc = &topo->services[i];
 
@@ -913,12 +921,34 @@ int store_inc_new(sqlite3 *db, const struct topology *topo,
             store_inc_name_add(in, svc->regions[r].lag_target);
         }
     }
+    if (store_inc_prepare(in, db) < 0) {
+        store_inc_destroy(in);
+        return -EIO;
+    }
+    *out = in;
+    return 0;
+}
+
+void store_inc_unprepare(struct store_inc *in)
+{
+    for (int q = 0; q < STORE_INC_STMTS; q++) {
+        sqlite3_finalize(in->stmt[q]);
+        in->stmt[q] = NULL;
+    }
+    in->db = NULL;
+}
+
+int store_inc_prepare(struct store_inc *in, sqlite3 *db)
+{
+    store_inc_unprepare(in);
+    in->db = db;
     for (int q = 0; q < STORE_INC_STMTS; q++)
         if (store_prepare(db, store_inc_sql[q], &in->stmt[q]) < 0) {
-            store_inc_destroy(in);
+            store_inc_unprepare(in);
             return -EIO;
         }
-    *out = in;
+    /* Cached offset segments came from the other connection's view. */
+    store_inc_seg_reset(in);
     return 0;
 }
 
@@ -926,14 +956,14 @@ void store_inc_destroy(struct store_inc *in)
 {
     if (!in)
         return;
-    for (int q = 0; q < STORE_INC_STMTS; q++)
-        sqlite3_finalize(in->stmt[q]);
+    store_inc_unprepare(in);
     inc_engine_free(in->eng);
     for (size_t i = 0; i < in->n_snaps; i++)
         inc_engine_free(in->snaps[i].e);
     store_inc_pend_shift(in, in->n_pend);
     free(in->pend);
     free(in->chg);
+    free(in->told);
     free((void *)in->names);
     store_inc_map_reset(&in->targets);
     store_inc_map_reset(&in->regions);

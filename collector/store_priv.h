@@ -13,7 +13,8 @@
  * store_sql.c (every statement the reads run), store_query.c (read
  * pool, cached statements, queries), store_backup.c (online backup),
  * store_incident.c (the incident engine's driver on the writer thread,
- * annotations, the rebuild), store_incscan.c (its events, corrected
+ * annotations, the rebuild), store_incstart.c (its rebuild at start, off
+ * the writer), store_incscan.c (its events, corrected
  * order, feeding and snapshots), store_incrows.c (the incidents table it
  * writes) and store_incquery.c (the incident queries).
  *
@@ -57,9 +58,9 @@ struct jsonw;
 #define STORE_HOUR_MS        3600000LL
 /* Interned strings cached per dimension table (then the cache restarts). */
 #define STORE_DIM_CACHE      4096u
-/* A read's deadline (and the start check's) is looked at every this many
- * virtual machine instructions: often enough to stop within
- * milliseconds, rarely enough to cost nothing measurable. */
+/* A read's deadline is looked at every this many virtual machine
+ * instructions: often enough to stop within milliseconds, rarely enough
+ * to cost nothing measurable. (Not the start check's: store_schema.c.) */
 #define STORE_PROGRESS_OPS   1000
 /* A macro's value as a string literal: SQL is constant text (a pragma
  * takes no bound parameter, and SQL is never built with printf), so a
@@ -160,8 +161,12 @@ struct store {
     sqlite3_stmt *off_last, *off_ins;   /* agent_offsets: latest, insert */
     sqlite3_stmt *seq_max;              /* an agent's highest stored seq */
     /* The incident driver (store_incident.c), NULL without services in
-     * opt.topo; the writer's alone, like wdb. */
+     * opt.topo and while it catches up at start; the writer's alone, like
+     * wdb (set under inc_lock, for store_inc_replays). */
     struct store_inc *inc;
+    /* The engine's rebuild at start, until the writer takes it over
+     * (store_incstart.c); the writer's pointer, NULL otherwise. */
+    struct store_inc_start *inc_start;
     struct store_dim dims[DIM_COUNT];
     struct store_rollup minute, hour;
     struct store_sample *samples;       /* this group's probe results */
@@ -369,12 +374,27 @@ int store_retention_step(struct store *st);
  * is what makes them equal. The smoothed agents.clock_offset_ms keeps
  * moving and is only the timeline's "now" view. */
 
-/* Opens the driver when opt.topo has services: rebuilds the engine from
- * the stored events and syncs the incidents table to it (logs how long
- * that took). 0 (also without services) or -errno. Writer thread. */
+/* Opens the driver when opt.topo has services: starts rebuilding the
+ * engine from the stored events on a thread and read snapshot of its own
+ * (store_incstart.c), publishes "catching up", and returns: the store is
+ * ready meanwhile. 0 (also without services) or -errno. Writer thread. */
 int store_inc_open(struct store *st);
-/* Frees the driver and the published status (store_close). */
+/* Frees the driver and the published status (store_close); stops a
+ * rebuild still under way. */
 void store_inc_free(struct store *st);
+/* While the start's rebuild runs (st->inc_start, store_incstart.c):
+ * notes what a stored event means for the catch-up; when the rebuild is
+ * done, takes its engine over as st->inc, syncs the incidents table and
+ * replays what was stored meanwhile (store_inc_tick calls it); when to
+ * look again (monotonic ms); and, at close, stops the rebuild. */
+void store_inc_start_note(struct store *st, const Sextant__V1__Event *ev,
+                          const struct store_event_row *e);
+void store_inc_start_tick(struct store *st);
+int64_t store_inc_start_due(const struct store *st);
+void store_inc_start_free(struct store *st);
+/* Renders @in's engine state as store_service_status's JSON, each
+ * service with "catching_up" @catching, and hands it to the readers. */
+void store_inc_publish(struct store *st, struct store_inc *in, int catching);
 /* Notes a stored event @ev of agent @agent_id (@e its stored fields: the
  * target) for the engine if it matters to the topology; fed after the
  * group commits. Out of memory: logged and skipped. */
@@ -406,6 +426,11 @@ void store_inc_annotate_job(struct store *st, struct store_job *j);
 #define STORE_INC_SNAP_MS      60000LL  /* a snapshot per minute ... */
 #define STORE_INC_SNAPS        60       /* ... for the last hour */
 #define STORE_INC_SNAP_KEEP_MS (STORE_INC_SNAP_MS * STORE_INC_SNAPS)
+/* Closed incidents the engine keeps (inc_engine_keep_closed): as long
+ * as the oldest snapshot a replay may restore. The rows are written from
+ * the sink's changes (store_inc_sync), so this bounds memory only: a
+ * replay or rebuild that drops an incident still writes it. */
+#define STORE_INC_KEEP_CLOSED_MS STORE_INC_SNAP_KEEP_MS
 #define STORE_INC_PENDING_MAX  1000000u /* held events, at most */
 #define STORE_INC_LOCK_MS      1000     /* rebuild: wait for the lock */
 
@@ -484,6 +509,20 @@ struct store_inc {
     int late;
     int64_t late_from, late_first, late_last;
     atomic_ullong replays;      /* read by store_inc_replays */
+    /* The engine ran out of memory halfway through a step
+     * (-ENOTRECOVERABLE): nothing it holds is written until a replay
+     * replaced it; recoveries counts those replays. */
+    int broken;
+    atomic_ullong recoveries;   /* read by store_inc_recoveries */
+    atomic_ullong held;         /* incidents in the engine after a tick */
+    /* Rows whose "opened" went out in this run (ascending ids), and the
+     * highest id before this run wrote any (-1: not read yet): only
+     * those, or rows an earlier run wrote, are told "retracted".
+     * told_lost: an id could not be noted, so every retraction is told. */
+    int64_t *told;
+    size_t n_told, cap_told;
+    int64_t id_base;
+    int told_lost;
     int64_t due_mono;           /* next tick, monotonic ms */
     int64_t pub_mono;           /* next status publication, same */
     int quiet;                  /* no incident_fn calls (history) */
@@ -492,6 +531,10 @@ struct store_inc {
 
 int store_inc_new(sqlite3 *db, const struct topology *topo,
                   struct store_inc **out);
+/* Prepares the driver's statements on @db (finalizing those it had):
+ * 0, or -EIO and none; and finalizes them all (in->db NULL). */
+int store_inc_prepare(struct store_inc *in, sqlite3 *db);
+void store_inc_unprepare(struct store_inc *in);
 /* Makes room for one more element in the array *@v of @n used and *@cap
  * allocated elements of @size bytes (doubling, from @first): 0 or
  * -ENOMEM, *v unchanged then. */
@@ -510,8 +553,13 @@ int store_inc_relevant(const struct store_inc *in, const char *name);
 /* Takes @x into the pending list: 0, -ENOBUFS (full; @x freed),
  * -ENOMEM (@x freed). */
 int store_inc_pend(struct store_inc *in, struct store_inc_ev *x);
-/* Replays done since the store opened (any thread; for tests). */
+/* Replays done since the store opened (any thread once ready: tests
+ * and store_stats). */
 unsigned long long store_inc_replays(struct store *st);
+/* Replays that replaced an engine broken by -ENOTRECOVERABLE, and the
+ * incidents the engine held after the last tick (the same). */
+unsigned long long store_inc_recoveries(struct store *st);
+unsigned long long store_inc_held(struct store *st);
 /* 1 if @x (t set) is from the future (STORE_INC_FUTURE_MS): counted, and
  * logged the first time. */
 int store_inc_future(struct store_inc *in, const struct store_inc_ev *x);
@@ -530,9 +578,12 @@ void store_inc_advance(struct store_inc *in, int64_t upto);
 int store_inc_restore(struct store_inc *in, int64_t t, int64_t *from);
 /* Writes what the sink saw since the last flush, then tells incident_fn. */
 int store_inc_flush(struct store *st);
-/* Writes every incident the engine holds that differs from its row and
- * deletes the rows opened after @from it no longer derives; @in_tx: a
- * transaction is open already. */
+/* Writes every incident the engine holds or the sink handed out since
+ * the last flush (the latest of each) that differs from its row, and
+ * deletes the rows opened after @from that are none of those; @in_tx: a
+ * transaction is open already. -ENOMEM if the sink lost a change and
+ * @from is not INT64_MAX (a replay's or rebuild's changes are its only
+ * record of incidents the engine dropped: do it again). */
 int store_inc_sync(struct store *st, int64_t from, int in_tx);
 int store_inc_row_id(struct store_inc *in, const char *service,
                      int64_t opened_ms, int64_t *id);
@@ -569,6 +620,10 @@ void *store_writer(void *arg);
  * -EPROTO (not this collector's schema) or -EIO, logged. */
 int store_readonly_check(struct store *st);
 
+/* The integer in environment variable @name (tests' settings), or @def
+ * when unset or not in @lo..@hi (then logged). */
+int64_t store_env_int(const char *name, int64_t lo, int64_t hi,
+                      int64_t def);
 /* sqlite3 progress handler: nonzero past the deadline at @arg (ns). */
 int store_query_progress(void *arg);
 
@@ -602,6 +657,7 @@ enum {
     STORE_SQL_NAME_LIST = STORE_SQL_NAME_KNOWN + 3,    /* + store_names */
     STORE_SQL_CLUSTERS = STORE_SQL_NAME_LIST + 3,
     STORE_SQL_MAX_ID,
+    STORE_SQL_MAX_OFFSET,
     STORE_SQL_COUNT
 };
 extern const char *const store_sql[STORE_SQL_COUNT];

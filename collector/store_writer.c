@@ -267,7 +267,7 @@ void *store_writer(void *arg)
 
     rc = store_setup(st);
     if (rc == 0)
-        rc = store_inc_open(st);        /* rebuilt before ready */
+        rc = store_inc_open(st);        /* rebuilt beside ingest */
     if (rc < 0 && rc != -EUCLEAN && store_check_corrupt(st, st->wdb))
         rc = -EUCLEAN;
     pthread_mutex_lock(&st->qlock);

@@ -6,7 +6,15 @@
  * millisecond; the live rows equal a rebuild from scratch on a copy of
  * the file, also with the store closed and reopened in the middle of
  * the incident and with one agent's batches delivered after the others;
- * annotations and the derived status. */
+ * annotations and the derived status. The driver's own cases: an engine
+ * that runs out of memory halfway through a step is replaced (and its
+ * rows equal a rebuild), an incident undone by late data is retracted
+ * (told only if its opening was), and the engine keeps only the recent
+ * closed incidents while every row stays.
+ *
+ * Over 1000 lines: every scenario builds on the one generator of three
+ * agents' wire batches here (gev_*, batches_make, deliver); splitting it
+ * into a helper module is the next step if it grows. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +23,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +32,7 @@
 
 #include <sqlite3.h>
 
+#include "incident_priv.h"     /* inc_test_fail_opens */
 #include "store.h"
 #include "store_priv.h"
 #include "store_test.h"
@@ -31,7 +41,7 @@
 
 #define N_REG    3
 #define N_AGENTS 3
-#define MAX_EV   16384
+#define MAX_EV   32768
 #define WAIT_MS  60000              /* generous: ASan on a busy machine */
 
 /* ---- topology: app in three regions, eu-west-1 primary ---- */
@@ -282,7 +292,7 @@ static int gev_cmp(const void *pa, const void *pb)
 /* ---- batches: per agent, one per 10 s of its events ---- */
 
 #define BATCH_MS 10000
-#define MAX_BATCHES 256
+#define MAX_BATCHES 1024
 
 struct gbatch {
     Sextant__V1__Batch b;
@@ -421,19 +431,63 @@ static void files_remove(struct files *f)
     store_test_remove(f->dir, f->path);
 }
 
-static struct store *open_store(const char *path)
+/* What incident_fn was told, one "change id" line each (writer thread). */
+static pthread_mutex_t told_lock = PTHREAD_MUTEX_INITIALIZER;
+static char told[4096];
+
+static void told_cb(void *ctx, const char *change, const char *json)
+{
+    const char *id = strstr(json, "\"id\":");
+    size_t len;
+
+    (void)ctx;
+    pthread_mutex_lock(&told_lock);
+    len = strlen(told);
+    snprintf(told + len, sizeof(told) - len, "%s %lld\n", change,
+             id ? strtoll(id + 5, NULL, 10) : -1LL);
+    pthread_mutex_unlock(&told_lock);
+}
+
+/* Whether @needle is in what was told; told_reset forgets it all. */
+static int told_has(const char *needle)
+{
+    int has;
+
+    pthread_mutex_lock(&told_lock);
+    has = strstr(told, needle) != NULL;
+    pthread_mutex_unlock(&told_lock);
+    return has;
+}
+
+static void told_reset(void)
+{
+    pthread_mutex_lock(&told_lock);
+    told[0] = '\0';
+    pthread_mutex_unlock(&told_lock);
+}
+
+/* A store over @t (NULL: no services) telling told_cb if @tell. */
+static struct store *open_store_with(const char *path,
+                                     const struct topology *t, int tell)
 {
     struct store_options o;
     struct store *st = NULL;
 
     store_options_default(&o);
-    o.topo = &topo;
+    o.topo = t;
+    if (tell)
+        o.incident_fn = told_cb;
     o.raw_retention_ms = 0;
     o.minute_retention_ms = 0;
     o.hour_retention_ms = 0;
     assert_int_equal(store_open(path, &o, &st), 0);
     assert_int_equal(store_wait_ready(st, STORE_TEST_WAIT_MS), 0);
     return st;
+}
+
+static struct store *open_store(const char *path)
+{
+    return open_store_with(path, &topo, 0);
 }
 
 /* The incidents table as text, one line per row, ids left out. */
@@ -503,6 +557,22 @@ static void wait_incidents(struct store *st, const char *needle)
     }
 }
 
+/* Rebuilds a copy of @f's file and asserts its rows are @live; the
+ * rebuild's counts of events and incidents into *@events, *@incidents. */
+static void assert_rebuild_equal(struct files *f, const char *live,
+                                 uint64_t *events, uint64_t *incidents)
+{
+    char err[256], *rebuilt;
+
+    copy_file(f->path, f->copy);
+    assert_int_equal(store_incidents_rebuild(f->copy, &topo, events,
+                                             incidents, err, sizeof(err)),
+                     0);
+    rebuilt = rows_of(f->copy);
+    assert_string_equal(rebuilt, live);
+    free(rebuilt);
+}
+
 /* The worked example's numbers, in the row format of rows_of. */
 static void expected_row(char *buf, size_t len)
 {
@@ -514,6 +584,8 @@ static void expected_row(char *buf, size_t len)
              (long long)(T0 + 3400), (long long)(T0 + 3400 + 60000));
 }
 
+static unsigned long long last_recoveries;     /* run_failover's store */
+
 /* Runs the worked example through a store (with @late's batches last,
  * and closed and reopened at T0+3 s if @restart), then checks the live
  * rows against the ground truth and against a rebuild of a copy. */
@@ -521,7 +593,7 @@ static void run_failover(int late, int restart, int64_t span_ms)
 {
     struct files f;
     struct store *st;
-    char want[512], *live, *rebuilt, err[256];
+    char want[512], *live;
     uint64_t events = 0, incidents = 0;
 
     topo_make();
@@ -553,6 +625,7 @@ static void run_failover(int late, int restart, int64_t span_ms)
         fprintf(stderr, "replays: %llu\n", store_inc_replays(st));
         assert_in_range(store_inc_replays(st), 1, 2);
     }
+    last_recoveries = store_inc_recoveries(st);
     store_close(st);
     batches_free();
 
@@ -566,16 +639,10 @@ static void run_failover(int late, int restart, int64_t span_ms)
         snprintf(want, sizeof(want), "%lld", (long long)future_ms);
         assert_null(strstr(live, want));
     }
-    copy_file(f.path, f.copy);
-    assert_int_equal(store_incidents_rebuild(f.copy, &topo, &events,
-                                             &incidents, err, sizeof(err)),
-                     0);
+    assert_rebuild_equal(&f, live, &events, &incidents);
     assert_true(incidents >= 1);
     assert_true(events > 1000);
-    rebuilt = rows_of(f.copy);
-    assert_string_equal(rebuilt, live);
     free(live);
-    free(rebuilt);
     files_remove(&f);
 }
 
@@ -589,6 +656,16 @@ static void test_live_equals_rebuild_across_a_restart(void **state)
 {
     (void)state;
     run_failover(-1, 1, 90000);
+}
+
+/* No events yet, clocks right, T0 a second from now: ahead of the
+ * engine, so that what is delivered is fed live. */
+static void live_start(void)
+{
+    topo_make();
+    skew[0] = skew[1] = skew[2] = 0;
+    n_gevs = 0;
+    T0 = util_now_ms() + 1000;
 }
 
 /* A failover naming another service with the same region names opens
@@ -608,14 +685,11 @@ static void test_live_failover_of_other_service_opens_nothing(void **state)
 {
     struct files f;
     struct store *st;
-    char want[128], *live, *rebuilt, err[256];
+    char want[128], *live;
     uint64_t events = 0, incidents = 0;
 
     (void)state;
-    topo_make();
-    skew[0] = skew[1] = skew[2] = 0;
-    n_gevs = 0;
-    T0 = util_now_ms() + 1000;  /* ahead of the engine: fed live */
+    live_start();
     gev_failover(0, T0, "manual");
     gevs[0].fo.service = "other";
     gev_failover(0, T0 + 100, "manual");
@@ -631,14 +705,8 @@ static void test_live_failover_of_other_service_opens_nothing(void **state)
              (long long)(T0 + 100));
     live = rows_of(f.path);
     assert_memory_equal(live, want, strlen(want));
-    copy_file(f.path, f.copy);
-    assert_int_equal(store_incidents_rebuild(f.copy, &topo, &events,
-                                             &incidents, err, sizeof(err)),
-                     0);
-    rebuilt = rows_of(f.copy);
-    assert_string_equal(rebuilt, live);
+    assert_rebuild_equal(&f, live, &events, &incidents);
     free(live);
-    free(rebuilt);
     files_remove(&f);
 }
 
@@ -824,6 +892,295 @@ static void test_service_status_shows_health_serving_and_stale(void **state)
     files_remove(&f);
 }
 
+/* ---- the driver: a broken engine, retractions, closed incidents ---- */
+
+/* The engine runs out of memory halfway through a step (its first open:
+ * the test hook, incident_priv.h) while replaying the worked example
+ * delivered late: nothing of it is written, the next tick replays, and
+ * the rows are the worked example's and a rebuild's (review A7). */
+static void test_engine_broken_in_a_replay_is_replaced(void **state)
+{
+    (void)state;
+    atomic_store(&inc_test_fail_opens, 1);
+    run_failover(-1, 0, 90000);
+    assert_int_equal(atomic_load(&inc_test_fail_opens), 0);
+    assert_int_equal(last_recoveries, 1);
+}
+
+/* The same on the live path: a manual failover fed as it comes breaks
+ * the engine at its open; the replay from the last snapshot (or from
+ * scratch) opens it once, and a rebuild agrees. */
+static void test_engine_broken_live_is_replaced(void **state)
+{
+    struct files f;
+    struct store *st;
+    char want[128], *live;
+    uint64_t events = 0, incidents = 0;
+    struct store_stats stats;
+
+    (void)state;
+    live_start();
+    gev_failover(0, T0, "manual");
+    gevs[0].fo.service = SERVICE;
+    batches_make();
+    files_make(&f);
+    told_reset();
+    st = open_store_with(f.path, &topo, 1);
+    atomic_store(&inc_test_fail_opens, 1);
+    deliver(st, -1, INT64_MIN, INT64_MAX);
+    batches_free();
+    wait_incidents(st, "\"open\":true");
+    assert_int_equal(atomic_load(&inc_test_fail_opens), 0);
+    assert_int_equal(store_inc_recoveries(st), 1);
+    store_stats(st, &stats);        /* what /metrics shows */
+    assert_int_equal(stats.incident_recoveries, 1);
+    assert_true(stats.incident_replays >= 1);
+    store_close(st);
+    snprintf(want, sizeof(want), "app|%lld|eu-west-1|us-east-1|",
+             (long long)T0);
+    live = rows_of(f.path);
+    assert_memory_equal(live, want, strlen(want));
+    assert_string_equal(strchr(live, '\n') + 1, "");      /* one row */
+    /* Opened once: the broken engine's open was never written. */
+    assert_true(told_has("opened "));
+    assert_false(told_has("retracted"));
+    assert_rebuild_equal(&f, live, &events, &incidents);
+    free(live);
+    files_remove(&f);
+}
+
+/* Agent @a's probes of eu-west-1 and of the global name's DNS (always
+ * eu-west-1) each second from @start to @end, and its state changes
+ * (fall 3, rise 2); eu-west-1 fails in [@down, @up). */
+static void gen_agent(int a, int64_t start, int64_t end, int64_t down,
+                      int64_t up, int with_global)
+{
+    int state = -1, run = 0;
+
+    for (int64_t t = start + REG_PHASE[a]; t < end; t += 1000) {
+        int ok = t < down || t >= up;
+
+        gev_probe(a, t, TARGET[0], ok, NULL, NULL);
+        if (with_global)
+            gev_probe(a, t, GL_HTTP, ok, REGION[0], NULL);
+        run = (ok == (state != 0)) ? 0 : run + 1;
+        if (state == -1 ? ok : run >= (ok ? 2 : 3)) {
+            state = ok;
+            run = 0;
+            gev_state(a, t, TARGET[0], ok);
+        }
+    }
+    for (int64_t t = start + DNS_PHASE[a]; t < end; t += 1000)
+        gev_probe(a, t, GL_DNS, 1, NULL, ANSWER[0]);
+}
+
+/* Delivers agent @a's batches only, in arrival order. */
+static void deliver_agent(struct store *st, int a)
+{
+    for (size_t i = 0; i < n_batches; i++) {
+        uint64_t acked = 0;
+
+        if (batches[i].agent == a)
+            assert_int_equal(store_test_ingest(st, &batches[i].b,
+                                               batches[i].recv_ms, &acked),
+                             0);
+    }
+}
+
+/* Waits until @pred(@st) holds. */
+static void wait_for(int (*pred)(struct store *st), struct store *st)
+{
+    int64_t until = util_now_ms() + WAIT_MS;
+
+    while (!pred(st)) {
+        assert_true(util_now_ms() < until);
+        usleep(20000);
+    }
+}
+
+static int told_opened(struct store *st)
+{
+    (void)st;
+    return told_has("opened ");
+}
+
+static int told_retracted(struct store *st)
+{
+    (void)st;
+    return told_has("retracted ");
+}
+
+static int replayed(struct store *st)
+{
+    return store_inc_replays(st) > 0;
+}
+
+enum retract_run {
+    RETRACT_TOLD,           /* one run: "opened", then "retracted" */
+    RETRACT_RESTART,        /* opened before a restart, retracted after */
+    RETRACT_NEVER_TOLD,     /* written by the start's rebuild: silent */
+};
+
+/* Agent 0 sees eu-west-1 fail from T0 while agents 1 and 2, cut off,
+ * deliver nothing: 1 of 1 is a quorum, an incident opens. Their late
+ * batches show eu-west-1 healthy all along (1 of 3): the incident never
+ * was, its row goes, and "retracted" is told if "opened" may have been. */
+static void run_retract(enum retract_run how)
+{
+    struct files f;
+    struct store *st;
+    char *live, line[64];
+    uint64_t events = 0, incidents = 0;
+    long long id = -1;
+
+    topo_make();
+    T0 = (util_now_ms() / 1000) * 1000 - 600000;
+    skew[0] = skew[1] = skew[2] = 0;
+    n_gevs = 0;
+    /* Agent 0 ends first: the others' healthy view is the last word. */
+    gen_agent(0, T0 - 20000, T0 + 35000, T0, INT64_MAX, 0);
+    gen_agent(1, T0 - 20000, T0 + 40000, INT64_MAX, INT64_MAX, 0);
+    gen_agent(2, T0 - 20000, T0 + 40000, INT64_MAX, INT64_MAX, 0);
+    batches_make();
+    files_make(&f);
+    told_reset();
+    st = open_store_with(f.path, how == RETRACT_NEVER_TOLD ? NULL : &topo,
+                         1);
+    deliver_agent(st, 0);
+    if (how != RETRACT_NEVER_TOLD) {
+        wait_for(told_opened, st);
+        pthread_mutex_lock(&told_lock);
+        assert_int_equal(sscanf(told, "opened %lld", &id), 1);
+        pthread_mutex_unlock(&told_lock);
+    }
+    if (how != RETRACT_TOLD) {
+        store_close(st);
+        told_reset();
+        st = open_store_with(f.path, &topo, 1);
+        wait_incidents(st, "\"open\":true");
+    }
+    deliver_agent(st, 1);
+    deliver_agent(st, 2);
+    if (how == RETRACT_NEVER_TOLD)
+        wait_for(replayed, st);
+    else
+        wait_for(told_retracted, st);
+    store_close(st);
+    batches_free();
+    if (how == RETRACT_NEVER_TOLD) {
+        /* The start wrote it unannounced: its end is not told either. */
+        assert_string_equal(told, "");
+    } else {
+        snprintf(line, sizeof(line), "retracted %lld\n", id);
+        assert_true(told_has(line));
+    }
+    live = rows_of(f.path);
+    assert_string_equal(live, "");
+    assert_rebuild_equal(&f, live, &events, &incidents);
+    assert_int_equal(incidents, 0);
+    free(live);
+    files_remove(&f);
+}
+
+static void test_incident_undone_by_late_data_is_retracted(void **state)
+{
+    (void)state;
+    run_retract(RETRACT_TOLD);
+}
+
+static void test_retraction_after_a_restart_is_told(void **state)
+{
+    (void)state;
+    run_retract(RETRACT_RESTART);
+}
+
+static void test_retraction_of_a_row_never_announced_is_silent(void **state)
+{
+    (void)state;
+    run_retract(RETRACT_NEVER_TOLD);
+}
+
+/* Closed rows in the file (read while the store runs: WAL). */
+static int closed_rows(const char *path)
+{
+    char *rows = rows_of(path), *line = rows;
+    int n = 0;
+
+    /* service|opened|...|closed|rpo: closed is the 13th field. */
+    while (line && *line) {
+        char *end = strchr(line, '\n'), *p = line;
+
+        for (int k = 0; k < 12 && p; k++)
+            p = strchr(p, '|') ? strchr(p, '|') + 1 : NULL;
+        n += p && *p != '-';
+        line = end ? end + 1 : NULL;
+    }
+    free(rows);
+    return n;
+}
+
+#define FLAPS     100
+#define FLAP_GAP  (40 * 60000LL)    /* 66 h in all */
+
+static const char *flap_path;
+
+static int all_flaps_closed(struct store *st)
+{
+    return store_inc_held(st) > 0 && closed_rows(flap_path) == FLAPS;
+}
+
+static int held_some(struct store *st)
+{
+    return store_inc_held(st) > 0;
+}
+
+/* One agent (a quorum of one); eu-west-1 down for 5 s every 40 min over
+ * nearly three days, stable time 5 s: 100 incidents, each closed. The
+ * engine then holds the last ones closed within an hour (2), live, after
+ * a restart, while every row stays and equals a rebuild. */
+static void test_engine_keeps_only_recent_closed_incidents(void **state)
+{
+    struct files f;
+    struct store *st;
+    char *live, *again;
+    uint64_t events = 0, incidents = 0;
+
+    (void)state;
+    topo_make();
+    topo.opt.stable_ms = 5000;
+    T0 = (util_now_ms() / 1000) * 1000 - FLAPS * FLAP_GAP - 600000;
+    skew[0] = 0;
+    n_gevs = 0;
+    for (int k = 0; k < FLAPS; k++) {
+        int64_t s0 = T0 + k * FLAP_GAP;
+
+        gen_agent(0, s0, s0 + 30000, s0 + 10000, s0 + 15000, 1);
+    }
+    batches_make();
+    files_make(&f);
+    flap_path = f.path;
+    st = open_store(f.path);
+    deliver_agent(st, 0);
+    wait_for(all_flaps_closed, st);
+    assert_in_range(store_inc_held(st), 1, 2);
+    store_close(st);
+    live = rows_of(f.path);
+    /* The start's rebuild drops them as it goes and writes every row. */
+    st = open_store(f.path);
+    wait_for(held_some, st);
+    assert_in_range(store_inc_held(st), 1, 2);
+    store_close(st);
+    batches_free();
+    again = rows_of(f.path);
+    assert_string_equal(again, live);
+    assert_rebuild_equal(&f, live, &events, &incidents);
+    assert_int_equal(incidents, FLAPS);
+    free(live);
+    free(again);
+    files_remove(&f);
+    topo.opt.stable_ms = TOPO_STABLE_MS_DEFAULT;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -837,6 +1194,12 @@ int main(void)
         cmocka_unit_test(test_offset_recorded_from_first_seq),
         cmocka_unit_test(test_annotation_shows_in_the_incident),
         cmocka_unit_test(test_service_status_shows_health_serving_and_stale),
+        cmocka_unit_test(test_engine_broken_in_a_replay_is_replaced),
+        cmocka_unit_test(test_engine_broken_live_is_replaced),
+        cmocka_unit_test(test_incident_undone_by_late_data_is_retracted),
+        cmocka_unit_test(test_retraction_after_a_restart_is_told),
+        cmocka_unit_test(test_retraction_of_a_row_never_announced_is_silent),
+        cmocka_unit_test(test_engine_keeps_only_recent_closed_incidents),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
