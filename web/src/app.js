@@ -103,24 +103,37 @@ function signIn() {
 window.addEventListener('sextant-auth', () => { if (shown !== null) signIn(); });
 
 // ---- the collector's own readiness (GET /readyz, open to all) ----
+// Pages that show it (the overview's summary) read <body data-collector>
+// ("ready", "not ready", "unreachable") and listen for "sextant-ready".
 const banner = document.getElementById('banner');
+function readiness(word) {
+  if (document.body.dataset.collector === word) return;
+  document.body.dataset.collector = word;
+  window.dispatchEvent(new CustomEvent('sextant-ready'));
+}
 async function ready() {
   try {
     const res = await fetch('/readyz', { headers: { Accept: 'application/json' } });
     if (res.ok) {
-      await res.text();     // read to the end: the request is done
+      // Read the body even so: a fetch whose body is never read stays
+      // "in flight" for the browser's tools (a test waiting for network
+      // idle would wait forever).
+      await res.text();
       banner.replaceChildren();
       banner.className = '';
+      readiness('ready');
     } else {
       let why = `${res.status}`;
       try { const j = await res.json(); why = j.detail || j.error || why; } catch { /* */ }
       replace(banner, h('strong', {}, 'Collector not ready: '), why);
       banner.className = 'banner-bad';
+      readiness('not ready');
     }
   } catch {
     replace(banner, h('strong', {}, 'Collector unreachable: '),
       'the data below may be out of date.');
     banner.className = 'banner-bad';
+    readiness('unreachable');
   }
   setTimeout(ready, 5000);
 }

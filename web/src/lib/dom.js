@@ -1,6 +1,9 @@
 // dom.js -- building elements without innerHTML: every string from the
 // API becomes a text node, so nothing a probe or an agent reports can
 // inject markup (and the CSP forbids inline script and style anyway).
+// Also: redrawing a live part in place (refresh), relative times that
+// keep ticking (agoSpan, tickAgo) and state badges (stateBadge).
+import { fmtAgo } from './fmt.js';
 
 // h('a', { href: '#/x', class: 'y', onclick: fn }, 'text', child, ...)
 // Attributes starting with "on" become listeners; null/false/undefined
@@ -34,6 +37,44 @@ export function replace(el, ...children) {
   el.replaceChildren();
   append(el, children);
   return el;
+}
+
+// Like replace(), for live pages that redraw a part every few seconds:
+// the element that had the focus inside @el gets it back in the new
+// content (found by its data-key), and @el and every descendant with a
+// data-key keep their scroll offsets, so a person tabbing through a
+// table or scrolled to its right is not thrown back by an update.
+export function refresh(el, ...children) {
+  const active = el.contains(document.activeElement) ? document.activeElement : null;
+  const focusKey = active && active.dataset.key;
+  const scrolls = [...el.querySelectorAll('[data-key]')]
+    .filter((e) => e.scrollLeft || e.scrollTop)
+    .map((e) => [e.dataset.key, e.scrollLeft, e.scrollTop]);
+  const own = [el.scrollLeft, el.scrollTop];
+  replace(el, ...children);
+  const byKey = (k) => el.querySelector(`[data-key="${CSS.escape(k)}"]`);
+  for (const [k, left, top] of scrolls) {
+    const e = byKey(k);
+    if (e) { e.scrollLeft = left; e.scrollTop = top; }
+  }
+  [el.scrollLeft, el.scrollTop] = own;
+  if (focusKey) {
+    const e = byKey(focusKey);
+    if (e) e.focus({ preventScroll: true });
+  }
+  return el;
+}
+
+// "3 min ago" that stays true: tickAgo(root) rewrites every such span
+// under @root from its data-ago (ms), so a page calls it on a timer
+// instead of redrawing everything each second.
+export function agoSpan(ms, attrs) {
+  return h('span', { ...attrs, 'data-ago': ms ?? null }, fmtAgo(ms));
+}
+export function tickAgo(root, now = Date.now()) {
+  for (const e of root.querySelectorAll('[data-ago]')) {
+    e.textContent = fmtAgo(Number(e.dataset.ago), now);
+  }
 }
 
 // A state word with its colour class and an icon, never colour alone

@@ -1,7 +1,7 @@
 // fmt.js -- one clock and one way to write times and durations: UTC by
 // default ("14:39:57.193Z"), local time when the switch says so
 // (localStorage "sextant.clock" = "local"); durations as "2.17 s",
-// "4 min 12 s".
+// "4 min 12 s"; sizes as "3.4 KiB".
 
 const KEY = 'sextant.clock';
 const listeners = new Set();
@@ -53,17 +53,18 @@ export function fmtTime(ms, opt = {}) {
 }
 
 // A duration in ms: "850 ms", "2.17 s", "4 min 12 s", "3 h 5 min",
-// "2 d 4 h". null: "—".
-export function fmtDur(ms) {
+// "2 d 4 h". null: "—". { sign: true } writes "+" before a positive
+// one (clock offsets: "+12 ms", "-1.20 s").
+export function fmtDur(ms, opt = {}) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return '—';
-  const neg = ms < 0 ? '-' : '';
+  const sign = ms < 0 ? '-' : opt.sign && ms > 0 ? '+' : '';
   ms = Math.abs(ms);
-  if (ms < 1000) return `${neg}${Math.round(ms)} ms`;
-  if (ms < 60000) return `${neg}${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+  if (ms < 1000) return `${sign}${Math.round(ms)} ms`;
+  if (ms < 60000) return `${sign}${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
   const s = Math.round(ms / 1000);
-  if (s < 3600) return `${neg}${Math.floor(s / 60)} min ${s % 60} s`;
-  if (s < 86400) return `${neg}${Math.floor(s / 3600)} h ${Math.floor(s % 3600 / 60)} min`;
-  return `${neg}${Math.floor(s / 86400)} d ${Math.floor(s % 86400 / 3600)} h`;
+  if (s < 3600) return `${sign}${Math.floor(s / 60)} min ${s % 60} s`;
+  if (s < 86400) return `${sign}${Math.floor(s / 3600)} h ${Math.floor(s % 3600 / 60)} min`;
+  return `${sign}${Math.floor(s / 86400)} d ${Math.floor(s % 86400 / 3600)} h`;
 }
 
 // A latency in microseconds: "41 ms", "0.8 ms", "1.20 s". null: "—".
@@ -73,6 +74,16 @@ export function fmtLatency(us) {
   if (us < 100000) return `${(us / 1000).toFixed(us < 10000 ? 1 : 0)} ms`;
   if (us < 1000000) return `${Math.round(us / 1000)} ms`;
   return `${(us / 1e6).toFixed(2)} s`;
+}
+
+// "512 B", "3.4 KiB", "12.0 MiB"; null: "—".
+export function fmtBytes(n) {
+  if (n === null || n === undefined) return '—';
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024, i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
 // "99.95 %" from a ratio 0..1; null: "—".
