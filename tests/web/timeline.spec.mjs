@@ -19,12 +19,13 @@ async function incidentWindow(t) {
   return [start - 60000, Math.min(inc.times.closed.ms + 60000, Date.now() - 20000)];
 }
 
-// Every event of GET /api/v1/timeline for @query (all pages).
-async function apiEvents(t, query) {
+// Every event of GET /api/v1/timeline for @query (all pages), read with
+// @api (t.api, or another collector's).
+async function apiEvents(api, query) {
   const all = [];
   let cursor = null;
   do {
-    const j = await t.api(`timeline?${query}&limit=10000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    const j = await api(`timeline?${query}&limit=10000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
     all.push(...j.events);
     cursor = j.next;
   } while (cursor);
@@ -81,7 +82,7 @@ export async function kindFilterShowsDnsAndFailover(t) {
   const { page } = t;
   const [from, to] = await incidentWindow(t);
   if (!await t.open(`#/timeline?from=${from}&to=${to}`)) t.skip('page not built: #/timeline');
-  const all = await apiEvents(t, `from=${from}&to=${to}`);
+  const all = await apiEvents(t.api, `from=${from}&to=${to}`);
   const n = await loaded(t);
   t.assert(n === all.length, `the page loaded ${n} events, the API has ${all.length}`);
   const canvas = page.locator('main canvas.lanes-canvas');
@@ -93,7 +94,7 @@ export async function kindFilterShowsDnsAndFailover(t) {
   const kinds = 'state,dns,failover,marker,metric,lifecycle,gap,drop';
   await t.waitFor(async () => (await hashOf(page)).includes(`kind=${encodeURIComponent(kinds)}`),
     `unchecking probe left the URL as ${await hashOf(page)}`);
-  const want = await apiEvents(t, `from=${from}&to=${to}&kind=${kinds}`);
+  const want = await apiEvents(t.api, `from=${from}&to=${to}&kind=${kinds}`);
   t.assert(want.some((e) => e.kind === 'dns') && want.some((e) => e.kind === 'failover'),
     'the API has no dns or no failover event in the incident window');
   const check = async (when) => {
@@ -127,7 +128,7 @@ export async function textFilterAndDetails(t) {
   const [from, to] = await incidentWindow(t);
   if (!await t.open(`#/timeline?from=${from}&to=${to}`)) t.skip('page not built: #/timeline');
   const n = await loaded(t);
-  const fo = (await apiEvents(t, `from=${from}&to=${to}&kind=failover`))
+  const fo = (await apiEvents(t.api, `from=${from}&to=${to}&kind=failover`))
     .filter((e) => e.fields.kind !== 'deploy');
   t.assert(fo.length > 0, 'the API has no failover in the incident window');
   const needle = fo[0].fields.text || fo[0].fields.kind || 'failover';
@@ -216,14 +217,7 @@ export async function volumeListStaysVirtualised(t) {
   });
   if (!await t.open('#/timeline?from=now-24h', page)) t.skip('page not built: #/timeline');
   const n = await loaded(t, page);
-  let want = 0;
-  let cursor = null;
-  do {
-    const j = await t.volume.api(`timeline?from=${win[0]}&to=${win[1]}&limit=10000`
-      + `${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-    want += j.events.length;
-    cursor = j.next;
-  } while (cursor);
+  const want = (await apiEvents(t.volume.api, `from=${win[0]}&to=${win[1]}`)).length;
   t.assert(n === want, `the page loaded ${n} events, the API has ${want} in its window`);
   t.assert(n >= 90000, `only ${n} of the 100,000 events are in the last 24 hours`);
   const canvas = page.locator('main canvas.lanes-canvas');
