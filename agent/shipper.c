@@ -482,6 +482,16 @@ static int shipper_send(struct shipper *sh, struct shipper_coll *k,
     hdr.oldest_seq = c->oldest_seq;
     hdr.sent_unix_ms = util_now_ms();
     hdr.prev_rtt_us = k->prev_rtt_us;
+    /* The backlog is news, not the batch: one that cannot be read goes
+     * as 0 (unknown to the collector too), and the batch goes all the
+     * same. */
+    if (spool_held_for(sh->sp, k->idx, &hdr.spool_events,
+                       &hdr.spool_bytes) < 0) {
+        log_msg(LOGL_WARN, "shipper", "cannot read the spool's backlog: %s",
+                spool_errmsg(sh->sp));
+        hdr.spool_events = 0;
+        hdr.spool_bytes = 0;
+    }
     if (c->drop.count > 0) {
         drops.count = c->drop.count;
         drops.first_seq = c->drop.first_seq;

@@ -206,5 +206,15 @@ struct spool_stats {
 int spool_stats(struct spool *sp, struct spool_stats *out);
 /* spool_stats()' events and bytes. */
 int spool_depth(struct spool *sp, uint64_t *events, uint64_t *bytes);
+/* What the agent still holds for collector @coll: the events in the
+ * spool it has not acked (nor refused for good) and their packed bytes,
+ * its batch out there included (Batch.spool_events, spool_bytes). With
+ * one collector that is spool_depth(); with more, an event acked by
+ * @coll waits in the spool for another but is not held for @coll. One
+ * meta read plus one range sum per acked range of @coll; not a
+ * transaction, so another writer's append in between may count or not.
+ * -EINVAL for an unknown @coll. */
+int spool_held_for(struct spool *sp, unsigned coll, uint64_t *events,
+                   uint64_t *bytes);
 
 #endif

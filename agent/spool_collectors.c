@@ -107,22 +107,33 @@ int spool_load_collectors(struct spool *sp)
 
 /* -- deleting what everyone is done with -- */
 
+/* The events in @r and their packed bytes. */
+static int spool_range_sum(struct spool *sp, const struct seqset_range *r,
+                           uint64_t *cnt, uint64_t *bytes)
+{
+    sqlite3_stmt *sum = sp->st[ST_RANGE_SUM];
+    const int64_t v[] = { (int64_t)r->first, (int64_t)r->last };
+    int rc = spool_row(sp, ST_RANGE_SUM, 2, v);
+
+    if (rc != 0)
+        return rc < 0 ? rc : -EIO;
+    *cnt = (uint64_t)sqlite3_column_int64(sum, 0);
+    *bytes = (uint64_t)sqlite3_column_double(sum, 1);
+    spool_done(sp, ST_RANGE_SUM);
+    return 0;
+}
+
 int spool_delete_ranges(struct spool *sp, struct spool_meta *m,
                         const struct seqset_range *segs, size_t n,
                         uint64_t *deleted)
 {
-    sqlite3_stmt *sum = sp->st[ST_RANGE_SUM];
-
     for (size_t i = 0; i < n; i++) {
         const int64_t v[] = { (int64_t)segs[i].first, (int64_t)segs[i].last };
         uint64_t cnt, bytes;
-        int rc = spool_row(sp, ST_RANGE_SUM, 2, v);
+        int rc = spool_range_sum(sp, &segs[i], &cnt, &bytes);
 
-        if (rc != 0)
-            return rc < 0 ? rc : -EIO;
-        cnt = (uint64_t)sqlite3_column_int64(sum, 0);
-        bytes = (uint64_t)sqlite3_column_double(sum, 1);
-        spool_done(sp, ST_RANGE_SUM);
+        if (rc < 0)
+            return rc;
         if (cnt == 0)
             continue;
         rc = spool_exec(sp, ST_DEL_RANGE, 2, v);
@@ -398,4 +409,38 @@ int spool_ack(struct spool *sp, uint64_t upto_seq, uint64_t *deleted)
     if (deleted)
         *deleted = gone;
     return 0;
+}
+
+/* The whole spool less what @coll is done with (acked or dead-lettered;
+ * those ranges are only kept from the oldest event up). Events every
+ * collector is done with are deleted at once, so with one collector the
+ * ranges hold no events and each sum is one index seek; with more, a sum
+ * reads the events @coll has and another collector still lacks. */
+int spool_held_for(struct spool *sp, unsigned coll, uint64_t *events,
+                   uint64_t *bytes)
+{
+    const struct seqset *acked;
+    struct spool_meta m;
+    int rc;
+
+    if (coll >= sp->n_coll)
+        return -EINVAL;
+    acked = &sp->coll[coll].acked;
+    rc = spool_read_meta(sp, &m);
+    for (size_t i = 0; rc == 0 && i < acked->n; i++) {
+        uint64_t cnt, b;
+
+        rc = spool_range_sum(sp, &acked->r[i], &cnt, &b);
+        if (rc < 0)
+            break;
+        /* Another writer's append or drop between the reads: never
+         * below zero. */
+        m.n_events = m.n_events > cnt ? m.n_events - cnt : 0;
+        m.bytes = m.bytes > b ? m.bytes - b : 0;
+    }
+    if (rc == 0) {
+        *events = m.n_events;
+        *bytes = m.bytes;
+    }
+    return rc;
 }

@@ -10,7 +10,9 @@
 # --reps times, each time for another hour or day picked at random within
 # the 14 days (the same picks every run):
 #   timeline, 1 hour: default limit (1000); limit 10000; one cluster; one
-#     target; one target with limit 10000; kind=state (health changes)
+#     target; one target with limit 10000; kind=state (health changes);
+#     in corrected order (order=corrected), and that over 1 day (a page
+#     reads its own span and the clock-offset margin, not the window)
 #   latency, 24 hours per minute, one target: all clusters merged; one
 #     cluster
 # It reports p50, p99 and max of curl's time_total per query (the whole
@@ -235,6 +237,8 @@ QUERIES=(
     "tl_target hours $HOUR timeline?target=checkout-api"
     "tl_target_10000 hours $HOUR timeline?target=checkout-api&limit=10000"
     "tl_kind hours $HOUR timeline?kind=state"
+    "tl_corr hours $HOUR timeline?order=corrected"
+    "tl_corr_day days $DAY timeline?order=corrected"
     "lat_all days $DAY latency?target=checkout-api&step=minute"
     "lat_cluster days $DAY latency?target=checkout-api&cluster=eu-west-1&step=minute"
 )
@@ -284,6 +288,8 @@ timeline 1 h, cluster=eu-west-1         $(stats tl_cluster)
 timeline 1 h, target=checkout-api       $(stats tl_target)
 timeline 1 h, target, limit 10000       $(stats tl_target_10000)
 timeline 1 h, kind=state                $(stats tl_kind)
+timeline 1 h, order=corrected           $(stats tl_corr)
+timeline 24 h, order=corrected          $(stats tl_corr_day)
 latency 24 h/minute, all clusters       $(stats lat_all)
 latency 24 h/minute, cluster=eu-west-1  $(stats lat_cluster)
 collector peak RSS: $(mib "$HWM") MiB

@@ -214,9 +214,6 @@ static void api_close_consider(void *ctx, const char *name)
         return;
     shown[0] = '\0';
     api_append_name(shown, sizeof(shown), name);
-    for (i = 0; i < c->n; i++)
-        if (strcmp(c->name[i], shown) == 0)
-            return;                 /* a kind both built in and stored */
     /* Insert in order; equal scores keep the store's name order. */
     for (i = c->n; i > 0 && c->score[i - 1] > score; i--) {
         if (i < API_CLOSE_MAX) {
@@ -232,17 +229,16 @@ static void api_close_consider(void *ctx, const char *name)
         c->n++;
 }
 
-/* The 400 "unknown name" for @v into @r: @head (the key and what has no
- * such name, API_DETAIL_LEN bytes, appended to) then @v quoted and the
- * close names of @c, or how many names it @has. Returns -ENOENT. */
 /* Appends @c's close names to @buf (@size bytes), or how many names it
- * @has (shared with api_close_names, for api_services.c's lookups). */
+ * @has. */
 static void api_close_list(const struct api_close *c, char *buf,
                            size_t size, const char *has)
 {
     size_t used = strlen(buf);
 
-    if (c->n == 0)
+    if (c->known == 0)
+        snprintf(buf + used, size - used, "; it %s none", has);
+    else if (c->n == 0)
         snprintf(buf + used, size - used, "; none of the %zu "
                  "it %s is close", c->known, has);
     for (size_t i = 0; i < c->n; i++) {
@@ -252,24 +248,36 @@ static void api_close_list(const struct api_close *c, char *buf,
     }
 }
 
-void api_close_names(const char *want, const char *const *names, size_t n,
-                     char *detail, size_t size)
+/* Whether @name is one of api_kinds. */
+static int api_kind_builtin(const char *name)
 {
-    struct api_close c = { .want = want, .want_len = strlen(want) };
-
-    c.max_edits = c.want_len < API_SHORT_NAME ? 1
-                  : c.want_len < API_MID_NAME ? 2 : API_CLOSE_EDITS;
-    for (size_t i = 0; i < n; i++)
-        api_close_consider(&c, names[i]);
-    api_close_list(&c, detail, size, "has");
+    for (size_t i = 0; i < sizeof(api_kinds) / sizeof(api_kinds[0]); i++)
+        if (strcmp(name, api_kinds[i]) == 0)
+            return 1;
+    return 0;
 }
 
-static int api_unknown(struct reply *r, char *head, const char *v,
-                       const struct api_close *c, const char *has)
+/* A kind the store lists: api_known considers every built-in kind after
+ * the store's, so one both built in and stored is left to that loop,
+ * to be counted and offered once. */
+static void api_kind_consider(void *ctx, const char *name)
+{
+    if (!api_kind_builtin(name))
+        api_close_consider(ctx, name);
+}
+
+/* The 400 "unknown name" (or @status 404 "not found") for @v into @r:
+ * @head (the key and what has no such name, API_DETAIL_LEN bytes,
+ * appended to) then @v quoted and the close names of @c, or how many
+ * names it @has. Returns -ENOENT. */
+static int api_unknown(struct reply *r, unsigned status, char *head,
+                       const char *v, const struct api_close *c,
+                       const char *has)
 {
     api_append_name(head, API_DETAIL_LEN, v);
     api_close_list(c, head, API_DETAIL_LEN, has);
-    reply_error(r, 400, "unknown name", head);
+    reply_error(r, status, status == 404 ? "not found" : "unknown name",
+                head);
     return -ENOENT;
 }
 
@@ -287,7 +295,10 @@ static int api_known(struct store *st, enum store_names which,
 
     c.max_edits = len < API_SHORT_NAME ? 1
                   : len < API_MID_NAME ? 2 : API_CLOSE_EDITS;
-    rc = store_name_known(st, which, v, api_close_consider, &c);
+    rc = store_name_known(st, which, v,
+                          which == STORE_NAMES_KIND ? api_kind_consider
+                                                    : api_close_consider,
+                          &c);
     if (rc == 0 && which == STORE_NAMES_KIND) {
         for (i = 0; i < sizeof(api_kinds) / sizeof(api_kinds[0]); i++) {
             if (strcmp(v, api_kinds[i]) == 0)
@@ -304,15 +315,16 @@ static int api_known(struct store *st, enum store_names which,
     }
     snprintf(detail, sizeof(detail), "%s: the store has never seen a %s ",
              key, what);
-    return api_unknown(r, detail, v, &c, "knows");
+    return api_unknown(r, 400, detail, v, &c, "knows");
 }
 
 /* @v is the name of one of the @n @names (a service, or a region of
- * one, in the config's topology): 0; else -ENOENT with a 400 in @r that
- * names it and the close names, as api_known does for the store's. */
+ * one, in the config's topology): 0; else -ENOENT with a reply of
+ * @status (400, or 404 for a path) in @r that names it and the close
+ * names, as api_known does for the store's. */
 static int api_topo_known(const char *key, const char *what,
                           const void *base, size_t stride, size_t n,
-                          const char *v, struct reply *r)
+                          const char *v, unsigned status, struct reply *r)
 {
     struct api_close c = { .want = v, .want_len = strlen(v) };
     char detail[API_DETAIL_LEN];
@@ -333,7 +345,16 @@ static int api_topo_known(const char *key, const char *what,
     }
     snprintf(detail, sizeof(detail), "%s: the config has no %s ", key,
              what);
-    return api_unknown(r, detail, v, &c, "has");
+    return api_unknown(r, status, detail, v, &c, "has");
+}
+
+int api_service_known(const struct topology *topo, const char *key,
+                      const char *name, unsigned status, struct reply *r)
+{
+    size_t n = topo ? topo->n_services : 0;
+
+    return api_topo_known(key, "service", n ? topo->services : NULL,
+                          sizeof(struct topo_service), n, name, status, r);
 }
 
 /* The service @v of @topo (NULL: none configured), or NULL with a 400
@@ -344,8 +365,7 @@ static const struct topo_service *api_service(const struct topology *topo,
 {
     size_t n = topo ? topo->n_services : 0;
 
-    if (api_topo_known("service", "service", n ? topo->services : NULL,
-                       sizeof(struct topo_service), n, v, r) < 0)
+    if (api_service_known(topo, "service", v, 400, r) < 0)
         return NULL;
     for (size_t i = 0; i < n; i++)
         if (strcmp(topo->services[i].name, v) == 0)
@@ -619,7 +639,7 @@ static int api_latency_targets(const struct topo_service *sv,
 
     if (region && api_topo_known("region", "region of that service",
                                  sv->regions, sizeof(struct topo_region),
-                                 sv->n_regions, region, r) < 0)
+                                 sv->n_regions, region, 400, r) < 0)
         return -EINVAL;
     for (size_t i = 0; i < sv->n_regions; i++)
         total += sv->regions[i].n_targets;

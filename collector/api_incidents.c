@@ -17,46 +17,6 @@
 #define API_INCIDENTS_LIMIT 100u    /* default page of the list */
 #define API_ID_DIGITS       18u     /* an id fits an int64 */
 
-/* The names of @topo's services, for close-name details; caller frees
- * the array (not the names). NULL when there are none or no memory. */
-static const char **api_service_names(const struct topology *topo)
-{
-    const char **names;
-
-    if (!topo || topo->n_services == 0)
-        return NULL;
-    names = calloc(topo->n_services, sizeof(*names));
-    if (!names)
-        return NULL;
-    for (size_t i = 0; i < topo->n_services; i++)
-        names[i] = topo->services[i].name;
-    return names;
-}
-
-int api_service_known(const struct topology *topo, const char *key,
-                      const char *name, unsigned status, struct reply *r)
-{
-    const char **names;
-    char detail[1024];
-
-    for (size_t i = 0; topo && i < topo->n_services; i++)
-        if (strcmp(topo->services[i].name, name) == 0)
-            return 0;
-    snprintf(detail, sizeof(detail), "%s: no service \"%.120s\" in the "
-             "collector's config", key, name);
-    names = api_service_names(topo);
-    if (names)
-        api_close_names(name, names, topo->n_services, detail,
-                        sizeof(detail));
-    else
-        snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail),
-                 "; it has no services: see \"services:\" in the README");
-    free(names);
-    reply_error(r, status, status == 404 ? "not found" : "unknown name",
-                detail);
-    return -ENOENT;
-}
-
 void api_incidents(struct store *st, const struct topology *topo,
                    const struct api_param *params, size_t n_params,
                    struct reply *r)

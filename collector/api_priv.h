@@ -21,14 +21,9 @@ int api_limit(const char *k, const char *v, unsigned max, unsigned *out,
  * or its error as 503 (500 when the file is damaged). */
 void api_answer(struct store *st, struct reply *r, int rc, char *json,
                 size_t len);
-/* Appends to @detail (NUL-terminated, @size bytes) "; close: "a", "b""
- * with the names of @names closest to @want, or "; none of the N it
- * knows is close". */
-void api_close_names(const char *want, const char *const *names, size_t n,
-                     char *detail, size_t size);
-/* 0 if @name is one of @topo's services; else -ENOENT with a reply in
- * @r of @status (404 for a path, 400 for a parameter or field @key),
- * naming the close ones (api_incidents.c). */
+/* 0 if @name is one of @topo's services (NULL: none configured); else
+ * -ENOENT with a reply in @r of @status (404 for a path, 400 for a
+ * parameter or field @key), naming the close ones. */
 int api_service_known(const struct topology *topo, const char *key,
                       const char *name, unsigned status, struct reply *r);
 

@@ -16,8 +16,9 @@
                                      * packed size */
 
 /* What proto/wire.c leaves to us: SQLite integers are signed 64 bit, so
- * every seq must fit one, and a drop report must be self-consistent (its
- * count fits its range). 0, or -EINVAL with the reason in @err. */
+ * every seq (and the spool backlog, stored in the agents row) must fit
+ * one, and a drop report must be self-consistent (its count fits its
+ * range). 0, or -EINVAL with the reason in @err. */
 static int ingest_check_seqs(const Sextant__V1__Batch *b, char *err,
                              size_t err_len)
 {
@@ -32,6 +33,15 @@ static int ingest_check_seqs(const Sextant__V1__Batch *b, char *err,
     if (b->oldest_seq > (uint64_t)INT64_MAX) {
         snprintf(err, err_len, "oldest_seq: %llu over 2^63-1",
                  (unsigned long long)b->oldest_seq);
+        return -EINVAL;
+    }
+    if (b->spool_events > (uint64_t)INT64_MAX ||
+        b->spool_bytes > (uint64_t)INT64_MAX) {
+        snprintf(err, err_len, "spool_%s: %llu over 2^63-1",
+                 b->spool_events > (uint64_t)INT64_MAX ? "events" : "bytes",
+                 (unsigned long long)(b->spool_events > (uint64_t)INT64_MAX
+                                          ? b->spool_events
+                                          : b->spool_bytes));
         return -EINVAL;
     }
     /* A real agent's oldest_seq is at most its batch's first seq (it

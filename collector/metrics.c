@@ -1,7 +1,8 @@
 /* metrics.c -- the collector's counters (static atomics, relaxed adds) and
- * the renderer of /metrics. The store's figures are read at scrape time,
- * not mirrored here. The page is built in a jsonw buffer used as plain
- * capped text. */
+ * the renderer of /metrics. The store's figures (its stats, the clusters'
+ * ages and agents' spool backlogs, the services' state) are read at
+ * scrape time, not mirrored here. The page is built in a jsonw buffer
+ * used as plain capped text. */
 #include "metrics.h"
 
 #include <errno.h>
@@ -287,6 +288,90 @@ static void metrics_service_line(struct jsonw *w, const char *name,
     metrics_put(w, "\"} %d\n", v);
 }
 
+/* Writes gauge family @name with the samples built apart in @fam (a
+ * family is written whole, so families read from one reply are built
+ * side by side and joined here), passes on its error, and frees @fam.
+ * metrics_services() could join its three this way too. */
+static void metrics_gauges(struct jsonw *w, struct jsonw *fam,
+                           const char *name, const char *help)
+{
+    metrics_family(w, name, "gauge", help);
+    jsonw_raw(w, fam->buf ? fam->buf : "", fam->len);
+    if (fam->err && !w->err)
+        w->err = fam->err;
+    jsonw_free(fam);
+}
+
+/* One sample "NAME{cluster="C",node="N"} V" of an agent's @key in its
+ * reported spool object @spool. */
+static void metrics_spool_line(struct jsonw *w, const char *name,
+                               const char *cluster, const char *node,
+                               struct json_object *spool, const char *key)
+{
+    struct json_object *v;
+
+    if (!json_object_object_get_ex(spool, key, &v))
+        return;
+    metrics_put(w, "%s{cluster=\"", name);
+    metrics_label(w, cluster);
+    metrics_put(w, "\",node=\"");
+    metrics_label(w, node);
+    metrics_put(w, "\"} %" PRId64 "\n", json_object_get_int64(v));
+}
+
+/* Per agent (its latest epoch, as GET /api/v1/clusters shows it), the
+ * spool backlog its latest batch reported: one series per (cluster,
+ * node), none for an agent that never said. Read from store_clusters()'
+ * reply, so the page and the API cannot disagree; a store that cannot
+ * say leaves the families empty. */
+static void metrics_agents(struct jsonw *w, struct store *st)
+{
+    struct json_object *o = NULL, *cl, *regs, *ags, *a, *spool;
+    struct jsonw fam[2];
+    char *json = NULL;
+    size_t len = 0;
+
+    for (size_t i = 0; i < 2; i++)
+        jsonw_init(&fam[i], METRICS_PAGE_MAX);
+    if (store_clusters(st, &json, &len) == 0 && len <= INT32_MAX)
+        o = json_tokener_parse(json);
+    free(json);
+    if (!o || !json_object_object_get_ex(o, "clusters", &cl))
+        cl = NULL;
+    for (size_t i = 0; cl && i < json_object_array_length(cl); i++) {
+        struct json_object *c = json_object_array_get_idx(cl, i);
+
+        if (!json_object_object_get_ex(c, "regions", &regs))
+            continue;
+        for (size_t j = 0; j < json_object_array_length(regs); j++) {
+            struct json_object *r = json_object_array_get_idx(regs, j);
+
+            if (!json_object_object_get_ex(r, "agents", &ags))
+                continue;
+            for (size_t k = 0; k < json_object_array_length(ags); k++) {
+                a = json_object_array_get_idx(ags, k);
+                if (!json_object_object_get_ex(a, "spool", &spool) ||
+                    !json_object_is_type(spool, json_type_object))
+                    continue;
+                metrics_spool_line(&fam[0],
+                                   "sextant_collector_agent_spool_events",
+                                   metrics_jstr(c, "name"),
+                                   metrics_jstr(a, "node"), spool, "events");
+                metrics_spool_line(&fam[1],
+                                   "sextant_collector_agent_spool_bytes",
+                                   metrics_jstr(c, "name"),
+                                   metrics_jstr(a, "node"), spool, "bytes");
+            }
+        }
+    }
+    json_object_put(o);
+    metrics_gauges(w, &fam[0], "sextant_collector_agent_spool_events",
+                   "Events the agent held for this collector (not yet "
+                   "acked) when it sent its latest batch.");
+    metrics_gauges(w, &fam[1], "sextant_collector_agent_spool_bytes",
+                   "Packed bytes of those events.");
+}
+
 /* One service of store_service_status's reply: its regions' health and
  * serving into @health and @serving, its open incidents into @open. */
 static void metrics_service(struct json_object *svc, struct jsonw *health,
@@ -321,15 +406,17 @@ static void metrics_service(struct json_object *svc, struct jsonw *health,
 /* The incident engine's state now (store_service_status): per service
  * and region, health (1 healthy, 0 unhealthy, -1 unknown: no agent that
  * is not stale probes it) and serving (1: the global name's answers
- * point there), and per service its open incidents. Each family is
+ * point there), per service its open incidents, and whether the engine
+ * still catches up with the history after a start. Each family is
  * written whole, so the three are built apart and joined. A store that
  * cannot say leaves the families empty; the rest of the page serves. */
 static void metrics_services(struct jsonw *w, struct store *st)
 {
-    struct json_object *o = NULL, *list;
+    struct json_object *o = NULL, *list, *v;
     struct jsonw fam[3];
     char *json = NULL;
     size_t len = 0;
+    int catching = 0;
 
     for (size_t i = 0; i < 3; i++)
         jsonw_init(&fam[i], METRICS_PAGE_MAX);
@@ -338,9 +425,14 @@ static void metrics_services(struct jsonw *w, struct store *st)
     free(json);
     if (o && json_object_object_get_ex(o, "services", &list) &&
         json_object_is_type(list, json_type_array))
-        for (size_t i = 0; i < json_object_array_length(list); i++)
-            metrics_service(json_object_array_get_idx(list, i), &fam[0],
-                            &fam[1], &fam[2]);
+        for (size_t i = 0; i < json_object_array_length(list); i++) {
+            struct json_object *svc = json_object_array_get_idx(list, i);
+
+            metrics_service(svc, &fam[0], &fam[1], &fam[2]);
+            if (json_object_object_get_ex(svc, "catching_up", &v) &&
+                json_object_get_boolean(v))
+                catching = 1;
+        }
     json_object_put(o);
     metrics_family(w, "sextant_collector_region_healthy", "gauge",
                    "1 when a region of a service is healthy by quorum of "
@@ -354,6 +446,11 @@ static void metrics_services(struct jsonw *w, struct store *st)
     metrics_family(w, "sextant_collector_open_incidents", "gauge",
                    "Incidents of the service that are open now.");
     jsonw_raw(w, fam[2].buf ? fam[2].buf : "", fam[2].len);
+    metrics_family(w, "sextant_collector_incidents_catching_up", "gauge",
+                   "1 while the incident engine is rebuilt from the stored "
+                   "history after a start (regions unknown, incidents as "
+                   "the last run wrote them), else 0.");
+    metrics_put(w, "sextant_collector_incidents_catching_up %d\n", catching);
     for (size_t i = 0; i < 3; i++) {
         if (fam[i].err && !w->err)
             w->err = fam[i].err;
@@ -385,6 +482,7 @@ int metrics_render(struct store *st, int64_t now_ms, char **out,
     /* A failed read leaves the family empty; the rest still serves. */
     store_clusters_seen(st, metrics_cluster, &ms);
     metrics_services(&w, st);
+    metrics_agents(&w, st);
     webhook_metrics(atomic_load(&metrics_webhook), &w);
     page = jsonw_take(&w, out_len);
     if (!page)

@@ -1,7 +1,8 @@
 /* metrics.h -- the collector's own counters in one process-wide registry,
  * and the /metrics page in the Prometheus text format (0.0.4), which adds
- * the store's figures (store_stats, store_clusters_seen, and the services'
- * derived state from store_service_status) at scrape time.
+ * the store's figures (store_stats, store_clusters_seen, the agents'
+ * reported spool backlogs from store_clusters, and the services' derived
+ * state from store_service_status) at scrape time.
  * Does not serve HTTP (server.c) or decide readiness.
  *
  * Threads: every counter is a C11 atomic bumped with a relaxed add, so the

@@ -48,25 +48,6 @@ static enum metrics_route server_metrics_route(enum server_route r)
     return METRICS_ROUTE_OTHER;
 }
 
-/* 1 for the GET routes under /api/v1/: their 200s carry an ETag. */
-static int server_is_api_get(enum server_route r)
-{
-    switch (r) {
-    case ROUTE_TIMELINE:
-    case ROUTE_LATENCY:
-    case ROUTE_STATUS:
-    case ROUTE_SERVICES:
-    case ROUTE_SERVICE:
-    case ROUTE_INCIDENTS:
-    case ROUTE_INCIDENT:
-    case ROUTE_EXPORT:
-    case ROUTE_CLUSTERS:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 /* An API 200 gets a strong ETag, the hash of its body; a request whose
  * If-None-Match holds it gets a 304 with no body instead (the dashboard's
  * polling: api.js poll()). Still no-store: the browser keeps the last
@@ -76,6 +57,8 @@ static void server_api_etag(struct MHD_Connection *c, struct reply *r)
     const char *inm = MHD_lookup_connection_value(
         c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
 
+    if (r->status != 200)
+        return;
     web_etag(r->body, r->len, r->etag);
     if (!web_etag_match(inm, r->etag))
         return;
@@ -141,8 +124,6 @@ enum MHD_Result server_send(struct MHD_Connection *c,
     char retry[16];
 
     server_clock_stop(rq);
-    if (r->status == 200 && server_is_api_get(rq->route))
-        server_api_etag(c, r);
     metrics_http_request(server_metrics_route(rq->route), r->status);
     if (rq->route == ROUTE_INGEST && r->status != 200)
         metrics_ingest_rejected(r->status == 500 ? METRICS_REJ_INTERNAL
@@ -170,7 +151,9 @@ enum MHD_Result server_send(struct MHD_Connection *c,
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                 rq->route == ROUTE_INGEST ||
                                         rq->route == ROUTE_ANNOTATE
-                                    ? "POST" : "GET");
+                                    ? "POST"
+                                : rq->route == ROUTE_WEB ? "GET, HEAD"
+                                                         : "GET");
     if (rq->retry_after) {
         snprintf(retry, sizeof(retry), "%u", rq->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
@@ -668,6 +651,8 @@ enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
         MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, server_param,
                                     &ps);
         server_api(srv, rq, url, &ps, &r);
+        if (rq->route != ROUTE_ANNOTATE)        /* the GETs */
+            server_api_etag(c, &r);
         break;
     case ROUTE_HEALTHZ:
         server_ok_json(&r, "{\"status\":\"ok\"}");

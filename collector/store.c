@@ -290,6 +290,7 @@ void store_close(struct store *st)
     store_inc_free(st);
     store_db_close(st);
     free(st->samples);
+    free(st->now);
     pthread_mutex_destroy(&st->qlock);
     pthread_cond_destroy(&st->qcond);
     pthread_cond_destroy(&st->rcond);

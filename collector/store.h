@@ -165,10 +165,13 @@ int store_clusters_seen(struct store *st,
  * "epoch":"016x","epochs":n,"agent_version":S,"first_seen":T,
  * "last_seen":T,"clock_offset_ms":n|null,"acked_seq":n,"highest_seq":n,
  * "waiting":n,"last_drop":{"count":n,"from_seq":n,"to_seq":n,
- * "last_event":T|null}|null}]}]}]}, where T is {"ms":N,"utc":S} on the
- * collector's clock (last_event: the agent's). One agent per (cluster,
- * node): its latest epoch, with the number of epochs seen. Caller frees
- * *out; -EAGAIN while migrating, as the queries below. */
+ * "last_event":T|null,"reported":T|null}|null,
+ * "spool":{"events":n,"bytes":n}|null}]}]}]}, where T is {"ms":N,
+ * "utc":S} on the collector's clock (last_event: the agent's). spool:
+ * what the agent held for this collector when it sent its latest batch.
+ * One agent per (cluster, node): its latest epoch, with the number of
+ * epochs seen. Caller frees *out; -EAGAIN while migrating, as the
+ * queries below. */
 int store_clusters(struct store *st, char **out, size_t *out_len);
 
 /* The names the store has seen, one table each (see the API's checks). */
@@ -329,6 +332,8 @@ int store_incident(struct store *st, int64_t id, char **out,
 
 /* Derived state now, from the engine (not limited to a time window):
  * {"services":[{"name":S,"global_name":S,"pattern":S,
+ *   "catching_up":bool (the engine is still being rebuilt from the
+ *     stored history after a start: regions unknown meanwhile),
  *   "regions":[{"name":S,"role":S|null,"health":"healthy"|"unhealthy"|
  *     "unknown","since":T,"agents":n,"unhealthy_agents":n,
  *     "stale_agents":n,"serving":bool,"serving_agents":n}],

@@ -1,11 +1,10 @@
 /* store_clusters.c -- GET /api/v1/clusters' query: every cluster that
  * ever sent, its regions, and per agent what the agents table last
  * recorded (version, first and last batch, clock offset, delivery
- * watermark, last drop report) with the highest seq stored from it,
- * rendered as store.h's JSON. Its SQL is its own, one constant statement
- * prepared once per read connection through store_query.c's hook. Reads
- * only; the spool backlog an agent holds is not here: no batch carries
- * the agent's newest seq. */
+ * watermark, last drop report and when it came, the spool backlog its
+ * latest batch reported) with the highest seq stored from it, rendered
+ * as store.h's JSON. Its SQL is its own, one constant statement prepared
+ * once per read connection through store_query.c's hook. Reads only. */
 #include "store_priv.h"
 
 #include <errno.h>
@@ -30,6 +29,7 @@ static const char store_clusters_sql[] =
     " CAST(round(a.clock_offset_ms) AS INTEGER), a.acked_seq,"
     " (SELECT max(e.seq) FROM events e WHERE e.agent_id = a.id),"
     " a.drop_count, a.drop_first_seq, a.drop_last_seq, a.drop_last_ms,"
+    " a.drop_report_ms, a.spool_events, a.spool_bytes,"
     " (SELECT count(*) FROM agents b"
     "   WHERE b.cluster = a.cluster AND b.node = a.node)"
     " FROM agents a"
@@ -41,7 +41,8 @@ static const char store_clusters_sql[] =
 enum {
     CL_CLUSTER, CL_REGION, CL_NODE, CL_EPOCH, CL_VERSION, CL_FIRST,
     CL_LAST, CL_OFFSET, CL_ACKED, CL_HIGHEST, CL_DROP_COUNT, CL_DROP_FIRST,
-    CL_DROP_LAST, CL_DROP_MS, CL_EPOCHS
+    CL_DROP_LAST, CL_DROP_MS, CL_DROP_REPORT, CL_SPOOL_EVENTS,
+    CL_SPOOL_BYTES, CL_EPOCHS
 };
 
 /* Where the rendering is: the open cluster and region (names copied: a
@@ -68,7 +69,8 @@ static void cl_time(struct jsonw *w, const char *key, sqlite3_stmt *s,
     store_inc_time(w, sqlite3_column_int64(s, col));
 }
 
-/* Seqs as stored: never negative (ingest refuses seqs over 2^63-1). */
+/* Seqs and spool counts as stored: never negative (ingest refuses
+ * either over 2^63-1). */
 static void cl_seq(struct jsonw *w, const char *key, sqlite3_stmt *s,
                    int col)
 {
@@ -122,6 +124,22 @@ static void cl_agent(struct jsonw *w, sqlite3_stmt *s)
             jsonw_key(w, "last_event");                 /* not known */
             jsonw_null(w);
         }
+        if (sqlite3_column_type(s, CL_DROP_REPORT) != SQLITE_NULL) {
+            cl_time(w, "reported", s, CL_DROP_REPORT);  /* our clock */
+        } else {
+            jsonw_key(w, "reported");   /* before schema 9 */
+            jsonw_null(w);
+        }
+        jsonw_obj_end(w);
+    }
+    /* As the latest batch said; NULL: no batch since schema 8. */
+    jsonw_key(w, "spool");
+    if (sqlite3_column_type(s, CL_SPOOL_EVENTS) == SQLITE_NULL) {
+        jsonw_null(w);
+    } else {
+        jsonw_obj_begin(w);
+        cl_seq(w, "events", s, CL_SPOOL_EVENTS);
+        cl_seq(w, "bytes", s, CL_SPOOL_BYTES);
         jsonw_obj_end(w);
     }
     jsonw_obj_end(w);

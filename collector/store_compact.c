@@ -121,20 +121,8 @@ enum { COMPACT_WINDOW, COMPACT_REGIONS, COMPACT_CERTS, COMPACT_ANSWERS,
  * enough to kill mid-way) SEXTANT_STORE_MIGRATE_CHUNK. */
 static int64_t store_compact_chunk(void)
 {
-    const char *v = getenv("SEXTANT_STORE_MIGRATE_CHUNK");
-    char *end;
-    long long n;
-
-    if (!v || !*v)
-        return STORE_COMPACT_CHUNK;
-    n = strtoll(v, &end, 10);
-    if (*end || n < 1 || n > STORE_COMPACT_CHUNK_MAX) {
-        log_msg(LOGL_WARN, "store", "SEXTANT_STORE_MIGRATE_CHUNK=%s is not "
-                "1 to %d: %d ids a chunk", v, STORE_COMPACT_CHUNK_MAX,
-                STORE_COMPACT_CHUNK);
-        return STORE_COMPACT_CHUNK;
-    }
-    return n;
+    return store_env_int("SEXTANT_STORE_MIGRATE_CHUNK", 1,
+                         STORE_COMPACT_CHUNK_MAX, STORE_COMPACT_CHUNK);
 }
 
 /* Runs @s with the chunk's bounds and the probe kind: 0 or -EIO. */

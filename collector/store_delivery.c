@@ -130,6 +130,7 @@ static int store_insert_event(struct store *st, struct store_event_row *e)
         (!e->data && store_intern_probe(st, e, &ids) < 0))
         return -EIO;
     e->target_id = ids.target;
+    e->text_id = ids.text;
     if (store_event_bind(st->event_ins, e, &ids) < 0 ||
         store_step_done(st->event_ins) < 0)
         return -EIO;
@@ -648,9 +649,14 @@ static void store_clock(struct store_agent_row *row,
     row->has_offset = 1;
 }
 
+/* Writes @row back, with what batch @b says of the agent. @reported:
+ * the batch's drop report was new (its receipt is the report's time).
+ * The spool backlog is the latest batch's by arrival, as sent: an agent
+ * from before Batch.spool_events sends 0, which reads as 0. */
 static int store_agent_update(struct store *st,
                               const struct store_agent_row *row,
-                              const Sextant__V1__Batch *b, int64_t recv_ms)
+                              const Sextant__V1__Batch *b, int64_t recv_ms,
+                              int reported)
 {
     sqlite3_stmt *s = st->agent_upd;
     uint8_t win[STORE_CLOCK_WINDOW * STORE_CLOCK_SAMPLE];
@@ -670,7 +676,11 @@ static int store_agent_update(struct store *st,
         sqlite3_bind_int64(s, 10, row->drop_last_ms) != SQLITE_OK ||
         (win_len ? sqlite3_bind_blob(s, 11, win, (int)win_len,
                                      SQLITE_STATIC)
-                 : sqlite3_bind_null(s, 11)) != SQLITE_OK) {
+                 : sqlite3_bind_null(s, 11)) != SQLITE_OK ||
+        (reported ? sqlite3_bind_int64(s, 12, recv_ms)
+                  : sqlite3_bind_null(s, 12)) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 13, (int64_t)b->spool_events) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 14, (int64_t)b->spool_bytes) != SQLITE_OK) {
         sqlite3_reset(s);
         sqlite3_clear_bindings(s);
         return -EIO;
@@ -686,9 +696,9 @@ int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
     struct store_range drops[2];
     size_t n_drops = 0;
     struct jsonw w;
-    uint64_t gone, prior_max = 0, first_new = 0;
+    uint64_t gone, prior_max = 0, first_new = 0, prior_drop;
     int64_t fallback_ms;
-    int rc;
+    int rc, reported = 0;
 
     rc = store_agent(st, b, recv_ms, &row);
     if (rc == 0)
@@ -710,10 +720,12 @@ int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
                                                  row.drop_last };
     if (d)
         drops[n_drops++] = (struct store_range){ d->first_seq, d->last_seq };
+    prior_drop = row.drop_last;
     if (d) {
         rc = store_drop(st, &row, d, fallback_ms, recv_ms);
         if (rc < 0)
             return rc;
+        reported = row.drop_last != prior_drop;
     }
     for (size_t i = 0; i < b->n_events; i++) {
         const Sextant__V1__Event *ev = b->events[i];
@@ -733,8 +745,10 @@ int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
             return rc;
         if (rc == 1 && (first_new == 0 || ev->seq < first_new))
             first_new = ev->seq;
-        if (rc == 1 && st->inc)
+        if (rc == 1 && (st->inc || st->inc_start))
             store_inc_note(st, row.id, ev, &e);
+        if (rc == 1 && store_now_note(st, ev, &e) < 0)
+            return -ENOMEM;
         if (rc == 1 && ev->kind_case == SEXTANT__V1__EVENT__KIND_PROBE &&
             e.target_id) {
             rc = store_sample(st, &row, &e, ev->probe);
@@ -758,7 +772,7 @@ int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
     store_clock(&row, b, recv_ms);
     rc = store_offset_record(st, &row, prior_max, first_new);
     if (rc == 0)
-        rc = store_agent_update(st, &row, b, recv_ms);
+        rc = store_agent_update(st, &row, b, recv_ms, reported);
     if (rc == 0)
         *acked_seq = row.acked;
     return rc;

@@ -8,7 +8,7 @@
 
 #include "jsonw.h"
 
-static const char *store_health_name(Sextant__V1__Health h)
+const char *store_health_name(Sextant__V1__Health h)
 {
     switch (h) {
     case SEXTANT__V1__HEALTH__HEALTH_HEALTHY:   return "healthy";

@@ -6,10 +6,11 @@
  * time, and on an event older than what the engine has seen restores the
  * last snapshot before it and replays from the store. It writes the
  * incidents that changed, publishes the derived state for
- * store_service_status, and rebuilds everything from scratch at open and
- * for `sextant-collector incidents rebuild`. Reading events back in
- * corrected order (replay, rebuild) is store_incscan.c's, the incidents
- * table's rows store_incrows.c's, the queries store_incquery.c's.
+ * store_service_status, and rebuilds everything from scratch for
+ * `sextant-collector incidents rebuild` (at start: store_incstart.c).
+ * Reading events back in corrected order (replay, rebuild) is
+ * store_incscan.c's, the incidents table's rows store_incrows.c's, the
+ * queries store_incquery.c's.
  *
  * Why a hold: the engine needs its events in one total order, and agents
  * ship every second or so, each batch holding its last second: fed as
@@ -36,7 +37,7 @@
 
 int64_t store_inc_due(const struct store *st)
 {
-    return st->inc ? st->inc->due_mono : INT64_MAX / 2;
+    return st->inc ? st->inc->due_mono : store_inc_start_due(st);
 }
 
 size_t store_inc_mark(const struct store *st)
@@ -160,8 +161,10 @@ void store_inc_note(struct store *st, int64_t agent_id,
     struct store_inc_ev x;
     int rc;
 
-    if (!in)
+    if (!in) {
+        store_inc_start_note(st, ev, e);
         return;
+    }
     memset(&x, 0, sizeof(x));
     x.t = INT64_MIN;                    /* looked up at the tick */
     x.unix_ms = ev->unix_ms;
@@ -245,10 +248,8 @@ static void store_inc_stale_json(void *ctx, int64_t agent_id,
     jsonw_obj_end(c->w);
 }
 
-/* Renders the engine's state now and hands it to the readers. */
-static void store_inc_publish(struct store *st)
+void store_inc_publish(struct store *st, struct store_inc *in, int catching)
 {
-    struct store_inc *in = st->inc;
     const struct topology *topo = in->topo;
     struct store_inc_status_ctx c;
     struct jsonw w;
@@ -274,6 +275,9 @@ static void store_inc_publish(struct store *st)
         jsonw_str(&w, svc->global_name);
         jsonw_key(&w, "pattern");
         jsonw_str(&w, topo_pattern_name(svc->pattern));
+        /* Every service says it: /api/v1/services/{name} shows one. */
+        jsonw_key(&w, "catching_up");
+        jsonw_bool(&w, catching);
         jsonw_key(&w, "regions");
         jsonw_arr_begin(&w);
         unmapped = inc_engine_service_state(in->eng, svc,
@@ -428,6 +432,10 @@ void store_inc_tick(struct store *st)
     int64_t upto, mono = store_mono_ns() / 1000000;
     int rc, changed = 0;
 
+    if (!in) {
+        store_inc_start_tick(st);       /* may take the engine over */
+        in = st->inc;
+    }
     if (!in)
         return;
     in->due_mono = mono + STORE_INC_TICK_MS;
@@ -460,7 +468,7 @@ void store_inc_tick(struct store *st)
     if (rc == 0 && (changed || mono >= in->pub_mono)) {
         uint64_t held = 0;
 
-        store_inc_publish(st);
+        store_inc_publish(st, in, 0);
         in->pub_mono = mono + STORE_INC_TICK_MS;
         inc_engine_each(in->eng, store_inc_count, &held);
         atomic_store(&in->held, held);
@@ -471,57 +479,37 @@ out:
                 "trying again in %d ms", strerror(-rc), STORE_INC_TICK_MS);
 }
 
-int store_inc_open(struct store *st)
-{
-    const struct topology *topo = st->opt.topo;
-    int64_t t0 = store_mono_ns(), upto = util_now_ms() - STORE_INC_HOLD_MS;
-    struct store_inc *in;
-    int rc;
+/* The writer sets st->inc under inc_lock once it caught up: readers on
+ * other threads (metrics, stats) take the lock to read the pointer. */
+enum store_inc_counter { INC_C_REPLAYS, INC_C_RECOVERIES, INC_C_HELD };
 
-    if (!topo || topo->n_services == 0)
-        return 0;
-    rc = store_inc_new(st->wdb, topo, &in);
-    if (rc < 0)
-        return rc;
-    in->snap_from = upto - STORE_INC_SNAP_KEEP_MS;
-    st->inc = in;
-    rc = store_inc_scan(in, INT64_MIN, INT64_MAX, upto);
-    if (rc == 0) {
-        store_inc_advance(in, upto);
-        in->quiet = 1;                  /* history: nobody to tell */
-        rc = store_inc_sync(st, INT64_MIN, 0);
-        in->quiet = 0;
-    }
-    if (rc < 0) {
-        log_msg(LOGL_ERROR, "incidents", "rebuild at start failed: %s",
-                strerror(-rc));
-        store_inc_free(st);
-        return rc;
-    }
-    log_msg(LOGL_INFO, "incidents", "engine rebuilt from %llu stored "
-            "events in %.3f s (%zu held for the next %d ms)",
-            (unsigned long long)in->fed,
-            (double)(store_mono_ns() - t0) / 1e9, in->n_pend,
-            STORE_INC_HOLD_MS);
-    store_inc_publish(st);
-    in->due_mono = store_mono_ns() / 1000000 + STORE_INC_TICK_MS;
-    return 0;
+static unsigned long long store_inc_counter(struct store *st,
+                                            enum store_inc_counter c)
+{
+    unsigned long long n = 0;
+
+    pthread_mutex_lock(&st->inc_lock);
+    if (st->inc)
+        n = c == INC_C_REPLAYS ? atomic_load(&st->inc->replays)
+            : c == INC_C_RECOVERIES ? atomic_load(&st->inc->recoveries)
+            : atomic_load(&st->inc->held);
+    pthread_mutex_unlock(&st->inc_lock);
+    return n;
 }
 
 unsigned long long store_inc_replays(struct store *st)
 {
-    /* st->inc is set before the writer starts and freed after it ends. */
-    return st->inc ? atomic_load(&st->inc->replays) : 0;
+    return store_inc_counter(st, INC_C_REPLAYS);
 }
 
 unsigned long long store_inc_recoveries(struct store *st)
 {
-    return st->inc ? atomic_load(&st->inc->recoveries) : 0;
+    return store_inc_counter(st, INC_C_RECOVERIES);
 }
 
 unsigned long long store_inc_held(struct store *st)
 {
-    return st->inc ? atomic_load(&st->inc->held) : 0;
+    return store_inc_counter(st, INC_C_HELD);
 }
 
 void store_inc_free(struct store *st)
@@ -535,6 +523,7 @@ void store_inc_free(struct store *st)
         store_inc_catch_up(st, in->h, store_mono_ns() / 1000000, 1,
                            &changed) == 0 && !inc_engine_error(in->eng))
         store_inc_flush(st);
+    store_inc_start_free(st);
     store_inc_destroy(st->inc);
     st->inc = NULL;
     free(st->inc_status);

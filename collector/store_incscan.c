@@ -2,7 +2,8 @@
  * runs them): events held for the engine, their corrected times from
  * agent_offsets, stored events read back in corrected order, the engine's
  * feeding, snapshots and restore, and the statements of both (prepared
- * in store_inc_new). Writer connection only (or the rebuild's).
+ * in store_inc_new). Writer connection only (or the rebuild's, or
+ * the start's read connection: store_incstart.c).
  *
  * Reading in corrected order: rows come by unix_ms (the time index), and
  * no event is corrected by more than M = the largest |offset_ms| in
@@ -888,7 +889,6 @@ int store_inc_new(sqlite3 *db, const struct topology *topo,
     if (!in)
         return -ENOMEM;
     in->topo = topo;
-    in->db = db;
     in->h = INC_NONE;
     in->snap_next = INT64_MIN;
     in->snap_from = INT64_MIN;
@@ -921,12 +921,34 @@ int store_inc_new(sqlite3 *db, const struct topology *topo,
             store_inc_name_add(in, svc->regions[r].lag_target);
         }
     }
+    if (store_inc_prepare(in, db) < 0) {
+        store_inc_destroy(in);
+        return -EIO;
+    }
+    *out = in;
+    return 0;
+}
+
+void store_inc_unprepare(struct store_inc *in)
+{
+    for (int q = 0; q < STORE_INC_STMTS; q++) {
+        sqlite3_finalize(in->stmt[q]);
+        in->stmt[q] = NULL;
+    }
+    in->db = NULL;
+}
+
+int store_inc_prepare(struct store_inc *in, sqlite3 *db)
+{
+    store_inc_unprepare(in);
+    in->db = db;
     for (int q = 0; q < STORE_INC_STMTS; q++)
         if (store_prepare(db, store_inc_sql[q], &in->stmt[q]) < 0) {
-            store_inc_destroy(in);
+            store_inc_unprepare(in);
             return -EIO;
         }
-    *out = in;
+    /* Cached offset segments came from the other connection's view. */
+    store_inc_seg_reset(in);
     return 0;
 }
 
@@ -934,8 +956,7 @@ void store_inc_destroy(struct store_inc *in)
 {
     if (!in)
         return;
-    for (int q = 0; q < STORE_INC_STMTS; q++)
-        sqlite3_finalize(in->stmt[q]);
+    store_inc_unprepare(in);
     inc_engine_free(in->eng);
     for (size_t i = 0; i < in->n_snaps; i++)
         inc_engine_free(in->snaps[i].e);

@@ -7,13 +7,16 @@
  * store_writer.c (the writer thread and group commit), store_schema.c
  * (the SQLite file: migrations, pragmas, statements, small helpers),
  * store_compact.c (migration 6's chunked copy into compact rows),
- * store_fields.c (event -> stored fields), store_delivery.c (agents,
+ * store_fields.c (event -> stored fields), store_now.c (target_now:
+ * each agent and target's state and last probe now, kept per group
+ * commit), store_delivery.c (agents,
  * watermarks, gaps, drops, clock offset), store_dims.c (interned
  * strings), store_rollup.c (samples and rollups), store_retention.c,
  * store_sql.c (every statement the reads run), store_query.c (read
  * pool, cached statements, queries), store_backup.c (online backup),
  * store_incident.c (the incident engine's driver on the writer thread,
- * annotations, the rebuild), store_incscan.c (its events, corrected
+ * annotations, the rebuild), store_incstart.c (its rebuild at start, off
+ * the writer), store_incscan.c (its events, corrected
  * order, feeding and snapshots), store_incrows.c (the incidents table it
  * writes) and store_incquery.c (the incident queries).
  *
@@ -47,6 +50,7 @@
 #include <time.h>
 
 struct jsonw;
+struct store_now;                   /* store_now.c's */
 
 #define STORE_READERS        8           /* idle read connections kept */
 #define STORE_READER_EXTRA   16          /* other files' statements kept
@@ -57,9 +61,9 @@ struct jsonw;
 #define STORE_HOUR_MS        3600000LL
 /* Interned strings cached per dimension table (then the cache restarts). */
 #define STORE_DIM_CACHE      4096u
-/* A read's deadline (and the start check's) is looked at every this many
- * virtual machine instructions: often enough to stop within
- * milliseconds, rarely enough to cost nothing measurable. */
+/* A read's deadline is looked at every this many virtual machine
+ * instructions: often enough to stop within milliseconds, rarely enough
+ * to cost nothing measurable. (Not the start check's: store_schema.c.) */
 #define STORE_PROGRESS_OPS   1000
 /* A macro's value as a string literal: SQL is constant text (a pragma
  * takes no bound parameter, and SQL is never built with printf), so a
@@ -160,12 +164,20 @@ struct store {
     sqlite3_stmt *off_last, *off_ins;   /* agent_offsets: latest, insert */
     sqlite3_stmt *seq_max;              /* an agent's highest stored seq */
     /* The incident driver (store_incident.c), NULL without services in
-     * opt.topo; the writer's alone, like wdb. */
+     * opt.topo and while it catches up at start; the writer's alone, like
+     * wdb (set under inc_lock, for store_inc_replays). */
     struct store_inc *inc;
+    /* The engine's rebuild at start, until the writer takes it over
+     * (store_incstart.c); the writer's pointer, NULL otherwise. */
+    struct store_inc_start *inc_start;
     struct store_dim dims[DIM_COUNT];
     struct store_rollup minute, hour;
     struct store_sample *samples;       /* this group's probe results */
     size_t n_samples, cap_samples;
+    struct store_now *now;      /* this group's states and probes for
+                                 * target_now (store_now.c) */
+    size_t n_now, cap_now;
+    sqlite3_stmt *now_put;      /* store_now_put_sql */
     int64_t retention_next_ms;  /* when to look for expired rows again
                                  * (monotonic ms) */
     int64_t retention_now_ms;   /* the pass under way (its wall-clock
@@ -216,6 +228,7 @@ struct store_event_row {
     const char *answers;        /* the probe's DNS answers, JSON; NULL:
                                  * none */
     int64_t target_id;          /* out: 0 when no target */
+    int64_t text_id;            /* out: 0 when no text */
 };
 
 /* One clock offset sample: collector minus agent clock, and the round
@@ -335,6 +348,27 @@ int store_event_bind(sqlite3_stmt *s, const struct store_event_row *e,
 int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
                         int64_t recv_ms, uint64_t *acked_seq);
 
+/* The name an event's health is stored under ("healthy", "unhealthy",
+ * "unknown"); static text. */
+const char *store_health_name(Sextant__V1__Health h);
+
+/* ---- backend: target_now (store_now.c) ---- */
+
+/* The upsert the writer prepares (st->now_put). */
+extern const char store_now_put_sql[];
+/* Notes stored event @ev (@e its stored row, target_id and text_id set)
+ * for target_now when it is a state event or a typed probe with a
+ * target: 0 or -ENOMEM. Undone like the samples: st->n_now back to a
+ * mark. */
+int store_now_note(struct store *st, const Sextant__V1__Event *ev,
+                   const struct store_event_row *e);
+/* Writes the group's notes, one upsert per (agent, target), inside the
+ * group's transaction, and empties them (also on failure): 0 or -EIO. */
+int store_now_flush(struct store *st);
+/* Fills an empty target_now from the stored events, once every migration
+ * (migration 6's event move too) is done: 0 or -EIO, logged. */
+int store_now_backfill(struct store *st);
+
 /* ---- backend: interned strings (store_dims.c) ---- */
 
 int store_intern(struct store *st, int dim, const char *s, int64_t *id);
@@ -369,12 +403,27 @@ int store_retention_step(struct store *st);
  * is what makes them equal. The smoothed agents.clock_offset_ms keeps
  * moving and is only the timeline's "now" view. */
 
-/* Opens the driver when opt.topo has services: rebuilds the engine from
- * the stored events and syncs the incidents table to it (logs how long
- * that took). 0 (also without services) or -errno. Writer thread. */
+/* Opens the driver when opt.topo has services: starts rebuilding the
+ * engine from the stored events on a thread and read snapshot of its own
+ * (store_incstart.c), publishes "catching up", and returns: the store is
+ * ready meanwhile. 0 (also without services) or -errno. Writer thread. */
 int store_inc_open(struct store *st);
-/* Frees the driver and the published status (store_close). */
+/* Frees the driver and the published status (store_close); stops a
+ * rebuild still under way. */
 void store_inc_free(struct store *st);
+/* While the start's rebuild runs (st->inc_start, store_incstart.c):
+ * notes what a stored event means for the catch-up; when the rebuild is
+ * done, takes its engine over as st->inc, syncs the incidents table and
+ * replays what was stored meanwhile (store_inc_tick calls it); when to
+ * look again (monotonic ms); and, at close, stops the rebuild. */
+void store_inc_start_note(struct store *st, const Sextant__V1__Event *ev,
+                          const struct store_event_row *e);
+void store_inc_start_tick(struct store *st);
+int64_t store_inc_start_due(const struct store *st);
+void store_inc_start_free(struct store *st);
+/* Renders @in's engine state as store_service_status's JSON, each
+ * service with "catching_up" @catching, and hands it to the readers. */
+void store_inc_publish(struct store *st, struct store_inc *in, int catching);
 /* Notes a stored event @ev of agent @agent_id (@e its stored fields: the
  * target) for the engine if it matters to the topology; fed after the
  * group commits. Out of memory: logged and skipped. */
@@ -511,6 +560,10 @@ struct store_inc {
 
 int store_inc_new(sqlite3 *db, const struct topology *topo,
                   struct store_inc **out);
+/* Prepares the driver's statements on @db (finalizing those it had):
+ * 0, or -EIO and none; and finalizes them all (in->db NULL). */
+int store_inc_prepare(struct store_inc *in, sqlite3 *db);
+void store_inc_unprepare(struct store_inc *in);
 /* Makes room for one more element in the array *@v of @n used and *@cap
  * allocated elements of @size bytes (doubling, from @first): 0 or
  * -ENOMEM, *v unchanged then. */
@@ -596,6 +649,10 @@ void *store_writer(void *arg);
  * -EPROTO (not this collector's schema) or -EIO, logged. */
 int store_readonly_check(struct store *st);
 
+/* The integer in environment variable @name (tests' settings), or @def
+ * when unset or not in @lo..@hi (then logged). */
+int64_t store_env_int(const char *name, int64_t lo, int64_t hi,
+                      int64_t def);
 /* sqlite3 progress handler: nonzero past the deadline at @arg (ns). */
 int store_query_progress(void *arg);
 
@@ -629,6 +686,7 @@ enum {
     STORE_SQL_NAME_LIST = STORE_SQL_NAME_KNOWN + 3,    /* + store_names */
     STORE_SQL_CLUSTERS = STORE_SQL_NAME_LIST + 3,
     STORE_SQL_MAX_ID,
+    STORE_SQL_MAX_OFFSET,
     STORE_SQL_COUNT
 };
 extern const char *const store_sql[STORE_SQL_COUNT];

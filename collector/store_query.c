@@ -19,6 +19,11 @@
 #include "topology.h"
 
 #define STORE_TIMELINE_BYTES (64u << 20) /* reply cap */
+/* A corrected-order page first reads this much agent-clock time past its
+ * start (and the offset margin), then STORE_TL_SPAN_GROWTH times more
+ * each time that was too little (store_timeline_span). */
+#define STORE_TL_SPAN_MS     4000
+#define STORE_TL_SPAN_GROWTH 4
 /* Latency reply cap: STORE_LATENCY_MAX_POINTS points of some 100 bytes
  * each take 2 MiB; 16 MiB leaves room for long target and cluster names
  * while a reply still cannot grow without bound. */
@@ -450,11 +455,15 @@ static int store_cursor_parse(const char *c, enum store_order o,
     return 0;
 }
 
-/* The newest event id now (0: none), a first page's bound. */
-static int store_max_id(struct store_reader *r, int64_t *out)
+/* The one number statement @id gives (NULL: 0): STORE_SQL_MAX_ID, the
+ * newest event id now (a first page's bound), or STORE_SQL_MAX_OFFSET,
+ * the largest clock offset recorded (the corrected order's margin; read
+ * after the paging's newest id: an offset row is stored with its batch's
+ * events, so it covers every event a page may give). */
+static int store_scalar(struct store_reader *r, int id, int64_t *out)
 {
     sqlite3_stmt *s = NULL;
-    int rc = store_reader_stmt(r, STORE_SQL_MAX_ID, &s);
+    int rc = store_reader_stmt(r, id, &s);
 
     if (rc == 0 && sqlite3_step(s) == SQLITE_ROW)
         *out = sqlite3_column_int64(s, 0);     /* NULL: 0 */
@@ -610,6 +619,50 @@ static int store_timeline_add(struct store_tl *t,
     return 1;
 }
 
+/* How one run of the timeline statement went: the rows it gave, the
+ * last one's position, and the row it stopped at (step SQLITE_ROW: one
+ * past the limit or the reply's cap) with its key. */
+struct store_tl_page {
+    unsigned count;
+    int step, added;
+    int64_t last_key, last_id, stop_key;
+};
+
+/* Runs @s once into @t's reply, from its head on. */
+static void store_timeline_steps(struct store_tl *t,
+                                 const struct store_timeline_query *q,
+                                 sqlite3_stmt *s, struct store_tl_page *pg)
+{
+    pg->count = 0;
+    pg->added = 1;
+    store_timeline_head(t, q);
+    while ((pg->step = sqlite3_step(s)) == SQLITE_ROW &&
+           pg->count < q->limit) {
+        pg->added = store_timeline_add(t, q, s, pg->count);
+        if (pg->added <= 0)
+            break;
+        pg->last_id = sqlite3_column_int64(s, TL_ID);
+        pg->last_key = sqlite3_column_int64(s, TL_KEY);
+        pg->count++;
+    }
+    if (pg->step == SQLITE_ROW)
+        pg->stop_key = sqlite3_column_int64(s, TL_KEY);
+}
+
+/* The corrected order's scan end (?15) for a page from corrected time
+ * @lo that reads @span ms of agent-clock time past it, with @margin the
+ * largest offset; *@full when that reaches the window's end @to anyway
+ * (the scan ends at @to + margin, as without ?15). An event not scanned
+ * is corrected to @lo + @span or later: a page whose rows, and the one
+ * it stopped at, come before that is the page the whole window gives. */
+static int64_t store_timeline_span(int64_t lo, int64_t span, int64_t margin,
+                                   int64_t to, int *full)
+{
+    *full = lo >= to || (uint64_t)to - (uint64_t)lo <= (uint64_t)span ||
+            lo + span > INT64_MAX - margin;         /* margin >= 0 */
+    return *full ? INT64_MAX : lo + span + margin;
+}
+
 int store_timeline(struct store *st, const struct store_timeline_query *q,
                    char **out, size_t *out_len)
 {
@@ -620,13 +673,13 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     int id = store_sql_timeline(corr, q->cluster != NULL, q->region != NULL,
                                 tsel, store_kind_filter_of(q->kind));
     int64_t page[3] = { 0, INT64_MIN, 0 };  /* max id, position */
-    int64_t last_key = 0, last_id = 0, until;
+    int64_t until, margin = 0, span = STORE_TL_SPAN_MS, lo;
     char next[STORE_CURSOR_LEN] = "";
     struct store_reader *r;
     sqlite3_stmt *s = NULL;
     struct store_tl t = { .table = q->format != STORE_FORMAT_JSON };
-    unsigned count = 0;
-    int rc, step, added = 1;
+    struct store_tl_page pg = { 0 };
+    int rc, full = 1;
 
     if (q->cursor && store_cursor_parse(q->cursor, q->order, &page[0],
                                         &page[1], &page[2]) < 0)
@@ -645,32 +698,46 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
         store_service_json(q->service, &t.tg, &t.rg);
     rc = t.tg.err ? t.tg.err : t.rg.err;
     if (rc == 0 && !q->cursor)
-        rc = store_max_id(r, &page[0]);
+        rc = store_scalar(r, STORE_SQL_MAX_ID, &page[0]);
+    if (rc == 0 && corr)
+        rc = store_scalar(r, STORE_SQL_MAX_OFFSET, &margin);
     if (rc == 0)
         rc = store_reader_stmt(r, id, &s);
     if (rc == 0)
         rc = store_timeline_bind(s, q, page, &t.tg, &t.rg);
     if (rc < 0)
         goto out;
-    store_timeline_head(&t, q);
-    while ((step = sqlite3_step(s)) == SQLITE_ROW && count < q->limit) {
-        added = store_timeline_add(&t, q, s, count);
-        if (added <= 0)
+    lo = q->cursor && page[1] > q->from_ms ? page[1] : q->from_ms;
+    /* The corrected order reads a growing span until the page is whole
+     * within it (see store_timeline_span); a run that was too short is
+     * thrown away. The agent order's index gives its rows in order. */
+    for (;;) {
+        if (corr && sqlite3_bind_int64(s, 15, store_timeline_span(
+                        lo, span, margin, q->to_ms, &full)) != SQLITE_OK) {
+            rc = -EIO;
+            goto out;
+        }
+        store_timeline_steps(&t, q, s, &pg);
+        if (full || pg.added < 0 ||
+            (pg.step != SQLITE_ROW && pg.step != SQLITE_DONE) ||
+            (pg.step == SQLITE_ROW && pg.stop_key < lo + span))
             break;
-        last_id = sqlite3_column_int64(s, TL_ID);
-        last_key = sqlite3_column_int64(s, TL_KEY);
-        count++;
+        sqlite3_reset(s);
+        jsonw_reset(&t.w);
+        span = span > INT64_MAX / STORE_TL_SPAN_GROWTH
+                   ? INT64_MAX : span * STORE_TL_SPAN_GROWTH;
     }
-    rc = added < 0 ? added : 0;
-    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+    rc = pg.added < 0 ? pg.added : 0;
+    if (rc == 0 && pg.step != SQLITE_ROW && pg.step != SQLITE_DONE)
         rc = store_query_error(st, r->db);
-    if (rc == 0 && step == SQLITE_ROW && count == 0)
+    if (rc == 0 && pg.step == SQLITE_ROW && pg.count == 0)
         rc = -EMSGSIZE;             /* one row over the whole cap */
     if (rc < 0)
         goto out;
-    if (step == SQLITE_ROW)
-        store_cursor_format(next, q->order, page[0], last_key, last_id);
-    store_timeline_tail(&t, q, count, next);
+    if (pg.step == SQLITE_ROW)
+        store_cursor_format(next, q->order, page[0], pg.last_key,
+                            pg.last_id);
+    store_timeline_tail(&t, q, pg.count, next);
     if (q->next)
         memcpy(q->next, next, sizeof(next));
     if (t.w.len == 0 && !t.w.err) {     /* rows only, and none: "" */

@@ -28,8 +28,16 @@
  * machine, 0.9 s of it CPU; so some 5 s per GiB, more from a cold disk),
  * and a collector must not stay unready for minutes on a huge file. The
  * schema-and-last-pages check would be cheaper but misses a damaged page
- * in the middle of events, where most of the file is. */
+ * in the middle of events, where most of the file is. Tests set another
+ * deadline with SEXTANT_STORE_CHECK_MS (0 to STORE_CHECK_MS_MAX). */
 #define STORE_CHECK_MS        10000
+#define STORE_CHECK_MS_MAX    3600000
+/* After the deadline the check is interrupted again this often until it
+ * returns: SQLite forgets an interrupt that lands before the statement
+ * starts (it clears the flag when a connection's first statement runs),
+ * and the statement's own start (store_check_started) catches only a
+ * deadline passed by then. */
+#define STORE_CHECK_AGAIN_MS  10
 
 /* Schema migrations, applied in order; PRAGMA user_version counts how many
  * ran, and step N sets it to N itself (a pragma takes no bound parameter,
@@ -259,7 +267,8 @@ static const char *const store_migrations[] = {
      * reads one row per agent and target, not the history (its columns
      * and backfill: store_status.c's). agents.spool_*: the spool the
      * agent said it held in its latest batch (Batch.spool_events and
-     * spool_bytes), NULL from an agent too old to say. */
+     * spool_bytes), NULL until a batch is stored after this migration
+     * (an agent too old to say sends 0, stored as 0). */
     ("CREATE TABLE target_now ("
      "  agent_id INTEGER NOT NULL,"
      "  target_id INTEGER NOT NULL,"
@@ -271,9 +280,17 @@ static const char *const store_migrations[] = {
      "  total_us INTEGER,"
      "  text_id INTEGER,"                /* the probe's error, texts */
      "  PRIMARY KEY (agent_id, target_id)) WITHOUT ROWID;"
+     /* retention keeps the texts a target_now row names */
+     "CREATE INDEX target_now_text ON target_now (text_id)"
+     "  WHERE text_id IS NOT NULL;"
      "ALTER TABLE agents ADD COLUMN spool_events INTEGER;"
      "ALTER TABLE agents ADD COLUMN spool_bytes INTEGER;"
      "PRAGMA user_version = 8;"),
+    /* 9: when the agent's last drop report arrived (collector clock;
+     * NULL: none since this migration), so GET /api/v1/clusters says
+     * when, not only what, the agent last reported it lost. */
+    ("ALTER TABLE agents ADD COLUMN drop_report_ms INTEGER;"
+     "PRAGMA user_version = 9;"),
 };
 #define STORE_SCHEMA_VERSION \
     ((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -432,12 +449,16 @@ static int store_prepare_all(struct store *st)
                       "SELECT max(id) FROM (SELECT id FROM texts"
                       " WHERE id > ?1 ORDER BY id LIMIT ?2)",
                       &st->texts_window) < 0 ||
-        store_prepare(db,       /* events_text and events_answers */
+        store_prepare(db,       /* events_text, events_answers and
+                                 * target_now_text: a last probe's error
+                                 * outlives its event */
                       "DELETE FROM texts WHERE id > ?1 AND id <= ?2"
                       " AND NOT EXISTS (SELECT 1 FROM events"
                       "                 WHERE text_id = texts.id)"
                       " AND NOT EXISTS (SELECT 1 FROM events"
-                      "                 WHERE answers_id = texts.id)",
+                      "                 WHERE answers_id = texts.id)"
+                      " AND NOT EXISTS (SELECT 1 FROM target_now"
+                      "                 WHERE text_id = texts.id)",
                       &st->texts_expire) < 0 ||
         store_prepare(db, "SELECT from_seq, offset_ms FROM agent_offsets"
                       " WHERE agent_id = ?1 ORDER BY from_seq DESC LIMIT 1",
@@ -451,6 +472,7 @@ static int store_prepare_all(struct store *st)
                       " VALUES (hex(randomblob(?1)))", &st->probe_ins) < 0 ||
         store_prepare(db, "DELETE FROM texts WHERE id = ?1",
                       &st->probe_del) < 0 ||
+        store_prepare(db, store_now_put_sql, &st->now_put) < 0 ||
         store_prepare(db, "BEGIN IMMEDIATE", &st->begin) < 0 ||
         store_prepare(db, "COMMIT", &st->commit) < 0 ||
         store_prepare(db, "ROLLBACK", &st->rollback) < 0 ||
@@ -477,7 +499,9 @@ static int store_prepare_agents(struct store *st)
                       " agent_version = ?4, last_seen_ms = ?5,"
                       " clock_offset_ms = ?6, drop_first_seq = ?7,"
                       " drop_last_seq = ?8, drop_count = ?9,"
-                      " drop_last_ms = ?10, clock_window = ?11"
+                      " drop_last_ms = ?10, clock_window = ?11,"
+                      " drop_report_ms = coalesce(?12, drop_report_ms),"
+                      " spool_events = ?13, spool_bytes = ?14"
                       " WHERE id = ?1",
                       &st->agent_upd) < 0)
         return -EIO;
@@ -490,7 +514,7 @@ void store_finalize_all(struct store *st)
         &st->agent_get, &st->agent_ins, &st->agent_upd, &st->event_ins,
         &st->seq_scan, &st->seq_range, &st->events_expire,
         &st->texts_window, &st->texts_expire, &st->probe_ins,
-        &st->off_last, &st->off_ins, &st->seq_max,
+        &st->off_last, &st->off_ins, &st->seq_max, &st->now_put,
         &st->probe_del, &st->begin,
         &st->commit, &st->rollback, &st->sp_begin, &st->sp_release,
         &st->sp_rollback, &st->minute.get, &st->minute.put, &st->minute.upd,
@@ -582,29 +606,150 @@ void store_checkpoint(struct store *st)
     st->wal_pages = 0;
 }
 
-int store_query_progress(void *arg);
+int64_t store_env_int(const char *name, int64_t lo, int64_t hi,
+                      int64_t def)
+{
+    const char *v = getenv(name);
+    char *end;
+    long long n;
+
+    if (!v || !*v)
+        return def;
+    n = strtoll(v, &end, 10);
+    if (*end || n < lo || n > hi) {
+        log_msg(LOGL_WARN, "store", "%s=%s is not %lld to %lld: %lld", name,
+                v, (long long)lo, (long long)hi, (long long)def);
+        return def;
+    }
+    return n;
+}
+
+/* Why a thread that calls sqlite3_interrupt, not a progress handler:
+ * quick_check walks every b-tree inside one virtual machine instruction
+ * (OP_IntegrityCk), and SQLite 3.40 (Debian 12's) calls the progress
+ * handler only between instructions, so a handler's deadline is seen
+ * once the whole file was read: 324 s late on a cold 5.4 GiB file
+ * (bench/RESULTS.md). The b-tree walk does look at the interrupt flag at
+ * every page it visits, so an interrupt stops it within one page read.
+ * A smaller progress step would change nothing (the one instruction is
+ * the walk), and PRAGMA quick_check(N) bounds the errors reported, not
+ * the pages read. Checking the file's header and freelist at start and
+ * the rest later, in the background, would leave a damaged file serving
+ * until then; a bounded check keeps "damaged: refused at start" for every
+ * file checked in time, and says so of the others. */
+struct store_check_timer {
+    sqlite3 *db;                /* borrowed; open until the timer ends */
+    int64_t until_ns;           /* monotonic */
+    int done;                   /* under lock: the check returned */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;        /* on CLOCK_MONOTONIC */
+};
+
+static void *store_check_timer_run(void *arg)
+{
+    struct store_check_timer *t = arg;
+
+    pthread_mutex_lock(&t->lock);
+    while (!t->done) {
+        int64_t left = t->until_ns - store_mono_ns();
+        struct timespec ts;
+
+        if (left <= 0) {
+            sqlite3_interrupt(t->db);
+            left = (int64_t)STORE_CHECK_AGAIN_MS * 1000000;
+        }
+        store_mono_deadline(&ts, (left + 999999) / 1000000);
+        pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+/* The check's statement has started (its first instruction, after SQLite
+ * cleared any earlier interrupt): a deadline passed already interrupts
+ * it here, so that even a 0 ms deadline stops the check on any file. */
+static int store_check_started(unsigned type, void *ctx, void *p, void *x)
+{
+    struct store_check_timer *t = ctx;
+
+    (void)type;
+    (void)p;
+    (void)x;
+    if (store_mono_ns() >= t->until_ns)
+        sqlite3_interrupt(t->db);
+    return 0;
+}
+
+/* Starts @t's thread on @db: 0, or -errno and no thread. */
+static int store_check_timer_start(struct store_check_timer *t, sqlite3 *db,
+                                   int64_t ms, pthread_t *th)
+{
+    pthread_condattr_t ca;
+    int rc;
+
+    memset(t, 0, sizeof(*t));
+    t->db = db;
+    t->until_ns = store_mono_ns() + ms * 1000000;
+    if (pthread_condattr_init(&ca) != 0)
+        return -ENOMEM;
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(&t->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0)
+        return -rc;
+    pthread_mutex_init(&t->lock, NULL);
+    rc = pthread_create(th, NULL, store_check_timer_run, t);
+    if (rc != 0) {
+        pthread_mutex_destroy(&t->lock);
+        pthread_cond_destroy(&t->cond);
+    }
+    return -rc;
+}
+
+/* Ends @t's thread: no interrupt comes after this. */
+static void store_check_timer_stop(struct store_check_timer *t, pthread_t th)
+{
+    pthread_mutex_lock(&t->lock);
+    t->done = 1;
+    pthread_cond_signal(&t->cond);
+    pthread_mutex_unlock(&t->lock);
+    pthread_join(th, NULL);
+    pthread_mutex_destroy(&t->lock);
+    pthread_cond_destroy(&t->cond);
+}
 
 /* PRAGMA quick_check, on a connection of its own (the writer's page cache
- * stays as cold as after any start) and stopped after STORE_CHECK_MS: then
- * the collector starts unchecked, and says so. A damaged page it finds,
- * or a file that is not a database at all: -EUCLEAN, corrupt state. */
+ * stays as cold as after any start) and interrupted at its deadline
+ * (store_check_ms): then the collector starts unchecked, and says so. A
+ * damaged page it finds, or a file that is not a database at all:
+ * -EUCLEAN, corrupt state. */
 static int store_quick_check(struct store *st)
 {
+    struct store_check_timer t;
+    pthread_t th;
     sqlite3 *db = NULL;
     sqlite3_stmt *s = NULL;
-    int64_t until = store_mono_ns() + (int64_t)STORE_CHECK_MS * 1000000;
+    /* Tests cut the check short on a small file. */
+    int64_t ms = store_env_int("SEXTANT_STORE_CHECK_MS", 0,
+                               STORE_CHECK_MS_MAX, STORE_CHECK_MS);
     int rc = -EIO, step;
 
     if (sqlite3_open_v2(st->path, &db, SQLITE_OPEN_READONLY |
                         SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
         goto out;
     sqlite3_busy_timeout(db, STORE_BUSY_MS);
-    sqlite3_progress_handler(db, STORE_PROGRESS_OPS, store_query_progress,
-                             &until);
     if (sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &s, NULL) !=
         SQLITE_OK)
         goto out;
+    if (store_check_timer_start(&t, db, ms, &th) < 0) {
+        log_msg(LOGL_ERROR, "store", "quick_check of %s: no timer thread",
+                st->path);
+        goto out;
+    }
+    sqlite3_trace_v2(db, SQLITE_TRACE_STMT, store_check_started, &t);
     step = sqlite3_step(s);
+    store_check_timer_stop(&t, th);
     if (step == SQLITE_ROW) {
         const char *res = (const char *)sqlite3_column_text(s, 0);
         char why[128];
@@ -616,8 +761,8 @@ static int store_quick_check(struct store *st)
             rc = -EUCLEAN;
         }
     } else if (step == SQLITE_INTERRUPT) {
-        log_msg(LOGL_WARN, "store", "quick_check of %s not done after %d "
-                "ms: starting unchecked", st->path, STORE_CHECK_MS);
+        log_msg(LOGL_WARN, "store", "quick_check of %s not done after %lld "
+                "ms: starting unchecked", st->path, (long long)ms);
         rc = 0;
     }
 out:
@@ -689,6 +834,8 @@ int store_setup(struct store *st)
      * of that group wait for it): the hook only notes the WAL's size. */
     sqlite3_wal_hook(db, store_wal_hook, st);
     rc = store_migrate(st);
+    if (rc == 0)                /* events6 is gone: every event in place */
+        rc = store_now_backfill(st);
     if (rc == 0)
         rc = store_prepare_all(st);
     if (rc == 0)

@@ -75,13 +75,17 @@
 /* from/to are on the corrected clock too. The time index still narrows
  * the scan: no event is corrected by more than the largest offset ever
  * recorded (one scalar subquery, run once; agent_offsets has a row per
- * agent and offset change, read whole). */
+ * agent and offset change, read whole). ?15 stops the scan earlier, at
+ * an agent-clock time store_query.c picks so that the page is likely
+ * within it (store_timeline_span): the sort is of the page and its
+ * margin, not of the rest of the window. */
+#define MAX_OFFSET_SQL \
+    "SELECT coalesce(max(abs(offset_ms)), 0) AS ms FROM agent_offsets"
 #define CORRECTED_WHERE \
-    "WITH m AS (SELECT coalesce(max(abs(offset_ms)), 0) AS ms" \
-    "  FROM agent_offsets)" \
+    "WITH m AS (" MAX_OFFSET_SQL ")" \
     TIMELINE_SELECT(CORRECTED_SQL) \
     " WHERE e.unix_ms >= ?1 - (SELECT ms FROM m)" \
-    "   AND e.unix_ms < ?2 + (SELECT ms FROM m)" \
+    "   AND e.unix_ms < min(?2 + (SELECT ms FROM m), ?15)" \
     "   AND " CORRECTED_SQL " >= ?1" \
     "   AND " CORRECTED_SQL " < ?2" PAGE(CORRECTED_SQL)
 #define CORRECTED_ORDER " ORDER BY " CORRECTED_SQL ", e.id LIMIT ?4"
@@ -187,6 +191,8 @@ const char *const store_sql[STORE_SQL_COUNT] = {
          " GROUP BY cluster ORDER BY cluster"),
     /* The newest event: a first page's bound (see PAGE). */
     [STORE_SQL_MAX_ID] = "SELECT max(id) FROM events",
+    /* The largest clock offset: how far the corrected order reaches. */
+    [STORE_SQL_MAX_OFFSET] = MAX_OFFSET_SQL,
 };
 
 int store_sql_timeline(int corrected, int cluster, int region,

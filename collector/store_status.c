@@ -1,6 +1,7 @@
 /* store_status.c -- the store's side of GET /api/v1/status and
- * /api/v1/services: every (cluster, target)'s health now, from the latest
- * state event of each agent, with its last probe result; and a set of
+ * /api/v1/services: every (cluster, target)'s health now, from each
+ * agent's latest state event and last probe as target_now holds them
+ * (kept by the writer, store_now.c); and a set of
  * targets' probe count, failures and latency percentiles over a window,
  * from the rollups. Read-only, through the read pool (store_query.c's
  * hooks, store_priv.h); the SQL is this file's own table. The services'
@@ -17,43 +18,31 @@
 #include "jsonw.h"
 
 #define STORE_STATUS_BYTES (16u << 20)  /* reply cap */
-/* A last probe is looked for from this long before the agent's latest
- * state event on: the probe that changed the state is at that time, so
- * the index walk back from the newest probe of the target stops here for
- * an agent that no longer probes it. */
-#define STORE_STATUS_PROBE_SLACK_MS 3600000LL
 
-/* The corrected time (agent time + the agent's offset now) of e.unix_ms,
- * as {"ms","utc"} parts. */
-#define ST_CORRECTED \
-    "(e.unix_ms + coalesce(CAST(round(a.clock_offset_ms) AS INTEGER), 0))"
+/* The corrected time (agent time + the agent's offset now) of @col, and
+ * its UTC text. */
+#define ST_CORRECTED(col) \
+    "(" col " + coalesce(CAST(round(a.clock_offset_ms) AS INTEGER), 0))"
 #define ST_UTC(ms) "strftime('%Y-%m-%dT%H:%M:%fZ', " ms " / 1000.0," \
     " 'unixepoch')"
 
-/* The latest state event per (cluster, node, target): one walk over the
- * state events (few: one per health change) in the partial kind index,
- * never over the probes. An agent's epochs (restarts) are one node:
- * max() takes the latest, and SQLite gives the bare columns of that row.
- * The last probe of each row is then one index walk back on (target_id,
- * unix_ms) from the newest probe of the target (ST_PROBE). */
+/* Every (cluster, node, target) with a state event, from target_now (one
+ * row per agent and target, kept by the writer: store_now.c), never from
+ * the history. An agent's epochs (restarts) are one node: max() takes
+ * the latest state, and SQLite gives the bare columns of that row, its
+ * last probe included. */
 static const char st_state_sql[] =
-    "SELECT a.cluster, a.region, a.node, tg.name, e.agent_id,"
-    " e.target_id, max(e.unix_ms), json_extract(e.data, '$.to'),"
-    " " ST_CORRECTED ", " ST_UTC(ST_CORRECTED)
-    " FROM events e JOIN agents a ON a.id = e.agent_id"
-    " JOIN targets tg ON tg.id = e.target_id"
-    " WHERE e.kind_id = (SELECT id FROM kinds WHERE name = 'state')"
-    "   AND e.data IS NOT NULL"
-    " GROUP BY a.cluster, a.node, e.target_id"
+    "SELECT a.cluster, a.region, a.node, tg.name, max(n.state_ms),"
+    " n.health, " ST_CORRECTED("n.state_ms") ", "
+    ST_UTC(ST_CORRECTED("n.state_ms")) ","
+    " n.probe_ms IS NOT NULL, n.ok, n.status, n.total_us, x.text, "
+    ST_CORRECTED("n.probe_ms") ", " ST_UTC(ST_CORRECTED("n.probe_ms"))
+    " FROM target_now n JOIN agents a ON a.id = n.agent_id"
+    " JOIN targets tg ON tg.id = n.target_id"
+    " LEFT JOIN texts x ON x.id = n.text_id"
+    " WHERE n.state_ms IS NOT NULL"
+    " GROUP BY a.cluster, a.node, n.target_id"
     " ORDER BY a.cluster, tg.name, a.node";
-static const char st_probe_sql[] =
-    "SELECT e.ok, e.status, e.total_us, x.text, " ST_CORRECTED ", "
-    ST_UTC(ST_CORRECTED)
-    " FROM events e CROSS JOIN agents a ON a.id = e.agent_id"
-    " LEFT JOIN texts x ON x.id = e.text_id"
-    " WHERE e.target_id = ?1 AND e.unix_ms >= ?3 AND e.agent_id = ?2"
-    "   AND e.probe_type IS NOT NULL"
-    " ORDER BY e.unix_ms DESC LIMIT 1";
 /* A target's rollups over a window: the (target_id, t) indexes. */
 static const char st_window_minute_sql[] =
     "SELECT count, failures, hist FROM rollup_minute"
@@ -64,10 +53,10 @@ static const char st_window_hour_sql[] =
     " WHERE target_id = (SELECT id FROM targets WHERE name = ?1)"
     "   AND t >= ?2 AND t < ?3";
 
-/* The columns of st_state_sql and st_probe_sql. */
-enum { SS_CLUSTER, SS_REGION, SS_NODE, SS_TARGET, SS_AGENT, SS_TARGET_ID,
-       SS_UNIX_MS, SS_HEALTH, SS_MS, SS_UTC };
-enum { SP_OK, SP_STATUS, SP_TOTAL_US, SP_ERROR, SP_MS, SP_UTC };
+/* The columns of st_state_sql. */
+enum { SS_CLUSTER, SS_REGION, SS_NODE, SS_TARGET, SS_UNIX_MS, SS_HEALTH,
+       SS_MS, SS_UTC, SP_HAS, SP_OK, SP_STATUS, SP_TOTAL_US, SP_ERROR,
+       SP_MS, SP_UTC };
 
 /* "@key": the text of column @col of @s. */
 static void st_kv(struct jsonw *w, const char *key, sqlite3_stmt *s, int col)
@@ -87,51 +76,29 @@ static void st_time(struct jsonw *w, sqlite3_stmt *s, int ms, int utc)
 
 /* The last probe of the agent and target at @s's row, or null, into
  * @w; *@ms its time (INT64_MIN: none). */
-static int st_last_probe(struct store *st, struct store_reader *r,
-                         sqlite3_stmt *s, struct jsonw *w, int64_t *ms)
+static void st_last_probe(sqlite3_stmt *s, struct jsonw *w, int64_t *ms)
 {
-    sqlite3_stmt *p = NULL;
     const char *err;
-    int rc = -EIO, step;
 
-    if (store_reader_stmt_sql(r, st_probe_sql, &p) < 0 ||
-        sqlite3_bind_int64(p, 1, sqlite3_column_int64(s, SS_TARGET_ID)) !=
-            SQLITE_OK ||
-        sqlite3_bind_int64(p, 2, sqlite3_column_int64(s, SS_AGENT)) !=
-            SQLITE_OK ||
-        sqlite3_bind_int64(p, 3, sqlite3_column_int64(s, SS_UNIX_MS) -
-                                     STORE_STATUS_PROBE_SLACK_MS) !=
-            SQLITE_OK)
-        goto out;
     *ms = INT64_MIN;
-    step = sqlite3_step(p);
-    if (step == SQLITE_DONE) {
+    if (!sqlite3_column_int(s, SP_HAS)) {
         jsonw_null(w);
-        rc = 0;
-        goto out;
+        return;
     }
-    if (step != SQLITE_ROW) {
-        rc = store_query_error(st, r->db);
-        goto out;
-    }
-    err = (const char *)sqlite3_column_text(p, SP_ERROR);
-    *ms = sqlite3_column_int64(p, SP_MS);
+    err = (const char *)sqlite3_column_text(s, SP_ERROR);
+    *ms = sqlite3_column_int64(s, SP_MS);
     jsonw_obj_begin(w);
     jsonw_key(w, "time");
-    st_time(w, p, SP_MS, SP_UTC);
+    st_time(w, s, SP_MS, SP_UTC);
     jsonw_key(w, "ok");
-    jsonw_bool(w, sqlite3_column_int64(p, SP_OK) != 0);
+    jsonw_bool(w, sqlite3_column_int64(s, SP_OK) != 0);
     jsonw_key(w, "status");
-    jsonw_int(w, sqlite3_column_int64(p, SP_STATUS));
+    jsonw_int(w, sqlite3_column_int64(s, SP_STATUS));
     jsonw_key(w, "total_ms");
-    jsonw_double(w, (double)sqlite3_column_int64(p, SP_TOTAL_US) / 1000.0);
+    jsonw_double(w, (double)sqlite3_column_int64(s, SP_TOTAL_US) / 1000.0);
     jsonw_key(w, "error");
     jsonw_str(w, err ? err : "");
     jsonw_obj_end(w);
-    rc = 0;
-out:
-    store_stmt_done(p);
-    return rc;
 }
 
 /* One (cluster, target) as it is being written: its agents' array is
@@ -187,17 +154,13 @@ static void st_group_begin(struct jsonw *w, struct st_group *g,
 
 /* The agent's last probe (its row at @s): into the agent's object, and
  * kept as the group's when it is the latest so far. */
-static int st_group_last(struct store *st, struct store_reader *r,
-                         struct jsonw *w, struct st_group *g,
+static int st_group_last(struct jsonw *w, struct st_group *g,
                          sqlite3_stmt *s)
 {
     int64_t ms;
-    int rc;
 
     jsonw_reset(&g->one);
-    rc = st_last_probe(st, r, s, &g->one, &ms);
-    if (rc < 0)
-        return rc;
+    st_last_probe(s, &g->one, &ms);
     if (g->one.err)
         return g->one.err;
     jsonw_value(w, g->one.buf);
@@ -272,7 +235,7 @@ int store_targets_status(struct store *st, char **out, size_t *out_len)
             snprintf(prev_tg, sizeof(prev_tg), "%s", tg);
         }
         st_group_agent(&w, &g, s);
-        rc = st_group_last(st, r, &w, &g, s);
+        rc = st_group_last(&w, &g, s);
         if (rc < 0)
             goto out;
         jsonw_obj_end(&w);

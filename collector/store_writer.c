@@ -60,6 +60,7 @@ static void store_group(struct store *st, struct store_job *jobs)
         store_group_error(st, why, sizeof(why));
     for (struct store_job *j = jobs; j; j = j->next) {
         size_t mark = st->n_samples, inc_batch = store_inc_mark(st);
+        size_t now_mark = st->n_now;
 
         n++;
         bytes += j->cost;
@@ -71,6 +72,7 @@ static void store_group(struct store *st, struct store_job *jobs)
                 store_group_error(st, why, sizeof(why));
             /* This batch alone is undone; the group goes on. */
             st->n_samples = mark;
+            st->n_now = now_mark;
             store_inc_undo(st, inc_batch);
             store_dims_reset(st);
             if (store_step_done(st->sp_rollback) < 0)
@@ -81,6 +83,8 @@ static void store_group(struct store *st, struct store_job *jobs)
             rc = -EIO;
     }
     if (rc == 0)
+        rc = store_now_flush(st);       /* before COMMIT: same txn */
+    if (rc == 0)
         rc = store_rollups_flush(st, util_now_ms());
     if (rc == 0)
         rc = store_step_done(st->commit);
@@ -90,6 +94,7 @@ static void store_group(struct store *st, struct store_job *jobs)
             store_step_done(st->rollback);
         store_dims_reset(st);
         st->n_samples = 0;
+        st->n_now = 0;
         store_inc_undo(st, inc_mark);
         for (struct store_job *j = jobs; j; j = j->next)
             j->rc = -EIO;
@@ -267,7 +272,7 @@ void *store_writer(void *arg)
 
     rc = store_setup(st);
     if (rc == 0)
-        rc = store_inc_open(st);        /* rebuilt before ready */
+        rc = store_inc_open(st);        /* rebuilt beside ingest */
     if (rc < 0 && rc != -EUCLEAN && store_check_corrupt(st, st->wdb))
         rc = -EUCLEAN;
     pthread_mutex_lock(&st->qlock);

@@ -47,21 +47,6 @@ int web_is_route(const char *url)
                == 0;
 }
 
-/* 1 if @p is a path we could have embedded (tools/embed.c takes the same
- * ones): bounded, of [A-Za-z0-9._/-], no empty segment, none starting
- * with '.' (so no "..", no hidden files). The table is searched only
- * after this, which keeps anything odd away from it. */
-static int web_path_ok(const char *p)
-{
-    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
-                             "TUVWXYZ0123456789._-/";
-    size_t n = strlen(p);
-
-    return n > 0 && n <= WEB_MAX_PATH && strspn(p, ok) == n &&
-           p[0] != '.' && p[0] != '/' && p[n - 1] != '/' &&
-           !strstr(p, "/.") && !strstr(p, "//");
-}
-
 /* The asset @url names, or NULL: "/" is index.html; "/assets/<id>/<p>"
  * is <p> when <id> is this build's (index.html is not an asset there). */
 static const struct web_asset *web_find(const char *url)
@@ -76,7 +61,7 @@ static const struct web_asset *web_find(const char *url)
     if (strncmp(p, web_build_id, WEB_ID_LEN) != 0 || p[WEB_ID_LEN] != '/')
         return NULL;
     p += WEB_ID_LEN + 1;
-    if (!web_path_ok(p) || strcmp(p, WEB_INDEX) == 0)
+    if (!util_safe_relpath(p, WEB_MAX_PATH) || strcmp(p, WEB_INDEX) == 0)
         return NULL;
     return web_lookup(p);
 }

@@ -48,3 +48,13 @@ add_custom_command(
     DEPENDS sextant-embed ${WEB_DEPS} ${WEB_NPM}/npm-ci.stamp
     COMMENT "embedding the dashboard (web/src, uPlot) into web_assets.c"
     VERBATIM)
+
+# Same input, same bytes, whatever the order the files are named in: the
+# tool run again on them in reverse order writes the build's table again.
+set(WEB_ARGS_REV ${WEB_ARGS})
+list(REVERSE WEB_ARGS_REV)
+add_test(NAME collector_web_embed_deterministic
+         COMMAND bash -c "\"$1\" \"$2\" \"\${@:3}\" && cmp \"$2\" \"$0\""
+                 ${WEB_ASSETS_C} $<TARGET_FILE:sextant-embed>
+                 ${CMAKE_CURRENT_BINARY_DIR}/web_assets_again.c
+                 ${WEB_ARGS_REV})

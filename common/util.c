@@ -1,5 +1,5 @@
-/* util.c -- clocks, randomness, host:port parsing, bounded file reads and
- * the FNV-1a hash. */
+/* util.c -- clocks, randomness, host:port parsing, bounded file reads, the
+ * FNV-1a hash and safe relative paths. */
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -134,6 +134,17 @@ uint64_t util_fnv1a64(uint64_t h, const void *p, size_t len)
         h *= 1099511628211ull;
     }
     return h;
+}
+
+int util_safe_relpath(const char *p, size_t max)
+{
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+                             "TUVWXYZ0123456789._-/";
+    size_t n = strlen(p);
+
+    return n > 0 && n <= max && strspn(p, ok) == n && p[0] != '.' &&
+           p[0] != '/' && p[n - 1] != '/' && !strstr(p, "/.") &&
+           !strstr(p, "//");
 }
 
 void util_rtrim(char *s)

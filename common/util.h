@@ -1,6 +1,6 @@
 /* util.h -- small helpers shared by agent and collector: clocks, random
  * numbers, host:port parsing and socket addresses, varints, bounded file
- * reads, UTF-8, the FNV-1a hash. */
+ * reads, UTF-8, the FNV-1a hash, safe relative paths. */
 #ifndef SEXTANT_UTIL_H
 #define SEXTANT_UTIL_H
 
@@ -41,6 +41,12 @@ size_t util_utf8_char(const unsigned char *s, size_t n, uint32_t *cp);
  * collector/web.c). Not for anything an attacker must not collide. */
 #define UTIL_FNV1A64_INIT 1469598103934665603ull
 uint64_t util_fnv1a64(uint64_t h, const void *p, size_t len);
+
+/* 1 if @p is a relative path safe to look up under a folder: at most @max
+ * bytes of [A-Za-z0-9._/-], no empty segment, none starting with '.' (so
+ * no "..", no hidden files). The dashboard's asset names (tools/embed.c
+ * takes only these; collector/web.c serves only these). */
+int util_safe_relpath(const char *p, size_t max);
 
 /* Trims trailing whitespace (a token file's newline) in place. */
 void util_rtrim(char *s);

@@ -1,6 +1,8 @@
-/* wire.h -- the only code that touches protobuf-c and zlib. Builds, packs,
- * deflates, inflates (with an output cap), unpacks and validates the
- * messages of sextant.proto. Agent and collector both link it.
+/* wire.h -- the only code that touches protobuf-c, and the only zlib user
+ * on network input (collector/web.c gunzips only the dashboard's own
+ * embedded files). Builds, packs, deflates, inflates (with an output cap),
+ * unpacks and validates the messages of sextant.proto. Agent and
+ * collector both link it.
  *
  * Errors are negative errno values:
  *   -EMSGSIZE  output or input over a cap (inflate cap, string length, ...)

@@ -11,6 +11,8 @@ PKGS=(
     libcmocka-dev sqlite3 jq curl       # tests
     dnsmasq-base openssl prometheus
     nodejs                              # API replies vs docs/openapi.yaml
+                                        # and the dashboard's build (npm)
+    chromium                            # browser tests (tests/web/)
     clang libclang-rt-14-dev            # fuzzing (tests/fuzz/run.sh)
 )
 

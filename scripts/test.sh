@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# test.sh -- installs the API tests' node modules (npm ci), builds Sextant
-# twice, plainly and with AddressSanitizer +
-# UndefinedBehaviorSanitizer, and runs every test (ctest) against both;
+# test.sh -- installs the API and browser tests' node modules (npm ci),
+# builds Sextant twice, plainly and with AddressSanitizer +
+# UndefinedBehaviorSanitizer, and runs every test (ctest) against both
+# (the browser test, label "browser", against the plain build only);
 # first, with CI=true or FUZZ=1, the libFuzzer harnesses (tests/fuzz/run.sh),
 # so that ctest's summary is the last thing printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The API tests check every reply against docs/openapi.yaml with node
-# modules pinned in tests/openapi/package-lock.json.
-echo "== node modules (tests/openapi, npm ci)"
+# modules pinned in tests/openapi/package-lock.json; the browser tests
+# (web_dashboard) drive chromium with those in tests/web/.
+echo "== node modules (tests/openapi, tests/web, npm ci)"
 npm ci --prefix tests/openapi --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/web --no-audit --no-fund --loglevel=error
 
 # A few minutes of fuzzing: CI always runs it, a developer opts in.
 if [ "${CI:-}" = true ] || [ "${FUZZ:-}" = 1 ]; then
@@ -33,5 +36,9 @@ for variant in plain sanitize; do
         || { cat "$dir/configure.log"; exit 1; }
     cmake --build "$dir" -j"$(nproc)"
     echo "== $variant tests"
-    (cd "$dir" && ctest --output-on-failure -j2)
+    # The browser test (label "browser", tests/web.cmake) in the plain
+    # build only.
+    skip=()
+    [ "$variant" = sanitize ] && skip=(-LE browser)
+    (cd "$dir" && ctest --output-on-failure -j2 "${skip[@]}")
 done

@@ -270,7 +270,7 @@ make_v1_db "$DB1"
 sqlite3 "$DB1" \
     "INSERT INTO agents VALUES (1, 'test', 'r', 'n1', 42, 7, 'old', 1, 1)"
 start_collector "$DB1"
-assert_eq "$(sqlite3 "$DB1" 'PRAGMA user_version')" 8 "migrated"
+assert_eq "$(sqlite3 "$DB1" 'PRAGMA user_version')" 9 "migrated"
 assert_eq "$(send --seq 5-9)" "200 9" "watermark kept across the migration"
 assert_eq "$(sqlite3 "$DB1" "SELECT count(*) FROM events_full")" 2 \
     "only 8 and 9 are new"

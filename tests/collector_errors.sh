@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 
 DB=$TMP/c.db
-write_collector_config "$TMP/collector.yaml"
+write_collector_config_keep "$TMP/collector.yaml"
 # A small inflate cap, so a 64 MiB zlib bomb is well over it.
 printf 'limits:\n  max_inflated: 16MiB\n' >> "$TMP/collector.yaml"
 start_collector "$DB"

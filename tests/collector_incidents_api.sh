@@ -20,25 +20,10 @@
 READ=read-token-0123456789
 NOTE=annotate-token-0123456789
 
-# The zoo's agents are region eu-west-1 and probe checkout-api there;
-# us-east-1 is the standby, reached through app.global.test.
+# tests/fixtures/services.yaml: the zoo's agents are region eu-west-1 and
+# probe checkout-api there; us-east-1 is the standby.
 write_services() {
-    cat >> "$1" <<YAML
-services:
-  - name: checkout
-    global_name: app.global.test
-    pattern: active-passive
-    regions:
-      - name: eu-west-1
-        role: primary
-        targets: [checkout-api]
-        answers: [127.0.1.1]
-      - name: us-east-1
-        role: standby
-        targets: [checkout-us]
-        answers: [127.0.2.1]
-    global_targets: [app.global.test]
-YAML
+    cat "$(dirname "$0")/fixtures/services.yaml" >> "$1"
 }
 
 # A webhook receiver on loopback: one line per POST it got.

@@ -39,7 +39,7 @@ api_valid GET "/api/v1/timeline?from=0&to=1" 503 "$TMP/tl.json"
 wait_for "$TMP/collector.log" ', ready$'
 assert_eq "$(curl -sS -o /dev/null -w '%{http_code}' "$URL/readyz")" 200 \
     "/readyz once migrated"
-assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 8 "schema version"
+assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 9 "schema version"
 assert_eq "$("$INGEST_CLIENT" --url "$URL/v1/ingest" --token "$TOKEN" \
              --seq 1-3)" "200 3" "the batch, retried"
 assert_eq "$(sqlite3 "$DB" 'SELECT count(*) FROM events')" 3 "stored once"

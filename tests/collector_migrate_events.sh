@@ -49,8 +49,9 @@ DB=$TMP/v5.db
 sqlite3 "$DB" < "$FX/store.sql"
 assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 5 "the fixture's schema"
 sqlite3 "$DB" "$FULL" > "$TMP/full.before"
+write_collector_config_keep "$TMP/collector.yaml"
 start_collector "$DB"
-assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 8 "schema version"
+assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 9 "schema version"
 same_answers "migrated"
 sqlite3 "$DB" "$FULL" > "$TMP/full.after"
 cmp -s "$TMP/full.before" "$TMP/full.after" ||
@@ -101,7 +102,7 @@ assert_eq "$(sqlite3 "$BIG" 'SELECT count(*) FROM sqlite_schema
     "killed before the migration ended (else make the copy larger)"
 # Version 6 from the migration's first step: a schema 5 collector refuses
 # a file whose events are half moved.
-assert_eq "$(sqlite3 "$BIG" 'PRAGMA user_version')" 8 "version mid-way"
+assert_eq "$(sqlite3 "$BIG" 'PRAGMA user_version')" 9 "version mid-way"
 unset SEXTANT_STORE_MIGRATE_CHUNK
 NO_WAIT_READY=1 start_collector "$BIG"
 # The rest in one chunk of the default size: generous, for a loaded
@@ -111,7 +112,7 @@ wait_until 300 "the resumed migration ends" \
 grep -q 'migrating events to schema 6: resuming after id [1-9]' \
     "$TMP/collector.log" || fail "the migration started over"
 stop_collector
-assert_eq "$(sqlite3 "$BIG" 'PRAGMA user_version')" 8 "schema version"
+assert_eq "$(sqlite3 "$BIG" 'PRAGMA user_version')" 9 "schema version"
 assert_eq "$(sqlite3 "$BIG" 'SELECT count(*) FROM events')" "$N" "events"
 assert_eq "$(sqlite3 "$BIG" 'SELECT count(*) FROM sqlite_schema
     WHERE name = '"'"'events6'"'"'')" 0 "the migration's table is gone"
@@ -131,7 +132,7 @@ sqlite3 "$BAD" "INSERT INTO events (agent_id, seq, unix_ms, recv_ms, kind_id,
 n=$(sqlite3 "$BAD" 'SELECT count(*) FROM events')
 start_collector "$BAD"
 stop_collector
-assert_eq "$(sqlite3 "$BAD" 'PRAGMA user_version')" 8 "damaged: version"
+assert_eq "$(sqlite3 "$BAD" 'PRAGMA user_version')" 9 "damaged: version"
 assert_eq "$(sqlite3 "$BAD" 'SELECT count(*) FROM events')" "$n" \
     "damaged: every event moved"
 assert_eq "$(sqlite3 "$BAD" "SELECT data FROM events WHERE seq = 1000000")" \

@@ -21,14 +21,15 @@ kind_of() {
         WHERE json_valid(e.data) AND json_extract(e.data, '\$.kind') = '$2'"
 }
 
-# as_schema6 DB: takes a schema 8 database back to what a schema 6
-# collector left: without migration 7's and 8's tables and columns, kind
-# "marker" or version.
+# as_schema6 DB: takes a schema 9 database back to what a schema 6
+# collector left: without migration 7's, 8's and 9's tables and columns,
+# kind "marker" or version.
 as_schema6() {
     sqlite3 "$1" "DROP TABLE agent_offsets; DROP TABLE incidents;
         DROP TABLE annotations; DROP TABLE target_now;
         ALTER TABLE agents DROP COLUMN spool_events;
         ALTER TABLE agents DROP COLUMN spool_bytes;
+        ALTER TABLE agents DROP COLUMN drop_report_ms;
         DELETE FROM kinds WHERE name = 'marker'
             AND id NOT IN (SELECT kind_id FROM events);
         PRAGMA user_version = 6;"
@@ -54,7 +55,7 @@ as_schema6 "$DB"
 operator_events "$DB" events 1000000
 assert_eq "$(kind_of "$DB" deploy)" failover "schema 6: a deploy is a failover"
 start_collector "$DB"
-assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 8 "schema version"
+assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 9 "schema version"
 assert_eq "$(kind_of "$DB" deploy)" marker "migrated: the deploy"
 assert_eq "$(kind_of "$DB" drill)" marker "migrated: the drill"
 assert_eq "$(kind_of "$DB" manual)" failover "migrated: manual failovers"
@@ -90,7 +91,7 @@ NO_WAIT_READY=1 start_collector "$BIG"
 wait_until 300 "the resumed move ends" \
     has_line "$TMP/collector.log" ', ready$'
 stop_collector
-assert_eq "$(sqlite3 "$BIG" 'PRAGMA user_version')" 8 "moved: version"
+assert_eq "$(sqlite3 "$BIG" 'PRAGMA user_version')" 9 "moved: version"
 assert_eq "$(kind_of "$BIG" deploy)" marker "moved early: the deploy"
 assert_eq "$(kind_of "$BIG" drill)" marker "moved early: the drill"
 assert_eq "$(kind_of "$BIG" manual)" failover "moved: manual failovers"

@@ -62,8 +62,12 @@ unknown "target=ap" \
     'target: the store has never seen a target "ap"; close: "api"'
 unknown "kind=probe,prbe" \
     'kind: the store has never seen a kind "prbe"; close: "probe"'
+# The ten kinds the API knows (api.c's api_kinds), probe and state among
+# them, the two this store holds: each counted once.
 unknown "kind=zzzzzzzz" \
-    'kind: the store has never seen a kind "zzzzzzzz"; none of the 12 it knows is close'
+    'kind: the store has never seen a kind "zzzzzzzz"; none of the 10 it knows is close'
+unknown "service=checkout" \
+    'service: the config has no service "checkout"; it has none'
 unknown "cluster=test&target=nothing-like-it" \
     'target: the store has never seen a target "nothing-like-it"; none of the 2 it knows is close'
 for bad in "kind=probe," "kind=,probe" "kind=probe,,state"; do

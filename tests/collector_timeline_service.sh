@@ -7,33 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 
 write_collector_config "$TMP/collector.yaml"
-cat >> "$TMP/collector.yaml" <<'YAML'
-services:
-  - name: checkout
-    global_name: app.global.test
-    pattern: active-passive
-    regions:
-      - name: eu-west-1
-        role: primary
-        targets: [checkout-api]
-        answers: [127.0.1.1]
-      - name: us-east-1
-        role: standby
-        targets: [db-tcp]
-        answers: [127.0.2.1]
-        lag:
-          metric: replication_lag_seconds
-          target: queue-depth
-    global_targets: [app.global.test]
-  - name: kube
-    global_name: kube.global.test
-    pattern: sharded
-    regions:
-      - name: ap-southeast-1
-        targets: [kube-api]
-        answers: [127.0.3.1]
-    global_targets: [kube-global]
-YAML
+cat "$(dirname "$0")/fixtures/services.yaml" >> "$TMP/collector.yaml"
 DB=$TMP/c.db
 start_collector "$DB"
 
@@ -82,6 +56,12 @@ bad "timeline?$W&service=checkot" \
     'service: the config has no service "checkot"; close: "checkout"'
 bad "timeline?$W&service=zzzzzzzzzz" \
     'service: the config has no service "zzzzzzzzzz"; none of the 2 it has is close'
+bad "incidents?service=checkot" \
+    'service: the config has no service "checkot"; close: "checkout"'
+assert_eq "$(api_code "api/v1/services/chekout")" 404 "status of a typo"
+assert_eq "$(jq -r '.error + ": " + .detail' "$TMP/body")" \
+    'not found: name: the config has no service "chekout"; close: "checkout"' \
+    "detail of a typo"
 bad "timeline?$W&service=checkout&target=db-tcp" \
     'service: give either target or service'
 

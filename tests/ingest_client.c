@@ -1,11 +1,11 @@
 /* ingest_client.c -- a test client for POST /v1/ingest: builds a batch of
  * probe events with chosen seqs (or a deliberately bad body, or events
  * with absurd fields), with chosen delivery fields (oldest_seq, drops,
- * send time, previous RTT), sends it with chosen headers, over HTTPS with
- * chosen certificates if asked, and prints one line: "STATUS ACKED_SEQ"
- * for a 200 with an Ack, "STATUS BODY" otherwise ("0 transport error:
- * MESSAGE" if no response came). Exit 0 when a response came back, 1 if
- * the request failed, 2 on bad usage.
+ * send time, previous RTT, spool backlog), sends it with chosen headers,
+ * over HTTPS with chosen certificates if asked, and prints one line:
+ * "STATUS ACKED_SEQ" for a 200 with an Ack, "STATUS BODY" otherwise ("0
+ * transport error: MESSAGE" if no response came). Exit 0 when a
+ * response came back, 1 if the request failed, 2 on bad usage.
  *
  * With --batches N it posts N batches of --batch-size events one after
  * the other on one connection, as fast as the collector acks them, and
@@ -59,6 +59,8 @@ struct client_hdr {
     int64_t sent_ms;                /* 0: not sent */
     uint32_t rtt_us;
     const char *region;             /* the agent's region */
+    uint64_t spool_events;          /* Batch.spool_events, spool_bytes */
+    uint64_t spool_bytes;
 };
 
 /* What every event of a batch carries besides its seq. */
@@ -198,6 +200,8 @@ static int client_batch(const char *cluster, const char *node,
     b.sent_unix_ms = hdr->sent_ms;
     b.prev_rtt_us = hdr->rtt_us;
     b.oldest_seq = hdr->oldest_seq;
+    b.spool_events = hdr->spool_events;
+    b.spool_bytes = hdr->spool_bytes;
     if (hdr->drops.count > 0)
         b.drops = &hdr->drops;
     rc = client_encode(&b, eo, out, out_len);
@@ -347,7 +351,7 @@ static void client_usage(void)
         "  [--pad BYTES] (sends BYTES of zeros as an uncompressed body)\n"
         "  [--oldest-seq N] [--drops COUNT:FIRST-LAST[@FROM_MS-TO_MS]]\n"
         "  [--sent-ms MS] (absolute; +MS or -MS: relative to now; 0 omits;\n"
-        "  default now) [--rtt-us N]\n"
+        "  default now) [--rtt-us N] [--spool EVENTS:BYTES]\n"
         "  [--cacert PEM] [--cert PEM --key PEM] [--insecure]\n"
         "  [--dump FILE] (writes the body sent there too)\n"
         "  absurd events: [--target-len N] (N x 'x') [--target-hex HEX]\n"
@@ -445,6 +449,7 @@ int main(int argc, char **argv)
         { "batches", required_argument, NULL, 'N' },
         { "batch-size", required_argument, NULL, 'Z' },
         { "region", required_argument, NULL, 'G' },
+        { "spool", required_argument, NULL, 'P' },
         { NULL, 0, NULL, 0 },
     };
     const char *url = NULL, *token = NULL, *cluster = "test", *node = "n1";
@@ -522,6 +527,14 @@ int main(int argc, char **argv)
             bh.sent_ms = strtoll(optarg, NULL, 10);
             if (optarg[0] == '+' || optarg[0] == '-')
                 bh.sent_ms += now;
+            break;
+        case 'P':
+            if (sscanf(optarg, "%" SCNu64 ":%" SCNu64, &bh.spool_events,
+                       &bh.spool_bytes) != 2) {
+                client_usage();
+                rc = 2;
+                goto out;
+            }
             break;
         case 'd':
             n_scan = sscanf(optarg, "%" SCNu64 ":%" SCNu64 "-%" SCNu64

@@ -3,7 +3,8 @@
 # replies refuse unlisted fields, and which has a path for every route
 # literal of collector/server_route.c. Then checks that the reply checker
 # refuses what it must: a field the document does not list, an
-# undocumented status, path and query parameter.
+# undocumented status, path and query parameter, and an event whose fields
+# are not its kind's (tests/openapi/event-state.json, a state event).
 . "$(dirname "$0")/lib.sh"
 
 openapi_tools
@@ -44,4 +45,22 @@ echo 'not json' > "$TMP/x.json"
 refused 'not JSON' GET /api/v1/timeline 400 "$TMP/x.json"
 refused 'content type text/html' GET /api/v1/timeline 200 "$TMP/tl.json" \
     text/html
+# Each kind has its own fields: a state event passes; with a probe's
+# fields, a health no one writes, or as a marker of kind failover (only
+# failover events are), it does not.
+EV=$SEXTANT_SRC/tests/openapi/event-state.json
+check GET /api/v1/timeline 200 "$EV" ||
+    fail "a state event refused: $(cat "$TMP/check.log")"
+jq -c '.events[0].fields = {type: "http", ok: false, status: 503,
+    error: "", dns_us: 0, connect_us: 0, tls_us: 0, first_byte_us: 0,
+    total_us: 9, served_by: "", cert_not_after_ms: 0}' "$EV" > "$TMP/x.json"
+refused "at /events/0/fields: must have required property 'reason'" \
+    GET /api/v1/timeline 200 "$TMP/x.json"
+jq -c '.events[0].fields.to = "down"' "$EV" > "$TMP/x.json"
+refused 'at /events/0/fields/to: must be equal to one of the allowed' \
+    GET /api/v1/timeline 200 "$TMP/x.json"
+jq -c '.events[0].kind = "marker" | .events[0].fields = {kind: "failover",
+    from: "a", to: "b", text: ""}' "$EV" > "$TMP/x.json"
+refused 'at /events/0/fields/kind: must NOT be valid' \
+    GET /api/v1/timeline 200 "$TMP/x.json"
 echo "openapi_lint: ok"

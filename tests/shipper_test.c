@@ -74,6 +74,8 @@ static unsigned take_batch(struct fake *fk, const struct upload *u,
     fk->sent_unix_ms = b->sent_unix_ms;
     r->first_seq = b->first_seq;
     r->oldest_seq = b->oldest_seq;
+    r->spool_events = b->spool_events;
+    r->spool_bytes = b->spool_bytes;
     r->n_events = b->n_events;
     r->last_seq = b->n_events ? b->events[b->n_events - 1]->seq : 0;
     for (size_t i = 0; i < b->n_events; i++)

@@ -33,6 +33,7 @@ enum reply {
 /* One request as the fake collector saw it. */
 struct req {
     uint64_t first_seq, last_seq, oldest_seq;
+    uint64_t spool_events, spool_bytes;     /* the backlog it reported */
     size_t n_events;
     size_t raw_bytes;       /* packed events in it */
     Sextant__V1__Drops drops;

@@ -1,9 +1,10 @@
 /* test_agent_shipper.c -- the shipper against fake collectors in this
  * process (libmicrohttpd on free loopback ports), each replying as the
  * test chooses: what a batch carries (headers, auth, header fields, seqs,
- * oldest_seq, drops), when a batch closes (count, bytes, age, flush), the
- * newest/oldest alternation on a backlog, drop records seen from a
- * collector, and fan-out to two collectors with one down. How failures
+ * oldest_seq, drops, the backlog held for that collector), when a batch
+ * closes (count, bytes, age, flush), the newest/oldest alternation on a
+ * backlog, drop records seen from a collector, and fan-out to two
+ * collectors with one down. How failures
  * back off and what each refusal does is test_agent_shipper_fail.c; the
  * fake collectors and the per-test fixture are tests/shipper_test.c.
  * Counts are exact. The real collector is tested elsewhere. */
@@ -193,13 +194,15 @@ static void test_batch_closes_at_max_age(void **state)
 static void test_backlog_alternates_newest_and_oldest(void **state)
 {
     struct fx *f = *state;
-    const uint64_t want[][3] = {    /* first, last, oldest_seq */
-        { 201, 250, 1 },            /* newest */
-        { 1, 50, 1 },               /* oldest */
-        { 156, 255, 51 },           /* newest: the 5 live ones first */
-        { 51, 100, 51 },            /* oldest */
-        { 106, 155, 101 },          /* newest */
-        { 101, 105, 101 },          /* what is left */
+    /* first, last, oldest_seq, and the backlog the batch reports: what
+     * is unacked when it goes, itself included. */
+    const uint64_t want[][4] = {
+        { 201, 250, 1, 250 },       /* newest */
+        { 1, 50, 1, 200 },          /* oldest */
+        { 156, 255, 51, 155 },      /* newest: the 5 live ones first */
+        { 51, 100, 51, 105 },       /* oldest */
+        { 106, 155, 101, 55 },      /* newest */
+        { 101, 105, 101, 5 },       /* what is left */
     };
 
     f->cfg.batch_max_events = 50;
@@ -217,15 +220,21 @@ static void test_backlog_alternates_newest_and_oldest(void **state)
         const struct req *r = &fakes[0].req[i];
 
         if (r->first_seq != want[i][0] || r->last_seq != want[i][1] ||
-            r->oldest_seq != want[i][2])
-            fail_msg("batch %u: seq %llu-%llu oldest %llu, want %llu-%llu "
-                     "oldest %llu", i, (unsigned long long)r->first_seq,
+            r->oldest_seq != want[i][2] || r->spool_events != want[i][3])
+            fail_msg("batch %u: seq %llu-%llu oldest %llu spool %llu, want "
+                     "%llu-%llu oldest %llu spool %llu", i,
+                     (unsigned long long)r->first_seq,
                      (unsigned long long)r->last_seq,
                      (unsigned long long)r->oldest_seq,
+                     (unsigned long long)r->spool_events,
                      (unsigned long long)want[i][0],
                      (unsigned long long)want[i][1],
-                     (unsigned long long)want[i][2]);
+                     (unsigned long long)want[i][2],
+                     (unsigned long long)want[i][3]);
+        assert_true(r->spool_bytes >= r->raw_bytes);
     }
+    /* The last batch was all the spool held: its bytes, exactly. */
+    assert_int_equal(fakes[0].req[5].spool_bytes, fakes[0].req[5].raw_bytes);
     /* 156-255 is 100 seqs but 50 events: 201-250 went already. */
     assert_int_equal(fakes[0].req[2].n_events, 50);
     assert_got_exactly(0, 1, 255);
@@ -365,6 +374,10 @@ static void test_one_collector_down_holds_the_spool_not_the_other(void **s)
     /* a has all 30; b has none, so the spool keeps all 30. */
     assert_got_exactly(0, 1, 30);
     assert_int_equal(spooled(f->sp), 30);
+    /* Yet what it holds for a is each new batch only: what b lacks is
+     * not a's backlog. */
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(fakes[0].req[i].spool_events, 10);
     assert_true(shipper_failures(f->sh) >= 3);
     assert_false(shipper_drained(f->sh));
     {
@@ -381,6 +394,8 @@ static void test_one_collector_down_holds_the_spool_not_the_other(void **s)
     assert_int_equal(fake_start(1, port_b), 0);
     ship_all(f);
     assert_got_exactly(1, 1, 30);
+    assert_int_equal(fakes[1].req[fakes[1].n_req - 1].spool_events,
+                     fakes[1].req[fakes[1].n_req - 1].n_events);
     assert_got_exactly(0, 1, 30);
     assert_int_equal(spooled(f->sp), 0);
     assert_int_equal(shipper_failures(f->sh), 0);

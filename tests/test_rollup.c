@@ -706,7 +706,7 @@ static void test_version_2_database_migrates(void **state)
     assert_non_null(strstr(json, "\"count\":2,"));
     free(json);
     db = db_open(path);
-    assert_int_equal(db_int(db, "PRAGMA user_version"), 8);
+    assert_int_equal(db_int(db, "PRAGMA user_version"), 9);
     assert_int_equal(db_int(db, "PRAGMA auto_vacuum"), 2);
     assert_int_equal(db_int(db, "SELECT count FROM rollup_minute"), 2);
     assert_int_equal(db_int(db, "SELECT failures FROM rollup_minute"), 1);

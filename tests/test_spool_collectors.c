@@ -1,6 +1,7 @@
 /* test_spool_collectors.c -- the spool's collectors and their acked
  * ranges (agent/spool_collectors.c): a drop record per collector, told
- * once; an event goes only when every collector has acked it; ranges,
+ * once; an event goes only when every collector has acked it; what the
+ * agent holds for each collector is what that one lacks; ranges,
  * drops and events survive reopen; a reversed acked row is deleted on
  * open; a removed collector releases what it held. Fixture:
  * tests/spool_test.c. */
@@ -169,6 +170,62 @@ static void test_event_goes_only_when_every_collector_acked(void **state)
     spool_close(sp);
 }
 
+/* Acks @coll's next batch of @max events, oldest (or @newest) first. */
+static void ack_next(struct spool *sp, unsigned coll, int newest, size_t max)
+{
+    struct spool_chunk c;
+
+    assert_int_equal(spool_peek_for(sp, coll, newest, max, 1u << 20, &c), 0);
+    assert_int_equal(spool_batch_sent(sp, coll, &c), 0);
+    assert_int_equal(spool_batch_acked(sp, coll, &c, NULL), 0);
+    spool_chunk_free(&c);
+}
+
+/* What the spool holds for @coll: @events, and as many bytes as
+ * @bytes_sql (run on the file) says. */
+static void assert_held(struct spool *sp, unsigned coll, uint64_t events,
+                        const char *bytes_sql)
+{
+    uint64_t n = 99, b = 99;
+
+    assert_int_equal(spool_held_for(sp, coll, &n, &b), 0);
+    assert_int_equal(n, events);
+    assert_int_equal(b, (uint64_t)sql_int(test_path, bytes_sql));
+}
+
+static void test_held_for_counts_what_each_collector_lacks(void **state)
+{
+    struct spool *sp = open_ok();
+    uint64_t n = 7, b = 7, depth_n, depth_b;
+
+    (void)state;
+    assert_int_equal(spool_set_collectors(sp, two_ids, 2), 0);
+    for (int i = 0; i < 10; i++)
+        append_probe(sp, i % 2 ? "x" : "a-longer-target", 0);
+    /* Nothing acked: each is owed the whole spool. */
+    assert_int_equal(spool_depth(sp, &depth_n, &depth_b), 0);
+    assert_int_equal(spool_held_for(sp, 0, &n, &b), 0);
+    assert_int_equal(n, 10);
+    assert_int_equal(b, depth_b);
+    /* a acks 1-4, b the newest 3 (8-10): the spool keeps all ten (each
+     * lacks some), but holds for each only what it lacks. */
+    ack_next(sp, 0, 0, 4);
+    ack_next(sp, 1, 1, 3);
+    assert_int_equal(count(sp), 10);
+    assert_held(sp, 0, 6, "SELECT total(length(body)) FROM events "
+                          "WHERE seq BETWEEN 5 AND 10");
+    assert_held(sp, 1, 7, "SELECT total(length(body)) FROM events "
+                          "WHERE seq BETWEEN 1 AND 7");
+    /* a takes the rest: 8-10 are done with by both and go; a is owed
+     * nothing, b still 1-7. */
+    ack_next(sp, 0, 0, 100);
+    assert_int_equal(count(sp), 7);
+    assert_held(sp, 0, 0, "SELECT 0");
+    assert_held(sp, 1, 7, "SELECT total(length(body)) FROM events");
+    assert_int_equal(spool_held_for(sp, 2, &n, &b), -EINVAL);
+    spool_close(sp);
+}
+
 static void test_reopen_keeps_ranges_drops_and_events(void **state)
 {
     struct spool *sp = open_ok();
@@ -278,6 +335,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
         T(test_drop_record_is_per_collector_and_told_once),
         T(test_event_goes_only_when_every_collector_acked),
+        T(test_held_for_counts_what_each_collector_lacks),
         T(test_reopen_keeps_ranges_drops_and_events),
         T(test_reversed_acked_row_is_deleted_on_open),
         T(test_removed_collector_releases_what_it_held),

@@ -5,3 +5,5 @@ add_script_test(collector_timeline_pages collector_timeline_pages.sh)
 # the OpenAPI document by node: minutes on a loaded 2-core machine.
 set_tests_properties(collector_timeline_pages PROPERTIES TIMEOUT 900)
 add_script_test(collector_timeline_service collector_timeline_service.sh)
+# Corrected-order pages when agents' clocks are tens of seconds apart.
+add_script_test(collector_timeline_skew collector_timeline_skew.sh)

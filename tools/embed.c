@@ -56,18 +56,6 @@ static const char *embed_ctype(const char *path)
     return NULL;
 }
 
-/* The same paths collector/web.c accepts (see web_path_ok there). */
-static int embed_path_ok(const char *p)
-{
-    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
-                             "TUVWXYZ0123456789._-/";
-    size_t n = strlen(p);
-
-    return n > 0 && n <= EMBED_MAX_PATH && strspn(p, ok) == n &&
-           p[0] != '.' && p[0] != '/' && p[n - 1] != '/' &&
-           !strstr(p, "/.") && !strstr(p, "//");
-}
-
 static int embed_cmp(const void *a, const void *b)
 {
     const struct embed_file *x = a, *y = b;
@@ -210,7 +198,7 @@ static int embed_arg(char *arg, struct embed_file *f)
     *eq = '\0';
     f->path = arg;
     f->src = eq + 1;
-    if (!embed_path_ok(f->path)) {
+    if (!util_safe_relpath(f->path, EMBED_MAX_PATH)) {
         fprintf(stderr, "embed: '%s': paths are [A-Za-z0-9._-/], with no "
                 "empty or dot-first segment, at most %u bytes\n", f->path,
                 EMBED_MAX_PATH);

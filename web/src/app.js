@@ -108,6 +108,7 @@ async function ready() {
   try {
     const res = await fetch('/readyz', { headers: { Accept: 'application/json' } });
     if (res.ok) {
+      await res.text();     // read to the end: the request is done
       banner.replaceChildren();
       banner.className = '';
     } else {
