@@ -1,18 +1,22 @@
 #!/bin/bash
 # web_dashboard.sh -- the dashboard in a real browser: Debian's chromium,
 # headless, driven by playwright-core (tests/web/run.mjs, which says what
-# it checks and how a page adds its own checks) against two real
+# it checks and how a page adds its own checks) against three real
 # collectors with the services of tests/scenarios/collector.yaml:
 # - one fed the active-passive failover (tests/web/steady.scn: the
 #   scenario, then its aftermath kept going a few seconds ahead of the
 #   clock so that the agents stay fresh while the browser looks);
-# - one with api_tokens, fed the same failover, for the sign-in check.
+# - one with api_tokens (a read token, and one of scope annotate), fed the
+#   same failover, for the sign-in and annotation checks;
+# - one with 100,000 events over the last 24 hours (tests/query_fill),
+#   for the timeline's volume check.
 # Screenshots of every page go to web-shots/ in the build folder.
 source "$(dirname "$0")/lib.sh"
 : "${SCENARIO_FEED:?run through ctest}"
 
 WEB=$SEXTANT_SRC/tests/web
 READ_TOKEN=web-read-token-0123456789
+NOTE_TOKEN=web-note-token-0123456789
 LIVE_AGENT="cluster=us region=us-east-1 token=scenario-us-token-0123456789"
 SHOTS=$SEXTANT_BIN/web-shots
 
@@ -55,9 +59,20 @@ keep_fresh() {
     done
 }
 
+# The collector for the timeline's volume check (timeline.spec.mjs):
+# 100,000 events over the 24 hours before now, written by query_fill.
+"$SEXTANT_BIN/tests/query_fill" "$TMP/volume.db" --events 100000 --days 1 \
+    --end-ms "$(now_ms)" > "$TMP/fill.log" 2>&1 || fail "query_fill failed"
+cp "$SEXTANT_SRC/tests/scenarios/collector.yaml" "$TMP/volume.yaml"
+COLLECTOR_CONFIG=$TMP/volume.yaml COLLECTOR_LOG=$TMP/volume-collector.log \
+    start_collector "$TMP/volume.db"
+VOLUME_PID=$COLLECTOR_PID
+VOLUME_URL=$URL
+
 # The collector with tokens: the failover, fed once, read with the token.
 cp "$SEXTANT_SRC/tests/scenarios/collector.yaml" "$TMP/auth.yaml"
-printf 'api_tokens:\n  - token: %s\n' "$READ_TOKEN" >> "$TMP/auth.yaml"
+printf 'api_tokens:\n  - token: %s\n  - token: %s\n    scope: annotate\n' \
+    "$READ_TOKEN" "$NOTE_TOKEN" >> "$TMP/auth.yaml"
 COLLECTOR_CONFIG=$TMP/auth.yaml COLLECTOR_LOG=$TMP/auth-collector.log \
     start_collector "$TMP/auth.db"
 AUTH_PID=$COLLECTOR_PID
@@ -82,6 +97,7 @@ rm -rf "$SHOTS"
 mkdir -p "$SHOTS"
 node "$WEB/run.mjs" --base "$URL" --out "$SHOTS" \
     --auth-base "$AUTH_URL" --auth-token "$READ_TOKEN" \
+    --auth-note-token "$NOTE_TOKEN" --volume-base "$VOLUME_URL" \
     --feed "$SCENARIO_FEED" --live-agent "$LIVE_AGENT" --tmp "$TMP" \
     ${WEB_ONLY:+--only "$WEB_ONLY"} || fail "browser checks failed"
 
@@ -92,5 +108,7 @@ if grep -q 'failed' "$TMP/keeper.log"; then
 fi
 stop_collector
 COLLECTOR_PID=$AUTH_PID
+stop_collector
+COLLECTOR_PID=$VOLUME_PID
 stop_collector
 echo "web_dashboard: all passed (screenshots in $SHOTS)"

@@ -4,7 +4,8 @@
 // tests/scenarios/ap_failover.scn, then eu-west-1 down and shop served by
 // us-east-1 with every agent fresh; web and accounts healthy).
 //
-// usage: node run.mjs --base URL --out DIR [--auth-base URL --auth-token T]
+// usage: node run.mjs --base URL --out DIR [--auth-base URL --auth-token T
+//          [--auth-note-token T]] [--volume-base URL]
 //          [--feed SCENARIO_FEED --live-agent "cluster=C region=R token=T"
 //           --tmp DIR] [--only REGEX]
 // Exit 0 when every check passed or was skipped, 1 otherwise.
@@ -47,8 +48,11 @@
 //                      fresh profile unless context is given)
 //   newContext(opts)   a fresh profile ({ viewport, colorScheme }) for
 //                      newPage (each page has its own sessionStorage)
-//   auth               { base, token, api(path) } of the collector with
-//                      api_tokens (null without --auth-base)
+//   auth               { base, token, noteToken, api(path) } of the
+//                      collector with api_tokens (null without
+//                      --auth-base; noteToken has scope annotate)
+//   volume             { base, api(path) } of the collector holding many
+//                      events (null without --volume-base)
 //   skip(why)          ends the check as "SKIP: why" (only for a page not
 //                      built yet: the check must start running once it is)
 //   note(text)         prints a line under the check's name
@@ -290,7 +294,12 @@ class Run {
       auth: o['auth-base'] ? {
         base: o['auth-base'],
         token: o['auth-token'],
+        noteToken: o['auth-note-token'] || null,
         api: (path) => apiGet(o['auth-base'], path, o['auth-token']),
+      } : null,
+      volume: o['volume-base'] ? {
+        base: o['volume-base'],
+        api: (path) => apiGet(o['volume-base'], path),
       } : null,
       skip: (why) => { throw new Skip(why); },
       note: (text) => notes.push(text),

@@ -154,8 +154,10 @@ export default {
     const cur = () => new URLSearchParams(location.hash.split('?')[1] || '');
 
     const fillSelects = (status_) => {
+      // Without service= the charts show the first service: say so.
+      const shownSvc = cur().get('target') ? '' : cur().get('service') || (services[0] && services[0].name);
       replace(service, h('option', { value: '' }, '(choose)'),
-        services.map((s) => h('option', { value: s.name, selected: s.name === cur().get('service') }, s.name)));
+        services.map((s) => h('option', { value: s.name, selected: s.name === shownSvc }, s.name)));
       const svc = services.find((s) => s.name === service.value);
       replace(region, h('option', { value: '' }, 'every region'),
         (svc ? svc.regions : []).map((r) => h('option', { value: r.name, selected: r.name === cur().get('region') }, r.name)));
