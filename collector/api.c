@@ -31,11 +31,12 @@
 _Static_assert(sizeof(((struct reply *)0)->next) >= STORE_CURSOR_LEN,
                "a reply holds a timeline cursor");
 
-/* Every kind the store writes (wire_event_kind, plus its own notes): one
- * of these is never a typo, even before the first such event. */
+/* Every kind the store writes (wire_event_kind, plus its own notes) and
+ * "annotation" (a person's note, from the annotations table): one of
+ * these is never a typo, even before the first such event. */
 static const char *const api_kinds[] = {
     "probe", "state", "dns", "metric", "failover", "marker", "lifecycle",
-    "gap", "drop", "unknown",
+    "gap", "drop", "unknown", "annotation",
 };
 
 /* The zone of an RFC 3339 time at @p: "Z" (or "z"), or "+HH:MM" /

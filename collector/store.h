@@ -231,7 +231,9 @@ struct store_timeline_query {
      * holds the newest event id of the first page and the position
      * (time on @order's clock, id) of the last event given, so paging
      * through a window gives each of its events once while ingest goes
-     * on: events stored after the first page are not in that paging. */
+     * on: events stored after the first page are not in that paging.
+     * The same holds for annotations (the cursor holds the newest
+     * annotation id too). */
     const char *cursor;
     enum store_format format;
     /* 1: only the rows (JSON: the event objects joined by commas; tables:
@@ -243,14 +245,20 @@ struct store_timeline_query {
     char *next;
 };
 #define STORE_TIMELINE_MAX_LIMIT 10000u
-#define STORE_CURSOR_LEN 80u
+#define STORE_CURSOR_LEN 96u     /* 4 int64s, their dots, "c." and "n" */
 
 /* JSON {"events":[...],"count":N,"truncated":bool,"next":cursor|null};
  * caller frees *out. Each event carries time_ms (agent clock),
  * clock_offset_ms (collector clock minus agent clock, as recorded when
  * the event's batch was stored: agent_offsets, see the incidents below;
  * null when none was, as for collector-made events), corrected_ms =
- * time_ms + clock_offset_ms (time_ms when null) and corrected_time. */
+ * time_ms + clock_offset_ms (time_ms when null) and corrected_time.
+ * Annotations in the window are rows of kind "annotation" (fields id,
+ * text, service, incident; cluster, region, node, epoch, seq, target and
+ * clock_offset_ms null; time_ms = corrected_ms = its time, received_ms
+ * when it was stored), merged in by time: unless a cluster, region or
+ * target filter is given or the kind filter leaves them out; with
+ * @service, those naming it or tied to one of its incidents. */
 int store_timeline(struct store *st, const struct store_timeline_query *q,
                    char **out, size_t *out_len);
 

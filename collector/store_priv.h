@@ -732,6 +732,16 @@ int store_query_error(struct store *st, sqlite3 *db);
 int store_query_end(struct store *st, struct store_reader *r,
                     sqlite3_stmt *s, int rc, const char *what);
 int store_json_take(struct jsonw *w, char **out, size_t *out_len);
+/* store_tlnote.c, annotations as timeline rows. store_tl_note_max: the
+ * newest annotation id (none: 0), a first page's bound. store_tl_note_stmt:
+ * into *@out the bound statement of @q's annotations after the position
+ * (@page[1], @page[2]) up to id @page[3], in the order (time, -id), with
+ * the timeline statement's columns; NULL when @q takes none (a cluster,
+ * region, target or kind filter that excludes them). 0, or -EIO. */
+int store_tl_note_max(struct store_reader *r, int64_t *out);
+int store_tl_note_stmt(struct store_reader *r,
+                       const struct store_timeline_query *q,
+                       const int64_t page[4], sqlite3_stmt **out);
 /* Closes every idle reader (store_db_close, after the writer ended). */
 void store_readers_close(struct store *st);
 

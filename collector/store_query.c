@@ -1,7 +1,10 @@
 /* store_query.c -- the read side: a pool of read-only connections, each
  * keeping the statements it prepared (their SQL is store_sql.c's), each
  * query's deadline, and the queries (timeline, clusters, names, latency)
- * rendered as the API's JSON: a timeline's typed probe rows here in C. */
+ * rendered as the API's JSON: a timeline's typed probe rows here in C,
+ * and its events merged with the annotations (store_tlnote.c's rows).
+ * Over 1000 lines: the timeline's rendering, summary and paging are one
+ * piece that shares its column layout (TL_*) and reply state. */
 #include "store_priv.h"
 
 #include <ctype.h>
@@ -411,14 +414,17 @@ static void store_table_row(struct jsonw *trow, enum table_format f,
     table_row(trow, f, cells, TL_N_CELLS + 1);
 }
 
-/* A cursor: "a" or "c" (the order), the newest id of the first page, and
- * the (time, id) position of the last event given, joined by dots. */
+/* A cursor: "a" or "c" (the order), the newest event id of the first
+ * page, the (time, id) position of the last row given (an annotation's
+ * id negated, see store_tlnote.c) and, after an "n", the newest
+ * annotation id of the first page, joined by dots: @page as
+ * store_timeline holds it. */
 static void store_cursor_format(char *buf, enum store_order o,
-                                int64_t max_id, int64_t key, int64_t id)
+                                const int64_t page[4])
 {
-    snprintf(buf, STORE_CURSOR_LEN, "%c.%lld.%lld.%lld",
-             o == STORE_ORDER_CORRECTED ? 'c' : 'a', (long long)max_id,
-             (long long)key, (long long)id);
+    snprintf(buf, STORE_CURSOR_LEN, "%c.%lld.%lld.%lld.n%lld",
+             o == STORE_ORDER_CORRECTED ? 'c' : 'a', (long long)page[0],
+             (long long)page[1], (long long)page[2], (long long)page[3]);
 }
 
 /* Parses one decimal of a cursor up to @end_ch: 0 and *v, or -EINVAL. */
@@ -439,18 +445,21 @@ static int store_cursor_num(const char **p, char end_ch, int64_t *v)
     return 0;
 }
 
-/* 0 and the cursor's parts, or -EINVAL: not a cursor of order @o. */
+/* 0 and the cursor's parts into @page, or -EINVAL: not a cursor of
+ * order @o. */
 static int store_cursor_parse(const char *c, enum store_order o,
-                              int64_t *max_id, int64_t *key, int64_t *id)
+                              int64_t page[4])
 {
     const char *p = c + 2;
 
     if (strlen(c) >= STORE_CURSOR_LEN ||
         c[0] != (o == STORE_ORDER_CORRECTED ? 'c' : 'a') || c[1] != '.')
         return -EINVAL;
-    if (store_cursor_num(&p, '.', max_id) < 0 ||
-        store_cursor_num(&p, '.', key) < 0 ||
-        store_cursor_num(&p, '\0', id) < 0 || *max_id < 0 || *id < 0)
+    if (store_cursor_num(&p, '.', &page[0]) < 0 ||
+        store_cursor_num(&p, '.', &page[1]) < 0 ||
+        store_cursor_num(&p, '.', &page[2]) < 0 || *p++ != 'n' ||
+        store_cursor_num(&p, '\0', &page[3]) < 0 || page[0] < 0 ||
+        page[3] < 0 || page[2] == INT64_MIN)
         return -EINVAL;
     return 0;
 }
@@ -500,7 +509,7 @@ static void store_service_json(const struct topo_service *sv,
  * strings stay @q's (and @tg's, @rg's) until the statement is reset. */
 static int store_timeline_bind(sqlite3_stmt *s,
                                const struct store_timeline_query *q,
-                               const int64_t page[3], const struct jsonw *tg,
+                               const int64_t page[4], const struct jsonw *tg,
                                const struct jsonw *rg)
 {
     int64_t from = q->cursor && page[1] > q->from_ms ? page[1] : q->from_ms;
@@ -628,25 +637,63 @@ struct store_tl_page {
     int64_t last_key, last_id, stop_key;
 };
 
-/* Runs @s once into @t's reply, from its head on. */
+/* Of the events' row at @s (step @ss) and the annotations' at @a (step
+ * @as), the one first in (key, id) order; NULL when neither has a row. */
+static sqlite3_stmt *store_timeline_first(sqlite3_stmt *s, int ss,
+                                          sqlite3_stmt *a, int as)
+{
+    int64_t sk, ak;
+
+    if (ss != SQLITE_ROW)
+        return as == SQLITE_ROW ? a : NULL;
+    if (as != SQLITE_ROW)
+        return s;
+    sk = sqlite3_column_int64(s, TL_KEY);
+    ak = sqlite3_column_int64(a, TL_KEY);
+    if (sk != ak)
+        return sk < ak ? s : a;
+    return sqlite3_column_int64(s, TL_ID) < sqlite3_column_int64(a, TL_ID)
+               ? s : a;
+}
+
+/* Runs @s (and @a, the annotations, NULL: none) once into @t's reply,
+ * from its head on, merging the two by position. Each statement gives
+ * at most limit + 1 rows, and a page takes limit: the one that runs out
+ * first has no more. */
 static void store_timeline_steps(struct store_tl *t,
                                  const struct store_timeline_query *q,
-                                 sqlite3_stmt *s, struct store_tl_page *pg)
+                                 sqlite3_stmt *s, sqlite3_stmt *a,
+                                 struct store_tl_page *pg)
 {
+    sqlite3_stmt *h;
+    int as = a ? sqlite3_step(a) : SQLITE_DONE, ss;
+
     pg->count = 0;
     pg->added = 1;
     store_timeline_head(t, q);
-    while ((pg->step = sqlite3_step(s)) == SQLITE_ROW &&
-           pg->count < q->limit) {
-        pg->added = store_timeline_add(t, q, s, pg->count);
+    ss = sqlite3_step(s);
+    for (;;) {
+        pg->step = ss != SQLITE_ROW && ss != SQLITE_DONE ? ss : as;
+        if (pg->step != SQLITE_ROW && pg->step != SQLITE_DONE)
+            return;                     /* either one's error */
+        h = store_timeline_first(s, ss, a, as);
+        pg->step = h ? SQLITE_ROW : SQLITE_DONE;
+        if (!h)
+            return;
+        if (pg->count >= q->limit)
+            break;
+        pg->added = store_timeline_add(t, q, h, pg->count);
         if (pg->added <= 0)
             break;
-        pg->last_id = sqlite3_column_int64(s, TL_ID);
-        pg->last_key = sqlite3_column_int64(s, TL_KEY);
+        pg->last_id = sqlite3_column_int64(h, TL_ID);
+        pg->last_key = sqlite3_column_int64(h, TL_KEY);
         pg->count++;
+        if (h == a)
+            as = sqlite3_step(a);
+        else
+            ss = sqlite3_step(s);
     }
-    if (pg->step == SQLITE_ROW)
-        pg->stop_key = sqlite3_column_int64(s, TL_KEY);
+    pg->stop_key = sqlite3_column_int64(h, TL_KEY);
 }
 
 /* The corrected order's scan end (?15) for a page from corrected time
@@ -672,17 +719,17 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
                                               : STORE_TL_ALL;
     int id = store_sql_timeline(corr, q->cluster != NULL, q->region != NULL,
                                 tsel, store_kind_filter_of(q->kind));
-    int64_t page[3] = { 0, INT64_MIN, 0 };  /* max id, position */
+    /* The newest event id, the position, the newest annotation id. */
+    int64_t page[4] = { 0, INT64_MIN, 0, 0 };
     int64_t until, margin = 0, span = STORE_TL_SPAN_MS, lo;
     char next[STORE_CURSOR_LEN] = "";
     struct store_reader *r;
-    sqlite3_stmt *s = NULL;
+    sqlite3_stmt *s = NULL, *a = NULL;
     struct store_tl t = { .table = q->format != STORE_FORMAT_JSON };
     struct store_tl_page pg = { 0 };
     int rc, full = 1;
 
-    if (q->cursor && store_cursor_parse(q->cursor, q->order, &page[0],
-                                        &page[1], &page[2]) < 0)
+    if (q->cursor && store_cursor_parse(q->cursor, q->order, page) < 0)
         return -EINVAL;
     r = store_query_begin(st, &until, &rc, 1);
     if (!r)
@@ -699,12 +746,16 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     rc = t.tg.err ? t.tg.err : t.rg.err;
     if (rc == 0 && !q->cursor)
         rc = store_scalar(r, STORE_SQL_MAX_ID, &page[0]);
+    if (rc == 0 && !q->cursor)
+        rc = store_tl_note_max(r, &page[3]);
     if (rc == 0 && corr)
         rc = store_scalar(r, STORE_SQL_MAX_OFFSET, &margin);
     if (rc == 0)
         rc = store_reader_stmt(r, id, &s);
     if (rc == 0)
         rc = store_timeline_bind(s, q, page, &t.tg, &t.rg);
+    if (rc == 0)
+        rc = store_tl_note_stmt(r, q, page, &a);
     if (rc < 0)
         goto out;
     lo = q->cursor && page[1] > q->from_ms ? page[1] : q->from_ms;
@@ -717,12 +768,14 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
             rc = -EIO;
             goto out;
         }
-        store_timeline_steps(&t, q, s, &pg);
+        store_timeline_steps(&t, q, s, a, &pg);
         if (full || pg.added < 0 ||
             (pg.step != SQLITE_ROW && pg.step != SQLITE_DONE) ||
             (pg.step == SQLITE_ROW && pg.stop_key < lo + span))
             break;
         sqlite3_reset(s);
+        if (a)
+            sqlite3_reset(a);
         jsonw_reset(&t.w);
         span = span > INT64_MAX / STORE_TL_SPAN_GROWTH
                    ? INT64_MAX : span * STORE_TL_SPAN_GROWTH;
@@ -734,9 +787,11 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
         rc = -EMSGSIZE;             /* one row over the whole cap */
     if (rc < 0)
         goto out;
-    if (pg.step == SQLITE_ROW)
-        store_cursor_format(next, q->order, page[0], pg.last_key,
-                            pg.last_id);
+    if (pg.step == SQLITE_ROW) {
+        page[1] = pg.last_key;
+        page[2] = pg.last_id;
+        store_cursor_format(next, q->order, page);
+    }
     store_timeline_tail(&t, q, pg.count, next);
     if (q->next)
         memcpy(q->next, next, sizeof(next));
@@ -754,6 +809,7 @@ out:
     jsonw_free(&t.summary);
     jsonw_free(&t.tg);
     jsonw_free(&t.rg);
+    store_stmt_done(a);
     return store_query_end(st, r, s, rc, "timeline");
 }
 

@@ -62,10 +62,10 @@ unknown "target=ap" \
     'target: the store has never seen a target "ap"; close: "api"'
 unknown "kind=probe,prbe" \
     'kind: the store has never seen a kind "prbe"; close: "probe"'
-# The ten kinds the API knows (api.c's api_kinds), probe and state among
+# The eleven kinds the API knows (api.c's api_kinds), probe and state among
 # them, the two this store holds: each counted once.
 unknown "kind=zzzzzzzz" \
-    'kind: the store has never seen a kind "zzzzzzzz"; none of the 10 it knows is close'
+    'kind: the store has never seen a kind "zzzzzzzz"; none of the 11 it knows is close'
 unknown "service=checkout" \
     'service: the config has no service "checkout"; it has none'
 unknown "cluster=test&target=nothing-like-it" \

@@ -7,3 +7,5 @@ set_tests_properties(collector_timeline_pages PROPERTIES TIMEOUT 900)
 add_script_test(collector_timeline_service collector_timeline_service.sh)
 # Corrected-order pages when agents' clocks are tens of seconds apart.
 add_script_test(collector_timeline_skew collector_timeline_skew.sh)
+# Annotations as timeline rows: merged, paged, filtered, in every format.
+add_script_test(collector_timeline_annotations collector_timeline_annotations.sh)

@@ -35,6 +35,8 @@ export function describe(ev) {
     }
     case 'metric':
       return `${note}${f.name} = ${f.value}`;
+    case 'annotation':
+      return note + (f.text || '');
     default:
       return note + (ev.fields ? JSON.stringify(ev.fields) : '');
   }

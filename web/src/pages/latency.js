@@ -192,7 +192,7 @@ export default {
         const svcName = sel[0] && sel[0].service;
         const [incs, tl] = await Promise.all([
           get(`incidents?from=${Math.floor(lo)}&to=${Math.ceil(hi)}${svcName ? `&service=${encodeURIComponent(svcName)}` : ''}&limit=100`),
-          get(`timeline?kind=failover,marker&from=${Math.floor(lo)}&to=${Math.ceil(hi)}&limit=200`),
+          get(`timeline?kind=failover,marker,annotation&from=${Math.floor(lo)}&to=${Math.ceil(hi)}&limit=200`),
         ]);
         marks = [];
         for (const i of incs.incidents) {
@@ -205,7 +205,7 @@ export default {
         }
         for (const ev of tl.events) {
           marks.push({ ms: ev.corrected_ms, short: ev.kind === 'failover' ? 'failover' : (ev.fields && ev.fields.kind) || ev.kind,
-            colour: '--warn', text: `${ev.kind} (${ev.cluster}): ${describe(ev)}` });
+            colour: '--warn', text: `${ev.kind} (${ev.cluster ?? 'note'}): ${describe(ev)}` });
         }
         marks.sort((a, b) => a.ms - b.ms);
         for (const u of plots) u.destroy();

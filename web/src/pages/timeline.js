@@ -22,13 +22,17 @@ const MAX_EVENTS = 200000;
 const ROW_H = 26;
 const LANE_H = 34;
 const LABEL_W = 150;
-const KINDS = ['probe', 'state', 'dns', 'failover', 'marker', 'metric', 'lifecycle', 'gap', 'drop'];
+const KINDS = ['probe', 'state', 'dns', 'failover', 'marker', 'metric', 'lifecycle', 'gap', 'drop', 'annotation'];
 
 function css(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
 
-const keyOf = (ev) => `${ev.cluster}/${ev.node}/${ev.epoch}/${ev.seq}/${ev.kind}/${ev.time_ms}/${ev.target}`;
+const keyOf = (ev) => `${ev.cluster}/${ev.node}/${ev.epoch}/${ev.seq}/${ev.kind}/${ev.time_ms}/${ev.target}` +
+  (ev.kind === 'annotation' ? `/${ev.fields.id}` : '');
+// Annotations are no cluster's: they get a lane of their own, "notes".
+const laneKey = (ev) => (ev.kind === 'annotation' ? 'notes\u0000' : `${ev.region}\u0000${ev.cluster}`);
+const whoOf = (ev) => (ev.kind === 'annotation' ? 'notes' : `${ev.cluster}/${ev.node}`);
 
 export default {
   title: 'Timeline',
@@ -108,10 +112,10 @@ export default {
         seen.add(k);
         events.push(ev);
         fresh++;
-        const lk = `${ev.region}\u0000${ev.cluster}`;
+        const lk = laneKey(ev);
         if (!laneOf.has(lk)) {
           laneOf.set(lk, -1);
-          lanes.push({ key: lk, region: ev.region, cluster: ev.cluster });
+          lanes.push({ key: lk, region: ev.region ?? 'notes', cluster: ev.cluster ?? '' });
           lanes.sort((a, b) => (a.region + a.cluster < b.region + b.cluster ? -1 : 1));
           lanes.forEach((l, i) => laneOf.set(l.key, i));
         }
@@ -149,7 +153,8 @@ export default {
       lanes.forEach((l, i) => {
         const y = i * LANE_H;
         c.fillStyle = col.muted;
-        c.fillText(l.region === lastRegion ? `  ${l.cluster}` : `${l.region} / ${l.cluster}`, 4, y + 20);
+        c.fillText(l.key === 'notes\u0000' ? 'notes'
+          : l.region === lastRegion ? `  ${l.cluster}` : `${l.region} / ${l.cluster}`, 4, y + 20);
         lastRegion = l.region;
         c.strokeStyle = col.line;
         c.beginPath();
@@ -163,7 +168,7 @@ export default {
       for (const ev of shown) {
         const t = tOf(ev);
         if (t < lo || t > hi) continue;
-        const li = laneOf.get(`${ev.region}\u0000${ev.cluster}`);
+        const li = laneOf.get(laneKey(ev));
         if (ev.kind === 'probe' || ev.kind === 'metric') {
           const x = Math.round(xOf(t, w));
           const fail = ev.kind === 'probe' && ev.fields && ev.fields.ok === false ? 2 : 1;
@@ -219,7 +224,7 @@ export default {
         dataset: { kind: ev.kind, i: String(i) } },
       h('button', { type: 'button', class: 'vbtn', onclick: () => show(ev) },
         h('time', {}, fmtTime(tOf(ev))), ' ',
-        h('span', { class: 'vcl' }, `${ev.cluster}/${ev.node}`), ' ',
+        h('span', { class: 'vcl' }, whoOf(ev)), ' ',
         stateBadge(st, ev.kind), ' ',
         h('span', { class: 'vtg' }, ev.target || ''), ' ',
         h('span', { class: 'vwhat' }, describe(ev))));
@@ -242,7 +247,7 @@ export default {
     function show(ev) {
       const t = (ms) => `${fmtTime(ms, { date: true })} (${ms})`;
       replace(details,
-        h('div', { class: 'details-head' }, h('h2', {}, `${ev.kind} · ${ev.cluster}/${ev.node}`),
+        h('div', { class: 'details-head' }, h('h2', {}, `${ev.kind} · ${whoOf(ev)}`),
           h('button', { type: 'button', onclick: () => { details.hidden = true; } }, 'Close')),
         h('dl', {},
           [['cluster', ev.cluster], ['region', ev.region], ['node', ev.node], ['epoch', ev.epoch],
