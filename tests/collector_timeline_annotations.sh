@@ -23,18 +23,9 @@ DB=$TMP/c.db
 start_collector "$DB"
 H=(-H "Authorization: Bearer $NOTE")
 q() { api_get "api/v1/timeline?$1"; }
-# api_get without the token: reads need one once api_tokens are set.
-api_code() {
-    local code
-    code=$(api_fetch "$TMP/body" "/$1" "${H[@]}") || exit 1
-    echo "$code"
-}
-api_get() {
-    local code
-    code=$(api_code "$1") || exit 1
-    [ "$code" = 200 ] || fail "GET /$1: status $code: $(cat "$TMP/body")"
-    cat "$TMP/body"
-}
+# lib.sh's api_get and api_code with the token: reads need one once
+# api_tokens are set.
+API_CURL_ARGS=("${H[@]}")
 # note TIME TEXT [EXTRA_JSON]: stores an annotation; prints its id.
 note() {
     local code

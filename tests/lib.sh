@@ -282,9 +282,13 @@ api_fetch() {
 # api_code PATH?QUERY: GETs $URL/PATH?QUERY (already escaped), prints the
 # HTTP status and leaves the body in $TMP/body; fails unless the body is
 # JSON and the reply what docs/openapi.yaml says, whatever the status.
+# API_CURL_ARGS (an array, empty by default): more curl arguments, e.g.
+# a token's -H "Authorization: Bearer ...".
+API_CURL_ARGS=()
 api_code() {
     local code
-    code=$(curl -sS -o "$TMP/body" -w '%{http_code}' "$URL/$1") ||
+    code=$(curl -sS -o "$TMP/body" -w '%{http_code}' "${API_CURL_ARGS[@]}" \
+           "$URL/$1") ||
         fail "GET /$1: curl failed"
     json_ok "$TMP/body" "GET /$1"
     api_valid GET "/$1" "$code" "$TMP/body"
