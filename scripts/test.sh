@@ -8,20 +8,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# step TEXT: a "== " line with the seconds since the start, so that a CI
+# log shows what each phase cost.
+step() {
+    echo "== [${SECONDS} s] $*"
+}
+
 # The API tests check every reply against docs/openapi.yaml with node
 # modules pinned in tests/openapi/package-lock.json; the browser tests
 # (web_dashboard) drive chromium with those in tests/web/.
-echo "== node modules (tests/openapi, tests/web, npm ci)"
+step "node modules (tests/openapi, tests/web, npm ci)"
 npm ci --prefix tests/openapi --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/web --no-audit --no-fund --loglevel=error
 
 # A few minutes of fuzzing: CI always runs it, a developer opts in.
 if [ "${CI:-}" = true ] || [ "${FUZZ:-}" = 1 ]; then
-    echo "== fuzz (tests/fuzz/run.sh, ${FUZZ_SECONDS:-60}s per harness)"
+    step "fuzz (tests/fuzz/run.sh, ${FUZZ_SECONDS:-60}s per harness," \
+         "the quick ones half)"
     tests/fuzz/run.sh \
         || { echo "== fuzz FAILED (inputs in build-fuzz/fuzz-artifacts/)"
              exit 1; }
-    echo "== fuzz passed"
+    step "fuzz passed"
 else
     echo "== fuzz skipped (set FUZZ=1 or CI=true to run tests/fuzz/run.sh)"
 fi
@@ -30,12 +37,12 @@ for variant in plain sanitize; do
     dir=build-test-$variant
     san=OFF
     [ "$variant" = sanitize ] && san=ON
-    echo "== $variant build ($dir)"
+    step "$variant build ($dir)"
     mkdir -p "$dir"
     cmake -S . -B "$dir" -DSEXTANT_SANITIZE=$san > "$dir/configure.log" 2>&1 \
         || { cat "$dir/configure.log"; exit 1; }
     cmake --build "$dir" -j"$(nproc)"
-    echo "== $variant tests"
+    step "$variant tests"
     # The browser test (label "browser", tests/web.cmake) in the plain
     # build only.
     skip=()
