@@ -218,7 +218,7 @@ openapi_tools() {
 api_valid() {
     local q=$TMP/openapi sum
     openapi_tools
-    mkdir -p "$q"
+    [ -d "$q" ] || mkdir -p "$q"    # a process per request adds up
     sum=$(sha256sum < "$4")
     sum=${sum%% *}
     [ -e "$q/$sum" ] || cp "$4" "$q/$sum"
