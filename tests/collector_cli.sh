@@ -59,7 +59,8 @@ sed 's|^listen: .*|listen: localhost:8480|' "$TMP/chk/ok.yaml" \
 expect_exit2 "--check-config, a name to listen on" \
     --check-config "$TMP/chk/name.yaml"
 want="name.yaml:1: listen: \"localhost:8480\": HOST must be an IP"
-grep -qF "$TMP/chk/$want" "$TMP/err" || fail "listen on a name: $(cat "$TMP/err")"
+grep -qF "$TMP/chk/$want" "$TMP/err" \
+    || fail "listen on a name: $(cat "$TMP/err")"
 rm "$TMP/chk/read"
 expect_exit2 "--check-config, token_file missing" \
     --check-config "$TMP/chk/ok.yaml"
