@@ -1,5 +1,7 @@
-// check.mjs -- deploy_manifests: every document of deploy/**/*.yaml (and
-// of what deploy/ha/collector-b.sh prints) parses and validates against
+// check.mjs -- deploy_manifests: every document of deploy/**/*.yaml and
+// *.yaml.example (the Secrets, named so that kubectl apply -f FOLDER
+// never overwrites real ones with their placeholders) and of what
+// deploy/ha/collector-b.sh prints parses and validates against
 // the Kubernetes API schemas (kubernetes-models), which must refuse
 // broken copies of them; then the manifests are checked against the
 // binaries of the build: the ConfigMaps' agent.yaml and collector.yaml,
@@ -56,7 +58,7 @@ function yamlFiles(dir) {
         const p = join(dir, e.name);
         if (e.isDirectory())
             out.push(...yamlFiles(p));
-        else if (e.name.endsWith('.yaml'))
+        else if (/\.yaml(\.example)?$/.test(e.name))
             out.push(p);
     }
     return out.sort();
