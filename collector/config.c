@@ -536,6 +536,7 @@ int collector_config_load(const char *path, struct collector_config *out,
     struct yconf yc;
     yaml_node_t *root;
     char *level = NULL;
+    struct sockaddr_storage ss;
     char host[256];
     uint16_t port;
     int rc;
@@ -554,6 +555,12 @@ int collector_config_load(const char *path, struct collector_config *out,
                                        &port) < 0)
         rc = yconf_fail(&yc, yconf_find(&yc, root, "listen"), "", "listen",
                         "expected HOST:PORT, got \"%s\"", cfg.listen);
+    /* The server binds an address and resolves no name: a name here would
+     * pass the load and fail only at the bind (--check-config too). */
+    else if (rc == 0 && util_sockaddr(cfg.listen, &ss) < 0)
+        rc = yconf_fail(&yc, yconf_find(&yc, root, "listen"), "", "listen",
+                        "\"%s\": HOST must be an IP address, not a name",
+                        cfg.listen);
     if (rc == 0)
         rc = yconf_str(&yc, root, "", "db", 1, &cfg.db_path);
     if (rc == 0)

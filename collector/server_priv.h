@@ -48,7 +48,8 @@ enum server_route {
     ROUTE_EXPORT,       /* GET /api/v1/incidents/{id}/export */
     ROUTE_ANNOTATE,     /* POST /api/v1/annotations */
     ROUTE_CLUSTERS,     /* GET /api/v1/clusters */
-    ROUTE_WEB,          /* GET/HEAD / and /assets/...: the dashboard */
+    ROUTE_WEB,          /* GET/HEAD / and /index.html: the dashboard */
+    ROUTE_ASSETS,       /* GET/HEAD /assets/...: its files */
 };
 
 /* Where a submitted batch is, between the HTTP thread that queued it, the
@@ -87,6 +88,10 @@ struct server_conn {
     int reaped;                         /* under conn_mu: shut down by us */
     int answered;                       /* its pool thread only: a reply
                                          * went out past MHD; serve no more */
+    /* Its pool thread only, set per request by server_uri_check from the
+     * raw path, which MHD hands on unescaped and cut at a %00: */
+    int raw_nul;                        /* the path holds a %00 */
+    int raw_escaped;                    /* the path holds a '%' at all */
     atomic_int busy;                    /* a request is past its headers
                                          * (read, waiting or answering) */
     struct server_ticket *ticket;       /* under conn_mu; NULL: none */
