@@ -818,6 +818,12 @@ int wire_ack_live(const uint8_t *buf, size_t len, char ***names, size_t *n,
     return rc;
 }
 
+int wire_state_is_handoff(const Sextant__V1__StateChange *s)
+{
+    return s->to == SEXTANT__V1__HEALTH__HEALTH_UNKNOWN && s->reason &&
+           strncmp(s->reason, WIRE_HANDOFF, strlen(WIRE_HANDOFF)) == 0;
+}
+
 /* Only failovers and manual failovers move traffic, so only they may take
  * part in incidents; a deploy or a drill is an operator's marker on the
  * timeline. The same rule as schema migration 7's reclassification. */

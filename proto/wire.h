@@ -95,6 +95,11 @@ int wire_ack_decode(const uint8_t *buf, size_t len, Sextant__V1__Ack *out);
 int wire_ack_live(const uint8_t *buf, size_t len, char ***names, size_t *n,
                   uint64_t *hash);
 
+/* 1 if @s says its agent handed the target to other probers: to
+ * HEALTH_UNKNOWN with a reason starting WIRE_HANDOFF (sextant.proto). */
+#define WIRE_HANDOFF "handoff:"
+int wire_state_is_handoff(const Sextant__V1__StateChange *s);
+
 /* Name of the event's kind as stored and shown: "probe", "state", "dns",
  * "metric", "failover" (a Failover whose kind is "failover" or "manual"),
  * "marker" (any other Failover: deploy, drill, a word of the user's),

@@ -3,3 +3,4 @@
 add_executable(test_hrw test_hrw.c)
 target_link_libraries(test_hrw PRIVATE sextant_common PkgConfig::CMOCKA)
 add_test(NAME hrw COMMAND test_hrw)
+add_script_test(probers probers.sh)
