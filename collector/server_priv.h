@@ -48,7 +48,8 @@ enum server_route {
     ROUTE_EXPORT,       /* GET /api/v1/incidents/{id}/export */
     ROUTE_ANNOTATE,     /* POST /api/v1/annotations */
     ROUTE_CLUSTERS,     /* GET /api/v1/clusters */
-    ROUTE_WEB,          /* GET/HEAD / and /assets/...: the dashboard */
+    ROUTE_WEB,          /* GET/HEAD / and /index.html: the dashboard */
+    ROUTE_ASSETS,       /* GET/HEAD /assets/...: its files */
 };
 
 /* Where a submitted batch is, between the HTTP thread that queued it, the
@@ -90,6 +91,10 @@ struct server_conn {
     atomic_int_fast64_t rx_at_rest;     /* bytes received when the last
                                          * request ended: none since is
                                          * an idle keep-alive (reaper) */
+    /* Its pool thread only, set per request by server_uri_check from the
+     * raw path, which MHD hands on unescaped and cut at a %00: */
+    int raw_nul;                        /* the path holds a %00 */
+    int raw_escaped;                    /* the path holds a '%' at all */
     atomic_int busy;                    /* a request is past its headers
                                          * (read, waiting or answering) */
     struct server_ticket *ticket;       /* under conn_mu; NULL: none */
