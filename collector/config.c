@@ -52,8 +52,10 @@ static const char *const config_retention_keys[] = {
 #define CONFIG_MIN_RETENTION (60LL * 1000)     /* shorter: nothing to roll */
 
 /* limits: defaults, then bounds. */
-#define CONFIG_DEF_CONNS       1024LL   /* agents of a large fleet, each
-                                         * with a keep-alive connection */
+/* Each agent holds one keep-alive connection: a DaemonSet on 50 clusters
+ * of 100 nodes is 5000, and twice that leaves room for API clients and a
+ * restart's reconnect while old sockets linger (bench/scale_bench.sh). */
+#define CONFIG_DEF_CONNS       10000LL
 #define CONFIG_DEF_PER_IP      64LL     /* a NAT'd cluster shares one IP */
 /* 30 s: an agent's batch, even a large one over a slow link, is in long
  * before; a stalled client holds its slot no longer. */
@@ -305,6 +307,7 @@ static int config_limits(struct yconf *yc, yaml_node_t *root,
     if (rc >= 0)
         rc = yconf_int(yc, m, "limits", "connections", 0, 1,
                        CONFIG_MAX_CONNS, &cfg->conn_limit);
+    cfg->conn_limit_set = yconf_find(yc, m, "connections") != NULL;
     if (rc >= 0)
         rc = yconf_int(yc, m, "limits", "connections_per_ip", 0, 1,
                        CONFIG_MAX_CONNS, &cfg->per_ip_limit);
