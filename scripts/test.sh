@@ -16,14 +16,17 @@ step() {
 
 # The API tests check every reply against docs/openapi.yaml with node
 # modules pinned in tests/openapi/package-lock.json; the browser tests
-# (web_dashboard) drive chromium with those in tests/web/. Installed in
-# the background while fuzzing and the plain build run (a minute and more
-# of network and disk on a CI machine, which neither needs), joined
-# before the first tests.
-step "node modules (tests/openapi, tests/web, npm ci), in the background"
+# (web_dashboard) drive chromium with those in tests/web/; the manifests
+# of deploy/ are validated with those in tests/deploy/. Installed in the
+# background while fuzzing and the plain build run (a minute and more of
+# network and disk on a CI machine, which neither needs), joined before
+# the first tests.
+step "node modules (tests/openapi, tests/web, tests/deploy, npm ci)," \
+     "in the background"
 npm_log=$(mktemp "${TMPDIR:-/tmp}/sextant-npm.XXXXXX")
 ( npm ci --prefix tests/openapi --no-audit --no-fund --loglevel=error &&
-  npm ci --prefix tests/web --no-audit --no-fund --loglevel=error ) \
+  npm ci --prefix tests/web --no-audit --no-fund --loglevel=error &&
+  npm ci --prefix tests/deploy --no-audit --no-fund --loglevel=error ) \
     > "$npm_log" 2>&1 &
 npm_pid=$!
 # Stops npm if we leave early (a failed fuzz run or build).
