@@ -84,19 +84,14 @@ assert_eq "$(echo "$all" | jq -c '[.events[] | select(.kind == "annotation")][4]
 # after the first page, stores a note and an event inside the window.
 # Prints the first page's cursor.
 page_all() {
-    local order=$1 limit=$2 file=$3 cur="" reply first="" key=time_ms out
+    local order=$1 limit=$2 file=$3 cur="" reply first="" key=time_ms
     [ "$order" = corrected ] && key=corrected_ms
     : > "$file"
     while :; do
         reply=$(q "$W&order=$order&limit=$limit${cur:+&cursor=$cur}")
-        # One jq a page: the rows, then "next CURSOR" as the last line.
-        out=$(echo "$reply" | jq -r '(.events[] | "\(.'$key') " +
+        cur=$(timeline_page "$reply" '"\(.'$key') " +
             (if .kind == "annotation" then "n \(.fields.id)"
-             else "e \(.cluster) \(.node) \(.epoch) \(.seq)" end)),
-            "next \(.next // "")"') || fail "$order, limit $limit: $reply"
-        [ "$out" = "${out##*$'\n'}" ] || echo "${out%$'\n'*}" >> "$file"
-        cur=${out##*$'\n'}
-        cur=${cur#next }
+             else "e \(.cluster) \(.node) \(.epoch) \(.seq)" end)' "$file")
         if [ -z "$first" ]; then
             first=$cur
             note $((T0 + 2)) "late $order $limit" > /dev/null

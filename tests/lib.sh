@@ -279,6 +279,19 @@ api_fetch() {
     echo "$code"
 }
 
+# timeline_page REPLY ROW FILE: appends to FILE a line per event of REPLY,
+# a page of GET /api/v1/timeline, as the jq expression ROW writes it, and
+# prints the page's next cursor (nothing on the last page): one jq a
+# page, not one for the rows and one for the cursor.
+timeline_page() {
+    local out
+    out=$(jq -r "(.events[] | $2), \"next \\(.next // \"\")\"" <<< "$1") ||
+        fail "not a timeline page: ${1:0:300}"
+    [ "$out" = "${out##*$'\n'}" ] || echo "${out%$'\n'*}" >> "$3"
+    out=${out##*$'\n'}
+    echo "${out#next }"
+}
+
 # api_code PATH?QUERY: GETs $URL/PATH?QUERY (already escaped), prints the
 # HTTP status and leaves the body in $TMP/body; fails unless the body is
 # JSON and the reply what docs/openapi.yaml says, whatever the status.

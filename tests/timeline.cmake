@@ -11,4 +11,5 @@ add_script_test(collector_timeline_skew collector_timeline_skew.sh)
 set_tests_properties(collector_timeline_skew PROPERTIES COST 14)
 # Annotations as timeline rows: merged, paged, filtered, in every format.
 add_script_test(collector_timeline_annotations collector_timeline_annotations.sh)
-set_tests_properties(collector_timeline_annotations PROPERTIES COST 73)
+# About 90 API calls, each a few processes: over 300 s at load 30 on 2 cores.
+set_tests_properties(collector_timeline_annotations PROPERTIES COST 73 TIMEOUT 900)
