@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "probers.h"
 #include "metrics.h"
 #include "probe_curl.h"
 #include "spool.h"
@@ -78,6 +79,7 @@ struct shipper_coll {
 struct shipper {
     const struct agent_config *cfg; /* borrowed */
     struct spool *sp;               /* borrowed */
+    struct probers *pr;             /* borrowed, NULL: no probers */
     struct shipper_coll *coll;      /* owned; n of them */
     size_t n;
     uint64_t rng;                   /* xorshift state, for jitter only */
@@ -208,6 +210,11 @@ static int shipper_setup(struct shipper_coll *k)
            != CURLE_OK;
     bad |= shipper_tls_setup(e, k->col) < 0;
     return bad ? -EINVAL : 0;
+}
+
+void shipper_set_probers(struct shipper *sh, struct probers *pr)
+{
+    sh->pr = pr;
 }
 
 void shipper_set_config(struct shipper *sh, const struct agent_config *cfg)
@@ -482,6 +489,7 @@ static int shipper_send(struct shipper *sh, struct shipper_coll *k,
     hdr.oldest_seq = c->oldest_seq;
     hdr.sent_unix_ms = util_now_ms();
     hdr.prev_rtt_us = k->prev_rtt_us;
+    hdr.live_nodes_hash = probers_held(sh->pr);
     /* The backlog is news, not the batch: one that cannot be read goes
      * as 0 (unknown to the collector too), and the batch goes all the
      * same. */
@@ -720,6 +728,8 @@ static void shipper_acked(struct shipper *sh, struct shipper_coll *k,
 {
     uint64_t deleted = 0;
     int rc = spool_batch_acked(sh->sp, k->idx, &k->chunk, &deleted);
+
+    probers_ack(sh->pr, (const uint8_t *)k->resp, k->resp_len);
 
     if (rc < 0) {
         /* Stored there, not recorded here: sending it again is harmless

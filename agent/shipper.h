@@ -46,6 +46,10 @@ int shipper_new(const struct agent_config *cfg, struct spool *sp,
  * reload refuses to change those); shipping.* limits apply from the next
  * batch. @cfg is borrowed. */
 void shipper_set_config(struct shipper *sh, const struct agent_config *cfg);
+/* Each batch asks for the live node list @pr holds (probers_held) and
+ * each Ack hands @pr its list (probers_ack); @pr is borrowed. */
+struct probers;
+void shipper_set_probers(struct shipper *sh, struct probers *pr);
 /* Aborts batches in flight (their events stay in the spool). NULL is a
  * no-op. */
 void shipper_free(struct shipper *sh, CURLM *multi);

@@ -28,7 +28,7 @@ static const char *const config_tls_keys[] = {
     "cert_file", "key_file", "client_ca_file", NULL
 };
 static const char *const config_cluster_keys[] = {
-    "name", "token", "token_file", NULL
+    "name", "token", "token_file", "probers_window", NULL
 };
 static const char *const config_api_token_keys[] = {
     "token", "token_file", "scope", NULL
@@ -43,6 +43,11 @@ static const char *const config_retention_keys[] = {
 };
 
 #define CONFIG_DAY_MS        (86400LL * 1000)
+/* probers_window: how long after its last batch a node still counts as
+ * live for `probers: N` (collector/live.c). Some batch ages, so a node
+ * that ships every 1-5 s never drops out between two batches. */
+#define CONFIG_DEF_PROBERS_WINDOW_MS (30LL * 1000)
+#define CONFIG_MAX_PROBERS_WINDOW_MS (3600LL * 1000)
 #define CONFIG_MAX_RETENTION (36500 * CONFIG_DAY_MS)  /* a century */
 #define CONFIG_MIN_RETENTION (60LL * 1000)     /* shorter: nothing to roll */
 
@@ -196,8 +201,14 @@ static int config_cluster(struct yconf *yc, const struct yconf_item *it,
                         WIRE_MAX_STR);
     if (rc == 0)
         rc = config_token(yc, m, it->ctx, &c->token, c->token_sha256);
-    if (rc)
+    c->probers_window_ms = CONFIG_DEF_PROBERS_WINDOW_MS;
+    if (rc == 0)
+        rc = yconf_duration_ms(yc, m, it->ctx, "probers_window", 0, 1000,
+                               CONFIG_MAX_PROBERS_WINDOW_MS,
+                               &c->probers_window_ms);
+    if (rc < 0)
         return rc;
+    rc = 0;
     for (size_t j = 0; j < it->i; j++) {
         if (strcmp(cfg->clusters[j].name, c->name) == 0)
             return yconf_fail(yc, yconf_find(yc, m, "name"), it->ctx, "name",
@@ -536,6 +547,7 @@ int collector_config_load(const char *path, struct collector_config *out,
     struct yconf yc;
     yaml_node_t *root;
     char *level = NULL;
+    struct sockaddr_storage ss;
     char host[256];
     uint16_t port;
     int rc;
@@ -554,6 +566,12 @@ int collector_config_load(const char *path, struct collector_config *out,
                                        &port) < 0)
         rc = yconf_fail(&yc, yconf_find(&yc, root, "listen"), "", "listen",
                         "expected HOST:PORT, got \"%s\"", cfg.listen);
+    /* The server binds an address and resolves no name: a name here would
+     * pass the load and fail only at the bind (--check-config too). */
+    else if (rc == 0 && util_sockaddr(cfg.listen, &ss) < 0)
+        rc = yconf_fail(&yc, yconf_find(&yc, root, "listen"), "", "listen",
+                        "\"%s\": HOST must be an IP address, not a name",
+                        cfg.listen);
     if (rc == 0)
         rc = yconf_str(&yc, root, "", "db", 1, &cfg.db_path);
     if (rc == 0)

@@ -18,6 +18,7 @@ struct collector_cluster {
     char *name;
     char *token;            /* secret: never logged */
     unsigned char token_sha256[COLLECTOR_TOKEN_DIGEST];    /* of token */
+    long long probers_window_ms;    /* a node silent longer is not live */
 };
 
 /* What an API token may do: read, or also add annotations. */

@@ -109,8 +109,10 @@ int server_start(const struct collector_config *cfg, struct store *st,
         return -EINVAL;
     }
     srv = calloc(1, sizeof(*srv));
-    if (!srv)
+    if (!srv || live_new(cfg, &srv->live) < 0) {
+        free(srv);
         return -ENOMEM;
+    }
     srv->cfg = cfg;
     srv->st = st;
     server_fd_budget(cfg);
@@ -186,6 +188,7 @@ err:
     if (server_reaper_stop(srv, SERVER_STOP_JOIN_MS) < 0)
         return rc;                      /* the reaper may still use srv */
     pthread_mutex_destroy(&srv->conn_mu);
+    live_free(srv->live);
     free(srv);
     return rc;
 }
@@ -269,6 +272,7 @@ int server_stop(struct server *srv, int grace_ms)
     if (rc < 0 || reaper_rc < 0)
         return -ETIMEDOUT;      /* threads left may still use @srv */
     pthread_mutex_destroy(&srv->conn_mu);
+    live_free(srv->live);
     free(srv);
     return 0;
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "live.h"
 #include "metrics.h"
 #include "reply.h"
 #include "store.h"
@@ -102,6 +103,7 @@ struct server {
     struct MHD_Daemon *d;
     const struct collector_config *cfg;     /* borrowed */
     struct store *st;                       /* borrowed */
+    struct live *live;                      /* owned: nodes heard from */
     atomic_int inflight;                    /* requests begun, not done */
     atomic_int suspended;                   /* connections suspended */
     atomic_int stopping;                    /* server_stop() has begun */
