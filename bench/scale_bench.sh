@@ -71,20 +71,11 @@ done
     { echo "scale_bench: --batch-events >= 1, --duration >= 5 s," \
            "--warmup >= 0 s" >&2; exit 2; }
 
-for t in sqlite3 cmake curl; do
-    command -v $t > /dev/null || die "$t not found"
-done
 bench_build sextant-collector ingest_load
 COLLECTOR=$BUILD/collector/sextant-collector
 LOAD=$BUILD/tests/ingest_load
-for b in "$COLLECTOR" "$LOAD"; do
-    [ -x "$b" ] || die "$b missing: build first or pass --build DIR"
-done
+bench_need sqlite3 cmake curl -- "$COLLECTOR" "$LOAD"
 bench_tmp
-
-CLUSTERS=(eu-west-1 us-east-1 ap-southeast-1)
-TOKENS=
-for c in "${CLUSTERS[@]}"; do TOKENS+=${TOKENS:+,}bench-token-$c-0123456789; done
 
 # sockets PID: open sockets of the process (its connections and listener).
 # find fails when a descriptor closes under it: the count stands.
@@ -122,15 +113,7 @@ merge() {
 # collector_rss_peak_kb, collector_sockets_peak, collector_nofile, shed.
 step() {
     local n=$1 c0 ticks lpid r s rss_max=0 sock_max=0 hwm shed
-    {
-        echo "listen: 127.0.0.1:0"
-        echo "db: $TMP/$n.db"
-        echo "clusters:"
-        for c in "${CLUSTERS[@]}"; do
-            echo "  - name: $c"
-            echo "    token: bench-token-$c-0123456789"
-        done
-    } > "$TMP/$n.yaml"
+    bench_collector_config "$TMP/$n.db" > "$TMP/$n.yaml"
     start_collector "$TMP/$n.yaml" "$TMP/$n.collector.log"
     c0=$(cpu_ticks "$CPID")
     # One batch a second per agent; pre-encoded for the run and a margin.
