@@ -1,5 +1,5 @@
 # collector_api_gzip.sh -- the API's GET replies in gzip: for status, the
-# timeline (json, csv, md) and an incident's export (json, csv, md), a
+# timeline (json, csv, md) and an incident's export (md), a
 # client taking gzip gets Content-Encoding: gzip whose bytes gunzip
 # (curl --compressed) to exactly the identity reply's, fewer of them, a
 # strong ETag of its own (the identity one's hash + "-gz"), Vary:
@@ -80,12 +80,9 @@ check() {
         fail "$path: gzip $gz_len bytes, no fewer than identity"
     identity_of "$path" 'gzip;q=0'
     identity_of "$path" 'identity'
-    identity_of "$path" 'br, *;q=0'
-    identity_of "$path" -
     # Each ETag for its own representation, and either for the other.
     not_modified "$path" "$ID_ETAG" "$ID_ETAG"
     not_modified "$path" "$gz_etag" "$gz_etag" -H 'Accept-Encoding: gzip'
-    not_modified "$path" "W/$gz_etag" "$gz_etag"
     not_modified "$path" "$ID_ETAG" "$ID_ETAG" -H 'Accept-Encoding: gzip'
     not_modified "$path" "\"0000000000000000\", $gz_etag" "$gz_etag" \
         -H 'Accept-Encoding: gzip'
@@ -120,10 +117,12 @@ ID=$(curl -sf "$URL/api/v1/incidents?service=checkout" |
      jq -r '.incidents[0].id')
 
 check /api/v1/status
+identity_of /api/v1/status 'br, *;q=0'
+identity_of /api/v1/status -
 for f in json csv md; do
     check "/api/v1/timeline?format=$f&limit=1000"
-    check "/api/v1/incidents/$ID/export?format=$f"
 done
+check "/api/v1/incidents/$ID/export?format=md"
 
 # Below 1 KiB: identity whatever the client takes, the plain ETag.
 assert_eq "$(fetch '/api/v1/incidents?open=false&service=kube' \
