@@ -1,8 +1,9 @@
 /* test_web.c -- the dashboard's table as built (sorted, every asset
  * gunzips to its length and ETag, index.html names this build's assets
  * and is also served as /index.html),
- * web_reply's answers to good and bad paths, If-None-Match matching and
- * Accept-Encoding reading. The HTTP side is tests/collector_web.sh. */
+ * web_reply's answers to good and bad paths, If-None-Match matching,
+ * Accept-Encoding reading and reply_gzip's output. The HTTP side is
+ * tests/collector_web.sh and collector_api_gzip.sh. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <zlib.h>
 
 #include "web.h"
 
@@ -218,6 +221,56 @@ static void test_accept_encoding_q_values(void **state)
     run_cases(web_accepts_gzip, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
+/* @gz (@n bytes) gunzipped must be exactly @want (@want_len bytes). */
+static void assert_gunzips_to(const uint8_t *gz, size_t n, const char *want,
+                              size_t want_len)
+{
+    uint8_t out[8192];
+    z_stream z;
+
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+    z.next_in = (uint8_t *)gz;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = sizeof(out);
+    assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+    assert_int_equal(z.avail_in, 0);            /* nothing after it */
+    assert_int_equal(z.total_out, want_len);
+    assert_memory_equal(out, want, want_len);
+    inflateEnd(&z);
+}
+
+static void test_reply_gzip_gunzips_to_the_body(void **state)
+{
+    struct reply r = { 0 };
+    char body[6000];
+    size_t n = 0;
+
+    (void)state;
+    while (n + 40 < sizeof(body))
+        n += (size_t)snprintf(body + n, sizeof(body) - n,
+                              "{\"seq\":%zu,\"kind\":\"probe\"},", n);
+    r.status = 200;
+    r.content_type = "application/json";
+    r.body = malloc(n);
+    assert_non_null(r.body);
+    memcpy(r.body, body, n);
+    r.len = n;
+    assert_int_equal(reply_gzip(&r, 1), 0);
+    assert_string_equal(r.encoding, "gzip");
+    assert_true(r.len < n / 2);
+    assert_int_equal(r.body[0], 0x1f);         /* the gzip magic */
+    assert_int_equal(r.body[1], 0x8b);
+    assert_gunzips_to(r.body, r.len, body, n);
+    assert_string_equal(r.content_type, "application/json");
+    reply_free(&r);
+    /* An empty body is a valid gzip of nothing. */
+    assert_int_equal(reply_gzip(&r, 6), 0);
+    assert_gunzips_to(r.body, r.len, "", 0);
+    reply_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_bad_paths_are_404),
         cmocka_unit_test(test_if_none_match_lists_weak_tags_and_star),
         cmocka_unit_test(test_accept_encoding_q_values),
+        cmocka_unit_test(test_reply_gzip_gunzips_to_the_body),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

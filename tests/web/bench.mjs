@@ -7,8 +7,21 @@
 // entries). Each run loads the view in a fresh profile (cold: empty
 // cache) and then again in the same profile (warm: the cache holds the
 // assets). Prints one JSON line per run and load, then the medians.
+// With --api-identity 1, every /api/v1/ request of the page goes out
+// with Accept-Encoding: identity (rewritten through the DevTools
+// Protocol's Fetch domain, which only sees those requests: the assets
+// load and cache as usual), the baseline the gzip of API replies is
+// measured against. With --mbit N, the page's downloads are throttled to
+// N Mbit/s (DevTools' network emulation): on loopback bytes cost nothing,
+// on a laptop's link to the collector they are the time.
+//
+// With --loaded REGEX, also the time until main's [role=status] text
+// matches REGEX (the timeline's "N events from ...": every page of rows
+// is in; "network quiet" counts a reply done at its headers, so it can
+// come before the last body does, which matters when throttled).
 //
 // usage: node bench.mjs --url URL#HASH --ready SELECTOR [--runs N]
+//            [--api-identity 1] [--mbit N] [--loaded REGEX]
 import { chromium } from 'playwright-core';
 
 const QUIET_MS = 500;               // no request in flight this long
@@ -17,12 +30,12 @@ const DEADLINE_MS = 120000;         // a 100k-event view on a loaded box
 function args(argv) {
   const o = { runs: '5' };
   for (let i = 2; i + 1 < argv.length; i += 2) o[argv[i].replace(/^--/, '')] = argv[i + 1];
-  if (!o.url || !o.ready) throw new Error('usage: bench.mjs --url URL --ready SELECTOR [--runs N]');
+  if (!o.url || !o.ready) throw new Error('usage: bench.mjs --url URL --ready SELECTOR [--runs N] [--api-identity 1] [--mbit N] [--loaded REGEX]');
   return o;
 }
 
 // One load of @url in @page: its figures (ms from navigation start).
-async function load(page, cdp, url) {
+async function load(page, cdp, url, loadedRe) {
   // Bytes per request: the headers when they come, the body's bytes as
   // they come, the total when it finished (Chromium never finishes a
   // fetch whose body the page does not read: its bytes still count).
@@ -48,6 +61,8 @@ async function load(page, cdp, url) {
   await page.goto(url);
   const drawn = await (await page.waitForFunction(() => window.benchDrawn,
     null, { polling: 100, timeout: DEADLINE_MS })).jsonValue();
+  const loaded = loadedRe === null ? null : await (await page.waitForFunction(
+    () => window.benchLoaded, null, { polling: 100, timeout: DEADLINE_MS })).jsonValue();
   const end = Date.now() + DEADLINE_MS;
   while (inflight.size || Date.now() - changed < QUIET_MS) {
     if (Date.now() > end) throw new Error(`${url}: the network never went quiet`);
@@ -62,7 +77,20 @@ async function load(page, cdp, url) {
   let total = 0;
   for (const n of bytes.values()) total += n;
   return { bytes: total, requests: bytes.size, fcp_ms: fig.fcp, ready_ms: drawn.ms, quiet_ms: quietMs,
-    longest_task_ms: fig.longest, placeholder: drawn.placeholder };
+    loaded_ms: loaded, longest_task_ms: fig.longest, placeholder: drawn.placeholder };
+}
+
+// Sends every /api/v1/ request of @cdp's page with Accept-Encoding:
+// identity.
+async function apiIdentity(cdp) {
+  cdp.on('Fetch.requestPaused', (e) => {
+    const headers = Object.entries(e.request.headers)
+      .filter(([k]) => k.toLowerCase() !== 'accept-encoding')
+      .map(([name, value]) => ({ name, value }));
+    headers.push({ name: 'Accept-Encoding', value: 'identity' });
+    cdp.send('Fetch.continueRequest', { requestId: e.requestId, headers }).catch(() => {});
+  });
+  await cdp.send('Fetch.enable', { patterns: [{ urlPattern: '*/api/v1/*', requestStage: 'Request' }] });
 }
 
 const median = (xs) => {
@@ -80,7 +108,7 @@ async function main() {
   try {
     for (let i = 0; i < Number(o.runs); i++) {
       const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-      await ctx.addInitScript((sel) => {
+      await ctx.addInitScript(([sel, loadedSrc]) => {
         window.benchLong = [];
         new PerformanceObserver((l) => {
           for (const e of l.getEntries()) window.benchLong.push(e.duration);
@@ -98,12 +126,32 @@ async function main() {
           }
         });
         seen.observe(document, { childList: true, subtree: true, attributes: true });
-      }, o.ready);
+        // The moment the status line says every row is in.
+        window.benchLoaded = null;
+        if (loadedSrc !== null) {
+          const re = new RegExp(loadedSrc);
+          const all = new MutationObserver(() => {
+            const st = document.querySelector('main [role=status]');
+            if (st && re.test(st.textContent)) {
+              window.benchLoaded = performance.now();
+              all.disconnect();
+            }
+          });
+          all.observe(document, { childList: true, subtree: true, characterData: true });
+        }
+      }, [o.ready, o.loaded || null]);
       for (const kind of ['cold', 'warm']) {
         const page = await ctx.newPage();
         const cdp = await ctx.newCDPSession(page);
         await cdp.send('Network.enable');
-        const r = await load(page, cdp, o.url);
+        if (o['api-identity'] === '1') await apiIdentity(cdp);
+        if (o.mbit) {
+          await cdp.send('Network.emulateNetworkConditions', {
+            offline: false, latency: 0, uploadThroughput: -1,
+            downloadThroughput: (Number(o.mbit) * 1e6) / 8,
+          });
+        }
+        const r = await load(page, cdp, o.url, o.loaded || null);
         runs[kind].push(r);
         console.log(JSON.stringify({ run: i + 1, load: kind, ...r }));
         await page.close();
