@@ -159,14 +159,15 @@ hms() {
     local t=${1#*T}
     echo "${t%Z}"
 }
-# wait_line FILE PATTERN WHAT: until FILE has a line matching PATTERN.
+# wait_line FILE PATTERN WHAT: until FILE has a line matching PATTERN
+# (60 s at most: a loaded machine, a sanitizer build).
 wait_line() {
-    local i
-    for ((i = 0; i < 300; i++)); do
-        grep -q -- "$2" "$1" 2> /dev/null && return 0
+    local deadline=$(( $(date +%s) + 60 ))
+    until grep -q -- "$2" "$1" 2> /dev/null; do
+        [ "$(date +%s)" -lt "$deadline" ] ||
+            die "$3 (no '$2' in $1 after 60 s)"
         sleep 0.1
     done
-    die "$3 (no '$2' in $1 after 30 s)"
 }
 
 # start NAME CMD...: runs CMD in its own session (so a Ctrl-C reaches

@@ -3,6 +3,7 @@
 # (demo_failover), and again with one region's agent cut off from the
 # collector during it (demo_chaos).
 add_script_test(demo_failover demo_failover.sh)
+set_tests_properties(demo_failover PROPERTIES COST 300)
 # About two minutes (a one-minute cut, then the healed agent's backlog and
 # the engine's replay): COST makes ctest start it first.
 add_script_test(demo_chaos demo_chaos.sh)

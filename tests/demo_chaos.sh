@@ -56,6 +56,9 @@ API=http://127.0.0.1:$C_PORT
 # something. Meanwhile the live engine goes on with two agents.
 wait_until 120 "the demo printed no summary during the cut" \
     has_line "$DEMO_OUT" '^RTO  '
+# What the live engine said without the cut agent (printed at the end:
+# not asserted, the late events may or may not change it).
+curl -sf "$API/api/v1/incidents?limit=1" > "$TMP/during.json" || true
 until [ "$(now_ms)" -ge $((CUT_MS + CUT_SECONDS * 1000)) ]; do sleep 0.5; done
 kill -HUP "$PROXY_PID"
 wait_until 30 "the proxy did not heal" \
@@ -116,6 +119,8 @@ RTO=$(jq -r '.incidents[0].durations_ms.rto' "$TMP/live.json")
 [ "$RTO" -ge 2000 ] && [ "$RTO" -le 10000 ] ||
     fail "RTO $RTO ms outside [2000, 10000] ms (see demo_failover.sh)"
 echo "demo_chaos: the incident equals the rebuild's, RTO $RTO ms"
+echo "demo_chaos: during the cut: $(jq -c '.incidents[0] | [.times.first_failure.ms, .times.detected.ms, .times.dns_switched_all.ms, .durations_ms]' "$TMP/during.json" 2> /dev/null)"
+echo "demo_chaos: after the heal: $(jq -c '.incidents[0] | [.times.first_failure.ms, .times.detected.ms, .times.dns_switched_all.ms, .durations_ms]' "$TMP/live.json")"
 
 # Stopped, the demo stops everything it started.
 kill -TERM "$DEMO_PID"

@@ -14,6 +14,7 @@
  * name can tell which region answered. Listens on --listen IP:PORT (port 0
  * picks a free one), prints "PORT\n" on stdout once it accepts, and exits
  * 0 on SIGTERM or SIGINT; exits 1 when it cannot listen, 2 on bad usage. */
+#include <getopt.h>
 #include <microhttpd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -114,18 +115,29 @@ int main(int argc, char **argv)
     struct MHD_Daemon *d;
     struct sigaction sa;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
-            listen_at = argv[++i];
-        else if (strcmp(argv[i], "--region") == 0 && i + 1 < argc)
-            demo_app_region = argv[++i];
-        else if (strcmp(argv[i], "--down-file") == 0 && i + 1 < argc)
-            demo_app_down_file = argv[++i];
-        else if (strcmp(argv[i], "--lag") == 0)
+    static const struct option opts[] = {
+        { "listen", required_argument, NULL, 'l' },
+        { "region", required_argument, NULL, 'r' },
+        { "down-file", required_argument, NULL, 'd' },
+        { "lag", no_argument, NULL, 'g' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c, bad = 0;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'l')
+            listen_at = optarg;
+        else if (c == 'r')
+            demo_app_region = optarg;
+        else if (c == 'd')
+            demo_app_down_file = optarg;
+        else if (c == 'g')
             demo_app_lag = 1;
         else
-            listen_at = NULL, i = argc;
+            bad = 1;
     }
+    if (bad || optind != argc)
+        listen_at = NULL;
     if (!listen_at || util_sockaddr(listen_at, &ss) < 0) {
         fprintf(stderr, "usage: demo_app --listen IP:PORT [--region NAME] "
                         "[--down-file PATH] [--lag]\n");
@@ -142,12 +154,14 @@ int main(int argc, char **argv)
                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                          MHD_OPTION_CONNECTION_TIMEOUT, 30u,
                          MHD_OPTION_END);
-    if (!d) {
+    info = d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+    if (!info || !info->port) {
         fprintf(stderr, "demo_app: cannot listen on %s\n", listen_at);
+        if (d)
+            MHD_stop_daemon(d);
         return 1;
     }
-    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    printf("%u\n", info ? info->port : 0);
+    printf("%u\n", info->port);         /* the demo waits for this line */
     fflush(stdout);
     while (!demo_app_stop)
         MHD_run_wait(d, 1000);
