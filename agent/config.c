@@ -59,7 +59,7 @@
 static const char *const config_top_keys[] = {
     "cluster", "region", "node", "collector", "collectors", "spool",
     "shipping", "interval", "timeout", "healthy_after", "unhealthy_after",
-    "log_level", "admin", "targets", NULL
+    "probers", "log_level", "admin", "targets", NULL
 };
 static const char *const config_admin_keys[] = { "enabled", "listen", NULL };
 static const char *const config_collector_keys[] = {
@@ -74,9 +74,12 @@ static const char *const config_shipping_keys[] = {
 /* Keys every target takes; its type adds its own (probe_ops->keys). */
 static const char *const config_target_keys[] = {
     "name", "type", "interval", "timeout", "healthy_after", "unhealthy_after",
-    NULL
+    "probers", NULL
 };
-#define CONFIG_N_TARGET_KEYS 6u
+#define CONFIG_N_TARGET_KEYS 7u
+/* probers: N of the cluster's live agents probe the target (1 <= N); a
+ * cluster has at most WIRE_MAX_LIVE listed nodes anyway. */
+#define CONFIG_MAX_PROBERS   1024LL
 #define CONFIG_MAX_TYPE_KEYS 32u
 
 static void config_target_free(struct agent_target *t)
@@ -711,8 +714,9 @@ static int config_fingerprint(struct yconf *yc, yaml_node_t *m,
 
     if (rc < 0)
         return rc;
-    if (asprintf(&fp, "%s|%lld|%lld|%u|%u", text, t->interval_ms,
-                 t->timeout_ms, t->healthy_after, t->unhealthy_after) < 0)
+    if (asprintf(&fp, "%s|%lld|%lld|%u|%u|%lld", text, t->interval_ms,
+                 t->timeout_ms, t->healthy_after, t->unhealthy_after,
+                 t->probers) < 0)
         fp = NULL;
     free(text);
     if (!fp)
@@ -808,6 +812,10 @@ static int config_target(struct yconf *yc, yaml_node_t *m, const char *ctx,
     if (rc >= 0)
         rc = config_threshold(yc, m, ctx, "unhealthy_after",
                               &t->unhealthy_after);
+    t->probers = cfg->probers;
+    if (rc >= 0)
+        rc = yconf_int(yc, m, ctx, "probers", 0, 1, CONFIG_MAX_PROBERS,
+                       &t->probers);
     if (rc >= 0 && config_has_key(ops->keys, "expect_status"))
         rc = yconf_each(yc, m, ctx, "expect_status", 0, YCONF_ITEMS_ANY,
                         config_expect_item, t);
@@ -871,6 +879,9 @@ static int config_defaults(struct yconf *yc, yaml_node_t *root,
     if (rc >= 0)
         rc = config_threshold(yc, root, "", "unhealthy_after",
                               &cfg->unhealthy_after);
+    if (rc >= 0)
+        rc = yconf_int(yc, root, "", "probers", 0, 1, CONFIG_MAX_PROBERS,
+                       &cfg->probers);
     if (rc < 0)
         return rc;
     rc = yconf_str(yc, root, "", "log_level", 0, &level);

@@ -28,6 +28,8 @@ struct agent_target {
     size_t n_expect_status;
     unsigned healthy_after;     /* successes in a row to become healthy */
     unsigned unhealthy_after;   /* failures in a row to become unhealthy */
+    long long probers;          /* probed by this many of the cluster's
+                                   live agents (agent/probers.c); 0: all */
     void *opts;                 /* the type's own options (probe_ops->parse),
                                    owned; freed with probe_ops->free_opts */
     char *fingerprint;          /* canonical text of the target's mapping:
@@ -77,6 +79,7 @@ struct agent_config {
     long long timeout_ms;       /* default for targets */
     unsigned healthy_after;     /* default for targets */
     unsigned unhealthy_after;   /* default for targets */
+    long long probers;          /* default for targets; 0: every agent */
     enum log_level log_level;
     char *admin_listen;         /* "IP:PORT" of /healthz, /readyz, /metrics;
                                    NULL when admin.enabled is false */

@@ -1,7 +1,11 @@
 /* loop.c -- the agent's event loop: schedules probes, collects their
  * results into the spool, drives the shipper, and stops on a signal. One
  * thread, one curl multi handle, no thread per target. Does not parse
- * config, open the spool or know how any probe type works. */
+ * config, open the spool or know how any probe type works.
+ *
+ * Over 1000 lines on purpose: scheduling, reload and the probers handoff
+ * all work on the loop's private target array, and a split would need a
+ * private header just to share that one struct. */
 #include "loop.h"
 
 #include <errno.h>
@@ -20,6 +24,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "probe.h"
+#include "probers.h"
 #include "shipper.h"
 #include "spool.h"
 #include "util.h"
@@ -43,6 +48,7 @@ struct loop_target {
     struct health health;
     enum health_state reset_from;   /* a reload reset it from this state:
                                        HEALTH_UNKNOWN when it did not */
+    int handed_off;                 /* probers: other nodes probe it */
 };
 
 enum loop_phase {
@@ -59,6 +65,8 @@ struct loop {
     struct spool *sp;               /* borrowed */
     CURLM *multi;                   /* loop thread only; owns the easies */
     struct shipper *sh;
+    struct probers *pr;             /* which targets this node probes */
+    uint64_t pr_seen;               /* probers_version() acted on */
     struct loop_target *targets;
     size_t n_targets;
     size_t running;                 /* probes in flight */
@@ -120,6 +128,7 @@ void loop_free(struct loop *lp)
             lt->ops->state_free(lt->pstate);
     }
     shipper_free(lp->sh, lp->multi);
+    probers_free(lp->pr);
     if (lp->multi)
         curl_multi_cleanup(lp->multi);
     if (lp->pipe_rd >= 0)
@@ -175,6 +184,11 @@ int loop_new(const struct agent_config *cfg, struct spool *sp,
     rc = shipper_new(cfg, sp, &lp->sh);
     if (rc < 0)
         goto err;
+    rc = probers_new(cfg, &lp->pr);
+    if (rc < 0)
+        goto err;
+    shipper_set_probers(lp->sh, lp->pr);
+    lp->pr_seen = probers_version(lp->pr);  /* all probed until a list */
     rc = -ENOMEM;
     lp->targets = calloc(cfg->n_targets, sizeof(*lp->targets));
     if (!lp->targets)
@@ -367,6 +381,8 @@ static void loop_start_probe(struct loop *lp, size_t i)
     struct probe_run *run;
     int rc;
 
+    if (lt->handed_off)
+        return;                     /* its schedule ticks on, unused */
     if (lt->run) {
         /* The timeout fits the interval, so this is a loop that fell
          * behind; skipping a beat beats piling runs up. */
@@ -610,6 +626,77 @@ static long loop_wait_ms(const struct loop *lp, int64_t now_us)
     return sw >= 0 && sw < w ? sw : w;
 }
 
+/* Target @lt stops (@off) or starts again being probed by this node. A
+ * stop cancels its run, forgets its health (a later start begins afresh)
+ * and says so with a state change to unknown whose reason starts
+ * "handoff:" (sextant.proto): the collector then leaves this agent out
+ * of the target's quorum instead of counting it stale. */
+static void loop_handoff(struct loop *lp, struct loop_target *lt, int off,
+                         size_t rank, int64_t now_us)
+{
+    Sextant__V1__Event ev = SEXTANT__V1__EVENT__INIT;
+    Sextant__V1__StateChange sc = SEXTANT__V1__STATE_CHANGE__INIT;
+    Sextant__V1__Event *evp = &ev;
+    char reason[128];
+
+    lt->handed_off = off;
+    if (!off) {
+        lt->due_us = now_us;        /* probe it now, not an interval on */
+        lp->next_due_us = now_us;
+        return;
+    }
+    if (lt->run) {
+        lt->ops->cancel(lt->run, lp->multi);
+        lt->run = NULL;
+        lp->running--;
+    }
+    snprintf(reason, sizeof(reason), "handoff: probers %lld, this node "
+             "ranks %zu of %zu live", lt->t->probers, rank + 1,
+             probers_n_live(lp->pr));
+    sc.target = lt->t->name;
+    sc.from = (Sextant__V1__Health)lt->health.state;
+    sc.to = (Sextant__V1__Health)HEALTH_UNKNOWN;
+    sc.reason = reason;
+    ev.kind_case = SEXTANT__V1__EVENT__KIND_STATE;
+    ev.state = &sc;
+    loop_append_now(lp, &evp, 1);
+    lt->health = (struct health)HEALTH_INIT;
+    metrics_target_health((size_t)(lt - lp->targets), HEALTH_UNKNOWN);
+}
+
+/* The live list or the config changed: start and stop probing targets as
+ * probers_select() now says, and log the new set once. */
+static void loop_probers(struct loop *lp, int64_t now_us)
+{
+    unsigned char *sel = calloc(lp->n_targets + 1, 1);
+    size_t *rank = calloc(lp->n_targets + 1, sizeof(*rank));
+    size_t n, moved = 0;
+
+    lp->pr_seen = probers_version(lp->pr);
+    if (!sel || !rank) {            /* keep probing as we are; next time */
+        lp->pr_seen--;
+        goto out;
+    }
+    n = probers_select(lp->pr, sel, rank);
+    for (size_t i = 0; i < lp->n_targets; i++) {
+        struct loop_target *lt = &lp->targets[i];
+
+        if (lt->handed_off == !sel[i])
+            continue;
+        loop_handoff(lp, lt, !sel[i], rank[i], now_us);
+        moved++;
+    }
+    metrics_probers(lp->n_targets - n, probers_n_live(lp->pr));
+    if (moved > 0)
+        log_msg(LOGL_INFO, "probers", "probing %zu of %zu targets, %zu "
+                "handed off to other nodes (%zu live nodes listed; %zu "
+                "targets moved)", n, lp->n_targets, lp->n_targets - n,
+                probers_n_live(lp->pr), moved);
+out:
+    free(sel);
+    free(rank);
+}
+
 /* A probe type outside libcurl finished a run (see probe.h). */
 static void loop_complete(struct probe_run *run, struct probe_result *res,
                           void *arg)
@@ -670,6 +757,8 @@ static int loop_turn(struct loop *lp, struct curl_waitfd *wfd,
         return -EIO;
     }
     loop_collect(lp);
+    if (probers_version(lp->pr) != lp->pr_seen)
+        loop_probers(lp, util_mono_us());
     return 0;
 }
 
@@ -758,6 +847,7 @@ static int loop_swap_targets(struct loop *lp, const struct agent_config *ncfg,
             loop_list_add(added, sizeof(added), t->name);
             continue;
         }
+        nt[i].handed_off = ot->handed_off;  /* loop_probers() rechecks */
         if (strcmp(ot->t->identity, t->identity) == 0)
             nt[i].health = ot->health;
         else
@@ -863,6 +953,7 @@ static void loop_reload(struct loop *lp, int64_t now_us)
                 "bound: %s; the old one stays", spool_errmsg(lp->sp));
     lp->cfg = ncfg;
     shipper_set_config(lp->sh, ncfg);
+    probers_set_config(lp->pr, ncfg);
     log_set_level(ncfg->log_level);
     log_msg(LOGL_INFO, "loop", "config reloaded: %s", detail);
     loop_lifecycle(lp, SEXTANT__V1__LIFECYCLE_PHASE__LIFECYCLE_PHASE_RELOAD,

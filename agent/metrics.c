@@ -74,6 +74,8 @@ static struct {
     char coll_label[METRICS_MAX_COLLECTORS][METRICS_MAX_LABEL];
     size_t n_coll;
     atomic_uint_fast64_t targets;
+    atomic_uint_fast64_t handed_off;        /* probers: probed elsewhere */
+    atomic_uint_fast64_t live_nodes;        /* probers: the list held */
     atomic_int_fast64_t last_ack_us;        /* monotonic; METRICS_ABSENT */
     atomic_int_fast64_t offset_ms;          /* METRICS_ABSENT until an ack */
     atomic_int_fast64_t heartbeat_us;       /* 0: no turn yet */
@@ -132,6 +134,8 @@ void metrics_reset(void)
     }
     metrics.n_coll = 0;
     M_SET(metrics.targets, 0);
+    M_SET(metrics.handed_off, 0);
+    M_SET(metrics.live_nodes, 0);
     M_SET(metrics.last_ack_us, METRICS_ABSENT);
     M_SET(metrics.offset_ms, METRICS_ABSENT);
     M_SET(metrics.heartbeat_us, 0);
@@ -142,6 +146,12 @@ void metrics_reset(void)
     metrics.depth_at_us = 0;
     metrics.depth_failing = 0;
     metrics_targets_begin(0);
+}
+
+void metrics_probers(size_t handed_off, size_t live_nodes)
+{
+    M_SET(metrics.handed_off, handed_off);
+    M_SET(metrics.live_nodes, live_nodes);
 }
 
 void metrics_targets_begin(size_t n)
@@ -499,6 +509,23 @@ int metrics_render(char *buf, size_t cap, int64_t now_us, size_t *len)
                    "Targets in the configuration in use.");
     metrics_put(&o, "sextant_agent_targets %" PRIu64 "\n",
                 (uint64_t)M_GET(metrics.targets));
+
+    metrics_family(&o, "sextant_agent_targets_probed", "gauge",
+                   "Targets this node probes (probers: N hands the others "
+                   "to other nodes).");
+    metrics_put(&o, "sextant_agent_targets_probed %" PRIu64 "\n",
+                (uint64_t)(M_GET(metrics.targets) -
+                           M_GET(metrics.handed_off)));
+    metrics_family(&o, "sextant_agent_targets_handed_off", "gauge",
+                   "Targets with probers: N that other nodes of the cluster "
+                   "probe, not this one.");
+    metrics_put(&o, "sextant_agent_targets_handed_off %" PRIu64 "\n",
+                (uint64_t)M_GET(metrics.handed_off));
+    metrics_family(&o, "sextant_agent_live_nodes", "gauge",
+                   "Nodes of the cluster in the live list the collectors "
+                   "sent (probers: N); 0 before any list.");
+    metrics_put(&o, "sextant_agent_live_nodes %" PRIu64 "\n",
+                (uint64_t)M_GET(metrics.live_nodes));
 
     metrics_target_lines(&o);
 

@@ -83,6 +83,10 @@ void metrics_collector_failures(unsigned idx, unsigned in_a_row);
 void metrics_targets_begin(size_t n);
 void metrics_target_set(size_t idx, const char *name, enum probe_type type,
                         enum health_state state);
+/* Loop thread: after probers reselected, how many targets this node
+ * left to others (the rest of the targets it probes) and how many nodes
+ * the live list it used names. */
+void metrics_probers(size_t handed_off, size_t live_nodes);
 /* Loop thread: target @idx's health after a result (one atomic store). */
 void metrics_target_health(size_t idx, enum health_state state);
 

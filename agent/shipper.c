@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "probers.h"
 #include "metrics.h"
 #include "probe_curl.h"
 #include "spool.h"
@@ -78,6 +79,7 @@ struct shipper_coll {
 struct shipper {
     const struct agent_config *cfg; /* borrowed */
     struct spool *sp;               /* borrowed */
+    struct probers *pr;             /* borrowed, NULL: no probers */
     struct shipper_coll *coll;      /* owned; n of them */
     size_t n;
     uint64_t rng;                   /* xorshift state, for jitter only */
@@ -206,8 +208,15 @@ static int shipper_setup(struct shipper_coll *k)
     bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, k->headers) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, SHIPPER_CONNECT_MS)
            != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, SHIPPER_MAXAGE_CONN_S)
+           != CURLE_OK;
     bad |= shipper_tls_setup(e, k->col) < 0;
     return bad ? -EINVAL : 0;
+}
+
+void shipper_set_probers(struct shipper *sh, struct probers *pr)
+{
+    sh->pr = pr;
 }
 
 void shipper_set_config(struct shipper *sh, const struct agent_config *cfg)
@@ -482,6 +491,7 @@ static int shipper_send(struct shipper *sh, struct shipper_coll *k,
     hdr.oldest_seq = c->oldest_seq;
     hdr.sent_unix_ms = util_now_ms();
     hdr.prev_rtt_us = k->prev_rtt_us;
+    hdr.live_nodes_hash = probers_held(sh->pr);
     /* The backlog is news, not the batch: one that cannot be read goes
      * as 0 (unknown to the collector too), and the batch goes all the
      * same. */
@@ -721,6 +731,8 @@ static void shipper_acked(struct shipper *sh, struct shipper_coll *k,
     uint64_t deleted = 0;
     int rc = spool_batch_acked(sh->sp, k->idx, &k->chunk, &deleted);
 
+    probers_ack(sh->pr, (const uint8_t *)k->resp, k->resp_len);
+
     if (rc < 0) {
         /* Stored there, not recorded here: sending it again is harmless
          * (the collector skips what it has), losing it is not. */
@@ -797,7 +809,7 @@ void shipper_done(struct shipper *sh, CURLM *multi, CURL *easy,
     enum shipper_verdict v = SHIPPER_RETRY;
     struct shipper_coll *k = NULL;
     curl_off_t rtt = 0, retry_after = -1;
-    long status = 0;
+    long status = 0, connects = 0;
     int64_t ms, ra_ms = 0;
 
     for (size_t i = 0; i < sh->n && !k; i++)
@@ -811,6 +823,10 @@ void shipper_done(struct shipper *sh, CURLM *multi, CURL *easy,
         status = 0;
     if (curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &rtt) != CURLE_OK)
         rtt = 0;
+    /* Keep-alive at work, or the collector closing idle connections. */
+    if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects) ==
+            CURLE_OK && connects > 0)
+        log_msg(LOGL_DEBUG, "shipper", "%s: a new connection", k->col->url);
     /* Seconds, from "Retry-After: 120" or an HTTP date (curl does both). */
     if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &retry_after)
         != CURLE_OK)

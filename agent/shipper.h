@@ -31,6 +31,15 @@ struct spool;
  * or cut off, and backing off sooner lets the other collectors' batches
  * and the next try go ahead. */
 #define SHIPPER_CONNECT_MS   5000L
+/* A kept-alive connection idle longer than this is not reused: a new one
+ * is opened. Below the collector's default idle close (30 s,
+ * limits.connection_timeout and request_timeout), so with the defaults
+ * the agent never sends into a socket the collector is closing. With a
+ * shorter close on the collector, libcurl sees the closed socket before
+ * reusing it, and if the close crosses the request on the wire (nothing
+ * answered yet on a reused connection), libcurl itself resends it on a
+ * new connection: no failure, no backoff, no lost batch. */
+#define SHIPPER_MAXAGE_CONN_S 20L
 /* A Retry-After is honoured up to this long; a collector (or a proxy in
  * front of it) asking for more is capped, not obeyed for days. */
 #define SHIPPER_MAX_RETRY_AFTER_MS (3600LL * 1000)
@@ -46,6 +55,10 @@ int shipper_new(const struct agent_config *cfg, struct spool *sp,
  * reload refuses to change those); shipping.* limits apply from the next
  * batch. @cfg is borrowed. */
 void shipper_set_config(struct shipper *sh, const struct agent_config *cfg);
+/* Each batch asks for the live node list @pr holds (probers_held) and
+ * each Ack hands @pr its list (probers_ack); @pr is borrowed. */
+struct probers;
+void shipper_set_probers(struct shipper *sh, struct probers *pr);
 /* Aborts batches in flight (their events stay in the spool). NULL is a
  * no-op. */
 void shipper_free(struct shipper *sh, CURLM *multi);

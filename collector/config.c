@@ -28,7 +28,7 @@ static const char *const config_tls_keys[] = {
     "cert_file", "key_file", "client_ca_file", NULL
 };
 static const char *const config_cluster_keys[] = {
-    "name", "token", "token_file", NULL
+    "name", "token", "token_file", "probers_window", NULL
 };
 static const char *const config_api_token_keys[] = {
     "token", "token_file", "scope", NULL
@@ -43,12 +43,19 @@ static const char *const config_retention_keys[] = {
 };
 
 #define CONFIG_DAY_MS        (86400LL * 1000)
+/* probers_window: how long after its last batch a node still counts as
+ * live for `probers: N` (collector/live.c). Some batch ages, so a node
+ * that ships every 1-5 s never drops out between two batches. */
+#define CONFIG_DEF_PROBERS_WINDOW_MS (30LL * 1000)
+#define CONFIG_MAX_PROBERS_WINDOW_MS (3600LL * 1000)
 #define CONFIG_MAX_RETENTION (36500 * CONFIG_DAY_MS)  /* a century */
 #define CONFIG_MIN_RETENTION (60LL * 1000)     /* shorter: nothing to roll */
 
 /* limits: defaults, then bounds. */
-#define CONFIG_DEF_CONNS       1024LL   /* agents of a large fleet, each
-                                         * with a keep-alive connection */
+/* Each agent holds one keep-alive connection: a DaemonSet on 50 clusters
+ * of 100 nodes is 5000, and twice that leaves room for API clients and a
+ * restart's reconnect while old sockets linger (bench/scale_bench.sh). */
+#define CONFIG_DEF_CONNS       10000LL
 #define CONFIG_DEF_PER_IP      64LL     /* a NAT'd cluster shares one IP */
 /* 30 s: an agent's batch, even a large one over a slow link, is in long
  * before; a stalled client holds its slot no longer. */
@@ -196,8 +203,14 @@ static int config_cluster(struct yconf *yc, const struct yconf_item *it,
                         WIRE_MAX_STR);
     if (rc == 0)
         rc = config_token(yc, m, it->ctx, &c->token, c->token_sha256);
-    if (rc)
+    c->probers_window_ms = CONFIG_DEF_PROBERS_WINDOW_MS;
+    if (rc == 0)
+        rc = yconf_duration_ms(yc, m, it->ctx, "probers_window", 0, 1000,
+                               CONFIG_MAX_PROBERS_WINDOW_MS,
+                               &c->probers_window_ms);
+    if (rc < 0)
         return rc;
+    rc = 0;
     for (size_t j = 0; j < it->i; j++) {
         if (strcmp(cfg->clusters[j].name, c->name) == 0)
             return yconf_fail(yc, yconf_find(yc, m, "name"), it->ctx, "name",
@@ -294,6 +307,7 @@ static int config_limits(struct yconf *yc, yaml_node_t *root,
     if (rc >= 0)
         rc = yconf_int(yc, m, "limits", "connections", 0, 1,
                        CONFIG_MAX_CONNS, &cfg->conn_limit);
+    cfg->conn_limit_set = yconf_find(yc, m, "connections") != NULL;
     if (rc >= 0)
         rc = yconf_int(yc, m, "limits", "connections_per_ip", 0, 1,
                        CONFIG_MAX_CONNS, &cfg->per_ip_limit);

@@ -18,6 +18,7 @@ struct collector_cluster {
     char *name;
     char *token;            /* secret: never logged */
     unsigned char token_sha256[COLLECTOR_TOKEN_DIGEST];    /* of token */
+    long long probers_window_ms;    /* a node silent longer is not live */
 };
 
 /* What an API token may do: read, or also add annotations. */
@@ -55,6 +56,9 @@ struct collector_config {
     long long max_body;                 /* compressed ingest bytes */
     long long max_inflated;             /* after inflate */
     long long conn_limit;               /* total connections */
+    int conn_limit_set;                 /* given in the file, not the
+                                         * default: not lowered to fit the
+                                         * open-files limit (server.c) */
     long long per_ip_limit;             /* connections per client IP */
     long long conn_timeout_ms;          /* idle/slow connection timeout */
     long long request_timeout_ms;       /* whole request, headers + body */

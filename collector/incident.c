@@ -698,8 +698,9 @@ static void on_state(struct inc_engine *e, size_t a,
     struct agent_target *at = inc_at(e, a, (size_t)en->id);
     int old = at->state;
     int nw = ev->healthy == 1 ? 1 : ev->healthy == 0 ? 0 : -1;
+    int handoff = ev->healthy == INC_HANDED_OFF;
 
-    if (old == nw)
+    if (old == nw && !handoff)
         return;
     at->state = nw;
     for (int32_t k = en->first; k >= 0; k = e->refs[k].next) {
@@ -714,7 +715,12 @@ static void on_state(struct inc_engine *e, size_t a,
         as->unh -= old == 0;
         as->known += nw != -1;
         as->unh += nw == 0;
-        as->part = 1;
+        /* Handed off its last target of the region (probers: N): it
+         * leaves the region's quorum now, and its silence from here on
+         * is not staleness. Its next probe there brings it back. */
+        as->part = !(handoff && as->known == 0);
+        if (!as->part)
+            as->stale = 0;
         contrib(e, a, (size_t)r->slot, 1);
         refresh(e, (size_t)r->svc, ev->t_ms);
     }

@@ -52,7 +52,9 @@ struct inc_event {
     const char *const *answers;
     size_t n_answers;
     const char *dns_name;       /* INC_EV_DNS: the name resolved */
-    /* INC_EV_STATE: 1 healthy, 0 unhealthy, -1 unknown */
+    /* INC_EV_STATE: 1 healthy, 0 unhealthy, -1 unknown, INC_HANDED_OFF
+     * unknown because the agent handed the target to other probers
+     * (sextant.proto StateChange.reason "handoff:") */
     int healthy;
     /* INC_EV_FAILOVER: "failover" or "manual" (other kinds of operator
      * event are markers and never fed), and the regions it names ("" if
@@ -67,6 +69,8 @@ struct inc_event {
     const char *metric;
     double value;
 };
+
+#define INC_HANDED_OFF (-2)
 
 /* One incident. service and region point into the topology; to_region
  * too (or NULL). Times are INC_NONE until they happen. */

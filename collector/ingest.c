@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "util.h"
 #include "wire.h"
 
 #define INGEST_EVENT_OVERHEAD 320u  /* bytes per decoded event, beyond its
@@ -134,9 +135,12 @@ int ingest_decode(const struct collector_config *cfg,
 }
 
 void ingest_reply(const Sextant__V1__Batch *b, int rc, uint64_t acked_seq,
-                  int64_t recv_ms, struct reply *r)
+                  int64_t recv_ms, struct live *lv,
+                  const struct collector_cluster *c, struct reply *r)
 {
     Sextant__V1__Ack ack = SEXTANT__V1__ACK__INIT;
+    char **names = NULL;
+    int erc;
 
     if (rc < 0) {
         log_msg(LOGL_WARN, "ingest", "%s/%s: not stored: %s", b->cluster,
@@ -148,7 +152,15 @@ void ingest_reply(const Sextant__V1__Batch *b, int rc, uint64_t acked_seq,
     ack.epoch = b->epoch;
     ack.acked_seq = acked_seq;
     ack.received_unix_ms = recv_ms;
-    if (wire_ack_encode(&ack, &r->body, &r->len) < 0) {
+    /* Without memory for the list the Ack goes out without it: the agent
+     * keeps the list it has and asks again with the next batch. */
+    if (live_reply(lv, c, b->node, b->live_nodes_hash, util_now_ms(), &ack,
+                   &names) < 0)
+        log_msg(LOGL_WARN, "ingest", "%s/%s: no live node list: out of "
+                "memory", b->cluster, b->node);
+    erc = wire_ack_encode(&ack, &r->body, &r->len);
+    free(names);
+    if (erc < 0) {
         reply_error(r, 500, "internal error", "cannot encode ack");
         return;
     }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "live.h"
 #include "metrics.h"
 #include "reply.h"
 #include "store.h"
@@ -25,8 +26,11 @@ int ingest_decode(const struct collector_config *cfg,
 
 /* Fills @r with the reply to @b (borrowed) once the store is done with it
  * (rc and acked_seq as store_done_fn gives them; @recv_ms as submitted):
- * an Ack on 200, or a 503 JSON error when it was not stored. */
+ * an Ack on 200, or a 503 JSON error when it was not stored. A stored
+ * batch notes its node as live in @lv (for cluster @c, the token's), and
+ * its Ack carries @c's live nodes when the agent wants them. */
 void ingest_reply(const Sextant__V1__Batch *b, int rc, uint64_t acked_seq,
-                  int64_t recv_ms, struct reply *r);
+                  int64_t recv_ms, struct live *lv,
+                  const struct collector_cluster *c, struct reply *r);
 
 #endif

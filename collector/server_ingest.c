@@ -238,7 +238,8 @@ enum MHD_Result server_ingest_done(struct MHD_Connection *c,
     case WAIT_DONE:
         if (t->rc == -EUCLEAN)
             return server_corrupt(t->srv, c, rq);
-        ingest_reply(t->batch, t->rc, t->acked, t->recv_ms, &r);
+        ingest_reply(t->batch, t->rc, t->acked, t->recv_ms, t->srv->live,
+                     rq->cluster, &r);
         if (r.status == 200)
             metrics_ingest_stored(t->batch->n_events, rq->len);
         else if (t->rc < 0)

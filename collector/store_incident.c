@@ -125,7 +125,7 @@ static int store_inc_from_wire(struct store_inc *in,
         x->healthy =
             ev->state->to == SEXTANT__V1__HEALTH__HEALTH_HEALTHY ? 1
             : ev->state->to == SEXTANT__V1__HEALTH__HEALTH_UNHEALTHY ? 0
-            : -1;
+            : wire_state_is_handoff(ev->state) ? INC_HANDED_OFF : -1;
     } else if (ev->kind_case == SEXTANT__V1__EVENT__KIND_DNS) {
         x->kind = INC_EV_DNS;
         x->has_answers = 1;

@@ -54,7 +54,9 @@ static const char *const store_inc_sql[STORE_INC_STMTS] = {
                " json_extract(data, '$.value'), json_extract(data, '$.ok'),"
                " json_extract(data, '$.served_by'), "
                ANSWER_VALUES("$.answers") ","
-               " json_extract(data, '$.type'), json_type(data, '$.value')"
+               " json_extract(data, '$.type'), json_type(data, '$.value'),"
+               " (SELECT substr(x.text, 1, 8) = '" WIRE_HANDOFF "'"
+               "  FROM texts x WHERE x.id = events.text_id)"
                " FROM events WHERE id = ?1",
     [INC_Q_TARGET] = "SELECT name FROM targets WHERE id = ?1",
     [INC_Q_REGION] = "SELECT name FROM regions WHERE id = ?1",
@@ -662,7 +664,8 @@ static int store_inc_row_ev(struct store_inc *in, sqlite3_stmt *r, int k,
             const char *to = store_inc_col(d, 0);
 
             x->healthy = !to ? -1 : strcmp(to, "healthy") == 0 ? 1
-                         : strcmp(to, "unhealthy") == 0 ? 0 : -1;
+                         : strcmp(to, "unhealthy") == 0 ? 0
+                         : sqlite3_column_int(d, 12) ? INC_HANDED_OFF : -1;
             break;
         }
         case K_DNS:

@@ -103,7 +103,8 @@ int store_now_note(struct store *st, const Sextant__V1__Event *ev,
     n->probe_ms = INT64_MIN;
     if (ev->kind_case == SEXTANT__V1__EVENT__KIND_STATE) {
         n->state_ms = e->unix_ms;
-        n->health = store_health_name(ev->state->to);
+        n->health = wire_state_is_handoff(ev->state)
+                        ? STORE_HANDED_OFF : store_health_name(ev->state->to);
         return 0;
     }
     n->probe_ms = e->unix_ms;

@@ -351,6 +351,9 @@ int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
 /* The name an event's health is stored under ("healthy", "unhealthy",
  * "unknown"); static text. */
 const char *store_health_name(Sextant__V1__Health h);
+/* target_now's health after a handoff state event (wire.h): the agent
+ * left the target to other probers, so status counts it neither way. */
+#define STORE_HANDED_OFF "handed_off"
 
 /* ---- backend: target_now (store_now.c) ---- */
 

@@ -110,6 +110,7 @@ static void st_last_probe(sqlite3_stmt *s, struct jsonw *w, int64_t *ms)
 struct st_group {
     int open;
     int any_unhealthy, all_healthy;
+    size_t n_counted;           /* agents not handed off */
     int64_t since_ms;
     char since_utc[32];
     int64_t last_ms;            /* INT64_MIN: no probe yet */
@@ -124,14 +125,19 @@ static void st_group_end(struct jsonw *w, struct st_group *g)
     jsonw_arr_end(w);
     jsonw_key(w, "health");
     jsonw_str(w, g->any_unhealthy ? "unhealthy"
-                 : g->all_healthy ? "healthy" : "unknown");
+                 : g->all_healthy && g->n_counted > 0 ? "healthy"
+                 : "unknown");
     jsonw_key(w, "since");
-    jsonw_obj_begin(w);
-    jsonw_key(w, "ms");
-    jsonw_int(w, g->since_ms);
-    jsonw_key(w, "utc");
-    jsonw_str(w, g->since_utc);
-    jsonw_obj_end(w);
+    if (g->since_ms == INT64_MIN) {     /* every agent handed it off */
+        jsonw_null(w);
+    } else {
+        jsonw_obj_begin(w);
+        jsonw_key(w, "ms");
+        jsonw_int(w, g->since_ms);
+        jsonw_key(w, "utc");
+        jsonw_str(w, g->since_utc);
+        jsonw_obj_end(w);
+    }
     jsonw_key(w, "last");
     if (g->last_ms == INT64_MIN)
         jsonw_null(w);
@@ -152,6 +158,7 @@ static void st_group_begin(struct jsonw *w, struct st_group *g,
     g->open = 1;
     g->any_unhealthy = 0;
     g->all_healthy = 1;
+    g->n_counted = 0;
     g->since_ms = INT64_MIN;
     g->last_ms = INT64_MIN;
 }
@@ -189,12 +196,18 @@ static void st_group_agent(struct jsonw *w, struct st_group *g,
 
     if (!health)
         health = "unknown";
+    /* An agent that handed the target to other probers is listed but
+     * counts neither way, and its handoff is no change of the target's. */
+    if (strcmp(health, STORE_HANDED_OFF) == 0)
+        goto row;
+    g->n_counted++;
     g->any_unhealthy |= strcmp(health, "unhealthy") == 0;
     g->all_healthy &= strcmp(health, "healthy") == 0;
     if (ms > g->since_ms) {
         g->since_ms = ms;
         export_utc(ms, g->since_utc, sizeof(g->since_utc));
     }
+row:
     jsonw_obj_begin(w);
     st_kv(w, "region", s, SS_REGION);
     st_kv(w, "node", s, SS_NODE);

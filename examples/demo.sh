@@ -105,25 +105,32 @@ ROLES=(primary standby standby)
 GLOBAL=app.global.test
 
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/sextant-demo.XXXXXX")
-PIDS=()                 # every process started, stopped in reverse order
+PIDS=()                 # every process started
+FIRST_AGENT=1000        # index in PIDS of the first agent, once started
 DB=${KEEP_DB:-$DIR/sextant.db}
 
-# Stops what the demo started, newest first (agents before the collector
-# they ship to), each with SIGTERM and up to 10 s, then SIGKILL; removes
+# alive PID...: any of them is still running.
+alive() {
+    local p
+    for p; do kill -0 "$p" 2> /dev/null && return 0; done
+    return 1
+}
+# stop PID...: SIGTERM to each, up to 10 s for all to exit, then SIGKILL.
+stop() {
+    local deadline=$(( $(date +%s) + 10 ))
+    [ $# -gt 0 ] || return 0
+    kill -TERM "$@" 2> /dev/null || true
+    while alive "$@" && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.1; done
+    kill -KILL "$@" 2> /dev/null || true
+}
+# Stops what the demo started: the traffic manager and the agents first
+# (they ship their last events to the collector), then the rest; removes
 # the folder. Runs on every exit: the end, Ctrl-C, a failure.
 cleanup() {
-    local rc=$? i p t
+    local rc=$?
     trap - EXIT INT TERM
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        kill -TERM "${PIDS[$i]}" 2> /dev/null || true
-    done
-    for p in "${PIDS[@]}"; do
-        for ((t = 0; t < 100; t++)); do
-            kill -0 "$p" 2> /dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$p" 2> /dev/null || true
-    done
+    stop "${PIDS[@]:FIRST_AGENT}"
+    stop "${PIDS[@]:0:FIRST_AGENT}"
     wait 2> /dev/null || true
     rm -rf "$DIR"
     say "stopped everything and removed $DIR"
@@ -312,6 +319,7 @@ YAML
 
 start_agents() {
     local i r
+    FIRST_AGENT=${#PIDS[@]}
     for i in 0 1 2; do
         r=${REGIONS[$i]}
         agent_config "$i" > "$DIR/agent-$r.yaml"
@@ -385,11 +393,18 @@ region_of() {
 # Fails after 180 s (far past what the settings give, about 30 s).
 watch_incident() {
     local deadline=$(( $(now_ms) + 180000 )) inc seen_dns=" " said=" "
-    local dns c t old new
+    local seen_down=" " down dns c t old new
     INC_ID=
     while [ "$(now_ms)" -lt "$deadline" ]; do
         inc=$(api "/api/v1/incidents?service=shop&from=$((BREAK_MS - 1000))&limit=1" |
               jq -c '.incidents[0] // empty' 2> /dev/null)
+        down=$(api "/api/v1/timeline?kind=state&target=app-eu-west-1&from=$((BREAK_MS - 1000))&limit=100" |
+              jq -r '.events[] | select(.fields.to == "unhealthy") | "\(.cluster) \(.time)"' 2> /dev/null)
+        while read -r c t; do
+            [ -n "$c" ] && [[ $seen_down != *" $c "* ]] || continue
+            seen_down+="$c "
+            say "agent in $c: eu-west-1's app failed ${UNHEALTHY_AFTER} probes in a row, unhealthy at $(hms "$t")"
+        done <<< "$down"
         dns=$(api "/api/v1/timeline?kind=dns&from=$((BREAK_MS - 1000))&limit=100" |
               jq -r '.events[] | "\(.cluster) \(.time) \([.fields.old[].value] | join(",")) \([.fields.new[].value] | join(","))"' 2> /dev/null)
         while read -r c t old new; do
@@ -441,15 +456,15 @@ summary() {
         "==== Incident #\(.id): what happened (GET /api/v1/incidents/\(.id)) ====",
         "service            \(.service) (\(.pattern))",
         "failed region      \(.region); traffic moved to \(.to_region // "-")",
-        "first failure      \(.times.first_failure | t)   an agent'"'"'s first failed probe",
-        "detected           \(.times.detected | t)   most agents see it down",
-        "failover start     \(.times.failover_start | t)",
+        "first failure      \(.times.first_failure | t)   the first failed probe of eu-west-1",
+        "detected           \(.times.detected | t)   most agents see eu-west-1 unhealthy",
+        "failover start     \(.times.failover_start | t)   the failover event or DNS move, first",
         "DNS switched       \(.times.dns_switched_first | t)   first agent; all: \(.times.dns_switched_all | t)",
         "restored           \(.times.restored | t)   served again through the name",
         "closed             \(.times.closed | t)",
-        "time to detect     \(.durations_ms.time_to_detect | s)",
-        "time to fail over  \(.durations_ms.time_to_failover | s)",
-        "RTO                \(.durations_ms.rto | s)",
+        "time to detect     \(.durations_ms.time_to_detect | s)   first failure to detected",
+        "time to fail over  \(.durations_ms.time_to_failover | s)   detected to DNS switched (all)",
+        "RTO                \(.durations_ms.rto | s)   first failure to restored",
         "RPO (estimate)     \(.rpo_ms | s)   the standby'"'"'s replication lag",
         "incident page      \($api)/#/incidents/\(.id)",
         "timeline           \($api)/#/timeline?service=shop&from=\($from)&to=\($to)",
@@ -479,7 +494,10 @@ until all_healthy; do
     sleep 0.5
 done
 say "all 3 agents see all 3 regions healthy; $GLOBAL serves eu-west-1"
-while [ "$(now_ms)" -lt $((AGENTS_MS + BREAK_AFTER * 1000)) ]; do sleep 0.2; done
+BREAK_AT=$((AGENTS_MS + BREAK_AFTER * 1000))
+[ "$(now_ms)" -ge "$BREAK_AT" ] ||
+    say "breaking eu-west-1 at $(date -u -d "@$((BREAK_AT / 1000))" +%H:%M:%S): open the dashboard to watch"
+while [ "$(now_ms)" -lt "$BREAK_AT" ]; do sleep 0.2; done
 
 BREAK_MS=$(now_ms)
 touch "$DIR/eu-west-1.broken"

@@ -758,8 +758,70 @@ int wire_ack_decode(const uint8_t *buf, size_t len, Sextant__V1__Ack *out)
     out->epoch = a->epoch;
     out->acked_seq = a->acked_seq;
     out->received_unix_ms = a->received_unix_ms;
+    out->live_nodes_hash = a->live_nodes_hash;
     sextant__v1__ack__free_unpacked(a, NULL);
     return 0;
+}
+
+/* The names of @a's live list, copied into one allocation at *out. */
+static int live_copy(const Sextant__V1__Ack *a, char ***out)
+{
+    size_t total = 0, len;
+    char **v, *p;
+
+    if (a->n_live_nodes > WIRE_MAX_LIVE)
+        return -EMSGSIZE;
+    for (size_t i = 0; i < a->n_live_nodes; i++) {
+        len = strnlen(a->live_nodes[i], WIRE_MAX_NODE + 1);
+        if (len == 0 || len > WIRE_MAX_NODE)
+            return len ? -EMSGSIZE : -EINVAL;
+        if (!utf8_valid((const unsigned char *)a->live_nodes[i], len) ||
+            wire_name_check(a->live_nodes[i], len) < 0)
+            return -EINVAL;
+        if (i > 0 && strcmp(a->live_nodes[i - 1], a->live_nodes[i]) >= 0)
+            return -EINVAL;
+        total += len + 1;
+    }
+    if (total > WIRE_MAX_LIVE_BYTES)
+        return -EMSGSIZE;
+    v = malloc(a->n_live_nodes * sizeof(*v) + total);
+    if (v == NULL)
+        return -ENOMEM;
+    p = (char *)(v + a->n_live_nodes);
+    for (size_t i = 0; i < a->n_live_nodes; i++) {
+        len = strlen(a->live_nodes[i]) + 1;
+        memcpy(p, a->live_nodes[i], len);
+        v[i] = p;
+        p += len;
+    }
+    *out = v;
+    return 0;
+}
+
+int wire_ack_live(const uint8_t *buf, size_t len, char ***names, size_t *n,
+                  uint64_t *hash)
+{
+    Sextant__V1__Ack *a = sextant__v1__ack__unpack(NULL, len, buf);
+    char **v = NULL;
+    int rc = 0;
+
+    if (a == NULL)
+        return -EBADMSG;
+    if (a->n_live_nodes > 0)
+        rc = live_copy(a, &v);
+    if (rc == 0) {
+        *names = v;
+        *n = a->n_live_nodes;
+        *hash = a->live_nodes_hash;
+    }
+    sextant__v1__ack__free_unpacked(a, NULL);
+    return rc;
+}
+
+int wire_state_is_handoff(const Sextant__V1__StateChange *s)
+{
+    return s->to == SEXTANT__V1__HEALTH__HEALTH_UNKNOWN && s->reason &&
+           strncmp(s->reason, WIRE_HANDOFF, strlen(WIRE_HANDOFF)) == 0;
 }
 
 /* Only failovers and manual failovers move traffic, so only they may take

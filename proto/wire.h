@@ -28,6 +28,10 @@
 #define WIRE_MAX_ANSWERS    64u          /* DNS answers per set */
 #define WIRE_MAX_LABELS     32u          /* labels per metric sample */
 #define WIRE_ERR_LEN        256u         /* size of an err buffer */
+#define WIRE_MAX_LIVE       1024u        /* names in Ack.live_nodes */
+#define WIRE_MAX_NODE       253u         /* bytes in one of them (DNS) */
+#define WIRE_MAX_LIVE_BYTES (16u << 10)  /* their bytes together: the
+                                          * agent keeps 64 KiB of reply */
 
 /* Raw bytes <-> zlib stream (RFC 1950, "deflate" in HTTP). Caller frees
  * *out. wire_inflate stops with -EMSGSIZE as soon as the output would
@@ -81,6 +85,20 @@ int wire_batch_encode_packed(const Sextant__V1__Batch *hdr,
 int wire_ack_encode(const Sextant__V1__Ack *a, uint8_t **out,
                     size_t *out_len);
 int wire_ack_decode(const uint8_t *buf, size_t len, Sextant__V1__Ack *out);
+/* The Ack's live node list, checked as the hostile input it is: at most
+ * WIRE_MAX_LIVE names, each non-empty, at most WIRE_MAX_NODE bytes of
+ * UTF-8 without control characters, strictly ascending (sorted, no
+ * duplicates), WIRE_MAX_LIVE_BYTES in all. 0: *names is one allocation
+ * (caller frees) holding *n pointers followed by the names, *hash the
+ * Ack's live_nodes_hash; *n 0 and *names NULL when the Ack has no list.
+ * -EBADMSG not an Ack, -EINVAL or -EMSGSIZE a bad list (nothing out). */
+int wire_ack_live(const uint8_t *buf, size_t len, char ***names, size_t *n,
+                  uint64_t *hash);
+
+/* 1 if @s says its agent handed the target to other probers: to
+ * HEALTH_UNKNOWN with a reason starting WIRE_HANDOFF (sextant.proto). */
+#define WIRE_HANDOFF "handoff:"
+int wire_state_is_handoff(const Sextant__V1__StateChange *s);
 
 /* Name of the event's kind as stored and shown: "probe", "state", "dns",
  * "metric", "failover" (a Failover whose kind is "failover" or "manual"),

@@ -808,6 +808,38 @@ static void test_missing_file_is_an_error(void **state)
     assert_string_equal(err, want);
 }
 
+static void test_probers_loads_per_target_and_as_default(void **state)
+{
+    struct agent_config cfg = { 0 };
+    char err[512];
+
+    (void)state;
+    assert_int_equal(load(HEAD TARGETS, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(cfg.targets[0].probers, 0);    /* every agent */
+    agent_config_free(&cfg);
+    assert_int_equal(load(HEAD "probers: 3\n" TARGETS
+                          "  - name: dns\n"
+                          "    url: http://127.0.0.1:9/\n"
+                          "    probers: 1\n", &cfg, err, sizeof(err)), 0);
+    assert_int_equal(cfg.targets[0].probers, 3);    /* inherited */
+    assert_int_equal(cfg.targets[1].probers, 1);
+    agent_config_free(&cfg);
+}
+
+static void test_bad_probers_is_an_error(void **state)
+{
+    (void)state;
+    expect_error(HEAD TARGETS "    probers: 0\n",
+                 "12: targets[0].probers: must be between 1 and 1024");
+    expect_error(HEAD TARGETS "    probers: -2\n",
+                 "12: targets[0].probers: must be between 1 and 1024");
+    expect_error(HEAD TARGETS "    probers: three\n",
+                 "12: targets[0].probers: expected an integer, got "
+                 "\"three\"");
+    expect_error(HEAD "probers: 5000\n" TARGETS,
+                 "9: probers: must be between 1 and 1024");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -846,6 +878,8 @@ int main(void)
         T(test_missing_file_is_an_error),
         T(test_http_resolver_loads_and_changes_the_target),
         T(test_bad_http_resolver_is_an_error),
+        T(test_probers_loads_per_target_and_as_default),
+        T(test_bad_probers_is_an_error),
 #undef T
     };
     int rc;

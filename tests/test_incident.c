@@ -367,6 +367,62 @@ static void test_stale_agent_leaves_the_quorum(void **state)
     inc_engine_free(e);
 }
 
+/* probers: N. Agent 2 hands eu-west-1's target off at T-5.02 s, just
+ * after its last probe there, and is silent from then on: it leaves the
+ * region's quorum at once, and is never counted stale there. The
+ * remaining two probers decide alone: one failing is not more than half
+ * of 2, both are; the incident comes out as in the stale case. */
+static void test_handed_off_agent_leaves_the_quorum_without_going_stale(
+    void **state)
+{
+    struct rec rc = { 0 };
+    struct inc_engine *e;
+    struct world w;
+    struct region_states rs;
+    const struct inc_record *open;
+    struct inc_event *ev;
+    size_t i;
+
+    (void)state;
+    world_init(&w, TOPO_ACTIVE_PASSIVE, stale_ok, NULL);
+    w.end = WORLD_T + 20000;
+    w.alive = stale_alive;
+    world_n_evs = 0;
+    world_gen(&w);
+    ev = world_ev(WORLD_T - 5020, 2, INC_EV_STATE,
+                  world_stores[0].target[0]);
+    ev->healthy = INC_HANDED_OFF;
+    world_sort();
+    e = inc_engine_new(&world_topo, sink, &rc);
+    assert_non_null(e);
+
+    i = feed_until(e, 0, WORLD_T - 5019);  /* the handoff included */
+    states(e, &rs, NULL, NULL);
+    assert_int_equal(rs.st[0].agents, 2);
+    assert_int_equal(rs.st[0].stale, 0);
+    /* Where the stale case counts it stale, and long after. */
+    i = feed_until(e, i, WORLD_T - 2030);
+    inc_engine_advance(e, WORLD_T - 2030);
+    states(e, &rs, NULL, NULL);
+    assert_int_equal(rs.st[0].stale, 0);
+    i = feed_until(e, i, WORLD_T + 3000);
+    states(e, &rs, NULL, &open);
+    assert_int_equal(rs.st[0].stale, 0);
+    assert_int_equal(rs.st[0].agents, 2);
+    assert_null(open);
+    assert_int_equal(rs.st[0].health, 1);
+    assert_int_equal(rs.st[0].unhealthy, 1);
+
+    feed_until(e, i, INC_NONE);
+    states(e, &rs, NULL, &open);
+    assert_non_null(open);
+    assert_int_equal(rs.st[0].health, 0);
+    assert_int_equal(rs.st[0].unhealthy, 2);
+    assert_int_equal(rs.st[0].stale, 0);
+    assert_time(open->detected_ms, WORLD_T + 12630);
+    inc_engine_free(e);
+}
+
 /* The live driver tells the engine the time between commits; advancing
  * to the next event's time before each one must change nothing. */
 static void feed_advancing(struct inc_engine *e)
@@ -606,6 +662,8 @@ int main(void)
         cmocka_unit_test(
             test_flapping_endpoint_is_one_incident_whose_restore_moves),
         cmocka_unit_test(test_stale_agent_leaves_the_quorum),
+        cmocka_unit_test(
+            test_handed_off_agent_leaves_the_quorum_without_going_stale),
         cmocka_unit_test(test_advancing_between_events_changes_nothing),
         cmocka_unit_test(
             test_manual_failover_before_quorum_opens_the_incident),

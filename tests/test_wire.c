@@ -622,6 +622,99 @@ static void test_ack_roundtrips(void **state)
     free(buf);
 }
 
+/* Encodes an Ack listing @names (@n of them) with @hash, and reads its
+ * list back with wire_ack_live(): its rc. */
+static int ack_live_of(char **names, size_t n, uint64_t hash, char ***out,
+                       size_t *n_out, uint64_t *hash_out)
+{
+    Sextant__V1__Ack a = SEXTANT__V1__ACK__INIT;
+    uint8_t *buf;
+    size_t len;
+    int rc;
+
+    a.epoch = 1;
+    a.live_nodes = names;
+    a.n_live_nodes = n;
+    a.live_nodes_hash = hash;
+    assert_int_equal(wire_ack_encode(&a, &buf, &len), 0);
+    rc = wire_ack_live(buf, len, out, n_out, hash_out);
+    free(buf);
+    return rc;
+}
+
+static void test_ack_live_nodes_roundtrip(void **state)
+{
+    char *names[3] = { "node-a", "node-b", "n\303\266de-c" };
+    char **got = NULL;
+    size_t n = 99;
+    uint64_t h = 0;
+
+    (void)state;
+    assert_int_equal(ack_live_of(names, 3, 0x1234, &got, &n, &h), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(h, 0x1234);
+    assert_string_equal(got[0], "node-a");
+    assert_string_equal(got[2], "n\303\266de-c");
+    free(got);
+    /* An older collector's Ack: no list, no hash. */
+    assert_int_equal(ack_live_of(NULL, 0, 0, &got, &n, &h), 0);
+    assert_int_equal(n, 0);
+    assert_null(got);
+    assert_int_equal(h, 0);
+}
+
+static void test_ack_live_nodes_bad_lists_are_refused(void **state)
+{
+    char long_name[WIRE_MAX_NODE + 2];
+    char *unsorted[2] = { "b", "a" }, *dup[2] = { "a", "a" };
+    char *ctl[1] = { "a\nb" }, *empty[1] = { "" }, *longn[1] = { long_name };
+    char *many[WIRE_MAX_LIVE + 1], bufs[WIRE_MAX_LIVE + 1][8];
+    char **got = NULL;
+    size_t n = 7;
+    uint64_t h = 7;
+
+    (void)state;
+    memset(long_name, 'x', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    for (size_t i = 0; i <= WIRE_MAX_LIVE; i++) {
+        snprintf(bufs[i], sizeof(bufs[i]), "%05zu", i);
+        many[i] = bufs[i];
+    }
+    assert_int_equal(ack_live_of(unsorted, 2, 9, &got, &n, &h), -EINVAL);
+    assert_int_equal(ack_live_of(dup, 2, 9, &got, &n, &h), -EINVAL);
+    assert_int_equal(ack_live_of(ctl, 1, 9, &got, &n, &h), -EINVAL);
+    assert_int_equal(ack_live_of(empty, 1, 9, &got, &n, &h), -EINVAL);
+    assert_int_equal(ack_live_of(longn, 1, 9, &got, &n, &h), -EMSGSIZE);
+    assert_int_equal(ack_live_of(many, WIRE_MAX_LIVE + 1, 9, &got, &n, &h),
+                     -EMSGSIZE);
+    assert_int_equal(ack_live_of(many, WIRE_MAX_LIVE, 9, &got, &n, &h), 0);
+    assert_int_equal(n, WIRE_MAX_LIVE);
+    free(got);
+    n = 7;
+    assert_int_equal(wire_ack_live((const uint8_t *)"\xff\xff", 2, &got,
+                                   &n, &h), -EBADMSG);
+    assert_int_equal(n, 7);             /* untouched on failure */
+}
+
+static void test_batch_live_nodes_hash_roundtrips(void **state)
+{
+    struct fixture f;
+    Sextant__V1__Batch *got = NULL;
+    char err[WIRE_ERR_LEN] = "";
+    uint8_t *z;
+    size_t len;
+
+    (void)state;
+    fixture_init(&f);
+    f.b.live_nodes_hash = 0xfeedface12345678ull;
+    assert_int_equal(wire_batch_encode(&f.b, &z, &len), 0);
+    assert_int_equal(wire_batch_decode(z, len, WIRE_MAX_RAW, &got, err,
+                                       sizeof(err)), 0);
+    assert_true(got->live_nodes_hash == 0xfeedface12345678ull);
+    wire_batch_free(got);
+    free(z);
+}
+
 static void test_garbage_ack_fails_with_ebadmsg(void **state)
 {
     static const uint8_t garbage[] = { 0xff, 0xff, 0xff };
@@ -721,6 +814,9 @@ int main(void)
         cmocka_unit_test(test_encode_packed_with_no_events_is_the_header),
         cmocka_unit_test(test_ack_roundtrips),
         cmocka_unit_test(test_garbage_ack_fails_with_ebadmsg),
+        cmocka_unit_test(test_ack_live_nodes_roundtrip),
+        cmocka_unit_test(test_ack_live_nodes_bad_lists_are_refused),
+        cmocka_unit_test(test_batch_live_nodes_hash_roundtrips),
         cmocka_unit_test(test_event_kind_names_every_kind),
         cmocka_unit_test(test_operator_events_other_than_failovers_are_markers),
         cmocka_unit_test(test_failover_service_is_validated),

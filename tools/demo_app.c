@@ -15,7 +15,6 @@
  * picks a free one), prints "PORT\n" on stdout once it accepts, and exits
  * 0 on SIGTERM or SIGINT; exits 1 when it cannot listen, 2 on bad usage. */
 #include <microhttpd.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +26,13 @@
 static const char *demo_app_region = "unknown";
 static const char *demo_app_down_file;  /* NULL: never down */
 static int demo_app_lag;                /* serve /metrics */
+static volatile sig_atomic_t demo_app_stop;
+
+static void demo_app_on_stop(int sig)
+{
+    (void)sig;
+    demo_app_stop = 1;
+}
 
 /* The lag, a triangle wave over 10 s between 0.2 and 0.8 s: it moves, as
  * a real replica's does, and stays well under a second. */
@@ -106,9 +112,7 @@ int main(int argc, char **argv)
     const union MHD_DaemonInfo *info;
     struct sockaddr_storage ss;
     struct MHD_Daemon *d;
-    unsigned flags;
-    sigset_t sigs;
-    int sig;
+    struct sigaction sa;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
@@ -127,16 +131,14 @@ int main(int argc, char **argv)
                         "[--down-file PATH] [--lag]\n");
         return 2;
     }
-    /* Block the stop signals before MHD starts its thread, so it inherits
-     * the mask and sigwait() below is the only taker. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    flags = MHD_USE_INTERNAL_POLLING_THREAD;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    d = MHD_start_daemon(flags, 0, NULL, NULL, demo_app_answer, NULL,
+    /* One thread: MHD is run from this loop (no thread of its own), so
+     * the stop signals come here and interrupt its wait. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = demo_app_on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    d = MHD_start_daemon(ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0, 0,
+                         NULL, NULL, demo_app_answer, NULL,
                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                          MHD_OPTION_CONNECTION_TIMEOUT, 30u,
                          MHD_OPTION_END);
@@ -147,8 +149,8 @@ int main(int argc, char **argv)
     info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     printf("%u\n", info ? info->port : 0);
     fflush(stdout);
-    while (sigwait(&sigs, &sig) != 0)
-        ;
+    while (!demo_app_stop)
+        MHD_run_wait(d, 1000);
     MHD_stop_daemon(d);
     return 0;
 }

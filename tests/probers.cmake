@@ -1,0 +1,6 @@
+# `probers: N`: rendezvous hashing alone (test_hrw), and four real agents
+# of one cluster sharing six targets through one collector (probers.sh).
+add_executable(test_hrw test_hrw.c)
+target_link_libraries(test_hrw PRIVATE sextant_common PkgConfig::CMOCKA)
+add_test(NAME hrw COMMAND test_hrw)
+add_script_test(probers probers.sh)
