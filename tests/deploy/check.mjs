@@ -52,6 +52,19 @@ function finish() {
     process.exit(0);
 }
 
+// Whatever happens, no started binary outlives the test; a crash of
+// this script is a failure with its stack, and the temp folder goes.
+process.on('exit', () => {
+    for (const c of children)
+        c.kill('SIGKILL');
+});
+for (const ev of ['uncaughtException', 'unhandledRejection']) {
+    process.on(ev, (e) => {
+        fail(`check.mjs: ${e?.stack ?? e}`);
+        finish();
+    });
+}
+
 function yamlFiles(dir) {
     const out = [];
     for (const e of readdirSync(dir, { withFileTypes: true })) {
