@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "admin.h"
+#include "check_config.h"
+#include "cli_check.h"
 #include "config.h"
 #include "log.h"
 #include "loop.h"
@@ -26,6 +28,7 @@ static const char agent_usage[] =
     "usage: sextant-agent --config FILE [--once]\n"
     "       sextant-agent event --config FILE --kind KIND [--from REGION]\n"
     "                     [--to REGION] [--text TEXT] [--count N]\n"
+    "       sextant-agent --check-config FILE\n"
     "       sextant-agent --help | --version\n"
     "\n"
     "Probes the targets in FILE, spools every result on disk and ships\n"
@@ -34,6 +37,9 @@ static const char agent_usage[] =
     "  -c, --config FILE  agent configuration (YAML)\n"
     "      --once         probe every target once, ship everything,\n"
     "                     exit 0 when the collector acked it, 1 if not\n"
+    "      --check-config FILE  load FILE as a start would, print \"FILE:\n"
+    "                     ok\" and exit 0, or the error and exit 2; opens\n"
+    "                     no port and no spool, creates nothing\n"
     "  -h, --help         show this help\n"
     "  -V, --version      show the version\n"
     "\n"
@@ -305,6 +311,8 @@ int main(int argc, char **argv)
     opterr = 0;                     /* our message, one line */
     if (argc > 1 && strcmp(argv[1], "event") == 0)
         return agent_event(argc - 1, argv + 1);
+    if (argc > 1 && check_config_is(argv[1]))
+        return check_config_main(argc, argv, "sextant-agent", cli_check_agent);
     for (;;) {
         int c = getopt_long(argc, argv, "c:hV", opts, NULL);
 

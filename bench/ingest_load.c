@@ -4,7 +4,8 @@
  * its own loopback address (127.2.X.Y), with at most one batch in flight
  * per agent, as a real agent ships. Every batch is built, packed and
  * deflated before the clock starts, so the generator's own work during
- * the run is HTTP only. One libcurl multi handle drives every agent.
+ * the run is HTTP only. One libcurl multi handle drives every agent; the
+ * open-files soft limit is raised to the hard limit, one socket each.
  *
  * Closed loop (default): each agent sends its next batch as soon as the
  * previous one is acked. Open loop (--rate R): batch slots are spread
@@ -558,6 +559,23 @@ static int load_prepare(const struct load_opts *o, struct load_agent *agents,
     return 0;
 }
 
+/* One socket per agent: raises the open-files soft limit to the hard
+ * limit (5000 agents need more than the usual 1024). The limit it got,
+ * printed as nofile_limit; the run fails at connect when it is short. */
+static unsigned long long load_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return (unsigned long long)rl.rlim_cur;
+}
+
 static double load_cpu_s(void)
 {
     struct rusage ru;
@@ -573,6 +591,7 @@ int main(int argc, char **argv)
     struct load_agent *agents = NULL;
     struct load_result r = { 0 };
     uint64_t bytes = 0;
+    unsigned long long nofile;
     double t0, cpu0, prep_s;
     int status = 1, valid;
 
@@ -582,6 +601,10 @@ int main(int argc, char **argv)
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return 1;
+    nofile = load_nofile();
+    if (nofile < (unsigned long long)o.agents + 64)
+        fprintf(stderr, "ingest_load: open files limit %llu is short of "
+                "%u agents' sockets: raise ulimit -Hn\n", nofile, o.agents);
     agents = calloc(o.agents, sizeof(*agents));
     if (!agents)
         goto out;
@@ -625,8 +648,9 @@ int main(int argc, char **argv)
            load_pct(r.lat_ms, r.n_lat, 0.99),
            load_pct(r.lat_ms, r.n_lat, 0.999),
            r.n_lat ? r.lat_ms[r.n_lat - 1] : NAN);
-    printf("run_s=%.1f\nloader_cpu_s=%.1f\nvalid=%d\n",
-           (double)util_mono_us() / 1e6 - t0, load_cpu_s() - cpu0, valid);
+    printf("run_s=%.1f\nloader_cpu_s=%.1f\nnofile_limit=%llu\nvalid=%d\n",
+           (double)util_mono_us() / 1e6 - t0, load_cpu_s() - cpu0, nofile,
+           valid);
     status = valid ? 0 : 1;
 out:
     for (unsigned i = 0; agents && i < o.agents; i++) {

@@ -52,8 +52,10 @@ static const char *const config_retention_keys[] = {
 #define CONFIG_MIN_RETENTION (60LL * 1000)     /* shorter: nothing to roll */
 
 /* limits: defaults, then bounds. */
-#define CONFIG_DEF_CONNS       1024LL   /* agents of a large fleet, each
-                                         * with a keep-alive connection */
+/* Each agent holds one keep-alive connection: a DaemonSet on 50 clusters
+ * of 100 nodes is 5000, and twice that leaves room for API clients and a
+ * restart's reconnect while old sockets linger (bench/scale_bench.sh). */
+#define CONFIG_DEF_CONNS       10000LL
 #define CONFIG_DEF_PER_IP      64LL     /* a NAT'd cluster shares one IP */
 /* 30 s: an agent's batch, even a large one over a slow link, is in long
  * before; a stalled client holds its slot no longer. */
@@ -305,6 +307,7 @@ static int config_limits(struct yconf *yc, yaml_node_t *root,
     if (rc >= 0)
         rc = yconf_int(yc, m, "limits", "connections", 0, 1,
                        CONFIG_MAX_CONNS, &cfg->conn_limit);
+    cfg->conn_limit_set = yconf_find(yc, m, "connections") != NULL;
     if (rc >= 0)
         rc = yconf_int(yc, m, "limits", "connections_per_ip", 0, 1,
                        CONFIG_MAX_CONNS, &cfg->per_ip_limit);
@@ -547,6 +550,7 @@ int collector_config_load(const char *path, struct collector_config *out,
     struct yconf yc;
     yaml_node_t *root;
     char *level = NULL;
+    struct sockaddr_storage ss;
     char host[256];
     uint16_t port;
     int rc;
@@ -565,6 +569,12 @@ int collector_config_load(const char *path, struct collector_config *out,
                                        &port) < 0)
         rc = yconf_fail(&yc, yconf_find(&yc, root, "listen"), "", "listen",
                         "expected HOST:PORT, got \"%s\"", cfg.listen);
+    /* The server binds an address and resolves no name: a name here would
+     * pass the load and fail only at the bind (--check-config too). */
+    else if (rc == 0 && util_sockaddr(cfg.listen, &ss) < 0)
+        rc = yconf_fail(&yc, yconf_find(&yc, root, "listen"), "", "listen",
+                        "\"%s\": HOST must be an IP address, not a name",
+                        cfg.listen);
     if (rc == 0)
         rc = yconf_str(&yc, root, "", "db", 1, &cfg.db_path);
     if (rc == 0)

@@ -1,7 +1,8 @@
 /* main.c -- sextant-collector: parse the command line and the config, open
  * the store, serve until SIGTERM/SIGINT, then stop cleanly: the server
  * first (its last batches still commit), then the store. As
- * "sextant-collector backup", copies a database instead (see backup.c). */
+ * "sextant-collector backup", copies a database instead (see backup.c);
+ * --check-config only loads the config (cli_check.c). */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -13,6 +14,8 @@
 #include <time.h>
 
 #include "backup.h"
+#include "check_config.h"
+#include "cli_check.h"
 #include "cli_incidents.h"
 #include "cli_timeline.h"
 #include "config.h"
@@ -36,6 +39,7 @@ static void usage(FILE *f)
         "usage: sextant-collector --config FILE [--listen HOST:PORT] "
         "[--db PATH]\n"
         "       sextant-collector backup --db PATH --out FILE\n"
+        "       sextant-collector --check-config FILE\n"
         "\n"
         "Receives event batches from Sextant agents, stores them in SQLite\n"
         "and serves the timeline API.\n"
@@ -44,6 +48,9 @@ static void usage(FILE *f)
         "examples/collector.yaml)\n"
         "  -l, --listen HOST:PORT override the config's listen address\n"
         "  -d, --db PATH          override the config's database path\n"
+        "      --check-config FILE load FILE as a start would, print\n"
+        "                         \"FILE: ok\" and exit 0, or the error and\n"
+        "                         exit 2; opens no port and no database\n"
         "  -h, --help             this text\n"
         "  -V, --version          print the version\n"
         "\n"
@@ -186,6 +193,9 @@ int main(int argc, char **argv)
         return cli_incidents(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "timeline") == 0)
         return cli_timeline_main(argc - 1, argv + 1);
+    if (argc > 1 && check_config_is(argv[1]))
+        return check_config_main(argc, argv, "sextant-collector",
+                                 cli_check_collector);
     while ((opt = getopt_long(argc, argv, "c:l:d:hV", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;

@@ -20,13 +20,14 @@
 /* The statuses the collector answers with; anything else is counted as
  * code="other". A fixed table keeps counting lock-free. */
 static const unsigned metrics_codes[] = {
-    200, 201, 400, 401, 403, 404, 405, 411, 413, 415, 500, 503,
+    200, 201, 304, 400, 401, 403, 404, 405, 411, 413, 415, 500, 503,
 };
 #define METRICS_N_CODES (sizeof(metrics_codes) / sizeof(metrics_codes[0]))
 
 static const char *const metrics_route_names[METRICS_N_ROUTES] = {
     "ingest", "timeline", "latency", "healthz", "readyz", "metrics",
-    "status", "services", "incidents", "annotations", "clusters", "other",
+    "status", "services", "incidents", "annotations", "clusters",
+    "dashboard", "assets", "other",
 };
 
 static const char *const metrics_reject_names[METRICS_N_REJECTS] = {

@@ -32,6 +32,8 @@ enum metrics_route {
     METRICS_ROUTE_INCIDENTS,    /* /api/v1/incidents[/{id}[/export]] */
     METRICS_ROUTE_ANNOTATIONS,  /* POST /api/v1/annotations */
     METRICS_ROUTE_CLUSTERS,     /* /api/v1/clusters */
+    METRICS_ROUTE_DASHBOARD,    /* / and /index.html: the dashboard's page */
+    METRICS_ROUTE_ASSETS,       /* /assets/...: its scripts, styles, icons */
     METRICS_ROUTE_OTHER,        /* 404s and anything unrouted */
     METRICS_N_ROUTES
 };

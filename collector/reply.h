@@ -1,11 +1,15 @@
 /* reply.h -- a response built by a handler before server_route.c sends it: a
  * status, a content type, an owned body and the few headers a handler
- * decides. Errors are always JSON {"error": ..., "detail": ...}. */
+ * decides. Errors are always JSON {"error": ..., "detail": ...}. Also
+ * the gzip of a reply's body (the API's GETs, server_route.c). */
 #ifndef SEXTANT_REPLY_H
 #define SEXTANT_REPLY_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* "\"" + 16 hex + "-gz" (a gzip body's, server_route.c) + "\"" + NUL */
+#define REPLY_ETAG_LEN 24u
 
 struct reply {
     unsigned status;
@@ -21,11 +25,16 @@ struct reply {
     const char *cache_control;  /* static; NULL: "no-store" */
     const char *encoding;       /* Content-Encoding, static; NULL: none */
     int vary_encoding;          /* 1: "Vary: Accept-Encoding" */
-    char etag[20];              /* strong ETag with its quotes; "": none */
+    char etag[REPLY_ETAG_LEN];  /* strong ETag with its quotes; "": none */
 };
 
 /* Fills @r with a JSON error; on allocation failure the body is empty. */
 void reply_error(struct reply *r, unsigned status, const char *error,
                  const char *detail);
+
+/* Replaces @r's body by its gzip at zlib @level and sets r->encoding to
+ * "gzip". The output buffer is deflateBound's, sized before allocating.
+ * -ENOMEM, or -EIO on a zlib failure: @r is untouched (sent as it is). */
+int reply_gzip(struct reply *r, int level);
 
 #endif

@@ -42,32 +42,59 @@ static enum metrics_route server_metrics_route(enum server_route r)
     case ROUTE_EXPORT: return METRICS_ROUTE_INCIDENTS;
     case ROUTE_ANNOTATE: return METRICS_ROUTE_ANNOTATIONS;
     case ROUTE_CLUSTERS: return METRICS_ROUTE_CLUSTERS;
-    case ROUTE_WEB:
+    case ROUTE_WEB: return METRICS_ROUTE_DASHBOARD;
+    case ROUTE_ASSETS: return METRICS_ROUTE_ASSETS;
     case ROUTE_NONE: break;
     }
     return METRICS_ROUTE_OTHER;
 }
 
-/* An API 200 gets a strong ETag, the hash of its body; a request whose
- * If-None-Match holds it gets a 304 with no body instead (the dashboard's
- * polling: api.js poll()). Still no-store: the browser keeps the last
- * body itself, no cache does. */
-static void server_api_etag(struct MHD_Connection *c, struct reply *r)
+/* API GET replies below this many bytes go as they are: gzip would save
+ * less than a TCP segment and cost a deflate state (~256 KB) per reply. */
+#define SERVER_GZIP_MIN   1024u
+/* zlib level of the API's replies: see bench/RESULTS.md "API replies in
+ * gzip" for 1 against 6 on the status and timeline replies. */
+#define SERVER_GZIP_LEVEL 1
+
+/* An API 200 gets a strong ETag, the hash of its body; its gzip, sent
+ * when Accept-Encoding allows it and the body is not tiny, is another
+ * representation and so gets another strong ETag: the same hash with
+ * "-gz". If-None-Match holding either gets a 304 with the one that
+ * matched (the dashboard's polling: api.js poll()), without compressing
+ * anything. Vary on both: the encoding depends on the request's
+ * Accept-Encoding. Still no-store: the browser keeps the last body
+ * itself, no cache does. A failed gzip sends the identity body. */
+static void server_api_negotiate(struct MHD_Connection *c, struct reply *r)
 {
     const char *inm = MHD_lookup_connection_value(
         c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    const char *ae = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    char id[WEB_ETAG_LEN], gz[REPLY_ETAG_LEN];
+    const char *match;
 
     if (r->status != 200)
         return;
-    web_etag(r->body, r->len, r->etag);
-    if (!web_etag_match(inm, r->etag))
+    r->vary_encoding = 1;
+    web_etag(r->body, r->len, id);
+    snprintf(gz, sizeof(gz), "%.*s-gz\"", (int)strlen(id) - 1, id);
+    match = web_etag_match(inm, id) ? id : web_etag_match(inm, gz) ? gz
+                                                                 : NULL;
+    if (match) {
+        free(r->body);
+        r->body = NULL;
+        r->len = 0;
+        r->status = 304;
+        r->content_type = NULL;
+        r->attachment[0] = '\0';
+        snprintf(r->etag, sizeof(r->etag), "%s", match);
         return;
-    free(r->body);
-    r->body = NULL;
-    r->len = 0;
-    r->status = 304;
-    r->content_type = NULL;
-    r->attachment[0] = '\0';
+    }
+    if (r->len >= SERVER_GZIP_MIN && web_accepts_gzip(ae) &&
+        reply_gzip(r, SERVER_GZIP_LEVEL) == 0)
+        snprintf(r->etag, sizeof(r->etag), "%s", gz);
+    else
+        snprintf(r->etag, sizeof(r->etag), "%s", id);
 }
 
 /* The headers a handler decided (reply.h), beside the fixed ones. */
@@ -152,8 +179,10 @@ enum MHD_Result server_send(struct MHD_Connection *c,
                                 rq->route == ROUTE_INGEST ||
                                         rq->route == ROUTE_ANNOTATE
                                     ? "POST"
-                                : rq->route == ROUTE_WEB ? "GET, HEAD"
-                                                         : "GET");
+                                : rq->route == ROUTE_WEB ||
+                                        rq->route == ROUTE_ASSETS
+                                    ? "GET, HEAD"
+                                    : "GET");
     if (rq->retry_after) {
         snprintf(retry, sizeof(retry), "%u", rq->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
@@ -468,6 +497,11 @@ static enum MHD_Result server_route(struct server *srv,
     int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
     int is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
 
+    /* MHD hands on the path unescaped and cut at a NUL: "/x%00y" would be
+     * served as "/x". No name of ours holds a NUL. */
+    if (rq->conn && rq->conn->raw_nul)
+        return server_refuse(c, rq, METRICS_REJ_MALFORMED, 400,
+                             "bad request", "%00 in the path");
     if (strcmp(url, "/v1/ingest") == 0) {
         rq->route = ROUTE_INGEST;
         return is_post ? MHD_YES
@@ -475,7 +509,12 @@ static enum MHD_Result server_route(struct server *srv,
                                        "method not allowed", "use POST");
     }
     if (web_is_route(url)) {            /* no token: assets hold no data */
-        rq->route = ROUTE_WEB;
+        rq->route = strncmp(url, "/assets/", 8) == 0 ? ROUTE_ASSETS
+                                                     : ROUTE_WEB;
+        /* Asset names need no escapes; one means a path that is not
+         * what it looks like decoded ("%2e%2e", "%2f"). */
+        if (rq->conn && rq->conn->raw_escaped)
+            return server_fail(c, rq, 404, "not found", "no such path");
         return is_get || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0
                    ? MHD_YES
                    : server_fail(c, rq, 405, "method not allowed",
@@ -562,8 +601,10 @@ static void server_answer_raw(struct MHD_Connection *c,
  * KB URL of short parameters does it). No MHD response can be queued
  * here, so a URL over our caps, which also keep the records well within
  * the pool, gets our 414 written directly; MHD's parsing after that can
- * fail or not: the access handler serves nothing more on it. Returns the
- * request context, which must stay NULL (server_access makes it). */
+ * fail or not: the access handler serves nothing more on it. Also notes
+ * what the raw path holds that MHD's unescaping hides (server_route).
+ * Returns the request context, which must stay NULL (server_access makes
+ * it). */
 void *server_uri_check(void *cls, const char *uri,
                        struct MHD_Connection *c)
 {
@@ -573,6 +614,15 @@ void *server_uri_check(void *cls, const char *uri,
     char detail[96];
 
     (void)cls;
+    if (sc) {
+        size_t plen = q ? (size_t)(q - uri) : len;
+
+        sc->raw_escaped = memchr(uri, '%', plen) != NULL;
+        sc->raw_nul = 0;
+        for (size_t i = 0; i + 2 < plen; i++)
+            sc->raw_nul |= uri[i] == '%' && uri[i + 1] == '0' &&
+                           uri[i + 2] == '0';
+    }
     for (; q && n_args <= SERVER_MAX_URL_ARGS; q = strchr(q + 1, '&'))
         n_args++;
     if (!sc || (len <= SERVER_MAX_URL && n_args <= SERVER_MAX_URL_ARGS))
@@ -652,7 +702,7 @@ enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
                                     &ps);
         server_api(srv, rq, url, &ps, &r);
         if (rq->route != ROUTE_ANNOTATE)        /* the GETs */
-            server_api_etag(c, &r);
+            server_api_negotiate(c, &r);
         break;
     case ROUTE_HEALTHZ:
         server_ok_json(&r, "{\"status\":\"ok\"}");
@@ -664,6 +714,7 @@ enum MHD_Result server_access(void *cls, struct MHD_Connection *c,
         server_metrics(srv, &r);
         break;
     case ROUTE_WEB:
+    case ROUTE_ASSETS:
         web_reply(url,
                   MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                               MHD_HTTP_HEADER_IF_NONE_MATCH),
@@ -698,6 +749,7 @@ void server_completed(void *cls, struct MHD_Connection *c,
         /* A keep-alive connection's clock starts again for the next
          * request: the idle time before it counts. */
         atomic_store(&rq->conn->since_us, util_mono_us());
+        atomic_store(&rq->conn->rx_at_rest, server_conn_rx(rq->conn->fd));
         atomic_store(&rq->conn->busy, 0);
     }
     if (rq->ticket)

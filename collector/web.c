@@ -1,5 +1,6 @@
 /* web.c -- serves the dashboard compiled into the collector (the table
- * tools/embed.c generates): "/" is index.html, revalidated on every load
+ * tools/embed.c generates): "/" (and "/index.html", the name people
+ * type) is index.html, revalidated on every load
  * (no-cache) because it names the build's asset folder; everything else
  * lives under "/assets/<build id>/", whose names change with any byte of
  * any asset, so they are cached for a year. Assets are stored gzipped:
@@ -40,20 +41,26 @@ const struct web_asset *web_lookup(const char *path)
     return NULL;
 }
 
+/* 1 if @url is the page itself, not one of its assets. */
+static int web_is_index(const char *url)
+{
+    return strcmp(url, "/") == 0 || strcmp(url, "/" WEB_INDEX) == 0;
+}
+
 int web_is_route(const char *url)
 {
-    return strcmp(url, "/") == 0 ||
+    return web_is_index(url) ||
            strncmp(url, WEB_ASSETS_PREFIX, sizeof(WEB_ASSETS_PREFIX) - 1)
                == 0;
 }
 
-/* The asset @url names, or NULL: "/" is index.html; "/assets/<id>/<p>"
+/* The asset @url names, or NULL: "/" and "/index.html" are index.html; "/assets/<id>/<p>"
  * is <p> when <id> is this build's (index.html is not an asset there). */
 static const struct web_asset *web_find(const char *url)
 {
     const char *p;
 
-    if (strcmp(url, "/") == 0)
+    if (web_is_index(url))
         return web_lookup(WEB_INDEX);
     if (strncmp(url, WEB_ASSETS_PREFIX, sizeof(WEB_ASSETS_PREFIX) - 1) != 0)
         return NULL;
@@ -134,8 +141,7 @@ void web_reply(const char *url, const char *if_none_match,
         return;
     }
     snprintf(r->etag, sizeof(r->etag), "%s", a->etag);
-    r->cache_control = strcmp(url, "/") == 0 ? WEB_CACHE_INDEX
-                                             : WEB_CACHE_ASSET;
+    r->cache_control = web_is_index(url) ? WEB_CACHE_INDEX : WEB_CACHE_ASSET;
     r->vary_encoding = 1;
 }
 

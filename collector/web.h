@@ -1,7 +1,7 @@
 /* web.h -- the dashboard compiled into the collector: its asset table
  * (generated at build time by tools/embed.c from web/src/ and uPlot's dist
- * files; never committed) and the replies to "/" and
- * "/assets/<build id>/<path>", with ETags, 304s and gzip. Also the strong
+ * files; never committed) and the replies to "/" (also "/index.html")
+ * and "/assets/<build id>/<path>", with ETags, 304s and gzip. Also the strong
  * ETag and If-None-Match check the API's GET replies use. */
 #ifndef SEXTANT_WEB_H
 #define SEXTANT_WEB_H
@@ -34,7 +34,7 @@ extern const char web_build_id[];       /* 16 hex: FNV-1a 64 of all files */
 /* The asset at @path (no leading '/'), or NULL. */
 const struct web_asset *web_lookup(const char *path);
 
-/* 1 if @url is the dashboard's: "/" or under "/assets/". */
+/* 1 if @url is the dashboard's: "/", "/index.html" or under "/assets/". */
 int web_is_route(const char *url);
 
 /* Fills @r for GET or HEAD @url (web_is_route): 200 with the asset (gzip

@@ -10,10 +10,12 @@ cd "$(dirname "$0")/.."
 
 # The API tests check every reply against docs/openapi.yaml with node
 # modules pinned in tests/openapi/package-lock.json; the browser tests
-# (web_dashboard) drive chromium with those in tests/web/.
-echo "== node modules (tests/openapi, tests/web, npm ci)"
+# (web_dashboard) drive chromium with those in tests/web/; the manifests
+# of deploy/ are validated with those in tests/deploy/.
+echo "== node modules (tests/openapi, tests/web, tests/deploy, npm ci)"
 npm ci --prefix tests/openapi --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/web --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/deploy --no-audit --no-fund --loglevel=error
 
 # A few minutes of fuzzing: CI always runs it, a developer opts in.
 if [ "${CI:-}" = true ] || [ "${FUZZ:-}" = 1 ]; then

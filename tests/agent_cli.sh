@@ -1,7 +1,8 @@
 # agent_cli.sh -- sextant-agent's command line: --help and --version exit 0,
 # also for the event subcommand, usage errors exit 2, and every kind of bad
 # config exits 2 with exactly one stderr line "FILE:LINE: key: message" and
-# nothing on stdout. `event --count N` appends N events in one process, a
+# nothing on stdout; --check-config FILE says "FILE: ok" or prints that
+# line, creating nothing. `event --count N` appends N events in one process, a
 # line and a numbered text each, and refuses a bad N without touching the
 # spool. Starts no server and never gets as far as probing.
 set -euo pipefail
@@ -153,6 +154,54 @@ collector:
 YAML
 
 { head8; echo "targets: ["; } | bad_config yaml_syntax "10: YAML syntax:"
+
+# --- --check-config FILE: the load of a start, nothing opened or made ---
+mkdir "$TMP/chk"
+printf 'file-token-0123456789\n' > "$TMP/chk/token"
+{ head8 | sed -e "s|/nonexistent/spool.db|$TMP/chk/spool.db|" \
+      -e "s|  token: .*|  token_file: $TMP/chk/token|"; cat <<'YAML'; } \
+    > "$TMP/chk/ok.yaml"
+admin:
+  listen: 0.0.0.0:9464
+targets:
+  - name: web
+    url: http://127.0.0.1:9/
+YAML
+for form in "--check-config $TMP/chk/ok.yaml" "--check-config=$TMP/chk/ok.yaml"
+do
+    run $form
+    [ "$RC" = 0 ] || fail "$form exited $RC"
+    assert_eq "$(cat "$TMP/out")" "$TMP/chk/ok.yaml: ok" "$form output"
+    [ ! -s "$TMP/err" ] || fail "$form wrote to stderr"
+done
+# node may come from NODE_NAME alone, as in a DaemonSet.
+sed '/^node:/d' "$TMP/chk/ok.yaml" > "$TMP/chk/nonode.yaml"
+set +e
+NODE_NAME=node-7 "$AGENT" --check-config "$TMP/chk/nonode.yaml" \
+    > "$TMP/out" 2> "$TMP/err"
+RC=$?
+set -e
+[ "$RC" = 0 ] || fail "--check-config with NODE_NAME exited $RC"
+usage_error --check-config "$TMP/chk/nonode.yaml"
+grep -q "nonode.yaml:1: node: " "$TMP/err" || fail "no node: $(cat "$TMP/err")"
+# A bad file: the error a start prints, exit 2.
+sed 's|^region:.*|region: eu-west-1\ncolour: blue|' "$TMP/chk/ok.yaml" \
+    > "$TMP/chk/bad.yaml"
+usage_error --check-config "$TMP/chk/bad.yaml"
+assert_eq "$(cat "$TMP/err")" "$TMP/chk/bad.yaml:3: colour: unknown key" \
+    "--check-config error"
+sed "s|$TMP/chk/token|$TMP/chk/missing|" "$TMP/chk/ok.yaml" \
+    > "$TMP/chk/notoken.yaml"
+usage_error --check-config "$TMP/chk/notoken.yaml"
+grep -q "notoken.yaml:6: collector.token_file: cannot read" "$TMP/err" \
+    || fail "unreadable token_file: $(cat "$TMP/err")"
+usage_error --check-config
+usage_error --check-config=
+usage_error --check-config "$TMP/chk/ok.yaml" --once
+usage_error --check-config "$TMP/none.yaml"
+# Nothing was created beside the configs: no spool, no lock.
+assert_eq "$(cd "$TMP/chk" && ls | tr '\n' ' ')" \
+    "bad.yaml nonode.yaml notoken.yaml ok.yaml token " "files after checks"
 
 # --- the event subcommand ---
 for h in --help -h; do

@@ -34,6 +34,9 @@ set_property(TEST collector_conn_limit APPEND PROPERTY ENVIRONMENT
              "HOLD_CONNS=$<TARGET_FILE:hold_conns>")
 # 77: the machine's open-files hard limit is below what the test needs.
 set_tests_properties(collector_conn_limit PROPERTIES SKIP_RETURN_CODE 77)
+# limits.connections against the open-files limit: raised, lowered, refused.
+add_script_test(collector_fd_limit collector_fd_limit.sh)
+set_tests_properties(collector_fd_limit PROPERTIES SKIP_RETURN_CODE 77)
 # Oversized and malformed requests are answered (ours or libmicrohttpd's).
 add_script_test(collector_http_limits collector_http_limits.sh)
 # The clock offset filter (absurd RTTs, spikes, a real step) over ingest.

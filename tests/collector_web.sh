@@ -5,7 +5,10 @@
 # Accept-Encoding (equal after gunzip), If-None-Match gives 304 on "/",
 # an asset and the API (whose ETag changes with its data), HEAD works,
 # another build id, unknown paths and traversal attempts are 404 JSON,
-# and with api_tokens the dashboard loads but the API stays closed.
+# /index.html is the page, a %00 anywhere in a path is a 400 and any
+# other escape under /assets/ a 404 (never a file, never a crash), /metrics
+# counts the page and its assets under their own routes, and with
+# api_tokens the dashboard loads but the API stays closed.
 . "$(dirname "$0")/lib.sh"
 
 UPLOT=$SEXTANT_BIN/web-npm/node_modules/uplot/dist
@@ -213,10 +216,72 @@ expect_404 "$BASE/app.js"
 expect_404 "$BASE"./app.js
 expect_404 "$BASE"app.js/
 expect_404 "$BASE$(printf 'a%.0s' $(seq 1 300)).js"
-expect_404 /index.html
 expect_404 /app.js
 expect_404 /assets
 echo "ok 404s"
+
+# /index.html: the page "/" is, cached the same way.
+assert_eq "$(fetch /index.html)" 200 "GET /index.html"
+cmp -s "$TMP/b" "$TMP/index.html" || fail "/index.html is not the page"
+assert_eq "$(header Cache-Control)" no-cache "/index.html Cache-Control"
+assert_eq "$(header ETag)" "$INDEX_ETAG" "/index.html ETag"
+echo "ok /index.html"
+
+# Odd encodings: MHD hands on paths unescaped and cut at a NUL, so
+# "app.js%00.png" would be app.js. A %00 anywhere is a 400; any escape
+# in a dashboard path is a 404, even one that decodes to a real name.
+# expect_400 PATH: a JSON 400.
+expect_400() {
+    assert_eq "$(fetch "$1")" 400 "GET $1"
+    jq -e '.error == "bad request"' "$TMP/b" > /dev/null ||
+        fail "GET $1: not a JSON 400: $(head -c 200 "$TMP/b")"
+    echo "ok 400 $1"
+}
+expect_400 "$BASE"app.js%00.png
+expect_400 "$BASE"app.js%00
+expect_400 /%00
+expect_400 /index.html%00.js
+expect_400 /api/v1/status%00
+expect_400 /healthz%00x
+expect_404 "$BASE"app%2ejs
+expect_404 "$BASE"lib%2fapi.js
+expect_404 "$BASE"app.js%zz
+expect_404 "$BASE"app.js%
+expect_404 "$BASE"%c0%ae%c0%ae/app.js
+expect_404 "$BASE"app.js%0a
+expect_404 /index%2ehtml
+expect_404 /%61ssets/"${BASE#/assets/}"app.js
+assert_eq "$(fetch "$BASE"app.js)" 200 "app.js after the odd paths"
+echo "ok odd encodings"
+
+# /metrics: the page and its assets under their own routes, 304s too.
+# metric NAME: its value on a fresh scrape (0 when absent).
+metric() {
+    curl -sS --max-time 30 "$URL/metrics" |
+        awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }'
+}
+h=sextant_collector_http_requests_total
+page=$(metric "$h{route=\"dashboard\",code=\"200\"}")
+page304=$(metric "$h{route=\"dashboard\",code=\"304\"}")
+asset=$(metric "$h{route=\"assets\",code=\"200\"}")
+asset404=$(metric "$h{route=\"assets\",code=\"404\"}")
+other200=$(metric "$h{route=\"other\",code=\"200\"}")
+fetch / > /dev/null
+fetch /index.html > /dev/null
+fetch / -H "If-None-Match: $INDEX_ETAG" > /dev/null
+fetch "$BASE"app.js > /dev/null
+fetch "$BASE"nope.js > /dev/null
+assert_eq "$(metric "$h{route=\"dashboard\",code=\"200\"}")" \
+    $((page + 2)) "dashboard 200s"
+assert_eq "$(metric "$h{route=\"dashboard\",code=\"304\"}")" \
+    $((page304 + 1)) "dashboard 304s"
+assert_eq "$(metric "$h{route=\"assets\",code=\"200\"}")" \
+    $((asset + 1)) "assets 200s"
+assert_eq "$(metric "$h{route=\"assets\",code=\"404\"}")" \
+    $((asset404 + 1)) "assets 404s"
+assert_eq "$(metric "$h{route=\"other\",code=\"200\"}")" "$other200" \
+    "other 200s"
+echo "ok /metrics routes dashboard and assets"
 
 # With api_tokens: the dashboard loads (its sign-in form asks for the
 # token), the API does not answer without one.

@@ -1,11 +1,11 @@
-/* http_target.c -- a small HTTP(S) server for tests and the local demo:
+/* http_target.c -- a small HTTP(S) server for the end-to-end tests:
  * the thing agents probe. Listens on 127.0.0.1 (or --listen HOST:PORT,
  * port 0 picks a free one) and prints "PORT\n" on stdout once it is ready.
  *
  *   /status/NNN      answers status NNN
  *   /sleep/MS        answers 200 after MS milliseconds
- *   /flag?file=PATH  200 while PATH exists, 503 otherwise (a test or the
- *                    demo flips a target's health by touching a file)
+ *   /flag?file=PATH  200 while PATH exists, 503 otherwise (a test flips
+ *                    a target's health by touching a file)
  *   /redirect?to=URL answers 302 with "Location: URL"
  *   /body?text=TEXT  answers 200 with TEXT as the body
  *   /echo            answers 200 with "method: M" and then every request

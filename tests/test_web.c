@@ -1,5 +1,6 @@
 /* test_web.c -- the dashboard's table as built (sorted, every asset
- * gunzips to its length and ETag, index.html names this build's assets),
+ * gunzips to its length and ETag, index.html names this build's assets
+ * and is also served as /index.html),
  * web_reply's answers to good and bad paths, If-None-Match matching and
  * Accept-Encoding reading. The HTTP side is tests/collector_web.sh. */
 #include <setjmp.h>
@@ -71,6 +72,12 @@ static void test_index_names_this_builds_assets(void **state)
     assert_null(strstr(html, "__ASSETS__"));
     free(html);
     reply_free(&r);
+    /* The name people type: the same page, cached the same way. */
+    web_reply("/index.html", NULL, "gzip", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.cache_control, "no-cache");
+    assert_string_equal(r.etag, web_lookup(WEB_INDEX)->etag);
+    reply_free(&r);
 }
 
 static void test_gzip_and_304_replies(void **state)
@@ -140,7 +147,8 @@ static void test_bad_paths_are_404(void **state)
     assert_true(web_is_route("/"));
     assert_true(web_is_route("/assets/x"));
     assert_false(web_is_route("/api/v1/status"));
-    assert_false(web_is_route("/index.html"));
+    assert_true(web_is_route("/index.html"));
+    assert_false(web_is_route("/index.htm"));
 }
 
 /* Each case: the header's value (NULL: absent) and the answer; the

@@ -9,7 +9,9 @@
 # - one with api_tokens (a read token, and one of scope annotate), fed the
 #   same failover, for the sign-in and annotation checks;
 # - one with 100,000 events over the last 24 hours (tests/query_fill),
-#   for the timeline's volume check.
+#   for the timeline's volume check;
+# - one with an empty database, made not ready by banner.spec.mjs (which
+#   write-locks its database) for the "Collector not ready" banner.
 # Screenshots of every page go to web-shots/ in the build folder.
 source "$(dirname "$0")/lib.sh"
 : "${SCENARIO_FEED:?run through ctest}"
@@ -69,6 +71,13 @@ COLLECTOR_CONFIG=$TMP/volume.yaml COLLECTOR_LOG=$TMP/volume-collector.log \
 VOLUME_PID=$COLLECTOR_PID
 VOLUME_URL=$URL
 
+# The collector banner.spec.mjs makes not ready and ready again.
+cp "$SEXTANT_SRC/tests/scenarios/collector.yaml" "$TMP/notready.yaml"
+COLLECTOR_CONFIG=$TMP/notready.yaml COLLECTOR_LOG=$TMP/notready-collector.log \
+    start_collector "$TMP/notready.db"
+NOTREADY_PID=$COLLECTOR_PID
+NOTREADY_URL=$URL
+
 # The collector with tokens: the failover, fed once, read with the token.
 cp "$SEXTANT_SRC/tests/scenarios/collector.yaml" "$TMP/auth.yaml"
 printf 'api_tokens:\n  - token: %s\n  - token: %s\n    scope: annotate\n' \
@@ -99,6 +108,9 @@ node "$WEB/run.mjs" --base "$URL" --out "$SHOTS" \
     --auth-base "$AUTH_URL" --auth-token "$READ_TOKEN" \
     --auth-note-token "$NOTE_TOKEN" --volume-base "$VOLUME_URL" \
     --feed "$SCENARIO_FEED" --live-agent "$LIVE_AGENT" --tmp "$TMP" \
+    --notready-base "$NOTREADY_URL" --notready-db "$TMP/notready.db" \
+    --notready-agent "$LIVE_AGENT" \
+    --ingest-client "$INGEST_CLIENT" \
     ${WEB_ONLY:+--only "$WEB_ONLY"} || fail "browser checks failed"
 
 touch "$TMP/keeper.stop"
@@ -110,5 +122,7 @@ stop_collector
 COLLECTOR_PID=$AUTH_PID
 stop_collector
 COLLECTOR_PID=$VOLUME_PID
+stop_collector
+COLLECTOR_PID=$NOTREADY_PID
 stop_collector
 echo "web_dashboard: all passed (screenshots in $SHOTS)"

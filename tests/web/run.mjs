@@ -7,7 +7,9 @@
 // usage: node run.mjs --base URL --out DIR [--auth-base URL --auth-token T
 //          [--auth-note-token T]] [--volume-base URL]
 //          [--feed SCENARIO_FEED --live-agent "cluster=C region=R token=T"
-//           --tmp DIR] [--only REGEX]
+//           --tmp DIR] [--notready-base URL --notready-db FILE
+//           --notready-agent "cluster=C region=R token=T"
+//           --ingest-client INGEST_CLIENT] [--only REGEX]
 // Exit 0 when every check passed or was skipped, 1 otherwise.
 //
 // 1. Every page (PAGES), freshly loaded, in three looks (LOOKS: 1280x900,
@@ -53,6 +55,10 @@
 //                      --auth-base; noteToken has scope annotate)
 //   volume             { base, api(path) } of the collector holding many
 //                      events (null without --volume-base)
+//   notready           { base, db, cluster, region, token, ingestClient }
+//                      of a collector
+//                      only banner.spec.mjs uses (it locks its database;
+//                      null without --notready-base)
 //   skip(why)          ends the check as "SKIP: why" (only for a page not
 //                      built yet: the check must start running once it is)
 //   note(text)         prints a line under the check's name
@@ -300,6 +306,12 @@ class Run {
       volume: o['volume-base'] ? {
         base: o['volume-base'],
         api: (path) => apiGet(o['volume-base'], path),
+      } : null,
+      notready: o['notready-base'] ? {
+        base: o['notready-base'],
+        db: o['notready-db'],
+        ...Object.fromEntries((o['notready-agent'] || '').split(' ').map((kv) => kv.split('='))),
+        ingestClient: o['ingest-client'],
       } : null,
       skip: (why) => { throw new Skip(why); },
       note: (text) => notes.push(text),
