@@ -353,6 +353,14 @@ static void metrics_family(struct metrics_out *o, const char *name,
     metrics_put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* An unlabelled gauge: its family and its one sample. */
+static void metrics_gauge(struct metrics_out *o, const char *name,
+                          const char *help, uint64_t v)
+{
+    metrics_family(o, name, "gauge", help);
+    metrics_put(o, "%s %" PRIu64 "\n", name, v);
+}
+
 /* A label value as the format wants it: backslash, quote and newline
  * escaped. Ours are probe type names and the version, but the renderer
  * must not depend on that. */
@@ -495,6 +503,7 @@ int metrics_render(char *buf, size_t cap, int64_t now_us, size_t *len)
     struct metrics_type_snap snap[METRICS_MAX_TYPES];
     int64_t ack_us = M_GET(metrics.last_ack_us);
     int64_t off_ms = M_GET(metrics.offset_ms);
+    uint64_t targets, handed;
 
     if (cap == 0)
         return -EMSGSIZE;
@@ -505,27 +514,25 @@ int metrics_render(char *buf, size_t cap, int64_t now_us, size_t *len)
     metrics_label(&o, SEXTANT_VERSION);
     metrics_put(&o, "\"} 1\n");
 
-    metrics_family(&o, "sextant_agent_targets", "gauge",
-                   "Targets in the configuration in use.");
-    metrics_put(&o, "sextant_agent_targets %" PRIu64 "\n",
-                (uint64_t)M_GET(metrics.targets));
-
-    metrics_family(&o, "sextant_agent_targets_probed", "gauge",
-                   "Targets this node probes (probers: N hands the others "
-                   "to other nodes).");
-    metrics_put(&o, "sextant_agent_targets_probed %" PRIu64 "\n",
-                (uint64_t)(M_GET(metrics.targets) -
-                           M_GET(metrics.handed_off)));
-    metrics_family(&o, "sextant_agent_targets_handed_off", "gauge",
-                   "Targets with probers: N that other nodes of the cluster "
-                   "probe, not this one.");
-    metrics_put(&o, "sextant_agent_targets_handed_off %" PRIu64 "\n",
-                (uint64_t)M_GET(metrics.handed_off));
-    metrics_family(&o, "sextant_agent_live_nodes", "gauge",
-                   "Nodes of the cluster in the live list the collectors "
-                   "sent (probers: N); 0 before any list.");
-    metrics_put(&o, "sextant_agent_live_nodes %" PRIu64 "\n",
-                (uint64_t)M_GET(metrics.live_nodes));
+    metrics_gauge(&o, "sextant_agent_targets",
+                  "Targets in the configuration in use.",
+                  (uint64_t)M_GET(metrics.targets));
+    /* probers: N. Two loads: a reload may have cut targets before the
+     * loop's next reselect cut handed_off. */
+    targets = (uint64_t)M_GET(metrics.targets);
+    handed = (uint64_t)M_GET(metrics.handed_off);
+    metrics_gauge(&o, "sextant_agent_targets_probed",
+                  "Targets this node probes (probers: N hands the others "
+                  "to other nodes).",
+                  targets > handed ? targets - handed : 0);
+    metrics_gauge(&o, "sextant_agent_targets_handed_off",
+                  "Targets with probers: N that other nodes of the cluster "
+                  "probe, not this one.",
+                  handed);
+    metrics_gauge(&o, "sextant_agent_live_nodes",
+                  "Nodes of the cluster in the live list the collectors "
+                  "sent (probers: N); 0 before any list.",
+                  (uint64_t)M_GET(metrics.live_nodes));
 
     metrics_target_lines(&o);
 

@@ -92,7 +92,8 @@ static size_t live_find(const struct live_cluster *lc, const char *name,
     return lo;
 }
 
-/* Notes @node at @now. 1 if it is new, 0 known, -ENOMEM. */
+/* Notes @node at @now; a new one marks the list for a rebuild. 1 if it
+ * is new, 0 known, -ENOMEM. */
 static int live_note(struct live_cluster *lc, const char *node,
                      int64_t now)
 {
@@ -124,6 +125,7 @@ static int live_note(struct live_cluster *lc, const char *node,
     }
     v->last_ms = now;
     lc->n++;
+    lc->built_ms = INT64_MIN;       /* listed at the next reply that asks */
     return 1;
 }
 
@@ -205,7 +207,7 @@ int live_reply(struct live *lv, const struct collector_cluster *c,
     pthread_mutex_lock(&lv->mu);
     rc = live_note(lc, node, now_ms);
     if (rc >= 0 && held != 0 &&
-        (rc == 1 || lc->built_ms == INT64_MIN ||
+        (lc->built_ms == INT64_MIN ||
          now_ms - lc->built_ms >= LIVE_REFRESH_MS || now_ms < lc->built_ms))
         rc = live_build(lc, now_ms, c->probers_window_ms);
     if (rc >= 0 && held != 0 && lc->list != NULL) {
