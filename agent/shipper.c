@@ -208,6 +208,8 @@ static int shipper_setup(struct shipper_coll *k)
     bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, k->headers) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, SHIPPER_CONNECT_MS)
            != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, SHIPPER_MAXAGE_CONN_S)
+           != CURLE_OK;
     bad |= shipper_tls_setup(e, k->col) < 0;
     return bad ? -EINVAL : 0;
 }
@@ -807,7 +809,7 @@ void shipper_done(struct shipper *sh, CURLM *multi, CURL *easy,
     enum shipper_verdict v = SHIPPER_RETRY;
     struct shipper_coll *k = NULL;
     curl_off_t rtt = 0, retry_after = -1;
-    long status = 0;
+    long status = 0, connects = 0;
     int64_t ms, ra_ms = 0;
 
     for (size_t i = 0; i < sh->n && !k; i++)
@@ -821,6 +823,10 @@ void shipper_done(struct shipper *sh, CURLM *multi, CURL *easy,
         status = 0;
     if (curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &rtt) != CURLE_OK)
         rtt = 0;
+    /* Keep-alive at work, or the collector closing idle connections. */
+    if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects) ==
+            CURLE_OK && connects > 0)
+        log_msg(LOGL_DEBUG, "shipper", "%s: a new connection", k->col->url);
     /* Seconds, from "Retry-After: 120" or an HTTP date (curl does both). */
     if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &retry_after)
         != CURLE_OK)

@@ -31,6 +31,15 @@ struct spool;
  * or cut off, and backing off sooner lets the other collectors' batches
  * and the next try go ahead. */
 #define SHIPPER_CONNECT_MS   5000L
+/* A kept-alive connection idle longer than this is not reused: a new one
+ * is opened. Below the collector's default idle close (30 s,
+ * limits.connection_timeout and request_timeout), so with the defaults
+ * the agent never sends into a socket the collector is closing. With a
+ * shorter close on the collector, libcurl sees the closed socket before
+ * reusing it, and if the close crosses the request on the wire (nothing
+ * answered yet on a reused connection), libcurl itself resends it on a
+ * new connection: no failure, no backoff, no lost batch. */
+#define SHIPPER_MAXAGE_CONN_S 20L
 /* A Retry-After is honoured up to this long; a collector (or a proxy in
  * front of it) asking for more is capped, not obeyed for days. */
 #define SHIPPER_MAX_RETRY_AFTER_MS (3600LL * 1000)

@@ -91,22 +91,6 @@ for b in "$COLLECTOR" "$LOAD" "$CEILING"; do
 done
 bench_tmp
 
-CLUSTERS=(eu-west-1 us-east-1 ap-southeast-1)
-TOKENS=
-for c in "${CLUSTERS[@]}"; do TOKENS+=${TOKENS:+,}bench-token-$c-0123456789; done
-
-# collector_config DB: the default config with the three clusters.
-collector_config() {
-    local c
-    echo "listen: 127.0.0.1:0"
-    echo "db: $1"
-    echo "clusters:"
-    for c in "${CLUSTERS[@]}"; do
-        echo "  - name: $c"
-        echo "    token: bench-token-$c-0123456789"
-    done
-}
-
 # load_step NAME [ingest_load args]: a fresh collector and database, the
 # load, then the collector's figures into $TMP/NAME.out (key=value):
 # the loader's, plus collector_cpu_pct, collector_rss_peak_kb,
@@ -114,7 +98,7 @@ collector_config() {
 load_step() {
     local name=$1 c0 t0 run rss_max=0 r hwm ticks commits batches stored
     shift
-    collector_config "$TMP/$name.db" > "$TMP/$name.yaml"
+    bench_collector_config "$TMP/$name.db" > "$TMP/$name.yaml"
     start_collector "$TMP/$name.yaml" "$TMP/$name.collector.log"
     c0=$(cpu_ticks "$CPID")
     "$LOAD" --url "http://127.0.0.1:$CPORT/v1/ingest" --tokens "$TOKENS" \

@@ -4,7 +4,8 @@
  * its own loopback address (127.2.X.Y), with at most one batch in flight
  * per agent, as a real agent ships. Every batch is built, packed and
  * deflated before the clock starts, so the generator's own work during
- * the run is HTTP only. One libcurl multi handle drives every agent.
+ * the run is HTTP only. One libcurl multi handle drives every agent; the
+ * open-files soft limit is raised to the hard limit, one socket each.
  *
  * Closed loop (default): each agent sends its next batch as soon as the
  * previous one is acked. Open loop (--rate R): batch slots are spread
@@ -24,8 +25,15 @@
  * usage: ingest_load --url URL --tokens T0,T1,T2 [--agents N]
  *            [--batch-events B] [--batches K] [--duration S] [--warmup S]
  *            [--rate R] [--seed S] [--step-ms MS] [--no-bind]
+ *            [--first-agent K] [--latencies FILE]
  *   --tokens    bearer tokens of the clusters eu-west-1, us-east-1 and
  *               ap-southeast-1, in that order
+ *   --first-agent  this process simulates agents K to K + N - 1 (their
+ *               addresses, names and events): a load split over several
+ *               processes (bench/scale_bench.sh), since one libcurl multi
+ *               handle walks every transfer in flight on each wake-up
+ *   --latencies write every latency of the window (ms, one a line) to
+ *               FILE, for percentiles over several processes
  *   --batches   pre-encoded batches per agent (default 100): an agent that
  *               runs out stops, and the run is marked invalid if that
  *               happens before the window ends
@@ -67,6 +75,8 @@ struct load_opts {
     uint64_t seed;
     int64_t step_ms;
     int bind;
+    unsigned first;                 /* --first-agent: this shard's first */
+    const char *lat_out;            /* --latencies: every latency, in ms */
 };
 
 struct load_body {
@@ -245,8 +255,10 @@ static int load_agent_setup(struct load_agent *a, const struct load_opts *o,
     if (o->bind) {
         /* One node, one address: the collector's per-address connection
          * limit sees 200 nodes, not one. */
-        snprintf(a->addr, sizeof(a->addr), "127.2.%u.%u",
-                 a->index / 250 + 1, a->index % 250 + 1);
+        unsigned g = o->first + a->index;
+
+        snprintf(a->addr, sizeof(a->addr), "127.2.%u.%u", g / 250 + 1,
+                 g % 250 + 1);
         curl_easy_setopt(a->h, CURLOPT_INTERFACE, a->addr);
     }
     return 0;
@@ -463,7 +475,8 @@ static void load_usage(void)
     fprintf(stderr,
         "usage: ingest_load --url URL --tokens T0,T1,T2 [--agents N]\n"
         "  [--batch-events B] [--batches K] [--duration S] [--warmup S]\n"
-        "  [--rate R] [--seed S] [--step-ms MS] [--no-bind]\n");
+        "  [--rate R] [--seed S] [--step-ms MS] [--no-bind]\n"
+        "  [--first-agent K] [--latencies FILE]\n");
 }
 
 /* Splits "T0,T1,T2" in place. */
@@ -496,6 +509,8 @@ static int load_parse(int argc, char **argv, struct load_opts *o)
         { "seed", required_argument, NULL, 's' },
         { "step-ms", required_argument, NULL, 'm' },
         { "no-bind", no_argument, NULL, 'n' },
+        { "first-agent", required_argument, NULL, 'f' },
+        { "latencies", required_argument, NULL, 'l' },
         { NULL, 0, NULL, 0 },
     };
     int opt, have_tokens = 0;
@@ -520,11 +535,14 @@ static int load_parse(int argc, char **argv, struct load_opts *o)
         case 's': o->seed = strtoull(optarg, NULL, 10); break;
         case 'm': o->step_ms = strtoll(optarg, NULL, 10); break;
         case 'n': o->bind = 0; break;
+        case 'f': o->first = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'l': o->lat_out = optarg; break;
         default: return -1;
         }
     }
     if (optind != argc || !o->url || !have_tokens || o->agents == 0 ||
-        o->agents > LOAD_MAX_AGENTS || o->batch == 0 ||
+        o->agents > LOAD_MAX_AGENTS ||
+        o->first > LOAD_MAX_AGENTS - o->agents || o->batch == 0 ||
         o->batch > LOAD_MAX_BATCH || o->batches == 0 ||
         !(o->duration > 0) || !(o->warmup >= 0) || !(o->rate >= 0) ||
         o->step_ms <= 0)
@@ -544,7 +562,7 @@ static int load_prepare(const struct load_opts *o, struct load_agent *agents,
         struct bench_agent ba;
 
         a->index = i;
-        bench_agent_init(&ba, i, o->seed, t0, o->step_ms);
+        bench_agent_init(&ba, o->first + i, o->seed, t0, o->step_ms);
         a->bodies = calloc(o->batches, sizeof(*a->bodies));
         if (!a->bodies || load_agent_setup(a, o, ba.cluster) < 0)
             return -1;
@@ -556,6 +574,36 @@ static int load_prepare(const struct load_opts *o, struct load_agent *agents,
         }
     }
     return 0;
+}
+
+/* One socket per agent: raises the open-files soft limit to the hard
+ * limit (5000 agents need more than the usual 1024). The limit it got,
+ * printed as nofile_limit; the run fails at connect when it is short. */
+static unsigned long long load_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return (unsigned long long)rl.rlim_cur;
+}
+
+static int load_lat_write(const char *path, const struct load_result *r)
+{
+    FILE *f = fopen(path, "w");
+    int bad;
+
+    if (!f)
+        return -1;
+    for (size_t i = 0; i < r->n_lat; i++)
+        fprintf(f, "%.2f\n", r->lat_ms[i]);
+    bad = ferror(f);
+    return fclose(f) != 0 || bad ? -1 : 0;
 }
 
 static double load_cpu_s(void)
@@ -573,6 +621,7 @@ int main(int argc, char **argv)
     struct load_agent *agents = NULL;
     struct load_result r = { 0 };
     uint64_t bytes = 0;
+    unsigned long long nofile;
     double t0, cpu0, prep_s;
     int status = 1, valid;
 
@@ -582,6 +631,10 @@ int main(int argc, char **argv)
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return 1;
+    nofile = load_nofile();
+    if (nofile < (unsigned long long)o.agents + 64)
+        fprintf(stderr, "ingest_load: open files limit %llu is short of "
+                "%u agents' sockets: raise ulimit -Hn\n", nofile, o.agents);
     agents = calloc(o.agents, sizeof(*agents));
     if (!agents)
         goto out;
@@ -598,6 +651,10 @@ int main(int argc, char **argv)
         goto out;
     if (r.n_lat > 0)                    /* qsort must not get NULL */
         qsort(r.lat_ms, r.n_lat, sizeof(*r.lat_ms), load_cmp);
+    if (o.lat_out && load_lat_write(o.lat_out, &r) < 0) {
+        fprintf(stderr, "ingest_load: cannot write %s\n", o.lat_out);
+        goto out;
+    }
     valid = !r.exhausted_early && r.ack_mismatch == 0 && r.n_lat > 0 &&
             !r.gave_up;
     printf("mode=%s\nagents=%u\nbatch_events=%u\nrate_batches_per_s=%.1f\n"
@@ -625,8 +682,9 @@ int main(int argc, char **argv)
            load_pct(r.lat_ms, r.n_lat, 0.99),
            load_pct(r.lat_ms, r.n_lat, 0.999),
            r.n_lat ? r.lat_ms[r.n_lat - 1] : NAN);
-    printf("run_s=%.1f\nloader_cpu_s=%.1f\nvalid=%d\n",
-           (double)util_mono_us() / 1e6 - t0, load_cpu_s() - cpu0, valid);
+    printf("run_s=%.1f\nloader_cpu_s=%.1f\nnofile_limit=%llu\nvalid=%d\n",
+           (double)util_mono_us() / 1e6 - t0, load_cpu_s() - cpu0, nofile,
+           valid);
     status = valid ? 0 : 1;
 out:
     for (unsigned i = 0; agents && i < o.agents; i++) {

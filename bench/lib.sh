@@ -1,7 +1,7 @@
 # lib.sh -- helpers shared by the benchmark scripts (sourced, not run):
 # logging, the Release build, a temp folder whose processes are all
-# stopped at exit, waiting for a log line, and reading a process's CPU
-# time and memory from /proc. The caller sets SRC, BUILD (empty: build
+# stopped at exit, waiting for a log line, reading a process's CPU
+# time and memory from /proc, and the ingest benchmarks' clusters. The caller sets SRC, BUILD (empty: build
 # into $SRC/build-bench) and KEEP (empty: delete the temp folder).
 
 say() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -91,6 +91,37 @@ machine() {
     echo "$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' \
         /proc/cpuinfo | head -n1); build $BUILD_TYPE; SQLite" \
         "$(sqlite3 --version | cut -d' ' -f1)"
+}
+
+# bench_need CMD... -- FILE...: dies unless each CMD is on PATH and each
+# FILE (a built binary) is executable.
+bench_need() {
+    local t
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        command -v "$1" > /dev/null || die "$1 not found"
+        shift
+    done
+    [ $# -eq 0 ] || shift
+    for t in "$@"; do
+        [ -x "$t" ] || die "$t missing: build first or pass --build DIR"
+    done
+}
+
+# The ingest benchmarks' three clusters, and their tokens as ingest_load's
+# --tokens takes them.
+CLUSTERS=(eu-west-1 us-east-1 ap-southeast-1)
+TOKENS=
+for c in "${CLUSTERS[@]}"; do TOKENS+=${TOKENS:+,}bench-token-$c-0123456789; done
+# bench_collector_config DB: the default config with those clusters.
+bench_collector_config() {
+    local c
+    echo "listen: 127.0.0.1:0"
+    echo "db: $1"
+    echo "clusters:"
+    for c in "${CLUSTERS[@]}"; do
+        echo "  - name: $c"
+        echo "    token: bench-token-$c-0123456789"
+    done
 }
 
 # start_collector CONFIG LOG [SECONDS]: a real sextant-collector

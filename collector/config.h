@@ -56,6 +56,9 @@ struct collector_config {
     long long max_body;                 /* compressed ingest bytes */
     long long max_inflated;             /* after inflate */
     long long conn_limit;               /* total connections */
+    int conn_limit_set;                 /* given in the file, not the
+                                         * default: not lowered to fit the
+                                         * open-files limit (server.c) */
     long long per_ip_limit;             /* connections per client IP */
     long long conn_timeout_ms;          /* idle/slow connection timeout */
     long long request_timeout_ms;       /* whole request, headers + body */

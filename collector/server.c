@@ -74,22 +74,48 @@ static void server_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* Every connection is a file descriptor: with a soft limit below
  * limits.connections, accept() would fail first, and new clients would
- * wait in the kernel's queue however many idle ones we shed. */
-static void server_fd_budget(const struct collector_config *cfg)
+ * wait in the kernel's queue however many idle ones we shed. So the soft
+ * limit is raised as far as the connections need (not further: nothing
+ * else here wants thousands of descriptors), up to the hard limit. When
+ * the hard limit cannot hold them: a limit the operator wrote is refused
+ * (-EMFILE, logged), since shedding agents under load is worse than a
+ * collector that says at start what to fix; the default is lowered to
+ * what fits, with a warning, so a collector still starts out of the box
+ * on a host with a small hard limit. Sets srv->conn_limit. */
+static int server_fd_budget(struct server *srv)
 {
-    rlim_t want = (rlim_t)cfg->conn_limit + SERVER_CONN_SPARE +
-                  SERVER_FD_SPARE;
+    const struct collector_config *cfg = srv->cfg;
+    const rlim_t spare = SERVER_CONN_SPARE + SERVER_FD_SPARE;
+    rlim_t want = (rlim_t)cfg->conn_limit + spare, fit;
     struct rlimit rl;
 
+    srv->conn_limit = cfg->conn_limit;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
-        return;
+        return 0;
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
                       ? want : rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
-        log_msg(LOGL_WARN, "http", "open files limit %llu is below "
-                "limits.connections (%lld) + %u: raise ulimit -n",
-                (unsigned long long)rl.rlim_cur, cfg->conn_limit,
-                SERVER_CONN_SPARE + SERVER_FD_SPARE);
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && getrlimit(RLIMIT_NOFILE, &rl))
+        return 0;                       /* cannot tell: leave it to MHD */
+    if (rl.rlim_cur >= want)
+        return 0;
+    fit = rl.rlim_cur > spare ? rl.rlim_cur - spare : 0;
+    if (cfg->conn_limit_set || fit == 0) {
+        log_msg(LOGL_ERROR, "http", "limits.connections (%lld) needs %llu "
+                "open files, and the limit is %llu (hard %llu): raise "
+                "ulimit -n (LimitNOFILE= in systemd) or lower "
+                "limits.connections to %llu", cfg->conn_limit,
+                (unsigned long long)want, (unsigned long long)rl.rlim_cur,
+                (unsigned long long)rl.rlim_max, (unsigned long long)fit);
+        return -EMFILE;
+    }
+    srv->conn_limit = (long long)fit;
+    log_msg(LOGL_WARN, "http", "open files limit %llu (hard) holds %llu "
+            "connections, not the default limits.connections (%lld): "
+            "serving %llu; raise ulimit -n (LimitNOFILE= in systemd) for "
+            "more agents", (unsigned long long)rl.rlim_cur,
+            (unsigned long long)fit, cfg->conn_limit,
+            (unsigned long long)fit);
+    return 0;
 }
 
 int server_start(const struct collector_config *cfg, struct store *st,
@@ -115,7 +141,11 @@ int server_start(const struct collector_config *cfg, struct store *st,
     }
     srv->cfg = cfg;
     srv->st = st;
-    server_fd_budget(cfg);
+    rc = server_fd_budget(srv);
+    if (rc < 0) {
+        free(srv);
+        return rc;
+    }
     atomic_init(&srv->shed, 0);
     atomic_init(&srv->inflight, 0);
     atomic_init(&srv->suspended, 0);
@@ -156,7 +186,7 @@ int server_start(const struct collector_config *cfg, struct store *st,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
         MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->conn_limit + SERVER_CONN_SPARE,
+        (unsigned)srv->conn_limit + SERVER_CONN_SPARE,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_limit,
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)((cfg->conn_timeout_ms + 999) / 1000),

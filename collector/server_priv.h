@@ -89,6 +89,9 @@ struct server_conn {
     int reaped;                         /* under conn_mu: shut down by us */
     int answered;                       /* its pool thread only: a reply
                                          * went out past MHD; serve no more */
+    atomic_int_fast64_t rx_at_rest;     /* bytes received when the last
+                                         * request ended: none since is
+                                         * an idle keep-alive (reaper) */
     /* Its pool thread only, set per request by server_uri_check from the
      * raw path, which MHD hands on unescaped and cut at a %00: */
     int raw_nul;                        /* the path holds a %00 */
@@ -109,6 +112,9 @@ struct server {
     atomic_int stopping;                    /* server_stop() has begun */
     uint16_t port;
 
+    long long conn_limit;                   /* limits.connections, or
+                                             * what the open-files limit
+                                             * holds (server_fd_budget) */
     pthread_mutex_t conn_mu;
     struct server_conn *conns;              /* under conn_mu */
     long long n_live;                       /* under conn_mu: in conns
@@ -188,6 +194,8 @@ void server_metrics(struct server *srv, struct reply *r);
 /* @ts = CLOCK_MONOTONIC now + @ms: the deadline form of the timed waits. */
 void server_mono_after(struct timespec *ts, long long ms);
 struct server_conn *server_conn_of(struct MHD_Connection *c);
+/* Bytes the kernel has received on socket @fd, or -1 when not known. */
+int64_t server_conn_rx(int fd);
 void server_notify(void *cls, struct MHD_Connection *c,
                    void **socket_context,
                    enum MHD_ConnectionNotificationCode toe);

@@ -749,6 +749,7 @@ void server_completed(void *cls, struct MHD_Connection *c,
         /* A keep-alive connection's clock starts again for the next
          * request: the idle time before it counts. */
         atomic_store(&rq->conn->since_us, util_mono_us());
+        atomic_store(&rq->conn->rx_at_rest, server_conn_rx(rq->conn->fd));
         atomic_store(&rq->conn->busy, 0);
     }
     if (rq->ticket)

@@ -46,6 +46,9 @@ endforeach()
 
 add_script_test(agent_signal agent_signal.sh)
 add_script_test(agent_once_unacked agent_once_unacked.sh)
+set_tests_properties(agent_once_unacked PROPERTIES COST 16)
+# The collector closes idle keep-alive connections; no batch fails for it.
+add_script_test(agent_keepalive agent_keepalive.sh)
 
 # probe_curl_start()'s every way out, with a test type and the real ones.
 add_executable(test_agent_probe_curl test_agent_probe_curl.c)

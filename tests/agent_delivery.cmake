@@ -3,3 +3,4 @@
 # probes, several collectors. (Spool and shipper unit tests are in
 # agent.cmake: test_spool*, test_agent_shipper*.)
 add_script_test(agent_delivery agent_delivery.sh)
+set_tests_properties(agent_delivery PROPERTIES COST 12)

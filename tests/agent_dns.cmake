@@ -14,3 +14,4 @@ add_script_test(agent_dns_e2e agent_dns.sh)
 # HTTP targets resolved through a configured resolver (dnsmasq), as
 # clients reach a service through its global name.
 add_script_test(agent_resolver agent_resolver.sh)
+set_tests_properties(agent_resolver PROPERTIES COST 16)

@@ -1,2 +1,3 @@
 add_script_test(agent_reload agent_reload.sh)
 add_script_test(agent_reload_health agent_reload_health.sh)
+set_tests_properties(agent_reload_health PROPERTIES COST 10)

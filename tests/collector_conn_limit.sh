@@ -1,4 +1,4 @@
-# collector_conn_limit.sh -- limits.connections (default 1024) held by 1500
+# collector_conn_limit.sh -- limits.connections (set to 1024) held by 1500
 # idle connections from many loopback addresses (so the per-IP cap of 64
 # does not stop them first): a new client's /healthz and /readyz are
 # still answered, and ingest still works, because the oldest idle
@@ -16,6 +16,8 @@ fi
 DB=$TMP/c.db
 # No idle connection leaves by itself: only shedding can make room.
 write_collector_config_no_timeouts "$TMP/collector.yaml"
+# Below the default (10000), so that 1500 connections pass it.
+printf '  connections: 1024\n' >> "$TMP/collector.yaml"
 start_collector "$DB"
 "$HOLD_CONNS" 127.0.0.1 "$COLLECTOR_PORT" "$N" 60 > "$TMP/hold.out" &
 PIDS+=($!)

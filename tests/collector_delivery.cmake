@@ -2,3 +2,4 @@
 # gaps, drops, clock offset; and HTTPS with client certificates.
 add_script_test(collector_delivery collector_delivery.sh)
 add_script_test(collector_tls collector_tls.sh)
+set_tests_properties(collector_tls PROPERTIES COST 35)

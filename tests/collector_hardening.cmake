@@ -15,12 +15,14 @@ set_property(TEST collector_slowloris APPEND PROPERTY ENVIRONMENT
              "SLOW_CLIENT=$<TARGET_FILE:slow_client>")
 # SIGTERM while a slow client holds a request: a bounded, clean stop.
 add_script_test(collector_stop collector_stop.sh)
+set_tests_properties(collector_stop PROPERTIES COST 11)
 set_property(TEST collector_stop APPEND PROPERTY ENVIRONMENT
              "SLOW_CLIENT=$<TARGET_FILE:slow_client>")
 add_script_test(collector_busy collector_busy.sh)
 # /readyz and ingest while the store migrates (behind another's lock).
 add_script_test(collector_migrate collector_migrate.sh)
 add_script_test(collector_migrate_events collector_migrate_events.sh)
+set_tests_properties(collector_migrate_events PROPERTIES COST 15)
 # Migration 7: operator events that are not failovers become markers, also
 # those a stopped schema 6 move had put in its new table.
 add_script_test(collector_migrate_markers collector_migrate_markers.sh)
@@ -34,6 +36,9 @@ set_property(TEST collector_conn_limit APPEND PROPERTY ENVIRONMENT
              "HOLD_CONNS=$<TARGET_FILE:hold_conns>")
 # 77: the machine's open-files hard limit is below what the test needs.
 set_tests_properties(collector_conn_limit PROPERTIES SKIP_RETURN_CODE 77)
+# limits.connections against the open-files limit: raised, lowered, refused.
+add_script_test(collector_fd_limit collector_fd_limit.sh)
+set_tests_properties(collector_fd_limit PROPERTIES SKIP_RETURN_CODE 77)
 # Oversized and malformed requests are answered (ours or libmicrohttpd's).
 add_script_test(collector_http_limits collector_http_limits.sh)
 # The clock offset filter (absurd RTTs, spikes, a real step) over ingest.

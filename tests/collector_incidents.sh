@@ -233,48 +233,76 @@ PY
         fail "$(basename "$scn") #$i exports differ from the ground truth"
 }
 
+# expect_values SCN N BASE: "KEY VALUE" lines, one per field of the
+# scenario's N-th expected incident, its times turned into unix ms after
+# BASE ("null" stays): one awk for what was one per field.
+expect_values() {
+    awk -v n="$2" -v b="$3" '
+        BEGIN {
+            split("first_failure detected failover_start dns_first " \
+                  "dns_all restored closed", t, " ")
+            for (i in t) time[t[i]] = 1
+        }
+        $1 == "expect" && $2 == "incident" && ++c == n {
+            for (i = 3; i <= NF; i++) {
+                split($i, p, "=")
+                v = p[2]
+                if ((p[1] in time) && v != "null")
+                    v = sprintf("%.0f", b + v * 1000)
+                print p[1], v
+            }
+        }' "$1"
+}
+
+# api_values FILE: "KEY VALUE" lines of an incident reply (or its JSON
+# export), in the spelling of expect_values, and "order true" when its
+# timeline is in corrected order: one jq for what was one per field.
+api_values() {
+    jq -r '{dns_first: "dns_switched_first", dns_all: "dns_switched_all"}
+        as $m |
+        (["first_failure", "detected", "failover_start", "dns_first",
+          "dns_all", "restored", "closed"][] as $k
+         | "\($k) \(.times[$m[$k] // $k] | if . == null then "null"
+                    else .ms end)"),
+        (["time_to_detect", "time_to_failover", "rto", "outage"][] as $k
+         | "\($k) \(.durations_ms[$k] // "null")"),
+        "rpo \(.rpo_ms // "null" | if type == "number" then round
+                else . end)",
+        (["service", "region", "to_region"][] as $k
+         | "\($k) \(.[$k] // "null")"),
+        "manual \(if .manual then 1 else 0 end)",
+        "order \([.timeline[] | .corrected_ms] | . == sort)"' "$1"
+}
+
 api_incident_check() {
-    local scn=$1 i=$2 base=$3 f=$4 key want got
+    local scn=$1 i=$2 base=$3 f=$4 key val name
+    local -A want=() got=()
+    name=$(basename "$scn")
+    while read -r key val; do want[$key]=$val; done \
+        < <(expect_values "$scn" "$i" "$base")
+    while read -r key val; do got[$key]=$val; done < <(api_values "$f")
     for key in first_failure detected failover_start dns_first dns_all \
                restored closed; do
-        want=$(expect_field "$scn" "$i" "$key")
-        [ -n "$want" ] || continue
-        [ "$want" = null ] ||
-            want=$(awk -v b="$base" -v s="$want" \
-                   'BEGIN { printf "%.0f\n", b + s * 1000 }')
-        got=$(jq -r --arg k "$key" '
-            {dns_first: "dns_switched_first", dns_all: "dns_switched_all"}
-            as $m | .times[$m[$k] // $k] | if . == null then "null"
-            else .ms end' "$f")
-        assert_eq "$got" "$want" "$(basename "$scn") #$i API times.$key"
+        [ -n "${want[$key]:-}" ] || continue
+        assert_eq "${got[$key]:-}" "${want[$key]}" "$name #$i API times.$key"
     done
     for key in time_to_detect time_to_failover rto outage; do
-        want=$(expect_field "$scn" "$i" "$key")
-        [ -n "$want" ] || continue
-        got=$(jq -r --arg k "$key" '.durations_ms[$k] // "null"' "$f")
-        assert_eq "$got" "$want" "$(basename "$scn") #$i API $key"
+        [ -n "${want[$key]:-}" ] || continue
+        assert_eq "${got[$key]:-}" "${want[$key]}" "$name #$i API $key"
     done
-    want=$(expect_field "$scn" "$i" rpo)
-    got=$(jq -r '.rpo_ms // "null" | if type == "number" then round
-                 else . end' "$f")
-    assert_eq "$got" "$want" "$(basename "$scn") #$i API rpo_ms"
+    assert_eq "${got[rpo]:-}" "${want[rpo]:-}" "$name #$i API rpo_ms"
     for key in service region to_region; do
-        want=$(expect_field "$scn" "$i" "$key")
-        got=$(jq -r --arg k "$key" '.[$k] // "null"' "$f")
-        assert_eq "$got" "$want" "$(basename "$scn") #$i API $key"
+        assert_eq "${got[$key]:-}" "${want[$key]:-}" "$name #$i API $key"
     done
-    want=$(expect_field "$scn" "$i" manual)
-    got=$(jq -r 'if .manual then 1 else 0 end' "$f")
-    assert_eq "$got" "$want" "$(basename "$scn") #$i API manual"
+    assert_eq "${got[manual]:-}" "${want[manual]:-}" "$name #$i API manual"
     # Ordered by corrected time, whatever the agents' clocks say, and
     # corrected by exactly each agent's skew ("expect skew NODE MS").
-    got=$(jq '[.timeline[] | .corrected_ms] | . == sort' "$f")
-    assert_eq "$got" true "$(basename "$scn") #$i API timeline order"
+    assert_eq "${got[order]:-}" true "$name #$i API timeline order"
     while read -r node skew; do
-        got=$(jq -r --arg n "$node" --argjson s "$skew" '[.timeline[] |
+        val=$(jq -r --arg n "$node" --argjson s "$skew" '[.timeline[] |
               select(.node == $n) | .time_ms - .corrected_ms == $s] |
               if length > 0 then all else "no events" end' "$f")
-        assert_eq "$got" true "$(basename "$scn") #$i $node's skew"
+        assert_eq "$val" true "$name #$i $node's skew"
     done < <(grep "^expect skew " "$scn" | cut -d" " -f3-)
 }
 

@@ -89,10 +89,9 @@ page_all() {
     : > "$file"
     while :; do
         reply=$(q "$W&order=$order&limit=$limit${cur:+&cursor=$cur}")
-        echo "$reply" | jq -r '.events[] | "\(.'$key') " +
+        cur=$(timeline_page "$reply" '"\(.'$key') " +
             (if .kind == "annotation" then "n \(.fields.id)"
-             else "e \(.cluster) \(.node) \(.epoch) \(.seq)" end)' >> "$file"
-        cur=$(echo "$reply" | jq -r '.next // empty')
+             else "e \(.cluster) \(.node) \(.epoch) \(.seq)" end)' "$file")
         if [ -z "$first" ]; then
             first=$cur
             note $((T0 + 2)) "late $order $limit" > /dev/null

@@ -80,8 +80,8 @@ page_all() {
     : > "$file"
     while :; do
         reply=$(q "$W&order=$order&limit=$limit${cur:+&cursor=$cur}")
-        echo "$reply" | jq -r '.events[] | "\(.cluster) \(.node) \(.epoch) \(.seq)"' >> "$file"
-        cur=$(echo "$reply" | jq -r '.next // empty')
+        cur=$(timeline_page "$reply" \
+              '"\(.cluster) \(.node) \(.epoch) \(.seq)"' "$file")
         [ -n "$first" ] || first=$cur
         [ -n "$cur" ] || break
     done

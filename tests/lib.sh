@@ -218,7 +218,7 @@ openapi_tools() {
 api_valid() {
     local q=$TMP/openapi sum
     openapi_tools
-    mkdir -p "$q"
+    [ -d "$q" ] || mkdir -p "$q"    # a process per request adds up
     sum=$(sha256sum < "$4")
     sum=${sum%% *}
     [ -e "$q/$sum" ] || cp "$4" "$q/$sum"
@@ -277,6 +277,19 @@ api_fetch() {
            "$@" "$URL$path") || fail "$path: curl failed"
     api_check_curl "$code" "$file" "$@" "$URL$path"
     echo "$code"
+}
+
+# timeline_page REPLY ROW FILE: appends to FILE a line per event of REPLY,
+# a page of GET /api/v1/timeline, as the jq expression ROW writes it, and
+# prints the page's next cursor (nothing on the last page): one jq a
+# page, not one for the rows and one for the cursor.
+timeline_page() {
+    local out
+    out=$(jq -r "(.events[] | $2), \"next \\(.next // \"\")\"" <<< "$1") ||
+        fail "not a timeline page: ${1:0:300}"
+    [ "$out" = "${out##*$'\n'}" ] || echo "${out%$'\n'*}" >> "$3"
+    out=${out##*$'\n'}
+    echo "${out#next }"
 }
 
 # api_code PATH?QUERY: GETs $URL/PATH?QUERY (already escaped), prints the

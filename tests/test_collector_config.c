@@ -76,7 +76,7 @@ static void test_valid_config_loads_with_defaults(void **state)
     assert_null(cfg.tls.cert_pem);          /* no tls: plain HTTP */
     assert_null(cfg.tls.client_ca_pem);
     assert_int_equal(cfg.request_timeout_ms, 30000);
-    assert_int_equal(cfg.queue_batches, 1024);
+    assert_int_equal(cfg.queue_batches, 10000);
     assert_int_equal(cfg.queue_bytes, 64 << 20);
     assert_int_equal(cfg.raw_retention_ms, 14LL * 86400 * 1000);
     assert_int_equal(cfg.minute_retention_ms, 90LL * 86400 * 1000);

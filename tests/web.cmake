@@ -4,6 +4,7 @@
 # A few minutes on an idle machine; axe alone takes seconds a page on a
 # loaded one.
 add_script_test(web_dashboard web_dashboard.sh)
+set_tests_properties(web_dashboard PROPERTIES COST 175)
 # Label "browser": scripts/test.sh runs it in the plain build only. What it
 # exercises of the C code (serving the assets and the API) runs under
 # ASan+UBSan in collector_web and the API tests; the sanitized collector
