@@ -77,7 +77,7 @@ static void server_api_negotiate(struct MHD_Connection *c, struct reply *r)
         return;
     r->vary_encoding = 1;
     web_etag(r->body, r->len, id);
-    snprintf(gz, sizeof(gz), "%.*s-gz\"", (int)strlen(id) - 1, id);
+    web_etag_gz(id, gz);
     match = web_etag_match(inm, id) ? id : web_etag_match(inm, gz) ? gz
                                                                  : NULL;
     if (match) {

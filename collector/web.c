@@ -126,21 +126,28 @@ void web_reply(const char *url, const char *if_none_match,
                const char *accept_encoding, struct reply *r)
 {
     const struct web_asset *a = web_find(url);
+    int gzip = web_accepts_gzip(accept_encoding);
+    char gz[REPLY_ETAG_LEN];
 
     if (!a) {
         reply_error(r, 404, "not found", "no such path");
         return;
     }
+    web_etag_gz(a->etag, gz);
     if (web_etag_match(if_none_match, a->etag)) {
         r->status = 304;                /* no body, no Content-Type */
-    } else if (web_body(a, web_accepts_gzip(accept_encoding), r) == 0) {
+        gzip = 0;                       /* the ETag that matched */
+    } else if (web_etag_match(if_none_match, gz)) {
+        r->status = 304;
+        gzip = 1;
+    } else if (web_body(a, gzip, r) == 0) {
         r->status = 200;
         r->content_type = a->content_type;
     } else {
         reply_error(r, 500, "internal error", "cannot read the asset");
         return;
     }
-    snprintf(r->etag, sizeof(r->etag), "%s", a->etag);
+    snprintf(r->etag, sizeof(r->etag), "%s", gzip ? gz : a->etag);
     r->cache_control = web_is_index(url) ? WEB_CACHE_INDEX : WEB_CACHE_ASSET;
     r->vary_encoding = 1;
 }
@@ -150,6 +157,11 @@ void web_etag(const void *body, size_t len, char out[WEB_ETAG_LEN])
     uint64_t h = util_fnv1a64(UTIL_FNV1A64_INIT, body, len);
 
     snprintf(out, WEB_ETAG_LEN, "\"%016llx\"", (unsigned long long)h);
+}
+
+void web_etag_gz(const char *id, char out[REPLY_ETAG_LEN])
+{
+    snprintf(out, REPLY_ETAG_LEN, "%.*s-gz\"", (int)strlen(id) - 1, id);
 }
 
 static const char *web_skip_ows(const char *s)

@@ -39,13 +39,21 @@ int web_is_route(const char *url);
 
 /* Fills @r for GET or HEAD @url (web_is_route): 200 with the asset (gzip
  * when @accept_encoding, the request's Accept-Encoding or NULL, allows
- * it, else inflated), 304 when @if_none_match matches its ETag, 404 JSON
+ * it, else inflated), with the ETag of that representation (web_etag_gz
+ * for the gzip one), 304 carrying the matched one when @if_none_match
+ * matches either, 404 JSON
  * for anything else (another build id, an unknown or invalid path). */
 void web_reply(const char *url, const char *if_none_match,
                const char *accept_encoding, struct reply *r);
 
 /* Writes the strong ETag of @len bytes at @body ("\"<16 hex>\"") to @out. */
 void web_etag(const void *body, size_t len, char out[WEB_ETAG_LEN]);
+
+/* Writes the strong ETag of the gzip representation of a body whose
+ * identity ETag is @id (web_etag's form) to @out: the same hash with
+ * "-gz". A strong ETag names one representation, so the two encodings of
+ * one body never share one. */
+void web_etag_gz(const char *id, char out[REPLY_ETAG_LEN]);
 
 /* 1 if If-None-Match value @inm (NULL: absent) matches @etag: "*", or one
  * of its comma-separated entity tags (W/ ignored, weak comparison as
