@@ -99,23 +99,17 @@ void probers_ack(struct probers *pr, const uint8_t *resp, size_t len)
     pr->version++;
 }
 
+static int probers_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* Whether @node is in the (sorted) list. */
 static int probers_listed(const struct probers *pr, const char *node)
 {
-    size_t lo = 0, hi = pr->n_live, mid;
-    int c;
-
-    while (lo < hi) {
-        mid = lo + (hi - lo) / 2;
-        c = strcmp(pr->live[mid], node);
-        if (c == 0)
-            return 1;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
+    return pr->n_live > 0 &&
+           bsearch(&node, pr->live, pr->n_live, sizeof(*pr->live),
+                   probers_name_cmp) != NULL;
 }
 
 size_t probers_select(const struct probers *pr, unsigned char *sel,
