@@ -105,16 +105,15 @@ same_as_rebuild() {
     "$COLLECTOR" incidents --db "$TMP/copy.db" > "$TMP/rebuilt.json" ||
         return 1
     jq -e '.count == 1 and .incidents[0].open == false' "$TMP/live.json" \
-        > /dev/null && cmp -s "$TMP/live.json" "$TMP/rebuilt.json"
+        > /dev/null && cmp -s "$TMP/live.json" "$TMP/rebuilt.json" &&
+        return 0
+    # What fail() shows (it prints $TMP/*.log) if this never holds.
+    { echo "live incidents:"; cat "$TMP/live.json"
+      echo "rebuilt from the same events:"; cat "$TMP/rebuilt.json"
+    } > "$TMP/compare.log" 2>&1
+    return 1
 }
-deadline=$(( $(now_ms) + 60000 ))
-until same_as_rebuild; do
-    [ "$(now_ms)" -lt "$deadline" ] || fail "after 60 s, live incidents:
-$(cat "$TMP/live.json" 2> /dev/null)
-rebuilt from the same events:
-$(cat "$TMP/rebuilt.json" 2> /dev/null) $(cat "$TMP/rebuild.log")"
-    sleep 1
-done
+wait_until 60 "the live incident never equalled the rebuild's" same_as_rebuild
 RTO=$(jq -r '.incidents[0].durations_ms.rto' "$TMP/live.json")
 [ "$RTO" -ge 2000 ] && [ "$RTO" -le 10000 ] ||
     fail "RTO $RTO ms outside [2000, 10000] ms (see demo_failover.sh)"
