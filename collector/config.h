@@ -50,7 +50,13 @@ struct collector_tls {
 
 struct collector_config {
     char *listen;                       /* "HOST:PORT"; port 0 = any free */
-    char *db_path;
+    char *db_path;                      /* SQLite file (backend sqlite) */
+    /* `store:` (see store.h's store_options): backend "sqlite" (default)
+     * or "postgres" with `postgres.conninfo` (required then) and
+     * `postgres.password_file` (optional, checked readable at load). */
+    int store_backend;                  /* enum store_backend */
+    char *pg_conninfo;
+    char *pg_password_file;
     struct collector_cluster *clusters;
     size_t n_clusters;
     long long max_body;                 /* compressed ingest bytes */

@@ -40,6 +40,7 @@
  * Read-only (store_open_readonly, for the commands that only query a
  * file): no writer thread and no migration; the read pool only. */
 #include "store_priv.h"
+#include "store_pg.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -186,11 +187,18 @@ int store_open(const char *path, const struct store_options *opts,
     st = store_new(path, opts, &rc);
     if (!st)
         return rc;
+    st->stats.queue_max_batches = st->opt.queue_max_batches;
+    st->stats.queue_max_bytes = st->opt.queue_max_bytes;
+    if (st->opt.backend == STORE_BACKEND_POSTGRES) {
+        rc = store_pg_open(st);         /* starts its own threads */
+        if (rc < 0)
+            goto err;
+        *out = st;
+        return 0;
+    }
     rc = -EIO;
     if (store_db_open(st) < 0)
         goto err;
-    st->stats.queue_max_batches = st->opt.queue_max_batches;
-    st->stats.queue_max_bytes = st->opt.queue_max_bytes;
     if (pthread_create(&st->writer, NULL, store_writer, st) != 0) {
         rc = -EAGAIN;
         goto err;
@@ -280,15 +288,19 @@ void store_close(struct store *st)
         pthread_mutex_lock(&st->qlock);
         /* Still migrating (a VACUUM can take long): stop it; it rolls
          * back and the next start begins again. */
-        if (st->ready == 0)
+        if (st->ready == 0 && !st->pg)
             store_db_interrupt(st);
         st->closing = 1;
         pthread_cond_signal(&st->qcond);
         pthread_mutex_unlock(&st->qlock);
         pthread_join(st->writer, NULL);
     }
-    store_inc_free(st);
-    store_db_close(st);
+    if (st->pg) {
+        store_pg_close(st);
+    } else {
+        store_inc_free(st);
+        store_db_close(st);
+    }
     free(st->samples);
     free(st->now);
     pthread_mutex_destroy(&st->qlock);
@@ -310,7 +322,7 @@ static int store_enqueue(struct store *st, struct store_job *j)
         rc = -ESHUTDOWN;
     } else if (st->stats.corrupt) {
         rc = -EUCLEAN;
-    } else if (st->ready != 1) {
+    } else if (st->ready != 1 || st->stats.unavailable) {
         rc = -EAGAIN;
     } else if (j->type == JOB_BATCH && st->q_batches > 0 &&
                (st->q_batches >= st->opt.queue_max_batches ||

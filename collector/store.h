@@ -25,9 +25,28 @@ struct store;
 struct topology;
 struct topo_service;
 
+/* Where the rows live (config `store.backend`). */
+enum store_backend {
+    STORE_BACKEND_SQLITE,       /* one file, one collector (the default) */
+    /* One PostgreSQL database shared by any number of collectors
+     * (collector/store_pg.h): @path is unused, pg_conninfo says where. */
+    STORE_BACKEND_POSTGRES,
+};
+
 /* What the collector's config sets; store_options_default() fills the
  * defaults. A retention of 0 keeps rows forever. */
 struct store_options {
+    enum store_backend backend;
+    /* PostgreSQL only (borrowed: outlive store_open): a libpq connection
+     * string ("host=db port=5432 dbname=sextant user=sextant
+     * sslmode=verify-full"; PG* environment variables and ~/.pgpass
+     * fill what it leaves out, as in psql); and a file whose first line
+     * is the password (NULL: libpq's own ways). */
+    const char *pg_conninfo;
+    const char *pg_password_file;
+    /* This collector's name among many (the leader row, logs): NULL
+     * gives "hostname:pid". */
+    const char *instance;
     int64_t raw_retention_ms;       /* events: 14 days */
     int64_t minute_retention_ms;    /* minute rollups: 90 days */
     int64_t hour_retention_ms;      /* hour rollups: 400 days */
@@ -141,6 +160,10 @@ struct store_stats {
      * good file; store_submit refuses with -EUCLEAN, queries fail so. */
     int corrupt;
     char corrupt_reason[128];       /* the database's words */
+    /* The database server cannot be reached (PostgreSQL only): the writer
+     * reconnects by itself; store_submit refuses with -EAGAIN meanwhile,
+     * and commit_error says why. Implies commits_failing. */
+    int unavailable;
     /* The last group commit stored nothing (disk full, I/O error):
      * cleared by the next one that stores a batch. */
     int commits_failing;

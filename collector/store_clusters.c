@@ -6,6 +6,7 @@
  * as store.h's JSON. Its SQL is its own, one constant statement prepared
  * once per read connection through store_query.c's hook. Reads only. */
 #include "store_priv.h"
+#include "store_pg.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -204,6 +205,9 @@ int store_clusters(struct store *st, char **out, size_t *out_len)
     struct store_reader *r;
     int64_t until;
     struct jsonw w;
+
+    if (st->pg)
+        return store_pg_clusters(st, out, out_len);
 
     jsonw_init(&w, CLUSTERS_BYTES);     /* allocates nothing yet */
     r = store_query_begin(st, &until, &rc, 1);

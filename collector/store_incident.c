@@ -19,6 +19,7 @@
  * the times it records are exact all the same (they come from events,
  * incident.h), only the moment they become visible is later. */
 #include "store_priv.h"
+#include "store_pg.h"
 
 #include <errno.h>
 #include <math.h>
@@ -654,6 +655,9 @@ int store_annotate(struct store *st, int64_t unix_ms, const char *text,
     };
     size_t len = text ? strlen(text) : 0;
     int rc;
+
+    if (st->pg)
+        return store_pg_annotate(st, unix_ms, text, service, incident, id);
 
     if (!text || len > STORE_ANNOTATION_MAX || !store_text_ok(text, len) ||
         (service && !store_service_known(st, service)) || incident < 0 ||

@@ -5,6 +5,7 @@
  * once per read connection (store_reader_stmt_sql). The derived state
  * of store_service_status is what the writer last published. */
 #include "store_priv.h"
+#include "store_pg.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -253,6 +254,9 @@ int store_incidents(struct store *st, const struct store_incident_query *q,
     int64_t until;
     int rc, step;
 
+    if (st->pg)
+        return store_pg_incidents(st, q, out, out_len);
+
     if (limit == 0 || limit > STORE_INCIDENTS_MAX_LIMIT)
         limit = STORE_INCIDENTS_MAX_LIMIT;
     r = store_query_begin(st, &until, &rc, 1);
@@ -430,6 +434,9 @@ int store_incident(struct store *st, int64_t id, char **out,
     int64_t until;
     int rc, step;
 
+    if (st->pg)
+        return store_pg_incident(st, id, out, out_len);
+
     r = store_query_begin(st, &until, &rc, 1);
     if (!r)
         return rc;
@@ -463,6 +470,9 @@ int store_service_status(struct store *st, char **out, size_t *out_len)
     static const char none[] = "{\"services\":[]}";
     char *s;
     int rc = store_poll_ready(st);
+
+    if (st->pg)
+        return store_pg_service_status(st, out, out_len);
 
     if (rc != 1)
         return rc == 0 ? -EAGAIN : rc;

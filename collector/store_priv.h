@@ -51,6 +51,7 @@
 
 struct jsonw;
 struct store_now;                   /* store_now.c's */
+struct store_pg;                    /* store_pg.h's */
 
 #define STORE_READERS        8           /* idle read connections kept */
 #define STORE_READER_EXTRA   16          /* other files' statements kept
@@ -146,6 +147,9 @@ struct store_rollup {
 struct store {
     char *path;
     struct store_options opt;
+    /* The PostgreSQL backend (store_pg.h); NULL: SQLite, and everything
+     * from wdb to now_put below is the SQLite writer's. */
+    struct store_pg *pg;
 
     /* Everything on wdb and below belongs to the writer thread (and to
      * store_open/store_close before it starts and after it ends). */
@@ -274,6 +278,15 @@ int store_submit_retention(struct store *st, int64_t now_ms,
 /* Queues a JOB_ANNOTATE job for the writer (store_annotate): as
  * store_submit_retention, @ctx is the request. */
 int store_submit_annotate(struct store *st, store_done_fn done, void *ctx);
+/* Takes the next group off the queue (store_writer.c), under qlock:
+ * batches up to the group limits, or one other job alone. */
+struct store_job *store_take(struct store *st);
+/* The neutral end of a group commit (store_writer.c), for either
+ * backend's writer: the stats, the queue's counters, commits failing
+ * (@why, "" when none, is the group's first error), then each job's done
+ * call, and frees the jobs. @rc the group's result, @secs its time. */
+void store_group_finish(struct store *st, struct store_job *jobs, int rc,
+                        const char *why, double secs);
 /* Enters the corrupt state, once, logging what to do; @why is copied. */
 void store_set_corrupt(struct store *st, const char *why);
 

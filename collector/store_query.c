@@ -6,6 +6,7 @@
  * Over 1000 lines: the timeline's rendering, summary and paging are one
  * piece that shares its column layout (TL_*) and reply state. */
 #include "store_priv.h"
+#include "store_pg.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -729,6 +730,9 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     struct store_tl_page pg = { 0 };
     int rc, full = 1;
 
+    if (st->pg)
+        return store_pg_timeline(st, q, out, out_len);
+
     if (q->cursor && store_cursor_parse(q->cursor, q->order, page) < 0)
         return -EINVAL;
     r = store_query_begin(st, &until, &rc, 1);
@@ -823,6 +827,9 @@ int store_clusters_seen(struct store *st,
     int64_t until;
     int rc, step;
 
+    if (st->pg)
+        return store_pg_clusters_seen(st, fn, ctx);
+
     r = store_query_begin(st, &until, &rc, 0);
     if (!r)
         return rc;
@@ -852,6 +859,9 @@ int store_name_known(struct store *st, enum store_names which,
     sqlite3_stmt *s = NULL;
     int64_t until;
     int rc, step;
+
+    if (st->pg)
+        return store_pg_name_known(st, which, name, fn, ctx);
 
     r = store_query_begin(st, &until, &rc, 1);
     if (!r)
@@ -964,6 +974,9 @@ int store_latency(struct store *st, const struct store_latency_query *q,
     struct store_reader *r;
     int have = 0, rc, step;
     int64_t until;
+
+    if (st->pg)
+        return store_pg_latency(st, q, out, out_len);
 
     if (q->to_ms <= q->from_ms ||
         (q->to_ms - from) / step_ms >= (int64_t)STORE_LATENCY_MAX_POINTS)

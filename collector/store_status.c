@@ -8,6 +8,7 @@
  * derived state (quorum, serving) is the incident engine's, in
  * store_incident.c. */
 #include "store_priv.h"
+#include "store_pg.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -229,6 +230,9 @@ int store_targets_status(struct store *st, char **out, size_t *out_len)
     int64_t until;
     int rc, step;
 
+    if (st->pg)
+        return store_pg_targets_status(st, out, out_len);
+
     r = store_query_begin(st, &until, &rc, 1);
     if (!r)
         return rc;
@@ -308,6 +312,10 @@ int store_targets_window(struct store *st, const char *const *targets,
     struct hist h;
     int64_t until;
     int rc = 0;
+
+    if (st->pg)
+        return store_pg_targets_window(st, targets, n, from_ms, to_ms,
+                                       step, out);
 
     r = store_query_begin(st, &until, &rc, 1);
     if (!r)

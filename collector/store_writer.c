@@ -50,10 +50,10 @@ static void store_group_error(struct store *st, char *why, size_t len)
 static void store_group(struct store *st, struct store_job *jobs)
 {
     int64_t t0 = store_mono_ns();
-    size_t n = 0, bytes = 0, stored = 0, inc_mark = store_inc_mark(st);
+    size_t n = 0, inc_mark = store_inc_mark(st);
     char why[128] = "";         /* the group's first database error */
     double secs;
-    int rc, corrupt;
+    int rc;
 
     rc = store_step_done(st->begin);
     if (rc < 0)
@@ -63,7 +63,6 @@ static void store_group(struct store *st, struct store_job *jobs)
         size_t now_mark = st->n_now;
 
         n++;
-        bytes += j->cost;
         j->rc = rc < 0 ? -EIO : store_step_done(st->sp_begin);
         if (j->rc == 0)
             j->rc = store_ingest_locked(st, j->b, j->recv_ms, &j->acked);
@@ -101,9 +100,20 @@ static void store_group(struct store *st, struct store_job *jobs)
         log_msg(LOGL_ERROR, "store", "group commit of %zu batches failed", n);
     }
     secs = (double)(store_mono_ns() - t0) / 1e9;
+    store_group_finish(st, jobs, rc, why, secs);
+}
 
-    for (struct store_job *j = jobs; j; j = j->next)
+void store_group_finish(struct store *st, struct store_job *jobs, int rc,
+                        const char *why, double secs)
+{
+    size_t n = 0, bytes = 0, stored = 0;
+    int corrupt;
+
+    for (struct store_job *j = jobs; j; j = j->next) {
+        n++;
+        bytes += j->cost;
         stored += j->rc == 0;
+    }
 
     pthread_mutex_lock(&st->qlock);
     corrupt = st->stats.corrupt;
@@ -218,7 +228,7 @@ static void store_retention_job(struct store *st, struct store_job *j)
 
 /* Takes the next group off the queue: batches up to the group limits, or
  * one retention job alone. Under qlock. */
-static struct store_job *store_take(struct store *st)
+struct store_job *store_take(struct store *st)
 {
     struct store_job *first = st->head, *last = first;
     size_t batches = 1, events = first->b ? first->b->n_events : 0;

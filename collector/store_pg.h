@@ -1,0 +1,230 @@
+/* store_pg.h -- the PostgreSQL backend's seam: what its files share and
+ * nothing outside the store may use. store.h stays the one public face;
+ * store_priv.h's neutral part (the job queue and its high-water marks,
+ * group-commit accounting, readiness, the corrupt and commits-failing
+ * states) serves both backends.
+ *
+ * Many collectors share one database. What runs where:
+ *   - every collector: its own writer thread (pg_writer.c) commits its
+ *     queued batches in group commits, exactly once against every other
+ *     collector (the argument is docs/design.md "Scaling out"); its own
+ *     read connections serve every query (pg_query.c, pg_incident.c);
+ *   - one collector at a time, the leader (pg_store.c's maintenance
+ *     thread holds PG_LOCK_LEADER, a session advisory lock, on a
+ *     connection of its own): retention (dropping day partitions), day
+ *     partitions created ahead, and the incident engine (pg_incident.c),
+ *     which publishes the services' status in engine_status for the
+ *     others to serve. A leader that dies loses its session and its lock;
+ *     another collector's maintenance thread takes it within
+ *     PG_LEADER_POLL_MS;
+ *   - the schema: created and migrated at start by whichever collector
+ *     holds PG_LOCK_MIGRATE (pg_schema.c); the others wait for it.
+ *
+ * Files: pg_conn.c (connections, parameters, errors), pg_schema.c (the
+ * migrations, day partitions), pg_store.c (open and close, the
+ * maintenance thread: leadership, retention, partitions ahead),
+ * pg_writer.c (the writer thread: group commit, one batch's delivery
+ * rows, interned strings, rollups, target_now), pg_query.c (the read
+ * pool and the queries of store.h but the incidents'), pg_incident.c
+ * (the engine on the leader, incidents, annotations, service status). */
+#ifndef SEXTANT_STORE_PG_H
+#define SEXTANT_STORE_PG_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+struct store;
+
+/* Session advisory lock keys (pg_advisory_lock(bigint)): "SXT" and a
+ * number, so they do not collide with another application's. */
+#define PG_LOCK_MIGRATE   0x5358540001LL    /* one migrator at a time */
+#define PG_LOCK_LEADER    0x5358540002LL    /* retention + incidents */
+/* Taken shared (pg_advisory_xact_lock_shared) by every group commit as
+ * its transaction's first statement, before any event id is drawn; the
+ * leader takes it exclusively for a moment to read a fence: once it
+ * holds it, every transaction that drew an id at or below the events
+ * sequence's last_value has committed or rolled back, so the engine can
+ * read events up to that id without missing one that commits later
+ * with a smaller id (pg_incident.c). */
+#define PG_LOCK_FENCE     0x5358540003LL
+/* Taken by whoever creates a day partition (transaction-scoped). */
+#define PG_LOCK_PARTITION 0x5358540004LL
+
+#define PG_DAY_MS          86400000LL
+/* Day partitions the leader keeps created ahead of now (and ingest
+ * creates any other day it meets, under PG_LOCK_PARTITION). */
+#define PG_PARTITIONS_AHEAD 2
+#define PG_LEADER_POLL_MS  2000     /* a follower tries for the lead */
+#define PG_RECONNECT_MS    1000     /* a lost connection is retried */
+#define PG_READERS         8        /* idle read connections kept */
+
+/* The backend's state, st->pg (NULL: the SQLite backend). */
+struct store_pg {
+    char *conninfo;                 /* copies of the options */
+    char *password;                 /* from pg_password_file, wiped on free;
+                                     * NULL: libpq's own ways */
+    char *instance;
+
+    /* The writer's (pg_writer.c). */
+    PGconn *wconn;
+    /* Day partitions known to exist (pg_partitions_ensure), under
+     * days_lock: the writer and the maintenance thread both create them.
+     * A partition retention dropped stays here until the next insert into
+     * it fails (SQLSTATE 23514): the writer then empties the list
+     * (pg_partitions_forget) and runs its group again. */
+    pthread_mutex_t days_lock;
+    int64_t *days;
+    size_t n_days, cap_days;
+
+    /* The maintenance thread's (pg_store.c). */
+    pthread_t maint;
+    int maint_started;
+    PGconn *lconn;                  /* holds PG_LOCK_LEADER when leader */
+    int leader;                     /* read under st->qlock by others */
+    int64_t retention_next_ms;      /* monotonic */
+
+    /* Idle read connections (pg_query.c), under st->rlock. */
+    PGconn *readers[PG_READERS];
+    size_t n_readers;
+
+    /* The incident engine's (pg_incident.c), NULL when not leader or
+     * no services. */
+    struct store_pg_inc *inc;
+};
+
+/* ---- pg_conn.c ---- */
+
+/* A new connection to the store's database: the conninfo, with the
+ * password file's password and application_name "sextant-collector
+ * (INSTANCE)"; @timeout_ms > 0 sets statement_timeout on it (readers).
+ * NULL on failure, with libpq's message (one line) in @err. */
+PGconn *pg_connect(struct store *st, int64_t timeout_ms, char *err,
+                   size_t err_len);
+/* Runs @sql (no parameters, one or more statements) on @c: 0, or -EIO
+ * with the server's message logged. */
+int pg_exec(PGconn *c, const char *sql);
+/* Text parameters for PQexecParams: each value is a string or NULL
+ * (SQL NULL); numbers are written into the set's own buffers. */
+#define PG_PARAMS_MAX 32
+struct pg_params {
+    const char *v[PG_PARAMS_MAX];
+    char buf[PG_PARAMS_MAX][24];
+    int n;
+};
+void pg_params_reset(struct pg_params *p);
+void pg_param_i64(struct pg_params *p, int64_t v);
+void pg_param_f64(struct pg_params *p, double v);
+void pg_param_text(struct pg_params *p, const char *s);    /* NULL: NULL */
+/* PQexecParams of @sql with @p (NULL: none), text results. The result
+ * (always freed by the caller with PQclear), or NULL only when out of
+ * memory. pg_ok() tells whether it succeeded. */
+PGresult *pg_query(PGconn *c, const char *sql, const struct pg_params *p);
+/* 1 when @r is a success (PGRES_COMMAND_OK or PGRES_TUPLES_OK). */
+int pg_ok(const PGresult *r);
+/* What a failure means, from its SQLSTATE and the connection: */
+enum pg_err {
+    PG_ERR_NONE,
+    PG_ERR_CONN,        /* the connection is gone (class 08, 57P01..03,
+                         * or PQstatus bad): reconnect and retry later */
+    PG_ERR_RETRY,       /* deadlock (40P01) or serialization (40001):
+                         * roll back and run the transaction again */
+    PG_ERR_TIMEOUT,     /* statement_timeout (57014) */
+    PG_ERR_OTHER,
+};
+enum pg_err pg_err_class(PGconn *c, const PGresult *r);
+/* The error's message, one line (no trailing newline), into @buf. */
+void pg_err_text(PGconn *c, const PGresult *r, char *buf, size_t len);
+/* Column @col of row @row as int64 (NULL: @dflt), double, or text
+ * (NULL: NULL). */
+int64_t pg_i64(const PGresult *r, int row, int col, int64_t dflt);
+double pg_f64(const PGresult *r, int row, int col, double dflt);
+const char *pg_text(const PGresult *r, int row, int col);
+/* A bytea column (text format, hex) decoded into @buf of @cap bytes:
+ * its length, or -1 when NULL or too long. */
+long pg_bytea(const PGresult *r, int row, int col, uint8_t *buf,
+              size_t cap);
+/* @data as a bytea text parameter ("\\x..." hex) into @out (2 * @len + 3
+ * bytes). */
+void pg_bytea_hex(const uint8_t *data, size_t len, char *out);
+
+/* ---- pg_schema.c ---- */
+
+/* Creates or migrates the schema under PG_LOCK_MIGRATE (waiting for
+ * another collector's migration): 0, -EPROTO when the database's schema
+ * is newer than this collector's (logged), or -EIO. */
+int pg_migrate(PGconn *c);
+int pg_schema_version(void);
+/* Makes sure the day partitions of events covering [@from_ms, @to_ms]
+ * exist (created under PG_LOCK_PARTITION in their own transaction: call
+ * outside any other), noting them in pg->days: 0 or -EIO. */
+int pg_partitions_ensure(struct store *st, PGconn *c, int64_t from_ms,
+                         int64_t to_ms);
+void pg_partitions_forget(struct store *st);
+
+/* ---- pg_store.c ---- */
+
+/* Called by store_open for STORE_BACKEND_POSTGRES instead of the SQLite
+ * writer: copies the options, reads the password file, starts the
+ * writer (store_pg_writer) and the maintenance thread. 0 or -errno. */
+int store_pg_open(struct store *st);
+/* After the writer ended (store_close): stops the maintenance thread,
+ * closes every connection, frees st->pg. */
+void store_pg_close(struct store *st);
+/* 1 when this collector leads (retention and the incident engine). */
+int store_pg_leader(struct store *st);
+
+/* ---- pg_writer.c ---- */
+
+/* The writer thread: connects and migrates (the store is not ready
+ * until then; a database that cannot be reached yet is retried every
+ * PG_RECONNECT_MS, with stats.unavailable set), then takes groups off the
+ * queue like the SQLite writer, answering each batch after COMMIT. */
+void *store_pg_writer(void *arg);
+/* It uses store_priv.h's store_take and store_group_finish (neutral). */
+
+/* ---- pg_query.c: store.h's queries on PostgreSQL ---- */
+
+/* A read connection from the pool (a new one when none is idle), or
+ * NULL (-EIO: the database cannot be reached). */
+PGconn *store_pg_reader(struct store *st);
+/* Gives @c back; @broken 1 closes it instead. */
+void store_pg_reader_put(struct store *st, PGconn *c, int broken);
+
+int store_pg_clusters_seen(struct store *st,
+                           void (*fn)(void *ctx, const char *cluster,
+                                      int64_t last_seen_ms),
+                           void *ctx);
+int store_pg_clusters(struct store *st, char **out, size_t *out_len);
+int store_pg_name_known(struct store *st, enum store_names which,
+                        const char *name, store_name_fn fn, void *ctx);
+int store_pg_timeline(struct store *st, const struct store_timeline_query *q,
+                      char **out, size_t *out_len);
+int store_pg_latency(struct store *st, const struct store_latency_query *q,
+                     char **out, size_t *out_len);
+int store_pg_targets_status(struct store *st, char **out, size_t *out_len);
+int store_pg_targets_window(struct store *st, const char *const *targets,
+                            size_t n, int64_t from_ms, int64_t to_ms,
+                            enum store_step step, struct store_window *out);
+
+/* ---- pg_incident.c ---- */
+
+/* The maintenance thread, every tick while leader (@c its connection,
+ * which holds the lead): starts the engine when it has none (rebuilt
+ * from the stored events), feeds it what was committed since (by any
+ * collector, up to the fence), writes the incidents table and
+ * engine_status. @lost 1: the lead was lost, free the engine. */
+void store_pg_inc_tick(struct store *st, PGconn *c, int lost);
+void store_pg_inc_free(struct store *st);
+int store_pg_incidents(struct store *st, const struct store_incident_query *q,
+                       char **out, size_t *out_len);
+int store_pg_incident(struct store *st, int64_t id, char **out,
+                      size_t *out_len);
+int store_pg_service_status(struct store *st, char **out, size_t *out_len);
+int store_pg_annotate(struct store *st, int64_t unix_ms, const char *text,
+                      const char *service, int64_t incident, int64_t *id);
+
+#endif
