@@ -23,3 +23,11 @@ int store_pg_leader(struct store *st)
     (void)st;
     return 0;
 }
+
+int store_pg_retention(struct store *st, PGconn *c, int64_t now_ms)
+{
+    (void)st;
+    (void)c;
+    (void)now_ms;
+    return -ENOSYS;
+}

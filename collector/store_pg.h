@@ -176,6 +176,14 @@ int store_pg_open(struct store *st);
 void store_pg_close(struct store *st);
 /* 1 when this collector leads (retention and the incident engine). */
 int store_pg_leader(struct store *st);
+/* One whole retention pass on @c as if the time were @now_ms: drops the
+ * day partitions of events wholly older than raw retention, deletes
+ * rollups and agent_offsets past theirs and texts nothing uses (made
+ * over an hour ago), adds what it removed to stats.retention_deleted.
+ * The leader's maintenance thread runs it every retention_interval_ms;
+ * the writer runs it for a JOB_RETENTION (store_submit_retention, the
+ * tests). 0 or -errno. */
+int store_pg_retention(struct store *st, PGconn *c, int64_t now_ms);
 
 /* ---- pg_writer.c ---- */
 
