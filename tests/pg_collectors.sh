@@ -16,12 +16,8 @@
 . "$(dirname "$0")/pg_lib.sh"
 
 NODES=(n1 n2 n3 n4)
-SHIP='shipping: {batch_max_events: 200, batch_max_age: 100ms,
-  backoff_initial: 100ms, backoff_max: 500ms, shutdown_grace: 10s}'
 
-pg_start_server
-start_target
-write_pg_collector_config "$TMP/collector.yaml"
+pg_setup
 start_named_collector A "$TMP/unused-a.db"
 start_named_collector B "$TMP/unused-b.db"
 wait_until 60 "collector A not ready on PostgreSQL" is_ready A
@@ -35,11 +31,7 @@ PROXY_PID[lb]=$!
 PIDS+=(${PROXY_PID[lb]})
 wait_for "$TMP/lb.pport" '^[0-9]'
 PROXY_PORT[lb]=$(head -n1 "$TMP/lb.pport")
-for n in "${NODES[@]}"; do
-    write_agent "$n" "$(collector_yaml "http://127.0.0.1:${PROXY_PORT[lb]}")" \
-        5 100ms "$SHIP"
-    start_agent "$n"
-done
+start_pg_agents "http://127.0.0.1:${PROXY_PORT[lb]}"
 
 # ingested NAME: collector NAME took batches since it last started.
 ingested() {
@@ -73,13 +65,7 @@ wait_until 60 "collector B not ready after PostgreSQL's restart" is_ready B
 all_past "PostgreSQL restarted"
 echo "PostgreSQL crashed and restarted; the collectors reconnected"
 
-for n in "${NODES[@]}"; do stop_agent "$n"; done
-for n in "${NODES[@]}"; do
-    last=$(spool_last "$n")
-    pg_check_node "$n" "$last" "after the faults"
-    assert_eq "$(spool_count "$n")" 0 "node $n: events left in its spool"
-    echo "node $n: seqs 1..$last stored once each"
-done
+stop_check_agents "after the faults"
 stop_proxy lb
 stop_named_collector A
 stop_named_collector B

@@ -21,14 +21,29 @@ pg_cleanup() {
 }
 trap pg_cleanup EXIT
 
-# pg_start_server: a fresh server and a database "sextant" on it; sets
-# PGDIR and PGCONN (the database's conninfo).
-pg_start_server() {
+# pg_setup: a fresh server and a database "sextant" on it (sets PGDIR
+# and PGCONN, the database's conninfo), the agents' target server, and
+# the collectors' config $TMP/collector.yaml on that database.
+pg_setup() {
     PGDIR=$(mktemp -d /tmp/sextant-pg.XXXXXX)
     "$PG_SERVER" start "$PGDIR" > "$TMP/pg.start" 2> "$TMP/pg.log" ||
         fail "pg_server.sh start: $(cat "$TMP/pg.log")"
     PGCONN=$("$PG_SERVER" createdb "$PGDIR" sextant 2>> "$TMP/pg.log") ||
         fail "pg_server.sh createdb: $(cat "$TMP/pg.log")"
+    start_target
+    write_pg_collector_config "$TMP/collector.yaml"
+}
+
+# start_pg_agents URL: an agent for each of NODES shipping to URL, 5
+# targets probed every 100 ms, batches closed fast and retried fast.
+start_pg_agents() {
+    local n
+    for n in "${NODES[@]}"; do
+        write_agent "$n" "$(collector_yaml "$1")" 5 100ms \
+            'shipping: {batch_max_events: 200, batch_max_age: 100ms,
+  backoff_initial: 100ms, backoff_max: 500ms, shutdown_grace: 10s}'
+        start_agent "$n"
+    done
 }
 
 # pq SQL: one query on the test's database, unaligned, no headers.
@@ -139,4 +154,18 @@ all_past() {
     for n in "${NODES[@]}"; do want+=($(( $(spool_last "$n") + 10 ))); done
     wait_until 90 "$1: the agents' batches are not stored" \
         all_through "${want[@]}"
+}
+
+# stop_check_agents WHAT: stops every agent of NODES (SIGTERM: it ships
+# what it holds first), then checks each node's seqs (pg_check_node) and
+# that its spool is empty.
+stop_check_agents() {
+    local n last
+    for n in "${NODES[@]}"; do stop_agent "$n"; done
+    for n in "${NODES[@]}"; do
+        last=$(spool_last "$n")
+        pg_check_node "$n" "$last" "$1"
+        assert_eq "$(spool_count "$n")" 0 "node $n: events left in its spool"
+        echo "node $n: seqs 1..$last stored once each"
+    done
 }

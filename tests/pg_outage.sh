@@ -14,19 +14,11 @@
 
 NODES=(n1 n2)
 OUTAGE_MS=30000
-SHIP='shipping: {batch_max_events: 200, batch_max_age: 100ms,
-  backoff_initial: 100ms, backoff_max: 500ms, shutdown_grace: 10s}'
 
-pg_start_server
-start_target
-write_pg_collector_config "$TMP/collector.yaml"
+pg_setup
 start_named_collector C "$TMP/unused.db"
 wait_until 60 "collector not ready on PostgreSQL" is_ready C
-for n in "${NODES[@]}"; do
-    write_agent "$n" "$(collector_yaml "http://127.0.0.1:${CPORT[C]}")" \
-        5 100ms "$SHIP"
-    start_agent "$n"
-done
+start_pg_agents "http://127.0.0.1:${CPORT[C]}"
 all_past "before the outage"
 
 # 503s the agent logged with a Retry-After (the shipper's retry line).
@@ -75,12 +67,6 @@ for n in "${NODES[@]}"; do
     wait_until 60 "node $n: its spool did not drain" spool_below "$n" 200
 done
 
-for n in "${NODES[@]}"; do stop_agent "$n"; done
-for n in "${NODES[@]}"; do
-    last=$(spool_last "$n")
-    pg_check_node "$n" "$last" "after the outage"
-    assert_eq "$(spool_count "$n")" 0 "node $n: events left in its spool"
-    echo "node $n: seqs 1..$last stored once each"
-done
+stop_check_agents "after the outage"
 stop_named_collector C
 echo "pg_outage: all passed"
