@@ -69,11 +69,9 @@ YAML
 }
 
 # collector_metric NAME SERIES: a sample of collector NAME's /metrics, or
-# "absent".
+# "absent" (delivery_lib.sh's metric reads any /metrics).
 collector_metric() {
-    curl -sS --max-time 30 "http://127.0.0.1:${CPORT[$1]}/metrics" |
-        awk -v m="$2" '$1 == m { print $2; f = 1 }
-                       END { if (!f) print "absent" }'
+    metric "${CPORT[$1]}" "$2"
 }
 
 # readyz NAME: collector NAME's /readyz status code; its body in
