@@ -1,6 +1,7 @@
 /* store_rollup.c -- the minute and hour rollups of probe results: this
- * group's samples, their merge into the rollup rows at commit, and the
- * backfill of migration 3. */
+ * group's samples, their merge into one delta per rollup row at commit
+ * (neutral: either backend writes the deltas), SQLite's read-merge-write
+ * of a row, and the backfill of migration 3. */
 #include "store_priv.h"
 
 #include <errno.h>
@@ -63,13 +64,6 @@ static int store_sample_cmp(const void *pa, const void *pb)
         return a->minute < b->minute ? -1 : 1;
     return 0;
 }
-
-/* A rollup row's worth of new probe results. */
-struct store_delta {
-    int64_t target_id, cluster_id, t;
-    uint64_t count, failures;
-    struct hist h;
-};
 
 /* Adds @d to its row of @r: read, merge, write back. */
 static int store_rollup_add(struct store_rollup *r,
@@ -149,11 +143,19 @@ static int store_delta_add(struct store_delta *d, const struct store_sample *s)
     return hist_add(&d->h, (double)s->total_us, 1);
 }
 
-/* Folds this group's probe results into the minute and hour rollups: one
- * read and write per row touched, however many results it gets. Results
- * for minutes (hours) already past their retention are not rolled up
- * into minute (hour) rows. */
+/* SQLite's store_rollup_fn. */
+static int store_rollup_sq(struct store *st, int hour,
+                           const struct store_delta *d)
+{
+    return store_rollup_add(hour ? &st->hour : &st->minute, d);
+}
+
 int store_rollups_flush(struct store *st, int64_t now_ms)
+{
+    return store_rollups_merge(st, now_ms, store_rollup_sq);
+}
+
+int store_rollups_merge(struct store *st, int64_t now_ms, store_rollup_fn add)
 {
     struct store_delta m, h;
     int64_t cutoff = st->opt.minute_retention_ms > 0
@@ -174,13 +176,13 @@ int store_rollups_flush(struct store *st, int64_t now_ms)
 
         if (has_m && (m.target_id != s->target_id ||
                       m.cluster_id != s->cluster_id || m.t != s->minute)) {
-            rc = m.t >= cutoff ? store_rollup_add(&st->minute, &m) : 0;
+            rc = m.t >= cutoff ? add(st, 0, &m) : 0;
             has_m = 0;
         }
         if (rc == 0 && has_h && (h.target_id != s->target_id ||
                                  h.cluster_id != s->cluster_id ||
                                  h.t != hour)) {
-            rc = h.t >= hcutoff ? store_rollup_add(&st->hour, &h) : 0;
+            rc = h.t >= hcutoff ? add(st, 1, &h) : 0;
             has_h = 0;
         }
         if (rc < 0)
@@ -198,9 +200,9 @@ int store_rollups_flush(struct store *st, int64_t now_ms)
             rc = store_delta_add(&h, s);
     }
     if (rc == 0 && has_m && m.t >= cutoff)
-        rc = store_rollup_add(&st->minute, &m);
+        rc = add(st, 0, &m);
     if (rc == 0 && has_h && h.t >= hcutoff)
-        rc = store_rollup_add(&st->hour, &h);
+        rc = add(st, 1, &h);
     hist_free(&m.h);
     hist_free(&h.h);
     st->n_samples = 0;
