@@ -35,59 +35,68 @@ const char store_event_ins_sql[] =
     " answers_id, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
     " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
 
-/* Binds an id, or NULL for 0 (no such string). */
-static int store_bind_id(sqlite3_stmt *s, int i, int64_t id)
+void store_event_cols(const struct store_event_row *e,
+                      const struct store_event_ids *ids,
+                      struct store_event_cols *c)
 {
-    return id ? sqlite3_bind_int64(s, i, id) : sqlite3_bind_null(s, i);
-}
+    const Sextant__V1__ProbeResult *p = e->probe;
+    const Sextant__V1__Timings *t = p ? p->timings : NULL;
+    int64_t *v = c->v;
 
-/* The typed columns of probe @p (?8 to ?18). */
-static int store_bind_probe(sqlite3_stmt *s,
-                            const Sextant__V1__ProbeResult *p,
-                            const struct store_event_ids *ids)
-{
-    const Sextant__V1__Timings *t = p->timings;
+    memset(c, 0, sizeof(*c));
+    v[0] = e->agent_id;
+    v[1] = (int64_t)e->seq;
+    c->has[1] = e->seq != 0;
+    v[2] = e->unix_ms;
+    /* Both clocks lie in 2000-2100 (wire validation, store_ms_ok): the
+     * difference fits, and takes 2 or 3 bytes instead of 6. */
+    v[3] = e->recv_ms - e->unix_ms;
+    v[4] = ids->kind;
+    v[5] = ids->target;
+    v[6] = ids->text;
+    c->has[0] = c->has[2] = c->has[3] = c->has[4] = 1;
+    c->has[5] = ids->target != 0;
+    c->has[6] = ids->text != 0;
+    c->data = e->data;
+    if (e->data || !p)
+        return;
     /* sextant.proto's ProbeType; one this build does not know: 0, which
-     * reads back as "unknown", the name the JSON gave it. */
-    int type = p->type >= SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_HTTP &&
-               p->type <= SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_KUBE
-               ? (int)p->type : 0;
-
-    /* Timings are at most INT64_MAX here (store_probe_typed). */
-    if (sqlite3_bind_int(s, 8, type) != SQLITE_OK ||
-        sqlite3_bind_int(s, 9, p->ok ? 1 : 0) != SQLITE_OK ||
-        sqlite3_bind_int(s, 10, p->status) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 11, t ? (int64_t)t->dns_us : 0) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 12, t ? (int64_t)t->connect_us : 0) !=
-            SQLITE_OK ||
-        sqlite3_bind_int64(s, 13, t ? (int64_t)t->tls_us : 0) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 14, t ? (int64_t)t->first_byte_us : 0) !=
-            SQLITE_OK ||
-        sqlite3_bind_int64(s, 15, t ? (int64_t)t->total_us : 0) !=
-            SQLITE_OK ||
-        store_bind_id(s, 16, ids->region) != SQLITE_OK ||
-        store_bind_id(s, 17, ids->cert) != SQLITE_OK ||
-        store_bind_id(s, 18, ids->answers) != SQLITE_OK)
-        return -EIO;
-    return 0;
+     * reads back as "unknown", the name the JSON gave it. Timings are at
+     * most INT64_MAX here (store_probe_typed). */
+    v[7] = p->type >= SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_HTTP &&
+           p->type <= SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_KUBE
+           ? (int)p->type : 0;
+    v[8] = p->ok ? 1 : 0;
+    v[9] = p->status;
+    v[10] = t ? (int64_t)t->dns_us : 0;
+    v[11] = t ? (int64_t)t->connect_us : 0;
+    v[12] = t ? (int64_t)t->tls_us : 0;
+    v[13] = t ? (int64_t)t->first_byte_us : 0;
+    v[14] = t ? (int64_t)t->total_us : 0;
+    v[15] = ids->region;
+    v[16] = ids->cert;
+    v[17] = ids->answers;
+    for (int i = 7; i < 15; i++)
+        c->has[i] = 1;
+    c->has[15] = ids->region != 0;
+    c->has[16] = ids->cert != 0;
+    c->has[17] = ids->answers != 0;
 }
 
 int store_event_bind(sqlite3_stmt *s, const struct store_event_row *e,
                      const struct store_event_ids *ids)
 {
-    if (sqlite3_bind_int64(s, 1, e->agent_id) != SQLITE_OK ||
-        (e->seq ? sqlite3_bind_int64(s, 2, (int64_t)e->seq)
-                : sqlite3_bind_null(s, 2)) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 3, e->unix_ms) != SQLITE_OK ||
-        /* Both clocks lie in 2000-2100 (wire validation, store_ms_ok):
-         * the difference fits, and takes 2 or 3 bytes instead of 6. */
-        sqlite3_bind_int64(s, 4, e->recv_ms - e->unix_ms) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 5, ids->kind) != SQLITE_OK ||
-        store_bind_id(s, 6, ids->target) != SQLITE_OK ||
-        store_bind_id(s, 7, ids->text) != SQLITE_OK ||
-        (e->data ? sqlite3_bind_text(s, 19, e->data, -1, SQLITE_STATIC) !=
-                       SQLITE_OK
-                 : store_bind_probe(s, e->probe, ids) < 0)) {
+    struct store_event_cols c;
+    int ok = 1;
+
+    store_event_cols(e, ids, &c);
+    for (int i = 0; i < STORE_EVENT_INTS && ok; i++)
+        ok = (c.has[i] ? sqlite3_bind_int64(s, i + 1, c.v[i])
+                       : sqlite3_bind_null(s, i + 1)) == SQLITE_OK;
+    if (ok)
+        ok = (c.data ? sqlite3_bind_text(s, 19, c.data, -1, SQLITE_STATIC)
+                     : sqlite3_bind_null(s, 19)) == SQLITE_OK;
+    if (!ok) {
         sqlite3_reset(s);
         sqlite3_clear_bindings(s);
         return -EIO;
@@ -95,25 +104,29 @@ int store_event_bind(sqlite3_stmt *s, const struct store_event_row *e,
     return 0;
 }
 
-/* Interns the strings of @e's typed probe columns into @ids. */
-static int store_intern_probe(struct store *st,
-                              const struct store_event_row *e,
-                              struct store_event_ids *ids)
+int store_event_intern(struct store *st, const struct store_event_row *e,
+                       store_intern_fn intern, struct store_event_ids *ids)
 {
     const Sextant__V1__ProbeResult *p = e->probe;
     char cert[24];
 
+    memset(ids, 0, sizeof(*ids));
+    if (intern(st, DIM_KIND, e->kind, &ids->kind) < 0 ||
+        (e->target && intern(st, DIM_TARGET, e->target, &ids->target) < 0) ||
+        (e->text && intern(st, DIM_TEXT, e->text, &ids->text) < 0))
+        return -EIO;
+    if (e->data || !p)
+        return 0;
     if (p->served_by[0] &&
-        store_intern(st, DIM_REGION, p->served_by, &ids->region) < 0)
+        intern(st, DIM_REGION, p->served_by, &ids->region) < 0)
         return -EIO;
     if (p->cert_not_after_unix_ms) {
         snprintf(cert, sizeof(cert), "%lld",
                  (long long)p->cert_not_after_unix_ms);
-        if (store_intern(st, DIM_CERT, cert, &ids->cert) < 0)
+        if (intern(st, DIM_CERT, cert, &ids->cert) < 0)
             return -EIO;
     }
-    if (e->answers && store_intern(st, DIM_TEXT, e->answers,
-                                   &ids->answers) < 0)
+    if (e->answers && intern(st, DIM_TEXT, e->answers, &ids->answers) < 0)
         return -EIO;
     return 0;
 }
@@ -122,13 +135,9 @@ static int store_intern_probe(struct store *st,
  * already (INSERT OR IGNORE): 1 inserted, 0 already there, -EIO. */
 static int store_sq_event(struct store *st, struct store_event_row *e)
 {
-    struct store_event_ids ids = { 0 };
+    struct store_event_ids ids;
 
-    if (store_intern(st, DIM_KIND, e->kind, &ids.kind) < 0 ||
-        (e->target &&
-         store_intern(st, DIM_TARGET, e->target, &ids.target) < 0) ||
-        (e->text && store_intern(st, DIM_TEXT, e->text, &ids.text) < 0) ||
-        (!e->data && store_intern_probe(st, e, &ids) < 0))
+    if (store_event_intern(st, e, store_intern, &ids) < 0)
         return -EIO;
     e->target_id = ids.target;
     e->text_id = ids.text;
@@ -487,6 +496,17 @@ size_t store_clock_save(const struct store_agent_row *row,
  * no stored event holds yet, so no event already stored changes its
  * corrected time. @prior_max: the agent's highest stored seq before this
  * batch; @first: the batch's lowest new seq (0: none). */
+int64_t store_offset_from(uint64_t prior_max, uint64_t first)
+{
+    /* Above every stored seq (INT64_MAX: ingest caps seqs there). */
+    int64_t from = prior_max >= (uint64_t)INT64_MAX ? INT64_MAX
+                                                    : (int64_t)prior_max + 1;
+
+    if (first > (uint64_t)from)
+        from = (int64_t)first;
+    return from;
+}
+
 static int store_sq_offset(struct store *st,
                            const struct store_agent_row *row,
                            uint64_t prior_max, uint64_t first)
@@ -508,11 +528,7 @@ static int store_sq_offset(struct store *st,
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         goto out;
     sqlite3_reset(s);
-    /* Above every stored seq (INT64_MAX: ingest caps seqs there). */
-    from = prior_max >= (uint64_t)INT64_MAX ? INT64_MAX
-                                            : (int64_t)prior_max + 1;
-    if (first > (uint64_t)from)
-        from = (int64_t)first;
+    from = store_offset_from(prior_max, first);
     s = st->off_ins;
     if (sqlite3_bind_int64(s, 1, row->id) != SQLITE_OK ||
         sqlite3_bind_int64(s, 2, from) != SQLITE_OK ||

@@ -351,6 +351,29 @@ struct store_event_ids {
     int64_t kind, target, text;
     int64_t region, cert, answers;      /* typed probe columns */
 };
+/* An events row's columns in store_event_ins_sql's order: the first
+ * STORE_EVENT_INTS as integers (has[i] 0: NULL), the last the data text
+ * (NULL: none). Either backend writes these values. */
+#define STORE_EVENT_INTS 18
+struct store_event_cols {
+    int64_t v[STORE_EVENT_INTS];
+    int has[STORE_EVENT_INTS];
+    const char *data;                   /* borrowed from the row */
+};
+void store_event_cols(const struct store_event_row *e,
+                      const struct store_event_ids *ids,
+                      struct store_event_cols *c);
+/* A backend's interning of string @s in dimension @dim: 0 with *@id, or
+ * -errno. */
+typedef int (*store_intern_fn)(struct store *st, int dim, const char *s,
+                               int64_t *id);
+/* Interns every string of @e (kind, target, text, and a typed probe's
+ * region, cert and answers) with @intern into @ids: 0 or -EIO. */
+int store_event_intern(struct store *st, const struct store_event_row *e,
+                       store_intern_fn intern, struct store_event_ids *ids);
+/* The first seq a new agent_offsets row covers: above every stored seq
+ * (@prior_max) and at least the batch's lowest new seq @first. */
+int64_t store_offset_from(uint64_t prior_max, uint64_t first);
 /* The events insert (INSERT OR IGNORE, 19 parameters), as the writer
  * prepares it; the benchmarks prepare it on their own connections. */
 extern const char store_event_ins_sql[];
@@ -498,6 +521,19 @@ struct store_delta {
 /* Adds delta @d to its row of the minute (@hour 0) or hour rollup. */
 typedef int (*store_rollup_fn)(struct store *st, int hour,
                                const struct store_delta *d);
+/* A rollup row after adding a delta: its counts and histogram blob
+ * (caller frees). */
+struct store_rollup_row {
+    uint64_t count, failures;
+    uint8_t *blob;
+    size_t len;
+};
+/* Adds @d to a row's stored @count, @failures and histogram @blob of @len
+ * bytes (@has_old 0: no row yet, those are ignored) into @out: 0 or
+ * -ENOMEM. A bad stored histogram is logged and replaced. Neutral. */
+int store_rollup_fold(const struct store_delta *d, int has_old,
+                      uint64_t count, uint64_t failures, const void *blob,
+                      size_t len, struct store_rollup_row *out);
 /* Folds this group's probe results (st->samples, sorted here) into one
  * delta per rollup row and hands each to @add, minute and hour rows each
  * in ascending (target, cluster, t) order: one write per row touched,
