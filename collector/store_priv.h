@@ -53,6 +53,7 @@
 struct jsonw;
 struct store_now;                   /* store_now.c's */
 struct store_pg;                    /* store_pg.h's */
+struct store_pg_inc;                /* pg_incident.c's */
 
 #define STORE_READERS        8           /* idle read connections kept */
 #define STORE_READER_EXTRA   16          /* other files' statements kept
@@ -658,6 +659,27 @@ struct store_inc_change {
     struct inc_record r;        /* its pointers are the topology's */
 };
 
+/* An event's JSON data fields the driver reads back (either backend);
+ * strings borrowed from the backend's row, NULL when absent. */
+struct store_inc_drow {
+    const char *to, *name, *new_answers, *fokind, *from, *service,
+               *served_by, *answers, *type;
+    int ok;                     /* "ok" as an integer (true: 1) */
+    int value_num;              /* "value" is a JSON number */
+    int handoff;                /* its text starts with WIRE_HANDOFF */
+    double value;
+};
+/* One stored event as the driver's scan reads it (either backend); the
+ * ids are 0 for NULL. */
+struct store_inc_srow {
+    int64_t id, agent, seq, unix_ms, kind, recv_delta;
+    int64_t target_id, served_by_id, answers_id;
+    int probe_type, ok, has_data;
+    int has_d;                  /* d was read with the row (PostgreSQL);
+                                 * else looked up by id (SQLite) */
+    struct store_inc_drow d;
+};
+
 /* The driver's statements (store_incscan.c's table), by number. */
 enum {
     INC_Q_OFF_AT, INC_Q_OFF_NEXT, INC_Q_OFF_BOUND, INC_Q_SCAN, INC_Q_DATA,
@@ -668,6 +690,10 @@ enum {
 struct store_inc {
     const struct topology *topo;        /* borrowed */
     sqlite3 *db;                        /* borrowed: the writer's */
+    /* PostgreSQL: the leader's connection and scan state (pg_incident.c),
+     * which the database operations below use instead of db and stmt;
+     * NULL: SQLite. */
+    struct store_pg_inc *pg;
     sqlite3_stmt *stmt[STORE_INC_STMTS];
     struct inc_engine *eng;
     /* Every event with t <= h was fed and the engine advanced to h. */
@@ -714,8 +740,17 @@ struct store_inc {
     int warned;
 };
 
+/* The driver's statements' text, by number (PostgreSQL runs those
+ * written with $N too). */
+extern const char *const store_inc_sql[STORE_INC_STMTS];
+/* A new driver for @topo with its statements on @db (NULL: none, the
+ * PostgreSQL backend sets in->pg instead). */
 int store_inc_new(sqlite3 *db, const struct topology *topo,
                   struct store_inc **out);
+/* The event of scanned row @r if it matters to the topology: 1 and @x
+ * (its corrected time set), 0 not, -errno (store_incscan.c). */
+int store_inc_srow_ev(struct store_inc *in, const struct store_inc_srow *r,
+                      struct store_inc_ev *x);
 /* Prepares the driver's statements on @db (finalizing those it had):
  * 0, or -EIO and none; and finalizes them all (in->db NULL). */
 int store_inc_prepare(struct store_inc *in, sqlite3 *db);
@@ -758,6 +793,10 @@ void store_inc_seg_reset(struct store_inc *in);
 int store_inc_scan(struct store_inc *in, int64_t after, int64_t upto,
                    int64_t feed_upto);
 void store_inc_advance(struct store_inc *in, int64_t upto);
+/* PostgreSQL (in->pg): takes the events with id in (@after, @upto] that
+ * matter into the pending list, their corrected times set. 0, -ENOBUFS,
+ * -ENOMEM or -EIO. */
+int store_inc_scan_new(struct store_inc *in, int64_t after, int64_t upto);
 /* Back to the last snapshot before @t (*from its horizon), or to a new
  * engine (*from INT64_MIN). */
 int store_inc_restore(struct store_inc *in, int64_t t, int64_t *from);
@@ -792,8 +831,43 @@ enum { STORE_INC_T_FIRST, STORE_INC_T_DETECTED, STORE_INC_T_FAILOVER,
 /* Writes @r as store.h's incident object, without its closing brace
  * (the caller may add "timeline" and "annotations"). */
 void store_inc_json(struct jsonw *w, const struct store_inc_row *r);
-/* {"ms":N,"utc":"..."} or null for INC_NONE. */
+/* {"ms":N,"utc":"..."} or null for INC_NONE; and @ms's "utc" text
+ * alone (2006-01-02T15:04:05.000Z) into @utc. */
 void store_inc_time(struct jsonw *w, int64_t ms);
+void store_inc_utc(int64_t ms, char *utc, size_t len);
+/* An incident row's columns, in store_inc_row's order (both backends). */
+#define STORE_INC_COLS \
+    "SELECT id, service, pattern, region, to_region, manual," \
+    " first_failure_ms, detected_ms, failover_start_ms, dns_first_ms," \
+    " dns_all_ms, restored_ms, closed_ms, rpo_ms FROM incidents"
+/* The incident queries' pieces both backends use (store_incquery.c):
+ * one incident's row by id ($1), and the annotations of an incident's
+ * timeline ($1 its id, $2 service, $3..$4 the window) as SQL; the
+ * timeline's window of @row; the topology's service @name (NULL: none);
+ * the JSON arrays of the timeline's targets, failed region's targets and
+ * region names; one annotation's JSON (@service NULL and @incident 0:
+ * null). */
+extern const char store_inc_one_sql[];
+extern const char store_inc_notes_sql[];
+void store_inc_window(const struct store_inc_row *row, int64_t *from_ms,
+                      int64_t *to_ms);
+struct topo_service;
+const struct topo_service *store_inc_service(const struct store *st,
+                                             const char *name);
+void store_inc_sets(const struct topo_service *svc,
+                    const struct store_inc_row *row, struct jsonw *all,
+                    struct jsonw *failed, struct jsonw *regions);
+void store_inc_note_json(struct jsonw *w, int64_t id, int64_t unix_ms,
+                         const char *text, const char *service,
+                         int64_t incident);
+/* store_service_status's JSON of @in's engine, each service with
+ * "catching_up" @catching: caller frees; NULL (logged) out of memory.
+ * store_inc_publish hands it to the readers (st->inc_status). */
+char *store_inc_status_json(struct store_inc *in, int catching);
+/* store_annotate's checks of its arguments: 0 or -EINVAL. */
+int store_annotate_check(const struct store *st, int64_t unix_ms,
+                         const char *text, const char *service,
+                         int64_t incident);
 
 /* ---- the writer thread (store_writer.c) ---- */
 
