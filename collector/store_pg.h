@@ -83,6 +83,7 @@ struct store_pg {
     /* The maintenance thread's (pg_store.c). */
     pthread_t maint;
     int maint_started;
+    pthread_cond_t mcond;           /* with st->qlock: wakes it to close */
     PGconn *lconn;                  /* holds PG_LOCK_LEADER when leader */
     int leader;                     /* read under st->qlock by others */
     int64_t retention_next_ms;      /* monotonic */
