@@ -35,7 +35,8 @@ pg_setup() {
 }
 
 # start_pg_agents URL: an agent for each of NODES shipping to URL, 5
-# targets probed every 100 ms, batches closed fast and retried fast.
+# targets probed every 100 ms, batches closed fast and retried fast;
+# returns once each has started.
 start_pg_agents() {
     local n
     for n in "${NODES[@]}"; do
@@ -43,6 +44,10 @@ start_pg_agents() {
             'shipping: {batch_max_events: 200, batch_max_age: 100ms,
   backoff_initial: 100ms, backoff_max: 500ms, shutdown_grace: 10s}'
         start_agent "$n"
+    done
+    for n in "${NODES[@]}"; do      # its spool exists once it started
+        wait_until 60 "agent $n never logged that it started" \
+            agent_started "$n"
     done
 }
 
