@@ -96,10 +96,14 @@ not_ready() {
     ! is_ready "$1"
 }
 
+# The agents of these tests are in cluster "test" (the scenario fed
+# beside them has agents of the same node names in its own clusters).
+
 # pg_acked NODE: the node's watermark in the shared database (0 before
 # it stored anything).
 pg_acked() {
-    pq "SELECT coalesce(max(acked_seq), 0) FROM agents WHERE node = '$1'"
+    pq "SELECT coalesce(max(acked_seq), 0) FROM agents
+        WHERE cluster = 'test' AND node = '$1'"
 }
 
 # pg_stored_through NODE SEQ: the node's watermark reached SEQ.
@@ -114,14 +118,17 @@ pg_stored_through() {
 # seqs are wrong when not.
 pg_check_node() {
     local node=$1 last=$2 what=$3 n dups missing extra
-    n=$(pq "SELECT count(*) FROM agents WHERE node = '$node'")
+    n=$(pq "SELECT count(*) FROM agents
+            WHERE cluster = 'test' AND node = '$node'")
     [ "$n" = 1 ] || fail "$what: node $node has $n epochs, want 1"
     dups=$(pq "SELECT string_agg(seq::text, ',' ORDER BY seq) FROM
         (SELECT e.seq FROM events e JOIN agents a ON a.id = e.agent_id
-         WHERE a.node = '$node' AND e.seq IS NOT NULL
+         WHERE a.cluster = 'test' AND a.node = '$node'
+           AND e.seq IS NOT NULL
          GROUP BY e.seq HAVING count(*) > 1) d")
     [ -z "$dups" ] || fail "$what: node $node: seqs stored twice: $dups"
-    missing=$(pq "WITH a AS (SELECT id FROM agents WHERE node = '$node'),
+    missing=$(pq "WITH a AS (SELECT id FROM agents
+                             WHERE cluster = 'test' AND node = '$node'),
         dropped AS (SELECT generate_series((e.data::json->>'from_seq')::bigint,
                                            (e.data::json->>'to_seq')::bigint) s
             FROM events e JOIN kinds k ON k.id = e.kind_id
@@ -132,12 +139,14 @@ pg_check_node() {
     [ -z "$missing" ] ||
         fail "$what: node $node: seqs of 1..$last neither stored nor dropped: $missing"
     extra=$(pq "SELECT e.seq FROM events e JOIN agents a ON a.id = e.agent_id
-        WHERE a.node = '$node' AND e.seq > $last ORDER BY 1" | ranges)
+        WHERE a.cluster = 'test' AND a.node = '$node' AND e.seq > $last
+        ORDER BY 1" | ranges)
     [ -z "$extra" ] ||
         fail "$what: node $node: seqs above the agent's last ($last): $extra"
     n=$(pq "SELECT count(*) FROM events e JOIN agents a ON a.id = e.agent_id
         JOIN kinds k ON k.id = e.kind_id
-        WHERE a.node = '$node' AND k.name = 'gap'")
+        WHERE a.cluster = 'test' AND a.node = '$node'
+          AND k.name = 'gap'")
     assert_eq "$n" 0 "$what: node $node: gap events"
     assert_eq "$(pg_acked "$node")" "$last" "$what: node $node: watermark"
 }
