@@ -48,7 +48,7 @@ static void pg_unavailable(struct store *st, int on, const char *why)
         st->stats.unavailable = 1;
         st->stats.commits_failing = 1;
         snprintf(st->stats.commit_error, sizeof(st->stats.commit_error),
-                 "database unreachable: %s", why);
+                 "database unreachable: %.100s", why);
     } else if (st->stats.unavailable) {
         st->stats.unavailable = 0;
         st->stats.commits_failing = 0;
