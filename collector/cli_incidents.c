@@ -4,7 +4,9 @@
  * incidents table (store_incidents_rebuild); and `sextant-collector
  * incidents --db PATH [--service S] [--open] [--format json|csv|md]`:
  * lists them read-only (store_open_readonly, store_incidents, rendered
- * by export.c). Parses arguments and prints; the work is the store's. */
+ * by export.c). Parses arguments and prints; the work is the store's.
+ * Both work on SQLite files: a rebuild with a config whose store is
+ * PostgreSQL and no --db is refused (its leader rebuilds by itself). */
 #include "cli_incidents.h"
 
 #include <errno.h>
@@ -87,6 +89,15 @@ static int cli_rebuild(int argc, char **argv)
     }
     if (collector_config_load(config, &cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    /* A --db names a SQLite file whatever the config's backend. */
+    if (!db && cfg.store_backend == STORE_BACKEND_POSTGRES) {
+        fprintf(stderr, "sextant-collector incidents rebuild: %s: the "
+                "database is PostgreSQL: the leading collector rebuilds "
+                "its incidents from the stored events when it takes the "
+                "lead (--db PATH rebuilds a SQLite file)\n", config);
+        collector_config_free(&cfg);
         return 2;
     }
     if (cfg.topo.n_services == 0) {

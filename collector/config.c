@@ -7,11 +7,13 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config_priv.h"
+#include "store.h"
 #include "util.h"
 #include "wire.h"
 #include "yconf.h"
@@ -19,10 +21,18 @@
 #define CONFIG_MAX_TOKEN_FILE 4096u     /* a token, a newline: far less */
 #define CONFIG_MIN_TOKEN_LEN  16u      /* short tokens are guessable */
 #define CONFIG_MAX_PEM_FILE   (1u << 20) /* a long chain is some 10 KiB */
+/* A password file holds one line; anything longer is not one. */
+#define CONFIG_MAX_PASSWORD_FILE 4096u
 
 static const char *const config_top_keys[] = {
     "listen", "db", "log_level", "clusters", "api_tokens", "limits",
-    "retention", "tls", "services", "incidents", NULL
+    "retention", "tls", "services", "incidents", "store", NULL
+};
+static const char *const config_store_keys[] = {
+    "backend", "postgres", NULL
+};
+static const char *const config_pg_keys[] = {
+    "conninfo", "password_file", NULL
 };
 static const char *const config_tls_keys[] = {
     "cert_file", "key_file", "client_ca_file", NULL
@@ -120,6 +130,9 @@ void collector_config_free(struct collector_config *cfg)
     free(cfg->tls.client_ca_pem);
     free(cfg->listen);
     free(cfg->db_path);
+    /* A conninfo may hold password=...: a secret like a token. */
+    config_secret_free(cfg->pg_conninfo);
+    free(cfg->pg_password_file);
     topo_free(&cfg->topo);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -532,6 +545,110 @@ static int config_tls(struct yconf *yc, yaml_node_t *root,
     return config_tls_check(yc, m, t);
 }
 
+/* store.postgres.conninfo: checked by libpq's own parser, so a typo in a
+ * key fails here (and in --check-config), not at the first connect. */
+static int config_conninfo(struct yconf *yc, yaml_node_t *pgm,
+                           struct collector_config *cfg)
+{
+    PQconninfoOption *o;
+    char *why = NULL;
+    int rc;
+
+    rc = yconf_str(yc, pgm, "store.postgres", "conninfo", 1,
+                   &cfg->pg_conninfo);
+    if (rc)
+        return rc < 0 ? rc : -EINVAL;
+    if (!cfg->pg_conninfo[0])
+        return yconf_fail(yc, yconf_find(yc, pgm, "conninfo"),
+                          "store.postgres", "conninfo", "must not be empty "
+                          "(at least \"dbname=...\"; PG* variables fill "
+                          "the rest)");
+    o = PQconninfoParse(cfg->pg_conninfo, &why);
+    if (o) {
+        PQconninfoFree(o);
+        return 0;
+    }
+    if (why)
+        why[strcspn(why, "\n")] = '\0';
+    rc = yconf_fail(yc, yconf_find(yc, pgm, "conninfo"), "store.postgres",
+                    "conninfo", "not a libpq connection string: %s",
+                    why ? why : "out of memory");
+    PQfreemem(why);
+    return rc;
+}
+
+/* store.postgres.password_file: readable now, so that a start does not
+ * fail on it later; its contents are read again when the store opens
+ * (store_pg_open) and not kept here. */
+static int config_password_file(struct yconf *yc, yaml_node_t *pgm,
+                                struct collector_config *cfg)
+{
+    char *pw = NULL;
+    size_t len;
+    int rc;
+
+    rc = yconf_str(yc, pgm, "store.postgres", "password_file", 0,
+                   &cfg->pg_password_file);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    rc = util_read_file(cfg->pg_password_file, CONFIG_MAX_PASSWORD_FILE, &pw,
+                        &len);
+    if (rc < 0)
+        return yconf_fail(yc, yconf_find(yc, pgm, "password_file"),
+                          "store.postgres", "password_file",
+                          "cannot read %s: %s", cfg->pg_password_file,
+                          rc == -EFBIG ? "larger than 4 KiB"
+                                       : strerror(-rc));
+    explicit_bzero(pw, len);
+    free(pw);
+    return 0;
+}
+
+/* store: {backend: sqlite|postgres, postgres: {conninfo, password_file}},
+ * optional: without it, SQLite at `db`. */
+static int config_store(struct yconf *yc, yaml_node_t *root,
+                        struct collector_config *cfg)
+{
+    yaml_node_t *m, *pgm = NULL;
+    char *backend = NULL;
+    int rc;
+
+    cfg->store_backend = STORE_BACKEND_SQLITE;
+    rc = config_section(yc, root, "store", config_store_keys, &m);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    rc = yconf_str(yc, m, "store", "backend", 0, &backend);
+    if (rc < 0)
+        return rc;
+    if (rc == 0 && strcmp(backend, "postgres") == 0)
+        cfg->store_backend = STORE_BACKEND_POSTGRES;
+    else if (rc == 0 && strcmp(backend, "sqlite") != 0)
+        rc = yconf_fail(yc, yconf_find(yc, m, "backend"), "store", "backend",
+                        "expected sqlite or postgres, got \"%s\"", backend);
+    free(backend);
+    if (rc < 0)
+        return rc;
+    rc = yconf_map(yc, m, "store", "postgres", 0, &pgm);
+    if (rc < 0)
+        return rc;
+    if (cfg->store_backend != STORE_BACKEND_POSTGRES) {
+        if (rc == 0)
+            return yconf_fail(yc, yconf_find(yc, m, "postgres"), "store",
+                              "postgres", "given, but backend is not "
+                              "postgres (add backend: postgres)");
+        return 0;
+    }
+    if (rc == 1)
+        return yconf_fail(yc, m, "store", "postgres", "required with backend "
+                          "postgres ({conninfo: ..., password_file: ...})");
+    rc = yconf_check_keys(yc, pgm, "store.postgres", config_pg_keys);
+    if (rc == 0)
+        rc = config_conninfo(yc, pgm, cfg);
+    if (rc == 0)
+        rc = config_password_file(yc, pgm, cfg);
+    return rc;
+}
+
 int collector_config_load(const char *path, struct collector_config *out,
                           char *err, size_t err_len)
 {
@@ -580,7 +697,14 @@ int collector_config_load(const char *path, struct collector_config *out,
                         "\"%s\": HOST must be an IP address, not a name",
                         cfg.listen);
     if (rc == 0)
-        rc = yconf_str(&yc, root, "", "db", 1, &cfg.db_path);
+        rc = config_store(&yc, root, &cfg);
+    /* db names the SQLite file; on PostgreSQL it is unused, and allowed
+     * (a config moved to postgres may keep it). */
+    if (rc == 0)
+        rc = yconf_str(&yc, root, "", "db",
+                       cfg.store_backend == STORE_BACKEND_SQLITE, &cfg.db_path);
+    if (rc == 1)
+        rc = 0;
     if (rc == 0)
         rc = yconf_str(&yc, root, "", "log_level", 0, &level);
     if (rc == 0 && log_parse_level(level, &cfg.log_level) < 0)

@@ -5,6 +5,7 @@
  * --check-config only loads the config (cli_check.c). */
 #include <errno.h>
 #include <getopt.h>
+#include <libpq-fe.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -42,7 +43,8 @@ static void usage(FILE *f)
         "       sextant-collector --check-config FILE\n"
         "\n"
         "Receives event batches from Sextant agents, stores them in SQLite\n"
-        "and serves the timeline API.\n"
+        "(or a PostgreSQL database shared by many collectors: the config's\n"
+        "store:) and serves the timeline API.\n"
         "\n"
         "  -c, --config FILE      YAML configuration (see "
         "examples/collector.yaml)\n"
@@ -122,6 +124,9 @@ static void store_options_from(const struct collector_config *cfg,
                                struct store_options *o)
 {
     store_options_default(o);
+    o->backend = (enum store_backend)cfg->store_backend;
+    o->pg_conninfo = cfg->pg_conninfo;
+    o->pg_password_file = cfg->pg_password_file;
     o->raw_retention_ms = cfg->raw_retention_ms;
     o->minute_retention_ms = cfg->minute_retention_ms;
     o->hour_retention_ms = cfg->hour_retention_ms;
@@ -129,6 +134,35 @@ static void store_options_from(const struct collector_config *cfg,
     o->queue_max_batches = (size_t)cfg->queue_batches;
     o->queue_max_bytes = (size_t)cfg->queue_bytes;
     o->topo = &cfg->topo;
+}
+
+/* Where the store lives, for the log: "db PATH" (SQLite), or
+ * "postgres host=H port=P dbname=D" with only those keys of the
+ * connection string (never its password or other secrets) and those it
+ * gives (PG* variables and libpq's defaults fill the rest). */
+static void store_where(const struct collector_config *cfg, char *buf,
+                        size_t len)
+{
+    static const char *const shown[] = { "host", "hostaddr", "port",
+                                         "dbname", NULL };
+    PQconninfoOption *opts;
+    size_t n;
+
+    if (cfg->store_backend != STORE_BACKEND_POSTGRES) {
+        snprintf(buf, len, "db %s", cfg->db_path);
+        return;
+    }
+    snprintf(buf, len, "postgres");
+    opts = PQconninfoParse(cfg->pg_conninfo, NULL);  /* checked at load */
+    for (size_t i = 0; shown[i]; i++) {
+        for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+            if (strcmp(o->keyword, shown[i]) != 0 || !o->val || !o->val[0])
+                continue;
+            n = strlen(buf);
+            snprintf(buf + n, len - n, " %s=%s", o->keyword, o->val);
+        }
+    }
+    PQconninfoFree(opts);
 }
 
 /* With incidents.webhooks: starts their sender (its thread inherits the
@@ -182,7 +216,7 @@ int main(int argc, char **argv)
     struct store *st = NULL;
     struct server *srv = NULL;
     struct webhook *wh = NULL;
-    char err[600], host[128];
+    char err[600], host[128], where[512];
     uint16_t port;
     sigset_t sigs;
     int opt, sig, rc, stuck = 0;
@@ -237,13 +271,20 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     store_options_from(&cfg, &sopts);
+    store_where(&cfg, where, sizeof(where));
+    if (cfg.store_backend == STORE_BACKEND_POSTGRES)
+        log_msg(LOGL_INFO, "store", "%s%s", where, cfg.db_path ?
+                " (the db path is unused)" : "");
     rc = webhooks_start(&cfg, &sopts, &wh);
     if (rc < 0)
         goto out;
-    rc = store_open(cfg.db_path, &sopts, &st);
+    /* The path names the store in its messages; PostgreSQL's is where. */
+    rc = store_open(cfg.store_backend == STORE_BACKEND_POSTGRES ? where
+                                                                : cfg.db_path,
+                    &sopts, &st);
     if (rc < 0) {
-        log_msg(LOGL_ERROR, "main", "cannot open database %s: %s",
-                cfg.db_path, strerror(-rc));
+        log_msg(LOGL_ERROR, "main", "cannot open the store (%s): %s", where,
+                strerror(-rc));
         goto out;
     }
     /* Serve first: /healthz and /readyz answer (503 "migrating") while the
@@ -267,16 +308,15 @@ int main(int argc, char **argv)
     /* A damaged file: stay up, so /readyz and every answer say so (the
      * store logged what to do) rather than leave agents with no reply. */
     if (rc == -EUCLEAN) {
-        log_msg(LOGL_ERROR, "main", "sextant-collector %s: db %s damaged, "
-                "not ready", SEXTANT_VERSION, cfg.db_path);
+        log_msg(LOGL_ERROR, "main", "sextant-collector %s: %s damaged, "
+                "not ready", SEXTANT_VERSION, where);
     } else if (rc < 0) {
-        log_msg(LOGL_ERROR, "main", "database %s not usable: %s",
-                cfg.db_path, strerror(-rc));
+        log_msg(LOGL_ERROR, "main", "store (%s) not usable: %s", where,
+                strerror(-rc));
         goto out;
     } else {
         log_msg(LOGL_INFO, "main", "sextant-collector %s: %zu clusters, "
-                "db %s, ready", SEXTANT_VERSION, cfg.n_clusters,
-                cfg.db_path);
+                "%s, ready", SEXTANT_VERSION, cfg.n_clusters, where);
     }
     do {
         rc = sigwait(&sigs, &sig);

@@ -203,6 +203,13 @@ static void metrics_store(struct jsonw *w, const struct store_stats *s)
     metrics_one(w, "sextant_collector_store_corrupt", "gauge",
                 "1 when the database file was found damaged: restore it "
                 "from a backup.", s->corrupt);
+    /* Only where there is such a role: a gauge stuck at 0 on SQLite
+     * would read as "no collector leads". */
+    if (s->leader >= 0)
+        metrics_one(w, "sextant_collector_store_leader", "gauge",
+                    "1 while this collector leads on the shared PostgreSQL "
+                    "database (retention, partitions, incidents).",
+                    s->leader);
     metrics_one(w, "sextant_collector_commits_failing", "gauge",
                 "1 while the last group commit stored nothing (disk "
                 "full, I/O error).", s->commits_failing);

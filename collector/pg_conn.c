@@ -25,6 +25,17 @@ static void pg_one_line(const char *msg, char *buf, size_t len)
     buf[n] = '\0';
 }
 
+/* The server's notices ("relation ... already exists, skipping") go to
+ * the log at debug level, not to stderr as libpq's default does. */
+static void pg_notice(void *arg, const char *msg)
+{
+    char line[256];
+
+    (void)arg;
+    pg_one_line(msg, line, sizeof(line));
+    log_msg(LOGL_DEBUG, "store", "postgres: %s", line);
+}
+
 PGconn *pg_connect(struct store *st, int64_t timeout_ms, char *err,
                    size_t err_len)
 {
@@ -66,6 +77,7 @@ PGconn *pg_connect(struct store *st, int64_t timeout_ms, char *err,
         PQfinish(c);
         return NULL;
     }
+    PQsetNoticeProcessor(c, pg_notice, NULL);
     return c;
 }
 

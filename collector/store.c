@@ -392,6 +392,7 @@ void store_stats(struct store *st, struct store_stats *out)
     pthread_mutex_lock(&st->qlock);
     *out = st->stats;
     ready = st->ready == 1;
+    out->leader = st->pg ? st->pg->leader : -1;
     out->queue_batches = st->q_batches;
     out->queue_bytes = st->q_bytes;
     /* Over the mark, or refused a batch and not yet half drained: what
@@ -400,7 +401,8 @@ void store_stats(struct store *st, struct store_stats *out)
                       st->q_batches >= st->opt.queue_max_batches ||
                       st->q_bytes >= st->opt.queue_max_bytes;
     pthread_mutex_unlock(&st->qlock);
-    out->db_bytes = store_db_bytes(st);
+    /* PostgreSQL's files are the server's, not ours to measure. */
+    out->db_bytes = st->pg ? 0 : store_db_bytes(st);
     /* st->inc is set before ready (under qlock) and kept until close. */
     if (ready) {
         out->incident_replays = store_inc_replays(st);

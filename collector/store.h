@@ -164,6 +164,10 @@ struct store_stats {
      * reconnects by itself; store_submit refuses with -EAGAIN meanwhile,
      * and commit_error says why. Implies commits_failing. */
     int unavailable;
+    /* PostgreSQL: 1 while this collector leads (retention, partitions,
+     * the incident engine: store_pg.h), 0 while another one does or the
+     * database cannot be reached. -1 on SQLite (no such role). */
+    int leader;
     /* The last group commit stored nothing (disk full, I/O error):
      * cleared by the next one that stores a batch. */
     int commits_failing;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "store.h"
 #include "util.h"
 
 static char cfg_dir[] = "/tmp/sextant-cfg-XXXXXX";
@@ -877,6 +878,102 @@ static void test_readme_service_examples_load(void **state)
     assert_int_equal(n, 3);             /* one per pattern */
 }
 
+static void test_postgres_store_loads_without_db(void **state)
+{
+    struct collector_config cfg;
+    char err[600], pw[300], yaml[800];
+
+    (void)state;
+    snprintf(pw, sizeof(pw), "%s/pw", cfg_dir);
+    write_file(pw, "s3cret\n");
+    snprintf(yaml, sizeof(yaml),
+             "listen: 127.0.0.1:1\nstore:\n  backend: postgres\n"
+             "  postgres:\n    conninfo: host=db.example port=5433 "
+             "dbname=sextant sslmode=verify-full\n"
+             "    password_file: %s\n" OK_CLUSTERS, pw);
+    write_file(cfg_path, yaml);
+    assert_int_equal(collector_config_load(cfg_path, &cfg, err, sizeof(err)),
+                     0);
+    assert_int_equal(cfg.store_backend, STORE_BACKEND_POSTGRES);
+    assert_string_equal(cfg.pg_conninfo, "host=db.example port=5433 "
+                        "dbname=sextant sslmode=verify-full");
+    assert_string_equal(cfg.pg_password_file, pw);
+    assert_null(cfg.db_path);               /* unused on PostgreSQL */
+    collector_config_free(&cfg);
+    /* A URI is a connection string too; db may stay (unused). */
+    write_file(cfg_path, "listen: 127.0.0.1:1\ndb: x.db\nstore:\n"
+               "  backend: postgres\n  postgres:\n"
+               "    conninfo: postgresql://sextant@db/sextant\n"
+               OK_CLUSTERS);
+    assert_int_equal(collector_config_load(cfg_path, &cfg, err, sizeof(err)),
+                     0);
+    assert_int_equal(cfg.store_backend, STORE_BACKEND_POSTGRES);
+    assert_null(cfg.pg_password_file);
+    collector_config_free(&cfg);
+    /* backend: sqlite, said aloud, is the default. */
+    write_file(cfg_path, "listen: 127.0.0.1:1\ndb: x.db\nstore:\n"
+               "  backend: sqlite\n" OK_CLUSTERS);
+    assert_int_equal(collector_config_load(cfg_path, &cfg, err, sizeof(err)),
+                     0);
+    assert_int_equal(cfg.store_backend, STORE_BACKEND_SQLITE);
+    assert_null(cfg.pg_conninfo);
+    collector_config_free(&cfg);
+}
+
+static void test_bad_store_backend_is_an_error(void **state)
+{
+    char yaml[600];
+
+    (void)state;
+    expect_error("listen: 127.0.0.1:1\ndb: x\nstore:\n  backend: mysql\n"
+                 OK_CLUSTERS,
+                 "4: store.backend: expected sqlite or postgres, got "
+                 "\"mysql\"");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nstore:\n  engine: pg\n"
+                 OK_CLUSTERS, "4: store.engine: unknown key");
+    expect_error("listen: 127.0.0.1:1\ndb: x\nstore: postgres\n"
+                 OK_CLUSTERS, "3: store: expected a mapping");
+    expect_error("listen: 127.0.0.1:1\nstore:\n  backend: postgres\n"
+                 OK_CLUSTERS,
+                 "3: store.postgres: required with backend postgres "
+                 "({conninfo: ..., password_file: ...})");
+    expect_error("listen: 127.0.0.1:1\nstore:\n  backend: postgres\n"
+                 "  postgres:\n    password_file: /etc/hostname\n"
+                 OK_CLUSTERS,
+                 "5: store.postgres.conninfo: required key is missing");
+    expect_error("listen: 127.0.0.1:1\nstore:\n  backend: postgres\n"
+                 "  postgres:\n    conninfo: \"\"\n" OK_CLUSTERS,
+                 "5: store.postgres.conninfo: must not be empty (at least "
+                 "\"dbname=...\"; PG* variables fill the rest)");
+    expect_error("listen: 127.0.0.1:1\nstore:\n  backend: postgres\n"
+                 "  postgres:\n    conninfo: host=db colour=red\n"
+                 OK_CLUSTERS,
+                 "5: store.postgres.conninfo: not a libpq connection "
+                 "string: invalid connection option \"colour\"");
+    expect_error("listen: 127.0.0.1:1\nstore:\n  backend: postgres\n"
+                 "  postgres:\n    conninfo: dbname=s\n    user: x\n"
+                 OK_CLUSTERS, "6: store.postgres.user: unknown key");
+    snprintf(yaml, sizeof(yaml),
+             "listen: 127.0.0.1:1\nstore:\n  backend: postgres\n"
+             "  postgres:\n    conninfo: dbname=s\n"
+             "    password_file: %s/missing\n" OK_CLUSTERS, cfg_dir);
+    {
+        char want[400];
+
+        snprintf(want, sizeof(want), "6: store.postgres.password_file: "
+                 "cannot read %s/missing: No such file or directory",
+                 cfg_dir);
+        expect_error(yaml, want);
+    }
+    expect_error("listen: 127.0.0.1:1\ndb: x\nstore:\n  postgres:\n"
+                 "    conninfo: dbname=s\n" OK_CLUSTERS,
+                 "5: store.postgres: given, but backend is not postgres "
+                 "(add backend: postgres)");
+    /* Without store: or with sqlite, db stays required. */
+    expect_error("listen: 127.0.0.1:1\nstore:\n  backend: sqlite\n"
+                 OK_CLUSTERS, "1: db: required key is missing");
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -892,6 +989,8 @@ static int teardown(void **state)
 
     (void)state;
     snprintf(tok, sizeof(tok), "%s/tok", cfg_dir);
+    unlink(tok);
+    snprintf(tok, sizeof(tok), "%s/pw", cfg_dir);
     unlink(tok);
     unlink(cfg_path);
     rmdir(cfg_dir);
@@ -926,6 +1025,8 @@ int main(void)
         cmocka_unit_test(test_bad_scope_is_an_error),
         cmocka_unit_test(test_example_collector_configs_load),
         cmocka_unit_test(test_readme_service_examples_load),
+        cmocka_unit_test(test_postgres_store_loads_without_db),
+        cmocka_unit_test(test_bad_store_backend_is_an_error),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
