@@ -404,7 +404,7 @@ out:
     "(" col " + coalesce(round(a.clock_offset_ms::numeric)::bigint, 0))"
 static const char pgq_status_sql[] =
     "SELECT * FROM (SELECT DISTINCT ON (a.cluster, a.node, n.target_id)"
-    " a.cluster, a.region, a.node, tg.name, n.health,"
+    " a.cluster, a.region, a.node, tg.name AS target, n.health,"
     " " PGQ_CORRECTED("n.state_ms") ", n.probe_ms IS NOT NULL, n.ok,"
     " n.status, n.total_us, x.text, " PGQ_CORRECTED("n.probe_ms")
     " FROM target_now n JOIN agents a ON a.id = n.agent_id"
@@ -412,7 +412,8 @@ static const char pgq_status_sql[] =
     " LEFT JOIN texts x ON x.id = n.text_id"
     " WHERE n.state_ms IS NOT NULL"
     " ORDER BY a.cluster, a.node, n.target_id, n.state_ms DESC) s"
-    " ORDER BY 1 COLLATE \"C\", 4 COLLATE \"C\", 3 COLLATE \"C\"";
+    " ORDER BY cluster COLLATE \"C\", target COLLATE \"C\","
+    "   node COLLATE \"C\"";
 
 int store_pg_targets_status(struct store *st, char **out, size_t *out_len)
 {
