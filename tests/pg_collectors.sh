@@ -111,12 +111,7 @@ same_incidents() {
     diff "$TMP/inc.sqlite" "$TMP/inc.b" >> "$TMP/incidents.diff.log"
     return 1
 }
-"$COLLECTOR" --config "$TMP/sqlite.yaml" --listen 127.0.0.1:0 \
-    --db "$TMP/single.db" 2> "$TMP/S.log" &
-CPID[S]=$!
-PIDS+=(${CPID[S]})
-wait_for "$TMP/S.log" 'listening on'
-CPORT[S]=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$TMP/S.log")
+NAMED_CONFIG=$TMP/sqlite.yaml start_named_collector S "$TMP/single.db"
 wait_until 60 "the SQLite collector not ready" is_ready S
 feed "http://127.0.0.1:${CPORT[S]}" --base "$BASE"
 wait_until 90 "incidents on PostgreSQL differ from one SQLite collector's \
