@@ -23,8 +23,9 @@
  * Files: pg_conn.c (connections, parameters, errors), pg_schema.c (the
  * migrations, day partitions), pg_store.c (open and close, the
  * maintenance thread: leadership, retention, partitions ahead),
- * pg_writer.c (the writer thread: group commit, one batch's delivery
- * rows, interned strings, rollups, target_now), pg_query.c (the read
+ * pg_writer.c (the writer thread: connecting, group commit, retries),
+ * pg_ingest.c (one batch's delivery rows, interned strings, rollups,
+ * target_now), pg_query.c (the read
  * pool and the queries of store.h but the incidents'), pg_incident.c
  * (the engine on the leader, incidents, annotations, service status). */
 #ifndef SEXTANT_STORE_PG_H
@@ -38,6 +39,9 @@
 #include "store.h"
 
 struct store;
+struct store_delta;                 /* store_priv.h's */
+struct store_now;
+struct store_delivery_ops;
 
 /* Session advisory lock keys (pg_advisory_lock(bigint)): "SXT" and a
  * number, so they do not collide with another application's. */
@@ -69,8 +73,9 @@ struct store_pg {
                                      * NULL: libpq's own ways */
     char *instance;
 
-    /* The writer's (pg_writer.c). */
+    /* The writer's (pg_writer.c, pg_ingest.c). */
     PGconn *wconn;
+    struct pg_wstate *w;            /* its own state, while it runs */
     /* Day partitions known to exist (pg_partitions_ensure), under
      * days_lock: the writer and the maintenance thread both create them.
      * A partition retention dropped stays here until the next insert into
@@ -195,6 +200,42 @@ int store_pg_retention(struct store *st, PGconn *c, int64_t now_ms);
 void *store_pg_writer(void *arg);
 /* It uses store_priv.h's store_take and store_group_finish (neutral). */
 
+/* ---- pg_ingest.c: one batch's rows, inside the group transaction ---- */
+
+/* The writer's state beside its connection (st->pg->w). */
+struct pg_wstate {
+    /* The batch's agent: its stored seqs above the watermark, ascending,
+     * read under the agent row's lock. */
+    int64_t *stored;
+    size_t n_stored, cap_stored;
+    PGresult *walk;                 /* a walk of stored seqs under way */
+    int walk_row;
+    /* Event rows not yet sent, in COPY's text format. */
+    char *copy;
+    size_t copy_len, copy_cap;
+    /* The group's first database error: its class and message; nopart: it
+     * was "no partition of events for the row" (SQLSTATE 23514), for a
+     * row at nopart_ms (INT64_MIN: the message did not say). */
+    enum pg_err err;
+    char why[256];
+    int nopart;
+    int64_t nopart_ms;
+    int64_t texts_since_ms;         /* the texts' id cache (monotonic) */
+};
+/* store_delivery_ops on the writer connection (store_deliver). */
+extern const struct store_delivery_ops pg_delivery_ops;
+/* Notes a failed statement @r (NULL: the connection's error) under
+ * @what in w->err/why, unless an error is noted already; logs it. */
+void pg_w_fail(struct store *st, const PGresult *r, const char *what);
+/* store_intern_fn: the id of @s in @dim from the cache, else the database
+ * (inserted if new; outside a transaction, in autocommit): 0 or -EIO. */
+int pg_intern(struct store *st, int dim, const char *s, int64_t *id);
+/* Sends the queued event rows (one COPY): 0 or -EIO. */
+int pg_copy_flush(struct store *st);
+/* store_rollup_fn and store_now_put_fn on the writer connection. */
+int pg_rollup_add(struct store *st, int hour, const struct store_delta *d);
+int pg_now_put(struct store *st, const struct store_now *k);
+
 /* ---- pg_query.c: store.h's queries on PostgreSQL ---- */
 
 /* A read connection from the pool (a new one when none is idle), or
@@ -235,5 +276,82 @@ int store_pg_incident(struct store *st, int64_t id, char **out,
 int store_pg_service_status(struct store *st, char **out, size_t *out_len);
 int store_pg_annotate(struct store *st, int64_t unix_ms, const char *text,
                       const char *service, int64_t incident, int64_t *id);
+
+/* ---- pg_incident.c, pg_incscan.c ---- */
+
+/* The leader's incident driver, st->pg->inc: the neutral driver of
+ * store_priv.h (store_incscan.c, store_incrows.c, store_incident.c's
+ * feeding, snapshots and replays) reading and writing through the
+ * maintenance thread's connection. Maintenance thread only. */
+struct store_pg_inc {
+    struct store_inc *in;       /* owned; in->pg points back here */
+    PGconn *c;                  /* borrowed: the leader's connection */
+    int64_t fence;              /* a scan reads no event id above it */
+    int64_t fed;                /* events up to this id were read */
+    int64_t cursor;             /* engine_cursor as last written */
+    char *written;              /* engine_status as last written */
+    /* A scan under way (pg_incscan.c): its page of rows, the next row,
+     * and whether it opened the transaction it runs in. */
+    PGresult *page;
+    int row, open, began;
+};
+
+/* Reads events with id in (@after, @upto] (seq not NULL, a target or
+ * kind @failover), in no order, through pg_inc_scan_next and _end. */
+int pg_inc_ids_begin(struct store_inc *in, int64_t after, int64_t upto,
+                     int64_t failover);
+
+/* ---- pg_incscan.c: the incident driver's database operations ----
+ *
+ * store_incscan.c and store_incrows.c run the driver for both backends:
+ * where they would step a SQLite statement they call these instead when
+ * in->pg is set (the leader's connection, pg_incident.c). Rows come back
+ * in the neutral structs of store_priv.h, their strings borrowed until
+ * the next call. */
+struct store_inc;
+struct store_inc_srow;
+struct store_inc_row;
+/* Called for each incidents row (@opened_ms its key with the service):
+ * 0 goes on, <0 stops with that error. */
+typedef int (*store_inc_row_fn)(void *ctx, const struct store_inc_row *r,
+                                int64_t opened_ms);
+/* The text of row @id of the table of @q (INC_Q_TARGET, INC_Q_REGION,
+ * INC_Q_ANSWERS: the answers' values joined by '\n') into *@out, which
+ * the caller frees (NULL: no such row). 0, -ENOMEM or -EIO. */
+int pg_inc_dim(struct store_inc *in, int q, int64_t id, char **out);
+/* Agent @agent's agent_offsets row for @seq: *@from its from_seq
+ * (INT64_MIN: none) and *@off its offset (0: none), *@next the next
+ * row's from_seq (INT64_MAX: none). 0 or -EIO. */
+int pg_inc_offset(struct store_inc *in, int64_t agent, int64_t seq,
+                  int64_t *from, int64_t *off, int64_t *next);
+/* The ids of the kinds named @names (0: none) and the largest
+ * |offset_ms|: 0 or -EIO. */
+int pg_inc_setup(struct store_inc *in, const char *const *names,
+                 int64_t *ids, size_t n, int64_t *bound);
+/* The events with unix_ms in [@lo, @hi] and id up to the fence, seq not
+ * NULL, a target or kind @failover, by unix_ms: begin, then next (1 and
+ * @r, 0 at the end, -EIO), then end (always, also after an error). */
+int pg_inc_scan_begin(struct store_inc *in, int64_t lo, int64_t hi,
+                      int64_t failover);
+int pg_inc_scan_next(struct store_inc *in, struct store_inc_srow *r);
+void pg_inc_scan_end(struct store_inc *in);
+/* The incidents row of (@service, @opened_ms) to @fn: 1 found, 0 none,
+ * or @fn's error or -EIO. */
+int pg_inc_row_get(struct store_inc *in, const char *service,
+                   int64_t opened_ms, store_inc_row_fn fn, void *ctx);
+/* Inserts or updates @r's row (@opened_ms): 0 and *@id, or -EIO. */
+int pg_inc_row_put(struct store_inc *in, const struct store_inc_row *r,
+                   int64_t opened_ms, int64_t *id);
+/* Each row opened after @from to @fn: 0, @fn's error or -EIO. */
+int pg_inc_row_list(struct store_inc *in, int64_t from, store_inc_row_fn fn,
+                    void *ctx);
+int pg_inc_row_del(struct store_inc *in, int64_t id);
+/* The highest incidents id (0: none): 0 or -EIO. */
+int pg_inc_max_id(struct store_inc *in, int64_t *id);
+/* BEGIN, COMMIT or ROLLBACK of the incidents' own transaction. */
+int pg_inc_exec(struct store_inc *in, const char *sql);
+/* Agent @agent's cluster and node ("" when unknown). */
+void pg_inc_agent(struct store_inc *in, int64_t agent, char *cluster,
+                  size_t cluster_len, char *node, size_t node_len);
 
 #endif
