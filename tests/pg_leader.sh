@@ -2,7 +2,7 @@
 # leads (sextant_collector_store_leader), the leader drops events' day
 # partitions past raw retention (and keeps today's), deletes rollups past
 # theirs and texts nothing uses; killed -9, the other takes the lead; and
-# after the database restarts, one of them leads again.
+# after the database restarts, one of them leads again; it stops cleanly.
 source "$(dirname "$0")/lib.sh"
 
 PG=$(mktemp -d)
@@ -67,6 +67,7 @@ else
     LEADER=b FOLLOWER=a
 fi
 lport=PORT_$LEADER fport=PORT_$FOLLOWER lpid=PID_$LEADER
+fpid=PID_$FOLLOWER
 grep -q 'this collector leads' "$TMP/$LEADER.log" ||
     fail "the leader did not log that it leads"
 ! grep -q 'this collector leads' "$TMP/$FOLLOWER.log" ||
@@ -154,4 +155,13 @@ has_line "$TMP/$FOLLOWER.log" 'this collector leads' ||
 wait_for "$TMP/$FOLLOWER.log" 'lost the lead'
 "$SEXTANT_SRC/tests/pg_server.sh" restart "$PG"
 wait_until 60 "the survivor leads again after the restart" leads "${!fport}"
+
+# A clean stop: the maintenance thread ends, every connection closes,
+# nothing leaks (the sanitizer build's exit status says so).
+rc=0
+kill -TERM "${!fpid}"
+wait "${!fpid}" || rc=$?
+[ "$rc" = 0 ] || fail "the collector exited $rc on SIGTERM"
+has_line "$TMP/$FOLLOWER.log" 'gave up the lead (closing)' ||
+    fail "the leader did not say it gave up the lead"
 echo "ok"
