@@ -272,6 +272,9 @@ int64_t store_mono_ns(void);
  * pthread_cond_timedwait on the store's condition variables, which all
  * run on CLOCK_MONOTONIC. */
 void store_mono_deadline(struct timespec *ts, int64_t ms);
+/* Initializes @c on CLOCK_MONOTONIC, as every condition variable of the
+ * store is (for store_mono_deadline): 0 or -errno. */
+int store_mono_cond_init(pthread_cond_t *c);
 /* Queues a whole retention pass, as if the time were @now_ms, for the
  * writer to run between group commits (deletes what is older than each
  * retention, then gives the freed pages back); @done gets its 0 or
