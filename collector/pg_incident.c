@@ -278,22 +278,6 @@ static int pg_inc_put(struct store *st, PGconn *c, const PGresult *r,
     return rc;
 }
 
-/* STORE_INC_COLS row @i of @g into @r (strings borrowed from @g). */
-static void pg_inc_row_read(const PGresult *g, int i, struct store_inc_row *r)
-{
-    memset(r, 0, sizeof(*r));
-    r->id = pg_i64(g, i, 0, 0);
-    r->service = PQgetvalue(g, i, 1);
-    r->pattern = PQgetvalue(g, i, 2);
-    r->region = PQgetvalue(g, i, 3);
-    r->to_region = pg_text(g, i, 4);
-    r->manual = pg_i64(g, i, 5, 0) != 0;
-    for (int t = 0; t < STORE_INC_T_COUNT; t++)
-        r->t[t] = pg_i64(g, i, 6 + t, INC_NONE);
-    r->has_rpo = !PQgetisnull(g, i, 13);
-    r->rpo_ms = pg_f64(g, i, 13, 0);
-}
-
 int store_pg_incidents(struct store *st, const struct store_incident_query *q,
                        char **out, size_t *out_len)
 {
@@ -330,7 +314,7 @@ int store_pg_incidents(struct store *st, const struct store_incident_query *q,
     jsonw_key(&w, "incidents");
     jsonw_arr_begin(&w);
     for (; count < limit && (int)count < PQntuples(g); count++) {
-        pg_inc_row_read(g, (int)count, &row);
+        pg_inc_row_at(g, (int)count, 2, &row);
         store_inc_json(&w, &row);
         jsonw_obj_end(&w);
     }
@@ -350,22 +334,9 @@ int store_pg_incidents(struct store *st, const struct store_incident_query *q,
  * the window (corrected ms), $3 the targets whose state and DNS changes
  * count, $4 the failed region's targets, $5 the service's region names
  * (JSON arrays), $6 its name; the columns pg_inc_tl_row renders. */
-#define PG_INC_EV_COLS \
-    "id, agent_id, seq, unix_ms, recv_delta_ms, kind, target, data," \
-    " text_id, ok, status, total_us, served_by_id, c"
+#define PG_INC_EV_COLS STORE_INC_EV_COLS
 static const char pg_inc_tl_sql[] =
-    "WITH m(b) AS (SELECT coalesce(max(abs(offset_ms)), 0)"
-    "  FROM agent_offsets),"
-    " ev AS (SELECT e.id, e.agent_id, e.seq, e.unix_ms,"
-    "  e.recv_delta_ms, k.name AS kind, tg.name AS target, e.data,"
-    "  e.text_id, e.ok, e.status, e.total_us, e.served_by_id,"
-    "  e.unix_ms + coalesce((SELECT o.offset_ms FROM agent_offsets o"
-    "   WHERE o.agent_id = e.agent_id AND o.from_seq <= e.seq"
-    "   ORDER BY o.from_seq DESC LIMIT 1), 0) AS c"
-    "  FROM m, events e JOIN kinds k ON k.id = e.kind_id"
-    "  LEFT JOIN targets tg ON tg.id = e.target_id"
-    "  WHERE e.unix_ms >= $1 - m.b AND e.unix_ms <= $2 + m.b"
-    "  AND e.seq IS NOT NULL),"
+    STORE_INC_TL_EV("$1", "$2")
     " fp AS (SELECT " PG_INC_EV_COLS ","
     "  row_number() OVER (PARTITION BY agent_id ORDER BY c, seq) AS r1,"
     "  row_number() OVER (PARTITION BY agent_id"
@@ -588,7 +559,7 @@ int store_pg_incident(struct store *st, int64_t id, char **out,
         return pg_inc_put(st, c, NULL, -ENOENT, "incident");
     }
     jsonw_init(&w, PG_INC_REPLY_BYTES);
-    pg_inc_row_read(g, 0, &row);
+    pg_inc_row_at(g, 0, 2, &row);
     store_inc_json(&w, &row);
     rc = pg_inc_detail(st, c, &row, &w, &bad);
     if (rc == 0) {

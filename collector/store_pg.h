@@ -260,6 +260,13 @@ struct store_pg_inc {
 int pg_inc_ids_begin(struct store_inc *in, int64_t after, int64_t upto,
                      int64_t failover);
 
+struct store_inc_row;
+/* Row @i of @g, columns as STORE_INC_COLS (id, service, -, region,
+ * to_region, manual, the 7 times, rpo_ms) with the pattern in column
+ * @pattern_col, into @row (strings borrowed from @g). */
+void pg_inc_row_at(const PGresult *g, int i, int pattern_col,
+                   struct store_inc_row *row);
+
 /* ---- pg_incscan.c: the incident driver's database operations ----
  *
  * store_incscan.c and store_incrows.c run the driver for both backends:
