@@ -271,6 +271,11 @@ static enum MHD_Result server_not_queued(struct server *srv,
                              "collector stopping",
                              "the batch was not stored; retry");
     store_stats(srv->st, &s);
+    if (s.unavailable) {
+        return server_refuse(c, rq, METRICS_REJ_BUSY, 503, "collector busy",
+                             "the database is unreachable; retry after the "
+                             "Retry-After seconds");
+    }
     if (!s.ready) {
         rq->retry_after = SERVER_RETRY_START;
         return server_refuse(c, rq, METRICS_REJ_BUSY, 503, "collector busy",

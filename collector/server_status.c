@@ -32,6 +32,10 @@ void server_readyz(struct server *srv, struct server_req *rq,
     } else if (s.corrupt) {
         store_corrupt_detail(srv->st, detail, sizeof(detail));
         reply_error(r, 503, "not ready", detail);
+    } else if (s.unavailable) {
+        /* commit_error: "database unreachable: " and libpq's reason. */
+        rq->retry_after = SERVER_RETRY_BUSY;
+        reply_error(r, 503, "not ready", s.commit_error);
     } else if (!s.ready) {
         rq->retry_after = SERVER_RETRY_START;
         reply_error(r, 503, "not ready", "the database is migrating");

@@ -1,9 +1,10 @@
-/* store_delivery.c -- one batch's delivery bookkeeping on the writer
- * connection: the agent row (watermark, drop report, clock offset and
- * its agent_offsets rows), the
+/* store_delivery.c -- one batch's delivery bookkeeping: the agent row
+ * (watermark, drop report, clock offset and its agent_offsets rows), the
  * events inserted once each, and the gap and drop events the collector
- * makes for what is lost. store_ingest_locked stores one batch inside the
- * group's transaction. */
+ * makes for what is lost. store_deliver is the arithmetic, neutral to the
+ * backend, over a backend's store_delivery_ops (SQLite's are here, on the
+ * writer connection; PostgreSQL's in pg_writer.c). store_ingest_locked
+ * stores one batch inside the SQLite group's transaction. */
 #include "store_priv.h"
 
 #include <errno.h>
@@ -34,59 +35,68 @@ const char store_event_ins_sql[] =
     " answers_id, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
     " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
 
-/* Binds an id, or NULL for 0 (no such string). */
-static int store_bind_id(sqlite3_stmt *s, int i, int64_t id)
+void store_event_cols(const struct store_event_row *e,
+                      const struct store_event_ids *ids,
+                      struct store_event_cols *c)
 {
-    return id ? sqlite3_bind_int64(s, i, id) : sqlite3_bind_null(s, i);
-}
+    const Sextant__V1__ProbeResult *p = e->probe;
+    const Sextant__V1__Timings *t = p ? p->timings : NULL;
+    int64_t *v = c->v;
 
-/* The typed columns of probe @p (?8 to ?18). */
-static int store_bind_probe(sqlite3_stmt *s,
-                            const Sextant__V1__ProbeResult *p,
-                            const struct store_event_ids *ids)
-{
-    const Sextant__V1__Timings *t = p->timings;
+    memset(c, 0, sizeof(*c));
+    v[0] = e->agent_id;
+    v[1] = (int64_t)e->seq;
+    c->has[1] = e->seq != 0;
+    v[2] = e->unix_ms;
+    /* Both clocks lie in 2000-2100 (wire validation, store_ms_ok): the
+     * difference fits, and takes 2 or 3 bytes instead of 6. */
+    v[3] = e->recv_ms - e->unix_ms;
+    v[4] = ids->kind;
+    v[5] = ids->target;
+    v[6] = ids->text;
+    c->has[0] = c->has[2] = c->has[3] = c->has[4] = 1;
+    c->has[5] = ids->target != 0;
+    c->has[6] = ids->text != 0;
+    c->data = e->data;
+    if (e->data || !p)
+        return;
     /* sextant.proto's ProbeType; one this build does not know: 0, which
-     * reads back as "unknown", the name the JSON gave it. */
-    int type = p->type >= SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_HTTP &&
-               p->type <= SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_KUBE
-               ? (int)p->type : 0;
-
-    /* Timings are at most INT64_MAX here (store_probe_typed). */
-    if (sqlite3_bind_int(s, 8, type) != SQLITE_OK ||
-        sqlite3_bind_int(s, 9, p->ok ? 1 : 0) != SQLITE_OK ||
-        sqlite3_bind_int(s, 10, p->status) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 11, t ? (int64_t)t->dns_us : 0) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 12, t ? (int64_t)t->connect_us : 0) !=
-            SQLITE_OK ||
-        sqlite3_bind_int64(s, 13, t ? (int64_t)t->tls_us : 0) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 14, t ? (int64_t)t->first_byte_us : 0) !=
-            SQLITE_OK ||
-        sqlite3_bind_int64(s, 15, t ? (int64_t)t->total_us : 0) !=
-            SQLITE_OK ||
-        store_bind_id(s, 16, ids->region) != SQLITE_OK ||
-        store_bind_id(s, 17, ids->cert) != SQLITE_OK ||
-        store_bind_id(s, 18, ids->answers) != SQLITE_OK)
-        return -EIO;
-    return 0;
+     * reads back as "unknown", the name the JSON gave it. Timings are at
+     * most INT64_MAX here (store_probe_typed). */
+    v[7] = p->type >= SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_HTTP &&
+           p->type <= SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_KUBE
+           ? (int)p->type : 0;
+    v[8] = p->ok ? 1 : 0;
+    v[9] = p->status;
+    v[10] = t ? (int64_t)t->dns_us : 0;
+    v[11] = t ? (int64_t)t->connect_us : 0;
+    v[12] = t ? (int64_t)t->tls_us : 0;
+    v[13] = t ? (int64_t)t->first_byte_us : 0;
+    v[14] = t ? (int64_t)t->total_us : 0;
+    v[15] = ids->region;
+    v[16] = ids->cert;
+    v[17] = ids->answers;
+    for (int i = 7; i < 15; i++)
+        c->has[i] = 1;
+    c->has[15] = ids->region != 0;
+    c->has[16] = ids->cert != 0;
+    c->has[17] = ids->answers != 0;
 }
 
 int store_event_bind(sqlite3_stmt *s, const struct store_event_row *e,
                      const struct store_event_ids *ids)
 {
-    if (sqlite3_bind_int64(s, 1, e->agent_id) != SQLITE_OK ||
-        (e->seq ? sqlite3_bind_int64(s, 2, (int64_t)e->seq)
-                : sqlite3_bind_null(s, 2)) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 3, e->unix_ms) != SQLITE_OK ||
-        /* Both clocks lie in 2000-2100 (wire validation, store_ms_ok):
-         * the difference fits, and takes 2 or 3 bytes instead of 6. */
-        sqlite3_bind_int64(s, 4, e->recv_ms - e->unix_ms) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 5, ids->kind) != SQLITE_OK ||
-        store_bind_id(s, 6, ids->target) != SQLITE_OK ||
-        store_bind_id(s, 7, ids->text) != SQLITE_OK ||
-        (e->data ? sqlite3_bind_text(s, 19, e->data, -1, SQLITE_STATIC) !=
-                       SQLITE_OK
-                 : store_bind_probe(s, e->probe, ids) < 0)) {
+    struct store_event_cols c;
+    int ok = 1;
+
+    store_event_cols(e, ids, &c);
+    for (int i = 0; i < STORE_EVENT_INTS && ok; i++)
+        ok = (c.has[i] ? sqlite3_bind_int64(s, i + 1, c.v[i])
+                       : sqlite3_bind_null(s, i + 1)) == SQLITE_OK;
+    if (ok)
+        ok = (c.data ? sqlite3_bind_text(s, 19, c.data, -1, SQLITE_STATIC)
+                     : sqlite3_bind_null(s, 19)) == SQLITE_OK;
+    if (!ok) {
         sqlite3_reset(s);
         sqlite3_clear_bindings(s);
         return -EIO;
@@ -94,40 +104,40 @@ int store_event_bind(sqlite3_stmt *s, const struct store_event_row *e,
     return 0;
 }
 
-/* Interns the strings of @e's typed probe columns into @ids. */
-static int store_intern_probe(struct store *st,
-                              const struct store_event_row *e,
-                              struct store_event_ids *ids)
+int store_event_intern(struct store *st, const struct store_event_row *e,
+                       store_intern_fn intern, struct store_event_ids *ids)
 {
     const Sextant__V1__ProbeResult *p = e->probe;
     char cert[24];
 
+    memset(ids, 0, sizeof(*ids));
+    if (intern(st, DIM_KIND, e->kind, &ids->kind) < 0 ||
+        (e->target && intern(st, DIM_TARGET, e->target, &ids->target) < 0) ||
+        (e->text && intern(st, DIM_TEXT, e->text, &ids->text) < 0))
+        return -EIO;
+    if (e->data || !p)
+        return 0;
     if (p->served_by[0] &&
-        store_intern(st, DIM_REGION, p->served_by, &ids->region) < 0)
+        intern(st, DIM_REGION, p->served_by, &ids->region) < 0)
         return -EIO;
     if (p->cert_not_after_unix_ms) {
         snprintf(cert, sizeof(cert), "%lld",
                  (long long)p->cert_not_after_unix_ms);
-        if (store_intern(st, DIM_CERT, cert, &ids->cert) < 0)
+        if (intern(st, DIM_CERT, cert, &ids->cert) < 0)
             return -EIO;
     }
-    if (e->answers && store_intern(st, DIM_TEXT, e->answers,
-                                   &ids->answers) < 0)
+    if (e->answers && intern(st, DIM_TEXT, e->answers, &ids->answers) < 0)
         return -EIO;
     return 0;
 }
 
-/* Inserts @e unless its (agent, seq) is stored already: 1 inserted, 0
- * already there, -EIO. */
-static int store_insert_event(struct store *st, struct store_event_row *e)
+/* SQLite's delivery op: inserts @e unless its (agent, seq) is stored
+ * already (INSERT OR IGNORE): 1 inserted, 0 already there, -EIO. */
+static int store_sq_event(struct store *st, struct store_event_row *e)
 {
-    struct store_event_ids ids = { 0 };
+    struct store_event_ids ids;
 
-    if (store_intern(st, DIM_KIND, e->kind, &ids.kind) < 0 ||
-        (e->target &&
-         store_intern(st, DIM_TARGET, e->target, &ids.target) < 0) ||
-        (e->text && store_intern(st, DIM_TEXT, e->text, &ids.text) < 0) ||
-        (!e->data && store_intern_probe(st, e, &ids) < 0))
+    if (store_event_intern(st, e, store_intern, &ids) < 0)
         return -EIO;
     e->target_id = ids.target;
     e->text_id = ids.text;
@@ -138,16 +148,19 @@ static int store_insert_event(struct store *st, struct store_event_row *e)
 }
 
 /* Inserts an event the collector made (gap, drop): no seq, no target. */
-static int store_insert_note(struct store *st, int64_t agent_id,
-                             const char *kind, int64_t unix_ms,
-                             int64_t recv_ms, const char *data)
+static int store_insert_note(struct store *st,
+                             const struct store_delivery_ops *ops,
+                             int64_t agent_id, const char *kind,
+                             int64_t unix_ms, int64_t recv_ms,
+                             const char *data)
 {
     struct store_event_row e = {
         .agent_id = agent_id, .unix_ms = unix_ms, .recv_ms = recv_ms,
         .kind = kind, .data = data,
     };
+    int rc = ops->event(st, &e);
 
-    return store_insert_event(st, &e) < 0 ? -EIO : 0;
+    return rc < 0 ? rc : 0;
 }
 
 /* A seq range [first, last] some batch explained as dropped. */
@@ -157,9 +170,11 @@ struct store_range {
 
 /* Events 'from'..'to' are lost and nobody said why. Stored as an event of
  * its own so the timeline shows it. */
-static int store_insert_gap_n(struct store *st, int64_t agent_id,
-                              uint64_t from, uint64_t to, uint64_t count,
-                              int64_t unix_ms, int64_t recv_ms)
+static int store_insert_gap_n(struct store *st,
+                              const struct store_delivery_ops *ops,
+                              int64_t agent_id, uint64_t from, uint64_t to,
+                              uint64_t count, int64_t unix_ms,
+                              int64_t recv_ms)
 {
     char data[96];
 
@@ -167,48 +182,65 @@ static int store_insert_gap_n(struct store *st, int64_t agent_id,
              "{\"from_seq\":%llu,\"to_seq\":%llu,\"count\":%llu}",
              (unsigned long long)from, (unsigned long long)to,
              (unsigned long long)count);
-    return store_insert_note(st, agent_id, "gap", unix_ms, recv_ms, data);
+    return store_insert_note(st, ops, agent_id, "gap", unix_ms, recv_ms,
+                             data);
 }
 
-static int store_insert_gap(struct store *st, int64_t agent_id,
-                            uint64_t from, uint64_t to, int64_t unix_ms,
-                            int64_t recv_ms)
+static int store_insert_gap(struct store *st,
+                            const struct store_delivery_ops *ops,
+                            int64_t agent_id, uint64_t from, uint64_t to,
+                            int64_t unix_ms, int64_t recv_ms)
 {
-    return store_insert_gap_n(st, agent_id, from, to, to - from + 1, unix_ms,
-                              recv_ms);
+    return store_insert_gap_n(st, ops, agent_id, from, to, to - from + 1,
+                              unix_ms, recv_ms);
 }
 
-/* Steps @s, a walk over stored (seq, unix_ms) rows, and on a row sets
- * *seq and *ms (else leaves them): the step's result. */
-static int store_seq_next(sqlite3_stmt *s, uint64_t *seq, int64_t *ms)
+/* SQLite's walk ops: the agent's stored (seq, unix_ms) rows with seq in
+ * [@from, @to] (to UINT64_MAX: no upper bound), through st->walk. */
+static int store_sq_walk(struct store *st, int64_t agent_id, uint64_t from,
+                         uint64_t to)
 {
-    int step = sqlite3_step(s);
+    sqlite3_stmt *s = to == UINT64_MAX ? st->seq_scan : st->seq_range;
+
+    st->walk = s;
+    if (sqlite3_bind_int64(s, 1, agent_id) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, to == UINT64_MAX ? (int64_t)from - 1
+                                                  : (int64_t)from) !=
+            SQLITE_OK ||
+        (to != UINT64_MAX &&
+         sqlite3_bind_int64(s, 3, (int64_t)to) != SQLITE_OK))
+        return -EIO;
+    return 0;
+}
+
+static int store_sq_next(struct store *st, uint64_t *seq, int64_t *ms)
+{
+    int step = sqlite3_step(st->walk);
 
     if (step == SQLITE_ROW) {
-        *seq = (uint64_t)sqlite3_column_int64(s, 0);
-        *ms = sqlite3_column_int64(s, 1);
+        *seq = (uint64_t)sqlite3_column_int64(st->walk, 0);
+        *ms = sqlite3_column_int64(st->walk, 1);
+        return 1;
     }
-    return step;
+    return step == SQLITE_DONE ? 0 : -EIO;
 }
 
-/* Ends a walk over @s: logs a database error (-EIO) under @what, resets
- * @s. Returns @rc. */
-static int store_seq_end(struct store *st, sqlite3_stmt *s, int rc,
-                         const char *what)
+static int store_sq_walk_end(struct store *st, int rc, const char *what)
 {
     if (rc == -EIO)
         log_msg(LOGL_ERROR, "store", "%s: %s", what,
                 sqlite3_errmsg(st->wdb));
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    sqlite3_reset(st->walk);
+    sqlite3_clear_bindings(st->walk);
     return rc;
 }
 
 /* Stores gap events for [from, to] less the ranges in @drops (those have
  * their drop event): one per piece that is left. */
-static int store_gaps(struct store *st, int64_t agent_id, uint64_t from,
-                      uint64_t to, const struct store_range *drops,
-                      size_t n_drops, int64_t unix_ms, int64_t recv_ms)
+static int store_gaps(struct store *st, const struct store_delivery_ops *ops,
+                      int64_t agent_id, uint64_t from, uint64_t to,
+                      const struct store_range *drops, size_t n_drops,
+                      int64_t unix_ms, int64_t recv_ms)
 {
     uint64_t p = from;
     int rc;
@@ -233,7 +265,7 @@ static int store_gaps(struct store *st, int64_t agent_id, uint64_t from,
                 break;
             continue;
         }
-        rc = store_insert_gap(st, agent_id, p, end, unix_ms, recv_ms);
+        rc = store_insert_gap(st, ops, agent_id, p, end, unix_ms, recv_ms);
         if (rc < 0)
             return rc;
         if (end == to)
@@ -243,7 +275,9 @@ static int store_gaps(struct store *st, int64_t agent_id, uint64_t from,
     return 0;
 }
 
-static int store_insert_drop(struct store *st, int64_t agent_id,
+static int store_insert_drop(struct store *st,
+                             const struct store_delivery_ops *ops,
+                             int64_t agent_id,
                              uint64_t from, uint64_t to, uint64_t count,
                              int64_t from_ms, int64_t to_ms,
                              int64_t fallback_ms, int64_t recv_ms)
@@ -256,7 +290,7 @@ static int store_insert_drop(struct store *st, int64_t agent_id,
              (unsigned long long)count, (unsigned long long)from,
              (unsigned long long)to, (long long)from_ms, (long long)to_ms);
     /* On the timeline where the loss began, if the agent said when. */
-    return store_insert_note(st, agent_id, "drop",
+    return store_insert_note(st, ops, agent_id, "drop",
                              from_ms ? from_ms : fallback_ms, recv_ms, data);
 }
 
@@ -275,16 +309,16 @@ static int store_insert_drop(struct store *st, int64_t agent_id,
  * event spanning the seqs not stored, its count capped by theirs. The
  * times of a run inside the report are bounded by its stored neighbours.
  * Updates @row's drop fields. */
-static int store_drop(struct store *st, struct store_agent_row *row,
+static int store_drop(struct store *st, const struct store_delivery_ops *ops,
+                      struct store_agent_row *row,
                       const Sextant__V1__Drops *d, int64_t fallback_ms,
                       int64_t recv_ms)
 {
-    sqlite3_stmt *s = st->seq_range;
     uint64_t from = d->first_seq, count = d->count, p, missing = 0;
     uint64_t span_from = 0, span_to = 0;
     int64_t from_ms = d->first_unix_ms, to_ms = d->last_unix_ms;
     int64_t prev_ms, span_from_ms = 0, span_to_ms = 0;
-    int contiguous, rc = -EIO, step;
+    int contiguous, rc, step;
 
     if (d->last_seq <= row->drop_last)
         return 0;
@@ -301,9 +335,8 @@ static int store_drop(struct store *st, struct store_agent_row *row,
     if (!store_ms_ok(to_ms))
         to_ms = 0;
     contiguous = count == d->last_seq - from + 1;
-    if (sqlite3_bind_int64(s, 1, row->id) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 2, (int64_t)from) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 3, (int64_t)d->last_seq) != SQLITE_OK)
+    rc = ops->walk(st, row->id, from, d->last_seq);
+    if (rc < 0)
         goto out;
     p = from;                       /* the first seq not yet looked at */
     prev_ms = from_ms;
@@ -311,17 +344,18 @@ static int store_drop(struct store *st, struct store_agent_row *row,
         uint64_t next = d->last_seq + 1;    /* past the end: no more rows */
         int64_t next_ms = to_ms;
 
-        step = store_seq_next(s, &next, &next_ms);
-        if (step != SQLITE_ROW && step != SQLITE_DONE)
+        step = ops->next(st, &next, &next_ms);
+        if (step < 0) {
+            rc = step;
             goto out;
+        }
         if (next > p) {                     /* p .. next-1: not stored */
             if (contiguous) {
-                rc = store_insert_drop(st, row->id, p, next - 1, next - p,
-                                       prev_ms, next_ms, fallback_ms,
-                                       recv_ms);
+                rc = store_insert_drop(st, ops, row->id, p, next - 1,
+                                       next - p, prev_ms, next_ms,
+                                       fallback_ms, recv_ms);
                 if (rc < 0)
                     goto out;
-                rc = -EIO;
             } else {
                 if (missing == 0) {
                     span_from = p;
@@ -332,13 +366,13 @@ static int store_drop(struct store *st, struct store_agent_row *row,
                 missing += next - p;
             }
         }
-        if (step == SQLITE_DONE)
+        if (step == 0)
             break;
         p = next + 1;
         prev_ms = next_ms;
     }
     if (missing > 0) {
-        rc = store_insert_drop(st, row->id, span_from, span_to,
+        rc = store_insert_drop(st, ops, row->id, span_from, span_to,
                                count < missing ? count : missing,
                                span_from_ms, span_to_ms, fallback_ms,
                                recv_ms);
@@ -346,7 +380,7 @@ static int store_drop(struct store *st, struct store_agent_row *row,
          * (some went elsewhere, e.g. a dead letter): the rest is a gap of
          * the same span, so every missing seq is accounted for here. */
         if (rc == 0 && count < missing)
-            rc = store_insert_gap_n(st, row->id, span_from, span_to,
+            rc = store_insert_gap_n(st, ops, row->id, span_from, span_to,
                                     missing - count,
                                     span_to_ms ? span_to_ms : fallback_ms,
                                     recv_ms);
@@ -359,33 +393,35 @@ static int store_drop(struct store *st, struct store_agent_row *row,
     row->drop_last_ms = to_ms;
     rc = 0;
 out:
-    return store_seq_end(st, s, rc, "drop report");
+    return ops->walk_end(st, rc, "drop report");
 }
 
 /* Moves @row's watermark over every stored seq that is now contiguous
  * with it, and over every hole at or below @gone (seqs the agent no
  * longer has): such a hole gets gap events, less the @drops ranges. Stops
  * at the first hole above @gone, which the agent can still fill. */
-static int store_advance(struct store *st, struct store_agent_row *row,
-                         uint64_t gone, const struct store_range *drops,
-                         size_t n_drops, int64_t fallback_ms,
-                         int64_t recv_ms)
+static int store_advance(struct store *st,
+                         const struct store_delivery_ops *ops,
+                         struct store_agent_row *row, uint64_t gone,
+                         const struct store_range *drops, size_t n_drops,
+                         int64_t fallback_ms, int64_t recv_ms)
 {
-    sqlite3_stmt *s = st->seq_scan;
     uint64_t w = row->acked;
-    int rc = -EIO, step;
+    int rc, step;
 
-    if (sqlite3_bind_int64(s, 1, row->id) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 2, (int64_t)w) != SQLITE_OK)
+    rc = ops->walk(st, row->id, w + 1, UINT64_MAX);
+    if (rc < 0)
         goto out;
     for (;;) {
         uint64_t next = 0;              /* 0: nothing stored above w */
         int64_t next_ms = fallback_ms;
         uint64_t hole_end;
 
-        step = store_seq_next(s, &next, &next_ms);
-        if (step != SQLITE_ROW && step != SQLITE_DONE)
+        step = ops->next(st, &next, &next_ms);
+        if (step < 0) {
+            rc = step;
             goto out;
+        }
         if (next != 0 && next == w + 1) {
             w = next;
             continue;
@@ -396,11 +432,10 @@ static int store_advance(struct store *st, struct store_agent_row *row,
         if (hole_end > gone)
             hole_end = gone;
         if (hole_end > w) {
-            rc = store_gaps(st, row->id, w + 1, hole_end, drops, n_drops,
-                            next_ms, recv_ms);
+            rc = store_gaps(st, ops, row->id, w + 1, hole_end, drops,
+                            n_drops, next_ms, recv_ms);
             if (rc < 0)
                 goto out;
-            rc = -EIO;
             w = hole_end;
         }
         if (next == 0 || next != w + 1)
@@ -410,13 +445,13 @@ static int store_advance(struct store *st, struct store_agent_row *row,
     row->acked = w;
     rc = 0;
 out:
-    return store_seq_end(st, s, rc, "watermark");
+    return ops->walk_end(st, rc, "watermark");
 }
 
 /* agents.clock_window: STORE_CLOCK_SAMPLE bytes per sample, little-endian
  * whatever the host, oldest first. What does not parse is dropped. */
-static void store_clock_load(struct store_agent_row *row, const void *blob,
-                             size_t len)
+void store_clock_load(struct store_agent_row *row, const void *blob,
+                      size_t len)
 {
     const uint8_t *p = blob;
 
@@ -438,9 +473,8 @@ static void store_clock_load(struct store_agent_row *row, const void *blob,
     }
 }
 
-static size_t store_clock_save(const struct store_agent_row *row,
-                               uint8_t out[STORE_CLOCK_WINDOW *
-                                           STORE_CLOCK_SAMPLE])
+size_t store_clock_save(const struct store_agent_row *row,
+                        uint8_t out[STORE_CLOCK_WINDOW * STORE_CLOCK_SAMPLE])
 {
     uint8_t *p = out;
 
@@ -462,9 +496,20 @@ static size_t store_clock_save(const struct store_agent_row *row,
  * no stored event holds yet, so no event already stored changes its
  * corrected time. @prior_max: the agent's highest stored seq before this
  * batch; @first: the batch's lowest new seq (0: none). */
-static int store_offset_record(struct store *st,
-                               const struct store_agent_row *row,
-                               uint64_t prior_max, uint64_t first)
+int64_t store_offset_from(uint64_t prior_max, uint64_t first)
+{
+    /* Above every stored seq (INT64_MAX: ingest caps seqs there). */
+    int64_t from = prior_max >= (uint64_t)INT64_MAX ? INT64_MAX
+                                                    : (int64_t)prior_max + 1;
+
+    if (first > (uint64_t)from)
+        from = (int64_t)first;
+    return from;
+}
+
+static int store_sq_offset(struct store *st,
+                           const struct store_agent_row *row,
+                           uint64_t prior_max, uint64_t first)
 {
     sqlite3_stmt *s = st->off_last;
     int64_t off, from;
@@ -483,11 +528,7 @@ static int store_offset_record(struct store *st,
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         goto out;
     sqlite3_reset(s);
-    /* Above every stored seq (INT64_MAX: ingest caps seqs there). */
-    from = prior_max >= (uint64_t)INT64_MAX ? INT64_MAX
-                                            : (int64_t)prior_max + 1;
-    if (first > (uint64_t)from)
-        from = (int64_t)first;
+    from = store_offset_from(prior_max, first);
     s = st->off_ins;
     if (sqlite3_bind_int64(s, 1, row->id) != SQLITE_OK ||
         sqlite3_bind_int64(s, 2, from) != SQLITE_OK ||
@@ -505,7 +546,8 @@ out:
 }
 
 /* The agent's highest stored seq (0: none), before a batch adds its own. */
-static int store_seq_max(struct store *st, int64_t agent_id, uint64_t *out)
+static int store_sq_seq_max(struct store *st, int64_t agent_id,
+                            uint64_t *out)
 {
     sqlite3_stmt *s = st->seq_max;
     int rc = -EIO;
@@ -521,8 +563,8 @@ static int store_seq_max(struct store *st, int64_t agent_id, uint64_t *out)
 }
 
 /* Finds or creates the agent row. */
-static int store_agent(struct store *st, const Sextant__V1__Batch *b,
-                       int64_t recv_ms, struct store_agent_row *row)
+static int store_sq_agent(struct store *st, const Sextant__V1__Batch *b,
+                          int64_t recv_ms, struct store_agent_row *row)
 {
     sqlite3_stmt *s = st->agent_get;
     int64_t epoch = (int64_t)b->epoch;   /* same 64 bits */
@@ -653,7 +695,7 @@ static void store_clock(struct store_agent_row *row,
  * the batch's drop report was new (its receipt is the report's time).
  * The spool backlog is the latest batch's by arrival, as sent: an agent
  * from before Batch.spool_events sends 0, which reads as 0. */
-static int store_agent_update(struct store *st,
+static int store_sq_agent_put(struct store *st,
                               const struct store_agent_row *row,
                               const Sextant__V1__Batch *b, int64_t recv_ms,
                               int reported)
@@ -688,8 +730,27 @@ static int store_agent_update(struct store *st,
     return store_step_done(s);
 }
 
+/* The SQLite backend's side of store_deliver. */
+static const struct store_delivery_ops store_sq_ops = {
+    .agent = store_sq_agent,
+    .seq_max = store_sq_seq_max,
+    .walk = store_sq_walk,
+    .next = store_sq_next,
+    .walk_end = store_sq_walk_end,
+    .event = store_sq_event,
+    .offset = store_sq_offset,
+    .agent_put = store_sq_agent_put,
+};
+
 int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
                         int64_t recv_ms, uint64_t *acked_seq)
+{
+    return store_deliver(st, &store_sq_ops, b, recv_ms, acked_seq);
+}
+
+int store_deliver(struct store *st, const struct store_delivery_ops *ops,
+                  const Sextant__V1__Batch *b, int64_t recv_ms,
+                  uint64_t *acked_seq)
 {
     const Sextant__V1__Drops *d = b->drops;
     struct store_agent_row row;
@@ -700,9 +761,9 @@ int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
     int64_t fallback_ms;
     int rc, reported = 0;
 
-    rc = store_agent(st, b, recv_ms, &row);
+    rc = ops->agent(st, b, recv_ms, &row);
     if (rc == 0)
-        rc = store_seq_max(st, row.id, &prior_max);
+        rc = ops->seq_max(st, row.id, &prior_max);
     if (rc < 0)
         return rc;
     /* Where a collector-made event goes on the timeline when nothing
@@ -722,7 +783,7 @@ int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
         drops[n_drops++] = (struct store_range){ d->first_seq, d->last_seq };
     prior_drop = row.drop_last;
     if (d) {
-        rc = store_drop(st, &row, d, fallback_ms, recv_ms);
+        rc = store_drop(st, ops, &row, d, fallback_ms, recv_ms);
         if (rc < 0)
             return rc;
         reported = row.drop_last != prior_drop;
@@ -739,7 +800,7 @@ int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
         jsonw_init(&w, STORE_FIELDS_BYTES);     /* allocates on use */
         rc = store_event_fields(ev, &w, &e);
         if (rc == 0)
-            rc = store_insert_event(st, &e);
+            rc = ops->event(st, &e);
         jsonw_free(&w);
         if (rc < 0)
             return rc;
@@ -766,13 +827,14 @@ int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
         gone = b->n_events > 0 ? b->events[b->n_events - 1]->seq - 1 : 0;
     if (!b->oldest_seq && d && d->last_seq > gone)
         gone = d->last_seq;
-    rc = store_advance(st, &row, gone, drops, n_drops, fallback_ms, recv_ms);
+    rc = store_advance(st, ops, &row, gone, drops, n_drops, fallback_ms,
+                       recv_ms);
     if (rc < 0)
         return rc;
     store_clock(&row, b, recv_ms);
-    rc = store_offset_record(st, &row, prior_max, first_new);
+    rc = ops->offset(st, &row, prior_max, first_new);
     if (rc == 0)
-        rc = store_agent_update(st, &row, b, recv_ms, reported);
+        rc = ops->agent_put(st, &row, b, recv_ms, reported);
     if (rc == 0)
         *acked_seq = row.acked;
     return rc;

@@ -1,5 +1,6 @@
 /* store_dims.c -- interned strings (clusters, kinds, targets, texts): a
- * row per distinct string, and a per-table cache of recent ids. */
+ * row per distinct string, and a per-table cache of recent ids (neutral:
+ * PostgreSQL's writer keeps its ids in the same caches). */
 #include "store_priv.h"
 
 #include <errno.h>
@@ -61,19 +62,41 @@ static struct store_dim_slot *store_dim_slot(struct store_dim *d,
     return &d->slots[i];
 }
 
+int store_dim_get(struct store_dim *d, const char *s, int64_t *id)
+{
+    struct store_dim_slot *slot = store_dim_slot(d, s);
+
+    if (!slot->s)
+        return 0;
+    *id = slot->id;
+    return 1;
+}
+
+void store_dim_put(struct store_dim *d, const char *s, int64_t id)
+{
+    struct store_dim_slot *slot;
+
+    if (d->used >= STORE_DIM_CACHE)     /* full: start over */
+        store_dim_reset(d);
+    slot = store_dim_slot(d, s);
+    if (slot->s)
+        return;
+    slot->s = strdup(s);
+    if (slot->s) {                      /* else: not cached, still right */
+        slot->id = id;
+        d->used++;
+    }
+}
+
 /* The id of @s in dimension @dim, inserted if new. */
 int store_intern(struct store *st, int dim, const char *s,
                  int64_t *id)
 {
     struct store_dim *d = &st->dims[dim];
-    struct store_dim_slot *slot;
     int step;
 
-    slot = store_dim_slot(d, s);
-    if (slot->s) {
-        *id = slot->id;
+    if (store_dim_get(d, s, id))
         return 0;
-    }
     if (sqlite3_bind_text(d->sel, 1, s, -1, SQLITE_STATIC) != SQLITE_OK)
         return -EIO;
     step = sqlite3_step(d->sel);
@@ -88,14 +111,19 @@ int store_intern(struct store *st, int dim, const char *s,
             return -EIO;
         *id = sqlite3_last_insert_rowid(st->wdb);
     }
-    if (d->used >= STORE_DIM_CACHE) {   /* full: start over */
-        store_dim_reset(d);
-        slot = store_dim_slot(d, s);
-    }
-    slot->s = strdup(s);
-    if (slot->s) {                      /* else: not cached, still right */
-        slot->id = *id;
-        d->used++;
+    store_dim_put(d, s, *id);
+    return 0;
+}
+
+int store_dims_alloc(struct store *st)
+{
+    for (int i = 0; i < DIM_COUNT; i++) {
+        if (st->dims[i].slots)
+            continue;
+        st->dims[i].slots = calloc(STORE_DIM_CACHE * 2,
+                                   sizeof(*st->dims[i].slots));
+        if (!st->dims[i].slots)
+            return -ENOMEM;
     }
     return 0;
 }
@@ -104,11 +132,10 @@ int store_intern(struct store *st, int dim, const char *s,
  * -EIO (store_dims_finalize frees what was made). */
 int store_dims_prepare(struct store *st)
 {
+    if (store_dims_alloc(st) < 0)
+        return -EIO;
     for (int i = 0; i < DIM_COUNT; i++) {
-        st->dims[i].slots = calloc(STORE_DIM_CACHE * 2,
-                                   sizeof(*st->dims[i].slots));
-        if (!st->dims[i].slots ||
-            store_prepare(st->wdb, store_dim_sql[i][0],
+        if (store_prepare(st->wdb, store_dim_sql[i][0],
                           &st->dims[i].sel) < 0 ||
             store_prepare(st->wdb, store_dim_sql[i][1],
                           &st->dims[i].ins) < 0)

@@ -4,8 +4,10 @@
  * (store_status.c), not the history. A group's events are noted while
  * they are inserted and written as one upsert per (agent, target) before
  * the COMMIT, in the same transaction: target_now is never ahead of or
- * behind the events. Also its one-time fill from the stored events, for
- * a file from before schema 8. Writer thread only. */
+ * behind the events. The notes and their merge per key are neutral
+ * (PostgreSQL's writer upserts them too); the upsert here and the
+ * one-time fill from the stored events, for a file from before schema 8,
+ * are SQLite's. Writer thread only. */
 #include "store_priv.h"
 
 #include <errno.h>
@@ -14,24 +16,11 @@
 
 #include "log.h"
 
-/* A state or probe older (agent clock) than the row's keeps the row as it
- * is: a late batch never moves "now" back. A tie goes to the newer
- * write, as within a group the later event of the agent does. */
-#define NOW_TAKE(t, col) \
-    "CASE WHEN excluded." t " >= coalesce(" t ", excluded." t ")" \
-    " THEN excluded." col " ELSE " col " END"
 const char store_now_put_sql[] =
     "INSERT INTO target_now (agent_id, target_id, health, state_ms,"
     " probe_ms, ok, status, total_us, text_id)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-    " ON CONFLICT (agent_id, target_id) DO UPDATE SET"
-    " health = " NOW_TAKE("state_ms", "health") ","
-    " state_ms = " NOW_TAKE("state_ms", "state_ms") ","
-    " ok = " NOW_TAKE("probe_ms", "ok") ","
-    " status = " NOW_TAKE("probe_ms", "status") ","
-    " total_us = " NOW_TAKE("probe_ms", "total_us") ","
-    " text_id = " NOW_TAKE("probe_ms", "text_id") ","
-    " probe_ms = " NOW_TAKE("probe_ms", "probe_ms");
+    " ON CONFLICT (agent_id, target_id) DO UPDATE SET " STORE_NOW_SET;
 
 /* The fill from the stored events: the latest state event per (agent,
  * target) from the partial kind index (few rows: one per health change),
@@ -54,18 +43,6 @@ static const char now_fill_probe_sql[] =
     "   AND e.agent_id = target_now.agent_id"
     "   AND e.probe_type IS NOT NULL"
     "  ORDER BY e.unix_ms DESC LIMIT 1)";
-
-/* One event of the group for target_now: a state (probe_ms INT64_MIN) or
- * a typed probe (state_ms INT64_MIN). @health is borrowed from a static
- * name; @ord keeps the events' order among equal times. */
-struct store_now {
-    int64_t agent_id, target_id;
-    int64_t state_ms, probe_ms;
-    const char *health;
-    int ok, status;
-    int64_t total_us, text_id;
-    size_t ord;
-};
 
 static struct store_now *store_now_new(struct store *st)
 {
@@ -133,7 +110,8 @@ static int store_now_bind(sqlite3_stmt *s, int i, int64_t v, int has)
     return has ? sqlite3_bind_int64(s, i, v) : sqlite3_bind_null(s, i);
 }
 
-/* Upserts one key's merged state and probe (@k). */
+/* Upserts one key's merged state and probe (@k): SQLite's
+ * store_now_put_fn. */
 static int store_now_put(struct store *st, const struct store_now *k)
 {
     sqlite3_stmt *s = st->now_put;
@@ -157,6 +135,11 @@ static int store_now_put(struct store *st, const struct store_now *k)
 }
 
 int store_now_flush(struct store *st)
+{
+    return store_now_merge(st, store_now_put);
+}
+
+int store_now_merge(struct store *st, store_now_put_fn put)
 {
     struct store_now k;
     int rc = 0;
@@ -186,7 +169,7 @@ int store_now_flush(struct store *st)
         }
         if (i + 1 == st->n_now || st->now[i + 1].agent_id != k.agent_id ||
             st->now[i + 1].target_id != k.target_id)
-            rc = store_now_put(st, &k);
+            rc = put(st, &k);
     }
     st->n_now = 0;
     return rc;

@@ -23,8 +23,9 @@
  * Files: pg_conn.c (connections, parameters, errors), pg_schema.c (the
  * migrations, day partitions), pg_store.c (open and close, the
  * maintenance thread: leadership, retention, partitions ahead),
- * pg_writer.c (the writer thread: group commit, one batch's delivery
- * rows, interned strings, rollups, target_now), pg_query.c (the read
+ * pg_writer.c (the writer thread: connecting, group commit, retries),
+ * pg_ingest.c (one batch's delivery rows, interned strings, rollups,
+ * target_now), pg_query.c (the read
  * pool and the queries of store.h but the incidents'), pg_incident.c
  * (the engine on the leader, incidents, annotations, service status). */
 #ifndef SEXTANT_STORE_PG_H
@@ -38,6 +39,9 @@
 #include "store.h"
 
 struct store;
+struct store_delta;                 /* store_priv.h's */
+struct store_now;
+struct store_delivery_ops;
 
 /* Session advisory lock keys (pg_advisory_lock(bigint)): "SXT" and a
  * number, so they do not collide with another application's. */
@@ -69,8 +73,9 @@ struct store_pg {
                                      * NULL: libpq's own ways */
     char *instance;
 
-    /* The writer's (pg_writer.c). */
+    /* The writer's (pg_writer.c, pg_ingest.c). */
     PGconn *wconn;
+    struct pg_wstate *w;            /* its own state, while it runs */
     /* Day partitions known to exist (pg_partitions_ensure), under
      * days_lock: the writer and the maintenance thread both create them.
      * A partition retention dropped stays here until the next insert into
@@ -194,6 +199,42 @@ int store_pg_retention(struct store *st, PGconn *c, int64_t now_ms);
  * queue like the SQLite writer, answering each batch after COMMIT. */
 void *store_pg_writer(void *arg);
 /* It uses store_priv.h's store_take and store_group_finish (neutral). */
+
+/* ---- pg_ingest.c: one batch's rows, inside the group transaction ---- */
+
+/* The writer's state beside its connection (st->pg->w). */
+struct pg_wstate {
+    /* The batch's agent: its stored seqs above the watermark, ascending,
+     * read under the agent row's lock. */
+    int64_t *stored;
+    size_t n_stored, cap_stored;
+    PGresult *walk;                 /* a walk of stored seqs under way */
+    int walk_row;
+    /* Event rows not yet sent, in COPY's text format. */
+    char *copy;
+    size_t copy_len, copy_cap;
+    /* The group's first database error: its class and message; nopart: it
+     * was "no partition of events for the row" (SQLSTATE 23514), for a
+     * row at nopart_ms (INT64_MIN: the message did not say). */
+    enum pg_err err;
+    char why[256];
+    int nopart;
+    int64_t nopart_ms;
+    int64_t texts_since_ms;         /* the texts' id cache (monotonic) */
+};
+/* store_delivery_ops on the writer connection (store_deliver). */
+extern const struct store_delivery_ops pg_delivery_ops;
+/* Notes a failed statement @r (NULL: the connection's error) under
+ * @what in w->err/why, unless an error is noted already; logs it. */
+void pg_w_fail(struct store *st, const PGresult *r, const char *what);
+/* store_intern_fn: the id of @s in @dim from the cache, else the database
+ * (inserted if new; outside a transaction, in autocommit): 0 or -EIO. */
+int pg_intern(struct store *st, int dim, const char *s, int64_t *id);
+/* Sends the queued event rows (one COPY): 0 or -EIO. */
+int pg_copy_flush(struct store *st);
+/* store_rollup_fn and store_now_put_fn on the writer connection. */
+int pg_rollup_add(struct store *st, int hour, const struct store_delta *d);
+int pg_now_put(struct store *st, const struct store_now *k);
 
 /* ---- pg_query.c: store.h's queries on PostgreSQL ---- */
 

@@ -39,6 +39,7 @@
 #ifndef SEXTANT_STORE_PRIV_H
 #define SEXTANT_STORE_PRIV_H
 
+#include "hist.h"
 #include "incident.h"
 #include "store.h"
 
@@ -168,6 +169,7 @@ struct store {
     sqlite3_stmt *probe_ins, *probe_del;    /* the commits-failing probe */
     sqlite3_stmt *off_last, *off_ins;   /* agent_offsets: latest, insert */
     sqlite3_stmt *seq_max;              /* an agent's highest stored seq */
+    sqlite3_stmt *walk;         /* seq_scan or seq_range, walking */
     /* The incident driver (store_incident.c), NULL without services in
      * opt.topo and while it catches up at start; the writer's alone, like
      * wdb (set under inc_lock, for store_inc_replays). */
@@ -350,6 +352,29 @@ struct store_event_ids {
     int64_t kind, target, text;
     int64_t region, cert, answers;      /* typed probe columns */
 };
+/* An events row's columns in store_event_ins_sql's order: the first
+ * STORE_EVENT_INTS as integers (has[i] 0: NULL), the last the data text
+ * (NULL: none). Either backend writes these values. */
+#define STORE_EVENT_INTS 18
+struct store_event_cols {
+    int64_t v[STORE_EVENT_INTS];
+    int has[STORE_EVENT_INTS];
+    const char *data;                   /* borrowed from the row */
+};
+void store_event_cols(const struct store_event_row *e,
+                      const struct store_event_ids *ids,
+                      struct store_event_cols *c);
+/* A backend's interning of string @s in dimension @dim: 0 with *@id, or
+ * -errno. */
+typedef int (*store_intern_fn)(struct store *st, int dim, const char *s,
+                               int64_t *id);
+/* Interns every string of @e (kind, target, text, and a typed probe's
+ * region, cert and answers) with @intern into @ids: 0 or -EIO. */
+int store_event_intern(struct store *st, const struct store_event_row *e,
+                       store_intern_fn intern, struct store_event_ids *ids);
+/* The first seq a new agent_offsets row covers: above every stored seq
+ * (@prior_max) and at least the batch's lowest new seq @first. */
+int64_t store_offset_from(uint64_t prior_max, uint64_t first);
 /* The events insert (INSERT OR IGNORE, 19 parameters), as the writer
  * prepares it; the benchmarks prepare it on their own connections. */
 extern const char store_event_ins_sql[];
@@ -362,6 +387,51 @@ int store_event_bind(sqlite3_stmt *s, const struct store_event_row *e,
 int store_ingest_locked(struct store *st, const Sextant__V1__Batch *b,
                         int64_t recv_ms, uint64_t *acked_seq);
 
+/* A backend's side of one batch's delivery (store_deliver), each inside
+ * the group's transaction: 0 or -errno unless said otherwise.
+ *   agent: finds or creates @b's agent row into @row (zeroed first), and
+ *     holds it against every other writer until the transaction ends;
+ *   seq_max: the agent's highest stored seq (0: none);
+ *   walk, next, walk_end: the agent's stored (seq, unix_ms) with seq in
+ *     [from, to] (to UINT64_MAX: no bound) in ascending order, next
+ *     giving 1 (a row), 0 (the end) or -errno; walk_end ends a walk
+ *     (also one that failed), logs a database error under @what, and
+ *     returns @rc;
+ *   event: inserts @e (its strings interned, e->target_id and
+ *     e->text_id set) unless its (agent, seq) is stored already: 1
+ *     inserted, 0 there already, or -errno. A collector-made event (seq
+ *     0) is always inserted;
+ *   offset: agent_offsets' row for @row's estimate, if it moved (see
+ *     store_incident's corrected time below);
+ *   agent_put: writes @row back with what @b says of the agent. */
+struct store_delivery_ops {
+    int (*agent)(struct store *st, const Sextant__V1__Batch *b,
+                 int64_t recv_ms, struct store_agent_row *row);
+    int (*seq_max)(struct store *st, int64_t agent_id, uint64_t *out);
+    int (*walk)(struct store *st, int64_t agent_id, uint64_t from,
+                uint64_t to);
+    int (*next)(struct store *st, uint64_t *seq, int64_t *ms);
+    int (*walk_end)(struct store *st, int rc, const char *what);
+    int (*event)(struct store *st, struct store_event_row *e);
+    int (*offset)(struct store *st, const struct store_agent_row *row,
+                  uint64_t prior_max, uint64_t first);
+    int (*agent_put)(struct store *st, const struct store_agent_row *row,
+                     const Sextant__V1__Batch *b, int64_t recv_ms,
+                     int reported);
+};
+/* Stores @b through @ops (see store_submit: the watermark, gaps, drops,
+ * clock offset, target_now notes and rollup samples): 0 with
+ * *acked_seq, or -errno. Either backend's writer. */
+int store_deliver(struct store *st, const struct store_delivery_ops *ops,
+                  const Sextant__V1__Batch *b, int64_t recv_ms,
+                  uint64_t *acked_seq);
+/* agents.clock_window's bytes into @row's window (what does not parse is
+ * dropped), and back into @out: its length. */
+void store_clock_load(struct store_agent_row *row, const void *blob,
+                      size_t len);
+size_t store_clock_save(const struct store_agent_row *row,
+                        uint8_t out[STORE_CLOCK_WINDOW * STORE_CLOCK_SAMPLE]);
+
 /* The name an event's health is stored under ("healthy", "unhealthy",
  * "unknown"); static text. */
 const char *store_health_name(Sextant__V1__Health h);
@@ -371,8 +441,40 @@ const char *store_health_name(Sextant__V1__Health h);
 
 /* ---- backend: target_now (store_now.c) ---- */
 
+/* A state or probe older (agent clock) than the row's keeps the row as it
+ * is: a late batch never moves "now" back. A tie goes to the newer
+ * write, as within a group the later event of the agent does. The SET
+ * list of either backend's upsert (the new row as "excluded"). */
+#define STORE_NOW_TAKE(t, col) \
+    "CASE WHEN excluded." t " >= coalesce(target_now." t ", excluded." t \
+    ") THEN excluded." col " ELSE target_now." col " END"
+#define STORE_NOW_SET \
+    " health = " STORE_NOW_TAKE("state_ms", "health") "," \
+    " state_ms = " STORE_NOW_TAKE("state_ms", "state_ms") "," \
+    " ok = " STORE_NOW_TAKE("probe_ms", "ok") "," \
+    " status = " STORE_NOW_TAKE("probe_ms", "status") "," \
+    " total_us = " STORE_NOW_TAKE("probe_ms", "total_us") "," \
+    " text_id = " STORE_NOW_TAKE("probe_ms", "text_id") "," \
+    " probe_ms = " STORE_NOW_TAKE("probe_ms", "probe_ms")
 /* The upsert the writer prepares (st->now_put). */
 extern const char store_now_put_sql[];
+/* One event of the group for target_now: a state (probe_ms INT64_MIN) or
+ * a typed probe (state_ms INT64_MIN). @health is borrowed from a static
+ * name; @ord keeps the events' order among equal times. */
+struct store_now {
+    int64_t agent_id, target_id;
+    int64_t state_ms, probe_ms;
+    const char *health;
+    int ok, status;
+    int64_t total_us, text_id;
+    size_t ord;
+};
+/* Upserts one (agent, target)'s merged state and probe @k. */
+typedef int (*store_now_put_fn)(struct store *st, const struct store_now *k);
+/* Merges the group's notes per (agent, target), in the events' order,
+ * and hands each key to @put in ascending (agent, target) order; empties
+ * the notes (also on failure). Neutral. */
+int store_now_merge(struct store *st, store_now_put_fn put);
 /* Notes stored event @ev (@e its stored row, target_id and text_id set)
  * for target_now when it is a state event or a typed probe with a
  * target: 0 or -ENOMEM. Undone like the samples: st->n_now back to a
@@ -389,6 +491,13 @@ int store_now_backfill(struct store *st);
 /* ---- backend: interned strings (store_dims.c) ---- */
 
 int store_intern(struct store *st, int dim, const char *s, int64_t *id);
+/* The cache of @d (neutral): 1 with *@id when @s is in it, else 0; and
+ * noting @s's id (the cache starts over when full; out of memory: not
+ * noted). store_dims_alloc allocates every cache (0 or -ENOMEM; freed by
+ * store_dims_finalize). */
+int store_dim_get(struct store_dim *d, const char *s, int64_t *id);
+void store_dim_put(struct store_dim *d, const char *s, int64_t id);
+int store_dims_alloc(struct store *st);
 void store_dim_reset(struct store_dim *d);
 void store_dims_reset(struct store *st);
 int store_dims_prepare(struct store *st);
@@ -401,7 +510,38 @@ int64_t store_floor(int64_t ms, int64_t step);
 int store_sample(struct store *st, const struct store_agent_row *row,
                  const struct store_event_row *e,
                  const Sextant__V1__ProbeResult *p);
+/* Writes this group's samples into SQLite's rollups (store_rollups_merge
+ * with its own row update). */
 int store_rollups_flush(struct store *st, int64_t now_ms);
+/* A rollup row's worth of new probe results. */
+struct store_delta {
+    int64_t target_id, cluster_id, t;
+    uint64_t count, failures;
+    struct hist h;
+};
+/* Adds delta @d to its row of the minute (@hour 0) or hour rollup. */
+typedef int (*store_rollup_fn)(struct store *st, int hour,
+                               const struct store_delta *d);
+/* A rollup row after adding a delta: its counts and histogram blob
+ * (caller frees). */
+struct store_rollup_row {
+    uint64_t count, failures;
+    uint8_t *blob;
+    size_t len;
+};
+/* Adds @d to a row's stored @count, @failures and histogram @blob of @len
+ * bytes (@has_old 0: no row yet, those are ignored) into @out: 0 or
+ * -ENOMEM. A bad stored histogram is logged and replaced. Neutral. */
+int store_rollup_fold(const struct store_delta *d, int has_old,
+                      uint64_t count, uint64_t failures, const void *blob,
+                      size_t len, struct store_rollup_row *out);
+/* Folds this group's probe results (st->samples, sorted here) into one
+ * delta per rollup row and hands each to @add, minute and hour rows each
+ * in ascending (target, cluster, t) order: one write per row touched,
+ * however many results it gets. Results for minutes (hours) already past
+ * their retention are not rolled up into minute (hour) rows. Empties the
+ * samples (also on failure). Neutral. */
+int store_rollups_merge(struct store *st, int64_t now_ms, store_rollup_fn add);
 int store_backfill_rollups(struct store *st);
 
 /* ---- backend: retention (store_retention.c) ---- */

@@ -1,6 +1,7 @@
 /* store_rollup.c -- the minute and hour rollups of probe results: this
- * group's samples, their merge into the rollup rows at commit, and the
- * backfill of migration 3. */
+ * group's samples, their merge into one delta per rollup row at commit
+ * (neutral: either backend writes the deltas), SQLite's read-merge-write
+ * of a row, and the backfill of migration 3. */
 #include "store_priv.h"
 
 #include <errno.h>
@@ -64,57 +65,69 @@ static int store_sample_cmp(const void *pa, const void *pb)
     return 0;
 }
 
-/* A rollup row's worth of new probe results. */
-struct store_delta {
-    int64_t target_id, cluster_id, t;
-    uint64_t count, failures;
+int store_rollup_fold(const struct store_delta *d, int has_old,
+                      uint64_t count, uint64_t failures, const void *blob,
+                      size_t len, struct store_rollup_row *out)
+{
     struct hist h;
-};
+    int rc;
+
+    hist_init(&h);
+    out->count = d->count;
+    out->failures = d->failures;
+    out->blob = NULL;
+    if (has_old) {
+        out->count += count;
+        out->failures += failures;
+        /* A corrupt blob loses that row's old latencies, not the batch:
+         * the counts stay right and the log says so. */
+        if (hist_merge_blob(&h, blob, len) < 0)
+            log_msg(LOGL_WARN, "store", "rollup %lld/%lld/%lld: bad "
+                    "histogram replaced", (long long)d->target_id,
+                    (long long)d->cluster_id, (long long)d->t);
+    }
+    rc = hist_merge(&h, &d->h);
+    if (rc == 0)
+        rc = hist_encode(&h, &out->blob, &out->len);
+    hist_free(&h);
+    return rc;
+}
 
 /* Adds @d to its row of @r: read, merge, write back. */
 static int store_rollup_add(struct store_rollup *r,
                             const struct store_delta *d)
 {
     sqlite3_stmt *g = r->get, *p = r->put;
-    uint64_t count = d->count, failures = d->failures;
-    struct hist h;
-    uint8_t *blob = NULL;
-    size_t len;
+    struct store_rollup_row row = { 0 };
     int rc = -EIO, step;
 
-    hist_init(&h);
     if (sqlite3_bind_int64(g, 1, d->target_id) != SQLITE_OK ||
         sqlite3_bind_int64(g, 2, d->cluster_id) != SQLITE_OK ||
         sqlite3_bind_int64(g, 3, d->t) != SQLITE_OK)
         goto out;
     step = sqlite3_step(g);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        goto out;
     if (step == SQLITE_ROW) {
         p = r->upd;
-        count += (uint64_t)sqlite3_column_int64(g, 0);
-        failures += (uint64_t)sqlite3_column_int64(g, 1);
-        /* A corrupt blob loses that row's old latencies, not the batch:
-         * the counts stay right and the log says so. */
-        if (hist_merge_blob(&h, sqlite3_column_blob(g, 2),
-                            (size_t)sqlite3_column_bytes(g, 2)) < 0)
-            log_msg(LOGL_WARN, "store", "rollup %lld/%lld/%lld: bad "
-                    "histogram replaced", (long long)d->target_id,
-                    (long long)d->cluster_id, (long long)d->t);
-    } else if (step != SQLITE_DONE) {
-        goto out;
+        rc = store_rollup_fold(d, 1, (uint64_t)sqlite3_column_int64(g, 0),
+                               (uint64_t)sqlite3_column_int64(g, 1),
+                               sqlite3_column_blob(g, 2),
+                               (size_t)sqlite3_column_bytes(g, 2), &row);
+    } else {
+        rc = store_rollup_fold(d, 0, 0, 0, NULL, 0, &row);
     }
     sqlite3_reset(g);
-    rc = hist_merge(&h, &d->h);
-    if (rc == 0)
-        rc = hist_encode(&h, &blob, &len);
     if (rc < 0)
         goto out;
     rc = -EIO;
     if (sqlite3_bind_int64(p, 1, d->target_id) != SQLITE_OK ||
         sqlite3_bind_int64(p, 2, d->cluster_id) != SQLITE_OK ||
         sqlite3_bind_int64(p, 3, d->t) != SQLITE_OK ||
-        sqlite3_bind_int64(p, 4, (int64_t)count) != SQLITE_OK ||
-        sqlite3_bind_int64(p, 5, (int64_t)failures) != SQLITE_OK ||
-        sqlite3_bind_blob(p, 6, blob, (int)len, SQLITE_STATIC) != SQLITE_OK) {
+        sqlite3_bind_int64(p, 4, (int64_t)row.count) != SQLITE_OK ||
+        sqlite3_bind_int64(p, 5, (int64_t)row.failures) != SQLITE_OK ||
+        sqlite3_bind_blob(p, 6, row.blob, (int)row.len, SQLITE_STATIC) !=
+            SQLITE_OK) {
         sqlite3_reset(p);
         sqlite3_clear_bindings(p);
         goto out;
@@ -123,8 +136,7 @@ static int store_rollup_add(struct store_rollup *r,
 out:
     sqlite3_reset(g);
     sqlite3_clear_bindings(g);
-    hist_free(&h);
-    free(blob);
+    free(row.blob);
     return rc;
 }
 
@@ -149,11 +161,19 @@ static int store_delta_add(struct store_delta *d, const struct store_sample *s)
     return hist_add(&d->h, (double)s->total_us, 1);
 }
 
-/* Folds this group's probe results into the minute and hour rollups: one
- * read and write per row touched, however many results it gets. Results
- * for minutes (hours) already past their retention are not rolled up
- * into minute (hour) rows. */
+/* SQLite's store_rollup_fn. */
+static int store_rollup_sq(struct store *st, int hour,
+                           const struct store_delta *d)
+{
+    return store_rollup_add(hour ? &st->hour : &st->minute, d);
+}
+
 int store_rollups_flush(struct store *st, int64_t now_ms)
+{
+    return store_rollups_merge(st, now_ms, store_rollup_sq);
+}
+
+int store_rollups_merge(struct store *st, int64_t now_ms, store_rollup_fn add)
 {
     struct store_delta m, h;
     int64_t cutoff = st->opt.minute_retention_ms > 0
@@ -174,13 +194,13 @@ int store_rollups_flush(struct store *st, int64_t now_ms)
 
         if (has_m && (m.target_id != s->target_id ||
                       m.cluster_id != s->cluster_id || m.t != s->minute)) {
-            rc = m.t >= cutoff ? store_rollup_add(&st->minute, &m) : 0;
+            rc = m.t >= cutoff ? add(st, 0, &m) : 0;
             has_m = 0;
         }
         if (rc == 0 && has_h && (h.target_id != s->target_id ||
                                  h.cluster_id != s->cluster_id ||
                                  h.t != hour)) {
-            rc = h.t >= hcutoff ? store_rollup_add(&st->hour, &h) : 0;
+            rc = h.t >= hcutoff ? add(st, 1, &h) : 0;
             has_h = 0;
         }
         if (rc < 0)
@@ -198,9 +218,9 @@ int store_rollups_flush(struct store *st, int64_t now_ms)
             rc = store_delta_add(&h, s);
     }
     if (rc == 0 && has_m && m.t >= cutoff)
-        rc = store_rollup_add(&st->minute, &m);
+        rc = add(st, 0, &m);
     if (rc == 0 && has_h && h.t >= hcutoff)
-        rc = store_rollup_add(&st->hour, &h);
+        rc = add(st, 1, &h);
     hist_free(&m.h);
     hist_free(&h.h);
     st->n_samples = 0;

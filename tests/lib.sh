@@ -174,16 +174,33 @@ store:
 YAML
 }
 
-# db_sql DB SQL: runs SQL on DB's rows (the SQLite file, or its database
-# in PostgreSQL mode), one row a line, columns split by '|'. SQL must
-# mean the same in both dialects.
+# db_sql DB SQL [PG_SQL]: runs SQL on DB's rows (the SQLite file), or in
+# PostgreSQL mode PG_SQL (default: SQL, when it means the same in both
+# dialects) on DB's database; one row a line, columns split by '|', NULL
+# empty. On PostgreSQL the session has a view events_full for the tests,
+# like SQLite's (kind and target by name, recv_ms, data: the JSON of a
+# kind other than probe; a probe's fields are its columns, not rendered).
 db_sql() {
+    db_sql_sep '|' "$@"
+}
+# db_sql_sep SEP DB SQL [PG_SQL]: db_sql with columns split by SEP.
+db_sql_sep() {
+    local sep=$1 view=
+    shift
     if on_pg; then
-        psql -X -q -At -v ON_ERROR_STOP=1 "$(pg_conninfo "$1")" -c "$2"
+        case ${3:-$2} in *events_full*) view=$PG_EVENTS_FULL ;; esac
+        psql -X -q -At -F "$sep" -v ON_ERROR_STOP=1 "$(pg_conninfo "$1")" \
+            ${view:+-c "$view"} -c "${3:-$2}"
     else
-        sqlite3 -cmd '.timeout 10000' "$1" "$2"
+        sqlite3 -cmd '.timeout 10000' -separator "$sep" "$1" "$2"
     fi
 }
+PG_EVENTS_FULL="CREATE TEMP VIEW events_full AS SELECT e.id, e.agent_id,
+  e.seq, e.unix_ms, e.unix_ms + e.recv_delta_ms AS recv_ms, k.name AS kind,
+  tg.name AS target, e.data, x.text, e.probe_type, e.ok, e.status,
+  e.total_us FROM events e JOIN kinds k ON k.id = e.kind_id
+  LEFT JOIN targets tg ON tg.id = e.target_id
+  LEFT JOIN texts x ON x.id = e.text_id"
 
 # db_events_count DB [WHERE]: how many event rows DB holds (that match
 # WHERE, a condition on the events table's columns common to both).

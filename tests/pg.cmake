@@ -12,8 +12,9 @@ set(SEXTANT_PG_DIR ${CMAKE_BINARY_DIR}/pg-server)
 
 # A server a killed run left behind (same folder, maybe still running) is
 # stopped and removed first: a fresh initdb each run.
+set(SEXTANT_PG_FRESH "bash \"$0\" stop \"$1\" && exec bash \"$0\" start \"$1\"")
 add_test(NAME pg_server_start
-         COMMAND bash -c "bash \"$0\" stop \"$1\" && exec bash \"$0\" start \"$1\""
+         COMMAND bash -c ${SEXTANT_PG_FRESH}
                  ${CMAKE_CURRENT_SOURCE_DIR}/pg_server.sh ${SEXTANT_PG_DIR})
 set_tests_properties(pg_server_start PROPERTIES FIXTURES_SETUP pg
                                                 LABELS postgres TIMEOUT 120)

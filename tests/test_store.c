@@ -1,8 +1,9 @@
 /* test_store.c -- the collector store (collector/store*.c) on a real
  * SQLite file, or as collector_store@pg on a real PostgreSQL
- * (store_test.h's PostgreSQL mode): a timeline whose rows would pass the reply cap stops at a
- * whole row, marked truncated, instead of failing; the clock offset
- * filter, with the receive times chosen, so every estimate is exact. */
+ * (store_test.h's PostgreSQL mode): a timeline whose rows would pass the
+ * reply cap stops at a whole row, marked truncated, instead of failing;
+ * the clock offset filter, with the receive times chosen, so every
+ * estimate is exact. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
