@@ -172,7 +172,9 @@ struct store {
     sqlite3_stmt *walk;         /* seq_scan or seq_range, walking */
     /* The incident driver (store_incident.c), NULL without services in
      * opt.topo and while it catches up at start; the writer's alone, like
-     * wdb (set under inc_lock, for store_inc_replays). */
+     * wdb (set under inc_lock, for store_inc_replays). On PostgreSQL:
+     * the leader's, its maintenance thread's (pg_incident.c), NULL on
+     * the other collectors. */
     struct store_inc *inc;
     /* The engine's rebuild at start, until the writer takes it over
      * (store_incstart.c); the writer's pointer, NULL otherwise. */
