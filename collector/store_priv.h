@@ -174,7 +174,9 @@ struct store {
     sqlite3_stmt *walk;         /* seq_scan or seq_range, walking */
     /* The incident driver (store_incident.c), NULL without services in
      * opt.topo and while it catches up at start; the writer's alone, like
-     * wdb (set under inc_lock, for store_inc_replays). */
+     * wdb (set under inc_lock, for store_inc_replays). On PostgreSQL:
+     * the leader's, its maintenance thread's (pg_incident.c), NULL on
+     * the other collectors. */
     struct store_inc *inc;
     /* The engine's rebuild at start, until the writer takes it over
      * (store_incstart.c); the writer's pointer, NULL otherwise. */
@@ -840,6 +842,26 @@ void store_inc_json(struct jsonw *w, const struct store_inc_row *r);
  * alone (2006-01-02T15:04:05.000Z) into @utc. */
 void store_inc_time(struct jsonw *w, int64_t ms);
 void store_inc_utc(int64_t ms, char *utc, size_t len);
+/* The incident timeline's first part (both backends' SQL): m, the
+ * largest offset, and ev, the events of the window [@lo, @hi] (their
+ * placeholders) in corrected time c, read by unix_ms widened by m; then
+ * its events' columns. */
+#define STORE_INC_TL_EV(lo, hi) \
+    "WITH m(b) AS (SELECT coalesce(max(abs(offset_ms)), 0)" \
+    "  FROM agent_offsets)," \
+    " ev AS (SELECT e.id, e.agent_id, e.seq, e.unix_ms," \
+    "  e.recv_delta_ms, k.name AS kind, tg.name AS target, e.data," \
+    "  e.text_id, e.ok, e.status, e.total_us, e.served_by_id," \
+    "  e.unix_ms + coalesce((SELECT o.offset_ms FROM agent_offsets o" \
+    "   WHERE o.agent_id = e.agent_id AND o.from_seq <= e.seq" \
+    "   ORDER BY o.from_seq DESC LIMIT 1), 0) AS c" \
+    "  FROM m, events e JOIN kinds k ON k.id = e.kind_id" \
+    "  LEFT JOIN targets tg ON tg.id = e.target_id" \
+    "  WHERE e.unix_ms >= " lo " - m.b AND e.unix_ms <= " hi " + m.b" \
+    "  AND e.seq IS NOT NULL),"
+#define STORE_INC_EV_COLS \
+    "id, agent_id, seq, unix_ms, recv_delta_ms, kind, target, data," \
+    " text_id, ok, status, total_us, served_by_id, c"
 /* An incident row's columns, in store_inc_row's order (both backends). */
 #define STORE_INC_COLS \
     "SELECT id, service, pattern, region, to_region, manual," \
