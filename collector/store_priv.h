@@ -1163,6 +1163,26 @@ struct store_cl_row {
     int64_t spool_events, spool_bytes;
     int64_t epochs;
 };
+/* Its statement on either backend, with the backend's words for the
+ * epoch as 16 hex digits, the offset rounded half away from zero, and a
+ * bytewise text order: one row per (cluster, node), its latest epoch (a
+ * new spool is a new epoch, and a node may move to another region), in
+ * cluster, region and node order, the columns of struct store_cl_row's
+ * order (epochs last). */
+#define STORE_CLUSTERS_SQL(epoch, offset, collate) \
+    "SELECT a.cluster, a.region, a.node, " epoch "," \
+    " a.agent_version, a.first_seen_ms, a.last_seen_ms, " offset "," \
+    " a.acked_seq," \
+    " (SELECT max(e.seq) FROM events e WHERE e.agent_id = a.id)," \
+    " a.drop_count, a.drop_first_seq, a.drop_last_seq, a.drop_last_ms," \
+    " a.drop_report_ms, a.spool_events, a.spool_bytes," \
+    " (SELECT count(*) FROM agents b" \
+    "   WHERE b.cluster = a.cluster AND b.node = a.node)" \
+    " FROM agents a" \
+    " WHERE a.id = (SELECT b.id FROM agents b" \
+    "   WHERE b.cluster = a.cluster AND b.node = a.node" \
+    "   ORDER BY b.last_seen_ms DESC, b.id DESC LIMIT 1)" \
+    " ORDER BY a.cluster" collate ", a.region" collate ", a.node" collate
 /* Where the rendering is: the open cluster and region (names copied: the
  * next row may replace the strings) and the cluster's latest batch. */
 struct store_cl_state {
