@@ -1,35 +1,19 @@
 # pg_lib.sh -- helpers of the many-collector PostgreSQL tests
 # (tests/pg_collectors.sh, tests/pg_outage.sh), sourced after lib.sh and
 # delivery_lib.sh: a PostgreSQL server of the test's own (these tests
-# crash and stop it, so never the shared one of the ctest fixture),
-# collectors configured for it, psql reads, and the exact check of an
-# agent's seqs in the shared database. Not a test itself
-# (tests/pg_e2e.cmake registers the scripts).
+# crash and stop it, so never the shared one of the ctest fixture:
+# tests/pg_private.sh), collectors configured for it, the agents, and the
+# exact check of an agent's seqs in the shared database. Not a test
+# itself (tests/pg_e2e.cmake registers the scripts).
+. "$(dirname "${BASH_SOURCE[0]}")/pg_private.sh"
 
-PG_SERVER=$SEXTANT_SRC/tests/pg_server.sh
-PGDIR=
-PGCONN=
-
-# The server's folder is outside $TMP: the server runs as the postgres
-# user, which cannot enter a root-only mktemp folder. Stopped and removed
-# before lib.sh's cleanup, also when the test fails.
-pg_cleanup() {
-    local rc=$?
-    [ -z "$PGDIR" ] || "$PG_SERVER" stop "$PGDIR" > /dev/null 2>&1 || true
-    cleanup
-    exit "$rc"
-}
-trap pg_cleanup EXIT
-
-# pg_setup: a fresh server and a database "sextant" on it (sets PGDIR
-# and PGCONN, the database's conninfo), the agents' target server, and
-# the collectors' config $TMP/collector.yaml on that database.
+# pg_setup: a fresh server and a database "sextant" on it (PGDIR, its
+# folder for lib.sh's PG_SERVER kill/halt/restart; pg_private.sh's
+# CONNINFO and sql), the agents' target server, and the collectors'
+# config $TMP/collector.yaml on that database.
 pg_setup() {
-    PGDIR=$(mktemp -d /tmp/sextant-pg.XXXXXX)
-    "$PG_SERVER" start "$PGDIR" > "$TMP/pg.start" 2> "$TMP/pg.log" ||
-        fail "pg_server.sh start: $(cat "$TMP/pg.log")"
-    PGCONN=$("$PG_SERVER" createdb "$PGDIR" sextant 2>> "$TMP/pg.log") ||
-        fail "pg_server.sh createdb: $(cat "$TMP/pg.log")"
+    pg_private sextant
+    PGDIR=$PRIVATE_PG
     start_target
     write_pg_collector_config "$TMP/collector.yaml"
 }
@@ -51,14 +35,9 @@ start_pg_agents() {
     done
 }
 
-# pq SQL: one query on the test's database, unaligned, no headers.
-pq() {
-    psql -X -q -A -t -v ON_ERROR_STOP=1 "$PGCONN" -c "$1"
-}
-
 # pg_up: the server answers.
 pg_up() {
-    pq 'SELECT 1' > /dev/null 2>&1
+    sql 'SELECT 1' > /dev/null 2>&1
 }
 
 # write_pg_collector_config FILE: lib.sh's collector config (clusters
@@ -69,7 +48,7 @@ write_pg_collector_config() {
 store:
   backend: postgres
   postgres:
-    conninfo: "$PGCONN"
+    conninfo: "$CONNINFO"
 YAML
 }
 
@@ -102,7 +81,7 @@ not_ready() {
 # pg_acked NODE: the node's watermark in the shared database (0 before
 # it stored anything).
 pg_acked() {
-    pq "SELECT coalesce(max(acked_seq), 0) FROM agents
+    sql "SELECT coalesce(max(acked_seq), 0) FROM agents
         WHERE cluster = 'test' AND node = '$1'"
 }
 
@@ -118,16 +97,16 @@ pg_stored_through() {
 # seqs are wrong when not.
 pg_check_node() {
     local node=$1 last=$2 what=$3 n dups missing extra
-    n=$(pq "SELECT count(*) FROM agents
+    n=$(sql "SELECT count(*) FROM agents
             WHERE cluster = 'test' AND node = '$node'")
     [ "$n" = 1 ] || fail "$what: node $node has $n epochs, want 1"
-    dups=$(pq "SELECT string_agg(seq::text, ',' ORDER BY seq) FROM
+    dups=$(sql "SELECT string_agg(seq::text, ',' ORDER BY seq) FROM
         (SELECT e.seq FROM events e JOIN agents a ON a.id = e.agent_id
          WHERE a.cluster = 'test' AND a.node = '$node'
            AND e.seq IS NOT NULL
          GROUP BY e.seq HAVING count(*) > 1) d")
     [ -z "$dups" ] || fail "$what: node $node: seqs stored twice: $dups"
-    missing=$(pq "WITH a AS (SELECT id FROM agents
+    missing=$(sql "WITH a AS (SELECT id FROM agents
                              WHERE cluster = 'test' AND node = '$node'),
         dropped AS (SELECT generate_series((e.data::json->>'from_seq')::bigint,
                                            (e.data::json->>'to_seq')::bigint) s
@@ -137,13 +116,14 @@ pg_check_node() {
         EXCEPT SELECT seq FROM events WHERE agent_id = (SELECT id FROM a)
         EXCEPT SELECT s FROM dropped ORDER BY 1" | ranges)
     [ -z "$missing" ] ||
-        fail "$what: node $node: seqs of 1..$last neither stored nor dropped: $missing"
-    extra=$(pq "SELECT e.seq FROM events e JOIN agents a ON a.id = e.agent_id
+        fail "$what: node $node: seqs of 1..$last neither stored nor" \
+             "dropped: $missing"
+    extra=$(sql "SELECT e.seq FROM events e JOIN agents a ON a.id = e.agent_id
         WHERE a.cluster = 'test' AND a.node = '$node' AND e.seq > $last
         ORDER BY 1" | ranges)
     [ -z "$extra" ] ||
         fail "$what: node $node: seqs above the agent's last ($last): $extra"
-    n=$(pq "SELECT count(*) FROM events e JOIN agents a ON a.id = e.agent_id
+    n=$(sql "SELECT count(*) FROM events e JOIN agents a ON a.id = e.agent_id
         JOIN kinds k ON k.id = e.kind_id
         WHERE a.cluster = 'test' AND a.node = '$node'
           AND k.name = 'gap'")
