@@ -3,7 +3,7 @@
 # PostgreSQL server of each test's own (tests/pg_server.sh), which the
 # tests crash, stop and restart. delivery_test() is tests/delivery.cmake's.
 # 30-70 s each on an idle machine (pg_outage waits out its 30 s outage);
-# a CI machine at a load of 25 on 2 cores took 170 s and over 300 s:
+# this 2-core machine at a load of 25 took 170 s and over 300 s:
 # hence the longer timeout (a test killed at its timeout cannot stop its
 # server).
 delivery_test(pg_collectors)
