@@ -1,60 +1,718 @@
-/* pg_incident.c -- the incident engine on the leader, and the incident
- * queries, on PostgreSQL.
- * STUB: to be written (issue 15). */
+/* pg_incident.c -- the incident engine on the PostgreSQL leader, and the
+ * incident queries, service status and annotations on every collector.
+ *
+ * One collector at a time runs the engine: the one whose maintenance
+ * thread holds PG_LOCK_LEADER (pg_store.c) calls store_pg_inc_tick every
+ * PG_LEADER_POLL_MS. Its first tick rebuilds the engine from every
+ * stored event up to the fence, as a start does on SQLite, and writes the
+ * incidents table without telling anyone (history); each later tick
+ * reads what any collector committed since, up to the new fence, into
+ * the driver's pending list and runs the SQLite driver's own tick
+ * (store_incident.c: the hold, replays from snapshots for late events,
+ * the incidents written and announced to incident_fn), then writes the
+ * services' status to engine_status for every collector to serve. The
+ * driver's reads and writes go through pg_incscan.c on the leader's
+ * connection, so the incidents agree with a rebuild from scratch as on
+ * SQLite.
+ *
+ * The fence (store_pg.h PG_LOCK_FENCE): the leader holds the lock
+ * exclusively for a moment, after which every transaction that drew an
+ * event id up to events_id_seq's last_value has ended, so reading by id
+ * up to it misses nothing that commits later with a smaller id.
+ *
+ * The queries run on read connections (pg_query.c's pool) and render the
+ * SQLite backend's JSON with store_incquery.c's functions. */
 #include "store_pg.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "incident.h"
+#include "jsonw.h"
+#include "log.h"
 #include "store_priv.h"
+#include "topology.h"
+#include "util.h"
+
+#define PG_INC_REPLY_BYTES (16u << 20)  /* as store_incquery.c's */
+
+/* ---- the leader's engine ---- */
+
+/* Reads the fence into *@out (0: no event yet): 0 or -EIO. */
+static int pg_inc_fence(PGconn *c, int64_t *out)
+{
+    struct pg_params p;
+    PGresult *r;
+    int rc = -EIO;
+
+    pg_params_reset(&p);
+    pg_param_i64(&p, PG_LOCK_FENCE);
+    r = pg_query(c, "SELECT pg_advisory_lock($1)", &p);
+    if (!pg_ok(r)) {
+        PQclear(r);
+        return -EIO;
+    }
+    PQclear(r);
+    r = pg_query(c, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
+                 " FROM events_id_seq", NULL);
+    if (pg_ok(r) && PQntuples(r) == 1) {
+        *out = pg_i64(r, 0, 0, 0);
+        rc = 0;
+    }
+    PQclear(r);
+    r = pg_query(c, "SELECT pg_advisory_unlock($1)", &p);
+    if (!pg_ok(r))
+        rc = -EIO;
+    PQclear(r);
+    return rc;
+}
+
+/* Writes the published status (st->inc_status) to engine_status unless
+ * it was written already, and the fence fed to engine_cursor. */
+static int pg_inc_write_status(struct store *st, struct store_pg_inc *pi)
+{
+    struct pg_params p;
+    PGresult *r;
+    char *json;
+    int rc = 0;
+
+    pthread_mutex_lock(&st->inc_lock);
+    json = st->inc_status ? strdup(st->inc_status) : NULL;
+    pthread_mutex_unlock(&st->inc_lock);
+    if (json && (!pi->written || strcmp(json, pi->written) != 0)) {
+        pg_params_reset(&p);
+        pg_param_text(&p, json);
+        pg_param_text(&p, st->pg->instance);
+        pg_param_i64(&p, util_now_ms());
+        r = pg_query(pi->c, "INSERT INTO engine_status (id, status, leader,"
+                     " updated_ms) VALUES (1, $1, $2, $3) ON CONFLICT (id)"
+                     " DO UPDATE SET status = excluded.status,"
+                     " leader = excluded.leader,"
+                     " updated_ms = excluded.updated_ms", &p);
+        rc = pg_ok(r) ? 0 : -EIO;
+        PQclear(r);
+        if (rc == 0) {
+            free(pi->written);
+            pi->written = json;
+            json = NULL;
+        }
+    }
+    free(json);
+    if (rc == 0 && pi->cursor != pi->fed) {
+        pg_params_reset(&p);
+        pg_param_i64(&p, pi->fed);
+        r = pg_query(pi->c, "INSERT INTO engine_cursor (id, event_id)"
+                     " VALUES (1, $1) ON CONFLICT (id) DO UPDATE"
+                     " SET event_id = excluded.event_id", &p);
+        rc = pg_ok(r) ? 0 : -EIO;
+        PQclear(r);
+        if (rc == 0)
+            pi->cursor = pi->fed;
+    }
+    return rc;
+}
+
+/* Frees the leader's engine (the lead was lost, or the store closes). */
+static void pg_inc_stop(struct store *st)
+{
+    struct store_pg_inc *pi = st->pg->inc;
+
+    if (!pi)
+        return;
+    pthread_mutex_lock(&st->inc_lock);
+    st->inc = NULL;
+    free(st->inc_status);
+    st->inc_status = NULL;
+    pthread_mutex_unlock(&st->inc_lock);
+    store_inc_destroy(pi->in);
+    PQclear(pi->page);
+    free(pi->written);
+    free(pi);
+    st->pg->inc = NULL;
+}
+
+/* The first tick as leader: the engine rebuilt from every stored event up
+ * to the fence (those past now less the hold are held), the incidents
+ * table synced to it unannounced (history, as a start on SQLite). */
+static int pg_inc_start(struct store *st, PGconn *c)
+{
+    struct store_pg_inc *pi = calloc(1, sizeof(*pi));
+    int64_t upto = util_now_ms() - STORE_INC_HOLD_MS;
+    int64_t t0 = store_mono_ns();
+    struct store_inc *in = NULL;
+    int rc = -ENOMEM;
+
+    if (!pi)
+        return rc;
+    pi->c = c;
+    rc = store_inc_new(NULL, st->opt.topo, &in);
+    if (rc < 0) {
+        free(pi);
+        return rc;
+    }
+    in->pg = pi;
+    pi->in = in;
+    in->snap_from = upto - STORE_INC_SNAP_KEEP_MS;
+    in->quiet = 1;                      /* history: nobody to tell */
+    rc = pg_inc_fence(c, &pi->fence);
+    if (rc == 0)
+        rc = store_inc_scan(in, INT64_MIN, INT64_MAX, upto);
+    if (rc == 0)
+        store_inc_advance(in, upto);
+    st->pg->inc = pi;
+    pthread_mutex_lock(&st->inc_lock);
+    st->inc = in;
+    pthread_mutex_unlock(&st->inc_lock);
+    if (rc == 0)
+        rc = store_inc_sync(st, INT64_MIN, 0);
+    in->quiet = 0;
+    if (rc < 0) {
+        pg_inc_stop(st);
+        return rc;
+    }
+    pi->fed = pi->fence;
+    pi->cursor = -1;
+    log_msg(LOGL_INFO, "incidents", "leading: engine rebuilt from %llu "
+            "stored events (up to id %lld) in %.3f s",
+            (unsigned long long)in->fed, (long long)pi->fence,
+            (double)(store_mono_ns() - t0) / 1e9);
+    store_inc_publish(st, in, 0);
+    return pg_inc_write_status(st, pi);
+}
 
 void store_pg_inc_tick(struct store *st, PGconn *c, int lost)
 {
-    (void)st;
-    (void)c;
-    (void)lost;
+    const struct topology *topo = st->opt.topo;
+    struct store_pg_inc *pi = st->pg->inc;
+    int64_t fence = 0;
+    size_t mark;
+    int rc;
+
+    if (lost || !c) {
+        if (pi)
+            log_msg(LOGL_INFO, "incidents", "no longer leading: the "
+                    "engine stops here");
+        pg_inc_stop(st);
+        return;
+    }
+    if (!topo || topo->n_services == 0)
+        return;
+    if (!pi) {
+        rc = pg_inc_start(st, c);
+        if (rc < 0)
+            log_msg(LOGL_ERROR, "incidents", "rebuild as leader failed "
+                    "(%s): trying again at the next tick", strerror(-rc));
+        return;
+    }
+    pi->c = c;
+    rc = pg_inc_fence(c, &fence);
+    if (rc == 0 && fence > pi->fed) {
+        mark = pi->in->n_pend;
+        rc = store_inc_scan_new(pi->in, pi->fed, fence);
+        if (rc < 0)
+            store_inc_undo(st, mark);   /* read again at the next tick */
+        else
+            pi->fed = fence;
+    }
+    if (rc < 0) {
+        log_msg(LOGL_ERROR, "incidents", "reading new events failed (%s): "
+                "trying again at the next tick", strerror(-rc));
+        return;
+    }
+    /* A replay reads what was read by id so far, no more. */
+    pi->fence = pi->fed;
+    store_inc_tick(st);
+    if (pg_inc_write_status(st, pi) < 0)
+        log_msg(LOGL_WARN, "incidents", "engine_status not written: "
+                "trying again at the next tick");
 }
 
 void store_pg_inc_free(struct store *st)
 {
-    (void)st;
+    if (st->pg)
+        pg_inc_stop(st);
+}
+
+/* ---- the queries, on any collector ---- */
+
+/* A read connection (NULL with *@err -EAGAIN before the store is ready,
+ * or -EIO), given back with pg_inc_put. */
+static PGconn *pg_inc_reader(struct store *st, int *err)
+{
+    char why[256];
+    PGconn *c;
+
+    if (store_poll_ready(st) != 1) {
+        *err = -EAGAIN;
+        return NULL;
+    }
+    c = store_pg_reader(st);
+    if (!c) {
+        /* Until pg_query.c's pool answers: a connection of our own. */
+        c = pg_connect(st, st->opt.query_ms, why, sizeof(why));
+        if (!c)
+            log_msg(LOGL_WARN, "incidents", "postgres: %s", why);
+    }
+    if (!c)
+        *err = -EIO;
+    return c;
+}
+
+/* Gives @c back; @r the failed result, if any: logs it under @what and
+ * says what the failure means (-ETIMEDOUT, -EIO). */
+static int pg_inc_put(struct store *st, PGconn *c, const PGresult *r,
+                      int rc, const char *what)
+{
+    enum pg_err e = r ? pg_err_class(c, r) : PG_ERR_NONE;
+
+    if (e != PG_ERR_NONE) {
+        char why[256];
+
+        pg_err_text(c, r, why, sizeof(why));
+        log_msg(LOGL_WARN, "store", "postgres: %s: %s", what, why);
+        rc = e == PG_ERR_TIMEOUT ? -ETIMEDOUT : -EIO;
+    }
+    store_pg_reader_put(st, c, e == PG_ERR_CONN);
+    return rc;
+}
+
+/* STORE_INC_COLS row @i of @g into @r (strings borrowed from @g). */
+static void pg_inc_row_read(const PGresult *g, int i, struct store_inc_row *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->id = pg_i64(g, i, 0, 0);
+    r->service = PQgetvalue(g, i, 1);
+    r->pattern = PQgetvalue(g, i, 2);
+    r->region = PQgetvalue(g, i, 3);
+    r->to_region = pg_text(g, i, 4);
+    r->manual = pg_i64(g, i, 5, 0) != 0;
+    for (int t = 0; t < STORE_INC_T_COUNT; t++)
+        r->t[t] = pg_i64(g, i, 6 + t, INC_NONE);
+    r->has_rpo = !PQgetisnull(g, i, 13);
+    r->rpo_ms = pg_f64(g, i, 13, 0);
 }
 
 int store_pg_incidents(struct store *st, const struct store_incident_query *q,
                        char **out, size_t *out_len)
 {
-    (void)st;
-    (void)q;
-    (void)out;
-    (void)out_len;
-    return -ENOSYS;
+    unsigned limit = q->limit, count = 0;
+    struct store_inc_row row;
+    struct pg_params p;
+    PGresult *g = NULL;
+    struct jsonw w;
+    PGconn *c;
+    int rc;
+
+    if (limit == 0 || limit > STORE_INCIDENTS_MAX_LIMIT)
+        limit = STORE_INCIDENTS_MAX_LIMIT;
+    c = pg_inc_reader(st, &rc);
+    if (!c)
+        return rc;
+    pg_params_reset(&p);
+    pg_param_text(&p, q->service);
+    pg_param_i64(&p, q->open < 0 ? -1 : q->open != 0);
+    pg_param_i64(&p, q->from_ms);
+    pg_param_i64(&p, q->to_ms);
+    pg_param_i64(&p, (int64_t)limit + 1);
+    g = pg_query(c, STORE_INC_COLS " WHERE ($1::text IS NULL OR service = $1)"
+                 " AND ($2::int < 0 OR (closed_ms IS NULL) = ($2::int = 1))"
+                 " AND opened_ms >= $3 AND ($4::bigint = 0 OR opened_ms < $4)"
+                 " ORDER BY opened_ms DESC, id DESC LIMIT $5", &p);
+    if (!pg_ok(g)) {
+        rc = pg_inc_put(st, c, g, -EIO, "incidents");
+        PQclear(g);
+        return rc;
+    }
+    jsonw_init(&w, PG_INC_REPLY_BYTES);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "incidents");
+    jsonw_arr_begin(&w);
+    for (; count < limit && (int)count < PQntuples(g); count++) {
+        pg_inc_row_read(g, (int)count, &row);
+        store_inc_json(&w, &row);
+        jsonw_obj_end(&w);
+    }
+    jsonw_arr_end(&w);
+    jsonw_key(&w, "count");
+    jsonw_uint(&w, count);
+    jsonw_key(&w, "truncated");
+    jsonw_bool(&w, PQntuples(g) > (int)limit);
+    jsonw_obj_end(&w);
+    rc = store_json_take(&w, out, out_len);
+    jsonw_free(&w);
+    PQclear(g);
+    return pg_inc_put(st, c, NULL, rc, "incidents");
+}
+
+/* The incident's timeline: as store_incquery.c's IQ_TIMELINE, $1..$2
+ * the window (corrected ms), $3 the targets whose state and DNS changes
+ * count, $4 the failed region's targets, $5 the service's region names
+ * (JSON arrays), $6 its name; the columns pg_inc_tl_row renders. */
+#define PG_INC_EV_COLS \
+    "id, agent_id, seq, unix_ms, recv_delta_ms, kind, target, data," \
+    " text_id, ok, status, total_us, served_by_id, c"
+static const char pg_inc_tl_sql[] =
+    "WITH m(b) AS (SELECT coalesce(max(abs(offset_ms)), 0)"
+    "  FROM agent_offsets),"
+    " ev AS (SELECT e.id, e.agent_id, e.seq, e.unix_ms,"
+    "  e.recv_delta_ms, k.name AS kind, tg.name AS target, e.data,"
+    "  e.text_id, e.ok, e.status, e.total_us, e.served_by_id,"
+    "  e.unix_ms + coalesce((SELECT o.offset_ms FROM agent_offsets o"
+    "   WHERE o.agent_id = e.agent_id AND o.from_seq <= e.seq"
+    "   ORDER BY o.from_seq DESC LIMIT 1), 0) AS c"
+    "  FROM m, events e JOIN kinds k ON k.id = e.kind_id"
+    "  LEFT JOIN targets tg ON tg.id = e.target_id"
+    "  WHERE e.unix_ms >= $1 - m.b AND e.unix_ms <= $2 + m.b"
+    "  AND e.seq IS NOT NULL),"
+    " fp AS (SELECT " PG_INC_EV_COLS ","
+    "  row_number() OVER (PARTITION BY agent_id ORDER BY c, seq) AS r1,"
+    "  row_number() OVER (PARTITION BY agent_id"
+    "   ORDER BY c DESC, seq DESC) AS r2"
+    "  FROM ev WHERE kind = 'probe' AND ok = 0 AND c >= $1 AND c <= $2"
+    "  AND target IN (SELECT jsonb_array_elements_text($4::jsonb))),"
+    " x AS (SELECT " PG_INC_EV_COLS " FROM ev WHERE c >= $1 AND c <= $2"
+    "  AND ((kind IN ('state', 'dns')"
+    "    AND target IN (SELECT jsonb_array_elements_text($3::jsonb)))"
+    "   OR (kind IN ('failover', 'marker') AND ("
+    "    data::jsonb->>'service' = $6"
+    "    OR data::jsonb->>'from' IN"
+    "     (SELECT jsonb_array_elements_text($5::jsonb))"
+    "    OR data::jsonb->>'to' IN"
+    "     (SELECT jsonb_array_elements_text($5::jsonb))"
+    "    OR (coalesce(data::jsonb->>'from', '') = ''"
+    "     AND coalesce(data::jsonb->>'to', '') = ''"
+    "     AND coalesce(data::jsonb->>'service', '') = ''))))"
+    "  UNION ALL SELECT " PG_INC_EV_COLS " FROM fp WHERE r1 = 1 OR r2 = 1)"
+    " SELECT a.cluster, a.region, a.node, a.epoch, x.seq, x.kind,"
+    "  x.target, x.unix_ms, x.c, x.recv_delta_ms, x.data,"
+    "  (SELECT text FROM texts WHERE id = x.text_id), x.ok, x.status,"
+    "  x.total_us, (SELECT name FROM regions WHERE id = x.served_by_id)"
+    " FROM x JOIN agents a ON a.id = x.agent_id"
+    " ORDER BY x.c, x.agent_id, x.seq";
+
+/* A nullable integer column as JSON. */
+static void pg_inc_int_or_null(struct jsonw *w, const PGresult *g, int i,
+                               int col)
+{
+    if (PQgetisnull(g, i, col))
+        jsonw_null(w);
+    else
+        jsonw_int(w, pg_i64(g, i, col, 0));
+}
+
+/* The event's "fields" as SQLite's json_set gave them: its data with
+ * @key (the error, or a state's reason, kept in texts) added last;
+ * store_fields.c leaves that key out of the data when the text holds it. */
+static void pg_inc_data_with(struct jsonw *w, const char *data,
+                             const char *key, const char *text)
+{
+    struct jsonw v;
+    size_t n = strlen(data);
+
+    while (n > 0 && data[n - 1] != '}')
+        n--;
+    if (n == 0) {                       /* not an object: as it is */
+        jsonw_value(w, data);
+        return;
+    }
+    jsonw_init(&v, 1u << 20);
+    jsonw_raw(&v, data, n - 1);
+    if (strspn(data + 1, " \t\r\n") < n - 2)
+        jsonw_raw(&v, ",", 1);
+    jsonw_raw(&v, "\"", 1);
+    jsonw_raw(&v, key, strlen(key));
+    jsonw_raw(&v, "\":", 2);
+    jsonw_str(&v, text);
+    jsonw_raw(&v, "}", 1);
+    if (!v.err && v.buf)
+        jsonw_value(w, v.buf);
+    else
+        jsonw_value(w, data);
+    jsonw_free(&v);
+}
+
+/* Timeline row @i of @g as store_incquery.c's timeline object. */
+static void pg_inc_tl_row(struct jsonw *w, const PGresult *g, int i)
+{
+    int64_t unix_ms = pg_i64(g, i, 7, 0), c = pg_i64(g, i, 8, 0);
+    const char *kind = PQgetvalue(g, i, 5), *text = pg_text(g, i, 11);
+    char utc[96], epoch[24];
+
+    snprintf(epoch, sizeof(epoch), "%016llx",
+             (unsigned long long)pg_i64(g, i, 3, 0));
+    jsonw_obj_begin(w);
+    jsonw_key(w, "cluster");
+    jsonw_str(w, PQgetvalue(g, i, 0));
+    jsonw_key(w, "region");
+    jsonw_str(w, PQgetvalue(g, i, 1));
+    jsonw_key(w, "node");
+    jsonw_str(w, PQgetvalue(g, i, 2));
+    jsonw_key(w, "epoch");
+    jsonw_str(w, epoch);
+    jsonw_key(w, "seq");
+    jsonw_int(w, pg_i64(g, i, 4, 0));
+    jsonw_key(w, "kind");
+    jsonw_str(w, kind);
+    jsonw_key(w, "target");
+    if (pg_text(g, i, 6))
+        jsonw_str(w, pg_text(g, i, 6));
+    else
+        jsonw_null(w);
+    jsonw_key(w, "time_ms");
+    jsonw_int(w, unix_ms);
+    jsonw_key(w, "time");
+    store_inc_utc(unix_ms, utc, sizeof(utc));
+    jsonw_str(w, utc);
+    jsonw_key(w, "clock_offset_ms");
+    jsonw_int(w, c - unix_ms);
+    jsonw_key(w, "corrected_ms");
+    jsonw_int(w, c);
+    jsonw_key(w, "corrected_time");
+    store_inc_utc(c, utc, sizeof(utc));
+    jsonw_str(w, utc);
+    jsonw_key(w, "received_ms");
+    jsonw_int(w, unix_ms + pg_i64(g, i, 9, 0));
+    jsonw_key(w, "fields");
+    if (pg_text(g, i, 10) && text) {
+        pg_inc_data_with(w, pg_text(g, i, 10),
+                         strcmp(kind, "state") == 0 ? "reason" : "error",
+                         text);
+    } else if (pg_text(g, i, 10)) {
+        jsonw_value(w, pg_text(g, i, 10));
+    } else {
+        jsonw_obj_begin(w);
+        jsonw_key(w, "ok");
+        jsonw_bool(w, pg_i64(g, i, 12, 0) != 0);
+        jsonw_key(w, "status");
+        pg_inc_int_or_null(w, g, i, 13);
+        jsonw_key(w, "error");
+        jsonw_str(w, text ? text : "");
+        jsonw_key(w, "total_us");
+        pg_inc_int_or_null(w, g, i, 14);
+        jsonw_key(w, "served_by");
+        jsonw_str(w, pg_text(g, i, 15) ? pg_text(g, i, 15) : "");
+        jsonw_obj_end(w);
+    }
+    jsonw_obj_end(w);
+}
+
+/* Appends the incident's "timeline" and "annotations" to @w: 0, or the
+ * failed result in *@bad (the caller's to clear) and -EIO. */
+static int pg_inc_detail(struct store *st, PGconn *c,
+                         const struct store_inc_row *row, struct jsonw *w,
+                         PGresult **bad)
+{
+    struct jsonw all, failed, regions;
+    struct pg_params p;
+    PGresult *g = NULL;
+    int64_t from, to;
+    int rc = -EIO;
+
+    store_inc_window(row, &from, &to);
+    jsonw_init(&all, 1u << 20);
+    jsonw_init(&failed, 1u << 20);
+    jsonw_init(&regions, 1u << 20);
+    store_inc_sets(store_inc_service(st, row->service), row, &all, &failed,
+                   &regions);
+    if (all.err || failed.err || regions.err)
+        goto out;
+    pg_params_reset(&p);
+    pg_param_i64(&p, from);
+    pg_param_i64(&p, to);
+    pg_param_text(&p, all.buf);
+    pg_param_text(&p, failed.buf);
+    pg_param_text(&p, regions.buf);
+    pg_param_text(&p, row->service);
+    g = pg_query(c, pg_inc_tl_sql, &p);
+    if (!pg_ok(g))
+        goto out;
+    jsonw_key(w, "timeline");
+    jsonw_arr_begin(w);
+    for (int i = 0; i < PQntuples(g); i++)
+        pg_inc_tl_row(w, g, i);
+    jsonw_arr_end(w);
+    PQclear(g);
+    pg_params_reset(&p);
+    pg_param_i64(&p, row->id);
+    pg_param_text(&p, row->service);
+    pg_param_i64(&p, from);
+    pg_param_i64(&p, to);
+    g = pg_query(c, store_inc_notes_sql, &p);
+    if (!pg_ok(g))
+        goto out;
+    jsonw_key(w, "annotations");
+    jsonw_arr_begin(w);
+    for (int i = 0; i < PQntuples(g); i++)
+        store_inc_note_json(w, pg_i64(g, i, 0, 0), pg_i64(g, i, 1, 0),
+                            PQgetvalue(g, i, 2), pg_text(g, i, 3),
+                            pg_i64(g, i, 4, 0));
+    jsonw_arr_end(w);
+    rc = 0;
+out:
+    if (rc < 0 && g) {
+        *bad = g;
+        g = NULL;
+    }
+    PQclear(g);
+    jsonw_free(&all);
+    jsonw_free(&failed);
+    jsonw_free(&regions);
+    return rc;
 }
 
 int store_pg_incident(struct store *st, int64_t id, char **out,
                       size_t *out_len)
 {
-    (void)st;
-    (void)id;
-    (void)out;
-    (void)out_len;
-    return -ENOSYS;
+    struct store_inc_row row;
+    struct pg_params p;
+    PGresult *g, *bad = NULL;
+    struct jsonw w;
+    PGconn *c;
+    int rc;
+
+    c = pg_inc_reader(st, &rc);
+    if (!c)
+        return rc;
+    pg_params_reset(&p);
+    pg_param_i64(&p, id);
+    g = pg_query(c, store_inc_one_sql, &p);
+    if (!pg_ok(g)) {
+        rc = pg_inc_put(st, c, g, -EIO, "incident");
+        PQclear(g);
+        return rc;
+    }
+    if (PQntuples(g) == 0) {
+        PQclear(g);
+        return pg_inc_put(st, c, NULL, -ENOENT, "incident");
+    }
+    jsonw_init(&w, PG_INC_REPLY_BYTES);
+    pg_inc_row_read(g, 0, &row);
+    store_inc_json(&w, &row);
+    rc = pg_inc_detail(st, c, &row, &w, &bad);
+    if (rc == 0) {
+        jsonw_obj_end(&w);
+        rc = store_json_take(&w, out, out_len);
+    }
+    jsonw_free(&w);
+    PQclear(g);
+    rc = pg_inc_put(st, c, bad, rc, "incident");
+    PQclear(bad);
+    return rc;
 }
 
 int store_pg_service_status(struct store *st, char **out, size_t *out_len)
 {
-    (void)st;
-    (void)out;
-    (void)out_len;
-    return -ENOSYS;
+    const struct topology *topo = st->opt.topo;
+    struct store_inc *in = NULL;
+    char *s = NULL;
+    PGresult *g;
+    PGconn *c;
+    int rc;
+
+    c = pg_inc_reader(st, &rc);
+    if (!c)
+        return rc;
+    g = pg_query(c, "SELECT status FROM engine_status WHERE id = 1", NULL);
+    if (!pg_ok(g)) {
+        rc = pg_inc_put(st, c, g, -EIO, "service status");
+        PQclear(g);
+        return rc;
+    }
+    rc = -ENOMEM;
+    if (PQntuples(g) == 1) {
+        s = strdup(PQgetvalue(g, 0, 0));
+    } else if (topo && topo->n_services > 0) {
+        /* No leader has written it yet: "catching up", as the SQLite
+         * backend says while it rebuilds (every region unknown). */
+        if (store_inc_new(NULL, topo, &in) == 0)
+            s = store_inc_status_json(in, 1);
+        store_inc_destroy(in);
+    } else {
+        s = strdup("{\"services\":[]}");
+    }
+    PQclear(g);
+    if (s) {
+        *out = s;
+        *out_len = strlen(s);
+        rc = 0;
+    }
+    return pg_inc_put(st, c, NULL, rc, "service status");
+}
+
+/* In its own transaction: 0 and *@id once committed, -ENOENT when
+ * @incident (0: none) does not exist, or -EIO with the failed result in
+ * *@bad. */
+static int pg_inc_annotate_tx(PGconn *c, int64_t unix_ms, const char *text,
+                              const char *service, int64_t incident,
+                              int64_t *id, PGresult **bad)
+{
+    struct pg_params p;
+    PGresult *g = NULL;
+    int64_t got = 0;
+    int rc = -EIO;
+
+    g = pg_query(c, "BEGIN", NULL);
+    if (!pg_ok(g))
+        goto out;
+    PQclear(g);
+    pg_params_reset(&p);
+    pg_param_i64(&p, incident);
+    /* KEY SHARE: a replay on the leader cannot delete it meanwhile. */
+    g = incident ? pg_query(c, "SELECT 1 FROM incidents WHERE id = $1"
+                            " FOR KEY SHARE", &p) : NULL;
+    if (incident && !pg_ok(g))
+        goto out;
+    if (incident && PQntuples(g) == 0) {
+        rc = -ENOENT;
+        goto out;
+    }
+    PQclear(g);
+    pg_params_reset(&p);
+    pg_param_i64(&p, unix_ms);
+    pg_param_i64(&p, util_now_ms());
+    pg_param_text(&p, text);
+    pg_param_text(&p, service);
+    if (incident)
+        pg_param_i64(&p, incident);
+    else
+        pg_param_text(&p, NULL);
+    g = pg_query(c, "INSERT INTO annotations (unix_ms, created_ms, text,"
+                 " service, incident_id) VALUES ($1, $2, $3, $4, $5)"
+                 " RETURNING id", &p);
+    if (!pg_ok(g) || PQntuples(g) != 1)
+        goto out;
+    got = pg_i64(g, 0, 0, 0);
+    PQclear(g);
+    g = pg_query(c, "COMMIT", NULL);
+    if (!pg_ok(g))
+        goto out;
+    *id = got;
+    rc = 0;
+out:
+    if (rc == -EIO) {
+        *bad = g;
+        g = NULL;
+    }
+    PQclear(g);
+    if (rc < 0)
+        PQclear(pg_query(c, "ROLLBACK", NULL));
+    return rc;
 }
 
 int store_pg_annotate(struct store *st, int64_t unix_ms, const char *text,
                       const char *service, int64_t incident, int64_t *id)
 {
-    (void)st;
-    (void)unix_ms;
-    (void)text;
-    (void)service;
-    (void)incident;
-    (void)id;
-    return -ENOSYS;
+    PGresult *bad = NULL;
+    PGconn *c;
+    int rc;
+
+    c = pg_inc_reader(st, &rc);
+    if (!c)
+        return rc;
+    rc = pg_inc_annotate_tx(c, unix_ms, text, service, incident, id, &bad);
+    rc = pg_inc_put(st, c, bad, rc, "annotation");
+    PQclear(bad);
+    return rc;
 }

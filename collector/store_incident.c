@@ -249,12 +249,12 @@ static void store_inc_stale_json(void *ctx, int64_t agent_id,
     jsonw_obj_end(c->w);
 }
 
-void store_inc_publish(struct store *st, struct store_inc *in, int catching)
+char *store_inc_status_json(struct store_inc *in, int catching)
 {
     const struct topology *topo = in->topo;
     struct store_inc_status_ctx c;
     struct jsonw w;
-    char *json, *old;
+    char *json;
     size_t len;
 
     jsonw_init(&w, STORE_INC_STATUS_BYTES);
@@ -307,11 +307,18 @@ void store_inc_publish(struct store *st, struct store_inc *in, int catching)
     jsonw_arr_end(&w);
     jsonw_obj_end(&w);
     json = jsonw_take(&w, &len);
-    if (!json) {
+    if (!json)
         log_msg(LOGL_WARN, "incidents", "status not published: out of "
                 "memory or over %u bytes", STORE_INC_STATUS_BYTES);
+    return json;
+}
+
+void store_inc_publish(struct store *st, struct store_inc *in, int catching)
+{
+    char *json = store_inc_status_json(in, catching), *old;
+
+    if (!json)
         return;
-    }
     pthread_mutex_lock(&st->inc_lock);
     old = st->inc_status;
     st->inc_status = json;
@@ -614,16 +621,6 @@ void store_inc_annotate_job(struct store *st, struct store_job *j)
     free(j);
 }
 
-/* Whether @s is a service of the store's topology. */
-static int store_service_known(const struct store *st, const char *s)
-{
-    const struct topology *topo = st->opt.topo;
-
-    for (size_t i = 0; topo && i < topo->n_services; i++)
-        if (strcmp(topo->services[i].name, s) == 0)
-            return 1;
-    return 0;
-}
 
 /* Whether @s is non-empty strict UTF-8 without control characters but
  * tab and newline. */
@@ -646,6 +643,19 @@ static int store_text_ok(const char *s, size_t len)
     return 1;
 }
 
+int store_annotate_check(const struct store *st, int64_t unix_ms,
+                         const char *text, const char *service,
+                         int64_t incident)
+{
+    size_t len = text ? strlen(text) : 0;
+
+    if (!text || len > STORE_ANNOTATION_MAX || !store_text_ok(text, len) ||
+        (service && !store_inc_service(st, service)) || incident < 0 ||
+        unix_ms < 0)
+        return -EINVAL;
+    return 0;
+}
+
 int store_annotate(struct store *st, int64_t unix_ms, const char *text,
                    const char *service, int64_t incident, int64_t *id)
 {
@@ -653,16 +663,12 @@ int store_annotate(struct store *st, int64_t unix_ms, const char *text,
         .unix_ms = unix_ms, .text = text, .service = service,
         .incident = incident,
     };
-    size_t len = text ? strlen(text) : 0;
-    int rc;
+    int rc = store_annotate_check(st, unix_ms, text, service, incident);
 
+    if (rc < 0)
+        return rc;
     if (st->pg)
         return store_pg_annotate(st, unix_ms, text, service, incident, id);
-
-    if (!text || len > STORE_ANNOTATION_MAX || !store_text_ok(text, len) ||
-        (service && !store_service_known(st, service)) || incident < 0 ||
-        unix_ms < 0)
-        return -EINVAL;
     pthread_mutex_init(&r.lock, NULL);
     pthread_cond_init(&r.cond, NULL);
     rc = store_submit_annotate(st, store_annotate_done, &r);

@@ -26,10 +26,17 @@
 
 enum { IQ_LIST, IQ_ONE, IQ_TIMELINE, IQ_NOTES };
 
-#define INC_COLS \
-    "SELECT id, service, pattern, region, to_region, manual," \
-    " first_failure_ms, detected_ms, failover_start_ms, dns_first_ms," \
-    " dns_all_ms, restored_ms, closed_ms, rpo_ms FROM incidents"
+/* The statements PostgreSQL runs as they are (pg_incident.c): $N, which
+ * SQLite numbers in the order of first use (1, 2, ... here). */
+const char store_inc_one_sql[] = STORE_INC_COLS " WHERE id = $1";
+const char store_inc_notes_sql[] =
+    "SELECT id, unix_ms, text, service, incident_id"
+    " FROM annotations WHERE incident_id = $1"
+    " OR (incident_id IS NULL AND (service IS NULL"
+    "  OR service = $2) AND unix_ms >= $3 AND unix_ms <= $4)"
+    " ORDER BY unix_ms, id";
+
+#define INC_COLS STORE_INC_COLS
 
 /* The incident's timeline: ?1..?2 the window (corrected ms), ?3 the
  * targets whose state and DNS changes count, ?4 the failed region's
@@ -45,7 +52,7 @@ static const char *const store_inc_qsql[] = {
         " AND (?2 < 0 OR (closed_ms IS NULL) = ?2)"
         " AND opened_ms >= ?3 AND (?4 = 0 OR opened_ms < ?4)"
         " ORDER BY opened_ms DESC, id DESC LIMIT ?5",
-    [IQ_ONE] = INC_COLS " WHERE id = ?1",
+    [IQ_ONE] = store_inc_one_sql,
     [IQ_TIMELINE] =
         "WITH m(b) AS (SELECT coalesce(max(abs(offset_ms)), 0)"
         "  FROM agent_offsets),"
@@ -100,24 +107,15 @@ static const char *const store_inc_qsql[] = {
         "     WHERE id = x.text_id)) END)"
         " FROM x JOIN agents a ON a.id = x.agent_id"
         " ORDER BY x.c, x.agent_id, x.seq",
-    [IQ_NOTES] = "SELECT id, unix_ms, text, service, incident_id"
-                 " FROM annotations WHERE incident_id = ?1"
-                 " OR (incident_id IS NULL AND (service IS NULL"
-                 "  OR service = ?2) AND unix_ms >= ?3 AND unix_ms <= ?4)"
-                 " ORDER BY unix_ms, id",
+    [IQ_NOTES] = store_inc_notes_sql,
 };
 
-void store_inc_time(struct jsonw *w, int64_t ms)
+void store_inc_utc(int64_t ms, char *utc, size_t len)
 {
-    char utc[96];
     time_t secs;
     struct tm tm;
     int64_t frac;
 
-    if (ms == INC_NONE) {
-        jsonw_null(w);
-        return;
-    }
     frac = ms % 1000;
     secs = (time_t)(ms / 1000);
     if (frac < 0) {
@@ -125,9 +123,20 @@ void store_inc_time(struct jsonw *w, int64_t ms)
         secs--;
     }
     gmtime_r(&secs, &tm);
-    snprintf(utc, sizeof(utc), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+    snprintf(utc, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
              tm.tm_min, tm.tm_sec, (int)frac);
+}
+
+void store_inc_time(struct jsonw *w, int64_t ms)
+{
+    char utc[96];
+
+    if (ms == INC_NONE) {
+        jsonw_null(w);
+        return;
+    }
+    store_inc_utc(ms, utc, sizeof(utc));
     jsonw_obj_begin(w);
     jsonw_key(w, "ms");
     jsonw_int(w, ms);
@@ -298,9 +307,8 @@ out:
     return store_query_end(st, r, s, rc, "incidents");
 }
 
-/* The topology's service @name (NULL: none, or no topology). */
-static const struct topo_service *store_inc_service(const struct store *st,
-                                                    const char *name)
+const struct topo_service *store_inc_service(const struct store *st,
+                                             const char *name)
 {
     const struct topology *topo = st->opt.topo;
 
@@ -310,11 +318,10 @@ static const struct topo_service *store_inc_service(const struct store *st,
     return NULL;
 }
 
-/* The JSON arrays the timeline statement takes (see IQ_TIMELINE). */
-static void store_inc_sets(const struct topo_service *svc,
+void store_inc_sets(const struct topo_service *svc,
                            const struct store_inc_row *row,
-                           struct jsonw *all, struct jsonw *failed,
-                           struct jsonw *regions)
+                    struct jsonw *all, struct jsonw *failed,
+                    struct jsonw *regions)
 {
     jsonw_arr_begin(all);
     jsonw_arr_begin(failed);
@@ -342,22 +349,55 @@ static void store_inc_sets(const struct topo_service *svc,
     jsonw_arr_end(regions);
 }
 
+void store_inc_window(const struct store_inc_row *row, int64_t *from_ms,
+                      int64_t *to_ms)
+{
+    int64_t from = row->t[STORE_INC_T_FIRST] != INC_NONE
+                   ? row->t[STORE_INC_T_FIRST] : row->t[STORE_INC_T_DETECTED];
+    int64_t to = row->t[STORE_INC_T_CLOSED] != INC_NONE
+                 ? row->t[STORE_INC_T_CLOSED] : util_now_ms();
+
+    if (from == INC_NONE)
+        from = to;
+    *from_ms = from - STORE_INC_BEFORE_MS;
+    *to_ms = to;
+}
+
+void store_inc_note_json(struct jsonw *w, int64_t id, int64_t unix_ms,
+                         const char *text, const char *service,
+                         int64_t incident)
+{
+    jsonw_obj_begin(w);
+    jsonw_key(w, "id");
+    jsonw_int(w, id);
+    jsonw_key(w, "time");
+    store_inc_time(w, unix_ms);
+    jsonw_key(w, "text");
+    jsonw_str(w, text);
+    jsonw_key(w, "service");
+    if (!service)
+        jsonw_null(w);
+    else
+        jsonw_str(w, service);
+    jsonw_key(w, "incident");
+    if (!incident)
+        jsonw_null(w);
+    else
+        jsonw_int(w, incident);
+    jsonw_obj_end(w);
+}
+
 /* Appends the incident's "timeline" and "annotations" to @w. */
 static int store_inc_detail(struct store *st, struct store_reader *r,
                             const struct store_inc_row *row, struct jsonw *w)
 {
     const struct topo_service *svc = store_inc_service(st, row->service);
-    int64_t from = row->t[STORE_INC_T_FIRST] != INC_NONE
-                   ? row->t[STORE_INC_T_FIRST] : row->t[STORE_INC_T_DETECTED];
-    int64_t to = row->t[STORE_INC_T_CLOSED] != INC_NONE
-                 ? row->t[STORE_INC_T_CLOSED] : util_now_ms();
+    int64_t from, to;
     struct jsonw all, failed, regions;
     sqlite3_stmt *s = NULL, *n = NULL;
     int rc = -EIO, step;
 
-    if (from == INC_NONE)
-        from = to;
-    from -= STORE_INC_BEFORE_MS;
+    store_inc_window(row, &from, &to);
     jsonw_init(&all, 1u << 20);
     jsonw_init(&failed, 1u << 20);
     jsonw_init(&regions, 1u << 20);
@@ -391,26 +431,12 @@ static int store_inc_detail(struct store *st, struct store_reader *r,
         goto out;
     jsonw_key(w, "annotations");
     jsonw_arr_begin(w);
-    while ((step = sqlite3_step(n)) == SQLITE_ROW) {
-        jsonw_obj_begin(w);
-        jsonw_key(w, "id");
-        jsonw_int(w, sqlite3_column_int64(n, 0));
-        jsonw_key(w, "time");
-        store_inc_time(w, sqlite3_column_int64(n, 1));
-        jsonw_key(w, "text");
-        jsonw_str(w, (const char *)sqlite3_column_text(n, 2));
-        jsonw_key(w, "service");
-        if (sqlite3_column_type(n, 3) == SQLITE_NULL)
-            jsonw_null(w);
-        else
-            jsonw_str(w, (const char *)sqlite3_column_text(n, 3));
-        jsonw_key(w, "incident");
-        if (sqlite3_column_type(n, 4) == SQLITE_NULL)
-            jsonw_null(w);
-        else
-            jsonw_int(w, sqlite3_column_int64(n, 4));
-        jsonw_obj_end(w);
-    }
+    while ((step = sqlite3_step(n)) == SQLITE_ROW)
+        store_inc_note_json(w, sqlite3_column_int64(n, 0),
+                            sqlite3_column_int64(n, 1),
+                            (const char *)sqlite3_column_text(n, 2),
+                            (const char *)sqlite3_column_text(n, 3),
+                            sqlite3_column_int64(n, 4));
     if (step != SQLITE_DONE)
         goto out;
     jsonw_arr_end(w);

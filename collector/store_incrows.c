@@ -11,8 +11,13 @@
  * (STORE_INC_KEEP_CLOSED_MS), so it alone no longer knows every incident
  * the replayed stretch holds; the sink's changes since the restore do
  * (each incident opened after the restored snapshot is handed out at
- * least once). The sync writes the latest of each from both. */
+ * least once). The sync writes the latest of each from both.
+ *
+ * Both backends run this code; the database is touched only by the
+ * store_inc_db_* functions below, which call pg_incscan.c's instead of
+ * their SQLite statements when in->pg is set. */
 #include "store_priv.h"
+#include "store_pg.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -68,20 +73,65 @@ static int store_inc_str_eq(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* Whether the INC_Q_ROW_GET row at @s holds @row's values. */
-static int store_inc_row_same(sqlite3_stmt *s, const struct store_inc_row *row)
+/* Whether the stored row @a holds @row's values. */
+static int store_inc_row_same(const struct store_inc_row *a,
+                              const struct store_inc_row *row)
 {
-    if (!store_inc_str_eq(store_inc_col(s, 1), row->region) ||
-        !store_inc_str_eq(store_inc_col(s, 2), row->to_region) ||
-        sqlite3_column_int(s, 3) != row->manual ||
-        !store_inc_str_eq(store_inc_col(s, 12), row->pattern) ||
-        (sqlite3_column_type(s, 11) != SQLITE_NULL) != (row->has_rpo != 0) ||
-        (row->has_rpo && sqlite3_column_double(s, 11) != row->rpo_ms))
+    if (!store_inc_str_eq(a->region, row->region) ||
+        !store_inc_str_eq(a->to_region, row->to_region) ||
+        a->manual != row->manual ||
+        !store_inc_str_eq(a->pattern, row->pattern) ||
+        a->has_rpo != row->has_rpo ||
+        (row->has_rpo && a->rpo_ms != row->rpo_ms))
         return 0;
     for (int i = 0; i < STORE_INC_T_COUNT; i++)
-        if (store_inc_col_time(s, 4 + i) != row->t[i])
+        if (a->t[i] != row->t[i])
             return 0;
     return 1;
+}
+
+/* ---- the database's side (SQLite here, or pg_incscan.c's) ---- */
+
+/* The incidents row of (@service, @opened_ms) to @fn: 1 found, 0 none,
+ * @fn's error, or -EIO. */
+static int store_inc_db_get(struct store_inc *in, const char *service,
+                            int64_t opened_ms, store_inc_row_fn fn,
+                            void *ctx)
+{
+    sqlite3_stmt *g = in->stmt[INC_Q_ROW_GET];
+    struct store_inc_row row;
+    int rc = -EIO, step;
+
+    if (in->pg)
+        return pg_inc_row_get(in, service, opened_ms, fn, ctx);
+    if (sqlite3_bind_text(g, 1, service, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(g, 2, opened_ms) != SQLITE_OK)
+        goto out;
+    step = sqlite3_step(g);
+    if (step == SQLITE_DONE)
+        rc = 0;
+    if (step != SQLITE_ROW)
+        goto out;
+    memset(&row, 0, sizeof(row));
+    row.id = sqlite3_column_int64(g, 0);
+    row.service = service;
+    row.region = store_inc_col(g, 1);
+    row.to_region = store_inc_col(g, 2);
+    row.manual = sqlite3_column_int(g, 3) != 0;
+    for (int i = 0; i < STORE_INC_T_COUNT; i++)
+        row.t[i] = store_inc_col_time(g, 4 + i);
+    row.has_rpo = sqlite3_column_type(g, 11) != SQLITE_NULL;
+    row.rpo_ms = sqlite3_column_double(g, 11);
+    row.pattern = store_inc_col(g, 12);
+    rc = fn(ctx, &row, opened_ms);
+    if (rc == 0)
+        rc = 1;
+out:
+    if (rc == -EIO)
+        log_msg(LOGL_ERROR, "incidents", "incident row: %s",
+                sqlite3_errmsg(in->db));
+    store_inc_done(g);
+    return rc;
 }
 
 static int store_inc_bind_time(sqlite3_stmt *s, int i, int64_t t)
@@ -89,6 +139,115 @@ static int store_inc_bind_time(sqlite3_stmt *s, int i, int64_t t)
     return t == INC_NONE ? sqlite3_bind_null(s, i)
                          : sqlite3_bind_int64(s, i, t);
 }
+
+/* Inserts or updates @row (@opened_ms): 0 and *@id, or -EIO. */
+static int store_inc_db_put(struct store_inc *in,
+                            const struct store_inc_row *row,
+                            int64_t opened_ms, int64_t *id)
+{
+    sqlite3_stmt *p = in->stmt[INC_Q_ROW_PUT];
+    int rc = -EIO;
+
+    if (in->pg)
+        return pg_inc_row_put(in, row, opened_ms, id);
+    if (sqlite3_bind_text(p, 1, row->service, -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        sqlite3_bind_int64(p, 2, opened_ms) != SQLITE_OK ||
+        sqlite3_bind_text(p, 3, row->region, -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        (row->to_region ? sqlite3_bind_text(p, 4, row->to_region, -1,
+                                            SQLITE_STATIC)
+                        : sqlite3_bind_null(p, 4)) != SQLITE_OK ||
+        sqlite3_bind_text(p, 5, row->pattern, -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        sqlite3_bind_int(p, 6, row->manual) != SQLITE_OK ||
+        (row->has_rpo ? sqlite3_bind_double(p, 14, row->rpo_ms)
+                      : sqlite3_bind_null(p, 14)) != SQLITE_OK)
+        goto out;
+    for (int i = 0; i < STORE_INC_T_COUNT; i++)
+        if (store_inc_bind_time(p, 7 + i, row->t[i]) != SQLITE_OK)
+            goto out;
+    if (sqlite3_step(p) != SQLITE_ROW)
+        goto out;
+    *id = sqlite3_column_int64(p, 0);
+    if (sqlite3_step(p) != SQLITE_DONE)
+        goto out;
+    rc = 0;
+out:
+    if (rc < 0)
+        log_msg(LOGL_ERROR, "incidents", "incident row: %s",
+                sqlite3_errmsg(in->db));
+    store_inc_done(p);
+    return rc;
+}
+
+/* The INC_Q_ROW_LIST row at @l as a row, strings borrowed from @l. */
+static void store_inc_row_listed(sqlite3_stmt *l, struct store_inc_row *row)
+{
+    memset(row, 0, sizeof(*row));
+    row->id = sqlite3_column_int64(l, 0);
+    row->service = store_inc_col(l, 1);
+    row->region = store_inc_col(l, 3);
+    row->to_region = store_inc_col(l, 4);
+    row->manual = sqlite3_column_int(l, 5) != 0;
+    for (int i = 0; i < STORE_INC_T_COUNT; i++)
+        row->t[i] = store_inc_col_time(l, 6 + i);
+    row->has_rpo = sqlite3_column_type(l, 13) != SQLITE_NULL;
+    row->rpo_ms = sqlite3_column_double(l, 13);
+    row->pattern = store_inc_col(l, 14);
+}
+
+/* Each row opened after @from to @fn: 0, @fn's error or -EIO. */
+static int store_inc_db_list(struct store_inc *in, int64_t from,
+                             store_inc_row_fn fn, void *ctx)
+{
+    sqlite3_stmt *l = in->stmt[INC_Q_ROW_LIST];
+    struct store_inc_row row;
+    int rc = -EIO, step;
+
+    if (in->pg)
+        return pg_inc_row_list(in, from, fn, ctx);
+    if (sqlite3_bind_int64(l, 1, from) != SQLITE_OK)
+        goto out;
+    rc = 0;
+    while (rc == 0 && (step = sqlite3_step(l)) == SQLITE_ROW) {
+        store_inc_row_listed(l, &row);
+        rc = fn(ctx, &row, sqlite3_column_int64(l, 2));
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = -EIO;
+out:
+    store_inc_done(l);
+    return rc;
+}
+
+static int store_inc_db_del(struct store_inc *in, int64_t id)
+{
+    sqlite3_stmt *d = in->stmt[INC_Q_ROW_DEL];
+
+    if (in->pg)
+        return pg_inc_row_del(in, id);
+    if (sqlite3_bind_int64(d, 1, id) != SQLITE_OK) {
+        store_inc_done(d);
+        return -EIO;
+    }
+    return store_step_done(d);
+}
+
+/* BEGIN (IMMEDIATE on SQLite: the writer's own), COMMIT, ROLLBACK. */
+static int store_inc_db_exec(struct store *st, const char *sql)
+{
+    struct store_inc *in = st->inc;
+
+    if (in->pg)
+        return pg_inc_exec(in, strcmp(sql, "BEGIN IMMEDIATE") == 0
+                               ? "BEGIN" : sql);
+    if (strcmp(sql, "ROLLBACK") == 0 && sqlite3_get_autocommit(st->wdb))
+        return 0;
+    return store_exec(st->wdb, sql);
+}
+
+/* ---- writing the incidents ---- */
 
 static int store_inc_tell_add(struct store_inc_tells *tl, const char *change,
                               const struct store_inc_row *row)
@@ -108,69 +267,55 @@ static int store_inc_tell_add(struct store_inc_tells *tl, const char *change,
     return 0;
 }
 
+/* What store_inc_put learns of the stored row. */
+struct store_inc_was {
+    const struct store_inc_row *want;
+    int same, open;
+    int64_t id;
+};
+
+static int store_inc_was_fn(void *ctx, const struct store_inc_row *r,
+                            int64_t opened_ms)
+{
+    struct store_inc_was *w = ctx;
+
+    (void)opened_ms;
+    w->same = store_inc_row_same(r, w->want);
+    w->open = r->t[STORE_INC_T_CLOSED] == INC_NONE;
+    w->id = r->id;
+    return 0;
+}
+
 /* Writes @r unless its row holds it already; notes what to tell. */
 static int store_inc_put(struct store *st, const struct inc_record *r,
                          struct store_inc_tells *tl)
 {
     struct store_inc *in = st->inc;
-    sqlite3_stmt *g = in->stmt[INC_Q_ROW_GET], *p = in->stmt[INC_Q_ROW_PUT];
     struct store_inc_row row;
+    struct store_inc_was was = { 0 };
     const char *change = "opened";
-    int step, rc = -EIO;
+    int found, rc;
 
     store_inc_row_of(r, &row);
-    if (sqlite3_bind_text(g, 1, row.service, -1, SQLITE_STATIC) !=
-            SQLITE_OK ||
-        sqlite3_bind_int64(g, 2, r->opened_ms) != SQLITE_OK)
-        goto out;
-    step = sqlite3_step(g);
-    if (step == SQLITE_ROW) {
-        if (store_inc_row_same(g, &row)) {
-            rc = 0;
-            goto out;
-        }
-        change = sqlite3_column_type(g, 10) == SQLITE_NULL &&
-                 row.t[STORE_INC_T_CLOSED] != INC_NONE ? "closed"
-                                                       : "updated";
-    } else if (step != SQLITE_DONE) {
-        goto out;
+    was.want = &row;
+    found = store_inc_db_get(in, row.service, r->opened_ms,
+                             store_inc_was_fn, &was);
+    if (found < 0)
+        return found;
+    if (found) {
+        if (was.same)
+            return 0;
+        change = was.open && row.t[STORE_INC_T_CLOSED] != INC_NONE
+                 ? "closed" : "updated";
     }
-    if (sqlite3_bind_text(p, 1, row.service, -1, SQLITE_STATIC) !=
-            SQLITE_OK ||
-        sqlite3_bind_int64(p, 2, r->opened_ms) != SQLITE_OK ||
-        sqlite3_bind_text(p, 3, row.region, -1, SQLITE_STATIC) !=
-            SQLITE_OK ||
-        (row.to_region ? sqlite3_bind_text(p, 4, row.to_region, -1,
-                                           SQLITE_STATIC)
-                       : sqlite3_bind_null(p, 4)) != SQLITE_OK ||
-        sqlite3_bind_text(p, 5, row.pattern, -1, SQLITE_STATIC) !=
-            SQLITE_OK ||
-        sqlite3_bind_int(p, 6, row.manual) != SQLITE_OK ||
-        (row.has_rpo ? sqlite3_bind_double(p, 14, row.rpo_ms)
-                     : sqlite3_bind_null(p, 14)) != SQLITE_OK)
-        goto out;
-    for (int i = 0; i < STORE_INC_T_COUNT; i++)
-        if (store_inc_bind_time(p, 7 + i, row.t[i]) != SQLITE_OK)
-            goto out;
-    if (sqlite3_step(p) != SQLITE_ROW)
-        goto out;
-    row.id = sqlite3_column_int64(p, 0);
-    if (sqlite3_step(p) != SQLITE_DONE)
-        goto out;
-    rc = 0;
-    if (!in->quiet && st->opt.incident_fn)
+    rc = store_inc_db_put(in, &row, r->opened_ms, &row.id);
+    if (rc == 0 && !in->quiet && st->opt.incident_fn)
         rc = store_inc_tell_add(tl, change, &row);
     /* Made closed at once (a replay or late data covered it all): a
      * listener still sees it open, then close. */
-    if (rc == 0 && !in->quiet && st->opt.incident_fn &&
-        step == SQLITE_DONE && row.t[STORE_INC_T_CLOSED] != INC_NONE)
+    if (rc == 0 && !in->quiet && st->opt.incident_fn && !found &&
+        row.t[STORE_INC_T_CLOSED] != INC_NONE)
         rc = store_inc_tell_add(tl, "closed", &row);
-out:
-    if (rc == -EIO)
-        log_msg(LOGL_ERROR, "incidents", "incident row: %s",
-                sqlite3_errmsg(in->db));
-    store_inc_done(g);
-    store_inc_done(p);
     return rc;
 }
 
@@ -238,6 +383,8 @@ static int store_inc_id_base(struct store_inc *in)
 
     if (in->id_base >= 0)
         return 0;
+    if (in->pg)
+        return pg_inc_max_id(in, &in->id_base);
     if (store_prepare(in->db, "SELECT coalesce(max(id), 0) FROM incidents",
                       &s) == 0 && sqlite3_step(s) == SQLITE_ROW) {
         in->id_base = sqlite3_column_int64(s, 0);
@@ -269,10 +416,10 @@ static int store_inc_end(struct store *st, int rc, int in_tx,
                          struct store_inc_tells *tl)
 {
     if (!in_tx) {
-        if (rc == 0 && store_exec(st->wdb, "COMMIT") < 0)
+        if (rc == 0 && store_inc_db_exec(st, "COMMIT") < 0)
             rc = -EIO;
-        if (rc < 0 && !sqlite3_get_autocommit(st->wdb))
-            store_exec(st->wdb, "ROLLBACK");
+        if (rc < 0)
+            store_inc_db_exec(st, "ROLLBACK");
     }
     store_inc_tell_all(st, tl, rc == 0);
     st->inc->n_chg = 0;
@@ -295,7 +442,7 @@ int store_inc_flush(struct store *st)
     if (in->n_chg == 0)
         return 0;
     if (store_inc_id_base(in) < 0 ||
-        store_exec(st->wdb, "BEGIN IMMEDIATE") < 0)
+        store_inc_db_exec(st, "BEGIN IMMEDIATE") < 0)
         return -EIO;
     for (size_t i = 0; i < in->n_chg && rc == 0; i++)
         rc = store_inc_put(st, &in->chg[i].r, &tl);
@@ -400,20 +547,28 @@ static int store_inc_all_has(const struct store_inc *in,
     return 0;
 }
 
-/* The INC_Q_ROW_LIST row at @l as a row, strings borrowed from @l. */
-static void store_inc_row_listed(sqlite3_stmt *l, struct store_inc_row *row)
+/* What store_inc_delete_gone collects while listing the rows. */
+struct store_inc_gone {
+    struct store_inc *in;
+    const struct store_inc_all *a;
+    struct store_inc_tells *tl;
+    int64_t *ids;
+    size_t n, cap;
+};
+
+static int store_inc_gone_fn(void *ctx, const struct store_inc_row *row,
+                             int64_t opened_ms)
 {
-    memset(row, 0, sizeof(*row));
-    row->id = sqlite3_column_int64(l, 0);
-    row->service = store_inc_col(l, 1);
-    row->region = store_inc_col(l, 3);
-    row->to_region = store_inc_col(l, 4);
-    row->manual = sqlite3_column_int(l, 5) != 0;
-    for (int i = 0; i < STORE_INC_T_COUNT; i++)
-        row->t[i] = store_inc_col_time(l, 6 + i);
-    row->has_rpo = sqlite3_column_type(l, 13) != SQLITE_NULL;
-    row->rpo_ms = sqlite3_column_double(l, 13);
-    row->pattern = store_inc_col(l, 14);
+    struct store_inc_gone *g = ctx;
+
+    if (store_inc_all_has(g->in, g->a, row->service, opened_ms))
+        return 0;
+    if (store_inc_grow(&g->ids, &g->cap, g->n, sizeof(*g->ids), 16) < 0)
+        return -ENOMEM;
+    g->ids[g->n++] = row->id;
+    if (g->tl && store_inc_told_has(g->in, row->id))
+        return store_inc_tell_add(g->tl, "retracted", row);
+    return 0;
 }
 
 /* Deletes the rows opened after @from that are none of @a's, and notes a
@@ -425,45 +580,13 @@ static int store_inc_delete_gone(struct store_inc *in, int64_t from,
                                  const struct store_inc_all *a,
                                  struct store_inc_tells *tl)
 {
-    sqlite3_stmt *l = in->stmt[INC_Q_ROW_LIST], *d = in->stmt[INC_Q_ROW_DEL];
-    int64_t *gone = NULL;
-    size_t n = 0, cap = 0;
-    int rc = -EIO, step;
+    struct store_inc_gone g = { .in = in, .a = a, .tl = tl };
+    int rc;
 
-    if (sqlite3_bind_int64(l, 1, from) != SQLITE_OK)
-        goto out;
-    while ((step = sqlite3_step(l)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(l, 0);
-
-        if (store_inc_all_has(in, a, store_inc_col(l, 1),
-                              sqlite3_column_int64(l, 2)))
-            continue;
-        if (store_inc_grow(&gone, &cap, n, sizeof(*gone), 16) < 0) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        gone[n++] = id;
-        if (tl && store_inc_told_has(in, id)) {
-            struct store_inc_row row;
-
-            store_inc_row_listed(l, &row);
-            rc = store_inc_tell_add(tl, "retracted", &row);
-            if (rc < 0)
-                goto out;
-            rc = -EIO;
-        }
-    }
-    if (step != SQLITE_DONE)
-        goto out;
-    store_inc_done(l);
-    for (size_t i = 0; i < n; i++)
-        if (sqlite3_bind_int64(d, 1, gone[i]) != SQLITE_OK ||
-            store_step_done(d) < 0)
-            goto out;
-    rc = 0;
-out:
-    store_inc_done(l);
-    free(gone);
+    rc = store_inc_db_list(in, from, store_inc_gone_fn, &g);
+    for (size_t i = 0; rc == 0 && i < g.n; i++)
+        rc = store_inc_db_del(in, g.ids[i]);
+    free(g.ids);
     return rc;
 }
 
@@ -482,7 +605,7 @@ int store_inc_sync(struct store *st, int64_t from, int in_tx)
     in->chg_err = 0;
     if (rc == 0 && store_inc_id_base(in) < 0)
         rc = -EIO;
-    if (rc == 0 && !in_tx && store_exec(st->wdb, "BEGIN IMMEDIATE") < 0)
+    if (rc == 0 && !in_tx && store_inc_db_exec(st, "BEGIN IMMEDIATE") < 0)
         rc = -EIO;
     if (rc < 0) {
         free(a.v);
@@ -499,23 +622,23 @@ int store_inc_sync(struct store *st, int64_t from, int in_tx)
     return store_inc_end(st, rc, in_tx, &tl);
 }
 
+static int store_inc_id_fn(void *ctx, const struct store_inc_row *r,
+                           int64_t opened_ms)
+{
+    (void)opened_ms;
+    *(int64_t *)ctx = r->id;
+    return 0;
+}
+
 int store_inc_row_id(struct store_inc *in, const char *service,
                      int64_t opened_ms, int64_t *id)
 {
-    sqlite3_stmt *g = in->stmt[INC_Q_ROW_GET];
-    int rc = -ENOENT, step;
+    int64_t v = 0;
+    int rc = store_inc_db_get(in, service, opened_ms, store_inc_id_fn, &v);
 
-    if (sqlite3_bind_text(g, 1, service, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(g, 2, opened_ms) != SQLITE_OK)
-        rc = -EIO;
-    else if ((step = sqlite3_step(g)) == SQLITE_ROW)
-        rc = 0;
-    else if (step != SQLITE_DONE)
-        rc = -EIO;
-    if (rc == 0)
-        *id = sqlite3_column_int64(g, 0);
-    store_inc_done(g);
-    return rc;
+    if (rc == 1)
+        *id = v;
+    return rc == 1 ? 0 : rc == 0 ? -ENOENT : rc;
 }
 
 void store_inc_agent_name(struct store_inc *in, int64_t agent_id,
@@ -524,6 +647,10 @@ void store_inc_agent_name(struct store_inc *in, int64_t agent_id,
 {
     sqlite3_stmt *s = in->stmt[INC_Q_AGENT];
 
+    if (in->pg) {
+        pg_inc_agent(in, agent_id, cluster, cluster_len, node, node_len);
+        return;
+    }
     if (sqlite3_bind_int64(s, 1, agent_id) == SQLITE_OK &&
         sqlite3_step(s) == SQLITE_ROW) {
         snprintf(cluster, cluster_len, "%s",

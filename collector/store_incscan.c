@@ -11,8 +11,14 @@
  * row's unix_ms - M can come before nothing still to be read: a heap
  * holds the rows within that margin and gives them out in (corrected,
  * agent, seq) order. Memory is bounded by the events of 2 M of time, not
- * by the range read. The incidents table's side is store_incrows.c's. */
+ * by the range read. The incidents table's side is store_incrows.c's.
+ *
+ * Both backends run this code: where it reads the database it calls
+ * pg_incscan.c's operations instead of its statements when in->pg is set
+ * (the PostgreSQL leader's), which read the same rows into the neutral
+ * store_inc_srow. */
 #include "store_priv.h"
+#include "store_pg.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -32,12 +38,15 @@
     "(SELECT group_concat(json_extract(value, '$.value'), char(10))" \
     " FROM json_each(events.data, '" path "'))"
 
-static const char *const store_inc_sql[STORE_INC_STMTS] = {
+/* $N, not ?N, where PostgreSQL runs the same text (pg_incscan.c): SQLite
+ * takes $1 as a named parameter numbered in the order of first use, which
+ * is 1, 2, ... in each of these. */
+const char *const store_inc_sql[STORE_INC_STMTS] = {
     [INC_Q_OFF_AT] = "SELECT from_seq, offset_ms FROM agent_offsets"
-                 " WHERE agent_id = ?1 AND from_seq <= ?2"
+                 " WHERE agent_id = $1 AND from_seq <= $2"
                  " ORDER BY from_seq DESC LIMIT 1",
     [INC_Q_OFF_NEXT] = "SELECT min(from_seq) FROM agent_offsets"
-                   " WHERE agent_id = ?1 AND from_seq > ?2",
+                   " WHERE agent_id = $1 AND from_seq > $2",
     [INC_Q_OFF_BOUND] = "SELECT coalesce(max(abs(offset_ms)), 0)"
                     " FROM agent_offsets",
     /* Collector-made events (gap, drop: no seq) never matter. */
@@ -58,23 +67,23 @@ static const char *const store_inc_sql[STORE_INC_STMTS] = {
                " (SELECT substr(x.text, 1, 8) = '" WIRE_HANDOFF "'"
                "  FROM texts x WHERE x.id = events.text_id)"
                " FROM events WHERE id = ?1",
-    [INC_Q_TARGET] = "SELECT name FROM targets WHERE id = ?1",
-    [INC_Q_REGION] = "SELECT name FROM regions WHERE id = ?1",
+    [INC_Q_TARGET] = "SELECT name FROM targets WHERE id = $1",
+    [INC_Q_REGION] = "SELECT name FROM regions WHERE id = $1",
     [INC_Q_ANSWERS] = "SELECT (SELECT group_concat(json_extract(value,"
                   " '$.value'), char(10)) FROM json_each(texts.text))"
                   " FROM texts WHERE id = ?1",
     [INC_Q_KINDS] = "SELECT id, name FROM kinds",
-    [INC_Q_AGENT] = "SELECT cluster, node FROM agents WHERE id = ?1",
+    [INC_Q_AGENT] = "SELECT cluster, node FROM agents WHERE id = $1",
     [INC_Q_ROW_GET] = "SELECT id, region, to_region, manual, first_failure_ms,"
                   " detected_ms, failover_start_ms, dns_first_ms,"
                   " dns_all_ms, restored_ms, closed_ms, rpo_ms, pattern"
-                  " FROM incidents WHERE service = ?1 AND opened_ms = ?2",
+                  " FROM incidents WHERE service = $1 AND opened_ms = $2",
     [INC_Q_ROW_PUT] = "INSERT INTO incidents (service, opened_ms, region,"
                   " to_region, pattern, manual, first_failure_ms,"
                   " detected_ms, failover_start_ms, dns_first_ms,"
                   " dns_all_ms, restored_ms, closed_ms, rpo_ms)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-                  " ?12, ?13, ?14) ON CONFLICT (service, opened_ms) DO"
+                  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+                  " $12, $13, $14) ON CONFLICT (service, opened_ms) DO"
                   " UPDATE SET region = excluded.region,"
                   " to_region = excluded.to_region,"
                   " pattern = excluded.pattern, manual = excluded.manual,"
@@ -90,8 +99,8 @@ static const char *const store_inc_sql[STORE_INC_STMTS] = {
                    " manual, first_failure_ms, detected_ms,"
                    " failover_start_ms, dns_first_ms, dns_all_ms,"
                    " restored_ms, closed_ms, rpo_ms, pattern FROM incidents"
-                   " WHERE opened_ms > ?1",
-    [INC_Q_ROW_DEL] = "DELETE FROM incidents WHERE id = ?1",
+                   " WHERE opened_ms > $1",
+    [INC_Q_ROW_DEL] = "DELETE FROM incidents WHERE id = $1",
 };
 
 /* The kinds the engine takes, by their names in the kinds table. */
@@ -256,6 +265,32 @@ static struct store_inc_slot *store_inc_map_get(struct store_inc_map *m,
     return &m->slots[i];
 }
 
+/* The text of dimension row @id through @q into *@out (the caller
+ * frees; NULL: no such row): 0, -ENOMEM or -EIO. */
+static int store_inc_dim_read(struct store_inc *in, int q, int64_t id,
+                              char **out)
+{
+    sqlite3_stmt *s = in->stmt[q];
+    const char *v;
+    int step, rc = 0;
+
+    if (in->pg)
+        return pg_inc_dim(in, q, id, out);
+    if (sqlite3_bind_int64(s, 1, id) != SQLITE_OK)
+        return -EIO;
+    step = sqlite3_step(s);
+    *out = NULL;
+    if (step == SQLITE_ROW) {
+        v = (const char *)sqlite3_column_text(s, 0);
+        if (v && !(*out = strdup(v)))
+            rc = -ENOMEM;
+    } else if (step != SQLITE_DONE) {
+        rc = -EIO;
+    }
+    store_inc_done(s);
+    return rc;
+}
+
 /* The text of dimension row @id through @q (INC_Q_TARGET, INC_Q_REGION,
  * INC_Q_ANSWERS), cached in @m; for targets only the relevant ones are kept
  * (others: NULL). 0 and *out (borrowed, NULL: none), or -errno. */
@@ -263,9 +298,8 @@ static int store_inc_dim(struct store_inc *in, struct store_inc_map *m,
                          int q, int64_t id, const char **out)
 {
     struct store_inc_slot *sl = store_inc_map_get(m, id, 0);
-    sqlite3_stmt *s = in->stmt[q];
-    const char *v;
-    int step, keep;
+    char *v = NULL;
+    int rc;
 
     if (sl) {
         *out = sl->s;
@@ -273,26 +307,19 @@ static int store_inc_dim(struct store_inc *in, struct store_inc_map *m,
     }
     if (m == &in->answers && m->used >= STORE_INC_ANSWERS_CACHE)
         store_inc_map_reset(m);
-    if (sqlite3_bind_int64(s, 1, id) != SQLITE_OK)
-        return -EIO;
-    step = sqlite3_step(s);
-    if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        store_inc_done(s);
-        return -EIO;
-    }
+    rc = store_inc_dim_read(in, q, id, &v);
+    if (rc < 0)
+        return rc;
     sl = store_inc_map_get(m, id, 1);
     if (!sl) {
-        store_inc_done(s);
+        free(v);
         return -ENOMEM;
     }
-    v = step == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
-    /* v lives only until the statement is reset: decide and copy first. */
-    keep = v && (q != INC_Q_TARGET || store_inc_relevant(in, v));
-    if (keep)
-        sl->s = strdup(v);
-    store_inc_done(s);
-    if (keep && !sl->s)
-        return -ENOMEM;
+    if (v && q == INC_Q_TARGET && !store_inc_relevant(in, v)) {
+        free(v);
+        v = NULL;
+    }
+    sl->s = v;
     *out = sl->s;
     return 0;
 }
@@ -319,6 +346,12 @@ static int store_inc_offset(struct store_inc *in, int64_t agent,
     if (sq >= sl->a && sq < sl->b) {
         *off = sl->c;
         return 0;
+    }
+    if (in->pg) {
+        rc = pg_inc_offset(in, agent, sq, &sl->a, &sl->c, &sl->b);
+        if (rc == 0)
+            *off = sl->c;
+        goto out;
     }
     if (sqlite3_bind_int64(at, 1, agent) != SQLITE_OK ||
         sqlite3_bind_int64(at, 2, sq) != SQLITE_OK ||
@@ -608,16 +641,36 @@ int store_inc_restore(struct store_inc *in, int64_t t, int64_t *from)
 
 /* ---- reading stored events in corrected order ---- */
 
-/* The row at INC_Q_DATA for event @id, stepped: SQLITE_ROW, or else NULL. */
-static sqlite3_stmt *store_inc_data(struct store_inc *in, int64_t id)
+/* The INC_Q_DATA row of event @id into @d (strings borrowed from the
+ * statement until it is reset): the statement, or NULL on failure. */
+static sqlite3_stmt *store_inc_data(struct store_inc *in, int64_t id,
+                                    struct store_inc_drow *d)
 {
     sqlite3_stmt *s = in->stmt[INC_Q_DATA];
+    const char *jt;
 
     if (sqlite3_bind_int64(s, 1, id) != SQLITE_OK ||
         sqlite3_step(s) != SQLITE_ROW) {
         store_inc_done(s);
         return NULL;
     }
+    d->to = store_inc_col(s, 0);
+    d->name = store_inc_col(s, 1);
+    d->new_answers = store_inc_col(s, 2);
+    d->fokind = store_inc_col(s, 3);
+    d->from = store_inc_col(s, 4);
+    d->service = store_inc_col(s, 5);
+    d->value = sqlite3_column_double(s, 6);
+    d->ok = sqlite3_column_int(s, 7);
+    d->served_by = store_inc_col(s, 8);
+    d->answers = store_inc_col(s, 9);
+    d->type = store_inc_col(s, 10);
+    /* NaN and +-Inf are stored as strings (jsonw_double), which
+     * column_double would read as 0. */
+    jt = store_inc_col(s, 11);
+    d->value_num = jt && (strcmp(jt, "real") == 0 ||
+                          strcmp(jt, "integer") == 0);
+    d->handoff = sqlite3_column_int(s, 12);
     return s;
 }
 
@@ -626,113 +679,116 @@ const char *store_inc_col(sqlite3_stmt *s, int col)
     return (const char *)sqlite3_column_text(s, col);
 }
 
-/* Fills @x (zeroed, with agent, seq, unix_ms) from the INC_Q_SCAN row @r of
+/* Fills @x's kind and strings from @d, the data of an event of kind @k
+ * (not a typed probe): 0 it matters, 1 not (then @s untouched). */
+static int store_inc_data_ev(int k, const struct store_inc_drow *d,
+                             const char **s, struct store_inc_ev *x)
+{
+    switch (k) {
+    case K_PROBE:               /* one kept as JSON (store_fields.c) */
+        x->ok = d->ok != 0;
+        s[S_SERVED] = d->served_by;
+        s[S_ANSWERS] = d->answers;
+        x->has_answers = d->type && strcmp(d->type, "dns") == 0;
+        return 0;
+    case K_STATE:
+        x->healthy = !d->to ? -1 : strcmp(d->to, "healthy") == 0 ? 1
+                     : strcmp(d->to, "unhealthy") == 0 ? 0
+                     : d->handoff ? INC_HANDED_OFF : -1;
+        return 0;
+    case K_DNS:
+        x->has_answers = 1;
+        s[S_DNS] = d->name;
+        s[S_ANSWERS] = d->new_answers;
+        return 0;
+    case K_METRIC:
+        /* A NaN or infinite sample: skipped, as live does. */
+        if (!d->value_num)
+            return 1;
+        s[S_METRIC] = d->name;
+        x->value = d->value;
+        return 0;
+    default:                    /* K_FAILOVER */
+        if (!d->fokind || !store_inc_fo_kind(d->fokind))
+            return 1;
+        s[S_FOKIND] = d->fokind;
+        s[S_FROM] = d->from;
+        s[S_TO] = d->to;
+        s[S_SERVICE] = d->service;
+        return 0;
+    }
+}
+
+/* Fills @x (zeroed, with agent, seq, unix_ms) from the scanned row @r of
  * kind @k: 1 it matters, 0 not, -errno. */
-static int store_inc_row_ev(struct store_inc *in, sqlite3_stmt *r, int k,
+static int store_inc_row_ev(struct store_inc *in,
+                            const struct store_inc_srow *r, int k,
                             const char *target, struct store_inc_ev *x)
 {
     const char *s[S_COUNT] = { 0 };
-    sqlite3_stmt *d = NULL;
+    struct store_inc_drow dd;
+    const struct store_inc_drow *d = &r->d;
+    sqlite3_stmt *ds = NULL;
     int rc = 0;
 
     s[S_TARGET] = target;
-    if (k == K_PROBE && !sqlite3_column_int(r, 10)) {
-        x->ok = sqlite3_column_int(r, 7) != 0;
-        x->has_answers = sqlite3_column_int(r, 6) ==
+    if (k == K_PROBE && !r->has_data) {
+        x->ok = r->ok != 0;
+        x->has_answers = r->probe_type ==
                          SEXTANT__V1__PROBE_TYPE__PROBE_TYPE_DNS;
-        if (sqlite3_column_type(r, 8) != SQLITE_NULL)
+        if (r->served_by_id)
             rc = store_inc_dim(in, &in->regions, INC_Q_REGION,
-                               sqlite3_column_int64(r, 8), &s[S_SERVED]);
-        if (rc == 0 && sqlite3_column_type(r, 9) != SQLITE_NULL)
+                               r->served_by_id, &s[S_SERVED]);
+        if (rc == 0 && r->answers_id)
             rc = store_inc_dim(in, &in->answers, INC_Q_ANSWERS,
-                               sqlite3_column_int64(r, 9), &s[S_ANSWERS]);
+                               r->answers_id, &s[S_ANSWERS]);
         if (rc < 0)
             return rc;
     } else {
-        d = store_inc_data(in, sqlite3_column_int64(r, 0));
-        if (!d)
-            return -EIO;
-        switch (k) {
-        case K_PROBE:           /* one kept as JSON (store_fields.c) */
-            x->ok = sqlite3_column_int(d, 7) != 0;
-            s[S_SERVED] = store_inc_col(d, 8);
-            s[S_ANSWERS] = store_inc_col(d, 9);
-            x->has_answers = store_inc_col(d, 10) &&
-                             strcmp(store_inc_col(d, 10), "dns") == 0;
-            break;
-        case K_STATE: {
-            const char *to = store_inc_col(d, 0);
-
-            x->healthy = !to ? -1 : strcmp(to, "healthy") == 0 ? 1
-                         : strcmp(to, "unhealthy") == 0 ? 0
-                         : sqlite3_column_int(d, 12) ? INC_HANDED_OFF : -1;
-            break;
+        if (!r->has_d) {
+            memset(&dd, 0, sizeof(dd));
+            ds = store_inc_data(in, r->id, &dd);
+            if (!ds)
+                return -EIO;
+            d = &dd;
         }
-        case K_DNS:
-            x->has_answers = 1;
-            s[S_DNS] = store_inc_col(d, 1);
-            s[S_ANSWERS] = store_inc_col(d, 2);
-            break;
-        case K_METRIC: {
-            const char *jt = store_inc_col(d, 11);
-
-            /* NaN and +-Inf are stored as strings (jsonw_double), which
-             * column_double would read as 0: skipped, as live does. */
-            if (!jt || (strcmp(jt, "real") != 0 &&
-                        strcmp(jt, "integer") != 0)) {
-                store_inc_done(d);
-                return 0;
-            }
-            s[S_METRIC] = store_inc_col(d, 1);
-            x->value = sqlite3_column_double(d, 6);
-            break;
-        }
-        default:                /* K_FAILOVER */
-            if (!store_inc_col(d, 3) ||
-                !store_inc_fo_kind(store_inc_col(d, 3))) {
-                store_inc_done(d);
-                return 0;
-            }
-            s[S_FOKIND] = store_inc_col(d, 3);
-            s[S_FROM] = store_inc_col(d, 4);
-            s[S_TO] = store_inc_col(d, 0);
-            s[S_SERVICE] = store_inc_col(d, 5);
-            break;
+        if (store_inc_data_ev(k, d, s, x) == 1) {
+            store_inc_done(ds);
+            return 0;
         }
     }
     x->kind = k == K_PROBE ? INC_EV_PROBE : k == K_STATE ? INC_EV_STATE
               : k == K_DNS ? INC_EV_DNS : k == K_METRIC ? INC_EV_METRIC
               : INC_EV_FAILOVER;
     rc = store_inc_ev_strings(x, s);
-    store_inc_done(d);
+    store_inc_done(ds);
     return rc < 0 ? rc : 1;
 }
 
-/* The event at the INC_Q_SCAN row @r if it matters: 1 and @x, 0, -errno. */
-static int store_inc_scan_row(struct store_inc *in, sqlite3_stmt *r,
-                              struct store_inc_ev *x)
+int store_inc_srow_ev(struct store_inc *in, const struct store_inc_srow *r,
+                      struct store_inc_ev *x)
 {
-    int64_t kind = sqlite3_column_int64(r, 4), off;
+    int64_t off;
     const char *target = NULL;
     int k, rc;
 
-    for (k = 0; k < 5 && in->kind_ids[k] != kind; k++)
+    for (k = 0; k < 5 && in->kind_ids[k] != r->kind; k++)
         ;
     if (k == 5)
         return 0;
     if (k != K_FAILOVER) {
-        if (sqlite3_column_type(r, 5) == SQLITE_NULL)
+        if (!r->target_id)
             return 0;
-        rc = store_inc_dim(in, &in->targets, INC_Q_TARGET,
-                           sqlite3_column_int64(r, 5), &target);
+        rc = store_inc_dim(in, &in->targets, INC_Q_TARGET, r->target_id,
+                           &target);
         if (rc < 0 || !target)
             return rc;
     }
     memset(x, 0, sizeof(*x));
-    x->agent = sqlite3_column_int64(r, 1);
-    x->seq = (uint64_t)sqlite3_column_int64(r, 2);
-    x->unix_ms = sqlite3_column_int64(r, 3);
-    x->recv_ms = x->unix_ms + sqlite3_column_int64(r, 11);
+    x->agent = r->agent;
+    x->seq = (uint64_t)r->seq;
+    x->unix_ms = r->unix_ms;
+    x->recv_ms = x->unix_ms + r->recv_delta;
     rc = store_inc_offset(in, x->agent, x->seq, &off);
     if (rc < 0)
         return rc;
@@ -807,6 +863,8 @@ static int store_inc_scan_setup(struct store_inc *in, int64_t *bound)
     int step;
 
     memset(in->kind_ids, 0, sizeof(in->kind_ids));
+    if (in->pg)
+        return pg_inc_setup(in, store_inc_kinds, in->kind_ids, 5, bound);
     while ((step = sqlite3_step(s)) == SQLITE_ROW)
         for (int k = 0; k < 5; k++)
             if (strcmp(store_inc_col(s, 1), store_inc_kinds[k]) == 0)
@@ -821,14 +879,71 @@ static int store_inc_scan_setup(struct store_inc *in, int64_t *bound)
     return step == SQLITE_ROW ? 0 : -EIO;
 }
 
+/* The scan's rows (INC_Q_SCAN on SQLite): begin, next (1 and @r, 0 at
+ * the end, -EIO), end. */
+static int store_inc_scan_begin(struct store_inc *in, int64_t lo,
+                                int64_t hi)
+{
+    sqlite3_stmt *s = in->stmt[INC_Q_SCAN];
+
+    if (in->pg)
+        return pg_inc_scan_begin(in, lo, hi, in->kind_ids[K_FAILOVER]);
+    if (sqlite3_bind_int64(s, 1, lo) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 2, hi) != SQLITE_OK ||
+        sqlite3_bind_int64(s, 3, in->kind_ids[K_FAILOVER]) != SQLITE_OK)
+        return -EIO;
+    return 0;
+}
+
+static int64_t store_inc_col_id(sqlite3_stmt *s, int col)
+{
+    return sqlite3_column_type(s, col) == SQLITE_NULL
+           ? 0 : sqlite3_column_int64(s, col);
+}
+
+static int store_inc_scan_next(struct store_inc *in,
+                               struct store_inc_srow *r)
+{
+    sqlite3_stmt *s = in->stmt[INC_Q_SCAN];
+    int step;
+
+    if (in->pg)
+        return pg_inc_scan_next(in, r);
+    step = sqlite3_step(s);
+    if (step != SQLITE_ROW)
+        return step == SQLITE_DONE ? 0 : -EIO;
+    memset(r, 0, sizeof(*r));
+    r->id = sqlite3_column_int64(s, 0);
+    r->agent = sqlite3_column_int64(s, 1);
+    r->seq = sqlite3_column_int64(s, 2);
+    r->unix_ms = sqlite3_column_int64(s, 3);
+    r->kind = sqlite3_column_int64(s, 4);
+    r->target_id = store_inc_col_id(s, 5);
+    r->probe_type = sqlite3_column_int(s, 6);
+    r->ok = sqlite3_column_int(s, 7);
+    r->served_by_id = store_inc_col_id(s, 8);
+    r->answers_id = store_inc_col_id(s, 9);
+    r->has_data = sqlite3_column_int(s, 10);
+    r->recv_delta = sqlite3_column_int64(s, 11);
+    return 1;
+}
+
+static void store_inc_scan_end(struct store_inc *in)
+{
+    if (in->pg)
+        pg_inc_scan_end(in);
+    else
+        store_inc_done(in->stmt[INC_Q_SCAN]);
+}
+
 int store_inc_scan(struct store_inc *in, int64_t after, int64_t upto,
                    int64_t feed_upto)
 {
     struct store_inc_heap h = { 0 };
     struct store_inc_ev x;
-    sqlite3_stmt *s = in->stmt[INC_Q_SCAN];
+    struct store_inc_srow r;
     int64_t m, lo, hi;
-    int rc, step = SQLITE_DONE;
+    int rc, more = 0;
 
     store_inc_seg_reset(in);
     rc = store_inc_scan_setup(in, &m);
@@ -836,23 +951,16 @@ int store_inc_scan(struct store_inc *in, int64_t after, int64_t upto,
         return rc;
     lo = after == INT64_MIN ? INT64_MIN : after + 1 - m;
     hi = upto == INT64_MAX ? INT64_MAX : upto + m;
-    if (sqlite3_bind_int64(s, 1, lo) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 2, hi) != SQLITE_OK ||
-        sqlite3_bind_int64(s, 3, in->kind_ids[K_FAILOVER]) != SQLITE_OK) {
-        rc = -EIO;
-        goto out;
-    }
-    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t unix_ms = sqlite3_column_int64(s, 3);
-
+    rc = store_inc_scan_begin(in, lo, hi);
+    while (rc == 0 && (more = store_inc_scan_next(in, &r)) == 1) {
         /* Nothing still to come is corrected below unix_ms - m. */
-        while (rc == 0 && h.n > 0 && h.v[0].t < unix_ms - m) {
+        while (rc == 0 && h.n > 0 && h.v[0].t < r.unix_ms - m) {
             store_inc_heap_pop(&h, &x);
             rc = store_inc_take(in, &x, feed_upto);
         }
         if (rc < 0)
             break;
-        rc = store_inc_scan_row(in, s, &x);
+        rc = store_inc_srow_ev(in, &r, &x);
         if (rc == 1 && (x.t <= after || x.t > upto)) {
             store_inc_ev_free(&x);
             rc = 0;
@@ -862,14 +970,13 @@ int store_inc_scan(struct store_inc *in, int64_t after, int64_t upto,
                 store_inc_ev_free(&x);
         }
     }
-    if (rc == 0 && step != SQLITE_DONE)
+    if (rc == 0 && more < 0)
         rc = -EIO;
     while (rc == 0 && h.n > 0) {
         store_inc_heap_pop(&h, &x);
         rc = store_inc_take(in, &x, feed_upto);
     }
-out:
-    if (rc == -EIO)
+    if (rc == -EIO && !in->pg)
         log_msg(LOGL_ERROR, "incidents", "reading events: %s",
                 sqlite3_errmsg(in->db));
     while (h.n > 0) {
@@ -877,7 +984,31 @@ out:
         store_inc_ev_free(&x);
     }
     free(h.v);
-    store_inc_done(s);
+    store_inc_scan_end(in);
+    return rc;
+}
+
+int store_inc_scan_new(struct store_inc *in, int64_t after, int64_t upto)
+{
+    struct store_inc_ev x;
+    struct store_inc_srow r;
+    int64_t m;
+    int rc, more = 0;
+
+    /* agent_offsets grew since: the cached segments may end too late. */
+    store_inc_seg_reset(in);
+    rc = store_inc_scan_setup(in, &m);
+    if (rc < 0)
+        return rc;
+    rc = pg_inc_ids_begin(in, after, upto, in->kind_ids[K_FAILOVER]);
+    while (rc == 0 && (more = store_inc_scan_next(in, &r)) == 1) {
+        rc = store_inc_srow_ev(in, &r, &x);
+        if (rc == 1)
+            rc = store_inc_pend(in, &x);
+    }
+    if (rc == 0 && more < 0)
+        rc = -EIO;
+    store_inc_scan_end(in);
     return rc;
 }
 
@@ -924,7 +1055,7 @@ int store_inc_new(sqlite3 *db, const struct topology *topo,
             store_inc_name_add(in, svc->regions[r].lag_target);
         }
     }
-    if (store_inc_prepare(in, db) < 0) {
+    if (db && store_inc_prepare(in, db) < 0) {
         store_inc_destroy(in);
         return -EIO;
     }

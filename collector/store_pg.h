@@ -243,6 +243,15 @@ int pg_now_put(struct store *st, const struct store_now *k);
 PGconn *store_pg_reader(struct store *st);
 /* Gives @c back; @broken 1 closes it instead. */
 void store_pg_reader_put(struct store *st, PGconn *c, int broken);
+/* A query's read connection into *@out: 0, -EAGAIN until the store is
+ * ready (@need_ready), or -EIO. */
+int pgq_begin(struct store *st, int need_ready, PGconn **out);
+/* Runs @sql with @p on @c into *@out (the caller PQclears it): 0, or
+ * -ETIMEDOUT past query_ms, -EIO (logged under @what; *@broken 1 when
+ * the connection is lost: hand it back broken), -ENOMEM. */
+int pgq_run(struct store *st, PGconn *c, const char *sql,
+            const struct pg_params *p, const char *what, PGresult **out,
+            int *broken);
 
 int store_pg_clusters_seen(struct store *st,
                            void (*fn)(void *ctx, const char *cluster,
@@ -276,5 +285,82 @@ int store_pg_incident(struct store *st, int64_t id, char **out,
 int store_pg_service_status(struct store *st, char **out, size_t *out_len);
 int store_pg_annotate(struct store *st, int64_t unix_ms, const char *text,
                       const char *service, int64_t incident, int64_t *id);
+
+/* ---- pg_incident.c, pg_incscan.c ---- */
+
+/* The leader's incident driver, st->pg->inc: the neutral driver of
+ * store_priv.h (store_incscan.c, store_incrows.c, store_incident.c's
+ * feeding, snapshots and replays) reading and writing through the
+ * maintenance thread's connection. Maintenance thread only. */
+struct store_pg_inc {
+    struct store_inc *in;       /* owned; in->pg points back here */
+    PGconn *c;                  /* borrowed: the leader's connection */
+    int64_t fence;              /* a scan reads no event id above it */
+    int64_t fed;                /* events up to this id were read */
+    int64_t cursor;             /* engine_cursor as last written */
+    char *written;              /* engine_status as last written */
+    /* A scan under way (pg_incscan.c): its page of rows, the next row,
+     * and whether it opened the transaction it runs in. */
+    PGresult *page;
+    int row, open, began;
+};
+
+/* Reads events with id in (@after, @upto] (seq not NULL, a target or
+ * kind @failover), in no order, through pg_inc_scan_next and _end. */
+int pg_inc_ids_begin(struct store_inc *in, int64_t after, int64_t upto,
+                     int64_t failover);
+
+/* ---- pg_incscan.c: the incident driver's database operations ----
+ *
+ * store_incscan.c and store_incrows.c run the driver for both backends:
+ * where they would step a SQLite statement they call these instead when
+ * in->pg is set (the leader's connection, pg_incident.c). Rows come back
+ * in the neutral structs of store_priv.h, their strings borrowed until
+ * the next call. */
+struct store_inc;
+struct store_inc_srow;
+struct store_inc_row;
+/* Called for each incidents row (@opened_ms its key with the service):
+ * 0 goes on, <0 stops with that error. */
+typedef int (*store_inc_row_fn)(void *ctx, const struct store_inc_row *r,
+                                int64_t opened_ms);
+/* The text of row @id of the table of @q (INC_Q_TARGET, INC_Q_REGION,
+ * INC_Q_ANSWERS: the answers' values joined by '\n') into *@out, which
+ * the caller frees (NULL: no such row). 0, -ENOMEM or -EIO. */
+int pg_inc_dim(struct store_inc *in, int q, int64_t id, char **out);
+/* Agent @agent's agent_offsets row for @seq: *@from its from_seq
+ * (INT64_MIN: none) and *@off its offset (0: none), *@next the next
+ * row's from_seq (INT64_MAX: none). 0 or -EIO. */
+int pg_inc_offset(struct store_inc *in, int64_t agent, int64_t seq,
+                  int64_t *from, int64_t *off, int64_t *next);
+/* The ids of the kinds named @names (0: none) and the largest
+ * |offset_ms|: 0 or -EIO. */
+int pg_inc_setup(struct store_inc *in, const char *const *names,
+                 int64_t *ids, size_t n, int64_t *bound);
+/* The events with unix_ms in [@lo, @hi] and id up to the fence, seq not
+ * NULL, a target or kind @failover, by unix_ms: begin, then next (1 and
+ * @r, 0 at the end, -EIO), then end (always, also after an error). */
+int pg_inc_scan_begin(struct store_inc *in, int64_t lo, int64_t hi,
+                      int64_t failover);
+int pg_inc_scan_next(struct store_inc *in, struct store_inc_srow *r);
+void pg_inc_scan_end(struct store_inc *in);
+/* The incidents row of (@service, @opened_ms) to @fn: 1 found, 0 none,
+ * or @fn's error or -EIO. */
+int pg_inc_row_get(struct store_inc *in, const char *service,
+                   int64_t opened_ms, store_inc_row_fn fn, void *ctx);
+/* Inserts or updates @r's row (@opened_ms): 0 and *@id, or -EIO. */
+int pg_inc_row_put(struct store_inc *in, const struct store_inc_row *r,
+                   int64_t opened_ms, int64_t *id);
+/* Each row opened after @from to @fn: 0, @fn's error or -EIO. */
+int pg_inc_row_list(struct store_inc *in, int64_t from, store_inc_row_fn fn,
+                    void *ctx);
+int pg_inc_row_del(struct store_inc *in, int64_t id);
+/* The highest incidents id (0: none): 0 or -EIO. */
+int pg_inc_max_id(struct store_inc *in, int64_t *id);
+/* BEGIN, COMMIT or ROLLBACK of the incidents' own transaction. */
+int pg_inc_exec(struct store_inc *in, const char *sql);
+/* Agent @agent's cluster and node ("" when unknown). */
+void pg_inc_agent(struct store_inc *in, int64_t agent, char *cluster,
+                  size_t cluster_len, char *node, size_t node_len);
 
 #endif

@@ -41,7 +41,9 @@
 
 #include "hist.h"
 #include "incident.h"
+#include "jsonw.h"
 #include "store.h"
+#include "table.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -53,6 +55,7 @@
 struct jsonw;
 struct store_now;                   /* store_now.c's */
 struct store_pg;                    /* store_pg.h's */
+struct store_pg_inc;                /* pg_incident.c's */
 
 #define STORE_READERS        8           /* idle read connections kept */
 #define STORE_READER_EXTRA   16          /* other files' statements kept
@@ -658,6 +661,27 @@ struct store_inc_change {
     struct inc_record r;        /* its pointers are the topology's */
 };
 
+/* An event's JSON data fields the driver reads back (either backend);
+ * strings borrowed from the backend's row, NULL when absent. */
+struct store_inc_drow {
+    const char *to, *name, *new_answers, *fokind, *from, *service,
+               *served_by, *answers, *type;
+    int ok;                     /* "ok" as an integer (true: 1) */
+    int value_num;              /* "value" is a JSON number */
+    int handoff;                /* its text starts with WIRE_HANDOFF */
+    double value;
+};
+/* One stored event as the driver's scan reads it (either backend); the
+ * ids are 0 for NULL. */
+struct store_inc_srow {
+    int64_t id, agent, seq, unix_ms, kind, recv_delta;
+    int64_t target_id, served_by_id, answers_id;
+    int probe_type, ok, has_data;
+    int has_d;                  /* d was read with the row (PostgreSQL);
+                                 * else looked up by id (SQLite) */
+    struct store_inc_drow d;
+};
+
 /* The driver's statements (store_incscan.c's table), by number. */
 enum {
     INC_Q_OFF_AT, INC_Q_OFF_NEXT, INC_Q_OFF_BOUND, INC_Q_SCAN, INC_Q_DATA,
@@ -668,6 +692,10 @@ enum {
 struct store_inc {
     const struct topology *topo;        /* borrowed */
     sqlite3 *db;                        /* borrowed: the writer's */
+    /* PostgreSQL: the leader's connection and scan state (pg_incident.c),
+     * which the database operations below use instead of db and stmt;
+     * NULL: SQLite. */
+    struct store_pg_inc *pg;
     sqlite3_stmt *stmt[STORE_INC_STMTS];
     struct inc_engine *eng;
     /* Every event with t <= h was fed and the engine advanced to h. */
@@ -714,8 +742,17 @@ struct store_inc {
     int warned;
 };
 
+/* The driver's statements' text, by number (PostgreSQL runs those
+ * written with $N too). */
+extern const char *const store_inc_sql[STORE_INC_STMTS];
+/* A new driver for @topo with its statements on @db (NULL: none, the
+ * PostgreSQL backend sets in->pg instead). */
 int store_inc_new(sqlite3 *db, const struct topology *topo,
                   struct store_inc **out);
+/* The event of scanned row @r if it matters to the topology: 1 and @x
+ * (its corrected time set), 0 not, -errno (store_incscan.c). */
+int store_inc_srow_ev(struct store_inc *in, const struct store_inc_srow *r,
+                      struct store_inc_ev *x);
 /* Prepares the driver's statements on @db (finalizing those it had):
  * 0, or -EIO and none; and finalizes them all (in->db NULL). */
 int store_inc_prepare(struct store_inc *in, sqlite3 *db);
@@ -758,6 +795,10 @@ void store_inc_seg_reset(struct store_inc *in);
 int store_inc_scan(struct store_inc *in, int64_t after, int64_t upto,
                    int64_t feed_upto);
 void store_inc_advance(struct store_inc *in, int64_t upto);
+/* PostgreSQL (in->pg): takes the events with id in (@after, @upto] that
+ * matter into the pending list, their corrected times set. 0, -ENOBUFS,
+ * -ENOMEM or -EIO. */
+int store_inc_scan_new(struct store_inc *in, int64_t after, int64_t upto);
 /* Back to the last snapshot before @t (*from its horizon), or to a new
  * engine (*from INT64_MIN). */
 int store_inc_restore(struct store_inc *in, int64_t t, int64_t *from);
@@ -792,8 +833,43 @@ enum { STORE_INC_T_FIRST, STORE_INC_T_DETECTED, STORE_INC_T_FAILOVER,
 /* Writes @r as store.h's incident object, without its closing brace
  * (the caller may add "timeline" and "annotations"). */
 void store_inc_json(struct jsonw *w, const struct store_inc_row *r);
-/* {"ms":N,"utc":"..."} or null for INC_NONE. */
+/* {"ms":N,"utc":"..."} or null for INC_NONE; and @ms's "utc" text
+ * alone (2006-01-02T15:04:05.000Z) into @utc. */
 void store_inc_time(struct jsonw *w, int64_t ms);
+void store_inc_utc(int64_t ms, char *utc, size_t len);
+/* An incident row's columns, in store_inc_row's order (both backends). */
+#define STORE_INC_COLS \
+    "SELECT id, service, pattern, region, to_region, manual," \
+    " first_failure_ms, detected_ms, failover_start_ms, dns_first_ms," \
+    " dns_all_ms, restored_ms, closed_ms, rpo_ms FROM incidents"
+/* The incident queries' pieces both backends use (store_incquery.c):
+ * one incident's row by id ($1), and the annotations of an incident's
+ * timeline ($1 its id, $2 service, $3..$4 the window) as SQL; the
+ * timeline's window of @row; the topology's service @name (NULL: none);
+ * the JSON arrays of the timeline's targets, failed region's targets and
+ * region names; one annotation's JSON (@service NULL and @incident 0:
+ * null). */
+extern const char store_inc_one_sql[];
+extern const char store_inc_notes_sql[];
+void store_inc_window(const struct store_inc_row *row, int64_t *from_ms,
+                      int64_t *to_ms);
+struct topo_service;
+const struct topo_service *store_inc_service(const struct store *st,
+                                             const char *name);
+void store_inc_sets(const struct topo_service *svc,
+                    const struct store_inc_row *row, struct jsonw *all,
+                    struct jsonw *failed, struct jsonw *regions);
+void store_inc_note_json(struct jsonw *w, int64_t id, int64_t unix_ms,
+                         const char *text, const char *service,
+                         int64_t incident);
+/* store_service_status's JSON of @in's engine, each service with
+ * "catching_up" @catching: caller frees; NULL (logged) out of memory.
+ * store_inc_publish hands it to the readers (st->inc_status). */
+char *store_inc_status_json(struct store_inc *in, int catching);
+/* store_annotate's checks of its arguments: 0 or -EINVAL. */
+int store_annotate_check(const struct store *st, int64_t unix_ms,
+                         const char *text, const char *service,
+                         int64_t incident);
 
 /* ---- the writer thread (store_writer.c) ---- */
 
@@ -900,5 +976,181 @@ int store_tl_note_stmt(struct store_reader *r,
                        const int64_t page[4], sqlite3_stmt **out);
 /* Closes every idle reader (store_db_close, after the writer ended). */
 void store_readers_close(struct store *st);
+
+/* ---- neutral rendering, shared with the PostgreSQL backend ---- */
+
+/* A timeline (store_tlrow.c). */
+#define STORE_TIMELINE_BYTES (64u << 20) /* reply cap */
+#define STORE_TL_CELLS 7        /* time, corrected time, cluster, region,
+                                 * node, kind, target: a table row's first
+                                 * cells (then the summary) */
+/* One row of a page, plain (strings borrowed until the source's next). */
+struct store_tl_row {
+    /* The event's JSON object but its "fields" (as store.h lists its
+     * keys), @event_len bytes ending in '}'. */
+    const char *event;
+    size_t event_len;
+    /* Its fields as JSON text; NULL: a typed probe's columns below
+     * (has_type), or null. */
+    const char *data;
+    int has_type;
+    int64_t type, ok, status;
+    int64_t us[5];              /* dns, connect, tls, first byte, total */
+    int64_t cert;               /* not_after_ms, 0: none */
+    const char *served_by;      /* NULL: "" */
+    const char *answers;        /* JSON array; NULL: none */
+    const char *error;          /* a JSON string; NULL: "" */
+    int64_t id;                 /* an annotation's negated */
+    int64_t key;                /* the order's time: the cursor's */
+    const char *cells[STORE_TL_CELLS];  /* NULL: empty */
+};
+/* Where a page's rows come from: @next fills @row with the next one in
+ * (key, id) order and returns 1, or 0 at the end, or -errno. */
+struct store_tl_src {
+    int (*next)(struct store_tl_src *src, struct store_tl_row *row);
+};
+/* What a timeline query is working with: the reply, a row's JSON, its
+ * table row and summary, and the service's names (JSON arrays: ?10 its
+ * targets, every region's, the lag targets and the global ones; ?13 its
+ * regions). */
+struct store_tl {
+    struct jsonw w, row, trow, summary, tg, rg;
+    enum table_format tf;
+    int table;
+};
+/* How one run of a page went: the rows it gave, the last one's position,
+ * and (more) the row it stopped at, one past the limit or the reply's
+ * cap, with its key; err a source's error, added < 0 the reply's. */
+struct store_tl_page {
+    unsigned count;
+    int more, err, added;
+    int64_t last_key, last_id, stop_key;
+};
+void store_tl_init(struct store_tl *t, const struct store_timeline_query *q);
+void store_tl_free(struct store_tl *t);
+/* Runs @s (and @a, the annotations, NULL: none) once into @t's reply,
+ * from its head on, merging the two by position. Each source gives at
+ * most limit + 1 rows, and a page takes limit: the one that runs out
+ * first has no more. */
+void store_timeline_steps(struct store_tl *t,
+                          const struct store_timeline_query *q,
+                          struct store_tl_src *s, struct store_tl_src *a,
+                          struct store_tl_page *pg);
+/* The reply's end after a page @pg (no error): the cursor from @page
+ * (the first page's bounds; its position set here) into q->next, the
+ * tail, the text into *@out. 0, -EMSGSIZE (one row over the cap) or
+ * -ENOMEM. */
+int store_tl_finish(struct store_tl *t, const struct store_timeline_query *q,
+                    const struct store_tl_page *pg, int64_t page[4],
+                    char **out, size_t *out_len);
+/* A cursor: "a" or "c" (the order), the newest event id of the first
+ * page, the (time, id) position of the last row given and the newest
+ * annotation id of the first page (@page). Parse: 0, or -EINVAL: not a
+ * cursor of order @o. */
+void store_cursor_format(char *buf, enum store_order o,
+                         const int64_t page[4]);
+int store_cursor_parse(const char *c, enum store_order o, int64_t page[4]);
+void store_service_json(const struct topo_service *sv, struct jsonw *tg,
+                        struct jsonw *rg);
+
+/* Latency (store_query.c). Reply cap: STORE_LATENCY_MAX_POINTS points of
+ * some 100 bytes each take 2 MiB; 16 MiB leaves room for long target and
+ * cluster names while a reply still cannot grow without bound. */
+#define STORE_LATENCY_BYTES  (16u << 20)
+/* A series being written into @w: the step's point not yet written. */
+struct store_lat {
+    struct jsonw *w;
+    struct hist h;              /* hist_init'ed by the caller */
+    int64_t t;
+    uint64_t count, failures;
+    int have;
+};
+/* -E2BIG or -EINVAL for a query store_latency refuses, else 0. */
+int store_latency_check(const struct store_latency_query *q);
+/* @q's list of targets as a JSON array into @names. */
+void store_latency_names(const struct store_latency_query *q,
+                         struct jsonw *names);
+/* The reply up to its points' array (not opened). */
+void store_latency_head(struct jsonw *w, const struct store_latency_query *q,
+                        int64_t step_ms);
+/* One rollup row, in time order (@hist its histogram blob); then the
+ * end: the last point, and the reply closed. */
+void store_latency_row(struct store_lat *l, int64_t t, int64_t count,
+                       int64_t failures, const uint8_t *hist, size_t len);
+void store_latency_end(struct store_lat *l);
+/* store_targets_window's sums (store_status.c): one rollup row into
+ * @win and @h; then its percentiles from @h. */
+void store_window_add(struct store_window *win, struct hist *h,
+                      int64_t count, int64_t failures, const uint8_t *blob,
+                      size_t len);
+void store_window_end(struct store_window *win, const struct hist *h);
+
+/* GET /api/v1/status's per-target part (store_status.c). */
+#define STORE_STATUS_BYTES (16u << 20)  /* reply cap */
+/* One (cluster, node, target)'s row: its latest state and last probe
+ * (strings borrowed; times corrected with the agent's offset now). */
+struct store_st_row {
+    const char *cluster, *region, *node, *target;
+    const char *health;         /* NULL: "unknown" */
+    int64_t ms;                 /* the state's time */
+    int has_probe;
+    int64_t ok, status, total_us;
+    const char *error;          /* NULL: "" */
+    int64_t probe_ms;
+};
+/* One (cluster, target) as it is being written: its agents' array is
+ * open; the health, since and last probe of the whole come after it. */
+struct store_st_group {
+    int open;
+    int any_unhealthy, all_healthy;
+    size_t n_counted;           /* agents not handed off */
+    int64_t since_ms;
+    char since_utc[32];
+    int64_t last_ms;            /* INT64_MIN: no probe yet */
+    struct jsonw last;          /* the latest of its agents' last probes */
+    struct jsonw one;           /* the agent's being written */
+    char cluster[WIRE_MAX_STR + 1], target[WIRE_MAX_STR + 1];
+};
+/* The reply into @w: init (opens its array), each row in cluster,
+ * target and node order (0 or -errno), end, free (@w too). */
+void store_st_init(struct jsonw *w, struct store_st_group *g);
+int store_st_add(struct jsonw *w, struct store_st_group *g,
+                 const struct store_st_row *r);
+void store_st_end(struct jsonw *w, struct store_st_group *g);
+void store_st_free(struct jsonw *w, struct store_st_group *g);
+
+/* GET /api/v1/clusters' rendering (store_clusters.c). Reply cap: an
+ * agent's row takes some 500 bytes with long names, so 16 MiB is tens of
+ * thousands of agents. */
+#define CLUSTERS_BYTES (16u << 20)
+/* One agent's row of the clusters query, plain (strings borrowed, never
+ * NULL; epoch as 16 hex digits). */
+struct store_cl_row {
+    const char *cluster, *region, *node, *epoch, *version;
+    int64_t first_ms, last_ms;
+    int has_offset;
+    int64_t offset_ms;          /* rounded half away from zero */
+    int64_t acked, highest;     /* highest: 0 when no event is left */
+    int64_t drop_count, drop_first, drop_last, drop_ms;
+    int has_report;
+    int64_t report_ms;
+    int has_spool;
+    int64_t spool_events, spool_bytes;
+    int64_t epochs;
+};
+/* Where the rendering is: the open cluster and region (names copied: the
+ * next row may replace the strings) and the cluster's latest batch. */
+struct store_cl_state {
+    char cluster[WIRE_MAX_STR + 1];
+    char region[WIRE_MAX_STR + 1];
+    int in_cluster, in_region;
+    int64_t last_ms;
+};
+/* The reply's head; each row, in cluster, region and node order; the
+ * end, which closes the open cluster. */
+void store_cl_begin(struct jsonw *w);
+void store_cl_add(struct jsonw *w, struct store_cl_state *c,
+                  const struct store_cl_row *r);
+void store_cl_end(struct jsonw *w, struct store_cl_state *c);
 
 #endif

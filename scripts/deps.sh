@@ -8,8 +8,12 @@ PKGS=(
     protobuf-c-compiler libprotobuf-c-dev
     libmicrohttpd-dev libcurl4-openssl-dev libyaml-dev libsqlite3-dev
     zlib1g-dev libc-ares-dev libjson-c-dev
+    libpq-dev                           # the PostgreSQL backend (libpq)
     libcmocka-dev sqlite3 jq curl       # tests
     dnsmasq-base openssl prometheus
+    postgresql                          # tests start their own server
+                                        # (initdb, pg_ctl: tests/pg_server.sh);
+                                        # brings psql (postgresql-client)
     nodejs                              # API replies vs docs/openapi.yaml
                                         # and the dashboard's build (npm)
     chromium                            # browser tests (tests/web/)

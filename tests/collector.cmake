@@ -26,4 +26,4 @@ set_tests_properties(e2e_once PROPERTIES COST 21)
 
 add_executable(test_store test_store.c store_test.c)
 target_link_libraries(test_store PRIVATE collector_core PkgConfig::CMOCKA)
-add_test(NAME collector_store COMMAND test_store)
+sextant_add_test(collector_store test_store)

@@ -21,8 +21,10 @@ send() {
         200 "batch $SEQ of $node"
 }
 offset() {
-    sqlite3 "$DB" "SELECT coalesce(CAST(round(clock_offset_ms) AS INTEGER),
-        'null') FROM agents WHERE node = '$1'"
+    db_sql "$DB" "SELECT coalesce(CAST(round(clock_offset_ms) AS INTEGER),
+        'null') FROM agents WHERE node = '$1'" \
+        "SELECT coalesce(round(clock_offset_ms)::bigint::text, 'null')
+        FROM agents WHERE node = '$1'"
 }
 # near NODE WANT WHAT: the estimate is WANT, plus up to 10 s of transit.
 near() {

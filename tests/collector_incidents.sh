@@ -20,25 +20,29 @@ source "$(dirname "$0")/lib.sh"
 SCN=$SEXTANT_SRC/tests/scenarios
 cp "$SCN/collector.yaml" "$TMP/collector.yaml"
 
-sql() {
-    sqlite3 -cmd '.timeout 10000' "$@"
-}
-
 # The incidents table as one line per incident, in the order and the
-# spelling of expect_rows.
+# spelling of expect_rows (PostgreSQL's coalesce wants one type).
 INC_COLS="service, region, coalesce(to_region, 'null'), manual,
   coalesce(first_failure_ms, 'null'), coalesce(detected_ms, 'null'),
   coalesce(failover_start_ms, 'null'), coalesce(dns_first_ms, 'null'),
   coalesce(dns_all_ms, 'null'), coalesce(restored_ms, 'null'),
   coalesce(closed_ms, 'null'),
   coalesce(CAST(round(rpo_ms) AS INTEGER), 'null')"
+INC_COLS_PG="service, region, coalesce(to_region, 'null'), manual,
+  coalesce(first_failure_ms::text, 'null'),
+  coalesce(detected_ms::text, 'null'),
+  coalesce(failover_start_ms::text, 'null'),
+  coalesce(dns_first_ms::text, 'null'), coalesce(dns_all_ms::text, 'null'),
+  coalesce(restored_ms::text, 'null'), coalesce(closed_ms::text, 'null'),
+  coalesce(round(rpo_ms)::bigint::text, 'null')"
 inc_rows() {
-    sql -separator ' ' "$1" \
-        "SELECT $INC_COLS FROM incidents ORDER BY service, opened_ms"
+    db_sql_sep ' ' "$1" \
+        "SELECT $INC_COLS FROM incidents ORDER BY service, opened_ms" \
+        "SELECT $INC_COLS_PG FROM incidents ORDER BY service, opened_ms"
 }
 # Every column of every row (but the id), for "the rebuild changed nothing".
 inc_dump() {
-    sql -separator '|' "$1" "SELECT service, opened_ms, region, to_region,
+    db_sql_sep '|' "$1" "SELECT service, opened_ms, region, to_region,
       pattern, manual, first_failure_ms, detected_ms, failover_start_ms,
       dns_first_ms, dns_all_ms, restored_ms, closed_ms, rpo_ms
       FROM incidents ORDER BY service, opened_ms"
@@ -98,9 +102,9 @@ truth_diff() {
 # closed_done DB N: N incidents or more are in, and none is open.
 closed_done() {
     local closed open
-    closed=$(sql "$1" "SELECT count(*) FROM incidents
+    closed=$(db_sql "$1" "SELECT count(*) FROM incidents
                        WHERE closed_ms IS NOT NULL" 2>/dev/null) || return 1
-    open=$(sql "$1" "SELECT count(*) FROM incidents
+    open=$(db_sql "$1" "SELECT count(*) FROM incidents
                      WHERE closed_ms IS NULL" 2>/dev/null) || return 1
     [ "$closed" -ge "$2" ] && [ "$open" = 0 ]
 }
@@ -119,13 +123,13 @@ wait_closed() {
 # events_in DB N: the store holds at least N events.
 events_in() {
     local n
-    n=$(sql "$1" "SELECT count(*) FROM events" 2>/dev/null) || return 1
+    n=$(db_sql "$1" "SELECT count(*) FROM events" 2>/dev/null) || return 1
     [ "$n" -ge "$2" ]
 }
 # detected_in DB: an incident with its detection time is in.
 detected_in() {
     local n
-    n=$(sql "$1" "SELECT count(*) FROM incidents
+    n=$(db_sql "$1" "SELECT count(*) FROM incidents
                   WHERE detected_ms IS NOT NULL" 2>/dev/null) || return 1
     [ "$n" -ge 1 ]
 }
@@ -331,6 +335,8 @@ assert_incidents() {
 # scratch gives the table the live engine wrote.
 rebuild_check() {
     local before after
+    # A command on a SQLite file: PostgreSQL has none to rebuild.
+    ! on_pg || return 0
     before=$(inc_dump "$2")
     "$COLLECTOR" incidents rebuild --db "$2" --config "$TMP/collector.yaml" \
         > "$TMP/rebuild.log" 2>&1 ||
@@ -414,7 +420,7 @@ run_catchup() {
         detected_in "$db"
     stop_collector
     before=$(inc_dump "$db")
-    stored=$(sql "$db" "SELECT count(*) FROM events")
+    stored=$(db_sql "$db" "SELECT count(*) FROM events")
     "$WEBHOOK_SINK" --out "$TMP/hooks" > "$TMP/sink.port" \
         2> "$TMP/sink.log" &
     PIDS+=($!)

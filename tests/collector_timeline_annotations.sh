@@ -111,18 +111,18 @@ for order in agent corrected; do
         max_note=$(echo "$cur" | cut -d. -f5 | tr -d n)
         what="$order, limit $limit"
         assert_eq "$(grep -c ' e ' "$f")" \
-            "$(sqlite3 "$DB" "SELECT count(*) FROM events WHERE id <= $max_id
+            "$(db_events_count "$DB" "id <= $max_id
                 AND unix_ms >= $T0 AND unix_ms < $((T0 + 1000000))")" \
             "$what: every event"
         assert_eq "$(grep ' n ' "$f" | cut -d' ' -f3 | sort -n | tr '\n' ' ')" \
-            "$(sqlite3 "$DB" "SELECT id FROM annotations WHERE id <= $max_note
+            "$(db_sql "$DB" "SELECT id FROM annotations WHERE id <= $max_note
                 AND unix_ms >= $T0 AND unix_ms < $((T0 + 1000000))
                 ORDER BY id" | tr '\n' ' ')" "$what: every note"
         assert_eq "$(cut -d' ' -f2- "$f" | sort | uniq -d | wc -l)" 0 \
             "$what: nothing twice"
         assert_eq "$(grep -c "late-$order-$limit" "$f")" 0 \
             "$what: the event stored after the first page"
-        late=$(sqlite3 "$DB" "SELECT id FROM annotations
+        late=$(db_sql "$DB" "SELECT id FROM annotations
                               WHERE text = 'late $order $limit'")
         assert_eq "$(grep -c " n $late\$" "$f")" 0 \
             "$what: the note stored after the first page"
@@ -131,7 +131,7 @@ for order in agent corrected; do
 done
 
 # ---- filters ----
-notes=$(sqlite3 "$DB" "SELECT count(*) FROM annotations
+notes=$(db_sql "$DB" "SELECT count(*) FROM annotations
                        WHERE unix_ms >= $T0 AND unix_ms < $((T0 + 1000000))")
 assert_eq "$(q "$W&kind=annotation&limit=100" |
     jq -c '[.count, ([.events[].kind] | unique)]')" \
@@ -179,6 +179,13 @@ assert_eq "$(grep -c '|  |  |  | annotation |  | ' "$md")" 2 "md: two note rows"
 grep -q 'text=svc service=checkout' "$md" || fail "md summary: $(cat "$md")"
 
 # ---- sextant-collector timeline ----
+# A command on a SQLite file: PostgreSQL has none to read.
+if on_pg; then
+    stop_collector
+    echo "collector_timeline_annotations: all passed (PostgreSQL: no file" \
+         "for the timeline command)"
+    exit 0
+fi
 "$COLLECTOR" timeline --db "$DB" --from $T0 --to $((T0 + 1000000)) \
     --kind annotation > "$TMP/cli.json" || fail "timeline command"
 assert_eq "$(jq '.events | length' "$TMP/cli.json")" "$notes" "cli: every note"

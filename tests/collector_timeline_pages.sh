@@ -105,12 +105,12 @@ for order in agent corrected; do
     # The cursor holds the newest id at the first page: every event with
     # an id up to it in the window, each once, and no other.
     max_id=$(echo "$cur" | cut -d. -f2)
-    want=$(sqlite3 "$DB" "SELECT count(*) FROM events WHERE id <= $max_id
+    want=$(db_events_count "$DB" "id <= $max_id
                           AND unix_ms >= $T0 AND unix_ms < $((T0 + 1000000))")
     assert_eq "$(wc -l < "$TMP/$order.txt")" "$want" "$order: every event"
     assert_eq "$(sort "$TMP/$order.txt" | uniq -d | wc -l)" 0 \
         "$order: no event twice"
-    later=$(sqlite3 "$DB" "SELECT count(*) FROM events WHERE id > $max_id
+    later=$(db_events_count "$DB" "id > $max_id
                            AND unix_ms >= $T0 AND unix_ms < $((T0 + 1000000))")
     [ "$later" -gt 0 ] || fail "$order: nothing was stored while paging"
 done
@@ -154,6 +154,13 @@ assert_eq "$(wc -l < "$md")" 4 "md: header, separator, two rows"
 assert_eq "$(api_code "api/v1/timeline?$W&format=xml")" 400 "format=xml"
 
 # ---- sextant-collector timeline on the live collector's file ----
+# A command on a SQLite file: PostgreSQL has none to read.
+if on_pg; then
+    stop_collector
+    echo "collector_timeline_pages: all passed (PostgreSQL: no file for" \
+         "the timeline command)"
+    exit 0
+fi
 TL() { "$COLLECTOR" timeline --db "$DB" "$@"; }
 # More than one page (10000 events each): every event of the window.
 TL --from $T0 --to $((T0 + 1000000)) --cluster test > "$TMP/cli.json" \

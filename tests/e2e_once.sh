@@ -72,8 +72,12 @@ echo "$slow" | jq -e '(.ok | not) and .status == 0
     || fail "timed out probe: $slow"
 
 # Stored once: seqs are unique per agent and the count matches the API.
-assert_eq "$(sqlite3 "$DB" "SELECT count(*) = count(DISTINCT seq) FROM events
-    WHERE seq IS NOT NULL")" 1 "no duplicate seq"
+unique_seqs() {
+    db_sql "$DB" "SELECT count(*) = count(DISTINCT seq) FROM events
+        WHERE seq IS NOT NULL" "SELECT (count(*) = count(DISTINCT seq))::int
+        FROM events WHERE seq IS NOT NULL"
+}
+assert_eq "$(unique_seqs)" 1 "no duplicate seq"
 first_epoch=$(jq -r '.events[0].epoch' "$TMP/tl.json")
 
 # Collector unreachable: --once fails, the events stay in the spool.
@@ -96,8 +100,7 @@ assert_eq "$(jq '[.events[] | select(.kind == "gap")] | length' "$TMP/tl.json")"
     0 "no gap: nothing was lost"
 assert_eq "$(jq -r '[.events[].epoch] | unique | join(",")' "$TMP/tl.json")" \
     "$first_epoch" "one epoch across runs (the spool persisted)"
-assert_eq "$(sqlite3 "$DB" "SELECT count(*) = count(DISTINCT seq) FROM events
-    WHERE seq IS NOT NULL")" 1 "no duplicate seq after the retry"
+assert_eq "$(unique_seqs)" 1 "no duplicate seq after the retry"
 seqs=$(jq -c '[.events[] | select(.seq != null) | .seq] | sort' "$TMP/tl.json")
 n=$(echo "$seqs" | jq 'length')
 assert_eq "$seqs" "$(jq -nc "[range(1; $n + 1)]")" "seqs 1..$n without holes"

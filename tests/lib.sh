@@ -19,6 +19,7 @@ cleanup() {
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     [ ! -s "$TMP/openapi/list" ] || openapi_flush || ok=0
+    pg_drop_all
     rm -rf "$TMP"
     [ "$ok" = 1 ] || exit 1
 }
@@ -115,14 +116,109 @@ write_collector_config_keep() {
     printf 'retention:\n  interval: 1d\n' >> "$1"
 }
 
+# PostgreSQL mode: SEXTANT_TEST_PG_DIR names the server of this ctest
+# run (the NAME@pg tests of tests/pg.cmake; tests/pg_server.sh). Each
+# database path the test gives start_collector is then a database of its
+# own on that server, made the first time the test names the path (a
+# restart on the same path finds the same rows), dropped at cleanup.
+PG_DIR=${SEXTANT_TEST_PG_DIR:-}
+PG_SERVER=$(dirname "${BASH_SOURCE[0]}")/pg_server.sh
+
+# on_pg: true in PostgreSQL mode. A step that reads the SQLite file
+# itself (or a read-only command on it) runs only when ! on_pg.
+on_pg() {
+    [ -n "$PG_DIR" ]
+}
+
+# pg_conninfo DB: the conninfo of DB's database, made on first use. Its
+# name comes from $TMP (one per test run) and DB, hashed: lower case, no
+# quoting needed, within PostgreSQL's 63 bytes.
+pg_conninfo() {
+    local key f
+    key=$(printf '%s\n%s' "$TMP" "$1" | sha256sum | cut -c1-20)
+    f=$TMP/pg.$key
+    if [ ! -s "$f" ]; then
+        bash "$PG_SERVER" createdb "$PG_DIR" "sxt_$key" > "$f.new" ||
+            fail "cannot make a database for $1 on $PG_DIR"
+        mv "$f.new" "$f"
+        echo "sxt_$key" >> "$TMP/pg.names"
+    fi
+    cat "$f"
+}
+
+# pg_drop_all: drops the databases this test made (cleanup; a collector
+# killed a moment ago may still hold a session: FORCE ends it).
+pg_drop_all() {
+    local name
+    [ -s "$TMP/pg.names" ] || return 0
+    while read -r name; do
+        psql -X -q "$(cat "$PG_DIR/conninfo") dbname=postgres" \
+            -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" \
+            > /dev/null 2>&1 || true
+    done < "$TMP/pg.names"
+}
+
+# pg_store_config CFG DB: CFG's store is DB's database (replacing the
+# block an earlier call wrote, e.g. for another DB path).
+pg_store_config() {
+    local cfg=$1 info
+    info=$(pg_conninfo "$2") || exit 1
+    sed -i '/^# lib.sh: PostgreSQL mode {$/,/^# lib.sh: }$/d' "$cfg"
+    cat >> "$cfg" <<YAML
+# lib.sh: PostgreSQL mode {
+store:
+  backend: postgres
+  postgres:
+    conninfo: "$info"
+# lib.sh: }
+YAML
+}
+
+# db_sql DB SQL [PG_SQL]: runs SQL on DB's rows (the SQLite file), or in
+# PostgreSQL mode PG_SQL (default: SQL, when it means the same in both
+# dialects) on DB's database; one row a line, columns split by '|', NULL
+# empty. On PostgreSQL the session has a view events_full for the tests,
+# like SQLite's (kind and target by name, recv_ms, data: the JSON of a
+# kind other than probe; a probe's fields are its columns, not rendered).
+db_sql() {
+    db_sql_sep '|' "$@"
+}
+# db_sql_sep SEP DB SQL [PG_SQL]: db_sql with columns split by SEP.
+db_sql_sep() {
+    local sep=$1 view=
+    shift
+    if on_pg; then
+        case ${3:-$2} in *events_full*) view=$PG_EVENTS_FULL ;; esac
+        psql -X -q -At -F "$sep" -v ON_ERROR_STOP=1 "$(pg_conninfo "$1")" \
+            ${view:+-c "$view"} -c "${3:-$2}"
+    else
+        sqlite3 -cmd '.timeout 10000' -separator "$sep" "$1" "$2"
+    fi
+}
+PG_EVENTS_FULL="CREATE TEMP VIEW events_full AS SELECT e.id, e.agent_id,
+  e.seq, e.unix_ms, e.unix_ms + e.recv_delta_ms AS recv_ms, k.name AS kind,
+  tg.name AS target, e.data, x.text, e.probe_type, e.ok, e.status,
+  e.total_us FROM events e JOIN kinds k ON k.id = e.kind_id
+  LEFT JOIN targets tg ON tg.id = e.target_id
+  LEFT JOIN texts x ON x.id = e.text_id"
+
+# db_events_count DB [WHERE]: how many event rows DB holds (that match
+# WHERE, a condition on the events table's columns common to both).
+db_events_count() {
+    db_sql "$1" "SELECT count(*) FROM events${2:+ WHERE $2}"
+}
+
 # start_collector DB [ARGS]: sets COLLECTOR_PID, COLLECTOR_PORT and URL.
 # Its config is $TMP/collector.yaml and its log $TMP/collector.log, or
 # COLLECTOR_CONFIG and COLLECTOR_LOG for a test that runs two at once.
+# In PostgreSQL mode (on_pg) the config gets a store: block for DB's
+# database (DB, a file path, names it; nothing is written there).
 start_collector() {
     local db=$1 cfg=${COLLECTOR_CONFIG:-$TMP/collector.yaml}
     local log=${COLLECTOR_LOG:-$TMP/collector.log}
     shift
     [ -e "$cfg" ] || write_collector_config "$cfg"
+    ! on_pg || pg_store_config "$cfg" "$db"
     : > "$log"
     "$COLLECTOR" --config "$cfg" --listen 127.0.0.1:0 \
         --db "$db" "$@" 2> "$log" &
@@ -177,9 +273,27 @@ stop_collector() {
     wait "$COLLECTOR_PID" || fail "collector exited with $?"
 }
 
-# db_digest DB: a fingerprint of every row, to assert "nothing changed".
+# db_digest DB: a fingerprint of every row, to assert "nothing changed"
+# (in PostgreSQL mode: every row of every table, in order).
 db_digest() {
-    sqlite3 "$1" .dump | sha256sum | cut -d' ' -f1
+    if on_pg; then
+        pg_dump_rows "$(pg_conninfo "$1")" | sha256sum | cut -d' ' -f1
+    else
+        sqlite3 "$1" .dump | sha256sum | cut -d' ' -f1
+    fi
+}
+
+# pg_dump_rows CONNINFO: each table of the public schema (partitions as
+# their parent shows them), its name and rows in a fixed order.
+pg_dump_rows() {
+    local t
+    for t in $(psql -X -At "$1" -c "SELECT c.relname FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+              AND NOT c.relispartition ORDER BY 1"); do
+        echo "== $t"
+        psql -X -At "$1" -c "SELECT x::text FROM $t x ORDER BY 1"
+    done
 }
 
 # assert_eq GOT WANT WHAT

@@ -8,7 +8,7 @@
  * product; it does not read replies beyond the Ack.
  *
  * usage: scenario_feed --url URL --scn FILE [--base MS] [--margin S]
- *                      [--before S | --from S] [--span S]
+ *                      [--before S | --from S] [--span S] [--url2 URL]
  * Prints "base MS" first (the unix ms scenario time 0 stands for), then
  * "delivered N events in M batches". Exit 0, 1 on a failed delivery, 2
  * on bad usage or a bad scenario (one line "FILE:LINE: message").
@@ -55,7 +55,11 @@
  * is then receive - real send - skew, an integer), until the Ack shows it
  * landed in the millisecond it was sent; event batches claim 4 ms (and a
  * send time 2 ms early), so they never win over it. It syncs again before
- * the sample leaves the collector's window of 8. */
+ * the sample leaves the collector's window of 8.
+ *
+ * --url2 URL: every second agent (the 2nd, 4th, ... declared) posts to
+ * URL instead: two collectors sharing one database, each taking half of
+ * the agents (tests/pg_incidents.sh). */
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
@@ -125,6 +129,8 @@ struct feed {
     size_t n_evs, cap_evs;
     CURL *h;
     const char *url;
+    const char *url2;               /* NULL: every agent posts to url */
+    char ingest[2][512];            /* their /v1/ingest */
     int64_t base_ms;
     size_t sent_events, sent_batches;
 };
@@ -660,6 +666,8 @@ static int feed_post(struct feed *f, const struct feed_agent *a,
     hl = curl_slist_append(hl, "Content-Type: application/x-protobuf");
     hl = curl_slist_append(hl, "Content-Encoding: deflate");
     curl_easy_setopt(f->h, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(f->h, CURLOPT_URL,
+                     f->ingest[f->url2 && (a - f->agents) % 2 == 1]);
     for (int tries = 0; hl && tries < FEED_BUSY_TRIES; tries++) {
         if (out)
             fclose(out);
@@ -846,7 +854,7 @@ static void feed_usage(void)
 {
     fprintf(stderr,
         "usage: scenario_feed --url URL --scn FILE [--base MS] [--margin S]\n"
-        "  [--before S | --from S] [--span S]\n");
+        "  [--before S | --from S] [--span S] [--url2 URL]\n");
 }
 
 static void feed_free(struct feed *f)
@@ -872,10 +880,10 @@ int main(int argc, char **argv)
         { "before", required_argument, NULL, 'B' },
         { "from", required_argument, NULL, 'F' },
         { "span", required_argument, NULL, 'S' },
+        { "url2", required_argument, NULL, 'U' },
         { NULL, 0, NULL, 0 },
     };
     struct feed f = { 0 };
-    char url[512];
     int64_t margin = 10000, run[2] = { INT64_MIN, INT64_MAX };
     int64_t span = 1000, base = 0;
     uint64_t *seqs;
@@ -890,6 +898,7 @@ int main(int argc, char **argv)
         case 'B': bad |= feed_secs(optarg, &run[1]); break;
         case 'F': bad |= feed_secs(optarg, &run[0]); break;
         case 'S': bad |= feed_secs(optarg, &span); break;
+        case 'U': f.url2 = optarg; break;
         default: bad = 1;
         }
     }
@@ -920,8 +929,9 @@ int main(int argc, char **argv)
     f.h = curl_easy_init();
     if (!f.h)
         goto out;
-    snprintf(url, sizeof(url), "%s/v1/ingest", f.url);
-    curl_easy_setopt(f.h, CURLOPT_URL, url);
+    snprintf(f.ingest[0], sizeof(f.ingest[0]), "%s/v1/ingest", f.url);
+    snprintf(f.ingest[1], sizeof(f.ingest[1]), "%s/v1/ingest",
+             f.url2 ? f.url2 : f.url);
     curl_easy_setopt(f.h, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(f.h, CURLOPT_NOSIGNAL, 1L);
     if (feed_deliver(&f, span, run) == 0) {

@@ -4,6 +4,6 @@
 add_executable(test_store_incident test_store_incident.c store_test.c)
 target_link_libraries(test_store_incident PRIVATE collector_core
                                                   PkgConfig::CMOCKA)
-add_test(NAME collector_store_incident COMMAND test_store_incident)
+sextant_add_test(collector_store_incident test_store_incident)
 set_tests_properties(collector_store_incident PROPERTIES COST 48)
 set_tests_properties(collector_store_incident PROPERTIES TIMEOUT 600)

@@ -1,14 +1,20 @@
 /* store_test.c -- submit-and-wait over the store, for its unit tests: a
  * waiter of our own (mutex, condition variable on CLOCK_MONOTONIC) that
- * the writer's done call signals. */
+ * the writer's done call signals; and the same tests on PostgreSQL (a
+ * database per path on the ctest run's server) with a way to read rows
+ * from either backend. */
 #include "store_test.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include "store_priv.h"
 
@@ -118,11 +124,211 @@ int store_test_retention_run(struct store *st, int64_t now_ms)
     return rc;
 }
 
+/* ---- PostgreSQL mode ---- */
+
+#define STORE_TEST_PG_MAX 64        /* database paths one program names */
+
+/* The databases made so far, by path (the tests are single-threaded
+ * outside the store). */
+static struct store_test_pg_db {
+    char *path;                     /* NULL: free slot */
+    char name[64];
+    char conninfo[640];
+} pg_dbs[STORE_TEST_PG_MAX];
+static unsigned pg_made;            /* for names: pid and a count */
+
+int store_test_pg(void)
+{
+    const char *d = getenv("SEXTANT_TEST_PG_DIR");
+
+    return d && d[0];
+}
+
+/* The server's conninfo (tests/pg_server.sh wrote it into DIR/conninfo). */
+static const char *store_test_pg_server(void)
+{
+    static char info[512];
+    char p[4096];
+    FILE *f;
+
+    if (info[0])
+        return info;
+    snprintf(p, sizeof(p), "%s/conninfo", getenv("SEXTANT_TEST_PG_DIR"));
+    f = fopen(p, "r");
+    if (!f || !fgets(info, sizeof(info), f)) {
+        fprintf(stderr, "store_test: no server's conninfo in %s\n", p);
+        abort();
+    }
+    fclose(f);
+    info[strcspn(info, "\n")] = '\0';
+    return info;
+}
+
+static PGconn *store_test_pg_connect(const char *conninfo)
+{
+    PGconn *c = PQconnectdb(conninfo);
+
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "store_test: %s: %s", conninfo, PQerrorMessage(c));
+        abort();
+    }
+    return c;
+}
+
+/* Runs @sql on the server's maintenance database ("postgres"). */
+static void store_test_pg_admin(const char *sql)
+{
+    char info[640];
+    PGconn *c;
+    PGresult *r;
+
+    /* Quiet: DROP DATABASE IF EXISTS notices a database that is not. */
+    snprintf(info, sizeof(info), "%s dbname=postgres"
+             " options='-c client_min_messages=warning'",
+             store_test_pg_server());
+    c = store_test_pg_connect(info);
+    r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "store_test: %s: %s", sql, PQerrorMessage(c));
+        abort();
+    }
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* @path's database, made on first use. */
+static struct store_test_pg_db *store_test_pg_db(const char *path)
+{
+    struct store_test_pg_db *free_slot = NULL;
+    char sql[160];
+
+    for (size_t i = 0; i < STORE_TEST_PG_MAX; i++) {
+        if (pg_dbs[i].path && strcmp(pg_dbs[i].path, path) == 0)
+            return &pg_dbs[i];
+        if (!pg_dbs[i].path && !free_slot)
+            free_slot = &pg_dbs[i];
+    }
+    if (!free_slot) {
+        fprintf(stderr, "store_test: over %d databases\n",
+                STORE_TEST_PG_MAX);
+        abort();
+    }
+    /* The name is made of numbers only (the one kind of SQL text built
+     * here); one a pid left by a crashed run goes first. */
+    snprintf(free_slot->name, sizeof(free_slot->name), "sxt_c_%ld_%u",
+             (long)getpid(), pg_made++);
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+             free_slot->name);
+    store_test_pg_admin(sql);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", free_slot->name);
+    store_test_pg_admin(sql);
+    snprintf(free_slot->conninfo, sizeof(free_slot->conninfo),
+             "%s dbname=%s", store_test_pg_server(), free_slot->name);
+    free_slot->path = strdup(path);
+    if (!free_slot->path)
+        abort();
+    return free_slot;
+}
+
+void store_test_options(const char *path, struct store_options *o)
+{
+    if (!store_test_pg())
+        return;
+    o->backend = STORE_BACKEND_POSTGRES;
+    o->pg_conninfo = store_test_pg_db(path)->conninfo;
+}
+
+/* Appends @s and @sep to the growing *@buf (*@len bytes, *@cap). */
+static void store_test_append(char **buf, size_t *len, size_t *cap,
+                              const char *s, char sep)
+{
+    size_t n = strlen(s);
+
+    while (*len + n + 2 > *cap) {
+        *cap = *cap ? *cap * 2 : 4096;
+        *buf = realloc(*buf, *cap);
+        if (!*buf)
+            abort();
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[(*len)++] = sep;
+    (*buf)[*len] = '\0';
+}
+
+static char *store_test_rows_pg(const char *path, const char *sql)
+{
+    PGconn *c = store_test_pg_connect(store_test_pg_db(path)->conninfo);
+    PGresult *r = PQexec(c, sql);
+    char *out = NULL;
+    size_t len = 0, cap = 0;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "store_test: %s: %s", sql, PQerrorMessage(c));
+        abort();
+    }
+    store_test_append(&out, &len, &cap, "", '\0');
+    len = 0;
+    for (int i = 0; i < PQntuples(r); i++)
+        for (int k = 0; k < PQnfields(r); k++)
+            store_test_append(&out, &len, &cap, PQgetvalue(r, i, k),
+                              k + 1 < PQnfields(r) ? '|' : '\n');
+    PQclear(r);
+    PQfinish(c);
+    return out;
+}
+
+char *store_test_rows(const char *path, const char *sql, const char *pg_sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    char *out = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    if (store_test_pg())
+        return store_test_rows_pg(path, pg_sql ? pg_sql : sql);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(db, 10000) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+        fprintf(stderr, "store_test: %s: %s\n", sql, sqlite3_errmsg(db));
+        abort();
+    }
+    store_test_append(&out, &len, &cap, "", '\0');
+    len = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int n = sqlite3_column_count(s);
+
+        for (int k = 0; k < n; k++) {
+            const unsigned char *v = sqlite3_column_text(s, k);
+
+            store_test_append(&out, &len, &cap, v ? (const char *)v : "",
+                              k + 1 < n ? '|' : '\n');
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        fprintf(stderr, "store_test: %s: %s\n", sql, sqlite3_errmsg(db));
+        abort();
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return out;
+}
+
 void store_test_remove(const char *dir, const char *path)
 {
     static const char *const suffix[] = { "", "-wal", "-shm" };
     char p[4096];
 
+    for (size_t i = 0; store_test_pg() && i < STORE_TEST_PG_MAX; i++) {
+        if (pg_dbs[i].path && strcmp(pg_dbs[i].path, path) == 0) {
+            snprintf(p, sizeof(p), "DROP DATABASE %s WITH (FORCE)",
+                     pg_dbs[i].name);
+            store_test_pg_admin(p);
+            free(pg_dbs[i].path);
+            pg_dbs[i].path = NULL;
+        }
+    }
     for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
         snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
         unlink(p);

@@ -19,8 +19,24 @@ int store_test_ingest(struct store *st, const Sextant__V1__Batch *b,
 int store_test_retention_run(struct store *st, int64_t now_ms);
 
 /* Removes the database @path (a file in @dir), its WAL and shared
- * memory, and then @dir. */
+ * memory, and then @dir; in PostgreSQL mode drops @path's database. */
 void store_test_remove(const char *dir, const char *path);
+
+/* PostgreSQL mode: SEXTANT_TEST_PG_DIR names the server of this ctest
+ * run (the NAME@pg tests, tests/pg.cmake). Then each database path a
+ * test names is a database of its own on that server, made the first
+ * time (the same path again, e.g. a reopen: the same rows).
+ * store_test_pg: 1 in PostgreSQL mode, else 0. */
+int store_test_pg(void);
+/* Sets @o (from store_options_default) to store @path's rows: nothing to
+ * do for SQLite; in PostgreSQL mode, backend and pg_conninfo (a string
+ * that lives until exit). Aborts when the database cannot be made. */
+void store_test_options(const char *path, struct store_options *o);
+/* The rows @sql gives on @path's rows (the SQLite file, or in PostgreSQL
+ * mode its database running @pg_sql, NULL: @sql again), one line each,
+ * columns joined by '|', SQL NULL as empty. Caller frees. Aborts on an
+ * error. */
+char *store_test_rows(const char *path, const char *sql, const char *pg_sql);
 
 /* Generous: a loaded ASan run on two shared cores can take long for one
  * commit; a hung writer must still fail the test, not hang it. */

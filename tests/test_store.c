@@ -1,7 +1,9 @@
 /* test_store.c -- the collector store (collector/store*.c) on a real
- * SQLite file: a timeline whose rows would pass the reply cap stops at a
- * whole row, marked truncated, instead of failing; the clock offset
- * filter, with the receive times chosen, so every estimate is exact. */
+ * SQLite file, or as collector_store@pg on a real PostgreSQL
+ * (store_test.h's PostgreSQL mode): a timeline whose rows would pass the
+ * reply cap stops at a whole row, marked truncated, instead of failing;
+ * the clock offset filter, with the receive times chosen, so every
+ * estimate is exact. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <sqlite3.h>
 
 #include "store.h"
 #include "store_test.h"
@@ -43,6 +43,7 @@ static void test_timeline_over_the_cap_is_truncated_not_failed(void **state)
      * machine: what is tested is the cap, not the query deadline. */
     store_options_default(&o);
     o.query_ms = 3600 * 1000;
+    store_test_options(path, &o);
     assert_int_equal(store_open(path, &o, &st), 0);
     text = malloc(TEXT_LEN + 1);
     evs = calloc(N_EVENTS, sizeof(*evs));
@@ -120,20 +121,26 @@ static void clock_batch(struct store *st, uint64_t seq, int64_t recv_ms,
 /* The agent's estimate in ms, or -1 for none (NULL). */
 static double clock_offset(const char *path)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
+    char *row = store_test_rows(path, "SELECT clock_offset_ms FROM agents",
+                                NULL);
     double v = -2;
 
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT clock_offset_ms FROM"
-                                        " agents", -1, &s, NULL), SQLITE_OK);
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_type(s, 0) == SQLITE_NULL
-            ? -1 : sqlite3_column_double(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
+    if (row[0])
+        v = row[0] == '\n' ? -1 : strtod(row, NULL);
+    free(row);
     return v;
+}
+
+/* A store on @path with the default options. */
+static struct store *open_default(const char *path)
+{
+    struct store_options o;
+    struct store *st = NULL;
+
+    store_options_default(&o);
+    store_test_options(path, &o);
+    assert_int_equal(store_open(path, &o, &st), 0);
+    return st;
 }
 
 static void test_clock_offset_skips_absurd_rtts_and_spikes_and_follows_a_step(
@@ -147,7 +154,7 @@ static void test_clock_offset_skips_absurd_rtts_and_spikes_and_follows_a_step(
     (void)state;
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/c.db", dir);
-    assert_int_equal(store_open(path, NULL, &st), 0);
+    st = open_default(path);
 
     /* Round trips over 10 s are no sample: still no estimate. */
     clock_batch(st, ++seq, t += 1000, 30000, UINT32_MAX);
@@ -174,7 +181,7 @@ static void test_clock_offset_skips_absurd_rtts_and_spikes_and_follows_a_step(
     assert_true(clock_offset(path) == 119999);
     /* The window outlives a restart: a spike is still a spike. */
     store_close(st);
-    assert_int_equal(store_open(path, NULL, &st), 0);
+    st = open_default(path);
     clock_batch(st, ++seq, t += 1000, -60000, 1000);
     assert_true(clock_offset(path) == 119999);
     /* A step down needs the same majority as a step up: in a clean
