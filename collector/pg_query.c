@@ -98,6 +98,21 @@ int pgq_run(struct store *st, PGconn *c, const char *sql,
     return 0;
 }
 
+/* pgq_begin (ready needed) and pgq_run of @sql with @p: 0, or -errno;
+ * *@c is the caller's to hand back (NULL when none was taken). */
+static int pgq_fetch(struct store *st, const char *sql,
+                     const struct pg_params *p, const char *what,
+                     PGconn **c, PGresult **r, int *broken)
+{
+    int rc = pgq_begin(st, 1, c);
+
+    if (rc < 0) {
+        *c = NULL;
+        return rc;
+    }
+    return pgq_run(st, *c, sql, p, what, r, broken);
+}
+
 int store_pg_clusters_seen(struct store *st,
                            void (*fn)(void *ctx, const char *cluster,
                                       int64_t last_seen_ms),
@@ -314,24 +329,12 @@ out:
     return rc;
 }
 
-/* store_clusters.c's statement: one row per (cluster, node), its latest
- * epoch. The offset is rounded as numeric: half away from zero, as
- * SQLite's round() (a double's round() is half to even). */
+/* store_clusters.c's statement. The offset is rounded as numeric: half
+ * away from zero, as SQLite's round() (a double's is half to even). */
 static const char pgq_clusters_sql[] =
-    "SELECT a.cluster, a.region, a.node, lpad(to_hex(a.epoch), 16, '0'),"
-    " a.agent_version, a.first_seen_ms, a.last_seen_ms,"
-    " round(a.clock_offset_ms::numeric)::bigint, a.acked_seq,"
-    " (SELECT max(e.seq) FROM events e WHERE e.agent_id = a.id),"
-    " a.drop_count, a.drop_first_seq, a.drop_last_seq, a.drop_last_ms,"
-    " a.drop_report_ms, a.spool_events, a.spool_bytes,"
-    " (SELECT count(*) FROM agents b"
-    "   WHERE b.cluster = a.cluster AND b.node = a.node)"
-    " FROM agents a"
-    " WHERE a.id = (SELECT b.id FROM agents b"
-    "   WHERE b.cluster = a.cluster AND b.node = a.node"
-    "   ORDER BY b.last_seen_ms DESC, b.id DESC LIMIT 1)"
-    " ORDER BY a.cluster COLLATE \"C\", a.region COLLATE \"C\","
-    "   a.node COLLATE \"C\"";
+    STORE_CLUSTERS_SQL("lpad(to_hex(a.epoch), 16, '0')",
+                       "round(a.clock_offset_ms::numeric)::bigint",
+                       " COLLATE \"C\"");
 
 static const char *pgq_str(const PGresult *r, int row, int col)
 {
@@ -375,11 +378,8 @@ int store_pg_clusters(struct store *st, char **out, size_t *out_len)
     PGconn *c;
     int rc, broken = 0;
 
-    rc = pgq_begin(st, 1, &c);
-    if (rc < 0)
-        return rc;
     jsonw_init(&w, CLUSTERS_BYTES);
-    rc = pgq_run(st, c, pgq_clusters_sql, NULL, "clusters", &r, &broken);
+    rc = pgq_fetch(st, pgq_clusters_sql, NULL, "clusters", &c, &r, &broken);
     if (rc < 0)
         goto out;
     store_cl_begin(&w);
@@ -424,11 +424,8 @@ int store_pg_targets_status(struct store *st, char **out, size_t *out_len)
     PGconn *c;
     int rc, broken = 0;
 
-    rc = pgq_begin(st, 1, &c);
-    if (rc < 0)
-        return rc;
     store_st_init(&w, &g);
-    rc = pgq_run(st, c, pgq_status_sql, NULL, "status", &r, &broken);
+    rc = pgq_fetch(st, pgq_status_sql, NULL, "status", &c, &r, &broken);
     for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
         row.cluster = pg_text(r, i, 0);
         row.region = pg_text(r, i, 1);

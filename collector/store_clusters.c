@@ -17,25 +17,13 @@
 #include "jsonw.h"
 
 
-/* One row per (cluster, node): its latest epoch (a new spool is a new
- * epoch, and a node may move to another region), in cluster, region and
- * node order. The highest stored seq is one step down the (agent_id,
- * seq) index; the other subqueries read the small agents table through
- * its (cluster, node, epoch) index. */
+/* One row per (cluster, node), store_priv.h's STORE_CLUSTERS_SQL: the
+ * highest stored seq is one step down the (agent_id, seq) index; the
+ * other subqueries read the small agents table through its (cluster,
+ * node, epoch) index. SQLite's text order is bytewise already. */
 static const char store_clusters_sql[] =
-    "SELECT a.cluster, a.region, a.node, format('%016x', a.epoch),"
-    " a.agent_version, a.first_seen_ms, a.last_seen_ms,"
-    " CAST(round(a.clock_offset_ms) AS INTEGER), a.acked_seq,"
-    " (SELECT max(e.seq) FROM events e WHERE e.agent_id = a.id),"
-    " a.drop_count, a.drop_first_seq, a.drop_last_seq, a.drop_last_ms,"
-    " a.drop_report_ms, a.spool_events, a.spool_bytes,"
-    " (SELECT count(*) FROM agents b"
-    "   WHERE b.cluster = a.cluster AND b.node = a.node)"
-    " FROM agents a"
-    " WHERE a.id = (SELECT b.id FROM agents b"
-    "   WHERE b.cluster = a.cluster AND b.node = a.node"
-    "   ORDER BY b.last_seen_ms DESC, b.id DESC LIMIT 1)"
-    " ORDER BY a.cluster, a.region, a.node";
+    STORE_CLUSTERS_SQL("format('%016x', a.epoch)",
+                       "CAST(round(a.clock_offset_ms) AS INTEGER)", "");
 
 enum {
     CL_CLUSTER, CL_REGION, CL_NODE, CL_EPOCH, CL_VERSION, CL_FIRST,

@@ -174,7 +174,9 @@ struct store {
     sqlite3_stmt *walk;         /* seq_scan or seq_range, walking */
     /* The incident driver (store_incident.c), NULL without services in
      * opt.topo and while it catches up at start; the writer's alone, like
-     * wdb (set under inc_lock, for store_inc_replays). */
+     * wdb (set under inc_lock, for store_inc_replays). On PostgreSQL:
+     * the leader's, its maintenance thread's (pg_incident.c), NULL on
+     * the other collectors. */
     struct store_inc *inc;
     /* The engine's rebuild at start, until the writer takes it over
      * (store_incstart.c); the writer's pointer, NULL otherwise. */
@@ -272,6 +274,9 @@ int64_t store_mono_ns(void);
  * pthread_cond_timedwait on the store's condition variables, which all
  * run on CLOCK_MONOTONIC. */
 void store_mono_deadline(struct timespec *ts, int64_t ms);
+/* Initializes @c on CLOCK_MONOTONIC, as every condition variable of the
+ * store is (for store_mono_deadline): 0 or -errno. */
+int store_mono_cond_init(pthread_cond_t *c);
 /* Queues a whole retention pass, as if the time were @now_ms, for the
  * writer to run between group commits (deletes what is older than each
  * retention, then gives the freed pages back); @done gets its 0 or
@@ -837,6 +842,26 @@ void store_inc_json(struct jsonw *w, const struct store_inc_row *r);
  * alone (2006-01-02T15:04:05.000Z) into @utc. */
 void store_inc_time(struct jsonw *w, int64_t ms);
 void store_inc_utc(int64_t ms, char *utc, size_t len);
+/* The incident timeline's first part (both backends' SQL): m, the
+ * largest offset, and ev, the events of the window [@lo, @hi] (their
+ * placeholders) in corrected time c, read by unix_ms widened by m; then
+ * its events' columns. */
+#define STORE_INC_TL_EV(lo, hi) \
+    "WITH m(b) AS (SELECT coalesce(max(abs(offset_ms)), 0)" \
+    "  FROM agent_offsets)," \
+    " ev AS (SELECT e.id, e.agent_id, e.seq, e.unix_ms," \
+    "  e.recv_delta_ms, k.name AS kind, tg.name AS target, e.data," \
+    "  e.text_id, e.ok, e.status, e.total_us, e.served_by_id," \
+    "  e.unix_ms + coalesce((SELECT o.offset_ms FROM agent_offsets o" \
+    "   WHERE o.agent_id = e.agent_id AND o.from_seq <= e.seq" \
+    "   ORDER BY o.from_seq DESC LIMIT 1), 0) AS c" \
+    "  FROM m, events e JOIN kinds k ON k.id = e.kind_id" \
+    "  LEFT JOIN targets tg ON tg.id = e.target_id" \
+    "  WHERE e.unix_ms >= " lo " - m.b AND e.unix_ms <= " hi " + m.b" \
+    "  AND e.seq IS NOT NULL),"
+#define STORE_INC_EV_COLS \
+    "id, agent_id, seq, unix_ms, recv_delta_ms, kind, target, data," \
+    " text_id, ok, status, total_us, served_by_id, c"
 /* An incident row's columns, in store_inc_row's order (both backends). */
 #define STORE_INC_COLS \
     "SELECT id, service, pattern, region, to_region, manual," \
@@ -1138,6 +1163,26 @@ struct store_cl_row {
     int64_t spool_events, spool_bytes;
     int64_t epochs;
 };
+/* Its statement on either backend, with the backend's words for the
+ * epoch as 16 hex digits, the offset rounded half away from zero, and a
+ * bytewise text order: one row per (cluster, node), its latest epoch (a
+ * new spool is a new epoch, and a node may move to another region), in
+ * cluster, region and node order, the columns of struct store_cl_row's
+ * order (epochs last). */
+#define STORE_CLUSTERS_SQL(epoch, offset, collate) \
+    "SELECT a.cluster, a.region, a.node, " epoch "," \
+    " a.agent_version, a.first_seen_ms, a.last_seen_ms, " offset "," \
+    " a.acked_seq," \
+    " (SELECT max(e.seq) FROM events e WHERE e.agent_id = a.id)," \
+    " a.drop_count, a.drop_first_seq, a.drop_last_seq, a.drop_last_ms," \
+    " a.drop_report_ms, a.spool_events, a.spool_bytes," \
+    " (SELECT count(*) FROM agents b" \
+    "   WHERE b.cluster = a.cluster AND b.node = a.node)" \
+    " FROM agents a" \
+    " WHERE a.id = (SELECT b.id FROM agents b" \
+    "   WHERE b.cluster = a.cluster AND b.node = a.node" \
+    "   ORDER BY b.last_seen_ms DESC, b.id DESC LIMIT 1)" \
+    " ORDER BY a.cluster" collate ", a.region" collate ", a.node" collate
 /* Where the rendering is: the open cluster and region (names copied: the
  * next row may replace the strings) and the cluster's latest batch. */
 struct store_cl_state {
