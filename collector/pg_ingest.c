@@ -65,7 +65,10 @@ void pg_w_fail(struct store *st, const PGresult *r, const char *what)
         log_msg(LOGL_ERROR, "store", "postgres %s: %s", what, why);
     if (w->err != PG_ERR_NONE)
         return;
-    w->err = pg_err_class(c, r);
+    /* Without a result (a failure of ours, or of COPY's sending), only
+     * the connection's state says whether it is gone. */
+    w->err = r ? pg_err_class(c, r)
+               : PQstatus(c) == CONNECTION_OK ? PG_ERR_OTHER : PG_ERR_CONN;
     snprintf(w->why, sizeof(w->why), "%s", why);
     /* No partition for the row: retention dropped a day this writer
      * still lists, or a day nobody made yet. The detail names the key. */

@@ -26,8 +26,6 @@
  * waiting in the lock queue would queue every ingest transaction behind
  * it. A refused drop is tried again at the next pass. */
 #define PG_DROP_LOCK_TIMEOUT "'1s'"
-/* Rollup rows deleted per statement (each its own transaction). */
-#define PG_DELETE_ROWS    10000
 /* Texts looked at per statement, as SQLite's retention does. */
 #define PG_TEXT_WINDOW    2000
 /* A text younger than this is spared even when nothing uses it: a writer
@@ -73,22 +71,6 @@ static char *store_pg_default_instance(void)
     return strdup(name);
 }
 
-/* Wakes the maintenance thread on close; timed on CLOCK_MONOTONIC as the
- * store's other conditions (store.c). */
-static int store_pg_cond_init(pthread_cond_t *c)
-{
-    pthread_condattr_t ca;
-    int rc;
-
-    if (pthread_condattr_init(&ca) != 0)
-        return -ENOMEM;
-    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(c, &ca);
-    pthread_condattr_destroy(&ca);
-    return -rc;
-}
-
 static void *store_pg_maint(void *arg);
 
 int store_pg_open(struct store *st)
@@ -107,7 +89,7 @@ int store_pg_open(struct store *st)
         return -ENOMEM;
     st->pg = pg;            /* from here on store_pg_close frees it all */
     pthread_mutex_init(&pg->days_lock, NULL);
-    if (store_pg_cond_init(&pg->mcond) < 0) {
+    if (store_mono_cond_init(&pg->mcond) < 0) {
         pthread_mutex_destroy(&pg->days_lock);
         free(pg);
         st->pg = NULL;
@@ -349,34 +331,32 @@ static int store_pg_drop_days(struct store *st, PGconn *c, int64_t cut_ms)
     return rc;
 }
 
-/* Runs @sql ($1 the cutoff, $2 a row limit) until it deletes fewer rows
- * than the limit: each run its own short transaction. 0 or -EIO. */
-static int store_pg_delete_loop(struct store *st, PGconn *c, const char *sql,
-                                int64_t cut_ms)
+/* Deletes the rows of rollup table @sql names older than @cut_ms, in one
+ * statement: unlike SQLite's one writer, a long DELETE here blocks no
+ * ingest (it locks only the old rows it deletes: a writer waits only
+ * for a late event's minute past retention), and at one pass per
+ * retention.interval each finds about that interval's worth of rows.
+ * 0 or -EIO. */
+static int store_pg_delete_old(struct store *st, PGconn *c, const char *sql,
+                               int64_t cut_ms)
 {
-    for (;;) {
-        struct pg_params p;
-        PGresult *r;
-        int64_t n;
+    struct pg_params p;
+    PGresult *r;
 
-        pg_params_reset(&p);
-        pg_param_i64(&p, cut_ms);
-        pg_param_i64(&p, PG_DELETE_ROWS);
-        r = pg_query(c, sql, &p);
-        if (!pg_ok(r)) {
-            char why[256];
+    pg_params_reset(&p);
+    pg_param_i64(&p, cut_ms);
+    r = pg_query(c, sql, &p);
+    if (!pg_ok(r)) {
+        char why[256];
 
-            pg_err_text(c, r, why, sizeof(why));
-            log_msg(LOGL_ERROR, "store", "retention: %s", why);
-            PQclear(r);
-            return -EIO;
-        }
-        n = strtoll(PQcmdTuples(r), NULL, 10);
+        pg_err_text(c, r, why, sizeof(why));
+        log_msg(LOGL_ERROR, "store", "retention: %s", why);
         PQclear(r);
-        store_pg_count_deleted(st, n);
-        if (n < PG_DELETE_ROWS)
-            return 0;
+        return -EIO;
     }
+    store_pg_count_deleted(st, strtoll(PQcmdTuples(r), NULL, 10));
+    PQclear(r);
+    return 0;
 }
 
 /* Deletes the texts nothing uses (their events expired) and made over
@@ -438,15 +418,13 @@ int store_pg_retention(struct store *st, PGconn *c, int64_t now_ms)
     if (o->raw_retention_ms > 0)
         rc = store_pg_drop_days(st, c, now_ms - o->raw_retention_ms);
     if (rc == 0 && o->minute_retention_ms > 0)
-        rc = store_pg_delete_loop(st, c, "DELETE FROM rollup_minute"
-                                  " WHERE ctid IN (SELECT ctid FROM"
-                                  " rollup_minute WHERE t < $1 LIMIT $2)",
-                                  now_ms - o->minute_retention_ms);
+        rc = store_pg_delete_old(st, c, "DELETE FROM rollup_minute"
+                                 " WHERE t < $1",
+                                 now_ms - o->minute_retention_ms);
     if (rc == 0 && o->hour_retention_ms > 0)
-        rc = store_pg_delete_loop(st, c, "DELETE FROM rollup_hour"
-                                  " WHERE ctid IN (SELECT ctid FROM"
-                                  " rollup_hour WHERE t < $1 LIMIT $2)",
-                                  now_ms - o->hour_retention_ms);
+        rc = store_pg_delete_old(st, c, "DELETE FROM rollup_hour"
+                                 " WHERE t < $1",
+                                 now_ms - o->hour_retention_ms);
     /* agent_offsets: kept, as the SQLite store keeps them (a row per
      * offset change of an agent, read to correct any stored event). */
     if (rc == 0 && o->raw_retention_ms > 0)

@@ -243,6 +243,15 @@ int pg_now_put(struct store *st, const struct store_now *k);
 PGconn *store_pg_reader(struct store *st);
 /* Gives @c back; @broken 1 closes it instead. */
 void store_pg_reader_put(struct store *st, PGconn *c, int broken);
+/* A query's read connection into *@out: 0, -EAGAIN until the store is
+ * ready (@need_ready), or -EIO. */
+int pgq_begin(struct store *st, int need_ready, PGconn **out);
+/* Runs @sql with @p on @c into *@out (the caller PQclears it): 0, or
+ * -ETIMEDOUT past query_ms, -EIO (logged under @what; *@broken 1 when
+ * the connection is lost: hand it back broken), -ENOMEM. */
+int pgq_run(struct store *st, PGconn *c, const char *sql,
+            const struct pg_params *p, const char *what, PGresult **out,
+            int *broken);
 
 int store_pg_clusters_seen(struct store *st,
                            void (*fn)(void *ctx, const char *cluster,

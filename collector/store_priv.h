@@ -41,7 +41,9 @@
 
 #include "hist.h"
 #include "incident.h"
+#include "jsonw.h"
 #include "store.h"
+#include "table.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -272,6 +274,9 @@ int64_t store_mono_ns(void);
  * pthread_cond_timedwait on the store's condition variables, which all
  * run on CLOCK_MONOTONIC. */
 void store_mono_deadline(struct timespec *ts, int64_t ms);
+/* Initializes @c on CLOCK_MONOTONIC, as every condition variable of the
+ * store is (for store_mono_deadline): 0 or -errno. */
+int store_mono_cond_init(pthread_cond_t *c);
 /* Queues a whole retention pass, as if the time were @now_ms, for the
  * writer to run between group commits (deletes what is older than each
  * retention, then gives the freed pages back); @done gets its 0 or
@@ -996,5 +1001,201 @@ int store_tl_note_stmt(struct store_reader *r,
                        const int64_t page[4], sqlite3_stmt **out);
 /* Closes every idle reader (store_db_close, after the writer ended). */
 void store_readers_close(struct store *st);
+
+/* ---- neutral rendering, shared with the PostgreSQL backend ---- */
+
+/* A timeline (store_tlrow.c). */
+#define STORE_TIMELINE_BYTES (64u << 20) /* reply cap */
+#define STORE_TL_CELLS 7        /* time, corrected time, cluster, region,
+                                 * node, kind, target: a table row's first
+                                 * cells (then the summary) */
+/* One row of a page, plain (strings borrowed until the source's next). */
+struct store_tl_row {
+    /* The event's JSON object but its "fields" (as store.h lists its
+     * keys), @event_len bytes ending in '}'. */
+    const char *event;
+    size_t event_len;
+    /* Its fields as JSON text; NULL: a typed probe's columns below
+     * (has_type), or null. */
+    const char *data;
+    int has_type;
+    int64_t type, ok, status;
+    int64_t us[5];              /* dns, connect, tls, first byte, total */
+    int64_t cert;               /* not_after_ms, 0: none */
+    const char *served_by;      /* NULL: "" */
+    const char *answers;        /* JSON array; NULL: none */
+    const char *error;          /* a JSON string; NULL: "" */
+    int64_t id;                 /* an annotation's negated */
+    int64_t key;                /* the order's time: the cursor's */
+    const char *cells[STORE_TL_CELLS];  /* NULL: empty */
+};
+/* Where a page's rows come from: @next fills @row with the next one in
+ * (key, id) order and returns 1, or 0 at the end, or -errno. */
+struct store_tl_src {
+    int (*next)(struct store_tl_src *src, struct store_tl_row *row);
+};
+/* What a timeline query is working with: the reply, a row's JSON, its
+ * table row and summary, and the service's names (JSON arrays: ?10 its
+ * targets, every region's, the lag targets and the global ones; ?13 its
+ * regions). */
+struct store_tl {
+    struct jsonw w, row, trow, summary, tg, rg;
+    enum table_format tf;
+    int table;
+};
+/* How one run of a page went: the rows it gave, the last one's position,
+ * and (more) the row it stopped at, one past the limit or the reply's
+ * cap, with its key; err a source's error, added < 0 the reply's. */
+struct store_tl_page {
+    unsigned count;
+    int more, err, added;
+    int64_t last_key, last_id, stop_key;
+};
+void store_tl_init(struct store_tl *t, const struct store_timeline_query *q);
+void store_tl_free(struct store_tl *t);
+/* Runs @s (and @a, the annotations, NULL: none) once into @t's reply,
+ * from its head on, merging the two by position. Each source gives at
+ * most limit + 1 rows, and a page takes limit: the one that runs out
+ * first has no more. */
+void store_timeline_steps(struct store_tl *t,
+                          const struct store_timeline_query *q,
+                          struct store_tl_src *s, struct store_tl_src *a,
+                          struct store_tl_page *pg);
+/* The reply's end after a page @pg (no error): the cursor from @page
+ * (the first page's bounds; its position set here) into q->next, the
+ * tail, the text into *@out. 0, -EMSGSIZE (one row over the cap) or
+ * -ENOMEM. */
+int store_tl_finish(struct store_tl *t, const struct store_timeline_query *q,
+                    const struct store_tl_page *pg, int64_t page[4],
+                    char **out, size_t *out_len);
+/* A cursor: "a" or "c" (the order), the newest event id of the first
+ * page, the (time, id) position of the last row given and the newest
+ * annotation id of the first page (@page). Parse: 0, or -EINVAL: not a
+ * cursor of order @o. */
+void store_cursor_format(char *buf, enum store_order o,
+                         const int64_t page[4]);
+int store_cursor_parse(const char *c, enum store_order o, int64_t page[4]);
+void store_service_json(const struct topo_service *sv, struct jsonw *tg,
+                        struct jsonw *rg);
+
+/* Latency (store_query.c). Reply cap: STORE_LATENCY_MAX_POINTS points of
+ * some 100 bytes each take 2 MiB; 16 MiB leaves room for long target and
+ * cluster names while a reply still cannot grow without bound. */
+#define STORE_LATENCY_BYTES  (16u << 20)
+/* A series being written into @w: the step's point not yet written. */
+struct store_lat {
+    struct jsonw *w;
+    struct hist h;              /* hist_init'ed by the caller */
+    int64_t t;
+    uint64_t count, failures;
+    int have;
+};
+/* -E2BIG or -EINVAL for a query store_latency refuses, else 0. */
+int store_latency_check(const struct store_latency_query *q);
+/* @q's list of targets as a JSON array into @names. */
+void store_latency_names(const struct store_latency_query *q,
+                         struct jsonw *names);
+/* The reply up to its points' array (not opened). */
+void store_latency_head(struct jsonw *w, const struct store_latency_query *q,
+                        int64_t step_ms);
+/* One rollup row, in time order (@hist its histogram blob); then the
+ * end: the last point, and the reply closed. */
+void store_latency_row(struct store_lat *l, int64_t t, int64_t count,
+                       int64_t failures, const uint8_t *hist, size_t len);
+void store_latency_end(struct store_lat *l);
+/* store_targets_window's sums (store_status.c): one rollup row into
+ * @win and @h; then its percentiles from @h. */
+void store_window_add(struct store_window *win, struct hist *h,
+                      int64_t count, int64_t failures, const uint8_t *blob,
+                      size_t len);
+void store_window_end(struct store_window *win, const struct hist *h);
+
+/* GET /api/v1/status's per-target part (store_status.c). */
+#define STORE_STATUS_BYTES (16u << 20)  /* reply cap */
+/* One (cluster, node, target)'s row: its latest state and last probe
+ * (strings borrowed; times corrected with the agent's offset now). */
+struct store_st_row {
+    const char *cluster, *region, *node, *target;
+    const char *health;         /* NULL: "unknown" */
+    int64_t ms;                 /* the state's time */
+    int has_probe;
+    int64_t ok, status, total_us;
+    const char *error;          /* NULL: "" */
+    int64_t probe_ms;
+};
+/* One (cluster, target) as it is being written: its agents' array is
+ * open; the health, since and last probe of the whole come after it. */
+struct store_st_group {
+    int open;
+    int any_unhealthy, all_healthy;
+    size_t n_counted;           /* agents not handed off */
+    int64_t since_ms;
+    char since_utc[32];
+    int64_t last_ms;            /* INT64_MIN: no probe yet */
+    struct jsonw last;          /* the latest of its agents' last probes */
+    struct jsonw one;           /* the agent's being written */
+    char cluster[WIRE_MAX_STR + 1], target[WIRE_MAX_STR + 1];
+};
+/* The reply into @w: init (opens its array), each row in cluster,
+ * target and node order (0 or -errno), end, free (@w too). */
+void store_st_init(struct jsonw *w, struct store_st_group *g);
+int store_st_add(struct jsonw *w, struct store_st_group *g,
+                 const struct store_st_row *r);
+void store_st_end(struct jsonw *w, struct store_st_group *g);
+void store_st_free(struct jsonw *w, struct store_st_group *g);
+
+/* GET /api/v1/clusters' rendering (store_clusters.c). Reply cap: an
+ * agent's row takes some 500 bytes with long names, so 16 MiB is tens of
+ * thousands of agents. */
+#define CLUSTERS_BYTES (16u << 20)
+/* One agent's row of the clusters query, plain (strings borrowed, never
+ * NULL; epoch as 16 hex digits). */
+struct store_cl_row {
+    const char *cluster, *region, *node, *epoch, *version;
+    int64_t first_ms, last_ms;
+    int has_offset;
+    int64_t offset_ms;          /* rounded half away from zero */
+    int64_t acked, highest;     /* highest: 0 when no event is left */
+    int64_t drop_count, drop_first, drop_last, drop_ms;
+    int has_report;
+    int64_t report_ms;
+    int has_spool;
+    int64_t spool_events, spool_bytes;
+    int64_t epochs;
+};
+/* Its statement on either backend, with the backend's words for the
+ * epoch as 16 hex digits, the offset rounded half away from zero, and a
+ * bytewise text order: one row per (cluster, node), its latest epoch (a
+ * new spool is a new epoch, and a node may move to another region), in
+ * cluster, region and node order, the columns of struct store_cl_row's
+ * order (epochs last). */
+#define STORE_CLUSTERS_SQL(epoch, offset, collate) \
+    "SELECT a.cluster, a.region, a.node, " epoch "," \
+    " a.agent_version, a.first_seen_ms, a.last_seen_ms, " offset "," \
+    " a.acked_seq," \
+    " (SELECT max(e.seq) FROM events e WHERE e.agent_id = a.id)," \
+    " a.drop_count, a.drop_first_seq, a.drop_last_seq, a.drop_last_ms," \
+    " a.drop_report_ms, a.spool_events, a.spool_bytes," \
+    " (SELECT count(*) FROM agents b" \
+    "   WHERE b.cluster = a.cluster AND b.node = a.node)" \
+    " FROM agents a" \
+    " WHERE a.id = (SELECT b.id FROM agents b" \
+    "   WHERE b.cluster = a.cluster AND b.node = a.node" \
+    "   ORDER BY b.last_seen_ms DESC, b.id DESC LIMIT 1)" \
+    " ORDER BY a.cluster" collate ", a.region" collate ", a.node" collate
+/* Where the rendering is: the open cluster and region (names copied: the
+ * next row may replace the strings) and the cluster's latest batch. */
+struct store_cl_state {
+    char cluster[WIRE_MAX_STR + 1];
+    char region[WIRE_MAX_STR + 1];
+    int in_cluster, in_region;
+    int64_t last_ms;
+};
+/* The reply's head; each row, in cluster, region and node order; the
+ * end, which closes the open cluster. */
+void store_cl_begin(struct jsonw *w);
+void store_cl_add(struct jsonw *w, struct store_cl_state *c,
+                  const struct store_cl_row *r);
+void store_cl_end(struct jsonw *w, struct store_cl_state *c);
 
 #endif

@@ -1,10 +1,9 @@
 /* store_query.c -- the read side: a pool of read-only connections, each
  * keeping the statements it prepared (their SQL is store_sql.c's), each
  * query's deadline, and the queries (timeline, clusters, names, latency)
- * rendered as the API's JSON: a timeline's typed probe rows here in C,
- * and its events merged with the annotations (store_tlnote.c's rows).
- * Over 1000 lines: the timeline's rendering, summary and paging are one
- * piece that shares its column layout (TL_*) and reply state. */
+ * rendered as the API's JSON: a timeline's rows handed as plain values to
+ * store_tlrow.c, which renders them and merges the events with the
+ * annotations (store_tlnote.c's rows). */
 #include "store_priv.h"
 #include "store_pg.h"
 
@@ -22,16 +21,11 @@
 #include "table.h"
 #include "topology.h"
 
-#define STORE_TIMELINE_BYTES (64u << 20) /* reply cap */
 /* A corrected-order page first reads this much agent-clock time past its
  * start (and the offset margin), then STORE_TL_SPAN_GROWTH times more
  * each time that was too little (store_timeline_span). */
 #define STORE_TL_SPAN_MS     4000
 #define STORE_TL_SPAN_GROWTH 4
-/* Latency reply cap: STORE_LATENCY_MAX_POINTS points of some 100 bytes
- * each take 2 MiB; 16 MiB leaves room for long target and cluster names
- * while a reply still cannot grow without bound. */
-#define STORE_LATENCY_BYTES  (16u << 20)
 
 void store_reader_close(struct store_reader *r)
 {
@@ -236,233 +230,46 @@ enum {
     TL_EVENT, TL_DATA, TL_TYPE, TL_OK, TL_STATUS, TL_DNS_US, TL_CONNECT_US,
     TL_TLS_US, TL_FIRST_BYTE_US, TL_TOTAL_US, TL_SERVED_BY, TL_CERT,
     TL_ANSWERS, TL_ERROR, TL_ID, TL_KEY,
-    TL_CELLS,       /* time, corrected time, cluster, region, node, kind,
-                     * target: a table row's first cells */
+    TL_CELLS,       /* STORE_TL_CELLS: a table row's first cells */
 };
-#define TL_N_CELLS 7
 
-/* A typed probe row's "fields", key for key as schema 5 stored them
- * (store_fields.c) and rendered them: "error" in fourth place when
- * empty, else last (json_set appended it after everything). */
-static void store_probe_fields(struct jsonw *w, sqlite3_stmt *s)
+/* A timeline statement as a row source (store_tlrow.c's merge). */
+struct store_tl_stmt {
+    struct store_tl_src src;        /* first: the merge's pointer */
+    sqlite3_stmt *s;
+};
+
+/* Steps the statement and hands its row over as plain values, valid
+ * until the next step: 1, 0 done, -EIO (store_query_error says why). */
+static int store_tl_stmt_next(struct store_tl_src *src,
+                              struct store_tl_row *row)
 {
-    /* sextant.proto's ProbeType numbers; any other is "unknown". */
-    static const char *const types[] = {
-        [1] = "http", [2] = "tcp", [3] = "dns", [4] = "metric", [5] = "kube",
-    };
-    static const struct {
-        const char *key;
-        int col;
-    } timings[] = {
-        { "dns_us", TL_DNS_US }, { "connect_us", TL_CONNECT_US },
-        { "tls_us", TL_TLS_US }, { "first_byte_us", TL_FIRST_BYTE_US },
-        { "total_us", TL_TOTAL_US },
-    };
-    int64_t type = sqlite3_column_int64(s, TL_TYPE);
-    const char *served_by =
-        (const char *)sqlite3_column_text(s, TL_SERVED_BY);
-    const char *answers = (const char *)sqlite3_column_text(s, TL_ANSWERS);
-    const char *error = (const char *)sqlite3_column_text(s, TL_ERROR);
+    sqlite3_stmt *s = ((struct store_tl_stmt *)src)->s;
+    int step = sqlite3_step(s);
 
-    jsonw_obj_begin(w);
-    jsonw_key(w, "type");
-    jsonw_str(w, type > 0 && type < (int64_t)(sizeof(types) /
-                                              sizeof(types[0]))
-                 ? types[type] : "unknown");
-    jsonw_key(w, "ok");
-    jsonw_bool(w, sqlite3_column_int64(s, TL_OK) != 0);
-    jsonw_key(w, "status");
-    jsonw_int(w, sqlite3_column_int64(s, TL_STATUS));
-    if (!error) {
-        jsonw_key(w, "error");
-        jsonw_str(w, "");
-    }
-    for (size_t i = 0; i < sizeof(timings) / sizeof(timings[0]); i++) {
-        jsonw_key(w, timings[i].key);
-        jsonw_int(w, sqlite3_column_int64(s, timings[i].col));
-    }
-    jsonw_key(w, "served_by");
-    jsonw_str(w, served_by ? served_by : "");
-    jsonw_key(w, "cert_not_after_ms");
-    jsonw_int(w, sqlite3_column_int64(s, TL_CERT));   /* NULL: 0 */
-    if (answers) {
-        jsonw_key(w, "answers");
-        jsonw_value(w, answers);
-    }
-    if (error) {
-        jsonw_key(w, "error");
-        jsonw_value(w, error);                  /* quoted by SQLite */
-    }
-    jsonw_obj_end(w);
-}
-
-/* Renders the timeline row at @s into @row (emptied first): the event
- * object SQLite wrote, with its "fields" put in last, which start at
- * *@fields_at. 0, or -ENOMEM; @row's own error (its cap) is the caller's
- * to look at. */
-static int store_timeline_row(struct jsonw *row, sqlite3_stmt *s,
-                              size_t *fields_at)
-{
-    const char *ev = (const char *)sqlite3_column_text(s, TL_EVENT);
-    size_t ev_len = (size_t)sqlite3_column_bytes(s, TL_EVENT);
-    const char *data;
-
-    if (!ev || ev_len < 2)      /* json_object gives at least "{}" */
-        return -ENOMEM;
-    data = (const char *)sqlite3_column_text(s, TL_DATA);
-    jsonw_reset(row);
-    jsonw_raw(row, ev, ev_len - 1);           /* without its '}' */
-    jsonw_raw(row, ",\"fields\":", 10);
-    *fields_at = row->len;
-    if (data)
-        jsonw_raw(row, data, strlen(data));
-    else if (sqlite3_column_type(s, TL_TYPE) != SQLITE_NULL)
-        store_probe_fields(row, s);
-    else
-        jsonw_raw(row, "null", 4);  /* neither: as json(NULL) gave */
-    jsonw_raw(row, "}", 1);
-    return 0;
-}
-
-/* The end of the JSON value at @j[@i] (within @n bytes): a string's
- * closing quote + 1, an object's or array's matching bracket + 1, or a
- * scalar's end. The text is the store's own JSON. */
-static size_t store_json_skip(const char *j, size_t i, size_t n)
-{
-    int depth = 0, in_str = 0;
-
-    if (j[i] != '"' && j[i] != '{' && j[i] != '[') {
-        while (i < n && j[i] != ',' && j[i] != '}' && j[i] != ']')
-            i++;
-        return i;
-    }
-    for (; i < n; i++) {
-        if (in_str) {
-            if (j[i] == '\\')
-                i++;
-            else if (j[i] == '"' && (in_str = 0, depth == 0))
-                return i + 1;
-        } else if (j[i] == '"') {
-            in_str = 1;
-        } else if (j[i] == '{' || j[i] == '[') {
-            depth++;
-        } else if ((j[i] == '}' || j[i] == ']') && --depth == 0) {
-            return i + 1;
-        }
-    }
-    return n;
-}
-
-/* A string's text without its quotes, \" and \\ undone, other escapes
- * as written (a summary is for reading, not parsing). */
-static void store_summary_str(struct jsonw *out, const char *j, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (j[i] == '\\' && i + 1 < n && (j[i + 1] == '"' ||
-                                          j[i + 1] == '\\'))
-            i++;
-        jsonw_raw(out, j + i, 1);
-    }
-}
-
-/* A table row's summary of an event's fields (@j, @n bytes: a flat JSON
- * object, or null): "key=value" separated by spaces, strings unquoted,
- * nested values as JSON, empty strings left out. */
-static void store_summary(struct jsonw *out, const char *j, size_t n)
-{
-    size_t i = 1, k, v, e;
-    int first = 1;
-
-    if (n < 2 || j[0] != '{')
-        return;
-    while (i < n && j[i] == '"') {
-        k = i;
-        i = store_json_skip(j, i, n);           /* the key */
-        if (i >= n || j[i] != ':')
-            break;
-        v = ++i;
-        i = e = store_json_skip(j, i, n);       /* its value */
-        if (!(e - v == 2 && j[v] == '"')) {
-            if (!first)
-                jsonw_raw(out, " ", 1);
-            first = 0;
-            jsonw_raw(out, j + k + 1, v - k - 3);   /* the key's text */
-            jsonw_raw(out, "=", 1);
-            if (j[v] == '"')
-                store_summary_str(out, j + v + 1, e - v - 2);
-            else
-                jsonw_raw(out, j + v, e - v);
-        }
-        if (i < n && j[i] == ',')
-            i++;
-    }
-}
-
-/* Renders the row at @s as a table row into @trow (emptied first), its
- * JSON already in @row with its fields at @fields_at. */
-static void store_table_row(struct jsonw *trow, enum table_format f,
-                            sqlite3_stmt *s, const struct jsonw *row,
-                            size_t fields_at, struct jsonw *summary)
-{
-    const char *cells[TL_N_CELLS + 1];
-
-    for (int i = 0; i < TL_N_CELLS; i++)
-        cells[i] = (const char *)sqlite3_column_text(s, TL_CELLS + i);
-    jsonw_reset(summary);
-    store_summary(summary, row->buf + fields_at, row->len - fields_at - 1);
-    cells[TL_N_CELLS] = summary->buf ? summary->buf : "";
-    jsonw_reset(trow);
-    table_row(trow, f, cells, TL_N_CELLS + 1);
-}
-
-/* A cursor: "a" or "c" (the order), the newest event id of the first
- * page, the (time, id) position of the last row given (an annotation's
- * id negated, see store_tlnote.c) and, after an "n", the newest
- * annotation id of the first page, joined by dots: @page as
- * store_timeline holds it. */
-static void store_cursor_format(char *buf, enum store_order o,
-                                const int64_t page[4])
-{
-    snprintf(buf, STORE_CURSOR_LEN, "%c.%lld.%lld.%lld.n%lld",
-             o == STORE_ORDER_CORRECTED ? 'c' : 'a', (long long)page[0],
-             (long long)page[1], (long long)page[2], (long long)page[3]);
-}
-
-/* Parses one decimal of a cursor up to @end_ch: 0 and *v, or -EINVAL. */
-static int store_cursor_num(const char **p, char end_ch, int64_t *v)
-{
-    char *end;
-    long long n;
-
-    if (!isdigit((unsigned char)**p) && !(**p == '-' &&
-                                          isdigit((unsigned char)(*p)[1])))
-        return -EINVAL;
-    errno = 0;
-    n = strtoll(*p, &end, 10);
-    if (errno || *end != end_ch)
-        return -EINVAL;
-    *v = n;
-    *p = end + (end_ch != '\0');
-    return 0;
-}
-
-/* 0 and the cursor's parts into @page, or -EINVAL: not a cursor of
- * order @o. */
-static int store_cursor_parse(const char *c, enum store_order o,
-                              int64_t page[4])
-{
-    const char *p = c + 2;
-
-    if (strlen(c) >= STORE_CURSOR_LEN ||
-        c[0] != (o == STORE_ORDER_CORRECTED ? 'c' : 'a') || c[1] != '.')
-        return -EINVAL;
-    if (store_cursor_num(&p, '.', &page[0]) < 0 ||
-        store_cursor_num(&p, '.', &page[1]) < 0 ||
-        store_cursor_num(&p, '.', &page[2]) < 0 || *p++ != 'n' ||
-        store_cursor_num(&p, '\0', &page[3]) < 0 || page[0] < 0 ||
-        page[3] < 0 || page[2] == INT64_MIN)
-        return -EINVAL;
-    return 0;
+    if (step == SQLITE_DONE)
+        return 0;
+    if (step != SQLITE_ROW)
+        return -EIO;
+    row->event = (const char *)sqlite3_column_text(s, TL_EVENT);
+    row->event_len = (size_t)sqlite3_column_bytes(s, TL_EVENT);
+    row->data = (const char *)sqlite3_column_text(s, TL_DATA);
+    row->has_type = sqlite3_column_type(s, TL_TYPE) != SQLITE_NULL;
+    row->type = sqlite3_column_int64(s, TL_TYPE);
+    row->ok = sqlite3_column_int64(s, TL_OK);
+    row->status = sqlite3_column_int64(s, TL_STATUS);
+    for (int i = 0; i < 5; i++)
+        row->us[i] = sqlite3_column_int64(s, TL_DNS_US + i);
+    row->cert = sqlite3_column_int64(s, TL_CERT);
+    row->served_by = (const char *)sqlite3_column_text(s, TL_SERVED_BY);
+    row->answers = (const char *)sqlite3_column_text(s, TL_ANSWERS);
+    /* Quoted by SQLite (json_quote), as schema 5's json_set quoted it. */
+    row->error = (const char *)sqlite3_column_text(s, TL_ERROR);
+    row->id = sqlite3_column_int64(s, TL_ID);
+    row->key = sqlite3_column_int64(s, TL_KEY);
+    for (int i = 0; i < STORE_TL_CELLS; i++)
+        row->cells[i] = (const char *)sqlite3_column_text(s, TL_CELLS + i);
+    return 1;
 }
 
 /* The one number statement @id gives (NULL: 0): STORE_SQL_MAX_ID, the
@@ -481,29 +288,6 @@ static int store_scalar(struct store_reader *r, int id, int64_t *out)
         rc = -EIO;
     store_stmt_done(s);
     return rc;
-}
-
-/* A service's names as the statement binds them: ?10 its targets (every
- * region's, the lag targets and the global ones), ?13 its regions, both
- * JSON arrays, into @tg and @rg. */
-static void store_service_json(const struct topo_service *sv,
-                               struct jsonw *tg, struct jsonw *rg)
-{
-    jsonw_arr_begin(tg);
-    jsonw_arr_begin(rg);
-    for (size_t i = 0; i < sv->n_regions; i++) {
-        const struct topo_region *reg = &sv->regions[i];
-
-        jsonw_str(rg, reg->name);
-        for (size_t j = 0; j < reg->n_targets; j++)
-            jsonw_str(tg, reg->targets[j]);
-        if (reg->lag_target)
-            jsonw_str(tg, reg->lag_target);
-    }
-    for (size_t i = 0; i < sv->n_global_targets; i++)
-        jsonw_str(tg, sv->global_targets[i]);
-    jsonw_arr_end(tg);
-    jsonw_arr_end(rg);
 }
 
 /* Binds @q's window, filters and page position to @s: 0, or -EIO. The
@@ -545,158 +329,6 @@ static int store_timeline_bind(sqlite3_stmt *s,
     return 0;
 }
 
-/* What a timeline query is working with: the reply, a row's JSON, its
- * table row and summary, and the service's bound names. */
-struct store_tl {
-    struct jsonw w, row, trow, summary, tg, rg;
-    enum table_format tf;
-    int table;
-};
-
-/* Writes the reply's head (JSON: up to the events; a table: its header). */
-static void store_timeline_head(struct store_tl *t,
-                                const struct store_timeline_query *q)
-{
-    static const char *const head[] = {
-        "time", "corrected_time", "cluster", "region", "node", "kind",
-        "target", "summary",
-    };
-
-    if (q->rows_only)
-        return;
-    if (t->table) {
-        table_header(&t->w, t->tf, head, sizeof(head) / sizeof(head[0]));
-        return;
-    }
-    jsonw_obj_begin(&t->w);
-    jsonw_key(&t->w, "events");
-    jsonw_arr_begin(&t->w);
-}
-
-/* Writes the reply's tail: JSON's count, truncated and @next. */
-static void store_timeline_tail(struct store_tl *t,
-                                const struct store_timeline_query *q,
-                                unsigned count, const char *next)
-{
-    if (q->rows_only || t->table)
-        return;
-    jsonw_arr_end(&t->w);
-    jsonw_key(&t->w, "count");
-    jsonw_uint(&t->w, count);
-    jsonw_key(&t->w, "truncated");
-    jsonw_bool(&t->w, next[0] != '\0');  /* a row past the page exists */
-    jsonw_key(&t->w, "next");
-    if (next[0])
-        jsonw_str(&t->w, next);
-    else
-        jsonw_null(&t->w);
-    jsonw_obj_end(&t->w);
-}
-
-/* Adds the row at @s to the reply: 1 added, 0 it would pass the reply's
- * cap (the reply stops at a whole row, and the cursor goes on from
- * there), or -ENOMEM. */
-static int store_timeline_add(struct store_tl *t,
-                              const struct store_timeline_query *q,
-                              sqlite3_stmt *s, unsigned count)
-{
-    const struct jsonw *piece = &t->row;
-    size_t fields_at;
-    int rc = store_timeline_row(&t->row, s, &fields_at);
-
-    if (rc == 0 && t->row.err == -ENOMEM)
-        rc = -ENOMEM;
-    if (rc < 0 || t->row.err)
-        return rc;
-    if (t->table) {
-        store_table_row(&t->trow, t->tf, s, &t->row, fields_at,
-                        &t->summary);
-        if (t->trow.err == -ENOMEM || t->summary.err == -ENOMEM)
-            return -ENOMEM;
-        if (t->trow.err)
-            return 0;
-        piece = &t->trow;
-    }
-    if (t->w.len + piece->len + 64 > STORE_TIMELINE_BYTES)
-        return 0;
-    if (!t->table && !q->rows_only) {
-        jsonw_value(&t->w, piece->buf);
-        return 1;
-    }
-    if (!t->table && count > 0)
-        jsonw_raw(&t->w, ",", 1);           /* rows joined by commas */
-    jsonw_raw(&t->w, piece->buf, piece->len);
-    return 1;
-}
-
-/* How one run of the timeline statement went: the rows it gave, the
- * last one's position, and the row it stopped at (step SQLITE_ROW: one
- * past the limit or the reply's cap) with its key. */
-struct store_tl_page {
-    unsigned count;
-    int step, added;
-    int64_t last_key, last_id, stop_key;
-};
-
-/* Of the events' row at @s (step @ss) and the annotations' at @a (step
- * @as), the one first in (key, id) order; NULL when neither has a row. */
-static sqlite3_stmt *store_timeline_first(sqlite3_stmt *s, int ss,
-                                          sqlite3_stmt *a, int as)
-{
-    int64_t sk, ak;
-
-    if (ss != SQLITE_ROW)
-        return as == SQLITE_ROW ? a : NULL;
-    if (as != SQLITE_ROW)
-        return s;
-    sk = sqlite3_column_int64(s, TL_KEY);
-    ak = sqlite3_column_int64(a, TL_KEY);
-    if (sk != ak)
-        return sk < ak ? s : a;
-    return sqlite3_column_int64(s, TL_ID) < sqlite3_column_int64(a, TL_ID)
-               ? s : a;
-}
-
-/* Runs @s (and @a, the annotations, NULL: none) once into @t's reply,
- * from its head on, merging the two by position. Each statement gives
- * at most limit + 1 rows, and a page takes limit: the one that runs out
- * first has no more. */
-static void store_timeline_steps(struct store_tl *t,
-                                 const struct store_timeline_query *q,
-                                 sqlite3_stmt *s, sqlite3_stmt *a,
-                                 struct store_tl_page *pg)
-{
-    sqlite3_stmt *h;
-    int as = a ? sqlite3_step(a) : SQLITE_DONE, ss;
-
-    pg->count = 0;
-    pg->added = 1;
-    store_timeline_head(t, q);
-    ss = sqlite3_step(s);
-    for (;;) {
-        pg->step = ss != SQLITE_ROW && ss != SQLITE_DONE ? ss : as;
-        if (pg->step != SQLITE_ROW && pg->step != SQLITE_DONE)
-            return;                     /* either one's error */
-        h = store_timeline_first(s, ss, a, as);
-        pg->step = h ? SQLITE_ROW : SQLITE_DONE;
-        if (!h)
-            return;
-        if (pg->count >= q->limit)
-            break;
-        pg->added = store_timeline_add(t, q, h, pg->count);
-        if (pg->added <= 0)
-            break;
-        pg->last_id = sqlite3_column_int64(h, TL_ID);
-        pg->last_key = sqlite3_column_int64(h, TL_KEY);
-        pg->count++;
-        if (h == a)
-            as = sqlite3_step(a);
-        else
-            ss = sqlite3_step(s);
-    }
-    pg->stop_key = sqlite3_column_int64(h, TL_KEY);
-}
-
 /* The corrected order's scan end (?15) for a page from corrected time
  * @lo that reads @span ms of agent-clock time past it, with @margin the
  * largest offset; *@full when that reaches the window's end @to anyway
@@ -723,10 +355,10 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     /* The newest event id, the position, the newest annotation id. */
     int64_t page[4] = { 0, INT64_MIN, 0, 0 };
     int64_t until, margin = 0, span = STORE_TL_SPAN_MS, lo;
-    char next[STORE_CURSOR_LEN] = "";
     struct store_reader *r;
-    sqlite3_stmt *s = NULL, *a = NULL;
-    struct store_tl t = { .table = q->format != STORE_FORMAT_JSON };
+    struct store_tl_stmt es = { .src.next = store_tl_stmt_next };
+    struct store_tl_stmt as = { .src.next = store_tl_stmt_next };
+    struct store_tl t;
     struct store_tl_page pg = { 0 };
     int rc, full = 1;
 
@@ -738,15 +370,7 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     r = store_query_begin(st, &until, &rc, 1);
     if (!r)
         return rc;
-    t.tf = q->format == STORE_FORMAT_MD ? TABLE_MD : TABLE_CSV;
-    jsonw_init(&t.w, STORE_TIMELINE_BYTES + 64);   /* room to close it */
-    jsonw_init(&t.row, STORE_TIMELINE_BYTES);
-    jsonw_init(&t.trow, STORE_TIMELINE_BYTES);
-    jsonw_init(&t.summary, STORE_TIMELINE_BYTES);
-    jsonw_init(&t.tg, STORE_TIMELINE_BYTES);
-    jsonw_init(&t.rg, STORE_TIMELINE_BYTES);
-    if (tsel == STORE_TL_SERVICE)
-        store_service_json(q->service, &t.tg, &t.rg);
+    store_tl_init(&t, q);
     rc = t.tg.err ? t.tg.err : t.rg.err;
     if (rc == 0 && !q->cursor)
         rc = store_scalar(r, STORE_SQL_MAX_ID, &page[0]);
@@ -755,11 +379,11 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
     if (rc == 0 && corr)
         rc = store_scalar(r, STORE_SQL_MAX_OFFSET, &margin);
     if (rc == 0)
-        rc = store_reader_stmt(r, id, &s);
+        rc = store_reader_stmt(r, id, &es.s);
     if (rc == 0)
-        rc = store_timeline_bind(s, q, page, &t.tg, &t.rg);
+        rc = store_timeline_bind(es.s, q, page, &t.tg, &t.rg);
     if (rc == 0)
-        rc = store_tl_note_stmt(r, q, page, &a);
+        rc = store_tl_note_stmt(r, q, page, &as.s);
     if (rc < 0)
         goto out;
     lo = q->cursor && page[1] > q->from_ms ? page[1] : q->from_ms;
@@ -767,54 +391,31 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
      * within it (see store_timeline_span); a run that was too short is
      * thrown away. The agent order's index gives its rows in order. */
     for (;;) {
-        if (corr && sqlite3_bind_int64(s, 15, store_timeline_span(
+        if (corr && sqlite3_bind_int64(es.s, 15, store_timeline_span(
                         lo, span, margin, q->to_ms, &full)) != SQLITE_OK) {
             rc = -EIO;
             goto out;
         }
-        store_timeline_steps(&t, q, s, a, &pg);
-        if (full || pg.added < 0 ||
-            (pg.step != SQLITE_ROW && pg.step != SQLITE_DONE) ||
-            (pg.step == SQLITE_ROW && pg.stop_key < lo + span))
+        store_timeline_steps(&t, q, &es.src, as.s ? &as.src : NULL, &pg);
+        if (full || pg.added < 0 || pg.err < 0 ||
+            (pg.more && pg.stop_key < lo + span))
             break;
-        sqlite3_reset(s);
-        if (a)
-            sqlite3_reset(a);
+        sqlite3_reset(es.s);
+        if (as.s)
+            sqlite3_reset(as.s);
         jsonw_reset(&t.w);
         span = span > INT64_MAX / STORE_TL_SPAN_GROWTH
                    ? INT64_MAX : span * STORE_TL_SPAN_GROWTH;
     }
     rc = pg.added < 0 ? pg.added : 0;
-    if (rc == 0 && pg.step != SQLITE_ROW && pg.step != SQLITE_DONE)
+    if (rc == 0 && pg.err < 0)
         rc = store_query_error(st, r->db);
-    if (rc == 0 && pg.step == SQLITE_ROW && pg.count == 0)
-        rc = -EMSGSIZE;             /* one row over the whole cap */
-    if (rc < 0)
-        goto out;
-    if (pg.step == SQLITE_ROW) {
-        page[1] = pg.last_key;
-        page[2] = pg.last_id;
-        store_cursor_format(next, q->order, page);
-    }
-    store_timeline_tail(&t, q, pg.count, next);
-    if (q->next)
-        memcpy(q->next, next, sizeof(next));
-    if (t.w.len == 0 && !t.w.err) {     /* rows only, and none: "" */
-        *out = calloc(1, 1);
-        *out_len = 0;
-        rc = *out ? 0 : -ENOMEM;
-    } else {
-        rc = store_json_take(&t.w, out, out_len);
-    }
+    if (rc == 0)
+        rc = store_tl_finish(&t, q, &pg, page, out, out_len);
 out:
-    jsonw_free(&t.w);
-    jsonw_free(&t.row);
-    jsonw_free(&t.trow);
-    jsonw_free(&t.summary);
-    jsonw_free(&t.tg);
-    jsonw_free(&t.rg);
-    store_stmt_done(a);
-    return store_query_end(st, r, s, rc, "timeline");
+    store_tl_free(&t);
+    store_stmt_done(as.s);
+    return store_query_end(st, r, es.s, rc, "timeline");
 }
 
 int store_clusters_seen(struct store *st,
@@ -939,10 +540,10 @@ static void store_key_name(struct jsonw *w, const char *key,
 }
 
 /* Writes the latency reply's head: what it is of, up to its points. A
- * target's reply is as it was before services existed, byte for byte. */
-static void store_latency_head(struct jsonw *w,
-                               const struct store_latency_query *q,
-                               int64_t step_ms)
+ * target's reply is as it was before services existed, byte for byte.
+ * Either backend's (store_priv.h). */
+void store_latency_head(struct jsonw *w, const struct store_latency_query *q,
+                        int64_t step_ms)
 {
     jsonw_obj_begin(w);
     store_key_name(w, "target", q->target);
@@ -961,39 +562,60 @@ static void store_latency_head(struct jsonw *w,
     jsonw_key(w, "points");
 }
 
+/* One rollup row into the series: rows come by time; with every cluster
+ * (or several targets) asked for, the rows of one step merge into one
+ * point, written when the next step's row (or the end) comes. */
+void store_latency_row(struct store_lat *l, int64_t t, int64_t count,
+                       int64_t failures, const uint8_t *hist, size_t len)
+{
+    if (l->have && t != l->t) {
+        store_point(l->w, l->t, l->count, l->failures, &l->h);
+        hist_reset(&l->h);
+        l->count = l->failures = 0;
+    }
+    l->t = t;
+    l->have = 1;
+    l->count += (uint64_t)count;
+    l->failures += (uint64_t)failures;
+    if (hist_merge_blob(&l->h, hist, len) < 0)
+        log_msg(LOGL_WARN, "store", "latency: bad histogram at %lld "
+                "skipped", (long long)t);
+}
+
+void store_latency_end(struct store_lat *l)
+{
+    if (l->have)
+        store_point(l->w, l->t, l->count, l->failures, &l->h);
+    jsonw_arr_end(l->w);
+    jsonw_obj_end(l->w);
+}
+
 int store_latency(struct store *st, const struct store_latency_query *q,
                   char **out, size_t *out_len)
 {
     int64_t step_ms = q->step == STORE_STEP_HOUR ? STORE_HOUR_MS
                                                  : STORE_MINUTE_MS;
-    int64_t from = store_floor(q->from_ms, step_ms), t = 0;
-    uint64_t count = 0, failures = 0;
+    int64_t from = store_floor(q->from_ms, step_ms);
     sqlite3_stmt *s = NULL;
     struct jsonw w, names;
-    struct hist h;
+    struct store_lat l = { .w = &w };
     struct store_reader *r;
-    int have = 0, rc, step;
+    int rc, step;
     int64_t until;
 
     if (st->pg)
         return store_pg_latency(st, q, out, out_len);
 
-    if (q->to_ms <= q->from_ms ||
-        (q->to_ms - from) / step_ms >= (int64_t)STORE_LATENCY_MAX_POINTS)
-        return -E2BIG;
-    if (!q->target && q->n_targets == 0)
-        return -EINVAL;
+    rc = store_latency_check(q);
+    if (rc < 0)
+        return rc;
     r = store_query_begin(st, &until, &rc, 1);
     if (!r)
         return rc;
-    hist_init(&h);
+    hist_init(&l.h);
     jsonw_init(&w, STORE_LATENCY_BYTES);
     jsonw_init(&names, STORE_LATENCY_BYTES);
-    /* A list is bound as a JSON array of its names. */
-    jsonw_arr_begin(&names);
-    for (size_t i = 0; !q->target && i < q->n_targets; i++)
-        jsonw_str(&names, q->targets[i]);
-    jsonw_arr_end(&names);
+    store_latency_names(q, &names);
     rc = names.err;
     if (rc == 0)
         rc = store_reader_stmt(r, store_sql_latency(
@@ -1012,39 +634,48 @@ int store_latency(struct store *st, const struct store_latency_query *q,
         goto out;
     store_latency_head(&w, q, step_ms);
     jsonw_arr_begin(&w);
-    /* Rows come by time; with every cluster (or several targets) asked
-     * for, the rows of one step merge into one point. */
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t rt = sqlite3_column_int64(s, 0);
-
-        if (have && rt != t) {
-            store_point(&w, t, count, failures, &h);
-            hist_reset(&h);
-            count = failures = 0;
-        }
-        t = rt;
-        have = 1;
-        count += (uint64_t)sqlite3_column_int64(s, 1);
-        failures += (uint64_t)sqlite3_column_int64(s, 2);
-        if (hist_merge_blob(&h, sqlite3_column_blob(s, 3),
-                            (size_t)sqlite3_column_bytes(s, 3)) < 0)
-            log_msg(LOGL_WARN, "store", "latency: bad histogram at %lld "
-                    "skipped", (long long)rt);
-    }
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        store_latency_row(&l, sqlite3_column_int64(s, 0),
+                          sqlite3_column_int64(s, 1),
+                          sqlite3_column_int64(s, 2),
+                          sqlite3_column_blob(s, 3),
+                          (size_t)sqlite3_column_bytes(s, 3));
     if (step != SQLITE_DONE) {
         rc = store_query_error(st, r->db);
         goto out;
     }
-    if (have)
-        store_point(&w, t, count, failures, &h);
-    jsonw_arr_end(&w);
-    jsonw_obj_end(&w);
+    store_latency_end(&l);
     rc = store_json_take(&w, out, out_len);
 out:
     jsonw_free(&w);
     jsonw_free(&names);
-    hist_free(&h);
+    hist_free(&l.h);
     return store_query_end(st, r, s, rc, "latency");
+}
+
+/* -E2BIG: more than STORE_LATENCY_MAX_POINTS steps; -EINVAL: no target. */
+int store_latency_check(const struct store_latency_query *q)
+{
+    int64_t step_ms = q->step == STORE_STEP_HOUR ? STORE_HOUR_MS
+                                                 : STORE_MINUTE_MS;
+    int64_t from = store_floor(q->from_ms, step_ms);
+
+    if (q->to_ms <= q->from_ms ||
+        (q->to_ms - from) / step_ms >= (int64_t)STORE_LATENCY_MAX_POINTS)
+        return -E2BIG;
+    if (!q->target && q->n_targets == 0)
+        return -EINVAL;
+    return 0;
+}
+
+/* A list's names as one JSON array (the statement's parameter). */
+void store_latency_names(const struct store_latency_query *q,
+                         struct jsonw *names)
+{
+    jsonw_arr_begin(names);
+    for (size_t i = 0; !q->target && i < q->n_targets; i++)
+        jsonw_str(names, q->targets[i]);
+    jsonw_arr_end(names);
 }
 
 int store_readonly_check(struct store *st)

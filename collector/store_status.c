@@ -6,7 +6,8 @@
  * from the rollups. Read-only, through the read pool (store_query.c's
  * hooks, store_priv.h); the SQL is this file's own table. The services'
  * derived state (quorum, serving) is the incident engine's, in
- * store_incident.c. */
+ * store_incident.c. The rendering takes plain rows (store_st_*,
+ * store_window_*), so the PostgreSQL backend's answers are the same. */
 #include "store_priv.h"
 #include "store_pg.h"
 
@@ -19,7 +20,6 @@
 #include "hist.h"
 #include "jsonw.h"
 
-#define STORE_STATUS_BYTES (16u << 20)  /* reply cap */
 
 /* The corrected time (agent time + the agent's offset now) of @col. Its
  * UTC text is written here (export_utc), not by SQLite's strftime: that
@@ -57,17 +57,33 @@ static const char st_window_hour_sql[] =
 enum { SS_CLUSTER, SS_REGION, SS_NODE, SS_TARGET, SS_UNIX_MS, SS_HEALTH,
        SS_MS, SP_HAS, SP_OK, SP_STATUS, SP_TOTAL_US, SP_ERROR, SP_MS };
 
-/* "@key": the text of column @col of @s. */
-static void st_kv(struct jsonw *w, const char *key, sqlite3_stmt *s, int col)
+/* The row at @s as plain values (borrowed until the next step). */
+static void st_row_of(sqlite3_stmt *s, struct store_st_row *r)
 {
-    jsonw_key(w, key);
-    jsonw_str(w, (const char *)sqlite3_column_text(s, col));
+    r->cluster = (const char *)sqlite3_column_text(s, SS_CLUSTER);
+    r->region = (const char *)sqlite3_column_text(s, SS_REGION);
+    r->node = (const char *)sqlite3_column_text(s, SS_NODE);
+    r->target = (const char *)sqlite3_column_text(s, SS_TARGET);
+    r->health = (const char *)sqlite3_column_text(s, SS_HEALTH);
+    r->ms = sqlite3_column_int64(s, SS_MS);
+    r->has_probe = sqlite3_column_int(s, SP_HAS);
+    r->ok = sqlite3_column_int64(s, SP_OK);
+    r->status = sqlite3_column_int64(s, SP_STATUS);
+    r->total_us = sqlite3_column_int64(s, SP_TOTAL_US);
+    r->error = (const char *)sqlite3_column_text(s, SP_ERROR);
+    r->probe_ms = sqlite3_column_int64(s, SP_MS);
 }
 
-/* {"ms","utc"} of column @col of @s. */
-static void st_time(struct jsonw *w, sqlite3_stmt *s, int col)
+/* "@key": @v. */
+static void st_kv(struct jsonw *w, const char *key, const char *v)
 {
-    int64_t ms = sqlite3_column_int64(s, col);
+    jsonw_key(w, key);
+    jsonw_str(w, v);
+}
+
+/* {"ms","utc"} of @ms. */
+static void st_time(struct jsonw *w, int64_t ms)
+{
     char utc[40];
 
     export_utc(ms, utc, sizeof(utc));
@@ -79,47 +95,32 @@ static void st_time(struct jsonw *w, sqlite3_stmt *s, int col)
     jsonw_obj_end(w);
 }
 
-/* The last probe of the agent and target at @s's row, or null, into
- * @w; *@ms its time (INT64_MIN: none). */
-static void st_last_probe(sqlite3_stmt *s, struct jsonw *w, int64_t *ms)
+/* The last probe of the agent and target of row @r, or null, into @w;
+ * *@ms its time (INT64_MIN: none). */
+static void st_last_probe(const struct store_st_row *r, struct jsonw *w,
+                          int64_t *ms)
 {
-    const char *err;
-
     *ms = INT64_MIN;
-    if (!sqlite3_column_int(s, SP_HAS)) {
+    if (!r->has_probe) {
         jsonw_null(w);
         return;
     }
-    err = (const char *)sqlite3_column_text(s, SP_ERROR);
-    *ms = sqlite3_column_int64(s, SP_MS);
+    *ms = r->probe_ms;
     jsonw_obj_begin(w);
     jsonw_key(w, "time");
-    st_time(w, s, SP_MS);
+    st_time(w, r->probe_ms);
     jsonw_key(w, "ok");
-    jsonw_bool(w, sqlite3_column_int64(s, SP_OK) != 0);
+    jsonw_bool(w, r->ok != 0);
     jsonw_key(w, "status");
-    jsonw_int(w, sqlite3_column_int64(s, SP_STATUS));
+    jsonw_int(w, r->status);
     jsonw_key(w, "total_ms");
-    jsonw_double(w, (double)sqlite3_column_int64(s, SP_TOTAL_US) / 1000.0);
+    jsonw_double(w, (double)r->total_us / 1000.0);
     jsonw_key(w, "error");
-    jsonw_str(w, err ? err : "");
+    jsonw_str(w, r->error ? r->error : "");
     jsonw_obj_end(w);
 }
 
-/* One (cluster, target) as it is being written: its agents' array is
- * open; the health, since and last probe of the whole come after it. */
-struct st_group {
-    int open;
-    int any_unhealthy, all_healthy;
-    size_t n_counted;           /* agents not handed off */
-    int64_t since_ms;
-    char since_utc[32];
-    int64_t last_ms;            /* INT64_MIN: no probe yet */
-    struct jsonw last;          /* the latest of its agents' last probes */
-    struct jsonw one;           /* the agent's being written */
-};
-
-static void st_group_end(struct jsonw *w, struct st_group *g)
+static void st_group_end(struct jsonw *w, struct store_st_group *g)
 {
     if (!g->open)
         return;
@@ -148,12 +149,12 @@ static void st_group_end(struct jsonw *w, struct st_group *g)
     g->open = 0;
 }
 
-static void st_group_begin(struct jsonw *w, struct st_group *g,
-                           sqlite3_stmt *s)
+static void st_group_begin(struct jsonw *w, struct store_st_group *g,
+                           const struct store_st_row *r)
 {
     jsonw_obj_begin(w);
-    st_kv(w, "cluster", s, SS_CLUSTER);
-    st_kv(w, "target", s, SS_TARGET);
+    st_kv(w, "cluster", r->cluster);
+    st_kv(w, "target", r->target);
     jsonw_key(w, "agents");
     jsonw_arr_begin(w);
     g->open = 1;
@@ -164,15 +165,15 @@ static void st_group_begin(struct jsonw *w, struct st_group *g,
     g->last_ms = INT64_MIN;
 }
 
-/* The agent's last probe (its row at @s): into the agent's object, and
- * kept as the group's when it is the latest so far. */
-static int st_group_last(struct jsonw *w, struct st_group *g,
-                         sqlite3_stmt *s)
+/* The agent's last probe (row @r): into the agent's object, and kept as
+ * the group's when it is the latest so far. */
+static int st_group_last(struct jsonw *w, struct store_st_group *g,
+                         const struct store_st_row *r)
 {
     int64_t ms;
 
     jsonw_reset(&g->one);
-    st_last_probe(s, &g->one, &ms);
+    st_last_probe(r, &g->one, &ms);
     if (g->one.err)
         return g->one.err;
     jsonw_value(w, g->one.buf);
@@ -186,17 +187,15 @@ static int st_group_last(struct jsonw *w, struct st_group *g,
     return 0;
 }
 
-/* Adds the agent at @s to its group: a group's health is unhealthy when
- * any of its agents sees it so, healthy when all do, else unknown; its
- * since is the latest change among its agents. */
-static void st_group_agent(struct jsonw *w, struct st_group *g,
-                           sqlite3_stmt *s)
+/* Adds the agent of row @r to its group: a group's health is unhealthy
+ * when any of its agents sees it so, healthy when all do, else unknown;
+ * its since is the latest change among its agents. */
+static void st_group_agent(struct jsonw *w, struct store_st_group *g,
+                           const struct store_st_row *r)
 {
-    const char *health = (const char *)sqlite3_column_text(s, SS_HEALTH);
-    int64_t ms = sqlite3_column_int64(s, SS_MS);
+    const char *health = r->health ? r->health : "unknown";
+    int64_t ms = r->ms;
 
-    if (!health)
-        health = "unknown";
     /* An agent that handed the target to other probers is listed but
      * counts neither way, and its handoff is no change of the target's. */
     if (strcmp(health, STORE_HANDED_OFF) == 0)
@@ -210,22 +209,65 @@ static void st_group_agent(struct jsonw *w, struct st_group *g,
     }
 row:
     jsonw_obj_begin(w);
-    st_kv(w, "region", s, SS_REGION);
-    st_kv(w, "node", s, SS_NODE);
+    st_kv(w, "region", r->region);
+    st_kv(w, "node", r->node);
     jsonw_key(w, "health");
     jsonw_str(w, health);
     jsonw_key(w, "since");
-    st_time(w, s, SS_MS);
+    st_time(w, ms);
     jsonw_key(w, "last");
+}
+
+void store_st_init(struct jsonw *w, struct store_st_group *g)
+{
+    memset(g, 0, sizeof(*g));
+    jsonw_init(w, STORE_STATUS_BYTES);
+    jsonw_init(&g->last, STORE_STATUS_BYTES);
+    jsonw_init(&g->one, STORE_STATUS_BYTES);
+    jsonw_arr_begin(w);
+}
+
+int store_st_add(struct jsonw *w, struct store_st_group *g,
+                 const struct store_st_row *r)
+{
+    int rc;
+
+    if (!r->cluster || !r->target)
+        return 0;
+    if (!g->open || strcmp(r->cluster, g->cluster) != 0 ||
+        strcmp(r->target, g->target) != 0) {
+        st_group_end(w, g);
+        st_group_begin(w, g, r);
+        snprintf(g->cluster, sizeof(g->cluster), "%s", r->cluster);
+        snprintf(g->target, sizeof(g->target), "%s", r->target);
+    }
+    st_group_agent(w, g, r);
+    rc = st_group_last(w, g, r);
+    if (rc < 0)
+        return rc;
+    jsonw_obj_end(w);
+    return 0;
+}
+
+void store_st_end(struct jsonw *w, struct store_st_group *g)
+{
+    st_group_end(w, g);
+    jsonw_arr_end(w);
+}
+
+void store_st_free(struct jsonw *w, struct store_st_group *g)
+{
+    jsonw_free(w);
+    jsonw_free(&g->last);
+    jsonw_free(&g->one);
 }
 
 int store_targets_status(struct store *st, char **out, size_t *out_len)
 {
-    struct st_group g = { 0 };
+    struct store_st_group g;
+    struct store_st_row row;
     struct store_reader *r;
     sqlite3_stmt *s = NULL;
-    const char *cl, *tg;
-    char prev_cl[WIRE_MAX_STR + 1] = "", prev_tg[WIRE_MAX_STR + 1] = "";
     struct jsonw w;
     int64_t until;
     int rc, step;
@@ -236,42 +278,45 @@ int store_targets_status(struct store *st, char **out, size_t *out_len)
     r = store_query_begin(st, &until, &rc, 1);
     if (!r)
         return rc;
-    jsonw_init(&w, STORE_STATUS_BYTES);
-    jsonw_init(&g.last, STORE_STATUS_BYTES);
-    jsonw_init(&g.one, STORE_STATUS_BYTES);
+    store_st_init(&w, &g);
     rc = store_reader_stmt_sql(r, st_state_sql, &s);
     if (rc < 0)
         goto out;
-    jsonw_arr_begin(&w);
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        cl = (const char *)sqlite3_column_text(s, SS_CLUSTER);
-        tg = (const char *)sqlite3_column_text(s, SS_TARGET);
-        if (!cl || !tg)
-            continue;
-        if (!g.open || strcmp(cl, prev_cl) != 0 || strcmp(tg, prev_tg) != 0) {
-            st_group_end(&w, &g);
-            st_group_begin(&w, &g, s);
-            snprintf(prev_cl, sizeof(prev_cl), "%s", cl);
-            snprintf(prev_tg, sizeof(prev_tg), "%s", tg);
-        }
-        st_group_agent(&w, &g, s);
-        rc = st_group_last(&w, &g, s);
+        st_row_of(s, &row);
+        rc = store_st_add(&w, &g, &row);
         if (rc < 0)
             goto out;
-        jsonw_obj_end(&w);
     }
     if (step != SQLITE_DONE) {
         rc = store_query_error(st, r->db);
         goto out;
     }
-    st_group_end(&w, &g);
-    jsonw_arr_end(&w);
+    store_st_end(&w, &g);
     rc = store_json_take(&w, out, out_len);
 out:
-    jsonw_free(&w);
-    jsonw_free(&g.last);
-    jsonw_free(&g.one);
+    store_st_free(&w, &g);
     return store_query_end(st, r, s, rc, "status");
+}
+
+void store_window_add(struct store_window *win, struct hist *h,
+                      int64_t count, int64_t failures, const uint8_t *blob,
+                      size_t len)
+{
+    win->count += (uint64_t)count;
+    win->failures += (uint64_t)failures;
+    /* A bad histogram (never written so) loses its latencies only. */
+    (void)hist_merge_blob(h, blob, len);
+}
+
+void store_window_end(struct store_window *win, const struct hist *h)
+{
+    win->has_latency = hist_count(h) > 0;
+    if (win->has_latency) {
+        win->p50_ms = hist_quantile(h, 0.5) / 1000.0;
+        win->p95_ms = hist_quantile(h, 0.95) / 1000.0;
+        win->p99_ms = hist_quantile(h, 0.99) / 1000.0;
+    }
 }
 
 /* Adds @target's rollups over [from, to) into @h and the counts. */
@@ -288,13 +333,10 @@ static int st_window_one(struct store *st, struct store_reader *r,
         sqlite3_bind_int64(s, 2, from_ms) != SQLITE_OK ||
         sqlite3_bind_int64(s, 3, to_ms) != SQLITE_OK)
         goto out;
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        out->count += (uint64_t)sqlite3_column_int64(s, 0);
-        out->failures += (uint64_t)sqlite3_column_int64(s, 1);
-        /* A bad histogram (never written so) loses its latencies only. */
-        (void)hist_merge_blob(h, sqlite3_column_blob(s, 2),
-                              (size_t)sqlite3_column_bytes(s, 2));
-    }
+    while ((step = sqlite3_step(s)) == SQLITE_ROW)
+        store_window_add(out, h, sqlite3_column_int64(s, 0),
+                         sqlite3_column_int64(s, 1), sqlite3_column_blob(s, 2),
+                         (size_t)sqlite3_column_bytes(s, 2));
     rc = step == SQLITE_DONE ? 0 : store_query_error(st, r->db);
 out:
     store_stmt_done(s);
@@ -326,12 +368,7 @@ int store_targets_window(struct store *st, const char *const *targets,
         rc = st_window_one(st, r, sql, targets[i], from_ms, to_ms, &h,
                            &win);
     if (rc == 0) {
-        win.has_latency = hist_count(&h) > 0;
-        if (win.has_latency) {
-            win.p50_ms = hist_quantile(&h, 0.5) / 1000.0;
-            win.p95_ms = hist_quantile(&h, 0.95) / 1000.0;
-            win.p99_ms = hist_quantile(&h, 0.99) / 1000.0;
-        }
+        store_window_end(&win, &h);
         *out = win;
     }
     hist_free(&h);

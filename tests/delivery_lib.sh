@@ -201,15 +201,19 @@ stored_through() {
 
 # --- the proxy ------------------------------------------------------------
 
-# start_proxy NAME PORT: a tcp_proxy to 127.0.0.1:PORT; sets PROXY_PID[NAME]
-# and PROXY_PORT[NAME]. Its log is NAME.plog (not *.log: it is chatty).
+# start_proxy NAME PORT...: a tcp_proxy to 127.0.0.1:PORT (several: each
+# new connection to the next, round-robin); sets PROXY_PID[NAME] and
+# PROXY_PORT[NAME]. Its log is NAME.plog (not *.log: it is chatty).
 declare -A PROXY_PID PROXY_PORT
 start_proxy() {
-    "$TCP_PROXY" --to "127.0.0.1:$2" > "$TMP/$1.pport" 2> "$TMP/$1.plog" &
-    PROXY_PID[$1]=$!
-    PIDS+=(${PROXY_PID[$1]})
-    wait_for "$TMP/$1.pport" '^[0-9]'
-    PROXY_PORT[$1]=$(head -n1 "$TMP/$1.pport")
+    local name=$1 p to=()
+    shift
+    for p in "$@"; do to+=(--to "127.0.0.1:$p"); done
+    "$TCP_PROXY" "${to[@]}" > "$TMP/$name.pport" 2> "$TMP/$name.plog" &
+    PROXY_PID[$name]=$!
+    PIDS+=(${PROXY_PID[$name]})
+    wait_for "$TMP/$name.pport" '^[0-9]'
+    PROXY_PORT[$name]=$(head -n1 "$TMP/$name.pport")
 }
 
 # proxy_mode NAME pass|blackhole|refuse|oneway: switches and waits until it is in

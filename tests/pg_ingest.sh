@@ -78,7 +78,7 @@ for i in $(seq 1 50); do
     pa=$!
     send same_b "$URL_b" --node same --seq "$lo-$hi" --oldest-seq "$lo" &
     pb=$!
-    wait "$pa" "$pb"
+    wait "$pa" "$pb" || true    # the replies say what went wrong
     [ "$(cat "$TMP/same_a")" = "200 $hi" ] && [ "$(cat "$TMP/same_b")" = "200 $hi" ] ||
         fail "batch $lo-$hi: a said '$(cat "$TMP/same_a")', b '$(cat "$TMP/same_b")'"
 done
@@ -94,16 +94,22 @@ for i in $(seq 1 10); do
     pa=$!
     send ovl_b "$URL_b" --node "ovl$i" --seq 50-150 --oldest-seq 1 &
     pb=$!
-    wait "$pa" "$pb"
+    wait "$pa" "$pb" || true    # the replies say what went wrong
     ra=$(cut -d' ' -f2 "$TMP/ovl_a") rb=$(cut -d' ' -f2 "$TMP/ovl_b")
     grep -q '^200 ' "$TMP/ovl_a" && grep -q '^200 ' "$TMP/ovl_b" ||
         fail "ovl$i: a said '$(cat "$TMP/ovl_a")', b '$(cat "$TMP/ovl_b")'"
     [ "$ra" = 150 ] || [ "$rb" = 150 ] || fail "ovl$i: acks $ra and $rb"
-    [ -z "$(dups "ovl$i")" ] || fail "ovl$i: seqs stored twice"
-    [ "$(stored "ovl$i")" = 150 ] || fail "ovl$i: stored $(stored "ovl$i")"
-    [ "$(acked "ovl$i")" = 150 ] || fail "ovl$i: watermark $(acked "ovl$i")"
-    [ -z "$(notes "ovl$i")" ] || fail "ovl$i: gap or drop: $(notes "ovl$i")"
 done
+# Per agent: rows with a seq, distinct seqs, rows without (gap, drop),
+# the watermark. One query: psql's start costs more than the batches.
+got=$(sql "SELECT a.node, count(e.seq), count(DISTINCT e.seq),
+                  count(e.id) - count(e.seq), a.acked_seq
+           FROM agents a LEFT JOIN events e ON e.agent_id = a.id
+           WHERE a.node LIKE 'ovl%' GROUP BY a.node, a.acked_seq
+           ORDER BY a.node" | sed 's/^ovl[0-9]*|//' | sort | uniq -c |
+      sed 's/^ *//')
+[ "$got" = "10 150|150|0|150" ] ||
+    fail "overlapping batches: (agents rows|seqs|notes|watermark): $got"
 
 # One drop report to both at once: 11-15 dropped, 16-20 never sent.
 send gd "$URL_a" --node gd --seq 1-10
@@ -111,7 +117,7 @@ send gd_a "$URL_a" --node gd --seq 21-30 --oldest-seq 21 --drops 5:11-15 &
 pa=$!
 send gd_b "$URL_b" --node gd --seq 21-30 --oldest-seq 21 --drops 5:11-15 &
 pb=$!
-wait "$pa" "$pb"
+wait "$pa" "$pb" || true
 [ "$(cat "$TMP/gd_a")" = "200 30" ] && [ "$(cat "$TMP/gd_b")" = "200 30" ] ||
     fail "drops: a said '$(cat "$TMP/gd_a")', b '$(cat "$TMP/gd_b")'"
 got=$(notes gd | sed 's/,"from_ms.*//')
@@ -137,7 +143,7 @@ wait_until 30 "/readyz says the database is unreachable" down
 send down "$URL_a" --node other --seq 1-5
 grep -q '^503 .*database is unreachable' "$TMP/down" ||
     fail "ingest while down: $(cat "$TMP/down")"
-kill "$LOOP_PID"
+kill "$LOOP_PID" 2> /dev/null || true   # it may have given up already
 reap "$LOOP_PID"
 "$SEXTANT_SRC/tests/pg_server.sh" restart "$PG" > /dev/null
 up() {
@@ -154,7 +160,7 @@ have=$(sql "SELECT count(*) FROM events e JOIN agents a ON a.id = e.agent_id
 [ "$have" = "$last" ] || fail "acked 1-$last, $have of them stored"
 # It takes batches again, and the agent's next batch goes on from there.
 send after "$URL_a" --node out --seq "$((last + 1))-$((last + 5))"
-[ "$(cat "$TMP/after")" = "200 $((last + 5))" ] ||
+grep -q '^200 ' "$TMP/after" && [ "$(cut -d' ' -f2 "$TMP/after")" -ge $((last + 5)) ] ||
     fail "after the outage: $(cat "$TMP/after")"
 
 # A collector started while the database is down: ready once it is up.
@@ -168,4 +174,8 @@ wait_until 30 "/readyz says the database is unreachable at start" down_c
 wait_for "$TMP/c.log" ', ready$'
 send late "$URL_c" --node late --seq 1-5
 [ "$(cat "$TMP/late")" = "200 5" ] || fail "late start: $(cat "$TMP/late")"
+# Both stop cleanly (the sanitizer build checks for leaks at exit), also
+# the one that lived through the outage.
+stop_collector
+COLLECTOR_PID=$PID_a stop_collector
 echo "PASS"

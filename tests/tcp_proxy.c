@@ -4,6 +4,14 @@
  * Not part of the product; IPv4 only, one thread, at most
  * PROXY_MAX_CONNS connections at a time.
  *
+ * Several --to (up to PROXY_MAX_UPSTREAMS) make it a round-robin load
+ * balancer: each accepted connection goes to the next upstream in turn,
+ * so a client that reconnects lands on another one (many collectors
+ * behind one address). An upstream whose connect fails is skipped for
+ * that connection and the next one tried, as a load balancer's connect
+ * retry does; the client is reset only when every upstream failed. The
+ * modes below apply to every connection, whichever its upstream.
+ *
  * Four modes, switched by signals (the mode a test asks for is in force
  * once the proxy logged "proxy: mode NAME"; wait for that line):
  *   SIGHUP   pass       forward both ways (the start mode, or --mode NAME)
@@ -49,6 +57,7 @@
 
 #define PROXY_MAX_CONNS 256u
 #define PROXY_BUF       (64u << 10)     /* bytes in flight per direction */
+#define PROXY_MAX_UPSTREAMS 8u
 
 enum proxy_mode { PROXY_PASS, PROXY_BLACKHOLE, PROXY_REFUSE, PROXY_ONEWAY };
 
@@ -69,12 +78,15 @@ struct proxy_conn {
     int connecting;             /* upstream connect() not finished yet */
     int blackholed;
     int oneway;                 /* upstream's bytes are read and dropped */
+    size_t to;                  /* index in proxy_to of its upstream */
+    size_t tries;               /* upstreams tried for it so far */
     struct proxy_pipe up;       /* client -> upstream */
     struct proxy_pipe down;     /* upstream -> client */
 };
 
 static struct proxy_conn proxy_conns[PROXY_MAX_CONNS];
-static struct sockaddr_in proxy_to;
+static struct sockaddr_in proxy_to[PROXY_MAX_UPSTREAMS];
+static size_t proxy_n_to;
 static unsigned long proxy_accepted;
 
 /* Closes @fd so that the peer sees a reset, not an orderly end. */
@@ -102,24 +114,33 @@ static void proxy_conn_close(struct proxy_conn *c, int reset)
     c->cfd = c->ufd = -1;
 }
 
-/* Starts a non-blocking connect to the upstream; -1 if it failed at once. */
+/* Starts a non-blocking connect to @c's upstream, or to the next ones
+ * while a connect fails at once; -1 when every upstream was tried. */
 static int proxy_connect_up(struct proxy_conn *c)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
 
-    if (fd < 0)
-        return -1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (const struct sockaddr *)&proxy_to, sizeof(proxy_to)) <
-            0 && errno != EINPROGRESS) {
-        log_msg(LOGL_WARN, "proxy", "upstream failed: %s", strerror(errno));
-        close(fd);
-        return -1;
+    for (; c->tries < proxy_n_to; c->tries++) {
+        const struct sockaddr_in *to = &proxy_to[c->to];
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        0);
+
+        if (fd < 0)
+            return -1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (connect(fd, (const struct sockaddr *)to, sizeof(*to)) < 0 &&
+            errno != EINPROGRESS) {
+            log_msg(LOGL_WARN, "proxy", "upstream failed: %s",
+                    strerror(errno));
+            close(fd);
+            c->to = (c->to + 1) % proxy_n_to;
+            continue;
+        }
+        c->ufd = fd;
+        c->connecting = 1;
+        return 0;
     }
-    c->ufd = fd;
-    c->connecting = 1;
-    return 0;
+    return -1;
 }
 
 static void proxy_accept(int lfd, enum proxy_mode mode)
@@ -153,6 +174,7 @@ static void proxy_accept(int lfd, enum proxy_mode mode)
         return;
     }
     c->oneway = mode == PROXY_ONEWAY;
+    c->to = (proxy_accepted - 1) % proxy_n_to;      /* round-robin */
     if (proxy_connect_up(c) < 0)
         proxy_conn_close(c, 1);
 }
@@ -241,7 +263,13 @@ static void proxy_serve(struct proxy_conn *c, short rc, short ru)
         getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err) {
             log_msg(LOGL_WARN, "proxy", "upstream failed: %s", strerror(err));
-            proxy_conn_close(c, 1);
+            close(c->ufd);
+            c->ufd = -1;
+            c->connecting = 0;
+            c->tries++;             /* the next upstream, if any is left */
+            c->to = (c->to + 1) % proxy_n_to;
+            if (proxy_connect_up(c) < 0)
+                proxy_conn_close(c, 1);
             return;
         }
         c->connecting = 0;
@@ -306,7 +334,7 @@ static int proxy_parse(const char *s, struct sockaddr_in *out)
 
 int main(int argc, char **argv)
 {
-    const char *listen_at = "127.0.0.1:0", *to = NULL;
+    const char *listen_at = "127.0.0.1:0";
     struct pollfd pfd[2 + 2 * PROXY_MAX_CONNS];
     size_t idx[PROXY_MAX_CONNS];
     enum proxy_mode mode = PROXY_PASS;
@@ -319,7 +347,11 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
             listen_at = argv[++i];
         } else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) {
-            to = argv[++i];
+            if (proxy_n_to == PROXY_MAX_UPSTREAMS ||
+                proxy_parse(argv[++i], &proxy_to[proxy_n_to]) < 0)
+                bad = 1;
+            else
+                proxy_n_to++;
         } else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
             const char *m = argv[++i];
 
@@ -337,9 +369,9 @@ int main(int argc, char **argv)
             bad = 1;
         }
     }
-    if (bad || !to || proxy_parse(to, &proxy_to) < 0 ||
-        proxy_parse(listen_at, &sin) < 0) {
-        fprintf(stderr, "usage: tcp_proxy --to IP:PORT [--listen IP:PORT] "
+    if (bad || proxy_n_to == 0 || proxy_parse(listen_at, &sin) < 0) {
+        fprintf(stderr, "usage: tcp_proxy --to IP:PORT [--to IP:PORT ...] "
+                        "[--listen IP:PORT] "
                         "[--mode pass|blackhole|refuse|oneway]\n"
                         "  SIGHUP: pass, SIGUSR1: blackhole, SIGUSR2: "
                         "refuse, SIGWINCH: oneway\n");
