@@ -305,27 +305,14 @@ void store_pg_inc_free(struct store *st)
 
 /* ---- the queries, on any collector ---- */
 
-/* A read connection (NULL with *@err -EAGAIN before the store is ready,
- * or -EIO), given back with pg_inc_put. */
+/* A read connection (pg_query.c's pool): NULL with *@err -EAGAIN before
+ * the store is ready, or -EIO. Given back with pg_inc_put. */
 static PGconn *pg_inc_reader(struct store *st, int *err)
 {
-    char why[256];
-    PGconn *c;
+    PGconn *c = NULL;
 
-    if (store_poll_ready(st) != 1) {
-        *err = -EAGAIN;
-        return NULL;
-    }
-    c = store_pg_reader(st);
-    if (!c) {
-        /* Until pg_query.c's pool answers: a connection of our own. */
-        c = pg_connect(st, st->opt.query_ms, why, sizeof(why));
-        if (!c)
-            log_msg(LOGL_WARN, "incidents", "postgres: %s", why);
-    }
-    if (!c)
-        *err = -EIO;
-    return c;
+    *err = pgq_begin(st, 1, &c);
+    return *err < 0 ? NULL : c;
 }
 
 /* Gives @c back; @r the failed result, if any: logs it under @what and

@@ -41,19 +41,28 @@ PGconn *store_pg_reader(struct store *st)
 void store_pg_reader_put(struct store *st, PGconn *c, int broken)
 {
     struct store_pg *pg = st->pg;
+    PGconn *idle[PG_READERS];
+    size_t n = 0;
 
     if (!c)
         return;
-    if (!broken && PQstatus(c) == CONNECTION_OK &&
-        PQtransactionStatus(c) == PQTRANS_IDLE) {
-        pthread_mutex_lock(&st->rlock);
-        if (pg->n_readers < PG_READERS) {
-            pg->readers[pg->n_readers++] = c;
-            c = NULL;
-        }
-        pthread_mutex_unlock(&st->rlock);
+    broken |= PQstatus(c) != CONNECTION_OK ||
+              PQtransactionStatus(c) != PQTRANS_IDLE;
+    pthread_mutex_lock(&st->rlock);
+    if (broken) {
+        /* The server restarted or the network broke: the idle ones are
+         * gone too, and each would fail one more query. */
+        n = pg->n_readers;
+        memcpy(idle, pg->readers, n * sizeof(idle[0]));
+        pg->n_readers = 0;
+    } else if (pg->n_readers < PG_READERS) {
+        pg->readers[pg->n_readers++] = c;
+        c = NULL;
     }
+    pthread_mutex_unlock(&st->rlock);
     PQfinish(c);
+    for (size_t i = 0; i < n; i++)
+        PQfinish(idle[i]);
 }
 
 int pgq_begin(struct store *st, int need_ready, PGconn **out)

@@ -258,7 +258,9 @@ struct store_timeline_query {
      * holds the newest event id of the first page and the position
      * (time on @order's clock, id) of the last event given, so paging
      * through a window gives each of its events once while ingest goes
-     * on: events stored after the first page are not in that paging.
+     * on: events stored after the first page are not in that paging
+     * (on PostgreSQL, one whose id was drawn before the first page but
+     * committed after it may be: collector/pg_tl.c).
      * The same holds for annotations (the cursor holds the newest
      * annotation id too). */
     const char *cursor;

@@ -16,7 +16,11 @@
  * Both backends run this code: where it reads the database it calls
  * pg_incscan.c's operations instead of its statements when in->pg is set
  * (the PostgreSQL leader's), which read the same rows into the neutral
- * store_inc_srow. */
+ * store_inc_srow.
+ *
+ * Over 1000 lines: the event reads, corrected times, pending list and
+ * scan share this file's static maps, heap and statement table; split,
+ * they would all cross into store_priv.h for one caller each. */
 #include "store_priv.h"
 #include "store_pg.h"
 

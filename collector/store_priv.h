@@ -10,7 +10,8 @@
  * store_fields.c (event -> stored fields), store_now.c (target_now:
  * each agent and target's state and last probe now, kept per group
  * commit), store_delivery.c (agents,
- * watermarks, gaps, drops, clock offset), store_dims.c (interned
+ * watermarks, gaps, drops, clock offset: the arithmetic neutral, the
+ * SQLite rows), store_dims.c (interned
  * strings), store_rollup.c (samples and rollups), store_retention.c,
  * store_sql.c (every statement the reads run), store_query.c (read
  * pool, cached statements, queries), store_backup.c (online backup),
@@ -30,12 +31,16 @@
  * inside a group (store_ingest_locked, with fields, dimensions and
  * rollups under it); a retention step; the queries (store_sql.c and
  * store_query.c: the public store_timeline, store_clusters_seen,
- * store_name_known, store_latency); the backup (store_backup_*). store_writer.c is both
- * today: its thread loop, queue taking and answers are neutral, while
- * store_group's transaction and savepoints and the commit probe speak
- * SQLite; a second backend splits store_group there. The seam is this
- * function set, not a table of function pointers: with one backend a
- * table would only add an indirection nobody can test yet. */
+ * store_name_known, store_latency); the backup (store_backup_*).
+ * store_writer.c's queue taking and answers (store_take,
+ * store_group_finish) are neutral; its transaction, savepoints and
+ * commit probe speak SQLite (PostgreSQL's writer is pg_writer.c, see
+ * store_pg.h). Within one batch the two backends share the arithmetic
+ * (store_deliver: watermark, gaps, drops, clock filter; the rollups' and
+ * target_now's merges; the dimension caches) and differ only in the rows'
+ * reads and writes, passed as a table of functions (store_delivery_ops)
+ * or one function (store_rollup_fn, store_now_put_fn). The rest of the
+ * seam is this function set. */
 #ifndef SEXTANT_STORE_PRIV_H
 #define SEXTANT_STORE_PRIV_H
 

@@ -7,7 +7,6 @@
 #include "store_priv.h"
 #include "store_pg.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -18,7 +17,6 @@
 #include "hist.h"
 #include "jsonw.h"
 #include "log.h"
-#include "table.h"
 #include "topology.h"
 
 /* A corrected-order page first reads this much agent-clock time past its

@@ -361,6 +361,8 @@ run_scenario() {
     feed "$scn"
     wait_until 60 "$name: the $DELIVERED events stored" \
         events_in "$db" "$DELIVERED"
+    wait_until 60 "$name: the engine fed every stored event" \
+        db_engine_fed "$db"
     [ "$n" = 0 ] || wait_closed "$db" "$n" "$name"
     api_check "$scn" "$BASE"
     stop_collector

@@ -208,6 +208,15 @@ db_events_count() {
     db_sql "$1" "SELECT count(*) FROM events${2:+ WHERE $2}"
 }
 
+# db_engine_fed DB: the incident engine has read every event DB holds.
+# Always on SQLite (the writer feeds it in each commit); on PostgreSQL
+# the leader feeds it every tick up to its fence (engine_cursor).
+db_engine_fed() {
+    on_pg || return 0
+    [ "$(db_sql "$1" "SELECT (coalesce((SELECT max(id) FROM events), 0)
+        <= coalesce((SELECT event_id FROM engine_cursor), 0))::int")" = 1 ]
+}
+
 # start_collector DB [ARGS]: sets COLLECTOR_PID, COLLECTOR_PORT and URL.
 # Its config is $TMP/collector.yaml and its log $TMP/collector.log, or
 # COLLECTOR_CONFIG and COLLECTOR_LOG for a test that runs two at once.

@@ -25,15 +25,8 @@ clusters:
     token: $TOKEN
 YAML
 
-# start_one NAME: a collector logging to $TMP/NAME.log; sets PID_NAME and
-# PORT_NAME.
-start_one() {
-    COLLECTOR_LOG=$TMP/$1.log start_collector "$TMP/$1.db"
-    printf -v "PID_$1" %s "$COLLECTOR_PID"
-    printf -v "PORT_$1" %s "$COLLECTOR_PORT"
-}
-start_one a
-start_one b
+pg_collector a
+pg_collector b
 grep -q 'store: postgres host=127.0.0.1 port=[0-9]* dbname=leader' \
     "$TMP/a.log" || fail "the log does not say which store is used"
 
