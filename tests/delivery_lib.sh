@@ -26,15 +26,13 @@ count_lines() {
 # start_named_collector NAME DB [PORT]: a real collector logging to
 # NAME.log (appended over restarts); PORT 0 or absent picks one. Sets
 # CPID[NAME], CPORT[NAME]. A restart on a port that is still being let go
-# is retried for a few seconds. Its config is $TMP/collector.yaml, or
-# NAMED_CONFIG.
+# is retried for a few seconds.
 start_named_collector() {
     local name=$1 db=$2 port=${3:-0} log=$TMP/$1.log try before
-    local cfg=${NAMED_CONFIG:-$TMP/collector.yaml}
-    [ -e "$cfg" ] || write_collector_config "$cfg"
+    [ -e "$TMP/collector.yaml" ] || write_collector_config "$TMP/collector.yaml"
     for try in $(seq 1 50); do
         before=$(count_lines "$log" 'listening on')
-        "$COLLECTOR" --config "$cfg" --listen "127.0.0.1:$port" \
+        "$COLLECTOR" --config "$TMP/collector.yaml" --listen "127.0.0.1:$port" \
             --db "$db" 2>> "$log" &
         CPID[$name]=$!
         PIDS+=(${CPID[$name]})
