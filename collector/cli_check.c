@@ -2,8 +2,10 @@
  * whole file as a start loads it (keys, types, ranges, the listen
  * address, clusters and API tokens with their token_files, services,
  * incidents and webhook URLs, TLS files and that key and certificate
- * match). Not checked, since only a start can: the database (it may not
- * exist yet; it is not opened or created), whether the port is free. */
+ * match, store.postgres's connection string (by libpq's parser) and
+ * password file). Not checked, since only a start can: the database (it
+ * may not exist yet; it is not opened, created or connected to), whether
+ * the port is free. */
 #include "cli_check.h"
 
 #include "config.h"

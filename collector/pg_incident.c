@@ -20,6 +20,16 @@
  * event id up to events_id_seq's last_value has ended, so reading by id
  * up to it misses nothing that commits later with a smaller id.
  *
+ * What a new leader announces: engine_cursor holds the id up to which
+ * the leader before it had fed the engine and written (and announced)
+ * what followed. The new one rebuilds quietly from the events up to
+ * that id only (their incidents went out already: history), then reads
+ * the rest like any new events, late ones replayed, their changes
+ * announced: as a SQLite start replays what was stored while it caught
+ * up. A new database has no cursor: nothing is history, as on a new
+ * SQLite file. A leader without services keeps the cursor at the fence,
+ * so that services added later do not announce the past.
+ *
  * The queries run on read connections (pg_query.c's pool) and render the
  * SQLite backend's JSON with store_incquery.c's functions. */
 #include "store_pg.h"
@@ -69,13 +79,49 @@ static int pg_inc_fence(PGconn *c, int64_t *out)
     return rc;
 }
 
+/* The id the engine has fed and announced everything up to: all that
+ * was read, unless events are still held or a replay is owed; then what
+ * was read a hold (and a tick) ago. */
+static int64_t pg_inc_done_upto(struct store_pg_inc *pi, int64_t mono)
+{
+    int64_t done = pi->cursor;
+
+    if (pi->in->n_pend == 0 && !pi->in->late)
+        return pi->fed;
+    for (int i = 0; i < PG_INC_READS; i++)
+        if (pi->reads[i].mono &&
+            pi->reads[i].mono <= mono - STORE_INC_HOLD_MS -
+                                  PG_LEADER_POLL_MS &&
+            pi->reads[i].fed > done)
+            done = pi->reads[i].fed;
+    return done;
+}
+
+/* engine_cursor := @id (no write when it holds it already): 0 or -EIO. */
+static int pg_inc_cursor_write(PGconn *c, int64_t id)
+{
+    struct pg_params p;
+    PGresult *r;
+    int rc;
+
+    pg_params_reset(&p);
+    pg_param_i64(&p, id);
+    r = pg_query(c, "INSERT INTO engine_cursor (id, event_id) VALUES (1, $1)"
+                 " ON CONFLICT (id) DO UPDATE SET event_id = excluded.event_id"
+                 " WHERE engine_cursor.event_id <> excluded.event_id", &p);
+    rc = pg_ok(r) ? 0 : -EIO;
+    PQclear(r);
+    return rc;
+}
+
 /* Writes the published status (st->inc_status) to engine_status unless
- * it was written already, and the fence fed to engine_cursor. */
+ * it was written already, and engine_cursor when it moved. */
 static int pg_inc_write_status(struct store *st, struct store_pg_inc *pi)
 {
     struct pg_params p;
     PGresult *r;
     char *json;
+    int64_t done;
     int rc = 0;
 
     pthread_mutex_lock(&st->inc_lock);
@@ -100,16 +146,11 @@ static int pg_inc_write_status(struct store *st, struct store_pg_inc *pi)
         }
     }
     free(json);
-    if (rc == 0 && pi->cursor != pi->fed) {
-        pg_params_reset(&p);
-        pg_param_i64(&p, pi->fed);
-        r = pg_query(pi->c, "INSERT INTO engine_cursor (id, event_id)"
-                     " VALUES (1, $1) ON CONFLICT (id) DO UPDATE"
-                     " SET event_id = excluded.event_id", &p);
-        rc = pg_ok(r) ? 0 : -EIO;
-        PQclear(r);
+    done = pg_inc_done_upto(pi, store_mono_ns() / 1000000);
+    if (rc == 0 && done > pi->cursor) {
+        rc = pg_inc_cursor_write(pi->c, done);
         if (rc == 0)
-            pi->cursor = pi->fed;
+            pi->cursor = done;
     }
     return rc;
 }
@@ -133,9 +174,26 @@ static void pg_inc_stop(struct store *st)
     st->pg->inc = NULL;
 }
 
+/* The previous leader's engine_cursor into *@out (0: none; at most
+ * @fence): 0 or -EIO. */
+static int pg_inc_cursor_read(PGconn *c, int64_t fence, int64_t *out)
+{
+    PGresult *r = pg_query(c, "SELECT event_id FROM engine_cursor"
+                           " WHERE id = 1", NULL);
+    int rc = pg_ok(r) ? 0 : -EIO;
+
+    if (rc == 0)
+        *out = PQntuples(r) == 1 ? pg_i64(r, 0, 0, 0) : 0;
+    if (rc == 0 && *out > fence)
+        *out = fence;
+    PQclear(r);
+    return rc;
+}
+
 /* The first tick as leader: the engine rebuilt from every stored event up
- * to the fence (those past now less the hold are held), the incidents
- * table synced to it unannounced (history, as a start on SQLite). */
+ * to the previous leader's cursor (those past now less the hold are
+ * held), the incidents table synced to it unannounced (history, as a
+ * start on SQLite); the events after it come as new ones. */
 static int pg_inc_start(struct store *st, PGconn *c)
 {
     struct store_pg_inc *pi = calloc(1, sizeof(*pi));
@@ -158,6 +216,8 @@ static int pg_inc_start(struct store *st, PGconn *c)
     in->quiet = 1;                      /* history: nobody to tell */
     rc = pg_inc_fence(c, &pi->fence);
     if (rc == 0)
+        rc = pg_inc_cursor_read(c, pi->fence, &pi->fence);
+    if (rc == 0)
         rc = store_inc_scan(in, INT64_MIN, INT64_MAX, upto);
     if (rc == 0)
         store_inc_advance(in, upto);
@@ -173,7 +233,7 @@ static int pg_inc_start(struct store *st, PGconn *c)
         return rc;
     }
     pi->fed = pi->fence;
-    pi->cursor = -1;
+    pi->cursor = pi->fence;
     log_msg(LOGL_INFO, "incidents", "leading: engine rebuilt from %llu "
             "stored events (up to id %lld) in %.3f s",
             (unsigned long long)in->fed, (long long)pi->fence,
@@ -197,8 +257,12 @@ void store_pg_inc_tick(struct store *st, PGconn *c, int lost)
         pg_inc_stop(st);
         return;
     }
-    if (!topo || topo->n_services == 0)
+    if (!topo || topo->n_services == 0) {
+        if (pg_inc_fence(c, &fence) < 0 || pg_inc_cursor_write(c, fence) < 0)
+            log_msg(LOGL_WARN, "incidents", "engine_cursor not written: "
+                    "trying again at the next tick");
         return;
+    }
     if (!pi) {
         rc = pg_inc_start(st, c);
         if (rc < 0)
@@ -224,6 +288,10 @@ void store_pg_inc_tick(struct store *st, PGconn *c, int lost)
     /* A replay reads what was read by id so far, no more. */
     pi->fence = pi->fed;
     store_inc_tick(st);
+    memmove(pi->reads + 1, pi->reads,
+            (PG_INC_READS - 1) * sizeof(pi->reads[0]));
+    pi->reads[0].mono = store_mono_ns() / 1000000;
+    pi->reads[0].fed = pi->fed;
     if (pg_inc_write_status(st, pi) < 0)
         log_msg(LOGL_WARN, "incidents", "engine_status not written: "
                 "trying again at the next tick");
@@ -278,22 +346,6 @@ static int pg_inc_put(struct store *st, PGconn *c, const PGresult *r,
     return rc;
 }
 
-/* STORE_INC_COLS row @i of @g into @r (strings borrowed from @g). */
-static void pg_inc_row_read(const PGresult *g, int i, struct store_inc_row *r)
-{
-    memset(r, 0, sizeof(*r));
-    r->id = pg_i64(g, i, 0, 0);
-    r->service = PQgetvalue(g, i, 1);
-    r->pattern = PQgetvalue(g, i, 2);
-    r->region = PQgetvalue(g, i, 3);
-    r->to_region = pg_text(g, i, 4);
-    r->manual = pg_i64(g, i, 5, 0) != 0;
-    for (int t = 0; t < STORE_INC_T_COUNT; t++)
-        r->t[t] = pg_i64(g, i, 6 + t, INC_NONE);
-    r->has_rpo = !PQgetisnull(g, i, 13);
-    r->rpo_ms = pg_f64(g, i, 13, 0);
-}
-
 int store_pg_incidents(struct store *st, const struct store_incident_query *q,
                        char **out, size_t *out_len)
 {
@@ -330,7 +382,7 @@ int store_pg_incidents(struct store *st, const struct store_incident_query *q,
     jsonw_key(&w, "incidents");
     jsonw_arr_begin(&w);
     for (; count < limit && (int)count < PQntuples(g); count++) {
-        pg_inc_row_read(g, (int)count, &row);
+        pg_inc_row_at(g, (int)count, 2, &row);
         store_inc_json(&w, &row);
         jsonw_obj_end(&w);
     }
@@ -350,22 +402,9 @@ int store_pg_incidents(struct store *st, const struct store_incident_query *q,
  * the window (corrected ms), $3 the targets whose state and DNS changes
  * count, $4 the failed region's targets, $5 the service's region names
  * (JSON arrays), $6 its name; the columns pg_inc_tl_row renders. */
-#define PG_INC_EV_COLS \
-    "id, agent_id, seq, unix_ms, recv_delta_ms, kind, target, data," \
-    " text_id, ok, status, total_us, served_by_id, c"
+#define PG_INC_EV_COLS STORE_INC_EV_COLS
 static const char pg_inc_tl_sql[] =
-    "WITH m(b) AS (SELECT coalesce(max(abs(offset_ms)), 0)"
-    "  FROM agent_offsets),"
-    " ev AS (SELECT e.id, e.agent_id, e.seq, e.unix_ms,"
-    "  e.recv_delta_ms, k.name AS kind, tg.name AS target, e.data,"
-    "  e.text_id, e.ok, e.status, e.total_us, e.served_by_id,"
-    "  e.unix_ms + coalesce((SELECT o.offset_ms FROM agent_offsets o"
-    "   WHERE o.agent_id = e.agent_id AND o.from_seq <= e.seq"
-    "   ORDER BY o.from_seq DESC LIMIT 1), 0) AS c"
-    "  FROM m, events e JOIN kinds k ON k.id = e.kind_id"
-    "  LEFT JOIN targets tg ON tg.id = e.target_id"
-    "  WHERE e.unix_ms >= $1 - m.b AND e.unix_ms <= $2 + m.b"
-    "  AND e.seq IS NOT NULL),"
+    STORE_INC_TL_EV("$1", "$2")
     " fp AS (SELECT " PG_INC_EV_COLS ","
     "  row_number() OVER (PARTITION BY agent_id ORDER BY c, seq) AS r1,"
     "  row_number() OVER (PARTITION BY agent_id"
@@ -588,7 +627,7 @@ int store_pg_incident(struct store *st, int64_t id, char **out,
         return pg_inc_put(st, c, NULL, -ENOENT, "incident");
     }
     jsonw_init(&w, PG_INC_REPLY_BYTES);
-    pg_inc_row_read(g, 0, &row);
+    pg_inc_row_at(g, 0, 2, &row);
     store_inc_json(&w, &row);
     rc = pg_inc_detail(st, c, &row, &w, &bad);
     if (rc == 0) {

@@ -174,29 +174,32 @@ static int pg_inc_cursor(struct store_inc *in, const char *sql,
     return 0;
 }
 
-int pg_inc_scan_begin(struct store_inc *in, int64_t lo, int64_t hi,
-                      int64_t failover)
+/* Opens the cursor of @sql over ($1 @a, $2 @b, $3 @failover[, $4 the
+ * fence]). */
+static int pg_inc_open(struct store_inc *in, const char *sql, int64_t a,
+                       int64_t b, int64_t failover, int fenced)
 {
     struct pg_params p;
 
     pg_params_reset(&p);
-    pg_param_i64(&p, lo);
-    pg_param_i64(&p, hi);
+    pg_param_i64(&p, a);
+    pg_param_i64(&p, b);
     pg_param_i64(&p, failover);
-    pg_param_i64(&p, in->pg->fence);
-    return pg_inc_cursor(in, pg_inc_scan_sql, &p);
+    if (fenced)
+        pg_param_i64(&p, in->pg->fence);
+    return pg_inc_cursor(in, sql, &p);
+}
+
+int pg_inc_scan_begin(struct store_inc *in, int64_t lo, int64_t hi,
+                      int64_t failover)
+{
+    return pg_inc_open(in, pg_inc_scan_sql, lo, hi, failover, 1);
 }
 
 int pg_inc_ids_begin(struct store_inc *in, int64_t after, int64_t upto,
                      int64_t failover)
 {
-    struct pg_params p;
-
-    pg_params_reset(&p);
-    pg_param_i64(&p, after);
-    pg_param_i64(&p, upto);
-    pg_param_i64(&p, failover);
-    return pg_inc_cursor(in, pg_inc_ids_sql, &p);
+    return pg_inc_open(in, pg_inc_ids_sql, after, upto, failover, 0);
 }
 
 int pg_inc_scan_next(struct store_inc *in, struct store_inc_srow *r)
@@ -273,55 +276,53 @@ void pg_inc_scan_end(struct store_inc *in)
 
 /* ---- the incidents table ---- */
 
-/* The INC_Q_ROW_LIST row @i of @g (strings borrowed from @g). */
-static void pg_inc_row_listed(const PGresult *g, int i,
-                              struct store_inc_row *row)
+void pg_inc_row_at(const PGresult *g, int i, int pattern_col,
+                   struct store_inc_row *row)
 {
     memset(row, 0, sizeof(*row));
     row->id = pg_i64(g, i, 0, 0);
-    row->service = pg_text(g, i, 1);
-    row->region = pg_text(g, i, 3);
+    row->service = PQgetvalue(g, i, 1);
+    row->region = PQgetvalue(g, i, 3);
     row->to_region = pg_text(g, i, 4);
     row->manual = pg_i64(g, i, 5, 0) != 0;
     for (int t = 0; t < STORE_INC_T_COUNT; t++)
         row->t[t] = pg_i64(g, i, 6 + t, INC_NONE);
     row->has_rpo = !PQgetisnull(g, i, 13);
     row->rpo_ms = pg_f64(g, i, 13, 0);
-    row->pattern = pg_text(g, i, 14);
+    row->pattern = PQgetvalue(g, i, pattern_col);
+}
+
+/* Each row of @sql (INC_Q_ROW_LIST's columns) with @p to @fn: how many
+ * rows, @fn's error, or -EIO. */
+static int pg_inc_rows(struct store_inc *in, const char *sql,
+                       const struct pg_params *p, store_inc_row_fn fn,
+                       void *ctx)
+{
+    struct store_inc_row row;
+    PGresult *g = pg_inc_q(in, sql, p, "incident rows");
+    int rc = 0, i;
+
+    if (!g)
+        return -EIO;
+    for (i = 0; rc == 0 && i < PQntuples(g); i++) {
+        pg_inc_row_at(g, i, 14, &row);
+        rc = fn(ctx, &row, pg_i64(g, i, 2, 0));
+    }
+    PQclear(g);
+    return rc < 0 ? rc : i;
 }
 
 int pg_inc_row_get(struct store_inc *in, const char *service,
                    int64_t opened_ms, store_inc_row_fn fn, void *ctx)
 {
-    struct store_inc_row row;
     struct pg_params p;
-    PGresult *g;
-    int rc = 0;
+    int rc;
 
     pg_params_reset(&p);
     pg_param_text(&p, service);
     pg_param_i64(&p, opened_ms);
-    g = pg_inc_q(in, store_inc_sql[INC_Q_ROW_GET], &p, "incident row");
-    if (!g)
-        return -EIO;
-    if (PQntuples(g) > 0) {
-        memset(&row, 0, sizeof(row));
-        row.id = pg_i64(g, 0, 0, 0);
-        row.service = service;
-        row.region = pg_text(g, 0, 1);
-        row.to_region = pg_text(g, 0, 2);
-        row.manual = pg_i64(g, 0, 3, 0) != 0;
-        for (int t = 0; t < STORE_INC_T_COUNT; t++)
-            row.t[t] = pg_i64(g, 0, 4 + t, INC_NONE);
-        row.has_rpo = !PQgetisnull(g, 0, 11);
-        row.rpo_ms = pg_f64(g, 0, 11, 0);
-        row.pattern = pg_text(g, 0, 12);
-        rc = fn(ctx, &row, opened_ms);
-        if (rc == 0)
-            rc = 1;
-    }
-    PQclear(g);
-    return rc;
+    rc = pg_inc_rows(in, store_inc_sql[INC_Q_ROW_GET], &p, fn, ctx);
+    return rc > 0 ? 1 : rc;
 }
 
 /* A time as a parameter: INC_NONE is NULL. */
@@ -364,22 +365,13 @@ int pg_inc_row_put(struct store_inc *in, const struct store_inc_row *r,
 int pg_inc_row_list(struct store_inc *in, int64_t from, store_inc_row_fn fn,
                     void *ctx)
 {
-    struct store_inc_row row;
     struct pg_params p;
-    PGresult *g;
-    int rc = 0;
+    int rc;
 
     pg_params_reset(&p);
     pg_param_i64(&p, from);
-    g = pg_inc_q(in, store_inc_sql[INC_Q_ROW_LIST], &p, "incident rows");
-    if (!g)
-        return -EIO;
-    for (int i = 0; rc == 0 && i < PQntuples(g); i++) {
-        pg_inc_row_listed(g, i, &row);
-        rc = fn(ctx, &row, pg_i64(g, i, 2, 0));
-    }
-    PQclear(g);
-    return rc;
+    rc = pg_inc_rows(in, store_inc_sql[INC_Q_ROW_LIST], &p, fn, ctx);
+    return rc > 0 ? 0 : rc;
 }
 
 int pg_inc_row_del(struct store_inc *in, int64_t id)

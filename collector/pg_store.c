@@ -71,22 +71,6 @@ static char *store_pg_default_instance(void)
     return strdup(name);
 }
 
-/* Wakes the maintenance thread on close; timed on CLOCK_MONOTONIC as the
- * store's other conditions (store.c). */
-static int store_pg_cond_init(pthread_cond_t *c)
-{
-    pthread_condattr_t ca;
-    int rc;
-
-    if (pthread_condattr_init(&ca) != 0)
-        return -ENOMEM;
-    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(c, &ca);
-    pthread_condattr_destroy(&ca);
-    return -rc;
-}
-
 static void *store_pg_maint(void *arg);
 
 int store_pg_open(struct store *st)
@@ -105,7 +89,7 @@ int store_pg_open(struct store *st)
         return -ENOMEM;
     st->pg = pg;            /* from here on store_pg_close frees it all */
     pthread_mutex_init(&pg->days_lock, NULL);
-    if (store_pg_cond_init(&pg->mcond) < 0) {
+    if (store_mono_cond_init(&pg->mcond) < 0) {
         pthread_mutex_destroy(&pg->days_lock);
         free(pg);
         st->pg = NULL;

@@ -111,15 +111,9 @@ static int pg_days_add(struct pg_days *days, int64_t ms)
     day = ms - ms % PG_DAY_MS;
     if (days->n > 0 && days->d[days->n - 1] == day)
         return 0;
-    if (days->n == days->cap) {
-        size_t cap = days->cap ? days->cap * 2 : 64;
-        int64_t *n = realloc(days->d, cap * sizeof(*n));
-
-        if (!n)
-            return -ENOMEM;
-        days->d = n;
-        days->cap = cap;
-    }
+    if (store_inc_grow(&days->d, &days->cap, days->n, sizeof(*days->d),
+                       64) < 0)
+        return -ENOMEM;
     days->d[days->n++] = day;
     return 0;
 }

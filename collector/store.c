@@ -79,11 +79,7 @@ void store_mono_deadline(struct timespec *ts, int64_t ms)
     }
 }
 
-/* rcond and qcond, timed on CLOCK_MONOTONIC (as are the writer's own
- * deadlines, store_writer.c): a wall-clock step (NTP, an operator's date)
- * must neither stall a wait nor cut it short. 0, or -errno and neither
- * exists. */
-static int store_conds_init(struct store *st)
+int store_mono_cond_init(pthread_cond_t *c)
 {
     pthread_condattr_t ca;
     int rc;
@@ -92,14 +88,25 @@ static int store_conds_init(struct store *st)
         return -ENOMEM;
     rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     if (rc == 0)
-        rc = pthread_cond_init(&st->rcond, &ca);
-    if (rc == 0) {
-        rc = pthread_cond_init(&st->qcond, &ca);
-        if (rc != 0)
-            pthread_cond_destroy(&st->rcond);
-    }
+        rc = pthread_cond_init(c, &ca);
     pthread_condattr_destroy(&ca);
     return -rc;
+}
+
+/* rcond and qcond, timed on CLOCK_MONOTONIC (as are the writer's own
+ * deadlines, store_writer.c): a wall-clock step (NTP, an operator's date)
+ * must neither stall a wait nor cut it short. 0, or -errno and neither
+ * exists. */
+static int store_conds_init(struct store *st)
+{
+    int rc = store_mono_cond_init(&st->rcond);
+
+    if (rc == 0) {
+        rc = store_mono_cond_init(&st->qcond);
+        if (rc < 0)
+            pthread_cond_destroy(&st->rcond);
+    }
+    return rc;
 }
 
 /* Enters the corrupt state, once: one log line says what to do. */

@@ -806,7 +806,9 @@ int store_deliver(struct store *st, const struct store_delivery_ops *ops,
             return rc;
         if (rc == 1 && (first_new == 0 || ev->seq < first_new))
             first_new = ev->seq;
-        if (rc == 1 && (st->inc || st->inc_start))
+        /* On PostgreSQL the leader reads what every collector stored
+         * (pg_incident.c); st->inc is its maintenance thread's. */
+        if (rc == 1 && !st->pg && (st->inc || st->inc_start))
             store_inc_note(st, row.id, ev, &e);
         if (rc == 1 && store_now_note(st, ev, &e) < 0)
             return -ENOMEM;

@@ -43,9 +43,7 @@ const char store_inc_notes_sql[] =
  * targets (first and last failed probe per agent), ?5 the service's
  * region names and ?6 its name (failover events and markers). Times are
  * corrected by agent_offsets, as the incident's own. */
-#define INC_EV_COLS \
-    "id, agent_id, seq, unix_ms, recv_delta_ms, kind, target, data," \
-    " text_id, ok, status, total_us, served_by_id, c"
+#define INC_EV_COLS STORE_INC_EV_COLS
 static const char *const store_inc_qsql[] = {
     [IQ_LIST] = INC_COLS
         " WHERE (?1 IS NULL OR service = ?1)"
@@ -54,18 +52,7 @@ static const char *const store_inc_qsql[] = {
         " ORDER BY opened_ms DESC, id DESC LIMIT ?5",
     [IQ_ONE] = store_inc_one_sql,
     [IQ_TIMELINE] =
-        "WITH m(b) AS (SELECT coalesce(max(abs(offset_ms)), 0)"
-        "  FROM agent_offsets),"
-        " ev AS (SELECT e.id, e.agent_id, e.seq, e.unix_ms,"
-        "  e.recv_delta_ms, k.name AS kind, tg.name AS target, e.data,"
-        "  e.text_id, e.ok, e.status, e.total_us, e.served_by_id,"
-        "  e.unix_ms + coalesce((SELECT o.offset_ms FROM agent_offsets o"
-        "   WHERE o.agent_id = e.agent_id AND o.from_seq <= e.seq"
-        "   ORDER BY o.from_seq DESC LIMIT 1), 0) AS c"
-        "  FROM m, events e JOIN kinds k ON k.id = e.kind_id"
-        "  LEFT JOIN targets tg ON tg.id = e.target_id"
-        "  WHERE e.unix_ms >= ?1 - m.b AND e.unix_ms <= ?2 + m.b"
-        "  AND e.seq IS NOT NULL),"
+        STORE_INC_TL_EV("?1", "?2")
         " fp AS (SELECT " INC_EV_COLS ","
         "  row_number() OVER (PARTITION BY agent_id ORDER BY c, seq) AS r1,"
         "  row_number() OVER (PARTITION BY agent_id"

@@ -92,6 +92,23 @@ static int store_inc_row_same(const struct store_inc_row *a,
 
 /* ---- the database's side (SQLite here, or pg_incscan.c's) ---- */
 
+/* The INC_Q_ROW_LIST (or _GET) row at @l as a row, strings borrowed from
+ * @l. */
+static void store_inc_row_listed(sqlite3_stmt *l, struct store_inc_row *row)
+{
+    memset(row, 0, sizeof(*row));
+    row->id = sqlite3_column_int64(l, 0);
+    row->service = store_inc_col(l, 1);
+    row->region = store_inc_col(l, 3);
+    row->to_region = store_inc_col(l, 4);
+    row->manual = sqlite3_column_int(l, 5) != 0;
+    for (int i = 0; i < STORE_INC_T_COUNT; i++)
+        row->t[i] = store_inc_col_time(l, 6 + i);
+    row->has_rpo = sqlite3_column_type(l, 13) != SQLITE_NULL;
+    row->rpo_ms = sqlite3_column_double(l, 13);
+    row->pattern = store_inc_col(l, 14);
+}
+
 /* The incidents row of (@service, @opened_ms) to @fn: 1 found, 0 none,
  * @fn's error, or -EIO. */
 static int store_inc_db_get(struct store_inc *in, const char *service,
@@ -112,17 +129,7 @@ static int store_inc_db_get(struct store_inc *in, const char *service,
         rc = 0;
     if (step != SQLITE_ROW)
         goto out;
-    memset(&row, 0, sizeof(row));
-    row.id = sqlite3_column_int64(g, 0);
-    row.service = service;
-    row.region = store_inc_col(g, 1);
-    row.to_region = store_inc_col(g, 2);
-    row.manual = sqlite3_column_int(g, 3) != 0;
-    for (int i = 0; i < STORE_INC_T_COUNT; i++)
-        row.t[i] = store_inc_col_time(g, 4 + i);
-    row.has_rpo = sqlite3_column_type(g, 11) != SQLITE_NULL;
-    row.rpo_ms = sqlite3_column_double(g, 11);
-    row.pattern = store_inc_col(g, 12);
+    store_inc_row_listed(g, &row);
     rc = fn(ctx, &row, opened_ms);
     if (rc == 0)
         rc = 1;
@@ -179,22 +186,6 @@ out:
                 sqlite3_errmsg(in->db));
     store_inc_done(p);
     return rc;
-}
-
-/* The INC_Q_ROW_LIST row at @l as a row, strings borrowed from @l. */
-static void store_inc_row_listed(sqlite3_stmt *l, struct store_inc_row *row)
-{
-    memset(row, 0, sizeof(*row));
-    row->id = sqlite3_column_int64(l, 0);
-    row->service = store_inc_col(l, 1);
-    row->region = store_inc_col(l, 3);
-    row->to_region = store_inc_col(l, 4);
-    row->manual = sqlite3_column_int(l, 5) != 0;
-    for (int i = 0; i < STORE_INC_T_COUNT; i++)
-        row->t[i] = store_inc_col_time(l, 6 + i);
-    row->has_rpo = sqlite3_column_type(l, 13) != SQLITE_NULL;
-    row->rpo_ms = sqlite3_column_double(l, 13);
-    row->pattern = store_inc_col(l, 14);
 }
 
 /* Each row opened after @from to @fn: 0, @fn's error or -EIO. */

@@ -74,10 +74,12 @@ const char *const store_inc_sql[STORE_INC_STMTS] = {
                   " FROM texts WHERE id = ?1",
     [INC_Q_KINDS] = "SELECT id, name FROM kinds",
     [INC_Q_AGENT] = "SELECT cluster, node FROM agents WHERE id = $1",
-    [INC_Q_ROW_GET] = "SELECT id, region, to_region, manual, first_failure_ms,"
-                  " detected_ms, failover_start_ms, dns_first_ms,"
-                  " dns_all_ms, restored_ms, closed_ms, rpo_ms, pattern"
-                  " FROM incidents WHERE service = $1 AND opened_ms = $2",
+    /* The same columns as INC_Q_ROW_LIST. */
+    [INC_Q_ROW_GET] = "SELECT id, service, opened_ms, region, to_region,"
+                  " manual, first_failure_ms, detected_ms,"
+                  " failover_start_ms, dns_first_ms, dns_all_ms,"
+                  " restored_ms, closed_ms, rpo_ms, pattern FROM incidents"
+                  " WHERE service = $1 AND opened_ms = $2",
     [INC_Q_ROW_PUT] = "INSERT INTO incidents (service, opened_ms, region,"
                   " to_region, pattern, manual, first_failure_ms,"
                   " detected_ms, failover_start_ms, dns_first_ms,"

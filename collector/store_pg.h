@@ -288,6 +288,7 @@ int store_pg_annotate(struct store *st, int64_t unix_ms, const char *text,
 
 /* ---- pg_incident.c, pg_incscan.c ---- */
 
+#define PG_INC_READS 8              /* ticks' reads remembered */
 /* The leader's incident driver, st->pg->inc: the neutral driver of
  * store_priv.h (store_incscan.c, store_incrows.c, store_incident.c's
  * feeding, snapshots and replays) reading and writing through the
@@ -298,6 +299,8 @@ struct store_pg_inc {
     int64_t fence;              /* a scan reads no event id above it */
     int64_t fed;                /* events up to this id were read */
     int64_t cursor;             /* engine_cursor as last written */
+    /* fed at the last ticks, newest first (pg_inc_done_upto) */
+    struct { int64_t mono, fed; } reads[PG_INC_READS];
     char *written;              /* engine_status as last written */
     /* A scan under way (pg_incscan.c): its page of rows, the next row,
      * and whether it opened the transaction it runs in. */
@@ -309,6 +312,13 @@ struct store_pg_inc {
  * kind @failover), in no order, through pg_inc_scan_next and _end. */
 int pg_inc_ids_begin(struct store_inc *in, int64_t after, int64_t upto,
                      int64_t failover);
+
+struct store_inc_row;
+/* Row @i of @g, columns as STORE_INC_COLS (id, service, -, region,
+ * to_region, manual, the 7 times, rpo_ms) with the pattern in column
+ * @pattern_col, into @row (strings borrowed from @g). */
+void pg_inc_row_at(const PGresult *g, int i, int pattern_col,
+                   struct store_inc_row *row);
 
 /* ---- pg_incscan.c: the incident driver's database operations ----
  *

@@ -10,7 +10,8 @@
  * store_fields.c (event -> stored fields), store_now.c (target_now:
  * each agent and target's state and last probe now, kept per group
  * commit), store_delivery.c (agents,
- * watermarks, gaps, drops, clock offset), store_dims.c (interned
+ * watermarks, gaps, drops, clock offset: the arithmetic neutral, the
+ * SQLite rows), store_dims.c (interned
  * strings), store_rollup.c (samples and rollups), store_retention.c,
  * store_sql.c (every statement the reads run), store_query.c (read
  * pool, cached statements, queries), store_backup.c (online backup),
@@ -30,12 +31,16 @@
  * inside a group (store_ingest_locked, with fields, dimensions and
  * rollups under it); a retention step; the queries (store_sql.c and
  * store_query.c: the public store_timeline, store_clusters_seen,
- * store_name_known, store_latency); the backup (store_backup_*). store_writer.c is both
- * today: its thread loop, queue taking and answers are neutral, while
- * store_group's transaction and savepoints and the commit probe speak
- * SQLite; a second backend splits store_group there. The seam is this
- * function set, not a table of function pointers: with one backend a
- * table would only add an indirection nobody can test yet. */
+ * store_name_known, store_latency); the backup (store_backup_*).
+ * store_writer.c's queue taking and answers (store_take,
+ * store_group_finish) are neutral; its transaction, savepoints and
+ * commit probe speak SQLite (PostgreSQL's writer is pg_writer.c, see
+ * store_pg.h). Within one batch the two backends share the arithmetic
+ * (store_deliver: watermark, gaps, drops, clock filter; the rollups' and
+ * target_now's merges; the dimension caches) and differ only in the rows'
+ * reads and writes, passed as a table of functions (store_delivery_ops)
+ * or one function (store_rollup_fn, store_now_put_fn). The rest of the
+ * seam is this function set. */
 #ifndef SEXTANT_STORE_PRIV_H
 #define SEXTANT_STORE_PRIV_H
 
@@ -174,7 +179,9 @@ struct store {
     sqlite3_stmt *walk;         /* seq_scan or seq_range, walking */
     /* The incident driver (store_incident.c), NULL without services in
      * opt.topo and while it catches up at start; the writer's alone, like
-     * wdb (set under inc_lock, for store_inc_replays). */
+     * wdb (set under inc_lock, for store_inc_replays). On PostgreSQL:
+     * the leader's, its maintenance thread's (pg_incident.c), NULL on
+     * the other collectors. */
     struct store_inc *inc;
     /* The engine's rebuild at start, until the writer takes it over
      * (store_incstart.c); the writer's pointer, NULL otherwise. */
@@ -272,6 +279,9 @@ int64_t store_mono_ns(void);
  * pthread_cond_timedwait on the store's condition variables, which all
  * run on CLOCK_MONOTONIC. */
 void store_mono_deadline(struct timespec *ts, int64_t ms);
+/* Initializes @c on CLOCK_MONOTONIC, as every condition variable of the
+ * store is (for store_mono_deadline): 0 or -errno. */
+int store_mono_cond_init(pthread_cond_t *c);
 /* Queues a whole retention pass, as if the time were @now_ms, for the
  * writer to run between group commits (deletes what is older than each
  * retention, then gives the freed pages back); @done gets its 0 or
@@ -837,6 +847,26 @@ void store_inc_json(struct jsonw *w, const struct store_inc_row *r);
  * alone (2006-01-02T15:04:05.000Z) into @utc. */
 void store_inc_time(struct jsonw *w, int64_t ms);
 void store_inc_utc(int64_t ms, char *utc, size_t len);
+/* The incident timeline's first part (both backends' SQL): m, the
+ * largest offset, and ev, the events of the window [@lo, @hi] (their
+ * placeholders) in corrected time c, read by unix_ms widened by m; then
+ * its events' columns. */
+#define STORE_INC_TL_EV(lo, hi) \
+    "WITH m(b) AS (SELECT coalesce(max(abs(offset_ms)), 0)" \
+    "  FROM agent_offsets)," \
+    " ev AS (SELECT e.id, e.agent_id, e.seq, e.unix_ms," \
+    "  e.recv_delta_ms, k.name AS kind, tg.name AS target, e.data," \
+    "  e.text_id, e.ok, e.status, e.total_us, e.served_by_id," \
+    "  e.unix_ms + coalesce((SELECT o.offset_ms FROM agent_offsets o" \
+    "   WHERE o.agent_id = e.agent_id AND o.from_seq <= e.seq" \
+    "   ORDER BY o.from_seq DESC LIMIT 1), 0) AS c" \
+    "  FROM m, events e JOIN kinds k ON k.id = e.kind_id" \
+    "  LEFT JOIN targets tg ON tg.id = e.target_id" \
+    "  WHERE e.unix_ms >= " lo " - m.b AND e.unix_ms <= " hi " + m.b" \
+    "  AND e.seq IS NOT NULL),"
+#define STORE_INC_EV_COLS \
+    "id, agent_id, seq, unix_ms, recv_delta_ms, kind, target, data," \
+    " text_id, ok, status, total_us, served_by_id, c"
 /* An incident row's columns, in store_inc_row's order (both backends). */
 #define STORE_INC_COLS \
     "SELECT id, service, pattern, region, to_region, manual," \

@@ -4,19 +4,9 @@
 # theirs and texts nothing uses; killed -9, the other takes the lead; and
 # after the database restarts, one of them leads again; it stops cleanly.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/pg_private.sh"
 
-PG=$(mktemp -d)
-stop_pg() {
-    "$SEXTANT_SRC/tests/pg_server.sh" stop "$PG" || true
-    cleanup
-}
-trap stop_pg EXIT
-
-"$SEXTANT_SRC/tests/pg_server.sh" start "$PG" > /dev/null
-CONNINFO=$("$SEXTANT_SRC/tests/pg_server.sh" createdb "$PG" leader)
-sql() {
-    psql -X -q -A -t -v ON_ERROR_STOP=1 "$CONNINFO" -c "$1"
-}
+pg_private leader
 
 # Raw events for a day, rollups a little longer, and a pass each second.
 cat > "$TMP/collector.yaml" <<YAML
@@ -35,15 +25,8 @@ clusters:
     token: $TOKEN
 YAML
 
-# start_one NAME: a collector logging to $TMP/NAME.log; sets PID_NAME and
-# PORT_NAME.
-start_one() {
-    COLLECTOR_LOG=$TMP/$1.log start_collector "$TMP/$1.db"
-    printf -v "PID_$1" %s "$COLLECTOR_PID"
-    printf -v "PORT_$1" %s "$COLLECTOR_PORT"
-}
-start_one a
-start_one b
+pg_collector a
+pg_collector b
 grep -q 'store: postgres host=127.0.0.1 port=[0-9]* dbname=leader' \
     "$TMP/a.log" || fail "the log does not say which store is used"
 
@@ -151,9 +134,9 @@ has_line "$TMP/$FOLLOWER.log" 'this collector leads' ||
 
 # The database restarts: the lead is lost with the connection, then
 # taken again.
-"$SEXTANT_SRC/tests/pg_server.sh" halt "$PG"
+"$SEXTANT_SRC/tests/pg_server.sh" halt "$PRIVATE_PG"
 wait_for "$TMP/$FOLLOWER.log" 'lost the lead'
-"$SEXTANT_SRC/tests/pg_server.sh" restart "$PG"
+"$SEXTANT_SRC/tests/pg_server.sh" restart "$PRIVATE_PG"
 wait_until 60 "the survivor leads again after the restart" leads "${!fport}"
 
 # A clean stop: the maintenance thread ends, every connection closes,

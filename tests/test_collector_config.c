@@ -881,7 +881,7 @@ static void test_readme_service_examples_load(void **state)
 static void test_postgres_store_loads_without_db(void **state)
 {
     struct collector_config cfg;
-    char err[600], pw[300], yaml[800];
+    char pw[300], yaml[800];
 
     (void)state;
     snprintf(pw, sizeof(pw), "%s/pw", cfg_dir);
@@ -891,9 +891,7 @@ static void test_postgres_store_loads_without_db(void **state)
              "  postgres:\n    conninfo: host=db.example port=5433 "
              "dbname=sextant sslmode=verify-full\n"
              "    password_file: %s\n" OK_CLUSTERS, pw);
-    write_file(cfg_path, yaml);
-    assert_int_equal(collector_config_load(cfg_path, &cfg, err, sizeof(err)),
-                     0);
+    load_ok(yaml, &cfg);
     assert_int_equal(cfg.store_backend, STORE_BACKEND_POSTGRES);
     assert_string_equal(cfg.pg_conninfo, "host=db.example port=5433 "
                         "dbname=sextant sslmode=verify-full");
@@ -901,20 +899,16 @@ static void test_postgres_store_loads_without_db(void **state)
     assert_null(cfg.db_path);               /* unused on PostgreSQL */
     collector_config_free(&cfg);
     /* A URI is a connection string too; db may stay (unused). */
-    write_file(cfg_path, "listen: 127.0.0.1:1\ndb: x.db\nstore:\n"
-               "  backend: postgres\n  postgres:\n"
-               "    conninfo: postgresql://sextant@db/sextant\n"
-               OK_CLUSTERS);
-    assert_int_equal(collector_config_load(cfg_path, &cfg, err, sizeof(err)),
-                     0);
+    load_ok("listen: 127.0.0.1:1\ndb: x.db\nstore:\n"
+            "  backend: postgres\n  postgres:\n"
+            "    conninfo: postgresql://sextant@db/sextant\n" OK_CLUSTERS,
+            &cfg);
     assert_int_equal(cfg.store_backend, STORE_BACKEND_POSTGRES);
     assert_null(cfg.pg_password_file);
     collector_config_free(&cfg);
     /* backend: sqlite, said aloud, is the default. */
-    write_file(cfg_path, "listen: 127.0.0.1:1\ndb: x.db\nstore:\n"
-               "  backend: sqlite\n" OK_CLUSTERS);
-    assert_int_equal(collector_config_load(cfg_path, &cfg, err, sizeof(err)),
-                     0);
+    load_ok("listen: 127.0.0.1:1\ndb: x.db\nstore:\n  backend: sqlite\n"
+            OK_CLUSTERS, &cfg);
     assert_int_equal(cfg.store_backend, STORE_BACKEND_SQLITE);
     assert_null(cfg.pg_conninfo);
     collector_config_free(&cfg);
