@@ -14,6 +14,16 @@
  * operator's conninfo (which libpq reads as "dbname": a connection
  * string is expanded in place). */
 #define PG_CONNECT_TIMEOUT_S "10"
+/* A peer that vanishes without closing (its host powered off, a cut
+ * network) is noticed in seconds, not in the kernel's two hours: on our
+ * side by TCP keepalives and a bound on unacknowledged data (a query to a
+ * dead server fails instead of hanging), on the server's by the same
+ * keepalives set for the session, so that a leader whose host vanished
+ * loses its session, and with it PG_LOCK_LEADER, within some 15 s. The
+ * operator's conninfo may set other client values: it comes after. */
+#define PG_KEEPALIVE_SQL \
+    "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2;" \
+    " SET tcp_keepalives_count = 3"
 
 /* One line of libpq's message, without its trailing newline. */
 static void pg_one_line(const char *msg, char *buf, size_t len)
@@ -40,13 +50,21 @@ PGconn *pg_connect(struct store *st, int64_t timeout_ms, char *err,
                    size_t err_len)
 {
     struct store_pg *pg = st->pg;
-    const char *keys[8], *vals[8];
+    const char *keys[16], *vals[16];
     char app[128];
     char opts[64];
     int n = 0;
     PGconn *c;
 
     snprintf(app, sizeof(app), "sextant-collector (%s)", pg->instance);
+    keys[n] = "keepalives_idle";
+    vals[n++] = "5";
+    keys[n] = "keepalives_interval";
+    vals[n++] = "2";
+    keys[n] = "keepalives_count";
+    vals[n++] = "3";
+    keys[n] = "tcp_user_timeout";
+    vals[n++] = "15000";
     keys[n] = "dbname";
     vals[n++] = pg->conninfo;
     keys[n] = "application_name";
@@ -78,6 +96,11 @@ PGconn *pg_connect(struct store *st, int64_t timeout_ms, char *err,
         return NULL;
     }
     PQsetNoticeProcessor(c, pg_notice, NULL);
+    if (pg_exec(c, PG_KEEPALIVE_SQL) < 0) {
+        pg_one_line(PQerrorMessage(c), err, err_len);
+        PQfinish(c);
+        return NULL;
+    }
     return c;
 }
 
