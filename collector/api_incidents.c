@@ -326,6 +326,11 @@ void api_annotate(struct store *st, const struct topology *topo,
     } else if (rc == -EAGAIN) {
         reply_error(r, 503, "collector busy", "the store is migrating or "
                     "its writer queue is full; retry");
+    } else if (rc == -EINVAL) {
+        /* What the store checks beyond api_note_parse: the text's bytes
+         * (store_annotate_check). */
+        api_bad_param(r, "text", "UTF-8 of at most 4096 bytes, without "
+                      "control characters but tab and newline");
     } else if (rc < 0) {
         api_answer(st, r, rc, NULL, 0);
     } else {

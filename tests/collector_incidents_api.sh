@@ -147,6 +147,11 @@ jq -e '.detail | startswith("color: unknown field")' "$TMP/body" \
     > /dev/null || fail "unknown field not named: $(cat "$TMP/body")"
 head -c 4097 /dev/zero | tr '\0' a > "$TMP/long"
 post 400 "{\"text\":\"$(cat "$TMP/long")\"}"
+# A control character (but tab and newline) in the text: 400 naming it,
+# not the store's failure.
+post 400 '{"text":"a\u0001b"}'
+jq -e '.detail | startswith("text: ")' "$TMP/body" > /dev/null ||
+    fail "control character in text not named: $(cat "$TMP/body")"
 assert_eq "$(db_sql "$TMP/c.db" 'SELECT count(*) FROM annotations')" \
     "$DIGEST" "annotations stored by refused requests"
 post 201 "{\"text\":\"paged the on-call, a|b, \\\"c\\\"\",\"service\":\"checkout\",\"incident\":$ID,\"time\":\"2026-12-04T21:00:00.5Z\"}"
