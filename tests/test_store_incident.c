@@ -1012,6 +1012,26 @@ static int replayed(struct store *st)
     return store_inc_replays(st) > 0;
 }
 
+/* On PostgreSQL, the file whose leader's engine cursor engine_read_all
+ * looks at. */
+static const char *cursor_path;
+
+/* PostgreSQL: the leader's engine has read every stored event (its
+ * engine_cursor is at the newest id; a leader without services keeps it
+ * current too). What it has read is the history the next leader rebuilds
+ * silently, as a SQLite start does with what is stored. */
+static int engine_read_all(struct store *st)
+{
+    char *rows = store_test_rows(cursor_path, NULL,
+        "SELECT 'yes' WHERE (SELECT event_id FROM engine_cursor) >="
+        " (SELECT max(id) FROM events)");
+    int yes = rows && !strcmp(rows, "yes\n");
+
+    (void)st;
+    free(rows);
+    return yes;
+}
+
 enum retract_run {
     RETRACT_TOLD,           /* one run: "opened", then "retracted" */
     RETRACT_RESTART,        /* opened before a restart, retracted after */
@@ -1051,6 +1071,11 @@ static void run_retract(enum retract_run how)
         pthread_mutex_unlock(&told_lock);
     }
     if (how != RETRACT_TOLD) {
+        /* A store on PostgreSQL without services is silent only about
+         * what its leader has read before it closes. */
+        cursor_path = f.path;
+        if (store_test_pg())
+            wait_for(engine_read_all, st);
         store_close(st);
         told_reset();
         st = open_store_with(f.path, &topo, 1);
