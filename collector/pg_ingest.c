@@ -709,30 +709,31 @@ static int pg_rollup_arrs(const struct pg_rollup_key *k, size_t n,
     return pg_arrs_params(a, values ? 6 : 3, p);
 }
 
+static int pg_rollup_key_cmp(const void *pa, const void *pb)
+{
+    const struct store_delta *a = &((const struct pg_rollup_key *)pa)->d;
+    const struct store_delta *b = &((const struct pg_rollup_key *)pb)->d;
+
+    if (a->target_id != b->target_id)
+        return a->target_id < b->target_id ? -1 : 1;
+    if (a->cluster_id != b->cluster_id)
+        return a->cluster_id < b->cluster_id ? -1 : 1;
+    return a->t < b->t ? -1 : a->t > b->t;
+}
+
 /* The key of result row @i (its first three columns) among the sorted
  * @k, when it is there in state PG_KEY_NEW; else NULL. */
 static struct pg_rollup_key *pg_rollup_find(struct pg_rollup_key *k,
                                             size_t n, const PGresult *r,
                                             int i)
 {
-    int64_t g = pg_i64(r, i, 0, 0), c = pg_i64(r, i, 1, 0);
-    int64_t t = pg_i64(r, i, 2, 0);
-    const struct store_delta *d;
-    size_t lo = 0, hi = n, mid;
+    struct pg_rollup_key want, *x;
 
-    while (lo < hi) {
-        mid = lo + (hi - lo) / 2;
-        d = &k[mid].d;
-
-        if (d->target_id == g && d->cluster_id == c && d->t == t)
-            return k[mid].state == PG_KEY_NEW ? &k[mid] : NULL;
-        if (d->target_id < g || (d->target_id == g && (d->cluster_id < c ||
-            (d->cluster_id == c && d->t < t))))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    want.d.target_id = pg_i64(r, i, 0, 0);
+    want.d.cluster_id = pg_i64(r, i, 1, 0);
+    want.d.t = pg_i64(r, i, 2, 0);
+    x = bsearch(&want, k, n, sizeof(*k), pg_rollup_key_cmp);
+    return x && x->state == PG_KEY_NEW ? x : NULL;
 }
 
 /* Row @i of the read FOR UPDATE merged into its key's row. */
@@ -778,6 +779,25 @@ static long pg_rollup_rows(struct pg_rollup_key *k, size_t n,
     return rows;
 }
 
+/* Statement @q of pg_rollup_sql[@hour] over the keys in @state: its
+ * result, or NULL with *@rc -EIO (w->err says why) or -ENOMEM. */
+static PGresult *pg_rollup_run(struct store *st, int hour, int q,
+                               const struct pg_rollup_key *k, size_t n,
+                               enum pg_key_state state, int *rc)
+{
+    struct pg_arr a[6] = { { 0 } };
+    struct pg_params p;
+    PGresult *r = NULL;
+
+    *rc = pg_rollup_arrs(k, n, state, q != 1, a, &p);
+    if (*rc == 0) {
+        r = pg_w_query(st, pg_rollup_sql[hour][q], &p, "rollup rows");
+        *rc = r ? 0 : -EIO;
+    }
+    pg_arrs_free(a, 6);
+    return r;
+}
+
 /* One table's rows: insert as new, read the others FOR UPDATE, merge,
  * update. 0, -EIO (w->err says why when the database did) or -ENOMEM. */
 static int pg_rollup_flush(struct store *st, int hour)
@@ -785,50 +805,34 @@ static int pg_rollup_flush(struct store *st, int hour)
     struct pg_wstate *w = st->pg->w;
     struct pg_rollup_key *k = w->roll[hour];
     size_t n = w->n_roll[hour];
-    struct pg_arr a[6] = { { 0 } };
-    struct pg_params p;
     PGresult *r = NULL;
     long left = (long)n, got;
     int rc = 0;
 
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = store_rollup_fold(&k[i].d, 0, 0, 0, NULL, 0, &k[i].row);
-    if (rc == 0 && n)
-        rc = pg_rollup_arrs(k, n, PG_KEY_NEW, 1, a, &p);
     if (rc < 0 || n == 0)
         goto out;
-    rc = -EIO;
-    r = pg_w_query(st, pg_rollup_sql[hour][0], &p, "rollup rows");
-    got = r ? pg_rollup_rows(k, n, r, 0) : -EIO;
-    if (got < 0)
-        goto out;
+    r = pg_rollup_run(st, hour, 0, k, n, PG_KEY_NEW, &rc);
+    got = r ? pg_rollup_rows(k, n, r, 0) : rc;
+    rc = got < 0 ? (int)got : 0;
     left -= got;
-    rc = 0;
-    if (left == 0)
+    if (rc < 0 || left == 0)
         goto out;
     PQclear(r);
-    pg_arrs_free(a, 6);
-    rc = pg_rollup_arrs(k, n, PG_KEY_NEW, 0, a, &p);
-    if (rc < 0)
-        goto out;
-    rc = -EIO;
-    /* A key neither inserted nor read: retention deleted its row. */
-    r = pg_w_query(st, pg_rollup_sql[hour][1], &p, "rollup rows");
-    got = r ? pg_rollup_rows(k, n, r, 1) : -EIO;
+    /* Fewer rows than keys: retention deleted a row meanwhile. */
+    r = pg_rollup_run(st, hour, 1, k, n, PG_KEY_NEW, &rc);
+    got = r ? pg_rollup_rows(k, n, r, 1) : rc;
     if (got != left) {
         rc = got == -ENOMEM ? -ENOMEM : -EIO;
         goto out;
     }
     PQclear(r);
-    pg_arrs_free(a, 6);
-    rc = pg_rollup_arrs(k, n, PG_KEY_READ, 1, a, &p);
-    if (rc < 0)
-        goto out;
-    r = pg_w_query(st, pg_rollup_sql[hour][2], &p, "rollup rows");
-    rc = r && strtol(PQcmdTuples(r), NULL, 10) == left ? 0 : -EIO;
+    r = pg_rollup_run(st, hour, 2, k, n, PG_KEY_READ, &rc);
+    if (r && strtol(PQcmdTuples(r), NULL, 10) != left)
+        rc = -EIO;
 out:
     PQclear(r);
-    pg_arrs_free(a, 6);
     return rc;
 }
 
