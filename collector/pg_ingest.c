@@ -9,8 +9,10 @@
  * not there: the unique key (agent_id, seq, unix_ms) is never the
  * mechanism, and its violation is logged as a bug. Also the interned
  * strings (the caches of store_dims.c, filled in autocommit before the
- * transaction), rollup rows (read FOR UPDATE, merged in C, written back)
- * and target_now upserts. The writer thread only. */
+ * transaction), rollup rows and target_now rows, gathered over the
+ * group and written at its end a few statements per table (rollups:
+ * inserted, or read FOR UPDATE, merged in C and written back). The
+ * writer thread only. */
 #include "store_pg.h"
 
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hist.h"
 #include "log.h"
 #include "store_priv.h"
 #include "util.h"
@@ -500,133 +503,444 @@ const struct store_delivery_ops pg_delivery_ops = {
     .agent_put = pg_agent_put,
 };
 
-/* ---- rollups and target_now, before COMMIT ---- */
+/* ---- rollups and target_now, before COMMIT ----
+ *
+ * Gathered over the group (pg_rollup_add, pg_now_put) and sent by
+ * pg_group_flush as array parameters (text format, '{1,2,3}') that the
+ * server unnests: a few statements per group, not two or three per row.
+ * Round trips, not either side's CPU, bound this writer (bench/RESULTS.md
+ * "Many collectors on PostgreSQL"). */
 
-static const char *const pg_rollup_sql[2][3] = {
-    { "INSERT INTO rollup_minute (target_id, cluster_id, t, count,"
-      " failures, hist) VALUES ($1, $2, $3, $4, $5, $6)"
-      " ON CONFLICT DO NOTHING RETURNING 1",
-      "SELECT count, failures, hist FROM rollup_minute WHERE target_id = $1"
-      " AND cluster_id = $2 AND t = $3 FOR UPDATE",
-      "UPDATE rollup_minute SET count = $4, failures = $5, hist = $6"
-      " WHERE target_id = $1 AND cluster_id = $2 AND t = $3" },
-    { "INSERT INTO rollup_hour (target_id, cluster_id, t, count,"
-      " failures, hist) VALUES ($1, $2, $3, $4, $5, $6)"
-      " ON CONFLICT DO NOTHING RETURNING 1",
-      "SELECT count, failures, hist FROM rollup_hour WHERE target_id = $1"
-      " AND cluster_id = $2 AND t = $3 FOR UPDATE",
-      "UPDATE rollup_hour SET count = $4, failures = $5, hist = $6"
-      " WHERE target_id = $1 AND cluster_id = $2 AND t = $3" },
+/* A group's rollup row: where its row stands, its delta (with a
+ * histogram of its own) and the row to write. */
+enum pg_key_state { PG_KEY_NEW, PG_KEY_INSERTED, PG_KEY_READ };
+struct pg_rollup_key {
+    enum pg_key_state state;
+    struct store_delta d;
+    struct store_rollup_row row;
 };
 
-/* Writes @row as the row of @d's key with statement @sql: 1 written (an
- * insert may find the row there: 0), or -errno. */
-static int pg_rollup_put(struct store *st, const char *sql,
-                         const struct store_delta *d,
-                         const struct store_rollup_row *row)
+/* An array parameter under construction; oom: a growth failed. */
+struct pg_arr {
+    char *s;
+    size_t len, cap;
+    int oom;
+};
+
+static void pg_arr_put(struct pg_arr *a, const char *s, size_t n)
 {
-    struct pg_params p;
-    char *hex = malloc(row->len * 2 + 3);
-    PGresult *r;
-    int rc;
+    size_t cap = a->cap ? a->cap : 256;
+    char *ns;
+
+    if (a->oom)
+        return;
+    while (a->len + n + 2 > cap)
+        cap *= 2;
+    if (cap != a->cap) {
+        ns = realloc(a->s, cap);
+        if (!ns) {
+            a->oom = 1;
+            return;
+        }
+        a->s = ns;
+        a->cap = cap;
+    }
+    memcpy(a->s + a->len, s, n);
+    a->len += n;
+    a->s[a->len] = '\0';
+}
+
+/* Starts the next element: '{' before the first, ',' before the others. */
+static void pg_arr_next(struct pg_arr *a)
+{
+    pg_arr_put(a, a->len ? "," : "{", 1);
+}
+
+static void pg_arr_i64(struct pg_arr *a, int64_t v)
+{
+    char b[24];
+    int n = snprintf(b, sizeof(b), "%lld", (long long)v);
+
+    pg_arr_next(a);
+    pg_arr_put(a, b, (size_t)n);
+}
+
+static void pg_arr_null(struct pg_arr *a)
+{
+    pg_arr_next(a);
+    pg_arr_put(a, "NULL", 4);
+}
+
+/* @s quoted, its '"' and '\' escaped: any text stays one element. */
+static void pg_arr_str(struct pg_arr *a, const char *s)
+{
+    size_t run;
+
+    pg_arr_next(a);
+    pg_arr_put(a, "\"", 1);
+    while (*s) {
+        run = strcspn(s, "\"\\");
+        pg_arr_put(a, s, run);
+        s += run;
+        if (*s) {
+            pg_arr_put(a, "\\", 1);
+            pg_arr_put(a, s++, 1);
+        }
+    }
+    pg_arr_put(a, "\"", 1);
+}
+
+/* @data as a bytea element ("\\x..." hex, quoted and escaped). */
+static int pg_arr_bytea(struct pg_arr *a, const uint8_t *data, size_t len)
+{
+    char *hex = malloc(len * 2 + 3);
 
     if (!hex)
         return -ENOMEM;
-    pg_bytea_hex(row->blob, row->len, hex);
-    pg_params_reset(&p);
-    pg_param_i64(&p, d->target_id);
-    pg_param_i64(&p, d->cluster_id);
-    pg_param_i64(&p, d->t);
-    pg_param_i64(&p, (int64_t)row->count);
-    pg_param_i64(&p, (int64_t)row->failures);
-    pg_param_text(&p, hex);
-    r = pg_w_query(st, sql, &p, "rollup row");
-    rc = !r ? -EIO : PQntuples(r) > 0 || PQcmdTuples(r)[0] != '0';
-    PQclear(r);
+    pg_bytea_hex(data, len, hex);
+    pg_arr_str(a, hex);
     free(hex);
-    return rc;
+    return 0;
 }
 
-/* store_rollup_fn: a new row, or the row read FOR UPDATE (another
- * collector may add to the same minute), merged and written back. */
+/* Closes @n arrays into the parameters @p ("{}" when empty): 0, -ENOMEM. */
+static int pg_arrs_params(struct pg_arr *a, int n, struct pg_params *p)
+{
+    pg_params_reset(p);
+    for (int i = 0; i < n; i++) {
+        if (a[i].len == 0)
+            pg_arr_put(&a[i], "{", 1);
+        pg_arr_put(&a[i], "}", 1);
+        if (a[i].oom)
+            return -ENOMEM;
+        pg_param_text(p, a[i].s);
+    }
+    return 0;
+}
+
+static void pg_arrs_free(struct pg_arr *a, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(a[i].s);
+        memset(&a[i], 0, sizeof(a[i]));
+    }
+}
+
+/* Per table (minute, hour): the insert of the rows as new (what it
+ * inserted comes back; a key another collector has is skipped, or waited
+ * for while its insert is uncommitted), the read FOR UPDATE of the rows
+ * it did not insert, and their update. Rows are inserted and locked in
+ * key order: a SELECT sorts before it locks (PostgreSQL's SELECT,
+ * "The Locking Clause": ORDER BY is applied first, rows are locked as
+ * they come out), so two collectors lock their common rows in the same
+ * order; a deadlock all the same is rolled back and retried. */
+static const char *const pg_rollup_sql[2][3] = {
+    { "INSERT INTO rollup_minute (target_id, cluster_id, t, count,"
+      " failures, hist) SELECT * FROM unnest($1::bigint[], $2::bigint[],"
+      " $3::bigint[], $4::bigint[], $5::bigint[], $6::bytea[])"
+      " AS u (g, c, t, n, f, h) ORDER BY g, c, t"
+      " ON CONFLICT DO NOTHING RETURNING target_id, cluster_id, t",
+      "SELECT target_id, cluster_id, t, count, failures, hist"
+      " FROM rollup_minute WHERE (target_id, cluster_id, t) IN"
+      " (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]))"
+      " ORDER BY target_id, cluster_id, t FOR UPDATE",
+      "UPDATE rollup_minute r SET count = u.n, failures = u.f, hist = u.h"
+      " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[],"
+      " $4::bigint[], $5::bigint[], $6::bytea[]) AS u (g, c, t, n, f, h)"
+      " WHERE r.target_id = u.g AND r.cluster_id = u.c AND r.t = u.t" },
+    { "INSERT INTO rollup_hour (target_id, cluster_id, t, count,"
+      " failures, hist) SELECT * FROM unnest($1::bigint[], $2::bigint[],"
+      " $3::bigint[], $4::bigint[], $5::bigint[], $6::bytea[])"
+      " AS u (g, c, t, n, f, h) ORDER BY g, c, t"
+      " ON CONFLICT DO NOTHING RETURNING target_id, cluster_id, t",
+      "SELECT target_id, cluster_id, t, count, failures, hist"
+      " FROM rollup_hour WHERE (target_id, cluster_id, t) IN"
+      " (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]))"
+      " ORDER BY target_id, cluster_id, t FOR UPDATE",
+      "UPDATE rollup_hour r SET count = u.n, failures = u.f, hist = u.h"
+      " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[],"
+      " $4::bigint[], $5::bigint[], $6::bytea[]) AS u (g, c, t, n, f, h)"
+      " WHERE r.target_id = u.g AND r.cluster_id = u.c AND r.t = u.t" },
+};
+
+/* store_rollup_fn: notes @d (copied) for pg_group_flush. The deltas come
+ * in ascending key order per table. */
 int pg_rollup_add(struct store *st, int hour, const struct store_delta *d)
 {
-    struct store_rollup_row row = { 0 };
-    struct pg_params p;
-    PGresult *r = NULL;
-    uint8_t *old = NULL;
+    struct pg_wstate *w = st->pg->w;
+    struct pg_rollup_key *k;
+
+    if (w->n_roll[hour] == w->cap_roll[hour]) {
+        size_t cap = w->cap_roll[hour] ? w->cap_roll[hour] * 2 : 256;
+
+        k = realloc(w->roll[hour], cap * sizeof(*k));
+        if (!k)
+            return -ENOMEM;
+        w->roll[hour] = k;
+        w->cap_roll[hour] = cap;
+    }
+    k = &w->roll[hour][w->n_roll[hour]];
+    memset(k, 0, sizeof(*k));
+    k->d = *d;
+    hist_init(&k->d.h);
+    w->n_roll[hour]++;                  /* freed by pg_group_drop */
+    return hist_merge(&k->d.h, &d->h) < 0 ? -ENOMEM : 0;
+}
+
+/* The arrays of the keys in @state: their keys, and with @values their
+ * rows' counts and histograms: 0 or -ENOMEM. */
+static int pg_rollup_arrs(const struct pg_rollup_key *k, size_t n,
+                          enum pg_key_state state, int values,
+                          struct pg_arr *a, struct pg_params *p)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (k[i].state != state)
+            continue;
+        pg_arr_i64(&a[0], k[i].d.target_id);
+        pg_arr_i64(&a[1], k[i].d.cluster_id);
+        pg_arr_i64(&a[2], k[i].d.t);
+        if (!values)
+            continue;
+        pg_arr_i64(&a[3], (int64_t)k[i].row.count);
+        pg_arr_i64(&a[4], (int64_t)k[i].row.failures);
+        if (pg_arr_bytea(&a[5], k[i].row.blob, k[i].row.len) < 0)
+            return -ENOMEM;
+    }
+    return pg_arrs_params(a, values ? 6 : 3, p);
+}
+
+static int pg_rollup_key_cmp(const void *pa, const void *pb)
+{
+    const struct store_delta *a = &((const struct pg_rollup_key *)pa)->d;
+    const struct store_delta *b = &((const struct pg_rollup_key *)pb)->d;
+
+    if (a->target_id != b->target_id)
+        return a->target_id < b->target_id ? -1 : 1;
+    if (a->cluster_id != b->cluster_id)
+        return a->cluster_id < b->cluster_id ? -1 : 1;
+    return a->t < b->t ? -1 : a->t > b->t;
+}
+
+/* The key of result row @i (its first three columns) among the sorted
+ * @k, when it is there in state PG_KEY_NEW; else NULL. */
+static struct pg_rollup_key *pg_rollup_find(struct pg_rollup_key *k,
+                                            size_t n, const PGresult *r,
+                                            int i)
+{
+    struct pg_rollup_key want, *x;
+
+    want.d.target_id = pg_i64(r, i, 0, 0);
+    want.d.cluster_id = pg_i64(r, i, 1, 0);
+    want.d.t = pg_i64(r, i, 2, 0);
+    x = bsearch(&want, k, n, sizeof(*k), pg_rollup_key_cmp);
+    return x && x->state == PG_KEY_NEW ? x : NULL;
+}
+
+/* Row @i of the read FOR UPDATE merged into its key's row. */
+static int pg_rollup_merge(struct pg_rollup_key *x, const PGresult *r,
+                           int i)
+{
+    size_t cap = (size_t)PQgetlength(r, i, 5) / 2 + 1;
+    uint8_t *old = malloc(cap);
     long len;
     int rc;
 
-    rc = store_rollup_fold(d, 0, 0, 0, NULL, 0, &row);
-    if (rc == 0)
-        rc = pg_rollup_put(st, pg_rollup_sql[hour][0], d, &row);
-    free(row.blob);
-    row.blob = NULL;
-    if (rc != 0)
-        return rc < 0 ? rc : 0;         /* 1: inserted */
-    pg_params_reset(&p);
-    pg_param_i64(&p, d->target_id);
-    pg_param_i64(&p, d->cluster_id);
-    pg_param_i64(&p, d->t);
-    r = pg_w_query(st, pg_rollup_sql[hour][1], &p, "rollup row");
-    if (!r || PQntuples(r) != 1) {
-        rc = -EIO;
-        goto out;
-    }
-    old = malloc((size_t)PQgetlength(r, 0, 2) / 2 + 1);
-    if (!old) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    len = pg_bytea(r, 0, 2, old, (size_t)PQgetlength(r, 0, 2) / 2 + 1);
-    rc = store_rollup_fold(d, 1, (uint64_t)pg_i64(r, 0, 0, 0),
-                           (uint64_t)pg_i64(r, 0, 1, 0), old,
-                           len > 0 ? (size_t)len : 0, &row);
-    if (rc == 0)
-        rc = pg_rollup_put(st, pg_rollup_sql[hour][2], d, &row) < 0 ? -EIO
-                                                                    : 0;
-out:
-    PQclear(r);
+    if (!old)
+        return -ENOMEM;
+    len = pg_bytea(r, i, 5, old, cap);
+    free(x->row.blob);
+    x->row.blob = NULL;
+    rc = store_rollup_fold(&x->d, 1, (uint64_t)pg_i64(r, i, 3, 0),
+                           (uint64_t)pg_i64(r, i, 4, 0), old,
+                           len > 0 ? (size_t)len : 0, &x->row);
     free(old);
-    free(row.blob);
+    x->state = PG_KEY_READ;
     return rc;
 }
 
-/* store_now_put_fn: only this agent's transaction writes its rows. */
+/* Marks the rows of @r (as pg_rollup_find finds them) inserted (@read 0)
+ * or merges them (@read 1): their number, or -EIO (a row we did not ask
+ * for, or twice) or -ENOMEM. */
+static long pg_rollup_rows(struct pg_rollup_key *k, size_t n,
+                           const PGresult *r, int read)
+{
+    struct pg_rollup_key *x;
+    int rows = PQntuples(r);
+
+    for (int i = 0; i < rows; i++) {
+        x = pg_rollup_find(k, n, r, i);
+        if (!x)
+            return -EIO;
+        if (!read)
+            x->state = PG_KEY_INSERTED;
+        else if (pg_rollup_merge(x, r, i) < 0)
+            return -ENOMEM;
+    }
+    return rows;
+}
+
+/* Statement @q of pg_rollup_sql[@hour] over the keys in @state: its
+ * result, or NULL with *@rc -EIO (w->err says why) or -ENOMEM. */
+static PGresult *pg_rollup_run(struct store *st, int hour, int q,
+                               const struct pg_rollup_key *k, size_t n,
+                               enum pg_key_state state, int *rc)
+{
+    struct pg_arr a[6] = { { 0 } };
+    struct pg_params p;
+    PGresult *r = NULL;
+
+    *rc = pg_rollup_arrs(k, n, state, q != 1, a, &p);
+    if (*rc == 0) {
+        r = pg_w_query(st, pg_rollup_sql[hour][q], &p, "rollup rows");
+        *rc = r ? 0 : -EIO;
+    }
+    pg_arrs_free(a, 6);
+    return r;
+}
+
+/* One table's rows: insert as new, read the others FOR UPDATE, merge,
+ * update. 0, -EIO (w->err says why when the database did) or -ENOMEM. */
+static int pg_rollup_flush(struct store *st, int hour)
+{
+    struct pg_wstate *w = st->pg->w;
+    struct pg_rollup_key *k = w->roll[hour];
+    size_t n = w->n_roll[hour];
+    PGresult *r = NULL;
+    long left = (long)n, got;
+    int rc = 0;
+
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = store_rollup_fold(&k[i].d, 0, 0, 0, NULL, 0, &k[i].row);
+    if (rc < 0 || n == 0)
+        goto out;
+    r = pg_rollup_run(st, hour, 0, k, n, PG_KEY_NEW, &rc);
+    got = r ? pg_rollup_rows(k, n, r, 0) : rc;
+    rc = got < 0 ? (int)got : 0;
+    left -= got;
+    if (rc < 0 || left == 0)
+        goto out;
+    PQclear(r);
+    /* Fewer rows than keys: retention deleted a row meanwhile. */
+    r = pg_rollup_run(st, hour, 1, k, n, PG_KEY_NEW, &rc);
+    got = r ? pg_rollup_rows(k, n, r, 1) : rc;
+    if (got != left) {
+        rc = got == -ENOMEM ? -ENOMEM : -EIO;
+        goto out;
+    }
+    PQclear(r);
+    r = pg_rollup_run(st, hour, 2, k, n, PG_KEY_READ, &rc);
+    if (r && strtol(PQcmdTuples(r), NULL, 10) != left)
+        rc = -EIO;
+out:
+    PQclear(r);
+    return rc;
+}
+
+/* store_now_put_fn: notes @k for pg_group_flush (keys come unique, in
+ * ascending order). */
 int pg_now_put(struct store *st, const struct store_now *k)
+{
+    struct pg_wstate *w = st->pg->w;
+
+    if (w->n_now == w->cap_now) {
+        size_t cap = w->cap_now ? w->cap_now * 2 : 256;
+        struct store_now *v = realloc(w->now, cap * sizeof(*v));
+
+        if (!v)
+            return -ENOMEM;
+        w->now = v;
+        w->cap_now = cap;
+    }
+    w->now[w->n_now++] = *k;
+    return 0;
+}
+
+/* One upsert of every (agent, target) of the group: only that agent's
+ * transaction writes its rows, so no lock order to keep. */
+static int pg_now_flush(struct store *st)
 {
     static const char sql[] =
         "INSERT INTO target_now (agent_id, target_id, health, state_ms,"
-        " probe_ms, ok, status, total_us, text_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " probe_ms, ok, status, total_us, text_id) SELECT * FROM"
+        " unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[],"
+        " $5::bigint[], $6::integer[], $7::integer[], $8::bigint[],"
+        " $9::bigint[])"
         " ON CONFLICT (agent_id, target_id) DO UPDATE SET " STORE_NOW_SET;
-    int hs = k->state_ms != INT64_MIN, hp = k->probe_ms != INT64_MIN;
+    struct pg_wstate *w = st->pg->w;
+    struct pg_arr a[9] = { { 0 } };
     struct pg_params p;
     PGresult *r;
+    int rc;
 
-    pg_params_reset(&p);
-    pg_param_i64(&p, k->agent_id);
-    pg_param_i64(&p, k->target_id);
-    pg_param_text(&p, hs ? k->health : NULL);
-    if (hs)
-        pg_param_i64(&p, k->state_ms);
-    else
-        pg_param_text(&p, NULL);
-    if (hp) {
-        pg_param_i64(&p, k->probe_ms);
-        pg_param_i64(&p, k->ok);
-        pg_param_i64(&p, k->status);
-        pg_param_i64(&p, k->total_us);
-    } else {
-        for (int i = 0; i < 4; i++)
-            pg_param_text(&p, NULL);
+    if (w->n_now == 0)
+        return 0;
+    for (size_t i = 0; i < w->n_now; i++) {
+        const struct store_now *k = &w->now[i];
+        int hs = k->state_ms != INT64_MIN, hp = k->probe_ms != INT64_MIN;
+
+        pg_arr_i64(&a[0], k->agent_id);
+        pg_arr_i64(&a[1], k->target_id);
+        if (hs) {
+            pg_arr_str(&a[2], k->health);
+            pg_arr_i64(&a[3], k->state_ms);
+        } else {
+            pg_arr_null(&a[2]);
+            pg_arr_null(&a[3]);
+        }
+        if (hp) {
+            pg_arr_i64(&a[4], k->probe_ms);
+            pg_arr_i64(&a[5], k->ok);
+            pg_arr_i64(&a[6], k->status);
+            pg_arr_i64(&a[7], k->total_us);
+        } else {
+            for (int j = 4; j < 8; j++)
+                pg_arr_null(&a[j]);
+        }
+        if (hp && k->text_id)
+            pg_arr_i64(&a[8], k->text_id);
+        else
+            pg_arr_null(&a[8]);
     }
-    if (hp && k->text_id)
-        pg_param_i64(&p, k->text_id);
-    else
-        pg_param_text(&p, NULL);
-    r = pg_w_query(st, sql, &p, "target_now");
-    PQclear(r);
-    return r ? 0 : -EIO;
+    rc = pg_arrs_params(a, 9, &p);
+    if (rc == 0) {
+        r = pg_w_query(st, sql, &p, "target_now");
+        rc = r ? 0 : -EIO;
+        PQclear(r);
+    }
+    pg_arrs_free(a, 9);
+    return rc;
+}
+
+int pg_group_flush(struct store *st)
+{
+    int rc = pg_rollup_flush(st, 0);
+
+    if (rc == 0)
+        rc = pg_rollup_flush(st, 1);
+    if (rc == 0)
+        rc = pg_now_flush(st);
+    pg_group_drop(st->pg->w, 0);
+    return rc;
+}
+
+void pg_group_drop(struct pg_wstate *w, int release)
+{
+    for (int t = 0; t < 2; t++) {
+        for (size_t i = 0; i < w->n_roll[t]; i++) {
+            hist_free(&w->roll[t][i].d.h);
+            free(w->roll[t][i].row.blob);
+        }
+        w->n_roll[t] = 0;
+        if (release) {
+            free(w->roll[t]);
+            w->roll[t] = NULL;
+            w->cap_roll[t] = 0;
+        }
+    }
+    w->n_now = 0;
+    if (release) {
+        free(w->now);
+        w->now = NULL;
+        w->cap_now = 0;
+    }
 }

@@ -283,6 +283,8 @@ static int pg_try(struct store *st, struct pg_item *v, size_t n)
     if (rc == 0)
         rc = store_now_merge(st, pg_now_put);
     if (rc == 0)
+        rc = pg_group_flush(st);
+    if (rc == 0)
         rc = pg_w_exec(st, "COMMIT");
     if (rc < 0) {
         PGTransactionStatusType ts = PQtransactionStatus(st->pg->wconn);
@@ -292,6 +294,7 @@ static int pg_try(struct store *st, struct pg_item *v, size_t n)
         store_dims_reset(st);
         st->n_samples = 0;
         st->n_now = 0;
+        pg_group_drop(st->pg->w, 0);
         if (st->pg->w->err == PG_ERR_NONE)  /* out of memory, say */
             pg_w_fail(st, NULL, "group commit");
     }
@@ -508,6 +511,7 @@ void *store_pg_writer(void *arg)
         PQclear(w->walk);
         free(w->stored);
         free(w->copy);
+        pg_group_drop(w, 1);
         free(w);
     }
     st->pg->w = NULL;

@@ -42,6 +42,7 @@ struct store;
 struct store_delta;                 /* store_priv.h's */
 struct store_now;
 struct store_delivery_ops;
+struct pg_rollup_key;               /* pg_ingest.c's */
 
 /* Session advisory lock keys (pg_advisory_lock(bigint)): "SXT" and a
  * number, so they do not collide with another application's. */
@@ -221,6 +222,12 @@ struct pg_wstate {
     int nopart;
     int64_t nopart_ms;
     int64_t texts_since_ms;         /* the texts' id cache (monotonic) */
+    /* The group's rollup rows (minute, hour) and target_now keys, noted
+     * by pg_rollup_add and pg_now_put, written by pg_group_flush. */
+    struct pg_rollup_key *roll[2];
+    size_t n_roll[2], cap_roll[2];
+    struct store_now *now;
+    size_t n_now, cap_now;
 };
 /* store_delivery_ops on the writer connection (store_deliver). */
 extern const struct store_delivery_ops pg_delivery_ops;
@@ -232,9 +239,15 @@ void pg_w_fail(struct store *st, const PGresult *r, const char *what);
 int pg_intern(struct store *st, int dim, const char *s, int64_t *id);
 /* Sends the queued event rows (one COPY): 0 or -EIO. */
 int pg_copy_flush(struct store *st);
-/* store_rollup_fn and store_now_put_fn on the writer connection. */
+/* store_rollup_fn and store_now_put_fn: they note the group's rows
+ * (0 or -ENOMEM), which pg_group_flush writes in a few statements per
+ * table (arrays, unnested by the server) before COMMIT: 0 or -EIO. It
+ * empties the notes, as does pg_group_drop (@release 1: frees them,
+ * when the writer ends). */
 int pg_rollup_add(struct store *st, int hour, const struct store_delta *d);
 int pg_now_put(struct store *st, const struct store_now *k);
+int pg_group_flush(struct store *st);
+void pg_group_drop(struct pg_wstate *w, int release);
 
 /* ---- pg_query.c: store.h's queries on PostgreSQL ---- */
 

@@ -3,7 +3,7 @@
 # batch sent to both at the same moment, many times, and overlapping
 # batches of one agent, are each stored once, with the watermark what
 # they acked last; a drop report both get at once makes one drop event
-# and one gap. Then the database stops during ingest: /readyz and ingest
+# and one gap; rollup rows both add to at once count every probe stored. Then the database stops during ingest: /readyz and ingest
 # say 503 "database unreachable", and once it is back the same collector
 # is ready again by itself, with nothing it acked lost. Last, a collector
 # started while the database is down becomes ready once it is up.
@@ -125,6 +125,48 @@ want='drop {"count":5,"from_seq":11,"to_seq":15
 gap {"from_seq":16,"to_seq":20,"count":5}'
 [ "$got" = "$want" ] || fail "gap and drop events: $got"
 [ "$(stored gd)" = 20 ] && [ -z "$(dups gd)" ] || fail "gd: stored twice"
+
+# Rollups from both collectors at once: 20 agents, half failing, their
+# batches at one t0 (one minute, one hour) sent to a and b together, on
+# top of what the batches above rolled up. Every rollup row must count
+# exactly the stored probe events of its key: a row both collectors
+# insert or update at once keeps both adds.
+T0=$(( $(date +%s) * 1000 ))
+pids=()
+for i in $(seq 1 10); do
+    send roll_a$i "$URL_a" --node "roll_a$i" --seq 1-50 --t0 "$T0" &
+    pids+=($!)
+    send roll_b$i "$URL_b" --node "roll_b$i" --seq 1-50 --t0 "$T0" \
+        --error-len 8 &
+    pids+=($!)
+done
+wait "${pids[@]}" || true
+for i in $(seq 1 10); do
+    [ "$(cat "$TMP/roll_a$i")" = "200 50" ] && [ "$(cat "$TMP/roll_b$i")" = "200 50" ] ||
+        fail "rollup batches $i: '$(cat "$TMP/roll_a$i")', '$(cat "$TMP/roll_b$i")'"
+done
+# rollup_diff TABLE STEP_MS: keys whose row differs from the events.
+rollup_diff() {
+    sql "SELECT count(*) FROM (SELECT e.target_id, c.id AS cl,
+                e.unix_ms - e.unix_ms % $2 AS t, count(*) AS n,
+                count(*) FILTER (WHERE e.ok = 0) AS f
+           FROM events e JOIN agents a ON a.id = e.agent_id
+           JOIN clusters c ON c.name = a.cluster
+           WHERE e.probe_type IS NOT NULL AND e.target_id IS NOT NULL
+           GROUP BY 1, 2, 3) ev
+         FULL JOIN $1 r ON (r.target_id, r.cluster_id, r.t) =
+                           (ev.target_id, ev.cl, ev.t)
+         WHERE r.count IS DISTINCT FROM ev.n
+            OR r.failures IS DISTINCT FROM ev.f"
+}
+[ "$(rollup_diff rollup_minute 60000)" = 0 ] ||
+    fail "minute rollups differ from the events: $(sql "SELECT * FROM rollup_minute")"
+[ "$(rollup_diff rollup_hour 3600000)" = 0 ] ||
+    fail "hour rollups differ from the events: $(sql "SELECT * FROM rollup_hour")"
+got=$(sql "SELECT sum(count), sum(failures) FROM rollup_minute
+           WHERE t = $T0 - $T0 % 60000")
+[ "${got%|*}" -ge 1000 ] && [ "${got#*|}" -ge 500 ] ||
+    fail "the minute of the concurrent batches: count|failures $got"
 
 # (b) The database stops during ingest.
 URL=$URL_a start_loop out --node out --batches 100000 --batch-size 20
