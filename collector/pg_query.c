@@ -355,27 +355,27 @@ static const char *pgq_str(const PGresult *r, int row, int col)
 /* Row @i of pgq_clusters_sql as plain values. */
 static void pgq_cl_row(const PGresult *r, int i, struct store_cl_row *o)
 {
-    o->cluster = pgq_str(r, i, 0);
-    o->region = pgq_str(r, i, 1);
-    o->node = pgq_str(r, i, 2);
-    o->epoch = pgq_str(r, i, 3);
-    o->version = pgq_str(r, i, 4);
-    o->first_ms = pg_i64(r, i, 5, 0);
-    o->last_ms = pg_i64(r, i, 6, 0);
-    o->has_offset = !PQgetisnull(r, i, 7);
-    o->offset_ms = pg_i64(r, i, 7, 0);
-    o->acked = pg_i64(r, i, 8, 0);
-    o->highest = pg_i64(r, i, 9, 0);
-    o->drop_count = pg_i64(r, i, 10, 0);
-    o->drop_first = pg_i64(r, i, 11, 0);
-    o->drop_last = pg_i64(r, i, 12, 0);
-    o->drop_ms = pg_i64(r, i, 13, 0);
-    o->has_report = !PQgetisnull(r, i, 14);
-    o->report_ms = pg_i64(r, i, 14, 0);
-    o->has_spool = !PQgetisnull(r, i, 15);
-    o->spool_events = pg_i64(r, i, 15, 0);
-    o->spool_bytes = pg_i64(r, i, 16, 0);
-    o->epochs = pg_i64(r, i, 17, 0);
+    o->cluster = pgq_str(r, i, CL_CLUSTER);
+    o->region = pgq_str(r, i, CL_REGION);
+    o->node = pgq_str(r, i, CL_NODE);
+    o->epoch = pgq_str(r, i, CL_EPOCH);
+    o->version = pgq_str(r, i, CL_VERSION);
+    o->first_ms = pg_i64(r, i, CL_FIRST, 0);
+    o->last_ms = pg_i64(r, i, CL_LAST, 0);
+    o->has_offset = !PQgetisnull(r, i, CL_OFFSET);
+    o->offset_ms = pg_i64(r, i, CL_OFFSET, 0);
+    o->acked = pg_i64(r, i, CL_ACKED, 0);
+    o->highest = pg_i64(r, i, CL_HIGHEST, 0);
+    o->drop_count = pg_i64(r, i, CL_DROP_COUNT, 0);
+    o->drop_first = pg_i64(r, i, CL_DROP_FIRST, 0);
+    o->drop_last = pg_i64(r, i, CL_DROP_LAST, 0);
+    o->drop_ms = pg_i64(r, i, CL_DROP_MS, 0);
+    o->has_report = !PQgetisnull(r, i, CL_DROP_REPORT);
+    o->report_ms = pg_i64(r, i, CL_DROP_REPORT, 0);
+    o->has_spool = !PQgetisnull(r, i, CL_SPOOL_EVENTS);
+    o->spool_events = pg_i64(r, i, CL_SPOOL_EVENTS, 0);
+    o->spool_bytes = pg_i64(r, i, CL_SPOOL_BYTES, 0);
+    o->epochs = pg_i64(r, i, CL_EPOCHS, 0);
 }
 
 int store_pg_clusters(struct store *st, char **out, size_t *out_len)

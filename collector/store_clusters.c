@@ -25,13 +25,6 @@ static const char store_clusters_sql[] =
     STORE_CLUSTERS_SQL("format('%016x', a.epoch)",
                        "CAST(round(a.clock_offset_ms) AS INTEGER)", "");
 
-enum {
-    CL_CLUSTER, CL_REGION, CL_NODE, CL_EPOCH, CL_VERSION, CL_FIRST,
-    CL_LAST, CL_OFFSET, CL_ACKED, CL_HIGHEST, CL_DROP_COUNT, CL_DROP_FIRST,
-    CL_DROP_LAST, CL_DROP_MS, CL_DROP_REPORT, CL_SPOOL_EVENTS,
-    CL_SPOOL_BYTES, CL_EPOCHS
-};
-
 static const char *cl_text(sqlite3_stmt *s, int col)
 {
     const char *t = (const char *)sqlite3_column_text(s, col);

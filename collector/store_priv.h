@@ -1174,6 +1174,15 @@ struct store_cl_row {
  * new spool is a new epoch, and a node may move to another region), in
  * cluster, region and node order, the columns of struct store_cl_row's
  * order (epochs last). */
+/* STORE_CLUSTERS_SQL's columns, in order: both backends read its rows
+ * by these. */
+enum {
+    CL_CLUSTER, CL_REGION, CL_NODE, CL_EPOCH, CL_VERSION, CL_FIRST,
+    CL_LAST, CL_OFFSET, CL_ACKED, CL_HIGHEST, CL_DROP_COUNT, CL_DROP_FIRST,
+    CL_DROP_LAST, CL_DROP_MS, CL_DROP_REPORT, CL_SPOOL_EVENTS,
+    CL_SPOOL_BYTES, CL_EPOCHS
+};
+
 #define STORE_CLUSTERS_SQL(epoch, offset, collate) \
     "SELECT a.cluster, a.region, a.node, " epoch "," \
     " a.agent_version, a.first_seen_ms, a.last_seen_ms, " offset "," \
