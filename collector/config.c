@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config_priv.h"
 #include "store.h"
@@ -545,8 +546,59 @@ static int config_tls(struct yconf *yc, yaml_node_t *root,
     return config_tls_check(yc, m, t);
 }
 
+/* The sslmode values libpq 15 knows. */
+static const char *const config_sslmodes[] = {
+    "disable", "allow", "prefer", "require", "verify-ca", "verify-full",
+    NULL
+};
+/* The conninfo keys that name a file libpq reads when it connects. */
+static const char *const config_pg_files[] = {
+    "sslrootcert", "sslcert", "sslkey", "sslcrl", NULL
+};
+
+/* What libpq's parser leaves to the connect, checked here so that a
+ * typo is a config error (exit 2) instead of a collector that starts
+ * and stays unready retrying a connection that can never work: the
+ * sslmode value, and the TLS files readable ("system", libpq 16's
+ * sslrootcert for the system's CAs, is no file). Needs no network.
+ * 0, or the yconf_fail error. */
+static int config_conninfo_values(struct yconf *yc, yaml_node_t *key,
+                                  const PQconninfoOption *o)
+{
+    for (; o->keyword; o++) {
+        size_t i;
+
+        if (!o->val)
+            continue;
+        if (strcmp(o->keyword, "sslmode") == 0) {
+            for (i = 0; config_sslmodes[i]; i++)
+                if (strcmp(o->val, config_sslmodes[i]) == 0)
+                    break;
+            if (!config_sslmodes[i])
+                return yconf_fail(yc, key, "store.postgres", "conninfo",
+                                  "sslmode: expected disable, allow, "
+                                  "prefer, require, verify-ca or "
+                                  "verify-full, got \"%s\"", o->val);
+            continue;
+        }
+        for (i = 0; config_pg_files[i]; i++)
+            if (strcmp(o->keyword, config_pg_files[i]) == 0)
+                break;
+        if (!config_pg_files[i] || !o->val[0] ||
+            (strcmp(o->keyword, "sslrootcert") == 0 &&
+             strcmp(o->val, "system") == 0))
+            continue;
+        if (access(o->val, R_OK) != 0)
+            return yconf_fail(yc, key, "store.postgres", "conninfo",
+                              "%s: cannot read %s: %s", o->keyword, o->val,
+                              strerror(errno));
+    }
+    return 0;
+}
+
 /* store.postgres.conninfo: checked by libpq's own parser, so a typo in a
- * key fails here (and in --check-config), not at the first connect. */
+ * key fails here (and in --check-config), not at the first connect; and
+ * the values it does not check (config_conninfo_values). */
 static int config_conninfo(struct yconf *yc, yaml_node_t *pgm,
                            struct collector_config *cfg)
 {
@@ -565,8 +617,9 @@ static int config_conninfo(struct yconf *yc, yaml_node_t *pgm,
                           "the rest)");
     o = PQconninfoParse(cfg->pg_conninfo, &why);
     if (o) {
+        rc = config_conninfo_values(yc, yconf_find(yc, pgm, "conninfo"), o);
         PQconninfoFree(o);
-        return 0;
+        return rc;
     }
     if (why)
         why[strcspn(why, "\n")] = '\0';
