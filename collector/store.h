@@ -171,7 +171,10 @@ struct store_stats {
     /* The last group commit stored nothing (disk full, I/O error):
      * cleared by the next one that stores a batch. */
     int commits_failing;
-    char commit_error[128];         /* the database's message for it */
+    /* The database's message for it; 256: libpq's connection errors
+     * open with "connection to server at \"HOST\", port N failed: ",
+     * and the reason after it (a TLS certificate refused) must fit. */
+    char commit_error[256];
 };
 void store_stats(struct store *st, struct store_stats *out);
 /* What every answer says while the store is corrupt (/readyz, ingest and
