@@ -5,7 +5,6 @@
  * --check-config only loads the config (cli_check.c). */
 #include <errno.h>
 #include <getopt.h>
-#include <libpq-fe.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -119,52 +118,6 @@ static int backup_command(int argc, char **argv)
     return 0;
 }
 
-/* The store's share of the config. */
-static void store_options_from(const struct collector_config *cfg,
-                               struct store_options *o)
-{
-    store_options_default(o);
-    o->backend = (enum store_backend)cfg->store_backend;
-    o->pg_conninfo = cfg->pg_conninfo;
-    o->pg_password_file = cfg->pg_password_file;
-    o->raw_retention_ms = cfg->raw_retention_ms;
-    o->minute_retention_ms = cfg->minute_retention_ms;
-    o->hour_retention_ms = cfg->hour_retention_ms;
-    o->retention_interval_ms = cfg->retention_interval_ms;
-    o->queue_max_batches = (size_t)cfg->queue_batches;
-    o->queue_max_bytes = (size_t)cfg->queue_bytes;
-    o->topo = &cfg->topo;
-}
-
-/* Where the store lives, for the log: "db PATH" (SQLite), or
- * "postgres host=H port=P dbname=D" with only those keys of the
- * connection string (never its password or other secrets) and those it
- * gives (PG* variables and libpq's defaults fill the rest). */
-static void store_where(const struct collector_config *cfg, char *buf,
-                        size_t len)
-{
-    static const char *const shown[] = { "host", "hostaddr", "port",
-                                         "dbname", NULL };
-    PQconninfoOption *opts;
-    size_t n;
-
-    if (cfg->store_backend != STORE_BACKEND_POSTGRES) {
-        snprintf(buf, len, "db %s", cfg->db_path);
-        return;
-    }
-    snprintf(buf, len, "postgres");
-    opts = PQconninfoParse(cfg->pg_conninfo, NULL);  /* checked at load */
-    for (size_t i = 0; shown[i]; i++) {
-        for (PQconninfoOption *o = opts; o && o->keyword; o++) {
-            if (strcmp(o->keyword, shown[i]) != 0 || !o->val || !o->val[0])
-                continue;
-            n = strlen(buf);
-            snprintf(buf + n, len - n, " %s=%s", o->keyword, o->val);
-        }
-    }
-    PQconninfoFree(opts);
-}
-
 /* With incidents.webhooks: starts their sender (its thread inherits the
  * blocked signals) and has the store hand it every committed incident
  * change, which it only queues; /metrics counts its deliveries. 0 or
@@ -270,8 +223,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    store_options_from(&cfg, &sopts);
-    store_where(&cfg, where, sizeof(where));
+    collector_config_store(&cfg, &sopts);
+    collector_config_where(&cfg, where, sizeof(where));
     if (cfg.store_backend == STORE_BACKEND_POSTGRES)
         log_msg(LOGL_INFO, "store", "%s%s", where, cfg.db_path ?
                 " (the db path is unused)" : "");
