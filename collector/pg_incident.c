@@ -305,6 +305,11 @@ void store_pg_inc_free(struct store *st)
 
 /* ---- sextant-collector incidents rebuild ---- */
 
+/* How long the rebuild waits for the lead: a collector stopped a moment
+ * ago may still hold it until the server has ended its session; one that
+ * runs holds it for good. */
+#define PG_INC_REBUILD_WAIT "'5s'"
+
 /* Who holds PG_LOCK_LEADER, from the server's lock table, into @buf:
  * its application_name ("sextant-collector (INSTANCE)") and address, or
  * "another session" when the server does not show it to us (another
@@ -332,26 +337,31 @@ static void pg_inc_leader_name(PGconn *c, char *buf, size_t len)
     PQclear(r);
 }
 
-/* Takes the lead on @c for the rebuild, without waiting: 0, -EBUSY with
- * the leader named in @err, or -EIO. */
+/* Takes the lead on @c for the rebuild, waiting PG_INC_REBUILD_WAIT at
+ * most: 0, -EBUSY with the leader named in @err, or -EIO. */
 static int pg_inc_rebuild_lead(struct store *st, PGconn *c, char *err,
                                size_t err_len)
 {
     struct pg_params p;
     PGresult *r;
+    const char *state;
     char who[192];
     int rc;
 
+    if (pg_exec(c, "SET lock_timeout = " PG_INC_REBUILD_WAIT) < 0)
+        return -EIO;
     pg_params_reset(&p);
     pg_param_i64(&p, PG_LOCK_LEADER);
-    r = pg_query(c, "SELECT pg_try_advisory_lock($1::bigint)", &p);
-    rc = !pg_ok(r) || PQntuples(r) != 1 ? -EIO
-         : strcmp(PQgetvalue(r, 0, 0), "t") == 0 ? 0 : -EBUSY;
+    r = pg_query(c, "SELECT pg_advisory_lock($1::bigint)", &p);
+    state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    rc = pg_ok(r) ? 0 : state && !strcmp(state, "55P03") ? -EBUSY : -EIO;
     if (rc == -EIO) {
         pg_err_text(c, r, who, sizeof(who));
         snprintf(err, err_len, "%s: %s", st->path, who);
     }
     PQclear(r);
+    if (rc == 0 && pg_exec(c, "RESET lock_timeout") < 0)
+        rc = -EIO;
     if (rc == -EBUSY) {
         pg_inc_leader_name(c, who, sizeof(who));
         snprintf(err, err_len, "%s: a collector leads (%s): it runs the "
@@ -418,7 +428,8 @@ static int pg_inc_rebuild_run(struct store *st, PGconn *c, uint64_t *events,
 
 /* Why this rebuild holds the lead instead of asking the leader, or
  * waiting for it. A leader keeps the lead as long as it runs, so a wait
- * could last for ever; and whatever this command wrote, the next leader
+ * could last for ever (it waits PG_INC_REBUILD_WAIT, for a collector
+ * stopped just before); and whatever this command wrote, the next leader
  * computes the incidents again from the stored events, with its own
  * config, when it takes the lead. So, as the SQLite command refuses
  * while a collector holds the write lock, this one refuses while a

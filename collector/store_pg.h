@@ -304,7 +304,7 @@ void store_pg_inc_tick(struct store *st, PGconn *c, int lost);
 void store_pg_inc_free(struct store *st);
 /* sextant-collector incidents rebuild on PostgreSQL (st from
  * store_pg_open_tool): on a connection of its own, takes PG_LOCK_LEADER
- * without waiting (-EBUSY while a collector leads, named in @err),
+ * (-EBUSY when a collector still leads after 5 s, named in @err),
  * computes every incident from scratch over st->opt.topo up to the
  * fence and the collector's clock less the hold, and in one transaction
  * syncs the incidents table to it and moves engine_cursor to the fence
