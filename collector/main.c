@@ -38,7 +38,8 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: sextant-collector --config FILE [--listen HOST:PORT] "
         "[--db PATH]\n"
-        "       sextant-collector backup --db PATH --out FILE\n"
+        "       sextant-collector backup --db PATH | --config FILE "
+        "--out FILE\n"
         "       sextant-collector --check-config FILE\n"
         "\n"
         "Receives event batches from Sextant agents, stores them in SQLite\n"
@@ -61,14 +62,17 @@ static void usage(FILE *f)
 static void backup_usage(FILE *f)
 {
     fprintf(f,
-        "usage: sextant-collector backup --db PATH --out FILE\n"
+        "usage: sextant-collector backup --db PATH | --config FILE "
+        "--out FILE\n"
         "\n"
         "Copies the collector's database PATH to the new file FILE, one\n"
         "consistent snapshot, while a collector may keep writing to it.\n"
         "Refuses an existing FILE. Exit 0: copied and checked; 1: failed\n"
-        "(FILE not created); 2: bad usage.\n"
+        "(FILE not created); 2: bad usage. SQLite only: a PostgreSQL\n"
+        "store is backed up with pg_dump or the platform's backups.\n"
         "\n"
         "  -d, --db PATH     the database (opened read-only)\n"
+        "  -c, --config FILE the collector's config: its db\n"
         "  -o, --out FILE    the copy to create\n"
         "  -h, --help        this text\n");
 }
@@ -78,19 +82,22 @@ static int backup_command(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "db", required_argument, NULL, 'd' },
+        { "config", required_argument, NULL, 'c' },
         { "out", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *db = NULL, *out = NULL;
+    const char *db = NULL, *out = NULL, *config = NULL;
+    struct collector_config cfg;
     struct backup_result res;
     char err[2 * PATH_MAX + 128];
-    int opt;
+    int opt, rc;
 
     opterr = 0;                     /* one line of our own instead */
-    while ((opt = getopt_long(argc, argv, ":d:o:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":d:c:o:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'd': db = optarg; break;
+        case 'c': config = optarg; break;
         case 'o': out = optarg; break;
         case 'h': backup_usage(stdout); return 0;
         case ':':
@@ -103,19 +110,39 @@ static int backup_command(int argc, char **argv)
             return 2;
         }
     }
-    if (!db || !out || !db[0] || !out[0] || optind != argc) {
-        fprintf(stderr, "sextant-collector backup: --db PATH and --out FILE "
-                        "are required, nothing else (try --help)\n");
+    if (!db == !config || !out || (db && !db[0]) || (config && !config[0])
+        || !out[0] || optind != argc) {
+        fprintf(stderr, "sextant-collector backup: --db PATH or --config "
+                        "FILE, and --out FILE are required, nothing else "
+                        "(try --help)\n");
         return 2;
     }
-    log_set_level(LOGL_WARN);
-    if (backup_run(db, out, &res, err, sizeof(err)) < 0) {
-        fprintf(stderr, "sextant-collector backup: %s\n", err);
-        return 1;
+    if (config) {
+        if (collector_config_load(config, &cfg, err, sizeof(err)) < 0) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+        /* No file to copy: the database is the platform's to back up. */
+        if (cfg.store_backend == STORE_BACKEND_POSTGRES) {
+            fprintf(stderr, "sextant-collector backup: %s: the store is "
+                    "PostgreSQL: back it up with pg_dump or your "
+                    "platform's backups (this command copies SQLite "
+                    "files)\n", config);
+            collector_config_free(&cfg);
+            return 2;
+        }
+        db = cfg.db_path;
     }
-    printf("sextant-collector backup: %s: %lld bytes in %.3f s\n", out,
-           (long long)res.bytes, (double)res.duration_us / 1e6);
-    return 0;
+    log_set_level(LOGL_WARN);
+    rc = backup_run(db, out, &res, err, sizeof(err));
+    if (rc < 0)
+        fprintf(stderr, "sextant-collector backup: %s\n", err);
+    else
+        printf("sextant-collector backup: %s: %lld bytes in %.3f s\n", out,
+               (long long)res.bytes, (double)res.duration_us / 1e6);
+    if (config)
+        collector_config_free(&cfg);
+    return rc < 0 ? 1 : 0;
 }
 
 /* With incidents.webhooks: starts their sender (its thread inherits the
