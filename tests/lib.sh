@@ -17,7 +17,9 @@ OTHER_TOKEN=other-token-0123456789
 cleanup() {
     local rc=$? p ok=1
     [ "$rc" = 0 ] || keep_failed
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        ! our_child "$p" || kill -9 "$p" 2>/dev/null || true
+    done
     wait 2>/dev/null || true
     [ ! -s "$TMP/openapi/list" ] || openapi_flush || ok=0
     pg_drop_all
@@ -25,6 +27,19 @@ cleanup() {
     [ "$ok" = 1 ] || exit 1
 }
 trap cleanup EXIT
+
+# our_child PID: PID is a process this shell started and has not reaped
+# (it runs, or is a zombie). A pid in PIDS whose process ended and was
+# waited for may belong to another process by now (pid_max is 32768 on
+# the CI machine; parallel tests go through pids in minutes): cleanup
+# signals only its own children, never another test's process.
+our_child() {
+    local stat ppid
+    # read, not $(< ...): no forked shell that could take the pid itself.
+    read -r stat 2>/dev/null < "/proc/$1/stat" || return 1
+    read -r _ ppid _ <<< "${stat##*) }"
+    [ "$ppid" = "$$" ]
+}
 
 fail() {
     echo "FAIL: $*" >&2
