@@ -53,9 +53,13 @@
  * boundary, before an agent's event batches it posts an empty "sync"
  * batch claiming a 2 ms round trip and a send time 1 ms early (its sample
  * is then receive - real send - skew, an integer), until the Ack shows it
- * landed in the millisecond it was sent; event batches claim 4 ms (and a
- * send time 2 ms early), so they never win over it. It syncs again before
- * the sample leaves the collector's window of 8.
+ * landed in the millisecond it was sent. Event batches claim a round trip
+ * over the collector's cap (STORE_RTT_MAX_US), which makes them no sample
+ * at all: the exact one stays the newest of the smallest round trip, the
+ * estimate, for the whole run, and an agent syncs once per run. (It
+ * synced every 5 batches when those were samples too, lest the exact one
+ * leave the collector's window of 8; on a loaded machine a POST seldom
+ * lands in the millisecond it was sent, and those syncs took minutes.)
  *
  * --url2 URL: every second agent (the 2nd, 4th, ... declared) posts to
  * URL instead: two collectors sharing one database, each taking half of
@@ -79,7 +83,9 @@
 #define FEED_MAX_LINE     1024
 #define FEED_MAX_BATCH    500         /* events per batch */
 #define FEED_SYNC_TRIES   500         /* empty batches to get one exact */
-#define FEED_SYNC_EVERY   5           /* event batches between syncs */
+/* An event batch's claimed round trip: 1 us over the collector's cap
+ * (collector/store_priv.h STORE_RTT_MAX_US), so it adds no clock sample. */
+#define FEED_RTT_NO_SAMPLE 10000001u
 #define FEED_BUSY_TRIES   600         /* 503 answers to one batch */
 #define FEED_BUSY_US      50000
 
@@ -89,8 +95,7 @@ struct feed_agent {
     uint64_t epoch;
     int64_t hold_from;              /* INT64_MAX: never partitioned */
     uint64_t seqs;                  /* events it has (seqs 1..seqs) */
-    int since_sync;                 /* event batches since an exact sync */
-    int synced;
+    int synced;                     /* an exact sync sample is in */
 };
 
 enum feed_kind { FEED_PROBE, FEED_STATE, FEED_DNS, FEED_METRIC,
@@ -736,7 +741,6 @@ static int feed_sync(struct feed *f, struct feed_agent *a)
             return -1;
         if (recv_ms == sent_ms) {
             a->synced = 1;
-            a->since_sync = 0;
             return 0;
         }
     }
@@ -760,8 +764,7 @@ static int feed_send(struct feed *f, size_t ai, const size_t *idx, size_t n)
         size_t k = n - done > FEED_MAX_BATCH ? FEED_MAX_BATCH : n - done;
         size_t packed_n = 0;
 
-        if ((!a->synced || a->since_sync >= FEED_SYNC_EVERY) &&
-            feed_sync(f, a) < 0)
+        if (!a->synced && feed_sync(f, a) < 0)
             return -1;
         for (size_t i = 0; i < k && rc == 0; i++, packed_n++) {
             struct feed_msg m;
@@ -776,12 +779,11 @@ static int feed_send(struct feed *f, size_t ai, const size_t *idx, size_t n)
         if (rc == 0) {
             feed_hdr(a, &b);
             b.first_seq = f->evs[idx[done]].seq;
-            b.prev_rtt_us = 4000;      /* never the best sample */
-            rc = feed_post(f, a, &b, -2, bufs, k, &sent_ms, &recv_ms);
+            b.prev_rtt_us = FEED_RTT_NO_SAMPLE;
+            rc = feed_post(f, a, &b, 0, bufs, k, &sent_ms, &recv_ms);
         }
         for (size_t i = 0; i < packed_n; i++)
             free(packed[i]);
-        a->since_sync++;
         f->sent_events += k;
         f->sent_batches++;
         done += k;
