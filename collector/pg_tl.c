@@ -385,20 +385,23 @@ static int pgtl_note_kind(const char *kind)
     }
 }
 
-/* Runs the events' statement of @q's page into *@out. */
+/* Runs the events' statement of @q's page into *@out; the corrected
+ * order scans agent-clock time up to @end (store_timeline_span's). */
 static int pgtl_events(struct store *st, PGconn *c,
                        const struct store_timeline_query *q,
                        const struct store_tl *t, const int64_t page[4],
-                       int64_t margin, PGresult **out, int *broken)
+                       int64_t margin, int64_t end, PGresult **out,
+                       int *broken)
 {
     int corr = q->order == STORE_ORDER_CORRECTED;
     int64_t from = q->cursor && page[1] > q->from_ms ? page[1] : q->from_ms;
+    int64_t to = pgtl_add(q->to_ms, margin);
     const struct topo_service *sv = q->target ? NULL : q->service;
     struct pg_params p;
 
     pg_params_reset(&p);
     pg_param_i64(&p, corr ? pgtl_add(from, -margin) : from);      /* $1 */
-    pg_param_i64(&p, corr ? pgtl_add(q->to_ms, margin) : q->to_ms);
+    pg_param_i64(&p, corr ? (end < to ? end : to) : q->to_ms);
     pg_param_text(&p, q->cluster);
     pg_param_i64(&p, (int64_t)q->limit + 1);
     pg_param_text(&p, q->target);                                   /* $5 */
@@ -465,12 +468,13 @@ int store_pg_timeline(struct store *st, const struct store_timeline_query *q,
 {
     /* The newest event id, the position, the newest annotation id. */
     int64_t page[4] = { 0, INT64_MIN, 0, 0 }, margin = 0;
+    int64_t span = STORE_TL_SPAN_MS, lo, end = INT64_MAX;
     struct pgtl_src es, ns;
     PGresult *er = NULL, *nr = NULL;
     struct store_tl t;
     struct store_tl_page pg = { 0 };
     PGconn *c;
-    int rc, broken = 0;
+    int rc, broken = 0, full = 1;
 
     if (q->cursor && store_cursor_parse(q->cursor, q->order, page) < 0)
         return -EINVAL;
@@ -484,14 +488,30 @@ int store_pg_timeline(struct store *st, const struct store_timeline_query *q,
     if (rc == 0)
         rc = pgtl_bounds(st, c, !q->cursor, page, &margin, &broken);
     if (rc == 0)
-        rc = pgtl_events(st, c, q, &t, page, margin, &er, &broken);
-    if (rc == 0)
         rc = pgtl_notes(st, c, q, page, &nr, &broken);
+    lo = q->cursor && page[1] > q->from_ms ? page[1] : q->from_ms;
+    /* The corrected order reads a growing span until the page is whole
+     * within it, as on SQLite (store_timeline_widen); the agent order's
+     * index gives its rows in order, and it stops at the limit. */
+    while (rc == 0) {
+        if (q->order == STORE_ORDER_CORRECTED)
+            end = store_timeline_span(lo, span, margin, q->to_ms, &full);
+        PQclear(er);
+        er = NULL;
+        rc = pgtl_events(st, c, q, &t, page, margin, end, &er, &broken);
+        if (rc < 0)
+            break;
+        es.r = er;
+        es.i = -1;
+        ns.r = nr;
+        ns.i = -1;
+        store_timeline_steps(&t, q, &es.src, nr ? &ns.src : NULL, &pg);
+        if (!store_timeline_widen(&pg, full, lo, &span))
+            break;
+        jsonw_reset(&t.w);
+    }
     if (rc < 0)
         goto out;
-    es.r = er;
-    ns.r = nr;
-    store_timeline_steps(&t, q, &es.src, nr ? &ns.src : NULL, &pg);
     rc = pg.added < 0 ? pg.added : pg.err;
     if (rc == 0)
         rc = store_tl_finish(&t, q, &pg, page, out, out_len);
