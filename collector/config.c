@@ -1,6 +1,8 @@
 /* config.c -- parse and check collector.yaml. Knows the schema; the YAML
  * mechanics and error lines are common/yconf.c's, the `services:` and
- * `incidents:` keys config_topo.c's. */
+ * `incidents:` keys config_topo.c's. Also the store's share of a loaded
+ * config (its store_options, and where it lives in words), for the
+ * collector and the commands that open its store. */
 #include "config.h"
 
 #include <errno.h>
@@ -843,4 +845,45 @@ int collector_config_api_token_ok(const struct collector_config *cfg,
 {
     return collector_config_api_token_scope(cfg, token) !=
            COLLECTOR_SCOPE_NONE;
+}
+
+void collector_config_store(const struct collector_config *cfg,
+                            struct store_options *o)
+{
+    store_options_default(o);
+    o->backend = (enum store_backend)cfg->store_backend;
+    o->pg_conninfo = cfg->pg_conninfo;
+    o->pg_password_file = cfg->pg_password_file;
+    o->raw_retention_ms = cfg->raw_retention_ms;
+    o->minute_retention_ms = cfg->minute_retention_ms;
+    o->hour_retention_ms = cfg->hour_retention_ms;
+    o->retention_interval_ms = cfg->retention_interval_ms;
+    o->queue_max_batches = (size_t)cfg->queue_batches;
+    o->queue_max_bytes = (size_t)cfg->queue_bytes;
+    o->topo = &cfg->topo;
+}
+
+void collector_config_where(const struct collector_config *cfg, char *buf,
+                            size_t len)
+{
+    static const char *const shown[] = { "host", "hostaddr", "port",
+                                         "dbname", NULL };
+    PQconninfoOption *opts;
+    size_t n;
+
+    if (cfg->store_backend != STORE_BACKEND_POSTGRES) {
+        snprintf(buf, len, "db %s", cfg->db_path);
+        return;
+    }
+    snprintf(buf, len, "postgres");
+    opts = PQconninfoParse(cfg->pg_conninfo, NULL);  /* checked at load */
+    for (size_t i = 0; shown[i]; i++) {
+        for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+            if (strcmp(o->keyword, shown[i]) != 0 || !o->val || !o->val[0])
+                continue;
+            n = strlen(buf);
+            snprintf(buf + n, len - n, " %s=%s", o->keyword, o->val);
+        }
+    }
+    PQconninfoFree(opts);
 }
