@@ -2,10 +2,13 @@
  * collector as real agents would: zlib-deflated protobuf batches POSTed
  * to /v1/ingest with each agent's bearer token, one (cluster, node,
  * region, epoch) per declared agent, seqs 1, 2, ... in time order, and a
- * send time and previous round trip on every batch so the collector
- * learns each agent's clock offset. Made for the incident scenarios
+ * send time and previous round trip on every batch, from which the
+ * collector learns each agent's clock offset (see "Clock" below). Made for the incident scenarios
  * (tests/scenarios/, tests/collector_incidents.sh). Not part of the
- * product; it does not read replies beyond the Ack.
+ * product; it does not read replies beyond the Ack. Over 1000 lines as
+ * one file: a test tool whose parts (the scenario parser, the packing,
+ * the delivery with its retries, clock syncs and pauses) serve only each
+ * other; split, each would need a header of its own for one caller.
  *
  * usage: scenario_feed --url URL --scn FILE [--base MS] [--margin S]
  *                      [--before S | --from S] [--span S] [--url2 URL]
