@@ -76,7 +76,9 @@ sextant_pg_matrix(
     collector_delivery
     collector_replay
     collector_clock
-    collector_incidents
+    collector_incidents_ap
+    collector_incidents_aa
+    collector_incidents_restart
     collector_incidents_api
     collector_incident_webhooks
     collector_api_gzip
