@@ -2,61 +2,58 @@
 # test.sh -- installs the API and browser tests' node modules (npm ci, in
 # the background), builds Sextant twice, plainly and with AddressSanitizer
 # + UndefinedBehaviorSanitizer, and runs every test (ctest) against both
-# (the browser test, label "browser", against the plain build only; the
-# PostgreSQL tests, label "postgres", against the ASan build only);
-# first, with CI=true or FUZZ=1, the libFuzzer harnesses (tests/fuzz/run.sh),
-# so that ctest's summary is the last thing printed.
+# (the browser tests, label "browser", against the plain build only; the
+# PostgreSQL tests, label "postgres", against the ASan build only); with
+# CI=true or FUZZ=1, the libFuzzer harnesses too (tests/fuzz/run.sh).
+# The two suites and the fuzzing run side by side once both builds are
+# done (see "Side by side" below); their logs are printed whole, each as
+# it ends, the ctest summaries last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# step TEXT: a "== " line with the seconds since the start, so that a CI
-# log shows what each phase cost.
-step() {
-    echo "== [${SECONDS} s] $*"
+# cpu_s: CPU seconds (user + sys) of this script's children that have
+# ended so far (bash's `times`, second line), whole seconds.
+cpu_s() {
+    times | sed -n 2p | tr ' ' '\n' |
+        awk -F'[ms]' '{ s += $1 * 60 + $2 } END { printf "%d", s }'
 }
+
+# step TEXT: a "== " line with the seconds since the start and the CPU
+# seconds used so far by the processes that ended, so that a CI log
+# shows what each phase cost.
+step() {
+    echo "== [${SECONDS} s, CPU $(cpu_s) s] $*"
+}
+
+logs=$(mktemp -d "${TMPDIR:-/tmp}/sextant-test.XXXXXX")
+bg_pids=()
+# Stops whatever still runs in the background if we leave early (a failed
+# build, Ctrl-C): npm, the fuzzing, a suite.
+cleanup() {
+    for p in "${bg_pids[@]}"; do
+        pkill -TERM -P "$p" 2> /dev/null || true
+        kill "$p" 2> /dev/null || true
+    done
+    wait 2> /dev/null || true
+    rm -rf "$logs"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP    # so that EXIT's cleanup runs on these too
 
 # The API tests check every reply against docs/openapi.yaml with node
 # modules pinned in tests/openapi/package-lock.json; the browser tests
-# (web_dashboard) drive chromium with those in tests/web/; the manifests
+# (web_dashboard_*) drive chromium with those in tests/web/; the manifests
 # of deploy/ are validated with those in tests/deploy/. Installed in the
-# background while fuzzing and the plain build run (a minute and more of
-# network and disk on a CI machine, which neither needs), joined before
-# the first tests.
+# background while the builds run (a minute and more of network and disk
+# on a CI machine, which neither needs), joined before the first tests.
 step "node modules (tests/openapi, tests/web, tests/deploy, npm ci)," \
      "in the background"
-npm_log=$(mktemp "${TMPDIR:-/tmp}/sextant-npm.XXXXXX")
 ( npm ci --prefix tests/openapi --no-audit --no-fund --loglevel=error &&
   npm ci --prefix tests/web --no-audit --no-fund --loglevel=error &&
   npm ci --prefix tests/deploy --no-audit --no-fund --loglevel=error ) \
-    > "$npm_log" 2>&1 &
+    > "$logs/npm" 2>&1 &
 npm_pid=$!
-# Stops npm if we leave early (a failed fuzz run or build).
-trap '[ -z "$npm_pid" ] || { pkill -TERM -P "$npm_pid"; kill "$npm_pid"; } \
-          2> /dev/null; rm -f "$npm_log"' EXIT
-npm_join() {
-    [ -n "$npm_pid" ] || return 0
-    if wait "$npm_pid"; then
-        step "node modules installed"
-        cat "$npm_log"
-    else
-        cat "$npm_log"
-        echo "== npm ci FAILED"
-        exit 1
-    fi
-    npm_pid=
-}
-
-# A few minutes of fuzzing: CI always runs it, a developer opts in.
-if [ "${CI:-}" = true ] || [ "${FUZZ:-}" = 1 ]; then
-    step "fuzz (tests/fuzz/run.sh, ${FUZZ_SECONDS:-60}s per harness," \
-         "the quick ones half)"
-    tests/fuzz/run.sh \
-        || { echo "== fuzz FAILED (inputs in build-fuzz/fuzz-artifacts/)"
-             exit 1; }
-    step "fuzz passed"
-else
-    echo "== fuzz skipped (set FUZZ=1 or CI=true to run tests/fuzz/run.sh)"
-fi
+bg_pids+=("$npm_pid")
 
 for variant in plain sanitize; do
     dir=build-test-$variant
@@ -67,18 +64,86 @@ for variant in plain sanitize; do
     cmake -S . -B "$dir" -DSEXTANT_SANITIZE=$san > "$dir/configure.log" 2>&1 \
         || { cat "$dir/configure.log"; exit 1; }
     cmake --build "$dir" -j"$(nproc)"
-    npm_join
-    step "$variant tests"
-    # The browser test (label "browser", tests/web.cmake) in the plain
-    # build only; the PostgreSQL tests (label "postgres": the @pg matrix
-    # of tests/pg.cmake and the pg_* tests) in the ASan build only, where
-    # the sanitizers check the same C code they reach.
-    skip=(-LE postgres)
-    [ "$variant" = sanitize ] && skip=(-LE browser)
-    # Four at once on two cores: the tests mostly wait on the processes
-    # they drive (a collector-and-agents test keeps some 15 % of a core
-    # busy: 5.7 s of CPU in 32 s), and each waits for its conditions with
-    # generous deadlines, never for a fixed time. CTEST_JOBS overrides.
-    (cd "$dir" && ctest --output-on-failure -j"${CTEST_JOBS:-4}" \
-        "${skip[@]}")
 done
+if wait "$npm_pid"; then
+    step "node modules installed"
+    cat "$logs/npm"
+else
+    cat "$logs/npm"
+    echo "== npm ci FAILED"
+    exit 1
+fi
+
+# Side by side: the plain suite, the ASan suite and (CI=true or FUZZ=1)
+# the fuzzing. Run one after another they took 1,330 s on a quiet 2-core
+# machine, while their processes kept the cores busy less than half of
+# that time: a collector-and-agents test keeps some 15 % of a core busy
+# (5.7 s of CPU in 32 s), waiting on the processes it drives, and each
+# waits for its conditions with generous deadlines, never for a fixed
+# time. The fuzzing runs one harness at a time (FUZZ_JOBS=1): each gets
+# a core for its time, as when two ran at once with nothing beside them,
+# and the tests keep the other. Each suite runs CTEST_JOBS tests at once
+# (default 4), longest first (the COST next to each long test).
+# run_bg NAME CMD...: runs CMD in the background, its output to
+# $logs/NAME, its exit status to $logs/NAME.rc.
+run_bg() {
+    local name=$1
+    shift
+    ( rc=0; "$@" > "$logs/$name" 2>&1 || rc=$?; echo "$rc" > "$logs/$name.rc" ) &
+    bg_pids+=($!)
+}
+jobs=${CTEST_JOBS:-4}
+# The browser tests (label "browser", tests/web.cmake) in the plain build
+# only; the PostgreSQL tests (label "postgres": the @pg matrix of
+# tests/pg.cmake and the pg_* tests) in the ASan build only, where the
+# sanitizers check the same C code they reach.
+run_bg plain bash -c 'cd build-test-plain &&
+    exec ctest --output-on-failure -j"$1" -LE postgres' _ "$jobs"
+run_bg sanitize bash -c 'cd build-test-sanitize &&
+    exec ctest --output-on-failure -j"$1" -LE browser' _ "$jobs"
+parts="plain sanitize"
+if [ "${CI:-}" = true ] || [ "${FUZZ:-}" = 1 ]; then
+    # A few minutes of fuzzing: CI always runs it, a developer opts in.
+    run_bg fuzz env FUZZ_JOBS="${FUZZ_JOBS:-1}" tests/fuzz/run.sh
+    parts="fuzz $parts"
+    step "plain tests, sanitize tests and fuzz (tests/fuzz/run.sh," \
+         "${FUZZ_SECONDS:-60}s per harness, the quick ones half)," \
+         "side by side"
+else
+    step "plain tests and sanitize tests, side by side" \
+         "(fuzz skipped: set FUZZ=1 or CI=true to run tests/fuzz/run.sh)"
+fi
+
+# Each part's log as it ends (fuzzing first when it ends first); the
+# ctest summaries come last, since the suites end last.
+failed=()
+pending=" $parts "
+while [ "$pending" != " " ]; do
+    wrc=0
+    wait -n || wrc=$?
+    for part in $pending; do
+        [ -e "$logs/$part.rc" ] || continue
+        pending=${pending/ $part / }
+        rc=$(cat "$logs/$part.rc")
+        echo "==== $part (exit $rc)"
+        cat "$logs/$part"
+        if [ "$rc" = 0 ]; then
+            step "$part passed"
+        else
+            failed+=("$part")
+            case $part in
+                fuzz) step "fuzz FAILED (inputs in build-fuzz/fuzz-artifacts/)" ;;
+                *) step "$part tests FAILED" ;;
+            esac
+        fi
+    done
+    # 127: nothing left to wait for, yet a part wrote no exit status.
+    if [ "$wrc" = 127 ] && [ "$pending" != " " ]; then
+        echo "== no exit status from:$pending"
+        failed+=($pending)
+        break
+    fi
+done
+bg_pids=()
+[ ${#failed[@]} = 0 ] || { echo "== FAILED: ${failed[*]}"; exit 1; }
+step "all passed"
