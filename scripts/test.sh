@@ -11,21 +11,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# cpu_s: CPU seconds (user + sys) of this script's children that have
-# ended so far (bash's `times`, second line), whole seconds.
-cpu_s() {
-    times | sed -n 2p | tr ' ' '\n' |
-        awk -F'[ms]' '{ s += $1 * 60 + $2 } END { printf "%d", s }'
-}
+logs=$(mktemp -d "${TMPDIR:-/tmp}/sextant-test.XXXXXX")
 
 # step TEXT: a "== " line with the seconds since the start and the CPU
-# seconds used so far by the processes that ended, so that a CI log
-# shows what each phase cost.
+# seconds (user + sys) used so far by the processes that ended, so that
+# a CI log shows what each phase cost. bash's `times` (its second line:
+# the children's) runs in this shell, not in a $(...) subshell, which
+# has no children of its own.
 step() {
-    echo "== [${SECONDS} s, CPU $(cpu_s) s] $*"
+    times > "$logs/times"
+    echo "== [${SECONDS} s, CPU $(sed -n 2p "$logs/times" | tr ' ' '\n' |
+        awk -F'[ms]' '{ s += $1 * 60 + $2 } END { printf "%d", s }') s] $*"
 }
-
-logs=$(mktemp -d "${TMPDIR:-/tmp}/sextant-test.XXXXXX")
 bg_pids=()
 # Stops whatever still runs in the background if we leave early (a failed
 # build, Ctrl-C): npm, the fuzzing, a suite.
