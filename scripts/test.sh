@@ -79,7 +79,9 @@ fi
 # waits for its conditions with generous deadlines, never for a fixed
 # time. The fuzzing runs one harness at a time (FUZZ_JOBS=1): each gets
 # a core for its time, as when two ran at once with nothing beside them,
-# and the tests keep the other. Each suite runs CTEST_JOBS tests at once
+# and the tests keep the other; at nice 10 (its clang build too), so
+# that a test that waits on its processes' timing (the demos' RTO, a
+# server's start) gets the CPU first: a fuzzer does not mind waiting. Each suite runs CTEST_JOBS tests at once
 # (default 4), longest first (the COST next to each long test).
 # run_bg NAME CMD...: runs CMD in the background, its output to
 # $logs/NAME, its exit status to $logs/NAME.rc.
@@ -101,7 +103,7 @@ run_bg sanitize bash -c 'cd build-test-sanitize &&
 parts="plain sanitize"
 if [ "${CI:-}" = true ] || [ "${FUZZ:-}" = 1 ]; then
     # A few minutes of fuzzing: CI always runs it, a developer opts in.
-    run_bg fuzz env FUZZ_JOBS="${FUZZ_JOBS:-1}" tests/fuzz/run.sh
+    run_bg fuzz nice -n 10 env FUZZ_JOBS="${FUZZ_JOBS:-1}" tests/fuzz/run.sh
     parts="fuzz $parts"
     step "plain tests, sanitize tests and fuzz (tests/fuzz/run.sh," \
          "${FUZZ_SECONDS:-60}s per harness, the quick ones half)," \

@@ -16,8 +16,10 @@ set(SEXTANT_PG_FRESH "bash \"$0\" stop \"$1\" && exec bash \"$0\" start \"$1\"")
 add_test(NAME pg_server_start
          COMMAND bash -c ${SEXTANT_PG_FRESH}
                  ${CMAKE_CURRENT_SOURCE_DIR}/pg_server.sh ${SEXTANT_PG_DIR})
+# 300 s: initdb alone took over 120 s at the start of a CI run (both
+# suites and the fuzz build starting at once, on a shared 2-core machine).
 set_tests_properties(pg_server_start PROPERTIES FIXTURES_SETUP pg
-                                                LABELS postgres TIMEOUT 120)
+                                                LABELS postgres TIMEOUT 300)
 add_test(NAME pg_server_stop
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pg_server.sh stop
                  ${SEXTANT_PG_DIR})
