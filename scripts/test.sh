@@ -5,9 +5,9 @@
 # (the browser tests, label "browser", against the plain build only; the
 # PostgreSQL tests, label "postgres", against the ASan build only); with
 # CI=true or FUZZ=1, the libFuzzer harnesses too (tests/fuzz/run.sh).
-# The two suites and the fuzzing run side by side once both builds are
-# done (see "Side by side" below); their logs are printed whole, each as
-# it ends, the ctest summaries last.
+# The two suites, the demo tests of both builds (one at a time) and the
+# fuzzing run side by side once both builds are done (see "Side by side"
+# below); their logs are printed whole, each as it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -96,20 +96,28 @@ jobs=${CTEST_JOBS:-4}
 # only; the PostgreSQL tests (label "postgres": the @pg matrix of
 # tests/pg.cmake and the pg_* tests) in the ASan build only, where the
 # sanitizers check the same C code they reach.
+# The demos (label "demo", tests/demo.cmake) of both builds in a lane of
+# their own, one at a time: each holds its RTO to a window of seconds.
 run_bg plain bash -c 'cd build-test-plain &&
-    exec ctest --output-on-failure -j"$1" -LE postgres' _ "$jobs"
+    exec ctest --output-on-failure -j"$1" -LE "postgres|demo"' _ "$jobs"
 run_bg sanitize bash -c 'cd build-test-sanitize &&
-    exec ctest --output-on-failure -j"$1" -LE browser' _ "$jobs"
-parts="plain sanitize"
+    exec ctest --output-on-failure -j"$1" -LE "browser|demo"' _ "$jobs"
+run_bg demos bash -c 'rc=0
+    for b in plain sanitize; do
+        echo "== demos of build-test-$b"
+        (cd "build-test-$b" && ctest --output-on-failure -j1 -L demo) || rc=1
+    done
+    exit $rc'
+parts="demos plain sanitize"
 if [ "${CI:-}" = true ] || [ "${FUZZ:-}" = 1 ]; then
     # A few minutes of fuzzing: CI always runs it, a developer opts in.
     run_bg fuzz nice -n 10 env FUZZ_JOBS="${FUZZ_JOBS:-1}" tests/fuzz/run.sh
     parts="fuzz $parts"
-    step "plain tests, sanitize tests and fuzz (tests/fuzz/run.sh," \
-         "${FUZZ_SECONDS:-60}s per harness, the quick ones half)," \
-         "side by side"
+    step "plain tests, sanitize tests, the demos and fuzz" \
+         "(tests/fuzz/run.sh, ${FUZZ_SECONDS:-60}s per harness, the quick" \
+         "ones half), side by side"
 else
-    step "plain tests and sanitize tests, side by side" \
+    step "plain tests, sanitize tests and the demos, side by side" \
          "(fuzz skipped: set FUZZ=1 or CI=true to run tests/fuzz/run.sh)"
 fi
 
