@@ -26,12 +26,9 @@ step() {
 bg_pids=()
 # Stops whatever still runs in the background if we leave early (a failed
 # build, Ctrl-C): npm, the fuzzing, a suite.
+source scripts/bg.sh
 cleanup() {
-    for p in "${bg_pids[@]}"; do
-        pkill -TERM -P "$p" 2> /dev/null || true
-        kill "$p" 2> /dev/null || true
-    done
-    wait 2> /dev/null || true
+    bg_stop "${bg_pids[@]}"
     rm -rf "$logs"
 }
 trap cleanup EXIT
