@@ -5,9 +5,9 @@
 # (the browser tests, label "browser", against the plain build only; the
 # PostgreSQL tests, label "postgres", against the ASan build only); with
 # CI=true or FUZZ=1, the libFuzzer harnesses too (tests/fuzz/run.sh).
-# The two suites, the demo tests of both builds (one at a time) and the
-# fuzzing run side by side once both builds are done (see "Side by side"
-# below); their logs are printed whole, each as it ends.
+# Both builds come first; then the fuzzing, the plain suite and the ASan
+# suite one after another, or with SIDE_BY_SIDE=1 at once (see "Side by
+# side" below); their logs are printed whole, each as it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,17 +68,17 @@ else
     exit 1
 fi
 
-# Side by side: the plain suite, the ASan suite and (CI=true or FUZZ=1)
-# the fuzzing. Run one after another they took 1,330 s on a quiet 2-core
-# machine, while their processes kept the cores busy less than half of
-# that time: a collector-and-agents test keeps some 15 % of a core busy
-# (5.7 s of CPU in 32 s), waiting on the processes it drives, and each
-# waits for its conditions with generous deadlines, never for a fixed
-# time. The fuzzing runs one harness at a time (FUZZ_JOBS=1): each gets
-# a core for its time, as when two ran at once with nothing beside them,
-# and the tests keep the other; at nice 10 (its clang build too), so
-# that a test that waits on its processes' timing (the demos' RTO, a
-# server's start) gets the CPU first: a fuzzer does not mind waiting. Each suite runs CTEST_JOBS tests at once
+# Side by side (SIDE_BY_SIDE=1): the plain suite, the ASan suite, the
+# demo tests of both builds and (CI=true or FUZZ=1) the fuzzing at once.
+# Run one after another they took 1,330 s on a quiet 2-core machine,
+# while the suites mostly wait on the processes they drive (a
+# collector-and-agents test keeps some 15 % of a core busy: 5.7 s of CPU
+# in 32 s) and each waits for its conditions with generous deadlines,
+# never for a fixed time. The fuzzing then runs one harness at a time
+# (FUZZ_JOBS=1): each gets a core for its time, as when two ran at once
+# with nothing beside them; at nice 10 (its clang build too), so that a
+# test that waits on its processes' timing (the demos' RTO, a server's
+# start) gets the CPU first. Each suite runs CTEST_JOBS tests at once
 # (default 4), longest first (the COST next to each long test).
 # run_bg NAME CMD...: runs CMD in the background, its output to
 # $logs/NAME, its exit status to $logs/NAME.rc.
@@ -93,29 +93,60 @@ jobs=${CTEST_JOBS:-4}
 # only; the PostgreSQL tests (label "postgres": the @pg matrix of
 # tests/pg.cmake and the pg_* tests) in the ASan build only, where the
 # sanitizers check the same C code they reach.
-# The demos (label "demo", tests/demo.cmake) of both builds in a lane of
-# their own, one at a time: each holds its RTO to a window of seconds.
-run_bg plain bash -c 'cd build-test-plain &&
-    exec ctest --output-on-failure -j"$1" -LE "postgres|demo"' _ "$jobs"
-run_bg sanitize bash -c 'cd build-test-sanitize &&
-    exec ctest --output-on-failure -j"$1" -LE "browser|demo"' _ "$jobs"
-run_bg demos bash -c 'rc=0
-    for b in plain sanitize; do
-        echo "== demos of build-test-$b"
-        (cd "build-test-$b" && ctest --output-on-failure -j1 -L demo) || rc=1
-    done
-    exit $rc'
-parts="demos plain sanitize"
+# SIDE_BY_SIDE=1 runs the parts at once as described above; by default
+# (until full runs of it pass under load, see bench/RESULTS.md "Suite
+# wall time with the PostgreSQL tests") one after another, as before:
+# the fuzzing, the plain suite, the ASan suite.
+side=${SIDE_BY_SIDE:-0}
+# serial: waits for the part just started, unless side by side.
+serial() {
+    [ "$side" = 1 ] || wait "${bg_pids[-1]}" || true
+}
+# ctest_bg NAME BUILD EXCLUDE: the suite of BUILD without the labels
+# EXCLUDE matches, as part NAME.
+ctest_bg() {
+    run_bg "$1" bash -c 'cd "$1" && exec ctest --output-on-failure \
+        -j"$2" -LE "$3"' _ "$2" "$jobs" "$3"
+}
+parts=
 if [ "${CI:-}" = true ] || [ "${FUZZ:-}" = 1 ]; then
     # A few minutes of fuzzing: CI always runs it, a developer opts in.
-    run_bg fuzz nice -n 10 env FUZZ_JOBS="${FUZZ_JOBS:-1}" tests/fuzz/run.sh
-    parts="fuzz $parts"
-    step "plain tests, sanitize tests, the demos and fuzz" \
-         "(tests/fuzz/run.sh, ${FUZZ_SECONDS:-60}s per harness, the quick" \
-         "ones half), side by side"
+    step "fuzz (tests/fuzz/run.sh, ${FUZZ_SECONDS:-60}s per harness," \
+         "the quick ones half)"
+    if [ "$side" = 1 ]; then
+        run_bg fuzz nice -n 10 env FUZZ_JOBS="${FUZZ_JOBS:-1}" \
+            tests/fuzz/run.sh
+    else
+        run_bg fuzz tests/fuzz/run.sh
+    fi
+    serial
+    parts=fuzz
 else
-    step "plain tests, sanitize tests and the demos, side by side" \
-         "(fuzz skipped: set FUZZ=1 or CI=true to run tests/fuzz/run.sh)"
+    echo "== fuzz skipped (set FUZZ=1 or CI=true to run tests/fuzz/run.sh)"
+fi
+if [ "$side" = 1 ]; then
+    step "plain tests, sanitize tests and the demos, side by side"
+    # The demos (label "demo", tests/demo.cmake) of both builds in a
+    # lane of their own, one at a time: each holds its RTO to a window
+    # of seconds.
+    ctest_bg plain build-test-plain "postgres|demo"
+    ctest_bg sanitize build-test-sanitize "browser|demo"
+    run_bg demos bash -c 'rc=0
+        for b in plain sanitize; do
+            echo "== demos of build-test-$b"
+            (cd "build-test-$b" && ctest --output-on-failure -j1 -L demo) ||
+                rc=1
+        done
+        exit $rc'
+    parts="$parts demos plain sanitize"
+else
+    step "plain tests"
+    ctest_bg plain build-test-plain postgres
+    serial
+    step "sanitize tests"
+    ctest_bg sanitize build-test-sanitize browser
+    serial
+    parts="$parts plain sanitize"
 fi
 
 # Each part's log as it ends (fuzzing first when it ends first); the
