@@ -12,9 +12,7 @@
 #   for the timeline's volume check;
 # - one with an empty database, made not ready by banner.spec.mjs (which
 #   write-locks its database) for the "Collector not ready" banner.
-# Screenshots of every page go to WEB_SHOTS (web-shots/ in the build
-# folder for web_dashboard_pages, tests/web.cmake). WEB_PART (set by
-# tests/web.cmake) and WEB_ONLY (a developer's) pick the checks run.
+# Screenshots of every page go to web-shots/ in the build folder.
 source "$(dirname "$0")/lib.sh"
 : "${SCENARIO_FEED:?run through ctest}"
 
@@ -22,7 +20,7 @@ WEB=$SEXTANT_SRC/tests/web
 READ_TOKEN=web-read-token-0123456789
 NOTE_TOKEN=web-note-token-0123456789
 LIVE_AGENT="cluster=us region=us-east-1 token=scenario-us-token-0123456789"
-SHOTS=${WEB_SHOTS:-$TMP/web-shots}
+SHOTS=$SEXTANT_BIN/web-shots
 
 # Node, its pinned modules and the browser: missing ones fail the test
 # with what to run (a test never skips its checks).
@@ -113,8 +111,7 @@ node "$WEB/run.mjs" --base "$URL" --out "$SHOTS" \
     --notready-base "$NOTREADY_URL" --notready-db "$TMP/notready.db" \
     --notready-agent "$LIVE_AGENT" \
     --ingest-client "$INGEST_CLIENT" \
-    ${WEB_PART:+--part "$WEB_PART"} ${WEB_ONLY:+--only "$WEB_ONLY"} ||
-    fail "browser checks failed"
+    ${WEB_ONLY:+--only "$WEB_ONLY"} || fail "browser checks failed"
 
 touch "$TMP/keeper.stop"
 wait "$KEEPER_PID"
