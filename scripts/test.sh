@@ -36,7 +36,7 @@ trap 'exit 130' INT TERM HUP    # so that EXIT's cleanup runs on these too
 
 # The API tests check every reply against docs/openapi.yaml with node
 # modules pinned in tests/openapi/package-lock.json; the browser tests
-# (web_dashboard_*) drive chromium with those in tests/web/; the manifests
+# (web_dashboard) drive chromium with those in tests/web/; the manifests
 # of deploy/ are validated with those in tests/deploy/. Installed in the
 # background while the builds run (a minute and more of network and disk
 # on a CI machine, which neither needs), joined before the first tests.
