@@ -8,11 +8,14 @@
  * the incident and with one agent's batches delivered after the others;
  * annotations and the derived status. The driver's own cases: an engine
  * that runs out of memory halfway through a step is replaced (and its
- * rows equal a rebuild), an incident undone by late data is retracted
- * (told only if its opening was), and the engine keeps only the recent
- * closed incidents while every row stays. As collector_store_incident@pg
- * the same on PostgreSQL (store_test.h), but for the rebuild, a command
- * on a SQLite file.
+ * rows equal a rebuild), one still broken when the store closes tells
+ * the opening it owed after all, an incident undone by late data is
+ * retracted (told only if its opening was), and the engine keeps only
+ * the recent closed incidents while every row stays. As
+ * collector_store_incident@pg the same on PostgreSQL (store_test.h), but
+ * for the rebuild, a command on a SQLite file; there the leader's engine
+ * reads new events once per leader tick, so each check first waits for
+ * it to have settled every stored event.
  *
  * Over 1000 lines: every scenario builds on the one generator of three
  * agents' wire batches here (gev_*, batches_make, deliver); splitting it
@@ -465,6 +468,18 @@ static void told_reset(void)
     pthread_mutex_unlock(&told_lock);
 }
 
+static int told_opened(struct store *st)
+{
+    (void)st;
+    return told_has("opened ");
+}
+
+static int told_retracted(struct store *st)
+{
+    (void)st;
+    return told_has("retracted ");
+}
+
 /* A store over @t (NULL: no services) telling told_cb if @tell. */
 static struct store *open_store_with(const char *path,
                                      const struct topology *t, int tell)
@@ -605,6 +620,21 @@ static int recovered(struct store *st)
     return store_inc_recoveries(st) > 0;
 }
 
+/* The engine has started: the status no longer says "catching up" (on
+ * SQLite the start's rebuild also feeds what is stored while it runs,
+ * and an engine broken there stays off until the store reopens). */
+static int engine_started(struct store *st)
+{
+    char *json = NULL;
+    size_t len;
+    int yes;
+
+    assert_int_equal(store_service_status(st, &json, &len), 0);
+    yes = strstr(json, "\"catching_up\":false") != NULL;
+    free(json);
+    return yes;
+}
+
 /* Rebuilds a copy of @f's file and asserts its rows are @live; the
  * rebuild's counts of events and incidents into *@events, *@incidents:
  * 1. On PostgreSQL, 0: the rebuild is a command on a SQLite file. */
@@ -637,7 +667,9 @@ static void expected_row(char *buf, size_t len)
 }
 
 static unsigned long long last_recoveries;     /* run_failover's store */
-static int expect_recovery;     /* run_failover waits for one */
+/* run_failover breaks the engine at its first open once started (the
+ * test hook, incident_priv.h) and waits for the recovery. */
+static int expect_recovery;
 
 /* Runs the worked example through a store (with @late's batches last,
  * and closed and reopened at T0+3 s if @restart), then checks the live
@@ -659,6 +691,10 @@ static void run_failover(int late, int restart, int64_t span_ms)
     batches_make();
     files_make(&f);
     st = open_store(f.path);
+    if (expect_recovery) {
+        wait_for(engine_started, st, "started");
+        atomic_store(&inc_test_fail_opens, 1);
+    }
     if (restart) {
         deliver(st, late, INT64_MIN, T0 + 3000);
         /* On PostgreSQL the engine runs mid-incident before the restart
@@ -975,7 +1011,6 @@ static void test_service_status_shows_health_serving_and_stale(void **state)
 static void test_engine_broken_in_a_replay_is_replaced(void **state)
 {
     (void)state;
-    atomic_store(&inc_test_fail_opens, 1);
     expect_recovery = 1;
     run_failover(-1, 0, 90000);
     expect_recovery = 0;
@@ -1002,6 +1037,7 @@ static void test_engine_broken_live_is_replaced(void **state)
     files_make(&f);
     told_reset();
     st = open_store_with(f.path, &topo, 1);
+    wait_for(engine_started, st, "started");
     atomic_store(&inc_test_fail_opens, 1);
     deliver(st, -1, INT64_MIN, INT64_MAX);
     batches_free();
@@ -1023,6 +1059,61 @@ static void test_engine_broken_live_is_replaced(void **state)
     assert_true(told_has("opened "));
     assert_false(told_has("retracted"));
     assert_rebuild_equal(&f, live, &events, &incidents);
+    free(live);
+    files_remove(&f);
+}
+
+#define FAIL_MANY 1000000         /* opens that fail: all of them */
+
+/* Four opens failed: the break and three replays that failed too. */
+static int broken_for_a_while(struct store *st)
+{
+    (void)st;
+    return atomic_load(&inc_test_fail_opens) <= FAIL_MANY - 4;
+}
+
+/* An engine broken for several ticks (every open fails: the test hook)
+ * owes the manual failover's incident, and the store closes before a
+ * replay could write it (as if the leader died). Its opening is told
+ * all the same, after the restart: the leader's engine_cursor stays put
+ * while a replay is owed, so that the next leader reads the failover as
+ * new rather than rebuilding it silently. PostgreSQL only for now: on
+ * SQLite the replay owed is done at the close (store_inc_free), but only
+ * up to the broken engine's horizon, short of the failover, and the
+ * reopened store rebuilds it silently (not fixed here). */
+static void test_opening_owed_by_a_broken_engine_is_told(void **state)
+{
+    struct files f;
+    struct store *st;
+    char want[128], *live;
+
+    (void)state;
+    if (!store_test_pg())
+        skip();
+    live_start();
+    gev_failover(0, T0, "manual");
+    gevs[0].fo.service = SERVICE;
+    batches_make();
+    files_make(&f);
+    told_reset();
+    st = open_store_with(f.path, &topo, 1);
+    wait_for(engine_started, st, "started");
+    atomic_store(&inc_test_fail_opens, FAIL_MANY);
+    deliver(st, -1, INT64_MIN, INT64_MAX);
+    batches_free();
+    wait_for(broken_for_a_while, st, "broken for a while");
+    atomic_store(&inc_test_fail_opens, 0);
+    store_close(st);
+    st = open_store_with(f.path, &topo, 1);
+    wait_engine(f.path);
+    wait_for(told_opened, st, "told opened");
+    store_close(st);
+    snprintf(want, sizeof(want), "app|%lld|eu-west-1|us-east-1|",
+             (long long)T0);
+    live = rows_of(f.path);
+    assert_memory_equal(live, want, strlen(want));
+    assert_string_equal(strchr(live, '\n') + 1, "");      /* one row */
+    assert_false(told_has("retracted"));
     free(live);
     files_remove(&f);
 }
@@ -1063,18 +1154,6 @@ static void deliver_agent(struct store *st, int a)
                                                batches[i].recv_ms, &acked),
                              0);
     }
-}
-
-static int told_opened(struct store *st)
-{
-    (void)st;
-    return told_has("opened ");
-}
-
-static int told_retracted(struct store *st)
-{
-    (void)st;
-    return told_has("retracted ");
 }
 
 enum retract_run {
@@ -1268,6 +1347,7 @@ int main(void)
         cmocka_unit_test(test_service_status_shows_health_serving_and_stale),
         cmocka_unit_test(test_engine_broken_in_a_replay_is_replaced),
         cmocka_unit_test(test_engine_broken_live_is_replaced),
+        cmocka_unit_test(test_opening_owed_by_a_broken_engine_is_told),
         cmocka_unit_test(test_incident_undone_by_late_data_is_retracted),
         cmocka_unit_test(test_retraction_after_a_restart_is_told),
         cmocka_unit_test(test_retraction_of_a_row_never_announced_is_silent),
