@@ -24,9 +24,11 @@
 #      interning, one transaction.
 #   4. queries: a collector on sqlite's file and one on pg-1's database
 #      (the ingested events, their rollups) each answer REPS times:
-#      timeline of a random hour within the data (limit 1000), of one
-#      target, and the 24-hour per-minute latency series of one target;
-#      curl time_total p50 and p99 in ms. The two stores hold about the
+#      timeline of a random hour within the data (limit 1000), the same
+#      in the corrected order, of one target, and the 24-hour per-minute
+#      latency series of one target; curl time_total p50 and p99 in ms.
+#      With --before DIR, a collector of that build (the tree before a
+#      change) answers the same queries first, on the same two stores. The two stores hold about the
 #      same events (each what its step ingested): the figures compare the
 #      backends' query paths, not the 50-million-event database of
 #      bench/query_bench.sh. A query a backend does not answer 200 is
@@ -38,6 +40,7 @@
 #
 # usage: bench/pg_bench.sh [--build DIR] [--agents N] [--duration S]
 #            [--warmup S] [--collectors "K..."] [--reps N] [--keep DIR]
+#            [--queries-only] [--before DIR]
 #   --build DIR        a build folder holding collector/sextant-collector
 #                      and tests/ingest_load; default: build (Release) into
 #                      ./build-bench of this tree
@@ -48,6 +51,15 @@
 #   --collectors "K.." collector counts on PostgreSQL (default "1 2 4")
 #   --reps N           repetitions of each query (default 50)
 #   --keep DIR         keep configs, logs and outputs in DIR
+#   --queries-only     only what the queries need: the sqlite and pg-1
+#                      steps fill the two stores as above (same size),
+#                      no pg-2.., no COPY; only the query table
+#   --before DIR       a build folder of another tree (e.g. main's, built
+#                      with --target sextant-collector): its collector
+#                      fills the stores and answers the queries first,
+#                      then this build's does (its PostgreSQL schema may
+#                      be newer: it migrates pg-1's database as an upgrade
+#                      would); the table shows both
 # Exit status: 0 every step was valid, 1 not (a process died, a batch was
 # refused or acked wrong, the database does not hold what was acked),
 # 2 usage.
@@ -65,6 +77,8 @@ REPS=50
 BATCH=100
 MAX_RATE=80000              # events/s the closed loop is pre-encoded for
 SEED=1
+QONLY=
+BEFORE=
 PG_SERVER=$SRC/tests/pg_server.sh
 
 usage() { sed -n '/^# usage:/,/^# Exit/p' "$0" | sed 's/^# \{0,1\}//' >&2;
@@ -78,10 +92,13 @@ while [ $# -gt 0 ]; do
     --collectors) STEPS=$2; shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
     --keep) KEEP=$2; shift 2 ;;
+    --queries-only) QONLY=1; shift ;;
+    --before) BEFORE=$2; shift 2 ;;
     -h|--help) usage ;;
     *) echo "pg_bench: unknown argument $1" >&2; usage ;;
     esac
 done
+[ -z "$QONLY" ] || STEPS=1
 [[ $AGENTS =~ ^[0-9]+$ ]] && [ "$AGENTS" -ge 4 ] && [ "$AGENTS" -le 10000 ] ||
     { echo "pg_bench: --agents from 4 to 10000" >&2; exit 2; }
 [[ $DURATION =~ ^[0-9]+$ ]] && [ "$DURATION" -ge 5 ] &&
@@ -102,6 +119,11 @@ bench_build sextant-collector ingest_load
 COLLECTOR=$BUILD/collector/sextant-collector
 LOAD=$BUILD/tests/ingest_load
 bench_need sqlite3 psql curl -- "$COLLECTOR" "$LOAD" "$PG_SERVER"
+NEW_COLLECTOR=$COLLECTOR
+if [ -n "$BEFORE" ]; then   # the stores are filled by the older one
+    COLLECTOR=$BEFORE/collector/sextant-collector
+    bench_need -- "$COLLECTOR"
+fi
 bench_tmp
 PGDIR=$(mktemp -d /tmp/bench-pg.XXXXXX)     # the postgres user's
 bench_on_exit() { "$PG_SERVER" stop "$PGDIR" > /dev/null 2>&1; }
@@ -228,6 +250,8 @@ done
 
 # --- 3. copy: the same rows, one COPY ---
 COPY_ROWS=$(pq pg1 'SELECT count(*) FROM events')
+if [ -z "$QONLY" ]; then
+COPY_ROWS=$(pq pg1 'SELECT count(*) FROM events')
 say "copy: $COPY_ROWS rows of pg-1 out, the table emptied, COPY back in"
 psql -X -q "$PGBASE dbname=pg1" \
     -c "\\copy (SELECT * FROM events) TO '$TMP/rows.copy'"
@@ -241,11 +265,12 @@ rm -f "$TMP/rows.copy"
 [ "$(pq pg1 'SELECT count(*) FROM events')" = "$COPY_ROWS" ] ||
     die "copy: the rows did not all come back"
 say "copy: $COPY_RATE rows/s"
+fi
 
 # --- 4. queries ---
-# qstep NAME STORE_YAML: a collector on the store; each query REPS times
-# at random windows (the same picks for both); p50 and p99 into
-# $TMP/q.NAME.
+# qstep NAME STORE_YAML: a collector ($COLLECTOR) on the store; each
+# query REPS times at random windows (the same picks for both); p50 and
+# p99 into $TMP/q.NAME.
 HOUR=3600000
 DAY=86400000
 qstep() {
@@ -254,6 +279,7 @@ qstep() {
     start_collector "$TMP/q$name.yaml" "$TMP/q$name.log"
     : > "$TMP/q.$name"
     for q in "timeline?limit=1000 $HOUR" \
+             "timeline?limit=1000&order=corrected $HOUR" \
              "timeline?target=checkout-api&limit=1000 $HOUR" \
              "latency?target=checkout-api&step=minute $DAY"; do
         read -r q span <<< "$q"
@@ -288,6 +314,12 @@ for span in $HOUR $DAY; do
             printf "%.0f\n", lo - span + 1 + int(rand() * (hi - lo))
     }' > "$TMP/starts.$span"
 done
+if [ -n "$BEFORE" ]; then
+    say "queries before: $REPS of each on sqlite, then on pg-1 ($BEFORE)"
+    qstep bsqlite "db: $TMP/sqlite.db"
+    qstep bpg "$(pg_store pg1)"
+    COLLECTOR=$NEW_COLLECTOR
+fi
 say "queries: $REPS of each on sqlite, then on pg-1"
 qstep sqlite "db: $TMP/sqlite.db"
 qstep pg "$(pg_store pg1)"
@@ -308,6 +340,9 @@ row() {
             $(kv "$f" transport_errors)))"
 }
 qrow() {
+    [ -z "$BEFORE" ] ||
+        printf '%-42s %8s %8s %8s %8s\n' "$1, before" \
+            $(sed -n "${2}p" "$TMP/q.bsqlite") $(sed -n "${2}p" "$TMP/q.bpg")
     printf '%-42s %8s %8s %8s %8s\n' "$1" \
         $(sed -n "${2}p" "$TMP/q.sqlite") $(sed -n "${2}p" "$TMP/q.pg")
 }
@@ -318,6 +353,10 @@ closed loop, HTTP/1.1 keep-alive on loopback; window ${DURATION}s after ${WARMUP
 $(machine); PostgreSQL $PG_VERSION on the same machine
 (tests/pg_server.sh: fsync on, shared_buffers 32MB, defaults otherwise)
 load average (1, 5, 15 min): $LOAD_BEFORE before, $LOAD_AFTER after
+$([ -z "$BEFORE" ] || echo "before: $BEFORE's collector filled the stores" \
+    "and answered the rows marked before")
+TXT
+[ -n "$QONLY" ] || cat <<TXT
 
 step                    events/s  x sql  p99-ms  coll%    pg%  refus
 $(row sqlite "sqlite, 1 collector")
@@ -328,11 +367,14 @@ load process; coll% = CPU of all collectors, pg% = CPU of the PostgreSQL
 server, % of one core over the run; refus = 503s, other statuses and
 transport errors; the COPY ceiling: $COPY_ROWS rows of pg-1 in one COPY,
 $COPY_S s)
+TXT
+cat <<TXT
 
 queries ($REPS each, random windows within the data; curl time_total, ms;
 sqlite: $SQLITE_ROWS events, postgres: $COPY_ROWS events)
 query                                        sqlite p50   p99    pg p50    p99
 $(qrow "timeline 1 h, limit 1000" 1)
-$(qrow "timeline 1 h, target=checkout-api" 2)
-$(qrow "latency 24 h per minute, one target" 3)
+$(qrow "timeline 1 h, order=corrected" 2)
+$(qrow "timeline 1 h, target=checkout-api" 3)
+$(qrow "latency 24 h per minute, one target" 4)
 TXT

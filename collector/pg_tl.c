@@ -4,7 +4,10 @@
  * event's JSON object in SQL (json_object, strftime); here it is written
  * in C to the same bytes: keys in the same order, strings quoted as
  * SQLite's JSON functions quote them, times as strftime's
- * "%Y-%m-%dT%H:%M:%fZ".
+ * "%Y-%m-%dT%H:%M:%fZ". A page is read as SQLite reads it: the agent
+ * order by an index scan in its order that stops at the limit, the
+ * corrected order by a span of agent-clock time widened until the page
+ * is whole within it (store_timeline_widen).
  *
  * Paging with many collectors. Event ids come from one sequence, drawn
  * before a writer commits: with several writers (or one writer's group
@@ -30,38 +33,46 @@
 #include "topology.h"
 
 /* An event's clock offset: the one recorded for its batch (see
- * store_sql.c's OFFSET_SQL); NULL when there is none. */
-#define PGTL_OFFSET \
+ * store_sql.c's OFFSET_SQL); NULL when there is none. The agent order
+ * needs it for the page's rows only: looked up row by row on
+ * agent_offsets' primary key. The corrected order's key needs it for
+ * every row scanned: agent_offsets is read once as ranges of seq and
+ * hash-joined (an agent's ranges [from_seq, the next from_seq) do not
+ * overlap, so at most one matches: the one OFFSET_SQL picks). */
+#define PGTL_OFFSET_EACH \
     " LEFT JOIN LATERAL (SELECT o.offset_ms FROM agent_offsets o" \
     "   WHERE o.agent_id = e.agent_id AND o.from_seq <= e.seq" \
     "   ORDER BY o.from_seq DESC LIMIT 1) o ON true"
+#define PGTL_OFFSET_RANGES \
+    " LEFT JOIN (SELECT agent_id, from_seq, offset_ms, lead(from_seq)" \
+    "   OVER (PARTITION BY agent_id ORDER BY from_seq) AS to_seq" \
+    "   FROM agent_offsets) o ON o.agent_id = e.agent_id" \
+    "   AND o.from_seq <= e.seq AND (o.to_seq IS NULL OR e.seq < o.to_seq)"
 #define PGTL_CORRECTED "(e.unix_ms + coalesce(o.offset_ms, 0))"
 /* A data field as SQLite's SVC_FIELD reads it ('' when absent). */
 #define PGTL_FIELD(f) "coalesce(e.data::json->>'" f "', '')"
 #define PGTL_IN_REGIONS(f) \
     PGTL_FIELD(f) " IN (SELECT json_array_elements_text($13::json))"
-/* The columns (enum below), the joins and the filters, all bound: a NULL
- * parameter is no filter (PQexecParams plans with the values, so a NULL
- * filter folds away). $1 $2 the scan's agent-clock bounds, $3 cluster,
- * $4 the limit, $5 target, $6 kinds (comma-separated), $7 the paging's
- * newest id, ($8, $9) the position after which the page starts, $10
- * the service's targets (JSON), $11 its global name, $12 its name, $13
- * its regions (JSON), $14 region, $15 $16 the window on the order's
- * clock. The service's rules are store_sql.c's F_SERVICE. */
-#define PGTL_SELECT(key) \
-    "SELECT a.cluster, a.region, a.node, a.epoch, e.seq, k.name, tg.name," \
-    " e.unix_ms, o.offset_ms, e.recv_delta_ms, e.data, x.text," \
-    " e.probe_type, e.ok, e.status, e.dns_us, e.connect_us, e.tls_us," \
-    " e.first_byte_us, e.total_us, r.name, c.not_after_ms, an.text," \
-    " e.id, " key \
+/* The page: events and what the filters need, in the order's (key, id),
+ * at most the limit. A NULL parameter is no filter (PQexecParams plans
+ * with the values, so a NULL filter folds away). $1 $2 the scan's
+ * agent-clock bounds, $3 cluster, $4 the limit, $5 target, $6 kinds
+ * (comma-separated), $7 the paging's newest id, ($8, $9) the position
+ * after which the page starts, $10 the service's targets (JSON), $11 its
+ * global name, $12 its name, $13 its regions (JSON), $14 region, $15 $16
+ * the window on the order's clock. The service's rules are store_sql.c's
+ * F_SERVICE. In the agent order the indexes on (unix_ms, id) and
+ * (target_id, unix_ms, id) (schema 2) give each day's rows in that
+ * order: a Merge Append of the days' index scans, stopped at the limit,
+ * no sort. */
+#define PGTL_PAGE(key, offset) \
+    "SELECT a.cluster, a.region, a.node, a.epoch, e.seq, k.name AS kind," \
+    " e.target_id, e.unix_ms, o.offset_ms, e.recv_delta_ms, e.data," \
+    " e.text_id, e.probe_type, e.ok, e.status, e.dns_us, e.connect_us," \
+    " e.tls_us, e.first_byte_us, e.total_us, e.served_by_id, e.cert_id," \
+    " e.answers_id, e.id, " key " AS key" \
     " FROM events e JOIN agents a ON a.id = e.agent_id" \
-    " JOIN kinds k ON k.id = e.kind_id" \
-    " LEFT JOIN targets tg ON tg.id = e.target_id" \
-    " LEFT JOIN texts x ON x.id = e.text_id" \
-    " LEFT JOIN regions r ON r.id = e.served_by_id" \
-    " LEFT JOIN certs c ON c.id = e.cert_id" \
-    " LEFT JOIN texts an ON an.id = e.answers_id" \
-    PGTL_OFFSET \
+    " JOIN kinds k ON k.id = e.kind_id" offset \
     " WHERE e.unix_ms >= $1 AND e.unix_ms < $2" \
     "   AND " key " >= $15 AND " key " < $16" \
     "   AND ($3::text IS NULL OR a.cluster = $3)" \
@@ -82,9 +93,26 @@
     "       ELSE false END))" \
     "   AND e.id <= $7 AND (" key ", e.id) > ($8::bigint, $9::bigint)" \
     " ORDER BY " key ", e.id LIMIT $4"
+/* The page's rows with the names and texts they point to, looked up
+ * for those rows only (the enum below). */
+#define PGTL_SELECT(key, offset) \
+    "SELECT p.cluster, p.region, p.node, p.epoch, p.seq, p.kind, tg.name," \
+    " p.unix_ms, p.offset_ms, p.recv_delta_ms, p.data, x.text," \
+    " p.probe_type, p.ok, p.status, p.dns_us, p.connect_us, p.tls_us," \
+    " p.first_byte_us, p.total_us, r.name, c.not_after_ms, an.text," \
+    " p.id, p.key" \
+    " FROM (" PGTL_PAGE(key, offset) ") p" \
+    " LEFT JOIN targets tg ON tg.id = p.target_id" \
+    " LEFT JOIN texts x ON x.id = p.text_id" \
+    " LEFT JOIN regions r ON r.id = p.served_by_id" \
+    " LEFT JOIN certs c ON c.id = p.cert_id" \
+    " LEFT JOIN texts an ON an.id = p.answers_id" \
+    " ORDER BY p.key, p.id"
 
-static const char pgtl_agent_sql[] = PGTL_SELECT("e.unix_ms");
-static const char pgtl_corrected_sql[] = PGTL_SELECT(PGTL_CORRECTED);
+static const char pgtl_agent_sql[] =
+    PGTL_SELECT("e.unix_ms", PGTL_OFFSET_EACH);
+static const char pgtl_corrected_sql[] =
+    PGTL_SELECT(PGTL_CORRECTED, PGTL_OFFSET_RANGES);
 
 enum {
     PT_CLUSTER, PT_REGION, PT_NODE, PT_EPOCH, PT_SEQ, PT_KIND, PT_TARGET,
@@ -385,20 +413,23 @@ static int pgtl_note_kind(const char *kind)
     }
 }
 
-/* Runs the events' statement of @q's page into *@out. */
+/* Runs the events' statement of @q's page into *@out; the corrected
+ * order scans agent-clock time up to @end (store_timeline_span's). */
 static int pgtl_events(struct store *st, PGconn *c,
                        const struct store_timeline_query *q,
                        const struct store_tl *t, const int64_t page[4],
-                       int64_t margin, PGresult **out, int *broken)
+                       int64_t margin, int64_t end, PGresult **out,
+                       int *broken)
 {
     int corr = q->order == STORE_ORDER_CORRECTED;
     int64_t from = q->cursor && page[1] > q->from_ms ? page[1] : q->from_ms;
+    int64_t to = pgtl_add(q->to_ms, margin);
     const struct topo_service *sv = q->target ? NULL : q->service;
     struct pg_params p;
 
     pg_params_reset(&p);
     pg_param_i64(&p, corr ? pgtl_add(from, -margin) : from);      /* $1 */
-    pg_param_i64(&p, corr ? pgtl_add(q->to_ms, margin) : q->to_ms);
+    pg_param_i64(&p, corr ? (end < to ? end : to) : q->to_ms);
     pg_param_text(&p, q->cluster);
     pg_param_i64(&p, (int64_t)q->limit + 1);
     pg_param_text(&p, q->target);                                   /* $5 */
@@ -465,12 +496,13 @@ int store_pg_timeline(struct store *st, const struct store_timeline_query *q,
 {
     /* The newest event id, the position, the newest annotation id. */
     int64_t page[4] = { 0, INT64_MIN, 0, 0 }, margin = 0;
+    int64_t span = STORE_TL_SPAN_MS, lo, end = INT64_MAX;
     struct pgtl_src es, ns;
     PGresult *er = NULL, *nr = NULL;
     struct store_tl t;
     struct store_tl_page pg = { 0 };
     PGconn *c;
-    int rc, broken = 0;
+    int rc, broken = 0, full = 1;
 
     if (q->cursor && store_cursor_parse(q->cursor, q->order, page) < 0)
         return -EINVAL;
@@ -484,14 +516,30 @@ int store_pg_timeline(struct store *st, const struct store_timeline_query *q,
     if (rc == 0)
         rc = pgtl_bounds(st, c, !q->cursor, page, &margin, &broken);
     if (rc == 0)
-        rc = pgtl_events(st, c, q, &t, page, margin, &er, &broken);
-    if (rc == 0)
         rc = pgtl_notes(st, c, q, page, &nr, &broken);
+    lo = q->cursor && page[1] > q->from_ms ? page[1] : q->from_ms;
+    /* The corrected order reads a growing span until the page is whole
+     * within it, as on SQLite (store_timeline_widen); the agent order's
+     * index gives its rows in order, and it stops at the limit. */
+    while (rc == 0) {
+        if (q->order == STORE_ORDER_CORRECTED)
+            end = store_timeline_span(lo, span, margin, q->to_ms, &full);
+        PQclear(er);
+        er = NULL;
+        rc = pgtl_events(st, c, q, &t, page, margin, end, &er, &broken);
+        if (rc < 0)
+            break;
+        es.r = er;
+        es.i = -1;
+        ns.r = nr;
+        ns.i = -1;
+        store_timeline_steps(&t, q, &es.src, nr ? &ns.src : NULL, &pg);
+        if (!store_timeline_widen(&pg, full, lo, &span))
+            break;
+        jsonw_reset(&t.w);
+    }
     if (rc < 0)
         goto out;
-    es.r = er;
-    ns.r = nr;
-    store_timeline_steps(&t, q, &es.src, nr ? &ns.src : NULL, &pg);
     rc = pg.added < 0 ? pg.added : pg.err;
     if (rc == 0)
         rc = store_tl_finish(&t, q, &pg, page, out, out_len);

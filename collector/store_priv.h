@@ -1066,6 +1066,24 @@ void store_timeline_steps(struct store_tl *t,
                           const struct store_timeline_query *q,
                           struct store_tl_src *s, struct store_tl_src *a,
                           struct store_tl_page *pg);
+/* The corrected order's paging (store_query.c), the same on both
+ * backends: a page first reads STORE_TL_SPAN_MS of agent-clock time past
+ * its start (and the offset margin), then STORE_TL_SPAN_GROWTH times more
+ * each time that was too little. store_timeline_span: the scan's end on
+ * the agent clock for a page from corrected time @lo that reads @span ms
+ * past it, with @margin (>= 0) the largest offset; *@full when that
+ * reaches the window's end @to anyway (the scan then ends at @to +
+ * margin: INT64_MAX is returned). An event not scanned is corrected to
+ * @lo + @span or later: a page whose rows, and the one it stopped at,
+ * come before that is the page the whole window gives.
+ * store_timeline_widen: after the page @pg of such a scan, 0 when it is
+ * that page (or failed), else 1 with *@span grown for the next try. */
+#define STORE_TL_SPAN_MS     4000
+#define STORE_TL_SPAN_GROWTH 4
+int64_t store_timeline_span(int64_t lo, int64_t span, int64_t margin,
+                            int64_t to, int *full);
+int store_timeline_widen(const struct store_tl_page *pg, int full,
+                         int64_t lo, int64_t *span);
 /* The reply's end after a page @pg (no error): the cursor from @page
  * (the first page's bounds; its position set here) into q->next, the
  * tail, the text into *@out. 0, -EMSGSIZE (one row over the cap) or

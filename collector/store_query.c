@@ -19,12 +19,6 @@
 #include "log.h"
 #include "topology.h"
 
-/* A corrected-order page first reads this much agent-clock time past its
- * start (and the offset margin), then STORE_TL_SPAN_GROWTH times more
- * each time that was too little (store_timeline_span). */
-#define STORE_TL_SPAN_MS     4000
-#define STORE_TL_SPAN_GROWTH 4
-
 void store_reader_close(struct store_reader *r)
 {
     if (!r)
@@ -327,18 +321,23 @@ static int store_timeline_bind(sqlite3_stmt *s,
     return 0;
 }
 
-/* The corrected order's scan end (?15) for a page from corrected time
- * @lo that reads @span ms of agent-clock time past it, with @margin the
- * largest offset; *@full when that reaches the window's end @to anyway
- * (the scan ends at @to + margin, as without ?15). An event not scanned
- * is corrected to @lo + @span or later: a page whose rows, and the one
- * it stopped at, come before that is the page the whole window gives. */
-static int64_t store_timeline_span(int64_t lo, int64_t span, int64_t margin,
-                                   int64_t to, int *full)
+int64_t store_timeline_span(int64_t lo, int64_t span, int64_t margin,
+                            int64_t to, int *full)
 {
     *full = lo >= to || (uint64_t)to - (uint64_t)lo <= (uint64_t)span ||
             lo + span > INT64_MAX - margin;         /* margin >= 0 */
     return *full ? INT64_MAX : lo + span + margin;
+}
+
+int store_timeline_widen(const struct store_tl_page *pg, int full,
+                         int64_t lo, int64_t *span)
+{
+    if (full || pg->added < 0 || pg->err < 0 ||
+        (pg->more && pg->stop_key < lo + *span))
+        return 0;
+    *span = *span > INT64_MAX / STORE_TL_SPAN_GROWTH
+                ? INT64_MAX : *span * STORE_TL_SPAN_GROWTH;
+    return 1;
 }
 
 int store_timeline(struct store *st, const struct store_timeline_query *q,
@@ -395,15 +394,12 @@ int store_timeline(struct store *st, const struct store_timeline_query *q,
             goto out;
         }
         store_timeline_steps(&t, q, &es.src, as.s ? &as.src : NULL, &pg);
-        if (full || pg.added < 0 || pg.err < 0 ||
-            (pg.more && pg.stop_key < lo + span))
+        if (!store_timeline_widen(&pg, full, lo, &span))
             break;
         sqlite3_reset(es.s);
         if (as.s)
             sqlite3_reset(as.s);
         jsonw_reset(&t.w);
-        span = span > INT64_MAX / STORE_TL_SPAN_GROWTH
-                   ? INT64_MAX : span * STORE_TL_SPAN_GROWTH;
     }
     rc = pg.added < 0 ? pg.added : 0;
     if (rc == 0 && pg.err < 0)

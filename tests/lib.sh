@@ -15,8 +15,11 @@ OTHER_TOKEN=other-token-0123456789
 # queued, and removes $TMP; a reply that does not match docs/openapi.yaml
 # fails the test here, whatever its status was.
 cleanup() {
-    local p ok=1
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    local rc=$? p ok=1
+    [ "$rc" = 0 ] || keep_failed
+    for p in "${PIDS[@]}"; do
+        ! our_child "$p" || kill -9 "$p" 2>/dev/null || true
+    done
     wait 2>/dev/null || true
     [ ! -s "$TMP/openapi/list" ] || openapi_flush || ok=0
     pg_drop_all
@@ -25,12 +28,43 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# our_child PID: PID is a process this shell started and has not reaped
+# (it runs, or is a zombie). A pid in PIDS whose process ended and was
+# waited for may belong to another process by now (pid_max is 32768 on
+# the CI machine; parallel tests go through pids in minutes): cleanup
+# signals only its own children, never another test's process.
+our_child() {
+    local stat ppid
+    # read, not $(< ...): no forked shell that could take the pid itself.
+    read -r stat 2>/dev/null < "/proc/$1/stat" || return 1
+    read -r _ ppid _ <<< "${stat##*) }"
+    [ "$ppid" = "$$" ]
+}
+
 fail() {
     echo "FAIL: $*" >&2
     for f in "$TMP"/*.log; do
         [ -e "$f" ] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }
     done
+    keep_failed
     exit 1
+}
+
+# keep_failed: with SEXTANT_TEST_KEEP set (a folder), a failed test's
+# $TMP and the log of each PostgreSQL server it used are copied there
+# before cleanup removes them: the last 30 lines fail prints are often
+# not where a flaky run went wrong. Once per test.
+keep_failed() {
+    local dest d
+    [ -n "${SEXTANT_TEST_KEEP:-}" ] && [ -z "${KEPT:-}" ] || return 0
+    KEPT=1
+    dest=$SEXTANT_TEST_KEEP/$(basename "$0" .sh).$$
+    mkdir -p "$dest" && cp -a "$TMP/." "$dest/" 2>/dev/null || true
+    for d in "${PG_DIR:-}" "${PRIVATE_PG:-}" "${PG:-}"; do
+        [ -n "$d" ] && [ -f "$d/log" ] &&
+            { cp "$d/log" "$dest/postgres.$(basename "$d").txt" || true; }
+    done
+    echo "kept the failed run's files in $dest" >&2
 }
 
 # now_ms: wall clock, for deadlines and elapsed times.
@@ -172,6 +206,21 @@ store:
     conninfo: "$info"
 # lib.sh: }
 YAML
+}
+
+# store_args DB: sets STORE_ARGS to what points a command (timeline,
+# incidents) at DB's store: --db DB, or in PostgreSQL mode --config of a
+# config whose store: is DB's database (made on first use).
+store_args() {
+    if on_pg; then
+        local cfg
+        cfg=$TMP/store.$(printf '%s' "$1" | sha256sum | cut -c1-12).yaml
+        write_collector_config "$cfg"
+        pg_store_config "$cfg" "$1"
+        STORE_ARGS=(--config "$cfg")
+    else
+        STORE_ARGS=(--db "$1")
+    fi
 }
 
 # db_sql DB SQL [PG_SQL]: runs SQL on DB's rows (the SQLite file), or in
