@@ -2,7 +2,8 @@
  * whole file as a start loads it (keys, types, ranges, the listen
  * address, clusters and API tokens with their token_files, services,
  * incidents and webhook URLs, TLS files and that key and certificate
- * match, store.postgres's connection string (by libpq's parser) and
+ * match, store.postgres's connection string (by libpq's parser, and
+ * its sslmode and TLS files, which libpq checks only at connect) and
  * password file). Not checked, since only a start can: the database (it
  * may not exist yet; it is not opened, created or connected to), whether
  * the port is free. */

@@ -1,12 +1,12 @@
 /* cli_incidents.c -- `sextant-collector incidents rebuild --config FILE
  * [--db PATH]`: recomputes every incident of a database from its stored
  * events, with the services of the collector's config, and replaces the
- * incidents table (store_incidents_rebuild); and `sextant-collector
- * incidents --db PATH [--service S] [--open] [--format json|csv|md]`:
- * lists them read-only (store_open_readonly, store_incidents, rendered
- * by export.c). Parses arguments and prints; the work is the store's.
- * Both work on SQLite files: a rebuild with a config whose store is
- * PostgreSQL and no --db is refused (its leader rebuilds by itself). */
+ * incidents table (store_incidents_rebuild_with); and `sextant-collector
+ * incidents --db PATH | --config FILE [--service S] [--open] [--format
+ * json|csv|md]`: lists them read-only (store_open_readonly_with,
+ * store_incidents, rendered by export.c). Parses arguments and prints;
+ * the work is the store's. Both work on the config's store, SQLite or
+ * PostgreSQL; a --db PATH names a SQLite file whatever the config says. */
 #include "cli_incidents.h"
 
 #include <errno.h>
@@ -35,6 +35,18 @@ static int cli_bad_option(const char *cmd, int opt, char **argv)
     return 2;
 }
 
+void cli_incidents_store(const struct collector_config *cfg, const char *db,
+                         struct store_options *o, char *where, size_t len)
+{
+    collector_config_store(cfg, o);
+    if (db || o->backend != STORE_BACKEND_POSTGRES) {
+        o->backend = STORE_BACKEND_SQLITE;
+        snprintf(where, len, "%s", db ? db : cfg->db_path);
+        return;
+    }
+    collector_config_where(cfg, where, len);
+}
+
 static void cli_rebuild_usage(FILE *f)
 {
     fprintf(f,
@@ -42,16 +54,18 @@ static void cli_rebuild_usage(FILE *f)
         "[--db PATH]\n"
         "\n"
         "Recomputes every incident from the events stored in the database\n"
-        "(the config's db, or PATH) with the config's services, and\n"
-        "replaces the incidents table in one transaction. Stop the\n"
-        "collector first: the command refuses while it cannot take the\n"
-        "write lock (a collector committing), and a running collector\n"
-        "keeps writing its own incidents (it rebuilds at every start).\n"
+        "(the config's store, or the SQLite file PATH) with the config's\n"
+        "services, and replaces the incidents table in one transaction.\n"
+        "Stop the collector first: on SQLite the command refuses while it\n"
+        "cannot take the write lock (a collector committing), and a\n"
+        "running collector keeps writing its own incidents (it rebuilds\n"
+        "at every start); on PostgreSQL it refuses while a collector leads\n"
+        "(restart that one: the next leader rebuilds).\n"
         "Exit 0: done; 1: failed (nothing changed); 2: bad usage or "
         "config.\n"
         "\n"
         "  -c, --config FILE  the collector's YAML config (its services)\n"
-        "  -d, --db PATH      the database (default: the config's)\n"
+        "  -d, --db PATH      a SQLite file (default: the config's store)\n"
         "  -h, --help         this text\n");
 }
 
@@ -65,8 +79,9 @@ static int cli_rebuild(int argc, char **argv)
     };
     const char *config = NULL, *db = NULL;
     struct collector_config cfg;
+    struct store_options o;
     uint64_t events = 0, incidents = 0;
-    char err[PATH_MAX + 600];
+    char err[PATH_MAX + 600], where[PATH_MAX + 300];
     int64_t t0;
     int opt, rc;
 
@@ -91,30 +106,22 @@ static int cli_rebuild(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 2;
     }
-    /* A --db names a SQLite file whatever the config's backend. */
-    if (!db && cfg.store_backend == STORE_BACKEND_POSTGRES) {
-        fprintf(stderr, "sextant-collector incidents rebuild: %s: the "
-                "database is PostgreSQL: the leading collector rebuilds "
-                "its incidents from the stored events when it takes the "
-                "lead (--db PATH rebuilds a SQLite file)\n", config);
-        collector_config_free(&cfg);
-        return 2;
-    }
     if (cfg.topo.n_services == 0) {
         fprintf(stderr, "sextant-collector incidents rebuild: %s has no "
                 "services: nothing to compute incidents from\n", config);
         collector_config_free(&cfg);
         return 2;
     }
+    cli_incidents_store(&cfg, db, &o, where, sizeof(where));
     log_set_level(LOGL_WARN);
     t0 = util_mono_us();
-    rc = store_incidents_rebuild(db ? db : cfg.db_path, &cfg.topo, &events,
-                                 &incidents, err, sizeof(err));
+    rc = store_incidents_rebuild_with(where, &o, &events, &incidents, err,
+                                      sizeof(err));
     if (rc < 0)
         fprintf(stderr, "sextant-collector incidents rebuild: %s\n", err);
     else
         printf("sextant-collector incidents rebuild: %s: %llu events, "
-               "%llu incidents in %.3f s\n", db ? db : cfg.db_path,
+               "%llu incidents in %.3f s\n", where,
                (unsigned long long)events, (unsigned long long)incidents,
                (double)(util_mono_us() - t0) / 1e6);
     collector_config_free(&cfg);
@@ -124,24 +131,27 @@ static int cli_rebuild(int argc, char **argv)
 static void cli_list_usage(FILE *f)
 {
     fprintf(f,
-        "usage: sextant-collector incidents --db PATH [--service NAME] "
-        "[--open]\n"
-        "           [--format json|csv|md]\n"
+        "usage: sextant-collector incidents --db PATH | --config FILE\n"
+        "           [--service NAME] [--open] [--format json|csv|md]\n"
         "\n"
         "Lists the incidents stored in the database, newest first (at most\n"
-        "%u), read-only: a collector may be running on it. json is\n"
+        "%u), read-only: collectors may be running on it. json is\n"
         "GET /api/v1/incidents' reply; csv and md one row per incident.\n"
         "Exit 0: listed; 1: the database cannot be read; 2: bad usage.\n"
         "\n"
-        "  -d, --db PATH       the collector's database\n"
+        "  -d, --db PATH       a collector's SQLite file\n"
+        "  -c, --config FILE   the collector's config: its store (SQLite\n"
+        "                      or PostgreSQL)\n"
         "  -s, --service NAME  only this service's incidents\n"
         "  -o, --open          only the open ones\n"
         "  -f, --format FMT    json (default), csv or md\n"
         "  -h, --help          this text\n", STORE_INCIDENTS_MAX_LIMIT);
 }
 
-/* Prints the list of @q from @db as @f: 0, or 1 with a line on stderr. */
-static int cli_list_print(const char *db, const struct store_incident_query *q,
+/* Prints the list of @q from the store @o names (@db: where, for the
+ * messages) as @f: 0, or 1 with a line on stderr. */
+static int cli_list_print(const char *db, const struct store_options *o,
+                          const struct store_incident_query *q,
                           enum export_format f)
 {
     struct store *st = NULL;
@@ -149,7 +159,7 @@ static int cli_list_print(const char *db, const struct store_incident_query *q,
     size_t len = 0, text_len = 0;
     int rc;
 
-    rc = store_open_readonly(db, &st);
+    rc = store_open_readonly_with(db, o, &st);
     if (rc == 0)
         rc = store_incidents(st, q, &json, &len);
     if (rc == 0)
@@ -174,6 +184,7 @@ static int cli_list(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "db", required_argument, NULL, 'd' },
+        { "config", required_argument, NULL, 'c' },
         { "service", required_argument, NULL, 's' },
         { "open", no_argument, NULL, 'o' },
         { "format", required_argument, NULL, 'f' },
@@ -185,14 +196,19 @@ static int cli_list(int argc, char **argv)
         .limit = STORE_INCIDENTS_MAX_LIMIT,
     };
     enum export_format f = EXPORT_JSON;
-    const char *db = NULL;
-    int opt;
+    const char *db = NULL, *config = NULL;
+    struct collector_config cfg;
+    struct store_options o;
+    char err[PATH_MAX + 600], where[PATH_MAX + 300];
+    int opt, rc;
 
     opterr = 0;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, ":d:s:of:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":d:c:s:of:h", opts, NULL)) !=
+           -1) {
         switch (opt) {
         case 'd': db = optarg; break;
+        case 'c': config = optarg; break;
         case 's': q.service = optarg; break;
         case 'o': q.open = 1; break;
         case 'f':
@@ -207,13 +223,27 @@ static int cli_list(int argc, char **argv)
             return cli_bad_option("incidents", opt, argv);
         }
     }
-    if (!db || !db[0] || (q.service && !q.service[0]) || optind != argc) {
-        fprintf(stderr, "sextant-collector incidents: --db PATH is "
-                "required, and no other arguments (try --help)\n");
+    if (!db == !config || (db && !db[0]) || (config && !config[0]) ||
+        (q.service && !q.service[0]) || optind != argc) {
+        fprintf(stderr, "sextant-collector incidents: --db PATH or "
+                "--config FILE is required, and no other arguments (try "
+                "--help)\n");
         return 2;
     }
+    if (db) {
+        store_options_default(&o);
+        log_set_level(LOGL_WARN);
+        return cli_list_print(db, &o, &q, f);
+    }
+    if (collector_config_load(config, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    cli_incidents_store(&cfg, NULL, &o, where, sizeof(where));
     log_set_level(LOGL_WARN);
-    return cli_list_print(db, &q, f);
+    rc = cli_list_print(where, &o, &q, f);
+    collector_config_free(&cfg);
+    return rc;
 }
 
 int cli_incidents(int argc, char **argv)

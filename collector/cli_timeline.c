@@ -1,5 +1,6 @@
 /* cli_timeline.c -- sextant-collector timeline: parses its options, opens
- * the database read-only (store_open_readonly: no writer, no migration)
+ * the database read-only (store_open_readonly_with: no writer, no
+ * migration; a SQLite file, or the config's store, also PostgreSQL)
  * and pages through the whole window with the timeline's cursor, writing
  * each page to stdout as it comes, so a window of any size takes bounded
  * memory. The query itself and the rows' text are the store's
@@ -8,11 +9,13 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "cli_incidents.h"
 #include "config.h"
 #include "log.h"
 #include "store.h"
@@ -22,25 +25,28 @@
 static void cli_timeline_usage(FILE *f)
 {
     fprintf(f,
-        "usage: " CLI_TL " --db PATH --from TIME --to TIME\n"
+        "usage: " CLI_TL " --db PATH | --config FILE --from TIME --to TIME\n"
         "         [--cluster NAME] [--region NAME] [--target NAME]\n"
         "         [--service NAME --config FILE] [--kind K[,K...]]\n"
         "         [--order agent|corrected] [--format json|csv|md]\n"
         "\n"
-        "Writes every event of the window [from, to) of the database PATH\n"
-        "(opened read-only: a collector may be writing to it), oldest\n"
+        "Writes every event of the window [from, to) of the SQLite file\n"
+        "PATH, or without --db of the config's store (SQLite or\n"
+        "PostgreSQL), opened read-only: collectors may be writing to it,\n"
+        "oldest\n"
         "first, as GET /api/v1/timeline would page through it. TIME is Unix\n"
         "milliseconds or RFC 3339 (2026-12-04T22:00:00+02:00). Exit 0:\n"
         "written; 1: the database could not be read; 2: bad usage.\n"
         "\n"
-        "  -d, --db PATH       the database\n"
+        "  -d, --db PATH       a SQLite file (default: the config's store)\n"
         "  -f, --from TIME     start, inclusive\n"
         "  -t, --to TIME       end, exclusive\n"
         "      --cluster NAME  one cluster's agents\n"
         "      --region NAME   agents of one region\n"
         "      --target NAME   one target\n"
         "      --service NAME  a service of the config's services: list\n"
-        "  -c, --config FILE   the collector's config (for --service)\n"
+        "  -c, --config FILE   the collector's config (its store; for\n"
+        "                      --service)\n"
         "  -k, --kind LIST     kinds, comma-separated\n"
         "      --order ORDER   agent (default) or corrected clock\n"
         "      --format FMT    json (default), csv or md\n"
@@ -122,8 +128,9 @@ static int cli_timeline_parse(int argc, char **argv,
     }
     if (optind != argc)
         return cli_timeline_bad("unexpected argument", argv[optind]);
-    if (!a->db || !a->from || !a->to)
-        return cli_timeline_bad("--db, --from and --to are required", NULL);
+    if ((!a->db && !a->config) || !a->from || !a->to)
+        return cli_timeline_bad("--db or --config, --from and --to are "
+                                "required", NULL);
     if (api_parse_time(a->from, &a->q.from_ms) < 0)
         return cli_timeline_bad("--from: expected Unix ms or RFC 3339, got",
                                 a->from);
@@ -132,8 +139,8 @@ static int cli_timeline_parse(int argc, char **argv,
                                 a->to);
     if (a->q.from_ms >= a->q.to_ms)
         return cli_timeline_bad("--from must be before --to", NULL);
-    if (!a->service != !a->config)
-        return cli_timeline_bad("--service and --config go together", NULL);
+    if (a->service && !a->config)
+        return cli_timeline_bad("--service needs --config", NULL);
     if (a->service && a->q.target)
         return cli_timeline_bad("give either --target or --service", NULL);
     return 0;
@@ -199,8 +206,9 @@ int cli_timeline_main(int argc, char **argv)
 {
     struct cli_timeline_args a = { .q.order = STORE_ORDER_AGENT };
     struct collector_config cfg;
+    struct store_options o;
     struct store *st = NULL;
-    char err[600];
+    char err[600], where[PATH_MAX + 300];
     int rc, have_cfg = 0;
 
     rc = cli_timeline_parse(argc, argv, &a);
@@ -215,11 +223,15 @@ int cli_timeline_main(int argc, char **argv)
             return 2;
         }
         have_cfg = 1;
-        rc = cli_timeline_service(&cfg, &a);
+        rc = a.service ? cli_timeline_service(&cfg, &a) : 0;
         if (rc != 0)
             goto out;
+        cli_incidents_store(&cfg, a.db, &o, where, sizeof(where));
+    } else {
+        store_options_default(&o);
+        snprintf(where, sizeof(where), "%s", a.db);
     }
-    rc = store_open_readonly(a.db, &st);
+    rc = store_open_readonly_with(where, &o, &st);
     if (rc < 0) {
         rc = 1;                     /* the store said why */
         goto out;

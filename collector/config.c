@@ -1,6 +1,8 @@
 /* config.c -- parse and check collector.yaml. Knows the schema; the YAML
  * mechanics and error lines are common/yconf.c's, the `services:` and
- * `incidents:` keys config_topo.c's. */
+ * `incidents:` keys config_topo.c's. Also the store's share of a loaded
+ * config (its store_options, and where it lives in words), for the
+ * collector and the commands that open its store. */
 #include "config.h"
 
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config_priv.h"
 #include "store.h"
@@ -545,8 +548,59 @@ static int config_tls(struct yconf *yc, yaml_node_t *root,
     return config_tls_check(yc, m, t);
 }
 
+/* The sslmode values libpq 15 knows. */
+static const char *const config_sslmodes[] = {
+    "disable", "allow", "prefer", "require", "verify-ca", "verify-full",
+    NULL
+};
+/* The conninfo keys that name a file libpq reads when it connects. */
+static const char *const config_pg_files[] = {
+    "sslrootcert", "sslcert", "sslkey", "sslcrl", NULL
+};
+
+/* What libpq's parser leaves to the connect, checked here so that a
+ * typo is a config error (exit 2) instead of a collector that starts
+ * and stays unready retrying a connection that can never work: the
+ * sslmode value, and the TLS files readable ("system", libpq 16's
+ * sslrootcert for the system's CAs, is no file). Needs no network.
+ * 0, or the yconf_fail error. */
+static int config_conninfo_values(struct yconf *yc, yaml_node_t *key,
+                                  const PQconninfoOption *o)
+{
+    for (; o->keyword; o++) {
+        size_t i;
+
+        if (!o->val)
+            continue;
+        if (strcmp(o->keyword, "sslmode") == 0) {
+            for (i = 0; config_sslmodes[i]; i++)
+                if (strcmp(o->val, config_sslmodes[i]) == 0)
+                    break;
+            if (!config_sslmodes[i])
+                return yconf_fail(yc, key, "store.postgres", "conninfo",
+                                  "sslmode: expected disable, allow, "
+                                  "prefer, require, verify-ca or "
+                                  "verify-full, got \"%s\"", o->val);
+            continue;
+        }
+        for (i = 0; config_pg_files[i]; i++)
+            if (strcmp(o->keyword, config_pg_files[i]) == 0)
+                break;
+        if (!config_pg_files[i] || !o->val[0] ||
+            (strcmp(o->keyword, "sslrootcert") == 0 &&
+             strcmp(o->val, "system") == 0))
+            continue;
+        if (access(o->val, R_OK) != 0)
+            return yconf_fail(yc, key, "store.postgres", "conninfo",
+                              "%s: cannot read %s: %s", o->keyword, o->val,
+                              strerror(errno));
+    }
+    return 0;
+}
+
 /* store.postgres.conninfo: checked by libpq's own parser, so a typo in a
- * key fails here (and in --check-config), not at the first connect. */
+ * key fails here (and in --check-config), not at the first connect; and
+ * the values it does not check (config_conninfo_values). */
 static int config_conninfo(struct yconf *yc, yaml_node_t *pgm,
                            struct collector_config *cfg)
 {
@@ -565,8 +619,9 @@ static int config_conninfo(struct yconf *yc, yaml_node_t *pgm,
                           "the rest)");
     o = PQconninfoParse(cfg->pg_conninfo, &why);
     if (o) {
+        rc = config_conninfo_values(yc, yconf_find(yc, pgm, "conninfo"), o);
         PQconninfoFree(o);
-        return 0;
+        return rc;
     }
     if (why)
         why[strcspn(why, "\n")] = '\0';
@@ -790,4 +845,45 @@ int collector_config_api_token_ok(const struct collector_config *cfg,
 {
     return collector_config_api_token_scope(cfg, token) !=
            COLLECTOR_SCOPE_NONE;
+}
+
+void collector_config_store(const struct collector_config *cfg,
+                            struct store_options *o)
+{
+    store_options_default(o);
+    o->backend = (enum store_backend)cfg->store_backend;
+    o->pg_conninfo = cfg->pg_conninfo;
+    o->pg_password_file = cfg->pg_password_file;
+    o->raw_retention_ms = cfg->raw_retention_ms;
+    o->minute_retention_ms = cfg->minute_retention_ms;
+    o->hour_retention_ms = cfg->hour_retention_ms;
+    o->retention_interval_ms = cfg->retention_interval_ms;
+    o->queue_max_batches = (size_t)cfg->queue_batches;
+    o->queue_max_bytes = (size_t)cfg->queue_bytes;
+    o->topo = &cfg->topo;
+}
+
+void collector_config_where(const struct collector_config *cfg, char *buf,
+                            size_t len)
+{
+    static const char *const shown[] = { "host", "hostaddr", "port",
+                                         "dbname", NULL };
+    PQconninfoOption *opts;
+    size_t n;
+
+    if (cfg->store_backend != STORE_BACKEND_POSTGRES) {
+        snprintf(buf, len, "db %s", cfg->db_path);
+        return;
+    }
+    snprintf(buf, len, "postgres");
+    opts = PQconninfoParse(cfg->pg_conninfo, NULL);  /* checked at load */
+    for (size_t i = 0; shown[i]; i++) {
+        for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+            if (strcmp(o->keyword, shown[i]) != 0 || !o->val || !o->val[0])
+                continue;
+            n = strlen(buf);
+            snprintf(buf + n, len - n, " %s=%s", o->keyword, o->val);
+        }
+    }
+    PQconninfoFree(opts);
 }

@@ -92,6 +92,19 @@ int collector_config_load(const char *path, struct collector_config *out,
                           char *err, size_t err_len);
 void collector_config_free(struct collector_config *cfg);
 
+struct store_options;
+/* The store's share of @cfg into @o (store_options_default first): its
+ * backend, connection string, password file, retention, queue limits
+ * and services. @o borrows @cfg's strings and topology. */
+void collector_config_store(const struct collector_config *cfg,
+                            struct store_options *o);
+/* Where the store lives, for logs and messages: "db PATH" (SQLite), or
+ * "postgres host=H port=P dbname=D" with only those keys of the
+ * connection string (never its password or other secrets) and those it
+ * gives (PG* variables and libpq's defaults fill the rest). */
+void collector_config_where(const struct collector_config *cfg, char *buf,
+                            size_t len);
+
 /* The cluster whose token is @token, NULL if none. @token's SHA-256 is
  * compared with every cluster's in constant time: the time taken tells
  * nothing of which token matched, nor of any token's length. */

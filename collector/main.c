@@ -5,7 +5,6 @@
  * --check-config only loads the config (cli_check.c). */
 #include <errno.h>
 #include <getopt.h>
-#include <libpq-fe.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -39,7 +38,8 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: sextant-collector --config FILE [--listen HOST:PORT] "
         "[--db PATH]\n"
-        "       sextant-collector backup --db PATH --out FILE\n"
+        "       sextant-collector backup --db PATH | --config FILE "
+        "--out FILE\n"
         "       sextant-collector --check-config FILE\n"
         "\n"
         "Receives event batches from Sextant agents, stores them in SQLite\n"
@@ -62,14 +62,17 @@ static void usage(FILE *f)
 static void backup_usage(FILE *f)
 {
     fprintf(f,
-        "usage: sextant-collector backup --db PATH --out FILE\n"
+        "usage: sextant-collector backup --db PATH | --config FILE "
+        "--out FILE\n"
         "\n"
         "Copies the collector's database PATH to the new file FILE, one\n"
         "consistent snapshot, while a collector may keep writing to it.\n"
         "Refuses an existing FILE. Exit 0: copied and checked; 1: failed\n"
-        "(FILE not created); 2: bad usage.\n"
+        "(FILE not created); 2: bad usage. SQLite only: a PostgreSQL\n"
+        "store is backed up with pg_dump or the platform's backups.\n"
         "\n"
         "  -d, --db PATH     the database (opened read-only)\n"
+        "  -c, --config FILE the collector's config: its db\n"
         "  -o, --out FILE    the copy to create\n"
         "  -h, --help        this text\n");
 }
@@ -79,19 +82,22 @@ static int backup_command(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "db", required_argument, NULL, 'd' },
+        { "config", required_argument, NULL, 'c' },
         { "out", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *db = NULL, *out = NULL;
+    const char *db = NULL, *out = NULL, *config = NULL;
+    struct collector_config cfg;
     struct backup_result res;
     char err[2 * PATH_MAX + 128];
-    int opt;
+    int opt, rc;
 
     opterr = 0;                     /* one line of our own instead */
-    while ((opt = getopt_long(argc, argv, ":d:o:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":d:c:o:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'd': db = optarg; break;
+        case 'c': config = optarg; break;
         case 'o': out = optarg; break;
         case 'h': backup_usage(stdout); return 0;
         case ':':
@@ -104,65 +110,39 @@ static int backup_command(int argc, char **argv)
             return 2;
         }
     }
-    if (!db || !out || !db[0] || !out[0] || optind != argc) {
-        fprintf(stderr, "sextant-collector backup: --db PATH and --out FILE "
-                        "are required, nothing else (try --help)\n");
+    if (!db == !config || !out || (db && !db[0]) || (config && !config[0])
+        || !out[0] || optind != argc) {
+        fprintf(stderr, "sextant-collector backup: --db PATH or --config "
+                        "FILE, and --out FILE are required, nothing else "
+                        "(try --help)\n");
         return 2;
     }
-    log_set_level(LOGL_WARN);
-    if (backup_run(db, out, &res, err, sizeof(err)) < 0) {
-        fprintf(stderr, "sextant-collector backup: %s\n", err);
-        return 1;
-    }
-    printf("sextant-collector backup: %s: %lld bytes in %.3f s\n", out,
-           (long long)res.bytes, (double)res.duration_us / 1e6);
-    return 0;
-}
-
-/* The store's share of the config. */
-static void store_options_from(const struct collector_config *cfg,
-                               struct store_options *o)
-{
-    store_options_default(o);
-    o->backend = (enum store_backend)cfg->store_backend;
-    o->pg_conninfo = cfg->pg_conninfo;
-    o->pg_password_file = cfg->pg_password_file;
-    o->raw_retention_ms = cfg->raw_retention_ms;
-    o->minute_retention_ms = cfg->minute_retention_ms;
-    o->hour_retention_ms = cfg->hour_retention_ms;
-    o->retention_interval_ms = cfg->retention_interval_ms;
-    o->queue_max_batches = (size_t)cfg->queue_batches;
-    o->queue_max_bytes = (size_t)cfg->queue_bytes;
-    o->topo = &cfg->topo;
-}
-
-/* Where the store lives, for the log: "db PATH" (SQLite), or
- * "postgres host=H port=P dbname=D" with only those keys of the
- * connection string (never its password or other secrets) and those it
- * gives (PG* variables and libpq's defaults fill the rest). */
-static void store_where(const struct collector_config *cfg, char *buf,
-                        size_t len)
-{
-    static const char *const shown[] = { "host", "hostaddr", "port",
-                                         "dbname", NULL };
-    PQconninfoOption *opts;
-    size_t n;
-
-    if (cfg->store_backend != STORE_BACKEND_POSTGRES) {
-        snprintf(buf, len, "db %s", cfg->db_path);
-        return;
-    }
-    snprintf(buf, len, "postgres");
-    opts = PQconninfoParse(cfg->pg_conninfo, NULL);  /* checked at load */
-    for (size_t i = 0; shown[i]; i++) {
-        for (PQconninfoOption *o = opts; o && o->keyword; o++) {
-            if (strcmp(o->keyword, shown[i]) != 0 || !o->val || !o->val[0])
-                continue;
-            n = strlen(buf);
-            snprintf(buf + n, len - n, " %s=%s", o->keyword, o->val);
+    if (config) {
+        if (collector_config_load(config, &cfg, err, sizeof(err)) < 0) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
         }
+        /* No file to copy: the database is the platform's to back up. */
+        if (cfg.store_backend == STORE_BACKEND_POSTGRES) {
+            fprintf(stderr, "sextant-collector backup: %s: the store is "
+                    "PostgreSQL: back it up with pg_dump or your "
+                    "platform's backups (this command copies SQLite "
+                    "files)\n", config);
+            collector_config_free(&cfg);
+            return 2;
+        }
+        db = cfg.db_path;
     }
-    PQconninfoFree(opts);
+    log_set_level(LOGL_WARN);
+    rc = backup_run(db, out, &res, err, sizeof(err));
+    if (rc < 0)
+        fprintf(stderr, "sextant-collector backup: %s\n", err);
+    else
+        printf("sextant-collector backup: %s: %lld bytes in %.3f s\n", out,
+               (long long)res.bytes, (double)res.duration_us / 1e6);
+    if (config)
+        collector_config_free(&cfg);
+    return rc < 0 ? 1 : 0;
 }
 
 /* With incidents.webhooks: starts their sender (its thread inherits the
@@ -270,8 +250,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    store_options_from(&cfg, &sopts);
-    store_where(&cfg, where, sizeof(where));
+    collector_config_store(&cfg, &sopts);
+    collector_config_where(&cfg, where, sizeof(where));
     if (cfg.store_backend == STORE_BACKEND_POSTGRES)
         log_msg(LOGL_INFO, "store", "%s%s", where, cfg.db_path ?
                 " (the db path is unused)" : "");

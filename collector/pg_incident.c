@@ -303,6 +303,177 @@ void store_pg_inc_free(struct store *st)
         pg_inc_stop(st);
 }
 
+/* ---- sextant-collector incidents rebuild ---- */
+
+/* How long the rebuild waits for the lead: a collector stopped a moment
+ * ago may still hold it until the server has ended its session; one that
+ * runs holds it for good. */
+#define PG_INC_REBUILD_WAIT "'5s'"
+
+/* Who holds PG_LOCK_LEADER, from the server's lock table, into @buf:
+ * its application_name ("sextant-collector (INSTANCE)") and address, or
+ * "another session" when the server does not show it to us (another
+ * role's session) or it let go meanwhile. */
+static void pg_inc_leader_name(PGconn *c, char *buf, size_t len)
+{
+    struct pg_params p;
+    PGresult *r;
+
+    pg_params_reset(&p);
+    pg_param_i64(&p, PG_LOCK_LEADER);
+    /* A bigint advisory key is classid (high 32 bits) and objid. */
+    r = pg_query(c, "SELECT a.application_name,"
+                 " coalesce(host(a.client_addr), 'a local socket')"
+                 " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                 " WHERE l.locktype = 'advisory' AND l.granted"
+                 " AND l.objsubid = 1 AND ((l.classid::bigint << 32)"
+                 "  | l.objid::bigint) = $1 LIMIT 1", &p);
+    if (pg_ok(r) && PQntuples(r) == 1 && pg_text(r, 0, 0) &&
+        pg_text(r, 0, 0)[0])
+        snprintf(buf, len, "%s from %s", pg_text(r, 0, 0),
+                 pg_text(r, 0, 1));
+    else
+        snprintf(buf, len, "another session");
+    PQclear(r);
+}
+
+/* Takes the lead on @c for the rebuild, waiting PG_INC_REBUILD_WAIT at
+ * most: 0, -EBUSY with the leader named in @err, or -EIO. */
+static int pg_inc_rebuild_lead(struct store *st, PGconn *c, char *err,
+                               size_t err_len)
+{
+    struct pg_params p;
+    PGresult *r;
+    const char *state;
+    char who[192];
+    int rc;
+
+    if (pg_exec(c, "SET lock_timeout = " PG_INC_REBUILD_WAIT) < 0)
+        return -EIO;
+    pg_params_reset(&p);
+    pg_param_i64(&p, PG_LOCK_LEADER);
+    r = pg_query(c, "SELECT pg_advisory_lock($1::bigint)", &p);
+    state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    rc = pg_ok(r) ? 0 : state && !strcmp(state, "55P03") ? -EBUSY : -EIO;
+    if (rc == -EIO) {
+        pg_err_text(c, r, who, sizeof(who));
+        snprintf(err, err_len, "%s: %s", st->path, who);
+    }
+    PQclear(r);
+    if (rc == 0 && pg_exec(c, "RESET lock_timeout") < 0)
+        rc = -EIO;
+    if (rc == -EBUSY) {
+        pg_inc_leader_name(c, who, sizeof(who));
+        snprintf(err, err_len, "%s: a collector leads (%s): it runs the "
+                 "incident engine, and computed the incidents from the "
+                 "stored events when it took the lead; restart it to have "
+                 "the next leader compute them again with its config, or "
+                 "stop every collector and run this again", st->path, who);
+    }
+    return rc;
+}
+
+/* The rebuild on the lead's connection @c: the engine fed from scratch
+ * with every event up to the fence and the collector's clock less the
+ * hold, then in one transaction the incidents table synced to it and
+ * engine_cursor set to the fence. 0 or -errno. */
+static int pg_inc_rebuild_run(struct store *st, PGconn *c, uint64_t *events,
+                              uint64_t *incidents)
+{
+    int64_t upto = util_now_ms() - STORE_INC_HOLD_MS;
+    struct store_pg_inc *pi = calloc(1, sizeof(*pi));
+    struct store_inc *in = NULL;
+    PGresult *r;
+    int rc;
+
+    if (!pi)
+        return -ENOMEM;
+    rc = store_inc_new(NULL, st->opt.topo, &in);
+    if (rc < 0) {
+        free(pi);
+        return rc;
+    }
+    in->pg = pi;
+    pi->in = in;
+    pi->c = c;
+    st->pg->inc = pi;                   /* pg_inc_stop frees them */
+    st->inc = in;
+    in->snap_next = INT64_MAX;          /* no replays to come */
+    in->quiet = 1;                      /* a rebuild tells nobody */
+    rc = pg_inc_fence(c, &pi->fence);
+    if (rc == 0)
+        rc = store_inc_scan(in, INT64_MIN, upto, upto);
+    if (rc == 0) {
+        store_inc_advance(in, upto);
+        rc = pg_exec(c, "BEGIN");
+    }
+    if (rc == 0)
+        rc = pg_inc_cursor_write(c, pi->fence);
+    if (rc == 0)
+        rc = store_inc_sync(st, INT64_MIN, 1);
+    r = rc == 0 ? pg_query(c, "SELECT count(*) FROM incidents", NULL) : NULL;
+    if (rc == 0 && (!pg_ok(r) || PQntuples(r) != 1))
+        rc = -EIO;
+    if (rc == 0)
+        *incidents = (uint64_t)pg_i64(r, 0, 0, 0);
+    PQclear(r);
+    if (rc == 0)
+        rc = pg_exec(c, "COMMIT");
+    if (rc == 0)
+        *events = in->fed;
+    else if (PQtransactionStatus(c) != PQTRANS_IDLE)
+        pg_exec(c, "ROLLBACK");
+    return rc;
+}
+
+/* Why this rebuild holds the lead instead of asking the leader, or
+ * waiting for it. A leader keeps the lead as long as it runs, so a wait
+ * could last for ever (it waits PG_INC_REBUILD_WAIT, for a collector
+ * stopped just before); and whatever this command wrote, the next leader
+ * computes the incidents again from the stored events, with its own
+ * config, when it takes the lead. So, as the SQLite command refuses
+ * while a collector holds the write lock, this one refuses while a
+ * collector leads, and says what to do: restart the leader (the next
+ * one computes them again) or stop them all. With no leader it holds
+ * the lead for the run, so no collector's engine writes meanwhile (the
+ * others ingest on; one takes the lead within PG_LEADER_POLL_MS after
+ * and carries on from engine_cursor, which the rebuild moved to its
+ * fence: what the rebuild wrote is history, told to nobody, as after a
+ * SQLite rebuild). */
+int store_pg_inc_rebuild(struct store *st, uint64_t *events_out,
+                         uint64_t *incidents_out, char *err, size_t err_len)
+{
+    uint64_t events = 0, incidents = 0;
+    char why[256];
+    PGconn *c;
+    int rc;
+
+    c = pg_connect(st, 0, why, sizeof(why));
+    if (!c) {
+        snprintf(err, err_len, "%s: %s", st->path, why);
+        return -EIO;
+    }
+    rc = pg_schema_check(c, why, sizeof(why));
+    if (rc < 0)
+        snprintf(err, err_len, "%s: %s", st->path, why);
+    if (rc == 0)
+        rc = pg_inc_rebuild_lead(st, c, err, err_len);
+    if (rc == 0) {
+        rc = pg_inc_rebuild_run(st, c, &events, &incidents);
+        if (rc < 0)
+            snprintf(err, err_len, "%s: rebuild failed: %s", st->path,
+                     rc == -EIO ? "the database refused (see above)"
+                                : strerror(-rc));
+        pg_inc_stop(st);
+    }
+    PQfinish(c);                        /* and with it the lead */
+    if (rc == 0) {
+        *events_out = events;
+        *incidents_out = incidents;
+    }
+    return rc;
+}
+
 /* ---- the queries, on any collector ---- */
 
 /* A read connection (pg_query.c's pool): NULL with *@err -EAGAIN before

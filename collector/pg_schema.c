@@ -216,6 +216,26 @@ static int pg_version(PGconn *c, int *out)
     return rc;
 }
 
+int pg_schema_check(PGconn *c, char *why, size_t len)
+{
+    int v = 0;
+
+    if (pg_version(c, &v) < 0) {
+        pg_err_text(c, NULL, why, len);
+        return -EIO;
+    }
+    if (v == PG_SCHEMA_VERSION)
+        return 0;
+    if (v == 0)
+        snprintf(why, len, "the database has no Sextant schema: start a "
+                 "collector on it first");
+    else
+        snprintf(why, len, "the database's schema is version %d, this "
+                 "collector's is %d: use the collector of that version, or "
+                 "start this one on it first", v, PG_SCHEMA_VERSION);
+    return -EPROTO;
+}
+
 int pg_migrate(PGconn *c)
 {
     char lock[64], unlock[64];

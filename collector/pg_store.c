@@ -1,4 +1,5 @@
-/* pg_store.c -- the PostgreSQL backend's open and close, and the
+/* pg_store.c -- the PostgreSQL backend's open and close (also the
+ * commands' open: no thread, store_pg_open_tool), and the
  * maintenance thread: leadership (a session advisory lock on a
  * connection of its own), day partitions created ahead, retention by
  * dropping whole day partitions of events. The writer (pg_writer.c), the
@@ -73,7 +74,10 @@ static char *store_pg_default_instance(void)
 
 static void *store_pg_maint(void *arg);
 
-int store_pg_open(struct store *st)
+/* st->pg made from the options: the conninfo and instance copied, the
+ * password file read. 0 or -errno (logged); st->pg, if set, is for
+ * store_pg_close to free. */
+static int store_pg_init(struct store *st)
 {
     const struct store_options *o = &st->opt;
     struct store_pg *pg;
@@ -105,6 +109,18 @@ int store_pg_open(struct store *st)
         if (rc < 0)
             return rc;
     }
+    return 0;
+}
+
+int store_pg_open(struct store *st)
+{
+    struct store_pg *pg;
+    int rc;
+
+    rc = store_pg_init(st);
+    if (rc < 0)
+        return rc;
+    pg = st->pg;
     if (pthread_create(&st->writer, NULL, store_pg_writer, st) != 0)
         return -EAGAIN;
     st->writer_started = 1;
@@ -112,6 +128,25 @@ int store_pg_open(struct store *st)
         return -EAGAIN;
     pg->maint_started = 1;
     return 0;
+}
+
+int store_pg_open_tool(struct store *st, int check)
+{
+    char why[256];
+    PGconn *c;
+    int rc;
+
+    rc = store_pg_init(st);
+    if (rc < 0 || !check)
+        return rc;
+    c = store_pg_reader(st);            /* logs why it cannot connect */
+    if (!c)
+        return -EIO;
+    rc = pg_schema_check(c, why, sizeof(why));
+    if (rc < 0)
+        log_msg(LOGL_ERROR, "store", "%s: %s", st->path, why);
+    store_pg_reader_put(st, c, rc == -EIO);
+    return rc;
 }
 
 /* Wipes and frees a secret. NULL is a no-op. */

@@ -48,7 +48,7 @@ static void pg_unavailable(struct store *st, int on, const char *why)
         st->stats.unavailable = 1;
         st->stats.commits_failing = 1;
         snprintf(st->stats.commit_error, sizeof(st->stats.commit_error),
-                 "database unreachable: %.100s", why);
+                 "database unreachable: %.220s", why);
     } else if (st->stats.unavailable) {
         st->stats.unavailable = 0;
         st->stats.commits_failing = 0;
@@ -61,7 +61,7 @@ static void pg_unavailable(struct store *st, int on, const char *why)
 /* One try at a connection: 0, or -EIO with the state unavailable. */
 static int pg_reconnect(struct store *st)
 {
-    char err[200];
+    char err[224];
 
     st->pg->wconn = pg_connect(st, 0, err, sizeof(err));
     if (!st->pg->wconn) {

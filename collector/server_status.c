@@ -24,7 +24,7 @@ void server_readyz(struct server *srv, struct server_req *rq,
                    struct reply *r)
 {
     struct store_stats s;
-    char detail[192];
+    char detail[sizeof(s.commit_error) + 64];
 
     store_stats(srv->st, &s);
     if (atomic_load(&srv->stopping)) {

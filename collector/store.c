@@ -244,6 +244,52 @@ int store_open_readonly(const char *path, struct store **out)
     return 0;
 }
 
+int store_open_readonly_with(const char *path,
+                             const struct store_options *opts,
+                             struct store **out)
+{
+    struct store *st;
+    int rc;
+
+    if (!opts || opts->backend != STORE_BACKEND_POSTGRES)
+        return store_open_readonly(path, out);
+    st = store_new(path, opts, &rc);
+    if (!st)
+        return rc;
+    rc = store_pg_open_tool(st, 1);
+    if (rc < 0) {
+        store_close(st);
+        return rc;
+    }
+    st->ready = 1;              /* no writer: nothing to migrate */
+    *out = st;
+    return 0;
+}
+
+int store_incidents_rebuild_with(const char *path,
+                                 const struct store_options *opts,
+                                 uint64_t *events_out,
+                                 uint64_t *incidents_out, char *err,
+                                 size_t err_len)
+{
+    struct store *st;
+    int rc;
+
+    if (opts->backend != STORE_BACKEND_POSTGRES)
+        return store_incidents_rebuild(path, opts->topo, events_out,
+                                       incidents_out, err, err_len);
+    st = store_new(path, opts, &rc);
+    if (st)
+        rc = store_pg_open_tool(st, 0);
+    if (rc == 0)
+        rc = store_pg_inc_rebuild(st, events_out, incidents_out, err,
+                                  err_len);
+    else
+        snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+    store_close(st);
+    return rc;
+}
+
 int store_wait_ready(struct store *st, int64_t timeout_ms)
 {
     int64_t until = 0;

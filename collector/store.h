@@ -87,6 +87,15 @@ int store_open(const char *path, const struct store_options *opts,
  * collector may be writing to it meanwhile). Only the queries work on
  * it; store_close frees it. -errno. */
 int store_open_readonly(const char *path, struct store **out);
+/* store_open_readonly for the store @opts names (NULL: SQLite at @path).
+ * On PostgreSQL (@path then only names it in messages) it connects once
+ * to check that the schema is this collector's (-EPROTO or -EIO with a
+ * logged reason), and has no writer, no maintenance thread: it never
+ * migrates nor leads; the queries open read connections as they need.
+ * -errno. */
+int store_open_readonly_with(const char *path,
+                             const struct store_options *opts,
+                             struct store **out);
 /* Waits until the migrations are done, at most @timeout_ms: 0, or -errno
  * when they failed (the store then refuses every batch; close it).
  * -EUCLEAN: the start check found the file damaged (see store_stats'
@@ -171,7 +180,10 @@ struct store_stats {
     /* The last group commit stored nothing (disk full, I/O error):
      * cleared by the next one that stores a batch. */
     int commits_failing;
-    char commit_error[128];         /* the database's message for it */
+    /* The database's message for it; 256: libpq's connection errors
+     * open with "connection to server at \"HOST\", port N failed: ",
+     * and the reason after it (a TLS certificate refused) must fit. */
+    char commit_error[256];
 };
 void store_stats(struct store *st, struct store_stats *out);
 /* What every answer says while the store is corrupt (/readyz, ingest and
@@ -402,6 +414,16 @@ int store_annotate(struct store *st, int64_t unix_ms, const char *text,
 int store_incidents_rebuild(const char *path, const struct topology *topo,
                             uint64_t *events_out, uint64_t *incidents_out,
                             char *err, size_t err_len);
+/* store_incidents_rebuild for the store @opts names, over opts->topo: on
+ * SQLite that of @path; on PostgreSQL (@path names it in messages) it
+ * holds the leader's lock for the run instead of the write lock, and
+ * refuses with -EBUSY, the leading collector named in @err, while one
+ * leads (collector/store_pg.h store_pg_inc_rebuild says why). */
+int store_incidents_rebuild_with(const char *path,
+                                 const struct store_options *opts,
+                                 uint64_t *events_out,
+                                 uint64_t *incidents_out, char *err,
+                                 size_t err_len);
 
 /* GET /api/v1/status's per-target part (store_status.c), not limited to
  * a time window: per (cluster, target), from the latest state event of

@@ -165,6 +165,10 @@ void pg_bytea_hex(const uint8_t *data, size_t len, char *out);
  * is newer than this collector's (logged), or -EIO. */
 int pg_migrate(PGconn *c);
 int pg_schema_version(void);
+/* Whether the database's schema is this collector's, without migrating
+ * (the commands that only read, or rebuild incidents): 0, or -EPROTO
+ * (none yet, older or newer) or -EIO with the reason in @why. */
+int pg_schema_check(PGconn *c, char *why, size_t len);
 /* Makes sure the day partitions of events covering [@from_ms, @to_ms]
  * exist (created under PG_LOCK_PARTITION in their own transaction: call
  * outside any other), noting them in pg->days: 0 or -EIO. */
@@ -178,6 +182,13 @@ void pg_partitions_forget(struct store *st);
  * writer: copies the options, reads the password file, starts the
  * writer (store_pg_writer) and the maintenance thread. 0 or -errno. */
 int store_pg_open(struct store *st);
+/* For the commands that open the store without serving it
+ * (store_open_readonly_with, store_incidents_rebuild_with): st->pg as
+ * store_pg_open makes it, but no thread: the store never writes
+ * batches, migrates nor leads; its queries use the read pool. @check 1:
+ * connects once and checks the schema is this collector's
+ * (pg_schema_check). 0 or -errno, the reason logged. */
+int store_pg_open_tool(struct store *st, int check);
 /* After the writer ended (store_close): stops the maintenance thread,
  * closes every connection, frees st->pg. */
 void store_pg_close(struct store *st);
@@ -291,6 +302,16 @@ int store_pg_targets_window(struct store *st, const char *const *targets,
  * engine_status. @lost 1: the lead was lost, free the engine. */
 void store_pg_inc_tick(struct store *st, PGconn *c, int lost);
 void store_pg_inc_free(struct store *st);
+/* sextant-collector incidents rebuild on PostgreSQL (st from
+ * store_pg_open_tool): on a connection of its own, takes PG_LOCK_LEADER
+ * (-EBUSY when a collector still leads after 5 s, named in @err),
+ * computes every incident from scratch over st->opt.topo up to the
+ * fence and the collector's clock less the hold, and in one transaction
+ * syncs the incidents table to it and moves engine_cursor to the fence
+ * (the next leader takes what it wrote as history). 0, or -errno with
+ * one line in @err. */
+int store_pg_inc_rebuild(struct store *st, uint64_t *events_out,
+                         uint64_t *incidents_out, char *err, size_t err_len);
 int store_pg_incidents(struct store *st, const struct store_incident_query *q,
                        char **out, size_t *out_len);
 int store_pg_incident(struct store *st, int64_t id, char **out,

@@ -1,7 +1,9 @@
 # collector_cli.sh -- command line: --help (also of backup) and --version
 # exit 0 with their text on stdout alone, usage errors and bad configs exit
 # 2 with one line naming file, line and key; --check-config FILE loads a
-# config only (no database, no port).
+# config only (no database, no port); the store commands with a
+# PostgreSQL config: backup refused (pg_dump), a bad sslmode refused
+# before any connection, an unreachable server exit 1.
 . "$(dirname "$0")/lib.sh"
 
 # expect_help WHAT WANT ARGS...: exit 0, stdout has WANT, stderr empty.
@@ -70,6 +72,47 @@ expect_exit2 "--check-config, no FILE" --check-config
 expect_exit2 "--check-config, more" --check-config "$TMP/chk/ok.yaml" --db x
 assert_eq "$(cd "$TMP/chk" && ls | tr '\n' ' ')" "name.yaml ok.yaml " \
     "files after --check-config (no database)"
+
+# The store commands with a config whose store is PostgreSQL (nothing
+# listens at port 1: the ones refused never connect). backup: refused,
+# pointing at pg_dump; --db and --config not both.
+cat > "$TMP/pg.yaml" <<YAML
+listen: 127.0.0.1:0
+clusters:
+  - name: test
+    token: $TOKEN
+store:
+  backend: postgres
+  postgres:
+    conninfo: "host=127.0.0.1 port=1 dbname=sextant connect_timeout=5"
+YAML
+expect_exit2 "backup on PostgreSQL" backup --config "$TMP/pg.yaml" \
+    --out "$TMP/copy.db"
+grep -q 'the store is PostgreSQL: back it up with pg_dump' "$TMP/err" ||
+    fail "backup on PostgreSQL: $(cat "$TMP/err")"
+[ ! -e "$TMP/copy.db" ] || fail "backup on PostgreSQL made a file"
+expect_exit2 "backup --db and --config" backup --db x.db \
+    --config "$TMP/pg.yaml" --out "$TMP/copy.db"
+expect_exit2 "incidents --db and --config" incidents --db x.db \
+    --config "$TMP/pg.yaml"
+expect_exit2 "timeline --service without --config" timeline --db x.db \
+    --from 1 --to 2 --service shop
+# A bad sslmode is a config error of every command, before any connect.
+sed 's|connect_timeout=5|sslmode=verify_full|' "$TMP/pg.yaml" \
+    > "$TMP/pgssl.yaml"
+expect_exit2 "--check-config, bad sslmode" --check-config "$TMP/pgssl.yaml"
+grep -qF 'store.postgres.conninfo: sslmode: expected disable, allow, prefer, require, verify-ca or verify-full, got "verify_full"' \
+    "$TMP/err" || fail "bad sslmode: $(cat "$TMP/err")"
+expect_exit2 "start, bad sslmode" --config "$TMP/pgssl.yaml"
+expect_exit2 "timeline, bad sslmode" timeline --config "$TMP/pgssl.yaml" \
+    --from 1 --to 2
+# Unreachable: the read-only commands fail (1) with libpq's reason.
+rc=0
+"$COLLECTOR" incidents --config "$TMP/pg.yaml" > /dev/null \
+    2> "$TMP/err" || rc=$?
+assert_eq "$rc" 1 "exit status of incidents, database unreachable"
+grep -q 'read connection: connection to server at "127.0.0.1", port 1 failed' \
+    "$TMP/err" || fail "incidents, unreachable: $(cat "$TMP/err")"
 
 # A database that cannot be opened is a runtime failure (1), not usage.
 rc=0

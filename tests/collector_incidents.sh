@@ -8,7 +8,8 @@
 # the incidents table, through GET /api/v1/incidents and
 # /api/v1/incidents/{id} (durations too) when the collector serves them,
 # and again after `sextant-collector incidents rebuild`, which must leave
-# the table as the live engine wrote it. The active-passive scenario also
+# the table as the live engine wrote it (on PostgreSQL also: refused
+# while a collector leads). The active-passive scenario also
 # runs with the collector restarted in the middle of the incident, and
 # (CATCHUP=1, test collector_catchup) with the engine's rebuild at that
 # start held while the rest is ingested.
@@ -332,22 +333,53 @@ assert_incidents() {
 }
 
 # rebuild_check SCN DB: with the collector stopped, a rebuild from
-# scratch gives the table the live engine wrote.
+# scratch, of an emptied incidents table, gives the table the live engine
+# wrote (on PostgreSQL: the config's store, with no collector leading).
 rebuild_check() {
-    local before after
-    # A command on a SQLite file: PostgreSQL has none to rebuild.
-    ! on_pg || return 0
+    local before after args=(--db "$2")
+    if on_pg; then
+        pg_store_config "$TMP/collector.yaml" "$2"
+        args=()
+    fi
     before=$(inc_dump "$2")
-    "$COLLECTOR" incidents rebuild --db "$2" --config "$TMP/collector.yaml" \
-        > "$TMP/rebuild.log" 2>&1 ||
+    # From nothing: the rebuild computes every row again.
+    db_sql "$2" "DELETE FROM incidents" > /dev/null
+    "$COLLECTOR" incidents rebuild "${args[@]}" \
+        --config "$TMP/collector.yaml" > "$TMP/rebuild.log" 2>&1 ||
         fail "$(basename "$1"): rebuild failed: $(cat "$TMP/rebuild.log")"
+    grep -q "^sextant-collector incidents rebuild: .*: [0-9]* events, [0-9]* incidents in" \
+        "$TMP/rebuild.log" ||
+        fail "$(basename "$1"): rebuild said: $(cat "$TMP/rebuild.log")"
     after=$(inc_dump "$2")
+    # On PostgreSQL the next leader takes what it wrote as history.
+    db_engine_fed "$2" || fail "$(basename "$1"): engine_cursor not moved"
     [ "$before" = "$after" ] ||
         fail "$(basename "$1"): rebuild differs from live:
 live:
 $before
 rebuild:
 $after"
+}
+
+# rebuild_refused DB: on PostgreSQL, while the running collector leads,
+# a rebuild refuses (exit 1, one line naming the leader and what to do)
+# and changes nothing.
+rebuild_refused() {
+    local before rc=0
+    on_pg || return 0
+    wait_for "$TMP/collector.log" 'this collector leads'
+    before=$(inc_dump "$1")
+    "$COLLECTOR" incidents rebuild --config "$TMP/collector.yaml" \
+        > "$TMP/rebuild.out" 2> "$TMP/rebuild.log" || rc=$?
+    assert_eq "$rc" 1 "exit status of a rebuild while a collector leads"
+    assert_eq "$(wc -l < "$TMP/rebuild.log")" 1 \
+        "lines of a rebuild refused: $(cat "$TMP/rebuild.log")"
+    grep -q "a collector leads (sextant-collector (.*restart it" \
+        "$TMP/rebuild.log" ||
+        fail "rebuild refused without naming the leader: $(cat "$TMP/rebuild.log")"
+    [ ! -s "$TMP/rebuild.out" ] || fail "a refused rebuild printed a result"
+    assert_eq "$(inc_dump "$1")" "$before" "incidents after a refused rebuild"
+    echo "ok: rebuild refused while a collector leads: $(cat "$TMP/rebuild.log")"
 }
 
 # run_scenario SCN: the whole check for one scenario.
@@ -385,6 +417,7 @@ run_restart() {
     feed "$scn" --base "$BASE" --from 3.0
     wait_closed "$db" 1 "restart"
     api_check "$scn" "$BASE"
+    rebuild_refused "$db"
     stop_collector
     assert_incidents "$scn" "$db" "$BASE"
     rebuild_check "$scn" "$db"

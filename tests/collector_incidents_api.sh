@@ -223,30 +223,36 @@ grep -q '^sextant_collector_region_serving{service="checkout",region="us-east-1"
 awk '/^sextant_collector_webhook_delivered_total / { exit !($2 >= 1) }' \
     "$TMP/metrics" || fail "webhook deliveries not counted"
 
-# --- the read-only command, the collector still running (a command on
-# a SQLite file: not on PostgreSQL) ---
-if ! on_pg; then
-    "$COLLECTOR" incidents --db "$TMP/c.db" --service checkout --open \
-        --format csv > "$TMP/list.csv" 2> "$TMP/list.err" ||
-        fail "incidents command: $(cat "$TMP/list.err")"
-    python3 - "$TMP/list.csv" "$ID" <<'PY' ||
-        fail "list csv: $(cat "$TMP/list.csv")"
+# --- the read-only command, the collector still running (on the file,
+# or on PostgreSQL the database through --config) ---
+store_args "$TMP/c.db"
+"$COLLECTOR" incidents "${STORE_ARGS[@]}" --service checkout --open \
+    --format csv > "$TMP/list.csv" 2> "$TMP/list.err" ||
+    fail "incidents command: $(cat "$TMP/list.err")"
+python3 - "$TMP/list.csv" "$ID" <<'PY' ||
+    fail "list csv: $(cat "$TMP/list.csv")"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1], newline='', encoding='utf-8')))
 assert len(rows) == 1 and rows[0]['id'] == sys.argv[2], rows
 assert rows[0]['service'] == 'checkout' and rows[0]['open'] == 'yes', rows
 PY
-    "$COLLECTOR" incidents --db "$TMP/c.db" --format json |
-        jq -e '.count == 1' > /dev/null || fail "incidents --format json"
-    "$COLLECTOR" incidents --db "$TMP/c.db" --format md |
-        grep -q "^| $ID | checkout | eu-west-1 |" ||
-        fail "incidents --format md"
-    set +e
-    "$COLLECTOR" incidents --db "$TMP/c.db" --format xml > /dev/null 2>&1
-    rc=$?
-    set -e
-    assert_eq "$rc" 2 "incidents --format xml"
-fi
+"$COLLECTOR" incidents "${STORE_ARGS[@]}" --format json |
+    jq -e '.count == 1' > /dev/null || fail "incidents --format json"
+"$COLLECTOR" incidents "${STORE_ARGS[@]}" --format md |
+    grep -q "^| $ID | checkout | eu-west-1 |" ||
+    fail "incidents --format md"
+set +e
+"$COLLECTOR" incidents "${STORE_ARGS[@]}" --format xml > /dev/null 2>&1
+rc=$?
+set -e
+assert_eq "$rc" 2 "incidents --format xml"
+# One of --db and --config, not both nor none.
+set +e
+"$COLLECTOR" incidents --format json > /dev/null 2> "$TMP/list.err"
+rc=$?
+set -e
+assert_eq "$rc" 2 "incidents without --db or --config"
+assert_eq "$(wc -l < "$TMP/list.err")" 1 "one line without --db or --config"
 stop_collector
 
 # --- no api_tokens: reads open, annotations refused ---

@@ -178,18 +178,13 @@ assert_eq "$code" 200 "md status"
 assert_eq "$(grep -c '|  |  |  | annotation |  | ' "$md")" 2 "md: two note rows"
 grep -q 'text=svc service=checkout' "$md" || fail "md summary: $(cat "$md")"
 
-# ---- sextant-collector timeline ----
-# A command on a SQLite file: PostgreSQL has none to read.
-if on_pg; then
-    stop_collector
-    echo "collector_timeline_annotations: all passed (PostgreSQL: no file" \
-         "for the timeline command)"
-    exit 0
-fi
-"$COLLECTOR" timeline --db "$DB" --from $T0 --to $((T0 + 1000000)) \
+# ---- sextant-collector timeline (the file, or the PostgreSQL database
+# through --config) ----
+store_args "$DB"
+"$COLLECTOR" timeline "${STORE_ARGS[@]}" --from $T0 --to $((T0 + 1000000)) \
     --kind annotation > "$TMP/cli.json" || fail "timeline command"
 assert_eq "$(jq '.events | length' "$TMP/cli.json")" "$notes" "cli: every note"
-"$COLLECTOR" timeline --db "$DB" --from $T0 --to $((T0 + 30)) \
+"$COLLECTOR" timeline "${STORE_ARGS[@]}" --from $T0 --to $((T0 + 30)) \
     --format csv > "$csv" || fail "cli csv"
 grep -q ',annotation,.*text=after' "$csv" || fail "cli csv: $(cat "$csv")"
 

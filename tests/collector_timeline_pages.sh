@@ -1,6 +1,7 @@
 # collector_timeline_pages.sh -- GET /api/v1/timeline's cursor, formats
-# and region filter, and sextant-collector timeline on the file a running
-# collector writes: paging through a window gives each event stored
+# and region filter, and sextant-collector timeline on the store a running
+# collector writes (its file, or its PostgreSQL database by --config):
+# paging through a window gives each event stored
 # before the first page exactly once, in both orders, while a second
 # client keeps storing events inside the window; a bad cursor is a 400;
 # format=csv parses (python3 csv) and format=md is a table; RFC 3339
@@ -153,15 +154,10 @@ assert_eq "$(sed -n 3p "$md" | cut -d'|' -f2,4,5,6,7,8)" \
 assert_eq "$(wc -l < "$md")" 4 "md: header, separator, two rows"
 assert_eq "$(api_code "api/v1/timeline?$W&format=xml")" 400 "format=xml"
 
-# ---- sextant-collector timeline on the live collector's file ----
-# A command on a SQLite file: PostgreSQL has none to read.
-if on_pg; then
-    stop_collector
-    echo "collector_timeline_pages: all passed (PostgreSQL: no file for" \
-         "the timeline command)"
-    exit 0
-fi
-TL() { "$COLLECTOR" timeline --db "$DB" "$@"; }
+# ---- sextant-collector timeline on the live collector's store ----
+# (the file, or in PostgreSQL mode the database through --config)
+store_args "$DB"
+TL() { "$COLLECTOR" timeline "${STORE_ARGS[@]}" "$@"; }
 # More than one page (10000 events each): every event of the window.
 TL --from $T0 --to $((T0 + 1000000)) --cluster test > "$TMP/cli.json" \
     2> "$TMP/cli.log" || fail "timeline command: $(cat "$TMP/cli.log")"
@@ -192,18 +188,34 @@ usage_err --from $T0 --to $T0
 usage_err --from $T0 --to $((T0 + 1)) --format xml
 usage_err --from $T0 --to $((T0 + 1)) --service shop
 usage_err --from $T0 --to $((T0 + 1)) --bogus
-rc=0
-"$COLLECTOR" timeline --db "$TMP/missing.db" --from $T0 --to $((T0 + 1)) \
-    > /dev/null 2> "$TMP/err.txt" || rc=$?
-assert_eq "$rc" 1 "exit for a missing file"
-assert_eq "$(wc -l < "$TMP/err.txt")" 1 "one line for a missing file"
-sqlite3 "$TMP/other.db" "CREATE TABLE t (x); PRAGMA user_version = 99;"
-rc=0
-"$COLLECTOR" timeline --db "$TMP/other.db" --from $T0 --to $((T0 + 1)) \
-    > /dev/null 2> "$TMP/err.txt" || rc=$?
-assert_eq "$rc" 1 "exit for another schema"
-grep -q 'schema 99' "$TMP/err.txt" || fail "schema not named: $(cat "$TMP/err.txt")"
-[ ! -e "$TMP/missing.db" ] || fail "a read-only command created a file"
+if on_pg; then
+    # A database no collector has made its schema in: exit 1, one line,
+    # and the command made none.
+    store_args "$TMP/empty.db"
+    rc=0
+    "$COLLECTOR" timeline "${STORE_ARGS[@]}" --from $T0 --to $((T0 + 1)) \
+        > /dev/null 2> "$TMP/err.txt" || rc=$?
+    assert_eq "$rc" 1 "exit for a database without the schema"
+    assert_eq "$(wc -l < "$TMP/err.txt")" 1 "one line for no schema"
+    grep -q 'no Sextant schema' "$TMP/err.txt" ||
+        fail "no schema not said: $(cat "$TMP/err.txt")"
+    assert_eq "$(db_sql "$TMP/empty.db" "SELECT count(*) FROM pg_tables
+        WHERE schemaname = 'public'")" 0 "tables made by a read-only command"
+else
+    rc=0
+    "$COLLECTOR" timeline --db "$TMP/missing.db" --from $T0 \
+        --to $((T0 + 1)) > /dev/null 2> "$TMP/err.txt" || rc=$?
+    assert_eq "$rc" 1 "exit for a missing file"
+    assert_eq "$(wc -l < "$TMP/err.txt")" 1 "one line for a missing file"
+    sqlite3 "$TMP/other.db" "CREATE TABLE t (x); PRAGMA user_version = 99;"
+    rc=0
+    "$COLLECTOR" timeline --db "$TMP/other.db" --from $T0 --to $((T0 + 1)) \
+        > /dev/null 2> "$TMP/err.txt" || rc=$?
+    assert_eq "$rc" 1 "exit for another schema"
+    grep -q 'schema 99' "$TMP/err.txt" ||
+        fail "schema not named: $(cat "$TMP/err.txt")"
+    [ ! -e "$TMP/missing.db" ] || fail "a read-only command created a file"
+fi
 
 stop_collector
 echo "collector_timeline_pages: all passed"

@@ -174,6 +174,21 @@ store:
 YAML
 }
 
+# store_args DB: sets STORE_ARGS to what points a command (timeline,
+# incidents) at DB's store: --db DB, or in PostgreSQL mode --config of a
+# config whose store: is DB's database (made on first use).
+store_args() {
+    if on_pg; then
+        local cfg
+        cfg=$TMP/store.$(printf '%s' "$1" | sha256sum | cut -c1-12).yaml
+        write_collector_config "$cfg"
+        pg_store_config "$cfg" "$1"
+        STORE_ARGS=(--config "$cfg")
+    else
+        STORE_ARGS=(--db "$1")
+    fi
+}
+
 # db_sql DB SQL [PG_SQL]: runs SQL on DB's rows (the SQLite file), or in
 # PostgreSQL mode PG_SQL (default: SQL, when it means the same in both
 # dialects) on DB's database; one row a line, columns split by '|', NULL

@@ -10,6 +10,7 @@
 # collector fed the same scenario gives (ids and receive times aside).
 # Runs on the ctest run's PostgreSQL (tests/pg.cmake's fixture "pg").
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/pg_lib.sh"     # incidents, closed, snapshot
 : "${SCENARIO_FEED:?run through ctest}"
 on_pg || fail "SEXTANT_TEST_PG_DIR is not set: run through ctest"
 
@@ -42,20 +43,6 @@ feed() {
     BASE=$(sed -n 's/^base //p' "$out")
 }
 
-# incidents URL: the list, as GET /api/v1/incidents answers it.
-incidents() {
-    URL=$1 api_get "api/v1/incidents?limit=100"
-}
-# closed URL: the scenario's incidents are all in and closed (polled
-# with plain curl: a 503 while the store starts is no failure yet).
-closed() {
-    curl -sf "$1/api/v1/incidents?limit=100" > "$TMP/closed.json" ||
-        return 1
-    [ "$(jq '[.incidents[] | select(.open | not)] | length' \
-         "$TMP/closed.json")" = "$N" ] &&
-    [ "$(jq '[.incidents[] | select(.open)] | length' \
-         "$TMP/closed.json")" = 0 ]
-}
 detected() {
     curl -sf "$1/api/v1/incidents?limit=100" > "$TMP/detected.json" ||
         return 1
@@ -67,19 +54,6 @@ leads() {
     curl -s "$1/metrics" |
         grep -qx 'sextant_collector_store_leader 1'
 }
-# snapshot URL FILE: the list and every incident in it, ids taken out
-# (and each event's receive time, which differs between the runs).
-snapshot() {
-    local id
-    incidents "$1" > "$TMP/snap.list"
-    jq -S 'del(.incidents[].id)' "$TMP/snap.list" > "$2"
-    for id in $(jq '.incidents[].id' "$TMP/snap.list"); do
-        URL=$1 api_get "api/v1/incidents/$id" |
-            jq -S 'del(.id, .timeline[].received_ms,
-                       .annotations[].id, .annotations[].incident)' >> "$2"
-    done
-}
-
 # Two collectors on one database; the agents split between them.
 start_one a "$TMP/shared.db"
 start_one b "$TMP/shared.db"
@@ -103,7 +77,7 @@ kill -9 "${!lpid}"
 wait "${!lpid}" 2>/dev/null || true
 feed "${!surl}" --base "$BASE" --from 3.0
 wait_until 60 "the survivor takes the lead" leads "${!surl}"
-wait_until 90 "the incident closed on the survivor" closed "${!surl}"
+wait_until 90 "the incident closed on the survivor" closed "${!surl}" "$N"
 grep -q 'leading: engine rebuilt' "$TMP/$SURVIVOR.log" ||
     fail "the survivor did not rebuild the engine as leader"
 
@@ -119,7 +93,8 @@ cmp -s "$TMP/survivor.json" "$TMP/restarted.json" ||
 # One SQLite collector, the same scenario at the same base.
 SQLITE=1 start_one s "$TMP/single.db"
 feed "$URL_s" --base "$BASE"
-wait_until 90 "the incident closed on the SQLite collector" closed "$URL_s"
+wait_until 90 "the incident closed on the SQLite collector" \
+    closed "$URL_s" "$N"
 snapshot "$URL_s" "$TMP/sqlite.json"
 cmp -s "$TMP/survivor.json" "$TMP/sqlite.json" ||
     fail "incidents on PostgreSQL differ from SQLite's: $(diff \

@@ -3,8 +3,11 @@
 # delivery_lib.sh: a PostgreSQL server of the test's own (these tests
 # crash and stop it, so never the shared one of the ctest fixture:
 # tests/pg_private.sh), collectors configured for it, the agents, and the
-# exact check of an agent's seqs in the shared database. Not a test
-# itself (tests/pg_e2e.cmake registers the scripts).
+# exact check of an agent's seqs in the shared database; and the
+# incidents a collector serves, as the tests that compare them with one
+# SQLite collector's read them (also tests/pg_incidents.sh, which needs
+# only lib.sh for those). Not a test itself (tests/pg_e2e.cmake registers
+# the scripts).
 . "$(dirname "${BASH_SOURCE[0]}")/pg_private.sh"
 
 # pg_setup: a fresh server and a database "sextant" on it (PGDIR, its
@@ -159,5 +162,37 @@ stop_check_agents() {
         pg_check_node "$n" "$last" "$1"
         assert_eq "$(spool_count "$n")" 0 "node $n: events left in its spool"
         echo "node $n: seqs 1..$last stored once each"
+    done
+}
+
+# --- incidents (pg_collectors.sh, pg_incidents.sh) -------------------------
+
+# incidents URL: the list, as GET /api/v1/incidents answers it.
+incidents() {
+    URL=$1 api_get "api/v1/incidents?limit=100"
+}
+
+# closed URL N: the collector at URL lists N incidents, all closed (polled
+# with plain curl: a 503 while the store starts is no failure yet).
+closed() {
+    curl -sf "$1/api/v1/incidents?limit=100" > "$TMP/closed.json" ||
+        return 1
+    [ "$(jq '[.incidents[] | select(.open | not)] | length' \
+         "$TMP/closed.json")" = "$2" ] &&
+    [ "$(jq '[.incidents[] | select(.open)] | length' \
+         "$TMP/closed.json")" = 0 ]
+}
+
+# snapshot URL FILE: the list and every incident in it, ids taken out
+# (each store numbers its own), and each event's receive time (it differs
+# between runs and collectors).
+snapshot() {
+    local id
+    incidents "$1" > "$TMP/snap.list"
+    jq -S 'del(.incidents[].id)' "$TMP/snap.list" > "$2"
+    for id in $(jq '.incidents[].id' "$TMP/snap.list"); do
+        URL=$1 api_get "api/v1/incidents/$id" |
+            jq -S 'del(.id, .timeline[].received_ms,
+                       .annotations[].id, .annotations[].incident)' >> "$2"
     done
 }

@@ -9,9 +9,17 @@
  *
  * usage: scenario_feed --url URL --scn FILE [--base MS] [--margin S]
  *                      [--before S | --from S] [--span S] [--url2 URL]
+ *                      [--fresh] [--pause S]... [--no-sync]
  * Prints "base MS" first (the unix ms scenario time 0 stands for), then
- * "delivered N events in M batches". Exit 0, 1 on a failed delivery, 2
+ * "delivered N events in M batches" (and on stderr "clock synced S
+ * times in P empty batches"). Exit 0, 1 on a failed delivery, 2
  * on bad usage or a bad scenario (one line "FILE:LINE: message").
+ * A POST that gets no reply, or 502, 503 or 504 (a collector or its
+ * database down), is sent again every 50 ms, as an agent's spool would
+ * send it, until FEED_RETRY_MS (2 minutes) of failures in a row; stderr
+ * says "NAME: POST failed (WHY); retrying" when such a run starts and
+ * "NAME: delivered again after MS ms" when it ends. The collector stores
+ * each seq once, so a repeat of a batch it had stored changes nothing.
  *
  * Scenario file: one statement a line; '#' starts a comment line; lines
  * starting with "expect" are the test's (ignored here). Times are
@@ -47,19 +55,45 @@
  * Clock: the collector's offset sample for a batch is its receive time
  * minus the batch's send time minus half the previous round trip, and of
  * its recent samples it keeps the one with the smallest round trip (see
- * collector/store_priv.h). Both ends share this machine's clock, so the
- * true offset is exactly -skew; to make the collector's estimate exactly
- * that, not a millisecond off because a POST crossed a millisecond
- * boundary, before an agent's event batches it posts an empty "sync"
- * batch claiming a 2 ms round trip and a send time 1 ms early (its sample
- * is then receive - real send - skew, an integer), until the Ack shows it
- * landed in the millisecond it was sent; event batches claim 4 ms (and a
- * send time 2 ms early), so they never win over it. It syncs again before
- * the sample leaves the collector's window of 8.
+ * collector/store_priv.h); a batch claiming a round trip over its cap
+ * (10 s, as an agent whose last POST took that long) gives no sample.
+ * Both ends share this machine's clock, so the true offset is exactly
+ * -skew; to make the collector's estimate exactly that, not a
+ * millisecond off because a POST crossed a millisecond boundary, before
+ * an agent's first event batch it posts an empty "sync" batch claiming a
+ * 2 ms round trip and a send time K - 1 ms late (its sample is then
+ * receive - real send - K - skew, an integer), until the Ack shows it
+ * landed K ms after the millisecond it was sent in. K is the lateness
+ * most common among the last 32 syncs (0 at first): on an idle machine a
+ * POST lands in the millisecond it was sent in, but through a proxy, to
+ * a loaded collector (the ASan build, a busy machine), seldom, while it
+ * lands at some few milliseconds' lateness more often. Event batches
+ * claim a round trip over the cap, so they leave the collector's window
+ * alone and the exact sample stays its newest best one: one sync per
+ * agent and run, also when a batch is sent again. The window is kept
+ * with the agent's row in the database, so with several collectors on
+ * one database a sync through one of them holds for batches any of them
+ * takes.
  *
  * --url2 URL: every second agent (the 2nd, 4th, ... declared) posts to
  * URL instead: two collectors sharing one database, each taking half of
- * the agents (tests/pg_incidents.sh). */
+ * the agents (tests/pg_incidents.sh).
+ *
+ * --fresh: a new connection for every POST, so that behind a round-robin
+ * load balancer the collectors take the POSTs in turn
+ * (tests/pg_collectors.sh).
+ *
+ * --pause S (up to 8, ascending): before the first event at or after S
+ * goes out (in turn: held events go at the end), print "paused before S"
+ * (S with 3 decimals) and wait for a line on stdin, or its end: a test
+ * feeds the scenario in parts around what it does meanwhile, in one run
+ * (one clock sync per agent: see "Clock" above).
+ *
+ * --no-sync: agents without a skew are not synced, and as no batch of
+ * theirs gives a clock sample, the collector learns no offset for them
+ * and corrects nothing, which for them is exact: no empty batch at all
+ * for a scenario without skew. (Syncs take many POSTs on a loaded
+ * machine, a transaction each: tests/pg_collectors.sh.) */
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
@@ -79,9 +113,14 @@
 #define FEED_MAX_LINE     1024
 #define FEED_MAX_BATCH    500         /* events per batch */
 #define FEED_SYNC_TRIES   500         /* empty batches to get one exact */
-#define FEED_SYNC_EVERY   5           /* event batches between syncs */
-#define FEED_BUSY_TRIES   600         /* 503 answers to one batch */
-#define FEED_BUSY_US      50000
+#define FEED_RETRY_MS     120000      /* failed POSTs in a row: give up */
+#define FEED_BUSY_US      50000       /* between failed POSTs */
+#define FEED_LATE_RING    32          /* syncs' latenesses kept */
+#define FEED_LATE_MAX     64          /* ms: later ones are not kept */
+/* Over the collector's STORE_RTT_MAX_US (collector/store_priv.h): no
+ * clock sample. */
+#define FEED_NO_SAMPLE_RTT_US 10000001u
+#define FEED_MAX_PAUSES   8
 
 struct feed_agent {
     char *name, *cluster, *node, *region, *token;
@@ -89,7 +128,6 @@ struct feed_agent {
     uint64_t epoch;
     int64_t hold_from;              /* INT64_MAX: never partitioned */
     uint64_t seqs;                  /* events it has (seqs 1..seqs) */
-    int since_sync;                 /* event batches since an exact sync */
     int synced;
 };
 
@@ -133,6 +171,13 @@ struct feed {
     char ingest[2][512];            /* their /v1/ingest */
     int64_t base_ms;
     size_t sent_events, sent_batches;
+    int64_t failing_since;          /* the first failed POST's ms; 0: ok */
+    int no_sync;                    /* --no-sync */
+    int64_t pauses[FEED_MAX_PAUSES];  /* --pause times, ascending */
+    size_t n_pauses;
+    uint8_t late[FEED_LATE_RING];   /* recent syncs: receive - send ms */
+    size_t n_late;                  /* syncs that came back, ever */
+    size_t syncs, sync_posts;       /* exact samples; empty batches sent */
 };
 
 static const char *feed_kv(const struct feed_line *l, const char *key)
@@ -644,9 +689,13 @@ static void feed_msg_free(struct feed_msg *m)
 }
 
 /* Posts one batch of @a (a header and packed events) with a send time
- * of @rel_ms plus the agent's clock at sending; retries a 503. 0 with
- * the real send time (this machine's ms) in *sent_ms and the collector's
- * receive time in *recv_ms, -1 on any other reply (printed). */
+ * of @rel_ms plus the agent's clock at sending. 0 with the real send time
+ * (this machine's ms) in *sent_ms and the collector's receive time in
+ * *recv_ms; -EAGAIN when no reply came or it was 502, 503 or 504 (a
+ * collector or its database down: the batch may or may not be stored,
+ * and is to be sent again, as an agent's spool would); -EPROTO on any
+ * other reply (printed). A first failure after a success is printed
+ * ("retrying"), and so is the success that ends such a run. */
 static int feed_post(struct feed *f, const struct feed_agent *a,
                      Sextant__V1__Batch *hdr, int64_t rel_ms,
                      const struct wire_buf *evs, size_t n, int64_t *sent_ms,
@@ -659,55 +708,76 @@ static int feed_post(struct feed *f, const struct feed_agent *a,
     long status = 0;
     Sextant__V1__Ack ack;
     FILE *out = NULL;
-    int64_t t0 = 0;
+    CURLcode cc = CURLE_FAILED_INIT;
+    int64_t t0;
+    int rc = -EPROTO;
 
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", a->token);
     hl = curl_slist_append(hl, auth);
     hl = curl_slist_append(hl, "Content-Type: application/x-protobuf");
     hl = curl_slist_append(hl, "Content-Encoding: deflate");
+    /* curl's own write function appends the reply to this stream. */
+    out = open_memstream(&reply, &reply_len);
+    /* Sent at the start of a millisecond: the collector's receive time
+     * falls as few milliseconds later as the POST takes. */
+    for (t0 = util_now_ms(); util_now_ms() == t0;)
+        ;
+    t0 = util_now_ms();
+    hdr->sent_unix_ms = t0 + a->skew_ms + rel_ms;
+    if (!hl || !out || wire_batch_encode_packed(hdr, evs, n, &body, &len) < 0)
+        goto out;
     curl_easy_setopt(f->h, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(f->h, CURLOPT_URL,
                      f->ingest[f->url2 && (a - f->agents) % 2 == 1]);
-    for (int tries = 0; hl && tries < FEED_BUSY_TRIES; tries++) {
-        if (out)
-            fclose(out);
-        free(reply);
-        free(body);
-        body = NULL;
-        /* curl's own write function appends the reply to this stream. */
-        out = open_memstream(&reply, &reply_len);
-        /* Sent at the start of a millisecond: the collector's receive
-         * time falls in the same one unless the POST is slow. */
-        for (t0 = util_now_ms(); util_now_ms() == t0;)
-            ;
-        t0 = util_now_ms();
-        hdr->sent_unix_ms = t0 + a->skew_ms + rel_ms;
-        if (!out || wire_batch_encode_packed(hdr, evs, n, &body, &len) < 0)
-            break;
-        curl_easy_setopt(f->h, CURLOPT_WRITEDATA, out);
-        curl_easy_setopt(f->h, CURLOPT_POSTFIELDS, (const char *)body);
-        curl_easy_setopt(f->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-        if (curl_easy_perform(f->h) != CURLE_OK ||
-            curl_easy_getinfo(f->h, CURLINFO_RESPONSE_CODE, &status) !=
-                CURLE_OK || status != 503)
-            break;
-        usleep(FEED_BUSY_US);
-    }
+    curl_easy_setopt(f->h, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(f->h, CURLOPT_POSTFIELDS, (const char *)body);
+    curl_easy_setopt(f->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    cc = curl_easy_perform(f->h);
+    if (cc == CURLE_OK)
+        curl_easy_getinfo(f->h, CURLINFO_RESPONSE_CODE, &status);
+out:
     curl_slist_free_all(hl);
     free(body);
     if (out)
         fclose(out);            /* sets reply and reply_len */
     if (status == 200 && reply &&
         wire_ack_decode((uint8_t *)reply, reply_len, &ack) == 0) {
-        free(reply);
         *sent_ms = t0;
         *recv_ms = ack.received_unix_ms;
-        return 0;
+        rc = 0;
+    } else if (cc != CURLE_OK && cc != CURLE_FAILED_INIT) {
+        rc = -EAGAIN;
+    } else if (status == 502 || status == 503 || status == 504) {
+        rc = -EAGAIN;
     }
-    fprintf(stderr, "%s: POST answered %ld: %.*s\n", a->name, status,
-            (int)(reply_len > 300 ? 300 : reply_len), reply ? reply : "");
+    if (rc == -EAGAIN && f->failing_since == 0) {
+        f->failing_since = util_now_ms();
+        fprintf(stderr, "%s: POST failed (%s); retrying\n", a->name,
+                cc != CURLE_OK ? curl_easy_strerror(cc) : "busy");
+    } else if (rc == 0 && f->failing_since != 0) {
+        fprintf(stderr, "%s: delivered again after %" PRId64 " ms\n",
+                a->name, util_now_ms() - f->failing_since);
+        f->failing_since = 0;
+    } else if (rc == -EPROTO) {
+        fprintf(stderr, "%s: POST answered %ld: %.*s\n", a->name, status,
+                (int)(reply_len > 300 ? 300 : reply_len),
+                reply ? reply : "");
+    }
     free(reply);
-    return -1;
+    return rc;
+}
+
+/* After a POST failed with -EAGAIN: waits a little before the next one,
+ * or gives up (-1, printed) once POSTs have failed for FEED_RETRY_MS. */
+static int feed_backoff(const struct feed *f, const struct feed_agent *a)
+{
+    if (util_now_ms() - f->failing_since > FEED_RETRY_MS) {
+        fprintf(stderr, "%s: no delivery for %d s; giving up\n", a->name,
+                FEED_RETRY_MS / 1000);
+        return -1;
+    }
+    usleep(FEED_BUSY_US);
+    return 0;
 }
 
 static void feed_hdr(const struct feed_agent *a, Sextant__V1__Batch *b)
@@ -720,29 +790,85 @@ static void feed_hdr(const struct feed_agent *a, Sextant__V1__Batch *b)
     b->epoch = a->epoch;
 }
 
-/* Empty batches until one's offset sample is exactly -skew: sent 1 ms
- * early with a claimed 2 ms round trip, the sample is receive - real send
- * - skew, exact when the collector received it in the millisecond it
- * was sent in (see the top of the file). */
+/* The lateness (receive ms - send ms) to aim a sync at: the most common
+ * of the last FEED_LATE_RING syncs' (the smallest on a tie; 0 before any
+ * came back). */
+static int64_t feed_late_mode(const struct feed *f)
+{
+    unsigned count[FEED_LATE_MAX] = { 0 }, best = 0;
+    int64_t mode = 0;
+
+    for (size_t i = 0; i < f->n_late && i < FEED_LATE_RING; i++)
+        count[f->late[i]]++;
+    for (int64_t d = 0; d < FEED_LATE_MAX; d++)
+        if (count[d] > best) {
+            best = count[d];
+            mode = d;
+        }
+    return mode;
+}
+
+/* Empty batches until one's offset sample is exactly -skew (see the top
+ * of the file): aimed at a lateness K (the most common lately), sent
+ * K - 1 ms late by the agent's clock with a claimed 2 ms round trip, its
+ * sample is receive - real send - K - skew, exact when the collector
+ * received it K ms after the millisecond it was sent in. */
 static int feed_sync(struct feed *f, struct feed_agent *a)
 {
     Sextant__V1__Batch b;
-    int64_t recv_ms, sent_ms;
+    int64_t recv_ms, sent_ms, k, late;
+    int rc;
 
-    for (int i = 0; i < FEED_SYNC_TRIES; i++) {
+    for (int i = 0; i < FEED_SYNC_TRIES;) {
+        k = feed_late_mode(f);
         feed_hdr(a, &b);
         b.prev_rtt_us = 2000;
-        if (feed_post(f, a, &b, -1, NULL, 0, &sent_ms, &recv_ms) < 0)
+        rc = feed_post(f, a, &b, k - 1, NULL, 0, &sent_ms, &recv_ms);
+        if (rc == -EAGAIN) {
+            if (feed_backoff(f, a) < 0)
+                return -1;
+            continue;
+        }
+        if (rc < 0)
             return -1;
-        if (recv_ms == sent_ms) {
+        i++;
+        f->sync_posts++;
+        late = recv_ms - sent_ms;
+        if (late >= 0 && late < FEED_LATE_MAX)
+            f->late[f->n_late++ % FEED_LATE_RING] = (uint8_t)late;
+        if (late == k) {
+            f->syncs++;
             a->synced = 1;
-            a->since_sync = 0;
             return 0;
         }
     }
     fprintf(stderr, "%s: no exact clock sample in %d tries\n", a->name,
             FEED_SYNC_TRIES);
     return -1;
+}
+
+/* Posts event batch @b of @a (its @n packed events @bufs), synced
+ * first if it is not yet, until it is stored: a failed POST may have
+ * been stored or not, and is sent again (the collector stores each seq
+ * once). */
+static int feed_post_events(struct feed *f, struct feed_agent *a,
+                            Sextant__V1__Batch *b,
+                            const struct wire_buf *bufs, size_t n)
+{
+    int64_t recv_ms, sent_ms;
+    int rc;
+
+    if (!a->synced && (a->skew_ms != 0 || !f->no_sync) &&
+        feed_sync(f, a) < 0)
+        return -1;
+    b->prev_rtt_us = FEED_NO_SAMPLE_RTT_US;
+    for (;;) {
+        rc = feed_post(f, a, b, 0, bufs, n, &sent_ms, &recv_ms);
+        if (rc != -EAGAIN)
+            return rc < 0 ? -1 : 0;
+        if (feed_backoff(f, a) < 0)
+            return -1;
+    }
 }
 
 /* Posts the @n events f->evs[idx[..]] of agent @ai, in seq order, in
@@ -753,16 +879,12 @@ static int feed_send(struct feed *f, size_t ai, const size_t *idx, size_t n)
     struct wire_buf bufs[FEED_MAX_BATCH];
     uint8_t *packed[FEED_MAX_BATCH];
     Sextant__V1__Batch b;
-    int64_t recv_ms, sent_ms;
     int rc = 0;
 
     for (size_t done = 0; done < n && rc == 0;) {
         size_t k = n - done > FEED_MAX_BATCH ? FEED_MAX_BATCH : n - done;
         size_t packed_n = 0;
 
-        if ((!a->synced || a->since_sync >= FEED_SYNC_EVERY) &&
-            feed_sync(f, a) < 0)
-            return -1;
         for (size_t i = 0; i < k && rc == 0; i++, packed_n++) {
             struct feed_msg m;
 
@@ -776,12 +898,10 @@ static int feed_send(struct feed *f, size_t ai, const size_t *idx, size_t n)
         if (rc == 0) {
             feed_hdr(a, &b);
             b.first_seq = f->evs[idx[done]].seq;
-            b.prev_rtt_us = 4000;      /* never the best sample */
-            rc = feed_post(f, a, &b, -2, bufs, k, &sent_ms, &recv_ms);
+            rc = feed_post_events(f, a, &b, bufs, k);
         }
         for (size_t i = 0; i < packed_n; i++)
             free(packed[i]);
-        a->since_sync++;
         f->sent_events += k;
         f->sent_batches++;
         done += k;
@@ -816,12 +936,26 @@ static size_t feed_pick(const struct feed *f, size_t a, size_t lo,
     return n;
 }
 
-/* Windows of @span_ms, one batch per agent each; then the held events.
+/* Says "paused before S" on stdout and waits for a line on stdin (or its
+ * end, after which no pause waits). */
+static void feed_pause(int64_t t_ms)
+{
+    static int eof;
+    char line[64];
+
+    printf("paused before %.3f\n", (double)t_ms / 1000.0);
+    fflush(stdout);
+    if (!eof && !fgets(line, sizeof(line), stdin))
+        eof = 1;
+}
+
+/* Windows of @span_ms, one batch per agent each (a --pause time ends one
+ * too, and is waited at); then the held events.
  * @run: [from, before) of scenario time. */
 static int feed_deliver(struct feed *f, int64_t span_ms, const int64_t run[2])
 {
     size_t *idx = malloc((f->n_evs ? f->n_evs : 1) * sizeof(*idx));
-    size_t lo = 0, n;
+    size_t lo = 0, n, next = 0;
     int rc = -1;
 
     if (!idx)
@@ -830,6 +964,11 @@ static int feed_deliver(struct feed *f, int64_t span_ms, const int64_t run[2])
         size_t hi = lo;
         int64_t end = f->evs[lo].t_ms + span_ms;
 
+        for (; next < f->n_pauses && f->pauses[next] <= f->evs[lo].t_ms;
+             next++)
+            feed_pause(f->pauses[next]);
+        if (next < f->n_pauses && f->pauses[next] < end)
+            end = f->pauses[next];      /* a window ends at a pause */
         while (hi < f->n_evs && f->evs[hi].t_ms < end)
             hi++;
         for (size_t a = 0; a < f->n_agents; a++) {
@@ -854,7 +993,8 @@ static void feed_usage(void)
 {
     fprintf(stderr,
         "usage: scenario_feed --url URL --scn FILE [--base MS] [--margin S]\n"
-        "  [--before S | --from S] [--span S] [--url2 URL]\n");
+        "  [--before S | --from S] [--span S] [--url2 URL] [--fresh]\n"
+        "  [--pause S]... [--no-sync]\n");
 }
 
 static void feed_free(struct feed *f)
@@ -881,13 +1021,16 @@ int main(int argc, char **argv)
         { "from", required_argument, NULL, 'F' },
         { "span", required_argument, NULL, 'S' },
         { "url2", required_argument, NULL, 'U' },
+        { "fresh", no_argument, NULL, 'f' },
+        { "no-sync", no_argument, NULL, 'n' },
+        { "pause", required_argument, NULL, 'p' },
         { NULL, 0, NULL, 0 },
     };
     struct feed f = { 0 };
     int64_t margin = 10000, run[2] = { INT64_MIN, INT64_MAX };
     int64_t span = 1000, base = 0;
     uint64_t *seqs;
-    int opt, rc = 2, bad = 0;
+    int opt, rc = 2, bad = 0, fresh = 0;
 
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
@@ -899,6 +1042,15 @@ int main(int argc, char **argv)
         case 'F': bad |= feed_secs(optarg, &run[0]); break;
         case 'S': bad |= feed_secs(optarg, &span); break;
         case 'U': f.url2 = optarg; break;
+        case 'f': fresh = 1; break;
+        case 'n': f.no_sync = 1; break;
+        case 'p':
+            bad |= f.n_pauses >= FEED_MAX_PAUSES ||
+                   feed_secs(optarg, &f.pauses[f.n_pauses]) < 0 ||
+                   (f.n_pauses > 0 &&
+                    f.pauses[f.n_pauses] <= f.pauses[f.n_pauses - 1]);
+            f.n_pauses += f.n_pauses < FEED_MAX_PAUSES;
+            break;
         default: bad = 1;
         }
     }
@@ -934,9 +1086,13 @@ int main(int argc, char **argv)
              f.url2 ? f.url2 : f.url);
     curl_easy_setopt(f.h, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(f.h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(f.h, CURLOPT_FORBID_REUSE, fresh ? 1L : 0L);
     if (feed_deliver(&f, span, run) == 0) {
         printf("delivered %zu events in %zu batches\n", f.sent_events,
                f.sent_batches);
+        /* The log's: how hard exact clock samples came. */
+        fprintf(stderr, "clock synced %zu times in %zu empty batches\n",
+                f.syncs, f.sync_posts);
         rc = 0;
     }
 out:

@@ -881,7 +881,7 @@ static void test_readme_service_examples_load(void **state)
 static void test_postgres_store_loads_without_db(void **state)
 {
     struct collector_config cfg;
-    char pw[300], yaml[800];
+    char pw[300], yaml[1600];
 
     (void)state;
     snprintf(pw, sizeof(pw), "%s/pw", cfg_dir);
@@ -897,6 +897,15 @@ static void test_postgres_store_loads_without_db(void **state)
                         "dbname=sextant sslmode=verify-full");
     assert_string_equal(cfg.pg_password_file, pw);
     assert_null(cfg.db_path);               /* unused on PostgreSQL */
+    collector_config_free(&cfg);
+    /* TLS files that can be read (their contents are libpq's to judge
+     * when it connects). */
+    snprintf(yaml, sizeof(yaml),
+             "listen: 127.0.0.1:1\nstore:\n  backend: postgres\n"
+             "  postgres:\n    conninfo: host=db sslmode=verify-ca "
+             "sslrootcert=%s sslcert=%s sslkey=%s\n" OK_CLUSTERS, pw, pw,
+             pw);
+    load_ok(yaml, &cfg);
     collector_config_free(&cfg);
     /* A URI is a connection string too; db may stay (unused). */
     load_ok("listen: 127.0.0.1:1\ndb: x.db\nstore:\n"
@@ -944,6 +953,32 @@ static void test_bad_store_backend_is_an_error(void **state)
                  OK_CLUSTERS,
                  "5: store.postgres.conninfo: not a libpq connection "
                  "string: invalid connection option \"colour\"");
+    /* What libpq checks only when it connects: an sslmode it does not
+     * know (also in a URI), a TLS file that is not there. */
+    expect_error("listen: 127.0.0.1:1\nstore:\n  backend: postgres\n"
+                 "  postgres:\n    conninfo: host=db sslmode=bogus\n"
+                 OK_CLUSTERS,
+                 "5: store.postgres.conninfo: sslmode: expected disable, "
+                 "allow, prefer, require, verify-ca or verify-full, got "
+                 "\"bogus\"");
+    expect_error("listen: 127.0.0.1:1\nstore:\n  backend: postgres\n"
+                 "  postgres:\n    conninfo: "
+                 "postgresql://db/s?sslmode=verify_full\n" OK_CLUSTERS,
+                 "5: store.postgres.conninfo: sslmode: expected disable, "
+                 "allow, prefer, require, verify-ca or verify-full, got "
+                 "\"verify_full\"");
+    snprintf(yaml, sizeof(yaml),
+             "listen: 127.0.0.1:1\nstore:\n  backend: postgres\n"
+             "  postgres:\n    conninfo: host=db sslmode=verify-full "
+             "sslrootcert=%s/no-ca.pem\n" OK_CLUSTERS, cfg_dir);
+    {
+        char want[400];
+
+        snprintf(want, sizeof(want), "5: store.postgres.conninfo: "
+                 "sslrootcert: cannot read %s/no-ca.pem: No such file or "
+                 "directory", cfg_dir);
+        expect_error(yaml, want);
+    }
     expect_error("listen: 127.0.0.1:1\nstore:\n  backend: postgres\n"
                  "  postgres:\n    conninfo: dbname=s\n    user: x\n"
                  OK_CLUSTERS, "6: store.postgres.user: unknown key");
