@@ -80,13 +80,20 @@ static int pg_inc_fence(PGconn *c, int64_t *out)
 }
 
 /* The id the engine has fed and announced everything up to: all that
- * was read, unless events are still held or a replay is owed; then what
- * was read a hold (and a tick) ago. */
+ * was read, unless a replay is owed or events are still held. A replay
+ * owed (late events, or a broken engine whose changes were dropped) may
+ * write and announce what any event read so far implies, and it can
+ * wait STORE_INC_LATE_MAX_MS (store_incident.c), longer if it fails:
+ * the cursor stays where it was until it is done, or the next leader
+ * would rebuild those changes silently. Events held: what was read a
+ * hold (and a tick) ago, fed by now. */
 static int64_t pg_inc_done_upto(struct store_pg_inc *pi, int64_t mono)
 {
     int64_t done = pi->cursor;
 
-    if (pi->in->n_pend == 0 && !pi->in->late)
+    if (pi->in->late)
+        return done;
+    if (pi->in->n_pend == 0)
         return pi->fed;
     for (int i = 0; i < PG_INC_READS; i++)
         if (pi->reads[i].mono &&
@@ -190,21 +197,17 @@ static int pg_inc_cursor_read(PGconn *c, int64_t fence, int64_t *out)
     return rc;
 }
 
-/* The first tick as leader: the engine rebuilt from every stored event up
- * to the previous leader's cursor (those past now less the hold are
- * held), the incidents table synced to it unannounced (history, as a
- * start on SQLite); the events after it come as new ones. */
-static int pg_inc_start(struct store *st, PGconn *c)
+/* A driver for st's services reading and writing through @c, not yet
+ * installed as st->pg->inc: 0 and *@out, or -ENOMEM. */
+static int pg_inc_alloc(struct store *st, PGconn *c,
+                        struct store_pg_inc **out)
 {
     struct store_pg_inc *pi = calloc(1, sizeof(*pi));
-    int64_t upto = util_now_ms() - STORE_INC_HOLD_MS;
-    int64_t t0 = store_mono_ns();
     struct store_inc *in = NULL;
-    int rc = -ENOMEM;
+    int rc;
 
     if (!pi)
-        return rc;
-    pi->c = c;
+        return -ENOMEM;
     rc = store_inc_new(NULL, st->opt.topo, &in);
     if (rc < 0) {
         free(pi);
@@ -212,6 +215,27 @@ static int pg_inc_start(struct store *st, PGconn *c)
     }
     in->pg = pi;
     pi->in = in;
+    pi->c = c;
+    *out = pi;
+    return 0;
+}
+
+/* The first tick as leader: the engine rebuilt from every stored event up
+ * to the previous leader's cursor (those past now less the hold are
+ * held), the incidents table synced to it unannounced (history, as a
+ * start on SQLite); the events after it come as new ones. */
+static int pg_inc_start(struct store *st, PGconn *c)
+{
+    int64_t upto = util_now_ms() - STORE_INC_HOLD_MS;
+    int64_t t0 = store_mono_ns();
+    struct store_pg_inc *pi;
+    struct store_inc *in;
+    int rc;
+
+    rc = pg_inc_alloc(st, c, &pi);
+    if (rc < 0)
+        return rc;
+    in = pi->in;
     in->snap_from = upto - STORE_INC_SNAP_KEEP_MS;
     in->quiet = 1;                      /* history: nobody to tell */
     rc = pg_inc_fence(c, &pi->fence);
@@ -381,21 +405,15 @@ static int pg_inc_rebuild_run(struct store *st, PGconn *c, uint64_t *events,
                               uint64_t *incidents)
 {
     int64_t upto = util_now_ms() - STORE_INC_HOLD_MS;
-    struct store_pg_inc *pi = calloc(1, sizeof(*pi));
-    struct store_inc *in = NULL;
+    struct store_pg_inc *pi;
+    struct store_inc *in;
     PGresult *r;
     int rc;
 
-    if (!pi)
-        return -ENOMEM;
-    rc = store_inc_new(NULL, st->opt.topo, &in);
-    if (rc < 0) {
-        free(pi);
+    rc = pg_inc_alloc(st, c, &pi);
+    if (rc < 0)
         return rc;
-    }
-    in->pg = pi;
-    pi->in = in;
-    pi->c = c;
+    in = pi->in;
     st->pg->inc = pi;                   /* pg_inc_stop frees them */
     st->inc = in;
     in->snap_next = INT64_MAX;          /* no replays to come */

@@ -38,7 +38,9 @@
  * probe commit succeeds.
  *
  * Read-only (store_open_readonly, for the commands that only query a
- * file): no writer thread and no migration; the read pool only. */
+ * file; store_open_readonly_with, also a PostgreSQL store): no writer
+ * thread and no migration; the read pool only. The commands' incident
+ * rebuild (store_incidents_rebuild_with) picks its backend here too. */
 #include "store_priv.h"
 #include "store_pg.h"
 
@@ -218,23 +220,20 @@ err:
     return rc;
 }
 
-int store_open_readonly(const char *path, struct store **out)
+/* A store for the read-only commands: no writer, no migration; the
+ * schema checked (SQLite's file, or the PostgreSQL database of @opts). */
+static int store_open_query(const char *path,
+                            const struct store_options *opts,
+                            struct store **out)
 {
-    struct stat sb;
     struct store *st;
     int rc;
 
-    /* A read-only open of a missing file fails with a vaguer reason. */
-    if (stat(path, &sb) != 0) {
-        rc = -errno;
-        log_msg(LOGL_ERROR, "store", "%s: %s", path, strerror(errno));
-        return rc;
-    }
-    store_sqlite_setup();
-    st = store_new(path, NULL, &rc);
+    st = store_new(path, opts, &rc);
     if (!st)
         return rc;
-    rc = store_readonly_check(st);
+    rc = st->opt.backend == STORE_BACKEND_POSTGRES
+         ? store_pg_open_tool(st, 1) : store_readonly_check(st);
     if (rc < 0) {
         store_close(st);
         return rc;
@@ -244,26 +243,28 @@ int store_open_readonly(const char *path, struct store **out)
     return 0;
 }
 
+int store_open_readonly(const char *path, struct store **out)
+{
+    struct stat sb;
+    int rc;
+
+    /* A read-only open of a missing file fails with a vaguer reason. */
+    if (stat(path, &sb) != 0) {
+        rc = -errno;
+        log_msg(LOGL_ERROR, "store", "%s: %s", path, strerror(errno));
+        return rc;
+    }
+    store_sqlite_setup();
+    return store_open_query(path, NULL, out);
+}
+
 int store_open_readonly_with(const char *path,
                              const struct store_options *opts,
                              struct store **out)
 {
-    struct store *st;
-    int rc;
-
     if (!opts || opts->backend != STORE_BACKEND_POSTGRES)
         return store_open_readonly(path, out);
-    st = store_new(path, opts, &rc);
-    if (!st)
-        return rc;
-    rc = store_pg_open_tool(st, 1);
-    if (rc < 0) {
-        store_close(st);
-        return rc;
-    }
-    st->ready = 1;              /* no writer: nothing to migrate */
-    *out = st;
-    return 0;
+    return store_open_query(path, opts, out);
 }
 
 int store_incidents_rebuild_with(const char *path,

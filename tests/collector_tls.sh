@@ -12,32 +12,9 @@
 # collector's reason in the log, events kept. Agent TLS keys on a wrong
 # file or an http:// URL are config errors (exit 2).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/pki_lib.sh"
 
-PKI=$TMP/pki
-mkdir -p "$PKI"
-# ca NAME: a self-signed CA.
-ca() {
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -days 1 -subj "/CN=$1" -keyout "$PKI/$1.key" -out "$PKI/$1.pem" \
-        -addext basicConstraints=critical,CA:TRUE \
-        -addext keyUsage=critical,keyCertSign,cRLSign 2> /dev/null \
-        || fail "openssl: CA $1"
-}
-# leaf NAME CA EXTENSIONS: a certificate signed by CA.
-leaf() {
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -subj "/CN=$1" -keyout "$PKI/$1.key" -out "$PKI/$1.csr" \
-        2> /dev/null || fail "openssl: key $1"
-    printf '%s\n' "$3" > "$PKI/$1.ext"
-    openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/$2.pem" \
-        -CAkey "$PKI/$2.key" -CAcreateserial -days 1 \
-        -extfile "$PKI/$1.ext" -out "$PKI/$1.pem" 2> /dev/null \
-        || fail "openssl: sign $1"
-}
-ca ca
-ca other
-leaf server ca "subjectAltName=IP:127.0.0.1
-extendedKeyUsage=serverAuth"
+pki_server
 leaf client ca "extendedKeyUsage=clientAuth"
 leaf rogue other "extendedKeyUsage=clientAuth"
 

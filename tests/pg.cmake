@@ -58,16 +58,15 @@ function(sextant_pg_matrix)
     endforeach()
 endfunction()
 
-# The one list: the store, API and incident tests. Not yet
-# collector_store_incident (the C driver tests): on PostgreSQL the
-# leader's engine runs in its own tick, and some of its sub-tests time
-# the engine's counters and replays against the rows in ways that fail
-# under load (seen in the ASan build); until they wait on the right
-# conditions, the incident driver is covered on PostgreSQL by
-# collector_incidents@pg, collector_incidents_api@pg,
-# collector_incident_webhooks@pg and pg_incidents.
+# The one list: the store, API and incident tests. In
+# collector_store_incident (the C driver tests) the leader's engine on
+# PostgreSQL reads committed events once per leader tick, so its rows,
+# counters and announcements trail the ingest: each sub-test first waits
+# for the engine to have settled every stored event (engine_cursor at the
+# newest id, store_test_wait_engine), then for what it asserts.
 sextant_pg_matrix(
     collector_store
+    collector_store_incident
     collector_timeline
     collector_timeline_pages
     collector_timeline_service

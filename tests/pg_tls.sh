@@ -12,34 +12,10 @@
 # does one without a client certificate (the server refuses it).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg_private.sh"
+. "$(dirname "$0")/pki_lib.sh"
 
-PKI=$TMP/pki
-mkdir -p "$PKI"
-# ca NAME: a self-signed CA.
-ca() {
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -days 1 -subj "/CN=$1" -keyout "$PKI/$1.key" -out "$PKI/$1.pem" \
-        -addext basicConstraints=critical,CA:TRUE \
-        -addext keyUsage=critical,keyCertSign,cRLSign 2> /dev/null \
-        || fail "openssl: CA $1"
-}
-# leaf NAME CN CA EXTENSIONS: a certificate for CN signed by CA.
-leaf() {
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -subj "/CN=$2" -keyout "$PKI/$1.key" -out "$PKI/$1.csr" \
-        2> /dev/null || fail "openssl: key $1"
-    printf '%s\n' "$4" > "$PKI/$1.ext"
-    openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/$3.pem" \
-        -CAkey "$PKI/$3.key" -CAcreateserial -days 1 \
-        -extfile "$PKI/$1.ext" -out "$PKI/$1.pem" 2> /dev/null \
-        || fail "openssl: sign $1"
-    chmod 600 "$PKI/$1.key"         # libpq refuses a key others can read
-}
-ca ca
-ca other
-leaf server 127.0.0.1 ca "subjectAltName=IP:127.0.0.1
-extendedKeyUsage=serverAuth"
-leaf client postgres ca "extendedKeyUsage=clientAuth"
+pki_server
+leaf client ca "extendedKeyUsage=clientAuth" postgres
 
 # The server: started plain (pg_server.sh makes the database over TCP),
 # then TLS on and hostssl only, restarted on the same port. Its key and
@@ -138,9 +114,11 @@ echo "ok: verify-full: ready, stored, $n connections all TLS"
 
 before=$(sql "SELECT count(*), max(id) FROM events")
 
-# --- The wrong CA: never ready, and says why.
+# --- The wrong CA, and no client certificate (the server refuses the
+# connection): never ready, and each says why. Started together.
 tls_collector wrongca "sslmode=verify-full sslrootcert=$PKI/other.pem \
 sslcert=$PKI/client.pem sslkey=$PKI/client.key"
+tls_collector nocert "sslmode=verify-full sslrootcert=$PKI/ca.pem"
 wait_until 60 "wrong CA: /readyz names the certificate error" \
     unready_because "$URL_wrongca" "certificate verify failed"
 echo "ok: wrong CA: $(jq -r .detail "$TMP/readyz")"
@@ -152,9 +130,6 @@ case $out in
 503\ *) ;;
 *) fail "wrong CA: ingest answered $out, want 503" ;;
 esac
-
-# --- No client certificate: the server refuses the connection.
-tls_collector nocert "sslmode=verify-full sslrootcert=$PKI/ca.pem"
 wait_until 60 "no client certificate: /readyz names the refusal" \
     unready_because "$URL_nocert" "certificate"
 echo "ok: no client certificate: $(jq -r .detail "$TMP/readyz")"
