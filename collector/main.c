@@ -38,7 +38,7 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: sextant-collector --config FILE [--listen HOST:PORT] "
         "[--db PATH]\n"
-        "       sextant-collector backup --db PATH | --config FILE "
+        "       sextant-collector backup (--db PATH | --config FILE) "
         "--out FILE\n"
         "       sextant-collector --check-config FILE\n"
         "\n"
@@ -62,7 +62,7 @@ static void usage(FILE *f)
 static void backup_usage(FILE *f)
 {
     fprintf(f,
-        "usage: sextant-collector backup --db PATH | --config FILE "
+        "usage: sextant-collector backup (--db PATH | --config FILE) "
         "--out FILE\n"
         "\n"
         "Copies the collector's database PATH to the new file FILE, one\n"

@@ -80,13 +80,20 @@ static int pg_inc_fence(PGconn *c, int64_t *out)
 }
 
 /* The id the engine has fed and announced everything up to: all that
- * was read, unless events are still held or a replay is owed; then what
- * was read a hold (and a tick) ago. */
+ * was read, unless a replay is owed or events are still held. A replay
+ * owed (late events, or a broken engine whose changes were dropped) may
+ * write and announce what any event read so far implies, and it can
+ * wait STORE_INC_LATE_MAX_MS (store_incident.c), longer if it fails:
+ * the cursor stays where it was until it is done, or the next leader
+ * would rebuild those changes silently. Events held: what was read a
+ * hold (and a tick) ago, fed by now. */
 static int64_t pg_inc_done_upto(struct store_pg_inc *pi, int64_t mono)
 {
     int64_t done = pi->cursor;
 
-    if (pi->in->n_pend == 0 && !pi->in->late)
+    if (pi->in->late)
+        return done;
+    if (pi->in->n_pend == 0)
         return pi->fed;
     for (int i = 0; i < PG_INC_READS; i++)
         if (pi->reads[i].mono &&

@@ -177,10 +177,11 @@ static const char *const pg_migrations[] = {
     /* 2: the timeline's order (time, id) in its indexes. A btree on
      * (unix_ms) alone gives a millisecond's rows in no order of id, so
      * ORDER BY unix_ms, id LIMIT n sorted the whole window; with the id
-     * in the key each day's index scan is in the page's order, and a
-     * Merge Append of them stops at the limit (pg_tl.c). The new
-     * indexes serve every query the old ones did (same leading
-     * columns), so those go: one index fewer to write per event. */
+     * in the key each day's index scan is in the page's order, and the
+     * days' scans, read one after the other, stop at the limit
+     * (pg_tl.c). The new indexes serve every query the old ones did
+     * (same leading columns), so those go: no more indexes to write per
+     * event than before. */
     "CREATE INDEX events_time_id ON events (unix_ms, id);"
     "DROP INDEX events_time;"
     "CREATE INDEX events_target_id ON events (target_id, unix_ms, id);"

@@ -63,8 +63,8 @@
  * the window on the order's clock. The service's rules are store_sql.c's
  * F_SERVICE. In the agent order the indexes on (unix_ms, id) and
  * (target_id, unix_ms, id) (schema 2) give each day's rows in that
- * order: a Merge Append of the days' index scans, stopped at the limit,
- * no sort. */
+ * order: the days' index scans one after the other (an ordered Append:
+ * the days are ranges of unix_ms), stopped at the limit, no sort. */
 #define PGTL_PAGE(key, offset) \
     "SELECT a.cluster, a.region, a.node, a.epoch, e.seq, k.name AS kind," \
     " e.target_id, e.unix_ms, o.offset_ms, e.recv_delta_ms, e.data," \

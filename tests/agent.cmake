@@ -49,6 +49,7 @@ add_script_test(agent_once_unacked agent_once_unacked.sh)
 set_tests_properties(agent_once_unacked PROPERTIES COST 16)
 # The collector closes idle keep-alive connections; no batch fails for it.
 add_script_test(agent_keepalive agent_keepalive.sh)
+set_tests_properties(agent_keepalive PROPERTIES COST 37)
 
 # probe_curl_start()'s every way out, with a test type and the real ones.
 add_executable(test_agent_probe_curl test_agent_probe_curl.c)

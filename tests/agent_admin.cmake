@@ -6,6 +6,6 @@ target_link_libraries(test_agent_metrics PRIVATE sextant_agent_core
 add_test(NAME agent_metrics COMMAND test_agent_metrics)
 
 add_script_test(agent_admin agent_admin.sh)
-set_tests_properties(agent_admin PROPERTIES COST 22)
+set_tests_properties(agent_admin PROPERTIES COST 43)
 # 77: promtool is missing and the test says so (it is in scripts/deps.sh).
 set_tests_properties(agent_admin PROPERTIES SKIP_RETURN_CODE 77)

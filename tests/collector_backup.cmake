@@ -3,4 +3,4 @@
 # in collector_errors.sh).
 add_script_test(collector_backup collector_backup.sh)
 add_script_test(collector_kill collector_kill.sh)
-set_tests_properties(collector_kill PROPERTIES COST 14)
+set_tests_properties(collector_kill PROPERTIES COST 45)

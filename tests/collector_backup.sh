@@ -122,7 +122,7 @@ expect_refusal 1 "$OUT: exists; not overwriting it" "an existing --out" \
 assert_eq "$(cat "$OUT")" "keep me" "the existing file"
 
 # Help.
-"$COLLECTOR" backup --help | grep -q -- '--db PATH --out FILE' ||
+"$COLLECTOR" backup --help | grep -qF -- '(--db PATH | --config FILE) --out FILE' ||
     fail "backup --help"
 "$COLLECTOR" --help | grep -q 'sextant-collector backup' ||
     fail "--help does not mention backup"

@@ -17,9 +17,9 @@ expect_help() {
 }
 expect_help --help '^usage: sextant-collector --config FILE' --help
 expect_help -h '^usage: sextant-collector --config FILE' -h
-expect_help "backup --help" '^usage: sextant-collector backup --db PATH' \
+expect_help "backup --help" '^usage: sextant-collector backup (--db PATH | --config FILE)' \
     backup --help
-expect_help "backup -h" '^usage: sextant-collector backup --db PATH' \
+expect_help "backup -h" '^usage: sextant-collector backup (--db PATH | --config FILE)' \
     backup -h
 expect_help "backup --db x --help" '^usage: sextant-collector backup' \
     backup --db "$TMP/none.db" --help

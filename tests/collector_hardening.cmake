@@ -22,7 +22,7 @@ add_script_test(collector_busy collector_busy.sh)
 # /readyz and ingest while the store migrates (behind another's lock).
 add_script_test(collector_migrate collector_migrate.sh)
 add_script_test(collector_migrate_events collector_migrate_events.sh)
-set_tests_properties(collector_migrate_events PROPERTIES COST 15)
+set_tests_properties(collector_migrate_events PROPERTIES COST 56)
 # Migration 7: operator events that are not failovers become markers, also
 # those a stopped schema 6 move had put in its new table.
 add_script_test(collector_migrate_markers collector_migrate_markers.sh)

@@ -3,4 +3,4 @@
 # itself, the database stopped during ingest, a collector started before
 # the database.
 add_script_test(pg_ingest pg_ingest.sh)
-set_tests_properties(pg_ingest PROPERTIES LABELS postgres COST 20)
+set_tests_properties(pg_ingest PROPERTIES LABELS postgres COST 61)

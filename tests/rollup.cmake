@@ -5,5 +5,5 @@ add_executable(test_rollup test_rollup.c store_test.c)
 target_link_libraries(test_rollup PRIVATE collector_core PkgConfig::CMOCKA
                       PkgConfig::JSONC PkgConfig::SQLITE m)
 add_test(NAME collector_rollup COMMAND test_rollup)
-set_tests_properties(collector_rollup PROPERTIES COST 20)
+set_tests_properties(collector_rollup PROPERTIES COST 68)
 add_script_test(collector_latency collector_latency.sh)

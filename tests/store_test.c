@@ -2,7 +2,8 @@
  * waiter of our own (mutex, condition variable on CLOCK_MONOTONIC) that
  * the writer's done call signals; and the same tests on PostgreSQL (a
  * database per path on the ctest run's server) with a way to read rows
- * from either backend. */
+ * from either backend; and waits on a condition (the engine settled, a
+ * counter, a row) with a deadline. */
 #include "store_test.h"
 
 #include <errno.h>
@@ -334,4 +335,68 @@ void store_test_remove(const char *dir, const char *path)
         unlink(p);
     }
     rmdir(dir);
+}
+
+/* ---- waiting for a condition ---- */
+
+static int64_t store_test_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int store_test_wait_until(int (*pred)(void *ctx), void *ctx,
+                          int64_t timeout_ms, const char *what)
+{
+    int64_t until = store_test_mono_ms() + timeout_ms;
+    useconds_t pause = store_test_pg() ? 100000 : 20000;
+
+    while (!pred(ctx)) {
+        if (store_test_mono_ms() >= until) {
+            fprintf(stderr, "store_test: still not %s after %lld ms\n",
+                    what, (long long)timeout_ms);
+            return -ETIMEDOUT;
+        }
+        usleep(pause);
+    }
+    return 0;
+}
+
+int store_test_engine_settled(const char *path)
+{
+    char *rows;
+    int yes;
+
+    if (!store_test_pg())
+        return 1;
+    /* No events and no cursor yet: nothing to settle. */
+    rows = store_test_rows_pg(path,
+        "SELECT coalesce((SELECT event_id FROM engine_cursor WHERE id = 1),"
+        " 0) >= coalesce((SELECT max(id) FROM events), 0)");
+    yes = strcmp(rows, "t\n") == 0;
+    free(rows);
+    return yes;
+}
+
+struct store_test_path {
+    const char *path;
+};
+
+static int store_test_settled_pred(void *ctx)
+{
+    const struct store_test_path *p = ctx;
+
+    return store_test_engine_settled(p->path);
+}
+
+int store_test_wait_engine(const char *path)
+{
+    struct store_test_path p = { path };
+
+    return store_test_wait_until(store_test_settled_pred, &p,
+                                 STORE_TEST_WAIT_MS,
+                                 "settled (the engine's cursor at the "
+                                 "newest event)");
 }

@@ -38,6 +38,25 @@ void store_test_options(const char *path, struct store_options *o);
  * error. */
 char *store_test_rows(const char *path, const char *sql, const char *pg_sql);
 
+/* Polls @pred(@ctx) until it returns non-zero: 0, or -ETIMEDOUT once
+ * @timeout_ms have passed without it (logged with @what). A look every
+ * 20 ms, every 100 ms in PostgreSQL mode (where a look is usually a
+ * query on a connection of its own). */
+int store_test_wait_until(int (*pred)(void *ctx), void *ctx,
+                          int64_t timeout_ms, const char *what);
+/* Whether the incident engine has taken in every event stored in
+ * @path's rows and settled them. PostgreSQL mode: the leader's engine
+ * reads committed events once per leader tick, so its rows, counters
+ * and announcements trail the ingest; settled means engine_cursor is at
+ * the newest event id (pg_incident.c: nothing held, no replay owed, the
+ * incidents written and told). SQLite: always 1, there the writer notes
+ * each group's events in its engine as it commits, and the tests wait
+ * for the row or counter they assert. */
+int store_test_engine_settled(const char *path);
+/* store_test_wait_until(store_test_engine_settled(@path)), up to
+ * STORE_TEST_WAIT_MS: 0 or -ETIMEDOUT. */
+int store_test_wait_engine(const char *path);
+
 /* Generous: a loaded ASan run on two shared cores can take long for one
  * commit; a hung writer must still fail the test, not hang it. */
 #define STORE_TEST_WAIT_MS 120000

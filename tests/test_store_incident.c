@@ -8,11 +8,14 @@
  * the incident and with one agent's batches delivered after the others;
  * annotations and the derived status. The driver's own cases: an engine
  * that runs out of memory halfway through a step is replaced (and its
- * rows equal a rebuild), an incident undone by late data is retracted
- * (told only if its opening was), and the engine keeps only the recent
- * closed incidents while every row stays. As collector_store_incident@pg
- * the same on PostgreSQL (store_test.h), but for the rebuild, a command
- * on a SQLite file.
+ * rows equal a rebuild), one still broken when the store closes tells
+ * the opening it owed after all, an incident undone by late data is
+ * retracted (told only if its opening was), and the engine keeps only
+ * the recent closed incidents while every row stays. As
+ * collector_store_incident@pg the same on PostgreSQL (store_test.h), but
+ * for the rebuild, a command on a SQLite file; there the leader's engine
+ * reads new events once per leader tick, so each check first waits for
+ * it to have settled every stored event.
  *
  * Over 1000 lines: every scenario builds on the one generator of three
  * agents' wire batches here (gev_*, batches_make, deliver); splitting it
@@ -42,7 +45,6 @@
 #define N_REG    3
 #define N_AGENTS 3
 #define MAX_EV   32768
-#define WAIT_MS  60000              /* generous: ASan on a busy machine */
 
 /* ---- topology: app in three regions, eu-west-1 primary ---- */
 
@@ -466,6 +468,18 @@ static void told_reset(void)
     pthread_mutex_unlock(&told_lock);
 }
 
+static int told_opened(struct store *st)
+{
+    (void)st;
+    return told_has("opened ");
+}
+
+static int told_retracted(struct store *st)
+{
+    (void)st;
+    return told_has("retracted ");
+}
+
 /* A store over @t (NULL: no services) telling told_cb if @tell. */
 static struct store *open_store_with(const char *path,
                                      const struct topology *t, int tell)
@@ -533,25 +547,92 @@ static void copy_file(const char *from, const char *to)
     assert_int_equal(fclose(out), 0);
 }
 
+/* ---- waiting: each wait is on the condition asserted after it, up
+ * to STORE_TEST_WAIT_MS (store_test_wait_until); on PostgreSQL most
+ * first wait for the leader's engine to have settled every stored event
+ * (store_test_wait_engine), since its rows, counters and what it tells
+ * trail the ingest by a leader tick or more ---- */
+
+struct waited {
+    int (*pred)(struct store *st);
+    struct store *st;
+};
+
+static int waited_holds(void *ctx)
+{
+    const struct waited *w = ctx;
+
+    return w->pred(w->st);
+}
+
+/* Waits until @pred(@st) holds (@what: for the message on failure). */
+static void wait_for(int (*pred)(struct store *st), struct store *st,
+                     const char *what)
+{
+    struct waited w = { pred, st };
+
+    assert_int_equal(store_test_wait_until(waited_holds, &w,
+                                           STORE_TEST_WAIT_MS, what), 0);
+}
+
+/* Waits until the engine has settled every event stored in @path
+ * (PostgreSQL: the leader's engine; SQLite: at once, see store_test.h). */
+static void wait_engine(const char *path)
+{
+    assert_int_equal(store_test_wait_engine(path), 0);
+}
+
+struct listed {
+    struct store *st;
+    const char *needle;
+};
+
+static int incidents_list(void *ctx)
+{
+    const struct listed *l = ctx;
+    struct store_incident_query q = { .open = -1, .limit = 10 };
+    char *json = NULL;
+    size_t len;
+    int found;
+
+    assert_int_equal(store_incidents(l->st, &q, &json, &len), 0);
+    found = strstr(json, l->needle) != NULL;
+    free(json);
+    return found;
+}
+
 /* Waits until the live incidents list holds @needle. */
 static void wait_incidents(struct store *st, const char *needle)
 {
-    struct store_incident_query q = { .open = -1, .limit = 10 };
-    int64_t until = util_now_ms() + WAIT_MS;
+    struct listed l = { st, needle };
 
-    for (;;) {
-        char *json = NULL;
-        size_t len;
-        int found;
+    assert_int_equal(store_test_wait_until(incidents_list, &l,
+                                           STORE_TEST_WAIT_MS, needle), 0);
+}
 
-        assert_int_equal(store_incidents(st, &q, &json, &len), 0);
-        found = strstr(json, needle) != NULL;
-        free(json);
-        if (found)
-            return;
-        assert_true(util_now_ms() < until);
-        usleep(20000);
-    }
+static int replayed(struct store *st)
+{
+    return store_inc_replays(st) > 0;
+}
+
+static int recovered(struct store *st)
+{
+    return store_inc_recoveries(st) > 0;
+}
+
+/* The engine has started: the status no longer says "catching up" (on
+ * SQLite the start's rebuild also feeds what is stored while it runs,
+ * and an engine broken there stays off until the store reopens). */
+static int engine_started(struct store *st)
+{
+    char *json = NULL;
+    size_t len;
+    int yes;
+
+    assert_int_equal(store_service_status(st, &json, &len), 0);
+    yes = strstr(json, "\"catching_up\":false") != NULL;
+    free(json);
+    return yes;
 }
 
 /* Rebuilds a copy of @f's file and asserts its rows are @live; the
@@ -586,7 +667,9 @@ static void expected_row(char *buf, size_t len)
 }
 
 static unsigned long long last_recoveries;     /* run_failover's store */
-static int expect_recovery;     /* run_failover waits for one */
+/* run_failover breaks the engine at its first open once started (the
+ * test hook, incident_priv.h) and waits for the recovery. */
+static int expect_recovery;
 
 /* Runs the worked example through a store (with @late's batches last,
  * and closed and reopened at T0+3 s if @restart), then checks the live
@@ -608,34 +691,38 @@ static void run_failover(int late, int restart, int64_t span_ms)
     batches_make();
     files_make(&f);
     st = open_store(f.path);
+    if (expect_recovery) {
+        wait_for(engine_started, st, "started");
+        atomic_store(&inc_test_fail_opens, 1);
+    }
     if (restart) {
         deliver(st, late, INT64_MIN, T0 + 3000);
+        /* On PostgreSQL the engine runs mid-incident before the restart
+         * only once the leader has read what was stored (else the next
+         * leader merely reads it all as new). */
+        wait_engine(f.path);
         store_close(st);
         st = open_store(f.path);
         deliver(st, late, T0 + 3000, INT64_MAX);
     } else {
         deliver(st, late, INT64_MIN, INT64_MAX);
     }
+    /* The rows and counters below are final only once every event is
+     * fed (PostgreSQL: a leader's tick reads part of the delivery, its
+     * replay for the rest comes a tick or two later). */
+    wait_engine(f.path);
     wait_incidents(st, "\"open\":false");
     if (late >= 0) {
         /* The late agent's batches, back to back, cost one replay, not
          * one each (review B1). */
-        int64_t until = util_now_ms() + WAIT_MS;
-
-        while (store_inc_replays(st) == 0 && util_now_ms() < until)
-            usleep(20000);
+        wait_for(replayed, st, "replayed");
         fprintf(stderr, "replays: %llu\n", store_inc_replays(st));
         assert_in_range(store_inc_replays(st), 1, 2);
     }
     /* A test that broke the engine waits for its recovery to be
-     * counted: on PostgreSQL the leader's thread writes the rows and
-     * counts the recovery in its own tick, so the rows may show first. */
-    if (expect_recovery) {
-        int64_t until = util_now_ms() + WAIT_MS;
-
-        while (store_inc_recoveries(st) == 0 && util_now_ms() < until)
-            usleep(20000);
-    }
+     * counted (the replay that replaces it counts it). */
+    if (expect_recovery)
+        wait_for(recovered, st, "recovered");
     last_recoveries = store_inc_recoveries(st);
     store_close(st);
     batches_free();
@@ -711,6 +798,7 @@ static void test_live_failover_of_other_service_opens_nothing(void **state)
     st = open_store(f.path);
     deliver(st, -1, INT64_MIN, INT64_MAX);
     batches_free();
+    wait_engine(f.path);
     wait_incidents(st, "\"open\":true");
     store_close(st);
     snprintf(want, sizeof(want), "app|%lld|eu-west-1|us-east-1|",
@@ -803,6 +891,9 @@ static void test_annotation_shows_in_the_incident(void **state)
     st = open_store(f.path);
     deliver(st, -1, INT64_MIN, INT64_MAX);
     batches_free();
+    /* The incident's row as final: a row of a tick that read part of the
+     * delivery may go (PostgreSQL) with its id. */
+    wait_engine(f.path);
     wait_incidents(st, "\"open\":false");
     assert_int_equal(store_incidents(st, &q, &json, &len), 0);
     p = strstr(json, "\"id\":");
@@ -845,17 +936,33 @@ static void test_annotation_shows_in_the_incident(void **state)
     files_remove(&f);
 }
 
+/* The service status store_service_status gave last (status_unhealthy). */
+static char *status_json;
+
+static int status_unhealthy(struct store *st)
+{
+    size_t len;
+
+    free(status_json);
+    status_json = NULL;
+    assert_int_equal(store_service_status(st, &status_json, &len), 0);
+    return strstr(status_json, "\"name\":\"eu-west-1\",\"role\":"
+                  "\"primary\",\"health\":\"unhealthy\"") != NULL;
+}
+
 /* Status now: eu-west-1 unhealthy by two agents of two not stale, the
- * third agent stale, traffic on eu-west-1. Probes every 10 s, so the
- * state holds for some 20 s while the test looks. */
+ * third agent stale, traffic on eu-west-1. Probes every 30 s (stale
+ * after three intervals), so the state holds for over a minute while
+ * the test looks, the engine on PostgreSQL settling first. */
+#define STATUS_EVERY 30000
+
 static void test_service_status_shows_health_serving_and_stale(void **state)
 {
     struct files f;
     struct store *st;
-    int64_t now = util_now_ms(), until = now + WAIT_MS;
+    int64_t now = util_now_ms();
     char *json = NULL;
     size_t len;
-    int seen = 0;
 
     (void)state;
     topo_make();
@@ -863,14 +970,17 @@ static void test_service_status_shows_health_serving_and_stale(void **state)
     n_gevs = 0;
     for (int a = 0; a < N_AGENTS; a++) {
         int64_t end = a == 2 ? now - 100000 : now - 6000;
+        int was_ok = 1;
 
-        for (int64_t t = now - 200000 + a * 100; t < end; t += 10000) {
+        for (int64_t t = now - 200000 + a * 100; t < end;
+             t += STATUS_EVERY) {
             int ok = t < now - 100000;
 
             gev_probe(a, t, TARGET[0], ok, NULL, NULL);
             gev_probe(a, t + 1, GL_DNS, 1, NULL, ANSWER[0]);
-            if (t >= now - 100000 && t < now - 90000)
+            if (was_ok && !ok)
                 gev_state(a, t + 2, TARGET[0], 0);
+            was_ok = ok;
         }
     }
     batches_make();
@@ -880,21 +990,14 @@ static void test_service_status_shows_health_serving_and_stale(void **state)
     free(json);
     deliver(st, -1, INT64_MIN, INT64_MAX);
     batches_free();
-    while (!seen) {
-        assert_int_equal(store_service_status(st, &json, &len), 0);
-        seen = strstr(json, "\"name\":\"eu-west-1\",\"role\":\"primary\","
-                            "\"health\":\"unhealthy\"") != NULL;
-        if (seen) {
-            assert_non_null(strstr(json, "\"serving\":[\"eu-west-1\"]"));
-            assert_non_null(strstr(json, "\"cluster\":\"c3\""));
-            assert_null(strstr(json, "\"cluster\":\"c1\""));
-            assert_null(strstr(json, "\"open_incident\":null"));
-        }
-        free(json);
-        assert_true(util_now_ms() < until);
-        if (!seen)
-            usleep(20000);
-    }
+    wait_engine(f.path);
+    wait_for(status_unhealthy, st, "eu-west-1 unhealthy");
+    assert_non_null(strstr(status_json, "\"serving\":[\"eu-west-1\"]"));
+    assert_non_null(strstr(status_json, "\"cluster\":\"c3\""));
+    assert_null(strstr(status_json, "\"cluster\":\"c1\""));
+    assert_null(strstr(status_json, "\"open_incident\":null"));
+    free(status_json);
+    status_json = NULL;
     store_close(st);
     files_remove(&f);
 }
@@ -908,7 +1011,6 @@ static void test_service_status_shows_health_serving_and_stale(void **state)
 static void test_engine_broken_in_a_replay_is_replaced(void **state)
 {
     (void)state;
-    atomic_store(&inc_test_fail_opens, 1);
     expect_recovery = 1;
     run_failover(-1, 0, 90000);
     expect_recovery = 0;
@@ -935,15 +1037,13 @@ static void test_engine_broken_live_is_replaced(void **state)
     files_make(&f);
     told_reset();
     st = open_store_with(f.path, &topo, 1);
+    wait_for(engine_started, st, "started");
     atomic_store(&inc_test_fail_opens, 1);
     deliver(st, -1, INT64_MIN, INT64_MAX);
     batches_free();
+    wait_engine(f.path);
     wait_incidents(st, "\"open\":true");
-    /* On PostgreSQL the leader's tick may write the rows before it
-     * counts the recovery. */
-    for (int64_t until = util_now_ms() + WAIT_MS;
-         store_inc_recoveries(st) == 0 && util_now_ms() < until;)
-        usleep(20000);
+    wait_for(recovered, st, "recovered");
     assert_int_equal(atomic_load(&inc_test_fail_opens), 0);
     assert_int_equal(store_inc_recoveries(st), 1);
     store_stats(st, &stats);        /* what /metrics shows */
@@ -959,6 +1059,61 @@ static void test_engine_broken_live_is_replaced(void **state)
     assert_true(told_has("opened "));
     assert_false(told_has("retracted"));
     assert_rebuild_equal(&f, live, &events, &incidents);
+    free(live);
+    files_remove(&f);
+}
+
+#define FAIL_MANY 1000000         /* opens that fail: all of them */
+
+/* Four opens failed: the break and three replays that failed too. */
+static int broken_for_a_while(struct store *st)
+{
+    (void)st;
+    return atomic_load(&inc_test_fail_opens) <= FAIL_MANY - 4;
+}
+
+/* An engine broken for several ticks (every open fails: the test hook)
+ * owes the manual failover's incident, and the store closes before a
+ * replay could write it (as if the leader died). Its opening is told
+ * all the same, after the restart: the leader's engine_cursor stays put
+ * while a replay is owed, so that the next leader reads the failover as
+ * new rather than rebuilding it silently. PostgreSQL only for now: on
+ * SQLite the replay owed is done at the close (store_inc_free), but only
+ * up to the broken engine's horizon, short of the failover, and the
+ * reopened store rebuilds it silently (not fixed here). */
+static void test_opening_owed_by_a_broken_engine_is_told(void **state)
+{
+    struct files f;
+    struct store *st;
+    char want[128], *live;
+
+    (void)state;
+    if (!store_test_pg())
+        skip();
+    live_start();
+    gev_failover(0, T0, "manual");
+    gevs[0].fo.service = SERVICE;
+    batches_make();
+    files_make(&f);
+    told_reset();
+    st = open_store_with(f.path, &topo, 1);
+    wait_for(engine_started, st, "started");
+    atomic_store(&inc_test_fail_opens, FAIL_MANY);
+    deliver(st, -1, INT64_MIN, INT64_MAX);
+    batches_free();
+    wait_for(broken_for_a_while, st, "broken for a while");
+    atomic_store(&inc_test_fail_opens, 0);
+    store_close(st);
+    st = open_store_with(f.path, &topo, 1);
+    wait_engine(f.path);
+    wait_for(told_opened, st, "told opened");
+    store_close(st);
+    snprintf(want, sizeof(want), "app|%lld|eu-west-1|us-east-1|",
+             (long long)T0);
+    live = rows_of(f.path);
+    assert_memory_equal(live, want, strlen(want));
+    assert_string_equal(strchr(live, '\n') + 1, "");      /* one row */
+    assert_false(told_has("retracted"));
     free(live);
     files_remove(&f);
 }
@@ -1001,54 +1156,6 @@ static void deliver_agent(struct store *st, int a)
     }
 }
 
-/* Waits until @pred(@st) holds. */
-static void wait_for(int (*pred)(struct store *st), struct store *st)
-{
-    int64_t until = util_now_ms() + WAIT_MS;
-
-    while (!pred(st)) {
-        assert_true(util_now_ms() < until);
-        usleep(20000);
-    }
-}
-
-static int told_opened(struct store *st)
-{
-    (void)st;
-    return told_has("opened ");
-}
-
-static int told_retracted(struct store *st)
-{
-    (void)st;
-    return told_has("retracted ");
-}
-
-static int replayed(struct store *st)
-{
-    return store_inc_replays(st) > 0;
-}
-
-/* On PostgreSQL, the file whose leader's engine cursor engine_read_all
- * looks at. */
-static const char *cursor_path;
-
-/* PostgreSQL: the leader's engine has read every stored event (its
- * engine_cursor is at the newest id; a leader without services keeps it
- * current too). What it has read is the history the next leader rebuilds
- * silently, as a SQLite start does with what is stored. */
-static int engine_read_all(struct store *st)
-{
-    char *rows = store_test_rows(cursor_path, NULL,
-        "SELECT 'yes' WHERE (SELECT event_id FROM engine_cursor) >="
-        " (SELECT max(id) FROM events)");
-    int yes = rows && !strcmp(rows, "yes\n");
-
-    (void)st;
-    free(rows);
-    return yes;
-}
-
 enum retract_run {
     RETRACT_TOLD,           /* one run: "opened", then "retracted" */
     RETRACT_RESTART,        /* opened before a restart, retracted after */
@@ -1082,17 +1189,17 @@ static void run_retract(enum retract_run how)
                          1);
     deliver_agent(st, 0);
     if (how != RETRACT_NEVER_TOLD) {
-        wait_for(told_opened, st);
+        wait_for(told_opened, st, "told opened");
         pthread_mutex_lock(&told_lock);
         assert_int_equal(sscanf(told, "opened %lld", &id), 1);
         pthread_mutex_unlock(&told_lock);
     }
     if (how != RETRACT_TOLD) {
-        /* A store on PostgreSQL without services is silent only about
-         * what its leader has read before it closes. */
-        cursor_path = f.path;
-        if (store_test_pg())
-            wait_for(engine_read_all, st);
+        /* On PostgreSQL what the leader has read before the close (its
+         * engine_cursor; a leader without services keeps it current
+         * too) is the history the next leader rebuilds silently, as a
+         * SQLite start does with what is stored: all of it. */
+        wait_engine(f.path);
         store_close(st);
         told_reset();
         st = open_store_with(f.path, &topo, 1);
@@ -1101,9 +1208,12 @@ static void run_retract(enum retract_run how)
     deliver_agent(st, 1);
     deliver_agent(st, 2);
     if (how == RETRACT_NEVER_TOLD)
-        wait_for(replayed, st);
+        wait_for(replayed, st, "replayed");
     else
-        wait_for(told_retracted, st);
+        wait_for(told_retracted, st, "told retracted");
+    /* What is told and the rows below are final only once every late
+     * batch is read (PostgreSQL: a replay may come before the last). */
+    wait_engine(f.path);
     store_close(st);
     batches_free();
     if (how == RETRACT_NEVER_TOLD) {
@@ -1200,13 +1310,15 @@ static void test_engine_keeps_only_recent_closed_incidents(void **state)
     flap_path = f.path;
     st = open_store(f.path);
     deliver_agent(st, 0);
-    wait_for(all_flaps_closed, st);
+    wait_engine(f.path);
+    wait_for(all_flaps_closed, st, "all flaps closed");
     assert_in_range(store_inc_held(st), 1, 2);
     store_close(st);
     live = rows_of(f.path);
     /* The start's rebuild drops them as it goes and writes every row. */
     st = open_store(f.path);
-    wait_for(held_some, st);
+    wait_engine(f.path);
+    wait_for(held_some, st, "holding some");
     assert_in_range(store_inc_held(st), 1, 2);
     store_close(st);
     batches_free();
@@ -1235,6 +1347,7 @@ int main(void)
         cmocka_unit_test(test_service_status_shows_health_serving_and_stale),
         cmocka_unit_test(test_engine_broken_in_a_replay_is_replaced),
         cmocka_unit_test(test_engine_broken_live_is_replaced),
+        cmocka_unit_test(test_opening_owed_by_a_broken_engine_is_told),
         cmocka_unit_test(test_incident_undone_by_late_data_is_retracted),
         cmocka_unit_test(test_retraction_after_a_restart_is_told),
         cmocka_unit_test(test_retraction_of_a_row_never_announced_is_silent),

@@ -73,12 +73,9 @@ artifacts=$(cd "$build" && pwd)/fuzz-artifacts
 rm -rf "$artifacts"
 mkdir -p "$artifacts" "$work/tmp"
 pids=()
+source scripts/bg.sh
 cleanup() {
-    for p in "${pids[@]}"; do        # the harness, then its subshell
-        pkill -TERM -P "$p" 2> /dev/null || true
-        kill "$p" 2> /dev/null || true
-    done
-    wait 2> /dev/null || true
+    bg_stop "${pids[@]}"            # the harnesses' subshells
     rm -rf "$work"
 }
 trap cleanup EXIT
