@@ -7,6 +7,7 @@
 #include "store_pg.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +20,33 @@
  * head need far less): a longer one is a bad histogram, skipped. */
 #define PGQ_HIST_MAX (64u << 10)
 
+/* An idle connection the server wrote to is gone: nothing comes to one
+ * between queries but a server's goodbye ("terminating connection" when
+ * it stops or restarts) and the end of the stream. Without this check
+ * each pooled connection would fail one request with a 503 after a
+ * restart. A connection that is merely silent (its host vanished) is
+ * left to the TCP keepalives and the query's own failure. */
+static int pgq_idle_gone(PGconn *c)
+{
+    struct pollfd p = { .fd = PQsocket(c), .events = POLLIN };
+
+    return p.fd < 0 || poll(&p, 1, 0) != 0;
+}
+
 PGconn *store_pg_reader(struct store *st)
 {
     struct store_pg *pg = st->pg;
     PGconn *c = NULL;
     char err[256];
 
-    pthread_mutex_lock(&st->rlock);
-    if (pg->n_readers > 0)
-        c = pg->readers[--pg->n_readers];
-    pthread_mutex_unlock(&st->rlock);
+    for (;;) {
+        pthread_mutex_lock(&st->rlock);
+        c = pg->n_readers > 0 ? pg->readers[--pg->n_readers] : NULL;
+        pthread_mutex_unlock(&st->rlock);
+        if (!c || !pgq_idle_gone(c))
+            break;
+        PQfinish(c);
+    }
     if (c)
         return c;
     /* statement_timeout is the query's deadline (query_ms). */

@@ -8,6 +8,7 @@
 # same collector process reconnects by itself and becomes ready, the
 # agents drain their spools, and every seq is stored exactly once (or
 # covered by a drop event), with each watermark at the agent's last seq.
+# The first API read after it is answered (no stale pooled connection).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/delivery_lib.sh"
 . "$(dirname "$0")/pg_lib.sh"
@@ -43,6 +44,10 @@ outage_over() {
     [ "$(now_ms)" -ge $((STOPPED + OUTAGE_MS)) ] && outage_checks
 }
 
+# One API read before the outage leaves an idle connection in the
+# collector's read pool, which the server's stop ends.
+URL=http://127.0.0.1:${CPORT[C]} api_get "api/v1/clusters" > /dev/null
+
 declare -A REFUSED SPOOLED
 for n in "${NODES[@]}"; do
     REFUSED[$n]=$(refused "$n")
@@ -62,6 +67,9 @@ echo "PostgreSQL down for $(( ($(now_ms) - STOPPED) / 1000 )) s:" \
 "$PG_SERVER" restart "$PGDIR" || fail "pg_server.sh restart failed"
 wait_until 60 "the collector did not reconnect after the outage" is_ready C
 kill -0 "${CPID[C]}" || fail "the collector died during the outage"
+# The first read after it answers: the pooled connection the stop ended
+# is not used for it (a 503 "query failed; retry" before).
+URL=http://127.0.0.1:${CPORT[C]} api_get "api/v1/clusters" > /dev/null
 all_past "after the outage"
 for n in "${NODES[@]}"; do
     wait_until 60 "node $n: its spool did not drain" spool_below "$n" 200
