@@ -1018,6 +1018,28 @@ static void test_engine_broken_in_a_replay_is_replaced(void **state)
     assert_int_equal(last_recoveries, 1);
 }
 
+/* A store on a fresh @f with the engine started, fed a manual failover
+ * of SERVICE at T0 whose engine opens fail @fails times (the test hook,
+ * armed once the engine has started: on SQLite a start that breaks
+ * keeps incidents off). */
+static struct store *manual_failover_breaking(struct files *f, int fails)
+{
+    struct store *st;
+
+    live_start();
+    gev_failover(0, T0, "manual");
+    gevs[0].fo.service = SERVICE;
+    batches_make();
+    files_make(f);
+    told_reset();
+    st = open_store_with(f->path, &topo, 1);
+    wait_for(engine_started, st, "started");
+    atomic_store(&inc_test_fail_opens, fails);
+    deliver(st, -1, INT64_MIN, INT64_MAX);
+    batches_free();
+    return st;
+}
+
 /* The same on the live path: a manual failover fed as it comes breaks
  * the engine at its open; the replay from the last snapshot (or from
  * scratch) opens it once, and a rebuild agrees. */
@@ -1030,17 +1052,7 @@ static void test_engine_broken_live_is_replaced(void **state)
     struct store_stats stats;
 
     (void)state;
-    live_start();
-    gev_failover(0, T0, "manual");
-    gevs[0].fo.service = SERVICE;
-    batches_make();
-    files_make(&f);
-    told_reset();
-    st = open_store_with(f.path, &topo, 1);
-    wait_for(engine_started, st, "started");
-    atomic_store(&inc_test_fail_opens, 1);
-    deliver(st, -1, INT64_MIN, INT64_MAX);
-    batches_free();
+    st = manual_failover_breaking(&f, 1);
     wait_engine(f.path);
     wait_incidents(st, "\"open\":true");
     wait_for(recovered, st, "recovered");
@@ -1090,17 +1102,7 @@ static void test_opening_owed_by_a_broken_engine_is_told(void **state)
     (void)state;
     if (!store_test_pg())
         skip();
-    live_start();
-    gev_failover(0, T0, "manual");
-    gevs[0].fo.service = SERVICE;
-    batches_make();
-    files_make(&f);
-    told_reset();
-    st = open_store_with(f.path, &topo, 1);
-    wait_for(engine_started, st, "started");
-    atomic_store(&inc_test_fail_opens, FAIL_MANY);
-    deliver(st, -1, INT64_MIN, INT64_MAX);
-    batches_free();
+    st = manual_failover_breaking(&f, FAIL_MANY);
     wait_for(broken_for_a_while, st, "broken for a while");
     atomic_store(&inc_test_fail_opens, 0);
     store_close(st);
