@@ -35,18 +35,6 @@ static int cli_bad_option(const char *cmd, int opt, char **argv)
     return 2;
 }
 
-void cli_incidents_store(const struct collector_config *cfg, const char *db,
-                         struct store_options *o, char *where, size_t len)
-{
-    collector_config_store(cfg, o);
-    if (db || o->backend != STORE_BACKEND_POSTGRES) {
-        o->backend = STORE_BACKEND_SQLITE;
-        snprintf(where, len, "%s", db ? db : cfg->db_path);
-        return;
-    }
-    collector_config_where(cfg, where, len);
-}
-
 static void cli_rebuild_usage(FILE *f)
 {
     fprintf(f,
@@ -112,7 +100,7 @@ static int cli_rebuild(int argc, char **argv)
         collector_config_free(&cfg);
         return 2;
     }
-    cli_incidents_store(&cfg, db, &o, where, sizeof(where));
+    collector_config_store_at(&cfg, db, &o, where, sizeof(where));
     log_set_level(LOGL_WARN);
     t0 = util_mono_us();
     rc = store_incidents_rebuild_with(where, &o, &events, &incidents, err,
@@ -239,7 +227,7 @@ static int cli_list(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 2;
     }
-    cli_incidents_store(&cfg, NULL, &o, where, sizeof(where));
+    collector_config_store_at(&cfg, NULL, &o, where, sizeof(where));
     log_set_level(LOGL_WARN);
     rc = cli_list_print(where, &o, &q, f);
     collector_config_free(&cfg);

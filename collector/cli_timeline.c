@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "api.h"
-#include "cli_incidents.h"
 #include "config.h"
 #include "log.h"
 #include "store.h"
@@ -226,7 +225,7 @@ int cli_timeline_main(int argc, char **argv)
         rc = a.service ? cli_timeline_service(&cfg, &a) : 0;
         if (rc != 0)
             goto out;
-        cli_incidents_store(&cfg, a.db, &o, where, sizeof(where));
+        collector_config_store_at(&cfg, a.db, &o, where, sizeof(where));
     } else {
         store_options_default(&o);
         snprintf(where, sizeof(where), "%s", a.db);

@@ -863,6 +863,19 @@ void collector_config_store(const struct collector_config *cfg,
     o->topo = &cfg->topo;
 }
 
+void collector_config_store_at(const struct collector_config *cfg,
+                               const char *db, struct store_options *o,
+                               char *where, size_t len)
+{
+    collector_config_store(cfg, o);
+    if (db || o->backend != STORE_BACKEND_POSTGRES) {
+        o->backend = STORE_BACKEND_SQLITE;
+        snprintf(where, len, "%s", db ? db : cfg->db_path);
+        return;
+    }
+    collector_config_where(cfg, where, len);
+}
+
 void collector_config_where(const struct collector_config *cfg, char *buf,
                             size_t len)
 {

@@ -98,6 +98,15 @@ struct store_options;
  * and services. @o borrows @cfg's strings and topology. */
 void collector_config_store(const struct collector_config *cfg,
                             struct store_options *o);
+/* The store a command works on: the SQLite file @db when given, else
+ * @cfg's store (SQLite at its db, or PostgreSQL), as options for
+ * store_open_readonly_with / store_incidents_rebuild_with (borrowing
+ * @cfg), and its name for messages into @where (the path, or
+ * "postgres host=H port=P dbname=D"): `sextant-collector timeline`'s
+ * and `incidents`'. */
+void collector_config_store_at(const struct collector_config *cfg,
+                               const char *db, struct store_options *o,
+                               char *where, size_t len);
 /* Where the store lives, for logs and messages: "db PATH" (SQLite), or
  * "postgres host=H port=P dbname=D" with only those keys of the
  * connection string (never its password or other secrets) and those it
